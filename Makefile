@@ -1,0 +1,140 @@
+# witpipe: build, test, bench, demo.
+#
+#   make            build build/witpipe (installs missing Debian packages first)
+#   make test       unit + integration tests, then the same under ASan + UBSan
+#   make bench      benchmarks, printed beside the anchors they must beat
+#   make demo       the main job on the bundled demo corpus
+#   make fuzz       build the fuzz targets (libFuzzer, clang)
+#   make format / format-check
+#
+# Every library comes from pkg-config. Each top-level module folder holds its
+# .c files; they all go into build/libwitpipe.a. Files named *_avx2.c and
+# *_avx512.c are SIMD kernels compiled with the matching -m flags and chosen
+# at run time, so the binary runs on any x86-64.
+
+BUILD   ?= build
+CC      ?= cc
+SAN     ?=
+OPT     ?= -O2
+
+MODULES := common catalog store image net crawl fetch shard encode filter audit
+PKGS    := libcurl libxml-2.0 libarchive sqlite3 libjpeg libturbojpeg spng libwebp libwebpdemux \
+           libcrypto libutf8proc jansson libpsl zlib
+TESTPKGS := cmocka libmicrohttpd
+
+# Debian 12 packages that provide the above, plus the tools tests use.
+DEBS := build-essential pkg-config libcurl4-openssl-dev libxml2-dev libarchive-dev \
+        libsqlite3-dev libjpeg62-turbo-dev libturbojpeg0-dev libspng-dev libwebp-dev \
+        libssl-dev libutf8proc-dev libjansson-dev libpsl-dev zlib1g-dev libzstd-dev \
+        libcmocka-dev libmicrohttpd-dev python3 wget tar gzip xz-utils bzip2 zstd
+
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation
+CSTD    := -std=c11 -D_GNU_SOURCE
+ifeq ($(SAN),1)
+OPT     := -O1
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_CFLAGS = $(shell pkg-config --cflags $(TESTPKGS) 2>/dev/null)
+TEST_LIBS   = $(shell pkg-config --libs $(TESTPKGS) 2>/dev/null)
+
+CFLAGS  := $(CSTD) $(OPT) -g -fopenmp -pthread $(WARN) $(SANFLAGS) -I. -I$(BUILD)/gen
+LDFLAGS := -fopenmp -pthread $(SANFLAGS)
+LIBS     = $(PKG_LIBS) -lm
+
+LIB_SRC  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/schema_sql.o
+CLI_SRC  := $(wildcard cli/*.c)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TL_SRC   := $(wildcard tests/lib/*.c)
+TL_OBJ   := $(TL_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/t/%)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps tests test check bench demo fuzz clean format format-check
+
+all: deps $(BUILD)/witpipe
+
+# Installs what is missing (as root), else prints the exact apt-get line.
+deps:
+	@missing=""; \
+	pkg-config --exists $(PKGS) $(TESTPKGS) 2>/dev/null || missing=1; \
+	for t in cc python3 wget tar gzip xz bzip2 zstd; do command -v $$t >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "deps: installing Debian packages"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEBS); \
+	  else \
+	    echo "deps: missing packages; run as root:"; \
+	    echo "  apt-get install -y $(DEBS)"; exit 1; \
+	  fi; \
+	fi
+
+$(BUILD)/gen/schema_sql.c: schemas/catalog.sql
+	@mkdir -p $(@D)
+	@{ echo '/* generated from schemas/catalog.sql by the Makefile */'; \
+	   echo 'const char wp_schema_sql[] ='; \
+	   sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	   echo ';'; } > $@
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%_avx2.o: EXTRA_CFLAGS += -mavx2 -mfma -mf16c
+$(BUILD)/%_avx512.o: EXTRA_CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c
+$(BUILD)/tests/%.o: EXTRA_CFLAGS += $(TEST_CFLAGS)
+
+$(BUILD)/libwitpipe.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/witpipe: $(CLI_OBJ) $(BUILD)/libwitpipe.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libwitpipe.a $(LIBS)
+
+$(BUILD)/t/%: $(BUILD)/tests/unit/%.o $(TL_OBJ) $(BUILD)/libwitpipe.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(TL_OBJ) $(BUILD)/libwitpipe.a $(LIBS) $(TEST_LIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(TL_OBJ) $(BUILD)/libwitpipe.a
+	$(CC) $(LDFLAGS) -o $@ $< $(TL_OBJ) $(BUILD)/libwitpipe.a $(LIBS) $(TEST_LIBS)
+
+tests: all $(UNIT_BIN)
+
+# The normal build, then the same suite with AddressSanitizer + UBSan; the
+# last line printed is the runner's "tests: N passed, N failed" summary.
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 tests
+	@tests/run.sh build build/asan
+
+# One build's suite only (quicker while working): make check [BUILD=...]
+check: tests
+	@tests/run.sh $(BUILD)
+
+bench: deps all $(BENCH_BIN)
+	@bench/run.sh $(BUILD)
+
+demo: all
+	@examples/demo.sh $(BUILD)/witpipe
+
+fuzz: deps
+	@$(MAKE) --no-print-directory -C tests/fuzz BUILD=$(abspath build/fuzz)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h') && echo "format-check: ok"
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TL_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)

@@ -1,0 +1,39 @@
+/*
+ * catalog/cat_int.h: what the catalog's own files share; not for stages.
+ */
+#ifndef CAT_INT_H
+#define CAT_INT_H
+
+#include "catalog.h"
+
+#include <sqlite3.h>
+
+#define CAT_MAX_STMTS 96
+
+struct cat {
+    sqlite3 *db;
+    char dir[WP_PATH_MAX];
+    int lock_fd;
+    int readonly;
+    int in_tx;
+    int version;
+    struct {
+        const char *sql; /* identity: the address of a string literal */
+        sqlite3_stmt *stmt;
+    } stmts[CAT_MAX_STMTS];
+    int nstmts;
+};
+
+/* A cached, reset prepared statement for sql (which must be a string
+ * literal: the cache is keyed on its address). NULL with err filled. */
+sqlite3_stmt *cat_stmt(cat *c, const char *sql, wp_err *err);
+/* Fills err from the connection's last error; returns CAT_ESQL. */
+int cat_sqlerr(cat *c, wp_err *err, const char *what);
+/* Binds text that may be NULL (stored as NULL). */
+int cat_bind_text(sqlite3_stmt *s, int i, const char *v);
+/* Binds an integer, storing NULL when v < 0. */
+int cat_bind_opt_int(sqlite3_stmt *s, int i, int64_t v);
+/* Runs a statement that returns no rows; resets it. */
+int cat_step_done(cat *c, sqlite3_stmt *s, wp_err *err, const char *what);
+
+#endif

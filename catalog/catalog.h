@@ -1,0 +1,150 @@
+/*
+ * catalog/catalog.h: the corpus catalog, one SQLite database per corpus
+ * directory (DIR/catalog.db, schema in schemas/catalog.sql).
+ *
+ * Every stage reads its work from here and writes its results back; no SQL
+ * appears outside this module. A cat handle belongs to one thread (the
+ * stage's writer thread); writes are grouped by the caller in transactions
+ * with cat_begin/cat_commit, which is what makes a stage both fast and
+ * crash-safe: a batch is either entirely in the catalog or not at all.
+ *
+ * Strings a cat function hands back live in the arena the caller passes in,
+ * or, where no arena is taken, until the next call on the same handle.
+ */
+#ifndef CATALOG_H
+#define CATALOG_H
+
+#include "common/wp.h"
+
+#include <stdint.h>
+
+enum cat_status {
+    CAT_ESQL = -100,    /* SQLite reported an error (message has details) */
+    CAT_ENEWER = -101,  /* written by a newer witpipe: schema version too high */
+    CAT_ELOCKED = -102, /* another witpipe process holds the corpus */
+    CAT_ENOCORPUS = -103, /* DIR has no catalog (run witpipe init) */
+};
+
+typedef struct cat cat;
+
+#define CAT_CREATE 1   /* create DIR and its catalog if missing */
+#define CAT_READONLY 2 /* no lock, no writes (witpipe status) */
+
+/* ---- core ------------------------------------------------------------ */
+
+/* Opens DIR's catalog, applying pending migrations. Unless CAT_READONLY,
+ * takes an exclusive lock on the corpus for the life of the handle.
+ * Returns 0 and *out, or CAT_ENOCORPUS, CAT_ENEWER, CAT_ELOCKED, CAT_ESQL,
+ * WP_EIO with err filled. The caller frees *out with cat_close. */
+int cat_open(const char *dir, int flags, cat **out, wp_err *err);
+void cat_close(cat *c);
+const char *cat_dir(const cat *c);
+int cat_schema_version(const cat *c); /* user_version after migrations */
+int cat_latest_schema_version(void);  /* the newest migration this build knows */
+
+/* Batched writes. cat_begin starts a transaction (nesting is an error);
+ * cat_commit ends it durably (WAL, synchronous=NORMAL + checkpoint on close). */
+int cat_begin(cat *c, wp_err *err);
+int cat_commit(cat *c, wp_err *err);
+void cat_rollback(cat *c);
+int cat_in_transaction(const cat *c);
+
+/* ---- runs ------------------------------------------------------------ */
+
+/* Records the start of a stage run; params_json is stored as given. */
+int cat_run_start(cat *c, const char *stage, const char *params_json, int64_t *run_id,
+                  wp_err *err);
+/* status: done | stopped | failed. counts_json: what the run did. */
+int cat_run_end(cat *c, int64_t run_id, const char *status, const char *counts_json, wp_err *err);
+
+/* ---- sources --------------------------------------------------------- */
+
+/* Returns the id of the (kind, location) source, adding it if new. */
+int cat_source_get_or_add(cat *c, const char *kind, const char *location, const char *params_json,
+                          int64_t *id, wp_err *err);
+
+/* ---- pairs ----------------------------------------------------------- */
+
+typedef struct cat_pair_in {
+    const char *url; /* image URL (or file:// URL of an imported file) */
+    size_t url_len;
+    const char *text; /* caption, valid UTF-8 */
+    size_t text_len;
+    int64_t source_id;
+    const char *origin;     /* file:line or page URL; may be NULL */
+    const char *extra_json; /* JSON object text or NULL */
+    int64_t run_id;
+} cat_pair_in;
+
+/* Adds the pair (and its image row, if the URL is new). An exact duplicate
+ * of an existing (url, text) pair is not stored again: *is_new = 0 and
+ * *pair_id names the existing row. Either out pointer may be NULL. */
+int cat_pair_add(cat *c, const cat_pair_in *p, int64_t *pair_id, int64_t *image_id, int *is_new,
+                 wp_err *err);
+/* Records one more place an existing pair was seen (ignored if known). */
+int cat_pair_seen(cat *c, int64_t pair_id, int64_t source_id, const char *origin, wp_err *err);
+int64_t cat_count_pairs(cat *c);
+
+/* ---- images ---------------------------------------------------------- */
+
+typedef struct cat_image_todo {
+    int64_t id;
+    const char *url; /* in the caller's arena */
+    int attempts;
+} cat_image_todo;
+
+/* Up to max images with state 'pending' and id > after_id, in id order.
+ * Strings are allocated in arena. Returns 0 and *n (0 when none left). */
+int cat_images_pending(cat *c, int64_t after_id, int max, cat_image_todo *out, int *n,
+                       wp_arena *arena, wp_err *err);
+int64_t cat_count_images_pending(cat *c);
+
+/* The outcome of fetching (or importing) one image. Strings may be NULL;
+ * numbers < 0 mean unknown and are stored as NULL. */
+typedef struct cat_image_result {
+    int64_t id;
+    const char *state; /* ok | error | pending (to retry later) */
+    const char *error_class;
+    const char *error_detail;
+    int http_status;
+    int attempts;
+    const char *opt_out;
+    const char *format;
+    const char *orig_format;
+    int orig_width, orig_height;
+    int64_t orig_bytes;
+    const char *orig_sha256;
+    int width, height;
+    int64_t bytes;
+    const char *sha256;
+    int64_t store_file, store_offset;
+    int64_t fetch_ms;
+    int64_t run_id;
+} cat_image_result;
+
+/* A result with every number set to -1 and every string NULL. */
+cat_image_result cat_image_result_init(int64_t id);
+int cat_image_set_result(cat *c, const cat_image_result *r, wp_err *err);
+
+/* Where an ok image's stored bytes are. Returns WP_ENOENT if the image is
+ * not in state ok. format is a static string ("jpeg", "png", "webp"). */
+typedef struct cat_image_loc {
+    int64_t store_file, store_offset, bytes;
+    int width, height;
+    const char *format;
+    char sha256[WP_SHA256_HEX + 1];
+} cat_image_loc;
+int cat_image_location(cat *c, int64_t image_id, cat_image_loc *loc, wp_err *err);
+
+/* ---- status ---------------------------------------------------------- */
+
+/* Calls fn once per (section, key, count) row: sources by kind, images by
+ * state and error class, pairs, decisions by stage/decision/reason, pages
+ * by state, shards, runs by stage. */
+typedef void (*cat_stat_fn)(void *ud, const char *section, const char *key, int64_t count);
+int cat_stats(cat *c, cat_stat_fn fn, void *ud, wp_err *err);
+
+/* ---- stage sections ---------------------------------------------------
+ * Stages add their own queries below, each in its own catalog/cat_STAGE.c. */
+
+#endif /* CATALOG_H */

@@ -1,0 +1,168 @@
+/*
+ * cli/main.c: witpipe's entry point: global options, the command table and
+ * dispatch, help and version, Ctrl-C handling.
+ */
+#include "cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cmd_init(cli_ctx *ctx, int argc, char **argv);
+int cmd_status(cli_ctx *ctx, int argc, char **argv);
+
+/* Keep in pipeline order; each entry's usage text is its documentation. */
+const cli_cmd cli_commands[] = {
+    {"init", "create a corpus directory and its catalog",
+     "usage: witpipe init DIR\n"
+     "\n"
+     "Creates DIR (if needed) with an empty catalog (DIR/catalog.db) and image\n"
+     "store (DIR/store/). Running it on an existing corpus changes nothing.\n",
+     cmd_init},
+    {"status", "counts per stage, state and error class",
+     "usage: witpipe status [-C DIR] [--json]\n"
+     "\n"
+     "Prints the corpus's counts: sources by kind, pairs, images by state and\n"
+     "error class, decisions by stage and reason, crawl pages, shards, runs.\n"
+     "  --json   one JSON object instead of a table\n",
+     cmd_status},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const char global_help[] =
+    "witpipe %s: build WIT-style image-text corpora\n"
+    "\n"
+    "usage: witpipe [-C DIR] [--log-json] [--quiet] COMMAND [ARGS]\n"
+    "\n"
+    "Global options (anywhere on the line):\n"
+    "  -C DIR        the corpus directory (default: the current directory)\n"
+    "  --log-json    progress and events as JSON lines on stderr\n"
+    "  -q, --quiet   print errors only\n"
+    "  -h, --help    this help; witpipe help COMMAND or COMMAND --help for one\n"
+    "  --version     print the version\n"
+    "\n"
+    "Commands:\n";
+
+const cli_cmd *cli_find(const char *name)
+{
+    for (const cli_cmd *c = cli_commands; c->name != NULL; c++)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
+void cli_print_usage(const cli_cmd *c)
+{
+    fputs(c->usage, stdout);
+}
+
+static void print_help(void)
+{
+    printf(global_help, WP_VERSION);
+    for (const cli_cmd *c = cli_commands; c->name != NULL; c++)
+        printf("  %-10s %s\n", c->name, c->summary);
+    printf("\nExit status: 0 success, 1 the run failed, 2 usage error.\n");
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (wp_stop_requested()) {
+        /* A second Ctrl-C: the user insists. Nothing is lost: the catalog
+         * only holds committed batches. */
+        signal(SIGINT, SIG_DFL);
+        raise(SIGINT);
+        return;
+    }
+    wp_request_stop();
+}
+
+/* Removes the global options from argv wherever they are (before a "--"),
+ * filling ctx. Returns CLI_USAGE on a bad one, else 0. */
+static int take_globals(cli_ctx *ctx, int *argc, char **argv, int *want_help, int *want_version)
+{
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            while (i < *argc)
+                argv[out++] = argv[i++];
+            break;
+        }
+        if (strcmp(a, "-C") == 0 || strcmp(a, "--corpus") == 0) {
+            if (i + 1 >= *argc) {
+                fprintf(stderr, "witpipe: option '%s' needs a directory\n", a);
+                return CLI_USAGE;
+            }
+            ctx->corpus = argv[++i];
+        } else if (strncmp(a, "-C", 2) == 0 && a[2] != '\0') {
+            ctx->corpus = a + 2;
+        } else if (strncmp(a, "--corpus=", 9) == 0) {
+            ctx->corpus = a + 9;
+        } else if (strcmp(a, "--log-json") == 0) {
+            ctx->log_json = 1;
+        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            ctx->quiet = 1;
+        } else if (strcmp(a, "--version") == 0 && out == 1) {
+            *want_version = 1;
+        } else if ((strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) && out == 1) {
+            *want_help = 1;
+        } else {
+            argv[out++] = a;
+        }
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    cli_ctx ctx;
+    const cli_cmd *cmd;
+    int want_help = 0, want_version = 0, rc;
+    struct sigaction sa;
+
+    memset(&ctx, 0, sizeof ctx);
+    ctx.corpus = ".";
+    ctx.tty = isatty(STDERR_FILENO);
+    if (take_globals(&ctx, &argc, argv, &want_help, &want_version) != 0)
+        return CLI_USAGE;
+    if (want_version) {
+        printf("witpipe %s\n", WP_VERSION);
+        return CLI_OK;
+    }
+    if (want_help || argc < 2) {
+        print_help();
+        return argc < 2 && !want_help ? CLI_USAGE : CLI_OK;
+    }
+    if (strcmp(argv[1], "help") == 0) {
+        if (argc < 3) {
+            print_help();
+            return CLI_OK;
+        }
+        cmd = cli_find(argv[2]);
+        if (cmd == NULL)
+            return cli_usage_error("help", "unknown command '%s'", argv[2]);
+        cli_print_usage(cmd);
+        return CLI_OK;
+    }
+    cmd = cli_find(argv[1]);
+    if (cmd == NULL) {
+        fprintf(stderr, "witpipe: unknown command '%s' (see witpipe --help)\n", argv[1]);
+        return CLI_USAGE;
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    cli_reporter_init(&ctx);
+    optind = 1;
+    rc = cmd->run(&ctx, argc - 1, argv + 1);
+    cli_progress_done(&ctx);
+    return rc;
+}

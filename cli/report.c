@@ -1,0 +1,241 @@
+/*
+ * cli/report.c: how witpipe talks to its user: a progress line on a TTY
+ * (done/total, rate, ETA, errors), JSON lines with --log-json, one-line
+ * errors and warnings, and option-value parsing.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DRAW_INTERVAL 0.2  /* seconds between TTY redraws */
+#define JSON_INTERVAL 1.0  /* seconds between JSON progress events */
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void fmt_eta(char *out, size_t n, double s)
+{
+    if (!isfinite(s) || s < 0) {
+        snprintf(out, n, "--:--");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(out, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(out, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void on_progress(void *ud, const wp_progress *p)
+{
+    cli_ctx *ctx = ud;
+    double now = wp_now();
+    double el, rate, eta;
+    int final = p->total > 0 && p->done >= p->total;
+
+    if (ctx->start == 0 || ctx->stage != p->stage) {
+        ctx->start = now;
+        ctx->stage = p->stage;
+        ctx->last_draw = 0;
+    }
+    if (ctx->quiet)
+        return;
+    if (!final && now - ctx->last_draw < (ctx->log_json ? JSON_INTERVAL : DRAW_INTERVAL))
+        return;
+    if (!ctx->log_json && !ctx->tty)
+        return;
+    ctx->last_draw = now;
+    el = now - ctx->start;
+    rate = el > 0 ? (double)p->done / el : 0;
+    eta = p->total > p->done && rate > 0 ? (double)(p->total - p->done) / rate : NAN;
+    if (ctx->log_json) {
+        fprintf(stderr, "{\"event\":\"progress\",\"stage\":");
+        json_string(stderr, p->stage ? p->stage : "");
+        fprintf(stderr,
+                ",\"done\":%llu,\"total\":%llu,\"errors\":%llu,\"bytes\":%llu,"
+                "\"rate\":%.3f,\"elapsed_s\":%.3f",
+                (unsigned long long)p->done, (unsigned long long)p->total,
+                (unsigned long long)p->errors, (unsigned long long)p->bytes, rate, el);
+        if (isfinite(eta))
+            fprintf(stderr, ",\"eta_s\":%.1f", eta);
+        fprintf(stderr, "}\n");
+        return;
+    }
+    char etas[32];
+    fmt_eta(etas, sizeof etas, eta);
+    if (p->total > 0)
+        fprintf(stderr, "\r\033[K%s %llu/%llu (%.1f%%) %.1f/s ETA %s errors %llu",
+                p->stage ? p->stage : "", (unsigned long long)p->done,
+                (unsigned long long)p->total, 100.0 * (double)p->done / (double)p->total, rate,
+                etas, (unsigned long long)p->errors);
+    else
+        fprintf(stderr, "\r\033[K%s %llu %.1f/s errors %llu", p->stage ? p->stage : "",
+                (unsigned long long)p->done, rate, (unsigned long long)p->errors);
+    ctx->line_open = 1;
+}
+
+void cli_progress_done(cli_ctx *ctx)
+{
+    if (ctx->line_open) {
+        fputc('\n', stderr);
+        ctx->line_open = 0;
+    }
+}
+
+static const char *level_name(wp_level l)
+{
+    switch (l) {
+    case WP_LOG_DEBUG:
+        return "debug";
+    case WP_LOG_INFO:
+        return "info";
+    case WP_LOG_WARN:
+        return "warning";
+    default:
+        return "error";
+    }
+}
+
+static void emit(cli_ctx *ctx, wp_level level, const char *kind, const char *msg)
+{
+    if (ctx->quiet && level < WP_LOG_ERROR)
+        return;
+    if (level == WP_LOG_DEBUG && !ctx->log_json)
+        return;
+    if (ctx->log_json) {
+        fprintf(stderr, "{\"event\":");
+        json_string(stderr, kind);
+        fprintf(stderr, ",\"level\":\"%s\",\"msg\":", level_name(level));
+        json_string(stderr, msg);
+        fprintf(stderr, "}\n");
+        return;
+    }
+    cli_progress_done(ctx);
+    if (level == WP_LOG_INFO)
+        fprintf(stderr, "%s\n", msg);
+    else
+        fprintf(stderr, "witpipe: %s: %s\n", level_name(level), msg);
+}
+
+static void on_event(void *ud, wp_level level, const char *kind, const char *msg)
+{
+    emit(ud, level, kind, msg);
+}
+
+void cli_reporter_init(cli_ctx *ctx)
+{
+    ctx->rep.progress = on_progress;
+    ctx->rep.event = on_event;
+    ctx->rep.ud = ctx;
+}
+
+static void vemit(cli_ctx *ctx, wp_level level, const char *kind, const char *fmt, va_list ap)
+{
+    char msg[2 * WP_ERR_MAX];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    emit(ctx, level, kind, msg);
+}
+
+void cli_error(cli_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vemit(ctx, WP_LOG_ERROR, "error", fmt, ap);
+    va_end(ap);
+}
+
+void cli_warn(cli_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vemit(ctx, WP_LOG_WARN, "warning", fmt, ap);
+    va_end(ap);
+}
+
+void cli_info(cli_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vemit(ctx, WP_LOG_INFO, "info", fmt, ap);
+    va_end(ap);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "witpipe %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see witpipe %s --help)\n", cmd);
+    return CLI_USAGE;
+}
+
+int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+               const struct option *longopts)
+{
+    char opts[128];
+    int c, idx = -1;
+
+    /* Leading ':' makes getopt report a missing value as ':'; '+' stops at
+     * the first non-option so positional arguments keep their order. */
+    snprintf(opts, sizeof opts, ":%sh", shortopts ? shortopts : "");
+    opterr = 0;
+    c = getopt_long(argc, argv, opts, longopts, &idx);
+    if (c == '?') {
+        if (optopt != 0)
+            cli_usage_error(cmd, "unknown option '-%c'", optopt);
+        else
+            cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        return '?';
+    }
+    if (c == ':') {
+        cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+        return '?';
+    }
+    return c;
+}
+
+int cli_parse_i64(const char *cmd, const char *name, const char *value, int64_t min, int64_t max,
+                  int64_t *out)
+{
+    char *end;
+    long long v;
+    errno = 0;
+    v = strtoll(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || v < min || v > max)
+        return cli_usage_error(cmd, "option '%s': '%s' is not a whole number in %lld..%lld", name,
+                               value, (long long)min, (long long)max);
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *cmd, const char *name, const char *value, double min, double max,
+                     double *out)
+{
+    char *end;
+    double v;
+    errno = 0;
+    v = strtod(value, &end);
+    if (errno != 0 || end == value || *end != '\0' || !(v >= min && v <= max))
+        return cli_usage_error(cmd, "option '%s': '%s' is not a number in %g..%g", name, value,
+                               min, max);
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,50 @@
+/*
+ * common/err.c: filling wp_err, the one-line error report every witpipe
+ * function hands back to its caller.
+ */
+#include "wp.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int wp_err_vset(wp_err *e, int code, const char *fmt, va_list ap)
+{
+    if (e == NULL)
+        return code;
+    e->code = code;
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    return code;
+}
+
+int wp_err_set(wp_err *e, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    wp_err_vset(e, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int wp_err_prefix(wp_err *e, const char *fmt, ...)
+{
+    char prefix[WP_ERR_MAX];
+    char old[WP_ERR_MAX];
+    va_list ap;
+
+    if (e == NULL)
+        return WP_EINVAL;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, e->msg, sizeof old);
+    snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old);
+    return e->code;
+}
+
+void wp_err_clear(wp_err *e)
+{
+    if (e == NULL)
+        return;
+    e->code = 0;
+    e->msg[0] = '\0';
+}

@@ -1,0 +1,97 @@
+/*
+ * common/hash.c: SHA-256 through OpenSSL's libcrypto, the pair uid, and
+ * FNV-1a for hash tables and deterministic partitioning.
+ */
+#include "wp.h"
+
+#include <openssl/evp.h>
+#include <stdlib.h>
+
+struct wp_sha256 {
+    EVP_MD_CTX *ctx;
+};
+
+wp_sha256 *wp_sha256_new(void)
+{
+    wp_sha256 *h = malloc(sizeof *h);
+    if (h == NULL)
+        return NULL;
+    h->ctx = EVP_MD_CTX_new();
+    if (h->ctx == NULL || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(h->ctx);
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+int wp_sha256_update(wp_sha256 *h, const void *p, size_t n)
+{
+    return EVP_DigestUpdate(h->ctx, p, n) == 1 ? 0 : WP_EINVAL;
+}
+
+int wp_sha256_final(wp_sha256 *h, uint8_t out[WP_SHA256_LEN])
+{
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(h->ctx, out, &len) != 1 || len != WP_SHA256_LEN)
+        return WP_EINVAL;
+    return 0;
+}
+
+void wp_sha256_free(wp_sha256 *h)
+{
+    if (h == NULL)
+        return;
+    EVP_MD_CTX_free(h->ctx);
+    free(h);
+}
+
+int wp_sha256_buf(const void *p, size_t n, uint8_t out[WP_SHA256_LEN])
+{
+    unsigned int len = 0;
+    if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1)
+        return WP_ENOMEM;
+    return 0;
+}
+
+void wp_hex(const uint8_t *p, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int wp_pair_uid(const char *url, size_t url_len, const char *text, size_t text_len,
+                char out[WP_UID_HEX + 1])
+{
+    uint8_t md[WP_SHA256_LEN];
+    unsigned int len = 0;
+    const unsigned char zero = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int rc = WP_ENOMEM;
+
+    if (ctx == NULL)
+        return WP_ENOMEM;
+    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+        EVP_DigestUpdate(ctx, url, url_len) == 1 && EVP_DigestUpdate(ctx, &zero, 1) == 1 &&
+        EVP_DigestUpdate(ctx, text, text_len) == 1 && EVP_DigestFinal_ex(ctx, md, &len) == 1) {
+        wp_hex(md, WP_UID_LEN, out);
+        rc = 0;
+    }
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+uint64_t wp_fnv1a64(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}

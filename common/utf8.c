@@ -1,0 +1,93 @@
+/*
+ * common/utf8.c: UTF-8 validation, repair and boundary-safe truncation.
+ *
+ * Captions come from the open web; the catalog and the shards hold only
+ * valid UTF-8, so every text passes through here. Rules per RFC 3629
+ * section 4: no overlong forms, no surrogates (U+D800..U+DFFF), nothing
+ * above U+10FFFF.
+ */
+#include "wp.h"
+
+/* Length of the valid sequence starting at s (at most n bytes), or 0. */
+static size_t seq_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xE0 && s[1] < 0xA0) /* overlong */
+            return 0;
+        if (c == 0xED && s[1] >= 0xA0) /* surrogate */
+            return 0;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && s[1] < 0x90) /* overlong */
+            return 0;
+        if (c == 0xF4 && s[1] >= 0x90) /* above U+10FFFF */
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+int wp_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = seq_len(p + i, n - i);
+        if (k == 0)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+long wp_utf8_repair(const char *s, size_t n, wp_buf *out)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, run = 0;
+    long bad = 0;
+
+    while (i < n) {
+        size_t k = seq_len(p + i, n - i);
+        if (k > 0) {
+            i += k;
+            run += k;
+            continue;
+        }
+        if (wp_buf_append(out, p + i - run, run) != 0 || wp_buf_append(out, "\xEF\xBF\xBD", 3))
+            return WP_ENOMEM;
+        run = 0;
+        bad++;
+        /* Skip the lead byte and any continuation bytes that belonged to it,
+         * so one broken character becomes one U+FFFD. */
+        i++;
+        while (i < n && (p[i] & 0xC0) == 0x80)
+            i++;
+    }
+    if (wp_buf_append(out, p + i - run, run) != 0)
+        return WP_ENOMEM;
+    return bad;
+}
+
+size_t wp_utf8_floor(const char *s, size_t n, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (max >= n)
+        return n;
+    while (max > 0 && (p[max] & 0xC0) == 0x80)
+        max--;
+    return max;
+}

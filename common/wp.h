@@ -1,0 +1,194 @@
+/*
+ * common/wp.h: the small library every witpipe module builds on.
+ *
+ * Error reports (wp_err), arenas for per-page and per-batch memory, growable
+ * byte buffers, SHA-256 and the pair uid, clocks, durable file writes, UTF-8
+ * helpers, and the reporter through which library code hands progress and
+ * events to the command layer (library code never prints).
+ *
+ * Conventions used across witpipe:
+ *  - A function that can fail returns 0 on success or a negative, module
+ *    specific error code, and fills the caller's wp_err (which may be NULL)
+ *    with the same code and a one-line message naming the location.
+ *  - Whoever receives a pointer from a function named *_new or *_open owns
+ *    it and frees it with the matching *_free or *_close.
+ */
+#ifndef WP_H
+#define WP_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define WP_VERSION "0.1.0"
+
+/* ---- errors ---------------------------------------------------------- */
+
+#define WP_ERR_MAX 512 /* longest error message kept, with its NUL */
+
+enum wp_status {
+    WP_OK = 0,
+    WP_ENOMEM = -1,  /* an allocation failed */
+    WP_EIO = -2,     /* a read, write, fsync or rename failed */
+    WP_EINVAL = -3,  /* bad argument or bad input */
+    WP_ELIMIT = -4,  /* a named maximum was exceeded */
+    WP_ESTOP = -5,   /* the run was asked to stop (Ctrl-C) */
+    WP_ENOENT = -6,  /* a file or record does not exist */
+    WP_EFORMAT = -7, /* input is not in the expected format */
+};
+
+typedef struct wp_err {
+    int code;
+    char msg[WP_ERR_MAX];
+} wp_err;
+
+/* Fills e (if not NULL) with code and a printf-style message; returns code so
+ * that `return wp_err_set(err, WP_EIO, "...")` reads naturally. Cannot fail;
+ * an over-long message is truncated. */
+int wp_err_set(wp_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int wp_err_vset(wp_err *e, int code, const char *fmt, va_list ap);
+/* Prepends "prefix: " to e's message, keeping its code; returns the code. */
+int wp_err_prefix(wp_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void wp_err_clear(wp_err *e);
+
+/* ---- arenas ---------------------------------------------------------- */
+
+/* A bump allocator for memory that dies together (one page, one batch).
+ * wp_arena_new returns NULL when out of memory. wp_arena_alloc returns
+ * 16-byte aligned memory or NULL; it never returns memory of an earlier
+ * block after wp_arena_reset, which keeps the first block and frees the
+ * rest. */
+typedef struct wp_arena wp_arena;
+wp_arena *wp_arena_new(size_t block_size);
+void *wp_arena_alloc(wp_arena *a, size_t n);
+void *wp_arena_calloc(wp_arena *a, size_t n);
+char *wp_arena_strndup(wp_arena *a, const char *s, size_t n);
+char *wp_arena_strdup(wp_arena *a, const char *s);
+size_t wp_arena_used(const wp_arena *a);
+void wp_arena_reset(wp_arena *a);
+void wp_arena_free(wp_arena *a);
+
+/* ---- growable buffers ------------------------------------------------ */
+
+/* A byte buffer that always keeps a NUL after its data (so data can be used
+ * as a C string when it holds text). A zeroed wp_buf is an empty buffer.
+ * Appends return 0 or WP_ENOMEM, leaving the buffer unchanged on failure. */
+typedef struct wp_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} wp_buf;
+
+int wp_buf_reserve(wp_buf *b, size_t extra);
+int wp_buf_append(wp_buf *b, const void *p, size_t n);
+int wp_buf_puts(wp_buf *b, const char *s);
+int wp_buf_putc(wp_buf *b, int c);
+int wp_buf_printf(wp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void wp_buf_reset(wp_buf *b); /* len = 0, memory kept */
+void wp_buf_free(wp_buf *b);  /* memory released, buffer zeroed */
+/* Hands the buffer's memory to the caller (who frees it with free()); the
+ * buffer is left empty. Returns an empty string, never NULL, unless out of
+ * memory. */
+char *wp_buf_steal(wp_buf *b);
+
+/* ---- hashing --------------------------------------------------------- */
+
+#define WP_SHA256_LEN 32
+#define WP_SHA256_HEX (2 * WP_SHA256_LEN)
+#define WP_UID_LEN 16 /* a pair uid is the first 16 bytes of a SHA-256 */
+#define WP_UID_HEX (2 * WP_UID_LEN)
+
+typedef struct wp_sha256 wp_sha256;
+/* Incremental SHA-256 (OpenSSL's EVP). _new returns NULL when out of memory;
+ * _update and _final return 0 or WP_EINVAL if the library refused. */
+wp_sha256 *wp_sha256_new(void);
+int wp_sha256_update(wp_sha256 *h, const void *p, size_t n);
+int wp_sha256_final(wp_sha256 *h, uint8_t out[WP_SHA256_LEN]);
+void wp_sha256_free(wp_sha256 *h);
+/* One-shot SHA-256; returns 0 or WP_ENOMEM. */
+int wp_sha256_buf(const void *p, size_t n, uint8_t out[WP_SHA256_LEN]);
+/* Writes 2n lowercase hex digits and a NUL to out. Cannot fail. */
+void wp_hex(const uint8_t *p, size_t n, char *out);
+
+/* The stable uid of an (image URL, text) pair: hex of the first 16 bytes of
+ * SHA-256(url || 0x00 || text). The same pair from any source gets the same
+ * uid. Returns 0 or WP_ENOMEM. */
+int wp_pair_uid(const char *url, size_t url_len, const char *text, size_t text_len,
+                char out[WP_UID_HEX + 1]);
+
+/* 64-bit FNV-1a, for hash tables and deterministic partitioning; cannot fail. */
+uint64_t wp_fnv1a64(const void *p, size_t n);
+
+/* ---- clocks ---------------------------------------------------------- */
+
+double wp_now(void);        /* monotonic seconds */
+int64_t wp_unix_time(void); /* wall clock, whole seconds since 1970 */
+double wp_cpu_time(void);   /* CPU seconds used by this process */
+size_t wp_peak_rss_kb(void); /* peak resident set size, 0 if unknown */
+
+/* ---- files ----------------------------------------------------------- */
+
+#define WP_PATH_MAX 4096
+
+/* mkdir -p; existing directories are fine. Returns 0 or WP_EIO. */
+int wp_mkdir_p(const char *path, wp_err *err);
+/* Writes data to path durably: a temporary file in the same directory is
+ * written, fsync'ed and renamed over path, then the directory is fsync'ed.
+ * A crash leaves either the old file or the new one, never a mix. */
+int wp_write_file_atomic(const char *path, const void *data, size_t n, wp_err *err);
+/* Reads a whole file into out (replacing its contents). Fails with WP_ELIMIT
+ * if it is larger than max bytes, WP_ENOENT if missing, WP_EIO otherwise. */
+int wp_read_file(const char *path, size_t max, wp_buf *out, wp_err *err);
+int wp_fsync_dir(const char *dir, wp_err *err);
+/* Joins dir and name into out (size WP_PATH_MAX); WP_ELIMIT if too long. */
+int wp_path_join(char *out, const char *dir, const char *name, wp_err *err);
+int wp_file_exists(const char *path);
+
+/* ---- UTF-8 ----------------------------------------------------------- */
+
+/* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+int wp_utf8_valid(const char *s, size_t n);
+/* Appends s[0..n) to out with every invalid sequence replaced by U+FFFD.
+ * Returns the number of replacements, or WP_ENOMEM. */
+long wp_utf8_repair(const char *s, size_t n, wp_buf *out);
+/* The largest m <= max such that s[0..m) ends on a character boundary of the
+ * valid UTF-8 string s of length n. Cannot fail. */
+size_t wp_utf8_floor(const char *s, size_t n, size_t max);
+
+/* ---- reporting ------------------------------------------------------- */
+
+typedef enum wp_level { WP_LOG_DEBUG, WP_LOG_INFO, WP_LOG_WARN, WP_LOG_ERROR } wp_level;
+
+/* Counters a long stage hands to its reporter. total is 0 when unknown. */
+typedef struct wp_progress {
+    const char *stage;
+    uint64_t done;
+    uint64_t total;
+    uint64_t errors;
+    uint64_t bytes;
+} wp_progress;
+
+/* Library code reports through this; the command layer decides how to show
+ * it (TTY progress line, JSON lines, or nothing). Any member may be NULL. */
+typedef struct wp_reporter {
+    void (*progress)(void *ud, const wp_progress *p);
+    /* kind is a short machine-readable word ("bad_row", "http_error");
+     * msg is one line, with the location (file:line, URL) in it. */
+    void (*event)(void *ud, wp_level level, const char *kind, const char *msg);
+    void *ud;
+} wp_reporter;
+
+void wp_report_progress(const wp_reporter *r, const wp_progress *p);
+void wp_report_event(const wp_reporter *r, wp_level level, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- stopping -------------------------------------------------------- */
+
+/* Set from a signal handler (Ctrl-C): long loops poll wp_stop_requested()
+ * and wind down, saving what they have done. Async-signal-safe. */
+void wp_request_stop(void);
+int wp_stop_requested(void);
+void wp_clear_stop(void);
+
+#endif /* WP_H */

@@ -1,0 +1,155 @@
+-- schemas/catalog.sql: the witpipe catalog, one SQLite database per corpus
+-- directory (DIR/catalog.db).
+--
+-- The file is a list of migrations. Each starts with a line
+--   -- migration N
+-- and is applied once, in order, inside one transaction, after which
+-- PRAGMA user_version = N. A catalog whose user_version is higher than the
+-- last migration here was written by a newer witpipe and is refused.
+-- Never edit a migration that has shipped: add a new one.
+--
+-- Vocabulary used by every stage:
+--   state        pending | ok | error       (per image: fetch outcome)
+--   decision     keep | drop                (per pair and stage)
+--   error_class  short lowercase word: dns, connect, timeout, http_4xx,
+--                http_5xx, too_large, opt_out, blocked_address, not_an_image,
+--                corrupt, too_small, ... (see README "Error classes")
+
+-- migration 1
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY,
+    stage       TEXT NOT NULL,            -- add, fetch, crawl, shard, encode...
+    params      TEXT NOT NULL DEFAULT '{}', -- JSON: the options the run used
+    started_at  INTEGER NOT NULL,         -- unix seconds
+    ended_at    INTEGER,                  -- NULL while running or if killed
+    status      TEXT NOT NULL DEFAULT 'running', -- running | done | stopped | failed
+    counts      TEXT NOT NULL DEFAULT '{}'  -- JSON: what the run did
+);
+
+CREATE TABLE sources (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL,            -- list | files | seeds | warc | wat
+    location    TEXT NOT NULL,            -- path or URL as given
+    params      TEXT NOT NULL DEFAULT '{}',
+    added_at    INTEGER NOT NULL,
+    UNIQUE (kind, location)
+);
+
+-- One row per distinct image URL: fetching is per URL, however many
+-- captions point at it.
+CREATE TABLE images (
+    id            INTEGER PRIMARY KEY,
+    url           TEXT NOT NULL UNIQUE,
+    state         TEXT NOT NULL DEFAULT 'pending',
+    error_class   TEXT,
+    error_detail  TEXT,
+    http_status   INTEGER,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    opt_out       TEXT,                   -- the directive that opted out, if any
+    format        TEXT,                   -- jpeg | png | webp (stored bytes)
+    orig_format   TEXT,
+    orig_width    INTEGER,
+    orig_height   INTEGER,
+    orig_bytes    INTEGER,
+    orig_sha256   TEXT,                   -- hex SHA-256 of the bytes as served
+    width         INTEGER,                -- stored image
+    height        INTEGER,
+    bytes         INTEGER,
+    sha256        TEXT,                   -- hex SHA-256 of the stored bytes
+    store_file    INTEGER,                -- store/NNNNNN.dat
+    store_offset  INTEGER,
+    fetch_ms      INTEGER,                -- wall time of the download
+    fetched_at    INTEGER,
+    run_id        INTEGER REFERENCES runs(id)
+);
+CREATE INDEX images_state ON images (state, id);
+
+-- Candidate pairs. uid = hex of the first 16 bytes of
+-- SHA-256(url || 0x00 || text): the same pair from any source is one row.
+CREATE TABLE pairs (
+    id          INTEGER PRIMARY KEY,
+    uid         TEXT NOT NULL UNIQUE,
+    image_id    INTEGER NOT NULL REFERENCES images(id),
+    text        TEXT NOT NULL,            -- the caption (valid UTF-8)
+    source_id   INTEGER REFERENCES sources(id),
+    origin      TEXT,                     -- where first seen: file:line or page URL
+    extra       TEXT,                     -- JSON: kept columns, alt/title/figcaption, page title, lang
+    added_at    INTEGER NOT NULL,
+    run_id      INTEGER REFERENCES runs(id)
+);
+CREATE INDEX pairs_image ON pairs (image_id);
+
+-- Every further place a pair was seen (pages, archives), beyond the first.
+CREATE TABLE pair_seen (
+    pair_id     INTEGER NOT NULL REFERENCES pairs(id),
+    source_id   INTEGER REFERENCES sources(id),
+    origin      TEXT NOT NULL,
+    PRIMARY KEY (pair_id, origin)
+) WITHOUT ROWID;
+
+-- Per-stage decisions: why each pair was kept or dropped, and any score.
+CREATE TABLE decisions (
+    pair_id     INTEGER NOT NULL REFERENCES pairs(id),
+    stage       TEXT NOT NULL,            -- dedup, filter, clip, balance...
+    decision    TEXT NOT NULL,            -- keep | drop
+    reason      TEXT,
+    score       REAL,
+    run_id      INTEGER REFERENCES runs(id),
+    PRIMARY KEY (pair_id, stage)
+) WITHOUT ROWID;
+
+-- Shards written by `witpipe shard`. A shard row with done = 1 exists only
+-- after its file was renamed into place.
+CREATE TABLE shards (
+    id          INTEGER PRIMARY KEY,
+    output      TEXT NOT NULL,            -- output directory
+    name        TEXT NOT NULL,            -- 00000.tar
+    samples     INTEGER NOT NULL,
+    bytes       INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    first_pair  INTEGER,
+    last_pair   INTEGER,
+    done        INTEGER NOT NULL DEFAULT 0,
+    run_id      INTEGER REFERENCES runs(id),
+    UNIQUE (output, name)
+);
+
+-- Live crawl frontier: one row per normalised page URL.
+CREATE TABLE pages (
+    id          INTEGER PRIMARY KEY,
+    url         TEXT NOT NULL UNIQUE,
+    depth       INTEGER NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'pending', -- pending | ok | error | skipped
+    error_class TEXT,
+    http_status INTEGER,
+    pairs_found INTEGER,
+    source_id   INTEGER REFERENCES sources(id),
+    fetched_at  INTEGER
+);
+CREATE INDEX pages_state ON pages (state, depth, id);
+
+-- robots.txt cache (RFC 9309 section 2.4: cached up to 24 hours).
+CREATE TABLE robots (
+    origin      TEXT PRIMARY KEY,         -- scheme://host:port
+    http_status INTEGER,
+    body        BLOB,
+    fetched_at  INTEGER NOT NULL
+);
+
+-- Archive progress, so --warc/--wat runs resume at the last finished record.
+CREATE TABLE archive_progress (
+    source_id   INTEGER PRIMARY KEY REFERENCES sources(id),
+    offset      INTEGER NOT NULL,         -- compressed byte offset of the next record
+    records     INTEGER NOT NULL,
+    done        INTEGER NOT NULL DEFAULT 0
+);
+
+-- Embeddings written by `witpipe encode`: row r of shard s of a model.
+CREATE TABLE embeddings (
+    pair_id     INTEGER NOT NULL REFERENCES pairs(id),
+    model       TEXT NOT NULL,
+    shard       INTEGER NOT NULL,
+    row         INTEGER NOT NULL,
+    clip_score  REAL,
+    PRIMARY KEY (pair_id, model)
+) WITHOUT ROWID;

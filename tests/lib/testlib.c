@@ -1,0 +1,101 @@
+/*
+ * tests/lib/testlib.c: shared test helpers (see testlib.h).
+ */
+#include "testlib.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *tl_shared_dir(const char *what)
+{
+    static char dir[4096];
+    const char *env = getenv("WITPIPE_SHARED");
+    struct stat st;
+
+    snprintf(dir, sizeof dir, "%s", env && *env ? env : "../shared");
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stdout,
+                "SKIP: !!! reference data missing at %s: %s not tested (set WITPIPE_SHARED) !!!\n",
+                dir, what ? what : "golden data");
+        return NULL;
+    }
+    return dir;
+}
+
+const char *tl_shared_path(const char *rel)
+{
+    static char path[4096];
+    const char *d = tl_shared_dir(rel);
+    if (d == NULL)
+        return NULL;
+    snprintf(path, sizeof path, "%s/%s", d, rel);
+    return path;
+}
+
+char *tl_mkdtemp(void)
+{
+    static char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/witpipe-t.XXXXXX");
+    return mkdtemp(dir);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int tl_rmtree(const char *dir)
+{
+    return nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *tl_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n;
+
+    if (f == NULL)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+        goto out;
+    buf = malloc((size_t)n + 1);
+    if (buf == NULL)
+        goto out;
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+        goto out;
+    }
+    buf[n] = '\0';
+    if (len)
+        *len = (size_t)n;
+out:
+    fclose(f);
+    return buf;
+}
+
+int tl_write(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return -1;
+    if (fwrite(data, 1, len, f) != len) {
+        fclose(f);
+        return -1;
+    }
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+const char *tl_witpipe_bin(void)
+{
+    const char *b = getenv("WITPIPE_BIN");
+    return b && *b ? b : "build/witpipe";
+}

@@ -1,0 +1,26 @@
+/*
+ * tests/lib/testlib.h: helpers shared by the cmocka unit tests: where the
+ * reference data lives, scratch directories, small file utilities.
+ */
+#ifndef TESTLIB_H
+#define TESTLIB_H
+
+#include <stddef.h>
+
+/* The ../shared folder (WITPIPE_SHARED overrides). Returns NULL, after
+ * printing a loud "SKIP:" line naming what, when it is absent: the caller
+ * then calls cmocka's skip(). */
+const char *tl_shared_dir(const char *what);
+/* Joins the shared dir and a relative path into a static buffer, or NULL. */
+const char *tl_shared_path(const char *rel);
+/* A fresh directory under /tmp, removed by tl_rmtree; static buffer. */
+char *tl_mkdtemp(void);
+int tl_rmtree(const char *dir);
+/* Reads a whole file (malloc'ed, NUL-terminated); NULL on error. */
+char *tl_slurp(const char *path, size_t *len);
+/* Writes a whole file; 0 or -1. */
+int tl_write(const char *path, const void *data, size_t len);
+/* The witpipe binary under test (WITPIPE_BIN, else build/witpipe). */
+const char *tl_witpipe_bin(void);
+
+#endif

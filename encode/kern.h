@@ -1,0 +1,92 @@
+/*
+ * encode/kern.h: the compute kernels of the built-in CLIP (internal to
+ * encode/): packed-weight GEMM with fused epilogues, attention, layer norm,
+ * softmax, convolution helpers.
+ *
+ * Layout conventions: row-major float32 everywhere; a "linear" weight is
+ * PyTorch's [out, in] (N x K) matrix. Packing happens once at model load;
+ * kernels never allocate per call except through the caller's scratch.
+ * Threading: every kernel may use OpenMP internally; callers do not nest
+ * parallel regions around them.
+ *
+ * The implementation is chosen at run time (kn_init): AVX-512 (+BF16),
+ * AVX2+FMA, or portable C. All give the same results within float rounding.
+ */
+#ifndef ENCODE_KERN_H
+#define ENCODE_KERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum kn_precision {
+    KN_F32 = 0,  /* float32 weights and arithmetic (the default) */
+    KN_BF16 = 1, /* bf16 weights and activations, float32 accumulation */
+};
+
+enum kn_act {
+    KN_ACT_NONE = 0,
+    KN_ACT_GELU = 1,      /* exact erf GELU (LAION / HF "gelu") */
+    KN_ACT_QUICKGELU = 2, /* x * sigmoid(1.702 x) (OpenAI) */
+    KN_ACT_RELU = 3,
+};
+
+/* Detects the CPU once; returns a static name of the chosen path ("avx512",
+ * "avx512-bf16", "avx2", "portable"). Safe to call many times. */
+const char *kn_init(void);
+/* Forces a path for tests ("portable", "avx2", "avx512"); returns 0, or -1 if
+ * the CPU lacks it. */
+int kn_force_path(const char *name);
+
+/* A weight matrix W [N x K] packed for the GEMM micro-kernel. */
+typedef struct kn_packed kn_packed;
+
+/* Packs W (row-major N x K, float32) for precision prec. Returns NULL when
+ * out of memory. The caller frees with kn_packed_free. */
+kn_packed *kn_pack(const float *W, int N, int K, int prec);
+void kn_packed_free(kn_packed *p);
+int kn_packed_n(const kn_packed *p);
+int kn_packed_k(const kn_packed *p);
+
+/* C[M x N] = act(A[M x K] . W^T + bias) + residual
+ * bias (length N) and residual ([M x N], leading dim ldr) may be NULL.
+ * C may alias residual (same pointer, same leading dimension). */
+void kn_linear(const float *A, int lda, int M, const kn_packed *W, const float *bias, int act,
+               const float *residual, int ldr, float *C, int ldc);
+
+/* Unpacked GEMMs for attention-sized products (no packing cost):
+ * C = alpha * A[M x K] . B[N x K]^T + beta * C   (kn_gemm_nt)
+ * C = alpha * A[M x K] . B[K x N]   + beta * C   (kn_gemm_nn) */
+void kn_gemm_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                float beta, float *C, int ldc);
+void kn_gemm_nn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                float beta, float *C, int ldc);
+
+/* out[r] = (x[r] - mean) / sqrt(var + eps) * gamma + beta, per row of dim. */
+void kn_layernorm(const float *x, int ldx, int rows, int dim, const float *gamma,
+                  const float *beta, float eps, float *out, int ldo);
+
+/* Multi-head self-attention core for one sequence:
+ * qkv is [seq x 3*width] (q | k | v, heads of head_dim = width / heads),
+ * out is [seq x width]. causal != 0 masks j > i. scratch must hold
+ * kn_attention_scratch(seq, heads) floats. */
+size_t kn_attention_scratch(int seq, int heads);
+void kn_attention(const float *qkv, int seq, int width, int heads, int causal, float *out,
+                  float *scratch);
+
+/* Multi-head attention with separate q (nq rows) and k/v (nk rows), used by
+ * ModifiedResNet's attention pooling: q [nq x width], k,v [nk x width]. */
+void kn_attention_qkv(const float *q, int nq, const float *k, const float *v, int nk, int width,
+                      int heads, float *out, float *scratch);
+
+/* In-place activation on n floats. */
+void kn_activate(float *x, size_t n, int act);
+
+/* 2-D convolution, NCHW, weights [cout x cin x kh x kw] packed as a linear
+ * weight of N = cout, K = cin*kh*kw (kn_pack of the flattened weight).
+ * out [cout x oh x ow] = act(conv(in) + bias). scratch must hold
+ * kn_conv2d_scratch(...) floats. */
+size_t kn_conv2d_scratch(int cin, int h, int w, int kh, int kw, int stride, int pad);
+void kn_conv2d(const float *in, int cin, int h, int w, const kn_packed *W, int kh, int kw,
+               int stride, int pad, const float *bias, int act, float *out, float *scratch);
+
+#endif /* ENCODE_KERN_H */

@@ -16,6 +16,7 @@ BUILD   ?= build
 CC      ?= cc
 SAN     ?=
 OPT     ?= -O2
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
 MODULES := common catalog store image net crawl fetch shard encode filter audit
 PKGS    := libcurl libxml-2.0 libarchive sqlite3 libjpeg libturbojpeg spng libwebp libwebpdemux \
@@ -111,8 +112,8 @@ tests: all $(UNIT_BIN)
 # The normal build, then the same suite with AddressSanitizer + UBSan; the
 # last line printed is the runner's "tests: N passed, N failed" summary.
 test: deps
-	@$(MAKE) --no-print-directory tests
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 tests
+	@$(MAKE) --no-print-directory -j$(JOBS) tests
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan SAN=1 tests
 	@tests/run.sh build build/asan
 
 # One build's suite only (quicker while working): make check [BUILD=...]
@@ -125,8 +126,20 @@ bench: deps all $(BENCH_BIN)
 demo: all
 	@examples/demo.sh $(BUILD)/witpipe
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang against the
+# library compiled with -fsanitize=fuzzer-no-link,address,undefined.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 fuzz: deps
-	@$(MAKE) --no-print-directory -C tests/fuzz BUILD=$(abspath build/fuzz)
+	@$(MAKE) --no-print-directory -j$(JOBS) CC=clang BUILD=build/fuzz OPT=-O1 \
+	  SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined" build/fuzz/libwitpipe.a
+	@mkdir -p build/fuzz/bin
+	@for f in $(FUZZ_SRC); do \
+	  n=$$(basename $$f .c); \
+	  echo "fuzz: build/fuzz/bin/$$n"; \
+	  clang -std=c11 -D_GNU_SOURCE -O1 -g -I. -fsanitize=fuzzer,address,undefined -fopenmp \
+	    $(PKG_CFLAGS) $$f build/fuzz/libwitpipe.a $(PKG_LIBS) -lm -o build/fuzz/bin/$$n || exit 1; \
+	done
+	@echo "fuzz: run e.g. build/fuzz/bin/fuzz_image -max_total_time=60 tests/fuzz/corpus/image" 
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,0 +1,117 @@
+"""tests/integration/test_cli.py: the witpipe command layer as a user meets
+it: help, version, exit statuses, init, status (table and JSON validated
+against schemas/status.schema.json), the corpus lock, newer-schema refusal
+and --log-json events validated against schemas/log_event.schema.json.
+"""
+import json
+import os
+import sqlite3
+import subprocess
+import tempfile
+import unittest
+
+from tests.integration.schema_check import validate
+
+BIN = os.environ.get("WITPIPE_BIN", "build/witpipe")
+
+
+def run(*args, **kw):
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=120, **kw)
+
+
+class CliTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="witpipe-cli.")
+        self.dir = os.path.join(self.tmp.name, "corpus")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_help_lists_every_command_and_exits_0(self):
+        r = run("--help")
+        self.assertEqual(r.returncode, 0)
+        for cmd in ("init", "status"):
+            self.assertIn(cmd, r.stdout)
+        r2 = run("help", "status")
+        self.assertEqual(r2.returncode, 0)
+        self.assertIn("usage: witpipe status", r2.stdout)
+        r3 = run("status", "--help")
+        self.assertEqual(r3.returncode, 0)
+        self.assertEqual(r2.stdout, r3.stdout)
+
+    def test_version(self):
+        r = run("--version")
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"^witpipe \d+\.\d+\.\d+\n$")
+
+    def test_usage_errors_exit_2_with_one_line_naming_the_option(self):
+        r = run("status", "--bogus")
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1)
+        self.assertIn("--bogus", r.stderr)
+        r = run("frobnicate")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("frobnicate", r.stderr)
+        r = run()
+        self.assertEqual(r.returncode, 2)
+
+    def test_init_then_status_counts_and_json_schema(self):
+        r = run("init", self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.isfile(os.path.join(self.dir, "catalog.db")))
+        self.assertTrue(os.path.isdir(os.path.join(self.dir, "store")))
+        r = run("-C", self.dir, "status", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        st = json.loads(r.stdout)
+        self.assertEqual(validate("status.schema.json", st), [])
+        self.assertEqual(st["pairs"]["total"], 0)
+        # global option after the command works too
+        r2 = run("status", "-C", self.dir)
+        self.assertEqual(r2.returncode, 0)
+        self.assertIn("pairs", r2.stdout)
+        # init twice changes nothing
+        self.assertEqual(run("init", self.dir).returncode, 0)
+
+    def test_status_on_missing_corpus_fails_with_hint(self):
+        r = run("-C", os.path.join(self.tmp.name, "nope"), "status")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("witpipe init", r.stderr)
+
+    def test_newer_schema_version_is_refused(self):
+        self.assertEqual(run("init", self.dir).returncode, 0)
+        db = sqlite3.connect(os.path.join(self.dir, "catalog.db"))
+        db.execute("PRAGMA user_version = 999")
+        db.commit()
+        db.close()
+        r = run("-C", self.dir, "status")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("newer witpipe", r.stderr)
+
+    def test_catalog_schema_is_wal_with_expected_tables(self):
+        self.assertEqual(run("init", self.dir).returncode, 0)
+        db = sqlite3.connect(os.path.join(self.dir, "catalog.db"))
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        db.close()
+        self.assertEqual(mode, "wal")
+        self.assertGreaterEqual(version, 1)
+        for t in ("runs", "sources", "images", "pairs", "decisions", "shards", "pages"):
+            self.assertIn(t, tables)
+
+    def test_log_json_events_match_schema(self):
+        r = run("--log-json", "init", self.dir)
+        self.assertEqual(r.returncode, 0)
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        self.assertTrue(lines, "init should report an info event")
+        for l in lines:
+            ev = json.loads(l)
+            self.assertEqual(validate("log_event.schema.json", ev), [], l)
+        r = run("--log-json", "-C", os.path.join(self.tmp.name, "nope"), "status")
+        ev = json.loads(r.stderr.strip().splitlines()[-1])
+        self.assertEqual(ev["level"], "error")
+        self.assertEqual(validate("log_event.schema.json", ev), [])
+
+
+if __name__ == "__main__":
+    unittest.main()

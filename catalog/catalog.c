@@ -201,8 +201,8 @@ int cat_open(const char *dir, int flags, cat **out, wp_err *err)
             goto fail;
         }
         if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-            rc = wp_err_set(err, CAT_ELOCKED,
-                            "%s: corpus is in use by another witpipe process", dir);
+            rc = wp_err_set(err, CAT_ELOCKED, "%s: corpus is in use by another witpipe process",
+                            dir);
             goto fail;
         }
     }
@@ -295,8 +295,7 @@ int cat_in_transaction(const cat *c)
 
 /* ---- runs ------------------------------------------------------------ */
 
-int cat_run_start(cat *c, const char *stage, const char *params_json, int64_t *run_id,
-                  wp_err *err)
+int cat_run_start(cat *c, const char *stage, const char *params_json, int64_t *run_id, wp_err *err)
 {
     static const char sql[] = "INSERT INTO runs(stage, params, started_at) VALUES (?1, ?2, ?3)";
     sqlite3_stmt *s = cat_stmt(c, sql, err);
@@ -314,7 +313,8 @@ int cat_run_start(cat *c, const char *stage, const char *params_json, int64_t *r
 
 int cat_run_end(cat *c, int64_t run_id, const char *status, const char *counts_json, wp_err *err)
 {
-    static const char sql[] = "UPDATE runs SET ended_at = ?2, status = ?3, counts = ?4 WHERE id = ?1";
+    static const char sql[] =
+        "UPDATE runs SET ended_at = ?2, status = ?3, counts = ?4 WHERE id = ?1";
     sqlite3_stmt *s = cat_stmt(c, sql, err);
     if (s == NULL)
         return CAT_ESQL;

@@ -14,8 +14,8 @@
 #include <getopt.h>
 #include <stdint.h>
 
-#define CLI_OK 0
-#define CLI_FAIL 1
+#define CLI_OK    0
+#define CLI_FAIL  1
 #define CLI_USAGE 2
 
 typedef struct cli_ctx {

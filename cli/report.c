@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DRAW_INTERVAL 0.2  /* seconds between TTY redraws */
-#define JSON_INTERVAL 1.0  /* seconds between JSON progress events */
+#define DRAW_INTERVAL 0.2 /* seconds between TTY redraws */
+#define JSON_INTERVAL 1.0 /* seconds between JSON progress events */
 
 static void json_string(FILE *f, const char *s)
 {
@@ -81,9 +81,9 @@ static void on_progress(void *ud, const wp_progress *p)
     fmt_eta(etas, sizeof etas, eta);
     if (p->total > 0)
         fprintf(stderr, "\r\033[K%s %llu/%llu (%.1f%%) %.1f/s ETA %s errors %llu",
-                p->stage ? p->stage : "", (unsigned long long)p->done,
-                (unsigned long long)p->total, 100.0 * (double)p->done / (double)p->total, rate,
-                etas, (unsigned long long)p->errors);
+                p->stage ? p->stage : "", (unsigned long long)p->done, (unsigned long long)p->total,
+                100.0 * (double)p->done / (double)p->total, rate, etas,
+                (unsigned long long)p->errors);
     else
         fprintf(stderr, "\r\033[K%s %llu %.1f/s errors %llu", p->stage ? p->stage : "",
                 (unsigned long long)p->done, rate, (unsigned long long)p->errors);
@@ -234,8 +234,8 @@ int cli_parse_double(const char *cmd, const char *name, const char *value, doubl
     errno = 0;
     v = strtod(value, &end);
     if (errno != 0 || end == value || *end != '\0' || !(v >= min && v <= max))
-        return cli_usage_error(cmd, "option '%s': '%s' is not a number in %g..%g", name, value,
-                               min, max);
+        return cli_usage_error(cmd, "option '%s': '%s' is not a number in %g..%g", name, value, min,
+                               max);
     *out = v;
     return 0;
 }

@@ -43,8 +43,7 @@ int wp_mkdir_p(const char *path, wp_err *err)
         char c = tmp[i];
         tmp[i] = '\0';
         if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
-            return wp_err_set(err, WP_EIO, "%s: cannot create directory: %s", tmp,
-                              strerror(errno));
+            return wp_err_set(err, WP_EIO, "%s: cannot create directory: %s", tmp, strerror(errno));
         tmp[i] = c;
     }
     return 0;

@@ -96,8 +96,8 @@ char *wp_buf_steal(wp_buf *b);
 
 #define WP_SHA256_LEN 32
 #define WP_SHA256_HEX (2 * WP_SHA256_LEN)
-#define WP_UID_LEN 16 /* a pair uid is the first 16 bytes of a SHA-256 */
-#define WP_UID_HEX (2 * WP_UID_LEN)
+#define WP_UID_LEN    16 /* a pair uid is the first 16 bytes of a SHA-256 */
+#define WP_UID_HEX    (2 * WP_UID_LEN)
 
 typedef struct wp_sha256 wp_sha256;
 /* Incremental SHA-256 (OpenSSL's EVP). _new returns NULL when out of memory;
@@ -122,9 +122,9 @@ uint64_t wp_fnv1a64(const void *p, size_t n);
 
 /* ---- clocks ---------------------------------------------------------- */
 
-double wp_now(void);        /* monotonic seconds */
-int64_t wp_unix_time(void); /* wall clock, whole seconds since 1970 */
-double wp_cpu_time(void);   /* CPU seconds used by this process */
+double wp_now(void);         /* monotonic seconds */
+int64_t wp_unix_time(void);  /* wall clock, whole seconds since 1970 */
+double wp_cpu_time(void);    /* CPU seconds used by this process */
 size_t wp_peak_rss_kb(void); /* peak resident set size, 0 if unknown */
 
 /* ---- files ----------------------------------------------------------- */

@@ -117,8 +117,7 @@ void st_close(st_store *s)
     free(s);
 }
 
-int st_append(st_store *s, const void *data, size_t n, int64_t *file, int64_t *offset,
-              wp_err *err)
+int st_append(st_store *s, const void *data, size_t n, int64_t *file, int64_t *offset, wp_err *err)
 {
     const char *p = data;
     int64_t off;

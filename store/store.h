@@ -35,8 +35,7 @@ void st_close(st_store *s);
 
 /* Appends n bytes; *file and *offset say where they went. WP_EIO on a
  * failed write (nothing is recorded then). */
-int st_append(st_store *s, const void *data, size_t n, int64_t *file, int64_t *offset,
-              wp_err *err);
+int st_append(st_store *s, const void *data, size_t n, int64_t *file, int64_t *offset, wp_err *err);
 /* Makes every append so far durable (fdatasync). */
 int st_sync(st_store *s, wp_err *err);
 

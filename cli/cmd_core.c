@@ -39,9 +39,12 @@ int cmd_init(cli_ctx *ctx, int argc, char **argv)
     return CLI_OK;
 }
 
+#define STATUS_SECTION_MAX 64
+
 struct status_acc {
     json_t *root;
-    const char *last_section;
+    /* A copy: the strings handed to status_print die with the next row. */
+    char last_section[STATUS_SECTION_MAX];
 };
 
 static void status_print(void *ud, const char *section, const char *key, int64_t count)
@@ -56,9 +59,9 @@ static void status_print(void *ud, const char *section, const char *key, int64_t
         json_object_set_new(sec, key ? key : "", json_integer(count));
         return;
     }
-    if (acc->last_section == NULL || strcmp(acc->last_section, section) != 0) {
+    if (strcmp(acc->last_section, section) != 0) {
         printf("%s\n", section);
-        acc->last_section = section;
+        snprintf(acc->last_section, sizeof acc->last_section, "%s", section);
     }
     printf("  %-40s %12lld\n", key ? key : "", (long long)count);
 }

@@ -65,10 +65,11 @@ int img_jpeg_decode_native(const uint8_t *data, size_t n, int scale_denom, img_i
 int img_png_decode_native(const uint8_t *data, size_t n, img_image *out, int *mode, wp_err *err);
 int img_webp_decode_native(const uint8_t *data, size_t n, img_image *out, int *mode, wp_err *err);
 
-/* Decodes data to its native mode after the probe and the size check
- * (max_pixels; 0 = no limit). scale_denom as above. */
+/* Decodes data, already probed into info (img_probe returned 0), to its
+ * native mode after checking the header's size against max_pixels (0 = no
+ * limit) and IMG_MAX_SIDE. scale_denom as above. */
 int img_decode_native(const void *data, size_t n, int64_t max_pixels, int scale_denom,
-                      img_info *info, img_image *out, int *mode, wp_err *err);
+                      const img_info *info, img_image *out, int *mode, wp_err *err);
 
 /* Converts a native-mode image to RGB in place of out (new buffer).
  * alpha is enum img_alpha. */
@@ -76,6 +77,12 @@ int img_to_rgb(const img_image *src, int mode, int alpha, img_image *out, wp_err
 
 /* Applies an EXIF orientation (1..8) into a new image. */
 int img_orient(const img_image *src, int orientation, img_image *out, wp_err *err);
+
+/* The window [x0, x0+cw) x [y0, y0+ch) of img_resize_bicubic(src, w, h):
+ * the same bytes, computing only what the window needs (CLIP's centre
+ * crop). out is a new cw x ch image. Returns 0, WP_EINVAL or WP_ENOMEM. */
+int img_resize_bicubic_region(const img_image *src, int w, int h, int x0, int y0, int cw, int ch,
+                              img_image *out, wp_err *err);
 
 /* PIL's nearest-neighbour resize (Image.resize(NEAREST)), used for palette
  * images, which PIL never resamples with a filter. */

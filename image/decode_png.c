@@ -44,7 +44,9 @@ int img_png_decode_native(const uint8_t *data, size_t n, img_image *out, int *mo
         m = ihdr.bit_depth <= 8 ? IMG_MODE_L : IMG_MODE_RGB;
         break;
     case SPNG_COLOR_TYPE_GRAYSCALE_ALPHA:
-        fmt = ihdr.bit_depth <= 8 ? SPNG_FMT_GA8 : SPNG_FMT_RGBA8;
+        /* 8-bit GA is already interleaved gray, alpha: take it as stored
+         * (spng's GA8 conversion does not cover this colour type) */
+        fmt = ihdr.bit_depth <= 8 ? SPNG_FMT_PNG : SPNG_FMT_RGBA8;
         m = ihdr.bit_depth <= 8 ? IMG_MODE_LA : IMG_MODE_RGBA;
         break;
     case SPNG_COLOR_TYPE_INDEXED:

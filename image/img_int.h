@@ -84,6 +84,18 @@ int img_orient(const img_image *src, int orientation, img_image *out, wp_err *er
 int img_resize_bicubic_region(const img_image *src, int w, int h, int x0, int y0, int cw, int ch,
                               img_image *out, wp_err *err);
 
+/* AVX2 inner loops of the resampler (resample_avx2.c), same bytes as the
+ * scalar ones. in_w is the source width (bounds the 8-byte loads). */
+void img_hpass_avx2(const uint8_t *in, size_t in_stride, int rows, int in_w, uint8_t *out,
+                    size_t out_stride, int x0, int cw, const int *bounds, const int32_t *kk,
+                    int ksize, int C);
+void img_vpass_avx2(const uint8_t *in, size_t in_stride, int first, uint8_t *out, size_t out_stride,
+                    int y0, int ch, size_t rowbytes, const int *bounds, const int32_t *kk,
+                    int ksize);
+/* Tests: 1 forces the portable loops even on an AVX2 CPU. Not thread-safe;
+ * set before resampling starts. */
+void img_resample_force_scalar(int on);
+
 /* PIL's nearest-neighbour resize (Image.resize(NEAREST)), used for palette
  * images, which PIL never resamples with a filter. */
 int img_resize_nearest(const img_image *src, int w, int h, img_image *out, wp_err *err);

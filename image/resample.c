@@ -18,12 +18,33 @@
  */
 #include "image/img_int.h"
 
+#pragma GCC optimize("O3")
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define IMG_PRECISION_BITS (32 - 8 - 2)
-#define IMG_HALF           (1 << (IMG_PRECISION_BITS - 1))
+/* Zero weights after the last table row, so that vector loops may read a
+ * whole group of weights past any row. */
+#define IMG_COEFF_PAD 8
+
+static int force_scalar;
+
+void img_resample_force_scalar(int on)
+{
+    force_scalar = on;
+}
+
+static int use_avx2(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    return !force_scalar && __builtin_cpu_supports("avx2");
+#else
+    return 0;
+#endif
+}
+#define IMG_HALF (1 << (IMG_PRECISION_BITS - 1))
 
 typedef struct coeffs {
     int ksize;   /* weights stored per output sample */
@@ -62,7 +83,7 @@ static int coeffs_make(int in_size, int out_size, coeffs *c)
     int ksize = (int)ceil(support) * 2 + 1;
     c->ksize = ksize;
     c->bounds = malloc((size_t)out_size * 2 * sizeof(int));
-    c->k = malloc((size_t)out_size * (size_t)ksize * sizeof(int32_t));
+    c->k = calloc((size_t)out_size * (size_t)ksize + IMG_COEFF_PAD, sizeof(int32_t));
     double *w = malloc((size_t)ksize * sizeof(double));
     if (!c->bounds || !c->k || !w) {
         free(w);
@@ -136,9 +157,14 @@ static inline __attribute__((always_inline)) void hrow(const uint8_t *in, uint8_
     }
 }
 
-static void hpass(const uint8_t *in, size_t in_stride, int rows, uint8_t *out, size_t out_stride,
-                  int x0, int cw, const coeffs *c, int C)
+static void hpass(const uint8_t *in, size_t in_stride, int rows, int in_w, uint8_t *out,
+                  size_t out_stride, int x0, int cw, const coeffs *c, int C)
 {
+    if (use_avx2()) {
+        img_hpass_avx2(in, in_stride, rows, in_w, out, out_stride, x0, cw, c->bounds, c->k,
+                       c->ksize, C);
+        return;
+    }
     for (int y = 0; y < rows; y++) {
         const uint8_t *s = in + (size_t)y * in_stride;
         uint8_t *d = out + (size_t)y * out_stride;
@@ -220,8 +246,8 @@ int img_resize_bicubic_region(const img_image *src, int w, int h, int x0, int y0
             rc = wp_err_set(err, WP_ENOMEM, "resize: out of memory for %dx%d", cw, last - first);
             goto out;
         }
-        hpass(src->pixels + (size_t)first * src->stride, src->stride, last - first, tmp, mid_stride,
-              x0, cw, &hc, C);
+        hpass(src->pixels + (size_t)first * src->stride, src->stride, last - first, src->width, tmp,
+              mid_stride, x0, cw, &hc, C);
         mid = tmp;
     } else {
         /* the window's columns, straight from the source */

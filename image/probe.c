@@ -325,6 +325,7 @@ int img_probe(const void *data, size_t n, img_info *info, wp_err *err)
     const uint8_t *p = data;
     memset(info, 0, sizeof *info);
     info->orientation = 1;
+    info->adobe = -1;
     if (p == NULL || n == 0)
         return wp_err_set(err, IMG_ENOTIMAGE, "image: empty input");
 

@@ -18,6 +18,7 @@
 #include "image/img_int.h"
 #include "tests/lib/testlib.h"
 
+#include <jpeglib.h>
 #include <math.h>
 #include <spng.h>
 #include <stdio.h>
@@ -51,24 +52,24 @@ static uint8_t *load_image(const char *name, size_t *n)
 
 typedef struct expect_probe {
     const char *file;
-    int format, w, h, ch, cmyk, alpha, progressive, orientation;
+    int format, w, h, ch, cmyk, alpha, progressive, orientation, adobe;
 } expect_probe;
 
 static const expect_probe k_images[] = {
-    {"astronaut.jpg", IMG_FMT_JPEG, 512, 512, 3, 0, 0, 0, 1},
-    {"astronaut_444.jpg", IMG_FMT_JPEG, 512, 512, 3, 0, 0, 0, 1},
-    {"camera_gray.jpg", IMG_FMT_JPEG, 512, 512, 1, 0, 0, 0, 1},
-    {"chelsea.jpg", IMG_FMT_JPEG, 451, 300, 3, 0, 0, 0, 1},
-    {"chelsea.webp", IMG_FMT_WEBP, 451, 300, 3, 0, 0, 0, 1},
-    {"chelsea_cmyk.jpg", IMG_FMT_JPEG, 451, 300, 4, 1, 0, 0, 1},
-    {"chelsea_exif_rot90.jpg", IMG_FMT_JPEG, 451, 300, 3, 0, 0, 0, 6},
-    {"coffee_progressive.jpg", IMG_FMT_JPEG, 600, 400, 3, 0, 0, 1, 1},
-    {"hubble_deep_field.jpg", IMG_FMT_JPEG, 1000, 872, 3, 0, 0, 0, 1},
-    {"logo_rgba.png", IMG_FMT_PNG, 500, 500, 4, 0, 1, 0, 1},
-    {"motorcycle.png", IMG_FMT_PNG, 741, 500, 3, 0, 0, 0, 1},
-    {"panorama_4to1.jpg", IMG_FMT_JPEG, 600, 150, 3, 0, 0, 0, 1},
-    {"rocket.jpg", IMG_FMT_JPEG, 640, 427, 3, 0, 0, 0, 1},
-    {"tiny_48.jpg", IMG_FMT_JPEG, 48, 48, 3, 0, 0, 0, 1},
+    {"astronaut.jpg", IMG_FMT_JPEG, 512, 512, 3, 0, 0, 0, 1, -1},
+    {"astronaut_444.jpg", IMG_FMT_JPEG, 512, 512, 3, 0, 0, 0, 1, -1},
+    {"camera_gray.jpg", IMG_FMT_JPEG, 512, 512, 1, 0, 0, 0, 1, -1},
+    {"chelsea.jpg", IMG_FMT_JPEG, 451, 300, 3, 0, 0, 0, 1, -1},
+    {"chelsea.webp", IMG_FMT_WEBP, 451, 300, 3, 0, 0, 0, 1, -1},
+    {"chelsea_cmyk.jpg", IMG_FMT_JPEG, 451, 300, 4, 1, 0, 0, 1, 0},
+    {"chelsea_exif_rot90.jpg", IMG_FMT_JPEG, 451, 300, 3, 0, 0, 0, 6, -1},
+    {"coffee_progressive.jpg", IMG_FMT_JPEG, 600, 400, 3, 0, 0, 1, 1, -1},
+    {"hubble_deep_field.jpg", IMG_FMT_JPEG, 1000, 872, 3, 0, 0, 0, 1, 1},
+    {"logo_rgba.png", IMG_FMT_PNG, 500, 500, 4, 0, 1, 0, 1, -1},
+    {"motorcycle.png", IMG_FMT_PNG, 741, 500, 3, 0, 0, 0, 1, -1},
+    {"panorama_4to1.jpg", IMG_FMT_JPEG, 600, 150, 3, 0, 0, 0, 1, -1},
+    {"rocket.jpg", IMG_FMT_JPEG, 640, 427, 3, 0, 0, 0, 1, -1},
+    {"tiny_48.jpg", IMG_FMT_JPEG, 48, 48, 3, 0, 0, 0, 1, -1},
 };
 #define N_IMAGES (sizeof k_images / sizeof k_images[0])
 
@@ -92,6 +93,7 @@ static void test_probe_every_test_image(void **state)
         assert_int_equal(in.has_alpha, x->alpha);
         assert_int_equal(in.progressive, x->progressive);
         assert_int_equal(in.orientation, x->orientation);
+        assert_int_equal(in.adobe, x->adobe);
         free(b);
         seen++;
     }
@@ -290,6 +292,72 @@ static void test_decode_gray_cmyk_webp_agree_with_rgb(void **state)
 
 static uint8_t *encode_png(int ct, int depth, int w, int h, const uint8_t *px, size_t pxlen,
                            const uint8_t *plte, int nplte, const uint8_t *alpha, size_t *outlen);
+
+/* Encodes 4-component data as a JPEG in the given colour space (JCS_CMYK
+ * or JCS_YCCK); libjpeg writes the Adobe marker. malloc'ed result. */
+static unsigned char *encode_cmyk(const uint8_t *px, int w, int h, J_COLOR_SPACE cs,
+                                  unsigned long *len)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr jerr;
+    unsigned char *mem = NULL;
+    c.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &mem, len);
+    c.image_width = (JDIMENSION)w;
+    c.image_height = (JDIMENSION)h;
+    c.input_components = 4;
+    c.in_color_space = JCS_CMYK;
+    jpeg_set_defaults(&c);
+    jpeg_set_colorspace(&c, cs);
+    jpeg_set_quality(&c, 95, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW r = (JSAMPROW)(px + (size_t)c.next_scanline * w * 4);
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    return mem;
+}
+
+static void test_decode_adobe_cmyk_and_ycck(void **state)
+{
+    /* Adobe CMYK is stored inverted: stored (R, G, B, 255) is C = 255 - R,
+     * K = 0, which PIL's CMYK;I + cmyk2rgb turns back into (R, G, B) */
+    img_image ref = {0};
+    img_decode_opts o = {.apply_exif = 0};
+    if (decode_file("chelsea.jpg", &o, &ref) == -1000) {
+        skip();
+        return;
+    }
+    int w = ref.width, h = ref.height;
+    uint8_t *px = malloc((size_t)w * h * 4);
+    assert_non_null(px);
+    for (size_t i = 0; i < (size_t)w * h; i++) {
+        memcpy(px + i * 4, ref.pixels + i * 3, 3);
+        px[i * 4 + 3] = 255;
+    }
+    J_COLOR_SPACE spaces[] = {JCS_CMYK, JCS_YCCK};
+    for (int s = 0; s < 2; s++) {
+        unsigned long len = 0;
+        unsigned char *jpg = encode_cmyk(px, w, h, spaces[s], &len);
+        img_info in;
+        wp_err e = {0};
+        assert_int_equal(img_probe(jpg, len, &in, &e), 0);
+        assert_int_equal(in.cmyk, 1);
+        assert_int_equal(in.adobe, s == 0 ? 0 : 2);
+        img_image im = {0};
+        assert_int_equal(img_decode(jpg, len, &o, &im, &e), 0);
+        double d = mean_abs_diff(&ref, &im);
+        printf("%s JPEG: mean |rgb - decoded| = %.2f\n", s ? "YCCK" : "CMYK", d);
+        assert_true(d < 3.0);
+        img_free(&im);
+        free(jpg);
+    }
+    free(px);
+    img_free(&ref);
+}
 
 static void test_decode_alpha_white_and_drop(void **state)
 {
@@ -880,6 +948,7 @@ int main(void)
         cmocka_unit_test(test_probe_truncated_header_names_offset),
         cmocka_unit_test(test_decode_every_test_image),
         cmocka_unit_test(test_decode_gray_cmyk_webp_agree_with_rgb),
+        cmocka_unit_test(test_decode_adobe_cmyk_and_ycck),
         cmocka_unit_test(test_decode_alpha_white_and_drop),
         cmocka_unit_test(test_exif_rotation_swaps_dimensions),
         cmocka_unit_test(test_orient_all_eight),

@@ -690,6 +690,46 @@ static void test_png_palette_gray_alpha_16bit(void **state)
     free(png);
 }
 
+static void test_clip_palette_and_1bit_resize_nearest(void **state)
+{
+    /* PIL resizes "P" and "1" images NEAREST: a 448x448 palette image
+     * halves to 224 by taking every odd pixel ((x + 0.5) * 2 truncated) */
+    const int W = 448;
+    uint8_t *idx = malloc((size_t)W * W);
+    assert_non_null(idx);
+    for (int y = 0; y < W; y++)
+        for (int x = 0; x < W; x++)
+            idx[y * W + x] = (uint8_t)((x + 3 * y) % 5);
+    const uint8_t plte[] = {255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30, 200, 200, 0};
+    size_t n;
+    uint8_t *png = encode_png(3, 8, W, W, idx, (size_t)W * W, plte, 5, NULL, &n);
+    static uint8_t out[224 * 224 * 3];
+    wp_err e = {0};
+    assert_int_equal(img_clip_preprocess(png, n, 224, out, &e), 0);
+    for (int y = 0; y < 224; y++)
+        for (int x = 0; x < 224; x++) {
+            int k = idx[(2 * y + 1) * W + 2 * x + 1];
+            assert_memory_equal(out + (y * 224 + x) * 3, plte + k * 3, 3);
+        }
+    free(png);
+    /* 1-bit gray: a vertical stripe pattern stays pure black and white */
+    size_t rowb = W / 8;
+    uint8_t *bits = calloc(rowb * W, 1);
+    assert_non_null(bits);
+    for (int y = 0; y < W; y++)
+        for (size_t b = 0; b < rowb; b++)
+            bits[y * rowb + b] = 0x33; /* 0011 0011 */
+    png = encode_png(0, 1, W, W, bits, rowb * W, NULL, 0, NULL, &n);
+    assert_int_equal(img_clip_preprocess(png, n, 224, out, &e), 0);
+    for (int x = 0; x < 224; x++) {
+        int src = 2 * x + 1, bit = (0x33 >> (7 - src % 8)) & 1;
+        assert_int_equal(out[x * 3], bit ? 255 : 0);
+    }
+    free(png);
+    free(bits);
+    free(idx);
+}
+
 /* ---- resampling and resize modes ------------------------------------ */
 
 static void fill_pattern(img_image *im)
@@ -958,6 +998,7 @@ int main(void)
         cmocka_unit_test(test_mutated_images_never_crash),
         cmocka_unit_test(test_dct_scaling_reduces_size),
         cmocka_unit_test(test_png_palette_gray_alpha_16bit),
+        cmocka_unit_test(test_clip_palette_and_1bit_resize_nearest),
         cmocka_unit_test(test_bicubic_constant_and_identity),
         cmocka_unit_test(test_simd_and_scalar_resample_agree),
         cmocka_unit_test(test_resize_modes_sizes),

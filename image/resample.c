@@ -18,7 +18,11 @@
  */
 #include "image/img_int.h"
 
+/* The portable loops are written for the auto-vectoriser (-O2 in GCC 12
+ * vectorises only the cheapest loops). */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3")
+#endif
 
 #include <math.h>
 #include <stdlib.h>

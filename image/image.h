@@ -48,8 +48,8 @@ typedef struct img_info {
 } img_info;
 
 /* Reads only the header (JPEG markers up to SOS: SOFn, APP1 EXIF in either
- * byte order, APP14 Adobe; PNG IHDR and a tRNS before IDAT; WebP VP8 / VP8L
- * / VP8X) and sniffs GIF, BMP, TIFF, ISO-BMFF (AVIF), SVG and HTML/text.
+ * byte order, APP14 Adobe; PNG IHDR, tRNS before IDAT, eXIf; WebP VP8 /
+ * VP8L / VP8X and its EXIF chunk) and sniffs GIF, BMP, TIFF, ISO-BMFF (AVIF), SVG and HTML/text.
  * Safe on any bytes; never allocates. Returns 0 (width, height > 0),
  * IMG_ENOTIMAGE (HTML, text, junk, empty), IMG_EUNSUPPORTED (info->format
  * set, and the size when the header gives it cheaply; animated WebP too) or

@@ -234,21 +234,27 @@ static int probe_png(const uint8_t *p, size_t n, img_info *info, wp_err *err)
     info->height = (int)h;
     info->progressive = interlace == 1;
     info->orientation = 1;
-    /* A palette image is transparent when a tRNS chunk precedes IDAT. */
-    if (ct == 3) {
-        size_t off = 33;
-        while (off + 8 <= n) {
-            uint32_t len = img_be32(p + off);
-            const uint8_t *type = p + off + 4;
-            if (memcmp(type, "tRNS", 4) == 0) {
-                info->has_alpha = 1;
-                info->channels = 4;
-                break;
-            }
-            if (memcmp(type, "IDAT", 4) == 0 || len > n)
-                break;
-            off += 12 + (size_t)len;
+    /* Walk the chunks: a palette image is transparent when tRNS precedes
+     * IDAT; an eXIf chunk (PNG 1.5 extensions) carries the orientation.
+     * Every step advances >= 12 bytes, so the walk is bounded by n. */
+    size_t off = 33;
+    int seen_idat = 0;
+    while (off + 8 <= n) {
+        uint32_t len = img_be32(p + off);
+        const uint8_t *type = p + off + 4;
+        if (len > n - off - 8)
+            break; /* cut short: what we have is enough for a header */
+        if (memcmp(type, "tRNS", 4) == 0 && ct == 3 && !seen_idat) {
+            info->has_alpha = 1;
+            info->channels = 4;
+        } else if (memcmp(type, "eXIf", 4) == 0) {
+            info->orientation = exif_orientation(p + off + 8, len);
+        } else if (memcmp(type, "IDAT", 4) == 0) {
+            seen_idat = 1;
+        } else if (memcmp(type, "IEND", 4) == 0) {
+            break;
         }
+        off += 12 + (size_t)len;
     }
     return 0;
 }
@@ -290,6 +296,24 @@ static int probe_webp(const uint8_t *p, size_t n, img_info *info, wp_err *err)
     }
     if (info->width == 0 || info->height == 0)
         return wp_err_set(err, IMG_ECORRUPT, "webp: zero size at byte 26");
+    if (memcmp(c, "VP8X", 4) == 0 && (d[0] & 0x08)) {
+        /* the EXIF chunk usually follows the image data; RIFF chunks are
+         * padded to even sizes */
+        size_t off = 12;
+        while (off + 8 <= n) {
+            size_t len = img_le32(p + off + 4);
+            if (len > n - off - 8)
+                break;
+            if (memcmp(p + off, "EXIF", 4) == 0) {
+                const uint8_t *x = p + off + 8;
+                if (len >= 6 && memcmp(x, "Exif\0\0", 6) == 0)
+                    x += 6, len -= 6;
+                info->orientation = exif_orientation(x, len);
+                break;
+            }
+            off += 8 + len + (len & 1);
+        }
+    }
     return 0;
 }
 

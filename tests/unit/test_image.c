@@ -730,6 +730,80 @@ static void test_clip_palette_and_1bit_resize_nearest(void **state)
     free(idx);
 }
 
+/* A little-endian TIFF block holding only IFD0 with the orientation. */
+static void tiff_orientation(uint8_t t[26], int orientation)
+{
+    static const uint8_t le[26] = {'I', 'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3,
+                                   0,   1,   0,  0, 0, 0, 0, 0, 0, 0, 0,    0,    0};
+    memcpy(t, le, 26);
+    t[18] = (uint8_t)orientation;
+}
+
+static void test_png_and_webp_exif_orientation(void **state)
+{
+    wp_err e = {0};
+    img_info in;
+    img_image im = {0};
+    img_decode_opts o = {.apply_exif = 1};
+    /* PNG eXIf chunk, orientation 8, on a 3x2 RGB image */
+    uint8_t tiff[26];
+    tiff_orientation(tiff, 8);
+    const uint8_t rgb[18] = {0};
+    spng_ctx *c = spng_ctx_new(SPNG_CTX_ENCODER);
+    assert_non_null(c);
+    spng_set_option(c, SPNG_ENCODE_TO_BUFFER, 1);
+    struct spng_ihdr ih = {.width = 3, .height = 2, .bit_depth = 8, .color_type = 2};
+    assert_int_equal(spng_set_ihdr(c, &ih), 0);
+    struct spng_exif ex = {.length = sizeof tiff, .data = (char *)tiff};
+    assert_int_equal(spng_set_exif(c, &ex), 0);
+    assert_int_equal(spng_encode_image(c, rgb, sizeof rgb, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE), 0);
+    size_t n;
+    int err = 0;
+    uint8_t *png = spng_get_png_buffer(c, &n, &err);
+    spng_ctx_free(c);
+    assert_non_null(png);
+    assert_int_equal(img_probe(png, n, &in, &e), 0);
+    assert_int_equal(in.orientation, 8);
+    assert_int_equal(img_decode(png, n, &o, &im, &e), 0);
+    assert_int_equal(im.width, 2);
+    assert_int_equal(im.height, 3);
+    img_free(&im);
+    free(png);
+
+    /* WebP: chelsea's VP8 chunk wrapped in VP8X with an EXIF chunk */
+    LOAD_OR_SKIP(w, wn, "chelsea.webp");
+    assert_memory_equal(w + 12, "VP8 ", 4);
+    size_t vp8 = wn - 12; /* the VP8 chunk with its header */
+    size_t total = 12 + 18 + vp8 + 8 + sizeof tiff;
+    uint8_t *x = calloc(total, 1);
+    assert_non_null(x);
+    memcpy(x, "RIFF", 4);
+    x[4] = (uint8_t)(total - 8), x[5] = (uint8_t)((total - 8) >> 8);
+    x[6] = (uint8_t)((total - 8) >> 16);
+    memcpy(x + 8, "WEBPVP8X", 8);
+    x[16] = 10;
+    x[20] = 0x08;                         /* EXIF present */
+    x[24] = 450 & 0xff, x[25] = 450 >> 8; /* canvas width - 1 */
+    x[27] = 299 & 0xff, x[28] = 299 >> 8; /* canvas height - 1 */
+    memcpy(x + 30, w + 12, vp8);
+    memcpy(x + 30 + vp8, "EXIF", 4);
+    x[30 + vp8 + 4] = sizeof tiff;
+    tiff_orientation(tiff, 6);
+    memcpy(x + 30 + vp8 + 8, tiff, sizeof tiff);
+    assert_int_equal(img_probe(x, total, &in, &e), 0);
+    assert_int_equal(in.format, IMG_FMT_WEBP);
+    assert_int_equal(in.orientation, 6);
+    int rc = img_decode(x, total, &o, &im, &e);
+    if (rc)
+        printf("webp: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+    assert_int_equal(im.width, 300);
+    assert_int_equal(im.height, 451);
+    img_free(&im);
+    free(x);
+    free(w);
+}
+
 /* ---- resampling and resize modes ------------------------------------ */
 
 static void fill_pattern(img_image *im)
@@ -999,6 +1073,7 @@ int main(void)
         cmocka_unit_test(test_dct_scaling_reduces_size),
         cmocka_unit_test(test_png_palette_gray_alpha_16bit),
         cmocka_unit_test(test_clip_palette_and_1bit_resize_nearest),
+        cmocka_unit_test(test_png_and_webp_exif_orientation),
         cmocka_unit_test(test_bicubic_constant_and_identity),
         cmocka_unit_test(test_simd_and_scalar_resample_agree),
         cmocka_unit_test(test_resize_modes_sizes),

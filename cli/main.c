@@ -12,6 +12,7 @@
 
 int cmd_init(cli_ctx *ctx, int argc, char **argv);
 int cmd_status(cli_ctx *ctx, int argc, char **argv);
+int cmd_model(cli_ctx *ctx, int argc, char **argv);
 
 /* Keep in pipeline order; each entry's usage text is its documentation. */
 const cli_cmd cli_commands[] = {
@@ -28,6 +29,25 @@ const cli_cmd cli_commands[] = {
      "error class, decisions by stage and reason, crawl pages, shards, runs.\n"
      "  --json   one JSON object instead of a table\n",
      cmd_status},
+    {"model", "download a CLIP model (pull); describe one (info)",
+     "usage: witpipe model pull REPO [--endpoint URL] [--cache DIR] [--revision REV]\n"
+     "\n"
+     "pull: downloads the files a CLIP needs from a Hugging Face style hub:\n"
+     "config.json + model.safetensors (or open_clip_config.json +\n"
+     "open_clip_model.safetensors), the tokenizer files (vocab.json, merges.txt,\n"
+     "tokenizer*.json, bpe_simple_vocab_16e6.txt.gz) and preprocessor_config.json,\n"
+     "whichever the repository has. Downloads resume where an interrupted one\n"
+     "stopped (FILE.part) and are checked against the size and SHA-256 the hub\n"
+     "announces before they are put in place; files already there are kept.\n"
+     "Prints the model folder on stdout.\n"
+     "  REPO            the repository, org/name\n"
+     "  --endpoint URL  the hub (default: $HF_ENDPOINT, else https://huggingface.co)\n"
+     "  --cache DIR     the cache root; the model goes to DIR/org/name (default:\n"
+     "                  $HF_HOME/witpipe/models, else ~/.cache/witpipe/models)\n"
+     "  --revision REV  branch, tag or commit (default: main; the folder then\n"
+     "                  gets an @REV suffix)\n"
+     "A token in $HF_TOKEN is sent to the hub (never to the CDN it redirects to).\n",
+     cmd_model},
     {NULL, NULL, NULL, NULL},
 };
 

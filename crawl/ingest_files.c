@@ -262,7 +262,7 @@ static int import_one(files_ctx *fc, const char *path, const char *origin, int n
         goto done;
     }
     res = cat_image_result_init(image_id);
-    res.run_id = fc->run_id;
+    res.run_id = fc->run_id > 0 ? fc->run_id : -1;
     res.attempts = 1;
     if (cls != NULL) {
         res.state = "error";

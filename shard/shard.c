@@ -462,7 +462,8 @@ static int add_sample(run *r, const cat_sample *s, int64_t size, wp_err *err)
     return 0;
 }
 
-/* Removes NNNNN.tar.tmp leftovers of a crashed run: nobody else can be
+/* Removes the leftovers of a killed run: NNNNN.tar.tmp, and the
+ * NAME.json.tmp.PID files of wp_write_file_atomic. Nobody else can be
  * writing them, since the catalog lock is ours. */
 static void remove_leftovers(const char *dir)
 {
@@ -473,8 +474,9 @@ static void remove_leftovers(const char *dir)
     while ((e = readdir(d)) != NULL) {
         size_t n = strlen(e->d_name);
         char path[WP_PATH_MAX];
-        if (n > 8 && strcmp(e->d_name + n - 8, ".tar.tmp") == 0 &&
-            wp_path_join(path, dir, e->d_name, NULL) == 0)
+        int ours = (n > 8 && strcmp(e->d_name + n - 8, ".tar.tmp") == 0) ||
+                   strstr(e->d_name, ".json.tmp.") != NULL;
+        if (ours && wp_path_join(path, dir, e->d_name, NULL) == 0)
             unlink(path);
     }
     closedir(d);

@@ -56,6 +56,7 @@ BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all deps tests test check bench demo fuzz clean format format-check
+.SECONDARY:
 
 all: deps $(BUILD)/witpipe
 

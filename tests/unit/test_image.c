@@ -189,6 +189,27 @@ static void test_probe_exif_both_byte_orders(void **state)
     }
 }
 
+static void test_probe_refuses_12bit_and_lossless_jpeg(void **state)
+{
+    uint8_t buf[256];
+    size_t n = make_jpeg_header(buf, 64, 48, 0, 0);
+    img_info in;
+    wp_err e = {0};
+    assert_int_equal(img_probe(buf, n, &in, &e), 0);
+    buf[n - 15] = 12; /* sample precision */
+    assert_int_equal(img_probe(buf, n, &in, &e), IMG_EUNSUPPORTED);
+    assert_int_equal(in.width, 64);
+    buf[n - 15] = 8;
+    buf[n - 18] = 0xC3; /* lossless */
+    assert_int_equal(img_probe(buf, n, &in, &e), IMG_EUNSUPPORTED);
+    buf[n - 18] = 0xC2; /* progressive is fine */
+    assert_int_equal(img_probe(buf, n, &in, &e), 0);
+    assert_int_equal(in.progressive, 1);
+    img_image im = {0};
+    buf[n - 18] = 0xC3;
+    assert_int_equal(img_decode(buf, n, NULL, &im, &e), IMG_EUNSUPPORTED);
+}
+
 static void test_probe_truncated_header_names_offset(void **state)
 {
     uint8_t buf[256];
@@ -1059,6 +1080,7 @@ int main(void)
         cmocka_unit_test(test_probe_every_test_image),
         cmocka_unit_test(test_probe_recognises_other_formats),
         cmocka_unit_test(test_probe_exif_both_byte_orders),
+        cmocka_unit_test(test_probe_refuses_12bit_and_lossless_jpeg),
         cmocka_unit_test(test_probe_truncated_header_names_offset),
         cmocka_unit_test(test_decode_every_test_image),
         cmocka_unit_test(test_decode_gray_cmyk_webp_agree_with_rgb),

@@ -134,7 +134,8 @@ void img_resize_mode_hint(int mode, int size, int src_w, int src_h, int *min_w, 
  * with (size - side) / 2 before it. only_if_bigger leaves images whose
  * longer side is <= size as they are (border still pads to size x size).
  * Resampling is PIL's bicubic in both directions. out is a new image owned
- * by the caller. Returns 0, WP_EINVAL or WP_ENOMEM. */
+ * by the caller. Returns 0, WP_EINVAL, WP_ELIMIT (an output side over
+ * 65535) or WP_ENOMEM. */
 int img_resize_mode(const img_image *src, int mode, int size, int only_if_bigger, img_image *out,
                     wp_err *err);
 

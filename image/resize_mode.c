@@ -98,6 +98,10 @@ static int pad_black(const img_image *src, int size, img_image *out, wp_err *err
 /* Resizes to w x h, or copies when the size does not change. */
 static int resize_to(const img_image *src, int w, int h, img_image *out, wp_err *err)
 {
+    /* keep_ratio on a 1000:1 strip would otherwise ask for gigabytes */
+    if (w > IMG_MAX_SIDE || h > IMG_MAX_SIDE)
+        return wp_err_set(err, WP_ELIMIT, "resize: %dx%d -> %dx%d exceeds %d per side", src->width,
+                          src->height, w, h, IMG_MAX_SIDE);
     if (w == src->width && h == src->height)
         return copy_image(src, out, err);
     return img_resize_bicubic(src, w, h, out, err);

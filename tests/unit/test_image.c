@@ -955,6 +955,18 @@ static void test_resize_modes_sizes(void **state)
     img_free(&out);
     img_free(&small);
     img_free(&src);
+    /* a 2000x1 strip: keep_ratio would be 512000 wide, refused; the centre
+     * crop only computes its window */
+    img_image strip = {0};
+    assert_int_equal(img_alloc(&strip, 2000, 1, 3), 0);
+    fill_pattern(&strip);
+    assert_int_equal(img_resize_mode(&strip, IMG_RESIZE_KEEP_RATIO, 256, 0, &out, &e), WP_ELIMIT);
+    assert_null(out.pixels);
+    assert_int_equal(img_resize_mode(&strip, IMG_RESIZE_CENTER_CROP, 256, 0, &out, &e), 0);
+    assert_int_equal(out.width, 256);
+    assert_int_equal(out.height, 256);
+    img_free(&out);
+    img_free(&strip);
     assert_int_equal(img_resize_mode_parse("keep_ratio_largest"), IMG_RESIZE_KEEP_RATIO_LARGEST);
     assert_int_equal(img_resize_mode_parse("center_crop"), IMG_RESIZE_CENTER_CROP);
     assert_int_equal(img_resize_mode_parse("bogus"), -1);

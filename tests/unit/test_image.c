@@ -955,6 +955,36 @@ static void test_resize_modes_sizes(void **state)
     img_free(&out);
     img_free(&small);
     img_free(&src);
+    /* only_if_bigger looks at the shorter side for keep_ratio/center_crop
+     * and at the longer side for keep_ratio_largest/border (img2dataset) */
+    img_image mid = {0};
+    assert_int_equal(img_alloc(&mid, 300, 200, 3), 0);
+    fill_pattern(&mid);
+    assert_int_equal(img_resize_mode(&mid, IMG_RESIZE_CENTER_CROP, 256, 1, &out, &e), 0);
+    assert_int_equal(out.width, 300);
+    assert_int_equal(out.height, 200);
+    assert_memory_equal(out.pixels, mid.pixels, mid.stride * 200);
+    img_free(&out);
+    assert_int_equal(img_resize_mode(&mid, IMG_RESIZE_KEEP_RATIO_LARGEST, 256, 1, &out, &e), 0);
+    assert_int_equal(out.width, 256);
+    assert_int_equal(out.height, 171); /* round(200 * 256 / 300) */
+    img_free(&out);
+    img_free(&mid);
+    /* Python's round is half to even: 7 * 1.5 = 10.5 -> 10, 5 * 1.5 -> 8 */
+    img_image tiny = {0};
+    assert_int_equal(img_alloc(&tiny, 7, 2, 3), 0);
+    fill_pattern(&tiny);
+    assert_int_equal(img_resize_mode(&tiny, IMG_RESIZE_KEEP_RATIO, 3, 0, &out, &e), 0);
+    assert_int_equal(out.width, 10);
+    assert_int_equal(out.height, 3);
+    img_free(&out);
+    img_free(&tiny);
+    assert_int_equal(img_alloc(&tiny, 5, 2, 3), 0);
+    fill_pattern(&tiny);
+    assert_int_equal(img_resize_mode(&tiny, IMG_RESIZE_KEEP_RATIO, 3, 0, &out, &e), 0);
+    assert_int_equal(out.width, 8);
+    img_free(&out);
+    img_free(&tiny);
     /* a 2000x1 strip: keep_ratio would be 512000 wide, refused; the centre
      * crop only computes its window */
     img_image strip = {0};

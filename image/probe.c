@@ -418,8 +418,10 @@ int img_probe(const void *data, size_t n, img_info *info, wp_err *err)
         s = 3;
     while (s < n && (p[s] == ' ' || p[s] == '\t' || p[s] == '\r' || p[s] == '\n'))
         s++;
-    if (s < n && p[s] == '<' && text_has(p + s, n - s, "<svg") &&
-        !text_has(p + s, n - s, "<html")) {
+    int html =
+        s < n && (text_has(p + s, n - s, "<html") || text_has(p + s, n - s, "<!doctype html") ||
+                  text_has(p + s, n - s, "<head") || text_has(p + s, n - s, "<body"));
+    if (s < n && p[s] == '<' && !html && text_has(p + s, n - s, "<svg")) {
         info->format = IMG_FMT_SVG;
         return wp_err_set(err, IMG_EUNSUPPORTED, "svg: not rasterised");
     }

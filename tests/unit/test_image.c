@@ -107,6 +107,8 @@ static void test_probe_recognises_other_formats(void **state)
     wp_err e = {0};
     const char *html = "<!DOCTYPE html><html><body>404 Not Found</body></html>";
     assert_int_equal(img_probe(html, strlen(html), &in, &e), IMG_ENOTIMAGE);
+    const char *inline_svg = "<!doctype html>\n<title>x</title><svg width=\"10\"></svg>";
+    assert_int_equal(img_probe(inline_svg, strlen(inline_svg), &in, &e), IMG_ENOTIMAGE);
     const char *text = "just some text";
     assert_int_equal(img_probe(text, strlen(text), &in, &e), IMG_ENOTIMAGE);
     assert_int_equal(img_probe("", 0, &in, &e), IMG_ENOTIMAGE);

@@ -129,12 +129,14 @@ int img_resize_mode_parse(const char *s);
  * side (keep_ratio). */
 void img_resize_mode_hint(int mode, int size, int src_w, int src_h, int *min_w, int *min_h);
 /* Applies a mode, sizes as albumentations computes them for img2dataset:
- * scaled side = round-half-up(side * size / reference side), centre crop
+ * scaled side = Python's round(side * (size / reference side)), centre crop
  * offset (side - size) / 2, border pads black around the image centred
- * with (size - side) / 2 before it. only_if_bigger leaves images whose
- * longer side is <= size as they are (border still pads to size x size).
- * Resampling is PIL's bicubic in both directions. out is a new image owned
- * by the caller. Returns 0, WP_EINVAL or WP_ENOMEM. */
+ * with (size - side) / 2 before it. only_if_bigger leaves an image as it
+ * is unless its shorter side (keep_ratio, center_crop) or longer side
+ * (border, keep_ratio_largest) is > size, as img2dataset decides; border
+ * still pads a small image to size x size. Resampling is PIL's bicubic in
+ * both directions. out is a new image owned by the caller. Returns 0,
+ * WP_EINVAL, WP_ELIMIT (an output side over 65535) or WP_ENOMEM. */
 int img_resize_mode(const img_image *src, int mode, int size, int only_if_bigger, img_image *out,
                     wp_err *err);
 

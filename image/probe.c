@@ -118,7 +118,7 @@ static int is_sof(int m)
 static int probe_jpeg(const uint8_t *p, size_t n, img_info *info, wp_err *err)
 {
     size_t off = 2; /* after SOI */
-    int have_sof = 0;
+    int have_sof = 0, unsupported = 0;
     info->orientation = 1;
     info->adobe = -1;
     for (;;) {
@@ -162,6 +162,11 @@ static int probe_jpeg(const uint8_t *p, size_t n, img_info *info, wp_err *err)
                 return wp_err_set(err, IMG_ECORRUPT, "jpeg: %d components at byte %zu", nc,
                                   off + 7);
             if (!have_sof) {
+                /* 8-bit sequential/progressive, Huffman or arithmetic, is
+                 * what libjpeg's 8-bit API decodes; lossless (SOF3/SOF11),
+                 * hierarchical (SOF5-7, SOF13-15) and 12-bit are refused */
+                if (seg[0] != 8 || m == 0xC3 || m == 0xCB || (m >= 0xC5 && m <= 0xC7) || m >= 0xCD)
+                    unsupported = m * 256 + seg[0];
                 info->width = w;
                 info->height = h;
                 info->channels = nc;
@@ -185,6 +190,9 @@ static int probe_jpeg(const uint8_t *p, size_t n, img_info *info, wp_err *err)
     }
     if (!have_sof)
         return truncated(err, "jpeg", n);
+    if (unsupported)
+        return wp_err_set(err, IMG_EUNSUPPORTED, "jpeg: SOF%d with %d-bit samples is not decoded",
+                          (unsupported >> 8) - 0xC0, unsupported & 0xff);
     return 0;
 }
 
@@ -410,8 +418,10 @@ int img_probe(const void *data, size_t n, img_info *info, wp_err *err)
         s = 3;
     while (s < n && (p[s] == ' ' || p[s] == '\t' || p[s] == '\r' || p[s] == '\n'))
         s++;
-    if (s < n && p[s] == '<' && text_has(p + s, n - s, "<svg") &&
-        !text_has(p + s, n - s, "<html")) {
+    int html =
+        s < n && (text_has(p + s, n - s, "<html") || text_has(p + s, n - s, "<!doctype html") ||
+                  text_has(p + s, n - s, "<head") || text_has(p + s, n - s, "<body"));
+    if (s < n && p[s] == '<' && !html && text_has(p + s, n - s, "<svg")) {
         info->format = IMG_FMT_SVG;
         return wp_err_set(err, IMG_EUNSUPPORTED, "svg: not rasterised");
     }

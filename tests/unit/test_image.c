@@ -107,6 +107,8 @@ static void test_probe_recognises_other_formats(void **state)
     wp_err e = {0};
     const char *html = "<!DOCTYPE html><html><body>404 Not Found</body></html>";
     assert_int_equal(img_probe(html, strlen(html), &in, &e), IMG_ENOTIMAGE);
+    const char *inline_svg = "<!doctype html>\n<title>x</title><svg width=\"10\"></svg>";
+    assert_int_equal(img_probe(inline_svg, strlen(inline_svg), &in, &e), IMG_ENOTIMAGE);
     const char *text = "just some text";
     assert_int_equal(img_probe(text, strlen(text), &in, &e), IMG_ENOTIMAGE);
     assert_int_equal(img_probe("", 0, &in, &e), IMG_ENOTIMAGE);
@@ -187,6 +189,27 @@ static void test_probe_exif_both_byte_orders(void **state)
             assert_int_equal(in.height, 480);
         }
     }
+}
+
+static void test_probe_refuses_12bit_and_lossless_jpeg(void **state)
+{
+    uint8_t buf[256];
+    size_t n = make_jpeg_header(buf, 64, 48, 0, 0);
+    img_info in;
+    wp_err e = {0};
+    assert_int_equal(img_probe(buf, n, &in, &e), 0);
+    buf[n - 15] = 12; /* sample precision */
+    assert_int_equal(img_probe(buf, n, &in, &e), IMG_EUNSUPPORTED);
+    assert_int_equal(in.width, 64);
+    buf[n - 15] = 8;
+    buf[n - 18] = 0xC3; /* lossless */
+    assert_int_equal(img_probe(buf, n, &in, &e), IMG_EUNSUPPORTED);
+    buf[n - 18] = 0xC2; /* progressive is fine */
+    assert_int_equal(img_probe(buf, n, &in, &e), 0);
+    assert_int_equal(in.progressive, 1);
+    img_image im = {0};
+    buf[n - 18] = 0xC3;
+    assert_int_equal(img_decode(buf, n, NULL, &im, &e), IMG_EUNSUPPORTED);
 }
 
 static void test_probe_truncated_header_names_offset(void **state)
@@ -934,6 +957,48 @@ static void test_resize_modes_sizes(void **state)
     img_free(&out);
     img_free(&small);
     img_free(&src);
+    /* only_if_bigger looks at the shorter side for keep_ratio/center_crop
+     * and at the longer side for keep_ratio_largest/border (img2dataset) */
+    img_image mid = {0};
+    assert_int_equal(img_alloc(&mid, 300, 200, 3), 0);
+    fill_pattern(&mid);
+    assert_int_equal(img_resize_mode(&mid, IMG_RESIZE_CENTER_CROP, 256, 1, &out, &e), 0);
+    assert_int_equal(out.width, 300);
+    assert_int_equal(out.height, 200);
+    assert_memory_equal(out.pixels, mid.pixels, mid.stride * 200);
+    img_free(&out);
+    assert_int_equal(img_resize_mode(&mid, IMG_RESIZE_KEEP_RATIO_LARGEST, 256, 1, &out, &e), 0);
+    assert_int_equal(out.width, 256);
+    assert_int_equal(out.height, 171); /* round(200 * 256 / 300) */
+    img_free(&out);
+    img_free(&mid);
+    /* Python's round is half to even: 7 * 1.5 = 10.5 -> 10, 5 * 1.5 -> 8 */
+    img_image tiny = {0};
+    assert_int_equal(img_alloc(&tiny, 7, 2, 3), 0);
+    fill_pattern(&tiny);
+    assert_int_equal(img_resize_mode(&tiny, IMG_RESIZE_KEEP_RATIO, 3, 0, &out, &e), 0);
+    assert_int_equal(out.width, 10);
+    assert_int_equal(out.height, 3);
+    img_free(&out);
+    img_free(&tiny);
+    assert_int_equal(img_alloc(&tiny, 5, 2, 3), 0);
+    fill_pattern(&tiny);
+    assert_int_equal(img_resize_mode(&tiny, IMG_RESIZE_KEEP_RATIO, 3, 0, &out, &e), 0);
+    assert_int_equal(out.width, 8);
+    img_free(&out);
+    img_free(&tiny);
+    /* a 2000x1 strip: keep_ratio would be 512000 wide, refused; the centre
+     * crop only computes its window */
+    img_image strip = {0};
+    assert_int_equal(img_alloc(&strip, 2000, 1, 3), 0);
+    fill_pattern(&strip);
+    assert_int_equal(img_resize_mode(&strip, IMG_RESIZE_KEEP_RATIO, 256, 0, &out, &e), WP_ELIMIT);
+    assert_null(out.pixels);
+    assert_int_equal(img_resize_mode(&strip, IMG_RESIZE_CENTER_CROP, 256, 0, &out, &e), 0);
+    assert_int_equal(out.width, 256);
+    assert_int_equal(out.height, 256);
+    img_free(&out);
+    img_free(&strip);
     assert_int_equal(img_resize_mode_parse("keep_ratio_largest"), IMG_RESIZE_KEEP_RATIO_LARGEST);
     assert_int_equal(img_resize_mode_parse("center_crop"), IMG_RESIZE_CENTER_CROP);
     assert_int_equal(img_resize_mode_parse("bogus"), -1);
@@ -1059,6 +1124,7 @@ int main(void)
         cmocka_unit_test(test_probe_every_test_image),
         cmocka_unit_test(test_probe_recognises_other_formats),
         cmocka_unit_test(test_probe_exif_both_byte_orders),
+        cmocka_unit_test(test_probe_refuses_12bit_and_lossless_jpeg),
         cmocka_unit_test(test_probe_truncated_header_names_offset),
         cmocka_unit_test(test_decode_every_test_image),
         cmocka_unit_test(test_decode_gray_cmyk_webp_agree_with_rgb),

@@ -113,7 +113,7 @@ int img_resize_bicubic(const img_image *src, int w, int h, img_image *out, wp_er
 /* img2dataset's resize modes. */
 enum img_resize_mode {
     IMG_RESIZE_NO = 0,
-    IMG_RESIZE_BORDER,             /* fit inside size x size, pad with black */
+    IMG_RESIZE_BORDER,             /* fit inside size x size, pad with white */
     IMG_RESIZE_KEEP_RATIO,         /* shorter side to size */
     IMG_RESIZE_KEEP_RATIO_LARGEST, /* longer side to size */
     IMG_RESIZE_CENTER_CROP,        /* shorter side to size, then crop the centre */
@@ -130,11 +130,11 @@ int img_resize_mode_parse(const char *s);
 void img_resize_mode_hint(int mode, int size, int src_w, int src_h, int *min_w, int *min_h);
 /* Applies a mode, sizes as albumentations computes them for img2dataset:
  * scaled side = Python's round(side * (size / reference side)), centre crop
- * offset (side - size) / 2, border pads black around the image centred
- * with (size - side) / 2 before it. only_if_bigger leaves an image as it
- * is unless its shorter side (keep_ratio, center_crop) or longer side
- * (border, keep_ratio_largest) is > size, as img2dataset decides; border
- * still pads a small image to size x size. Resampling is PIL's bicubic in
+ * offset (side - size) / 2, border pads white (as img2dataset) around the
+ * image centred with (size - side) / 2 before it. only_if_bigger leaves an
+ * image as it is (unpadded too) unless its shorter side (keep_ratio,
+ * center_crop) or longer side (border, keep_ratio_largest) is > size, as
+ * img2dataset decides. Resampling is PIL's bicubic in
  * both directions. out is a new image owned by the caller. Returns 0,
  * WP_EINVAL, WP_ELIMIT (an output side over 65535) or WP_ENOMEM. */
 int img_resize_mode(const img_image *src, int mode, int size, int only_if_bigger, img_image *out,

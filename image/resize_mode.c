@@ -11,10 +11,9 @@
  * the shorter side > size for keep_ratio and center_crop, the longer side
  * > size for border and keep_ratio_largest, as in img2dataset's resizer.
  * Where img2dataset uses OpenCV's INTER_AREA / LANCZOS4 we use PIL's
- * antialiased bicubic in both directions. Differences from img2dataset
- * kept on purpose (the module's contract): border pads with black
- * (img2dataset: white) and pads small images under only_if_bigger too
- * (img2dataset: leaves them unpadded).
+ * antialiased bicubic in both directions. Border pads with white and,
+ * under only_if_bigger, leaves a small image unpadded, as img2dataset's
+ * resizer does (its padding happens only inside the resize branch).
  */
 #include "image/img_int.h"
 
@@ -66,7 +65,7 @@ void img_resize_mode_hint(int mode, int size, int src_w, int src_h, int *min_w, 
 }
 
 /* Padding value of border mode (img2dataset uses 255). */
-#define IMG_BORDER_FILL 0
+#define IMG_BORDER_FILL 255 /* img2dataset pads with white */
 
 /* Python's round(side * (size / ref)): rint rounds half to even in the
  * default rounding mode; at least 1. */
@@ -90,8 +89,8 @@ static int copy_image(const img_image *src, img_image *out, wp_err *err)
     return 0;
 }
 
-/* Centres src on a black size x size canvas (src must fit). */
-static int pad_black(const img_image *src, int size, img_image *out, wp_err *err)
+/* Centres src on a white size x size canvas (src must fit). */
+static int pad_border(const img_image *src, int size, img_image *out, wp_err *err)
 {
     img_image o = {0};
     int C = src->channels;
@@ -131,11 +130,8 @@ int img_resize_mode(const img_image *src, int mode, int size, int only_if_bigger
     int downscale = (by_shorter ? shorter : longer) > size;
     if (mode == IMG_RESIZE_NO)
         return copy_image(src, out, err);
-    if (only_if_bigger && !downscale) {
-        if (mode == IMG_RESIZE_BORDER)
-            return pad_black(src, size, out, err);
+    if (only_if_bigger && !downscale)
         return copy_image(src, out, err);
-    }
     switch (mode) {
     case IMG_RESIZE_KEEP_RATIO:
         return resize_to(src, scaled(w, size, shorter), scaled(h, size, shorter), out, err);
@@ -163,7 +159,7 @@ int img_resize_mode(const img_image *src, int mode, int size, int only_if_bigger
         int rc = resize_to(src, scaled(w, size, longer), scaled(h, size, longer), &mid, err);
         if (rc < 0)
             return rc;
-        rc = pad_black(&mid, size, out, err);
+        rc = pad_border(&mid, size, out, err);
         img_free(&mid);
         return rc;
     }

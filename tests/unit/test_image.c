@@ -912,11 +912,11 @@ static void test_resize_modes_sizes(void **state)
         assert_int_equal(out.width, cases[i].w);
         assert_int_equal(out.height, cases[i].h);
         if (cases[i].mode == IMG_RESIZE_BORDER) {
-            /* 100x50 centred: rows 0..24 and 75..99 are black */
+            /* 100x50 centred: rows 0..24 and 75..99 are white padding */
             for (int x = 0; x < 300; x++) {
-                assert_int_equal(out.pixels[x], 0);
-                assert_int_equal(out.pixels[24 * out.stride + x], 0);
-                assert_int_equal(out.pixels[75 * out.stride + x], 0);
+                assert_int_equal(out.pixels[x], 255);
+                assert_int_equal(out.pixels[24 * out.stride + x], 255);
+                assert_int_equal(out.pixels[75 * out.stride + x], 255);
             }
         }
         img_free(&out);
@@ -937,7 +937,8 @@ static void test_resize_modes_sizes(void **state)
     assert_int_equal(out.height, 64);
     img_free(&out);
     img_free(&odd);
-    /* only_if_bigger: a small image is kept, border still pads */
+    /* only_if_bigger: a small image is kept as it is, unpadded even in
+     * border mode (img2dataset pads only what it resized) */
     img_image small = {0};
     assert_int_equal(img_alloc(&small, 50, 30, 3), 0);
     memset(small.pixels, 200, small.stride * 30);
@@ -946,9 +947,14 @@ static void test_resize_modes_sizes(void **state)
     assert_int_equal(out.height, 30);
     img_free(&out);
     assert_int_equal(img_resize_mode(&small, IMG_RESIZE_BORDER, 100, 1, &out, &e), 0);
+    assert_int_equal(out.width, 50);
+    assert_int_equal(out.height, 30);
+    assert_int_equal(out.pixels[0], 200);
+    img_free(&out);
+    assert_int_equal(img_resize_mode(&small, IMG_RESIZE_BORDER, 100, 0, &out, &e), 0);
     assert_int_equal(out.width, 100);
     assert_int_equal(out.height, 100);
-    assert_int_equal(out.pixels[0], 0);
+    assert_int_equal(out.pixels[0], 255);
     assert_int_equal(out.pixels[50 * out.stride + 50 * 3], 200);
     img_free(&out);
     assert_int_equal(img_resize_mode(&small, IMG_RESIZE_KEEP_RATIO, 100, 0, &out, &e), 0);

@@ -838,17 +838,14 @@ int net_run(net_engine *e, int timeout_ms, wp_err *err)
         wait = (long)(next * 1000) + 1;
     if (wait > POLL_MAX_MS)
         wait = POLL_MAX_MS;
-    if (e->active > 0) {
-        if (curl_multi_perform(e->multi, &running) != CURLM_OK)
-            return wp_err_set(err, NET_ECURL, "curl_multi_perform failed");
-        if (curl_multi_poll(e->multi, NULL, 0, (int)wait, NULL) != CURLM_OK)
-            return wp_err_set(err, NET_ECURL, "curl_multi_poll failed");
-        if (curl_multi_perform(e->multi, &running) != CURLM_OK)
-            return wp_err_set(err, NET_ECURL, "curl_multi_perform failed");
-    } else if (e->pending > 0 && wait > 0) {
-        struct timespec ts = {wait / 1000, (wait % 1000) * 1000000L};
-        nanosleep(&ts, NULL); /* only delayed work: wait for its time */
-    }
+    /* curl_multi_poll also waits (for net_wakeup or the timeout) when no
+     * transfer runs, e.g. while only retries are waiting. */
+    if (e->active > 0 && curl_multi_perform(e->multi, &running) != CURLM_OK)
+        return wp_err_set(err, NET_ECURL, "curl_multi_perform failed");
+    if (wait > 0 && curl_multi_poll(e->multi, NULL, 0, (int)wait, NULL) != CURLM_OK)
+        return wp_err_set(err, NET_ECURL, "curl_multi_poll failed");
+    if (e->active > 0 && curl_multi_perform(e->multi, &running) != CURLM_OK)
+        return wp_err_set(err, NET_ECURL, "curl_multi_perform failed");
     while ((m = curl_multi_info_read(e->multi, &left)) != NULL) {
         if (m->msg != CURLMSG_DONE)
             continue;
@@ -860,6 +857,11 @@ int net_run(net_engine *e, int timeout_ms, wp_err *err)
     }
     admit(e, err);
     return 0;
+}
+
+void net_wakeup(net_engine *e)
+{
+    curl_multi_wakeup(e->multi);
 }
 
 size_t net_pending(const net_engine *e)

@@ -195,6 +195,10 @@ int net_submit(net_engine *e, const char *url, int flags, void *ud, wp_err *err)
  * runs the callbacks of requests that finished. Returns 0 or NET_ECURL. */
 int net_run(net_engine *e, int timeout_ms, wp_err *err);
 
+/* Makes a net_run waiting in another thread return early. The one
+ * engine function that may be called from any thread. */
+void net_wakeup(net_engine *e);
+
 /* Requests not yet completed (queued, waiting to retry, or transferring). */
 size_t net_pending(const net_engine *e);
 size_t net_active(const net_engine *e);

@@ -572,7 +572,7 @@ static void req_finish(net_engine *e, net_req *r, CURLcode code)
         r->status = (int)status;
     if (r->abort_class != NULL) {
         cls = r->abort_class;
-        why = is(cls, NET_EC_OPT_OUT) ? "X-Robots-Tag" : "aborted";
+        why = is(cls, NET_EC_OPT_OUT) ? "X-Robots-Tag" : "rejected by content sniffing";
         if (is(cls, NET_EC_TOO_LARGE)) {
             snprintf(whybuf, sizeof whybuf, "body over %lld bytes", (long long)e->o.max_bytes);
             why = whybuf;

@@ -188,10 +188,15 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     }
     if (max > s->cut - pos)
         max = (size_t)(s->cut - pos);
-    if (s->data)
+    if (s->data) {
         memcpy(buf, s->data + pos, max);
-    else
+    } else {
+        /* Generated bodies look like a JPEG to content sniffing. */
+        static const unsigned char soi[4] = {0xff, 0xd8, 0xff, 0xe0};
         memset(buf, 'x', max);
+        for (uint64_t i = pos; i < 4 && i < pos + max; i++)
+            buf[i - pos] = (char)soi[i];
+    }
     return (ssize_t)max;
 }
 
@@ -233,6 +238,10 @@ static enum MHD_Result gzbomb(struct MHD_Connection *c, long n)
         goto fail;
     z.next_out = out;
     z.avail_out = (uInt)cap;
+    zeros[0] = (unsigned char)0xff; /* a JPEG signature first, for content sniffing */
+    zeros[1] = (unsigned char)0xd8;
+    zeros[2] = (unsigned char)0xff;
+    zeros[3] = (unsigned char)0xe0;
     while (left > 0) {
         long k = left > 65536 ? 65536 : left;
         z.next_in = zeros;
@@ -240,6 +249,7 @@ static enum MHD_Result gzbomb(struct MHD_Connection *c, long n)
         left -= k;
         if (deflate(&z, Z_NO_FLUSH) != Z_OK)
             break;
+        memset(zeros, 0, 4);
     }
     z.avail_in = 0;
     deflate(&z, Z_FINISH);

@@ -271,12 +271,13 @@ int cmd_fetch(cli_ctx *ctx, int argc, char **argv)
         printf("{\"done\":%llu,\"ok\":%llu,\"errors\":%llu,\"retried\":%llu,\"bytes_in\":%llu,"
                "\"bytes_out\":%llu,\"wall_s\":%.3f,\"cpu_net_s\":%.3f,\"cpu_decode_s\":%.3f,"
                "\"cpu_resize_s\":%.3f,\"cpu_encode_s\":%.3f,\"max_host_active\":%d,"
-               "\"peak_rss_kb\":%zu,\"stopped\":%d}\n",
+               "\"cpu_process_s\":%.3f,\"peak_rss_kb\":%zu,\"stopped\":%d}\n",
                (unsigned long long)stats.done, (unsigned long long)stats.ok,
                (unsigned long long)stats.errors, (unsigned long long)stats.retried,
                (unsigned long long)stats.bytes_in, (unsigned long long)stats.bytes_out,
                stats.wall_s, stats.cpu_net_s, stats.cpu_decode_s, stats.cpu_resize_s,
-               stats.cpu_encode_s, stats.max_host_active, wp_peak_rss_kb(), stats.stopped);
+               stats.cpu_encode_s, stats.max_host_active, wp_cpu_time(), wp_peak_rss_kb(),
+               stats.stopped);
         fflush(stdout);
     }
     if (frc == WP_ESTOP) {

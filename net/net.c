@@ -568,8 +568,8 @@ static void req_finish(net_engine *e, net_req *r, CURLcode code)
     long status = 0;
 
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (r->status == 0 && !(status >= 300 && status < 400))
-        r->status = (int)status;
+    if (r->status == 0)
+        r->status = (int)status; /* e.g. a final 3xx without Location */
     if (r->abort_class != NULL) {
         cls = r->abort_class;
         why = is(cls, NET_EC_OPT_OUT) ? "X-Robots-Tag" : "rejected by content sniffing";

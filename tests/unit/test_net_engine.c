@@ -175,8 +175,9 @@ static void test_status_classes_and_retries(void **state)
         "/flaky?key=s403&n=1&code=403",
         "/reset?key=r1&n=1",
         "/reset?key=rall&n=-1",
+        "/status?code=304",
     };
-    run_paths(f, &o, paths, 7, 0);
+    run_paths(f, &o, paths, 8, 0);
     assert_string_equal(f->got[0].cls, "http_4xx");
     assert_int_equal(f->got[0].status, 404);
     assert_int_equal(f->got[0].attempts, 1); /* 4xx is never retried */
@@ -192,6 +193,8 @@ static void test_status_classes_and_retries(void **state)
     assert_int_equal(f->got[5].attempts, 2);
     assert_string_equal(f->got[6].cls, "reset");
     assert_int_equal(f->got[6].attempts, 3);
+    assert_string_equal(f->got[7].cls, "http_3xx"); /* a 3xx that is not a redirect */
+    assert_int_equal(f->got[7].status, 304);
 }
 
 static void test_retry_after_too_long_gives_up(void **state)

@@ -47,7 +47,8 @@ port=$(head -1 "$work/port")
 
 corpus="$work/corpus"
 "$bin" -q init "$corpus" || exit 1
-ls "$imgs" | awk -v b="http://127.0.0.1:$port/img/" '{print b $1 "\tphoto " NR}' >"$work/list.tsv"
+{ printf 'url\tcaption\n'
+  ls "$imgs" | awk -v b="http://127.0.0.1:$port/img/" '{print b $1 "\tphoto " NR}'; } >"$work/list.tsv"
 
 t0=$(date +%s.%N)
 if "$bin" help add >/dev/null 2>&1; then
@@ -63,6 +64,8 @@ now = int(time.time())
 with db:
     for line in open(sys.argv[2]):
         url, text = line.rstrip("\n").split("\t")
+        if url == "url":
+            continue
         uid = hashlib.sha256(url.encode() + b"\0" + text.encode()).hexdigest()[:32]
         iid = db.execute("INSERT INTO images(url) VALUES (?)", (url,)).lastrowid
         db.execute("INSERT INTO pairs(uid, image_id, text, added_at) VALUES (?,?,?,?)",
@@ -79,7 +82,7 @@ t2=$(date +%s.%N)
 shard_line="shard: not in this build"
 if "$bin" help shard >/dev/null 2>&1; then
   ts0=$(date +%s.%N)
-  if "$bin" -q -C "$corpus" shard "$work/shards" >/dev/null 2>"$work/shard.err"; then
+  if "$bin" -q -C "$corpus" shard -o "$work/shards" >/dev/null 2>"$work/shard.err"; then
     ts1=$(date +%s.%N)
     shard_line=$(awk -v a="$ts0" -v b="$ts1" -v n="$n" \
       'BEGIN{printf "shard: %.2f s (%.0f samples/s)", b-a, n/(b-a)}')

@@ -19,15 +19,15 @@
 #include <stdint.h>
 
 enum cat_status {
-    CAT_ESQL = -100,    /* SQLite reported an error (message has details) */
-    CAT_ENEWER = -101,  /* written by a newer witpipe: schema version too high */
-    CAT_ELOCKED = -102, /* another witpipe process holds the corpus */
+    CAT_ESQL = -100,      /* SQLite reported an error (message has details) */
+    CAT_ENEWER = -101,    /* written by a newer witpipe: schema version too high */
+    CAT_ELOCKED = -102,   /* another witpipe process holds the corpus */
     CAT_ENOCORPUS = -103, /* DIR has no catalog (run witpipe init) */
 };
 
 typedef struct cat cat;
 
-#define CAT_CREATE 1   /* create DIR and its catalog if missing */
+#define CAT_CREATE   1 /* create DIR and its catalog if missing */
 #define CAT_READONLY 2 /* no lock, no writes (witpipe status) */
 
 /* ---- core ------------------------------------------------------------ */
@@ -52,8 +52,7 @@ int cat_in_transaction(const cat *c);
 /* ---- runs ------------------------------------------------------------ */
 
 /* Records the start of a stage run; params_json is stored as given. */
-int cat_run_start(cat *c, const char *stage, const char *params_json, int64_t *run_id,
-                  wp_err *err);
+int cat_run_start(cat *c, const char *stage, const char *params_json, int64_t *run_id, wp_err *err);
 /* status: done | stopped | failed. counts_json: what the run did. */
 int cat_run_end(cat *c, int64_t run_id, const char *status, const char *counts_json, wp_err *err);
 
@@ -153,5 +152,55 @@ int cat_stats(cat *c, cat_stat_fn fn, void *ud, wp_err *err);
  * numbers are -1, absent strings NULL; strings live in arena). Returns 0,
  * WP_ENOENT for an unknown id, CAT_ESQL or WP_ENOMEM. */
 int cat_image_get(cat *c, int64_t id, cat_image_result *out, wp_arena *arena, wp_err *err);
+
+/* ---- shard (catalog/cat_shard.c) ---------------------------------------
+ * What `witpipe shard` reads and records. The sample cursor runs on its own
+ * read-only connection (one consistent snapshot for the whole run) so that
+ * shard rows can be committed on the main handle while it is open. */
+
+typedef struct cat_shard_cursor cat_shard_cursor;
+
+/* One pair as the shard stage sees it. Strings may be NULL and stay valid
+ * until the next cat_shard_cursor_next on the same cursor. */
+typedef struct cat_sample {
+    int64_t pair_id, image_id;
+    const char *uid, *text, *origin, *extra;
+    size_t text_len;
+    const char *source_kind, *source_location;
+    const char *url, *state, *error_class, *format, *orig_format;
+    const char *sha256, *orig_sha256;
+    int width, height, orig_width, orig_height; /* -1 when unknown */
+    int64_t bytes, orig_bytes, store_file, store_offset;
+    const char *drop; /* "stage/reason" of the first drop decision, or NULL */
+    int selected;     /* state ok, stored, and not dropped */
+} cat_sample;
+
+/* Opens a cursor over every pair: in pair id order, or, with shuffle, in
+ * the order of a 64-bit mix of seed and uid (ties by id): the same catalog
+ * and seed always give the same order. Free with cat_shard_cursor_close. */
+int cat_shard_cursor_open(cat *c, int shuffle, uint64_t seed, cat_shard_cursor **out, wp_err *err);
+/* Returns 1 and the next pair, 0 at the end, or CAT_ESQL. */
+int cat_shard_cursor_next(cat_shard_cursor *cur, cat_sample *s, wp_err *err);
+/* Calls fn for each decision on pair_id, in stage order (score is NAN when
+ * absent), then for each embedding model with a clip_score (stage NULL,
+ * decision = model name). Returns 0 or CAT_ESQL. */
+typedef void (*cat_decision_fn)(void *ud, const char *stage, const char *decision,
+                                const char *reason, double score);
+int cat_shard_decisions(cat_shard_cursor *cur, int64_t pair_id, cat_decision_fn fn, void *ud,
+                        wp_err *err);
+void cat_shard_cursor_close(cat_shard_cursor *cur);
+
+/* A shards row. */
+typedef struct cat_shard_row {
+    int64_t samples, bytes, first_pair, last_pair;
+    char sha256[WP_SHA256_HEX + 1];
+    int done;
+} cat_shard_row;
+
+/* Reads the row of (output, name): 0, WP_ENOENT when there is none, CAT_ESQL. */
+int cat_shard_get(cat *c, const char *output, const char *name, cat_shard_row *row, wp_err *err);
+/* Records a finished shard (done = 1), replacing any earlier row. */
+int cat_shard_put(cat *c, const char *output, const char *name, const cat_shard_row *row,
+                  int64_t run_id, wp_err *err);
 
 #endif /* CATALOG_H */

@@ -12,6 +12,8 @@
 
 int cmd_init(cli_ctx *ctx, int argc, char **argv);
 int cmd_status(cli_ctx *ctx, int argc, char **argv);
+int cmd_add(cli_ctx *ctx, int argc, char **argv);
+int cmd_shard(cli_ctx *ctx, int argc, char **argv);
 int cmd_fetch(cli_ctx *ctx, int argc, char **argv);
 
 /* Keep in pipeline order; each entry's usage text is its documentation. */
@@ -29,6 +31,48 @@ const cli_cmd cli_commands[] = {
      "error class, decisions by stage and reason, crawl pages, shards, runs.\n"
      "  --json   one JSON object instead of a table\n",
      cmd_status},
+    {"add", "add URL+caption lists or local images to the corpus",
+     "usage: witpipe add [-C DIR] [OPTIONS] FILE...\n"
+     "       witpipe add [-C DIR] --files IMAGEDIR\n"
+     "       witpipe add [-C DIR] --files-list LIST\n"
+     "\n"
+     "Adds (image URL, caption) pairs from lists in img2dataset's input formats:\n"
+     "TSV (tab separated, no quoting, header row), CSV (RFC 4180 quoting: fields in\n"
+     "double quotes may hold commas, quotes and line breaks; header row) or JSONL\n"
+     "(one JSON object per line). Files may be plain or compressed with gzip,\n"
+     "zstd, bzip2, xz, lzma or lz4; the format is taken from the name once the\n"
+     "compression suffix is stripped (.tsv .tab .csv .jsonl .ndjson .json).\n"
+     "FILE '-' reads standard input (give --format).\n"
+     "\n"
+     "Files are streamed: memory stays flat however long they are. A row with\n"
+     "no URL, a URL that is not http(s), invalid UTF-8, bad CSV quoting, the\n"
+     "wrong number of fields or an over-long field (URL > 8 KiB, caption >\n"
+     "64 KiB, record > 1 MiB) is counted as bad and skipped; the first 10 are\n"
+     "reported with file:line, the run goes on. An exact duplicate (same URL and\n"
+     "caption) is stored once. A row with an empty caption is stored and counted.\n"
+     "\n"
+     "  --format tsv|csv|jsonl  the input format (default: from the file name)\n"
+     "  --url-col NAME          the column (or JSON member) with the image URL\n"
+     "                          (default url)\n"
+     "  --text-col NAME         the column with the caption (default caption)\n"
+     "  --keep-cols A,B,...     further columns kept as JSON in the pair's extra\n"
+     "                          metadata (TSV/CSV: strings; JSONL: any value)\n"
+     "  --batch N               rows per catalog transaction (default 5000)\n"
+     "  --files IMAGEDIR        import a folder of local images instead (recursively,\n"
+     "                          in name order). A file is taken when its header is a\n"
+     "                          JPEG, PNG or WebP, or when a caption file of the same\n"
+     "                          name with .txt for its extension is beside it. The\n"
+     "                          format and size come from the file's header, never\n"
+     "                          its name; a captioned file that is no usable image is\n"
+     "                          recorded with state error and class not_an_image,\n"
+     "                          unsupported, corrupt, too_large or unreadable.\n"
+     "  --files-list LIST       import the images named in LIST, lines PATH<TAB>CAPTION\n"
+     "                          (relative paths are relative to LIST's folder)\n"
+     "\n"
+     "Exit status: 0 when every input was read to its end (bad rows included),\n"
+     "1 when an input could not be read or broke off (a truncated gzip: rows\n"
+     "before the damage are kept), 2 usage error.\n",
+     cmd_add},
     {"fetch", "download, check, resize and store every pending image",
      "usage: witpipe fetch [-C DIR] [OPTIONS]\n"
      "\n"
@@ -78,6 +122,35 @@ const cli_cmd cli_commands[] = {
      "  --limit N             handle at most N images in this run\n"
      "  --stats-json          print the run's figures as one JSON line on stdout\n",
      cmd_fetch},
+    {"shard", "write WebDataset tar shards of the selected samples",
+     "usage: witpipe shard [-C DIR] [-o OUTDIR] [--per-shard N] [--max-bytes N]\n"
+     "                     [--shuffle SEED] [--mtime T]\n"
+     "\n"
+     "Writes the corpus's selected samples (pairs whose image is stored, state ok,\n"
+     "and that no stage dropped) as WebDataset shards OUTDIR/00000.tar,\n"
+     "00001.tar, ... (use brace notation: {00000..00042}.tar). Each sample is\n"
+     "three adjacent members named by its key, the pair uid (32 hex digits, no\n"
+     "dots): KEY.jpg (or .png/.webp: the stored bytes unchanged), KEY.txt (the\n"
+     "caption, UTF-8) and KEY.json (url, caption, sizes, sha256, source and every\n"
+     "decision and score later stages added; schemas/sample.schema.json).\n"
+     "\n"
+     "Tar members are ustar with fixed owner (0/0, no names), mode 0644 and one\n"
+     "mtime, so the same catalog and options give byte-identical shards. Each\n"
+     "shard is written as NAME.tmp, synced and renamed: a crash never leaves a\n"
+     "shard that looks complete, and running the command again writes only the\n"
+     "shards that are missing. OUTDIR also gets manifest.json (per shard: name,\n"
+     "samples, bytes, sha256; schemas/manifest.schema.json) and NNNNN_stats.json\n"
+     "per shard (the pairs its range covered, by image state, error class and\n"
+     "drop reason; schemas/shard_stats.schema.json).\n"
+     "\n"
+     "  -o, --output OUTDIR  where shards go (default DIR/shards)\n"
+     "  --per-shard N        samples per shard (default 10000)\n"
+     "  --max-bytes N        also start a new shard before one would pass N bytes\n"
+     "                       (a single larger sample still gets its own shard)\n"
+     "  --shuffle SEED       order samples by a hash of SEED and their uid instead\n"
+     "                       of the order they were added (deterministic)\n"
+     "  --mtime T            the mtime of every member, unix seconds (default 0)\n",
+     cmd_shard},
     {NULL, NULL, NULL, NULL},
 };
 

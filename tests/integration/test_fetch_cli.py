@@ -3,8 +3,8 @@ against the fixture server (build/fixture_server on 127.0.0.1): recorded
 state per case, status --json, the per-host cap from the server's log,
 kill -9 at a random moment then resume, Ctrl-C then resume, usage errors.
 
-Candidates are inserted with Python's sqlite3 into the schema's images and
-pairs tables (the `add` command lives on another branch)."""
+Candidates come from `witpipe add`; after kill -9 + resume the shards are
+read back to check that no sample is missing or duplicated."""
 
 import hashlib
 import json
@@ -13,6 +13,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import tarfile
 import tempfile
 import time
 import unittest
@@ -73,19 +74,19 @@ class FetchCli(unittest.TestCase):
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def add(self, paths):
-        """Adds one candidate pair per path; returns {path: image id}."""
+        """Adds one candidate pair per path with `witpipe add`; returns
+        {path: image id}."""
+        urls = {p: (p if p.startswith("http") else self.srv.base + p) for p in paths}
+        lst = os.path.join(self.dir, "list%d.tsv" % len(os.listdir(self.dir)))
+        with open(lst, "w") as f:
+            f.write("url\tcaption\n")
+            for i, p in enumerate(paths):
+                f.write("%s\tcaption %d\n" % (urls[p], i))
+        r = run(["-q", "-C", self.corpus, "add", lst])
+        self.assertEqual(r.returncode, 0, r.stderr)
         db = sqlite3.connect(os.path.join(self.corpus, "catalog.db"))
-        ids = {}
-        now = int(time.time())
-        with db:
-            for p in paths:
-                url = p if p.startswith("http") else self.srv.base + p
-                text = "caption"
-                uid = hashlib.sha256(url.encode() + b"\0" + text.encode()).hexdigest()[:32]
-                cur = db.execute("INSERT INTO images(url) VALUES (?)", (url,))
-                ids[p] = cur.lastrowid
-                db.execute("INSERT INTO pairs(uid, image_id, text, added_at) VALUES (?,?,?,?)",
-                           (uid, cur.lastrowid, text, now))
+        ids = {p: db.execute("SELECT id FROM images WHERE url = ?", (u,)).fetchone()[0]
+               for p, u in urls.items()}
         db.close()
         return ids
 
@@ -197,6 +198,21 @@ class FetchCli(unittest.TestCase):
         # Each image stored at a distinct place: no duplicates.
         places = {(x["store_file"], x["store_offset"]) for x in rows.values()}
         self.assertEqual(len(places), n)
+        # The shards hold every sample exactly once, with the stored bytes.
+        out = os.path.join(self.dir, "shards")
+        r = run(["-q", "-C", self.corpus, "shard", "-o", out])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        keys, shas = [], set()
+        for name in sorted(os.listdir(out)):
+            if name.endswith(".tar"):
+                with tarfile.open(os.path.join(out, name)) as t:
+                    for m in t.getmembers():
+                        if m.name.endswith(".jpg"):
+                            keys.append(m.name[:-4])
+                            shas.add(hashlib.sha256(t.extractfile(m).read()).hexdigest())
+        self.assertEqual(len(keys), n)
+        self.assertEqual(len(set(keys)), n)
+        self.assertEqual(shas, {x["sha256"] for x in rows.values()})
 
     def test_ctrl_c_saves_and_rerun_completes(self):
         n = 60

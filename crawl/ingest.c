@@ -1,0 +1,997 @@
+/*
+ * crawl/ingest.c: URL + caption lists into the catalog (witpipe add FILE).
+ *
+ * libarchive's raw format undoes any compression and hands over plain
+ * bytes; a fixed window of ING_RECORD_MAX + one chunk holds the record
+ * being parsed, so memory stays flat however long the file is. TSV lines
+ * are split on tabs (no quoting), CSV follows RFC 4180 section 2 (quoted
+ * fields may hold commas, quotes and line breaks), JSONL is one jansson
+ * object per line. Every record is checked (UTF-8, URL, lengths) before it
+ * is stored; bad ones are counted and reported with file:line.
+ */
+#include "ingest.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#define ING_CHUNK      (256 * 1024)                 /* bytes per read from libarchive */
+#define ING_WINDOW     (ING_RECORD_MAX + ING_CHUNK) /* the whole read buffer */
+#define ING_OPEN_BLOCK 65536                        /* libarchive's read block */
+
+struct ingest_reader {
+    struct archive *a;
+    char name[WP_PATH_MAX];
+    int format;
+    char *buf; /* ING_WINDOW bytes; unread bytes are buf[pos..len) */
+    size_t pos, len;
+    int eof;    /* no more bytes will come */
+    int broken; /* ... because the stream failed */
+    char brk[WP_ERR_MAX / 2];
+    int64_t line;   /* line number of buf[pos] */
+    int first_line; /* a BOM may still have to be stripped */
+    uint64_t total;
+    /* columns (TSV, CSV) */
+    int ncols;
+    int url_idx, text_idx;
+    int keep_idx[ING_KEEP_MAX];
+    int nkeep;
+    const char *url_col, *text_col;
+    const char *keep_cols[ING_KEEP_MAX];
+    /* the current record's fields: base + off[i], len[i] */
+    const char *fbase;
+    size_t foff[ING_FIELDS_MAX], flen[ING_FIELDS_MAX];
+    int nf;
+    wp_buf scratch; /* CSV fields, unescaped */
+    wp_buf extra;   /* JSON of the kept columns */
+    json_t *json;   /* the current JSONL object */
+};
+
+static const char *const bad_names[ING_BAD_NREASONS] = {
+    "none",        "no_url",      "bad_url",  "invalid_utf8", "too_long",
+    "bad_quoting", "field_count", "bad_json", "truncated",
+};
+
+const char *ingest_bad_name(int reason)
+{
+    if (reason < 0 || reason >= ING_BAD_NREASONS)
+        return "unknown";
+    return bad_names[reason];
+}
+
+int ingest_format_parse(const char *s)
+{
+    if (strcmp(s, "tsv") == 0)
+        return ING_FMT_TSV;
+    if (strcmp(s, "csv") == 0)
+        return ING_FMT_CSV;
+    if (strcmp(s, "jsonl") == 0 || strcmp(s, "ndjson") == 0)
+        return ING_FMT_JSONL;
+    return -1;
+}
+
+static int has_suffix(const char *s, size_t n, const char *suf)
+{
+    size_t k = strlen(suf);
+    return n >= k && strncasecmp(s + n - k, suf, k) == 0;
+}
+
+int ingest_format_from_name(const char *path)
+{
+    static const char *const comp[] = {".gz",  ".gzip", ".zst",  ".zstd",
+                                       ".bz2", ".xz",   ".lzma", ".lz4"};
+    size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof comp / sizeof comp[0]; i++) {
+        if (has_suffix(path, n, comp[i])) {
+            n -= strlen(comp[i]);
+            break;
+        }
+    }
+    if (has_suffix(path, n, ".tsv") || has_suffix(path, n, ".tab"))
+        return ING_FMT_TSV;
+    if (has_suffix(path, n, ".csv"))
+        return ING_FMT_CSV;
+    if (has_suffix(path, n, ".jsonl") || has_suffix(path, n, ".ndjson") ||
+        has_suffix(path, n, ".json"))
+        return ING_FMT_JSONL;
+    return ING_FMT_AUTO;
+}
+
+/* ---- the byte window ---------------------------------------------------- */
+
+/* Reads more bytes into the window (moving unread bytes to its start).
+ * Returns the number read; 0 at the end or when the stream broke (r->eof
+ * set either way) or when the window is full. */
+static size_t fill(ingest_reader *r)
+{
+    la_ssize_t n;
+    size_t room;
+
+    if (r->eof)
+        return 0;
+    if (r->pos > 0) {
+        memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+        r->len -= r->pos;
+        r->pos = 0;
+    }
+    room = ING_WINDOW - r->len;
+    if (room == 0)
+        return 0;
+    if (room > ING_CHUNK)
+        room = ING_CHUNK;
+    for (;;) {
+        n = archive_read_data(r->a, r->buf + r->len, room);
+        if (n == ARCHIVE_RETRY)
+            continue;
+        break;
+    }
+    if (n > 0) {
+        r->len += (size_t)n;
+        return (size_t)n;
+    }
+    r->eof = 1;
+    if (n < 0) {
+        const char *m = archive_error_string(r->a);
+        r->broken = 1;
+        snprintf(r->brk, sizeof r->brk, "%s", m ? m : "read error");
+    }
+    return 0;
+}
+
+/* Discards bytes up to and including the next line break, without keeping
+ * them: this is how a 1 GB line passes through a 1 MB window. */
+static void skip_line(ingest_reader *r)
+{
+    for (;;) {
+        char *nl = memchr(r->buf + r->pos, '\n', r->len - r->pos);
+        if (nl != NULL) {
+            r->pos = (size_t)(nl - r->buf) + 1;
+            r->line++;
+            return;
+        }
+        r->pos = r->len;
+        if (r->eof) {
+            r->line++;
+            return;
+        }
+        fill(r);
+    }
+}
+
+enum { LINE_EOF = 0, LINE_OK = 1, LINE_LONG = 2, LINE_CUT = 3 };
+
+/* The next physical line, without its CR LF / LF. Returns LINE_OK,
+ * LINE_EOF, LINE_LONG (over ING_RECORD_MAX: skipped, nothing returned) or
+ * LINE_CUT (the last, partial line of a broken stream). */
+static int get_line(ingest_reader *r, const char **p, size_t *n, int64_t *lineno)
+{
+    size_t scanned = 0;
+    for (;;) {
+        char *s = r->buf + r->pos;
+        size_t avail = r->len - r->pos;
+        char *nl = memchr(s + scanned, '\n', avail - scanned);
+        if (nl != NULL || (r->eof && avail > 0)) {
+            size_t k = nl != NULL ? (size_t)(nl - s) : avail;
+            if (k > ING_RECORD_MAX) {
+                *lineno = r->line;
+                skip_line(r);
+                return LINE_LONG;
+            }
+            *p = s;
+            *n = k;
+            *lineno = r->line++;
+            r->pos += nl != NULL ? k + 1 : k;
+            if (*n > 0 && s[*n - 1] == '\r')
+                (*n)--;
+            if (nl == NULL && r->broken)
+                return LINE_CUT;
+            return LINE_OK;
+        }
+        if (r->eof)
+            return LINE_EOF;
+        if (avail >= ING_RECORD_MAX) {
+            *lineno = r->line;
+            skip_line(r);
+            return LINE_LONG;
+        }
+        scanned = avail;
+        fill(r);
+    }
+}
+
+static void strip_bom(ingest_reader *r, const char **p, size_t *n)
+{
+    if (!r->first_line)
+        return;
+    r->first_line = 0;
+    if (*n >= 3 && memcmp(*p, "\xEF\xBB\xBF", 3) == 0) {
+        *p += 3;
+        *n -= 3;
+    }
+}
+
+/* ---- TSV and CSV fields --------------------------------------------------- */
+
+/* Splits a TSV line on tabs (no quoting). Returns 0 or -1 when it has more
+ * than ING_FIELDS_MAX fields. */
+static int split_tsv(ingest_reader *r, const char *p, size_t n)
+{
+    size_t start = 0;
+    r->fbase = p;
+    r->nf = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || p[i] == '\t') {
+            if (r->nf == ING_FIELDS_MAX)
+                return -1;
+            r->foff[r->nf] = start;
+            r->flen[r->nf] = i - start;
+            r->nf++;
+            start = i + 1;
+        }
+    }
+    return 0;
+}
+
+enum { CSV_MORE = 0, CSV_OK = 1, CSV_BADQ = -1, CSV_MANY = -2, CSV_NOMEM = -3 };
+
+/* Parses one CSV record (RFC 4180 section 2) from p[0..n) into r's fields
+ * (unescaped, in r->scratch). at_eof says no bytes follow p[n-1]. Returns
+ * CSV_OK with *used (bytes consumed, line break included) and *breaks (line
+ * breaks consumed), CSV_MORE when the record may continue past n, CSV_BADQ
+ * for quoting against the RFC, CSV_MANY for too many fields. */
+static int parse_csv(ingest_reader *r, const char *p, size_t n, int at_eof, size_t *used,
+                     int64_t *breaks)
+{
+    size_t i = 0;
+    int64_t nl = 0;
+
+    wp_buf_reset(&r->scratch);
+    r->nf = 0;
+    for (;;) {
+        size_t start;
+        if (r->nf == ING_FIELDS_MAX)
+            return CSV_MANY;
+        r->foff[r->nf] = r->scratch.len;
+        if (i < n && p[i] == '"') {
+            /* Rule 5: a field may be enclosed in double quotes; rule 6: then
+             * it may hold line breaks, commas and double quotes. */
+            i++;
+            for (;;) {
+                const char *q = memchr(p + i, '"', n - i);
+                size_t stop = q != NULL ? (size_t)(q - p) : n;
+                for (size_t k = i; k < stop; k++)
+                    nl += p[k] == '\n';
+                if (wp_buf_append(&r->scratch, p + i, stop - i) != 0)
+                    return CSV_NOMEM;
+                i = stop;
+                if (q == NULL)
+                    return at_eof ? CSV_BADQ : CSV_MORE; /* unterminated quote */
+                if (i + 1 >= n && !at_eof)
+                    return CSV_MORE; /* "" or " + separator: cannot tell yet */
+                if (i + 1 < n && p[i + 1] == '"') {
+                    /* Rule 7: a double quote inside is escaped by doubling. */
+                    if (wp_buf_putc(&r->scratch, '"') != 0)
+                        return CSV_NOMEM;
+                    i += 2;
+                    continue;
+                }
+                i++; /* the closing quote */
+                break;
+            }
+            r->flen[r->nf] = r->scratch.len - r->foff[r->nf];
+            r->nf++;
+            /* Rules 1, 4: after the closing quote comes a comma, a line break
+             * or the end of the file, nothing else. */
+            if (i >= n) {
+                if (!at_eof)
+                    return CSV_MORE;
+                break;
+            }
+            if (p[i] == ',') {
+                i++;
+                continue;
+            }
+            if (p[i] == '\n') {
+                i++;
+                nl++;
+                break;
+            }
+            if (p[i] == '\r') {
+                if (i + 1 >= n && !at_eof)
+                    return CSV_MORE;
+                if (i + 1 >= n) {
+                    i++;
+                    break;
+                }
+                if (p[i + 1] == '\n') {
+                    i += 2;
+                    nl++;
+                    break;
+                }
+            }
+            return CSV_BADQ;
+        }
+        /* Rule 5: in a field not enclosed in quotes, no quote may appear. */
+        start = i;
+        while (i < n && p[i] != ',' && p[i] != '\n') {
+            if (p[i] == '"')
+                return CSV_BADQ;
+            i++;
+        }
+        if (i >= n && !at_eof)
+            return CSV_MORE;
+        {
+            size_t end = i;
+            /* Rule 1: records end in CRLF (a bare LF is accepted too). */
+            if (i < n && p[i] == '\n' && end > start && p[end - 1] == '\r')
+                end--;
+            else if (i >= n && end > start && p[end - 1] == '\r')
+                end--;
+            if (wp_buf_append(&r->scratch, p + start, end - start) != 0)
+                return CSV_NOMEM;
+        }
+        r->flen[r->nf] = r->scratch.len - r->foff[r->nf];
+        r->nf++;
+        if (i < n && p[i] == ',') {
+            i++;
+            continue;
+        }
+        if (i < n) {
+            i++; /* the line break */
+            nl++;
+        }
+        break;
+    }
+    r->fbase = r->scratch.data;
+    *used = i;
+    *breaks = nl;
+    return CSV_OK;
+}
+
+enum { REC_EOF = 0, REC_OK = 1, REC_BAD = 2 };
+
+/* The next CSV record's fields. Returns REC_OK, REC_EOF or REC_BAD with
+ * rec->bad / detail set; *raw / *rawn is the record's text (for UTF-8
+ * checks). A record with bad quoting costs only its first physical line:
+ * parsing resumes on the next one. */
+static int next_csv(ingest_reader *r, ingest_record *rec, const char **raw, size_t *rawn)
+{
+    for (;;) {
+        size_t used = 0;
+        int64_t breaks = 0;
+        const char *p = r->buf + r->pos;
+        size_t avail = r->len - r->pos;
+        int k;
+
+        if (avail == 0) {
+            if (r->eof)
+                return REC_EOF;
+            fill(r);
+            continue;
+        }
+        if (r->first_line && avail < 3 && !r->eof) {
+            fill(r);
+            continue;
+        }
+        if (r->first_line) {
+            r->first_line = 0;
+            if (avail >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+                r->pos += 3;
+                continue;
+            }
+        }
+        /* Blank lines carry no record. */
+        if (p[0] == '\n' || (avail >= 2 && p[0] == '\r' && p[1] == '\n')) {
+            r->pos += p[0] == '\n' ? 1 : 2;
+            r->line++;
+            continue;
+        }
+        rec->line = r->line;
+        k = parse_csv(r, p, avail, r->eof, &used, &breaks);
+        if (k == CSV_OK) {
+            *raw = p;
+            *rawn = used;
+            r->pos += used;
+            r->line += breaks > 0 ? breaks : 1;
+            if (r->broken && r->pos == r->len && (used == 0 || p[used - 1] != '\n')) {
+                rec->bad = ING_BAD_TRUNCATED;
+                snprintf(rec->detail, sizeof rec->detail, "record cut short: %s", r->brk);
+                return REC_BAD;
+            }
+            return REC_OK;
+        }
+        if (k == CSV_NOMEM) {
+            rec->bad = ING_BAD_TOO_LONG;
+            snprintf(rec->detail, sizeof rec->detail, "out of memory for the record");
+            skip_line(r);
+            return REC_BAD;
+        }
+        if (k == CSV_MORE && avail < ING_RECORD_MAX) {
+            fill(r);
+            continue;
+        }
+        /* Bad quoting, too many fields, or a record that will not end within
+         * ING_RECORD_MAX: give up this physical line and resynchronise on
+         * the next one. */
+        if (k == CSV_MANY) {
+            rec->bad = ING_BAD_FIELDS;
+            snprintf(rec->detail, sizeof rec->detail, "more than %d fields", ING_FIELDS_MAX);
+        } else if (k == CSV_BADQ) {
+            rec->bad = ING_BAD_QUOTING;
+            snprintf(rec->detail, sizeof rec->detail,
+                     "quote out of place or never closed (RFC 4180 section 2)");
+        } else if (memchr(p, '\n', avail) == NULL) {
+            rec->bad = ING_BAD_TOO_LONG;
+            snprintf(rec->detail, sizeof rec->detail, "line longer than %d bytes", ING_RECORD_MAX);
+        } else {
+            rec->bad = ING_BAD_QUOTING;
+            snprintf(rec->detail, sizeof rec->detail,
+                     "quoted field runs past %d bytes (quote never closed?)", ING_RECORD_MAX);
+        }
+        skip_line(r);
+        return REC_BAD;
+    }
+}
+
+/* ---- opening ---------------------------------------------------------- */
+
+static int find_col(ingest_reader *r, const char *name)
+{
+    size_t k = strlen(name);
+    for (int i = 0; i < r->nf; i++)
+        if (r->flen[i] == k && memcmp(r->fbase + r->foff[i], name, k) == 0)
+            return i;
+    return -1;
+}
+
+static int missing_col(ingest_reader *r, const char *name, wp_err *err)
+{
+    char cols[256];
+    size_t off = 0;
+    cols[0] = '\0';
+    for (int i = 0; i < r->nf && off < sizeof cols - 8; i++) {
+        int w = snprintf(cols + off, sizeof cols - off, "%s%.*s", i ? ", " : "",
+                         (int)(r->flen[i] > 40 ? 40 : r->flen[i]), r->fbase + r->foff[i]);
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+    return wp_err_set(err, ING_ECOLUMN, "%s:1: no column '%s' in the header (columns: %s)", r->name,
+                      name, cols);
+}
+
+/* Reads the header record of a TSV or CSV file and finds the columns. */
+static int read_header(ingest_reader *r, wp_err *err)
+{
+    ingest_record rec;
+    const char *p = NULL;
+    size_t n = 0;
+    int64_t ln = 0;
+
+    memset(&rec, 0, sizeof rec);
+    if (r->format == ING_FMT_TSV) {
+        int k;
+        do {
+            k = get_line(r, &p, &n, &ln);
+            if (k == LINE_OK)
+                strip_bom(r, &p, &n);
+        } while (k == LINE_OK && n == 0);
+        if (k == LINE_EOF)
+            goto empty;
+        if (k == LINE_LONG)
+            return wp_err_set(err, WP_EFORMAT, "%s:%lld: header longer than %d bytes", r->name,
+                              (long long)ln, ING_RECORD_MAX);
+        if (split_tsv(r, p, n) != 0)
+            return wp_err_set(err, WP_EFORMAT, "%s:%lld: header has more than %d columns", r->name,
+                              (long long)ln, ING_FIELDS_MAX);
+    } else {
+        int k = next_csv(r, &rec, &p, &n);
+        if (k == REC_EOF)
+            goto empty;
+        if (k == REC_BAD)
+            return wp_err_set(err, WP_EFORMAT, "%s:%lld: bad header: %s", r->name,
+                              (long long)rec.line, rec.detail);
+    }
+    if (r->broken)
+        return wp_err_set(err, ING_ESTREAM, "%s: %s", r->name, r->brk);
+    if (!wp_utf8_valid(p, n))
+        return wp_err_set(err, WP_EFORMAT, "%s: header is not valid UTF-8", r->name);
+    r->ncols = r->nf;
+    if ((r->url_idx = find_col(r, r->url_col)) < 0)
+        return missing_col(r, r->url_col, err);
+    if ((r->text_idx = find_col(r, r->text_col)) < 0)
+        return missing_col(r, r->text_col, err);
+    for (int i = 0; i < r->nkeep; i++)
+        if ((r->keep_idx[i] = find_col(r, r->keep_cols[i])) < 0)
+            return missing_col(r, r->keep_cols[i], err);
+    return 0;
+empty:
+    if (r->broken)
+        return wp_err_set(err, ING_ESTREAM, "%s: %s", r->name, r->brk);
+    r->ncols = 0;
+    return 0;
+}
+
+int ingest_reader_open(const char *path, const ingest_opts *o, ingest_reader **out, wp_err *err)
+{
+    ingest_reader *r;
+    struct archive_entry *e;
+    int rc;
+
+    *out = NULL;
+    r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    snprintf(r->name, sizeof r->name, "%s", strcmp(path, "-") == 0 ? "(stdin)" : path);
+    r->format = o->format != ING_FMT_AUTO ? o->format : ingest_format_from_name(path);
+    r->line = 1;
+    r->first_line = 1;
+    r->url_col = o->url_col ? o->url_col : "url";
+    r->text_col = o->text_col ? o->text_col : "caption";
+    r->nkeep = o->nkeep;
+    for (int i = 0; i < o->nkeep; i++)
+        r->keep_cols[i] = o->keep_cols[i];
+    if (r->format == ING_FMT_AUTO) {
+        rc = wp_err_set(err, WP_EFORMAT,
+                        "%s: cannot tell the format from the name; use --format tsv|csv|jsonl",
+                        r->name);
+        goto fail;
+    }
+    if (strcmp(path, "-") != 0) {
+        struct stat sb;
+        if (stat(path, &sb) != 0) {
+            rc = wp_err_set(err, errno == ENOENT ? WP_ENOENT : WP_EIO, "%s: %s", path,
+                            strerror(errno));
+            goto fail;
+        }
+        if (S_ISDIR(sb.st_mode)) {
+            rc = wp_err_set(err, WP_EINVAL, "%s: is a directory (use --files for images)", path);
+            goto fail;
+        }
+        r->total = (uint64_t)sb.st_size;
+    }
+    r->buf = malloc(ING_WINDOW + 1);
+    r->a = archive_read_new();
+    if (r->buf == NULL || r->a == NULL) {
+        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+        goto fail;
+    }
+    /* Only the compressions lists come in: the catch-all set would also
+     * "decode" a text file that happens to start like uuencode. */
+    archive_read_support_filter_gzip(r->a);
+    archive_read_support_filter_bzip2(r->a);
+    archive_read_support_filter_xz(r->a);
+    archive_read_support_filter_lzma(r->a);
+    archive_read_support_filter_zstd(r->a);
+    archive_read_support_filter_lz4(r->a);
+    archive_read_support_format_raw(r->a);
+    archive_read_support_format_empty(r->a);
+    if (strcmp(path, "-") == 0)
+        rc = archive_read_open_fd(r->a, 0, ING_OPEN_BLOCK);
+    else
+        rc = archive_read_open_filename(r->a, path, ING_OPEN_BLOCK);
+    if (rc != ARCHIVE_OK) {
+        rc = wp_err_set(err, ING_ESTREAM, "%s: %s", r->name,
+                        archive_error_string(r->a) ? archive_error_string(r->a) : "cannot open");
+        goto fail;
+    }
+    rc = archive_read_next_header(r->a, &e);
+    if (rc == ARCHIVE_EOF) {
+        r->eof = 1; /* an empty file */
+    } else if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
+        rc = wp_err_set(err, ING_ESTREAM, "%s: %s", r->name,
+                        archive_error_string(r->a) ? archive_error_string(r->a) : "cannot read");
+        goto fail;
+    }
+    if (r->format != ING_FMT_JSONL && (rc = read_header(r, err)) != 0)
+        goto fail;
+    *out = r;
+    return 0;
+fail:
+    ingest_reader_close(r);
+    return rc;
+}
+
+void ingest_reader_close(ingest_reader *r)
+{
+    if (r == NULL)
+        return;
+    if (r->a != NULL)
+        archive_read_free(r->a);
+    json_decref(r->json);
+    wp_buf_free(&r->scratch);
+    wp_buf_free(&r->extra);
+    free(r->buf);
+    free(r);
+}
+
+void ingest_reader_progress(const ingest_reader *r, uint64_t *done, uint64_t *total)
+{
+    la_int64_t b = archive_filter_bytes(r->a, -1);
+    *done = b > 0 ? (uint64_t)b : 0;
+    *total = r->total;
+}
+
+/* ---- records ---------------------------------------------------------- */
+
+/* Appends s as a JSON string (s is valid UTF-8 without NULs). */
+static int json_str(wp_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
+    if (wp_buf_putc(b, '"') != 0)
+        return WP_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[7];
+        size_t k = 0;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if (wp_buf_append(b, s + run, i - run) != 0)
+            return WP_ENOMEM;
+        run = i + 1;
+        esc[k++] = '\\';
+        if (c == '"' || c == '\\') {
+            esc[k++] = (char)c;
+        } else if (c == '\n') {
+            esc[k++] = 'n';
+        } else if (c == '\t') {
+            esc[k++] = 't';
+        } else if (c == '\r') {
+            esc[k++] = 'r';
+        } else {
+            esc[k++] = 'u';
+            esc[k++] = '0';
+            esc[k++] = '0';
+            esc[k++] = hex[c >> 4];
+            esc[k++] = hex[c & 15];
+        }
+        if (wp_buf_append(b, esc, k) != 0)
+            return WP_ENOMEM;
+    }
+    if (wp_buf_append(b, s + run, n - run) != 0 || wp_buf_putc(b, '"') != 0)
+        return WP_ENOMEM;
+    return 0;
+}
+
+static void set_bad(ingest_record *rec, int why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_bad(ingest_record *rec, int why, const char *fmt, ...)
+{
+    va_list ap;
+    rec->bad = why;
+    va_start(ap, fmt);
+    vsnprintf(rec->detail, sizeof rec->detail, fmt, ap);
+    va_end(ap);
+}
+
+/* The checks every format shares, on rec->url / rec->text. */
+static void check_pair(ingest_record *rec)
+{
+    const char *u = rec->url;
+    size_t n = rec->url_len;
+
+    while (n > 0 && (*u == ' ' || *u == '\t'))
+        u++, n--;
+    while (n > 0 && (u[n - 1] == ' ' || u[n - 1] == '\t' || u[n - 1] == '\r'))
+        n--;
+    rec->url = u;
+    rec->url_len = n;
+    if (n == 0) {
+        set_bad(rec, ING_BAD_NO_URL, "empty URL");
+        return;
+    }
+    if (n > ING_URL_MAX) {
+        set_bad(rec, ING_BAD_TOO_LONG, "URL of %zu bytes (max %d)", n, ING_URL_MAX);
+        return;
+    }
+    if (!(n > 7 && strncasecmp(u, "http://", 7) == 0) &&
+        !(n > 8 && strncasecmp(u, "https://", 8) == 0)) {
+        set_bad(rec, ING_BAD_URL, "not an http(s) URL: '%.*s'", (int)(n > 40 ? 40 : n), u);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)u[i];
+        /* RFC 3986 section 2: no spaces or control characters in a URL. */
+        if (c <= 0x20 || c == 0x7f) {
+            set_bad(rec, ING_BAD_URL, "space or control character in URL at byte %zu", i);
+            return;
+        }
+    }
+    if (rec->text_len > ING_TEXT_MAX) {
+        set_bad(rec, ING_BAD_TOO_LONG, "caption of %zu bytes (max %d)", rec->text_len,
+                ING_TEXT_MAX);
+        return;
+    }
+    rec->text_missing = rec->text_len == 0;
+}
+
+static int utf8_ok(ingest_record *rec, const char *p, size_t n)
+{
+    if (memchr(p, '\0', n) != NULL) {
+        set_bad(rec, ING_BAD_UTF8, "NUL byte in record");
+        return 0;
+    }
+    if (!wp_utf8_valid(p, n)) {
+        set_bad(rec, ING_BAD_UTF8, "invalid UTF-8");
+        return 0;
+    }
+    return 1;
+}
+
+/* Maps a TSV/CSV record's fields onto rec. */
+static void fields_to_record(ingest_reader *r, ingest_record *rec)
+{
+    if (r->nf != r->ncols) {
+        set_bad(rec, ING_BAD_FIELDS, "%d fields, the header has %d", r->nf, r->ncols);
+        return;
+    }
+    rec->url = r->fbase + r->foff[r->url_idx];
+    rec->url_len = r->flen[r->url_idx];
+    rec->text = r->fbase + r->foff[r->text_idx];
+    rec->text_len = r->flen[r->text_idx];
+    check_pair(rec);
+    if (rec->bad || r->nkeep == 0)
+        return;
+    wp_buf_reset(&r->extra);
+    wp_buf_putc(&r->extra, '{');
+    for (int i = 0; i < r->nkeep; i++) {
+        int k = r->keep_idx[i];
+        if ((i > 0 && wp_buf_putc(&r->extra, ',') != 0) ||
+            json_str(&r->extra, r->keep_cols[i], strlen(r->keep_cols[i])) != 0 ||
+            wp_buf_putc(&r->extra, ':') != 0 ||
+            json_str(&r->extra, r->fbase + r->foff[k], r->flen[k]) != 0) {
+            set_bad(rec, ING_BAD_TOO_LONG, "out of memory for kept columns");
+            return;
+        }
+    }
+    if (wp_buf_putc(&r->extra, '}') != 0) {
+        set_bad(rec, ING_BAD_TOO_LONG, "out of memory for kept columns");
+        return;
+    }
+    rec->extra_json = r->extra.data;
+}
+
+static void jsonl_to_record(ingest_reader *r, ingest_record *rec, const char *p, size_t n)
+{
+    json_error_t je;
+    json_t *u, *t;
+
+    r->json = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
+    if (r->json == NULL) {
+        set_bad(rec, ING_BAD_JSON, "column %d: %s", je.column, je.text);
+        return;
+    }
+    if (!json_is_object(r->json)) {
+        set_bad(rec, ING_BAD_JSON, "not a JSON object");
+        return;
+    }
+    u = json_object_get(r->json, r->url_col);
+    if (u == NULL || json_is_null(u)) {
+        set_bad(rec, ING_BAD_NO_URL, "no \"%s\" member", r->url_col);
+        return;
+    }
+    if (!json_is_string(u)) {
+        set_bad(rec, ING_BAD_JSON, "\"%s\" is not a string", r->url_col);
+        return;
+    }
+    rec->url = json_string_value(u);
+    rec->url_len = json_string_length(u);
+    t = json_object_get(r->json, r->text_col);
+    if (t == NULL || json_is_null(t)) {
+        rec->text = "";
+        rec->text_len = 0;
+    } else if (json_is_string(t)) {
+        rec->text = json_string_value(t);
+        rec->text_len = json_string_length(t);
+    } else {
+        set_bad(rec, ING_BAD_JSON, "\"%s\" is not a string", r->text_col);
+        return;
+    }
+    check_pair(rec);
+    if (rec->bad || r->nkeep == 0)
+        return;
+    wp_buf_reset(&r->extra);
+    wp_buf_putc(&r->extra, '{');
+    for (int i = 0, k = 0; i < r->nkeep; i++) {
+        json_t *v = json_object_get(r->json, r->keep_cols[i]);
+        char *s;
+        int bad;
+        if (v == NULL)
+            continue;
+        s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+        bad = s == NULL || (k++ > 0 && wp_buf_putc(&r->extra, ',') != 0) ||
+              json_str(&r->extra, r->keep_cols[i], strlen(r->keep_cols[i])) != 0 ||
+              wp_buf_putc(&r->extra, ':') != 0 || wp_buf_puts(&r->extra, s) != 0;
+        free(s);
+        if (bad) {
+            set_bad(rec, ING_BAD_TOO_LONG, "out of memory for kept columns");
+            return;
+        }
+    }
+    wp_buf_putc(&r->extra, '}');
+    rec->extra_json = r->extra.data;
+}
+
+int ingest_reader_next(ingest_reader *r, ingest_record *rec, wp_err *err)
+{
+    const char *p = NULL;
+    size_t n = 0;
+
+    json_decref(r->json);
+    r->json = NULL;
+    memset(rec, 0, sizeof *rec);
+    if (r->format != ING_FMT_JSONL && r->ncols == 0)
+        goto end; /* an empty file: not even a header */
+    if (r->format == ING_FMT_CSV) {
+        int k = next_csv(r, rec, &p, &n);
+        if (k == REC_EOF)
+            goto end;
+        if (k == REC_BAD)
+            return 1;
+        if (utf8_ok(rec, p, n))
+            fields_to_record(r, rec);
+        return 1;
+    }
+    for (;;) {
+        int k = get_line(r, &p, &n, &rec->line);
+        if (k == LINE_EOF)
+            goto end;
+        if (k == LINE_LONG) {
+            set_bad(rec, ING_BAD_TOO_LONG, "line longer than %d bytes", ING_RECORD_MAX);
+            return 1;
+        }
+        if (k == LINE_CUT) {
+            set_bad(rec, ING_BAD_TRUNCATED, "line cut short: %s", r->brk);
+            return 1;
+        }
+        strip_bom(r, &p, &n);
+        if (n == 0)
+            continue; /* blank lines carry no record */
+        if (!utf8_ok(rec, p, n))
+            return 1;
+        if (r->format == ING_FMT_TSV) {
+            if (split_tsv(r, p, n) != 0)
+                set_bad(rec, ING_BAD_FIELDS, "more than %d fields", ING_FIELDS_MAX);
+            else
+                fields_to_record(r, rec);
+        } else {
+            jsonl_to_record(r, rec, p, n);
+        }
+        return 1;
+    }
+end:
+    if (r->broken)
+        return wp_err_set(err, ING_ESTREAM, "%s: stream broken after line %lld: %s", r->name,
+                          (long long)(r->line - 1), r->brk);
+    return 0;
+}
+
+/* ---- into the catalog --------------------------------------------------- */
+
+static const char *format_name(int f)
+{
+    return f == ING_FMT_TSV ? "tsv" : f == ING_FMT_CSV ? "csv" : "jsonl";
+}
+
+static void progress(const wp_reporter *rep, ingest_reader *r, const ingest_stats *st)
+{
+    wp_progress p = {0};
+    uint64_t done, total;
+    ingest_reader_progress(r, &done, &total);
+    p.stage = "add";
+    p.done = done;
+    p.total = total;
+    p.errors = st->bad;
+    p.bytes = st->bytes + done;
+    wp_report_progress(rep, &p);
+}
+
+int ingest_list(cat *c, const char *path, const ingest_opts *o, const wp_reporter *rep,
+                ingest_stats *st, wp_err *err)
+{
+    ingest_reader *r = NULL;
+    ingest_record rec;
+    wp_buf params = {0};
+    char origin[WP_PATH_MAX + 32];
+    int64_t source_id = 0;
+    int batch = o->batch_rows > 0 ? o->batch_rows : ING_BATCH_ROWS;
+    int n = 0, rc, k;
+    uint64_t done = 0, total = 0;
+
+    if ((rc = ingest_reader_open(path, o, &r, err)) != 0) {
+        st->files_failed++;
+        return rc;
+    }
+    if (wp_buf_puts(&params, "{\"format\":") != 0 ||
+        json_str(&params, format_name(r->format), strlen(format_name(r->format))) != 0 ||
+        wp_buf_puts(&params, ",\"url_col\":") != 0 ||
+        json_str(&params, r->url_col, strlen(r->url_col)) != 0 ||
+        wp_buf_puts(&params, ",\"text_col\":") != 0 ||
+        json_str(&params, r->text_col, strlen(r->text_col)) != 0 || wp_buf_putc(&params, '}')) {
+        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = cat_source_get_or_add(c, "list", path, params.data, &source_id, err)) != 0)
+        goto out;
+    if ((rc = cat_begin(c, err)) != 0)
+        goto out;
+    for (;;) {
+        cat_pair_in in;
+        int is_new = 0;
+        k = ingest_reader_next(r, &rec, err);
+        if (k <= 0) {
+            rc = k;
+            break;
+        }
+        st->rows++;
+        if (rec.bad != ING_BAD_NONE) {
+            st->bad++;
+            st->bad_by[rec.bad]++;
+            if (st->reported < ING_BAD_REPORT)
+                wp_report_event(rep, WP_LOG_WARN, "bad_row", "%s:%lld: %s: %s", r->name,
+                                (long long)rec.line, ingest_bad_name(rec.bad), rec.detail);
+            st->reported++;
+            continue;
+        }
+        snprintf(origin, sizeof origin, "%s:%lld", r->name, (long long)rec.line);
+        memset(&in, 0, sizeof in);
+        in.url = rec.url;
+        in.url_len = rec.url_len;
+        in.text = rec.text;
+        in.text_len = rec.text_len;
+        in.source_id = source_id;
+        in.origin = origin;
+        in.extra_json = rec.extra_json;
+        in.run_id = o->run_id;
+        if ((rc = cat_pair_add(c, &in, NULL, NULL, &is_new, err)) != 0)
+            break;
+        if (is_new) {
+            st->added++;
+            st->empty_text += rec.text_missing != 0;
+        } else {
+            st->duplicates++;
+        }
+        if (++n >= batch) {
+            n = 0;
+            if ((rc = cat_commit(c, err)) != 0)
+                break;
+            progress(rep, r, st);
+            if (wp_stop_requested()) {
+                rc = wp_err_set(err, WP_ESTOP, "%s: stopped at line %lld", r->name,
+                                (long long)rec.line);
+                goto out;
+            }
+            if ((rc = cat_begin(c, err)) != 0)
+                break;
+        }
+    }
+    if (rc == 0 || rc == ING_ESTREAM) {
+        /* A broken stream still keeps every complete record before it. */
+        wp_err keep = {0};
+        int crc = cat_commit(c, rc == 0 ? err : &keep);
+        if (rc == 0)
+            rc = crc;
+    } else {
+        cat_rollback(c);
+    }
+    progress(rep, r, st);
+out:
+    if (cat_in_transaction(c))
+        cat_rollback(c);
+    ingest_reader_progress(r, &done, &total);
+    st->bytes += done;
+    if (rc == 0)
+        st->files++;
+    else if (rc != WP_ESTOP)
+        st->files_failed++;
+    ingest_reader_close(r);
+    wp_buf_free(&params);
+    return rc;
+}

@@ -1,0 +1,611 @@
+/*
+ * shard/shard.c: WebDataset shards through libarchive's ustar writer.
+ *
+ * One pass over the catalog cursor decides everything: which pairs are
+ * samples, where each shard ends, what every member holds. Shards the
+ * catalog records as done (and whose file is in place with the recorded
+ * size) are walked without writing, so a re-run finishes only what is
+ * missing and the result equals a single uninterrupted run.
+ */
+#include "shard.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SHARD_TRAILER        (2 * SHARD_TAR_BLOCK) /* two zero blocks end a tar */
+#define SHARD_PROGRESS_EVERY 256                   /* pairs between progress reports */
+
+int64_t shard_member_bytes(int64_t n)
+{
+    return SHARD_TAR_BLOCK + (n + SHARD_TAR_BLOCK - 1) / SHARD_TAR_BLOCK * SHARD_TAR_BLOCK;
+}
+
+typedef struct out_sink {
+    int fd;
+    wp_sha256 *h;
+    int64_t bytes;
+} out_sink;
+
+typedef struct open_shard {
+    int index;
+    char name[SHARD_NAME_MAX];
+    char path[WP_PATH_MAX], tmp[WP_PATH_MAX];
+    int writing; /* 0: done earlier, only walked */
+    struct archive *a;
+    out_sink out;
+    cat_shard_row prev; /* the earlier run's row when walking */
+    int64_t samples, bytes, first_pair, last_pair;
+    json_t *stats;
+} open_shard;
+
+typedef struct run {
+    cat *c;
+    st_store *s;
+    const shard_opts *o;
+    const wp_reporter *rep;
+    shard_stats *st;
+    char outdir[PATH_MAX];
+    cat_shard_cursor *cur;
+    struct archive_entry *entry;
+    wp_buf img, meta;
+    json_t *manifest_shards;
+    json_t *pending; /* stats of excluded pairs before the next shard opens */
+    open_shard sh;
+    int have_shard;
+    int next_index;
+} run;
+
+static la_ssize_t sink_write(struct archive *a, void *ud, const void *buf, size_t n)
+{
+    out_sink *o = ud;
+    const char *p = buf;
+    size_t left = n;
+    while (left > 0) {
+        ssize_t w = write(o->fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            archive_set_error(a, errno, "write failed: %s", strerror(errno));
+            return -1;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (wp_sha256_update(o->h, buf, n) != 0) {
+        archive_set_error(a, EINVAL, "sha256 failed");
+        return -1;
+    }
+    o->bytes += (int64_t)n;
+    return (la_ssize_t)n;
+}
+
+/* Adds 1 to obj[key] (an integer). */
+static void bump(json_t *obj, const char *key, json_int_t by)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL)
+        json_object_set_new(obj, key, json_integer(by));
+    else
+        json_integer_set(v, json_integer_value(v) + by);
+}
+
+static json_t *stats_new(void)
+{
+    json_t *j = json_object();
+    if (j == NULL)
+        return NULL;
+    json_object_set_new(j, "pairs", json_integer(0));
+    json_object_set_new(j, "samples", json_integer(0));
+    json_object_set_new(j, "by_state", json_object());
+    json_object_set_new(j, "by_error_class", json_object());
+    json_object_set_new(j, "dropped", json_object());
+    json_object_set_new(j, "by_format", json_object());
+    return j;
+}
+
+static void stats_count(json_t *j, const cat_sample *s)
+{
+    bump(j, "pairs", 1);
+    bump(json_object_get(j, "by_state"), s->state ? s->state : "unknown", 1);
+    if (s->error_class != NULL)
+        bump(json_object_get(j, "by_error_class"), s->error_class, 1);
+    if (s->drop != NULL)
+        bump(json_object_get(j, "dropped"), s->drop, 1);
+    if (s->selected) {
+        bump(j, "samples", 1);
+        bump(json_object_get(j, "by_format"), s->format ? s->format : "unknown", 1);
+    }
+}
+
+static const char *ext_for(const char *format)
+{
+    if (format == NULL)
+        return "bin";
+    if (strcmp(format, "jpeg") == 0)
+        return "jpg";
+    if (strcmp(format, "png") == 0)
+        return "png";
+    if (strcmp(format, "webp") == 0)
+        return "webp";
+    return "bin";
+}
+
+static json_t *json_opt_int(int64_t v)
+{
+    return v < 0 ? json_null() : json_integer((json_int_t)v);
+}
+
+static json_t *json_opt_str(const char *s)
+{
+    return s == NULL ? json_null() : json_string(s);
+}
+
+/* A caption as a JSON string; invalid UTF-8 (which add never stores, but
+ * other stages might) is repaired rather than lost. */
+static json_t *json_text(const char *s, size_t n)
+{
+    json_t *j = json_stringn(s, n);
+    if (j == NULL) {
+        wp_buf b = {0};
+        if (wp_utf8_repair(s, n, &b) >= 0)
+            j = json_stringn(b.data ? b.data : "", b.len);
+        wp_buf_free(&b);
+    }
+    return j ? j : json_string("");
+}
+
+struct dec_acc {
+    json_t *decisions, *scores;
+};
+
+static void on_decision(void *ud, const char *stage, const char *decision, const char *reason,
+                        double score)
+{
+    struct dec_acc *d = ud;
+    if (stage == NULL) {
+        json_object_set_new(d->scores, decision ? decision : "", json_real(score));
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "decision", json_opt_str(decision));
+    json_object_set_new(o, "reason", json_opt_str(reason));
+    json_object_set_new(o, "score", isnan(score) ? json_null() : json_real(score));
+    json_object_set_new(d->decisions, stage, o);
+}
+
+/* The KEY.json member of a sample, into r->meta. */
+static int sample_json(run *r, const cat_sample *s, wp_err *err)
+{
+    json_t *j = json_object(), *src = json_object(), *extra = NULL;
+    struct dec_acc d = {json_object(), json_object()};
+    char *txt = NULL;
+    int rc = 0;
+
+    if (j == NULL || src == NULL || d.decisions == NULL || d.scores == NULL) {
+        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+        goto out;
+    }
+    json_object_set_new(j, "key", json_string(s->uid));
+    json_object_set_new(j, "uid", json_string(s->uid));
+    json_object_set_new(j, "url", json_text(s->url ? s->url : "", s->url ? strlen(s->url) : 0));
+    json_object_set_new(j, "caption", json_text(s->text, s->text_len));
+    json_object_set_new(j, "width", json_opt_int(s->width));
+    json_object_set_new(j, "height", json_opt_int(s->height));
+    json_object_set_new(j, "original_width", json_opt_int(s->orig_width));
+    json_object_set_new(j, "original_height", json_opt_int(s->orig_height));
+    json_object_set_new(j, "bytes", json_opt_int(s->bytes));
+    json_object_set_new(j, "original_bytes", json_opt_int(s->orig_bytes));
+    json_object_set_new(j, "format", json_opt_str(s->format));
+    json_object_set_new(j, "original_format", json_opt_str(s->orig_format));
+    json_object_set_new(j, "sha256", json_opt_str(s->sha256));
+    json_object_set_new(j, "original_sha256", json_opt_str(s->orig_sha256));
+    json_object_set_new(j, "state", json_opt_str(s->state));
+    json_object_set_new(j, "error_class", json_opt_str(s->error_class));
+    json_object_set_new(src, "kind", json_opt_str(s->source_kind));
+    json_object_set_new(src, "location", json_opt_str(s->source_location));
+    json_object_set_new(src, "origin", json_opt_str(s->origin));
+    json_object_set_new(j, "source", src);
+    src = NULL;
+    if (s->extra != NULL)
+        extra = json_loads(s->extra, 0, NULL);
+    json_object_set_new(j, "extra", extra ? extra : s->extra ? json_string(s->extra) : json_null());
+    if ((rc = cat_shard_decisions(r->cur, s->pair_id, on_decision, &d, err)) != 0)
+        goto out;
+    json_object_set_new(j, "decisions", d.decisions);
+    json_object_set_new(j, "clip_score", d.scores);
+    d.decisions = d.scores = NULL;
+    txt = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    wp_buf_reset(&r->meta);
+    if (txt == NULL || wp_buf_puts(&r->meta, txt) != 0)
+        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+out:
+    free(txt);
+    json_decref(j);
+    json_decref(src);
+    json_decref(d.decisions);
+    json_decref(d.scores);
+    return rc;
+}
+
+static int add_member(run *r, const char *name, const void *p, size_t n, wp_err *err)
+{
+    struct archive *a = r->sh.a;
+    struct archive_entry *e = r->entry;
+    size_t off = 0;
+
+    archive_entry_clear(e);
+    archive_entry_set_pathname(e, name);
+    archive_entry_set_size(e, (la_int64_t)n);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_mtime(e, (time_t)r->o->mtime, 0);
+    archive_entry_set_uid(e, 0);
+    archive_entry_set_gid(e, 0);
+    if (archive_write_header(a, e) != ARCHIVE_OK)
+        goto fail;
+    while (off < n) {
+        la_ssize_t w = archive_write_data(a, (const char *)p + off, n - off);
+        if (w <= 0)
+            goto fail;
+        off += (size_t)w;
+    }
+    if (archive_write_finish_entry(a) != ARCHIVE_OK)
+        goto fail;
+    return 0;
+fail:
+    return wp_err_set(err, SHARD_ETAR, "%s: %s: %s", r->sh.tmp, name,
+                      archive_error_string(a) ? archive_error_string(a) : "tar write failed");
+}
+
+/* Throws away a shard being written (stop, failure): its .tmp goes. */
+static void abandon(run *r)
+{
+    if (!r->have_shard)
+        return;
+    if (r->sh.a != NULL) {
+        archive_write_free(r->sh.a);
+        r->sh.a = NULL;
+    }
+    if (r->sh.out.fd >= 0) {
+        close(r->sh.out.fd);
+        r->sh.out.fd = -1;
+        unlink(r->sh.tmp);
+    }
+    wp_sha256_free(r->sh.out.h);
+    r->sh.out.h = NULL;
+    json_decref(r->sh.stats);
+    r->sh.stats = NULL;
+    r->have_shard = 0;
+}
+
+static int open_next(run *r, wp_err *err)
+{
+    open_shard *sh = &r->sh;
+    char fname[SHARD_NAME_MAX + 8];
+    struct stat sb;
+    int rc;
+
+    memset(sh, 0, sizeof *sh);
+    sh->out.fd = -1;
+    sh->index = r->next_index++;
+    sh->first_pair = sh->last_pair = -1;
+    snprintf(sh->name, sizeof sh->name, "%05d.tar", sh->index);
+    snprintf(fname, sizeof fname, "%s.tmp", sh->name);
+    if ((rc = wp_path_join(sh->path, r->outdir, sh->name, err)) != 0 ||
+        (rc = wp_path_join(sh->tmp, r->outdir, fname, err)) != 0)
+        return rc;
+    sh->stats = r->pending ? r->pending : stats_new();
+    r->pending = NULL;
+    if (sh->stats == NULL)
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    r->have_shard = 1;
+    rc = cat_shard_get(r->c, r->outdir, sh->name, &sh->prev, err);
+    if (rc != 0 && rc != WP_ENOENT)
+        return rc;
+    if (rc == 0 && sh->prev.done && stat(sh->path, &sb) == 0 && sb.st_size == sh->prev.bytes)
+        return 0; /* done by an earlier run: walk it, write nothing */
+    sh->writing = 1;
+    sh->out.fd = open(sh->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (sh->out.fd < 0)
+        return wp_err_set(err, WP_EIO, "%s: cannot create: %s", sh->tmp, strerror(errno));
+    sh->out.h = wp_sha256_new();
+    sh->a = archive_write_new();
+    if (sh->out.h == NULL || sh->a == NULL)
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    /* ustar: names here are short ASCII, so no pax records are needed and
+     * headers carry nothing but what is set below. The last block is not
+     * padded, so a shard's size is exactly its members plus the trailer. */
+    if (archive_write_set_format_ustar(sh->a) != ARCHIVE_OK ||
+        archive_write_set_bytes_per_block(sh->a, SHARD_WRITE_BLOCK) != ARCHIVE_OK ||
+        archive_write_set_bytes_in_last_block(sh->a, 1) != ARCHIVE_OK ||
+        archive_write_open2(sh->a, &sh->out, NULL, sink_write, NULL, NULL) != ARCHIVE_OK)
+        return wp_err_set(err, SHARD_ETAR, "%s: %s", sh->tmp,
+                          archive_error_string(sh->a) ? archive_error_string(sh->a)
+                                                      : "cannot start tar");
+    return 0;
+}
+
+static int write_stats(run *r, const char *sha, wp_err *err)
+{
+    open_shard *sh = &r->sh;
+    char name[SHARD_NAME_MAX + 16], path[WP_PATH_MAX];
+    char *txt;
+    int rc;
+
+    json_object_set_new(sh->stats, "name", json_string(sh->name));
+    json_object_set_new(sh->stats, "bytes", json_integer((json_int_t)(sh->bytes + SHARD_TRAILER)));
+    json_object_set_new(sh->stats, "sha256", json_string(sha));
+    snprintf(name, sizeof name, "%05d_stats.json", sh->index);
+    if ((rc = wp_path_join(path, r->outdir, name, err)) != 0)
+        return rc;
+    txt = json_dumps(sh->stats, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (txt == NULL)
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    rc = wp_write_file_atomic(path, txt, strlen(txt), err);
+    free(txt);
+    return rc;
+}
+
+static int close_current(run *r, wp_err *err)
+{
+    open_shard *sh = &r->sh;
+    cat_shard_row row;
+    int64_t total = sh->bytes + SHARD_TRAILER;
+    json_t *m;
+    int rc;
+
+    memset(&row, 0, sizeof row);
+    row.samples = sh->samples;
+    row.bytes = total;
+    row.first_pair = sh->first_pair;
+    row.last_pair = sh->last_pair;
+    if (sh->writing) {
+        uint8_t md[WP_SHA256_LEN];
+        if (archive_write_close(sh->a) != ARCHIVE_OK)
+            return wp_err_set(err, SHARD_ETAR, "%s: %s", sh->tmp,
+                              archive_error_string(sh->a) ? archive_error_string(sh->a)
+                                                          : "cannot finish tar");
+        archive_write_free(sh->a);
+        sh->a = NULL;
+        if (sh->out.bytes != total)
+            return wp_err_set(err, SHARD_ETAR, "%s: wrote %lld bytes, planned %lld", sh->tmp,
+                              (long long)sh->out.bytes, (long long)total);
+        if (wp_sha256_final(sh->out.h, md) != 0)
+            return wp_err_set(err, WP_EINVAL, "sha256 failed");
+        wp_hex(md, sizeof md, row.sha256);
+        if (fsync(sh->out.fd) != 0)
+            return wp_err_set(err, WP_EIO, "%s: fsync failed: %s", sh->tmp, strerror(errno));
+        close(sh->out.fd);
+        sh->out.fd = -1;
+        /* Only a complete, durable shard gets its final name. */
+        if (rename(sh->tmp, sh->path) != 0)
+            return wp_err_set(err, WP_EIO, "%s: cannot rename: %s", sh->tmp, strerror(errno));
+        if ((rc = wp_fsync_dir(r->outdir, err)) != 0)
+            return rc;
+        r->st->written++;
+        r->st->bytes_written += total;
+    } else {
+        if (sh->prev.samples != sh->samples || sh->prev.bytes != total)
+            return wp_err_set(err, SHARD_ECHANGED,
+                              "%s: an earlier run wrote %lld samples / %lld bytes, the catalog "
+                              "now gives %lld / %lld: it changed since; shard into a new "
+                              "output directory (-o)",
+                              sh->path, (long long)sh->prev.samples, (long long)sh->prev.bytes,
+                              (long long)sh->samples, (long long)total);
+        snprintf(row.sha256, sizeof row.sha256, "%s", sh->prev.sha256);
+        r->st->skipped++;
+    }
+    if ((rc = write_stats(r, row.sha256, err)) != 0)
+        return rc;
+    if (sh->writing && (rc = cat_shard_put(r->c, r->outdir, sh->name, &row, r->o->run_id, err)))
+        return rc;
+    m = json_object();
+    json_object_set_new(m, "name", json_string(sh->name));
+    json_object_set_new(m, "samples", json_integer((json_int_t)row.samples));
+    json_object_set_new(m, "bytes", json_integer((json_int_t)row.bytes));
+    json_object_set_new(m, "sha256", json_string(row.sha256));
+    json_array_append_new(r->manifest_shards, m);
+    r->st->shards++;
+    r->st->bytes += total;
+    wp_sha256_free(sh->out.h);
+    sh->out.h = NULL;
+    json_decref(sh->stats);
+    sh->stats = NULL;
+    r->have_shard = 0;
+    return 0;
+}
+
+static int add_sample(run *r, const cat_sample *s, int64_t size, wp_err *err)
+{
+    open_shard *sh = &r->sh;
+    char name[WP_UID_HEX + 16];
+    int rc;
+
+    if (sh->writing) {
+        if (s->bytes > SHARD_IMAGE_MAX)
+            return wp_err_set(err, WP_ELIMIT, "image %lld: %lld bytes, more than %lld",
+                              (long long)s->image_id, (long long)s->bytes,
+                              (long long)SHARD_IMAGE_MAX);
+        wp_buf_reset(&r->img);
+        if (wp_buf_reserve(&r->img, (size_t)s->bytes + 1) != 0)
+            return wp_err_set(err, WP_ENOMEM, "out of memory");
+        if ((rc = st_read_verified(r->s, s->store_file, s->store_offset, r->img.data,
+                                   (size_t)s->bytes, s->sha256, err)) != 0)
+            return wp_err_prefix(err, "image %lld (%s)", (long long)s->image_id,
+                                 s->url ? s->url : "");
+        snprintf(name, sizeof name, "%s.%s", s->uid, ext_for(s->format));
+        if ((rc = add_member(r, name, r->img.data, (size_t)s->bytes, err)) != 0)
+            return rc;
+        snprintf(name, sizeof name, "%s.txt", s->uid);
+        if ((rc = add_member(r, name, s->text, s->text_len, err)) != 0)
+            return rc;
+        snprintf(name, sizeof name, "%s.json", s->uid);
+        if ((rc = add_member(r, name, r->meta.data, r->meta.len, err)) != 0)
+            return rc;
+    }
+    if (sh->samples == 0)
+        sh->first_pair = s->pair_id;
+    sh->last_pair = s->pair_id;
+    sh->samples++;
+    sh->bytes += size;
+    r->st->samples++;
+    return 0;
+}
+
+/* Removes the leftovers of a killed run: NNNNN.tar.tmp, and the
+ * NAME.json.tmp.PID files of wp_write_file_atomic. Nobody else can be
+ * writing them, since the catalog lock is ours. */
+static void remove_leftovers(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        char path[WP_PATH_MAX];
+        int ours = (n > 8 && strcmp(e->d_name + n - 8, ".tar.tmp") == 0) ||
+                   strstr(e->d_name, ".json.tmp.") != NULL;
+        if (ours && wp_path_join(path, dir, e->d_name, NULL) == 0)
+            unlink(path);
+    }
+    closedir(d);
+}
+
+static int write_manifest(run *r, wp_err *err)
+{
+    json_t *m = json_object(), *opts = json_object();
+    char path[WP_PATH_MAX], pattern[64];
+    char *txt;
+    int rc;
+
+    json_object_set_new(m, "format", json_string("webdataset"));
+    json_object_set_new(m, "version", json_integer(1));
+    json_object_set_new(m, "key", json_string("uid"));
+    if (r->st->shards > 0)
+        snprintf(pattern, sizeof pattern, "{%05d..%05lld}.tar", 0, (long long)(r->st->shards - 1));
+    else
+        pattern[0] = '\0';
+    json_object_set_new(m, "shard_pattern", json_string(pattern));
+    json_object_set_new(m, "samples", json_integer((json_int_t)r->st->samples));
+    json_object_set_new(m, "bytes", json_integer((json_int_t)r->st->bytes));
+    json_object_set_new(m, "pairs", json_integer((json_int_t)r->st->pairs));
+    json_object_set_new(m, "excluded", json_integer((json_int_t)r->st->excluded));
+    json_object_set_new(opts, "per_shard", json_integer((json_int_t)r->o->per_shard));
+    json_object_set_new(opts, "max_bytes",
+                        r->o->max_bytes > 0 ? json_integer((json_int_t)r->o->max_bytes)
+                                            : json_null());
+    json_object_set_new(opts, "shuffle_seed",
+                        r->o->shuffle ? json_integer((json_int_t)r->o->seed) : json_null());
+    json_object_set_new(opts, "mtime", json_integer((json_int_t)r->o->mtime));
+    json_object_set_new(m, "options", opts);
+    json_object_set(m, "shards", r->manifest_shards);
+    txt = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(m);
+    if (txt == NULL)
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    if ((rc = wp_path_join(path, r->outdir, "manifest.json", err)) == 0)
+        rc = wp_write_file_atomic(path, txt, strlen(txt), err);
+    free(txt);
+    return rc;
+}
+
+int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, shard_stats *st,
+              wp_err *err)
+{
+    run r;
+    cat_sample smp;
+    shard_opts opts = *o;
+    int64_t total = cat_count_pairs(c);
+    int rc, k;
+
+    memset(&r, 0, sizeof r);
+    memset(st, 0, sizeof *st);
+    if (opts.per_shard <= 0)
+        opts.per_shard = SHARD_PER_DEFAULT;
+    r.c = c;
+    r.s = s;
+    r.o = &opts;
+    r.rep = rep;
+    r.st = st;
+    r.sh.out.fd = -1;
+    if ((rc = wp_mkdir_p(o->output, err)) != 0)
+        return rc;
+    if (realpath(o->output, r.outdir) == NULL)
+        return wp_err_set(err, WP_EIO, "%s: %s", o->output, strerror(errno));
+    remove_leftovers(r.outdir);
+    r.entry = archive_entry_new();
+    r.manifest_shards = json_array();
+    if (r.entry == NULL || r.manifest_shards == NULL) {
+        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = cat_shard_cursor_open(c, opts.shuffle, opts.seed, &r.cur, err)) != 0)
+        goto out;
+    while ((k = cat_shard_cursor_next(r.cur, &smp, err)) == 1) {
+        int64_t size;
+        st->pairs++;
+        if (st->pairs % SHARD_PROGRESS_EVERY == 0) {
+            wp_progress p = {0};
+            p.stage = "shard";
+            p.done = (uint64_t)st->pairs;
+            p.total = total > 0 ? (uint64_t)total : 0;
+            p.bytes = (uint64_t)(st->bytes_written + (r.have_shard ? r.sh.out.bytes : 0));
+            wp_report_progress(rep, &p);
+            if (wp_stop_requested()) {
+                rc = wp_err_set(err, WP_ESTOP, "stopped after %lld shards", (long long)st->shards);
+                goto out;
+            }
+        }
+        if (!smp.selected) {
+            st->excluded++;
+            if (!r.have_shard && r.pending == NULL && (r.pending = stats_new()) == NULL) {
+                rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+                goto out;
+            }
+            stats_count(r.have_shard ? r.sh.stats : r.pending, &smp);
+            continue;
+        }
+        if ((rc = sample_json(&r, &smp, err)) != 0)
+            goto out;
+        size = shard_member_bytes(smp.bytes) + shard_member_bytes((int64_t)smp.text_len) +
+               shard_member_bytes((int64_t)r.meta.len);
+        if (r.have_shard &&
+            (r.sh.samples >= opts.per_shard ||
+             (opts.max_bytes > 0 && r.sh.bytes + size + SHARD_TRAILER > opts.max_bytes)) &&
+            (rc = close_current(&r, err)) != 0)
+            goto out;
+        if (!r.have_shard && (rc = open_next(&r, err)) != 0)
+            goto out;
+        stats_count(r.sh.stats, &smp);
+        if ((rc = add_sample(&r, &smp, size, err)) != 0)
+            goto out;
+    }
+    if (k < 0) {
+        rc = k;
+        goto out;
+    }
+    if (r.have_shard && (rc = close_current(&r, err)) != 0)
+        goto out;
+    rc = write_manifest(&r, err);
+out:
+    abandon(&r);
+    json_decref(r.pending);
+    json_decref(r.manifest_shards);
+    cat_shard_cursor_close(r.cur);
+    if (r.entry)
+        archive_entry_free(r.entry);
+    wp_buf_free(&r.img);
+    wp_buf_free(&r.meta);
+    return rc;
+}

@@ -1,0 +1,71 @@
+/*
+ * shard/shard.h: `witpipe shard`, the corpus as WebDataset tar shards.
+ *
+ * A sample is three adjacent members KEY.EXT (the stored image bytes,
+ * unchanged), KEY.txt (the caption) and KEY.json (its metadata, see
+ * schemas/sample.schema.json). KEY is the pair uid: 32 lowercase hex
+ * digits, no dots, so WebDataset's "key = name up to the first dot" finds
+ * it, and the same pair keeps the same key whatever the shard options.
+ *
+ * Shards are a pure function of the catalog and the options: samples go in
+ * cursor order (pair id, or a seeded hash of the uid), a shard closes when
+ * the next sample would pass --per-shard samples or --max-bytes bytes, and
+ * every tar header is fixed (ustar, uid/gid 0, no owner names, mode 0644,
+ * one mtime). That is what lets a re-run skip the shards already done and
+ * write the missing ones byte for byte as a single run would have.
+ */
+#ifndef SHARD_H
+#define SHARD_H
+
+#include "catalog/catalog.h"
+#include "common/wp.h"
+#include "store/store.h"
+
+#include <stdint.h>
+
+#define SHARD_PER_DEFAULT 10000              /* samples per shard */
+#define SHARD_IMAGE_MAX   ((int64_t)1 << 30) /* largest image put in a shard */
+#define SHARD_NAME_MAX    64                 /* "00000.tar" and friends */
+#define SHARD_TAR_BLOCK   512                /* tar's record unit */
+#define SHARD_WRITE_BLOCK 65536              /* libarchive's output block */
+
+enum shard_status {
+    SHARD_ECHANGED = -500, /* a shard done earlier no longer matches the catalog */
+    SHARD_ETAR = -501,     /* libarchive refused to write */
+};
+
+typedef struct shard_opts {
+    const char *output; /* output directory (created if missing) */
+    int64_t per_shard;  /* samples per shard; 0: SHARD_PER_DEFAULT */
+    int64_t max_bytes;  /* shard size cap in bytes; 0: none */
+    int shuffle;        /* order by a hash of seed and uid */
+    uint64_t seed;
+    int64_t mtime; /* mtime of every member */
+    int64_t run_id;
+} shard_opts;
+
+typedef struct shard_stats {
+    int64_t shards;        /* shards in the plan */
+    int64_t written;       /* written by this run */
+    int64_t skipped;       /* done by an earlier run, left alone */
+    int64_t samples;       /* samples in all shards */
+    int64_t pairs;         /* pairs looked at */
+    int64_t excluded;      /* pairs not shipped (image not ok, or dropped) */
+    int64_t bytes;         /* bytes of all shards */
+    int64_t bytes_written; /* bytes written by this run */
+} shard_stats;
+
+/* Writes the shards of the corpus into o->output, with manifest.json and
+ * NNNNN_stats.json beside them (both replaced atomically). Each shard is
+ * written as NAME.tmp, fsync'ed and renamed, and only then recorded as
+ * done in the catalog. Image bytes are checked against their sha256 as
+ * they are read. Returns 0, WP_ESTOP (the shard being written is removed),
+ * SHARD_ECHANGED, ST_ECORRUPT, WP_EIO, SHARD_ETAR or CAT_ESQL. */
+int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, shard_stats *st,
+              wp_err *err);
+
+/* The tar bytes one member of n bytes takes: a 512-byte header plus the
+ * data rounded up to 512 (ustar). */
+int64_t shard_member_bytes(int64_t n);
+
+#endif /* SHARD_H */

@@ -52,6 +52,7 @@ enum img_mode {
     IMG_MODE_CMYK = 5, /* PIL's CMYK (already inverted the Adobe way) */
     IMG_MODE_P = 6,    /* palette image expanded to RGB: PIL resizes it NEAREST */
     IMG_MODE_PA = 7,   /* palette image with tRNS, expanded to RGBA */
+    IMG_MODE_1 = 8,    /* 1-bit gray as 0/255: PIL's "1", also resized NEAREST */
 };
 
 /* Channels stored per pixel for a mode. */
@@ -83,6 +84,18 @@ int img_orient(const img_image *src, int orientation, img_image *out, wp_err *er
  * crop). out is a new cw x ch image. Returns 0, WP_EINVAL or WP_ENOMEM. */
 int img_resize_bicubic_region(const img_image *src, int w, int h, int x0, int y0, int cw, int ch,
                               img_image *out, wp_err *err);
+
+/* AVX2 inner loops of the resampler (resample_avx2.c), same bytes as the
+ * scalar ones. in_w is the source width (bounds the 8-byte loads). */
+void img_hpass_avx2(const uint8_t *in, size_t in_stride, int rows, int in_w, uint8_t *out,
+                    size_t out_stride, int x0, int cw, const int *bounds, const int32_t *kk,
+                    int ksize, int C);
+void img_vpass_avx2(const uint8_t *in, size_t in_stride, int first, uint8_t *out, size_t out_stride,
+                    int y0, int ch, size_t rowbytes, const int *bounds, const int32_t *kk,
+                    int ksize);
+/* Tests: 1 forces the portable loops even on an AVX2 CPU. Not thread-safe;
+ * set before resampling starts. */
+void img_resample_force_scalar(int on);
 
 /* PIL's nearest-neighbour resize (Image.resize(NEAREST)), used for palette
  * images, which PIL never resamples with a filter. */

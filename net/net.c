@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #define HOST_BUCKETS    4096
-#define HOST_KEY_MAX    300   /* scheme://host:port */
+#define HOST_KEY_MAX    300   /* a host name (RFC 1035: at most 253 characters) */
 #define ERROR_BODY_MAX  65536 /* error bodies drained (for connection reuse) up to this */
 #define HEADER_LINE_MAX 8192  /* longer header lines are ignored */
 #define POLL_MAX_MS     1000
@@ -105,27 +105,25 @@ void net_opts_init(net_opts *o)
 
 /* ---- hosts ------------------------------------------------------------ */
 
-/* The politeness key of a URL: scheme://host:port, lowercased. An URL curl
- * cannot parse gets its own key; curl will then fail it with bad_url. */
+/* The politeness key of a URL: its host name, lowercased. Scheme and port
+ * do not matter: http and https, or two ports, of one site are one server
+ * to be polite to. An URL curl cannot parse gets the key "?"; curl then
+ * fails it quickly with bad_url. */
 static void host_key(const char *url, char out[HOST_KEY_MAX])
 {
     CURLU *u = curl_url();
-    char *host = NULL, *scheme = NULL, *port = NULL;
+    char *host = NULL;
     snprintf(out, HOST_KEY_MAX, "?");
     if (u == NULL)
         return;
     if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
-        snprintf(out, HOST_KEY_MAX, "%s://%s:%s", scheme, host, port);
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        snprintf(out, HOST_KEY_MAX, "%s", host);
         for (char *p = out; *p; p++)
             if (*p >= 'A' && *p <= 'Z')
                 *p = (char)(*p - 'A' + 'a');
     }
     curl_free(host);
-    curl_free(scheme);
-    curl_free(port);
     curl_url_cleanup(u);
 }
 

@@ -350,6 +350,32 @@ static void test_per_host_cap_1000_urls(void **state)
     corpus_close(f);
 }
 
+static void test_limit_takes_first_in_id_order(void **state)
+{
+    struct fx *f = *state;
+    fetch_opts o;
+    fetch_stats stats;
+    wp_err err = {0};
+    char path[256];
+    int64_t ids[10];
+    NEED_SERVER(f);
+    assert_int_equal(corpus_open(f), 0);
+    assert_int_equal(cat_begin(f->c, &err), 0);
+    for (int i = 0; i < 10; i++) {
+        snprintf(path, sizeof path, "/img/chelsea.jpg?i=%d", i);
+        ids[i] = add_url(f, path);
+    }
+    assert_int_equal(cat_commit(f->c, &err), 0);
+    opts_for_tests(f, &o);
+    o.limit = 4;
+    assert_int_equal(fetch_run(f->c, f->st, &o, NULL, &stats, &err), 0);
+    assert_int_equal(stats.done, 4);
+    assert_int_equal(cat_count_images_pending(f->c), 6);
+    for (int i = 0; i < 10; i++)
+        assert_string_equal(get(f, ids[i]).state, i < 4 ? "ok" : "pending");
+    corpus_close(f);
+}
+
 static void *stop_later(void *arg)
 {
     struct timespec ts = {0, 400 * 1000000L};
@@ -402,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_every_case_ends_in_expected_state),
         cmocka_unit_test(test_header_filters_and_no_reencode),
         cmocka_unit_test(test_per_host_cap_1000_urls),
+        cmocka_unit_test(test_limit_takes_first_in_id_order),
         cmocka_unit_test(test_stop_then_resume),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -308,6 +308,31 @@ static void test_per_host_cap_from_server_log(void **state)
     assert_true(seen <= 3);
 }
 
+/* With a gap between request starts far longer than a response takes, the
+ * server never sees two requests of the host at once, although --per-host
+ * would allow four. */
+static void test_host_delay_serialises_a_host(void **state)
+{
+    struct fx *f = *state;
+    net_opts o;
+    char host[64];
+    NEED_SERVER(f);
+    base_opts(f, &o);
+    o.per_host = 4;
+    o.host_delay_s = 1.0;
+    const char *paths[] = {"/slow?ms=200&file=tiny_48.jpg&d=1", "/slow?ms=200&file=tiny_48.jpg&d=2",
+                           "/slow?ms=200&file=tiny_48.jpg&d=3"};
+    tl_httpd_stop(f->h); /* a fresh server, so its log holds only these */
+    f->h = tl_httpd_start(f->root);
+    assert_non_null(f->h);
+    snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d", tl_httpd_port(f->h));
+    run_paths(f, &o, paths, 3, 0);
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(f->got[i].cls, "ok");
+    snprintf(host, sizeof host, "127.0.0.1:%d", tl_httpd_port(f->h));
+    assert_int_equal(tl_httpd_host_max_active(f->h, host), 1);
+}
+
 static void test_abort_all_calls_back_each(void **state)
 {
     struct fx *f = *state;
@@ -343,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_redirects),
         cmocka_unit_test(test_robots_tag_and_sniff),
         cmocka_unit_test(test_per_host_cap_from_server_log),
+        cmocka_unit_test(test_host_delay_serialises_a_host),
         cmocka_unit_test(test_abort_all_calls_back_each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -176,8 +176,9 @@ static void test_status_classes_and_retries(void **state)
         "/reset?key=r1&n=1",
         "/reset?key=rall&n=-1",
         "/status?code=304",
+        "http://127.0.0.1:1/nothing-listens-here",
     };
-    run_paths(f, &o, paths, 8, 0);
+    run_paths(f, &o, paths, 9, 0);
     assert_string_equal(f->got[0].cls, "http_4xx");
     assert_int_equal(f->got[0].status, 404);
     assert_int_equal(f->got[0].attempts, 1); /* 4xx is never retried */
@@ -195,6 +196,8 @@ static void test_status_classes_and_retries(void **state)
     assert_int_equal(f->got[6].attempts, 3);
     assert_string_equal(f->got[7].cls, "http_3xx"); /* a 3xx that is not a redirect */
     assert_int_equal(f->got[7].status, 304);
+    assert_string_equal(f->got[8].cls, "connect"); /* refused: not retried */
+    assert_int_equal(f->got[8].attempts, 1);
 }
 
 static void test_retry_after_too_long_gives_up(void **state)

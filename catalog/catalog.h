@@ -146,6 +146,13 @@ int cat_stats(cat *c, cat_stat_fn fn, void *ud, wp_err *err);
 /* ---- stage sections ---------------------------------------------------
  * Stages add their own queries below, each in its own catalog/cat_STAGE.c. */
 
+/* ---- fetch (catalog/cat_fetch.c) ---- */
+
+/* One image's recorded outcome, as cat_image_set_result stored it (unknown
+ * numbers are -1, absent strings NULL; strings live in arena). Returns 0,
+ * WP_ENOENT for an unknown id, CAT_ESQL or WP_ENOMEM. */
+int cat_image_get(cat *c, int64_t id, cat_image_result *out, wp_arena *arena, wp_err *err);
+
 /* ---- shard (catalog/cat_shard.c) ---------------------------------------
  * What `witpipe shard` reads and records. The sample cursor runs on its own
  * read-only connection (one consistent snapshot for the whole run) so that

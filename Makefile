@@ -128,7 +128,7 @@ check: tests
 bench: deps all $(BENCH_BIN)
 	@bench/run.sh $(BUILD)
 
-demo: all
+demo: all $(BUILD)/fixture_server
 	@examples/demo.sh $(BUILD)/witpipe
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang against the

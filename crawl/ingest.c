@@ -920,7 +920,7 @@ int ingest_list(cat *c, const char *path, const ingest_opts *o, const wp_reporte
     }
     if ((rc = cat_source_get_or_add(c, "list", path, params.data, &source_id, err)) != 0)
         goto out;
-    if ((rc = cat_begin(c, err)) != 0)
+    if ((rc = cat_bulk_mode(c, 1, err)) != 0 || (rc = cat_begin(c, err)) != 0)
         goto out;
     for (;;) {
         cat_pair_in in;
@@ -985,6 +985,7 @@ int ingest_list(cat *c, const char *path, const ingest_opts *o, const wp_reporte
 out:
     if (cat_in_transaction(c))
         cat_rollback(c);
+    cat_bulk_mode(c, 0, NULL);
     ingest_reader_progress(r, &done, &total);
     st->bytes += done;
     if (rc == 0)

@@ -24,6 +24,7 @@
 
 #define SHARD_TRAILER        (2 * SHARD_TAR_BLOCK) /* two zero blocks end a tar */
 #define SHARD_PROGRESS_EVERY 256                   /* pairs between progress reports */
+#define SHARD_WRITEBACK      (8 << 20)             /* bytes between writeback kicks */
 
 int64_t shard_member_bytes(int64_t n)
 {
@@ -34,6 +35,7 @@ typedef struct out_sink {
     int fd;
     wp_sha256 *h;
     int64_t bytes;
+    int64_t flushed; /* bytes handed to writeback already */
 } out_sink;
 
 typedef struct open_shard {
@@ -86,6 +88,13 @@ static la_ssize_t sink_write(struct archive *a, void *ud, const void *buf, size_
         return -1;
     }
     o->bytes += (int64_t)n;
+    if (o->bytes - o->flushed >= SHARD_WRITEBACK) {
+        /* Start writeback of what is written so far: the disk works while
+         * we go on, and the fsync at the end has little left to wait for.
+         * Only a hint; an error here shows up at that fsync. */
+        (void)sync_file_range(o->fd, o->flushed, o->bytes - o->flushed, SYNC_FILE_RANGE_WRITE);
+        o->flushed = o->bytes;
+    }
     return (la_ssize_t)n;
 }
 

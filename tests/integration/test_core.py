@@ -449,6 +449,41 @@ class TestFilesAndShard(CoreBase):
         self.assertEqual(stats["by_error_class"], {"corrupt": 1, "not_an_image": 1})
 
 
+class TestFilesList(CoreBase):
+    def test_files_list_paths_and_captions(self):
+        d = self.path("pics")
+        os.makedirs(d)
+        shutil.copy(os.path.join(DATA, "tiny_48.jpg"), os.path.join(d, "a.bin"))
+        shutil.copy(os.path.join(DATA, "small_20x10.png"), os.path.join(d, "b.bin"))
+        lst = self.write("list.tsv", b"pics/a.bin\ta tiny jpeg\n"
+                         + os.path.join(d, "b.bin").encode() + b"\ta small png\n"
+                         b"pics/missing.jpg\tgone\n")
+        r = self.add("--files-list", lst)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with self.db() as db:
+            got = db.execute("SELECT p.text, i.state, i.error_class, i.format, i.width "
+                             "FROM pairs p JOIN images i ON i.id = p.image_id "
+                             "ORDER BY p.id").fetchall()
+        self.assertEqual(got, [("a tiny jpeg", "ok", None, "jpeg", 48),
+                               ("a small png", "ok", None, "png", 20),
+                               ("gone", "error", "unreadable", None, None)])
+
+    def test_shard_byte_cap(self):
+        d = self.path("pics")
+        make_image_dir(d, copies=4)
+        self.assertEqual(self.add("--files", d).returncode, 0)
+        out = self.path("s")
+        r = run("-C", self.corpus, "shard", "-o", out, "--max-bytes", "40000")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        man = load_json(os.path.join(out, "manifest.json"))
+        self.assertEqual(sum(e["samples"] for e in man["shards"]), 12)
+        for e in man["shards"]:
+            size = os.path.getsize(os.path.join(out, e["name"]))
+            self.assertEqual(size, e["bytes"])
+            # Over the cap only when a single sample is bigger by itself.
+            self.assertTrue(size <= 40000 or e["samples"] == 1, e)
+
+
 class TestExitCodes(CoreBase):
     def test_help_unknown_option_bad_value(self):
         for cmd in ("add", "shard"):

@@ -20,9 +20,10 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#define ING_CHUNK      (256 * 1024)                 /* bytes per read from libarchive */
-#define ING_WINDOW     (ING_RECORD_MAX + ING_CHUNK) /* the whole read buffer */
-#define ING_OPEN_BLOCK 65536                        /* libarchive's read block */
+#define ING_CHUNK         (256 * 1024)                 /* bytes per read from libarchive */
+#define ING_WINDOW        (ING_RECORD_MAX + ING_CHUNK) /* the whole read buffer */
+#define ING_OPEN_BLOCK    65536                        /* libarchive's read block */
+#define ING_PROGRESS_ROWS 4096 /* rows between progress reports (a power of 2) */
 
 struct ingest_reader {
     struct archive *a;
@@ -931,6 +932,8 @@ int ingest_list(cat *c, const char *path, const ingest_opts *o, const wp_reporte
             break;
         }
         st->rows++;
+        if ((st->rows & (ING_PROGRESS_ROWS - 1)) == 0)
+            progress(rep, r, st);
         if (rec.bad != ING_BAD_NONE) {
             st->bad++;
             st->bad_by[rec.bad]++;
@@ -962,7 +965,6 @@ int ingest_list(cat *c, const char *path, const ingest_opts *o, const wp_reporte
             n = 0;
             if ((rc = cat_commit(c, err)) != 0)
                 break;
-            progress(rep, r, st);
             if (wp_stop_requested()) {
                 rc = wp_err_set(err, WP_ESTOP, "%s: stopped at line %lld", r->name,
                                 (long long)rec.line);

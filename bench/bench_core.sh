@@ -39,7 +39,7 @@ PY
 size=$(stat -c %s "$work/list.tsv")
 t0=$(now); cat "$work/list.tsv" > /dev/null; t1=$(now)
 cat_s=$(el "$t0" "$t1")
-"$bin" init "$work/c1" >/dev/null
+"$bin" -q init "$work/c1"
 t0=$(now); "$bin" -q -C "$work/c1" add "$work/list.tsv"; t1=$(now)
 add_s=$(el "$t0" "$t1")
 printf '  %-34s %10.2f s %12s rows/s %8s MB/s\n' "witpipe add" "$add_s" "$(rate "$rows" "$add_s")" \
@@ -62,7 +62,7 @@ while [ "$i" -lt "$nimg" ]; do
     i=$((i + 1))
   done
 done
-"$bin" init "$work/c2" >/dev/null
+"$bin" -q init "$work/c2"
 "$bin" -q -C "$work/c2" add --files "$work/imgs"
 sync
 t0=$(now); "$bin" -q -C "$work/c2" shard -o "$work/shards"; t1=$(now)

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,6 +52,21 @@ typedef struct open_shard {
     json_t *stats;
 } open_shard;
 
+/* A helper thread that checks one image's sha256 while the main thread
+ * writes its members. It sleeps on a condition variable between images
+ * (OpenMP's spinning workers were ruinous on a busy machine). */
+typedef struct verifier {
+    pthread_t th;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t go, done_cv;
+    int job, done, quit;
+    struct run *r;
+    const cat_sample *s;
+    int rc;
+    wp_err err;
+} verifier;
+
 typedef struct run {
     cat *c;
     st_store *s;
@@ -66,6 +82,7 @@ typedef struct run {
     open_shard sh;
     int have_shard;
     int next_index;
+    verifier v;
 } run;
 
 static la_ssize_t sink_write(struct archive *a, void *ud, const void *buf, size_t n)
@@ -467,6 +484,62 @@ static int write_sample(run *r, const cat_sample *s, wp_err *err)
     return add_member(r, name, r->meta.data, r->meta.len, err);
 }
 
+static void *verifier_main(void *arg)
+{
+    verifier *v = arg;
+    pthread_mutex_lock(&v->mu);
+    for (;;) {
+        while (!v->job && !v->quit)
+            pthread_cond_wait(&v->go, &v->mu);
+        if (v->quit)
+            break;
+        v->job = 0;
+        pthread_mutex_unlock(&v->mu);
+        wp_err_clear(&v->err);
+        v->rc = verify(v->r, v->s, &v->err);
+        pthread_mutex_lock(&v->mu);
+        v->done = 1;
+        pthread_cond_signal(&v->done_cv);
+    }
+    pthread_mutex_unlock(&v->mu);
+    return NULL;
+}
+
+/* Starts the verifier on first use; -1 when no thread can be had (the
+ * caller then verifies inline). */
+static int verifier_start(run *r)
+{
+    verifier *v = &r->v;
+    if (v->started)
+        return 0;
+    v->r = r;
+    if (pthread_mutex_init(&v->mu, NULL) != 0)
+        return -1;
+    if (pthread_cond_init(&v->go, NULL) != 0 || pthread_cond_init(&v->done_cv, NULL) != 0 ||
+        pthread_create(&v->th, NULL, verifier_main, v) != 0) {
+        pthread_mutex_destroy(&v->mu);
+        return -1;
+    }
+    v->started = 1;
+    return 0;
+}
+
+static void verifier_stop(run *r)
+{
+    verifier *v = &r->v;
+    if (!v->started)
+        return;
+    pthread_mutex_lock(&v->mu);
+    v->quit = 1;
+    pthread_cond_signal(&v->go);
+    pthread_mutex_unlock(&v->mu);
+    pthread_join(v->th, NULL);
+    pthread_cond_destroy(&v->go);
+    pthread_cond_destroy(&v->done_cv);
+    pthread_mutex_destroy(&v->mu);
+    v->started = 0;
+}
+
 static int add_sample(run *r, const cat_sample *s, int64_t size, wp_err *err)
 {
     open_shard *sh = &r->sh;
@@ -488,23 +561,28 @@ static int add_sample(run *r, const cat_sample *s, int64_t size, wp_err *err)
          * hashes per byte, in and out, on two cores): a mismatch throws the
          * unpublished shard away, so nothing corrupt is ever renamed into
          * place. */
-        {
-            wp_err verr = {0};
-            int vrc = 0, wrc = 0;
-            int big = s->bytes >= SHARD_PARALLEL_MIN;
-#pragma omp parallel sections num_threads(2) if (big)
-            {
-#pragma omp section
-                vrc = verify(r, s, &verr);
-#pragma omp section
-                wrc = write_sample(r, s, err);
-            }
-            if (vrc != 0) {
-                *err = verr;
-                return vrc;
+        if (s->bytes >= SHARD_PARALLEL_MIN && verifier_start(r) == 0) {
+            int wrc;
+            pthread_mutex_lock(&r->v.mu);
+            r->v.s = s;
+            r->v.job = 1;
+            pthread_cond_signal(&r->v.go);
+            pthread_mutex_unlock(&r->v.mu);
+            wrc = write_sample(r, s, err);
+            pthread_mutex_lock(&r->v.mu);
+            while (!r->v.done)
+                pthread_cond_wait(&r->v.done_cv, &r->v.mu);
+            r->v.done = 0;
+            pthread_mutex_unlock(&r->v.mu);
+            if (r->v.rc != 0) {
+                *err = r->v.err;
+                return r->v.rc;
             }
             if (wrc != 0)
                 return wrc;
+        } else {
+            if ((rc = verify(r, s, err)) != 0 || (rc = write_sample(r, s, err)) != 0)
+                return rc;
         }
     }
     if (sh->samples == 0)
@@ -653,6 +731,7 @@ int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, 
         goto out;
     rc = write_manifest(&r, err);
 out:
+    verifier_stop(&r);
     abandon(&r);
     json_decref(r.pending);
     json_decref(r.manifest_shards);

@@ -203,4 +203,11 @@ int cat_shard_get(cat *c, const char *output, const char *name, cat_shard_row *r
 int cat_shard_put(cat *c, const char *output, const char *name, const cat_shard_row *row,
                   int64_t run_id, wp_err *err);
 
+/* ---- add (catalog/cat_add.c) ------------------------------------------ */
+
+/* Bulk loading on (1) or off (0): fewer, larger WAL checkpoints and a
+ * bigger (bounded) page cache while a stage inserts millions of rows.
+ * Turning it off checkpoints what has piled up. Returns 0 or CAT_ESQL. */
+int cat_bulk_mode(cat *c, int on, wp_err *err);
+
 #endif /* CATALOG_H */

@@ -190,11 +190,11 @@ int cmd_add(cli_ctx *ctx, int argc, char **argv)
             rc = CLI_FAIL;
         }
         cli_info(ctx,
-                 "files: %llu images imported (%llu bytes), %llu already present, %llu without "
-                 "caption, %llu errors",
+                 "files: %llu images imported (%llu bytes), %llu already present, %llu "
+                 "without caption, %llu errors, %llu other files skipped",
                  (unsigned long long)fst.imported, (unsigned long long)fst.bytes,
                  (unsigned long long)fst.already, (unsigned long long)fst.no_caption,
-                 (unsigned long long)fst.errors);
+                 (unsigned long long)fst.errors, (unsigned long long)fst.skipped);
         counts = files_counts(&fst);
         goto end_run;
     }

@@ -58,7 +58,7 @@ const cli_cmd cli_commands[] = {
      "  --text-col NAME         the column with the caption (default caption)\n"
      "  --keep-cols A,B,...     further columns kept as JSON in the pair's extra\n"
      "                          metadata (TSV/CSV: strings; JSONL: any value)\n"
-     "  --batch N               rows per catalog transaction (default 5000)\n"
+     "  --batch N               rows per catalog transaction (default 50000)\n"
      "  --files IMAGEDIR        import a folder of local images instead (recursively,\n"
      "                          in name order). A file is taken when its header is a\n"
      "                          JPEG, PNG or WebP, or when a caption file of the same\n"

@@ -20,9 +20,10 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#define ING_CHUNK      (256 * 1024)                 /* bytes per read from libarchive */
-#define ING_WINDOW     (ING_RECORD_MAX + ING_CHUNK) /* the whole read buffer */
-#define ING_OPEN_BLOCK 65536                        /* libarchive's read block */
+#define ING_CHUNK         (256 * 1024)                 /* window room beyond one record */
+#define ING_WINDOW        (ING_RECORD_MAX + ING_CHUNK) /* the whole read buffer */
+#define ING_OPEN_BLOCK    65536                        /* libarchive's read block */
+#define ING_PROGRESS_ROWS 4096 /* rows between progress reports (a power of 2) */
 
 struct ingest_reader {
     struct archive *a;
@@ -30,6 +31,8 @@ struct ingest_reader {
     int format;
     char *buf; /* ING_WINDOW bytes; unread bytes are buf[pos..len) */
     size_t pos, len;
+    const char *blk; /* the rest of libarchive's current block */
+    size_t blk_left;
     int eof;    /* no more bytes will come */
     int broken; /* ... because the stream failed */
     char brk[WP_ERR_MAX / 2];
@@ -105,12 +108,14 @@ int ingest_format_from_name(const char *path)
 /* ---- the byte window ---------------------------------------------------- */
 
 /* Reads more bytes into the window (moving unread bytes to its start).
- * Returns the number read; 0 at the end or when the stream broke (r->eof
- * set either way) or when the window is full. */
+ * Blocks come from archive_read_data_block, which hands over whatever is
+ * available (archive_read_data would wait to fill the whole request, so a
+ * pipe's rows would sit unprocessed). Returns the number of bytes added; 0
+ * at the end or when the stream broke (r->eof set either way) or when the
+ * window is full. */
 static size_t fill(ingest_reader *r)
 {
-    la_ssize_t n;
-    size_t room;
+    size_t room, k;
 
     if (r->eof)
         return 0;
@@ -122,25 +127,33 @@ static size_t fill(ingest_reader *r)
     room = ING_WINDOW - r->len;
     if (room == 0)
         return 0;
-    if (room > ING_CHUNK)
-        room = ING_CHUNK;
-    for (;;) {
-        n = archive_read_data(r->a, r->buf + r->len, room);
-        if (n == ARCHIVE_RETRY)
+    while (r->blk_left == 0) {
+        const void *p = NULL;
+        size_t n = 0;
+        la_int64_t off = 0;
+        int rc = archive_read_data_block(r->a, &p, &n, &off);
+        if (rc == ARCHIVE_RETRY)
             continue;
-        break;
+        if (rc == ARCHIVE_EOF) {
+            r->eof = 1;
+            return 0;
+        }
+        if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
+            const char *m = archive_error_string(r->a);
+            r->eof = 1;
+            r->broken = 1;
+            snprintf(r->brk, sizeof r->brk, "%s", m ? m : "read error");
+            return 0;
+        }
+        r->blk = p;
+        r->blk_left = n;
     }
-    if (n > 0) {
-        r->len += (size_t)n;
-        return (size_t)n;
-    }
-    r->eof = 1;
-    if (n < 0) {
-        const char *m = archive_error_string(r->a);
-        r->broken = 1;
-        snprintf(r->brk, sizeof r->brk, "%s", m ? m : "read error");
-    }
-    return 0;
+    k = r->blk_left < room ? r->blk_left : room;
+    memcpy(r->buf + r->len, r->blk, k);
+    r->blk += k;
+    r->blk_left -= k;
+    r->len += k;
+    return k;
 }
 
 /* Discards bytes up to and including the next line break, without keeping
@@ -902,7 +915,7 @@ int ingest_list(cat *c, const char *path, const ingest_opts *o, const wp_reporte
     char origin[WP_PATH_MAX + 32];
     int64_t source_id = 0;
     int batch = o->batch_rows > 0 ? o->batch_rows : ING_BATCH_ROWS;
-    int n = 0, rc, k;
+    int n = 0, since_tick = 0, rc, k;
     uint64_t done = 0, total = 0;
 
     if ((rc = ingest_reader_open(path, o, &r, err)) != 0) {
@@ -920,14 +933,25 @@ int ingest_list(cat *c, const char *path, const ingest_opts *o, const wp_reporte
     }
     if ((rc = cat_source_get_or_add(c, "list", path, params.data, &source_id, err)) != 0)
         goto out;
-    if ((rc = cat_begin(c, err)) != 0)
+    if ((rc = cat_bulk_mode(c, 1, err)) != 0 || (rc = cat_begin(c, err)) != 0)
         goto out;
     for (;;) {
         cat_pair_in in;
         int is_new = 0;
+        if (++since_tick >= ING_PROGRESS_ROWS) {
+            since_tick = 0;
+            progress(rep, r, st);
+            if (wp_stop_requested()) {
+                /* Between records: everything read so far is committed. */
+                rc = wp_err_set(err, WP_ESTOP, "%s: stopped after line %lld", r->name,
+                                (long long)(r->line - 1));
+                break;
+            }
+        }
         k = ingest_reader_next(r, &rec, err);
         if (k <= 0) {
-            rc = k;
+            /* Ctrl-C while reading a pipe may surface as a read error. */
+            rc = k < 0 && wp_stop_requested() ? WP_ESTOP : k;
             break;
         }
         st->rows++;
@@ -962,18 +986,13 @@ int ingest_list(cat *c, const char *path, const ingest_opts *o, const wp_reporte
             n = 0;
             if ((rc = cat_commit(c, err)) != 0)
                 break;
-            progress(rep, r, st);
-            if (wp_stop_requested()) {
-                rc = wp_err_set(err, WP_ESTOP, "%s: stopped at line %lld", r->name,
-                                (long long)rec.line);
-                goto out;
-            }
             if ((rc = cat_begin(c, err)) != 0)
                 break;
         }
     }
-    if (rc == 0 || rc == ING_ESTREAM) {
-        /* A broken stream still keeps every complete record before it. */
+    if (rc == 0 || rc == ING_ESTREAM || rc == WP_ESTOP) {
+        /* A broken stream or a stop still keeps every complete record
+         * before it. */
         wp_err keep = {0};
         int crc = cat_commit(c, rc == 0 ? err : &keep);
         if (rc == 0)
@@ -985,6 +1004,7 @@ int ingest_list(cat *c, const char *path, const ingest_opts *o, const wp_reporte
 out:
     if (cat_in_transaction(c))
         cat_rollback(c);
+    cat_bulk_mode(c, 0, NULL);
     ingest_reader_progress(r, &done, &total);
     st->bytes += done;
     if (rc == 0)

@@ -27,7 +27,7 @@
 #define ING_KEEP_MAX      64          /* --keep-cols entries */
 #define ING_COLNAME_MAX   256         /* one column name, bytes */
 #define ING_BAD_REPORT    10          /* bad rows reported one by one, per run */
-#define ING_BATCH_ROWS    5000        /* rows per catalog transaction */
+#define ING_BATCH_ROWS    50000       /* rows per catalog transaction */
 #define ING_FILE_MAX      (256 << 20) /* add --files: largest image imported */
 #define ING_LIST_LINE_MAX (64 * 1024) /* add --files-list: one line */
 

@@ -235,8 +235,10 @@ static int import_one(files_ctx *fc, const char *path, const char *origin, int n
             wp_err_set(&ferr, IMG_EUNSUPPORTED, "%s images are not supported",
                        img_format_name(info.format));
     }
-    if (need_image && cls != NULL)
-        return 0; /* not captioned and not an image: not ours */
+    if (need_image && cls != NULL) {
+        fc->st->skipped++; /* not captioned and not an image: not ours */
+        return 0;
+    }
     fc->st->seen++;
     if (!cat_in_transaction(fc->c) && (rc = cat_begin(fc->c, err)) != 0)
         return rc;

@@ -489,6 +489,7 @@ static void test_files_dir_uses_headers_not_names(void **state)
     assert_int_equal(st.imported, 3);
     assert_int_equal(st.no_caption, 1);
     assert_int_equal(st.errors, 2);
+    assert_int_equal(st.skipped, 1); /* readme.md */
     /* Again: everything is already there. */
     assert_int_equal(ingest_files_dir(c, s, img, 0, NULL, &st, &err), 0);
     assert_int_equal(st.already, 5);

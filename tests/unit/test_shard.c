@@ -405,6 +405,60 @@ static void test_corrupt_store_fails_without_shard(void **state)
     assert_false(wp_file_exists(out_path("x", "00000.tar.tmp")));
 }
 
+/* A large image takes the path where its hash is checked beside the
+ * write: corruption must still stop the shard from being published. */
+static void test_corrupt_large_image_fails_without_shard(void **state)
+{
+    cat *c = NULL;
+    st_store *s = NULL;
+    wp_err err = {0};
+    shard_stats st;
+    cat_pair_in p = {0};
+    cat_image_result r;
+    size_t n = 300 * 1024;
+    char *img = malloc(n), sha[WP_SHA256_HEX + 1], path[600];
+    uint8_t md[WP_SHA256_LEN];
+    int64_t pid, iid, f, o;
+    int is_new, fd;
+
+    for (size_t k = 0; k < n; k++)
+        img[k] = (char)(k * 13 + 5);
+    assert_int_equal(cat_open(corpus, 0, &c, &err), 0);
+    assert_int_equal(st_open(corpus, &s, &err), 0);
+    p.url = "http://h/big.jpg";
+    p.url_len = strlen(p.url);
+    p.text = "big";
+    p.text_len = 3;
+    assert_int_equal(cat_pair_add(c, &p, &pid, &iid, &is_new, &err), 0);
+    assert_int_equal(st_append(s, img, n, &f, &o, &err), 0);
+    assert_int_equal(st_sync(s, &err), 0);
+    wp_sha256_buf(img, n, md);
+    wp_hex(md, sizeof md, sha);
+    r = cat_image_result_init(iid);
+    r.state = "ok";
+    r.format = "jpeg";
+    r.bytes = (int64_t)n;
+    r.sha256 = sha;
+    r.store_file = f;
+    r.store_offset = o;
+    assert_int_equal(cat_image_set_result(c, &r, &err), 0);
+    st_close(s);
+    cat_close(c);
+    free(img);
+    /* Intact, it ships. */
+    assert_int_equal(run_shard(out_path("ok", NULL), 100, 0, 0, 0, &st, &err), 0);
+    assert_int_equal(st.samples, NPAIRS - 2 + 1);
+    snprintf(path, sizeof path, "%s/store/%06lld.dat", corpus, (long long)f);
+    fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "\x00\x01", 2, o + 200000), 2);
+    close(fd);
+    assert_int_equal(run_shard(out_path("bad", NULL), 100, 0, 0, 0, &st, &err), ST_ECORRUPT);
+    assert_non_null(strstr(err.msg, "http://h/big.jpg"));
+    assert_false(wp_file_exists(out_path("bad", "00000.tar")));
+    assert_false(wp_file_exists(out_path("bad", "00000.tar.tmp")));
+}
+
 static void test_changed_catalog_is_detected(void **state)
 {
     shard_stats st;
@@ -445,6 +499,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shuffle_is_seeded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_byte_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_store_fails_without_shard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_large_image_fails_without_shard, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_changed_catalog_is_detected, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

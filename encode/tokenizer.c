@@ -1,7 +1,8 @@
 /*
  * encode/tokenizer.c: CLIP's byte-level BPE (OpenAI simple_tokenizer.py):
  * vocabulary loading from either layout, the pre-tokenizer regex done with
- * utf8proc categories, and the merge loop over vocabulary ids.
+ * a generated table of character classes, and the merge loop over
+ * vocabulary ids.
  *
  * Symbols are vocabulary ids from the start: byte b is the id of
  * bytes_to_unicode()[b] (or of that character + "</w>" at the end of a
@@ -17,7 +18,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 #include <zlib.h>
 
 #define PAIR_SLOTS      (1u << 17) /* power of two, > 2 x ENC_TOK_MERGES */
@@ -600,28 +600,6 @@ static size_t match_lit(const uint32_t *t, size_t n, size_t i, const char *lit)
     return k;
 }
 
-static int cat_of(uint32_t c)
-{
-    return utf8proc_category((utf8proc_int32_t)c);
-}
-
-static int is_L(uint32_t c)
-{
-    if (c < 0x80)
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    int k = cat_of(c);
-    return k == UTF8PROC_CATEGORY_LU || k == UTF8PROC_CATEGORY_LL || k == UTF8PROC_CATEGORY_LT ||
-           k == UTF8PROC_CATEGORY_LM || k == UTF8PROC_CATEGORY_LO;
-}
-
-static int is_N(uint32_t c)
-{
-    if (c < 0x80)
-        return c >= '0' && c <= '9';
-    int k = cat_of(c);
-    return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
-}
-
 /* The regex module's `\s` (White_Space); after whitespace_clean only ' ' is
  * left, but keep the full set so the function stands on its own. */
 static int is_S(uint32_t c)
@@ -629,6 +607,31 @@ static int is_S(uint32_t c)
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
            c == 0x205F || c == 0x3000;
+}
+
+/* The class CLIP's pattern gives c (ENC_TOK_PRE_*), from the table generated
+ * with the regex module itself, so that letters and numbers of every script
+ * fall where they do in Python. */
+static int pre_class(uint32_t c)
+{
+    if (c < 0x80) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+            return ENC_TOK_PRE_LETTER;
+        if (c >= '0' && c <= '9')
+            return ENC_TOK_PRE_NUMBER;
+        return is_S(c) ? ENC_TOK_PRE_SPACE : ENC_TOK_PRE_PUNCT;
+    }
+    size_t lo = 0, hi = enc_tok_pre_ranges_n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (enc_tok_pre_ranges[mid].hi < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < enc_tok_pre_ranges_n && enc_tok_pre_ranges[lo].lo <= c)
+        return (int)enc_tok_pre_ranges[lo].cls;
+    return is_S(c) ? ENC_TOK_PRE_SPACE : ENC_TOK_PRE_PUNCT;
 }
 
 /* The length of the pre-token at i (0: none starts here), and whether it is
@@ -655,18 +658,19 @@ static size_t pretoken_at(const enc_tok *tk, const uint32_t *t, size_t n, size_t
         for (size_t k = 0; k < sizeof contractions / sizeof contractions[0]; k++)
             if ((m = match_lit(t, n, i, contractions[k])) != 0)
                 return m;
-    if (is_L(t[i])) {
+    int cls = pre_class(t[i]);
+    if (cls == ENC_TOK_PRE_LETTER) {
         size_t k = i;
-        while (k < n && is_L(t[k]))
+        while (k < n && pre_class(t[k]) == ENC_TOK_PRE_LETTER)
             k++;
         return k - i;
     }
-    if (is_N(t[i]))
+    if (cls == ENC_TOK_PRE_NUMBER)
         return 1;
     size_t k = i;
-    while (k < n && !is_S(t[k]) && !is_L(t[k]) && !is_N(t[k]))
+    while (k < n && pre_class(t[k]) == ENC_TOK_PRE_PUNCT)
         k++;
-    return k - i;
+    return k - i; /* 0 for a space or a code point no alternative matches */
 }
 
 /* Tokenizes the cleaned text into out (without SOT/EOT), stopping once out

@@ -402,6 +402,16 @@ static int pattern_len(const pattern *p)
     return k;
 }
 
+#define N_BADNESS (sizeof badness / sizeof badness[0])
+static int badness_len[N_BADNESS];
+static pthread_once_t badness_once = PTHREAD_ONCE_INIT;
+
+static void badness_lengths(void)
+{
+    for (size_t k = 0; k < N_BADNESS; k++)
+        badness_len[k] = pattern_len(&badness[k]);
+}
+
 static int is_bad_u32(const uint32_t *t, size_t n)
 {
     /* Every alternative needs at least one character with a class bit, and
@@ -419,12 +429,27 @@ static int is_bad_u32(const uint32_t *t, size_t n)
         cls[i] = enc_tok_class_of(t[i]);
     int bad = 0;
     size_t np = sizeof badness / sizeof badness[0];
+    pthread_once(&badness_once, badness_lengths);
+    size_t j = 0; /* the next position at or after i with a class bit */
     for (size_t i = 0; i < n && !bad; i++) {
+        /* every alternative spans at most 7 code points and holds at least
+         * one with a class bit: skip stretches without one */
+        if (j < i) {
+            j = i;
+            while (j < n && !(cls[j] & BADNESS_CLASSES))
+                j++;
+        }
+        if (j >= n)
+            break;
+        if (j > i + 6) {
+            i = j - 7;
+            continue;
+        }
         for (size_t k = 0; k < np && !bad; k++) {
             const pattern *p = &badness[k];
             if (p->bol && i != 0)
                 continue;
-            int len = pattern_len(p);
+            int len = badness_len[k];
             if (i + (size_t)len > n)
                 continue;
             int j = 0;
@@ -1252,11 +1277,25 @@ static int nfc(enc_tok_u32 *text)
     return rc;
 }
 
+/* 1 if no fixer can change t: printable ASCII, tabs and newlines, no '&'
+ * (most captions). */
+static int plain_ascii(const enc_tok_u32 *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        uint32_t c = t->v[i];
+        if (!((c >= 0x20 && c < 0x7F && c != '&') || c == '\t' || c == '\n'))
+            return 0;
+    }
+    return 1;
+}
+
 /* ftfy.fix_and_explain on one segment. */
 static int fix_segment(enc_tok_u32 *text, int unescape)
 {
     enc_tok_u32 orig = {0}, tmp = {0};
     int rc = WP_ENOMEM;
+    if (plain_ascii(text))
+        return 0;
     for (;;) {
         if (u32_copy(&orig, text->v, text->n) != 0)
             goto out;

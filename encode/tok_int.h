@@ -124,6 +124,12 @@ int enc_tok_u32_from_utf8(enc_tok_u32 *s, const char *p, size_t n);
 struct wp_buf;
 int enc_tok_u32_to_utf8(const uint32_t *p, size_t n, struct wp_buf *out);
 
+/* For tests: runs both BPE merge paths (quadratic for short words, heap for
+ * long ones) on the bytes of w; 1 if they agree, 0 if not, -1 out of
+ * memory. */
+struct enc_tok;
+int enc_tok_bpe_paths_agree(const struct enc_tok *t, const char *w, size_t n);
+
 /* The ENC_TOK_C_* mask of one code point (0 for most). */
 uint32_t enc_tok_class_of(uint32_t c);
 

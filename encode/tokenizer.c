@@ -453,8 +453,9 @@ int enc_tok_open_dir(const char *dir, enc_tok **out, wp_err *err)
 
 /* simple_tokenizer.py's bpe(): merges the lowest-ranked adjacent pair, all
  * its occurrences left to right, until no pair has a rank. sym holds the
- * word's initial ids and receives the result; returns the new length. */
-static size_t bpe_merge(const enc_tok *t, int32_t *sym, size_t n)
+ * word's initial ids and receives the result; returns the new length.
+ * Quadratic: for short words. */
+static size_t bpe_merge_short(const enc_tok *t, int32_t *sym, size_t n)
 {
     while (n > 1) {
         int32_t best = -1, first = 0, second = 0, merged = 0;
@@ -482,6 +483,131 @@ static size_t bpe_merge(const enc_tok *t, int32_t *sym, size_t n)
         n = o;
     }
     return n;
+}
+
+/* A candidate merge: the pair starting at symbol pos, of rank rank. */
+typedef struct bpe_cand {
+    int32_t rank;
+    uint32_t pos;
+} bpe_cand;
+
+static int cand_less(bpe_cand a, bpe_cand b)
+{
+    return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos);
+}
+
+static void heap_push(bpe_cand *h, size_t *n, bpe_cand c)
+{
+    size_t i = (*n)++;
+    while (i > 0 && cand_less(c, h[(i - 1) / 2])) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = c;
+}
+
+static bpe_cand heap_pop(bpe_cand *h, size_t *n)
+{
+    bpe_cand top = h[0], last = h[--(*n)];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n)
+            break;
+        if (c + 1 < *n && cand_less(h[c + 1], h[c]))
+            c++;
+        if (!cand_less(h[c], last))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n > 0)
+        h[i] = last;
+    return top;
+}
+
+#define BPE_NONE UINT32_MAX
+
+/* The same result as bpe_merge_short in O(n log n), for long words: the
+ * symbols form a linked list, candidate pairs sit in a heap ordered by
+ * (rank, position), and all occurrences of the lowest-ranked pair are taken
+ * as one batch, left to right, before any pair the batch creates, exactly
+ * as Python's pass over the word does. Returns the new length, or
+ * (size_t)-1 when out of memory. */
+static size_t bpe_merge_long(const enc_tok *t, int32_t *sym, size_t n)
+{
+    uint32_t *next = malloc(n * sizeof *next), *prev = malloc(n * sizeof *prev);
+    bpe_cand *heap = malloc(3 * n * sizeof *heap), *batch = malloc(n * sizeof *batch);
+    size_t hn = 0, out = (size_t)-1;
+    if (next == NULL || prev == NULL || heap == NULL || batch == NULL)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        next[i] = i + 1 < n ? (uint32_t)(i + 1) : BPE_NONE;
+        prev[i] = i > 0 ? (uint32_t)(i - 1) : BPE_NONE;
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        int32_t m, r = pair_rank(t, sym[i], sym[i + 1], &m);
+        if (r >= 0)
+            heap_push(heap, &hn, (bpe_cand){r, (uint32_t)i});
+    }
+    while (hn > 0) {
+        /* the batch: every candidate of the lowest rank, by position */
+        size_t bn = 0;
+        int32_t rank = heap[0].rank;
+        while (hn > 0 && heap[0].rank == rank)
+            batch[bn++] = heap_pop(heap, &hn);
+        for (size_t k = 0; k < bn; k++) {
+            uint32_t p = batch[k].pos, q;
+            int32_t merged;
+            if (sym[p] < 0 || (q = next[p]) == BPE_NONE ||
+                pair_rank(t, sym[p], sym[q], &merged) != rank)
+                continue; /* consumed or changed by an earlier merge */
+            sym[p] = merged;
+            sym[q] = -1;
+            next[p] = next[q];
+            if (next[q] != BPE_NONE)
+                prev[next[q]] = p;
+            /* the pairs the merge creates wait for later batches: their
+             * rank differs from this one (a merged token is longer than
+             * either part) */
+            int32_t m, r;
+            if (prev[p] != BPE_NONE && (r = pair_rank(t, sym[prev[p]], sym[p], &m)) >= 0)
+                heap_push(heap, &hn, (bpe_cand){r, prev[p]});
+            if (next[p] != BPE_NONE && (r = pair_rank(t, sym[p], sym[next[p]], &m)) >= 0)
+                heap_push(heap, &hn, (bpe_cand){r, p});
+        }
+    }
+    out = 0;
+    for (uint32_t i = 0; i != BPE_NONE; i = next[i])
+        sym[out++] = sym[i];
+done:
+    free(next);
+    free(prev);
+    free(heap);
+    free(batch);
+    return out;
+}
+
+#define BPE_LONG_WORD 128 /* words longer than this take the heap path */
+
+static size_t bpe_merge(const enc_tok *t, int32_t *sym, size_t n)
+{
+    return n > BPE_LONG_WORD ? bpe_merge_long(t, sym, n) : bpe_merge_short(t, sym, n);
+}
+
+int enc_tok_bpe_paths_agree(const enc_tok *t, const char *w, size_t n)
+{
+    int32_t *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    int agree = -1;
+    if (a != NULL && b != NULL) {
+        for (size_t i = 0; i < n; i++)
+            a[i] = b[i] = i + 1 < n ? t->byte_id[(uint8_t)w[i]] : t->byte_wid[(uint8_t)w[i]];
+        size_t na = bpe_merge_short(t, a, n), nb = bpe_merge_long(t, b, n);
+        agree = na == nb && memcmp(a, b, na * sizeof *a) == 0;
+    }
+    free(a);
+    free(b);
+    return agree;
 }
 
 typedef struct id_vec {
@@ -570,7 +696,7 @@ static int bpe_word(enc_tok *t, const char *w, size_t n, id_vec *out)
     for (size_t i = 0; i < n; i++)
         sym[i] = i + 1 < n ? t->byte_id[(uint8_t)w[i]] : t->byte_wid[(uint8_t)w[i]];
     size_t m = bpe_merge(t, sym, n);
-    rc = ids_push(out, sym, m);
+    rc = m == (size_t)-1 ? WP_ENOMEM : ids_push(out, sym, m);
     if (rc == 0)
         cache_put(t, w, n, sym, m);
     if (sym != small)

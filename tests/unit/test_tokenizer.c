@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "common/wp.h"
+#include "encode/tok_int.h"
 #include "encode/tokenizer.h"
 #include "tests/lib/testlib.h"
 
@@ -322,6 +323,36 @@ static void test_encode_ctx_truncation(void **state)
     enc_tok_free(t);
 }
 
+/* Long words take an O(n log n) merge path; it must give what the
+ * quadratic transcription of simple_tokenizer.py gives, word for word. */
+static void test_bpe_long_word_path(void **state)
+{
+    if (tl_shared_dir("CLIP BPE vocabulary") == NULL)
+        skip();
+    enc_tok *t = NULL;
+    assert_int_equal(
+        enc_tok_open_bpe_gz(tl_shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"), &t, NULL), 0);
+    static const char *const alphabets[] = {
+        "abcdefghijklmnopqrstuvwxyz", "ab",      "a", "etaoinshr", "\xc3\xa9\xc3\xa8\xc5\x93",
+        "\xe6\x97\xa5\xe6\x9c\xac",   "!?.,;:-_"};
+    char w[4096];
+    uint32_t x = 12345;
+    int checked = 0;
+    for (int round = 0; round < 60; round++) {
+        const char *al = alphabets[round % 7];
+        size_t alen = strlen(al);
+        size_t n = 1 + (size_t)(round * 67) % 4000;
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1664525u + 1013904223u;
+            w[i] = al[(x >> 16) % alen];
+        }
+        assert_int_equal(enc_tok_bpe_paths_agree(t, w, n), 1);
+        checked++;
+    }
+    assert_int_equal(checked, 60);
+    enc_tok_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,7 +360,7 @@ int main(void)
         cmocka_unit_test(test_open_dir_errors),       cmocka_unit_test(test_ftfy_mojibake),
         cmocka_unit_test(test_ftfy_is_bad),           cmocka_unit_test(test_ftfy_simple_fixes),
         cmocka_unit_test(test_html_unescape),         cmocka_unit_test(test_clean_pipeline),
-        cmocka_unit_test(test_encode_ctx_truncation),
+        cmocka_unit_test(test_encode_ctx_truncation), cmocka_unit_test(test_bpe_long_word_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

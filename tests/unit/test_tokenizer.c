@@ -323,6 +323,50 @@ static void test_encode_ctx_truncation(void **state)
     enc_tok_free(t);
 }
 
+/* The token rows the model goldens were computed from
+ * (inputs/tokens.i32, [13 x 77] zero padded, captions in manifest.json
+ * inputs_texts), through the tokenizer each model folder carries. */
+static void test_golden_token_rows_per_model_folder(void **state)
+{
+    if (tl_shared_dir("CLIP model token rows") == NULL)
+        skip();
+    json_error_t jerr;
+    json_t *man = json_load_file(tl_shared_path("golden/clip/manifest.json"), 0, &jerr);
+    assert_non_null(man);
+    json_t *texts = json_object_get(man, "inputs_texts");
+    assert_int_equal(json_array_size(texts), 13);
+    size_t len = 0;
+    int32_t *rows = (int32_t *)tl_slurp(tl_shared_path("golden/clip/inputs/tokens.i32"), &len);
+    assert_non_null(rows);
+    assert_int_equal(len, 13 * ENC_TOK_CTX * sizeof(int32_t));
+    static const char *const folders[] = {"hf_vit_quickgelu_f32", "hf_vit_gelu_f16",
+                                          "oc_vit_quickgelu_f32", "oc_rn_bf16"};
+    for (size_t f = 0; f < 4; f++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "golden/clip/%s/model", folders[f]);
+        enc_tok *t = NULL;
+        wp_err err = {0};
+        int rc = enc_tok_open_dir(tl_shared_path(rel), &t, &err);
+        if (rc != 0)
+            fprintf(stderr, "%s: %s\n", folders[f], err.msg);
+        assert_int_equal(rc, 0);
+        for (size_t i = 0; i < 13; i++) {
+            const char *text = json_string_value(json_array_get(texts, i));
+            int32_t row[ENC_TOK_CTX];
+            assert_true(enc_tok_encode_ctx(t, text, strlen(text), row, ENC_TOK_CTX, NULL) >= 2);
+            if (memcmp(row, rows + i * ENC_TOK_CTX, sizeof row) != 0) {
+                fprintf(stderr, "FAIL %s row %zu '%s'\n", folders[f], i, text);
+                print_ids("want", rows + i * ENC_TOK_CTX, ENC_TOK_CTX);
+                print_ids("got ", row, ENC_TOK_CTX);
+            }
+            assert_memory_equal(row, rows + i * ENC_TOK_CTX, sizeof row);
+        }
+        enc_tok_free(t);
+    }
+    free(rows);
+    json_decref(man);
+}
+
 /* Long words take an O(n log n) merge path; it must give what the
  * quadratic transcription of simple_tokenizer.py gives, word for word. */
 static void test_bpe_long_word_path(void **state)
@@ -356,11 +400,17 @@ static void test_bpe_long_word_path(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_openai_vocab),   cmocka_unit_test(test_golden_hf_vocab),
-        cmocka_unit_test(test_open_dir_errors),       cmocka_unit_test(test_ftfy_mojibake),
-        cmocka_unit_test(test_ftfy_is_bad),           cmocka_unit_test(test_ftfy_simple_fixes),
-        cmocka_unit_test(test_html_unescape),         cmocka_unit_test(test_clean_pipeline),
-        cmocka_unit_test(test_encode_ctx_truncation), cmocka_unit_test(test_bpe_long_word_path),
+        cmocka_unit_test(test_golden_openai_vocab),
+        cmocka_unit_test(test_golden_hf_vocab),
+        cmocka_unit_test(test_open_dir_errors),
+        cmocka_unit_test(test_ftfy_mojibake),
+        cmocka_unit_test(test_ftfy_is_bad),
+        cmocka_unit_test(test_ftfy_simple_fixes),
+        cmocka_unit_test(test_html_unescape),
+        cmocka_unit_test(test_clean_pipeline),
+        cmocka_unit_test(test_encode_ctx_truncation),
+        cmocka_unit_test(test_golden_token_rows_per_model_folder),
+        cmocka_unit_test(test_bpe_long_word_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -189,6 +189,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
         if (sscanf(val, "bytes %lld-%lld/%lld", &a, &b, &t) == 3 && a >= 0 && t > 0) {
             x->range_start = a;
             x->range_total = t;
+        } else if (sscanf(val, "bytes */%lld", &t) == 1 && t >= 0) {
+            x->range_total = t; /* with 416: the complete length */
         }
     }
     return n;
@@ -554,7 +556,7 @@ static int fetch_file(const char *url, const char *dest, const enc_hub_opts *o, 
             return wp_err_set(err, WP_ESTOP, "%s: stopped (partial download kept)", url);
 
         int64_t expect = x.linked_size;
-        if (expect < 0 && x.status == 206)
+        if (expect < 0 && (x.status == 206 || x.status == 416))
             expect = x.range_total;
         if (expect < 0 && x.status == 200)
             expect = x.content_length;
@@ -610,6 +612,8 @@ static int fetch_file(const char *url, const char *dest, const enc_hub_opts *o, 
                               strerror(errno));
         return 0;
     }
+    if (file_size(part) == 0)
+        unlink(part); /* nothing worth resuming */
     return rc;
 }
 

@@ -156,6 +156,34 @@ static void test_pull_resumes_part_from_earlier_run(void **state)
     fixture_stop(&f);
 }
 
+/* A .part that already holds the whole file: the hub answers the range
+ * with 416, and the file is verified and put in place as it is. */
+static void test_pull_complete_part_is_verified_not_refetched(void **state)
+{
+    fixture f;
+    fixture_start(&f, TL_MOCKHUB_LFS, 0);
+    char dir[WP_PATH_MAX], part[WP_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/%s", f.cache, REPO);
+    assert_int_equal(wp_mkdir_p(dir, NULL), 0);
+    snprintf(part, sizeof part, "%s/model.safetensors.part", dir);
+    assert_int_equal(tl_write(part, f.weights, BIG_LEN), 0);
+    snprintf(part, sizeof part, "%s/config.json.part", dir); /* a plain file, too */
+    assert_int_equal(tl_write(part, cfg, strlen(cfg)), 0);
+    enc_hub_result res;
+    wp_err err = {0};
+    int rc = enc_hub_pull(REPO, &f.o, &res, &err);
+    if (rc != 0)
+        fprintf(stderr, "pull: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_file(res.dir, "model.safetensors", f.weights, BIG_LEN);
+    assert_file(res.dir, "config.json", cfg, strlen(cfg));
+    int ranged = 0;
+    assert_int_equal(tl_mockhub_requests(f.hub, "/cdn/model.safetensors", &ranged), 1);
+    assert_int_equal(ranged, 1);
+    assert_true(res.bytes < 4096); /* only the small files came over the wire */
+    fixture_stop(&f);
+}
+
 static void test_pull_rejects_corrupt_download(void **state)
 {
     fixture f;
@@ -281,6 +309,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pull_hf_layout_with_cut_download),
         cmocka_unit_test(test_pull_resumes_part_from_earlier_run),
+        cmocka_unit_test(test_pull_complete_part_is_verified_not_refetched),
         cmocka_unit_test(test_pull_rejects_corrupt_download),
         cmocka_unit_test(test_pull_open_clip_layout_and_revision),
         cmocka_unit_test(test_pull_errors),

@@ -74,7 +74,9 @@ void kn_attention(const float *qkv, int seq, int width, int heads, int causal, f
                   float *scratch);
 
 /* Multi-head attention with separate q (nq rows) and k/v (nk rows), used by
- * ModifiedResNet's attention pooling: q [nq x width], k,v [nk x width]. */
+ * ModifiedResNet's attention pooling: q [nq x width], k,v [nk x width].
+ * scratch must hold heads * nq * nk floats (kn_attention_scratch(max(nq, nk),
+ * heads) is enough). */
 void kn_attention_qkv(const float *q, int nq, const float *k, const float *v, int nk, int width,
                       int heads, float *out, float *scratch);
 
@@ -84,7 +86,7 @@ void kn_activate(float *x, size_t n, int act);
 /* 2-D convolution, NCHW, weights [cout x cin x kh x kw] packed as a linear
  * weight of N = cout, K = cin*kh*kw (kn_pack of the flattened weight).
  * out [cout x oh x ow] = act(conv(in) + bias). scratch must hold
- * kn_conv2d_scratch(...) floats. */
+ * kn_conv2d_scratch(...) floats. cout must be <= 32768. */
 size_t kn_conv2d_scratch(int cin, int h, int w, int kh, int kw, int stride, int pad);
 void kn_conv2d(const float *in, int cin, int h, int w, const kn_packed *W, int kh, int kw,
                int stride, int pad, const float *bias, int act, float *out, float *scratch);

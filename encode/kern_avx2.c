@@ -1,0 +1,212 @@
+/*
+ * encode/kern_avx2.c: AVX2 + FMA micro-kernels for encode/kern.c: the 6x16
+ * f32 GEMM tile (12 ymm accumulators, 2 weight vectors, 1 broadcast) with
+ * the fused bias / activation / residual epilogue, vector exp and erf for
+ * GELU, QuickGELU and softmax. Compiled with -mavx2 -mfma -mf16c; only
+ * called after kn_init has seen those features.
+ */
+#include "encode/kern.h"
+#include "encode/kern_int.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+#define MR 6
+#define NR 16
+
+/* exp(x) for float lanes, Cephes-style range reduction, ~2 ulp. */
+static inline __m256 exp8(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.37626f));
+    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+    /* fx in [-126, 128]: 2^fx built in the exponent field (fx = 128 only
+     * after clamping, where y < 1 keeps the product finite) */
+    __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(126));
+    __m256 p2 = _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+    return _mm256_mul_ps(_mm256_mul_ps(y, p2), _mm256_set1_ps(2.0f));
+}
+
+/* erf(x): Abramowitz-Stegun 7.1.26, |error| < 1.5e-7. */
+static inline __m256 erf8(__m256 x)
+{
+    __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
+    __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+    __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f),
+                             _mm256_fmadd_ps(ax, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
+    __m256 p = _mm256_set1_ps(1.061405429f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+    p = _mm256_mul_ps(p, t);
+    __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(ax, ax)));
+    __m256 r = _mm256_fnmadd_ps(p, e, _mm256_set1_ps(1.0f));
+    return _mm256_or_ps(r, sign);
+}
+
+static inline __m256 act8(__m256 v, int act)
+{
+    switch (act) {
+    case KN_ACT_GELU: {
+        __m256 e = erf8(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f)));
+        return _mm256_mul_ps(_mm256_mul_ps(v, _mm256_set1_ps(0.5f)),
+                             _mm256_add_ps(e, _mm256_set1_ps(1.0f)));
+    }
+    case KN_ACT_QUICKGELU: {
+        __m256 e = exp8(_mm256_mul_ps(v, _mm256_set1_ps(-1.702f)));
+        return _mm256_div_ps(v, _mm256_add_ps(e, _mm256_set1_ps(1.0f)));
+    }
+    case KN_ACT_RELU:
+        return _mm256_max_ps(v, _mm256_setzero_ps());
+    default:
+        return v;
+    }
+}
+
+static inline __m256 epi8(const kn_tile *t, __m256 acc, int i, int j, __m256 alpha, __m256 beta)
+{
+    __m256 v = _mm256_mul_ps(acc, alpha);
+    if (t->cin)
+        v = _mm256_fmadd_ps(beta, _mm256_loadu_ps(t->cin + (size_t)i * t->ldcin + j), v);
+    if (t->last) {
+        if (t->bias)
+            v = _mm256_add_ps(v, _mm256_loadu_ps(t->bias + j));
+        v = act8(v, t->act);
+        if (t->res)
+            v = _mm256_add_ps(v, _mm256_loadu_ps(t->res + (size_t)i * t->ldr + j));
+    }
+    return v;
+}
+
+/* One micro-kernel per row count so the accumulators stay in registers. */
+#define UKR(R)                                                                                     \
+    static void ukr_##R(const kn_tile *t)                                                          \
+    {                                                                                              \
+        __m256 c0[R], c1[R];                                                                       \
+        _Pragma("GCC unroll 6") for (int i = 0; i < R; i++) c0[i] = c1[i] = _mm256_setzero_ps();   \
+        const float *a = t->a, *b = t->b;                                                          \
+        for (int k = 0; k < t->kc; k++) {                                                          \
+            __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);                             \
+            _Pragma("GCC unroll 6") for (int i = 0; i < R; i++)                                    \
+            {                                                                                      \
+                __m256 av = _mm256_broadcast_ss(a + i);                                            \
+                c0[i] = _mm256_fmadd_ps(av, b0, c0[i]);                                            \
+                c1[i] = _mm256_fmadd_ps(av, b1, c1[i]);                                            \
+            }                                                                                      \
+            a += MR;                                                                               \
+            b += NR;                                                                               \
+        }                                                                                          \
+        if (t->nc == NR) {                                                                         \
+            __m256 al = _mm256_set1_ps(t->alpha), be = _mm256_set1_ps(t->beta);                    \
+            _Pragma("GCC unroll 6") for (int i = 0; i < R; i++)                                    \
+            {                                                                                      \
+                float *c = t->c + (size_t)i * t->ldc;                                              \
+                _mm256_storeu_ps(c, epi8(t, c0[i], i, 0, al, be));                                 \
+                _mm256_storeu_ps(c + 8, epi8(t, c1[i], i, 8, al, be));                             \
+            }                                                                                      \
+        } else {                                                                                   \
+            float tmp[R * NR];                                                                     \
+            _Pragma("GCC unroll 6") for (int i = 0; i < R; i++)                                    \
+            {                                                                                      \
+                _mm256_storeu_ps(tmp + i * NR, c0[i]);                                             \
+                _mm256_storeu_ps(tmp + i * NR + 8, c1[i]);                                         \
+            }                                                                                      \
+            kn_tile_store(t, tmp, NR);                                                             \
+        }                                                                                          \
+    }
+
+UKR(1)
+UKR(2)
+UKR(3)
+UKR(4)
+UKR(5)
+UKR(6)
+
+static void ukr_avx2(const kn_tile *t)
+{
+    switch (t->mr) {
+    case 1:
+        ukr_1(t);
+        break;
+    case 2:
+        ukr_2(t);
+        break;
+    case 3:
+        ukr_3(t);
+        break;
+    case 4:
+        ukr_4(t);
+        break;
+    case 5:
+        ukr_5(t);
+        break;
+    default:
+        ukr_6(t);
+        break;
+    }
+}
+
+static void act_avx2(float *x, size_t n, int act)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, act8(_mm256_loadu_ps(x + i), act));
+    for (; i < n; i++)
+        x[i] = kn_act1(x[i], act);
+}
+
+static void softmax_avx2(float *x, int n)
+{
+    int i = 0;
+    __m256 m8 = _mm256_set1_ps(-INFINITY);
+    for (; i + 8 <= n; i += 8)
+        m8 = _mm256_max_ps(m8, _mm256_loadu_ps(x + i));
+    float mt[8], m = -INFINITY;
+    _mm256_storeu_ps(mt, m8);
+    for (int j = 0; j < 8; j++)
+        m = mt[j] > m ? mt[j] : m;
+    for (; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    __m256 mv = _mm256_set1_ps(m), s8 = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+        _mm256_storeu_ps(x + i, e);
+        s8 = _mm256_add_ps(s8, e);
+    }
+    float st[8], s = 0.0f;
+    _mm256_storeu_ps(st, s8);
+    for (int j = 0; j < 8; j++)
+        s += st[j];
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        s += x[i];
+    }
+    __m256 inv = _mm256_set1_ps(1.0f / s);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    for (; i < n; i++)
+        x[i] *= 1.0f / s;
+}
+
+const kn_isa kn_isa_avx2 = {
+    .name = "avx2",
+    .mr = MR,
+    .nr = NR,
+    .kc = 256,
+    .mc = 144,
+    .bf16_mr = 0,
+    .ukr = ukr_avx2,
+    .ukr_bf16 = NULL,
+    .act = act_avx2,
+    .softmax = softmax_avx2,
+};

@@ -1,0 +1,261 @@
+/*
+ * encode/kern_avx512.c: AVX-512 micro-kernels for encode/kern.c: the 14x32
+ * f32 GEMM tile (28 zmm accumulators), the 14x32 bf16 tile on
+ * _mm512_dpbf16_ps (weights packed as bf16 pairs along K, activations
+ * converted while A is packed, f32 accumulation), the fused epilogue, and
+ * vector exp / erf for the activations and softmax. Compiled with the
+ * AVX-512 F/BW/VL/DQ/BF16 flags; only called after kn_init has seen them.
+ */
+#include "encode/kern.h"
+#include "encode/kern_int.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+#define MR 14
+#define NR 32
+
+/* exp(x) for float lanes, Cephes-style range reduction, ~2 ulp. */
+static inline __m512 exp16(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.33654f)), _mm512_set1_ps(88.37626f));
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 y = _mm512_set1_ps(1.9875691500E-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(y, fx);
+}
+
+/* erf(x): Abramowitz-Stegun 7.1.26, |error| < 1.5e-7. */
+static inline __m512 erf16(__m512 x)
+{
+    __m512 ax = _mm512_abs_ps(x);
+    __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f),
+                             _mm512_fmadd_ps(ax, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+    __m512 p = _mm512_set1_ps(1.061405429f);
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+    p = _mm512_mul_ps(p, t);
+    __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(ax, ax)));
+    __m512 r = _mm512_fnmadd_ps(p, e, _mm512_set1_ps(1.0f));
+    __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u));
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), sign));
+}
+
+static inline __m512 act16(__m512 v, int act)
+{
+    switch (act) {
+    case KN_ACT_GELU: {
+        __m512 e = erf16(_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f)));
+        return _mm512_mul_ps(_mm512_mul_ps(v, _mm512_set1_ps(0.5f)),
+                             _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
+    }
+    case KN_ACT_QUICKGELU: {
+        __m512 e = exp16(_mm512_mul_ps(v, _mm512_set1_ps(-1.702f)));
+        return _mm512_div_ps(v, _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
+    }
+    case KN_ACT_RELU:
+        return _mm512_max_ps(v, _mm512_setzero_ps());
+    default:
+        return v;
+    }
+}
+
+static inline __m512 epi16(const kn_tile *t, __m512 acc, int i, int j, __m512 alpha, __m512 beta)
+{
+    __m512 v = _mm512_mul_ps(acc, alpha);
+    if (t->cin)
+        v = _mm512_fmadd_ps(beta, _mm512_loadu_ps(t->cin + (size_t)i * t->ldcin + j), v);
+    if (t->last) {
+        if (t->bias)
+            v = _mm512_add_ps(v, _mm512_loadu_ps(t->bias + j));
+        v = act16(v, t->act);
+        if (t->res)
+            v = _mm512_add_ps(v, _mm512_loadu_ps(t->res + (size_t)i * t->ldr + j));
+    }
+    return v;
+}
+
+#define STORE_TILE(R)                                                                              \
+    if (t->nc == NR) {                                                                             \
+        __m512 al = _mm512_set1_ps(t->alpha), be = _mm512_set1_ps(t->beta);                        \
+        _Pragma("GCC unroll 14") for (int i = 0; i < R; i++)                                       \
+        {                                                                                          \
+            float *c = t->c + (size_t)i * t->ldc;                                                  \
+            _mm512_storeu_ps(c, epi16(t, c0[i], i, 0, al, be));                                    \
+            _mm512_storeu_ps(c + 16, epi16(t, c1[i], i, 16, al, be));                              \
+        }                                                                                          \
+    } else {                                                                                       \
+        float tmp[R * NR];                                                                         \
+        _Pragma("GCC unroll 14") for (int i = 0; i < R; i++)                                       \
+        {                                                                                          \
+            _mm512_storeu_ps(tmp + i * NR, c0[i]);                                                 \
+            _mm512_storeu_ps(tmp + i * NR + 16, c1[i]);                                            \
+        }                                                                                          \
+        kn_tile_store(t, tmp, NR);                                                                 \
+    }
+
+#define UKR(R)                                                                                     \
+    static void ukr_##R(const kn_tile *t)                                                          \
+    {                                                                                              \
+        __m512 c0[R], c1[R];                                                                       \
+        _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) c0[i] = c1[i] = _mm512_setzero_ps();  \
+        const float *a = t->a, *b = t->b;                                                          \
+        for (int k = 0; k < t->kc; k++) {                                                          \
+            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                            \
+            _Pragma("GCC unroll 14") for (int i = 0; i < R; i++)                                   \
+            {                                                                                      \
+                __m512 av = _mm512_set1_ps(a[i]);                                                  \
+                c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);                                            \
+                c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);                                            \
+            }                                                                                      \
+            a += MR;                                                                               \
+            b += NR;                                                                               \
+        }                                                                                          \
+        STORE_TILE(R)                                                                              \
+    }
+
+#define UKRB(R)                                                                                    \
+    static void ukrb_##R(const kn_tile *t)                                                         \
+    {                                                                                              \
+        __m512 c0[R], c1[R];                                                                       \
+        _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) c0[i] = c1[i] = _mm512_setzero_ps();  \
+        const int *a = t->a;                                                                       \
+        const float *b = t->b;                                                                     \
+        for (int k = 0; k < t->kc; k += 2) {                                                       \
+            __m512bh b0 = (__m512bh)_mm512_load_ps(b), b1 = (__m512bh)_mm512_load_ps(b + 16);      \
+            _Pragma("GCC unroll 14") for (int i = 0; i < R; i++)                                   \
+            {                                                                                      \
+                __m512bh av = (__m512bh)_mm512_set1_epi32(a[i]);                                   \
+                c0[i] = _mm512_dpbf16_ps(c0[i], av, b0);                                           \
+                c1[i] = _mm512_dpbf16_ps(c1[i], av, b1);                                           \
+            }                                                                                      \
+            a += MR;                                                                               \
+            b += NR;                                                                               \
+        }                                                                                          \
+        STORE_TILE(R)                                                                              \
+    }
+
+UKR(1)
+UKR(2)
+UKR(3)
+UKR(4)
+UKR(5)
+UKR(6)
+UKR(7)
+UKR(8)
+UKR(9)
+UKR(10)
+UKR(11)
+UKR(12)
+UKR(13)
+UKR(14)
+UKRB(1)
+UKRB(2)
+UKRB(3)
+UKRB(4)
+UKRB(5)
+UKRB(6)
+UKRB(7)
+UKRB(8)
+UKRB(9)
+UKRB(10)
+UKRB(11)
+UKRB(12)
+UKRB(13)
+UKRB(14)
+
+static void (*const ukr_tab[MR + 1])(const kn_tile *) = {
+    ukr_1, ukr_1, ukr_2,  ukr_3,  ukr_4,  ukr_5,  ukr_6,  ukr_7,
+    ukr_8, ukr_9, ukr_10, ukr_11, ukr_12, ukr_13, ukr_14,
+};
+static void (*const ukrb_tab[MR + 1])(const kn_tile *) = {
+    ukrb_1, ukrb_1, ukrb_2,  ukrb_3,  ukrb_4,  ukrb_5,  ukrb_6,  ukrb_7,
+    ukrb_8, ukrb_9, ukrb_10, ukrb_11, ukrb_12, ukrb_13, ukrb_14,
+};
+
+static void ukr_avx512(const kn_tile *t)
+{
+    ukr_tab[t->mr > MR ? MR : t->mr](t);
+}
+
+static void ukr_avx512_bf16(const kn_tile *t)
+{
+    ukrb_tab[t->mr > MR ? MR : t->mr](t);
+}
+
+static void act_avx512(float *x, size_t n, int act)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(x + i, act16(_mm512_loadu_ps(x + i), act));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(x + i, m, act16(_mm512_maskz_loadu_ps(m, x + i), act));
+    }
+}
+
+static void softmax_avx512(float *x, int n)
+{
+    __m512 m16 = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        m16 = _mm512_max_ps(m16, _mm512_loadu_ps(x + i));
+    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+    if (n > i)
+        m16 = _mm512_max_ps(m16, _mm512_mask_loadu_ps(m16, tail, x + i));
+    __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(m16)), s16 = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mv));
+        _mm512_storeu_ps(x + i, e);
+        s16 = _mm512_add_ps(s16, e);
+    }
+    if (n > i) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + i), mv));
+        e = _mm512_maskz_mov_ps(tail, e);
+        _mm512_mask_storeu_ps(x + i, tail, e);
+        s16 = _mm512_add_ps(s16, e);
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(s16));
+    for (i = 0; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
+    if (n > i)
+        _mm512_mask_storeu_ps(x + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + i), inv));
+}
+
+const kn_isa kn_isa_avx512 = {
+    .name = "avx512",
+    .mr = MR,
+    .nr = NR,
+    .kc = 128,
+    .mc = 140,
+    .bf16_mr = 0,
+    .bf16_kc = 0,
+    .ukr = ukr_avx512,
+    .ukr_bf16 = NULL,
+    .act = act_avx512,
+    .softmax = softmax_avx512,
+};
+
+const kn_isa kn_isa_avx512bf16 = {
+    .name = "avx512-bf16",
+    .mr = MR,
+    .nr = NR,
+    .kc = 128,
+    .mc = 140,
+    .bf16_mr = MR,
+    .bf16_kc = 256,
+    .ukr = ukr_avx512,
+    .ukr_bf16 = ukr_avx512_bf16,
+    .act = act_avx512,
+    .softmax = softmax_avx512,
+};

@@ -1,0 +1,64 @@
+/*
+ * encode/kern_int.h: internals shared by encode/kern.c (driver, portable
+ * code) and the per-ISA micro-kernels in kern_avx2.c / kern_avx512.c.
+ *
+ * The GEMM driver cuts C into MR x NR tiles and hands each tile, one K block
+ * at a time, to an ISA micro-kernel described by a kn_tile. The micro-kernel
+ * accumulates A.B over the block and applies the epilogue
+ *     v = alpha * acc (+ beta * cin)            every block
+ *     v = act(v + bias) (+ res)                 last block only
+ * then stores v into C. Packed A is [kc][MR] per row group (k-major), packed
+ * B is [kc][NR] per panel; for native bf16 both hold 32-bit pairs of bf16
+ * (even k in the low half) and the k loop runs over kc / 2 pairs.
+ */
+#ifndef ENCODE_KERN_INT_H
+#define ENCODE_KERN_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KN_MAXMR 16 /* largest MR of any micro-kernel */
+#define KN_MAXNR 32 /* largest NR of any micro-kernel */
+
+typedef struct kn_tile {
+    const void *a; /* packed A row group */
+    const void *b; /* packed B micro-panel at this K block */
+    int kc;        /* k steps in this block (even for native bf16) */
+    int mr, nc;    /* valid rows (<= MR) and columns (<= NR) */
+    float *c;
+    int ldc;
+    float alpha;
+    const float *cin; /* added as beta * cin before the epilogue, or NULL */
+    int ldcin;
+    float beta;
+    int last;          /* apply bias, act, res */
+    const float *bias; /* at this tile's first column, or NULL */
+    int act;
+    const float *res; /* at this tile's origin, or NULL */
+    int ldr;
+} kn_tile;
+
+typedef struct kn_isa {
+    const char *name;
+    int mr, nr;  /* f32 micro-kernel tile */
+    int kc, mc;  /* cache blocking */
+    int bf16_mr; /* native bf16 micro-kernel rows (0: no native bf16) */
+    int bf16_kc; /* K block of the native bf16 kernel (even) */
+    void (*ukr)(const kn_tile *t);
+    void (*ukr_bf16)(const kn_tile *t);
+    void (*act)(float *x, size_t n, int act);
+    /* exp(x - max) / sum over x[0..n), in place */
+    void (*softmax)(float *x, int n);
+} kn_isa;
+
+extern const kn_isa kn_isa_portable;
+extern const kn_isa kn_isa_avx2;
+extern const kn_isa kn_isa_avx512;
+extern const kn_isa kn_isa_avx512bf16;
+
+/* The scalar epilogue on an accumulator tile acc[mr][ld] (edge tiles). */
+void kn_tile_store(const kn_tile *t, const float *acc, int ld);
+/* Scalar activation of one value. */
+float kn_act1(float x, int act);
+
+#endif /* ENCODE_KERN_INT_H */

@@ -41,7 +41,8 @@ typedef struct enc_bottleneck {
 
 struct enc_model {
     enc_arch a;
-    int precision;
+    int precision;      /* requested (enum kn_precision) */
+    int pack_precision; /* what enc_pack uses for the part being built */
     char dtype[8];
     int64_t params;
     float logit_scale; /* exp() of the stored value */

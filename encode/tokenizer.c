@@ -1,0 +1,752 @@
+/*
+ * encode/tokenizer.c: CLIP's byte-level BPE (OpenAI simple_tokenizer.py):
+ * vocabulary loading from either layout, the pre-tokenizer regex done with
+ * utf8proc categories, and the merge loop over vocabulary ids.
+ *
+ * Symbols are vocabulary ids from the start: byte b is the id of
+ * bytes_to_unicode()[b] (or of that character + "</w>" at the end of a
+ * word), and a merge (a, b) is looked up in an open-addressing table keyed
+ * by the pair of ids, giving its rank and the merged id. Results per word
+ * are cached (bounded; the cache restarts when full).
+ */
+#include "encode/tokenizer.h"
+#include "encode/tok_int.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+#include <zlib.h>
+
+#define PAIR_SLOTS      (1u << 17) /* power of two, > 2 x ENC_TOK_MERGES */
+#define STR_SLOTS       (1u << 17) /* vocabulary strings while loading */
+#define CACHE_SLOTS     (ENC_TOK_CACHE_MAX * 2)
+#define WORD_MAX_CACHED 256 /* longer words are not cached */
+
+int enc_tok_clean_u32(const char *text, size_t n, enc_tok_u32 *out);
+
+typedef struct pair_slot {
+    uint64_t key; /* (a << 32 | b) + 1; 0 = empty */
+    int32_t rank;
+    int32_t merged;
+} pair_slot;
+
+typedef struct cache_slot {
+    const char *word; /* in the cache arena; NULL = empty */
+    uint32_t len;
+    uint32_t n_ids;
+    const int32_t *ids;
+} cache_slot;
+
+struct enc_tok {
+    int32_t byte_id[256];  /* id of bytes_to_unicode()[b] */
+    int32_t byte_wid[256]; /* ... followed by "</w>" */
+    int32_t sot, eot;
+    pair_slot *pairs;
+    pthread_mutex_t lock;
+    cache_slot *cache;
+    size_t cache_n;
+    wp_arena *cache_arena;
+};
+
+/* ---- bytes_to_unicode --------------------------------------------------- */
+
+/* OpenAI's bytes_to_unicode(): printable Latin-1 bytes map to themselves,
+ * the other 68 to U+0100 upwards in byte order. order[] lists the bytes in
+ * the order their characters open the vocabulary. */
+static void byte_chars(uint32_t ch[256], uint8_t order[256])
+{
+    int k = 0, extra = 0;
+    for (int b = 0; b < 256; b++) {
+        int printable =
+            (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        if (printable) {
+            ch[b] = (uint32_t)b;
+            order[k++] = (uint8_t)b;
+        }
+    }
+    for (int b = 0; b < 256; b++) {
+        int printable =
+            (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        if (!printable) {
+            ch[b] = 256u + (uint32_t)extra++;
+            order[k++] = (uint8_t)b;
+        }
+    }
+}
+
+static size_t put_utf8(char *o, uint32_t c)
+{
+    if (c < 0x80) {
+        o[0] = (char)c;
+        return 1;
+    }
+    o[0] = (char)(0xC0 | (c >> 6));
+    o[1] = (char)(0x80 | (c & 0x3F));
+    return 2; /* bytes_to_unicode never goes past U+07FF */
+}
+
+/* ---- vocabulary strings while loading ----------------------------------- */
+
+typedef struct str_map {
+    const char **key;
+    uint32_t *klen;
+    int32_t *id;
+    wp_arena *arena;
+} str_map;
+
+static int str_map_init(str_map *m)
+{
+    m->key = calloc(STR_SLOTS, sizeof *m->key);
+    m->klen = calloc(STR_SLOTS, sizeof *m->klen);
+    m->id = calloc(STR_SLOTS, sizeof *m->id);
+    m->arena = wp_arena_new(1 << 20);
+    return (m->key && m->klen && m->id && m->arena) ? 0 : WP_ENOMEM;
+}
+
+static void str_map_free(str_map *m)
+{
+    free(m->key);
+    free(m->klen);
+    free(m->id);
+    wp_arena_free(m->arena);
+}
+
+static size_t str_slot(const str_map *m, const char *s, size_t n)
+{
+    size_t h = (size_t)wp_fnv1a64(s, n) & (STR_SLOTS - 1);
+    while (m->key[h] != NULL && !(m->klen[h] == n && memcmp(m->key[h], s, n) == 0))
+        h = (h + 1) & (STR_SLOTS - 1);
+    return h;
+}
+
+/* Returns 0, 1 if s was already there (first id kept), WP_ELIMIT or WP_ENOMEM. */
+static int str_map_put(str_map *m, const char *s, size_t n, int32_t id, size_t *count)
+{
+    if (*count >= STR_SLOTS / 2)
+        return WP_ELIMIT;
+    size_t h = str_slot(m, s, n);
+    if (m->key[h] != NULL)
+        return 1;
+    char *k = wp_arena_strndup(m->arena, s, n);
+    if (k == NULL)
+        return WP_ENOMEM;
+    m->key[h] = k;
+    m->klen[h] = (uint32_t)n;
+    m->id[h] = id;
+    (*count)++;
+    return 0;
+}
+
+static int32_t str_map_get(const str_map *m, const char *s, size_t n)
+{
+    size_t h = str_slot(m, s, n);
+    return m->key[h] != NULL ? m->id[h] : -1;
+}
+
+/* ---- merge table -------------------------------------------------------- */
+
+static pair_slot *pair_find(pair_slot *t, int32_t a, int32_t b)
+{
+    uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
+    size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 47) & (PAIR_SLOTS - 1);
+    while (t[h].key != 0 && t[h].key != key)
+        h = (h + 1) & (PAIR_SLOTS - 1);
+    return &t[h]; /* the pair's slot, or the empty slot where it would go */
+}
+
+static int32_t pair_rank(const enc_tok *t, int32_t a, int32_t b, int32_t *merged)
+{
+    pair_slot *s = pair_find(t->pairs, a, b);
+    uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
+    if (s->key != key)
+        return -1;
+    *merged = s->merged;
+    return s->rank;
+}
+
+/* ---- building a tokenizer ------------------------------------------------ */
+
+static enc_tok *tok_alloc(void)
+{
+    enc_tok *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->pairs = calloc(PAIR_SLOTS, sizeof *t->pairs);
+    t->cache = calloc(CACHE_SLOTS, sizeof *t->cache);
+    t->cache_arena = wp_arena_new(1 << 20);
+    if (t->pairs == NULL || t->cache == NULL || t->cache_arena == NULL ||
+        pthread_mutex_init(&t->lock, NULL) != 0) {
+        free(t->pairs);
+        free(t->cache);
+        wp_arena_free(t->cache_arena);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void enc_tok_free(enc_tok *t)
+{
+    if (t == NULL)
+        return;
+    pthread_mutex_destroy(&t->lock);
+    free(t->pairs);
+    free(t->cache);
+    wp_arena_free(t->cache_arena);
+    free(t);
+}
+
+/* Fills the byte ids, the special ids and the merge table from the vocabulary
+ * map and the merge lines (text, "a b" per line, the first line skipped if it
+ * starts with "#version"). */
+static int tok_finish(enc_tok *t, const str_map *vocab, const char *merges, size_t mlen,
+                      const char *where, wp_err *err)
+{
+    uint32_t ch[256];
+    uint8_t order[256];
+    byte_chars(ch, order);
+    for (int b = 0; b < 256; b++) {
+        char s[8];
+        size_t n = put_utf8(s, ch[b]);
+        t->byte_id[b] = str_map_get(vocab, s, n);
+        memcpy(s + n, "</w>", 4);
+        t->byte_wid[b] = str_map_get(vocab, s, n + 4);
+        if (t->byte_id[b] < 0 || t->byte_wid[b] < 0)
+            return wp_err_set(err, ENC_TOK_EVOCAB, "%s: no token for byte 0x%02X", where, b);
+    }
+    t->sot = str_map_get(vocab, "<|startoftext|>", 15);
+    t->eot = str_map_get(vocab, "<|endoftext|>", 13);
+    if (t->sot < 0 || t->eot < 0)
+        return wp_err_set(err, ENC_TOK_EVOCAB, "%s: no <|startoftext|> / <|endoftext|> token",
+                          where);
+
+    const char *p = merges, *end = merges + mlen;
+    int line = 0, rank = 0;
+    char buf[1024];
+    while (p < end && rank < ENC_TOK_MERGES) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        line++;
+        size_t n = (size_t)(le - p);
+        if (n > 0 && p[n - 1] == '\r')
+            n--;
+        const char *lp = p;
+        p = nl ? nl + 1 : end;
+        if (line == 1 && n >= 8 && memcmp(lp, "#version", 8) == 0)
+            continue;
+        if (n == 0)
+            continue;
+        const char *sp = memchr(lp, ' ', n);
+        if (sp == NULL || sp == lp || sp == lp + n - 1 || n >= sizeof buf)
+            return wp_err_set(err, ENC_TOK_EVOCAB, "%s:%d: not a merge line", where, line);
+        size_t na = (size_t)(sp - lp), nb = n - na - 1;
+        memcpy(buf, lp, na);
+        memcpy(buf + na, sp + 1, nb);
+        int32_t a = str_map_get(vocab, lp, na);
+        int32_t b = str_map_get(vocab, sp + 1, nb);
+        int32_t m = str_map_get(vocab, buf, na + nb);
+        if (a < 0 || b < 0 || m < 0)
+            return wp_err_set(err, ENC_TOK_EVOCAB, "%s:%d: merge of unknown tokens '%.*s'", where,
+                              line, (int)n, lp);
+        pair_slot *s = pair_find(t->pairs, a, b);
+        uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
+        /* a repeated merge takes its last rank, as dict(zip(merges, ...)) does */
+        s->key = key;
+        s->rank = rank;
+        s->merged = m;
+        rank++;
+    }
+    return 0;
+}
+
+/* Reads a whole gzip (or plain) file. */
+static int read_gz(const char *path, wp_buf *out, wp_err *err)
+{
+    gzFile f = gzopen(path, "rb");
+    if (f == NULL)
+        return wp_err_set(err, errno == ENOENT ? WP_ENOENT : WP_EIO, "%s: cannot open: %s", path,
+                          strerror(errno ? errno : EIO));
+    int rc = 0;
+    char chunk[1 << 16];
+    for (;;) {
+        int n = gzread(f, chunk, sizeof chunk);
+        if (n < 0) {
+            int zerr;
+            const char *msg = gzerror(f, &zerr);
+            rc = wp_err_set(err, ENC_TOK_EVOCAB, "%s: gzip error: %s", path, msg);
+            break;
+        }
+        if (n == 0)
+            break;
+        if (out->len + (size_t)n > ENC_TOK_FILE_MAX) {
+            rc = wp_err_set(err, WP_ELIMIT, "%s: larger than %u bytes", path, ENC_TOK_FILE_MAX);
+            break;
+        }
+        if (wp_buf_append(out, chunk, (size_t)n) != 0) {
+            rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory", path);
+            break;
+        }
+    }
+    gzclose(f);
+    return rc;
+}
+
+int enc_tok_open_bpe_gz(const char *path, enc_tok **out, wp_err *err)
+{
+    *out = NULL;
+    wp_buf text = {0};
+    str_map vocab = {0};
+    enc_tok *t = NULL;
+    int rc = read_gz(path, &text, err);
+    if (rc != 0)
+        goto out;
+    if (str_map_init(&vocab) != 0 || (t = tok_alloc()) == NULL) {
+        rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    /* The vocabulary as simple_tokenizer.py builds it: the 256 byte
+     * characters, the same with "</w>", one token per merge, then the two
+     * special tokens. */
+    uint32_t ch[256];
+    uint8_t order[256];
+    byte_chars(ch, order);
+    size_t count = 0;
+    int32_t id = 0;
+    char s[16];
+    for (int w = 0; w < 2; w++)
+        for (int i = 0; i < 256; i++) {
+            size_t n = put_utf8(s, ch[order[i]]);
+            if (w) {
+                memcpy(s + n, "</w>", 4);
+                n += 4;
+            }
+            if ((rc = str_map_put(&vocab, s, n, id++, &count)) < 0)
+                goto nomem;
+        }
+    const char *p = text.data, *end = text.data + text.len;
+    int line = 0, merges = 0;
+    const char *mstart = NULL;
+    wp_buf joined = {0};
+    while (p < end && merges < ENC_TOK_MERGES) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        const char *lp = p;
+        p = nl ? nl + 1 : end;
+        if (line++ == 0) /* the "#version" line */
+            continue;
+        if (mstart == NULL)
+            mstart = lp;
+        const char *sp = memchr(lp, ' ', (size_t)(le - lp));
+        if (sp == NULL) {
+            wp_buf_free(&joined);
+            rc = wp_err_set(err, ENC_TOK_EVOCAB, "%s:%d: not a merge line", path, line);
+            goto out;
+        }
+        joined.len = 0;
+        if (wp_buf_append(&joined, lp, (size_t)(sp - lp)) != 0 ||
+            wp_buf_append(&joined, sp + 1, (size_t)(le - sp - 1)) != 0) {
+            wp_buf_free(&joined);
+            goto nomem;
+        }
+        if ((rc = str_map_put(&vocab, joined.data, joined.len, id++, &count)) < 0) {
+            wp_buf_free(&joined);
+            goto nomem;
+        }
+        merges++;
+    }
+    wp_buf_free(&joined);
+    if (merges < ENC_TOK_MERGES) {
+        rc = wp_err_set(err, ENC_TOK_EVOCAB, "%s: %d merges, CLIP has %d", path, merges,
+                        ENC_TOK_MERGES);
+        goto out;
+    }
+    if ((rc = str_map_put(&vocab, "<|startoftext|>", 15, id++, &count)) < 0 ||
+        (rc = str_map_put(&vocab, "<|endoftext|>", 13, id++, &count)) < 0)
+        goto nomem;
+    rc = tok_finish(t, &vocab, mstart, (size_t)(end - mstart), path, err);
+    goto out;
+nomem:
+    rc = wp_err_set(err, rc == WP_ELIMIT ? WP_ELIMIT : WP_ENOMEM, "%s: %s", path,
+                    rc == WP_ELIMIT ? "too many tokens" : "out of memory");
+out:
+    wp_buf_free(&text);
+    str_map_free(&vocab);
+    if (rc == 0)
+        *out = t;
+    else
+        enc_tok_free(t);
+    return rc;
+}
+
+int enc_tok_open_hf(const char *vocab_json, const char *merges_txt, enc_tok **out, wp_err *err)
+{
+    *out = NULL;
+    wp_buf merges = {0};
+    str_map vocab = {0};
+    enc_tok *t = NULL;
+    json_t *root = NULL;
+    json_error_t jerr;
+    int rc = wp_read_file(merges_txt, ENC_TOK_FILE_MAX, &merges, err);
+    if (rc != 0)
+        goto out;
+    root = json_load_file(vocab_json, 0, &jerr);
+    if (root == NULL || !json_is_object(root)) {
+        rc = wp_err_set(err, wp_file_exists(vocab_json) ? ENC_TOK_EVOCAB : WP_ENOENT, "%s:%d: %s",
+                        vocab_json, root ? 1 : jerr.line, root ? "not a JSON object" : jerr.text);
+        goto out;
+    }
+    if (str_map_init(&vocab) != 0 || (t = tok_alloc()) == NULL) {
+        rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory", vocab_json);
+        goto out;
+    }
+    size_t count = 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val)
+    {
+        if (!json_is_integer(val) || json_integer_value(val) < 0 ||
+            json_integer_value(val) >= ENC_TOK_VOCAB * 4) {
+            rc = wp_err_set(err, ENC_TOK_EVOCAB, "%s: token '%s' has no valid id", vocab_json, key);
+            goto out;
+        }
+        rc = str_map_put(&vocab, key, strlen(key), (int32_t)json_integer_value(val), &count);
+        if (rc < 0) {
+            rc = wp_err_set(err, rc, "%s: %s", vocab_json,
+                            rc == WP_ELIMIT ? "too many tokens" : "out of memory");
+            goto out;
+        }
+    }
+    rc = tok_finish(t, &vocab, merges.data, merges.len, merges_txt, err);
+out:
+    json_decref(root);
+    wp_buf_free(&merges);
+    str_map_free(&vocab);
+    if (rc == 0)
+        *out = t;
+    else
+        enc_tok_free(t);
+    return rc;
+}
+
+int enc_tok_open_dir(const char *dir, enc_tok **out, wp_err *err)
+{
+    char vj[WP_PATH_MAX], mt[WP_PATH_MAX], gz[WP_PATH_MAX];
+    int rc;
+    *out = NULL;
+    if ((rc = wp_path_join(vj, dir, "vocab.json", err)) != 0 ||
+        (rc = wp_path_join(mt, dir, "merges.txt", err)) != 0 ||
+        (rc = wp_path_join(gz, dir, "bpe_simple_vocab_16e6.txt.gz", err)) != 0)
+        return rc;
+    if (wp_file_exists(vj) && wp_file_exists(mt))
+        return enc_tok_open_hf(vj, mt, out, err);
+    if (wp_file_exists(gz))
+        return enc_tok_open_bpe_gz(gz, out, err);
+    return wp_err_set(err, WP_ENOENT,
+                      "%s: no tokenizer (vocab.json + merges.txt or bpe_simple_vocab_16e6.txt.gz)",
+                      dir);
+}
+
+/* ---- BPE ---------------------------------------------------------------- */
+
+/* simple_tokenizer.py's bpe(): merges the lowest-ranked adjacent pair, all
+ * its occurrences left to right, until no pair has a rank. sym holds the
+ * word's initial ids and receives the result; returns the new length. */
+static size_t bpe_merge(const enc_tok *t, int32_t *sym, size_t n)
+{
+    while (n > 1) {
+        int32_t best = -1, first = 0, second = 0, merged = 0;
+        for (size_t i = 0; i + 1 < n; i++) {
+            int32_t m;
+            int32_t r = pair_rank(t, sym[i], sym[i + 1], &m);
+            if (r >= 0 && (best < 0 || r < best)) {
+                best = r;
+                first = sym[i];
+                second = sym[i + 1];
+                merged = m;
+            }
+        }
+        if (best < 0)
+            break;
+        size_t o = 0;
+        for (size_t i = 0; i < n;) {
+            if (sym[i] == first && i + 1 < n && sym[i + 1] == second) {
+                sym[o++] = merged;
+                i += 2;
+            } else {
+                sym[o++] = sym[i++];
+            }
+        }
+        n = o;
+    }
+    return n;
+}
+
+typedef struct id_vec {
+    int32_t *v;
+    size_t n, cap;
+} id_vec;
+
+static int ids_push(id_vec *a, const int32_t *p, size_t n)
+{
+    if (a->n + n > a->cap) {
+        size_t cap = a->cap ? a->cap : 32;
+        while (cap < a->n + n)
+            cap *= 2;
+        int32_t *v = realloc(a->v, cap * sizeof *v);
+        if (v == NULL)
+            return WP_ENOMEM;
+        a->v = v;
+        a->cap = cap;
+    }
+    memcpy(a->v + a->n, p, n * sizeof *p);
+    a->n += n;
+    return 0;
+}
+
+/* Looks word up in the cache; on a hit appends its ids to out. 1 hit, 0 miss. */
+static int cache_get(enc_tok *t, const char *w, size_t n, id_vec *out, int *rc)
+{
+    *rc = 0;
+    if (n > WORD_MAX_CACHED)
+        return 0;
+    size_t h = (size_t)wp_fnv1a64(w, n) & (CACHE_SLOTS - 1);
+    int hit = 0;
+    pthread_mutex_lock(&t->lock);
+    for (;;) {
+        cache_slot *s = &t->cache[h];
+        if (s->word == NULL)
+            break;
+        if (s->len == n && memcmp(s->word, w, n) == 0) {
+            *rc = ids_push(out, s->ids, s->n_ids);
+            hit = 1;
+            break;
+        }
+        h = (h + 1) & (CACHE_SLOTS - 1);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return hit;
+}
+
+static void cache_put(enc_tok *t, const char *w, size_t n, const int32_t *ids, size_t n_ids)
+{
+    if (n > WORD_MAX_CACHED)
+        return;
+    pthread_mutex_lock(&t->lock);
+    if (t->cache_n >= ENC_TOK_CACHE_MAX) {
+        memset(t->cache, 0, CACHE_SLOTS * sizeof *t->cache);
+        wp_arena_reset(t->cache_arena);
+        t->cache_n = 0;
+    }
+    size_t h = (size_t)wp_fnv1a64(w, n) & (CACHE_SLOTS - 1);
+    while (t->cache[h].word != NULL) {
+        if (t->cache[h].len == n && memcmp(t->cache[h].word, w, n) == 0)
+            goto out; /* another thread got there first */
+        h = (h + 1) & (CACHE_SLOTS - 1);
+    }
+    char *wk = wp_arena_strndup(t->cache_arena, w, n);
+    int32_t *ik = wp_arena_alloc(t->cache_arena, n_ids * sizeof *ik);
+    if (wk == NULL || ik == NULL)
+        goto out; /* caching is optional */
+    memcpy(ik, ids, n_ids * sizeof *ik);
+    t->cache[h] = (cache_slot){wk, (uint32_t)n, (uint32_t)n_ids, ik};
+    t->cache_n++;
+out:
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Appends the BPE ids of one pre-token (UTF-8 bytes) to out. */
+static int bpe_word(enc_tok *t, const char *w, size_t n, id_vec *out)
+{
+    int rc;
+    if (cache_get(t, w, n, out, &rc))
+        return rc;
+    int32_t small[64];
+    int32_t *sym = n <= 64 ? small : malloc(n * sizeof *sym);
+    if (sym == NULL)
+        return WP_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        sym[i] = i + 1 < n ? t->byte_id[(uint8_t)w[i]] : t->byte_wid[(uint8_t)w[i]];
+    size_t m = bpe_merge(t, sym, n);
+    rc = ids_push(out, sym, m);
+    if (rc == 0)
+        cache_put(t, w, n, sym, m);
+    if (sym != small)
+        free(sym);
+    return rc;
+}
+
+/* ---- the pre-tokenizer ---------------------------------------------------- */
+
+/* Case-insensitive match of one code point against a lower-case ASCII letter,
+ * as the `regex` module's IGNORECASE does (simple case folding). */
+static int fold_eq(uint32_t c, char a)
+{
+    if (c == (uint32_t)a)
+        return 1;
+    if (a >= 'a' && a <= 'z' && c == (uint32_t)(a - 32))
+        return 1;
+    return (a == 's' && c == 0x17F) || (a == 'k' && c == 0x212A);
+}
+
+static size_t match_lit(const uint32_t *t, size_t n, size_t i, const char *lit)
+{
+    size_t k = 0;
+    for (; lit[k] != '\0'; k++)
+        if (i + k >= n || !fold_eq(t[i + k], lit[k]))
+            return 0;
+    return k;
+}
+
+static int cat_of(uint32_t c)
+{
+    return utf8proc_category((utf8proc_int32_t)c);
+}
+
+static int is_L(uint32_t c)
+{
+    if (c < 0x80)
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    int k = cat_of(c);
+    return k == UTF8PROC_CATEGORY_LU || k == UTF8PROC_CATEGORY_LL || k == UTF8PROC_CATEGORY_LT ||
+           k == UTF8PROC_CATEGORY_LM || k == UTF8PROC_CATEGORY_LO;
+}
+
+static int is_N(uint32_t c)
+{
+    if (c < 0x80)
+        return c >= '0' && c <= '9';
+    int k = cat_of(c);
+    return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
+}
+
+/* The regex module's `\s` (White_Space); after whitespace_clean only ' ' is
+ * left, but keep the full set so the function stands on its own. */
+static int is_S(uint32_t c)
+{
+    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+           c == 0x205F || c == 0x3000;
+}
+
+/* The length of the pre-token at i (0: none starts here), and whether it is
+ * a special token (*special = its id). The alternatives in the pattern's
+ * order: <|startoftext|>, <|endoftext|>, 's 't 're 've 'm 'll 'd,
+ * [\p{L}]+, [\p{N}], [^\s\p{L}\p{N}]+. */
+static size_t pretoken_at(const enc_tok *tk, const uint32_t *t, size_t n, size_t i,
+                          int32_t *special)
+{
+    static const char *const contractions[] = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
+    size_t m;
+    *special = -1;
+    if (t[i] == '<') {
+        if ((m = match_lit(t, n, i, "<|startoftext|>")) != 0) {
+            *special = tk->sot;
+            return m;
+        }
+        if ((m = match_lit(t, n, i, "<|endoftext|>")) != 0) {
+            *special = tk->eot;
+            return m;
+        }
+    }
+    if (t[i] == '\'')
+        for (size_t k = 0; k < sizeof contractions / sizeof contractions[0]; k++)
+            if ((m = match_lit(t, n, i, contractions[k])) != 0)
+                return m;
+    if (is_L(t[i])) {
+        size_t k = i;
+        while (k < n && is_L(t[k]))
+            k++;
+        return k - i;
+    }
+    if (is_N(t[i]))
+        return 1;
+    size_t k = i;
+    while (k < n && !is_S(t[k]) && !is_L(t[k]) && !is_N(t[k]))
+        k++;
+    return k - i;
+}
+
+/* Tokenizes the cleaned text into out (without SOT/EOT), stopping once out
+ * holds at least limit ids (0: no limit). */
+static int encode_body(enc_tok *t, const char *text, size_t n, id_vec *out, size_t limit,
+                       wp_err *err)
+{
+    enc_tok_u32 clean = {0};
+    wp_buf word = {0};
+    int rc = enc_tok_clean_u32(text, n, &clean);
+    if (rc != 0)
+        goto out;
+    for (size_t i = 0; i < clean.n;) {
+        if (limit > 0 && out->n >= limit)
+            break;
+        int32_t special;
+        size_t m = pretoken_at(t, clean.v, clean.n, i, &special);
+        if (m == 0) {
+            i++;
+            continue;
+        }
+        if (special >= 0) {
+            rc = ids_push(out, &special, 1);
+        } else {
+            word.len = 0;
+            rc = enc_tok_u32_to_utf8(clean.v + i, m, &word);
+            if (rc == 0)
+                rc = bpe_word(t, word.data, word.len, out);
+        }
+        if (rc != 0)
+            goto out;
+        i += m;
+    }
+out:
+    if (rc != 0)
+        wp_err_set(err, rc, "tokenizer: out of memory");
+    enc_tok_u32_free(&clean);
+    wp_buf_free(&word);
+    return rc;
+}
+
+int enc_tok_encode(enc_tok *t, const char *text, size_t n, int32_t **ids, size_t *n_ids,
+                   wp_err *err)
+{
+    id_vec v = {0};
+    *ids = NULL;
+    *n_ids = 0;
+    int rc = ids_push(&v, &t->sot, 1);
+    if (rc == 0)
+        rc = encode_body(t, text, n, &v, 0, err);
+    if (rc == 0)
+        rc = ids_push(&v, &t->eot, 1);
+    if (rc != 0) {
+        free(v.v);
+        return wp_err_set(err, rc, "tokenizer: out of memory");
+    }
+    *ids = v.v;
+    *n_ids = v.n;
+    return 0;
+}
+
+int enc_tok_encode_ctx(enc_tok *t, const char *text, size_t n, int32_t *row, int ctx, wp_err *err)
+{
+    if (ctx < 2)
+        return wp_err_set(err, WP_EINVAL, "tokenizer: context %d is shorter than 2", ctx);
+    id_vec v = {0};
+    int rc = ids_push(&v, &t->sot, 1);
+    if (rc == 0)
+        rc = encode_body(t, text, n, &v, (size_t)ctx, err);
+    if (rc == 0)
+        rc = ids_push(&v, &t->eot, 1);
+    if (rc != 0) {
+        free(v.v);
+        return wp_err_set(err, rc, "tokenizer: out of memory");
+    }
+    size_t k = v.n < (size_t)ctx ? v.n : (size_t)ctx;
+    memcpy(row, v.v, k * sizeof *row);
+    row[k - 1] = t->eot;
+    for (size_t i = k; i < (size_t)ctx; i++)
+        row[i] = 0;
+    free(v.v);
+    return (int)k;
+}

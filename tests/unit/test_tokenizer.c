@@ -1,0 +1,315 @@
+/*
+ * tests/unit/test_tokenizer.c: the CLIP tokenizer (encode/tokenizer.h).
+ *
+ * The reference: ../shared/golden/clip/tokenizer_cases.json, 94 captions
+ * with the ids OpenAI's SimpleTokenizer (with the real ftfy) gives them,
+ * untruncated (ids) and cut to 77 (ids77). Both vocabulary layouts must give
+ * identical ids. Then the individual ftfy fixes and html.unescape rules, on
+ * inputs whose expected output follows from ftfy's documented behaviour.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/wp.h"
+#include "encode/tokenizer.h"
+#include "tests/lib/testlib.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *load_cases(void)
+{
+    if (tl_shared_dir("CLIP tokenizer golden cases") == NULL)
+        return NULL;
+    const char *path = tl_shared_path("golden/clip/tokenizer_cases.json");
+    if (path == NULL)
+        return NULL;
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (root == NULL)
+        fprintf(stderr, "%s:%d: %s\n", path, jerr.line, jerr.text);
+    return root;
+}
+
+static void print_ids(const char *label, const int32_t *ids, size_t n)
+{
+    fprintf(stderr, "    %s (%zu):", label, n);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, " %d", ids[i]);
+    fprintf(stderr, "\n");
+}
+
+/* Runs every golden case through t; prints each failing case in full and
+ * returns the number of failures. */
+static int run_cases(enc_tok *t, json_t *cases, const char *label)
+{
+    int failed = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(cases, i, c)
+    {
+        const char *text = json_string_value(json_object_get(c, "text"));
+        size_t tlen = json_string_length(json_object_get(c, "text"));
+        json_t *want = json_object_get(c, "ids");
+        json_t *want77 = json_object_get(c, "ids77");
+        assert_non_null(text);
+        assert_true(json_is_array(want) && json_is_array(want77));
+
+        int32_t *ids = NULL;
+        size_t n = 0;
+        wp_err err = {0};
+        assert_int_equal(enc_tok_encode(t, text, tlen, &ids, &n, &err), 0);
+        int32_t row[ENC_TOK_CTX];
+        int k = enc_tok_encode_ctx(t, text, tlen, row, ENC_TOK_CTX, &err);
+        assert_true(k >= 2);
+
+        int ok = n == json_array_size(want);
+        for (size_t j = 0; ok && j < n; j++)
+            ok = ids[j] == json_integer_value(json_array_get(want, j));
+        int ok77 = (size_t)k == json_array_size(want77);
+        for (size_t j = 0; ok77 && j < (size_t)k; j++)
+            ok77 = row[j] == json_integer_value(json_array_get(want77, j));
+        for (size_t j = (size_t)k; ok77 && j < ENC_TOK_CTX; j++)
+            ok77 = row[j] == 0;
+        if (!ok || !ok77) {
+            failed++;
+            wp_buf clean = {0};
+            enc_tok_clean(text, tlen, &clean, NULL);
+            fprintf(stderr, "FAIL [%s] case %zu: text '%s'\n    cleaned '%s'\n", label, i, text,
+                    clean.data ? clean.data : "");
+            wp_buf_free(&clean);
+            int32_t exp[1024];
+            size_t ne = json_array_size(want) < 1024 ? json_array_size(want) : 1024;
+            for (size_t j = 0; j < ne; j++)
+                exp[j] = (int32_t)json_integer_value(json_array_get(want, j));
+            print_ids("want", exp, ne);
+            print_ids("got ", ids, n);
+            if (!ok77)
+                print_ids("got77", row, (size_t)k);
+        }
+        free(ids);
+    }
+    return failed;
+}
+
+static void golden_with(enc_tok *t, const char *label)
+{
+    json_t *cases = load_cases();
+    if (cases == NULL) {
+        enc_tok_free(t);
+        skip();
+    }
+    assert_int_equal(json_array_size(cases), 94);
+    int failed = run_cases(t, cases, label);
+    /* A second pass runs from the word cache and must agree. */
+    failed += run_cases(t, cases, label);
+    json_decref(cases);
+    enc_tok_free(t);
+    assert_int_equal(failed, 0);
+}
+
+static void test_golden_openai_vocab(void **state)
+{
+    if (tl_shared_dir("CLIP BPE vocabulary") == NULL)
+        skip();
+    enc_tok *t = NULL;
+    wp_err err = {0};
+    int rc = enc_tok_open_bpe_gz(tl_shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"), &t, &err);
+    if (rc != 0)
+        fprintf(stderr, "open: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    golden_with(t, "bpe_simple_vocab_16e6.txt.gz");
+}
+
+static void test_golden_hf_vocab(void **state)
+{
+    if (tl_shared_dir("CLIP HF tokenizer files") == NULL)
+        skip();
+    enc_tok *t = NULL;
+    wp_err err = {0};
+    int rc = enc_tok_open_dir(tl_shared_path("golden/clip/hf_vit_quickgelu_f32/model"), &t, &err);
+    if (rc != 0)
+        fprintf(stderr, "open: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    golden_with(t, "vocab.json+merges.txt");
+}
+
+static void test_open_dir_errors(void **state)
+{
+    char *dir = tl_mkdtemp();
+    enc_tok *t = NULL;
+    wp_err err = {0};
+    assert_int_equal(enc_tok_open_dir(dir, &t, &err), WP_ENOENT);
+    assert_null(t);
+    assert_non_null(strstr(err.msg, dir));
+    /* a merges.txt naming tokens the vocabulary lacks */
+    char vj[512], mt[512];
+    snprintf(vj, sizeof vj, "%s/vocab.json", dir);
+    snprintf(mt, sizeof mt, "%s/merges.txt", dir);
+    const char *vocab = "{\"a\": 0}";
+    assert_int_equal(tl_write(vj, vocab, strlen(vocab)), 0);
+    assert_int_equal(tl_write(mt, "#version: 0.2\nx y\n", 18), 0);
+    assert_int_equal(enc_tok_open_dir(dir, &t, &err), ENC_TOK_EVOCAB);
+    assert_null(t);
+    assert_int_equal(tl_write(vj, "{not json", 9), 0);
+    assert_int_equal(enc_tok_open_dir(dir, &t, &err), ENC_TOK_EVOCAB);
+    assert_non_null(strstr(err.msg, "vocab.json"));
+    tl_rmtree(dir);
+}
+
+/* ---- the cleaning steps ---------------------------------------------- */
+
+static void expect(int (*fn)(const char *, size_t, wp_buf *, wp_err *), const char *in,
+                   const char *want)
+{
+    wp_buf out = {0};
+    assert_int_equal(fn(in, strlen(in), &out, NULL), 0);
+    if (strcmp(out.data ? out.data : "", want) != 0)
+        fprintf(stderr, "input '%s': got '%s', want '%s'\n", in, out.data, want);
+    assert_string_equal(out.data ? out.data : "", want);
+    wp_buf_free(&out);
+}
+
+static void test_ftfy_mojibake(void **state)
+{
+    /* UTF-8 read as Latin-1 / Windows-1252 */
+    expect(enc_tok_fix_encoding, "cafÃ© Ã©tÃ©", "café été");
+    expect(enc_tok_fix_encoding, "sÃ³", "só");
+    /* Windows-1252 punctuation mojibake (â€œ ... â€\x9d) */
+    expect(enc_tok_fix_encoding, "â€œquotedâ€\xc2\x9d", "\xe2\x80\x9cquoted\xe2\x80\x9d");
+    /* a no-break space turned into a plain space: restore_byte_a0 */
+    expect(enc_tok_fix_encoding, "voilÃ le travail", "voilà le travail");
+    /* Windows-1251 mojibake of Cyrillic */
+    expect(enc_tok_fix_encoding, "Ð¿Ñ€Ð¸Ð²ÐµÑ‚", "привет");
+    /* double mojibake is undone step by step */
+    expect(enc_tok_fix_encoding, "cafÃƒÂ©", "café");
+    /* text that is not mojibake is left alone */
+    expect(enc_tok_fix_encoding, "Café crème brûlée naïve", "Café crème brûlée naïve");
+    expect(enc_tok_fix_encoding, "½ ¼ ¾ ² ³", "½ ¼ ¾ ² ³");
+    expect(enc_tok_fix_encoding, "«guillemets» „quotes“", "«guillemets» „quotes“");
+    expect(enc_tok_fix_encoding, "plain ascii", "plain ascii");
+    /* mojibake embedded in otherwise sound text: decode_inconsistent_utf8 */
+    expect(enc_tok_fix_encoding, "Ð¿Ñ€Ð¸Ð²ÐµÑ‚ ✓", "привет ✓");
+    /* C1 controls become their Windows-1252 characters */
+    expect(enc_tok_fix_encoding, "\xc2\x93hi\xc2\x94 \xe2\x9c\x93",
+           "\xe2\x80\x9chi\xe2\x80\x9d \xe2\x9c\x93");
+}
+
+static void test_ftfy_is_bad(void **state)
+{
+    const char *bad[] = {"cafÃ©", "â€œ", "Ã ", "Ã¡", "×²", "√±", "вЂ"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (!enc_tok_is_bad(bad[i], strlen(bad[i])))
+            fprintf(stderr, "not bad: '%s'\n", bad[i]);
+        assert_true(enc_tok_is_bad(bad[i], strlen(bad[i])));
+    }
+    const char *good[] = {"café",          "naïve résumé", "Ωmega µ micro ° degree ™ ® ©",
+                          "Box ░▒▓█ ■□▪▫", "Ελληνικά",     "Фотография",
+                          "¡¿Qué pasa?!"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        if (enc_tok_is_bad(good[i], strlen(good[i])))
+            fprintf(stderr, "bad: '%s'\n", good[i]);
+        assert_false(enc_tok_is_bad(good[i], strlen(good[i])));
+    }
+}
+
+static void test_ftfy_simple_fixes(void **state)
+{
+    /* uncurl_quotes */
+    expect(enc_tok_ftfy, "\xe2\x80\x9chere\xe2\x80\x99s a test\xe2\x80\x9d", "\"here's a test\"");
+    /* fix_latin_ligatures, including the Serbian digraphs */
+    expect(enc_tok_ftfy, "ﬂuﬃeﬆ ǅ", "fluffiest Dž");
+    /* fix_character_width, U+3000 too */
+    expect(enc_tok_ftfy, "ＬＯＵＤ　ＮＯＩＳＥＳ", "LOUD NOISES");
+    expect(enc_tok_ftfy, "Ｕﾀｰﾝ", "Uターン");
+    /* fix_line_breaks */
+    expect(enc_tok_ftfy,
+           "a\r\nb\rc\xe2\x80\xa8"
+           "d",
+           "a\nb\nc\nd");
+    /* remove_terminal_escapes, remove_control_chars (BOM, BEL) */
+    expect(enc_tok_ftfy, "\x1b[36;44mblue\x1b[0m\x07", "blue");
+    expect(enc_tok_ftfy,
+           "\xef\xbb\xbf"
+           "BOM",
+           "BOM");
+    /* NFC */
+    expect(enc_tok_ftfy, "e\xcc\x81", "\xc3\xa9");
+    /* HTML entities: ftfy decodes them, also all-caps ones, unless the line
+     * has a '<' */
+    expect(enc_tok_ftfy, "P&EACUTE;REZ &amp;amp; &lt;3", "PÉREZ & <3");
+    expect(enc_tok_ftfy, "<b>&amp;</b>", "<b>&amp;</b>");
+    expect(enc_tok_ftfy, "this&not that", "this&not that");
+    expect(enc_tok_ftfy, "&#x2019;s &#8220;", "'s \"");
+    /* a real ftfy doc example */
+    expect(enc_tok_ftfy, "Broken text&hellip; it&#x2019;s ﬂubberiﬁc!",
+           "Broken text… it's flubberific!");
+}
+
+static void test_html_unescape(void **state)
+{
+    expect(enc_tok_html_unescape, "&amp; &lt;&gt; &quot;&#39;", "& <> \"'");
+    /* legacy names without ';', longest prefix */
+    expect(enc_tok_html_unescape, "&ampx &copy2021 &notit;", "&x ©2021 ¬it;");
+    /* numeric: C1 range remapped, surrogates and too-large to U+FFFD,
+     * noncharacters dropped */
+    expect(enc_tok_html_unescape, "&#150;&#xD800;&#99999999999;&#xFFFF;x",
+           "–\xef\xbf\xbd\xef\xbf\xbdx");
+    expect(enc_tok_html_unescape, "a & b &# &#x; &unknown;", "a & b &# &#x; &unknown;");
+    expect(enc_tok_html_unescape, "&NotEqualTilde;", "\xe2\x89\x82\xcc\xb8");
+}
+
+static void test_clean_pipeline(void **state)
+{
+    expect(enc_tok_clean, "  Tom &amp;amp; JERRY\t\n ", "tom & jerry");
+    /* whitespace_clean collapses Python's \s, including NBSP and U+3000 */
+    expect(enc_tok_clean,
+           "a\xc2\xa0 b\xe3\x80\x80\x1c"
+           "c",
+           "a b c");
+    /* str.lower(): dotted capital I and the final sigma */
+    expect(enc_tok_clean, "İ ΟΔΟΣ ΣΑ", "i\xcc\x87 οδο\xcf\x82 \xcf\x83α");
+}
+
+static void test_encode_ctx_truncation(void **state)
+{
+    if (tl_shared_dir("CLIP BPE vocabulary") == NULL)
+        skip();
+    enc_tok *t = NULL;
+    assert_int_equal(
+        enc_tok_open_bpe_gz(tl_shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"), &t, NULL), 0);
+    int32_t row[8];
+    /* "a photo of a cat": sot + 5 words + eot = 7 ids */
+    assert_int_equal(enc_tok_encode_ctx(t, "a photo of a cat", 16, row, 8, NULL), 7);
+    assert_int_equal(row[0], ENC_TOK_SOT);
+    assert_int_equal(row[6], ENC_TOK_EOT);
+    assert_int_equal(row[7], 0);
+    assert_int_equal(enc_tok_encode_ctx(t, "a photo of a cat", 16, row, 4, NULL), 4);
+    assert_int_equal(row[3], ENC_TOK_EOT);
+    assert_int_equal(enc_tok_encode_ctx(t, "x", 1, row, 1, NULL), WP_EINVAL);
+    /* the special tokens are recognised in the text, as OpenAI's does */
+    int32_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(enc_tok_encode(t, "<|endoftext|>", 13, &ids, &n, NULL), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(ids[1], ENC_TOK_EOT);
+    free(ids);
+    enc_tok_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_golden_openai_vocab),   cmocka_unit_test(test_golden_hf_vocab),
+        cmocka_unit_test(test_open_dir_errors),       cmocka_unit_test(test_ftfy_mojibake),
+        cmocka_unit_test(test_ftfy_is_bad),           cmocka_unit_test(test_ftfy_simple_fixes),
+        cmocka_unit_test(test_html_unescape),         cmocka_unit_test(test_clean_pipeline),
+        cmocka_unit_test(test_encode_ctx_truncation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -114,6 +114,25 @@ void enc_normalize_rgb(const enc_model *m, const uint8_t *rgb, float *out);
 void enc_l2_normalize(float *v, int n);
 float enc_cosine(const float *a, const float *b, int n);
 
+/* ---- text helpers (encode/zeroshot.c) -------------------------------- */
+
+struct enc_tok; /* encode/tokenizer.h */
+
+#define ENC_IMAGENET_TEMPLATES 80
+/* The CLIP paper's 80 ImageNet prompt templates ("a photo of a {}."). */
+extern const char *const enc_imagenet_templates[ENC_IMAGENET_TEMPLATES];
+
+/* Tokenizes (cut to the context as OpenAI's truncate=True does) and embeds
+ * n NUL-terminated strings; out: n x embed_dim, un-normalised. */
+int enc_embed_strings(const enc_model *m, enc_ws *ws, struct enc_tok *tok, const char *const *texts,
+                      int n, float *out, wp_err *err);
+/* Zero-shot classifier weights: for each label, every template with "{}"
+ * replaced by the label is embedded and normalised, the embeddings averaged
+ * and the mean renormalised. out: nl x embed_dim (unit rows). */
+int enc_zeroshot_classifier(const enc_model *m, enc_ws *ws, struct enc_tok *tok,
+                            const char *const *labels, int nl, const char *const *templates, int nt,
+                            float *out, wp_err *err);
+
 /* ---- the encode stage ------------------------------------------------ */
 
 struct cat;

@@ -62,8 +62,8 @@ void kn_gemm_nn(int M, int N, int K, float alpha, const float *A, int lda, const
                 float beta, float *C, int ldc);
 
 /* out[r] = (x[r] - mean) / sqrt(var + eps) * gamma + beta, per row of dim. */
-void kn_layernorm(const float *x, int ldx, int rows, int dim, const float *gamma, const float *beta,
-                  float eps, float *out, int ldo);
+void kn_layernorm(const float *x, int ldx, int rows, int dim, const float *gamma,
+                  const float *beta, float eps, float *out, int ldo);
 
 /* Multi-head self-attention core for one sequence:
  * qkv is [seq x 3*width] (q | k | v, heads of head_dim = width / heads),

@@ -19,15 +19,15 @@
 #include <stdint.h>
 
 enum cat_status {
-    CAT_ESQL = -100,      /* SQLite reported an error (message has details) */
-    CAT_ENEWER = -101,    /* written by a newer witpipe: schema version too high */
-    CAT_ELOCKED = -102,   /* another witpipe process holds the corpus */
+    CAT_ESQL = -100,    /* SQLite reported an error (message has details) */
+    CAT_ENEWER = -101,  /* written by a newer witpipe: schema version too high */
+    CAT_ELOCKED = -102, /* another witpipe process holds the corpus */
     CAT_ENOCORPUS = -103, /* DIR has no catalog (run witpipe init) */
 };
 
 typedef struct cat cat;
 
-#define CAT_CREATE   1 /* create DIR and its catalog if missing */
+#define CAT_CREATE 1   /* create DIR and its catalog if missing */
 #define CAT_READONLY 2 /* no lock, no writes (witpipe status) */
 
 /* ---- core ------------------------------------------------------------ */
@@ -52,7 +52,8 @@ int cat_in_transaction(const cat *c);
 /* ---- runs ------------------------------------------------------------ */
 
 /* Records the start of a stage run; params_json is stored as given. */
-int cat_run_start(cat *c, const char *stage, const char *params_json, int64_t *run_id, wp_err *err);
+int cat_run_start(cat *c, const char *stage, const char *params_json, int64_t *run_id,
+                  wp_err *err);
 /* status: done | stopped | failed. counts_json: what the run did. */
 int cat_run_end(cat *c, int64_t run_id, const char *status, const char *counts_json, wp_err *err);
 

@@ -979,10 +979,10 @@ int enc_model_info_json(const enc_model *m, wp_buf *out)
             "\"embed_dim\":%d,\"image_size\":%d,\"mean\":[%.8g,%.8g,%.8g],"
             "\"std\":[%.8g,%.8g,%.8g],\"dtype\":\"%s\",\"precision\":\"%s\","
             "\"parameters\":%lld,\"logit_scale\":%.6g}",
-            a->image_size, act_name(a->v_act), a->v_eps, a->t_width, a->t_layers, a->t_heads,
-            a->t_mlp, a->t_ctx, a->t_vocab, act_name(a->t_act), a->t_eps,
-            a->eos_id < 0 ? "argmax" : "eos_token_id", a->embed_dim, a->image_size, a->mean[0],
-            a->mean[1], a->mean[2], a->std[0], a->std[1], a->std[2], m->dtype,
+            a->image_size, a->vision == ENC_VISION_VIT ? act_name(a->v_act) : "relu", a->v_eps,
+            a->t_width, a->t_layers, a->t_heads, a->t_mlp, a->t_ctx, a->t_vocab, act_name(a->t_act),
+            a->t_eps, a->eos_id < 0 ? "argmax" : "eos_token_id", a->embed_dim, a->image_size,
+            a->mean[0], a->mean[1], a->mean[2], a->std[0], a->std[1], a->std[2], m->dtype,
             m->precision == KN_BF16 ? "bf16" : "f32", (long long)m->params, m->logit_scale);
     return rc;
 }

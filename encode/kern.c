@@ -74,9 +74,10 @@ static void ukr_portable(const kn_tile *t)
     float acc[PORT_MR][PORT_NR];
     memset(acc, 0, sizeof acc);
     const float *a = t->a, *b = t->b;
-    for (int k = 0; k < t->kc; k++) {
-        for (int i = 0; i < t->mr; i++) {
-            float av = a[k * PORT_MR + i];
+    for (int i = 0; i < t->mr; i++) {
+        const float *ai = a + (size_t)i * t->lda;
+        for (int k = 0; k < t->kc; k++) {
+            float av = ai[k];
             for (int j = 0; j < PORT_NR; j++)
                 acc[i][j] += av * b[k * PORT_NR + j];
         }
@@ -114,6 +115,7 @@ const kn_isa kn_isa_portable = {
     .kc = 256,
     .mc = 128,
     .bf16_mr = 0,
+    .packs_a = 0,
     .ukr = ukr_portable,
     .ukr_bf16 = NULL,
     .act = act_portable,
@@ -317,9 +319,21 @@ static int drive_mr(const drive *d)
     return d->fmt == FMT_BF16_NATIVE ? d->isa->bf16_mr : d->isa->mr;
 }
 
-/* Rows [m0, m0+rows) split into balanced groups of at most mr rows. */
-static void pack_a(const drive *d, int m0, int rows, int k0, int kcur, int mr, void *buf)
+/* Rows [m0, m0+rows) split into balanced groups of at most mr rows, packed
+ * group by group ([kcur][mr] floats, or [kcur/2][mr] bf16 pairs), or, when
+ * rowmajor, copied as rows of kcur floats (bf16-rounded fallback only). */
+static void pack_a(const drive *d, int m0, int rows, int k0, int kcur, int mr, int rowmajor,
+                   void *buf)
 {
+    if (rowmajor) {
+        for (int i = 0; i < rows; i++) {
+            const float *a = d->A + (size_t)(m0 + i) * d->lda + k0;
+            float *dst = (float *)buf + (size_t)i * kcur;
+            for (int k = 0; k < kcur; k++)
+                dst[k] = bfround(a[k]);
+        }
+        return;
+    }
     int ng = (rows + mr - 1) / mr, base = rows / ng, extra = rows % ng, r = m0;
     for (int g = 0; g < ng; g++) {
         int gr = base + (g < extra);
@@ -358,10 +372,14 @@ static void run_task(const drive *d, int m0, int rows, int p0, int p1)
     size_t esz = d->fmt == FMT_BF16_NATIVE ? 2 : 4;
     int ng = (rows + mr - 1) / mr, base = rows / ng, extra = rows % ng;
     void (*ukr)(const kn_tile *) = d->fmt == FMT_BF16_NATIVE ? d->isa->ukr_bf16 : d->isa->ukr;
+    /* A in place, a row-major rounded copy, or packed groups */
+    int direct = d->fmt == FMT_F32 && !d->isa->packs_a;
+    int rowmajor = d->fmt == FMT_BF16_ROUNDED && !d->isa->packs_a;
     for (int k0 = 0; k0 < Kp; k0 += kstep) {
         int kcur = Kp - k0 < kstep ? Kp - k0 : kstep;
         int first = d->first && k0 == 0, last = d->last && k0 + kcur >= Kp;
-        pack_a(d, m0, rows, k0, kcur, mr, kn_apack);
+        if (!direct)
+            pack_a(d, m0, rows, k0, kcur, mr, rowmajor, kn_apack);
         for (int p = p0; p < p1; p++) {
             int j0 = p * d->nr;
             kn_tile t;
@@ -377,7 +395,16 @@ static void run_task(const drive *d, int m0, int rows, int p0, int p1)
             int r = m0;
             for (int g = 0; g < ng; g++) {
                 int gr = base + (g < extra);
-                t.a = (const char *)kn_apack + (size_t)g * mr * kcur * esz;
+                if (direct) {
+                    t.a = d->A + (size_t)r * d->lda + k0;
+                    t.lda = d->lda;
+                } else if (rowmajor) {
+                    t.a = kn_apack + (size_t)(r - m0) * kcur;
+                    t.lda = kcur;
+                } else {
+                    t.a = (const char *)kn_apack + (size_t)g * mr * kcur * esz;
+                    t.lda = 0;
+                }
                 t.mr = gr;
                 t.c = d->C + (size_t)r * d->ldc + j0;
                 if (first) {
@@ -437,7 +464,23 @@ static void drive_blocking(drive *d)
 {
     int mr = drive_mr(d);
     d->kc = d->fmt == FMT_BF16_NATIVE ? d->isa->bf16_kc : d->isa->kc;
+    if (getenv("KN_KC"))
+        d->kc = atoi(getenv("KN_KC"));
     d->mc = d->isa->mc / mr * mr;
+    if (getenv("KN_MC"))
+        d->mc = atoi(getenv("KN_MC"));
+    /* even K blocks of at most kc: no short tail block */
+    int kg = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
+    int kp = (d->K + kg - 1) / kg * kg, nkb = (kp + d->kc - 1) / d->kc;
+    if (nkb > 0) {
+        int kc = (kp + nkb - 1) / nkb;
+        kc = (kc + 7) / 8 * 8;
+        if (kc < d->kc)
+            d->kc = kc;
+    }
+    int direct = d->fmt == FMT_F32 && !d->isa->packs_a;
+    if (!direct && (size_t)d->mc * d->kc > KN_APACK_CAP) /* the packed A block must fit */
+        d->mc = KN_APACK_CAP / d->kc / mr * mr;
     if (d->mc < mr)
         d->mc = mr;
 }
@@ -473,12 +516,15 @@ void kn_linear(const float *A, int lda, int M, const kn_packed *W, const float *
         d.res = residual;
         d.ldr = ldr;
         if (residual == C && W->kp > d.kc) {
-            /* partial sums in C would clobber the residual: one K block */
+            /* partial sums in C would clobber the residual: one K block
+             * (packed A then holds as many whole rows as fit) */
             int mr = drive_mr(&d);
             d.kc = W->kp;
-            d.mc = KN_APACK_CAP / W->kp / mr * mr;
-            if (d.mc < 1)
-                d.mc = 1;
+            if (!(d.fmt == FMT_F32 && !d.isa->packs_a)) {
+                d.mc = KN_APACK_CAP / W->kp / mr * mr;
+                if (d.mc < 1)
+                    d.mc = KN_APACK_CAP / W->kp;
+            }
         }
     }
     drive_run(&d, 1);

@@ -108,6 +108,9 @@ static void softmax_portable(float *x, int n)
         x[i] *= inv;
 }
 
+static void layernorm_portable(const float *x, int dim, const float *gamma, const float *beta,
+                               float eps, float *out);
+
 const kn_isa kn_isa_portable = {
     .name = "portable",
     .mr = PORT_MR,
@@ -120,6 +123,7 @@ const kn_isa kn_isa_portable = {
     .ukr_bf16 = NULL,
     .act = act_portable,
     .softmax = softmax_portable,
+    .layernorm = layernorm_portable,
 };
 
 /* ---- dispatch ------------------------------------------------------------ */
@@ -128,6 +132,10 @@ static const kn_isa *g_isa;
 
 static int cpu_has(const char *name)
 {
+#ifdef KN_EMULATE_AVX512
+    if (!strncmp(name, "avx512", 6)) /* kern_avx512.c runs on SIMDe */
+        return 1;
+#endif
     __builtin_cpu_init();
     if (!strcmp(name, "avx2"))
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -606,27 +614,37 @@ void kn_gemm_nn(int M, int N, int K, float alpha, const float *A, int lda, const
 
 /* ---- layer norm, activation ---------------------------------------------- */
 
+/* Two passes: the mean, then the centred sum of squares together with the
+ * centred sum, which corrects the float rounding of the mean (rows of
+ * large mean lose no precision). */
+static void layernorm_portable(const float *x, int dim, const float *gamma, const float *beta,
+                               float eps, float *out)
+{
+    float s = 0.0f;
+    for (int i = 0; i < dim; i++)
+        s += x[i];
+    float mean = s / (float)dim, c = 0.0f, v = 0.0f;
+    for (int i = 0; i < dim; i++) {
+        float t = x[i] - mean;
+        c += t;
+        v += t * t;
+    }
+    c /= (float)dim;
+    float var = v / (float)dim - c * c;
+    float rs = 1.0f / sqrtf((var > 0.0f ? var : 0.0f) + eps);
+    for (int i = 0; i < dim; i++) {
+        float t = ((x[i] - mean) - c) * rs;
+        out[i] = t * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+    }
+}
+
 void kn_layernorm(const float *x, int ldx, int rows, int dim, const float *gamma, const float *beta,
                   float eps, float *out, int ldo)
 {
+    const kn_isa *isa = isa_get();
 #pragma omp parallel for schedule(static) if ((size_t)rows * dim > 65536)
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * ldx;
-        float *o = out + (size_t)r * ldo;
-        float s = 0.0f;
-        for (int i = 0; i < dim; i++)
-            s += xr[i];
-        float mean = s / (float)dim, v = 0.0f;
-        for (int i = 0; i < dim; i++) {
-            float t = xr[i] - mean;
-            v += t * t;
-        }
-        float rs = 1.0f / sqrtf(v / (float)dim + eps);
-        for (int i = 0; i < dim; i++) {
-            float t = (xr[i] - mean) * rs;
-            o[i] = t * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
-        }
-    }
+    for (int r = 0; r < rows; r++)
+        isa->layernorm(x + (size_t)r * ldx, dim, gamma, beta, eps, out + (size_t)r * ldo);
 }
 
 void kn_activate(float *x, size_t n, int act)

@@ -220,6 +220,58 @@ static void softmax_avx2(float *x, int n)
         x[i] *= 1.0f / s;
 }
 
+static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* See layernorm_portable (kern.c): mean, then centred sums with the
+ * rounding correction of the mean. */
+static void layernorm_avx2(const float *x, int dim, const float *gamma, const float *beta,
+                           float eps, float *out)
+{
+    int nv = dim / 8 * 8, i;
+    __m256 s8 = _mm256_setzero_ps();
+    for (i = 0; i < nv; i += 8)
+        s8 = _mm256_add_ps(s8, _mm256_loadu_ps(x + i));
+    float s = hsum8(s8);
+    for (; i < dim; i++)
+        s += x[i];
+    float mean = s / (float)dim;
+    __m256 m8 = _mm256_set1_ps(mean), c8 = _mm256_setzero_ps(), v8 = _mm256_setzero_ps();
+    for (i = 0; i < nv; i += 8) {
+        __m256 t = _mm256_sub_ps(_mm256_loadu_ps(x + i), m8);
+        c8 = _mm256_add_ps(c8, t);
+        v8 = _mm256_fmadd_ps(t, t, v8);
+    }
+    float c = hsum8(c8), v = hsum8(v8);
+    for (; i < dim; i++) {
+        float t = x[i] - mean;
+        c += t;
+        v += t * t;
+    }
+    c /= (float)dim;
+    float var = v / (float)dim - c * c;
+    float rs = 1.0f / sqrtf((var > 0.0f ? var : 0.0f) + eps);
+    __m256 r8 = _mm256_set1_ps(rs);
+    __m256 cc = _mm256_set1_ps(c);
+    for (i = 0; i < nv; i += 8) {
+        __m256 t = _mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m8), cc), r8);
+        if (gamma)
+            t = _mm256_mul_ps(t, _mm256_loadu_ps(gamma + i));
+        if (beta)
+            t = _mm256_add_ps(t, _mm256_loadu_ps(beta + i));
+        _mm256_storeu_ps(out + i, t);
+    }
+    for (; i < dim; i++) {
+        float t = ((x[i] - mean) - c) * rs;
+        out[i] = t * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+    }
+}
+
 const kn_isa kn_isa_avx2 = {
     .name = "avx2",
     .mr = MR,
@@ -232,4 +284,5 @@ const kn_isa kn_isa_avx2 = {
     .ukr_bf16 = NULL,
     .act = act_avx2,
     .softmax = softmax_avx2,
+    .layernorm = layernorm_avx2,
 };

@@ -9,11 +9,31 @@
 #include "encode/kern.h"
 #include "encode/kern_int.h"
 
+#ifdef KN_EMULATE_AVX512
+/* tests/kern_avx512_emul.sh: the same code on SIMDe's portable AVX-512 */
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+#else
 #include <immintrin.h>
+#endif
 #include <math.h>
+#include <string.h>
 
 #define MR 14
 #define NR 32
+
+/* Bit casts to the bf16 pair vector type (no cast intrinsic in GCC 12). */
+static inline __m512bh as_bh(__m512 v)
+{
+    __m512bh r;
+    memcpy(&r, &v, sizeof r);
+    return r;
+}
+
+static inline __m512bh bcast_bh(int pair)
+{
+    return as_bh(_mm512_castsi512_ps(_mm512_set1_epi32(pair)));
+}
 
 /* exp(x) for float lanes, Cephes-style range reduction, ~2 ulp. */
 static inline __m512 exp16(__m512 x)
@@ -132,10 +152,10 @@ static inline __m512 epi16(const kn_tile *t, __m512 acc, int i, int j, __m512 al
         const int *a = t->a;                                                                       \
         const float *b = t->b;                                                                     \
         for (int k = 0; k < t->kc; k += 2) {                                                       \
-            __m512bh b0 = (__m512bh)_mm512_load_ps(b), b1 = (__m512bh)_mm512_load_ps(b + 16);      \
+            __m512bh b0 = as_bh(_mm512_load_ps(b)), b1 = as_bh(_mm512_load_ps(b + 16));            \
             _Pragma("GCC unroll 14") for (int i = 0; i < R; i++)                                   \
             {                                                                                      \
-                __m512bh av = (__m512bh)_mm512_set1_epi32(a[i]);                                   \
+                __m512bh av = bcast_bh(a[i]);                                                      \
                 c0[i] = _mm512_dpbf16_ps(c0[i], av, b0);                                           \
                 c1[i] = _mm512_dpbf16_ps(c1[i], av, b1);                                           \
             }                                                                                      \
@@ -198,38 +218,114 @@ static void act_avx512(float *x, size_t n, int act)
     size_t i = 0;
     for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(x + i, act16(_mm512_loadu_ps(x + i), act));
-    if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(x + i, m, act16(_mm512_maskz_loadu_ps(m, x + i), act));
+    if (i < n) { /* the tail through a zero-padded vector */
+        float tmp[16] = {0};
+        memcpy(tmp, x + i, (n - i) * sizeof *x);
+        _mm512_storeu_ps(tmp, act16(_mm512_loadu_ps(tmp), act));
+        memcpy(x + i, tmp, (n - i) * sizeof *x);
     }
+}
+
+/* Horizontal max and sum (through memory: SIMDe lacks the reductions). */
+static inline float hmax16(__m512 v)
+{
+    float t[16], m;
+    _mm512_storeu_ps(t, v);
+    m = t[0];
+    for (int j = 1; j < 16; j++)
+        m = t[j] > m ? t[j] : m;
+    return m;
+}
+
+static inline float hsum16(__m512 v)
+{
+    float t[16], s = 0.0f;
+    _mm512_storeu_ps(t, v);
+    for (int j = 0; j < 16; j++)
+        s += t[j];
+    return s;
 }
 
 static void softmax_avx512(float *x, int n)
 {
-    __m512 m16 = _mm512_set1_ps(-INFINITY);
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        m16 = _mm512_max_ps(m16, _mm512_loadu_ps(x + i));
-    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
-    if (n > i)
-        m16 = _mm512_max_ps(m16, _mm512_mask_loadu_ps(m16, tail, x + i));
-    __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(m16)), s16 = _mm512_setzero_ps();
-    for (i = 0; i + 16 <= n; i += 16) {
+    int i = 0, nv = n / 16 * 16;
+    float m = -INFINITY;
+    if (nv > 0) {
+        __m512 m16 = _mm512_loadu_ps(x);
+        for (i = 16; i < nv; i += 16)
+            m16 = _mm512_max_ps(m16, _mm512_loadu_ps(x + i));
+        m = hmax16(m16);
+    }
+    for (i = nv; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    __m512 mv = _mm512_set1_ps(m), s16 = _mm512_setzero_ps();
+    for (i = 0; i < nv; i += 16) {
         __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mv));
         _mm512_storeu_ps(x + i, e);
         s16 = _mm512_add_ps(s16, e);
     }
-    if (n > i) {
-        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + i), mv));
-        e = _mm512_maskz_mov_ps(tail, e);
-        _mm512_mask_storeu_ps(x + i, tail, e);
-        s16 = _mm512_add_ps(s16, e);
+    float s = hsum16(s16);
+    if (nv < n) { /* the tail: padding lanes hold -inf, whose exp is 0 */
+        float tmp[16];
+        for (int j = 0; j < 16; j++)
+            tmp[j] = nv + j < n ? x[nv + j] : -INFINITY;
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(tmp), mv));
+        _mm512_storeu_ps(tmp, e);
+        for (int j = 0; nv + j < n; j++) {
+            x[nv + j] = tmp[j];
+            s += tmp[j];
+        }
     }
-    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(s16));
-    for (i = 0; i + 16 <= n; i += 16)
+    __m512 inv = _mm512_set1_ps(1.0f / s);
+    for (i = 0; i < nv; i += 16)
         _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
-    if (n > i)
-        _mm512_mask_storeu_ps(x + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + i), inv));
+    for (i = nv; i < n; i++)
+        x[i] *= 1.0f / s;
+}
+
+/* See layernorm_portable (kern.c): mean, then centred sums with the
+ * rounding correction of the mean. */
+static void layernorm_avx512(const float *x, int dim, const float *gamma, const float *beta,
+                             float eps, float *out)
+{
+    int nv = dim / 16 * 16, i;
+    __m512 s16 = _mm512_setzero_ps();
+    for (i = 0; i < nv; i += 16)
+        s16 = _mm512_add_ps(s16, _mm512_loadu_ps(x + i));
+    float s = hsum16(s16);
+    for (; i < dim; i++)
+        s += x[i];
+    float mean = s / (float)dim;
+    __m512 m16 = _mm512_set1_ps(mean), c16 = _mm512_setzero_ps(), v16 = _mm512_setzero_ps();
+    for (i = 0; i < nv; i += 16) {
+        __m512 t = _mm512_sub_ps(_mm512_loadu_ps(x + i), m16);
+        c16 = _mm512_add_ps(c16, t);
+        v16 = _mm512_fmadd_ps(t, t, v16);
+    }
+    float c = hsum16(c16), v = hsum16(v16);
+    for (; i < dim; i++) {
+        float t = x[i] - mean;
+        c += t;
+        v += t * t;
+    }
+    c /= (float)dim;
+    float var = v / (float)dim - c * c;
+    float rs = 1.0f / sqrtf((var > 0.0f ? var : 0.0f) + eps);
+    __m512 r16 = _mm512_set1_ps(rs);
+    __m512 cc = _mm512_set1_ps(c);
+    for (i = 0; i < nv; i += 16) {
+        __m512 t =
+            _mm512_mul_ps(_mm512_sub_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), m16), cc), r16);
+        if (gamma)
+            t = _mm512_mul_ps(t, _mm512_loadu_ps(gamma + i));
+        if (beta)
+            t = _mm512_add_ps(t, _mm512_loadu_ps(beta + i));
+        _mm512_storeu_ps(out + i, t);
+    }
+    for (; i < dim; i++) {
+        float t = ((x[i] - mean) - c) * rs;
+        out[i] = t * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+    }
 }
 
 const kn_isa kn_isa_avx512 = {
@@ -245,6 +341,7 @@ const kn_isa kn_isa_avx512 = {
     .ukr_bf16 = NULL,
     .act = act_avx512,
     .softmax = softmax_avx512,
+    .layernorm = layernorm_avx512,
 };
 
 const kn_isa kn_isa_avx512bf16 = {
@@ -260,4 +357,5 @@ const kn_isa kn_isa_avx512bf16 = {
     .ukr_bf16 = ukr_avx512_bf16,
     .act = act_avx512,
     .softmax = softmax_avx512,
+    .layernorm = layernorm_avx512,
 };

@@ -54,6 +54,9 @@ typedef struct kn_isa {
     void (*act)(float *x, size_t n, int act);
     /* exp(x - max) / sum over x[0..n), in place */
     void (*softmax)(float *x, int n);
+    /* one row of layer norm; out may equal x; gamma, beta may be NULL */
+    void (*layernorm)(const float *x, int dim, const float *gamma, const float *beta, float eps,
+                      float *out);
 } kn_isa;
 
 extern const kn_isa kn_isa_portable;

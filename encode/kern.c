@@ -432,6 +432,19 @@ static void run_task(const drive *d, int m0, int rows, int p0, int p1)
     }
 }
 
+/* Task t of mb row blocks x nb panel chunks, n-major so that consecutive
+ * tasks share weights. */
+static void run_one(const drive *d, int t, int mb, int mc, int nb, int np)
+{
+    int ib = t % mb, jb = t / mb;
+    int m0 = ib * mc, rows = d->M - m0 < mc ? d->M - m0 : mc;
+    int pb = np / nb, pe = np % nb;
+    int p0 = jb * pb + (jb < pe ? jb : pe);
+    int p1 = p0 + pb + (jb < pe);
+    if (rows > 0 && p1 > p0)
+        run_task(d, m0, rows, p0, p1);
+}
+
 /* Runs the whole product, on all threads when par and big enough. */
 static void drive_run(drive *d, int par)
 {
@@ -451,32 +464,32 @@ static void drive_run(drive *d, int par)
         nt = 1;
     int nb = 1;
     if (nt > 1) {
+        /* at least 4 equal tasks per thread, and a multiple of the thread
+         * count so that an idle machine finishes them all at once */
         nb = (4 * nt + mb - 1) / mb;
+        while ((mb * nb) % nt && nb < np)
+            nb++;
         if (nb > np)
             nb = np;
     }
     int ntask = mb * nb;
-#pragma omp parallel for schedule(dynamic, 1) if (nt > 1 && ntask > 1)
-    for (int t = 0; t < ntask; t++) {
-        int ib = t % mb, jb = t / mb; /* n-major: consecutive tasks share weights */
-        int m0 = ib * mc, rows = d->M - m0 < mc ? d->M - m0 : mc;
-        int pb = np / nb, pe = np % nb;
-        int p0 = jb * pb + (jb < pe ? jb : pe);
-        int p1 = p0 + pb + (jb < pe);
-        if (rows > 0 && p1 > p0)
-            run_task(d, m0, rows, p0, p1);
+    if (nt == 1 || ntask == 1) {
+        /* no OpenMP region at all: small products (attention heads) are
+         * called inside a parallel loop, where even a one-thread team costs */
+        for (int t = 0; t < ntask; t++)
+            run_one(d, t, mb, mc, nb, np);
+        return;
     }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int t = 0; t < ntask; t++)
+        run_one(d, t, mb, mc, nb, np);
 }
 
 static void drive_blocking(drive *d)
 {
     int mr = drive_mr(d);
     d->kc = d->fmt == FMT_BF16_NATIVE ? d->isa->bf16_kc : d->isa->kc;
-    if (getenv("KN_KC"))
-        d->kc = atoi(getenv("KN_KC"));
     d->mc = d->isa->mc / mr * mr;
-    if (getenv("KN_MC"))
-        d->mc = atoi(getenv("KN_MC"));
     /* even K blocks of at most kc: no short tail block */
     int kg = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
     int kp = (d->K + kg - 1) / kg * kg, nkb = (kp + d->kc - 1) / d->kc;
@@ -538,6 +551,31 @@ void kn_linear(const float *A, int lda, int M, const kn_packed *W, const float *
     drive_run(&d, 1);
 }
 
+/* One [kcur][nr] panel of columns n0.. of op(B), zero past column N. */
+static void pack_b_panel(int bt, const float *B, int ldb, int n0, int N, int k0, int kcur, int nr,
+                         float *dst)
+{
+    int nv = N - n0 < nr ? N - n0 : nr;
+    if (bt) { /* B is N x K: a transpose, read along rows */
+        for (int j = 0; j < nv; j++) {
+            const float *src = B + (size_t)(n0 + j) * ldb + k0;
+            for (int k = 0; k < kcur; k++)
+                dst[(size_t)k * nr + j] = src[k];
+        }
+        for (int j = nv; j < nr; j++)
+            for (int k = 0; k < kcur; k++)
+                dst[(size_t)k * nr + j] = 0.0f;
+    } else { /* B is K x N: row pieces */
+        for (int k = 0; k < kcur; k++) {
+            const float *src = B + (size_t)(k0 + k) * ldb + n0;
+            float *d = dst + (size_t)k * nr;
+            memcpy(d, src, (size_t)nv * sizeof *d);
+            for (int j = nv; j < nr; j++)
+                d[j] = 0.0f;
+        }
+    }
+}
+
 /* C = alpha A B^T + beta C (bt = 1, B is N x K) or alpha A B + beta C (bt = 0,
  * B is K x N), B packed block by block into the thread-local buffer. */
 static void gemm_unpacked(int bt, int M, int N, int K, float alpha, const float *A, int lda,
@@ -571,18 +609,9 @@ static void gemm_unpacked(int bt, int M, int N, int K, float alpha, const float 
         int chunk = KN_BPACK_CAP / (kcur * nr);
         for (int q0 = 0; q0 < np; q0 += chunk) {
             int q1 = q0 + chunk < np ? q0 + chunk : np;
-            for (int q = q0; q < q1; q++) {
-                float *dst = kn_bpack + (size_t)(q - q0) * kcur * nr;
-                for (int j = 0; j < nr; j++) {
-                    int n = q * nr + j;
-                    for (int k = 0; k < kcur; k++) {
-                        float v = 0.0f;
-                        if (n < N)
-                            v = bt ? B[(size_t)n * ldb + k0 + k] : B[(size_t)(k0 + k) * ldb + n];
-                        dst[(size_t)k * nr + j] = v;
-                    }
-                }
-            }
+            for (int q = q0; q < q1; q++)
+                pack_b_panel(bt, B, ldb, q * nr, N, k0, kcur, nr,
+                             kn_bpack + (size_t)(q - q0) * kcur * nr);
             int n0 = q0 * nr, n1 = q1 * nr < N ? q1 * nr : N;
             d.N = n1 - n0;
             d.K = kcur;

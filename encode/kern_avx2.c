@@ -187,37 +187,45 @@ static void act_avx2(float *x, size_t n, int act)
         x[i] = kn_act1(x[i], act);
 }
 
+static inline float hmax8(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+static inline float hsum8(__m256 v);
+
+/* Rows are short (50-77 for CLIP): the ragged tail goes through masked
+ * loads and stores instead of scalar expf. */
 static void softmax_avx2(float *x, int n)
 {
-    int i = 0;
-    __m256 m8 = _mm256_set1_ps(-INFINITY);
-    for (; i + 8 <= n; i += 8)
+    int nv = n / 8 * 8, tail = n - nv;
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail),
+                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256 ninf = _mm256_set1_ps(-INFINITY), m8 = ninf, xt = ninf;
+    for (int i = 0; i < nv; i += 8)
         m8 = _mm256_max_ps(m8, _mm256_loadu_ps(x + i));
-    float mt[8], m = -INFINITY;
-    _mm256_storeu_ps(mt, m8);
-    for (int j = 0; j < 8; j++)
-        m = mt[j] > m ? mt[j] : m;
-    for (; i < n; i++)
-        m = x[i] > m ? x[i] : m;
-    __m256 mv = _mm256_set1_ps(m), s8 = _mm256_setzero_ps();
-    for (i = 0; i + 8 <= n; i += 8) {
+    if (tail) {
+        xt = _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + nv, mask), _mm256_castsi256_ps(mask));
+        m8 = _mm256_max_ps(m8, xt);
+    }
+    __m256 mv = _mm256_set1_ps(hmax8(m8)), s8 = _mm256_setzero_ps();
+    for (int i = 0; i < nv; i += 8) {
         __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
         _mm256_storeu_ps(x + i, e);
         s8 = _mm256_add_ps(s8, e);
     }
-    float st[8], s = 0.0f;
-    _mm256_storeu_ps(st, s8);
-    for (int j = 0; j < 8; j++)
-        s += st[j];
-    for (; i < n; i++) {
-        x[i] = expf(x[i] - m);
-        s += x[i];
+    if (tail) {
+        xt = _mm256_and_ps(exp8(_mm256_sub_ps(xt, mv)), _mm256_castsi256_ps(mask));
+        s8 = _mm256_add_ps(s8, xt);
     }
-    __m256 inv = _mm256_set1_ps(1.0f / s);
-    for (i = 0; i + 8 <= n; i += 8)
+    __m256 inv = _mm256_set1_ps(1.0f / hsum8(s8));
+    for (int i = 0; i < nv; i += 8)
         _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
-    for (; i < n; i++)
-        x[i] *= 1.0f / s;
+    if (tail)
+        _mm256_maskstore_ps(x + nv, mask, _mm256_mul_ps(xt, inv));
 }
 
 static inline float hsum8(__m256 v)

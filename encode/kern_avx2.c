@@ -80,19 +80,42 @@ static inline __m256 act8(__m256 v, int act)
     }
 }
 
-static inline __m256 epi8(const kn_tile *t, __m256 acc, int i, int j, __m256 alpha, __m256 beta)
+/* The epilogue of one tile from its accumulators acc[mr][NR] (one call per
+ * tile, out of line: keeps the micro-kernels small). */
+static void store_tile(const kn_tile *t, const float *acc)
 {
-    __m256 v = _mm256_mul_ps(acc, alpha);
-    if (t->cin)
-        v = _mm256_fmadd_ps(beta, _mm256_loadu_ps(t->cin + (size_t)i * t->ldcin + j), v);
-    if (t->last) {
-        if (t->bias)
-            v = _mm256_add_ps(v, _mm256_loadu_ps(t->bias + j));
-        v = act8(v, t->act);
-        if (t->res)
-            v = _mm256_add_ps(v, _mm256_loadu_ps(t->res + (size_t)i * t->ldr + j));
+    if (t->nc != NR) {
+        kn_tile_store(t, acc, NR);
+        return;
     }
-    return v;
+    __m256 al = _mm256_set1_ps(t->alpha), be = _mm256_set1_ps(t->beta);
+    for (int i = 0; i < t->mr; i++) {
+        float *c = t->c + (size_t)i * t->ldc;
+        __m256 v0 = _mm256_mul_ps(_mm256_load_ps(acc + i * NR), al);
+        __m256 v1 = _mm256_mul_ps(_mm256_load_ps(acc + i * NR + 8), al);
+        if (t->cin) {
+            const float *ci = t->cin + (size_t)i * t->ldcin;
+            v0 = _mm256_fmadd_ps(be, _mm256_loadu_ps(ci), v0);
+            v1 = _mm256_fmadd_ps(be, _mm256_loadu_ps(ci + 8), v1);
+        }
+        if (t->last) {
+            if (t->bias) {
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(t->bias));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(t->bias + 8));
+            }
+            if (t->act != KN_ACT_NONE) {
+                v0 = act8(v0, t->act);
+                v1 = act8(v1, t->act);
+            }
+            if (t->res) {
+                const float *r = t->res + (size_t)i * t->ldr;
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(r));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(r + 8));
+            }
+        }
+        _mm256_storeu_ps(c, v0);
+        _mm256_storeu_ps(c + 8, v1);
+    }
 }
 
 /* One micro-kernel per row count so the accumulators stay in registers. */
@@ -128,23 +151,13 @@ static inline __m256 epi8(const kn_tile *t, __m256 acc, int i, int j, __m256 alp
             __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);                             \
             FMA_ROW(R, k, b0, b1)                                                                  \
         }                                                                                          \
-        if (t->nc == NR) {                                                                         \
-            __m256 al = _mm256_set1_ps(t->alpha), be = _mm256_set1_ps(t->beta);                    \
-            _Pragma("GCC unroll 6") for (int i = 0; i < R; i++)                                    \
-            {                                                                                      \
-                float *c = t->c + (size_t)i * t->ldc;                                              \
-                _mm256_storeu_ps(c, epi8(t, c0[i], i, 0, al, be));                                 \
-                _mm256_storeu_ps(c + 8, epi8(t, c1[i], i, 8, al, be));                             \
-            }                                                                                      \
-        } else {                                                                                   \
-            float tmp[R * NR];                                                                     \
-            _Pragma("GCC unroll 6") for (int i = 0; i < R; i++)                                    \
-            {                                                                                      \
-                _mm256_storeu_ps(tmp + i * NR, c0[i]);                                             \
-                _mm256_storeu_ps(tmp + i * NR + 8, c1[i]);                                         \
-            }                                                                                      \
-            kn_tile_store(t, tmp, NR);                                                             \
+        float tmp[R * NR] __attribute__((aligned(32)));                                            \
+        _Pragma("GCC unroll 6") for (int i = 0; i < R; i++)                                        \
+        {                                                                                          \
+            _mm256_store_ps(tmp + i * NR, c0[i]);                                                  \
+            _mm256_store_ps(tmp + i * NR + 8, c1[i]);                                              \
         }                                                                                          \
+        store_tile(t, tmp);                                                                        \
     }
 
 UKR(1)
@@ -202,8 +215,8 @@ static inline float hsum8(__m256 v);
 static void softmax_avx2(float *x, int n)
 {
     int nv = n / 8 * 8, tail = n - nv;
-    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail),
-                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i mask =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(tail), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256 ninf = _mm256_set1_ps(-INFINITY), m8 = ninf, xt = ninf;
     for (int i = 0; i < nv; i += 8)
         m8 = _mm256_max_ps(m8, _mm256_loadu_ps(x + i));

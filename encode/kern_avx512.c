@@ -90,39 +90,52 @@ static inline __m512 act16(__m512 v, int act)
     }
 }
 
-static inline __m512 epi16(const kn_tile *t, __m512 acc, int i, int j, __m512 alpha, __m512 beta)
+/* The epilogue of one tile from its accumulators acc[mr][NR] (one call per
+ * tile, out of line: keeps the micro-kernels small). */
+static void store_tile(const kn_tile *t, const float *acc)
 {
-    __m512 v = _mm512_mul_ps(acc, alpha);
-    if (t->cin)
-        v = _mm512_fmadd_ps(beta, _mm512_loadu_ps(t->cin + (size_t)i * t->ldcin + j), v);
-    if (t->last) {
-        if (t->bias)
-            v = _mm512_add_ps(v, _mm512_loadu_ps(t->bias + j));
-        v = act16(v, t->act);
-        if (t->res)
-            v = _mm512_add_ps(v, _mm512_loadu_ps(t->res + (size_t)i * t->ldr + j));
+    if (t->nc != NR) {
+        kn_tile_store(t, acc, NR);
+        return;
     }
-    return v;
+    __m512 al = _mm512_set1_ps(t->alpha), be = _mm512_set1_ps(t->beta);
+    for (int i = 0; i < t->mr; i++) {
+        float *c = t->c + (size_t)i * t->ldc;
+        __m512 v0 = _mm512_mul_ps(_mm512_load_ps(acc + i * NR), al);
+        __m512 v1 = _mm512_mul_ps(_mm512_load_ps(acc + i * NR + 16), al);
+        if (t->cin) {
+            const float *ci = t->cin + (size_t)i * t->ldcin;
+            v0 = _mm512_fmadd_ps(be, _mm512_loadu_ps(ci), v0);
+            v1 = _mm512_fmadd_ps(be, _mm512_loadu_ps(ci + 16), v1);
+        }
+        if (t->last) {
+            if (t->bias) {
+                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(t->bias));
+                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(t->bias + 16));
+            }
+            if (t->act != KN_ACT_NONE) {
+                v0 = act16(v0, t->act);
+                v1 = act16(v1, t->act);
+            }
+            if (t->res) {
+                const float *r = t->res + (size_t)i * t->ldr;
+                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(r));
+                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(r + 16));
+            }
+        }
+        _mm512_storeu_ps(c, v0);
+        _mm512_storeu_ps(c + 16, v1);
+    }
 }
 
 #define STORE_TILE(R)                                                                              \
-    if (t->nc == NR) {                                                                             \
-        __m512 al = _mm512_set1_ps(t->alpha), be = _mm512_set1_ps(t->beta);                        \
-        _Pragma("GCC unroll 14") for (int i = 0; i < R; i++)                                       \
-        {                                                                                          \
-            float *c = t->c + (size_t)i * t->ldc;                                                  \
-            _mm512_storeu_ps(c, epi16(t, c0[i], i, 0, al, be));                                    \
-            _mm512_storeu_ps(c + 16, epi16(t, c1[i], i, 16, al, be));                              \
-        }                                                                                          \
-    } else {                                                                                       \
-        float tmp[R * NR];                                                                         \
-        _Pragma("GCC unroll 14") for (int i = 0; i < R; i++)                                       \
-        {                                                                                          \
-            _mm512_storeu_ps(tmp + i * NR, c0[i]);                                                 \
-            _mm512_storeu_ps(tmp + i * NR + 16, c1[i]);                                            \
-        }                                                                                          \
-        kn_tile_store(t, tmp, NR);                                                                 \
-    }
+    float tmp[R * NR] __attribute__((aligned(64)));                                                \
+    _Pragma("GCC unroll 14") for (int i = 0; i < R; i++)                                           \
+    {                                                                                              \
+        _mm512_store_ps(tmp + i * NR, c0[i]);                                                      \
+        _mm512_store_ps(tmp + i * NR + 16, c1[i]);                                                 \
+    }                                                                                              \
+    store_tile(t, tmp);
 
 #define UKR(R)                                                                                     \
     static void ukr_##R(const kn_tile *t)                                                          \

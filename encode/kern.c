@@ -74,9 +74,10 @@ static void ukr_portable(const kn_tile *t)
     float acc[PORT_MR][PORT_NR];
     memset(acc, 0, sizeof acc);
     const float *a = t->a, *b = t->b;
-    for (int k = 0; k < t->kc; k++) {
-        for (int i = 0; i < t->mr; i++) {
-            float av = a[k * PORT_MR + i];
+    for (int i = 0; i < t->mr; i++) {
+        const float *ai = a + (size_t)i * t->lda;
+        for (int k = 0; k < t->kc; k++) {
+            float av = ai[k];
             for (int j = 0; j < PORT_NR; j++)
                 acc[i][j] += av * b[k * PORT_NR + j];
         }
@@ -107,6 +108,9 @@ static void softmax_portable(float *x, int n)
         x[i] *= inv;
 }
 
+static void layernorm_portable(const float *x, int dim, const float *gamma, const float *beta,
+                               float eps, float *out);
+
 const kn_isa kn_isa_portable = {
     .name = "portable",
     .mr = PORT_MR,
@@ -114,10 +118,12 @@ const kn_isa kn_isa_portable = {
     .kc = 256,
     .mc = 128,
     .bf16_mr = 0,
+    .packs_a = 0,
     .ukr = ukr_portable,
     .ukr_bf16 = NULL,
     .act = act_portable,
     .softmax = softmax_portable,
+    .layernorm = layernorm_portable,
 };
 
 /* ---- dispatch ------------------------------------------------------------ */
@@ -126,6 +132,10 @@ static const kn_isa *g_isa;
 
 static int cpu_has(const char *name)
 {
+#ifdef KN_EMULATE_AVX512
+    if (!strncmp(name, "avx512", 6)) /* kern_avx512.c runs on SIMDe */
+        return 1;
+#endif
     __builtin_cpu_init();
     if (!strcmp(name, "avx2"))
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -317,9 +327,21 @@ static int drive_mr(const drive *d)
     return d->fmt == FMT_BF16_NATIVE ? d->isa->bf16_mr : d->isa->mr;
 }
 
-/* Rows [m0, m0+rows) split into balanced groups of at most mr rows. */
-static void pack_a(const drive *d, int m0, int rows, int k0, int kcur, int mr, void *buf)
+/* Rows [m0, m0+rows) split into balanced groups of at most mr rows, packed
+ * group by group ([kcur][mr] floats, or [kcur/2][mr] bf16 pairs), or, when
+ * rowmajor, copied as rows of kcur floats (bf16-rounded fallback only). */
+static void pack_a(const drive *d, int m0, int rows, int k0, int kcur, int mr, int rowmajor,
+                   void *buf)
 {
+    if (rowmajor) {
+        for (int i = 0; i < rows; i++) {
+            const float *a = d->A + (size_t)(m0 + i) * d->lda + k0;
+            float *dst = (float *)buf + (size_t)i * kcur;
+            for (int k = 0; k < kcur; k++)
+                dst[k] = bfround(a[k]);
+        }
+        return;
+    }
     int ng = (rows + mr - 1) / mr, base = rows / ng, extra = rows % ng, r = m0;
     for (int g = 0; g < ng; g++) {
         int gr = base + (g < extra);
@@ -358,10 +380,14 @@ static void run_task(const drive *d, int m0, int rows, int p0, int p1)
     size_t esz = d->fmt == FMT_BF16_NATIVE ? 2 : 4;
     int ng = (rows + mr - 1) / mr, base = rows / ng, extra = rows % ng;
     void (*ukr)(const kn_tile *) = d->fmt == FMT_BF16_NATIVE ? d->isa->ukr_bf16 : d->isa->ukr;
+    /* A in place, a row-major rounded copy, or packed groups */
+    int direct = d->fmt == FMT_F32 && !d->isa->packs_a;
+    int rowmajor = d->fmt == FMT_BF16_ROUNDED && !d->isa->packs_a;
     for (int k0 = 0; k0 < Kp; k0 += kstep) {
         int kcur = Kp - k0 < kstep ? Kp - k0 : kstep;
         int first = d->first && k0 == 0, last = d->last && k0 + kcur >= Kp;
-        pack_a(d, m0, rows, k0, kcur, mr, kn_apack);
+        if (!direct)
+            pack_a(d, m0, rows, k0, kcur, mr, rowmajor, kn_apack);
         for (int p = p0; p < p1; p++) {
             int j0 = p * d->nr;
             kn_tile t;
@@ -377,7 +403,16 @@ static void run_task(const drive *d, int m0, int rows, int p0, int p1)
             int r = m0;
             for (int g = 0; g < ng; g++) {
                 int gr = base + (g < extra);
-                t.a = (const char *)kn_apack + (size_t)g * mr * kcur * esz;
+                if (direct) {
+                    t.a = d->A + (size_t)r * d->lda + k0;
+                    t.lda = d->lda;
+                } else if (rowmajor) {
+                    t.a = kn_apack + (size_t)(r - m0) * kcur;
+                    t.lda = kcur;
+                } else {
+                    t.a = (const char *)kn_apack + (size_t)g * mr * kcur * esz;
+                    t.lda = 0;
+                }
                 t.mr = gr;
                 t.c = d->C + (size_t)r * d->ldc + j0;
                 if (first) {
@@ -395,6 +430,19 @@ static void run_task(const drive *d, int m0, int rows, int p0, int p1)
             }
         }
     }
+}
+
+/* Task t of mb row blocks x nb panel chunks, n-major so that consecutive
+ * tasks share weights. */
+static void run_one(const drive *d, int t, int mb, int mc, int nb, int np)
+{
+    int ib = t % mb, jb = t / mb;
+    int m0 = ib * mc, rows = d->M - m0 < mc ? d->M - m0 : mc;
+    int pb = np / nb, pe = np % nb;
+    int p0 = jb * pb + (jb < pe ? jb : pe);
+    int p1 = p0 + pb + (jb < pe);
+    if (rows > 0 && p1 > p0)
+        run_task(d, m0, rows, p0, p1);
 }
 
 /* Runs the whole product, on all threads when par and big enough. */
@@ -416,21 +464,25 @@ static void drive_run(drive *d, int par)
         nt = 1;
     int nb = 1;
     if (nt > 1) {
+        /* at least 4 equal tasks per thread, and a multiple of the thread
+         * count so that an idle machine finishes them all at once */
         nb = (4 * nt + mb - 1) / mb;
+        while ((mb * nb) % nt && nb < np)
+            nb++;
         if (nb > np)
             nb = np;
     }
     int ntask = mb * nb;
-#pragma omp parallel for schedule(dynamic, 1) if (nt > 1 && ntask > 1)
-    for (int t = 0; t < ntask; t++) {
-        int ib = t % mb, jb = t / mb; /* n-major: consecutive tasks share weights */
-        int m0 = ib * mc, rows = d->M - m0 < mc ? d->M - m0 : mc;
-        int pb = np / nb, pe = np % nb;
-        int p0 = jb * pb + (jb < pe ? jb : pe);
-        int p1 = p0 + pb + (jb < pe);
-        if (rows > 0 && p1 > p0)
-            run_task(d, m0, rows, p0, p1);
+    if (nt == 1 || ntask == 1) {
+        /* no OpenMP region at all: small products (attention heads) are
+         * called inside a parallel loop, where even a one-thread team costs */
+        for (int t = 0; t < ntask; t++)
+            run_one(d, t, mb, mc, nb, np);
+        return;
     }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int t = 0; t < ntask; t++)
+        run_one(d, t, mb, mc, nb, np);
 }
 
 static void drive_blocking(drive *d)
@@ -438,6 +490,18 @@ static void drive_blocking(drive *d)
     int mr = drive_mr(d);
     d->kc = d->fmt == FMT_BF16_NATIVE ? d->isa->bf16_kc : d->isa->kc;
     d->mc = d->isa->mc / mr * mr;
+    /* even K blocks of at most kc: no short tail block */
+    int kg = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
+    int kp = (d->K + kg - 1) / kg * kg, nkb = (kp + d->kc - 1) / d->kc;
+    if (nkb > 0) {
+        int kc = (kp + nkb - 1) / nkb;
+        kc = (kc + 7) / 8 * 8;
+        if (kc < d->kc)
+            d->kc = kc;
+    }
+    int direct = d->fmt == FMT_F32 && !d->isa->packs_a;
+    if (!direct && (size_t)d->mc * d->kc > KN_APACK_CAP) /* the packed A block must fit */
+        d->mc = KN_APACK_CAP / d->kc / mr * mr;
     if (d->mc < mr)
         d->mc = mr;
 }
@@ -473,15 +537,43 @@ void kn_linear(const float *A, int lda, int M, const kn_packed *W, const float *
         d.res = residual;
         d.ldr = ldr;
         if (residual == C && W->kp > d.kc) {
-            /* partial sums in C would clobber the residual: one K block */
+            /* partial sums in C would clobber the residual: one K block
+             * (packed A then holds as many whole rows as fit) */
             int mr = drive_mr(&d);
             d.kc = W->kp;
-            d.mc = KN_APACK_CAP / W->kp / mr * mr;
-            if (d.mc < 1)
-                d.mc = 1;
+            if (!(d.fmt == FMT_F32 && !d.isa->packs_a)) {
+                d.mc = KN_APACK_CAP / W->kp / mr * mr;
+                if (d.mc < 1)
+                    d.mc = KN_APACK_CAP / W->kp;
+            }
         }
     }
     drive_run(&d, 1);
+}
+
+/* One [kcur][nr] panel of columns n0.. of op(B), zero past column N. */
+static void pack_b_panel(int bt, const float *B, int ldb, int n0, int N, int k0, int kcur, int nr,
+                         float *dst)
+{
+    int nv = N - n0 < nr ? N - n0 : nr;
+    if (bt) { /* B is N x K: a transpose, read along rows */
+        for (int j = 0; j < nv; j++) {
+            const float *src = B + (size_t)(n0 + j) * ldb + k0;
+            for (int k = 0; k < kcur; k++)
+                dst[(size_t)k * nr + j] = src[k];
+        }
+        for (int j = nv; j < nr; j++)
+            for (int k = 0; k < kcur; k++)
+                dst[(size_t)k * nr + j] = 0.0f;
+    } else { /* B is K x N: row pieces */
+        for (int k = 0; k < kcur; k++) {
+            const float *src = B + (size_t)(k0 + k) * ldb + n0;
+            float *d = dst + (size_t)k * nr;
+            memcpy(d, src, (size_t)nv * sizeof *d);
+            for (int j = nv; j < nr; j++)
+                d[j] = 0.0f;
+        }
+    }
 }
 
 /* C = alpha A B^T + beta C (bt = 1, B is N x K) or alpha A B + beta C (bt = 0,
@@ -517,18 +609,9 @@ static void gemm_unpacked(int bt, int M, int N, int K, float alpha, const float 
         int chunk = KN_BPACK_CAP / (kcur * nr);
         for (int q0 = 0; q0 < np; q0 += chunk) {
             int q1 = q0 + chunk < np ? q0 + chunk : np;
-            for (int q = q0; q < q1; q++) {
-                float *dst = kn_bpack + (size_t)(q - q0) * kcur * nr;
-                for (int j = 0; j < nr; j++) {
-                    int n = q * nr + j;
-                    for (int k = 0; k < kcur; k++) {
-                        float v = 0.0f;
-                        if (n < N)
-                            v = bt ? B[(size_t)n * ldb + k0 + k] : B[(size_t)(k0 + k) * ldb + n];
-                        dst[(size_t)k * nr + j] = v;
-                    }
-                }
-            }
+            for (int q = q0; q < q1; q++)
+                pack_b_panel(bt, B, ldb, q * nr, N, k0, kcur, nr,
+                             kn_bpack + (size_t)(q - q0) * kcur * nr);
             int n0 = q0 * nr, n1 = q1 * nr < N ? q1 * nr : N;
             d.N = n1 - n0;
             d.K = kcur;
@@ -560,27 +643,37 @@ void kn_gemm_nn(int M, int N, int K, float alpha, const float *A, int lda, const
 
 /* ---- layer norm, activation ---------------------------------------------- */
 
+/* Two passes: the mean, then the centred sum of squares together with the
+ * centred sum, which corrects the float rounding of the mean (rows of
+ * large mean lose no precision). */
+static void layernorm_portable(const float *x, int dim, const float *gamma, const float *beta,
+                               float eps, float *out)
+{
+    float s = 0.0f;
+    for (int i = 0; i < dim; i++)
+        s += x[i];
+    float mean = s / (float)dim, c = 0.0f, v = 0.0f;
+    for (int i = 0; i < dim; i++) {
+        float t = x[i] - mean;
+        c += t;
+        v += t * t;
+    }
+    c /= (float)dim;
+    float var = v / (float)dim - c * c;
+    float rs = 1.0f / sqrtf((var > 0.0f ? var : 0.0f) + eps);
+    for (int i = 0; i < dim; i++) {
+        float t = ((x[i] - mean) - c) * rs;
+        out[i] = t * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+    }
+}
+
 void kn_layernorm(const float *x, int ldx, int rows, int dim, const float *gamma, const float *beta,
                   float eps, float *out, int ldo)
 {
+    const kn_isa *isa = isa_get();
 #pragma omp parallel for schedule(static) if ((size_t)rows * dim > 65536)
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * ldx;
-        float *o = out + (size_t)r * ldo;
-        float s = 0.0f;
-        for (int i = 0; i < dim; i++)
-            s += xr[i];
-        float mean = s / (float)dim, v = 0.0f;
-        for (int i = 0; i < dim; i++) {
-            float t = xr[i] - mean;
-            v += t * t;
-        }
-        float rs = 1.0f / sqrtf(v / (float)dim + eps);
-        for (int i = 0; i < dim; i++) {
-            float t = (xr[i] - mean) * rs;
-            o[i] = t * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
-        }
-    }
+    for (int r = 0; r < rows; r++)
+        isa->layernorm(x + (size_t)r * ldx, dim, gamma, beta, eps, out + (size_t)r * ldo);
 }
 
 void kn_activate(float *x, size_t n, int act)

@@ -49,7 +49,7 @@ int kn_packed_k(const kn_packed *p);
 
 /* C[M x N] = act(A[M x K] . W^T + bias) + residual
  * bias (length N) and residual ([M x N], leading dim ldr) may be NULL.
- * C may alias residual (same pointer, same leading dimension). */
+ * C may alias residual (same pointer, same leading dimension). K <= 65536. */
 void kn_linear(const float *A, int lda, int M, const kn_packed *W, const float *bias, int act,
                const float *residual, int ldr, float *C, int ldc);
 
@@ -62,8 +62,8 @@ void kn_gemm_nn(int M, int N, int K, float alpha, const float *A, int lda, const
                 float beta, float *C, int ldc);
 
 /* out[r] = (x[r] - mean) / sqrt(var + eps) * gamma + beta, per row of dim. */
-void kn_layernorm(const float *x, int ldx, int rows, int dim, const float *gamma,
-                  const float *beta, float eps, float *out, int ldo);
+void kn_layernorm(const float *x, int ldx, int rows, int dim, const float *gamma, const float *beta,
+                  float eps, float *out, int ldo);
 
 /* Multi-head self-attention core for one sequence:
  * qkv is [seq x 3*width] (q | k | v, heads of head_dim = width / heads),

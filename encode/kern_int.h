@@ -7,9 +7,12 @@
  * accumulates A.B over the block and applies the epilogue
  *     v = alpha * acc (+ beta * cin)            every block
  *     v = act(v + bias) (+ res)                 last block only
- * then stores v into C. Packed A is [kc][MR] per row group (k-major), packed
- * B is [kc][NR] per panel; for native bf16 both hold 32-bit pairs of bf16
- * (even k in the low half) and the k loop runs over kc / 2 pairs.
+ * then stores v into C. A reaches the f32 micro-kernel either row-major
+ * (lda != 0: row i at a + i * lda; ISAs with packs_a == 0 read the caller's
+ * matrix in place, no copy) or packed [kc][MR] per row group (lda == 0).
+ * Packed B is [kc][NR] per panel; for native bf16, A and B hold 32-bit pairs
+ * of bf16 (even k in the low half), A packed, and the k loop runs over
+ * kc / 2 pairs.
  */
 #ifndef ENCODE_KERN_INT_H
 #define ENCODE_KERN_INT_H
@@ -21,7 +24,8 @@
 #define KN_MAXNR 32 /* largest NR of any micro-kernel */
 
 typedef struct kn_tile {
-    const void *a; /* packed A row group */
+    const void *a; /* A rows of this tile (see lda) */
+    int lda;       /* row stride in floats, or 0 for a packed [kc][MR] group */
     const void *b; /* packed B micro-panel at this K block */
     int kc;        /* k steps in this block (even for native bf16) */
     int mr, nc;    /* valid rows (<= MR) and columns (<= NR) */
@@ -44,11 +48,15 @@ typedef struct kn_isa {
     int kc, mc;  /* cache blocking */
     int bf16_mr; /* native bf16 micro-kernel rows (0: no native bf16) */
     int bf16_kc; /* K block of the native bf16 kernel (even) */
+    int packs_a; /* the f32 micro-kernel wants A packed (lda == 0) */
     void (*ukr)(const kn_tile *t);
     void (*ukr_bf16)(const kn_tile *t);
     void (*act)(float *x, size_t n, int act);
     /* exp(x - max) / sum over x[0..n), in place */
     void (*softmax)(float *x, int n);
+    /* one row of layer norm; out may equal x; gamma, beta may be NULL */
+    void (*layernorm)(const float *x, int dim, const float *gamma, const float *beta, float eps,
+                      float *out);
 } kn_isa;
 
 extern const kn_isa kn_isa_portable;

@@ -232,8 +232,10 @@ static void test_layernorm_rows(void **state)
     float *x = rand_buf((size_t)rows * ld, 3.0f);
     float *g = rand_buf(dim, 1.0f), *b = rand_buf(dim, 1.0f);
     float *o = rand_buf((size_t)rows * ld, 1.0f);
-    for (int i = 0; i < dim; i++)
-        x[i] += 100.0f; /* a large mean must not cost precision */
+    for (int i = 0; i < dim; i++) {
+        x[i] += 100.0f;                          /* a large mean must not cost precision */
+        x[ld + i] = 1000.0f + 0.01f * x[ld + i]; /* nor a tiny spread around a huge one */
+    }
     kn_layernorm(x, ld, rows, dim, g, b, 1e-5f, o, ld);
     for (int r = 0; r < rows; r++) {
         double m = 0, v = 0;
@@ -249,15 +251,15 @@ static void test_layernorm_rows(void **state)
         }
     }
     /* in place */
-    kn_layernorm(x, ld, rows, dim, NULL, NULL, 1e-5f, x, ld);
+    kn_layernorm(x, ld, rows, dim, NULL, NULL, 0.0f, x, ld); /* no eps: variance 1 */
     for (int r = 0; r < rows; r++) {
         double m = 0, v = 0;
         for (int i = 0; i < dim; i++)
             m += x[(size_t)r * ld + i];
         for (int i = 0; i < dim; i++)
             v += x[(size_t)r * ld + i] * x[(size_t)r * ld + i];
-        assert_float_equal(m / dim, 0.0, 1e-5);
-        assert_float_equal(v / dim, 1.0, 1e-3);
+        assert_float_equal(m / dim, 0.0, 2e-6);
+        assert_float_equal(v / dim, 1.0, 1e-4);
     }
     free(x);
     free(g);

@@ -67,7 +67,8 @@ static int conv_out(int x, int k, int s, int p)
 static void plan_conv(enc_model *m, const enc_conv *c, int *h, int *w, double *fl)
 {
     int oh = conv_out(*h, c->k, c->stride, c->pad), ow = conv_out(*w, c->k, c->stride, c->pad);
-    size_t sc = kn_conv2d_scratch(c->cin, *h, *w, c->k, c->k, c->stride, c->pad);
+    /* NHWC im2col rows of one image; 1x1 stride-1 convs need none */
+    size_t sc = c->k == 1 && c->stride == 1 ? 0 : (size_t)oh * ow * c->k * c->k * c->cin;
     size_t act = (size_t)c->cout * oh * ow;
     if (sc > m->rn_scratch_max)
         m->rn_scratch_max = sc;
@@ -210,41 +211,107 @@ static int vit_images(const enc_model *m, enc_ws *ws, const float *px, int n, fl
 
 /* ---- ModifiedResNet -------------------------------------------------- */
 
-static void avgpool(const float *in, int c, int h, int w, int k, float *out)
+/* The trunk runs channels-last (NHWC: one row of C floats per pixel) on a
+ * chunk of images at once, so that every 1x1 convolution is one GEMM over
+ * all the chunk's pixels and 3x3 ones are an im2col plus one GEMM per group
+ * of images; 3x3 weights were reordered at load to (ky, kx, c) to match. */
+
+#define RN_CHUNK 8 /* images through the trunk at once */
+
+static void avgpool_nhwc(const float *in, int nb, int h, int w, int c, int k, float *out)
 {
     int oh = h / k, ow = w / k;
     float inv = 1.0f / (float)(k * k);
-    for (int ch = 0; ch < c; ch++)
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < nb; b++)
         for (int y = 0; y < oh; y++)
             for (int x = 0; x < ow; x++) {
-                float s = 0;
+                float *o = out + (((size_t)b * oh + y) * ow + x) * c;
+                memset(o, 0, (size_t)c * sizeof *o);
                 for (int dy = 0; dy < k; dy++)
-                    for (int dx = 0; dx < k; dx++)
-                        s += in[((size_t)ch * h + y * k + dy) * w + x * k + dx];
-                out[((size_t)ch * oh + y) * ow + x] = s * inv;
+                    for (int dx = 0; dx < k; dx++) {
+                        const float *i =
+                            in +
+                            (((size_t)b * h + (size_t)y * k + dy) * w + (size_t)x * k + dx) * c;
+                        for (int j = 0; j < c; j++)
+                            o[j] += i[j];
+                    }
+                for (int j = 0; j < c; j++)
+                    o[j] *= inv;
             }
 }
 
-static void conv(const enc_conv *c, const float *in, int *h, int *w, int act, float *out,
-                 float *scratch)
+/* Rows (oy, ox) of nb images, each k*k*cin floats in (ky, kx, c) order,
+ * zero where the window leaves the image. */
+static void im2col_nhwc(const float *in, int nb, int h, int w, int cin, int k, int stride, int pad,
+                        float *out)
 {
-    kn_conv2d(in, c->cin, *h, *w, c->w, c->k, c->k, c->stride, c->pad, c->b, act, out, scratch);
-    *h = conv_out(*h, c->k, c->stride, c->pad);
-    *w = conv_out(*w, c->k, c->stride, c->pad);
+    int oh = conv_out(h, k, stride, pad), ow = conv_out(w, k, stride, pad);
+    size_t kk = (size_t)k * k * cin;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < nb; b++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                float *r = out + (((size_t)b * oh + oy) * ow + ox) * kk;
+                for (int ky = 0; ky < k; ky++) {
+                    int iy = oy * stride - pad + ky;
+                    for (int kx = 0; kx < k; kx++) {
+                        int ix = ox * stride - pad + kx;
+                        float *d = r + ((size_t)ky * k + kx) * cin;
+                        if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                            memset(d, 0, (size_t)cin * sizeof *d);
+                        else
+                            memcpy(d, in + (((size_t)b * h + iy) * w + ix) * cin,
+                                   (size_t)cin * sizeof *d);
+                    }
+                }
+            }
 }
 
-/* One image through the stem and the four stages; returns the buffer
- * holding the [C x hh x ww] features. */
-static float *resnet_trunk(const enc_model *m, const float *px, float *bufs[4], float *sc, int *hh,
-                           int *ww)
+/* out = act(conv(in) + bias) + res over nb NHWC images; scratch holds
+ * scap floats (at least one image's im2col). */
+static void conv_nhwc(const enc_conv *c, const float *in, int nb, int *h, int *w, int act,
+                      const float *res, float *out, float *scratch, size_t scap)
 {
-    int h = m->a.image_size, w = m->a.image_size;
-    float *X = bufs[0], *P = bufs[1], *Q = bufs[2], *R = bufs[3];
+    int oh = conv_out(*h, c->k, c->stride, c->pad), ow = conv_out(*w, c->k, c->stride, c->pad);
+    size_t per = (size_t)oh * ow;
+    if (c->k == 1 && c->stride == 1) {
+        kn_linear(in, c->cin, nb * (int)per, c->w, c->b, act, res, c->cout, out, c->cout);
+    } else {
+        size_t kk = (size_t)c->k * c->k * c->cin;
+        int group = (int)(scap / (per * kk));
+        if (group < 1)
+            group = 1;
+        for (int b = 0; b < nb; b += group) {
+            int g = nb - b < group ? nb - b : group;
+            im2col_nhwc(in + (size_t)b * *h * *w * c->cin, g, *h, *w, c->cin, c->k, c->stride,
+                        c->pad, scratch);
+            kn_linear(scratch, (int)kk, g * (int)per, c->w, c->b, act,
+                      res ? res + (size_t)b * per * c->cout : NULL, c->cout,
+                      out + (size_t)b * per * c->cout, c->cout);
+        }
+    }
+    *h = oh;
+    *w = ow;
+}
 
-    conv(&m->stem[0], px, &h, &w, KN_ACT_RELU, P, sc);
-    conv(&m->stem[1], P, &h, &w, KN_ACT_RELU, Q, sc);
-    conv(&m->stem[2], Q, &h, &w, KN_ACT_RELU, P, sc);
-    avgpool(P, m->stem[2].cout, h, w, 2, X);
+/* nb images (NCHW pixels) through the stem and the four stages; returns
+ * the buffer holding the [nb x hh*ww x C] features. */
+static float *resnet_trunk(const enc_model *m, const float *px, int nb, float *bufs[4], float *sc,
+                           size_t scap, int *hh, int *ww)
+{
+    int S = m->a.image_size, h = S, w = S;
+    float *X = bufs[0], *P = bufs[1], *Q = bufs[2], *R = bufs[3];
+    size_t np = (size_t)S * S;
+
+    for (int b = 0; b < nb; b++)
+        for (size_t i = 0; i < np; i++)
+            for (int c = 0; c < 3; c++)
+                X[((size_t)b * np + i) * 3 + c] = px[((size_t)b * 3 + c) * np + i];
+    conv_nhwc(&m->stem[0], X, nb, &h, &w, KN_ACT_RELU, NULL, P, sc, scap);
+    conv_nhwc(&m->stem[1], P, nb, &h, &w, KN_ACT_RELU, NULL, Q, sc, scap);
+    conv_nhwc(&m->stem[2], Q, nb, &h, &w, KN_ACT_RELU, NULL, P, sc, scap);
+    avgpool_nhwc(P, nb, h, w, m->stem[2].cout, 2, X);
     h /= 2;
     w /= 2;
     for (int s = 0; s < 4; s++)
@@ -252,40 +319,35 @@ static float *resnet_trunk(const enc_model *m, const float *px, float *bufs[4], 
             const enc_bottleneck *b = &m->rn[s][bi];
             int h1 = h, w1 = w, cin = b->c1.cin;
             float *mid, *idn, *tmp;
-            conv(&b->c1, X, &h1, &w1, KN_ACT_RELU, P, sc);
-            conv(&b->c2, P, &h1, &w1, KN_ACT_RELU, Q, sc);
+            conv_nhwc(&b->c1, X, nb, &h1, &w1, KN_ACT_RELU, NULL, P, sc, scap);
+            conv_nhwc(&b->c2, P, nb, &h1, &w1, KN_ACT_RELU, NULL, Q, sc, scap);
             mid = Q;
             if (b->stride > 1) {
-                avgpool(Q, b->c2.cout, h1, w1, b->stride, P);
+                avgpool_nhwc(Q, nb, h1, w1, b->c2.cout, b->stride, P);
                 h1 /= b->stride;
                 w1 /= b->stride;
                 mid = P;
-            }
-            {
-                int h3 = h1, w3 = w1;
-                conv(&b->c3, mid, &h3, &w3, KN_ACT_NONE, R, sc);
             }
             idn = X;
             if (b->has_ds) {
                 float *free_buf = mid == P ? Q : P;
                 int h2 = h, w2 = w;
-                const float *src = X;
                 if (b->stride > 1) {
-                    avgpool(X, cin, h, w, b->stride, free_buf);
+                    avgpool_nhwc(X, nb, h, w, cin, b->stride, free_buf);
                     h2 /= b->stride;
                     w2 /= b->stride;
-                    src = free_buf;
-                    conv(&b->ds, src, &h2, &w2, KN_ACT_NONE, X, sc);
+                    conv_nhwc(&b->ds, free_buf, nb, &h2, &w2, KN_ACT_NONE, NULL, X, sc, scap);
                     idn = X;
                 } else {
-                    conv(&b->ds, src, &h2, &w2, KN_ACT_NONE, free_buf, sc);
+                    conv_nhwc(&b->ds, X, nb, &h2, &w2, KN_ACT_NONE, NULL, free_buf, sc, scap);
                     idn = free_buf;
                 }
             }
-            size_t nout = (size_t)b->c3.cout * h1 * w1;
-            for (size_t i = 0; i < nout; i++) {
-                float v = R[i] + idn[i];
-                R[i] = v > 0 ? v : 0;
+            {
+                int h3 = h1, w3 = w1;
+                /* conv3 + bias + identity, then the block's ReLU */
+                conv_nhwc(&b->c3, mid, nb, &h3, &w3, KN_ACT_NONE, idn, R, sc, scap);
+                kn_activate(R, (size_t)nb * h3 * w3 * b->c3.cout, KN_ACT_RELU);
             }
             tmp = X;
             X = R;
@@ -303,38 +365,40 @@ static int resnet_images(const enc_model *m, enc_ws *ws, const float *px, int n,
 {
     const enc_arch *a = &m->a;
     int S = a->image_size, C = a->v_width * 32, g = S / 32, nt = g * g + 1;
+    int chunk = n < RN_CHUNK ? n : RN_CHUNK;
     float *bufs[4];
-    float *sc = ws_get(ws, WS_E, m->rn_scratch_max);
+    size_t scap = m->rn_scratch_max > 0 ? m->rn_scratch_max : 1;
+    float *sc = ws_get(ws, WS_E, scap);
     float *T = ws_get(ws, WS_F, (size_t)n * nt * C);
     float *K = ws_get(ws, WS_G, (size_t)n * nt * C * 2);
     float *qo = ws_get(ws, WS_H, (size_t)n * C * 2 + kn_attention_scratch(nt, a->v_heads));
 
     for (int i = 0; i < 4; i++)
-        bufs[i] = ws_get(ws, WS_A + i, m->rn_act_max);
+        bufs[i] = ws_get(ws, WS_A + i, m->rn_act_max * chunk);
     if (!bufs[0] || !bufs[1] || !bufs[2] || !bufs[3] || !sc || !T || !K || !qo)
         return wp_err_set(err, WP_ENOMEM, "out of memory for a batch of %d images", n);
     float *V = K + (size_t)n * nt * C, *q = qo, *o = qo + (size_t)n * C, *asc = o + (size_t)n * C;
-    for (int b = 0; b < n; b++) {
-        int hh, ww;
-        const float *f = resnet_trunk(m, px + (size_t)b * 3 * S * S, bufs, sc, &hh, &ww);
-        float *t = T + (size_t)b * nt * C;
+    for (int b0 = 0; b0 < n; b0 += chunk) {
+        int nb = n - b0 < chunk ? n - b0 : chunk, hh, ww;
+        const float *f = resnet_trunk(m, px + (size_t)b0 * 3 * S * S, nb, bufs, sc, scap, &hh, &ww);
         if (hh * ww + 1 != nt)
             return wp_err_set(err, WP_EINVAL,
-                              "ResNet output %dx%d does not match the %d-token "
-                              "attention pool",
-                              hh, ww, nt);
+                              "ResNet output %dx%d does not match the %d-token attention pool", hh,
+                              ww, nt);
         /* tokens: [mean, spatial (row-major)] + positional embedding */
-        for (int c = 0; c < C; c++) {
-            const float *fc = f + (size_t)c * (nt - 1);
-            double s = 0;
-            for (int i = 0; i < nt - 1; i++) {
-                t[(size_t)(i + 1) * C + c] = fc[i];
-                s += fc[i];
+        for (int b = 0; b < nb; b++) {
+            const float *fb = f + (size_t)b * (nt - 1) * C;
+            float *t = T + (size_t)(b0 + b) * nt * C;
+            memcpy(t + C, fb, (size_t)(nt - 1) * C * sizeof *t);
+            for (int c = 0; c < C; c++) {
+                double s = 0;
+                for (int i = 0; i < nt - 1; i++)
+                    s += fb[(size_t)i * C + c];
+                t[c] = (float)(s / (nt - 1));
             }
-            t[c] = (float)(s / (nt - 1));
+            for (size_t i = 0; i < (size_t)nt * C; i++)
+                t[i] += m->ap_pos[i];
         }
-        for (size_t i = 0; i < (size_t)nt * C; i++)
-            t[i] += m->ap_pos[i];
     }
     kn_linear(T, C, n * nt, m->ap_k, m->ap_kb, KN_ACT_NONE, NULL, 0, K, C);
     kn_linear(T, C, n * nt, m->ap_v, m->ap_vb, KN_ACT_NONE, NULL, 0, V, C);

@@ -394,6 +394,22 @@ static int conv_bn(enc_model *m, wsrc *s, const char *conv, const char *bn, int 
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;
     }
+    if (k > 1) {
+        /* the forward pass is channels-last: (c, ky, kx) -> (ky, kx, c) */
+        float *t = malloc((size_t)kk * sizeof *t);
+        if (t == NULL) {
+            rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (int o = 0; o < cout; o++) {
+            float *wo = w + (size_t)o * kk;
+            for (int ci = 0; ci < cin; ci++)
+                for (int y = 0; y < k * k; y++)
+                    t[(size_t)y * cin + ci] = wo[(size_t)ci * k * k + y];
+            memcpy(wo, t, (size_t)kk * sizeof *t);
+        }
+        free(t);
+    }
     rc = pack_out(m, w, cout, (int)kk, &c->w, conv, err);
     w = NULL;
 out:

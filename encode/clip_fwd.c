@@ -21,6 +21,8 @@ struct enc_ws {
     size_t cap[WS_SLOTS];
     int *eot;
     int eot_cap;
+    int *off; /* sequence start rows, n + 1 */
+    int off_cap;
 };
 
 enc_ws *enc_ws_new(void)
@@ -35,6 +37,7 @@ void enc_ws_free(enc_ws *ws)
     for (int i = 0; i < WS_SLOTS; i++)
         free(ws->buf[i]);
     free(ws->eot);
+    free(ws->off);
     free(ws);
 }
 
@@ -138,25 +141,40 @@ double enc_text_flops(const enc_model *m, int len)
 
 /* ---- transformer ----------------------------------------------------- */
 
-/* Runs the blocks over x [nseq*seq x w] in place; h, qkv, mlp and scratch
- * are caller buffers of the sizes transformer_need says. */
-static void transformer(const enc_block *blocks, int layers, int nseq, int seq, int w, int heads,
-                        int mlp_dim, int act, float eps, int causal, float *x, float *h, float *qkv,
-                        float *mlp, float *scratch)
+/* Runs the blocks in place over x, which holds nseq sequences back to
+ * back: sequence s is rows off[s]..off[s+1] (no padding: every op but
+ * attention is row-wise). h, qkv, mlp and scratch are caller buffers of
+ * off[nseq] rows (scratch: kn_attention_scratch of the longest sequence). */
+static void transformer(const enc_block *blocks, int layers, int nseq, const int *off, int w,
+                        int heads, int mlp_dim, int act, float eps, int causal, float *x, float *h,
+                        float *qkv, float *mlp, float *scratch)
 {
-    int rows = nseq * seq;
+    int rows = off[nseq];
     for (int l = 0; l < layers; l++) {
         const enc_block *b = &blocks[l];
         kn_layernorm(x, w, rows, w, b->ln1_g, b->ln1_b, eps, h, w);
         kn_linear(h, w, rows, b->qkv, b->qkv_b, KN_ACT_NONE, NULL, 0, qkv, 3 * w);
         for (int s = 0; s < nseq; s++)
-            kn_attention(qkv + (size_t)s * seq * 3 * w, seq, w, heads, causal,
-                         h + (size_t)s * seq * w, scratch);
+            kn_attention(qkv + (size_t)off[s] * 3 * w, off[s + 1] - off[s], w, heads, causal,
+                         h + (size_t)off[s] * w, scratch);
         kn_linear(h, w, rows, b->out, b->out_b, KN_ACT_NONE, x, w, x, w);
         kn_layernorm(x, w, rows, w, b->ln2_g, b->ln2_b, eps, h, w);
         kn_linear(h, w, rows, b->fc1, b->fc1_b, act, NULL, 0, mlp, mlp_dim);
         kn_linear(mlp, mlp_dim, rows, b->fc2, b->fc2_b, KN_ACT_NONE, x, w, x, w);
     }
+}
+
+/* ws->off sized for n sequences (n + 1 entries); 0 or WP_ENOMEM. */
+static int ws_offsets(enc_ws *ws, int n)
+{
+    if (ws->off_cap < n + 1) {
+        int *o = realloc(ws->off, (size_t)(n + 1) * sizeof *o);
+        if (o == NULL)
+            return WP_ENOMEM;
+        ws->off = o;
+        ws->off_cap = n + 1;
+    }
+    return 0;
 }
 
 /* ---- ViT ------------------------------------------------------------- */
@@ -201,8 +219,12 @@ static int vit_images(const enc_model *m, enc_ws *ws, const float *px, int n, fl
             xb[i] += m->v_pos[i];
     }
     kn_layernorm(h, w, (int)rows, w, m->ln_pre_g, m->ln_pre_b, a->v_eps, x, w);
-    transformer(m->v_blocks, a->v_layers, n, seq, w, a->v_heads, a->v_mlp, a->v_act, a->v_eps, 0, x,
-                h, qkv, mlp, sc);
+    if (ws_offsets(ws, n) != 0)
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    for (int b = 0; b <= n; b++)
+        ws->off[b] = b * seq;
+    transformer(m->v_blocks, a->v_layers, n, ws->off, w, a->v_heads, a->v_mlp, a->v_act, a->v_eps,
+                0, x, h, qkv, mlp, sc);
     /* ln_post on the class token of each image (row stride seq*w) */
     kn_layernorm(x, seq * w, n, w, m->ln_post_g, m->ln_post_b, a->v_eps, h, w);
     kn_linear(h, w, n, m->v_proj, NULL, KN_ACT_NONE, NULL, 0, out, a->embed_dim);
@@ -457,9 +479,15 @@ int enc_encode_texts(const enc_model *m, enc_ws *ws, const int32_t *tokens, int 
         if (ws->eot[b] + 1 > len)
             len = ws->eot[b] + 1;
     }
-    /* The causal mask makes positions past the last EOT irrelevant to every
-     * EOT feature, so the batch runs on len tokens only. */
-    size_t rows = (size_t)n * len;
+    /* The causal mask makes positions past a text's EOT irrelevant to its
+     * EOT feature, so each text runs on its first eot + 1 tokens only,
+     * packed back to back without padding. */
+    if (ws_offsets(ws, n) != 0)
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    ws->off[0] = 0;
+    for (int b = 0; b < n; b++)
+        ws->off[b + 1] = ws->off[b] + ws->eot[b] + 1;
+    size_t rows = (size_t)ws->off[n];
     float *x = ws_get(ws, WS_A, rows * w);
     float *h = ws_get(ws, WS_B, rows * w);
     float *qkv = ws_get(ws, WS_C, rows * 3 * w);
@@ -468,18 +496,18 @@ int enc_encode_texts(const enc_model *m, enc_ws *ws, const int32_t *tokens, int 
     if (!x || !h || !qkv || !mlp || !sc)
         return wp_err_set(err, WP_ENOMEM, "out of memory for a batch of %d texts", n);
     for (int b = 0; b < n; b++)
-        for (int i = 0; i < len; i++) {
+        for (int i = 0; i <= ws->eot[b]; i++) {
             const float *e = m->tok_emb + (size_t)tokens[(size_t)b * ctx + i] * w;
             const float *p = m->t_pos + (size_t)i * w;
-            float *r = x + ((size_t)b * len + i) * w;
+            float *r = x + ((size_t)ws->off[b] + i) * w;
             for (int j = 0; j < w; j++)
                 r[j] = e[j] + p[j];
         }
-    transformer(m->t_blocks, a->t_layers, n, len, w, a->t_heads, a->t_mlp, a->t_act, a->t_eps, 1, x,
-                h, qkv, mlp, sc);
+    transformer(m->t_blocks, a->t_layers, n, ws->off, w, a->t_heads, a->t_mlp, a->t_act, a->t_eps,
+                1, x, h, qkv, mlp, sc);
     for (int b = 0; b < n; b++)
-        kn_layernorm(x + ((size_t)b * len + ws->eot[b]) * w, w, 1, w, m->ln_final_g, m->ln_final_b,
-                     a->t_eps, h + (size_t)b * w, w);
+        kn_layernorm(x + ((size_t)ws->off[b] + ws->eot[b]) * w, w, 1, w, m->ln_final_g,
+                     m->ln_final_b, a->t_eps, h + (size_t)b * w, w);
     kn_linear(h, w, n, m->t_proj, NULL, KN_ACT_NONE, NULL, 0, out, a->embed_dim);
     return 0;
 }

@@ -102,8 +102,9 @@ void enc_ws_free(enc_ws *ws);
 int enc_encode_images(const enc_model *m, enc_ws *ws, const float *pixels, int n, float *out,
                       wp_err *err);
 /* tokens: n rows of ctx ids (ctx <= arch t_ctx), zero padded, each with an
- * EOT. out: n x embed_dim. Only the positions up to the last EOT of the
- * batch are computed (exact under the causal mask). */
+ * EOT. out: n x embed_dim. Each text runs on its positions up to its own
+ * EOT only, the texts packed without padding (exact under the causal
+ * mask). */
 int enc_encode_texts(const enc_model *m, enc_ws *ws, const int32_t *tokens, int n, int ctx,
                      float *out, wp_err *err);
 

@@ -19,6 +19,7 @@
 #include "tests/lib/testlib.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,7 +253,9 @@ static void test_ftfy_simple_fixes(void **state)
     expect(enc_tok_ftfy, "<b>&amp;</b>", "<b>&amp;</b>");
     expect(enc_tok_ftfy, "this&not that", "this&not that");
     expect(enc_tok_ftfy, "&#x2019;s &#8220;", "'s \"");
-    /* a real ftfy doc example */
+    /* ftfy's own docstring examples */
+    expect(enc_tok_ftfy, "âœ” No problems", "✔ No problems");
+    expect(enc_tok_ftfy, "&macr;\\_(ã\xc2\x83\xc2\x84)_/&macr;", "¯\\_(ツ)_/¯");
     expect(enc_tok_ftfy, "Broken text&hellip; it&#x2019;s ﬂubberiﬁc!",
            "Broken text… it's flubberific!");
 }
@@ -367,6 +370,64 @@ static void test_golden_token_rows_per_model_folder(void **state)
     json_decref(man);
 }
 
+typedef struct thread_job {
+    enc_tok *t;
+    json_t *cases;
+    int failures;
+} thread_job;
+
+static void *thread_encode(void *arg)
+{
+    thread_job *j = arg;
+    for (int rep = 0; rep < 3; rep++) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(j->cases, i, c)
+        {
+            json_t *text = json_object_get(c, "text"), *want = json_object_get(c, "ids");
+            int32_t *ids = NULL;
+            size_t n = 0;
+            if (enc_tok_encode(j->t, json_string_value(text), json_string_length(text), &ids, &n,
+                               NULL) != 0) {
+                j->failures++;
+                continue;
+            }
+            int ok = n == json_array_size(want);
+            for (size_t k = 0; ok && k < n; k++)
+                ok = ids[k] == json_integer_value(json_array_get(want, k));
+            j->failures += !ok;
+            free(ids);
+        }
+    }
+    return NULL;
+}
+
+/* One tokenizer shared by threads (as the encode stage's workers do): the
+ * word cache is shared, results must not change. */
+static void test_threads_share_one_tokenizer(void **state)
+{
+    json_t *cases = load_cases();
+    if (cases == NULL)
+        skip();
+    enc_tok *t = NULL;
+    assert_int_equal(
+        enc_tok_open_bpe_gz(tl_shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"), &t, NULL), 0);
+    pthread_t th[4];
+    thread_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (thread_job){t, cases, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, thread_encode, &jobs[i]), 0);
+    }
+    int failures = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        failures += jobs[i].failures;
+    }
+    enc_tok_free(t);
+    json_decref(cases);
+    assert_int_equal(failures, 0);
+}
+
 /* Long words take an O(n log n) merge path; it must give what the
  * quadratic transcription of simple_tokenizer.py gives, word for word. */
 static void test_bpe_long_word_path(void **state)
@@ -411,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_encode_ctx_truncation),
         cmocka_unit_test(test_golden_token_rows_per_model_folder),
         cmocka_unit_test(test_bpe_long_word_path),
+        cmocka_unit_test(test_threads_share_one_tokenizer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -704,9 +704,10 @@ int enc_hub_pull(const char *repo, const enc_hub_opts *opts, enc_hub_result *res
             want[nwant++] = hub_small_files[i];
     want[nwant++] = weights;
     if (!(has_name(names, "vocab.json") && has_name(names, "merges.txt")) &&
-        !has_name(names, "bpe_simple_vocab_16e6.txt.gz"))
+        !has_name(names, "bpe_simple_vocab_16e6.txt.gz") && !has_name(names, "tokenizer.json"))
         wp_report_event(o.rep, WP_LOG_WARN, "no_tokenizer",
-                        "%s@%s: no vocab.json + merges.txt or bpe_simple_vocab_16e6.txt.gz in the "
+                        "%s@%s: no vocab.json + merges.txt, tokenizer.json or "
+                        "bpe_simple_vocab_16e6.txt.gz in the "
                         "repository; copy the OpenAI BPE vocabulary into %s",
                         repo, rev, res->dir);
 

@@ -381,6 +381,25 @@ out:
     return rc;
 }
 
+/* Fills vocab from a JSON object of token -> id. */
+static int vocab_from_json(json_t *obj, str_map *vocab, const char *where, wp_err *err)
+{
+    size_t count = 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val)
+    {
+        if (!json_is_integer(val) || json_integer_value(val) < 0 ||
+            json_integer_value(val) >= ENC_TOK_VOCAB * 4)
+            return wp_err_set(err, ENC_TOK_EVOCAB, "%s: token '%s' has no valid id", where, key);
+        int rc = str_map_put(vocab, key, strlen(key), (int32_t)json_integer_value(val), &count);
+        if (rc < 0)
+            return wp_err_set(err, rc, "%s: %s", where,
+                              rc == WP_ELIMIT ? "too many tokens" : "out of memory");
+    }
+    return 0;
+}
+
 int enc_tok_open_hf(const char *vocab_json, const char *merges_txt, enc_tok **out, wp_err *err)
 {
     *out = NULL;
@@ -402,24 +421,73 @@ int enc_tok_open_hf(const char *vocab_json, const char *merges_txt, enc_tok **ou
         rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory", vocab_json);
         goto out;
     }
-    size_t count = 0;
-    const char *key;
-    json_t *val;
-    json_object_foreach(root, key, val)
+    if ((rc = vocab_from_json(root, &vocab, vocab_json, err)) != 0)
+        goto out;
+    rc = tok_finish(t, &vocab, merges.data, merges.len, merges_txt, err);
+out:
+    json_decref(root);
+    wp_buf_free(&merges);
+    str_map_free(&vocab);
+    if (rc == 0)
+        *out = t;
+    else
+        enc_tok_free(t);
+    return rc;
+}
+
+int enc_tok_open_hf_json(const char *tokenizer_json, enc_tok **out, wp_err *err)
+{
+    *out = NULL;
+    wp_buf merges = {0};
+    str_map vocab = {0};
+    enc_tok *t = NULL;
+    json_error_t jerr;
+    int rc;
+    json_t *root = json_load_file(tokenizer_json, 0, &jerr);
+    json_t *model = root ? json_object_get(root, "model") : NULL;
+    json_t *jv = model ? json_object_get(model, "vocab") : NULL;
+    json_t *jm = model ? json_object_get(model, "merges") : NULL;
+    if (root == NULL) {
+        rc = wp_err_set(err, wp_file_exists(tokenizer_json) ? ENC_TOK_EVOCAB : WP_ENOENT,
+                        "%s:%d: %s", tokenizer_json, jerr.line, jerr.text);
+        goto out;
+    }
+    if (!json_is_object(jv) || !json_is_array(jm)) {
+        rc = wp_err_set(err, ENC_TOK_EVOCAB, "%s: no BPE model (model.vocab, model.merges)",
+                        tokenizer_json);
+        goto out;
+    }
+    if (str_map_init(&vocab) != 0 || (t = tok_alloc()) == NULL) {
+        rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory", tokenizer_json);
+        goto out;
+    }
+    if ((rc = vocab_from_json(jv, &vocab, tokenizer_json, err)) != 0)
+        goto out;
+    /* merges are "a b" strings, or ["a", "b"] pairs in newer files: both
+     * become merges.txt lines */
+    size_t i;
+    json_t *m;
+    json_array_foreach(jm, i, m)
     {
-        if (!json_is_integer(val) || json_integer_value(val) < 0 ||
-            json_integer_value(val) >= ENC_TOK_VOCAB * 4) {
-            rc = wp_err_set(err, ENC_TOK_EVOCAB, "%s: token '%s' has no valid id", vocab_json, key);
+        int bad = 0;
+        if (json_is_string(m)) {
+            bad = wp_buf_append(&merges, json_string_value(m), json_string_length(m)) != 0;
+        } else if (json_is_array(m) && json_array_size(m) == 2 &&
+                   json_is_string(json_array_get(m, 0)) && json_is_string(json_array_get(m, 1))) {
+            bad = wp_buf_puts(&merges, json_string_value(json_array_get(m, 0))) != 0 ||
+                  wp_buf_putc(&merges, ' ') != 0 ||
+                  wp_buf_puts(&merges, json_string_value(json_array_get(m, 1))) != 0;
+        } else {
+            rc = wp_err_set(err, ENC_TOK_EVOCAB, "%s: model.merges[%zu] is not a merge",
+                            tokenizer_json, i);
             goto out;
         }
-        rc = str_map_put(&vocab, key, strlen(key), (int32_t)json_integer_value(val), &count);
-        if (rc < 0) {
-            rc = wp_err_set(err, rc, "%s: %s", vocab_json,
-                            rc == WP_ELIMIT ? "too many tokens" : "out of memory");
+        if (bad || wp_buf_putc(&merges, '\n') != 0) {
+            rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory", tokenizer_json);
             goto out;
         }
     }
-    rc = tok_finish(t, &vocab, merges.data, merges.len, merges_txt, err);
+    rc = tok_finish(t, &vocab, merges.data ? merges.data : "", merges.len, tokenizer_json, err);
 out:
     json_decref(root);
     wp_buf_free(&merges);
@@ -433,19 +501,23 @@ out:
 
 int enc_tok_open_dir(const char *dir, enc_tok **out, wp_err *err)
 {
-    char vj[WP_PATH_MAX], mt[WP_PATH_MAX], gz[WP_PATH_MAX];
+    char vj[WP_PATH_MAX], mt[WP_PATH_MAX], gz[WP_PATH_MAX], tj[WP_PATH_MAX];
     int rc;
     *out = NULL;
     if ((rc = wp_path_join(vj, dir, "vocab.json", err)) != 0 ||
         (rc = wp_path_join(mt, dir, "merges.txt", err)) != 0 ||
-        (rc = wp_path_join(gz, dir, "bpe_simple_vocab_16e6.txt.gz", err)) != 0)
+        (rc = wp_path_join(gz, dir, "bpe_simple_vocab_16e6.txt.gz", err)) != 0 ||
+        (rc = wp_path_join(tj, dir, "tokenizer.json", err)) != 0)
         return rc;
     if (wp_file_exists(vj) && wp_file_exists(mt))
         return enc_tok_open_hf(vj, mt, out, err);
     if (wp_file_exists(gz))
         return enc_tok_open_bpe_gz(gz, out, err);
+    if (wp_file_exists(tj))
+        return enc_tok_open_hf_json(tj, out, err);
     return wp_err_set(err, WP_ENOENT,
-                      "%s: no tokenizer (vocab.json + merges.txt or bpe_simple_vocab_16e6.txt.gz)",
+                      "%s: no tokenizer (vocab.json + merges.txt, bpe_simple_vocab_16e6.txt.gz "
+                      "or tokenizer.json)",
                       dir);
 }
 

@@ -141,6 +141,49 @@ static void test_golden_hf_vocab(void **state)
     golden_with(t, "vocab.json+merges.txt");
 }
 
+/* A tokenizer.json built here from the HF folder's vocab.json and
+ * merges.txt (merges written as ["a", "b"] pairs, the newer form) gives
+ * the golden ids too. */
+static void test_golden_tokenizer_json(void **state)
+{
+    if (tl_shared_dir("CLIP HF tokenizer files") == NULL)
+        skip();
+    json_t *vocab = json_load_file(
+        tl_shared_path("golden/clip/hf_vit_quickgelu_f32/model/vocab.json"), 0, NULL);
+    assert_non_null(vocab);
+    size_t len = 0;
+    char *merges =
+        tl_slurp(tl_shared_path("golden/clip/hf_vit_quickgelu_f32/model/merges.txt"), &len);
+    assert_non_null(merges);
+    json_t *arr = json_array();
+    char *save = NULL;
+    int line = 0;
+    for (char *l = strtok_r(merges, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+        if (line++ == 0 && strncmp(l, "#version", 8) == 0)
+            continue;
+        char *sp = strchr(l, ' ');
+        assert_non_null(sp);
+        *sp = '\0';
+        json_array_append_new(arr, json_pack("[ss]", l, sp + 1));
+    }
+    free(merges);
+    json_t *root =
+        json_pack("{s:{s:s, s:o, s:o}}", "model", "type", "BPE", "vocab", vocab, "merges", arr);
+    char *dir = tl_mkdtemp();
+    char path[512];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    assert_int_equal(json_dump_file(root, path, 0), 0);
+    json_decref(root);
+    enc_tok *t = NULL;
+    wp_err err = {0};
+    int rc = enc_tok_open_dir(dir, &t, &err);
+    if (rc != 0)
+        fprintf(stderr, "open: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    tl_rmtree(dir);
+    golden_with(t, "tokenizer.json");
+}
+
 static void test_open_dir_errors(void **state)
 {
     char *dir = tl_mkdtemp();
@@ -463,6 +506,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_openai_vocab),
         cmocka_unit_test(test_golden_hf_vocab),
+        cmocka_unit_test(test_golden_tokenizer_json),
         cmocka_unit_test(test_open_dir_errors),
         cmocka_unit_test(test_ftfy_mojibake),
         cmocka_unit_test(test_ftfy_is_bad),

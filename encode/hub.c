@@ -26,8 +26,6 @@
 /* The files a CLIP needs, in the order they are fetched; weights come last
  * so that a broken repository fails before the big download. */
 static const char *const hub_small_files[] = {
-    "config.json",
-    "open_clip_config.json",
     "preprocessor_config.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
@@ -697,8 +695,13 @@ int enc_hub_pull(const char *repo, const enc_hub_opts *opts, enc_hub_result *res
     if ((rc = wp_mkdir_p(res->dir, err)) != 0)
         goto out;
 
-    const char *want[sizeof hub_small_files / sizeof hub_small_files[0] + 1];
+    /* Only the chosen layout's config, so that the folder is unambiguous to
+     * the model loader. */
+    const char *want[sizeof hub_small_files / sizeof hub_small_files[0] + 2];
     int nwant = 0;
+    int hf = strcmp(weights, "model.safetensors") == 0;
+    if (hf || has_name(names, "open_clip_config.json"))
+        want[nwant++] = hf ? "config.json" : "open_clip_config.json";
     for (size_t i = 0; i < sizeof hub_small_files / sizeof hub_small_files[0]; i++)
         if (has_name(names, hub_small_files[i]))
             want[nwant++] = hub_small_files[i];

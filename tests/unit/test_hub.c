@@ -60,8 +60,11 @@ static void fixture_start(fixture *f, int weights_flags, int cut)
     assert_int_equal(tl_mockhub_add(f->hub, "preprocessor_config.json", pre, strlen(pre), 0, 0), 0);
     assert_int_equal(
         tl_mockhub_add(f->hub, "model.safetensors", f->weights, BIG_LEN, weights_flags, cut), 0);
-    /* files a CLIP does not need are not fetched */
+    /* files a CLIP does not need are not fetched, nor the other layout's */
     assert_int_equal(tl_mockhub_add(f->hub, "pytorch_model.bin", "x", 1, TL_MOCKHUB_LFS, 0), 0);
+    assert_int_equal(tl_mockhub_add(f->hub, "open_clip_config.json", "{}", 2, 0, 0), 0);
+    assert_int_equal(
+        tl_mockhub_add(f->hub, "open_clip_model.safetensors", "oc", 2, TL_MOCKHUB_LFS, 0), 0);
     snprintf(f->endpoint, sizeof f->endpoint, "http://127.0.0.1:%d/", tl_mockhub_port(f->hub));
     f->cache = strdup(tl_mkdtemp());
     f->o = (enc_hub_opts){.endpoint = f->endpoint,
@@ -116,8 +119,12 @@ static void test_pull_hf_layout_with_cut_download(void **state)
     assert_file(res.dir, "preprocessor_config.json", pre, strlen(pre));
     assert_file(res.dir, "model.safetensors", f.weights, BIG_LEN);
     char path[WP_PATH_MAX];
-    snprintf(path, sizeof path, "%s/pytorch_model.bin", res.dir);
-    assert_int_equal(access(path, F_OK), -1);
+    static const char *const unwanted[] = {"pytorch_model.bin", "open_clip_config.json",
+                                           "open_clip_model.safetensors"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", res.dir, unwanted[i]);
+        assert_int_equal(access(path, F_OK), -1);
+    }
 
     /* the weights went through the redirect; the second try resumed */
     int ranged = 0;

@@ -210,4 +210,34 @@ int cat_shard_put(cat *c, const char *output, const char *name, const cat_shard_
  * Turning it off checkpoints what has piled up. Returns 0 or CAT_ESQL. */
 int cat_bulk_mode(cat *c, int on, wp_err *err);
 
+/* ---- encode (catalog/cat_encode.c) ----------------------------------- */
+
+#define CAT_ENCODE_STAGE_MAX 160 /* "encode:" + model name, decisions.stage */
+
+typedef struct cat_encode_item {
+    int64_t pair_id, image_id;
+    const char *uid;  /* in the caller's arena */
+    const char *text; /* in the caller's arena */
+    size_t text_len;
+} cat_encode_item;
+
+/* Up to max pairs with id > after_pair whose image is stored ok, with no
+ * embedding for model and no "encode:MODEL" decision, in pair id order.
+ * Returns 0 and *n (0 when none left). */
+int cat_encode_todo(cat *c, const char *model, int64_t after_pair, int max, cat_encode_item *out,
+                    int *n, wp_arena *arena, wp_err *err);
+/* How many pairs cat_encode_todo would list in all; -1 on error. */
+int64_t cat_encode_count_todo(cat *c, const char *model);
+/* 1 + the highest shard number recorded for model, 0 when none. */
+int cat_encode_next_shard(cat *c, const char *model, int64_t *shard, wp_err *err);
+/* Records pair_id as row `row` of shard `shard` of model. */
+int cat_encode_add(cat *c, int64_t pair_id, const char *model, int64_t shard, int64_t row,
+                   double clip_score, wp_err *err);
+/* Records that pair_id cannot be encoded (decision drop, stage
+ * "encode:MODEL"), so later runs skip it. */
+int cat_encode_drop(cat *c, int64_t pair_id, const char *model, const char *reason, int64_t run_id,
+                    wp_err *err);
+/* Embeddings recorded for model; -1 on error. */
+int64_t cat_encode_count(cat *c, const char *model);
+
 #endif /* CATALOG_H */

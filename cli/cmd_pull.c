@@ -1,8 +1,7 @@
 /*
  * cli/cmd_pull.c: `witpipe model pull REPO`: downloads a CLIP model folder
- * from a Hugging Face style hub into the model cache (encode/hub.h), and the
- * `witpipe model` dispatcher (pull here; info where cmd_model_info is linked
- * in).
+ * from a Hugging Face style hub into the model cache (encode/hub.h).
+ * cli/cmd_model.c dispatches to it.
  */
 #include "cli.h"
 #include "encode/hub.h"
@@ -10,10 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-int cmd_model(cli_ctx *ctx, int argc, char **argv);
 int cmd_model_pull(cli_ctx *ctx, int argc, char **argv);
-/* `witpipe model info`, defined by the model commands when they are built in. */
-int cmd_model_info(cli_ctx *ctx, int argc, char **argv) __attribute__((weak));
 
 int cmd_model_pull(cli_ctx *ctx, int argc, char **argv)
 {
@@ -56,21 +52,4 @@ int cmd_model_pull(cli_ctx *ctx, int argc, char **argv)
              res.fetched, (long long)res.bytes, res.kept);
     printf("%s\n", res.dir);
     return CLI_OK;
-}
-
-int cmd_model(cli_ctx *ctx, int argc, char **argv)
-{
-    if (argc < 2)
-        return cli_usage_error("model", "needs a subcommand: pull%s",
-                               cmd_model_info != NULL ? " or info" : "");
-    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        cli_print_usage(cli_find("model"));
-        return CLI_OK;
-    }
-    optind = 1;
-    if (strcmp(argv[1], "pull") == 0)
-        return cmd_model_pull(ctx, argc - 1, argv + 1);
-    if (strcmp(argv[1], "info") == 0 && cmd_model_info != NULL)
-        return cmd_model_info(ctx, argc - 1, argv + 1);
-    return cli_usage_error("model", "unknown subcommand '%s'", argv[1]);
 }

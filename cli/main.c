@@ -15,6 +15,8 @@ int cmd_status(cli_ctx *ctx, int argc, char **argv);
 int cmd_add(cli_ctx *ctx, int argc, char **argv);
 int cmd_shard(cli_ctx *ctx, int argc, char **argv);
 int cmd_fetch(cli_ctx *ctx, int argc, char **argv);
+int cmd_encode(cli_ctx *ctx, int argc, char **argv);
+int cmd_clip(cli_ctx *ctx, int argc, char **argv);
 int cmd_model(cli_ctx *ctx, int argc, char **argv);
 
 /* Keep in pipeline order; each entry's usage text is its documentation. */
@@ -123,6 +125,31 @@ const cli_cmd cli_commands[] = {
      "  --limit N             handle at most N images in this run\n"
      "  --stats-json          print the run's figures as one JSON line on stdout\n",
      cmd_fetch},
+    {"encode", "CLIP embeddings of every stored pair (float16 .npy shards)",
+     "usage: witpipe encode [-C DIR] --model MDIR [--batch N] [--precision f32|bf16]\n"
+     "                      [--name NAME] [--shard-rows N] [--limit N]\n"
+     "\n"
+     "Embeds every pair whose image is stored ok with the built-in CLIP: image\n"
+     "and caption embeddings (L2-normalised, float16) go to\n"
+     "DIR/embeddings/NAME/img_emb/img_emb_N.npy and text_emb/text_emb_N.npy,\n"
+     "row r of shard N described by line r of metadata/metadata_N.jsonl\n"
+     "(pair id, uid, clip_score); the catalog's embeddings table records each\n"
+     "pair's shard, row and clip_score (image-text cosine). Resumable: pairs\n"
+     "already embedded for NAME are skipped; a stopped run loses at most its\n"
+     "unfinished shard. Images that cannot be decoded get an encode:NAME drop\n"
+     "decision and are not retried.\n"
+     "  --model MDIR       model folder: Hugging Face (config.json +\n"
+     "                     model.safetensors) or OpenAI/open_clip\n"
+     "                     (open_clip_config.json + open_clip_model.safetensors)\n"
+     "  --batch N          pairs per forward pass (default 32, max 1024)\n"
+     "  --precision P      f32 (default) or bf16 (image tower weights and\n"
+     "                     activations in bfloat16; text stays f32)\n"
+     "  --name NAME        folder under DIR/embeddings and the catalog's model\n"
+     "                     key (default: the model folder's name, or its\n"
+     "                     parent's when it is called 'model')\n"
+     "  --shard-rows N     rows per .npy shard (default 10000)\n"
+     "  --limit N          embed at most N pairs this run (default: all)\n",
+     cmd_encode},
     {"shard", "write WebDataset tar shards of the selected samples",
      "usage: witpipe shard [-C DIR] [-o OUTDIR] [--per-shard N] [--max-bytes N]\n"
      "                     [--shuffle SEED] [--mtime T]\n"
@@ -152,8 +179,34 @@ const cli_cmd cli_commands[] = {
      "                       of the order they were added (deterministic)\n"
      "  --mtime T            the mtime of every member, unix seconds (default 0)\n",
      cmd_shard},
-    {"model", "download a CLIP model (pull); describe one (info)",
+    {"clip", "embed images or texts, zero-shot classify (JSON)",
+     "usage: witpipe clip embed-image --model MDIR [--normalize] [--precision P] FILE...\n"
+     "       witpipe clip embed-text  --model MDIR [--normalize] TEXT...\n"
+     "       witpipe clip zeroshot    --model MDIR --labels FILE [--templates FILE]\n"
+     "                                [--top K] [--precision P] IMAGE...\n"
+     "\n"
+     "Runs the built-in CLIP and prints one JSON object on stdout.\n"
+     "embed-image: CLIP preprocessing (shorter side to the model's size with\n"
+     "PIL's bicubic, centre crop) and the image tower; {\"images\": [{\"file\",\n"
+     "\"embedding\"}]}. embed-text: the tokenizer (cut to 77 tokens) and the text\n"
+     "tower; {\"texts\": [{\"text\", \"embedding\"}]}. Embeddings are the\n"
+     "projected features, un-normalised unless --normalize.\n"
+     "zeroshot: every label (one per line of --labels) is put in each prompt\n"
+     "template (default: the CLIP paper's 80 ImageNet templates; --templates\n"
+     "FILE gives one per line, '{}' marks the label), each prompt embedded and\n"
+     "normalised, averaged per label and renormalised; each image gets its top\n"
+     "K labels with softmax(logit_scale * cosine) probabilities.\n"
+     "  --model MDIR       model folder (see witpipe help encode)\n"
+     "  --normalize        L2-normalise the printed embeddings\n"
+     "  --precision P      f32 (default) or bf16\n"
+     "  --labels FILE      zeroshot: class names, one per line\n"
+     "  --templates FILE   zeroshot: prompt templates, one per line\n"
+     "  --top K            zeroshot: labels printed per image (default 5)\n"
+     "Exit status 1 if any file could not be read or decoded.\n",
+     cmd_clip},
+    {"model", "download a CLIP model folder (pull), inspect one (info)",
      "usage: witpipe model pull REPO [--endpoint URL] [--cache DIR] [--revision REV]\n"
+     "       witpipe model info [--precision f32|bf16] MDIR\n"
      "\n"
      "pull: downloads the files a CLIP needs from a Hugging Face style hub:\n"
      "config.json + model.safetensors (or open_clip_config.json +\n"
@@ -169,7 +222,13 @@ const cli_cmd cli_commands[] = {
      "                  $HF_HOME/witpipe/models, else ~/.cache/witpipe/models)\n"
      "  --revision REV  branch, tag or commit (default: main; the folder then\n"
      "                  gets an @REV suffix)\n"
-     "A token in $HF_TOKEN is sent to the hub (never to the CDN it redirects to).\n",
+     "A token in $HF_TOKEN is sent to the hub (never to the CDN it redirects to).\n"
+     "\n"
+     "info: loads MDIR and prints its architecture as one JSON object: layout\n"
+     "(huggingface | openai), vision tower (vit | modified_resnet: width,\n"
+     "layers, heads, patch, image size, activation), text tower (width,\n"
+     "layers, heads, context length, vocabulary, activation, EOT rule), embed\n"
+     "dim, normalisation mean/std, stored dtype, parameter count, logit scale.\n",
      cmd_model},
     {NULL, NULL, NULL, NULL},
 };

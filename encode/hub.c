@@ -26,8 +26,6 @@
 /* The files a CLIP needs, in the order they are fetched; weights come last
  * so that a broken repository fails before the big download. */
 static const char *const hub_small_files[] = {
-    "config.json",
-    "open_clip_config.json",
     "preprocessor_config.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
@@ -189,6 +187,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
         if (sscanf(val, "bytes %lld-%lld/%lld", &a, &b, &t) == 3 && a >= 0 && t > 0) {
             x->range_start = a;
             x->range_total = t;
+        } else if (sscanf(val, "bytes */%lld", &t) == 1 && t >= 0) {
+            x->range_total = t; /* with 416: the complete length */
         }
     }
     return n;
@@ -554,7 +554,7 @@ static int fetch_file(const char *url, const char *dest, const enc_hub_opts *o, 
             return wp_err_set(err, WP_ESTOP, "%s: stopped (partial download kept)", url);
 
         int64_t expect = x.linked_size;
-        if (expect < 0 && x.status == 206)
+        if (expect < 0 && (x.status == 206 || x.status == 416))
             expect = x.range_total;
         if (expect < 0 && x.status == 200)
             expect = x.content_length;
@@ -610,6 +610,8 @@ static int fetch_file(const char *url, const char *dest, const enc_hub_opts *o, 
                               strerror(errno));
         return 0;
     }
+    if (file_size(part) == 0)
+        unlink(part); /* nothing worth resuming */
     return rc;
 }
 
@@ -693,16 +695,22 @@ int enc_hub_pull(const char *repo, const enc_hub_opts *opts, enc_hub_result *res
     if ((rc = wp_mkdir_p(res->dir, err)) != 0)
         goto out;
 
-    const char *want[sizeof hub_small_files / sizeof hub_small_files[0] + 1];
+    /* Only the chosen layout's config, so that the folder is unambiguous to
+     * the model loader. */
+    const char *want[sizeof hub_small_files / sizeof hub_small_files[0] + 2];
     int nwant = 0;
+    int hf = strcmp(weights, "model.safetensors") == 0;
+    if (hf || has_name(names, "open_clip_config.json"))
+        want[nwant++] = hf ? "config.json" : "open_clip_config.json";
     for (size_t i = 0; i < sizeof hub_small_files / sizeof hub_small_files[0]; i++)
         if (has_name(names, hub_small_files[i]))
             want[nwant++] = hub_small_files[i];
     want[nwant++] = weights;
     if (!(has_name(names, "vocab.json") && has_name(names, "merges.txt")) &&
-        !has_name(names, "bpe_simple_vocab_16e6.txt.gz"))
+        !has_name(names, "bpe_simple_vocab_16e6.txt.gz") && !has_name(names, "tokenizer.json"))
         wp_report_event(o.rep, WP_LOG_WARN, "no_tokenizer",
-                        "%s@%s: no vocab.json + merges.txt or bpe_simple_vocab_16e6.txt.gz in the "
+                        "%s@%s: no vocab.json + merges.txt, tokenizer.json or "
+                        "bpe_simple_vocab_16e6.txt.gz in the "
                         "repository; copy the OpenAI BPE vocabulary into %s",
                         repo, rev, res->dir);
 

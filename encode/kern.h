@@ -49,7 +49,7 @@ int kn_packed_k(const kn_packed *p);
 
 /* C[M x N] = act(A[M x K] . W^T + bias) + residual
  * bias (length N) and residual ([M x N], leading dim ldr) may be NULL.
- * C may alias residual (same pointer, same leading dimension). */
+ * C may alias residual (same pointer, same leading dimension). K <= 65536. */
 void kn_linear(const float *A, int lda, int M, const kn_packed *W, const float *bias, int act,
                const float *residual, int ldr, float *C, int ldc);
 
@@ -62,8 +62,8 @@ void kn_gemm_nn(int M, int N, int K, float alpha, const float *A, int lda, const
                 float beta, float *C, int ldc);
 
 /* out[r] = (x[r] - mean) / sqrt(var + eps) * gamma + beta, per row of dim. */
-void kn_layernorm(const float *x, int ldx, int rows, int dim, const float *gamma,
-                  const float *beta, float eps, float *out, int ldo);
+void kn_layernorm(const float *x, int ldx, int rows, int dim, const float *gamma, const float *beta,
+                  float eps, float *out, int ldo);
 
 /* Multi-head self-attention core for one sequence:
  * qkv is [seq x 3*width] (q | k | v, heads of head_dim = width / heads),
@@ -74,7 +74,9 @@ void kn_attention(const float *qkv, int seq, int width, int heads, int causal, f
                   float *scratch);
 
 /* Multi-head attention with separate q (nq rows) and k/v (nk rows), used by
- * ModifiedResNet's attention pooling: q [nq x width], k,v [nk x width]. */
+ * ModifiedResNet's attention pooling: q [nq x width], k,v [nk x width].
+ * scratch must hold heads * nq * nk floats (kn_attention_scratch(max(nq, nk),
+ * heads) is enough). */
 void kn_attention_qkv(const float *q, int nq, const float *k, const float *v, int nk, int width,
                       int heads, float *out, float *scratch);
 
@@ -84,7 +86,7 @@ void kn_activate(float *x, size_t n, int act);
 /* 2-D convolution, NCHW, weights [cout x cin x kh x kw] packed as a linear
  * weight of N = cout, K = cin*kh*kw (kn_pack of the flattened weight).
  * out [cout x oh x ow] = act(conv(in) + bias). scratch must hold
- * kn_conv2d_scratch(...) floats. */
+ * kn_conv2d_scratch(...) floats. cout must be <= 32768. */
 size_t kn_conv2d_scratch(int cin, int h, int w, int kh, int kw, int stride, int pad);
 void kn_conv2d(const float *in, int cin, int h, int w, const kn_packed *W, int kh, int kw,
                int stride, int pad, const float *bias, int act, float *out, float *scratch);

@@ -10,8 +10,9 @@
  *   <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
  *   and BPE merges over the bytes of each piece, the last one marked </w>.
  *
- * Vocabulary: a model folder's vocab.json + merges.txt (Hugging Face layout)
- * or bpe_simple_vocab_16e6.txt.gz (OpenAI / open_clip layout).
+ * Vocabulary: a model folder's vocab.json + merges.txt (Hugging Face layout),
+ * bpe_simple_vocab_16e6.txt.gz (OpenAI / open_clip layout) or tokenizer.json
+ * (Hugging Face tokenizers).
  *
  * Thread safety: an enc_tok may be shared by threads; its word cache is
  * guarded by a mutex.
@@ -39,15 +40,18 @@ enum enc_tok_status {
 typedef struct enc_tok enc_tok;
 
 /* Loads the tokenizer of a model folder: vocab.json + merges.txt if both are
- * there, else bpe_simple_vocab_16e6.txt.gz. Returns 0 and *out (free with
- * enc_tok_free), or WP_ENOENT (neither present), ENC_TOK_EVOCAB, WP_EIO,
- * WP_ENOMEM with err naming the file (and line). */
+ * there, else bpe_simple_vocab_16e6.txt.gz, else tokenizer.json. Returns 0
+ * and *out (free with enc_tok_free), or WP_ENOENT (none present),
+ * ENC_TOK_EVOCAB, WP_EIO, WP_ENOMEM with err naming the file (and line). */
 int enc_tok_open_dir(const char *dir, enc_tok **out, wp_err *err);
 /* The same from an OpenAI bpe_simple_vocab_16e6.txt.gz (gzip; a plain text
  * file is accepted too). */
 int enc_tok_open_bpe_gz(const char *path, enc_tok **out, wp_err *err);
 /* The same from a Hugging Face vocab.json and merges.txt. */
 int enc_tok_open_hf(const char *vocab_json, const char *merges_txt, enc_tok **out, wp_err *err);
+/* The same from a Hugging Face tokenizer.json (model.vocab and
+ * model.merges, merges as "a b" strings or ["a", "b"] pairs). */
+int enc_tok_open_hf_json(const char *tokenizer_json, enc_tok **out, wp_err *err);
 void enc_tok_free(enc_tok *t);
 
 /* Token ids of text (UTF-8, n bytes) with <|startoftext|> first and

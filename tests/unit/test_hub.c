@@ -60,8 +60,11 @@ static void fixture_start(fixture *f, int weights_flags, int cut)
     assert_int_equal(tl_mockhub_add(f->hub, "preprocessor_config.json", pre, strlen(pre), 0, 0), 0);
     assert_int_equal(
         tl_mockhub_add(f->hub, "model.safetensors", f->weights, BIG_LEN, weights_flags, cut), 0);
-    /* files a CLIP does not need are not fetched */
+    /* files a CLIP does not need are not fetched, nor the other layout's */
     assert_int_equal(tl_mockhub_add(f->hub, "pytorch_model.bin", "x", 1, TL_MOCKHUB_LFS, 0), 0);
+    assert_int_equal(tl_mockhub_add(f->hub, "open_clip_config.json", "{}", 2, 0, 0), 0);
+    assert_int_equal(
+        tl_mockhub_add(f->hub, "open_clip_model.safetensors", "oc", 2, TL_MOCKHUB_LFS, 0), 0);
     snprintf(f->endpoint, sizeof f->endpoint, "http://127.0.0.1:%d/", tl_mockhub_port(f->hub));
     f->cache = strdup(tl_mkdtemp());
     f->o = (enc_hub_opts){.endpoint = f->endpoint,
@@ -116,8 +119,12 @@ static void test_pull_hf_layout_with_cut_download(void **state)
     assert_file(res.dir, "preprocessor_config.json", pre, strlen(pre));
     assert_file(res.dir, "model.safetensors", f.weights, BIG_LEN);
     char path[WP_PATH_MAX];
-    snprintf(path, sizeof path, "%s/pytorch_model.bin", res.dir);
-    assert_int_equal(access(path, F_OK), -1);
+    static const char *const unwanted[] = {"pytorch_model.bin", "open_clip_config.json",
+                                           "open_clip_model.safetensors"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", res.dir, unwanted[i]);
+        assert_int_equal(access(path, F_OK), -1);
+    }
 
     /* the weights went through the redirect; the second try resumed */
     int ranged = 0;
@@ -153,6 +160,34 @@ static void test_pull_resumes_part_from_earlier_run(void **state)
     int ranged = 0;
     assert_int_equal(tl_mockhub_requests(f.hub, "/cdn/model.safetensors", &ranged), 1);
     assert_int_equal(ranged, 1);
+    fixture_stop(&f);
+}
+
+/* A .part that already holds the whole file: the hub answers the range
+ * with 416, and the file is verified and put in place as it is. */
+static void test_pull_complete_part_is_verified_not_refetched(void **state)
+{
+    fixture f;
+    fixture_start(&f, TL_MOCKHUB_LFS, 0);
+    char dir[WP_PATH_MAX], part[WP_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/%s", f.cache, REPO);
+    assert_int_equal(wp_mkdir_p(dir, NULL), 0);
+    snprintf(part, sizeof part, "%s/model.safetensors.part", dir);
+    assert_int_equal(tl_write(part, f.weights, BIG_LEN), 0);
+    snprintf(part, sizeof part, "%s/config.json.part", dir); /* a plain file, too */
+    assert_int_equal(tl_write(part, cfg, strlen(cfg)), 0);
+    enc_hub_result res;
+    wp_err err = {0};
+    int rc = enc_hub_pull(REPO, &f.o, &res, &err);
+    if (rc != 0)
+        fprintf(stderr, "pull: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_file(res.dir, "model.safetensors", f.weights, BIG_LEN);
+    assert_file(res.dir, "config.json", cfg, strlen(cfg));
+    int ranged = 0;
+    assert_int_equal(tl_mockhub_requests(f.hub, "/cdn/model.safetensors", &ranged), 1);
+    assert_int_equal(ranged, 1);
+    assert_true(res.bytes < 4096); /* only the small files came over the wire */
     fixture_stop(&f);
 }
 
@@ -281,6 +316,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pull_hf_layout_with_cut_download),
         cmocka_unit_test(test_pull_resumes_part_from_earlier_run),
+        cmocka_unit_test(test_pull_complete_part_is_verified_not_refetched),
         cmocka_unit_test(test_pull_rejects_corrupt_download),
         cmocka_unit_test(test_pull_open_clip_layout_and_revision),
         cmocka_unit_test(test_pull_errors),

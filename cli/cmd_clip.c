@@ -1,0 +1,541 @@
+/*
+ * cli/cmd_clip.c: the built-in CLIP on the command line:
+ *   witpipe clip embed-image | embed-text | zeroshot   (JSON on stdout)
+ *   witpipe model info DIR                              (architecture JSON)
+ *   witpipe encode -C DIR --model MDIR                  (the corpus stage)
+ */
+#include "catalog/catalog.h"
+#include "cli.h"
+#include "encode/encode.h"
+#include "encode/kern.h"
+#include "encode/tokenizer.h"
+#include "image/image.h"
+#include "store/store.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLIP_FILE_MAX   ((size_t)64 << 20) /* largest image / label file read */
+#define CLIP_LABELS_MAX 100000             /* labels or templates per file */
+#define CLIP_TOP_MAX    1000
+
+static int parse_precision(const char *cmd, const char *v, int *out)
+{
+    if (strcmp(v, "f32") == 0)
+        *out = KN_F32;
+    else if (strcmp(v, "bf16") == 0)
+        *out = KN_BF16;
+    else
+        return cli_usage_error(cmd, "--precision must be f32 or bf16, not '%s'", v);
+    return 0;
+}
+
+static int print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(8));
+    if (s == NULL)
+        return CLI_FAIL;
+    puts(s);
+    free(s);
+    return CLI_OK;
+}
+
+static json_t *vec_json(const float *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a != NULL && i < n; i++)
+        json_array_append_new(a, json_real(v[i]));
+    return a;
+}
+
+/* Lines of a file (trailing CR/LF and blank lines dropped), in one
+ * malloc'ed block: *lines points into *blob; both freed by the caller. */
+static int read_lines(cli_ctx *ctx, const char *path, char **blob, char ***lines, int *n)
+{
+    wp_buf b = {0};
+    wp_err err = {0};
+    *blob = NULL;
+    *lines = NULL;
+    *n = 0;
+    if (wp_read_file(path, CLIP_FILE_MAX, &b, &err) != 0) {
+        cli_error(ctx, "%s", err.msg);
+        return CLI_FAIL;
+    }
+    char **ls = malloc(CLIP_LABELS_MAX * sizeof *ls);
+    if (ls == NULL) {
+        wp_buf_free(&b);
+        cli_error(ctx, "out of memory");
+        return CLI_FAIL;
+    }
+    int k = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(b.data, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        size_t len = strlen(line);
+        while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
+            line[--len] = '\0';
+        if (len == 0)
+            continue;
+        if (k == CLIP_LABELS_MAX) {
+            cli_error(ctx, "%s: more than %d lines", path, CLIP_LABELS_MAX);
+            free(ls);
+            wp_buf_free(&b);
+            return CLI_FAIL;
+        }
+        ls[k++] = line;
+    }
+    if (k == 0) {
+        cli_error(ctx, "%s: no lines", path);
+        free(ls);
+        wp_buf_free(&b);
+        return CLI_FAIL;
+    }
+    *blob = wp_buf_steal(&b);
+    *lines = ls;
+    *n = k;
+    return CLI_OK;
+}
+
+/* Embeds image files into out (n x E); failed files get ok[i] = 0 and a
+ * printed error. Returns the number that failed. */
+static int embed_files(cli_ctx *ctx, const enc_model *m, enc_ws *ws, char **files, int n,
+                       float *out, int *ok)
+{
+    int S = enc_model_arch(m)->image_size, E = enc_model_arch(m)->embed_dim, failed = 0;
+    size_t px = (size_t)3 * S * S;
+    uint8_t *rgb = malloc(px);
+    float *pix = malloc(px * sizeof *pix);
+    wp_buf b = {0};
+
+    if (rgb == NULL || pix == NULL) {
+        free(rgb);
+        free(pix);
+        for (int i = 0; i < n; i++)
+            ok[i] = 0;
+        cli_error(ctx, "out of memory");
+        return n;
+    }
+    for (int i = 0; i < n; i++) {
+        wp_err err = {0};
+        ok[i] = 0;
+        if (wp_read_file(files[i], CLIP_FILE_MAX, &b, &err) != 0) {
+            cli_error(ctx, "%s", err.msg);
+            failed++;
+            continue;
+        }
+        if (img_clip_preprocess(b.data, b.len, S, rgb, &err) != 0) {
+            cli_error(ctx, "%s: %s", files[i], err.msg);
+            failed++;
+            continue;
+        }
+        enc_normalize_rgb(m, rgb, pix);
+        /* one image at a time: files may be many, memory stays flat */
+        if (enc_encode_images(m, ws, pix, 1, out + (size_t)i * E, &err) != 0) {
+            cli_error(ctx, "%s: %s", files[i], err.msg);
+            failed++;
+            continue;
+        }
+        ok[i] = 1;
+    }
+    wp_buf_free(&b);
+    free(rgb);
+    free(pix);
+    return failed;
+}
+
+typedef struct clip_common {
+    const char *model_dir;
+    const char *labels;
+    const char *templates;
+    int precision;
+    int normalize;
+    int top;
+} clip_common;
+
+static int clip_embed_image(cli_ctx *ctx, const enc_model *m, enc_ws *ws, const clip_common *o,
+                            char **files, int n)
+{
+    int E = enc_model_arch(m)->embed_dim, failed;
+    float *out = calloc((size_t)n * E, sizeof *out);
+    int *ok = calloc((size_t)n, sizeof *ok);
+    json_t *root = json_object(), *arr = json_array();
+
+    if (out == NULL || ok == NULL || root == NULL || arr == NULL) {
+        free(out);
+        free(ok);
+        json_decref(root);
+        json_decref(arr);
+        cli_error(ctx, "out of memory");
+        return CLI_FAIL;
+    }
+    failed = embed_files(ctx, m, ws, files, n, out, ok);
+    for (int i = 0; i < n; i++) {
+        json_t *it = json_object();
+        json_object_set_new(it, "file", json_string(files[i]));
+        if (ok[i]) {
+            if (o->normalize)
+                enc_l2_normalize(out + (size_t)i * E, E);
+            json_object_set_new(it, "embedding", vec_json(out + (size_t)i * E, E));
+        } else {
+            json_object_set_new(it, "error", json_true());
+        }
+        json_array_append_new(arr, it);
+    }
+    json_object_set_new(root, "model", json_string(o->model_dir));
+    json_object_set_new(root, "embed_dim", json_integer(E));
+    json_object_set_new(root, "normalized", json_boolean(o->normalize));
+    json_object_set_new(root, "images", arr);
+    print_json(root);
+    json_decref(root);
+    free(out);
+    free(ok);
+    return failed ? CLI_FAIL : CLI_OK;
+}
+
+static int clip_embed_text(cli_ctx *ctx, const enc_model *m, enc_ws *ws, enc_tok *tok,
+                           const clip_common *o, char **texts, int n)
+{
+    int E = enc_model_arch(m)->embed_dim;
+    float *out = calloc((size_t)n * E, sizeof *out);
+    wp_err err = {0};
+    json_t *root, *arr;
+
+    if (out == NULL) {
+        cli_error(ctx, "out of memory");
+        return CLI_FAIL;
+    }
+    if (enc_embed_strings(m, ws, tok, (const char *const *)texts, n, out, &err) != 0) {
+        cli_error(ctx, "%s", err.msg);
+        free(out);
+        return CLI_FAIL;
+    }
+    root = json_object();
+    arr = json_array();
+    for (int i = 0; i < n; i++) {
+        json_t *it = json_object();
+        if (o->normalize)
+            enc_l2_normalize(out + (size_t)i * E, E);
+        json_object_set_new(it, "text", json_string(texts[i]));
+        json_object_set_new(it, "embedding", vec_json(out + (size_t)i * E, E));
+        json_array_append_new(arr, it);
+    }
+    json_object_set_new(root, "model", json_string(o->model_dir));
+    json_object_set_new(root, "embed_dim", json_integer(E));
+    json_object_set_new(root, "normalized", json_boolean(o->normalize));
+    json_object_set_new(root, "texts", arr);
+    print_json(root);
+    json_decref(root);
+    free(out);
+    return CLI_OK;
+}
+
+static int clip_zeroshot(cli_ctx *ctx, const enc_model *m, enc_ws *ws, enc_tok *tok,
+                         const clip_common *o, char **files, int n)
+{
+    int E = enc_model_arch(m)->embed_dim, nl = 0, nt = ENC_IMAGENET_TEMPLATES, rc = CLI_FAIL;
+    char *lblob = NULL, *tblob = NULL, **labels = NULL, **tmpl = NULL;
+    float *cls = NULL, *img = NULL, *logit = NULL;
+    int *ok = NULL, *order = NULL;
+    wp_err err = {0};
+    json_t *root = NULL, *arr;
+
+    if (read_lines(ctx, o->labels, &lblob, &labels, &nl) != CLI_OK)
+        goto out;
+    if (o->templates != NULL && read_lines(ctx, o->templates, &tblob, &tmpl, &nt) != CLI_OK)
+        goto out;
+    cls = malloc((size_t)nl * E * sizeof *cls);
+    img = calloc((size_t)n * E, sizeof *img);
+    logit = malloc((size_t)nl * sizeof *logit);
+    ok = calloc((size_t)n, sizeof *ok);
+    order = malloc((size_t)nl * sizeof *order);
+    if (!cls || !img || !logit || !ok || !order) {
+        cli_error(ctx, "out of memory");
+        goto out;
+    }
+    if (enc_zeroshot_classifier(m, ws, tok, (const char *const *)labels, nl,
+                                tmpl ? (const char *const *)tmpl : enc_imagenet_templates, nt, cls,
+                                &err) != 0) {
+        cli_error(ctx, "%s", err.msg);
+        goto out;
+    }
+    int failed = embed_files(ctx, m, ws, files, n, img, ok);
+    float scale = enc_model_logit_scale(m);
+    root = json_object();
+    arr = json_array();
+    for (int i = 0; i < n; i++) {
+        json_t *it = json_object(), *top = json_array();
+        json_object_set_new(it, "file", json_string(files[i]));
+        if (!ok[i]) {
+            json_object_set_new(it, "error", json_true());
+            json_decref(top);
+            json_array_append_new(arr, it);
+            continue;
+        }
+        float *v = img + (size_t)i * E;
+        enc_l2_normalize(v, E);
+        double mx = -1e30, sum = 0;
+        for (int l = 0; l < nl; l++) {
+            float s = 0;
+            for (int j = 0; j < E; j++)
+                s += v[j] * cls[(size_t)l * E + j];
+            logit[l] = s;
+            if (scale * s > mx)
+                mx = scale * s;
+            order[l] = l;
+        }
+        for (int l = 0; l < nl; l++)
+            sum += exp(scale * logit[l] - mx);
+        int k = o->top < nl ? o->top : nl;
+        /* partial selection sort: k is small */
+        for (int a = 0; a < k; a++) {
+            int best = a;
+            for (int b = a + 1; b < nl; b++)
+                if (logit[order[b]] > logit[order[best]])
+                    best = b;
+            int t = order[a];
+            order[a] = order[best];
+            order[best] = t;
+            json_t *e = json_object();
+            json_object_set_new(e, "label", json_string(labels[order[a]]));
+            json_object_set_new(e, "prob", json_real(exp(scale * logit[order[a]] - mx) / sum));
+            json_object_set_new(e, "cosine", json_real(logit[order[a]]));
+            json_array_append_new(top, e);
+        }
+        json_object_set_new(it, "top", top);
+        json_array_append_new(arr, it);
+    }
+    json_object_set_new(root, "model", json_string(o->model_dir));
+    json_object_set_new(root, "labels", json_integer(nl));
+    json_object_set_new(root, "templates", json_integer(nt));
+    json_object_set_new(root, "logit_scale", json_real(scale));
+    json_object_set_new(root, "images", arr);
+    print_json(root);
+    rc = failed ? CLI_FAIL : CLI_OK;
+out:
+    json_decref(root);
+    free(lblob);
+    free(tblob);
+    free(labels);
+    free(tmpl);
+    free(cls);
+    free(img);
+    free(logit);
+    free(ok);
+    free(order);
+    return rc;
+}
+
+int cmd_clip(cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
+                                             {"precision", required_argument, NULL, 'p'},
+                                             {"normalize", no_argument, NULL, 'n'},
+                                             {"labels", required_argument, NULL, 'l'},
+                                             {"templates", required_argument, NULL, 't'},
+                                             {"top", required_argument, NULL, 'k'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0, 0, 0, 0}};
+    clip_common o = {NULL, NULL, NULL, KN_F32, 0, 5};
+    enc_model *m = NULL;
+    enc_tok *tok = NULL;
+    enc_ws *ws = NULL;
+    enc_open_opts oo;
+    wp_err err = {0};
+    const char *sub;
+    int c, rc = CLI_FAIL;
+    int64_t v;
+
+    if (argc < 2 || argv[1][0] == '-') {
+        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+            cli_print_usage(cli_find("clip"));
+            return CLI_OK;
+        }
+        return cli_usage_error("clip", "needs a subcommand: embed-image, embed-text, zeroshot");
+    }
+    sub = argv[1];
+    if (strcmp(sub, "embed-image") != 0 && strcmp(sub, "embed-text") != 0 &&
+        strcmp(sub, "zeroshot") != 0)
+        return cli_usage_error("clip", "unknown subcommand '%s'", sub);
+    argc--;
+    argv++;
+    optind = 1;
+    while ((c = cli_getopt("clip", argc, argv, "", longopts)) != -1) {
+        switch (c) {
+        case 'h':
+            cli_print_usage(cli_find("clip"));
+            return CLI_OK;
+        case 'm':
+            o.model_dir = optarg;
+            break;
+        case 'p':
+            if (parse_precision("clip", optarg, &o.precision) != 0)
+                return CLI_USAGE;
+            break;
+        case 'n':
+            o.normalize = 1;
+            break;
+        case 'l':
+            o.labels = optarg;
+            break;
+        case 't':
+            o.templates = optarg;
+            break;
+        case 'k':
+            if (cli_parse_i64("clip", "--top", optarg, 1, CLIP_TOP_MAX, &v) != 0)
+                return CLI_USAGE;
+            o.top = (int)v;
+            break;
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (o.model_dir == NULL)
+        return cli_usage_error("clip", "%s needs --model DIR", sub);
+    if (optind >= argc)
+        return cli_usage_error("clip", "%s needs at least one %s", sub,
+                               strcmp(sub, "embed-text") == 0 ? "TEXT" : "IMAGE");
+    if (strcmp(sub, "zeroshot") == 0 && o.labels == NULL)
+        return cli_usage_error("clip", "zeroshot needs --labels FILE");
+    oo.precision = o.precision;
+    if (enc_model_open(o.model_dir, &oo, &m, &err) != 0) {
+        cli_error(ctx, "%s", err.msg);
+        return CLI_FAIL;
+    }
+    if (strcmp(sub, "embed-image") != 0 && enc_tok_open_dir(o.model_dir, &tok, &err) != 0) {
+        cli_error(ctx, "%s", err.msg);
+        goto out;
+    }
+    if ((ws = enc_ws_new()) == NULL) {
+        cli_error(ctx, "out of memory");
+        goto out;
+    }
+    if (strcmp(sub, "embed-image") == 0)
+        rc = clip_embed_image(ctx, m, ws, &o, argv + optind, argc - optind);
+    else if (strcmp(sub, "embed-text") == 0)
+        rc = clip_embed_text(ctx, m, ws, tok, &o, argv + optind, argc - optind);
+    else
+        rc = clip_zeroshot(ctx, m, ws, tok, &o, argv + optind, argc - optind);
+out:
+    enc_ws_free(ws);
+    enc_tok_free(tok);
+    enc_model_free(m);
+    return rc;
+}
+
+int cmd_model_info(cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option longopts[] = {{"precision", required_argument, NULL, 'p'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0, 0, 0, 0}};
+    enc_open_opts oo = {KN_F32};
+    enc_model *m = NULL;
+    wp_err err = {0};
+    wp_buf b = {0};
+    int c;
+
+    optind = 1;
+    while ((c = cli_getopt("model info", argc, argv, "", longopts)) != -1) {
+        if (c == 'h') {
+            cli_print_usage(cli_find("model"));
+            return CLI_OK;
+        }
+        if (c == 'p' && parse_precision("model info", optarg, &oo.precision) == 0)
+            continue;
+        return CLI_USAGE;
+    }
+    if (optind + 1 != argc)
+        return cli_usage_error("model info", "takes one model directory");
+    if (enc_model_open(argv[optind], &oo, &m, &err) != 0) {
+        cli_error(ctx, "%s", err.msg);
+        return CLI_FAIL;
+    }
+    if (enc_model_info_json(m, &b) != 0) {
+        cli_error(ctx, "out of memory");
+        enc_model_free(m);
+        return CLI_FAIL;
+    }
+    puts(b.data);
+    wp_buf_free(&b);
+    enc_model_free(m);
+    return CLI_OK;
+}
+
+int cmd_encode(cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
+                                             {"batch", required_argument, NULL, 'b'},
+                                             {"precision", required_argument, NULL, 'p'},
+                                             {"name", required_argument, NULL, 'n'},
+                                             {"shard-rows", required_argument, NULL, 's'},
+                                             {"limit", required_argument, NULL, 'l'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0, 0, 0, 0}};
+    enc_run_opts o = {0};
+    enc_run_counts counts;
+    cat *c = NULL;
+    st_store *st = NULL;
+    wp_err err = {0};
+    int64_t v;
+    int ch, rc;
+
+    o.batch = 32;
+    o.shard_rows = 10000;
+    while ((ch = cli_getopt("encode", argc, argv, "", longopts)) != -1) {
+        switch (ch) {
+        case 'h':
+            cli_print_usage(cli_find("encode"));
+            return CLI_OK;
+        case 'm':
+            o.model_dir = optarg;
+            break;
+        case 'b':
+            if (cli_parse_i64("encode", "--batch", optarg, 1, 1024, &v) != 0)
+                return CLI_USAGE;
+            o.batch = (int)v;
+            break;
+        case 'p':
+            if (parse_precision("encode", optarg, &o.precision) != 0)
+                return CLI_USAGE;
+            break;
+        case 'n':
+            o.model_name = optarg;
+            break;
+        case 's':
+            if (cli_parse_i64("encode", "--shard-rows", optarg, 1, 1000000, &v) != 0)
+                return CLI_USAGE;
+            o.shard_rows = (int)v;
+            break;
+        case 'l':
+            if (cli_parse_i64("encode", "--limit", optarg, 0, INT64_MAX, &v) != 0)
+                return CLI_USAGE;
+            o.limit = v;
+            break;
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("encode", "unexpected argument '%s'", argv[optind]);
+    if (o.model_dir == NULL)
+        return cli_usage_error("encode", "needs --model DIR");
+    if (cat_open(ctx->corpus, 0, &c, &err) != 0 || st_open(ctx->corpus, &st, &err) != 0) {
+        cli_error(ctx, "%s", err.msg);
+        cat_close(c);
+        return CLI_FAIL;
+    }
+    rc = enc_run(c, st, &o, &ctx->rep, &counts, &err);
+    cli_progress_done(ctx);
+    if (rc != 0 && rc != WP_ESTOP)
+        cli_error(ctx, "encode: %s", err.msg);
+    cli_info(ctx,
+             "encode: %lld pairs embedded (%lld images, %lld texts) in %lld shards, %lld failed%s",
+             (long long)counts.pairs, (long long)counts.images, (long long)counts.texts,
+             (long long)counts.shards, (long long)counts.failed,
+             rc == WP_ESTOP ? "; stopped, run again to resume" : "");
+    st_close(st);
+    cat_close(c);
+    return rc == 0 ? CLI_OK : CLI_FAIL;
+}

@@ -1,0 +1,90 @@
+/*
+ * encode/clip_int.h: the in-memory CLIP model shared by the loader
+ * (clip_load.c) and the forward passes (clip_fwd.c); internal to encode/.
+ *
+ * Every float array and packed matrix belongs to the model and is freed by
+ * enc_model_free. Linear weights are kept in PyTorch's [out, in] order.
+ */
+#ifndef ENCODE_CLIP_INT_H
+#define ENCODE_CLIP_INT_H
+
+#include "encode/encode.h"
+#include "encode/kern.h"
+
+/* One pre-LN residual attention block. */
+typedef struct enc_block {
+    float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
+    kn_packed *qkv; /* [3W x W]: q | k | v */
+    float *qkv_b;
+    kn_packed *out;
+    float *out_b;
+    kn_packed *fc1;
+    float *fc1_b;
+    kn_packed *fc2;
+    float *fc2_b;
+} enc_block;
+
+/* A convolution with BatchNorm folded in (bias = folded shift). */
+typedef struct enc_conv {
+    kn_packed *w;
+    float *b;
+    int cin, cout, k, stride, pad;
+} enc_conv;
+
+typedef struct enc_bottleneck {
+    enc_conv c1, c2, c3, ds;
+    int has_ds;
+    int stride;
+} enc_bottleneck;
+
+#define ENC_RN_BLOCKS_MAX 64 /* Bottleneck blocks per stage */
+
+struct enc_model {
+    enc_arch a;
+    int precision;      /* requested (enum kn_precision) */
+    int pack_precision; /* what enc_pack uses for the part being built */
+    char dtype[8];
+    int64_t params;
+    float logit_scale; /* exp() of the stored value */
+
+    /* vision: ViT */
+    kn_packed *patch; /* [W x 3*p*p] */
+    float *class_emb; /* [W] */
+    float *v_pos;     /* [1 + grid^2, W] */
+    float *ln_pre_g, *ln_pre_b, *ln_post_g, *ln_post_b;
+    enc_block *v_blocks;
+    kn_packed *v_proj; /* [E x W] */
+
+    /* vision: ModifiedResNet */
+    enc_conv stem[3];
+    enc_bottleneck *rn[4];
+    int rn_n[4];
+    float *ap_pos; /* [1 + g^2, C] */
+    kn_packed *ap_q, *ap_k, *ap_v, *ap_c;
+    float *ap_qb, *ap_kb, *ap_vb, *ap_cb;
+    size_t rn_act_max;     /* largest activation of one image (floats) */
+    size_t rn_scratch_max; /* largest conv scratch */
+    double img_flops;      /* one image, 2 x multiply-adds */
+
+    /* text */
+    float *tok_emb; /* [vocab, Wt] */
+    float *t_pos;   /* [ctx, Wt] */
+    enc_block *t_blocks;
+    float *ln_final_g, *ln_final_b;
+    kn_packed *t_proj; /* [E x Wt] */
+
+    /* every float array above, for freeing */
+    float **owned;
+    int n_owned, cap_owned;
+};
+
+/* Records p as owned by m; returns p, or NULL (and frees p) when out of
+ * memory. */
+float *enc_own(enc_model *m, float *p);
+/* Packs W [n x k] at the model's precision, counting parameters; NULL on
+ * out of memory. */
+kn_packed *enc_pack(enc_model *m, const float *w, int n, int k);
+/* Allocates the model's ResNet/ViT derived sizes after weights are set. */
+void enc_model_plan(enc_model *m);
+
+#endif /* ENCODE_CLIP_INT_H */

@@ -1,0 +1,525 @@
+/*
+ * encode/encode_run.c: the `encode` stage: CLIP embeddings for every stored
+ * pair of a corpus, written as float16 .npy shards plus a row -> pair uid
+ * metadata file, and recorded in the catalog's embeddings table.
+ *
+ * Pipeline: the main thread (which owns the catalog handle) lists the next
+ * batch of pairs and their image locations, and a decode thread reads the
+ * image bytes back from the store, runs CLIP preprocessing and tokenizes
+ * the captions into the other of two batch slots while the main thread runs
+ * the model on the current one. Rows accumulate in memory until a shard is
+ * full; the shard's files are written atomically first and only then are
+ * its rows committed to the catalog, so a crash or Ctrl-C loses at most the
+ * unfinished shard, which the next run redoes.
+ */
+#include "catalog/catalog.h"
+#include "encode/clip_int.h"
+#include "encode/safetensors.h"
+#include "encode/tokenizer.h"
+#include "image/image.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ENC_BATCH_MAX       1024                /* pairs per forward pass */
+#define ENC_SHARD_ROWS_MAX  1000000             /* rows per .npy shard */
+#define ENC_IMAGE_BYTES_MAX ((int64_t)64 << 20) /* stored image larger than this: refused */
+#define ENC_NAME_MAX        128                 /* model name under DIR/embeddings */
+
+/* One batch in flight: what the main thread listed and what the decode
+ * thread made of it. */
+typedef struct slot {
+    cat_encode_item *items;
+    int n;
+    int *uidx;          /* item -> unique image index */
+    int64_t *img_id;    /* unique image ids */
+    cat_image_loc *loc; /* their stored locations */
+    int *loc_ok;        /* location found */
+    int nu;
+    int *img_ok;     /* decoded */
+    wp_err *img_err; /* why not */
+    float *pixels;   /* nu x 3 x S x S */
+    int32_t *tokens; /* n x ctx */
+    wp_buf bytes;    /* the image being decoded */
+    uint8_t *rgb;    /* S x S x 3 */
+    wp_arena *arena;
+    pthread_t th;
+    int running;
+} slot;
+
+typedef struct runner {
+    const enc_model *m;
+    enc_tok *tok;
+    st_store *st;
+    int ctx, S, E;
+} runner;
+
+typedef struct job {
+    runner *r;
+    slot *s;
+} job;
+
+static void slot_free(slot *s)
+{
+    free(s->items);
+    free(s->uidx);
+    free(s->img_id);
+    free(s->loc);
+    free(s->loc_ok);
+    free(s->img_ok);
+    free(s->img_err);
+    free(s->pixels);
+    free(s->tokens);
+    free(s->rgb);
+    wp_buf_free(&s->bytes);
+    wp_arena_free(s->arena);
+}
+
+static int slot_init(slot *s, int batch, const runner *r)
+{
+    size_t px = (size_t)3 * r->S * r->S;
+    memset(s, 0, sizeof *s);
+    s->items = calloc((size_t)batch, sizeof *s->items);
+    s->uidx = calloc((size_t)batch, sizeof *s->uidx);
+    s->img_id = calloc((size_t)batch, sizeof *s->img_id);
+    s->loc = calloc((size_t)batch, sizeof *s->loc);
+    s->loc_ok = calloc((size_t)batch, sizeof *s->loc_ok);
+    s->img_ok = calloc((size_t)batch, sizeof *s->img_ok);
+    s->img_err = calloc((size_t)batch, sizeof *s->img_err);
+    s->pixels = malloc((size_t)batch * px * sizeof *s->pixels);
+    s->tokens = calloc((size_t)batch * r->ctx, sizeof *s->tokens);
+    s->rgb = malloc(px);
+    s->arena = wp_arena_new(64 << 10);
+    if (!s->items || !s->uidx || !s->img_id || !s->loc || !s->loc_ok || !s->img_ok || !s->img_err ||
+        !s->pixels || !s->tokens || !s->rgb || !s->arena)
+        return WP_ENOMEM;
+    return 0;
+}
+
+/* The decode thread's work: images to normalised pixels, texts to ids.
+ * Failures are per image (img_ok = 0, img_err says why). */
+static void *decode_batch(void *arg)
+{
+    job *j = arg;
+    runner *r = j->r;
+    slot *s = j->s;
+    size_t px = (size_t)3 * r->S * r->S;
+
+    for (int u = 0; u < s->nu; u++) {
+        wp_err *e = &s->img_err[u];
+        s->img_ok[u] = 0;
+        if (!s->loc_ok[u])
+            continue;
+        if (s->loc[u].bytes <= 0 || s->loc[u].bytes > ENC_IMAGE_BYTES_MAX) {
+            wp_err_set(e, WP_ELIMIT, "stored size %lld bytes", (long long)s->loc[u].bytes);
+            continue;
+        }
+        wp_buf_reset(&s->bytes);
+        if (wp_buf_reserve(&s->bytes, (size_t)s->loc[u].bytes) != 0) {
+            wp_err_set(e, WP_ENOMEM, "out of memory");
+            continue;
+        }
+        if (st_read_verified(r->st, s->loc[u].store_file, s->loc[u].store_offset, s->bytes.data,
+                             (size_t)s->loc[u].bytes, s->loc[u].sha256[0] ? s->loc[u].sha256 : NULL,
+                             e) != 0)
+            continue;
+        if (img_clip_preprocess(s->bytes.data, (size_t)s->loc[u].bytes, r->S, s->rgb, e) != 0)
+            continue;
+        enc_normalize_rgb(r->m, s->rgb, s->pixels + (size_t)u * px);
+        s->img_ok[u] = 1;
+    }
+    for (int i = 0; i < s->n; i++) {
+        wp_err e = {0};
+        int32_t *row = s->tokens + (size_t)i * r->ctx;
+        if (enc_tok_encode_ctx(r->tok, s->items[i].text, s->items[i].text_len, row, r->ctx, &e) <
+            0) {
+            /* only out of memory: leave an empty caption (SOT EOT) */
+            memset(row, 0, (size_t)r->ctx * sizeof *row);
+            row[0] = ENC_TOK_SOT;
+            row[1] = ENC_TOK_EOT;
+        }
+    }
+    return NULL;
+}
+
+/* Lists the next batch into s (on the main thread: it uses the catalog). */
+static int fill_slot(cat *c, const char *model, int64_t *after, int batch, slot *s, wp_err *err)
+{
+    int rc;
+    wp_arena_reset(s->arena);
+    rc = cat_encode_todo(c, model, *after, batch, s->items, &s->n, s->arena, err);
+    if (rc != 0)
+        return rc;
+    s->nu = 0;
+    for (int i = 0; i < s->n; i++) {
+        int u;
+        for (u = 0; u < s->nu; u++)
+            if (s->img_id[u] == s->items[i].image_id)
+                break;
+        if (u == s->nu) {
+            wp_err e = {0};
+            s->img_id[u] = s->items[i].image_id;
+            rc = cat_image_location(c, s->img_id[u], &s->loc[u], &e);
+            if (rc != 0 && rc != WP_ENOENT)
+                return wp_err_set(err, rc, "%s", e.msg);
+            s->loc_ok[u] = rc == 0;
+            s->nu++;
+        }
+        s->uidx[i] = u;
+    }
+    if (s->n > 0)
+        *after = s->items[s->n - 1].pair_id;
+    return 0;
+}
+
+/* ---- shards ---------------------------------------------------------- */
+
+typedef struct shard {
+    uint16_t *img, *txt; /* rows x E, float16 */
+    int64_t *pair;
+    float *score;
+    wp_buf meta;
+    int rows, cap;
+} shard;
+
+/* A .npy (version 1.0) header for a C-order float16 [rows, cols] array,
+ * padded so the data starts on a 64-byte boundary. */
+static int npy_header(wp_buf *b, int rows, int cols)
+{
+    char dict[128];
+    int n = snprintf(dict, sizeof dict,
+                     "{'descr': '<f2', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
+    int total = 10 + n + 1;
+    int pad = (64 - total % 64) % 64;
+    int hlen = n + pad + 1;
+    if (wp_buf_append(b, "\x93NUMPY\x01\x00", 8) != 0 || wp_buf_putc(b, hlen & 0xff) != 0 ||
+        wp_buf_putc(b, (hlen >> 8) & 0xff) != 0 || wp_buf_append(b, dict, (size_t)n) != 0)
+        return WP_ENOMEM;
+    for (int i = 0; i < pad; i++)
+        if (wp_buf_putc(b, ' ') != 0)
+            return WP_ENOMEM;
+    return wp_buf_putc(b, '\n');
+}
+
+static int write_npy(const char *path, const uint16_t *data, int rows, int cols, wp_buf *tmp,
+                     wp_err *err)
+{
+    wp_buf_reset(tmp);
+    if (npy_header(tmp, rows, cols) != 0 ||
+        wp_buf_append(tmp, data, (size_t)rows * cols * sizeof *data) != 0)
+        return wp_err_set(err, WP_ENOMEM, "%s: out of memory", path);
+    return wp_write_file_atomic(path, tmp->data, tmp->len, err);
+}
+
+/* Writes shard number no's files, then records its rows (and the pending
+ * drop decisions) in one transaction. */
+static int flush_shard(cat *c, const char *dir, const char *model, int64_t no, shard *sh, int E,
+                       enc_run_counts *counts, wp_err *err)
+{
+    char path[WP_PATH_MAX], name[64];
+    wp_buf tmp = {0};
+    int rc = 0;
+
+    if (sh->rows == 0)
+        return 0;
+    snprintf(name, sizeof name, "img_emb/img_emb_%lld.npy", (long long)no);
+    if ((rc = wp_path_join(path, dir, name, err)) != 0 ||
+        (rc = write_npy(path, sh->img, sh->rows, E, &tmp, err)) != 0)
+        goto out;
+    snprintf(name, sizeof name, "text_emb/text_emb_%lld.npy", (long long)no);
+    if ((rc = wp_path_join(path, dir, name, err)) != 0 ||
+        (rc = write_npy(path, sh->txt, sh->rows, E, &tmp, err)) != 0)
+        goto out;
+    snprintf(name, sizeof name, "metadata/metadata_%lld.jsonl", (long long)no);
+    if ((rc = wp_path_join(path, dir, name, err)) != 0 ||
+        (rc = wp_write_file_atomic(path, sh->meta.data, sh->meta.len, err)) != 0)
+        goto out;
+    if ((rc = cat_begin(c, err)) != 0)
+        goto out;
+    for (int i = 0; i < sh->rows; i++)
+        if ((rc = cat_encode_add(c, sh->pair[i], model, no, i, sh->score[i], err)) != 0) {
+            cat_rollback(c);
+            goto out;
+        }
+    if ((rc = cat_commit(c, err)) != 0)
+        goto out;
+    counts->shards++;
+    counts->pairs += sh->rows;
+    sh->rows = 0;
+    wp_buf_reset(&sh->meta);
+out:
+    wp_buf_free(&tmp);
+    return rc;
+}
+
+/* A JSON string body (without quotes) for an uid or text. */
+static int json_escape(wp_buf *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        int rc;
+        if (ch == '"' || ch == '\\')
+            rc = wp_buf_printf(b, "\\%c", ch);
+        else if (ch < 0x20)
+            rc = wp_buf_printf(b, "\\u%04x", ch);
+        else
+            rc = wp_buf_putc(b, ch);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Model folder name: the directory's last component ("model" folders take
+ * their parent's name), with anything but [A-Za-z0-9._-] replaced. */
+static void default_name(const char *dir, char *out, size_t cap)
+{
+    char tmp[WP_PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    size_t n = strlen(tmp);
+    while (n > 1 && tmp[n - 1] == '/')
+        tmp[--n] = '\0';
+    char *base = strrchr(tmp, '/');
+    base = base ? base + 1 : tmp;
+    if (strcmp(base, "model") == 0 && base > tmp + 1) {
+        base[-1] = '\0';
+        char *p = strrchr(tmp, '/');
+        base = p ? p + 1 : tmp;
+    }
+    snprintf(out, cap, "%s", base[0] ? base : "model");
+    for (char *p = out; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-'))
+            *p = '_';
+}
+
+int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_reporter *rep,
+            enc_run_counts *counts, wp_err *err)
+{
+    enc_model *m = NULL;
+    enc_tok *tok = NULL;
+    enc_ws *ws = NULL;
+    slot slots[2];
+    shard sh;
+    runner r;
+    job jobs[2];
+    char name[ENC_NAME_MAX], dir[WP_PATH_MAX], sub[WP_PATH_MAX];
+    float *iemb = NULL, *temb = NULL;
+    int64_t run_id = 0, shard_no = 0, after = 0, total;
+    int rc = 0, cur = 0, batch = o->batch > 0 ? o->batch : 32;
+    int shard_rows = o->shard_rows > 0 ? o->shard_rows : 10000;
+    enc_open_opts oo = {o->precision};
+    wp_buf params = {0};
+    wp_progress pr = {0};
+
+    memset(counts, 0, sizeof *counts);
+    memset(slots, 0, sizeof slots);
+    memset(&sh, 0, sizeof sh);
+    if (batch > ENC_BATCH_MAX || shard_rows > ENC_SHARD_ROWS_MAX)
+        return wp_err_set(err, WP_EINVAL, "batch %d (max %d) or shard rows %d (max %d) too large",
+                          batch, ENC_BATCH_MAX, shard_rows, ENC_SHARD_ROWS_MAX);
+    if (o->model_name != NULL && o->model_name[0] != '\0') {
+        snprintf(name, sizeof name, "%s", o->model_name);
+        for (char *p = name; *p; p++)
+            if (*p == '/' || *p == '\\' || (p == name && *p == '.'))
+                *p = '_';
+    } else {
+        default_name(o->model_dir, name, sizeof name);
+    }
+    if ((rc = enc_model_open(o->model_dir, &oo, &m, err)) != 0)
+        goto out;
+    if ((rc = enc_tok_open_dir(o->model_dir, &tok, err)) != 0)
+        goto out;
+    r.m = m;
+    r.tok = tok;
+    r.st = st;
+    r.ctx = m->a.t_ctx;
+    r.S = m->a.image_size;
+    r.E = m->a.embed_dim;
+    ws = enc_ws_new();
+    iemb = malloc((size_t)batch * r.E * sizeof *iemb);
+    temb = malloc((size_t)batch * r.E * sizeof *temb);
+    sh.cap = shard_rows;
+    sh.img = malloc((size_t)shard_rows * r.E * sizeof *sh.img);
+    sh.txt = malloc((size_t)shard_rows * r.E * sizeof *sh.txt);
+    sh.pair = malloc((size_t)shard_rows * sizeof *sh.pair);
+    sh.score = malloc((size_t)shard_rows * sizeof *sh.score);
+    if (!ws || !iemb || !temb || !sh.img || !sh.txt || !sh.pair || !sh.score ||
+        slot_init(&slots[0], batch, &r) != 0 || slot_init(&slots[1], batch, &r) != 0) {
+        rc = wp_err_set(err, WP_ENOMEM, "out of memory for batch %d, shard %d", batch, shard_rows);
+        goto out;
+    }
+    snprintf(sub, sizeof sub, "embeddings/%s", name);
+    if ((rc = wp_path_join(dir, cat_dir(c), sub, err)) != 0)
+        goto out;
+    static const char *const subdirs[] = {"img_emb", "text_emb", "metadata"};
+    for (int i = 0; i < 3; i++) {
+        char p[WP_PATH_MAX];
+        if ((rc = wp_path_join(p, dir, subdirs[i], err)) != 0 || (rc = wp_mkdir_p(p, err)) != 0)
+            goto out;
+    }
+    if (wp_buf_printf(&params,
+                      "{\"model\":\"%s\",\"batch\":%d,\"precision\":\"%s\",\"shard_rows\":%d}",
+                      name, batch, o->precision == KN_BF16 ? "bf16" : "f32", shard_rows) != 0) {
+        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = cat_run_start(c, "encode", params.data, &run_id, err)) != 0)
+        goto out;
+    if ((rc = cat_encode_next_shard(c, name, &shard_no, err)) != 0)
+        goto out;
+    total = cat_encode_count_todo(c, name);
+    if (o->limit > 0 && total > o->limit)
+        total = o->limit;
+    pr.stage = "encode";
+    pr.total = total > 0 ? (uint64_t)total : 0;
+
+    /* prime: list and decode the first batch */
+    int want = batch;
+    if (o->limit > 0 && o->limit < want)
+        want = (int)o->limit;
+    if ((rc = fill_slot(c, name, &after, want, &slots[cur], err)) != 0)
+        goto out;
+    jobs[0] = (job){&r, &slots[0]};
+    jobs[1] = (job){&r, &slots[1]};
+    if (slots[cur].n > 0) {
+        if (pthread_create(&slots[cur].th, NULL, decode_batch, &jobs[cur]) != 0) {
+            rc = wp_err_set(err, WP_ENOMEM, "cannot start the decode thread");
+            goto out;
+        }
+        slots[cur].running = 1;
+    }
+    int64_t listed = slots[cur].n;
+    while (slots[cur].n > 0) {
+        slot *s = &slots[cur], *nx = &slots[1 - cur];
+        pthread_join(s->th, NULL);
+        s->running = 0;
+        /* list the next batch and start decoding it while this one runs */
+        nx->n = 0;
+        want = batch;
+        if (o->limit > 0 && o->limit - listed < want)
+            want = (int)(o->limit - listed);
+        if (want > 0 && !wp_stop_requested()) {
+            if ((rc = fill_slot(c, name, &after, want, nx, err)) != 0)
+                goto out;
+            listed += nx->n;
+            if (nx->n > 0) {
+                if (pthread_create(&nx->th, NULL, decode_batch, &jobs[1 - cur]) != 0) {
+                    rc = wp_err_set(err, WP_ENOMEM, "cannot start the decode thread");
+                    goto out;
+                }
+                nx->running = 1;
+            }
+        }
+        /* images: compact the decoded ones to the front */
+        int nimg = 0;
+        int map[ENC_BATCH_MAX];
+        size_t px = (size_t)3 * r.S * r.S;
+        for (int u = 0; u < s->nu; u++) {
+            map[u] = -1;
+            if (!s->img_ok[u])
+                continue;
+            if (nimg != u)
+                memmove(s->pixels + (size_t)nimg * px, s->pixels + (size_t)u * px,
+                        px * sizeof(float));
+            map[u] = nimg++;
+        }
+        if ((rc = enc_encode_images(m, ws, s->pixels, nimg, iemb, err)) != 0)
+            goto out;
+        if ((rc = enc_encode_texts(m, ws, s->tokens, s->n, r.ctx, temb, err)) != 0)
+            goto out;
+        counts->images += nimg;
+        counts->texts += s->n;
+        for (int i = 0; i < nimg; i++)
+            enc_l2_normalize(iemb + (size_t)i * r.E, r.E);
+        /* pairs whose image could not be read or decoded: recorded so
+         * that later runs skip them */
+        int dropped = 0;
+        for (int i = 0; i < s->n; i++) {
+            int u = s->uidx[i];
+            if (map[u] >= 0)
+                continue;
+            const char *why = s->loc_ok[u] ? s->img_err[u].msg : "image not stored";
+            wp_report_event(rep, WP_LOG_WARN, "encode_decode_error", "image %lld (pair %s): %s",
+                            (long long)s->img_id[u], s->items[i].uid, why);
+            if (!dropped && (rc = cat_begin(c, err)) != 0)
+                goto out;
+            dropped = 1;
+            if ((rc = cat_encode_drop(c, s->items[i].pair_id, name, "decode_error", run_id, err)) !=
+                0)
+                goto out;
+            counts->failed++;
+        }
+        if (dropped && (rc = cat_commit(c, err)) != 0)
+            goto out;
+        for (int i = 0; i < s->n; i++) {
+            int k = map[s->uidx[i]];
+            float *t = temb + (size_t)i * r.E;
+            if (k < 0)
+                continue;
+            enc_l2_normalize(t, r.E);
+            const float *im = iemb + (size_t)k * r.E;
+            float score = 0;
+            for (int j = 0; j < r.E; j++) {
+                sh.img[(size_t)sh.rows * r.E + j] = enc_f32_to_f16(im[j]);
+                sh.txt[(size_t)sh.rows * r.E + j] = enc_f32_to_f16(t[j]);
+                score += im[j] * t[j];
+            }
+            sh.pair[sh.rows] = s->items[i].pair_id;
+            sh.score[sh.rows] = score;
+            if (wp_buf_printf(&sh.meta, "{\"row\":%d,\"pair_id\":%lld,\"uid\":\"", sh.rows,
+                              (long long)s->items[i].pair_id) != 0 ||
+                json_escape(&sh.meta, s->items[i].uid, strlen(s->items[i].uid)) != 0 ||
+                wp_buf_printf(&sh.meta, "\",\"clip_score\":%.6f}\n", score) != 0) {
+                rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+                goto out;
+            }
+            sh.rows++;
+            if (sh.rows == sh.cap) {
+                if ((rc = flush_shard(c, dir, name, shard_no, &sh, r.E, counts, err)) != 0)
+                    goto out;
+                shard_no++;
+            }
+        }
+        pr.done += (uint64_t)s->n;
+        pr.errors = (uint64_t)counts->failed;
+        wp_report_progress(rep, &pr);
+        cur = 1 - cur;
+        if (wp_stop_requested() && !slots[cur].running)
+            break;
+    }
+    if ((rc = flush_shard(c, dir, name, shard_no, &sh, r.E, counts, err)) != 0)
+        goto out;
+    if (wp_stop_requested())
+        rc = wp_err_set(err, WP_ESTOP, "stopped; %lld pairs embedded", (long long)counts->pairs);
+out:
+    for (int i = 0; i < 2; i++)
+        if (slots[i].running)
+            pthread_join(slots[i].th, NULL);
+    if (run_id > 0) {
+        char cj[256];
+        snprintf(cj, sizeof cj,
+                 "{\"pairs\":%lld,\"images\":%lld,\"texts\":%lld,\"shards\":%lld,\"failed\":%lld}",
+                 (long long)counts->pairs, (long long)counts->images, (long long)counts->texts,
+                 (long long)counts->shards, (long long)counts->failed);
+        if (cat_in_transaction(c))
+            cat_rollback(c);
+        cat_run_end(c, run_id, rc == 0 ? "done" : rc == WP_ESTOP ? "stopped" : "failed", cj, NULL);
+    }
+    for (int i = 0; i < 2; i++)
+        slot_free(&slots[i]);
+    free(sh.img);
+    free(sh.txt);
+    free(sh.pair);
+    free(sh.score);
+    wp_buf_free(&sh.meta);
+    wp_buf_free(&params);
+    free(iemb);
+    free(temb);
+    enc_ws_free(ws);
+    enc_tok_free(tok);
+    enc_model_free(m);
+    return rc;
+}

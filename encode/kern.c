@@ -1,0 +1,792 @@
+/*
+ * encode/kern.c: the CLIP compute kernels' driver and portable code: run-time
+ * ISA dispatch, weight packing, the cache-blocked OpenMP GEMM driver that
+ * feeds the per-ISA micro-kernels (kern_avx2.c, kern_avx512.c), the portable
+ * micro-kernel, layer norm, softmax, attention and im2col convolution.
+ *
+ * Blocking (BLIS style): C is cut into tasks of up to MC rows x a chunk of
+ * NR-wide weight panels; each task walks K in KC blocks, packs its MC x KC
+ * slice of A into a thread-local buffer (L2), and runs the micro-kernel over
+ * every MR row group for each KC x NR weight micro-panel (L1). Weights are
+ * packed once (kn_pack) as panels [K][NR], so a KC block of a panel is one
+ * contiguous run.
+ */
+#include "encode/kern.h"
+#include "encode/kern_int.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KN_APACK_CAP (64 * 1024) /* floats of thread-local packed A */
+#define KN_BPACK_CAP (64 * 1024) /* floats of thread-local packed B (unpacked GEMMs) */
+#define KN_CONV_TMP  (32 * 1024) /* floats of thread-local conv output rows */
+#define KN_PAR_MIN   (1 << 18)   /* multiply-adds below which a GEMM runs on one thread */
+
+static _Thread_local float kn_apack[KN_APACK_CAP] __attribute__((aligned(64)));
+static _Thread_local float kn_bpack[KN_BPACK_CAP] __attribute__((aligned(64)));
+static _Thread_local float kn_convtmp[KN_CONV_TMP] __attribute__((aligned(64)));
+
+/* ---- scalar helpers and the portable ISA --------------------------------- */
+
+float kn_act1(float x, int act)
+{
+    switch (act) {
+    case KN_ACT_GELU:
+        return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case KN_ACT_QUICKGELU:
+        return x / (1.0f + expf(-1.702f * x));
+    case KN_ACT_RELU:
+        return x > 0.0f ? x : 0.0f;
+    default:
+        return x;
+    }
+}
+
+void kn_tile_store(const kn_tile *t, const float *acc, int ld)
+{
+    for (int i = 0; i < t->mr; i++) {
+        float *c = t->c + (size_t)i * t->ldc;
+        const float *ci = t->cin ? t->cin + (size_t)i * t->ldcin : NULL;
+        const float *r = t->res ? t->res + (size_t)i * t->ldr : NULL;
+        for (int j = 0; j < t->nc; j++) {
+            float v = t->alpha * acc[i * ld + j];
+            if (ci)
+                v += t->beta * ci[j];
+            if (t->last) {
+                if (t->bias)
+                    v += t->bias[j];
+                v = kn_act1(v, t->act);
+                if (r)
+                    v += r[j];
+            }
+            c[j] = v;
+        }
+    }
+}
+
+#define PORT_MR 4
+#define PORT_NR 16
+
+static void ukr_portable(const kn_tile *t)
+{
+    float acc[PORT_MR][PORT_NR];
+    memset(acc, 0, sizeof acc);
+    const float *a = t->a, *b = t->b;
+    for (int i = 0; i < t->mr; i++) {
+        const float *ai = a + (size_t)i * t->lda;
+        for (int k = 0; k < t->kc; k++) {
+            float av = ai[k];
+            for (int j = 0; j < PORT_NR; j++)
+                acc[i][j] += av * b[k * PORT_NR + j];
+        }
+    }
+    kn_tile_store(t, &acc[0][0], PORT_NR);
+}
+
+static void act_portable(float *x, size_t n, int act)
+{
+    if (act == KN_ACT_NONE)
+        return;
+    for (size_t i = 0; i < n; i++)
+        x[i] = kn_act1(x[i], act);
+}
+
+static void softmax_portable(float *x, int n)
+{
+    float m = x[0];
+    for (int i = 1; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        s += x[i];
+    }
+    float inv = 1.0f / s;
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+static void layernorm_portable(const float *x, int dim, const float *gamma, const float *beta,
+                               float eps, float *out);
+
+const kn_isa kn_isa_portable = {
+    .name = "portable",
+    .mr = PORT_MR,
+    .nr = PORT_NR,
+    .kc = 256,
+    .mc = 128,
+    .bf16_mr = 0,
+    .packs_a = 0,
+    .ukr = ukr_portable,
+    .ukr_bf16 = NULL,
+    .act = act_portable,
+    .softmax = softmax_portable,
+    .layernorm = layernorm_portable,
+};
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static const kn_isa *g_isa;
+
+static int cpu_has(const char *name)
+{
+#ifdef KN_EMULATE_AVX512
+    if (!strncmp(name, "avx512", 6)) /* kern_avx512.c runs on SIMDe */
+        return 1;
+#endif
+    __builtin_cpu_init();
+    if (!strcmp(name, "avx2"))
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!strcmp(name, "avx512"))
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("fma");
+    if (!strcmp(name, "avx512-bf16"))
+        return cpu_has("avx512") && __builtin_cpu_supports("avx512bf16");
+    if (!strcmp(name, "portable"))
+        return 1;
+    return 0;
+}
+
+static const kn_isa *isa_named(const char *name)
+{
+    if (!strcmp(name, "avx512-bf16"))
+        return &kn_isa_avx512bf16;
+    if (!strcmp(name, "avx512"))
+        return &kn_isa_avx512;
+    if (!strcmp(name, "avx2"))
+        return &kn_isa_avx2;
+    if (!strcmp(name, "portable"))
+        return &kn_isa_portable;
+    return NULL;
+}
+
+static const kn_isa *isa_get(void)
+{
+    const kn_isa *i = __atomic_load_n(&g_isa, __ATOMIC_ACQUIRE);
+    if (i)
+        return i;
+    static const char *order[] = {"avx512-bf16", "avx512", "avx2", "portable"};
+    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
+        if (cpu_has(order[k])) {
+            i = isa_named(order[k]);
+            break;
+        }
+    }
+    __atomic_store_n(&g_isa, i, __ATOMIC_RELEASE);
+    return i;
+}
+
+const char *kn_init(void)
+{
+    return isa_get()->name;
+}
+
+int kn_force_path(const char *name)
+{
+    if (!name || !isa_named(name) || !cpu_has(name))
+        return -1;
+    __atomic_store_n(&g_isa, isa_named(name), __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* ---- bf16 ---------------------------------------------------------------- */
+
+/* Round to nearest even, keeping NaNs quiet NaNs. */
+static inline uint16_t f2bf(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static inline float bfround(float f)
+{
+    uint32_t u = (uint32_t)f2bf(f) << 16;
+    float r;
+    memcpy(&r, &u, 4);
+    return r;
+}
+
+/* ---- packed weights ------------------------------------------------------ */
+
+enum { FMT_F32 = 0, FMT_BF16_NATIVE = 1, FMT_BF16_ROUNDED = 2 };
+
+struct kn_packed {
+    int n, k, prec;
+    int kp; /* K rounded up to the format's k granularity */
+    int fmt;
+    int nr;
+    const kn_isa *isa;
+    size_t pstride; /* bytes per panel */
+    void *data;
+};
+
+kn_packed *kn_pack(const float *W, int N, int K, int prec)
+{
+    if (!W || N <= 0 || K <= 0)
+        return NULL;
+    const kn_isa *isa = isa_get();
+    kn_packed *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->n = N;
+    p->k = K;
+    p->prec = prec;
+    p->isa = isa;
+    p->nr = isa->nr;
+    if (prec == KN_BF16)
+        p->fmt = isa->ukr_bf16 ? FMT_BF16_NATIVE : FMT_BF16_ROUNDED;
+    else
+        p->fmt = FMT_F32;
+    p->kp = p->fmt == FMT_BF16_NATIVE ? (K + 1) & ~1 : K;
+    int nr = p->nr, np = (N + nr - 1) / nr;
+    size_t esz = p->fmt == FMT_BF16_NATIVE ? 2 : 4;
+    p->pstride = (size_t)p->kp * nr * esz;
+    size_t bytes = (p->pstride * np + 63) & ~(size_t)63;
+    p->data = aligned_alloc(64, bytes);
+    if (!p->data) {
+        free(p);
+        return NULL;
+    }
+#pragma omp parallel for schedule(static) if ((size_t)N * K > 65536)
+    for (int pi = 0; pi < np; pi++) {
+        char *base = (char *)p->data + p->pstride * pi;
+        for (int j = 0; j < nr; j++) {
+            int n = pi * nr + j;
+            const float *w = n < N ? W + (size_t)n * K : NULL;
+            if (p->fmt == FMT_BF16_NATIVE) {
+                uint16_t *d = (uint16_t *)base;
+                for (int k = 0; k < p->kp; k += 2) {
+                    float w0 = w ? w[k] : 0.0f, w1 = (w && k + 1 < K) ? w[k + 1] : 0.0f;
+                    d[((size_t)(k / 2) * nr + j) * 2] = f2bf(w0);
+                    d[((size_t)(k / 2) * nr + j) * 2 + 1] = f2bf(w1);
+                }
+            } else {
+                float *d = (float *)base;
+                for (int k = 0; k < K; k++) {
+                    float v = w ? w[k] : 0.0f;
+                    d[(size_t)k * nr + j] = p->fmt == FMT_BF16_ROUNDED ? bfround(v) : v;
+                }
+            }
+        }
+    }
+    return p;
+}
+
+void kn_packed_free(kn_packed *p)
+{
+    if (!p)
+        return;
+    free(p->data);
+    free(p);
+}
+
+int kn_packed_n(const kn_packed *p)
+{
+    return p->n;
+}
+
+int kn_packed_k(const kn_packed *p)
+{
+    return p->k;
+}
+
+/* ---- the GEMM driver ----------------------------------------------------- */
+
+typedef struct drive {
+    const kn_isa *isa;
+    int fmt; /* FMT_*: how A is packed and which micro-kernel runs */
+    int M, N, K;
+    const float *A;
+    int lda;
+    const char *B; /* panels */
+    size_t pstride;
+    int nr;
+    float *C;
+    int ldc;
+    float alpha;
+    const float *cin0; /* added (times beta0) in the first K block */
+    int ldcin0;
+    float beta0;
+    const float *bias;
+    int act;
+    const float *res; /* added after the activation in the last K block */
+    int ldr;
+    int first, last; /* whether this call's first/last K block is the global one */
+    int kc, mc;
+} drive;
+
+static int drive_mr(const drive *d)
+{
+    return d->fmt == FMT_BF16_NATIVE ? d->isa->bf16_mr : d->isa->mr;
+}
+
+/* Rows [m0, m0+rows) split into balanced groups of at most mr rows, packed
+ * group by group ([kcur][mr] floats, or [kcur/2][mr] bf16 pairs), or, when
+ * rowmajor, copied as rows of kcur floats (bf16-rounded fallback only). */
+static void pack_a(const drive *d, int m0, int rows, int k0, int kcur, int mr, int rowmajor,
+                   void *buf)
+{
+    if (rowmajor) {
+        for (int i = 0; i < rows; i++) {
+            const float *a = d->A + (size_t)(m0 + i) * d->lda + k0;
+            float *dst = (float *)buf + (size_t)i * kcur;
+            for (int k = 0; k < kcur; k++)
+                dst[k] = bfround(a[k]);
+        }
+        return;
+    }
+    int ng = (rows + mr - 1) / mr, base = rows / ng, extra = rows % ng, r = m0;
+    for (int g = 0; g < ng; g++) {
+        int gr = base + (g < extra);
+        if (d->fmt == FMT_BF16_NATIVE) {
+            uint32_t *dst = (uint32_t *)buf + (size_t)g * mr * (kcur / 2);
+            for (int i = 0; i < gr; i++) {
+                const float *a = d->A + (size_t)(r + i) * d->lda + k0;
+                for (int k = 0; k < kcur; k += 2) {
+                    float a0 = k0 + k < d->K ? a[k] : 0.0f;
+                    float a1 = k0 + k + 1 < d->K ? a[k + 1] : 0.0f;
+                    dst[(size_t)(k / 2) * mr + i] = (uint32_t)f2bf(a0) | (uint32_t)f2bf(a1) << 16;
+                }
+            }
+        } else {
+            float *dst = (float *)buf + (size_t)g * mr * kcur;
+            for (int i = 0; i < gr; i++) {
+                const float *a = d->A + (size_t)(r + i) * d->lda + k0;
+                if (d->fmt == FMT_BF16_ROUNDED)
+                    for (int k = 0; k < kcur; k++)
+                        dst[(size_t)k * mr + i] = bfround(a[k]);
+                else
+                    for (int k = 0; k < kcur; k++)
+                        dst[(size_t)k * mr + i] = a[k];
+            }
+        }
+        r += gr;
+    }
+}
+
+static void run_task(const drive *d, int m0, int rows, int p0, int p1)
+{
+    int mr = drive_mr(d);
+    int kstep = d->kc;
+    int kgran = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
+    int Kp = (d->K + kgran - 1) / kgran * kgran;
+    size_t esz = d->fmt == FMT_BF16_NATIVE ? 2 : 4;
+    int ng = (rows + mr - 1) / mr, base = rows / ng, extra = rows % ng;
+    void (*ukr)(const kn_tile *) = d->fmt == FMT_BF16_NATIVE ? d->isa->ukr_bf16 : d->isa->ukr;
+    /* A in place, a row-major rounded copy, or packed groups */
+    int direct = d->fmt == FMT_F32 && !d->isa->packs_a;
+    int rowmajor = d->fmt == FMT_BF16_ROUNDED && !d->isa->packs_a;
+    for (int k0 = 0; k0 < Kp; k0 += kstep) {
+        int kcur = Kp - k0 < kstep ? Kp - k0 : kstep;
+        int first = d->first && k0 == 0, last = d->last && k0 + kcur >= Kp;
+        if (!direct)
+            pack_a(d, m0, rows, k0, kcur, mr, rowmajor, kn_apack);
+        for (int p = p0; p < p1; p++) {
+            int j0 = p * d->nr;
+            kn_tile t;
+            t.b = d->B + d->pstride * p + (size_t)k0 * d->nr * esz;
+            t.kc = kcur;
+            t.nc = d->N - j0 < d->nr ? d->N - j0 : d->nr;
+            t.ldc = d->ldc;
+            t.alpha = d->alpha;
+            t.last = last;
+            t.bias = last && d->bias ? d->bias + j0 : NULL;
+            t.act = d->act;
+            t.ldr = d->ldr;
+            int r = m0;
+            for (int g = 0; g < ng; g++) {
+                int gr = base + (g < extra);
+                if (direct) {
+                    t.a = d->A + (size_t)r * d->lda + k0;
+                    t.lda = d->lda;
+                } else if (rowmajor) {
+                    t.a = kn_apack + (size_t)(r - m0) * kcur;
+                    t.lda = kcur;
+                } else {
+                    t.a = (const char *)kn_apack + (size_t)g * mr * kcur * esz;
+                    t.lda = 0;
+                }
+                t.mr = gr;
+                t.c = d->C + (size_t)r * d->ldc + j0;
+                if (first) {
+                    t.cin = d->cin0 ? d->cin0 + (size_t)r * d->ldcin0 + j0 : NULL;
+                    t.ldcin = d->ldcin0;
+                    t.beta = d->beta0;
+                } else {
+                    t.cin = t.c;
+                    t.ldcin = d->ldc;
+                    t.beta = 1.0f;
+                }
+                t.res = last && d->res ? d->res + (size_t)r * d->ldr + j0 : NULL;
+                ukr(&t);
+                r += gr;
+            }
+        }
+    }
+}
+
+/* Task t of mb row blocks x nb panel chunks, n-major so that consecutive
+ * tasks share weights. */
+static void run_one(const drive *d, int t, int mb, int mc, int nb, int np)
+{
+    int ib = t % mb, jb = t / mb;
+    int m0 = ib * mc, rows = d->M - m0 < mc ? d->M - m0 : mc;
+    int pb = np / nb, pe = np % nb;
+    int p0 = jb * pb + (jb < pe ? jb : pe);
+    int p1 = p0 + pb + (jb < pe);
+    if (rows > 0 && p1 > p0)
+        run_task(d, m0, rows, p0, p1);
+}
+
+/* Runs the whole product, on all threads when par and big enough. */
+static void drive_run(drive *d, int par)
+{
+    int mr = drive_mr(d);
+    int np = (d->N + d->nr - 1) / d->nr;
+    int mc = d->mc;
+    if (mc > d->M)
+        mc = d->M;
+    if (d->M <= 0 || np <= 0)
+        return;
+    int mb = (d->M + mc - 1) / mc;
+    /* even row blocks: avoids a tiny last block */
+    mc = (d->M + mb - 1) / mb;
+    (void)mr;
+    int nt = par ? omp_get_max_threads() : 1;
+    if ((double)d->M * d->N * d->K < KN_PAR_MIN)
+        nt = 1;
+    int nb = 1;
+    if (nt > 1) {
+        /* at least 4 equal tasks per thread, and a multiple of the thread
+         * count so that an idle machine finishes them all at once */
+        nb = (4 * nt + mb - 1) / mb;
+        while ((mb * nb) % nt && nb < np)
+            nb++;
+        if (nb > np)
+            nb = np;
+    }
+    int ntask = mb * nb;
+    if (nt == 1 || ntask == 1) {
+        /* no OpenMP region at all: small products (attention heads) are
+         * called inside a parallel loop, where even a one-thread team costs */
+        for (int t = 0; t < ntask; t++)
+            run_one(d, t, mb, mc, nb, np);
+        return;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int t = 0; t < ntask; t++)
+        run_one(d, t, mb, mc, nb, np);
+}
+
+static void drive_blocking(drive *d)
+{
+    int mr = drive_mr(d);
+    d->kc = d->fmt == FMT_BF16_NATIVE ? d->isa->bf16_kc : d->isa->kc;
+    d->mc = d->isa->mc / mr * mr;
+    /* even K blocks of at most kc: no short tail block */
+    int kg = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
+    int kp = (d->K + kg - 1) / kg * kg, nkb = (kp + d->kc - 1) / d->kc;
+    if (nkb > 0) {
+        int kc = (kp + nkb - 1) / nkb;
+        kc = (kc + 7) / 8 * 8;
+        if (kc < d->kc)
+            d->kc = kc;
+    }
+    int direct = d->fmt == FMT_F32 && !d->isa->packs_a;
+    if (!direct && (size_t)d->mc * d->kc > KN_APACK_CAP) /* the packed A block must fit */
+        d->mc = KN_APACK_CAP / d->kc / mr * mr;
+    if (d->mc < mr)
+        d->mc = mr;
+}
+
+void kn_linear(const float *A, int lda, int M, const kn_packed *W, const float *bias, int act,
+               const float *residual, int ldr, float *C, int ldc)
+{
+    if (M <= 0 || !W)
+        return;
+    drive d = {0};
+    d.isa = W->isa;
+    d.fmt = W->fmt;
+    d.M = M;
+    d.N = W->n;
+    d.K = W->k;
+    d.A = A;
+    d.lda = lda;
+    d.B = W->data;
+    d.pstride = W->pstride;
+    d.nr = W->nr;
+    d.C = C;
+    d.ldc = ldc;
+    d.alpha = 1.0f;
+    d.bias = bias;
+    d.act = act;
+    d.first = d.last = 1;
+    drive_blocking(&d);
+    if (residual && act == KN_ACT_NONE) {
+        d.cin0 = residual; /* start from the residual: safe when C aliases it */
+        d.ldcin0 = ldr;
+        d.beta0 = 1.0f;
+    } else if (residual) {
+        d.res = residual;
+        d.ldr = ldr;
+        if (residual == C && W->kp > d.kc) {
+            /* partial sums in C would clobber the residual: one K block
+             * (packed A then holds as many whole rows as fit) */
+            int mr = drive_mr(&d);
+            d.kc = W->kp;
+            if (!(d.fmt == FMT_F32 && !d.isa->packs_a)) {
+                d.mc = KN_APACK_CAP / W->kp / mr * mr;
+                if (d.mc < 1)
+                    d.mc = KN_APACK_CAP / W->kp;
+            }
+        }
+    }
+    drive_run(&d, 1);
+}
+
+/* One [kcur][nr] panel of columns n0.. of op(B), zero past column N. */
+static void pack_b_panel(int bt, const float *B, int ldb, int n0, int N, int k0, int kcur, int nr,
+                         float *dst)
+{
+    int nv = N - n0 < nr ? N - n0 : nr;
+    if (bt) { /* B is N x K: a transpose, read along rows */
+        for (int j = 0; j < nv; j++) {
+            const float *src = B + (size_t)(n0 + j) * ldb + k0;
+            for (int k = 0; k < kcur; k++)
+                dst[(size_t)k * nr + j] = src[k];
+        }
+        for (int j = nv; j < nr; j++)
+            for (int k = 0; k < kcur; k++)
+                dst[(size_t)k * nr + j] = 0.0f;
+    } else { /* B is K x N: row pieces */
+        for (int k = 0; k < kcur; k++) {
+            const float *src = B + (size_t)(k0 + k) * ldb + n0;
+            float *d = dst + (size_t)k * nr;
+            memcpy(d, src, (size_t)nv * sizeof *d);
+            for (int j = nv; j < nr; j++)
+                d[j] = 0.0f;
+        }
+    }
+}
+
+/* C = alpha A B^T + beta C (bt = 1, B is N x K) or alpha A B + beta C (bt = 0,
+ * B is K x N), B packed block by block into the thread-local buffer. */
+static void gemm_unpacked(int bt, int M, int N, int K, float alpha, const float *A, int lda,
+                          const float *B, int ldb, float beta, float *C, int ldc, int par)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    const kn_isa *isa = isa_get();
+    int nr = isa->nr;
+    if (K <= 0) {
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+        return;
+    }
+    drive d = {0};
+    d.isa = isa;
+    d.fmt = FMT_F32;
+    d.M = M;
+    d.A = A;
+    d.lda = lda;
+    d.nr = nr;
+    d.ldc = ldc;
+    d.alpha = alpha;
+    d.act = KN_ACT_NONE;
+    drive_blocking(&d);
+    int kc = d.kc;
+    int np = (N + nr - 1) / nr;
+    for (int k0 = 0; k0 < K; k0 += kc) {
+        int kcur = K - k0 < kc ? K - k0 : kc;
+        int chunk = KN_BPACK_CAP / (kcur * nr);
+        for (int q0 = 0; q0 < np; q0 += chunk) {
+            int q1 = q0 + chunk < np ? q0 + chunk : np;
+            for (int q = q0; q < q1; q++)
+                pack_b_panel(bt, B, ldb, q * nr, N, k0, kcur, nr,
+                             kn_bpack + (size_t)(q - q0) * kcur * nr);
+            int n0 = q0 * nr, n1 = q1 * nr < N ? q1 * nr : N;
+            d.N = n1 - n0;
+            d.K = kcur;
+            d.A = A + k0;
+            d.B = (const char *)kn_bpack;
+            d.pstride = (size_t)kcur * nr * 4;
+            d.C = C + n0;
+            d.first = k0 == 0;
+            d.last = k0 + kcur >= K;
+            d.cin0 = beta != 0.0f ? C + n0 : NULL;
+            d.ldcin0 = ldc;
+            d.beta0 = beta;
+            drive_run(&d, par);
+        }
+    }
+}
+
+void kn_gemm_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                float beta, float *C, int ldc)
+{
+    gemm_unpacked(1, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1);
+}
+
+void kn_gemm_nn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                float beta, float *C, int ldc)
+{
+    gemm_unpacked(0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1);
+}
+
+/* ---- layer norm, activation ---------------------------------------------- */
+
+/* Two passes: the mean, then the centred sum of squares together with the
+ * centred sum, which corrects the float rounding of the mean (rows of
+ * large mean lose no precision). */
+static void layernorm_portable(const float *x, int dim, const float *gamma, const float *beta,
+                               float eps, float *out)
+{
+    float s = 0.0f;
+    for (int i = 0; i < dim; i++)
+        s += x[i];
+    float mean = s / (float)dim, c = 0.0f, v = 0.0f;
+    for (int i = 0; i < dim; i++) {
+        float t = x[i] - mean;
+        c += t;
+        v += t * t;
+    }
+    c /= (float)dim;
+    float var = v / (float)dim - c * c;
+    float rs = 1.0f / sqrtf((var > 0.0f ? var : 0.0f) + eps);
+    for (int i = 0; i < dim; i++) {
+        float t = ((x[i] - mean) - c) * rs;
+        out[i] = t * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+    }
+}
+
+void kn_layernorm(const float *x, int ldx, int rows, int dim, const float *gamma, const float *beta,
+                  float eps, float *out, int ldo)
+{
+    const kn_isa *isa = isa_get();
+#pragma omp parallel for schedule(static) if ((size_t)rows * dim > 65536)
+    for (int r = 0; r < rows; r++)
+        isa->layernorm(x + (size_t)r * ldx, dim, gamma, beta, eps, out + (size_t)r * ldo);
+}
+
+void kn_activate(float *x, size_t n, int act)
+{
+    if (act == KN_ACT_NONE || n == 0)
+        return;
+    const kn_isa *isa = isa_get();
+    size_t chunk = 16384;
+    size_t nchunk = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (nchunk > 1)
+    for (size_t c = 0; c < nchunk; c++) {
+        size_t a = c * chunk, len = n - a < chunk ? n - a : chunk;
+        isa->act(x + a, len, act);
+    }
+}
+
+/* ---- attention ----------------------------------------------------------- */
+
+size_t kn_attention_scratch(int seq, int heads)
+{
+    return (size_t)heads * seq * seq;
+}
+
+/* One head: S = q k^T / sqrt(hd), row softmax (masked when causal), o = S v. */
+static void attn_head(const kn_isa *isa, const float *q, int ldq, int nq, const float *k,
+                      const float *v, int ldkv, int nk, int hd, int causal, float *o, int ldo,
+                      float *S)
+{
+    float scale = 1.0f / sqrtf((float)hd);
+    gemm_unpacked(1, nq, nk, hd, scale, q, ldq, k, ldkv, 0.0f, S, nk, 0);
+    for (int i = 0; i < nq; i++) {
+        float *row = S + (size_t)i * nk;
+        int n = causal ? (i + 1 < nk ? i + 1 : nk) : nk;
+        isa->softmax(row, n);
+        for (int j = n; j < nk; j++)
+            row[j] = 0.0f;
+    }
+    gemm_unpacked(0, nq, hd, nk, 1.0f, S, nk, v, ldkv, 0.0f, o, ldo, 0);
+}
+
+void kn_attention(const float *qkv, int seq, int width, int heads, int causal, float *out,
+                  float *scratch)
+{
+    const kn_isa *isa = isa_get();
+    int hd = width / heads, ld = 3 * width;
+#pragma omp parallel for schedule(dynamic, 1) if (heads > 1 && (size_t)seq * seq * width > 32768)
+    for (int h = 0; h < heads; h++) {
+        const float *q = qkv + h * hd, *k = qkv + width + h * hd, *v = qkv + 2 * width + h * hd;
+        attn_head(isa, q, ld, seq, k, v, ld, seq, hd, causal, out + h * hd, width,
+                  scratch + (size_t)h * seq * seq);
+    }
+}
+
+void kn_attention_qkv(const float *q, int nq, const float *k, const float *v, int nk, int width,
+                      int heads, float *out, float *scratch)
+{
+    const kn_isa *isa = isa_get();
+    int hd = width / heads;
+#pragma omp parallel for schedule(dynamic, 1) if (heads > 1 && (size_t)nq * nk * width > 32768)
+    for (int h = 0; h < heads; h++) {
+        attn_head(isa, q + h * hd, width, nq, k + h * hd, v + h * hd, width, nk, hd, 0,
+                  out + h * hd, width, scratch + (size_t)h * nq * nk);
+    }
+}
+
+/* ---- convolution --------------------------------------------------------- */
+
+static int conv_out(int n, int k, int stride, int pad)
+{
+    return (n + 2 * pad - k) / stride + 1;
+}
+
+size_t kn_conv2d_scratch(int cin, int h, int w, int kh, int kw, int stride, int pad)
+{
+    int oh = conv_out(h, kh, stride, pad), ow = conv_out(w, kw, stride, pad);
+    if (oh <= 0 || ow <= 0)
+        return 0;
+    return (size_t)oh * ow * cin * kh * kw;
+}
+
+void kn_conv2d(const float *in, int cin, int h, int w, const kn_packed *W, int kh, int kw,
+               int stride, int pad, const float *bias, int act, float *out, float *scratch)
+{
+    int oh = conv_out(h, kh, stride, pad), ow = conv_out(w, kw, stride, pad);
+    if (oh <= 0 || ow <= 0)
+        return;
+    int P = oh * ow, Kc = cin * kh * kw, cout = W->n;
+    /* im2col: one row per output pixel, K ordered (c, y, x) like the weight */
+#pragma omp parallel for schedule(static) if ((size_t)P * Kc > 65536)
+    for (int p = 0; p < P; p++) {
+        int oy = p / ow, ox = p % ow;
+        float *row = scratch + (size_t)p * Kc;
+        for (int c = 0; c < cin; c++)
+            for (int y = 0; y < kh; y++) {
+                int iy = oy * stride - pad + y;
+                for (int x = 0; x < kw; x++) {
+                    int ix = ox * stride - pad + x;
+                    row[(c * kh + y) * kw + x] = (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                                                     ? in[((size_t)c * h + iy) * w + ix]
+                                                     : 0.0f;
+                }
+            }
+    }
+    int chunk = KN_CONV_TMP / cout;
+    if (chunk < 1)
+        chunk = 1;
+    for (int p0 = 0; p0 < P; p0 += chunk) {
+        int n = P - p0 < chunk ? P - p0 : chunk;
+        if (cout <= KN_CONV_TMP) {
+            kn_linear(scratch + (size_t)p0 * Kc, Kc, n, W, bias, act, NULL, 0, kn_convtmp, cout);
+            for (int p = 0; p < n; p++)
+                for (int co = 0; co < cout; co++)
+                    out[(size_t)co * P + p0 + p] = kn_convtmp[(size_t)p * cout + co];
+        }
+    }
+}

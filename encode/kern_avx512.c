@@ -1,0 +1,378 @@
+/*
+ * encode/kern_avx512.c: AVX-512 micro-kernels for encode/kern.c: the 14x32
+ * f32 GEMM tile (28 zmm accumulators), the 14x32 bf16 tile on
+ * _mm512_dpbf16_ps (weights packed as bf16 pairs along K, activations
+ * converted while A is packed, f32 accumulation), the fused epilogue, and
+ * vector exp / erf for the activations and softmax. Compiled with the
+ * AVX-512 F/BW/VL/DQ/BF16 flags; only called after kn_init has seen them.
+ */
+#include "encode/kern.h"
+#include "encode/kern_int.h"
+
+#ifdef KN_EMULATE_AVX512
+/* tests/kern_avx512_emul.sh: the same code on SIMDe's portable AVX-512 */
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+#else
+#include <immintrin.h>
+#endif
+#include <math.h>
+#include <string.h>
+
+#define MR 14
+#define NR 32
+
+/* Bit casts to the bf16 pair vector type (no cast intrinsic in GCC 12). */
+static inline __m512bh as_bh(__m512 v)
+{
+    __m512bh r;
+    memcpy(&r, &v, sizeof r);
+    return r;
+}
+
+static inline __m512bh bcast_bh(int pair)
+{
+    return as_bh(_mm512_castsi512_ps(_mm512_set1_epi32(pair)));
+}
+
+/* exp(x) for float lanes, Cephes-style range reduction, ~2 ulp. */
+static inline __m512 exp16(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.33654f)), _mm512_set1_ps(88.37626f));
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 y = _mm512_set1_ps(1.9875691500E-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(y, fx);
+}
+
+/* erf(x) as x P(x^2) / Q(x^2) on x clamped to [-4, 4]: see erf8 in
+ * kern_avx2.c. */
+static inline __m512 erf16(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-4.0f)), _mm512_set1_ps(4.0f));
+    __m512 x2 = _mm512_mul_ps(x, x);
+    __m512 p = _mm512_set1_ps(-2.72614225801306e-10f);
+    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(2.77068142495902e-08f));
+    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-2.10102402082508e-06f));
+    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-5.69250639462346e-05f));
+    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-7.34990630326855e-04f));
+    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-2.95459980854025e-03f));
+    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-1.60960333262415e-02f));
+    p = _mm512_mul_ps(p, x);
+    __m512 q = _mm512_set1_ps(-1.45660718464996e-05f);
+    q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(-2.13374055278905e-04f));
+    q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(-1.68282697438203e-03f));
+    q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(-7.37332916720468e-03f));
+    q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(-1.42647390514189e-02f));
+    return _mm512_div_ps(p, q);
+}
+
+static inline __m512 act16(__m512 v, int act)
+{
+    switch (act) {
+    case KN_ACT_GELU: {
+        __m512 e = erf16(_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f)));
+        return _mm512_mul_ps(_mm512_mul_ps(v, _mm512_set1_ps(0.5f)),
+                             _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
+    }
+    case KN_ACT_QUICKGELU: {
+        __m512 e = exp16(_mm512_mul_ps(v, _mm512_set1_ps(-1.702f)));
+        return _mm512_div_ps(v, _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
+    }
+    case KN_ACT_RELU:
+        return _mm512_max_ps(v, _mm512_setzero_ps());
+    default:
+        return v;
+    }
+}
+
+/* The epilogue of one tile from its accumulators acc[mr][NR] (one call per
+ * tile, out of line: keeps the micro-kernels small). */
+static void store_tile(const kn_tile *t, const float *acc)
+{
+    if (t->nc != NR) {
+        kn_tile_store(t, acc, NR);
+        return;
+    }
+    __m512 al = _mm512_set1_ps(t->alpha), be = _mm512_set1_ps(t->beta);
+    for (int i = 0; i < t->mr; i++) {
+        float *c = t->c + (size_t)i * t->ldc;
+        __m512 v0 = _mm512_mul_ps(_mm512_load_ps(acc + i * NR), al);
+        __m512 v1 = _mm512_mul_ps(_mm512_load_ps(acc + i * NR + 16), al);
+        if (t->cin) {
+            const float *ci = t->cin + (size_t)i * t->ldcin;
+            v0 = _mm512_fmadd_ps(be, _mm512_loadu_ps(ci), v0);
+            v1 = _mm512_fmadd_ps(be, _mm512_loadu_ps(ci + 16), v1);
+        }
+        if (t->last) {
+            if (t->bias) {
+                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(t->bias));
+                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(t->bias + 16));
+            }
+            if (t->act != KN_ACT_NONE) {
+                v0 = act16(v0, t->act);
+                v1 = act16(v1, t->act);
+            }
+            if (t->res) {
+                const float *r = t->res + (size_t)i * t->ldr;
+                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(r));
+                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(r + 16));
+            }
+        }
+        _mm512_storeu_ps(c, v0);
+        _mm512_storeu_ps(c + 16, v1);
+    }
+}
+
+#define STORE_TILE(R)                                                                              \
+    float tmp[R * NR] __attribute__((aligned(64)));                                                \
+    _Pragma("GCC unroll 14") for (int i = 0; i < R; i++)                                           \
+    {                                                                                              \
+        _mm512_store_ps(tmp + i * NR, c0[i]);                                                      \
+        _mm512_store_ps(tmp + i * NR + 16, c1[i]);                                                 \
+    }                                                                                              \
+    store_tile(t, tmp);
+
+#define UKR(R)                                                                                     \
+    static void ukr_##R(const kn_tile *t)                                                          \
+    {                                                                                              \
+        __m512 c0[R], c1[R];                                                                       \
+        _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) c0[i] = c1[i] = _mm512_setzero_ps();  \
+        const float *a = t->a, *b = t->b;                                                          \
+        for (int k = 0; k < t->kc; k++) {                                                          \
+            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                            \
+            _Pragma("GCC unroll 14") for (int i = 0; i < R; i++)                                   \
+            {                                                                                      \
+                __m512 av = _mm512_set1_ps(a[i]);                                                  \
+                c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);                                            \
+                c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);                                            \
+            }                                                                                      \
+            a += MR;                                                                               \
+            b += NR;                                                                               \
+        }                                                                                          \
+        STORE_TILE(R)                                                                              \
+    }
+
+#define UKRB(R)                                                                                    \
+    static void ukrb_##R(const kn_tile *t)                                                         \
+    {                                                                                              \
+        __m512 c0[R], c1[R];                                                                       \
+        _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) c0[i] = c1[i] = _mm512_setzero_ps();  \
+        const int *a = t->a;                                                                       \
+        const float *b = t->b;                                                                     \
+        for (int k = 0; k < t->kc; k += 2) {                                                       \
+            __m512bh b0 = as_bh(_mm512_load_ps(b)), b1 = as_bh(_mm512_load_ps(b + 16));            \
+            _Pragma("GCC unroll 14") for (int i = 0; i < R; i++)                                   \
+            {                                                                                      \
+                __m512bh av = bcast_bh(a[i]);                                                      \
+                c0[i] = _mm512_dpbf16_ps(c0[i], av, b0);                                           \
+                c1[i] = _mm512_dpbf16_ps(c1[i], av, b1);                                           \
+            }                                                                                      \
+            a += MR;                                                                               \
+            b += NR;                                                                               \
+        }                                                                                          \
+        STORE_TILE(R)                                                                              \
+    }
+
+UKR(1)
+UKR(2)
+UKR(3)
+UKR(4)
+UKR(5)
+UKR(6)
+UKR(7)
+UKR(8)
+UKR(9)
+UKR(10)
+UKR(11)
+UKR(12)
+UKR(13)
+UKR(14)
+UKRB(1)
+UKRB(2)
+UKRB(3)
+UKRB(4)
+UKRB(5)
+UKRB(6)
+UKRB(7)
+UKRB(8)
+UKRB(9)
+UKRB(10)
+UKRB(11)
+UKRB(12)
+UKRB(13)
+UKRB(14)
+
+static void (*const ukr_tab[MR + 1])(const kn_tile *) = {
+    ukr_1, ukr_1, ukr_2,  ukr_3,  ukr_4,  ukr_5,  ukr_6,  ukr_7,
+    ukr_8, ukr_9, ukr_10, ukr_11, ukr_12, ukr_13, ukr_14,
+};
+static void (*const ukrb_tab[MR + 1])(const kn_tile *) = {
+    ukrb_1, ukrb_1, ukrb_2,  ukrb_3,  ukrb_4,  ukrb_5,  ukrb_6,  ukrb_7,
+    ukrb_8, ukrb_9, ukrb_10, ukrb_11, ukrb_12, ukrb_13, ukrb_14,
+};
+
+static void ukr_avx512(const kn_tile *t)
+{
+    ukr_tab[t->mr > MR ? MR : t->mr](t);
+}
+
+static void ukr_avx512_bf16(const kn_tile *t)
+{
+    ukrb_tab[t->mr > MR ? MR : t->mr](t);
+}
+
+static void act_avx512(float *x, size_t n, int act)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(x + i, act16(_mm512_loadu_ps(x + i), act));
+    if (i < n) { /* the tail through a zero-padded vector */
+        float tmp[16] = {0};
+        memcpy(tmp, x + i, (n - i) * sizeof *x);
+        _mm512_storeu_ps(tmp, act16(_mm512_loadu_ps(tmp), act));
+        memcpy(x + i, tmp, (n - i) * sizeof *x);
+    }
+}
+
+/* Horizontal max and sum (through memory: SIMDe lacks the reductions). */
+static inline float hmax16(__m512 v)
+{
+    float t[16], m;
+    _mm512_storeu_ps(t, v);
+    m = t[0];
+    for (int j = 1; j < 16; j++)
+        m = t[j] > m ? t[j] : m;
+    return m;
+}
+
+static inline float hsum16(__m512 v)
+{
+    float t[16], s = 0.0f;
+    _mm512_storeu_ps(t, v);
+    for (int j = 0; j < 16; j++)
+        s += t[j];
+    return s;
+}
+
+static void softmax_avx512(float *x, int n)
+{
+    int i = 0, nv = n / 16 * 16;
+    float m = -INFINITY;
+    if (nv > 0) {
+        __m512 m16 = _mm512_loadu_ps(x);
+        for (i = 16; i < nv; i += 16)
+            m16 = _mm512_max_ps(m16, _mm512_loadu_ps(x + i));
+        m = hmax16(m16);
+    }
+    for (i = nv; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    __m512 mv = _mm512_set1_ps(m), s16 = _mm512_setzero_ps();
+    for (i = 0; i < nv; i += 16) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mv));
+        _mm512_storeu_ps(x + i, e);
+        s16 = _mm512_add_ps(s16, e);
+    }
+    float s = hsum16(s16);
+    if (nv < n) { /* the tail: padding lanes hold -inf, whose exp is 0 */
+        float tmp[16];
+        for (int j = 0; j < 16; j++)
+            tmp[j] = nv + j < n ? x[nv + j] : -INFINITY;
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(tmp), mv));
+        _mm512_storeu_ps(tmp, e);
+        for (int j = 0; nv + j < n; j++) {
+            x[nv + j] = tmp[j];
+            s += tmp[j];
+        }
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / s);
+    for (i = 0; i < nv; i += 16)
+        _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
+    for (i = nv; i < n; i++)
+        x[i] *= 1.0f / s;
+}
+
+/* See layernorm_portable (kern.c): mean, then centred sums with the
+ * rounding correction of the mean. */
+static void layernorm_avx512(const float *x, int dim, const float *gamma, const float *beta,
+                             float eps, float *out)
+{
+    int nv = dim / 16 * 16, i;
+    __m512 s16 = _mm512_setzero_ps();
+    for (i = 0; i < nv; i += 16)
+        s16 = _mm512_add_ps(s16, _mm512_loadu_ps(x + i));
+    float s = hsum16(s16);
+    for (; i < dim; i++)
+        s += x[i];
+    float mean = s / (float)dim;
+    __m512 m16 = _mm512_set1_ps(mean), c16 = _mm512_setzero_ps(), v16 = _mm512_setzero_ps();
+    for (i = 0; i < nv; i += 16) {
+        __m512 t = _mm512_sub_ps(_mm512_loadu_ps(x + i), m16);
+        c16 = _mm512_add_ps(c16, t);
+        v16 = _mm512_fmadd_ps(t, t, v16);
+    }
+    float c = hsum16(c16), v = hsum16(v16);
+    for (; i < dim; i++) {
+        float t = x[i] - mean;
+        c += t;
+        v += t * t;
+    }
+    c /= (float)dim;
+    float var = v / (float)dim - c * c;
+    float rs = 1.0f / sqrtf((var > 0.0f ? var : 0.0f) + eps);
+    __m512 r16 = _mm512_set1_ps(rs);
+    __m512 cc = _mm512_set1_ps(c);
+    for (i = 0; i < nv; i += 16) {
+        __m512 t =
+            _mm512_mul_ps(_mm512_sub_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), m16), cc), r16);
+        if (gamma)
+            t = _mm512_mul_ps(t, _mm512_loadu_ps(gamma + i));
+        if (beta)
+            t = _mm512_add_ps(t, _mm512_loadu_ps(beta + i));
+        _mm512_storeu_ps(out + i, t);
+    }
+    for (; i < dim; i++) {
+        float t = ((x[i] - mean) - c) * rs;
+        out[i] = t * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+    }
+}
+
+const kn_isa kn_isa_avx512 = {
+    .name = "avx512",
+    .mr = MR,
+    .nr = NR,
+    .kc = 384,
+    .mc = 140,
+    .bf16_mr = 0,
+    .bf16_kc = 0,
+    .packs_a = 1,
+    .ukr = ukr_avx512,
+    .ukr_bf16 = NULL,
+    .act = act_avx512,
+    .softmax = softmax_avx512,
+    .layernorm = layernorm_avx512,
+};
+
+const kn_isa kn_isa_avx512bf16 = {
+    .name = "avx512-bf16",
+    .mr = MR,
+    .nr = NR,
+    .kc = 384,
+    .mc = 140,
+    .bf16_mr = MR,
+    .bf16_kc = 256,
+    .packs_a = 1,
+    .ukr = ukr_avx512,
+    .ukr_bf16 = ukr_avx512_bf16,
+    .act = act_avx512,
+    .softmax = softmax_avx512,
+    .layernorm = layernorm_avx512,
+};

@@ -1,0 +1,72 @@
+/*
+ * encode/kern_int.h: internals shared by encode/kern.c (driver, portable
+ * code) and the per-ISA micro-kernels in kern_avx2.c / kern_avx512.c.
+ *
+ * The GEMM driver cuts C into MR x NR tiles and hands each tile, one K block
+ * at a time, to an ISA micro-kernel described by a kn_tile. The micro-kernel
+ * accumulates A.B over the block and applies the epilogue
+ *     v = alpha * acc (+ beta * cin)            every block
+ *     v = act(v + bias) (+ res)                 last block only
+ * then stores v into C. A reaches the f32 micro-kernel either row-major
+ * (lda != 0: row i at a + i * lda; ISAs with packs_a == 0 read the caller's
+ * matrix in place, no copy) or packed [kc][MR] per row group (lda == 0).
+ * Packed B is [kc][NR] per panel; for native bf16, A and B hold 32-bit pairs
+ * of bf16 (even k in the low half), A packed, and the k loop runs over
+ * kc / 2 pairs.
+ */
+#ifndef ENCODE_KERN_INT_H
+#define ENCODE_KERN_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KN_MAXMR 16 /* largest MR of any micro-kernel */
+#define KN_MAXNR 32 /* largest NR of any micro-kernel */
+
+typedef struct kn_tile {
+    const void *a; /* A rows of this tile (see lda) */
+    int lda;       /* row stride in floats, or 0 for a packed [kc][MR] group */
+    const void *b; /* packed B micro-panel at this K block */
+    int kc;        /* k steps in this block (even for native bf16) */
+    int mr, nc;    /* valid rows (<= MR) and columns (<= NR) */
+    float *c;
+    int ldc;
+    float alpha;
+    const float *cin; /* added as beta * cin before the epilogue, or NULL */
+    int ldcin;
+    float beta;
+    int last;          /* apply bias, act, res */
+    const float *bias; /* at this tile's first column, or NULL */
+    int act;
+    const float *res; /* at this tile's origin, or NULL */
+    int ldr;
+} kn_tile;
+
+typedef struct kn_isa {
+    const char *name;
+    int mr, nr;  /* f32 micro-kernel tile */
+    int kc, mc;  /* cache blocking */
+    int bf16_mr; /* native bf16 micro-kernel rows (0: no native bf16) */
+    int bf16_kc; /* K block of the native bf16 kernel (even) */
+    int packs_a; /* the f32 micro-kernel wants A packed (lda == 0) */
+    void (*ukr)(const kn_tile *t);
+    void (*ukr_bf16)(const kn_tile *t);
+    void (*act)(float *x, size_t n, int act);
+    /* exp(x - max) / sum over x[0..n), in place */
+    void (*softmax)(float *x, int n);
+    /* one row of layer norm; out may equal x; gamma, beta may be NULL */
+    void (*layernorm)(const float *x, int dim, const float *gamma, const float *beta, float eps,
+                      float *out);
+} kn_isa;
+
+extern const kn_isa kn_isa_portable;
+extern const kn_isa kn_isa_avx2;
+extern const kn_isa kn_isa_avx512;
+extern const kn_isa kn_isa_avx512bf16;
+
+/* The scalar epilogue on an accumulator tile acc[mr][ld] (edge tiles). */
+void kn_tile_store(const kn_tile *t, const float *acc, int ld);
+/* Scalar activation of one value. */
+float kn_act1(float x, int act);
+
+#endif /* ENCODE_KERN_INT_H */

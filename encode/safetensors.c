@@ -1,0 +1,380 @@
+/*
+ * encode/safetensors.c: mmap'ed safetensors reader with a fully validated
+ * header (see safetensors.h), and the half/bfloat16 conversions.
+ *
+ * Format: 8-byte little-endian header length N, N bytes of UTF-8 JSON
+ * mapping tensor names to {dtype, shape, data_offsets: [begin, end]}
+ * (offsets relative to the byte after the header), then the data.
+ */
+#include "encode/safetensors.h"
+#include "encode/encode.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct enc_st {
+    char path[WP_PATH_MAX];
+    const uint8_t *map;
+    size_t map_len;
+    const uint8_t *data; /* start of the data section */
+    uint64_t data_len;
+    enc_st_tensor *t;
+    int n;
+};
+
+static const struct {
+    const char *name;
+    int dtype;
+    int size;
+} dtypes[] = {
+    {"F32", ENC_DT_F32, 4},   {"F16", ENC_DT_F16, 2}, {"BF16", ENC_DT_BF16, 2},
+    {"F64", ENC_DT_F64, 8},   {"I64", ENC_DT_I64, 8}, {"I32", ENC_DT_I32, 4},
+    {"I16", ENC_DT_I16, 2},   {"I8", ENC_DT_I8, 1},   {"U8", ENC_DT_U8, 1},
+    {"BOOL", ENC_DT_BOOL, 1},
+};
+#define N_DTYPES (sizeof dtypes / sizeof dtypes[0])
+
+const char *enc_st_dtype_name(int dtype)
+{
+    for (size_t i = 0; i < N_DTYPES; i++)
+        if (dtypes[i].dtype == dtype)
+            return dtypes[i].name;
+    return "?";
+}
+
+static int dtype_size(int dtype)
+{
+    for (size_t i = 0; i < N_DTYPES; i++)
+        if (dtypes[i].dtype == dtype)
+            return dtypes[i].size;
+    return 0;
+}
+
+float enc_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t man = h & 0x3ff;
+    uint32_t bits;
+    float f;
+
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else {
+            /* subnormal: renormalise */
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while ((man & 0x400) == 0);
+            man &= 0x3ff;
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | (man << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+float enc_bf16_to_f32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t enc_f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    uint32_t exp = (x >> 23) & 0xff;
+    uint32_t man = x & 0x7fffff;
+
+    if (exp == 0xff) /* inf or NaN (keep NaN quiet) */
+        return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0));
+    int e = (int)exp - 127 + 15;
+    if (e >= 31)
+        return (uint16_t)(sign | 0x7c00);
+    if (e <= 0) {
+        if (e < -10)
+            return (uint16_t)sign;
+        man |= 0x800000;
+        int shift = 14 - e;
+        uint32_t half = man >> shift;
+        uint32_t rem = man & ((1u << shift) - 1);
+        uint32_t mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1)))
+            half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = ((uint32_t)e << 10) | (man >> 13);
+    uint32_t rem = man & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1)))
+        half++; /* may carry into the exponent, up to inf: still correct */
+    return (uint16_t)(sign | half);
+}
+
+static int cmp_begin(const void *a, const void *b)
+{
+    const enc_st_tensor *x = *(const enc_st_tensor *const *)a;
+    const enc_st_tensor *y = *(const enc_st_tensor *const *)b;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    return 0;
+}
+
+/* Fills t from one header entry; ENC_EFORMAT naming the tensor on error. */
+static int parse_entry(const char *path, const char *name, json_t *v, uint64_t data_len,
+                       enc_st_tensor *t, wp_err *err)
+{
+    json_t *jd, *js, *jo;
+    const char *ds;
+    size_t i;
+
+    if (strlen(name) >= ENC_ST_NAME_MAX)
+        return wp_err_set(err, ENC_EFORMAT, "%s: tensor name '%.64s...' longer than %d bytes", path,
+                          name, ENC_ST_NAME_MAX - 1);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    if (!json_is_object(v))
+        return wp_err_set(err, ENC_EFORMAT, "%s: tensor '%s': header entry is not an object", path,
+                          name);
+    jd = json_object_get(v, "dtype");
+    js = json_object_get(v, "shape");
+    jo = json_object_get(v, "data_offsets");
+    if (!json_is_string(jd))
+        return wp_err_set(err, ENC_EFORMAT, "%s: tensor '%s': missing or non-string dtype", path,
+                          name);
+    ds = json_string_value(jd);
+    t->dtype = -1;
+    for (i = 0; i < N_DTYPES; i++)
+        if (strcmp(ds, dtypes[i].name) == 0)
+            t->dtype = dtypes[i].dtype;
+    if (t->dtype < 0)
+        return wp_err_set(err, ENC_EFORMAT,
+                          "%s: tensor '%s': unsupported dtype '%.32s' (F32, F16, BF16 expected)",
+                          path, name, ds);
+    if (!json_is_array(js))
+        return wp_err_set(err, ENC_EFORMAT, "%s: tensor '%s': missing or non-array shape", path,
+                          name);
+    if (json_array_size(js) > ENC_ST_NDIM_MAX)
+        return wp_err_set(err, ENC_EFORMAT, "%s: tensor '%s': %zu dimensions (at most %d)", path,
+                          name, json_array_size(js), ENC_ST_NDIM_MAX);
+    t->ndim = (int)json_array_size(js);
+    uint64_t numel = 1;
+    for (i = 0; i < json_array_size(js); i++) {
+        json_t *d = json_array_get(js, i);
+        if (!json_is_integer(d) || json_integer_value(d) < 0)
+            return wp_err_set(err, ENC_EFORMAT,
+                              "%s: tensor '%s': shape entry %zu is not a non-negative integer",
+                              path, name, i);
+        uint64_t dim = (uint64_t)json_integer_value(d);
+        if (dim != 0 && numel > (UINT64_MAX >> 4) / dim)
+            return wp_err_set(err, ENC_EFORMAT, "%s: tensor '%s': shape too large", path, name);
+        numel *= dim;
+        t->shape[i] = (int64_t)dim;
+    }
+    t->numel = (int64_t)numel;
+    if (!json_is_array(jo) || json_array_size(jo) != 2 || !json_is_integer(json_array_get(jo, 0)) ||
+        !json_is_integer(json_array_get(jo, 1)))
+        return wp_err_set(err, ENC_EFORMAT,
+                          "%s: tensor '%s': data_offsets must be an array of two integers", path,
+                          name);
+    json_int_t b = json_integer_value(json_array_get(jo, 0));
+    json_int_t e = json_integer_value(json_array_get(jo, 1));
+    if (b < 0 || e < b)
+        return wp_err_set(err, ENC_EFORMAT, "%s: tensor '%s': bad data_offsets [%lld, %lld]", path,
+                          name, (long long)b, (long long)e);
+    if ((uint64_t)e > data_len)
+        return wp_err_set(err, ENC_EFORMAT,
+                          "%s: tensor '%s': data_offsets [%lld, %lld] out of bounds (data "
+                          "section is %llu bytes; file truncated?)",
+                          path, name, (long long)b, (long long)e, (unsigned long long)data_len);
+    t->begin = (uint64_t)b;
+    t->end = (uint64_t)e;
+    if (numel * (uint64_t)dtype_size(t->dtype) != t->end - t->begin)
+        return wp_err_set(err, ENC_EFORMAT,
+                          "%s: tensor '%s': %s shape with %llu elements needs %llu bytes but "
+                          "data_offsets span %llu",
+                          path, name, ds, (unsigned long long)numel,
+                          (unsigned long long)(numel * (uint64_t)dtype_size(t->dtype)),
+                          (unsigned long long)(t->end - t->begin));
+    return 0;
+}
+
+int enc_st_open(const char *path, enc_st **out, wp_err *err)
+{
+    enc_st *st = NULL;
+    enc_st_tensor **order = NULL;
+    json_t *root = NULL;
+    json_error_t jerr;
+    struct stat sb;
+    int fd = -1, rc = 0;
+    uint64_t hlen = 0;
+
+    *out = NULL;
+    st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    snprintf(st->path, sizeof st->path, "%s", path);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = wp_err_set(err, errno == ENOENT ? WP_ENOENT : WP_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (fstat(fd, &sb) != 0) {
+        rc = wp_err_set(err, WP_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (sb.st_size < 8) {
+        rc = wp_err_set(err, ENC_EFORMAT,
+                        "%s: %lld bytes, too short for a safetensors header length", path,
+                        (long long)sb.st_size);
+        goto out;
+    }
+    st->map_len = (size_t)sb.st_size;
+    st->map = mmap(NULL, st->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (st->map == MAP_FAILED) {
+        st->map = NULL;
+        rc = wp_err_set(err, WP_EIO, "%s: mmap: %s", path, strerror(errno));
+        goto out;
+    }
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | st->map[i];
+    if (hlen < 2 || hlen > ENC_ST_HEADER_MAX || hlen > st->map_len - 8) {
+        rc = wp_err_set(err, ENC_EFORMAT,
+                        "%s: byte 0: header length %llu is not sane (file is %zu bytes, "
+                        "limit %llu)",
+                        path, (unsigned long long)hlen, st->map_len,
+                        (unsigned long long)ENC_ST_HEADER_MAX);
+        goto out;
+    }
+    st->data = st->map + 8 + hlen;
+    st->data_len = st->map_len - 8 - hlen;
+    root = json_loadb((const char *)st->map + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        rc = wp_err_set(err, ENC_EFORMAT, "%s: header JSON, byte %d: %s", path, 8 + jerr.position,
+                        jerr.text);
+        goto out;
+    }
+    if (!json_is_object(root)) {
+        rc = wp_err_set(err, ENC_EFORMAT, "%s: header is not a JSON object", path);
+        goto out;
+    }
+    st->t = calloc(json_object_size(root) + 1, sizeof *st->t);
+    order = calloc(json_object_size(root) + 1, sizeof *order);
+    if (st->t == NULL || order == NULL) {
+        rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v)
+    {
+        if (strcmp(key, "__metadata__") == 0)
+            continue;
+        rc = parse_entry(path, key, v, st->data_len, &st->t[st->n], err);
+        if (rc != 0)
+            goto out;
+        order[st->n] = &st->t[st->n];
+        st->n++;
+    }
+    /* Overlap check in offset order; empty tensors occupy nothing. */
+    qsort(order, (size_t)st->n, sizeof *order, cmp_begin);
+    const enc_st_tensor *prev = NULL;
+    for (int i = 0; i < st->n; i++) {
+        if (order[i]->begin == order[i]->end)
+            continue;
+        if (prev != NULL && order[i]->begin < prev->end) {
+            rc = wp_err_set(err, ENC_EFORMAT,
+                            "%s: tensor '%s': bytes [%llu, %llu) overlap tensor '%s' [%llu, %llu)",
+                            path, order[i]->name, (unsigned long long)order[i]->begin,
+                            (unsigned long long)order[i]->end, prev->name,
+                            (unsigned long long)prev->begin, (unsigned long long)prev->end);
+            goto out;
+        }
+        prev = order[i];
+    }
+    *out = st;
+    st = NULL;
+out:
+    if (fd >= 0)
+        close(fd);
+    json_decref(root);
+    free(order);
+    enc_st_close(st);
+    return rc;
+}
+
+void enc_st_close(enc_st *st)
+{
+    if (st == NULL)
+        return;
+    if (st->map != NULL)
+        munmap((void *)st->map, st->map_len);
+    free(st->t);
+    free(st);
+}
+
+const char *enc_st_path(const enc_st *st)
+{
+    return st->path;
+}
+
+int enc_st_count(const enc_st *st)
+{
+    return st->n;
+}
+
+const enc_st_tensor *enc_st_at(const enc_st *st, int i)
+{
+    return i >= 0 && i < st->n ? &st->t[i] : NULL;
+}
+
+const enc_st_tensor *enc_st_find(const enc_st *st, const char *name)
+{
+    for (int i = 0; i < st->n; i++)
+        if (strcmp(st->t[i].name, name) == 0)
+            return &st->t[i];
+    return NULL;
+}
+
+int enc_st_read_f32(const enc_st *st, const enc_st_tensor *t, float *out, wp_err *err)
+{
+    const uint8_t *p = st->data + t->begin;
+    int64_t n = t->numel;
+
+    switch (t->dtype) {
+    case ENC_DT_F32:
+        memcpy(out, p, (size_t)n * 4);
+        return 0;
+    case ENC_DT_F16:
+        for (int64_t i = 0; i < n; i++)
+            out[i] = enc_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+        return 0;
+    case ENC_DT_BF16:
+        for (int64_t i = 0; i < n; i++)
+            out[i] = enc_bf16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+        return 0;
+    default:
+        return wp_err_set(err, ENC_EFORMAT,
+                          "%s: tensor '%s': dtype %s is not supported for weights (F32, F16, "
+                          "BF16 expected)",
+                          st->path, t->name, enc_st_dtype_name(t->dtype));
+    }
+}

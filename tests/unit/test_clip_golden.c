@@ -1,0 +1,511 @@
+/*
+ * tests/unit/test_clip_golden.c: the built-in CLIP against the float64
+ * PyTorch reference outputs in ../shared/golden/clip (four tiny checkpoints:
+ * HF quick_gelu f32, HF gelu f16, OpenAI ViT f32, OpenAI ModifiedResNet
+ * bf16), the bf16 precision mode against f32, and the safetensors loader's
+ * refusal of malformed files with an error naming the tensor.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "encode/encode.h"
+#include "encode/kern.h"
+#include "encode/safetensors.h"
+#include "tests/lib/testlib.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_IMAGES 14
+#define N_TEXTS  13
+#define CTX      77
+#define IMG      224
+
+static float *load_f32(const char *rel, size_t count)
+{
+    size_t len = 0;
+    const char *p = tl_shared_path(rel);
+    char *d = p ? tl_slurp(p, &len) : NULL;
+    if (d == NULL || len != count * 4) {
+        free(d);
+        return NULL;
+    }
+    return (float *)d;
+}
+
+/* Max abs error relative to the reference vector's max abs, and cosine. */
+static void check_features(const char *what, const float *got, const float *want, int n, int dim,
+                           double tol_rel, double tol_cos)
+{
+    for (int i = 0; i < n; i++) {
+        const float *g = got + (size_t)i * dim, *w = want + (size_t)i * dim;
+        double mx = 0, err = 0;
+        for (int j = 0; j < dim; j++) {
+            if (fabs(w[j]) > mx)
+                mx = fabs(w[j]);
+            if (fabs(g[j] - w[j]) > err)
+                err = fabs(g[j] - w[j]);
+        }
+        double cos = enc_cosine(g, w, dim);
+        if (err / mx > tol_rel || cos < 1.0 - tol_cos)
+            fail_msg("%s row %d: max abs err %.3g (rel %.3g), cosine %.9f", what, i, err, err / mx,
+                     cos);
+    }
+}
+
+typedef struct golden {
+    const char *name;
+} golden;
+
+/* Loads model NAME at precision prec and computes features for the golden
+ * inputs. Returns 0, or -1 after printing SKIP when ../shared is absent. */
+static int run_model(const char *name, int prec, enc_model **mout, float **img, float **txt)
+{
+    char rel[256];
+    wp_err err = {0};
+    enc_open_opts o = {prec};
+    const char *shared = tl_shared_dir("golden CLIP checkpoints");
+    if (shared == NULL)
+        return -1;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/golden/clip/%s/model", shared, name);
+    enc_model *m = NULL;
+    int rc = enc_model_open(dir, &o, &m, &err);
+    if (rc != 0)
+        fail_msg("%s: %s", name, err.msg);
+    int E = enc_model_arch(m)->embed_dim;
+    float *px = load_f32("golden/clip/inputs/pixels.f32", (size_t)N_IMAGES * 3 * IMG * IMG);
+    snprintf(rel, sizeof rel, "%s/golden/clip/inputs/tokens.i32", shared);
+    size_t tl = 0;
+    int32_t *tok = (int32_t *)tl_slurp(rel, &tl);
+    assert_non_null(px);
+    assert_non_null(tok);
+    assert_int_equal(tl, (size_t)N_TEXTS * CTX * 4);
+    *img = calloc((size_t)N_IMAGES * E, sizeof **img);
+    *txt = calloc((size_t)N_TEXTS * E, sizeof **txt);
+    enc_ws *ws = enc_ws_new();
+    assert_non_null(ws);
+    /* two batches of different sizes through one workspace */
+    rc = enc_encode_images(m, ws, px, 5, *img, &err);
+    if (rc == 0)
+        rc = enc_encode_images(m, ws, px + (size_t)5 * 3 * IMG * IMG, N_IMAGES - 5,
+                               *img + (size_t)5 * E, &err);
+    if (rc != 0)
+        fail_msg("%s images: %s", name, err.msg);
+    rc = enc_encode_texts(m, ws, tok, N_TEXTS, CTX, *txt, &err);
+    if (rc != 0)
+        fail_msg("%s texts: %s", name, err.msg);
+    enc_ws_free(ws);
+    free(px);
+    free(tok);
+    *mout = m;
+    return 0;
+}
+
+static void golden_check(const char *name)
+{
+    enc_model *m;
+    float *img, *txt;
+    char rel[256];
+
+    if (run_model(name, KN_F32, &m, &img, &txt) != 0) {
+        skip();
+        return;
+    }
+    int E = enc_model_arch(m)->embed_dim;
+    assert_int_equal(E, 32);
+    snprintf(rel, sizeof rel, "golden/clip/%s/expected/image_features.f32", name);
+    float *wi = load_f32(rel, (size_t)N_IMAGES * E);
+    snprintf(rel, sizeof rel, "golden/clip/%s/expected/text_features.f32", name);
+    float *wt = load_f32(rel, (size_t)N_TEXTS * E);
+    snprintf(rel, sizeof rel, "golden/clip/%s/expected/cosine.f32", name);
+    float *wc = load_f32(rel, (size_t)N_IMAGES * N_TEXTS);
+    assert_non_null(wi);
+    assert_non_null(wt);
+    assert_non_null(wc);
+    check_features("image", img, wi, N_IMAGES, E, 1e-3, 1e-5);
+    check_features("text", txt, wt, N_TEXTS, E, 1e-3, 1e-5);
+    for (int i = 0; i < N_IMAGES; i++)
+        for (int j = 0; j < N_TEXTS; j++) {
+            float c = enc_cosine(img + (size_t)i * E, txt + (size_t)j * E, E);
+            if (fabsf(c - wc[i * N_TEXTS + j]) > 1e-5f)
+                fail_msg("%s cosine[%d][%d] = %.7f, expected %.7f", name, i, j, c,
+                         wc[i * N_TEXTS + j]);
+        }
+    /* logit scale as in the manifest */
+    json_error_t je;
+    json_t *man = json_load_file(tl_shared_path("golden/clip/manifest.json"), 0, &je);
+    assert_non_null(man);
+    double ls = json_number_value(
+        json_object_get(json_object_get(json_object_get(man, "models"), name), "logit_scale"));
+    assert_true(fabs(enc_model_logit_scale(m) - ls) < 1e-3 * ls);
+    json_decref(man);
+    free(wi);
+    free(wt);
+    free(wc);
+    free(img);
+    free(txt);
+    enc_model_free(m);
+}
+
+static void test_golden_hf_vit_quickgelu_f32(void **state)
+{
+    golden_check("hf_vit_quickgelu_f32");
+}
+
+static void test_golden_hf_vit_gelu_f16(void **state)
+{
+    golden_check("hf_vit_gelu_f16");
+}
+
+static void test_golden_oc_vit_quickgelu_f32(void **state)
+{
+    golden_check("oc_vit_quickgelu_f32");
+}
+
+static void test_golden_oc_rn_bf16(void **state)
+{
+    golden_check("oc_rn_bf16");
+}
+
+/* The architecture read from each layout's config and shapes. */
+static void test_arch_inferred(void **state)
+{
+    wp_err err = {0};
+    enc_model *m = NULL;
+    const char *shared = tl_shared_dir("golden CLIP checkpoints");
+    char dir[1024];
+    if (shared == NULL) {
+        skip();
+        return;
+    }
+    snprintf(dir, sizeof dir, "%s/golden/clip/oc_rn_bf16/model", shared);
+    assert_int_equal(enc_model_open(dir, NULL, &m, &err), 0);
+    const enc_arch *a = enc_model_arch(m);
+    assert_int_equal(a->vision, ENC_VISION_RESNET);
+    assert_int_equal(a->layout, ENC_LAYOUT_OPENAI);
+    assert_int_equal(a->v_width, 16);
+    assert_int_equal(a->v_heads, 8);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(a->rn_layers[i], 1);
+    assert_int_equal(a->t_heads, 2);
+    assert_string_equal(enc_model_dtype(m), "BF16");
+    enc_model_free(m);
+    snprintf(dir, sizeof dir, "%s/golden/clip/hf_vit_gelu_f16/model", shared);
+    assert_int_equal(enc_model_open(dir, NULL, &m, &err), 0);
+    a = enc_model_arch(m);
+    assert_int_equal(a->layout, ENC_LAYOUT_HF);
+    assert_int_equal(a->v_patch, 16);
+    assert_int_equal(a->v_heads, 4);
+    assert_int_equal(a->v_layers, 2);
+    assert_int_equal(a->v_act, KN_ACT_GELU);
+    assert_int_equal(a->eos_id, 49407);
+    assert_string_equal(enc_model_dtype(m), "F16");
+    wp_buf b = {0};
+    assert_int_equal(enc_model_info_json(m, &b), 0);
+    json_error_t je;
+    json_t *j = json_loads(b.data, 0, &je);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "layout")), "huggingface");
+    assert_true(json_integer_value(json_object_get(j, "parameters")) > 1000000);
+    json_decref(j);
+    wp_buf_free(&b);
+    enc_model_free(m);
+}
+
+/* --precision bf16: features close to f32, CLIP scores within 0.005. */
+static void bf16_check(const char *name, float score_tol)
+{
+    enc_model *m32, *m16;
+    float *i32, *t32, *i16, *t16;
+    if (run_model(name, KN_F32, &m32, &i32, &t32) != 0) {
+        skip();
+        return;
+    }
+    assert_int_equal(run_model(name, KN_BF16, &m16, &i16, &t16), 0);
+    int E = enc_model_arch(m32)->embed_dim;
+    float ls = enc_model_logit_scale(m32);
+    for (int i = 0; i < N_IMAGES; i++) {
+        float c = enc_cosine(i32 + (size_t)i * E, i16 + (size_t)i * E, E);
+        if (c < 0.999f)
+            fail_msg("%s image %d: bf16 vs f32 cosine %.5f", name, i, c);
+    }
+    for (int j = 0; j < N_TEXTS; j++) {
+        float c = enc_cosine(t32 + (size_t)j * E, t16 + (size_t)j * E, E);
+        if (c < 0.999f)
+            fail_msg("%s text %d: bf16 vs f32 cosine %.5f", name, j, c);
+    }
+    /* CLIP score: the image-text cosine (the clip_score the encode stage
+     * stores) */
+    for (int i = 0; i < N_IMAGES; i++)
+        for (int j = 0; j < N_TEXTS; j++) {
+            float a = enc_cosine(i32 + (size_t)i * E, t32 + (size_t)j * E, E);
+            float b = enc_cosine(i16 + (size_t)i * E, t16 + (size_t)j * E, E);
+            if (fabsf(a - b) > score_tol)
+                fail_msg("%s score[%d][%d]: f32 %.5f bf16 %.5f", name, i, j, a, b);
+        }
+    assert_true(ls > 0);
+    free(i32);
+    free(t32);
+    free(i16);
+    free(t16);
+    enc_model_free(m32);
+    enc_model_free(m16);
+}
+
+static void test_bf16_close_to_f32_hf_vit(void **state)
+{
+    bf16_check("hf_vit_quickgelu_f32", 0.005f);
+}
+
+static void test_bf16_close_to_f32_oc_vit(void **state)
+{
+    bf16_check("oc_vit_quickgelu_f32", 0.005f);
+}
+
+/* The tiny ResNet (random BatchNorm statistics, 32-d embedding) amplifies
+ * bf16 rounding: its scores move by up to ~0.0075, so 0.01 here. */
+static void test_bf16_close_to_f32_oc_rn(void **state)
+{
+    bf16_check("oc_rn_bf16", 0.01f);
+}
+
+/* ---- malformed safetensors ------------------------------------------- */
+
+static char *tmpdir;
+
+static int setup_tmp(void **state)
+{
+    tmpdir = tl_mkdtemp();
+    return tmpdir ? 0 : -1;
+}
+
+static int teardown_tmp(void **state)
+{
+    tl_rmtree(tmpdir);
+    return 0;
+}
+
+/* Writes a safetensors file: header json, then nbytes of data. */
+static const char *write_st(const char *name, const char *json, size_t nbytes,
+                            int64_t hlen_override)
+{
+    static char path[1024];
+    size_t jl = strlen(json);
+    uint64_t hl = hlen_override >= 0 ? (uint64_t)hlen_override : jl;
+    size_t total = 8 + jl + nbytes;
+    unsigned char *b = calloc(1, total);
+    assert_non_null(b);
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(hl >> (8 * i));
+    memcpy(b + 8, json, jl);
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    assert_int_equal(tl_write(path, b, total), 0);
+    free(b);
+    return path;
+}
+
+static void expect_error(const char *path, const char *needle)
+{
+    enc_st *st = NULL;
+    wp_err err = {0};
+    int rc = enc_st_open(path, &st, &err);
+    assert_int_equal(rc, ENC_EFORMAT);
+    assert_null(st);
+    if (strstr(err.msg, needle) == NULL || strstr(err.msg, path) == NULL)
+        fail_msg("error '%s' lacks '%s' or the path", err.msg, needle);
+}
+
+static void test_st_bad_header_length(void **state)
+{
+    const char *p = write_st("len.safetensors", "{}", 0, 1000000);
+    expect_error(p, "header length");
+    p = write_st("short.safetensors", "", 0, 0);
+    expect_error(p, "header length");
+}
+
+static void test_st_overlapping_offsets(void **state)
+{
+    const char *p =
+        write_st("ovl.safetensors",
+                 "{\"a.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                 "\"b.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+                 12, -1);
+    expect_error(p, "overlap");
+    expect_error(p, "'b.weight'");
+}
+
+static void test_st_out_of_bounds(void **state)
+{
+    const char *p =
+        write_st("oob.safetensors",
+                 "{\"big\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8, -1);
+    expect_error(p, "'big'");
+    expect_error(p, "out of bounds");
+}
+
+static void test_st_dtype_shape_mismatch(void **state)
+{
+    const char *p =
+        write_st("mis.safetensors",
+                 "{\"w\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,12]}}", 12, -1);
+    expect_error(p, "'w'");
+    expect_error(p, "needs 6 bytes");
+    p = write_st("dt.safetensors",
+                 "{\"q\":{\"dtype\":\"F8_E4M3\",\"shape\":[3],\"data_offsets\":[0,3]}}", 3, -1);
+    expect_error(p, "'q'");
+    expect_error(p, "unsupported dtype");
+}
+
+static void test_st_truncated_file(void **state)
+{
+    const char *json = "{\"t\":{\"dtype\":\"F32\",\"shape\":[8],\"data_offsets\":[0,32]}}";
+    /* whole header but only half the data */
+    const char *p = write_st("trunc.safetensors", json, 16, -1);
+    expect_error(p, "'t'");
+    expect_error(p, "truncated");
+    /* header cut short: the length field promises more than there is */
+    p = write_st("trunc2.safetensors", "{\"t\":{\"dty", 0, 200);
+    expect_error(p, "header length");
+}
+
+static void test_st_bad_json(void **state)
+{
+    const char *p = write_st("json.safetensors", "{\"t\": [1,", 0, -1);
+    expect_error(p, "header JSON");
+}
+
+/* Valid file: scalars, F16/BF16 conversion, __metadata__ skipped, I64
+ * accepted by the reader but refused as weights, naming the tensor. */
+static void test_st_valid_and_convert(void **state)
+{
+    const char *json = "{\"__metadata__\":{\"format\":\"pt\"},"
+                       "\"s\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]},"
+                       "\"h\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[4,8]},"
+                       "\"b\":{\"dtype\":\"BF16\",\"shape\":[1,2],\"data_offsets\":[8,12]},"
+                       "\"n\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[12,20]},"
+                       "\"e\":{\"dtype\":\"F32\",\"shape\":[0,4],\"data_offsets\":[20,20]}}";
+    size_t jl = strlen(json);
+    unsigned char b[8 + 1024] = {0};
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)((uint64_t)jl >> (8 * i));
+    memcpy(b + 8, json, jl);
+    unsigned char *d = b + 8 + jl;
+    float s = 2.5f;
+    memcpy(d, &s, 4);
+    d[4] = 0x00, d[5] = 0x3c;   /* f16 1.0 */
+    d[6] = 0x01, d[7] = 0x80;   /* f16 -smallest subnormal */
+    d[8] = 0x80, d[9] = 0x3f;   /* bf16 1.0 */
+    d[10] = 0xc0, d[11] = 0xff; /* bf16 NaN */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/ok.safetensors", tmpdir);
+    assert_int_equal(tl_write(path, b, 8 + jl + 20), 0);
+    enc_st *st = NULL;
+    wp_err err = {0};
+    assert_int_equal(enc_st_open(path, &st, &err), 0);
+    assert_int_equal(enc_st_count(st), 5);
+    assert_null(enc_st_find(st, "__metadata__"));
+    float out[4];
+    const enc_st_tensor *t = enc_st_find(st, "s");
+    assert_int_equal(t->ndim, 0);
+    assert_int_equal(enc_st_read_f32(st, t, out, &err), 0);
+    assert_true(out[0] == 2.5f);
+    assert_int_equal(enc_st_read_f32(st, enc_st_find(st, "h"), out, &err), 0);
+    assert_true(out[0] == 1.0f);
+    assert_true(out[1] == -ldexpf(1.0f, -24));
+    assert_int_equal(enc_st_read_f32(st, enc_st_find(st, "b"), out, &err), 0);
+    assert_true(out[0] == 1.0f);
+    assert_true(isnan(out[1]));
+    assert_int_equal(enc_st_read_f32(st, enc_st_find(st, "n"), out, &err), ENC_EFORMAT);
+    assert_non_null(strstr(err.msg, "'n'"));
+    assert_non_null(strstr(err.msg, "I64"));
+    enc_st_close(st);
+    /* half conversions round-trip */
+    for (int i = 0; i < 65536; i++) {
+        float f = enc_f16_to_f32((uint16_t)i);
+        if (!isnan(f))
+            assert_int_equal(enc_f32_to_f16(f), i);
+    }
+}
+
+/* A model directory missing a tensor: the error names it and the file. */
+static void test_model_missing_tensor(void **state)
+{
+    const char *shared = tl_shared_dir("golden CLIP checkpoints");
+    if (shared == NULL) {
+        skip();
+        return;
+    }
+    char src[1024], dir[1024], path[1200];
+    snprintf(src, sizeof src,
+             "%s/golden/clip/oc_vit_quickgelu_f32/model/open_clip_model.safetensors", shared);
+    size_t len = 0;
+    unsigned char *d = (unsigned char *)tl_slurp(src, &len);
+    assert_non_null(d);
+    /* rename ln_final.weight to xn_final.weight in the header (same length) */
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--)
+        hl = (hl << 8) | d[i];
+    char *hdr = (char *)d + 8;
+    char *at = NULL;
+    for (size_t i = 0; i + 15 < hl; i++)
+        if (memcmp(hdr + i, "\"ln_final.weight\"", 17) == 0) {
+            at = hdr + i;
+            break;
+        }
+    assert_non_null(at);
+    at[1] = 'x';
+    snprintf(dir, sizeof dir, "%s/m1", tmpdir);
+    assert_int_equal(wp_mkdir_p(dir, NULL), 0);
+    snprintf(path, sizeof path, "%s/open_clip_model.safetensors", dir);
+    assert_int_equal(tl_write(path, d, len), 0);
+    enc_model *m = NULL;
+    wp_err err = {0};
+    int rc = enc_model_open(dir, NULL, &m, &err);
+    assert_int_equal(rc, ENC_EMODEL);
+    assert_non_null(strstr(err.msg, "'ln_final.weight'"));
+    assert_non_null(strstr(err.msg, "missing"));
+    /* and a tensor of the wrong shape: token_embedding now [49408, 32] but
+     * positional_embedding claims [7, 352] (same bytes) */
+    at[1] = 'l';
+    for (size_t i = 0; i + 30 < hl; i++)
+        if (memcmp(hdr + i, "\"positional_embedding\":{\"dtype\":\"F32\",\"shape\":[77,32]", 53) ==
+            0) {
+            memcpy(hdr + i + 46, "[7,352]", 7);
+            break;
+        }
+    assert_int_equal(tl_write(path, d, len), 0);
+    rc = enc_model_open(dir, NULL, &m, &err);
+    if (rc != ENC_EMODEL || strstr(err.msg, "'positional_embedding'") == NULL)
+        fail_msg("rc %d: %s", rc, err.msg);
+    free(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_golden_hf_vit_quickgelu_f32),
+        cmocka_unit_test(test_golden_hf_vit_gelu_f16),
+        cmocka_unit_test(test_golden_oc_vit_quickgelu_f32),
+        cmocka_unit_test(test_golden_oc_rn_bf16),
+        cmocka_unit_test(test_arch_inferred),
+        cmocka_unit_test(test_bf16_close_to_f32_hf_vit),
+        cmocka_unit_test(test_bf16_close_to_f32_oc_vit),
+        cmocka_unit_test(test_bf16_close_to_f32_oc_rn),
+        cmocka_unit_test(test_st_bad_header_length),
+        cmocka_unit_test(test_st_overlapping_offsets),
+        cmocka_unit_test(test_st_out_of_bounds),
+        cmocka_unit_test(test_st_dtype_shape_mismatch),
+        cmocka_unit_test(test_st_truncated_file),
+        cmocka_unit_test(test_st_bad_json),
+        cmocka_unit_test(test_st_valid_and_convert),
+        cmocka_unit_test(test_model_missing_tensor),
+    };
+    return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
+}

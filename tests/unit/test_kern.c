@@ -1,0 +1,470 @@
+/*
+ * tests/unit/test_kern.c: the CLIP compute kernels (encode/kern.h) against
+ * naive double-precision loops on random inputs, on every ISA path this CPU
+ * has (portable, avx2, avx512, avx512-bf16; the others skip): packed linear
+ * with every epilogue and odd shapes, bf16 weights (native dot product and
+ * the rounded-f32 fallback), aliasing C == residual, unpacked GEMMs with
+ * alpha/beta, layer norm, activations, softmax attention (causal and
+ * cross), and im2col convolution.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "encode/kern.h"
+#include "tests/lib/testlib.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static float frand(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((double)(rng_state >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static float *rand_buf(size_t n, float scale)
+{
+    float *p = malloc(n * sizeof *p + 64);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = frand() * scale;
+    return p;
+}
+
+static float bf16r(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    float r;
+    memcpy(&r, &u, 4);
+    return r;
+}
+
+static double act_ref(double x, int act)
+{
+    switch (act) {
+    case KN_ACT_GELU:
+        return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    case KN_ACT_QUICKGELU:
+        return x / (1.0 + exp(-1.702 * x));
+    case KN_ACT_RELU:
+        return x > 0 ? x : 0;
+    default:
+        return x;
+    }
+}
+
+/* The path named by the test's state, or skip() when this CPU lacks it. */
+static void use_path(void **state)
+{
+    const char *p = *state;
+    assert_non_null(kn_init());
+    if (kn_force_path(p) != 0) {
+        printf("note: path %s not available on this CPU\n", p);
+        skip();
+    }
+}
+
+static int reset_path(void **state)
+{
+    (void)state;
+    kn_force_path("portable");
+    return 0;
+}
+
+/* Checks kn_linear on M x N x K with every optional input; prec KN_BF16
+ * compares against the same product on bf16-rounded A and W. */
+static void check_linear(int M, int N, int K, int prec, int act, int use_bias, int use_res,
+                         int alias)
+{
+    int lda = K + 3, ldc = N + 5;
+    float *A = rand_buf((size_t)M * lda, 1.0f);
+    float *W = rand_buf((size_t)N * K, 0.5f);
+    float *bias = rand_buf((size_t)N, 1.0f);
+    float *R = rand_buf((size_t)M * ldc, 1.0f);
+    float *C = rand_buf((size_t)M * ldc, 1.0f);
+    float *R0 = malloc((size_t)M * ldc * sizeof *R0);
+    assert_non_null(R0);
+    memcpy(R0, R, (size_t)M * ldc * sizeof *R0);
+    kn_packed *p = kn_pack(W, N, K, prec);
+    assert_non_null(p);
+    assert_int_equal(kn_packed_n(p), N);
+    assert_int_equal(kn_packed_k(p), K);
+    float *out = alias ? R : C;
+    kn_linear(A, lda, M, p, use_bias ? bias : NULL, act, use_res ? R : NULL, ldc, out, ldc);
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < N; j++) {
+            double s = 0, sa = 0;
+            for (int k = 0; k < K; k++) {
+                double a = A[(size_t)i * lda + k], w = W[(size_t)j * K + k];
+                if (prec == KN_BF16) {
+                    a = bf16r((float)a);
+                    w = bf16r((float)w);
+                }
+                s += a * w;
+                sa += fabs(a * w);
+            }
+            if (use_bias) {
+                s += bias[j];
+                sa += fabs(bias[j]);
+            }
+            s = act_ref(s, act);
+            if (use_res) {
+                s += R0[(size_t)i * ldc + j];
+                sa += fabs(R0[(size_t)i * ldc + j]);
+            }
+            double got = out[(size_t)i * ldc + j];
+            double tol = 2e-5 * sa + 2e-6;
+            if (fabs(got - s) > tol)
+                fail_msg("linear M=%d N=%d K=%d prec=%d act=%d bias=%d res=%d alias=%d: "
+                         "C[%d][%d] = %.8g, want %.8g",
+                         M, N, K, prec, act, use_bias, use_res, alias, i, j, got, s);
+        }
+        /* the padding between rows is untouched */
+        if (!alias)
+            for (int j = N; j < ldc; j++)
+                assert_true(out[(size_t)i * ldc + j] == C[(size_t)i * ldc + j] ||
+                            isnan(C[(size_t)i * ldc + j]));
+    }
+    kn_packed_free(p);
+    free(A);
+    free(W);
+    free(bias);
+    free(R);
+    free(C);
+    free(R0);
+}
+
+static const int shapes[][3] = {
+    {1, 1, 1},    {1, 16, 8},    {7, 13, 5},   {6, 32, 64},   {13, 33, 17}, {50, 96, 40},
+    {1, 70, 600}, {33, 70, 300}, {150, 20, 9}, {29, 65, 257}, {2, 3, 513},
+};
+
+static void run_linear_f32(void **state, int prec)
+{
+    use_path(state);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int act = 0; act <= KN_ACT_RELU; act++)
+            check_linear(shapes[s][0], shapes[s][1], shapes[s][2], prec, act, 1, 1, 0);
+    /* without bias / residual, and C aliasing the residual (with an
+     * activation too, which needs the whole K in one block) */
+    check_linear(17, 40, 300, prec, KN_ACT_NONE, 0, 0, 0);
+    check_linear(17, 40, 300, prec, KN_ACT_GELU, 0, 1, 0);
+    check_linear(17, 40, 300, prec, KN_ACT_NONE, 1, 1, 1);
+    check_linear(17, 40, 700, prec, KN_ACT_QUICKGELU, 1, 1, 1);
+    check_linear(1, 48, 20, prec, KN_ACT_GELU, 1, 1, 1);
+}
+
+static void test_linear_f32_all_epilogues(void **state)
+{
+    run_linear_f32(state, KN_F32);
+}
+
+static void test_linear_bf16_matches_rounded_reference(void **state)
+{
+    run_linear_f32(state, KN_BF16);
+}
+
+/* C = alpha A op(B) + beta C for both layouts, with padded leading dims. */
+static void check_gemm(int nt, int M, int N, int K, float alpha, float beta)
+{
+    int lda = K + 2, ldb = (nt ? K : N) + 3, ldc = N + 1;
+    int brows = nt ? N : K;
+    float *A = rand_buf((size_t)M * lda, 1.0f);
+    float *B = rand_buf((size_t)brows * ldb, 1.0f);
+    float *C = rand_buf((size_t)M * ldc, 1.0f);
+    float *C0 = malloc((size_t)M * ldc * sizeof *C0);
+    assert_non_null(C0);
+    memcpy(C0, C, (size_t)M * ldc * sizeof *C0);
+    if (nt)
+        kn_gemm_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        kn_gemm_nn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0, sa = 0;
+            for (int k = 0; k < K; k++) {
+                double b = nt ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                s += A[(size_t)i * lda + k] * b;
+                sa += fabs(A[(size_t)i * lda + k] * b);
+            }
+            double want = alpha * s + (beta != 0 ? beta * C0[(size_t)i * ldc + j] : 0);
+            double tol = 2e-5 * (fabs(alpha) * sa + fabs(beta * C0[(size_t)i * ldc + j])) + 1e-6;
+            double got = C[(size_t)i * ldc + j];
+            if (fabs(got - want) > tol)
+                fail_msg("gemm_%s M=%d N=%d K=%d alpha=%g beta=%g: C[%d][%d] = %.8g, want %.8g",
+                         nt ? "nt" : "nn", M, N, K, alpha, beta, i, j, got, want);
+        }
+    free(A);
+    free(B);
+    free(C);
+    free(C0);
+}
+
+static void test_gemm_nt_nn_alpha_beta(void **state)
+{
+    use_path(state);
+    for (int nt = 0; nt <= 1; nt++) {
+        check_gemm(nt, 1, 1, 1, 1.0f, 0.0f);
+        check_gemm(nt, 50, 50, 64, 0.125f, 0.0f);
+        check_gemm(nt, 77, 64, 77, 1.0f, 1.0f);
+        check_gemm(nt, 5, 19, 300, -0.5f, 2.0f);
+        check_gemm(nt, 31, 200, 700, 1.0f, 0.5f);
+        check_gemm(nt, 160, 37, 23, 2.0f, 0.0f);
+    }
+}
+
+static void test_layernorm_rows(void **state)
+{
+    use_path(state);
+    int rows = 9, dim = 77, ld = 80;
+    float *x = rand_buf((size_t)rows * ld, 3.0f);
+    float *g = rand_buf(dim, 1.0f), *b = rand_buf(dim, 1.0f);
+    float *o = rand_buf((size_t)rows * ld, 1.0f);
+    for (int i = 0; i < dim; i++) {
+        x[i] += 100.0f;                          /* a large mean must not cost precision */
+        x[ld + i] = 1000.0f + 0.01f * x[ld + i]; /* nor a tiny spread around a huge one */
+    }
+    kn_layernorm(x, ld, rows, dim, g, b, 1e-5f, o, ld);
+    for (int r = 0; r < rows; r++) {
+        double m = 0, v = 0;
+        for (int i = 0; i < dim; i++)
+            m += x[(size_t)r * ld + i];
+        m /= dim;
+        for (int i = 0; i < dim; i++)
+            v += (x[(size_t)r * ld + i] - m) * (x[(size_t)r * ld + i] - m);
+        v /= dim;
+        for (int i = 0; i < dim; i++) {
+            double want = (x[(size_t)r * ld + i] - m) / sqrt(v + 1e-5) * g[i] + b[i];
+            assert_float_equal(o[(size_t)r * ld + i], want, 2e-5 * (1 + fabs(want)));
+        }
+    }
+    /* in place */
+    kn_layernorm(x, ld, rows, dim, NULL, NULL, 0.0f, x, ld); /* no eps: variance 1 */
+    for (int r = 0; r < rows; r++) {
+        double m = 0, v = 0;
+        for (int i = 0; i < dim; i++)
+            m += x[(size_t)r * ld + i];
+        for (int i = 0; i < dim; i++)
+            v += x[(size_t)r * ld + i] * x[(size_t)r * ld + i];
+        assert_float_equal(m / dim, 0.0, 2e-6);
+        assert_float_equal(v / dim, 1.0, 1e-4);
+    }
+    free(x);
+    free(g);
+    free(b);
+    free(o);
+}
+
+static void test_activations_match_reference(void **state)
+{
+    use_path(state);
+    size_t n = 40003; /* more than one chunk, and a ragged tail */
+    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+    assert_non_null(x);
+    assert_non_null(y);
+    for (size_t i = 0; i < n; i++)
+        x[i] = -12.0f + 24.0f * (float)i / (float)n;
+    x[0] = -100.0f;
+    x[1] = 100.0f;
+    x[2] = 0.0f;
+    for (int act = 0; act <= KN_ACT_RELU; act++) {
+        memcpy(y, x, n * sizeof *x);
+        kn_activate(y, n, act);
+        for (size_t i = 0; i < n; i++) {
+            double want = act_ref(x[i], act);
+            if (fabs(y[i] - want) > 2e-6 * (1 + fabs(want)))
+                fail_msg("act %d at x=%.8g: %.9g, want %.9g", act, x[i], y[i], want);
+        }
+    }
+    free(x);
+    free(y);
+}
+
+/* Reference attention for one layout: q rows of stride ldq, k/v stride ldkv. */
+static void attn_ref(const float *q, int ldq, int nq, const float *k, const float *v, int ldkv,
+                     int nk, int width, int heads, int causal, double *out)
+{
+    int hd = width / heads;
+    double *s = malloc((size_t)nk * sizeof *s);
+    assert_non_null(s);
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < nq; i++) {
+            int n = causal ? i + 1 : nk;
+            double mx = -1e300, sum = 0;
+            for (int j = 0; j < n; j++) {
+                double d = 0;
+                for (int t = 0; t < hd; t++)
+                    d += (double)q[(size_t)i * ldq + h * hd + t] * k[(size_t)j * ldkv + h * hd + t];
+                s[j] = d / sqrt((double)hd);
+                mx = s[j] > mx ? s[j] : mx;
+            }
+            for (int j = 0; j < n; j++) {
+                s[j] = exp(s[j] - mx);
+                sum += s[j];
+            }
+            for (int t = 0; t < hd; t++) {
+                double o = 0;
+                for (int j = 0; j < n; j++)
+                    o += s[j] / sum * v[(size_t)j * ldkv + h * hd + t];
+                out[(size_t)i * width + h * hd + t] = o;
+            }
+        }
+    free(s);
+}
+
+static void check_attention(int seq, int width, int heads, int causal)
+{
+    float *qkv = rand_buf((size_t)seq * 3 * width, 2.0f);
+    float *out = rand_buf((size_t)seq * width, 1.0f);
+    float *scr = malloc(kn_attention_scratch(seq, heads) * sizeof(float));
+    double *ref = malloc((size_t)seq * width * sizeof *ref);
+    assert_non_null(scr);
+    assert_non_null(ref);
+    kn_attention(qkv, seq, width, heads, causal, out, scr);
+    attn_ref(qkv, 3 * width, seq, qkv + width, qkv + 2 * width, 3 * width, seq, width, heads,
+             causal, ref);
+    for (size_t i = 0; i < (size_t)seq * width; i++)
+        if (fabs(out[i] - ref[i]) > 1e-5 * (1 + fabs(ref[i])))
+            fail_msg("attention seq=%d width=%d heads=%d causal=%d: out[%zu] = %.8g, want %.8g",
+                     seq, width, heads, causal, i, out[i], ref[i]);
+    free(qkv);
+    free(out);
+    free(scr);
+    free(ref);
+}
+
+static void test_attention_self_and_causal(void **state)
+{
+    use_path(state);
+    check_attention(1, 64, 1, 0);
+    check_attention(50, 768, 12, 0);
+    check_attention(77, 512, 8, 1);
+    check_attention(17, 96, 3, 1);
+}
+
+static void test_attention_qkv_cross(void **state)
+{
+    use_path(state);
+    int nq = 3, nk = 50, width = 128, heads = 4;
+    float *q = rand_buf((size_t)nq * width, 2.0f), *k = rand_buf((size_t)nk * width, 2.0f);
+    float *v = rand_buf((size_t)nk * width, 2.0f), *out = rand_buf((size_t)nq * width, 1.0f);
+    float *scr = malloc(kn_attention_scratch(nk, heads) * sizeof(float));
+    double *ref = malloc((size_t)nq * width * sizeof *ref);
+    assert_non_null(scr);
+    assert_non_null(ref);
+    kn_attention_qkv(q, nq, k, v, nk, width, heads, out, scr);
+    attn_ref(q, width, nq, k, v, width, nk, width, heads, 0, ref);
+    for (size_t i = 0; i < (size_t)nq * width; i++)
+        assert_float_equal(out[i], ref[i], 1e-5 * (1 + fabs(ref[i])));
+    free(q);
+    free(k);
+    free(v);
+    free(out);
+    free(scr);
+    free(ref);
+}
+
+static void check_conv(int cin, int h, int w, int cout, int kh, int kw, int stride, int pad,
+                       int act)
+{
+    int oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
+    int K = cin * kh * kw;
+    float *in = rand_buf((size_t)cin * h * w, 1.0f);
+    float *W = rand_buf((size_t)cout * K, 0.5f);
+    float *bias = rand_buf(cout, 1.0f);
+    float *out = rand_buf((size_t)cout * oh * ow, 1.0f);
+    size_t ns = kn_conv2d_scratch(cin, h, w, kh, kw, stride, pad);
+    assert_int_equal(ns, (size_t)oh * ow * K);
+    float *scr = malloc(ns * sizeof(float));
+    assert_non_null(scr);
+    kn_packed *p = kn_pack(W, cout, K, KN_F32);
+    assert_non_null(p);
+    kn_conv2d(in, cin, h, w, p, kh, kw, stride, pad, bias, act, out, scr);
+    for (int co = 0; co < cout; co++)
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++) {
+                double s = bias[co], sa = fabs(bias[co]);
+                for (int c = 0; c < cin; c++)
+                    for (int dy = 0; dy < kh; dy++)
+                        for (int dx = 0; dx < kw; dx++) {
+                            int iy = y * stride - pad + dy, ix = x * stride - pad + dx;
+                            if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                                continue;
+                            double t = (double)in[((size_t)c * h + iy) * w + ix] *
+                                       W[(size_t)co * K + (c * kh + dy) * kw + dx];
+                            s += t;
+                            sa += fabs(t);
+                        }
+                double want = act_ref(s, act), got = out[((size_t)co * oh + y) * ow + x];
+                if (fabs(got - want) > 2e-5 * sa + 1e-6)
+                    fail_msg("conv cin=%d %dx%d k=%dx%d s=%d p=%d: out[%d][%d][%d] = %.8g, "
+                             "want %.8g",
+                             cin, h, w, kh, kw, stride, pad, co, y, x, got, want);
+            }
+    kn_packed_free(p);
+    free(in);
+    free(W);
+    free(bias);
+    free(out);
+    free(scr);
+}
+
+static void test_conv2d_im2col(void **state)
+{
+    use_path(state);
+    check_conv(3, 64, 64, 40, 32, 32, 32, 0, KN_ACT_NONE); /* ViT patch embedding, 2x2 */
+    check_conv(3, 13, 11, 8, 3, 3, 2, 1, KN_ACT_RELU);     /* ResNet stem style */
+    check_conv(5, 7, 7, 17, 1, 1, 1, 0, KN_ACT_GELU);      /* 1x1 */
+    check_conv(2, 9, 6, 3, 3, 2, 1, 2, KN_ACT_NONE);       /* wide padding */
+}
+
+static void test_path_selection(void **state)
+{
+    (void)state;
+    const char *name = kn_init();
+    assert_non_null(name);
+    assert_true(!strcmp(name, "portable") || !strcmp(name, "avx2") || !strcmp(name, "avx512") ||
+                !strcmp(name, "avx512-bf16"));
+    assert_int_equal(kn_force_path("portable"), 0);
+    assert_string_equal(kn_init(), "portable");
+    assert_int_equal(kn_force_path("no-such-isa"), -1);
+    assert_int_equal(kn_force_path(NULL), -1);
+    assert_string_equal(kn_init(), "portable");
+}
+
+#define PATH_TEST(fn, path)                                                                        \
+    {                                                                                              \
+        .name = #fn "/" path, .test_func = fn, .setup_func = NULL, .teardown_func = reset_path,    \
+        .initial_state = (void *)path                                                              \
+    }
+#define PATH_TESTS(fn)                                                                             \
+    PATH_TEST(fn, "portable"), PATH_TEST(fn, "avx2"), PATH_TEST(fn, "avx512"),                     \
+        PATH_TEST(fn, "avx512-bf16")
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_path_selection),
+        PATH_TESTS(test_linear_f32_all_epilogues),
+        PATH_TESTS(test_linear_bf16_matches_rounded_reference),
+        PATH_TESTS(test_gemm_nt_nn_alpha_beta),
+        PATH_TESTS(test_layernorm_rows),
+        PATH_TESTS(test_activations_match_reference),
+        PATH_TESTS(test_attention_self_and_causal),
+        PATH_TESTS(test_attention_qkv_cross),
+        PATH_TESTS(test_conv2d_im2col),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -3,8 +3,8 @@
 #
 # Serves examples/demo/images (real photos plus a few hostile cases) from a
 # local fixture server on 127.0.0.1, then runs the pipeline a user runs on
-# the web: init -> add (a URL+caption list) -> fetch -> shard -> status, and,
-# when the reference CLIP checkpoints in ../shared are present, encode.
+# the web: init -> add (a URL+caption list) -> fetch -> encode (when the
+# tiny reference CLIP checkpoints in ../shared are present) -> shard -> status.
 # Everything goes to ./demo-corpus (removed first). Network traffic stays on
 # 127.0.0.1: fetch is told --allow-net 127.0.0.1/32 and nothing else.
 set -euo pipefail
@@ -30,14 +30,16 @@ set -x
 "$bin" -C "$out/corpus" add "$out/list.tsv"
 "$bin" -C "$out/corpus" fetch --allow-net 127.0.0.1/32 --image-size 256 --resize-mode border \
     --retries 0 --min-image-size 64
-"$bin" -C "$out/corpus" shard -o "$out/shards" --per-shard 5
 set +x
 model="$root/../shared/golden/clip/hf_vit_quickgelu_f32/model"
-if [ -d "$model" ] && "$bin" help encode >/dev/null 2>&1; then
+if [ -d "$model" ]; then
     echo "demo: embedding with the tiny reference CLIP in ../shared (random weights)"
     "$bin" -C "$out/corpus" encode --model "$model" --batch 8
 fi
+set -x
+"$bin" -C "$out/corpus" shard -o "$out/shards" --per-shard 5
 "$bin" -C "$out/corpus" status
+set +x
 echo
 echo "demo: shards in $out/shards:"
 ls -l "$out/shards"

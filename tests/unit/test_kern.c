@@ -150,7 +150,7 @@ static void check_linear(int M, int N, int K, int prec, int act, int use_bias, i
 
 static const int shapes[][3] = {
     {1, 1, 1},    {1, 16, 8},    {7, 13, 5},   {6, 32, 64},   {13, 33, 17}, {50, 96, 40},
-    {1, 70, 600}, {33, 70, 300}, {150, 20, 9}, {29, 65, 257}, {2, 3, 513},
+    {1, 70, 600}, {33, 70, 300}, {150, 20, 9}, {29, 65, 257}, {2, 3, 513},  {300, 40, 64},
 };
 
 static void run_linear_f32(void **state, int prec)

@@ -4,12 +4,16 @@
  * feeds the per-ISA micro-kernels (kern_avx2.c, kern_avx512.c), the portable
  * micro-kernel, layer norm, softmax, attention and im2col convolution.
  *
- * Blocking (BLIS style): C is cut into tasks of up to MC rows x a chunk of
- * NR-wide weight panels; each task walks K in KC blocks, packs its MC x KC
- * slice of A into a thread-local buffer (L2), and runs the micro-kernel over
- * every MR row group for each KC x NR weight micro-panel (L1). Weights are
- * packed once (kn_pack) as panels [K][NR], so a KC block of a panel is one
- * contiguous run.
+ * Blocking (BLIS style). Weights are packed once (kn_pack) as panels [K][NR],
+ * so a K block of a panel is one contiguous run. C is cut into MR x NR tiles;
+ * the micro-kernel accumulates one tile over one K block and applies the
+ * fused epilogue on the last. On ISAs that read A in place (AVX2, portable)
+ * the threads share out tasks of (row block x panel chunk), each walking K
+ * in long blocks: A rows stay in L2, each weight micro-panel streams from
+ * L2/L3 and is reused by every row group of the block. Where A must be
+ * packed (AVX-512's broadcast layout, bf16 pairs, bf16 rounding) the team
+ * packs each (row block, K block) of A once into a shared buffer, then
+ * shares out the panel chunks.
  */
 #include "encode/kern.h"
 #include "encode/kern_int.h"
@@ -20,9 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KN_APACK_CAP (64 * 1024) /* floats of thread-local packed A */
-#define KN_BPACK_CAP (64 * 1024) /* floats of thread-local packed B (unpacked GEMMs) */
-#define KN_CONV_TMP  (32 * 1024) /* floats of thread-local conv output rows */
+#define KN_APACK_CAP (64 * 1024) /* floats of packed A (a row block x K block) */
+#define KN_BPACK_CAP (64 * 1024) /* floats of packed B (unpacked GEMMs) */
+#define KN_CONV_TMP  (32 * 1024) /* floats of conv output rows */
 #define KN_PAR_MIN   (1 << 18)   /* multiply-adds below which a GEMM runs on one thread */
 
 /* ---- per-thread scratch --------------------------------------------------
@@ -43,8 +47,6 @@ static void scratch_key_make(void)
     g_scratch_key_ok = pthread_key_create(&g_scratch_key, free) == 0;
 }
 
-/* This thread's scratch (KN_SCRATCH_FLOATS, 64-byte aligned), or NULL when
- * out of memory. */
 static int g_scratch_fail;
 
 void kn_scratch_fail_for_tests(int on)
@@ -52,6 +54,8 @@ void kn_scratch_fail_for_tests(int on)
     __atomic_store_n(&g_scratch_fail, on, __ATOMIC_RELAXED);
 }
 
+/* This thread's scratch (KN_SCRATCH_FLOATS, 64-byte aligned), or NULL when
+ * out of memory. */
 static float *scratch_get(void)
 {
     if (__atomic_load_n(&g_scratch_fail, __ATOMIC_RELAXED))
@@ -624,7 +628,8 @@ static void drive_run(drive *d, int par)
     if ((double)d->M * d->N * d->K < KN_PAR_MIN)
         nt = 1;
     if (!drive_direct(d)) {
-        void *apack = d->slow ? NULL : scratch_get();
+        float *scr = d->slow ? NULL : scratch_get();
+        void *apack = scr ? SCR_APACK(scr) : NULL;
         if (!apack) { /* out of memory: plain loops, rows split across threads */
 #pragma omp parallel for schedule(static) if (nt > 1)
             for (int ib = 0; ib < mb; ib++) {

@@ -42,9 +42,18 @@ static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
 static int g_scratch_key_ok;
 static _Thread_local float *t_scratch;
 
+/* The growable buffer a team packs all of A's rows into (one K block). */
+static pthread_key_t g_big_key;
+static int g_big_key_ok;
+static _Thread_local void *t_big;
+static _Thread_local size_t t_bigcap;
+
+#define KN_BIG_KEEP ((size_t)32 << 20) /* bytes of team buffer kept between calls */
+
 static void scratch_key_make(void)
 {
     g_scratch_key_ok = pthread_key_create(&g_scratch_key, free) == 0;
+    g_big_key_ok = pthread_key_create(&g_big_key, free) == 0;
 }
 
 static int g_scratch_fail;
@@ -72,6 +81,42 @@ static float *scratch_get(void)
     }
     t_scratch = p;
     return p;
+}
+
+/* This thread's team buffer of at least bytes (64-byte aligned), or NULL
+ * when out of memory. Freed at thread exit, or by big_release. */
+static void *big_get(size_t bytes)
+{
+    if (__atomic_load_n(&g_scratch_fail, __ATOMIC_RELAXED))
+        return NULL;
+    if (t_big && t_bigcap >= bytes)
+        return t_big;
+    pthread_once(&g_scratch_once, scratch_key_make);
+    if (!g_big_key_ok)
+        return NULL;
+    bytes = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, bytes);
+    if (!p)
+        return NULL;
+    if (pthread_setspecific(g_big_key, p) != 0) {
+        free(p);
+        return NULL;
+    }
+    free(t_big);
+    t_big = p;
+    t_bigcap = bytes;
+    return p;
+}
+
+/* Drops an unusually large team buffer after use. */
+static void big_release(void)
+{
+    if (t_bigcap > KN_BIG_KEEP) {
+        pthread_setspecific(g_big_key, NULL);
+        free(t_big);
+        t_big = NULL;
+        t_bigcap = 0;
+    }
 }
 
 #define SCR_APACK(s)   (s)
@@ -576,13 +621,10 @@ static void compute_chunk(const drive *d, int m0, int rows, int k0, int kcur, in
     compute_block(d, m0, rows, k0, kcur, p0, p1, apack);
 }
 
-/* Packing paths: for each row block and K block, A is packed once into the
- * shared buffer, then the panels are computed in chunks. In a team (called
- * by every thread of a parallel region) the groups and chunks are shared
- * out with barriers between the phases; alone (team == 0), plain loops:
- * an orphaned worksharing loop would bind to an enclosing region, such as
- * the attention heads' loop. */
-static void drive_packed(const drive *d, void *apack, int mc, int nchunk, int np, int team)
+/* Packing path on one thread: for each row block and K block, A is packed
+ * into the thread's scratch, then the panels are computed. Plain loops (no
+ * worksharing: this also runs inside the attention heads' parallel loop). */
+static void drive_packed(const drive *d, void *apack, int mc, int nchunk, int np)
 {
     int mr = drive_mr(d);
     int kgran = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
@@ -593,21 +635,60 @@ static void drive_packed(const drive *d, void *apack, int mc, int nchunk, int np
         groups g = groups_of(rows, mr);
         for (int k0 = 0; k0 < Kp; k0 += d->kc) {
             int kcur = Kp - k0 < d->kc ? Kp - k0 : d->kc;
-            if (team) {
-#pragma omp for schedule(static)
-                for (int gi = 0; gi < g.n; gi++)
-                    pack_group(d, m0, g, gi, k0, kcur, mr, rowmajor, apack);
-#pragma omp for schedule(dynamic, 1)
-                for (int c = 0; c < nchunk; c++)
-                    compute_chunk(d, m0, rows, k0, kcur, c, nchunk, np, apack);
-            } else {
-                for (int gi = 0; gi < g.n; gi++)
-                    pack_group(d, m0, g, gi, k0, kcur, mr, rowmajor, apack);
-                for (int c = 0; c < nchunk; c++)
-                    compute_chunk(d, m0, rows, k0, kcur, c, nchunk, np, apack);
-            }
+            for (int gi = 0; gi < g.n; gi++)
+                pack_group(d, m0, g, gi, k0, kcur, mr, rowmajor, apack);
+            for (int c = 0; c < nchunk; c++)
+                compute_chunk(d, m0, rows, k0, kcur, c, nchunk, np, apack);
         }
     }
+}
+
+/* Packing path on a team: per K block, the threads pack all of A's row
+ * blocks into the caller's team buffer (each group once), then share out
+ * (row block x panel chunk) tasks: two barriers per K block, so a thread
+ * that the OS deschedules holds the others up rarely. Returns 0, having
+ * done nothing, when the buffer cannot be had. */
+static int drive_team(const drive *d, int nt, int np)
+{
+    int mr = drive_mr(d);
+    int kgran = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
+    int Kp = (d->K + kgran - 1) / kgran * kgran;
+    int rowmajor = drive_rowmajor(d);
+    int mc = d->isa->mc / mr * mr;
+    if (mc < mr)
+        mc = mr;
+    if (mc > d->M)
+        mc = d->M;
+    int mb = (d->M + mc - 1) / mc;
+    mc = (d->M + mb - 1) / mb;
+    int gmax = (mc + mr - 1) / mr;
+    size_t blk = (size_t)gmax * mr * d->kc * sizeof(float);
+    char *buf = big_get(blk * mb);
+    if (!buf)
+        return 0;
+    int nchunk = (4 * nt + mb - 1) / mb;
+    if (nchunk > np)
+        nchunk = np;
+#pragma omp parallel num_threads(nt)
+    for (int k0 = 0; k0 < Kp; k0 += d->kc) {
+        int kcur = Kp - k0 < d->kc ? Kp - k0 : d->kc;
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < mb * gmax; i++) {
+            int ib = i / gmax, gi = i % gmax, m0 = ib * mc;
+            int rows = d->M - m0 < mc ? d->M - m0 : mc;
+            groups g = groups_of(rows, mr);
+            if (gi < g.n)
+                pack_group(d, m0, g, gi, k0, kcur, mr, rowmajor, buf + blk * ib);
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int t = 0; t < mb * nchunk; t++) {
+            int ib = t / nchunk, c = t % nchunk, m0 = ib * mc;
+            int rows = d->M - m0 < mc ? d->M - m0 : mc;
+            compute_chunk(d, m0, rows, k0, kcur, c, nchunk, np, buf + blk * ib);
+        }
+    }
+    big_release();
+    return 1;
 }
 
 /* Runs the whole product, on all threads when par and big enough. */
@@ -628,9 +709,10 @@ static void drive_run(drive *d, int par)
     if ((double)d->M * d->N * d->K < KN_PAR_MIN)
         nt = 1;
     if (!drive_direct(d)) {
+        if (nt > 1 && drive_team(d, nt, np))
+            return;
         float *scr = d->slow ? NULL : scratch_get();
-        void *apack = scr ? SCR_APACK(scr) : NULL;
-        if (!apack) { /* out of memory: plain loops, rows split across threads */
+        if (!scr) { /* out of memory: plain loops, rows split across threads */
 #pragma omp parallel for schedule(static) if (nt > 1)
             for (int ib = 0; ib < mb; ib++) {
                 int m0 = ib * mc;
@@ -638,13 +720,7 @@ static void drive_run(drive *d, int par)
             }
             return;
         }
-        int nchunk = 4 * nt < np ? 4 * nt : np;
-        if (nt == 1) {
-            drive_packed(d, apack, mc, nchunk, np, 0);
-            return;
-        }
-#pragma omp parallel num_threads(nt)
-        drive_packed(d, apack, mc, nchunk, np, 1);
+        drive_packed(d, SCR_APACK(scr), mc, np < 4 ? np : 4, np);
         return;
     }
     int nb = 1;

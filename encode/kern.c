@@ -12,8 +12,8 @@
  * in long blocks: A rows stay in L2, each weight micro-panel streams from
  * L2/L3 and is reused by every row group of the block. Where A must be
  * packed (AVX-512's broadcast layout, bf16 pairs, bf16 rounding) the team
- * packs each (row block, K block) of A once into a shared buffer, then
- * shares out the panel chunks.
+ * packs, per K block, all of A's rows once into a shared buffer, then
+ * shares out (row block x panel chunk) tasks: two barriers per K block.
  */
 #include "encode/kern.h"
 #include "encode/kern_int.h"
@@ -466,6 +466,11 @@ static void pack_group(const drive *d, int m0, groups g, int gi, int k0, int kcu
         uint32_t *dst = (uint32_t *)buf + (size_t)gi * mr * (kcur / 2);
         for (int i = 0; i < gr; i++) {
             const float *a = d->A + (size_t)(m0 + r0 + i) * d->lda + k0;
+            if (d->isa->bf16_pairs) {
+                int navail = d->K - k0 < kcur ? d->K - k0 : kcur;
+                d->isa->bf16_pairs(a, kcur, navail, dst + i, mr);
+                continue;
+            }
             for (int k = 0; k < kcur; k += 2) {
                 float a0 = k0 + k < d->K ? a[k] : 0.0f;
                 float a1 = k0 + k + 1 < d->K ? a[k + 1] : 0.0f;

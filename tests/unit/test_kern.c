@@ -451,6 +451,35 @@ static void test_out_of_memory_fallbacks(void **state)
     kn_scratch_fail_for_tests(0);
 }
 
+/* A weight packed under one path keeps working after another path is
+ * chosen (it carries its own layout), and a NaN input poisons exactly the
+ * rows it is in, in both precisions. */
+static void test_packed_weight_outlives_path_and_nan_stays_local(void **state)
+{
+    use_path(state);
+    int M = 4, N = 20, K = 40;
+    float *A = rand_buf((size_t)M * K, 1.0f), *W = rand_buf((size_t)N * K, 1.0f);
+    float C1[4 * 20], C2[4 * 20];
+    for (int prec = KN_F32; prec <= KN_BF16; prec++) {
+        kn_packed *p = kn_pack(W, N, K, prec);
+        assert_non_null(p);
+        kn_linear(A, K, M, p, NULL, KN_ACT_NONE, NULL, 0, C1, N);
+        assert_int_equal(kn_force_path("portable"), 0);
+        kn_linear(A, K, M, p, NULL, KN_ACT_NONE, NULL, 0, C2, N);
+        assert_memory_equal(C1, C2, sizeof C1);
+        A[K + 7] = NAN; /* row 1 */
+        kn_linear(A, K, M, p, NULL, KN_ACT_GELU, NULL, 0, C1, N);
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                assert_true(isnan(C1[i * N + j]) == (i == 1));
+        A[K + 7] = 0.5f;
+        assert_int_equal(kn_force_path(*state), 0);
+        kn_packed_free(p);
+    }
+    free(A);
+    free(W);
+}
+
 static void test_path_selection(void **state)
 {
     (void)state;
@@ -487,6 +516,7 @@ int main(void)
         PATH_TESTS(test_attention_qkv_cross),
         PATH_TESTS(test_conv2d_im2col),
         PATH_TESTS(test_out_of_memory_fallbacks),
+        PATH_TESTS(test_packed_weight_outlives_path_and_nan_stays_local),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

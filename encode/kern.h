@@ -6,9 +6,11 @@
  * Layout conventions: row-major float32 everywhere; a "linear" weight is
  * PyTorch's [out, in] (N x K) matrix. Packing happens once at model load;
  * kernels never allocate per call: besides the caller's scratch, each thread
- * that runs a kernel allocates about 640 KiB of packing buffers once, freed
- * when the thread exits (on allocation failure the kernels still compute,
- * slowly, without them).
+ * that runs a kernel allocates about 640 KiB of packing buffers once, and a
+ * thread whose products pack A on several threads (AVX-512, bf16) keeps a
+ * buffer of M x K-block floats (at most 32 MiB kept between calls); both are
+ * freed when the thread exits. On allocation failure the kernels still
+ * compute, slowly, without them.
  * Threading: every kernel may use OpenMP internally; callers do not nest
  * parallel regions around them.
  *

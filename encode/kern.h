@@ -78,6 +78,13 @@ size_t kn_attention_scratch(int seq, int heads);
 void kn_attention(const float *qkv, int seq, int width, int heads, int causal, float *out,
                   float *scratch);
 
+/* kn_attention over nseq sequences stored one after another (qkv
+ * [nseq*seq x 3*width], out [nseq*seq x width]) in one parallel loop over
+ * (sequence, head): cheaper than nseq calls. scratch as for kn_attention
+ * (used only when seq > 181). */
+void kn_attention_batch(const float *qkv, int nseq, int seq, int width, int heads, int causal,
+                        float *out, float *scratch);
+
 /* Multi-head attention with separate q (nq rows) and k/v (nk rows), used by
  * ModifiedResNet's attention pooling: q [nq x width], k,v [nk x width].
  * scratch must hold heads * nq * nk floats (kn_attention_scratch(max(nq, nk),

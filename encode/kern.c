@@ -4,29 +4,124 @@
  * feeds the per-ISA micro-kernels (kern_avx2.c, kern_avx512.c), the portable
  * micro-kernel, layer norm, softmax, attention and im2col convolution.
  *
- * Blocking (BLIS style): C is cut into tasks of up to MC rows x a chunk of
- * NR-wide weight panels; each task walks K in KC blocks, packs its MC x KC
- * slice of A into a thread-local buffer (L2), and runs the micro-kernel over
- * every MR row group for each KC x NR weight micro-panel (L1). Weights are
- * packed once (kn_pack) as panels [K][NR], so a KC block of a panel is one
- * contiguous run.
+ * Blocking (BLIS style). Weights are packed once (kn_pack) as panels [K][NR],
+ * so a K block of a panel is one contiguous run. C is cut into MR x NR tiles;
+ * the micro-kernel accumulates one tile over one K block and applies the
+ * fused epilogue on the last. On ISAs that read A in place (AVX2, portable)
+ * the threads share out tasks of (row block x panel chunk), each walking K
+ * in long blocks: A rows stay in L2, each weight micro-panel streams from
+ * L2/L3 and is reused by every row group of the block. Where A must be
+ * packed (AVX-512's broadcast layout, bf16 pairs, bf16 rounding) the team
+ * packs, per K block, all of A's rows once into a shared buffer, then
+ * shares out (row block x panel chunk) tasks: two barriers per K block.
  */
 #include "encode/kern.h"
 #include "encode/kern_int.h"
 
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define KN_APACK_CAP (64 * 1024) /* floats of thread-local packed A */
-#define KN_BPACK_CAP (64 * 1024) /* floats of thread-local packed B (unpacked GEMMs) */
-#define KN_CONV_TMP  (32 * 1024) /* floats of thread-local conv output rows */
+#define KN_APACK_CAP (64 * 1024) /* floats of packed A (a row block x K block) */
+#define KN_BPACK_CAP (64 * 1024) /* floats of packed B (unpacked GEMMs) */
+#define KN_CONV_TMP  (32 * 1024) /* floats of conv output rows */
 #define KN_PAR_MIN   (1 << 18)   /* multiply-adds below which a GEMM runs on one thread */
 
-static _Thread_local float kn_apack[KN_APACK_CAP] __attribute__((aligned(64)));
-static _Thread_local float kn_bpack[KN_BPACK_CAP] __attribute__((aligned(64)));
-static _Thread_local float kn_convtmp[KN_CONV_TMP] __attribute__((aligned(64)));
+/* ---- per-thread scratch --------------------------------------------------
+ * Packed A, packed B (unpacked GEMMs) and conv output rows: allocated on a
+ * thread's first use and freed when the thread exits (a pthread key), so
+ * threads that never run a kernel pay nothing (no big static TLS). When the
+ * allocation fails the kernels fall back to slow loops that need none. */
+
+#define KN_SCRATCH_FLOATS (KN_APACK_CAP + KN_BPACK_CAP + KN_CONV_TMP)
+
+static pthread_key_t g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+static int g_scratch_key_ok;
+static _Thread_local float *t_scratch;
+
+/* The growable buffer a team packs all of A's rows into (one K block). */
+static pthread_key_t g_big_key;
+static int g_big_key_ok;
+static _Thread_local void *t_big;
+static _Thread_local size_t t_bigcap;
+
+#define KN_BIG_KEEP ((size_t)32 << 20) /* bytes of team buffer kept between calls */
+
+static void scratch_key_make(void)
+{
+    g_scratch_key_ok = pthread_key_create(&g_scratch_key, free) == 0;
+    g_big_key_ok = pthread_key_create(&g_big_key, free) == 0;
+}
+
+static int g_scratch_fail;
+
+void kn_scratch_fail_for_tests(int on)
+{
+    __atomic_store_n(&g_scratch_fail, on, __ATOMIC_RELAXED);
+}
+
+/* This thread's scratch (KN_SCRATCH_FLOATS, 64-byte aligned), or NULL when
+ * out of memory. */
+static float *scratch_get(void)
+{
+    if (__atomic_load_n(&g_scratch_fail, __ATOMIC_RELAXED))
+        return NULL;
+    if (t_scratch)
+        return t_scratch;
+    pthread_once(&g_scratch_once, scratch_key_make);
+    float *p = aligned_alloc(64, KN_SCRATCH_FLOATS * sizeof(float));
+    if (!p)
+        return NULL;
+    if (g_scratch_key_ok && pthread_setspecific(g_scratch_key, p) != 0) {
+        free(p);
+        return NULL;
+    }
+    t_scratch = p;
+    return p;
+}
+
+/* This thread's team buffer of at least bytes (64-byte aligned), or NULL
+ * when out of memory. Freed at thread exit, or by big_release. */
+static void *big_get(size_t bytes)
+{
+    if (__atomic_load_n(&g_scratch_fail, __ATOMIC_RELAXED))
+        return NULL;
+    if (t_big && t_bigcap >= bytes)
+        return t_big;
+    pthread_once(&g_scratch_once, scratch_key_make);
+    if (!g_big_key_ok)
+        return NULL;
+    bytes = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, bytes);
+    if (!p)
+        return NULL;
+    if (pthread_setspecific(g_big_key, p) != 0) {
+        free(p);
+        return NULL;
+    }
+    free(t_big);
+    t_big = p;
+    t_bigcap = bytes;
+    return p;
+}
+
+/* Drops an unusually large team buffer after use. */
+static void big_release(void)
+{
+    if (t_bigcap > KN_BIG_KEEP) {
+        pthread_setspecific(g_big_key, NULL);
+        free(t_big);
+        t_big = NULL;
+        t_bigcap = 0;
+    }
+}
+
+#define SCR_APACK(s)   (s)
+#define SCR_BPACK(s)   ((s) + KN_APACK_CAP)
+#define SCR_CONVTMP(s) ((s) + KN_APACK_CAP + KN_BPACK_CAP)
 
 /* ---- scalar helpers and the portable ISA --------------------------------- */
 
@@ -319,6 +414,7 @@ typedef struct drive {
     const float *res; /* added after the activation in the last K block */
     int ldr;
     int first, last; /* whether this call's first/last K block is the global one */
+    int slow;        /* use the plain loops (packed A cannot fit the buffer) */
     int kc, mc;
 } drive;
 
@@ -327,141 +423,311 @@ static int drive_mr(const drive *d)
     return d->fmt == FMT_BF16_NATIVE ? d->isa->bf16_mr : d->isa->mr;
 }
 
-/* Rows [m0, m0+rows) split into balanced groups of at most mr rows, packed
- * group by group ([kcur][mr] floats, or [kcur/2][mr] bf16 pairs), or, when
- * rowmajor, copied as rows of kcur floats (bf16-rounded fallback only). */
-static void pack_a(const drive *d, int m0, int rows, int k0, int kcur, int mr, int rowmajor,
-                   void *buf)
+/* Rows of a block are split into balanced groups of at most mr rows. */
+typedef struct groups {
+    int n, base, extra;
+} groups;
+
+static groups groups_of(int rows, int mr)
 {
+    groups g;
+    g.n = (rows + mr - 1) / mr;
+    g.base = rows / g.n;
+    g.extra = rows % g.n;
+    return g;
+}
+
+/* First row (from the block's start) and row count of group i. */
+static int group_row(groups g, int i)
+{
+    return i * g.base + (i < g.extra ? i : g.extra);
+}
+
+static int group_rows(groups g, int i)
+{
+    return g.base + (i < g.extra);
+}
+
+/* Packs group gi of the row block at m0 for the K range [k0, k0+kcur):
+ * [kcur][mr] floats, [kcur/2][mr] bf16 pairs, or (rowmajor, bf16-rounded
+ * fallback on ISAs that read A in place) rows of kcur rounded floats. */
+static void pack_group(const drive *d, int m0, groups g, int gi, int k0, int kcur, int mr,
+                       int rowmajor, void *buf)
+{
+    int r0 = group_row(g, gi), gr = group_rows(g, gi);
     if (rowmajor) {
-        for (int i = 0; i < rows; i++) {
-            const float *a = d->A + (size_t)(m0 + i) * d->lda + k0;
-            float *dst = (float *)buf + (size_t)i * kcur;
+        for (int i = 0; i < gr; i++) {
+            const float *a = d->A + (size_t)(m0 + r0 + i) * d->lda + k0;
+            float *dst = (float *)buf + (size_t)(r0 + i) * kcur;
             for (int k = 0; k < kcur; k++)
                 dst[k] = bfround(a[k]);
         }
-        return;
-    }
-    int ng = (rows + mr - 1) / mr, base = rows / ng, extra = rows % ng, r = m0;
-    for (int g = 0; g < ng; g++) {
-        int gr = base + (g < extra);
-        if (d->fmt == FMT_BF16_NATIVE) {
-            uint32_t *dst = (uint32_t *)buf + (size_t)g * mr * (kcur / 2);
-            for (int i = 0; i < gr; i++) {
-                const float *a = d->A + (size_t)(r + i) * d->lda + k0;
-                for (int k = 0; k < kcur; k += 2) {
-                    float a0 = k0 + k < d->K ? a[k] : 0.0f;
-                    float a1 = k0 + k + 1 < d->K ? a[k + 1] : 0.0f;
-                    dst[(size_t)(k / 2) * mr + i] = (uint32_t)f2bf(a0) | (uint32_t)f2bf(a1) << 16;
-                }
+    } else if (d->fmt == FMT_BF16_NATIVE) {
+        uint32_t *dst = (uint32_t *)buf + (size_t)gi * mr * (kcur / 2);
+        for (int i = 0; i < gr; i++) {
+            const float *a = d->A + (size_t)(m0 + r0 + i) * d->lda + k0;
+            if (d->isa->bf16_pairs) {
+                int navail = d->K - k0 < kcur ? d->K - k0 : kcur;
+                d->isa->bf16_pairs(a, kcur, navail, dst + i, mr);
+                continue;
             }
-        } else {
-            float *dst = (float *)buf + (size_t)g * mr * kcur;
-            for (int i = 0; i < gr; i++) {
-                const float *a = d->A + (size_t)(r + i) * d->lda + k0;
-                if (d->fmt == FMT_BF16_ROUNDED)
-                    for (int k = 0; k < kcur; k++)
-                        dst[(size_t)k * mr + i] = bfround(a[k]);
-                else
-                    for (int k = 0; k < kcur; k++)
-                        dst[(size_t)k * mr + i] = a[k];
+            for (int k = 0; k < kcur; k += 2) {
+                float a0 = k0 + k < d->K ? a[k] : 0.0f;
+                float a1 = k0 + k + 1 < d->K ? a[k + 1] : 0.0f;
+                dst[(size_t)(k / 2) * mr + i] = (uint32_t)f2bf(a0) | (uint32_t)f2bf(a1) << 16;
             }
         }
-        r += gr;
+    } else {
+        float *dst = (float *)buf + (size_t)gi * mr * kcur;
+        for (int i = 0; i < gr; i++) {
+            const float *a = d->A + (size_t)(m0 + r0 + i) * d->lda + k0;
+            if (d->fmt == FMT_BF16_ROUNDED)
+                for (int k = 0; k < kcur; k++)
+                    dst[(size_t)k * mr + i] = bfround(a[k]);
+            else
+                for (int k = 0; k < kcur; k++)
+                    dst[(size_t)k * mr + i] = a[k];
+        }
     }
 }
 
-static void run_task(const drive *d, int m0, int rows, int p0, int p1)
+/* Whether the ISA reads this product's A in place (no packing). */
+static int drive_direct(const drive *d)
+{
+    return d->fmt == FMT_F32 && !d->isa->packs_a;
+}
+
+static int drive_rowmajor(const drive *d)
+{
+    return d->fmt == FMT_BF16_ROUNDED && !d->isa->packs_a;
+}
+
+/* C tiles of rows [m0, m0+rows) x panels [p0, p1) for the K block [k0,
+ * k0+kcur), A from apack (as pack_group left it) or in place. */
+static void compute_block(const drive *d, int m0, int rows, int k0, int kcur, int p0, int p1,
+                          const void *apack)
 {
     int mr = drive_mr(d);
-    int kstep = d->kc;
     int kgran = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
     int Kp = (d->K + kgran - 1) / kgran * kgran;
     size_t esz = d->fmt == FMT_BF16_NATIVE ? 2 : 4;
-    int ng = (rows + mr - 1) / mr, base = rows / ng, extra = rows % ng;
+    groups g = groups_of(rows, mr);
     void (*ukr)(const kn_tile *) = d->fmt == FMT_BF16_NATIVE ? d->isa->ukr_bf16 : d->isa->ukr;
-    /* A in place, a row-major rounded copy, or packed groups */
-    int direct = d->fmt == FMT_F32 && !d->isa->packs_a;
-    int rowmajor = d->fmt == FMT_BF16_ROUNDED && !d->isa->packs_a;
-    for (int k0 = 0; k0 < Kp; k0 += kstep) {
-        int kcur = Kp - k0 < kstep ? Kp - k0 : kstep;
-        int first = d->first && k0 == 0, last = d->last && k0 + kcur >= Kp;
-        if (!direct)
-            pack_a(d, m0, rows, k0, kcur, mr, rowmajor, kn_apack);
-        for (int p = p0; p < p1; p++) {
-            int j0 = p * d->nr;
-            kn_tile t;
-            t.b = d->B + d->pstride * p + (size_t)k0 * d->nr * esz;
-            t.kc = kcur;
-            t.nc = d->N - j0 < d->nr ? d->N - j0 : d->nr;
-            t.ldc = d->ldc;
-            t.alpha = d->alpha;
-            t.last = last;
-            t.bias = last && d->bias ? d->bias + j0 : NULL;
-            t.act = d->act;
-            t.ldr = d->ldr;
-            int r = m0;
-            for (int g = 0; g < ng; g++) {
-                int gr = base + (g < extra);
-                if (direct) {
-                    t.a = d->A + (size_t)r * d->lda + k0;
-                    t.lda = d->lda;
-                } else if (rowmajor) {
-                    t.a = kn_apack + (size_t)(r - m0) * kcur;
-                    t.lda = kcur;
-                } else {
-                    t.a = (const char *)kn_apack + (size_t)g * mr * kcur * esz;
-                    t.lda = 0;
-                }
-                t.mr = gr;
-                t.c = d->C + (size_t)r * d->ldc + j0;
-                if (first) {
-                    t.cin = d->cin0 ? d->cin0 + (size_t)r * d->ldcin0 + j0 : NULL;
-                    t.ldcin = d->ldcin0;
-                    t.beta = d->beta0;
-                } else {
-                    t.cin = t.c;
-                    t.ldcin = d->ldc;
-                    t.beta = 1.0f;
-                }
-                t.res = last && d->res ? d->res + (size_t)r * d->ldr + j0 : NULL;
-                ukr(&t);
-                r += gr;
+    int direct = drive_direct(d), rowmajor = drive_rowmajor(d);
+    int first = d->first && k0 == 0, last = d->last && k0 + kcur >= Kp;
+    for (int p = p0; p < p1; p++) {
+        int j0 = p * d->nr;
+        kn_tile t;
+        t.b = d->B + d->pstride * p + (size_t)k0 * d->nr * esz;
+        t.kc = kcur;
+        t.nc = d->N - j0 < d->nr ? d->N - j0 : d->nr;
+        t.ldc = d->ldc;
+        t.alpha = d->alpha;
+        t.last = last;
+        t.bias = last && d->bias ? d->bias + j0 : NULL;
+        t.act = d->act;
+        t.ldr = d->ldr;
+        for (int gi = 0; gi < g.n; gi++) {
+            int r = m0 + group_row(g, gi);
+            if (direct) {
+                t.a = d->A + (size_t)r * d->lda + k0;
+                t.lda = d->lda;
+            } else if (rowmajor) {
+                t.a = (const float *)apack + (size_t)(r - m0) * kcur;
+                t.lda = kcur;
+            } else {
+                t.a = (const char *)apack + (size_t)gi * mr * kcur * esz;
+                t.lda = 0;
             }
+            t.mr = group_rows(g, gi);
+            t.c = d->C + (size_t)r * d->ldc + j0;
+            if (first) {
+                t.cin = d->cin0 ? d->cin0 + (size_t)r * d->ldcin0 + j0 : NULL;
+                t.ldcin = d->ldcin0;
+                t.beta = d->beta0;
+            } else {
+                t.cin = t.c;
+                t.ldcin = d->ldc;
+                t.beta = 1.0f;
+            }
+            t.res = last && d->res ? d->res + (size_t)r * d->ldr + j0 : NULL;
+            ukr(&t);
         }
     }
 }
 
-/* Task t of mb row blocks x nb panel chunks, n-major so that consecutive
- * tasks share weights. */
-static void run_one(const drive *d, int t, int mb, int mc, int nb, int np)
+static float bf2f(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Element (n, k) of the packed B of d. */
+static float packed_b(const drive *d, int n, int k)
+{
+    const char *panel = d->B + d->pstride * (size_t)(n / d->nr);
+    int j = n % d->nr;
+    if (d->fmt == FMT_BF16_NATIVE)
+        return bf2f(((const uint16_t *)panel)[((size_t)(k / 2) * d->nr + j) * 2 + (k & 1)]);
+    return ((const float *)panel)[(size_t)k * d->nr + j];
+}
+
+/* The task without scratch memory (out of memory): plain loops over the
+ * whole K range of the call, which is then a single packed weight. */
+static void run_task_slow(const drive *d, int m0, int rows, int p0, int p1)
+{
+    int n1 = p1 * d->nr < d->N ? p1 * d->nr : d->N;
+    for (int r = m0; r < m0 + rows; r++) {
+        const float *a = d->A + (size_t)r * d->lda;
+        for (int n = p0 * d->nr; n < n1; n++) {
+            float acc = 0.0f;
+            for (int k = 0; k < d->K; k++)
+                acc += (d->fmt == FMT_F32 ? a[k] : bfround(a[k])) * packed_b(d, n, k);
+            kn_tile t = {0};
+            t.mr = t.nc = 1;
+            t.c = d->C + (size_t)r * d->ldc + n;
+            t.alpha = d->alpha;
+            t.cin = d->first && d->cin0 ? d->cin0 + (size_t)r * d->ldcin0 + n : NULL;
+            t.beta = d->beta0;
+            t.last = d->last;
+            t.bias = d->bias ? d->bias + n : NULL;
+            t.act = d->act;
+            t.res = d->res ? d->res + (size_t)r * d->ldr + n : NULL;
+            kn_tile_store(&t, &acc, 1);
+        }
+    }
+}
+
+/* Direct path (A read in place): task t of mb row blocks x nb panel chunks,
+ * n-major so that consecutive tasks share weights; the task walks K. */
+static void run_task(const drive *d, int t, int mb, int mc, int nb, int np)
 {
     int ib = t % mb, jb = t / mb;
     int m0 = ib * mc, rows = d->M - m0 < mc ? d->M - m0 : mc;
     int pb = np / nb, pe = np % nb;
     int p0 = jb * pb + (jb < pe ? jb : pe);
     int p1 = p0 + pb + (jb < pe);
-    if (rows > 0 && p1 > p0)
-        run_task(d, m0, rows, p0, p1);
+    if (rows <= 0 || p1 <= p0)
+        return;
+    for (int k0 = 0; k0 < d->K; k0 += d->kc) {
+        int kcur = d->K - k0 < d->kc ? d->K - k0 : d->kc;
+        compute_block(d, m0, rows, k0, kcur, p0, p1, NULL);
+    }
+}
+
+static void compute_chunk(const drive *d, int m0, int rows, int k0, int kcur, int c, int nchunk,
+                          int np, const void *apack)
+{
+    int pb = np / nchunk, pe = np % nchunk;
+    int p0 = c * pb + (c < pe ? c : pe);
+    int p1 = p0 + pb + (c < pe);
+    compute_block(d, m0, rows, k0, kcur, p0, p1, apack);
+}
+
+/* Packing path on one thread: for each row block and K block, A is packed
+ * into the thread's scratch, then the panels are computed. Plain loops (no
+ * worksharing: this also runs inside the attention heads' parallel loop). */
+static void drive_packed(const drive *d, void *apack, int mc, int nchunk, int np)
+{
+    int mr = drive_mr(d);
+    int kgran = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
+    int Kp = (d->K + kgran - 1) / kgran * kgran;
+    int rowmajor = drive_rowmajor(d);
+    for (int m0 = 0; m0 < d->M; m0 += mc) {
+        int rows = d->M - m0 < mc ? d->M - m0 : mc;
+        groups g = groups_of(rows, mr);
+        for (int k0 = 0; k0 < Kp; k0 += d->kc) {
+            int kcur = Kp - k0 < d->kc ? Kp - k0 : d->kc;
+            for (int gi = 0; gi < g.n; gi++)
+                pack_group(d, m0, g, gi, k0, kcur, mr, rowmajor, apack);
+            for (int c = 0; c < nchunk; c++)
+                compute_chunk(d, m0, rows, k0, kcur, c, nchunk, np, apack);
+        }
+    }
+}
+
+/* Packing path on a team: per K block, the threads pack all of A's row
+ * blocks into the caller's team buffer (each group once), then share out
+ * (row block x panel chunk) tasks: two barriers per K block, so a thread
+ * that the OS deschedules holds the others up rarely. Returns 0, having
+ * done nothing, when the buffer cannot be had. */
+static int drive_team(const drive *d, int nt, int np)
+{
+    int mr = drive_mr(d);
+    int kgran = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
+    int Kp = (d->K + kgran - 1) / kgran * kgran;
+    int rowmajor = drive_rowmajor(d);
+    int mc = d->isa->mc / mr * mr;
+    if (mc < mr)
+        mc = mr;
+    if (mc > d->M)
+        mc = d->M;
+    int mb = (d->M + mc - 1) / mc;
+    mc = (d->M + mb - 1) / mb;
+    int gmax = (mc + mr - 1) / mr;
+    size_t blk = (size_t)gmax * mr * d->kc * sizeof(float);
+    char *buf = big_get(blk * mb);
+    if (!buf)
+        return 0;
+    int nchunk = (4 * nt + mb - 1) / mb;
+    if (nchunk > np)
+        nchunk = np;
+#pragma omp parallel num_threads(nt)
+    for (int k0 = 0; k0 < Kp; k0 += d->kc) {
+        int kcur = Kp - k0 < d->kc ? Kp - k0 : d->kc;
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < mb * gmax; i++) {
+            int ib = i / gmax, gi = i % gmax, m0 = ib * mc;
+            int rows = d->M - m0 < mc ? d->M - m0 : mc;
+            groups g = groups_of(rows, mr);
+            if (gi < g.n)
+                pack_group(d, m0, g, gi, k0, kcur, mr, rowmajor, buf + blk * ib);
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int t = 0; t < mb * nchunk; t++) {
+            int ib = t / nchunk, c = t % nchunk, m0 = ib * mc;
+            int rows = d->M - m0 < mc ? d->M - m0 : mc;
+            compute_chunk(d, m0, rows, k0, kcur, c, nchunk, np, buf + blk * ib);
+        }
+    }
+    big_release();
+    return 1;
 }
 
 /* Runs the whole product, on all threads when par and big enough. */
 static void drive_run(drive *d, int par)
 {
-    int mr = drive_mr(d);
     int np = (d->N + d->nr - 1) / d->nr;
     int mc = d->mc;
     if (mc > d->M)
         mc = d->M;
+    if (mc < 1)
+        mc = 1;
     if (d->M <= 0 || np <= 0)
         return;
     int mb = (d->M + mc - 1) / mc;
     /* even row blocks: avoids a tiny last block */
     mc = (d->M + mb - 1) / mb;
-    (void)mr;
     int nt = par ? omp_get_max_threads() : 1;
     if ((double)d->M * d->N * d->K < KN_PAR_MIN)
         nt = 1;
+    if (!drive_direct(d)) {
+        if (nt > 1 && drive_team(d, nt, np))
+            return;
+        float *scr = d->slow ? NULL : scratch_get();
+        if (!scr) { /* out of memory: plain loops, rows split across threads */
+#pragma omp parallel for schedule(static) if (nt > 1)
+            for (int ib = 0; ib < mb; ib++) {
+                int m0 = ib * mc;
+                run_task_slow(d, m0, d->M - m0 < mc ? d->M - m0 : mc, 0, np);
+            }
+            return;
+        }
+        drive_packed(d, SCR_APACK(scr), mc, np < 4 ? np : 4, np);
+        return;
+    }
     int nb = 1;
     if (nt > 1) {
         /* at least 4 equal tasks per thread, and a multiple of the thread
@@ -477,12 +743,12 @@ static void drive_run(drive *d, int par)
         /* no OpenMP region at all: small products (attention heads) are
          * called inside a parallel loop, where even a one-thread team costs */
         for (int t = 0; t < ntask; t++)
-            run_one(d, t, mb, mc, nb, np);
+            run_task(d, t, mb, mc, nb, np);
         return;
     }
 #pragma omp parallel for schedule(dynamic, 1)
     for (int t = 0; t < ntask; t++)
-        run_one(d, t, mb, mc, nb, np);
+        run_task(d, t, mb, mc, nb, np);
 }
 
 static void drive_blocking(drive *d)
@@ -539,13 +805,14 @@ void kn_linear(const float *A, int lda, int M, const kn_packed *W, const float *
         if (residual == C && W->kp > d.kc) {
             /* partial sums in C would clobber the residual: one K block
              * (packed A then holds as many whole rows as fit) */
-            int mr = drive_mr(&d);
+            int mr = drive_mr(&d), fit = KN_APACK_CAP / W->kp;
             d.kc = W->kp;
-            if (!(d.fmt == FMT_F32 && !d.isa->packs_a)) {
-                d.mc = KN_APACK_CAP / W->kp / mr * mr;
-                if (d.mc < 1)
-                    d.mc = KN_APACK_CAP / W->kp;
-            }
+            if (drive_rowmajor(&d))
+                d.mc = fit;
+            else if (!drive_direct(&d))
+                d.mc = fit / mr * mr;
+            if (!drive_direct(&d) && d.mc < 1)
+                d.slow = 1; /* not even one row group fits: plain loops */
         }
     }
     drive_run(&d, 1);
@@ -591,6 +858,20 @@ static void gemm_unpacked(int bt, int M, int N, int K, float alpha, const float 
                 C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
         return;
     }
+    float *scr = scratch_get();
+    if (!scr) { /* out of memory: plain loops */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                float acc = 0.0f;
+                for (int k = 0; k < K; k++)
+                    acc += A[(size_t)i * lda + k] *
+                           (bt ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+                float *c = C + (size_t)i * ldc + j;
+                *c = alpha * acc + (beta != 0.0f ? beta * *c : 0.0f);
+            }
+        return;
+    }
+    float *bpack = SCR_BPACK(scr);
     drive d = {0};
     d.isa = isa;
     d.fmt = FMT_F32;
@@ -611,12 +892,12 @@ static void gemm_unpacked(int bt, int M, int N, int K, float alpha, const float 
             int q1 = q0 + chunk < np ? q0 + chunk : np;
             for (int q = q0; q < q1; q++)
                 pack_b_panel(bt, B, ldb, q * nr, N, k0, kcur, nr,
-                             kn_bpack + (size_t)(q - q0) * kcur * nr);
+                             bpack + (size_t)(q - q0) * kcur * nr);
             int n0 = q0 * nr, n1 = q1 * nr < N ? q1 * nr : N;
             d.N = n1 - n0;
             d.K = kcur;
             d.A = A + k0;
-            d.B = (const char *)kn_bpack;
+            d.B = (const char *)bpack;
             d.pstride = (size_t)kcur * nr * 4;
             d.C = C + n0;
             d.first = k0 == 0;
@@ -727,6 +1008,68 @@ void kn_attention(const float *qkv, int seq, int width, int heads, int causal, f
     }
 }
 
+/* One head without any buffer (out of memory): row by row, S in a stack
+ * row of at most KN_ATTN_ROW keys. */
+#define KN_ATTN_ROW 256
+
+static void attn_head_rows(const float *q, int ldq, int nq, const float *k, const float *v,
+                           int ldkv, int nk, int hd, int causal, float *o, int ldo)
+{
+    float srow[KN_ATTN_ROW];
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int i = 0; i < nq; i++) {
+        int n = causal ? (i + 1 < nk ? i + 1 : nk) : nk;
+        float m = -INFINITY, sum = 0.0f;
+        for (int j = 0; j < n; j++) {
+            float dot = 0.0f;
+            for (int t = 0; t < hd; t++)
+                dot += q[(size_t)i * ldq + t] * k[(size_t)j * ldkv + t];
+            srow[j] = dot * scale;
+            m = srow[j] > m ? srow[j] : m;
+        }
+        for (int j = 0; j < n; j++) {
+            srow[j] = expf(srow[j] - m);
+            sum += srow[j];
+        }
+        float *oi = o + (size_t)i * ldo;
+        for (int t = 0; t < hd; t++)
+            oi[t] = 0.0f;
+        for (int j = 0; j < n; j++) {
+            float w = srow[j] / sum;
+            for (int t = 0; t < hd; t++)
+                oi[t] += w * v[(size_t)j * ldkv + t];
+        }
+    }
+}
+
+void kn_attention_batch(const float *qkv, int nseq, int seq, int width, int heads, int causal,
+                        float *out, float *scratch)
+{
+    if ((size_t)seq * seq > KN_CONV_TMP || seq > KN_ATTN_ROW) {
+        for (int s = 0; s < nseq; s++)
+            kn_attention(qkv + (size_t)s * seq * 3 * width, seq, width, heads, causal,
+                         out + (size_t)s * seq * width, scratch);
+        return;
+    }
+    const kn_isa *isa = isa_get();
+    int hd = width / heads, ld = 3 * width, ntask = nseq * heads;
+    /* S lives in each thread's own scratch: tasks of different sequences
+     * share a head index, so the caller's per-head slices would collide */
+#pragma omp parallel for schedule(dynamic,                                                         \
+                                  1) if (ntask > 1 && (size_t)nseq * seq * seq * width > 32768)
+    for (int t = 0; t < ntask; t++) {
+        int sq = t / heads, h = t % heads;
+        const float *base = qkv + (size_t)sq * seq * ld;
+        const float *q = base + h * hd, *k = base + width + h * hd, *v = base + 2 * width + h * hd;
+        float *o = out + (size_t)sq * seq * width + h * hd;
+        float *scr = scratch_get();
+        if (scr)
+            attn_head(isa, q, ld, seq, k, v, ld, seq, hd, causal, o, width, SCR_CONVTMP(scr));
+        else
+            attn_head_rows(q, ld, seq, k, v, ld, seq, hd, causal, o, width);
+    }
+}
+
 void kn_attention_qkv(const float *q, int nq, const float *k, const float *v, int nk, int width,
                       int heads, float *out, float *scratch)
 {
@@ -777,16 +1120,37 @@ void kn_conv2d(const float *in, int cin, int h, int w, const kn_packed *W, int k
                 }
             }
     }
+    float *scr = scratch_get();
+    if (!scr || cout > KN_CONV_TMP) {
+        /* out of memory (or more channels than the row buffer): plain
+         * loops over the packed weight */
+        for (int p = 0; p < P; p++)
+            for (int co = 0; co < cout; co++) {
+                drive d = {0};
+                d.isa = W->isa;
+                d.fmt = W->fmt;
+                d.N = W->n;
+                d.K = W->k;
+                d.B = W->data;
+                d.pstride = W->pstride;
+                d.nr = W->nr;
+                float acc = 0.0f;
+                const float *a = scratch + (size_t)p * Kc;
+                for (int k = 0; k < Kc; k++)
+                    acc += (d.fmt == FMT_F32 ? a[k] : bfround(a[k])) * packed_b(&d, co, k);
+                if (bias)
+                    acc += bias[co];
+                out[(size_t)co * P + p] = kn_act1(acc, act);
+            }
+        return;
+    }
+    float *tmp = SCR_CONVTMP(scr);
     int chunk = KN_CONV_TMP / cout;
-    if (chunk < 1)
-        chunk = 1;
     for (int p0 = 0; p0 < P; p0 += chunk) {
         int n = P - p0 < chunk ? P - p0 : chunk;
-        if (cout <= KN_CONV_TMP) {
-            kn_linear(scratch + (size_t)p0 * Kc, Kc, n, W, bias, act, NULL, 0, kn_convtmp, cout);
-            for (int p = 0; p < n; p++)
-                for (int co = 0; co < cout; co++)
-                    out[(size_t)co * P + p0 + p] = kn_convtmp[(size_t)p * cout + co];
-        }
+        kn_linear(scratch + (size_t)p0 * Kc, Kc, n, W, bias, act, NULL, 0, tmp, cout);
+        for (int p = 0; p < n; p++)
+            for (int co = 0; co < cout; co++)
+                out[(size_t)co * P + p0 + p] = tmp[(size_t)p * cout + co];
     }
 }

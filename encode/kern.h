@@ -5,7 +5,12 @@
  *
  * Layout conventions: row-major float32 everywhere; a "linear" weight is
  * PyTorch's [out, in] (N x K) matrix. Packing happens once at model load;
- * kernels never allocate per call except through the caller's scratch.
+ * kernels never allocate per call: besides the caller's scratch, each thread
+ * that runs a kernel allocates about 640 KiB of packing buffers once, and a
+ * thread whose products pack A on several threads (AVX-512, bf16) keeps a
+ * buffer of M x K-block floats (at most 32 MiB kept between calls); both are
+ * freed when the thread exits. On allocation failure the kernels still
+ * compute, slowly, without them.
  * Threading: every kernel may use OpenMP internally; callers do not nest
  * parallel regions around them.
  *
@@ -49,7 +54,7 @@ int kn_packed_k(const kn_packed *p);
 
 /* C[M x N] = act(A[M x K] . W^T + bias) + residual
  * bias (length N) and residual ([M x N], leading dim ldr) may be NULL.
- * C may alias residual (same pointer, same leading dimension). K <= 65536. */
+ * C may alias residual (same pointer, same leading dimension). */
 void kn_linear(const float *A, int lda, int M, const kn_packed *W, const float *bias, int act,
                const float *residual, int ldr, float *C, int ldc);
 
@@ -73,6 +78,13 @@ size_t kn_attention_scratch(int seq, int heads);
 void kn_attention(const float *qkv, int seq, int width, int heads, int causal, float *out,
                   float *scratch);
 
+/* kn_attention over nseq sequences stored one after another (qkv
+ * [nseq*seq x 3*width], out [nseq*seq x width]) in one parallel loop over
+ * (sequence, head): cheaper than nseq calls. scratch as for kn_attention
+ * (used only when seq > 181). */
+void kn_attention_batch(const float *qkv, int nseq, int seq, int width, int heads, int causal,
+                        float *out, float *scratch);
+
 /* Multi-head attention with separate q (nq rows) and k/v (nk rows), used by
  * ModifiedResNet's attention pooling: q [nq x width], k,v [nk x width].
  * scratch must hold heads * nq * nk floats (kn_attention_scratch(max(nq, nk),
@@ -86,7 +98,7 @@ void kn_activate(float *x, size_t n, int act);
 /* 2-D convolution, NCHW, weights [cout x cin x kh x kw] packed as a linear
  * weight of N = cout, K = cin*kh*kw (kn_pack of the flattened weight).
  * out [cout x oh x ow] = act(conv(in) + bias). scratch must hold
- * kn_conv2d_scratch(...) floats. cout must be <= 32768. */
+ * kn_conv2d_scratch(...) floats. */
 size_t kn_conv2d_scratch(int cin, int h, int w, int kh, int kw, int stride, int pad);
 void kn_conv2d(const float *in, int cin, int h, int w, const kn_packed *W, int kh, int kw,
                int stride, int pad, const float *bias, int act, float *out, float *scratch);

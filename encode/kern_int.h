@@ -54,6 +54,11 @@ typedef struct kn_isa {
     void (*act)(float *x, size_t n, int act);
     /* exp(x - max) / sum over x[0..n), in place */
     void (*softmax)(float *x, int n);
+    /* bf16 pairs of one row of A: n (even) values of which the first navail
+     * are a[], the rest zero, rounded to nearest even, pair j (values 2j,
+     * 2j+1, the even one in the low half) stored at dst[j * stride]; NULL
+     * where the portable loop serves */
+    void (*bf16_pairs)(const float *a, int n, int navail, uint32_t *dst, int stride);
     /* one row of layer norm; out may equal x; gamma, beta may be NULL */
     void (*layernorm)(const float *x, int dim, const float *gamma, const float *beta, float eps,
                       float *out);
@@ -66,6 +71,10 @@ extern const kn_isa kn_isa_avx512bf16;
 
 /* The scalar epilogue on an accumulator tile acc[mr][ld] (edge tiles). */
 void kn_tile_store(const kn_tile *t, const float *acc, int ld);
+/* Makes every per-thread scratch allocation fail while on != 0, so tests
+ * reach the out-of-memory fallbacks. */
+void kn_scratch_fail_for_tests(int on);
+
 /* Scalar activation of one value. */
 float kn_act1(float x, int act);
 

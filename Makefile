@@ -27,7 +27,7 @@ TESTPKGS := cmocka libmicrohttpd
 DEBS := build-essential pkg-config libcurl4-openssl-dev libxml2-dev libarchive-dev \
         libsqlite3-dev libjpeg62-turbo-dev libturbojpeg0-dev libspng-dev libwebp-dev \
         libssl-dev libutf8proc-dev libjansson-dev libpsl-dev zlib1g-dev libzstd-dev \
-        libcmocka-dev libmicrohttpd-dev python3 wget tar gzip xz-utils bzip2 zstd
+        libcmocka-dev libmicrohttpd-dev libsimde-dev python3 wget tar gzip xz-utils bzip2 zstd
 
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation
 CSTD    := -std=c11 -D_GNU_SOURCE
@@ -65,6 +65,7 @@ deps:
 	@missing=""; \
 	pkg-config --exists $(PKGS) $(TESTPKGS) 2>/dev/null || missing=1; \
 	for t in cc python3 wget tar gzip xz bzip2 zstd; do command -v $$t >/dev/null || missing=1; done; \
+	[ -f /usr/include/simde/x86/avx512.h ] || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "deps: installing Debian packages"; \

@@ -20,25 +20,36 @@ logdir=$(mktemp -d /tmp/witpipe-tests.XXXXXX)
 
 note_fail() { fail=$((fail + $1)); failed_names+=("$2"); }
 
+# run_cmocka NAME CMD [ARGS]: runs a cmocka binary (from the project root)
+# and adds its PASSED/FAILED/SKIPPED counts; a crash counts as one failure.
+run_cmocka() {
+  local name=$1 log p f s rc
+  shift
+  log="$logdir/$(echo "$name" | tr / _).log"
+  ( cd "$root" && "$@" ) >"$log" 2>&1
+  rc=$?
+  p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+  f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+  s=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+  p=${p:-0} f=${f:-0} s=${s:-0}
+  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+  pass=$((pass + p)); skip=$((skip + s))
+  if [ "$f" != 0 ]; then note_fail "$f" "$name"; cat "$log"; fi
+  printf '%-50s %4d passed %3d failed %3d skipped\n' "$name" "$p" "$f" "$s"
+  grep -h 'SKIP:' "$log" | sort -u | sed 's/^/    /'
+}
+
 for build in "$@"; do
   build=$(cd "$root" && cd "$build" && pwd)
   export WITPIPE_BIN="$build/witpipe"
   echo "==== suite: $build"
   for t in "$build"/t/test_*; do
-    [ -x "$t" ] || continue
-    name="$(basename "$build")/$(basename "$t")"
-    log="$logdir/$(echo "$name" | tr / _).log"
-    ( cd "$root" && "$t" ) >"$log" 2>&1
-    rc=$?
-    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
-    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
-    s=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
-    p=${p:-0} f=${f:-0} s=${s:-0}
-    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
-    pass=$((pass + p)); skip=$((skip + s))
-    if [ "$f" != 0 ]; then note_fail "$f" "$name"; cat "$log"; fi
-    printf '%-50s %4d passed %3d failed %3d skipped\n' "$name" "$p" "$f" "$s"
-    grep -h 'SKIP:' "$log" | sort -u | sed 's/^/    /'
+    [ -x "$t" ] && run_cmocka "$(basename "$build")/$(basename "$t")" "$t"
+  done
+  # Scripts that build a variant of a unit test and run it (cmocka output):
+  # the AVX-512 kernels through SIMDe's emulation, on CPUs without AVX-512.
+  for t in "$root"/tests/kern_avx512_emul.sh; do
+    [ -x "$t" ] && run_cmocka "$(basename "$build")/$(basename "$t")" "$t" "$build"
   done
   for t in "$root"/tests/integration/test_*.py; do
     [ -f "$t" ] || continue

@@ -447,8 +447,12 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
             if (!dropped && (rc = cat_begin(c, err)) != 0)
                 goto out;
             dropped = 1;
-            if ((rc = cat_encode_drop(c, s->items[i].pair_id, name, "decode_error", run_id, err)) !=
-                0)
+            int code = s->loc_ok[u] ? s->img_err[u].code : WP_ENOENT;
+            const char *reason = code == WP_ENOENT || code == WP_EIO || code == ST_ECORRUPT
+                                     ? "store_error"
+                                 : code == WP_ELIMIT ? "too_large"
+                                                     : "decode_error";
+            if ((rc = cat_encode_drop(c, s->items[i].pair_id, name, reason, run_id, err)) != 0)
                 goto out;
             counts->failed++;
         }

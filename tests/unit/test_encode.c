@@ -141,6 +141,13 @@ static int find_row(int no, const char *uid, double *score)
     return row;
 }
 
+static void count_stat(void *ud, const char *section, const char *key, int64_t count)
+{
+    if (strcmp(section, "decisions") == 0 &&
+        strcmp(key, "encode:" MODEL_NAME "/drop/decode_error") == 0)
+        *(int64_t *)ud = count;
+}
+
 static void test_encode_corpus(void **state)
 {
     const char *shared = tl_shared_dir("golden CLIP checkpoint and test images");
@@ -185,6 +192,9 @@ static void test_encode_corpus(void **state)
     assert_int_equal(k.shards, 2);
     assert_int_equal(cat_encode_count(c, MODEL_NAME), 4);
     assert_int_equal(cat_encode_count_todo(c, MODEL_NAME), 0);
+    int64_t drops = 0;
+    assert_int_equal(cat_stats(c, count_stat, &drops, &err), 0);
+    assert_int_equal(drops, 1);
 
     /* shard 0 has 3 rows, shard 1 has 1 */
     char path[1200];

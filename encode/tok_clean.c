@@ -402,6 +402,16 @@ static int pattern_len(const pattern *p)
     return k;
 }
 
+#define N_BADNESS (sizeof badness / sizeof badness[0])
+static int badness_len[N_BADNESS];
+static pthread_once_t badness_once = PTHREAD_ONCE_INIT;
+
+static void badness_lengths(void)
+{
+    for (size_t k = 0; k < N_BADNESS; k++)
+        badness_len[k] = pattern_len(&badness[k]);
+}
+
 static int is_bad_u32(const uint32_t *t, size_t n)
 {
     /* Every alternative needs at least one character with a class bit, and
@@ -419,12 +429,27 @@ static int is_bad_u32(const uint32_t *t, size_t n)
         cls[i] = enc_tok_class_of(t[i]);
     int bad = 0;
     size_t np = sizeof badness / sizeof badness[0];
+    pthread_once(&badness_once, badness_lengths);
+    size_t j = 0; /* the next position at or after i with a class bit */
     for (size_t i = 0; i < n && !bad; i++) {
+        /* every alternative spans at most 7 code points and holds at least
+         * one with a class bit: skip stretches without one */
+        if (j < i) {
+            j = i;
+            while (j < n && !(cls[j] & BADNESS_CLASSES))
+                j++;
+        }
+        if (j >= n)
+            break;
+        if (j > i + 6) {
+            i = j - 7;
+            continue;
+        }
         for (size_t k = 0; k < np && !bad; k++) {
             const pattern *p = &badness[k];
             if (p->bol && i != 0)
                 continue;
-            int len = pattern_len(p);
+            int len = badness_len[k];
             if (i + (size_t)len > n)
                 continue;
             int j = 0;
@@ -640,7 +665,7 @@ static int replace_lossy(const wp_buf *in_, wp_buf *out)
 
 /* Python's strict UTF-8 decoding, or ftfy's "utf-8-variants" when variants
  * is set (also CESU-8 surrogate pairs and Java's C0 80 for U+0000).
- * Returns 0, -1 if the bytes do not decode, or WP_ENOMEM. */
+ * Returns 0, 1 if the bytes do not decode, or WP_ENOMEM. */
 static int decode_utf8_strict(const uint8_t *p, size_t n, int variants, enc_tok_u32 *out)
 {
     out->n = 0;
@@ -658,7 +683,7 @@ static int decode_utf8_strict(const uint8_t *p, size_t n, int variants, enc_tok_
         } else {
             size_t len = utf8_seq(p + i, n - i, &c);
             if (len == 0)
-                return -1;
+                return 1;
             i += len;
         }
         if (enc_tok_u32_push(out, c) != 0)
@@ -736,12 +761,19 @@ static int has_c1(const enc_tok_u32 *t)
     return 0;
 }
 
-/* fixes.fix_c1_controls: C1 controls read as Windows-1252 (sloppy). */
-static void fix_c1_controls(enc_tok_u32 *t)
+/* fixes.fix_c1_controls: C1 controls read as Windows-1252 (sloppy: the five
+ * bytes Windows-1252 leaves undefined stay as they are). Returns 1 if
+ * anything changed. */
+static int fix_c1_controls(enc_tok_u32 *t)
 {
+    int changed = 0;
     for (size_t i = 0; i < t->n; i++)
-        if (t->v[i] >= 0x80 && t->v[i] <= 0x9F)
-            t->v[i] = enc_tok_codepages[ENC_TOK_CP_SLOPPY1252].dec[t->v[i]];
+        if (t->v[i] >= 0x80 && t->v[i] <= 0x9F) {
+            uint32_t c = enc_tok_codepages[ENC_TOK_CP_SLOPPY1252].dec[t->v[i]];
+            changed |= c != t->v[i];
+            t->v[i] = c;
+        }
+    return changed;
 }
 
 /* ftfy's _fix_encoding_one_step_and_explain: *changed is set when text was
@@ -850,10 +882,9 @@ static int fix_encoding_step(enc_tok_u32 *text, int *changed)
         }
     }
 
-    if (has_c1(text)) {
-        fix_c1_controls(text);
-        *changed = 1;
-    }
+    /* ftfy's loop stops when a step leaves the text as it was */
+    if (has_c1(text))
+        *changed = fix_c1_controls(text);
     rc = 0;
 out:
     wp_buf_free(&bytes);
@@ -1152,7 +1183,7 @@ static int simple_fixes(enc_tok_u32 *text)
 {
     enc_tok_u32 out = {0};
     int rc = WP_ENOMEM;
-    fix_c1_controls(text);
+    (void)fix_c1_controls(text);
     for (size_t i = 0; i < text->n; i++) {
         uint32_t c = text->v[i];
         const char *rep = ligature(c);
@@ -1246,11 +1277,25 @@ static int nfc(enc_tok_u32 *text)
     return rc;
 }
 
+/* 1 if no fixer can change t: printable ASCII, tabs and newlines, no '&'
+ * (most captions). */
+static int plain_ascii(const enc_tok_u32 *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        uint32_t c = t->v[i];
+        if (!((c >= 0x20 && c < 0x7F && c != '&') || c == '\t' || c == '\n'))
+            return 0;
+    }
+    return 1;
+}
+
 /* ftfy.fix_and_explain on one segment. */
 static int fix_segment(enc_tok_u32 *text, int unescape)
 {
     enc_tok_u32 orig = {0}, tmp = {0};
     int rc = WP_ENOMEM;
+    if (plain_ascii(text))
+        return 0;
     for (;;) {
         if (u32_copy(&orig, text->v, text->n) != 0)
             goto out;
@@ -1360,6 +1405,21 @@ static int is_case_ignorable(uint32_t c)
     }
 }
 
+/* Python's str.lower() mapping of one code point (generated table), or NULL
+ * when it has none. */
+static const enc_tok_lower *lower_of(uint32_t c)
+{
+    size_t lo = 0, hi = enc_tok_lowers_n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (enc_tok_lowers[mid].cp < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < enc_tok_lowers_n && enc_tok_lowers[lo].cp == c ? &enc_tok_lowers[lo] : NULL;
+}
+
 /* Python's str.lower(): full lower-case mapping (U+0130 becomes "i\u0307")
  * and the Final_Sigma rule for U+03A3. */
 static int py_lower(const enc_tok_u32 *t, enc_tok_u32 *out)
@@ -1369,11 +1429,6 @@ static int py_lower(const enc_tok_u32 *t, enc_tok_u32 *out)
         uint32_t c = t->v[i];
         if (c < 0x80) {
             if (enc_tok_u32_push(out, (c >= 'A' && c <= 'Z') ? c + 32 : c) != 0)
-                return WP_ENOMEM;
-            continue;
-        }
-        if (c == 0x130) {
-            if (enc_tok_u32_push(out, 'i') != 0 || enc_tok_u32_push(out, 0x307) != 0)
                 return WP_ENOMEM;
             continue;
         }
@@ -1399,7 +1454,10 @@ static int py_lower(const enc_tok_u32 *t, enc_tok_u32 *out)
                 return WP_ENOMEM;
             continue;
         }
-        if (enc_tok_u32_push(out, (uint32_t)utf8proc_tolower((utf8proc_int32_t)c)) != 0)
+        const enc_tok_lower *lw = lower_of(c);
+        if (lw == NULL ? enc_tok_u32_push(out, c) != 0
+                       : (enc_tok_u32_push(out, lw->lo1) != 0 ||
+                          (lw->lo2 != 0 && enc_tok_u32_push(out, lw->lo2) != 0)))
             return WP_ENOMEM;
     }
     return 0;

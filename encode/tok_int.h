@@ -70,6 +70,24 @@ enum enc_tok_class {
     ENC_TOK_C_AZU = 1u << 21, /* A-Z */
 };
 
+/* A run of code points sharing one pre-tokenizer class. */
+typedef struct enc_tok_range {
+    uint32_t lo, hi;
+    uint32_t cls; /* ENC_TOK_PRE_* */
+} enc_tok_range;
+
+enum enc_tok_pre_class {
+    ENC_TOK_PRE_PUNCT = 0,  /* [^\s\p{L}\p{N}] (not in the table) */
+    ENC_TOK_PRE_LETTER = 1, /* [\p{L}] */
+    ENC_TOK_PRE_NUMBER = 2, /* [\p{N}] */
+    ENC_TOK_PRE_NONE = 3,   /* no alternative matches it: skipped */
+    ENC_TOK_PRE_SPACE = 4,  /* \s (not in the table) */
+};
+
+typedef struct enc_tok_lower {
+    uint32_t cp, lo1, lo2; /* lo2 = 0 unless the lower case is two code points */
+} enc_tok_lower;
+
 extern const enc_tok_codepage enc_tok_codepages[ENC_TOK_N_CODEPAGES];
 extern const uint16_t enc_tok_cp1252_strict[32]; /* bytes 0x80-0x9F; 0 = undefined */
 extern const enc_tok_entity enc_tok_html5[];
@@ -83,6 +101,10 @@ extern const size_t enc_tok_invalid_codepoints_n;
 extern const char *const enc_tok_width_map[0xFFEF - 0xFF01 + 1];
 extern const enc_tok_cpclass enc_tok_cpclasses[];
 extern const size_t enc_tok_cpclasses_n;
+extern const enc_tok_range enc_tok_pre_ranges[];
+extern const size_t enc_tok_pre_ranges_n;
+extern const enc_tok_lower enc_tok_lowers[];
+extern const size_t enc_tok_lowers_n;
 
 /* ---- code point strings ----------------------------------------------- */
 
@@ -101,6 +123,12 @@ int enc_tok_u32_from_utf8(enc_tok_u32 *s, const char *p, size_t n);
 /* Appends the UTF-8 form of p[0..n) to out. 0 or WP_ENOMEM. */
 struct wp_buf;
 int enc_tok_u32_to_utf8(const uint32_t *p, size_t n, struct wp_buf *out);
+
+/* For tests: runs both BPE merge paths (quadratic for short words, heap for
+ * long ones) on the bytes of w; 1 if they agree, 0 if not, -1 out of
+ * memory. */
+struct enc_tok;
+int enc_tok_bpe_paths_agree(const struct enc_tok *t, const char *w, size_t n);
 
 /* The ENC_TOK_C_* mask of one code point (0 for most). */
 uint32_t enc_tok_class_of(uint32_t c);

@@ -1,7 +1,8 @@
 /*
  * encode/tokenizer.c: CLIP's byte-level BPE (OpenAI simple_tokenizer.py):
  * vocabulary loading from either layout, the pre-tokenizer regex done with
- * utf8proc categories, and the merge loop over vocabulary ids.
+ * a generated table of character classes, and the merge loop over
+ * vocabulary ids.
  *
  * Symbols are vocabulary ids from the start: byte b is the id of
  * bytes_to_unicode()[b] (or of that character + "</w>" at the end of a
@@ -17,7 +18,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 #include <zlib.h>
 
 #define PAIR_SLOTS      (1u << 17) /* power of two, > 2 x ENC_TOK_MERGES */
@@ -453,8 +453,9 @@ int enc_tok_open_dir(const char *dir, enc_tok **out, wp_err *err)
 
 /* simple_tokenizer.py's bpe(): merges the lowest-ranked adjacent pair, all
  * its occurrences left to right, until no pair has a rank. sym holds the
- * word's initial ids and receives the result; returns the new length. */
-static size_t bpe_merge(const enc_tok *t, int32_t *sym, size_t n)
+ * word's initial ids and receives the result; returns the new length.
+ * Quadratic: for short words. */
+static size_t bpe_merge_short(const enc_tok *t, int32_t *sym, size_t n)
 {
     while (n > 1) {
         int32_t best = -1, first = 0, second = 0, merged = 0;
@@ -482,6 +483,131 @@ static size_t bpe_merge(const enc_tok *t, int32_t *sym, size_t n)
         n = o;
     }
     return n;
+}
+
+/* A candidate merge: the pair starting at symbol pos, of rank rank. */
+typedef struct bpe_cand {
+    int32_t rank;
+    uint32_t pos;
+} bpe_cand;
+
+static int cand_less(bpe_cand a, bpe_cand b)
+{
+    return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos);
+}
+
+static void heap_push(bpe_cand *h, size_t *n, bpe_cand c)
+{
+    size_t i = (*n)++;
+    while (i > 0 && cand_less(c, h[(i - 1) / 2])) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = c;
+}
+
+static bpe_cand heap_pop(bpe_cand *h, size_t *n)
+{
+    bpe_cand top = h[0], last = h[--(*n)];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n)
+            break;
+        if (c + 1 < *n && cand_less(h[c + 1], h[c]))
+            c++;
+        if (!cand_less(h[c], last))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n > 0)
+        h[i] = last;
+    return top;
+}
+
+#define BPE_NONE UINT32_MAX
+
+/* The same result as bpe_merge_short in O(n log n), for long words: the
+ * symbols form a linked list, candidate pairs sit in a heap ordered by
+ * (rank, position), and all occurrences of the lowest-ranked pair are taken
+ * as one batch, left to right, before any pair the batch creates, exactly
+ * as Python's pass over the word does. Returns the new length, or
+ * (size_t)-1 when out of memory. */
+static size_t bpe_merge_long(const enc_tok *t, int32_t *sym, size_t n)
+{
+    uint32_t *next = malloc(n * sizeof *next), *prev = malloc(n * sizeof *prev);
+    bpe_cand *heap = malloc(3 * n * sizeof *heap), *batch = malloc(n * sizeof *batch);
+    size_t hn = 0, out = (size_t)-1;
+    if (next == NULL || prev == NULL || heap == NULL || batch == NULL)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        next[i] = i + 1 < n ? (uint32_t)(i + 1) : BPE_NONE;
+        prev[i] = i > 0 ? (uint32_t)(i - 1) : BPE_NONE;
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        int32_t m, r = pair_rank(t, sym[i], sym[i + 1], &m);
+        if (r >= 0)
+            heap_push(heap, &hn, (bpe_cand){r, (uint32_t)i});
+    }
+    while (hn > 0) {
+        /* the batch: every candidate of the lowest rank, by position */
+        size_t bn = 0;
+        int32_t rank = heap[0].rank;
+        while (hn > 0 && heap[0].rank == rank)
+            batch[bn++] = heap_pop(heap, &hn);
+        for (size_t k = 0; k < bn; k++) {
+            uint32_t p = batch[k].pos, q;
+            int32_t merged;
+            if (sym[p] < 0 || (q = next[p]) == BPE_NONE ||
+                pair_rank(t, sym[p], sym[q], &merged) != rank)
+                continue; /* consumed or changed by an earlier merge */
+            sym[p] = merged;
+            sym[q] = -1;
+            next[p] = next[q];
+            if (next[q] != BPE_NONE)
+                prev[next[q]] = p;
+            /* the pairs the merge creates wait for later batches: their
+             * rank differs from this one (a merged token is longer than
+             * either part) */
+            int32_t m, r;
+            if (prev[p] != BPE_NONE && (r = pair_rank(t, sym[prev[p]], sym[p], &m)) >= 0)
+                heap_push(heap, &hn, (bpe_cand){r, prev[p]});
+            if (next[p] != BPE_NONE && (r = pair_rank(t, sym[p], sym[next[p]], &m)) >= 0)
+                heap_push(heap, &hn, (bpe_cand){r, p});
+        }
+    }
+    out = 0;
+    for (uint32_t i = 0; i != BPE_NONE; i = next[i])
+        sym[out++] = sym[i];
+done:
+    free(next);
+    free(prev);
+    free(heap);
+    free(batch);
+    return out;
+}
+
+#define BPE_LONG_WORD 128 /* words longer than this take the heap path */
+
+static size_t bpe_merge(const enc_tok *t, int32_t *sym, size_t n)
+{
+    return n > BPE_LONG_WORD ? bpe_merge_long(t, sym, n) : bpe_merge_short(t, sym, n);
+}
+
+int enc_tok_bpe_paths_agree(const enc_tok *t, const char *w, size_t n)
+{
+    int32_t *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    int agree = -1;
+    if (a != NULL && b != NULL) {
+        for (size_t i = 0; i < n; i++)
+            a[i] = b[i] = i + 1 < n ? t->byte_id[(uint8_t)w[i]] : t->byte_wid[(uint8_t)w[i]];
+        size_t na = bpe_merge_short(t, a, n), nb = bpe_merge_long(t, b, n);
+        agree = na == nb && memcmp(a, b, na * sizeof *a) == 0;
+    }
+    free(a);
+    free(b);
+    return agree;
 }
 
 typedef struct id_vec {
@@ -570,7 +696,7 @@ static int bpe_word(enc_tok *t, const char *w, size_t n, id_vec *out)
     for (size_t i = 0; i < n; i++)
         sym[i] = i + 1 < n ? t->byte_id[(uint8_t)w[i]] : t->byte_wid[(uint8_t)w[i]];
     size_t m = bpe_merge(t, sym, n);
-    rc = ids_push(out, sym, m);
+    rc = m == (size_t)-1 ? WP_ENOMEM : ids_push(out, sym, m);
     if (rc == 0)
         cache_put(t, w, n, sym, m);
     if (sym != small)
@@ -600,28 +726,6 @@ static size_t match_lit(const uint32_t *t, size_t n, size_t i, const char *lit)
     return k;
 }
 
-static int cat_of(uint32_t c)
-{
-    return utf8proc_category((utf8proc_int32_t)c);
-}
-
-static int is_L(uint32_t c)
-{
-    if (c < 0x80)
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    int k = cat_of(c);
-    return k == UTF8PROC_CATEGORY_LU || k == UTF8PROC_CATEGORY_LL || k == UTF8PROC_CATEGORY_LT ||
-           k == UTF8PROC_CATEGORY_LM || k == UTF8PROC_CATEGORY_LO;
-}
-
-static int is_N(uint32_t c)
-{
-    if (c < 0x80)
-        return c >= '0' && c <= '9';
-    int k = cat_of(c);
-    return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
-}
-
 /* The regex module's `\s` (White_Space); after whitespace_clean only ' ' is
  * left, but keep the full set so the function stands on its own. */
 static int is_S(uint32_t c)
@@ -629,6 +733,31 @@ static int is_S(uint32_t c)
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
            c == 0x205F || c == 0x3000;
+}
+
+/* The class CLIP's pattern gives c (ENC_TOK_PRE_*), from the table generated
+ * with the regex module itself, so that letters and numbers of every script
+ * fall where they do in Python. */
+static int pre_class(uint32_t c)
+{
+    if (c < 0x80) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+            return ENC_TOK_PRE_LETTER;
+        if (c >= '0' && c <= '9')
+            return ENC_TOK_PRE_NUMBER;
+        return is_S(c) ? ENC_TOK_PRE_SPACE : ENC_TOK_PRE_PUNCT;
+    }
+    size_t lo = 0, hi = enc_tok_pre_ranges_n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (enc_tok_pre_ranges[mid].hi < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < enc_tok_pre_ranges_n && enc_tok_pre_ranges[lo].lo <= c)
+        return (int)enc_tok_pre_ranges[lo].cls;
+    return is_S(c) ? ENC_TOK_PRE_SPACE : ENC_TOK_PRE_PUNCT;
 }
 
 /* The length of the pre-token at i (0: none starts here), and whether it is
@@ -655,18 +784,19 @@ static size_t pretoken_at(const enc_tok *tk, const uint32_t *t, size_t n, size_t
         for (size_t k = 0; k < sizeof contractions / sizeof contractions[0]; k++)
             if ((m = match_lit(t, n, i, contractions[k])) != 0)
                 return m;
-    if (is_L(t[i])) {
+    int cls = pre_class(t[i]);
+    if (cls == ENC_TOK_PRE_LETTER) {
         size_t k = i;
-        while (k < n && is_L(t[k]))
+        while (k < n && pre_class(t[k]) == ENC_TOK_PRE_LETTER)
             k++;
         return k - i;
     }
-    if (is_N(t[i]))
+    if (cls == ENC_TOK_PRE_NUMBER)
         return 1;
     size_t k = i;
-    while (k < n && !is_S(t[k]) && !is_L(t[k]) && !is_N(t[k]))
+    while (k < n && pre_class(t[k]) == ENC_TOK_PRE_PUNCT)
         k++;
-    return k - i;
+    return k - i; /* 0 for a space or a code point no alternative matches */
 }
 
 /* Tokenizes the cleaned text into out (without SOT/EOT), stopping once out

@@ -256,4 +256,53 @@ for c in sorted(allcp):
     w("    {0x%04X, 0x%05X}," % (c, allcp[c]))
 w("};")
 w("const size_t enc_tok_cpclasses_n = %d;" % len(allcp))
+
+# ---- pre-tokenizer classes and str.lower() --------------------------------------
+# How CLIP's pattern (the `regex` module, IGNORECASE) classifies each code
+# point: 1 = [\p{L}], 2 = [\p{N}], 3 = none of the three classes (U+0345,
+# whose case variants are letters), absent = [^\s\p{L}\p{N}].
+import regex
+PL = regex.compile(r"[\p{L}]", regex.I)
+PN = regex.compile(r"[\p{N}]", regex.I)
+PP = regex.compile(r"[^\s\p{L}\p{N}]", regex.I)
+ranges = []
+for c in range(0x110000):
+    if 0xD800 <= c <= 0xDFFF:
+        continue
+    ch = chr(c)
+    if PL.match(ch):
+        k = 1
+    elif PN.match(ch):
+        k = 2
+    elif PP.match(ch) or c in (9, 10, 11, 12, 13, 32) or regex.match(r"\s", ch):
+        continue
+    else:
+        k = 3
+    if ranges and ranges[-1][2] == k and ranges[-1][1] == c - 1:
+        ranges[-1][1] = c
+    else:
+        ranges.append([c, c, k])
+w("/* CLIP's pre-tokenizer classes (regex %s, IGNORECASE): 1 letter, 2 number," % regex.__version__)
+w(" * 3 matched by no alternative; code points not listed are punctuation. */")
+w("const enc_tok_range enc_tok_pre_ranges[] = {")
+for a, b, k in ranges:
+    w("    {0x%X, 0x%X, %d}," % (a, b, k))
+w("};")
+w("const size_t enc_tok_pre_ranges_n = %d;" % len(ranges))
+w("")
+low = []
+for c in range(0x80, 0x110000):
+    if 0xD800 <= c <= 0xDFFF:
+        continue
+    l = chr(c).lower()
+    if l != chr(c):
+        assert len(l) <= 2
+        low.append((c, ord(l[0]), ord(l[1]) if len(l) > 1 else 0))
+w("/* Python's str.lower() per code point above U+007F (Unicode %s); the second" % unicodedata.unidata_version)
+w(" * code point is 0 except for U+0130. Final sigma is handled in code. */")
+w("const enc_tok_lower enc_tok_lowers[] = {")
+for c, a, b in low:
+    w("    {0x%X, 0x%X, 0x%X}," % (c, a, b))
+w("};")
+w("const size_t enc_tok_lowers_n = %d;" % len(low))
 print("\n".join(out))

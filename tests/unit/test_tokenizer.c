@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "common/wp.h"
+#include "encode/tok_int.h"
 #include "encode/tokenizer.h"
 #include "tests/lib/testlib.h"
 
@@ -195,6 +196,11 @@ static void test_ftfy_mojibake(void **state)
     expect(enc_tok_fix_encoding, "plain ascii", "plain ascii");
     /* mojibake embedded in otherwise sound text: decode_inconsistent_utf8 */
     expect(enc_tok_fix_encoding, "Ð¿Ñ€Ð¸Ð²ÐµÑ‚ ✓", "привет ✓");
+    /* looks bad, but no code page explains it: left as it is */
+    expect(enc_tok_fix_encoding, "µé", "µé");
+    /* a C1 control Windows-1252 leaves undefined stays (and the loop ends) */
+    expect(enc_tok_fix_encoding, "ä\xc2\x9d", "ä\xc2\x9d");
+    expect(enc_tok_fix_encoding, "\xc2\x85", "…");
     /* C1 controls become their Windows-1252 characters */
     expect(enc_tok_fix_encoding, "\xc2\x93hi\xc2\x94 \xe2\x9c\x93",
            "\xe2\x80\x9chi\xe2\x80\x9d \xe2\x9c\x93");
@@ -292,6 +298,21 @@ static void test_encode_ctx_truncation(void **state)
     assert_int_equal(enc_tok_encode_ctx(t, "a photo of a cat", 16, row, 4, NULL), 4);
     assert_int_equal(row[3], ENC_TOK_EOT);
     assert_int_equal(enc_tok_encode_ctx(t, "x", 1, row, 1, NULL), WP_EINVAL);
+    /* U+0345 matches none of the pattern's classes under IGNORECASE (its case
+     * variants are letters, itself is not): the regex skips it */
+    int32_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    assert_int_equal(enc_tok_encode(t,
+                                    "a\xcd\x85"
+                                    "b",
+                                    4, &a, &na, NULL),
+                     0);
+    assert_int_equal(enc_tok_encode(t, "a b", 3, &b, &nb, NULL), 0);
+    assert_int_equal(na, 4);
+    assert_int_equal(nb, 4);
+    assert_memory_equal(a, b, 4 * sizeof *a);
+    free(a);
+    free(b);
     /* the special tokens are recognised in the text, as OpenAI's does */
     int32_t *ids = NULL;
     size_t n = 0;
@@ -302,14 +323,94 @@ static void test_encode_ctx_truncation(void **state)
     enc_tok_free(t);
 }
 
+/* The token rows the model goldens were computed from
+ * (inputs/tokens.i32, [13 x 77] zero padded, captions in manifest.json
+ * inputs_texts), through the tokenizer each model folder carries. */
+static void test_golden_token_rows_per_model_folder(void **state)
+{
+    if (tl_shared_dir("CLIP model token rows") == NULL)
+        skip();
+    json_error_t jerr;
+    json_t *man = json_load_file(tl_shared_path("golden/clip/manifest.json"), 0, &jerr);
+    assert_non_null(man);
+    json_t *texts = json_object_get(man, "inputs_texts");
+    assert_int_equal(json_array_size(texts), 13);
+    size_t len = 0;
+    int32_t *rows = (int32_t *)tl_slurp(tl_shared_path("golden/clip/inputs/tokens.i32"), &len);
+    assert_non_null(rows);
+    assert_int_equal(len, 13 * ENC_TOK_CTX * sizeof(int32_t));
+    static const char *const folders[] = {"hf_vit_quickgelu_f32", "hf_vit_gelu_f16",
+                                          "oc_vit_quickgelu_f32", "oc_rn_bf16"};
+    for (size_t f = 0; f < 4; f++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "golden/clip/%s/model", folders[f]);
+        enc_tok *t = NULL;
+        wp_err err = {0};
+        int rc = enc_tok_open_dir(tl_shared_path(rel), &t, &err);
+        if (rc != 0)
+            fprintf(stderr, "%s: %s\n", folders[f], err.msg);
+        assert_int_equal(rc, 0);
+        for (size_t i = 0; i < 13; i++) {
+            const char *text = json_string_value(json_array_get(texts, i));
+            int32_t row[ENC_TOK_CTX];
+            assert_true(enc_tok_encode_ctx(t, text, strlen(text), row, ENC_TOK_CTX, NULL) >= 2);
+            if (memcmp(row, rows + i * ENC_TOK_CTX, sizeof row) != 0) {
+                fprintf(stderr, "FAIL %s row %zu '%s'\n", folders[f], i, text);
+                print_ids("want", rows + i * ENC_TOK_CTX, ENC_TOK_CTX);
+                print_ids("got ", row, ENC_TOK_CTX);
+            }
+            assert_memory_equal(row, rows + i * ENC_TOK_CTX, sizeof row);
+        }
+        enc_tok_free(t);
+    }
+    free(rows);
+    json_decref(man);
+}
+
+/* Long words take an O(n log n) merge path; it must give what the
+ * quadratic transcription of simple_tokenizer.py gives, word for word. */
+static void test_bpe_long_word_path(void **state)
+{
+    if (tl_shared_dir("CLIP BPE vocabulary") == NULL)
+        skip();
+    enc_tok *t = NULL;
+    assert_int_equal(
+        enc_tok_open_bpe_gz(tl_shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"), &t, NULL), 0);
+    static const char *const alphabets[] = {
+        "abcdefghijklmnopqrstuvwxyz", "ab",      "a", "etaoinshr", "\xc3\xa9\xc3\xa8\xc5\x93",
+        "\xe6\x97\xa5\xe6\x9c\xac",   "!?.,;:-_"};
+    char w[4096];
+    uint32_t x = 12345;
+    int checked = 0;
+    for (int round = 0; round < 60; round++) {
+        const char *al = alphabets[round % 7];
+        size_t alen = strlen(al);
+        size_t n = 1 + (size_t)(round * 67) % 4000;
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1664525u + 1013904223u;
+            w[i] = al[(x >> 16) % alen];
+        }
+        assert_int_equal(enc_tok_bpe_paths_agree(t, w, n), 1);
+        checked++;
+    }
+    assert_int_equal(checked, 60);
+    enc_tok_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_openai_vocab),   cmocka_unit_test(test_golden_hf_vocab),
-        cmocka_unit_test(test_open_dir_errors),       cmocka_unit_test(test_ftfy_mojibake),
-        cmocka_unit_test(test_ftfy_is_bad),           cmocka_unit_test(test_ftfy_simple_fixes),
-        cmocka_unit_test(test_html_unescape),         cmocka_unit_test(test_clean_pipeline),
+        cmocka_unit_test(test_golden_openai_vocab),
+        cmocka_unit_test(test_golden_hf_vocab),
+        cmocka_unit_test(test_open_dir_errors),
+        cmocka_unit_test(test_ftfy_mojibake),
+        cmocka_unit_test(test_ftfy_is_bad),
+        cmocka_unit_test(test_ftfy_simple_fixes),
+        cmocka_unit_test(test_html_unescape),
+        cmocka_unit_test(test_clean_pipeline),
         cmocka_unit_test(test_encode_ctx_truncation),
+        cmocka_unit_test(test_golden_token_rows_per_model_folder),
+        cmocka_unit_test(test_bpe_long_word_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,9 +25,54 @@
 #define KN_CONV_TMP  (32 * 1024) /* floats of thread-local conv output rows */
 #define KN_PAR_MIN   (1 << 18)   /* multiply-adds below which a GEMM runs on one thread */
 
-static _Thread_local float kn_apack[KN_APACK_CAP] __attribute__((aligned(64)));
-static _Thread_local float kn_bpack[KN_BPACK_CAP] __attribute__((aligned(64)));
-static _Thread_local float kn_convtmp[KN_CONV_TMP] __attribute__((aligned(64)));
+/* ---- per-thread scratch --------------------------------------------------
+ * Packed A, packed B (unpacked GEMMs) and conv output rows: allocated on a
+ * thread's first use and freed when the thread exits (a pthread key), so
+ * threads that never run a kernel pay nothing (no big static TLS). When the
+ * allocation fails the kernels fall back to slow loops that need none. */
+
+#define KN_SCRATCH_FLOATS (KN_APACK_CAP + KN_BPACK_CAP + KN_CONV_TMP)
+
+static pthread_key_t g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+static int g_scratch_key_ok;
+static _Thread_local float *t_scratch;
+
+static void scratch_key_make(void)
+{
+    g_scratch_key_ok = pthread_key_create(&g_scratch_key, free) == 0;
+}
+
+/* This thread's scratch (KN_SCRATCH_FLOATS, 64-byte aligned), or NULL when
+ * out of memory. */
+static int g_scratch_fail;
+
+void kn_scratch_fail_for_tests(int on)
+{
+    __atomic_store_n(&g_scratch_fail, on, __ATOMIC_RELAXED);
+}
+
+static float *scratch_get(void)
+{
+    if (__atomic_load_n(&g_scratch_fail, __ATOMIC_RELAXED))
+        return NULL;
+    if (t_scratch)
+        return t_scratch;
+    pthread_once(&g_scratch_once, scratch_key_make);
+    float *p = aligned_alloc(64, KN_SCRATCH_FLOATS * sizeof(float));
+    if (!p)
+        return NULL;
+    if (g_scratch_key_ok && pthread_setspecific(g_scratch_key, p) != 0) {
+        free(p);
+        return NULL;
+    }
+    t_scratch = p;
+    return p;
+}
+
+#define SCR_APACK(s)   (s)
+#define SCR_BPACK(s)   ((s) + KN_APACK_CAP)
+#define SCR_CONVTMP(s) ((s) + KN_APACK_CAP + KN_BPACK_CAP)
 
 /* ---- scalar helpers and the portable ISA --------------------------------- */
 
@@ -371,6 +417,50 @@ static void pack_a(const drive *d, int m0, int rows, int k0, int kcur, int mr, i
     }
 }
 
+static float bf2f(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Element (n, k) of the packed B of d. */
+static float packed_b(const drive *d, int n, int k)
+{
+    const char *panel = d->B + d->pstride * (size_t)(n / d->nr);
+    int j = n % d->nr;
+    if (d->fmt == FMT_BF16_NATIVE)
+        return bf2f(((const uint16_t *)panel)[((size_t)(k / 2) * d->nr + j) * 2 + (k & 1)]);
+    return ((const float *)panel)[(size_t)k * d->nr + j];
+}
+
+/* The task without scratch memory (out of memory): plain loops over the
+ * whole K range of the call, which is then a single packed weight. */
+static void run_task_slow(const drive *d, int m0, int rows, int p0, int p1)
+{
+    int n1 = p1 * d->nr < d->N ? p1 * d->nr : d->N;
+    for (int r = m0; r < m0 + rows; r++) {
+        const float *a = d->A + (size_t)r * d->lda;
+        for (int n = p0 * d->nr; n < n1; n++) {
+            float acc = 0.0f;
+            for (int k = 0; k < d->K; k++)
+                acc += (d->fmt == FMT_F32 ? a[k] : bfround(a[k])) * packed_b(d, n, k);
+            kn_tile t = {0};
+            t.mr = t.nc = 1;
+            t.c = d->C + (size_t)r * d->ldc + n;
+            t.alpha = d->alpha;
+            t.cin = d->first && d->cin0 ? d->cin0 + (size_t)r * d->ldcin0 + n : NULL;
+            t.beta = d->beta0;
+            t.last = d->last;
+            t.bias = d->bias ? d->bias + n : NULL;
+            t.act = d->act;
+            t.res = d->res ? d->res + (size_t)r * d->ldr + n : NULL;
+            kn_tile_store(&t, &acc, 1);
+        }
+    }
+}
+
 static void run_task(const drive *d, int m0, int rows, int p0, int p1)
 {
     int mr = drive_mr(d);
@@ -383,11 +473,16 @@ static void run_task(const drive *d, int m0, int rows, int p0, int p1)
     /* A in place, a row-major rounded copy, or packed groups */
     int direct = d->fmt == FMT_F32 && !d->isa->packs_a;
     int rowmajor = d->fmt == FMT_BF16_ROUNDED && !d->isa->packs_a;
+    float *apack = direct ? NULL : scratch_get();
+    if (!direct && !apack) {
+        run_task_slow(d, m0, rows, p0, p1);
+        return;
+    }
     for (int k0 = 0; k0 < Kp; k0 += kstep) {
         int kcur = Kp - k0 < kstep ? Kp - k0 : kstep;
         int first = d->first && k0 == 0, last = d->last && k0 + kcur >= Kp;
         if (!direct)
-            pack_a(d, m0, rows, k0, kcur, mr, rowmajor, kn_apack);
+            pack_a(d, m0, rows, k0, kcur, mr, rowmajor, apack);
         for (int p = p0; p < p1; p++) {
             int j0 = p * d->nr;
             kn_tile t;
@@ -407,10 +502,10 @@ static void run_task(const drive *d, int m0, int rows, int p0, int p1)
                     t.a = d->A + (size_t)r * d->lda + k0;
                     t.lda = d->lda;
                 } else if (rowmajor) {
-                    t.a = kn_apack + (size_t)(r - m0) * kcur;
+                    t.a = apack + (size_t)(r - m0) * kcur;
                     t.lda = kcur;
                 } else {
-                    t.a = (const char *)kn_apack + (size_t)g * mr * kcur * esz;
+                    t.a = (const char *)apack + (size_t)g * mr * kcur * esz;
                     t.lda = 0;
                 }
                 t.mr = gr;
@@ -591,6 +686,20 @@ static void gemm_unpacked(int bt, int M, int N, int K, float alpha, const float 
                 C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
         return;
     }
+    float *scr = scratch_get();
+    if (!scr) { /* out of memory: plain loops */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                float acc = 0.0f;
+                for (int k = 0; k < K; k++)
+                    acc += A[(size_t)i * lda + k] *
+                           (bt ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+                float *c = C + (size_t)i * ldc + j;
+                *c = alpha * acc + (beta != 0.0f ? beta * *c : 0.0f);
+            }
+        return;
+    }
+    float *bpack = SCR_BPACK(scr);
     drive d = {0};
     d.isa = isa;
     d.fmt = FMT_F32;
@@ -611,12 +720,12 @@ static void gemm_unpacked(int bt, int M, int N, int K, float alpha, const float 
             int q1 = q0 + chunk < np ? q0 + chunk : np;
             for (int q = q0; q < q1; q++)
                 pack_b_panel(bt, B, ldb, q * nr, N, k0, kcur, nr,
-                             kn_bpack + (size_t)(q - q0) * kcur * nr);
+                             bpack + (size_t)(q - q0) * kcur * nr);
             int n0 = q0 * nr, n1 = q1 * nr < N ? q1 * nr : N;
             d.N = n1 - n0;
             d.K = kcur;
             d.A = A + k0;
-            d.B = (const char *)kn_bpack;
+            d.B = (const char *)bpack;
             d.pstride = (size_t)kcur * nr * 4;
             d.C = C + n0;
             d.first = k0 == 0;
@@ -777,16 +886,37 @@ void kn_conv2d(const float *in, int cin, int h, int w, const kn_packed *W, int k
                 }
             }
     }
+    float *scr = scratch_get();
+    if (!scr || cout > KN_CONV_TMP) {
+        /* out of memory (or more channels than the row buffer): plain
+         * loops over the packed weight */
+        for (int p = 0; p < P; p++)
+            for (int co = 0; co < cout; co++) {
+                drive d = {0};
+                d.isa = W->isa;
+                d.fmt = W->fmt;
+                d.N = W->n;
+                d.K = W->k;
+                d.B = W->data;
+                d.pstride = W->pstride;
+                d.nr = W->nr;
+                float acc = 0.0f;
+                const float *a = scratch + (size_t)p * Kc;
+                for (int k = 0; k < Kc; k++)
+                    acc += (d.fmt == FMT_F32 ? a[k] : bfround(a[k])) * packed_b(&d, co, k);
+                if (bias)
+                    acc += bias[co];
+                out[(size_t)co * P + p] = kn_act1(acc, act);
+            }
+        return;
+    }
+    float *tmp = SCR_CONVTMP(scr);
     int chunk = KN_CONV_TMP / cout;
-    if (chunk < 1)
-        chunk = 1;
     for (int p0 = 0; p0 < P; p0 += chunk) {
         int n = P - p0 < chunk ? P - p0 : chunk;
-        if (cout <= KN_CONV_TMP) {
-            kn_linear(scratch + (size_t)p0 * Kc, Kc, n, W, bias, act, NULL, 0, kn_convtmp, cout);
-            for (int p = 0; p < n; p++)
-                for (int co = 0; co < cout; co++)
-                    out[(size_t)co * P + p0 + p] = kn_convtmp[(size_t)p * cout + co];
-        }
+        kn_linear(scratch + (size_t)p0 * Kc, Kc, n, W, bias, act, NULL, 0, tmp, cout);
+        for (int p = 0; p < n; p++)
+            for (int co = 0; co < cout; co++)
+                out[(size_t)co * P + p0 + p] = tmp[(size_t)p * cout + co];
     }
 }

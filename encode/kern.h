@@ -5,7 +5,10 @@
  *
  * Layout conventions: row-major float32 everywhere; a "linear" weight is
  * PyTorch's [out, in] (N x K) matrix. Packing happens once at model load;
- * kernels never allocate per call except through the caller's scratch.
+ * kernels never allocate per call: besides the caller's scratch, each thread
+ * that runs a kernel allocates about 640 KiB of packing buffers once, freed
+ * when the thread exits (on allocation failure the kernels still compute,
+ * slowly, without them).
  * Threading: every kernel may use OpenMP internally; callers do not nest
  * parallel regions around them.
  *
@@ -86,7 +89,7 @@ void kn_activate(float *x, size_t n, int act);
 /* 2-D convolution, NCHW, weights [cout x cin x kh x kw] packed as a linear
  * weight of N = cout, K = cin*kh*kw (kn_pack of the flattened weight).
  * out [cout x oh x ow] = act(conv(in) + bias). scratch must hold
- * kn_conv2d_scratch(...) floats. cout must be <= 32768. */
+ * kn_conv2d_scratch(...) floats. */
 size_t kn_conv2d_scratch(int cin, int h, int w, int kh, int kw, int stride, int pad);
 void kn_conv2d(const float *in, int cin, int h, int w, const kn_packed *W, int kh, int kw,
                int stride, int pad, const float *bias, int act, float *out, float *scratch);

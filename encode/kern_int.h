@@ -66,6 +66,10 @@ extern const kn_isa kn_isa_avx512bf16;
 
 /* The scalar epilogue on an accumulator tile acc[mr][ld] (edge tiles). */
 void kn_tile_store(const kn_tile *t, const float *acc, int ld);
+/* Makes every per-thread scratch allocation fail while on != 0, so tests
+ * reach the out-of-memory fallbacks. */
+void kn_scratch_fail_for_tests(int on);
+
 /* Scalar activation of one value. */
 float kn_act1(float x, int act);
 

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "encode/kern.h"
+#include "encode/kern_int.h"
 #include "tests/lib/testlib.h"
 
 #include <math.h>
@@ -71,7 +72,7 @@ static void use_path(void **state)
     const char *p = *state;
     assert_non_null(kn_init());
     if (kn_force_path(p) != 0) {
-        printf("note: path %s not available on this CPU\n", p);
+        printf("SKIP: path %s not available on this CPU\n", p);
         skip();
     }
 }
@@ -79,6 +80,7 @@ static void use_path(void **state)
 static int reset_path(void **state)
 {
     (void)state;
+    kn_scratch_fail_for_tests(0);
     kn_force_path("portable");
     return 0;
 }
@@ -148,7 +150,7 @@ static void check_linear(int M, int N, int K, int prec, int act, int use_bias, i
 
 static const int shapes[][3] = {
     {1, 1, 1},    {1, 16, 8},    {7, 13, 5},   {6, 32, 64},   {13, 33, 17}, {50, 96, 40},
-    {1, 70, 600}, {33, 70, 300}, {150, 20, 9}, {29, 65, 257}, {2, 3, 513},
+    {1, 70, 600}, {33, 70, 300}, {150, 20, 9}, {29, 65, 257}, {2, 3, 513},  {300, 40, 64},
 };
 
 static void run_linear_f32(void **state, int prec)
@@ -430,6 +432,24 @@ static void test_conv2d_im2col(void **state)
     check_conv(2, 9, 6, 3, 3, 2, 1, 2, KN_ACT_NONE);       /* wide padding */
 }
 
+/* Without packing buffers (allocation failure) every kernel still computes
+ * the right result through its plain-loop fallback. */
+static void test_out_of_memory_fallbacks(void **state)
+{
+    use_path(state);
+    kn_scratch_fail_for_tests(1);
+    for (int prec = KN_F32; prec <= KN_BF16; prec++) {
+        check_linear(13, 33, 70, prec, KN_ACT_GELU, 1, 1, 0);
+        check_linear(7, 40, 700, prec, KN_ACT_QUICKGELU, 1, 1, 1);
+        check_linear(9, 17, 30, prec, KN_ACT_NONE, 1, 1, 1);
+    }
+    check_gemm(1, 9, 21, 70, 0.5f, 1.0f);
+    check_gemm(0, 9, 21, 70, 1.0f, 0.0f);
+    check_attention(17, 96, 3, 1);
+    check_conv(3, 13, 11, 8, 3, 3, 2, 1, KN_ACT_RELU);
+    kn_scratch_fail_for_tests(0);
+}
+
 static void test_path_selection(void **state)
 {
     (void)state;
@@ -465,6 +485,7 @@ int main(void)
         PATH_TESTS(test_attention_self_and_causal),
         PATH_TESTS(test_attention_qkv_cross),
         PATH_TESTS(test_conv2d_im2col),
+        PATH_TESTS(test_out_of_memory_fallbacks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

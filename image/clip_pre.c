@@ -10,7 +10,8 @@
  * PIL details reproduced: no EXIF rotation; the resize runs in the image's
  * own mode (L stays one channel, CMYK is resized as CMYK and converted with
  * cmyk2rgb afterwards, RGBA/LA are premultiplied before resampling and
- * unpremultiplied after, palette images are resized NEAREST); resizing to
+ * unpremultiplied after, palette and 1-bit images are resized NEAREST
+ * because PIL's Image.resize forces NEAREST for modes "P" and "1"); resizing to
  * the same size is a copy; alpha is dropped without compositing.
  * Only the cropped window of the resized image is computed.
  */
@@ -103,7 +104,7 @@ int img_clip_preprocess(const void *data, size_t n, int size, uint8_t *out_rgb, 
 
     if (nw == w && nh == h) {
         rc = crop(&nat, left, top, size, size, &win, err);
-    } else if (mode == IMG_MODE_P || mode == IMG_MODE_PA) {
+    } else if (mode == IMG_MODE_P || mode == IMG_MODE_PA || mode == IMG_MODE_1) {
         img_image full = {0};
         rc = img_resize_nearest(&nat, nw, nh, &full, err);
         if (rc == 0)

@@ -38,6 +38,7 @@ int img_mode_channels(int mode)
 {
     switch (mode) {
     case IMG_MODE_L:
+    case IMG_MODE_1:
         return 1;
     case IMG_MODE_LA:
         return 2;
@@ -95,6 +96,7 @@ int img_to_rgb(const img_image *src, int mode, int alpha, img_image *out, wp_err
         int w = src->width;
         switch (mode) {
         case IMG_MODE_L:
+        case IMG_MODE_1:
             for (int x = 0; x < w; x++, d += 3)
                 d[0] = d[1] = d[2] = s[x];
             break;

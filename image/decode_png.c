@@ -41,7 +41,7 @@ int img_png_decode_native(const uint8_t *data, size_t n, img_image *out, int *mo
     case SPNG_COLOR_TYPE_GRAYSCALE:
         /* 16-bit gray goes through RGB8 (spng's G8 takes <= 8 bits) */
         fmt = ihdr.bit_depth <= 8 ? SPNG_FMT_G8 : SPNG_FMT_RGB8;
-        m = ihdr.bit_depth <= 8 ? IMG_MODE_L : IMG_MODE_RGB;
+        m = ihdr.bit_depth == 1 ? IMG_MODE_1 : ihdr.bit_depth <= 8 ? IMG_MODE_L : IMG_MODE_RGB;
         break;
     case SPNG_COLOR_TYPE_GRAYSCALE_ALPHA:
         /* 8-bit GA is already interleaved gray, alpha: take it as stored

@@ -47,9 +47,14 @@ typedef struct img_info {
     int adobe;       /* JPEG Adobe APP14 transform 0..2 (1 = YCbCr, 2 = YCCK); -1 absent */
 } img_info;
 
-/* Reads only the header (JPEG SOF + APP1 EXIF, PNG IHDR, WebP VP8/VP8L/VP8X).
- * Returns 0, IMG_ENOTIMAGE, IMG_EUNSUPPORTED (info->format still set) or
- * IMG_ECORRUPT (a signature, but the header is cut or inconsistent). */
+/* Reads only the header (JPEG markers up to SOS: SOFn, APP1 EXIF in either
+ * byte order, APP14 Adobe; PNG IHDR, tRNS before IDAT, eXIf; WebP VP8 /
+ * VP8L / VP8X and its EXIF chunk) and sniffs GIF, BMP, TIFF, ISO-BMFF (AVIF), SVG and HTML/text.
+ * Safe on any bytes; never allocates. Returns 0 (width, height > 0),
+ * IMG_ENOTIMAGE (HTML, text, junk, empty), IMG_EUNSUPPORTED (info->format
+ * set, and the size when the header gives it cheaply; animated WebP too) or
+ * IMG_ECORRUPT (a signature, but the header is cut or inconsistent; the
+ * message names the byte offset). info is always initialised. */
 int img_probe(const void *data, size_t n, img_info *info, wp_err *err);
 
 /* "jpeg", "png", "webp", "gif", ... and "unknown"; static strings. */
@@ -87,14 +92,22 @@ typedef struct img_decode_opts {
 
 /* Decodes to 8-bit RGB (channels = 3). Grayscale is expanded, CMYK/YCCK
  * (including Adobe's inverted CMYK) converted the way PIL does, alpha
- * handled per opts. Returns 0, IMG_ENOTIMAGE, IMG_EUNSUPPORTED,
- * IMG_ECORRUPT, IMG_ETOOBIG or WP_ENOMEM; out is untouched on error. */
+ * handled per opts (opts NULL: apply_exif 1, IMG_ALPHA_WHITE, no limit).
+ * The size check (max_pixels, and 65535 per side always) is made from the
+ * header before any pixel memory is allocated. A JPEG cut short, or with
+ * entropy data that is garbage, is IMG_ECORRUPT, not a grey-padded image.
+ * Returns 0, IMG_ENOTIMAGE, IMG_EUNSUPPORTED, IMG_ECORRUPT, IMG_ETOOBIG or
+ * WP_ENOMEM; out is untouched on error; on success the caller owns out
+ * (img_free). Thread-safe. */
 int img_decode(const void *data, size_t n, const img_decode_opts *opts, img_image *out,
                wp_err *err);
 
 /* High-quality antialiased resampling (PIL's bicubic, a = -0.5, with its
  * 22-bit fixed-point arithmetic, horizontal pass first): the result equals
- * PIL's Image.resize((w, h), BICUBIC) byte for byte. */
+ * PIL's Image.resize((w, h), BICUBIC) byte for byte for an image in mode
+ * L / LA-premultiplied / RGB / RGBA-premultiplied / CMYK (channels 1..4,
+ * each resampled independently). out is a new w x h image owned by the
+ * caller. Returns 0, WP_EINVAL (bad sizes) or WP_ENOMEM. */
 int img_resize_bicubic(const img_image *src, int w, int h, img_image *out, wp_err *err);
 
 /* img2dataset's resize modes. */
@@ -108,21 +121,40 @@ enum img_resize_mode {
 /* Parses "no", "border", ...; returns the mode or -1. */
 int img_resize_mode_parse(const char *s);
 /* The decode size hint (for img_decode_opts min_width/min_height) that lets
- * a JPEG be DCT-scaled without changing the result's quality for this mode. */
+ * a JPEG be DCT-scaled while staying >= what this mode needs: both sides >=
+ * size for keep_ratio/center_crop, the longer side >= size for
+ * keep_ratio_largest/border, 0 x 0 (full size) for no. src_w/src_h are the
+ * dimensions after EXIF orientation. Output sizes computed from the reduced
+ * image can differ from full-size ones by a rounding pixel on the longer
+ * side (keep_ratio). */
 void img_resize_mode_hint(int mode, int size, int src_w, int src_h, int *min_w, int *min_h);
-/* Applies a mode; only_if_bigger leaves images already within size as they
- * are (except border padding). out is a new image. */
+/* Applies a mode, sizes as albumentations computes them for img2dataset:
+ * scaled side = Python's round(side * (size / reference side)), centre crop
+ * offset (side - size) / 2, border pads black around the image centred
+ * with (size - side) / 2 before it. only_if_bigger leaves an image as it
+ * is unless its shorter side (keep_ratio, center_crop) or longer side
+ * (border, keep_ratio_largest) is > size, as img2dataset decides; border
+ * still pads a small image to size x size. Resampling is PIL's bicubic in
+ * both directions. out is a new image owned by the caller. Returns 0,
+ * WP_EINVAL, WP_ELIMIT (an output side over 65535) or WP_ENOMEM. */
 int img_resize_mode(const img_image *src, int mode, int size, int only_if_bigger, img_image *out,
                     wp_err *err);
 
-/* Encodes RGB to baseline JPEG (4:2:0, quality 1..100) into out (replaced). */
+/* Encodes RGB (or 1-channel gray) to baseline JPEG (4:2:0, quality
+ * 1..100, accurate DCT) into out, replacing its contents. Returns 0,
+ * WP_EINVAL (bad image or quality) or WP_ENOMEM. */
 int img_encode_jpeg(const img_image *im, int quality, wp_buf *out, wp_err *err);
 
 /* CLIP preprocessing exactly as the reference pipeline: decode without EXIF
  * rotation, resize the shorter side to size with PIL's bicubic in the
  * image's own mode (RGBA premultiplied, CMYK before conversion, as PIL
- * does), centre crop with Python's rounding, convert("RGB").
- * out_rgb receives size*size*3 bytes. */
+ * does; palette images NEAREST, as PIL does), centre crop with Python's
+ * rounding, convert("RGB") (alpha dropped, not composited). Byte-exact
+ * with torchvision Resize(size, BICUBIC) + CenterCrop(size) on PIL for all
+ * reference images. out_rgb receives size*size*3 bytes (HWC). Returns 0,
+ * IMG_ENOTIMAGE, IMG_EUNSUPPORTED, IMG_ECORRUPT, IMG_ETOOBIG (over PIL's
+ * decompression-bomb limit of 2 * 89478485 pixels), WP_EINVAL or
+ * WP_ENOMEM. Thread-safe. */
 int img_clip_preprocess(const void *data, size_t n, int size, uint8_t *out_rgb, wp_err *err);
 
 #endif /* IMAGE_H */

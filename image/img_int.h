@@ -52,6 +52,7 @@ enum img_mode {
     IMG_MODE_CMYK = 5, /* PIL's CMYK (already inverted the Adobe way) */
     IMG_MODE_P = 6,    /* palette image expanded to RGB: PIL resizes it NEAREST */
     IMG_MODE_PA = 7,   /* palette image with tRNS, expanded to RGBA */
+    IMG_MODE_1 = 8,    /* 1-bit gray as 0/255: PIL's "1", also resized NEAREST */
 };
 
 /* Channels stored per pixel for a mode. */

@@ -118,7 +118,7 @@ static int is_sof(int m)
 static int probe_jpeg(const uint8_t *p, size_t n, img_info *info, wp_err *err)
 {
     size_t off = 2; /* after SOI */
-    int have_sof = 0;
+    int have_sof = 0, unsupported = 0;
     info->orientation = 1;
     info->adobe = -1;
     for (;;) {
@@ -162,6 +162,11 @@ static int probe_jpeg(const uint8_t *p, size_t n, img_info *info, wp_err *err)
                 return wp_err_set(err, IMG_ECORRUPT, "jpeg: %d components at byte %zu", nc,
                                   off + 7);
             if (!have_sof) {
+                /* 8-bit sequential/progressive, Huffman or arithmetic, is
+                 * what libjpeg's 8-bit API decodes; lossless (SOF3/SOF11),
+                 * hierarchical (SOF5-7, SOF13-15) and 12-bit are refused */
+                if (seg[0] != 8 || m == 0xC3 || m == 0xCB || (m >= 0xC5 && m <= 0xC7) || m >= 0xCD)
+                    unsupported = m * 256 + seg[0];
                 info->width = w;
                 info->height = h;
                 info->channels = nc;
@@ -185,6 +190,9 @@ static int probe_jpeg(const uint8_t *p, size_t n, img_info *info, wp_err *err)
     }
     if (!have_sof)
         return truncated(err, "jpeg", n);
+    if (unsupported)
+        return wp_err_set(err, IMG_EUNSUPPORTED, "jpeg: SOF%d with %d-bit samples is not decoded",
+                          (unsupported >> 8) - 0xC0, unsupported & 0xff);
     return 0;
 }
 
@@ -234,21 +242,27 @@ static int probe_png(const uint8_t *p, size_t n, img_info *info, wp_err *err)
     info->height = (int)h;
     info->progressive = interlace == 1;
     info->orientation = 1;
-    /* A palette image is transparent when a tRNS chunk precedes IDAT. */
-    if (ct == 3) {
-        size_t off = 33;
-        while (off + 8 <= n) {
-            uint32_t len = img_be32(p + off);
-            const uint8_t *type = p + off + 4;
-            if (memcmp(type, "tRNS", 4) == 0) {
-                info->has_alpha = 1;
-                info->channels = 4;
-                break;
-            }
-            if (memcmp(type, "IDAT", 4) == 0 || len > n)
-                break;
-            off += 12 + (size_t)len;
+    /* Walk the chunks: a palette image is transparent when tRNS precedes
+     * IDAT; an eXIf chunk (PNG 1.5 extensions) carries the orientation.
+     * Every step advances >= 12 bytes, so the walk is bounded by n. */
+    size_t off = 33;
+    int seen_idat = 0;
+    while (off + 8 <= n) {
+        uint32_t len = img_be32(p + off);
+        const uint8_t *type = p + off + 4;
+        if (len > n - off - 8)
+            break; /* cut short: what we have is enough for a header */
+        if (memcmp(type, "tRNS", 4) == 0 && ct == 3 && !seen_idat) {
+            info->has_alpha = 1;
+            info->channels = 4;
+        } else if (memcmp(type, "eXIf", 4) == 0) {
+            info->orientation = exif_orientation(p + off + 8, len);
+        } else if (memcmp(type, "IDAT", 4) == 0) {
+            seen_idat = 1;
+        } else if (memcmp(type, "IEND", 4) == 0) {
+            break;
         }
+        off += 12 + (size_t)len;
     }
     return 0;
 }
@@ -290,6 +304,24 @@ static int probe_webp(const uint8_t *p, size_t n, img_info *info, wp_err *err)
     }
     if (info->width == 0 || info->height == 0)
         return wp_err_set(err, IMG_ECORRUPT, "webp: zero size at byte 26");
+    if (memcmp(c, "VP8X", 4) == 0 && (d[0] & 0x08)) {
+        /* the EXIF chunk usually follows the image data; RIFF chunks are
+         * padded to even sizes */
+        size_t off = 12;
+        while (off + 8 <= n) {
+            size_t len = img_le32(p + off + 4);
+            if (len > n - off - 8)
+                break;
+            if (memcmp(p + off, "EXIF", 4) == 0) {
+                const uint8_t *x = p + off + 8;
+                if (len >= 6 && memcmp(x, "Exif\0\0", 6) == 0)
+                    x += 6, len -= 6;
+                info->orientation = exif_orientation(x, len);
+                break;
+            }
+            off += 8 + len + (len & 1);
+        }
+    }
     return 0;
 }
 
@@ -325,6 +357,7 @@ int img_probe(const void *data, size_t n, img_info *info, wp_err *err)
     const uint8_t *p = data;
     memset(info, 0, sizeof *info);
     info->orientation = 1;
+    info->adobe = -1;
     if (p == NULL || n == 0)
         return wp_err_set(err, IMG_ENOTIMAGE, "image: empty input");
 
@@ -385,8 +418,10 @@ int img_probe(const void *data, size_t n, img_info *info, wp_err *err)
         s = 3;
     while (s < n && (p[s] == ' ' || p[s] == '\t' || p[s] == '\r' || p[s] == '\n'))
         s++;
-    if (s < n && p[s] == '<' && text_has(p + s, n - s, "<svg") &&
-        !text_has(p + s, n - s, "<html")) {
+    int html =
+        s < n && (text_has(p + s, n - s, "<html") || text_has(p + s, n - s, "<!doctype html") ||
+                  text_has(p + s, n - s, "<head") || text_has(p + s, n - s, "<body"));
+    if (s < n && p[s] == '<' && !html && text_has(p + s, n - s, "<svg")) {
         info->format = IMG_FMT_SVG;
         return wp_err_set(err, IMG_EUNSUPPORTED, "svg: not rasterised");
     }

@@ -5,10 +5,16 @@
  * of a large downscale for free.
  *
  * Sizes follow albumentations as img2dataset calls it: the scaled side is
- * round-half-up(side * size / reference side), the centre crop's offset is
- * (side - size) // 2, padding puts (size - side) // 2 before the image.
+ * Python's round(side * (size / reference side)) (half to even), the
+ * centre crop's offset is (side - size) // 2, padding puts
+ * (size - side) // 2 before the image. "Bigger" (only_if_bigger) means
+ * the shorter side > size for keep_ratio and center_crop, the longer side
+ * > size for border and keep_ratio_largest, as in img2dataset's resizer.
  * Where img2dataset uses OpenCV's INTER_AREA / LANCZOS4 we use PIL's
- * antialiased bicubic in both directions.
+ * antialiased bicubic in both directions. Differences from img2dataset
+ * kept on purpose (the module's contract): border pads with black
+ * (img2dataset: white) and pads small images under only_if_bigger too
+ * (img2dataset: leaves them unpadded).
  */
 #include "image/img_int.h"
 
@@ -59,11 +65,16 @@ void img_resize_mode_hint(int mode, int size, int src_w, int src_h, int *min_w, 
     }
 }
 
-/* round-half-up(side * size / ref), at least 1 */
+/* Padding value of border mode (img2dataset uses 255). */
+#define IMG_BORDER_FILL 0
+
+/* Python's round(side * (size / ref)): rint rounds half to even in the
+ * default rounding mode; at least 1. */
 static int scaled(int side, int size, int ref)
 {
-    int v = (int)floor((double)side * size / ref + 0.5);
-    return v < 1 ? 1 : v;
+    double scale = (double)size / ref;
+    double v = rint(side * scale);
+    return v < 1 ? 1 : v > 4.0 * IMG_MAX_SIDE ? 4 * IMG_MAX_SIDE : (int)v;
 }
 
 static int copy_image(const img_image *src, img_image *out, wp_err *err)
@@ -86,7 +97,7 @@ static int pad_black(const img_image *src, int size, img_image *out, wp_err *err
     int C = src->channels;
     if (img_alloc(&o, size, size, C))
         return wp_err_set(err, WP_ENOMEM, "resize: out of memory for %dx%d", size, size);
-    memset(o.pixels, 0, o.stride * (size_t)size);
+    memset(o.pixels, IMG_BORDER_FILL, o.stride * (size_t)size);
     int top = (size - src->height) / 2, left = (size - src->width) / 2;
     for (int y = 0; y < src->height; y++)
         memcpy(o.pixels + (size_t)(y + top) * o.stride + (size_t)left * C,
@@ -98,6 +109,10 @@ static int pad_black(const img_image *src, int size, img_image *out, wp_err *err
 /* Resizes to w x h, or copies when the size does not change. */
 static int resize_to(const img_image *src, int w, int h, img_image *out, wp_err *err)
 {
+    /* keep_ratio on a 1000:1 strip would otherwise ask for gigabytes */
+    if (w > IMG_MAX_SIDE || h > IMG_MAX_SIDE)
+        return wp_err_set(err, WP_ELIMIT, "resize: %dx%d -> %dx%d exceeds %d per side", src->width,
+                          src->height, w, h, IMG_MAX_SIDE);
     if (w == src->width && h == src->height)
         return copy_image(src, out, err);
     return img_resize_bicubic(src, w, h, out, err);
@@ -112,7 +127,8 @@ int img_resize_mode(const img_image *src, int mode, int size, int only_if_bigger
         return wp_err_set(err, WP_EINVAL, "resize: bad size %d", size);
     int w = src->width, h = src->height;
     int shorter = w < h ? w : h, longer = w < h ? h : w;
-    int downscale = longer > size;
+    int by_shorter = mode == IMG_RESIZE_KEEP_RATIO || mode == IMG_RESIZE_CENTER_CROP;
+    int downscale = (by_shorter ? shorter : longer) > size;
     if (mode == IMG_RESIZE_NO)
         return copy_image(src, out, err);
     if (only_if_bigger && !downscale) {

@@ -18,6 +18,7 @@
 #include "image/img_int.h"
 #include "tests/lib/testlib.h"
 
+#include <jpeglib.h>
 #include <math.h>
 #include <spng.h>
 #include <stdio.h>
@@ -51,24 +52,24 @@ static uint8_t *load_image(const char *name, size_t *n)
 
 typedef struct expect_probe {
     const char *file;
-    int format, w, h, ch, cmyk, alpha, progressive, orientation;
+    int format, w, h, ch, cmyk, alpha, progressive, orientation, adobe;
 } expect_probe;
 
 static const expect_probe k_images[] = {
-    {"astronaut.jpg", IMG_FMT_JPEG, 512, 512, 3, 0, 0, 0, 1},
-    {"astronaut_444.jpg", IMG_FMT_JPEG, 512, 512, 3, 0, 0, 0, 1},
-    {"camera_gray.jpg", IMG_FMT_JPEG, 512, 512, 1, 0, 0, 0, 1},
-    {"chelsea.jpg", IMG_FMT_JPEG, 451, 300, 3, 0, 0, 0, 1},
-    {"chelsea.webp", IMG_FMT_WEBP, 451, 300, 3, 0, 0, 0, 1},
-    {"chelsea_cmyk.jpg", IMG_FMT_JPEG, 451, 300, 4, 1, 0, 0, 1},
-    {"chelsea_exif_rot90.jpg", IMG_FMT_JPEG, 451, 300, 3, 0, 0, 0, 6},
-    {"coffee_progressive.jpg", IMG_FMT_JPEG, 600, 400, 3, 0, 0, 1, 1},
-    {"hubble_deep_field.jpg", IMG_FMT_JPEG, 1000, 872, 3, 0, 0, 0, 1},
-    {"logo_rgba.png", IMG_FMT_PNG, 500, 500, 4, 0, 1, 0, 1},
-    {"motorcycle.png", IMG_FMT_PNG, 741, 500, 3, 0, 0, 0, 1},
-    {"panorama_4to1.jpg", IMG_FMT_JPEG, 600, 150, 3, 0, 0, 0, 1},
-    {"rocket.jpg", IMG_FMT_JPEG, 640, 427, 3, 0, 0, 0, 1},
-    {"tiny_48.jpg", IMG_FMT_JPEG, 48, 48, 3, 0, 0, 0, 1},
+    {"astronaut.jpg", IMG_FMT_JPEG, 512, 512, 3, 0, 0, 0, 1, -1},
+    {"astronaut_444.jpg", IMG_FMT_JPEG, 512, 512, 3, 0, 0, 0, 1, -1},
+    {"camera_gray.jpg", IMG_FMT_JPEG, 512, 512, 1, 0, 0, 0, 1, -1},
+    {"chelsea.jpg", IMG_FMT_JPEG, 451, 300, 3, 0, 0, 0, 1, -1},
+    {"chelsea.webp", IMG_FMT_WEBP, 451, 300, 3, 0, 0, 0, 1, -1},
+    {"chelsea_cmyk.jpg", IMG_FMT_JPEG, 451, 300, 4, 1, 0, 0, 1, 0},
+    {"chelsea_exif_rot90.jpg", IMG_FMT_JPEG, 451, 300, 3, 0, 0, 0, 6, -1},
+    {"coffee_progressive.jpg", IMG_FMT_JPEG, 600, 400, 3, 0, 0, 1, 1, -1},
+    {"hubble_deep_field.jpg", IMG_FMT_JPEG, 1000, 872, 3, 0, 0, 0, 1, 1},
+    {"logo_rgba.png", IMG_FMT_PNG, 500, 500, 4, 0, 1, 0, 1, -1},
+    {"motorcycle.png", IMG_FMT_PNG, 741, 500, 3, 0, 0, 0, 1, -1},
+    {"panorama_4to1.jpg", IMG_FMT_JPEG, 600, 150, 3, 0, 0, 0, 1, -1},
+    {"rocket.jpg", IMG_FMT_JPEG, 640, 427, 3, 0, 0, 0, 1, -1},
+    {"tiny_48.jpg", IMG_FMT_JPEG, 48, 48, 3, 0, 0, 0, 1, -1},
 };
 #define N_IMAGES (sizeof k_images / sizeof k_images[0])
 
@@ -92,6 +93,7 @@ static void test_probe_every_test_image(void **state)
         assert_int_equal(in.has_alpha, x->alpha);
         assert_int_equal(in.progressive, x->progressive);
         assert_int_equal(in.orientation, x->orientation);
+        assert_int_equal(in.adobe, x->adobe);
         free(b);
         seen++;
     }
@@ -105,6 +107,8 @@ static void test_probe_recognises_other_formats(void **state)
     wp_err e = {0};
     const char *html = "<!DOCTYPE html><html><body>404 Not Found</body></html>";
     assert_int_equal(img_probe(html, strlen(html), &in, &e), IMG_ENOTIMAGE);
+    const char *inline_svg = "<!doctype html>\n<title>x</title><svg width=\"10\"></svg>";
+    assert_int_equal(img_probe(inline_svg, strlen(inline_svg), &in, &e), IMG_ENOTIMAGE);
     const char *text = "just some text";
     assert_int_equal(img_probe(text, strlen(text), &in, &e), IMG_ENOTIMAGE);
     assert_int_equal(img_probe("", 0, &in, &e), IMG_ENOTIMAGE);
@@ -185,6 +189,27 @@ static void test_probe_exif_both_byte_orders(void **state)
             assert_int_equal(in.height, 480);
         }
     }
+}
+
+static void test_probe_refuses_12bit_and_lossless_jpeg(void **state)
+{
+    uint8_t buf[256];
+    size_t n = make_jpeg_header(buf, 64, 48, 0, 0);
+    img_info in;
+    wp_err e = {0};
+    assert_int_equal(img_probe(buf, n, &in, &e), 0);
+    buf[n - 15] = 12; /* sample precision */
+    assert_int_equal(img_probe(buf, n, &in, &e), IMG_EUNSUPPORTED);
+    assert_int_equal(in.width, 64);
+    buf[n - 15] = 8;
+    buf[n - 18] = 0xC3; /* lossless */
+    assert_int_equal(img_probe(buf, n, &in, &e), IMG_EUNSUPPORTED);
+    buf[n - 18] = 0xC2; /* progressive is fine */
+    assert_int_equal(img_probe(buf, n, &in, &e), 0);
+    assert_int_equal(in.progressive, 1);
+    img_image im = {0};
+    buf[n - 18] = 0xC3;
+    assert_int_equal(img_decode(buf, n, NULL, &im, &e), IMG_EUNSUPPORTED);
 }
 
 static void test_probe_truncated_header_names_offset(void **state)
@@ -290,6 +315,72 @@ static void test_decode_gray_cmyk_webp_agree_with_rgb(void **state)
 
 static uint8_t *encode_png(int ct, int depth, int w, int h, const uint8_t *px, size_t pxlen,
                            const uint8_t *plte, int nplte, const uint8_t *alpha, size_t *outlen);
+
+/* Encodes 4-component data as a JPEG in the given colour space (JCS_CMYK
+ * or JCS_YCCK); libjpeg writes the Adobe marker. malloc'ed result. */
+static unsigned char *encode_cmyk(const uint8_t *px, int w, int h, J_COLOR_SPACE cs,
+                                  unsigned long *len)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr jerr;
+    unsigned char *mem = NULL;
+    c.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &mem, len);
+    c.image_width = (JDIMENSION)w;
+    c.image_height = (JDIMENSION)h;
+    c.input_components = 4;
+    c.in_color_space = JCS_CMYK;
+    jpeg_set_defaults(&c);
+    jpeg_set_colorspace(&c, cs);
+    jpeg_set_quality(&c, 95, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW r = (JSAMPROW)(px + (size_t)c.next_scanline * w * 4);
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    return mem;
+}
+
+static void test_decode_adobe_cmyk_and_ycck(void **state)
+{
+    /* Adobe CMYK is stored inverted: stored (R, G, B, 255) is C = 255 - R,
+     * K = 0, which PIL's CMYK;I + cmyk2rgb turns back into (R, G, B) */
+    img_image ref = {0};
+    img_decode_opts o = {.apply_exif = 0};
+    if (decode_file("chelsea.jpg", &o, &ref) == -1000) {
+        skip();
+        return;
+    }
+    int w = ref.width, h = ref.height;
+    uint8_t *px = malloc((size_t)w * h * 4);
+    assert_non_null(px);
+    for (size_t i = 0; i < (size_t)w * h; i++) {
+        memcpy(px + i * 4, ref.pixels + i * 3, 3);
+        px[i * 4 + 3] = 255;
+    }
+    J_COLOR_SPACE spaces[] = {JCS_CMYK, JCS_YCCK};
+    for (int s = 0; s < 2; s++) {
+        unsigned long len = 0;
+        unsigned char *jpg = encode_cmyk(px, w, h, spaces[s], &len);
+        img_info in;
+        wp_err e = {0};
+        assert_int_equal(img_probe(jpg, len, &in, &e), 0);
+        assert_int_equal(in.cmyk, 1);
+        assert_int_equal(in.adobe, s == 0 ? 0 : 2);
+        img_image im = {0};
+        assert_int_equal(img_decode(jpg, len, &o, &im, &e), 0);
+        double d = mean_abs_diff(&ref, &im);
+        printf("%s JPEG: mean |rgb - decoded| = %.2f\n", s ? "YCCK" : "CMYK", d);
+        assert_true(d < 3.0);
+        img_free(&im);
+        free(jpg);
+    }
+    free(px);
+    img_free(&ref);
+}
 
 static void test_decode_alpha_white_and_drop(void **state)
 {
@@ -622,6 +713,120 @@ static void test_png_palette_gray_alpha_16bit(void **state)
     free(png);
 }
 
+static void test_clip_palette_and_1bit_resize_nearest(void **state)
+{
+    /* PIL resizes "P" and "1" images NEAREST: a 448x448 palette image
+     * halves to 224 by taking every odd pixel ((x + 0.5) * 2 truncated) */
+    const int W = 448;
+    uint8_t *idx = malloc((size_t)W * W);
+    assert_non_null(idx);
+    for (int y = 0; y < W; y++)
+        for (int x = 0; x < W; x++)
+            idx[y * W + x] = (uint8_t)((x + 3 * y) % 5);
+    const uint8_t plte[] = {255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30, 200, 200, 0};
+    size_t n;
+    uint8_t *png = encode_png(3, 8, W, W, idx, (size_t)W * W, plte, 5, NULL, &n);
+    static uint8_t out[224 * 224 * 3];
+    wp_err e = {0};
+    assert_int_equal(img_clip_preprocess(png, n, 224, out, &e), 0);
+    for (int y = 0; y < 224; y++)
+        for (int x = 0; x < 224; x++) {
+            int k = idx[(2 * y + 1) * W + 2 * x + 1];
+            assert_memory_equal(out + (y * 224 + x) * 3, plte + k * 3, 3);
+        }
+    free(png);
+    /* 1-bit gray: a vertical stripe pattern stays pure black and white */
+    size_t rowb = W / 8;
+    uint8_t *bits = calloc(rowb * W, 1);
+    assert_non_null(bits);
+    for (int y = 0; y < W; y++)
+        for (size_t b = 0; b < rowb; b++)
+            bits[y * rowb + b] = 0x33; /* 0011 0011 */
+    png = encode_png(0, 1, W, W, bits, rowb * W, NULL, 0, NULL, &n);
+    assert_int_equal(img_clip_preprocess(png, n, 224, out, &e), 0);
+    for (int x = 0; x < 224; x++) {
+        int src = 2 * x + 1, bit = (0x33 >> (7 - src % 8)) & 1;
+        assert_int_equal(out[x * 3], bit ? 255 : 0);
+    }
+    free(png);
+    free(bits);
+    free(idx);
+}
+
+/* A little-endian TIFF block holding only IFD0 with the orientation. */
+static void tiff_orientation(uint8_t t[26], int orientation)
+{
+    static const uint8_t le[26] = {'I', 'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3,
+                                   0,   1,   0,  0, 0, 0, 0, 0, 0, 0, 0,    0,    0};
+    memcpy(t, le, 26);
+    t[18] = (uint8_t)orientation;
+}
+
+static void test_png_and_webp_exif_orientation(void **state)
+{
+    wp_err e = {0};
+    img_info in;
+    img_image im = {0};
+    img_decode_opts o = {.apply_exif = 1};
+    /* PNG eXIf chunk, orientation 8, on a 3x2 RGB image */
+    uint8_t tiff[26];
+    tiff_orientation(tiff, 8);
+    const uint8_t rgb[18] = {0};
+    spng_ctx *c = spng_ctx_new(SPNG_CTX_ENCODER);
+    assert_non_null(c);
+    spng_set_option(c, SPNG_ENCODE_TO_BUFFER, 1);
+    struct spng_ihdr ih = {.width = 3, .height = 2, .bit_depth = 8, .color_type = 2};
+    assert_int_equal(spng_set_ihdr(c, &ih), 0);
+    struct spng_exif ex = {.length = sizeof tiff, .data = (char *)tiff};
+    assert_int_equal(spng_set_exif(c, &ex), 0);
+    assert_int_equal(spng_encode_image(c, rgb, sizeof rgb, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE), 0);
+    size_t n;
+    int err = 0;
+    uint8_t *png = spng_get_png_buffer(c, &n, &err);
+    spng_ctx_free(c);
+    assert_non_null(png);
+    assert_int_equal(img_probe(png, n, &in, &e), 0);
+    assert_int_equal(in.orientation, 8);
+    assert_int_equal(img_decode(png, n, &o, &im, &e), 0);
+    assert_int_equal(im.width, 2);
+    assert_int_equal(im.height, 3);
+    img_free(&im);
+    free(png);
+
+    /* WebP: chelsea's VP8 chunk wrapped in VP8X with an EXIF chunk */
+    LOAD_OR_SKIP(w, wn, "chelsea.webp");
+    assert_memory_equal(w + 12, "VP8 ", 4);
+    size_t vp8 = wn - 12; /* the VP8 chunk with its header */
+    size_t total = 12 + 18 + vp8 + 8 + sizeof tiff;
+    uint8_t *x = calloc(total, 1);
+    assert_non_null(x);
+    memcpy(x, "RIFF", 4);
+    x[4] = (uint8_t)(total - 8), x[5] = (uint8_t)((total - 8) >> 8);
+    x[6] = (uint8_t)((total - 8) >> 16);
+    memcpy(x + 8, "WEBPVP8X", 8);
+    x[16] = 10;
+    x[20] = 0x08;                         /* EXIF present */
+    x[24] = 450 & 0xff, x[25] = 450 >> 8; /* canvas width - 1 */
+    x[27] = 299 & 0xff, x[28] = 299 >> 8; /* canvas height - 1 */
+    memcpy(x + 30, w + 12, vp8);
+    memcpy(x + 30 + vp8, "EXIF", 4);
+    x[30 + vp8 + 4] = sizeof tiff;
+    tiff_orientation(tiff, 6);
+    memcpy(x + 30 + vp8 + 8, tiff, sizeof tiff);
+    assert_int_equal(img_probe(x, total, &in, &e), 0);
+    assert_int_equal(in.format, IMG_FMT_WEBP);
+    assert_int_equal(in.orientation, 6);
+    int rc = img_decode(x, total, &o, &im, &e);
+    if (rc)
+        printf("webp: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+    assert_int_equal(im.width, 300);
+    assert_int_equal(im.height, 451);
+    img_free(&im);
+    free(x);
+    free(w);
+}
+
 /* ---- resampling and resize modes ------------------------------------ */
 
 static void fill_pattern(img_image *im)
@@ -752,6 +957,48 @@ static void test_resize_modes_sizes(void **state)
     img_free(&out);
     img_free(&small);
     img_free(&src);
+    /* only_if_bigger looks at the shorter side for keep_ratio/center_crop
+     * and at the longer side for keep_ratio_largest/border (img2dataset) */
+    img_image mid = {0};
+    assert_int_equal(img_alloc(&mid, 300, 200, 3), 0);
+    fill_pattern(&mid);
+    assert_int_equal(img_resize_mode(&mid, IMG_RESIZE_CENTER_CROP, 256, 1, &out, &e), 0);
+    assert_int_equal(out.width, 300);
+    assert_int_equal(out.height, 200);
+    assert_memory_equal(out.pixels, mid.pixels, mid.stride * 200);
+    img_free(&out);
+    assert_int_equal(img_resize_mode(&mid, IMG_RESIZE_KEEP_RATIO_LARGEST, 256, 1, &out, &e), 0);
+    assert_int_equal(out.width, 256);
+    assert_int_equal(out.height, 171); /* round(200 * 256 / 300) */
+    img_free(&out);
+    img_free(&mid);
+    /* Python's round is half to even: 7 * 1.5 = 10.5 -> 10, 5 * 1.5 -> 8 */
+    img_image tiny = {0};
+    assert_int_equal(img_alloc(&tiny, 7, 2, 3), 0);
+    fill_pattern(&tiny);
+    assert_int_equal(img_resize_mode(&tiny, IMG_RESIZE_KEEP_RATIO, 3, 0, &out, &e), 0);
+    assert_int_equal(out.width, 10);
+    assert_int_equal(out.height, 3);
+    img_free(&out);
+    img_free(&tiny);
+    assert_int_equal(img_alloc(&tiny, 5, 2, 3), 0);
+    fill_pattern(&tiny);
+    assert_int_equal(img_resize_mode(&tiny, IMG_RESIZE_KEEP_RATIO, 3, 0, &out, &e), 0);
+    assert_int_equal(out.width, 8);
+    img_free(&out);
+    img_free(&tiny);
+    /* a 2000x1 strip: keep_ratio would be 512000 wide, refused; the centre
+     * crop only computes its window */
+    img_image strip = {0};
+    assert_int_equal(img_alloc(&strip, 2000, 1, 3), 0);
+    fill_pattern(&strip);
+    assert_int_equal(img_resize_mode(&strip, IMG_RESIZE_KEEP_RATIO, 256, 0, &out, &e), WP_ELIMIT);
+    assert_null(out.pixels);
+    assert_int_equal(img_resize_mode(&strip, IMG_RESIZE_CENTER_CROP, 256, 0, &out, &e), 0);
+    assert_int_equal(out.width, 256);
+    assert_int_equal(out.height, 256);
+    img_free(&out);
+    img_free(&strip);
     assert_int_equal(img_resize_mode_parse("keep_ratio_largest"), IMG_RESIZE_KEEP_RATIO_LARGEST);
     assert_int_equal(img_resize_mode_parse("center_crop"), IMG_RESIZE_CENTER_CROP);
     assert_int_equal(img_resize_mode_parse("bogus"), -1);
@@ -877,9 +1124,11 @@ int main(void)
         cmocka_unit_test(test_probe_every_test_image),
         cmocka_unit_test(test_probe_recognises_other_formats),
         cmocka_unit_test(test_probe_exif_both_byte_orders),
+        cmocka_unit_test(test_probe_refuses_12bit_and_lossless_jpeg),
         cmocka_unit_test(test_probe_truncated_header_names_offset),
         cmocka_unit_test(test_decode_every_test_image),
         cmocka_unit_test(test_decode_gray_cmyk_webp_agree_with_rgb),
+        cmocka_unit_test(test_decode_adobe_cmyk_and_ycck),
         cmocka_unit_test(test_decode_alpha_white_and_drop),
         cmocka_unit_test(test_exif_rotation_swaps_dimensions),
         cmocka_unit_test(test_orient_all_eight),
@@ -889,6 +1138,8 @@ int main(void)
         cmocka_unit_test(test_mutated_images_never_crash),
         cmocka_unit_test(test_dct_scaling_reduces_size),
         cmocka_unit_test(test_png_palette_gray_alpha_16bit),
+        cmocka_unit_test(test_clip_palette_and_1bit_resize_nearest),
+        cmocka_unit_test(test_png_and_webp_exif_orientation),
         cmocka_unit_test(test_bicubic_constant_and_identity),
         cmocka_unit_test(test_simd_and_scalar_resample_agree),
         cmocka_unit_test(test_resize_modes_sizes),

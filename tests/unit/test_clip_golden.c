@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <unistd.h>
 
 #define N_IMAGES 14
 #define N_TEXTS  13
@@ -487,6 +489,59 @@ static void test_model_missing_tensor(void **state)
     free(d);
 }
 
+/* Without open_clip_config.json the architecture is inferred from the
+ * tensor shapes as OpenAI's build_model does (heads = width / 64 for the
+ * vision towers, QuickGELU): image features still match the reference. */
+static void test_openai_layout_without_config(void **state)
+{
+    const char *shared = tl_shared_dir("golden CLIP checkpoints");
+    static const char *const names[] = {"oc_vit_quickgelu_f32", "oc_rn_bf16"};
+    if (shared == NULL) {
+        skip();
+        return;
+    }
+    float *px = load_f32("golden/clip/inputs/pixels.f32", (size_t)N_IMAGES * 3 * IMG * IMG);
+    assert_non_null(px);
+    for (int k = 0; k < 2; k++) {
+        char src0[1024], src[PATH_MAX], dir[1024], link[1200], rel[256];
+        snprintf(src0, sizeof src0, "%s/golden/clip/%s/model/open_clip_model.safetensors", shared,
+                 names[k]);
+        assert_non_null(realpath(src0, src)); /* the link must not be relative */
+        snprintf(dir, sizeof dir, "%s/noconfig%d", tmpdir, k);
+        assert_int_equal(wp_mkdir_p(dir, NULL), 0);
+        snprintf(link, sizeof link, "%s/open_clip_model.safetensors", dir);
+        assert_int_equal(symlink(src, link), 0);
+        enc_model *m = NULL;
+        wp_err err = {0};
+        if (enc_model_open(dir, NULL, &m, &err) != 0)
+            fail_msg("%s: %s", names[k], err.msg);
+        const enc_arch *a = enc_model_arch(m);
+        assert_int_equal(a->v_act, KN_ACT_QUICKGELU);
+        assert_int_equal(a->image_size, 224);
+        assert_int_equal(a->embed_dim, 32);
+        assert_int_equal(a->t_ctx, 77);
+        if (k == 0) {
+            assert_int_equal(a->v_heads, 2);
+            assert_int_equal(a->v_patch, 32);
+            assert_int_equal(a->v_layers, 2);
+        } else {
+            assert_int_equal(a->v_heads, 8);
+        }
+        float *img = calloc((size_t)N_IMAGES * 32, sizeof *img);
+        enc_ws *ws = enc_ws_new();
+        assert_int_equal(enc_encode_images(m, ws, px, N_IMAGES, img, &err), 0);
+        snprintf(rel, sizeof rel, "golden/clip/%s/expected/image_features.f32", names[k]);
+        float *wi = load_f32(rel, (size_t)N_IMAGES * 32);
+        assert_non_null(wi);
+        check_features(names[k], img, wi, N_IMAGES, 32, 1e-3, 1e-5);
+        free(wi);
+        free(img);
+        enc_ws_free(ws);
+        enc_model_free(m);
+    }
+    free(px);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -506,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_st_bad_json),
         cmocka_unit_test(test_st_valid_and_convert),
         cmocka_unit_test(test_model_missing_tensor),
+        cmocka_unit_test(test_openai_layout_without_config),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }

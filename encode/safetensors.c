@@ -126,6 +126,17 @@ uint16_t enc_f32_to_f16(float f)
     return (uint16_t)(sign | half);
 }
 
+void enc_f16_convert(const void *src, float *dst, size_t n)
+{
+    const uint8_t *p = src;
+    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx")) {
+        enc_f16_convert_f16c(src, dst, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        dst[i] = enc_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+}
+
 static int cmp_begin(const void *a, const void *b)
 {
     const enc_st_tensor *x = *(const enc_st_tensor *const *)a;
@@ -364,8 +375,7 @@ int enc_st_read_f32(const enc_st *st, const enc_st_tensor *t, float *out, wp_err
         memcpy(out, p, (size_t)n * 4);
         return 0;
     case ENC_DT_F16:
-        for (int64_t i = 0; i < n; i++)
-            out[i] = enc_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+        enc_f16_convert(p, out, (size_t)n);
         return 0;
     case ENC_DT_BF16:
         for (int64_t i = 0; i < n; i++)

@@ -63,5 +63,9 @@ int enc_st_read_f32(const enc_st *st, const enc_st_tensor *t, float *out, wp_err
 float enc_f16_to_f32(uint16_t h);
 float enc_bf16_to_f32(uint16_t h);
 uint16_t enc_f32_to_f16(float f); /* round to nearest even */
+/* n little-endian halves at src to floats: F16C when the CPU has it, else
+ * portable; both exact. */
+void enc_f16_convert(const void *src, float *dst, size_t n);
+void enc_f16_convert_f16c(const void *src, float *dst, size_t n); /* F16C only */
 
 #endif /* ENCODE_SAFETENSORS_H */

@@ -428,6 +428,23 @@ static void test_st_valid_and_convert(void **state)
     assert_non_null(strstr(err.msg, "'n'"));
     assert_non_null(strstr(err.msg, "I64"));
     enc_st_close(st);
+    /* every half: F16C (when present) and portable agree bit for bit */
+    {
+        uint16_t *all = malloc(65536 * sizeof *all);
+        float *a = malloc(65536 * sizeof *a);
+        assert_non_null(all);
+        assert_non_null(a);
+        for (int i = 0; i < 65536; i++)
+            all[i] = (uint16_t)i;
+        enc_f16_convert(all, a, 65536);
+        for (int i = 0; i < 65536; i++) {
+            float f = enc_f16_to_f32((uint16_t)i);
+            if (memcmp(&f, &a[i], 4) != 0 && !(isnan(f) && isnan(a[i])))
+                fail_msg("half 0x%04x: %g vs %g", i, f, a[i]);
+        }
+        free(all);
+        free(a);
+    }
     /* half conversions round-trip */
     for (int i = 0; i < 65536; i++) {
         float f = enc_f16_to_f32((uint16_t)i);

@@ -272,8 +272,18 @@ static int json_escape(wp_buf *b, const char *s, size_t n)
     return 0;
 }
 
+/* Keeps [A-Za-z0-9._-] (a leading '.' too becomes '_'): the name is a
+ * folder under DIR/embeddings and goes into JSON unescaped. */
+static void sanitize_name(char *s)
+{
+    for (char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              (*p == '.' && p != s) || *p == '_' || *p == '-'))
+            *p = '_';
+}
+
 /* Model folder name: the directory's last component ("model" folders take
- * their parent's name), with anything but [A-Za-z0-9._-] replaced. */
+ * their parent's name). */
 static void default_name(const char *dir, char *out, size_t cap)
 {
     char tmp[WP_PATH_MAX];
@@ -289,10 +299,6 @@ static void default_name(const char *dir, char *out, size_t cap)
         base = p ? p + 1 : tmp;
     }
     snprintf(out, cap, "%s", base[0] ? base : "model");
-    for (char *p = out; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '.' || *p == '_' || *p == '-'))
-            *p = '_';
 }
 
 int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_reporter *rep,
@@ -320,14 +326,11 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
     if (batch > ENC_BATCH_MAX || shard_rows > ENC_SHARD_ROWS_MAX)
         return wp_err_set(err, WP_EINVAL, "batch %d (max %d) or shard rows %d (max %d) too large",
                           batch, ENC_BATCH_MAX, shard_rows, ENC_SHARD_ROWS_MAX);
-    if (o->model_name != NULL && o->model_name[0] != '\0') {
+    if (o->model_name != NULL && o->model_name[0] != '\0')
         snprintf(name, sizeof name, "%s", o->model_name);
-        for (char *p = name; *p; p++)
-            if (*p == '/' || *p == '\\' || (p == name && *p == '.'))
-                *p = '_';
-    } else {
+    else
         default_name(o->model_dir, name, sizeof name);
-    }
+    sanitize_name(name);
     if ((rc = enc_model_open(o->model_dir, &oo, &m, err)) != 0)
         goto out;
     if ((rc = enc_tok_open_dir(o->model_dir, &tok, err)) != 0)

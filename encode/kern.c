@@ -4,12 +4,16 @@
  * feeds the per-ISA micro-kernels (kern_avx2.c, kern_avx512.c), the portable
  * micro-kernel, layer norm, softmax, attention and im2col convolution.
  *
- * Blocking (BLIS style): C is cut into tasks of up to MC rows x a chunk of
- * NR-wide weight panels; each task walks K in KC blocks, packs its MC x KC
- * slice of A into a thread-local buffer (L2), and runs the micro-kernel over
- * every MR row group for each KC x NR weight micro-panel (L1). Weights are
- * packed once (kn_pack) as panels [K][NR], so a KC block of a panel is one
- * contiguous run.
+ * Blocking (BLIS style). Weights are packed once (kn_pack) as panels [K][NR],
+ * so a K block of a panel is one contiguous run. C is cut into MR x NR tiles;
+ * the micro-kernel accumulates one tile over one K block and applies the
+ * fused epilogue on the last. On ISAs that read A in place (AVX2, portable)
+ * the threads share out tasks of (row block x panel chunk), each walking K
+ * in long blocks: A rows stay in L2, each weight micro-panel streams from
+ * L2/L3 and is reused by every row group of the block. Where A must be
+ * packed (AVX-512's broadcast layout, bf16 pairs, bf16 rounding) the team
+ * packs, per K block, all of A's rows once into a shared buffer, then
+ * shares out (row block x panel chunk) tasks: two barriers per K block.
  */
 #include "encode/kern.h"
 #include "encode/kern_int.h"
@@ -20,9 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KN_APACK_CAP (64 * 1024) /* floats of thread-local packed A */
-#define KN_BPACK_CAP (64 * 1024) /* floats of thread-local packed B (unpacked GEMMs) */
-#define KN_CONV_TMP  (32 * 1024) /* floats of thread-local conv output rows */
+#define KN_APACK_CAP (64 * 1024) /* floats of packed A (a row block x K block) */
+#define KN_BPACK_CAP (64 * 1024) /* floats of packed B (unpacked GEMMs) */
+#define KN_CONV_TMP  (32 * 1024) /* floats of conv output rows */
 #define KN_PAR_MIN   (1 << 18)   /* multiply-adds below which a GEMM runs on one thread */
 
 /* ---- per-thread scratch --------------------------------------------------
@@ -38,13 +42,20 @@ static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
 static int g_scratch_key_ok;
 static _Thread_local float *t_scratch;
 
+/* The growable buffer a team packs all of A's rows into (one K block). */
+static pthread_key_t g_big_key;
+static int g_big_key_ok;
+static _Thread_local void *t_big;
+static _Thread_local size_t t_bigcap;
+
+#define KN_BIG_KEEP ((size_t)32 << 20) /* bytes of team buffer kept between calls */
+
 static void scratch_key_make(void)
 {
     g_scratch_key_ok = pthread_key_create(&g_scratch_key, free) == 0;
+    g_big_key_ok = pthread_key_create(&g_big_key, free) == 0;
 }
 
-/* This thread's scratch (KN_SCRATCH_FLOATS, 64-byte aligned), or NULL when
- * out of memory. */
 static int g_scratch_fail;
 
 void kn_scratch_fail_for_tests(int on)
@@ -52,6 +63,8 @@ void kn_scratch_fail_for_tests(int on)
     __atomic_store_n(&g_scratch_fail, on, __ATOMIC_RELAXED);
 }
 
+/* This thread's scratch (KN_SCRATCH_FLOATS, 64-byte aligned), or NULL when
+ * out of memory. */
 static float *scratch_get(void)
 {
     if (__atomic_load_n(&g_scratch_fail, __ATOMIC_RELAXED))
@@ -68,6 +81,42 @@ static float *scratch_get(void)
     }
     t_scratch = p;
     return p;
+}
+
+/* This thread's team buffer of at least bytes (64-byte aligned), or NULL
+ * when out of memory. Freed at thread exit, or by big_release. */
+static void *big_get(size_t bytes)
+{
+    if (__atomic_load_n(&g_scratch_fail, __ATOMIC_RELAXED))
+        return NULL;
+    if (t_big && t_bigcap >= bytes)
+        return t_big;
+    pthread_once(&g_scratch_once, scratch_key_make);
+    if (!g_big_key_ok)
+        return NULL;
+    bytes = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, bytes);
+    if (!p)
+        return NULL;
+    if (pthread_setspecific(g_big_key, p) != 0) {
+        free(p);
+        return NULL;
+    }
+    free(t_big);
+    t_big = p;
+    t_bigcap = bytes;
+    return p;
+}
+
+/* Drops an unusually large team buffer after use. */
+static void big_release(void)
+{
+    if (t_bigcap > KN_BIG_KEEP) {
+        pthread_setspecific(g_big_key, NULL);
+        free(t_big);
+        t_big = NULL;
+        t_bigcap = 0;
+    }
 }
 
 #define SCR_APACK(s)   (s)
@@ -365,6 +414,7 @@ typedef struct drive {
     const float *res; /* added after the activation in the last K block */
     int ldr;
     int first, last; /* whether this call's first/last K block is the global one */
+    int slow;        /* use the plain loops (packed A cannot fit the buffer) */
     int kc, mc;
 } drive;
 
@@ -373,47 +423,136 @@ static int drive_mr(const drive *d)
     return d->fmt == FMT_BF16_NATIVE ? d->isa->bf16_mr : d->isa->mr;
 }
 
-/* Rows [m0, m0+rows) split into balanced groups of at most mr rows, packed
- * group by group ([kcur][mr] floats, or [kcur/2][mr] bf16 pairs), or, when
- * rowmajor, copied as rows of kcur floats (bf16-rounded fallback only). */
-static void pack_a(const drive *d, int m0, int rows, int k0, int kcur, int mr, int rowmajor,
-                   void *buf)
+/* Rows of a block are split into balanced groups of at most mr rows. */
+typedef struct groups {
+    int n, base, extra;
+} groups;
+
+static groups groups_of(int rows, int mr)
 {
+    groups g;
+    g.n = (rows + mr - 1) / mr;
+    g.base = rows / g.n;
+    g.extra = rows % g.n;
+    return g;
+}
+
+/* First row (from the block's start) and row count of group i. */
+static int group_row(groups g, int i)
+{
+    return i * g.base + (i < g.extra ? i : g.extra);
+}
+
+static int group_rows(groups g, int i)
+{
+    return g.base + (i < g.extra);
+}
+
+/* Packs group gi of the row block at m0 for the K range [k0, k0+kcur):
+ * [kcur][mr] floats, [kcur/2][mr] bf16 pairs, or (rowmajor, bf16-rounded
+ * fallback on ISAs that read A in place) rows of kcur rounded floats. */
+static void pack_group(const drive *d, int m0, groups g, int gi, int k0, int kcur, int mr,
+                       int rowmajor, void *buf)
+{
+    int r0 = group_row(g, gi), gr = group_rows(g, gi);
     if (rowmajor) {
-        for (int i = 0; i < rows; i++) {
-            const float *a = d->A + (size_t)(m0 + i) * d->lda + k0;
-            float *dst = (float *)buf + (size_t)i * kcur;
+        for (int i = 0; i < gr; i++) {
+            const float *a = d->A + (size_t)(m0 + r0 + i) * d->lda + k0;
+            float *dst = (float *)buf + (size_t)(r0 + i) * kcur;
             for (int k = 0; k < kcur; k++)
                 dst[k] = bfround(a[k]);
         }
-        return;
-    }
-    int ng = (rows + mr - 1) / mr, base = rows / ng, extra = rows % ng, r = m0;
-    for (int g = 0; g < ng; g++) {
-        int gr = base + (g < extra);
-        if (d->fmt == FMT_BF16_NATIVE) {
-            uint32_t *dst = (uint32_t *)buf + (size_t)g * mr * (kcur / 2);
-            for (int i = 0; i < gr; i++) {
-                const float *a = d->A + (size_t)(r + i) * d->lda + k0;
-                for (int k = 0; k < kcur; k += 2) {
-                    float a0 = k0 + k < d->K ? a[k] : 0.0f;
-                    float a1 = k0 + k + 1 < d->K ? a[k + 1] : 0.0f;
-                    dst[(size_t)(k / 2) * mr + i] = (uint32_t)f2bf(a0) | (uint32_t)f2bf(a1) << 16;
-                }
+    } else if (d->fmt == FMT_BF16_NATIVE) {
+        uint32_t *dst = (uint32_t *)buf + (size_t)gi * mr * (kcur / 2);
+        for (int i = 0; i < gr; i++) {
+            const float *a = d->A + (size_t)(m0 + r0 + i) * d->lda + k0;
+            if (d->isa->bf16_pairs) {
+                int navail = d->K - k0 < kcur ? d->K - k0 : kcur;
+                d->isa->bf16_pairs(a, kcur, navail, dst + i, mr);
+                continue;
             }
-        } else {
-            float *dst = (float *)buf + (size_t)g * mr * kcur;
-            for (int i = 0; i < gr; i++) {
-                const float *a = d->A + (size_t)(r + i) * d->lda + k0;
-                if (d->fmt == FMT_BF16_ROUNDED)
-                    for (int k = 0; k < kcur; k++)
-                        dst[(size_t)k * mr + i] = bfround(a[k]);
-                else
-                    for (int k = 0; k < kcur; k++)
-                        dst[(size_t)k * mr + i] = a[k];
+            for (int k = 0; k < kcur; k += 2) {
+                float a0 = k0 + k < d->K ? a[k] : 0.0f;
+                float a1 = k0 + k + 1 < d->K ? a[k + 1] : 0.0f;
+                dst[(size_t)(k / 2) * mr + i] = (uint32_t)f2bf(a0) | (uint32_t)f2bf(a1) << 16;
             }
         }
-        r += gr;
+    } else {
+        float *dst = (float *)buf + (size_t)gi * mr * kcur;
+        for (int i = 0; i < gr; i++) {
+            const float *a = d->A + (size_t)(m0 + r0 + i) * d->lda + k0;
+            if (d->fmt == FMT_BF16_ROUNDED)
+                for (int k = 0; k < kcur; k++)
+                    dst[(size_t)k * mr + i] = bfround(a[k]);
+            else
+                for (int k = 0; k < kcur; k++)
+                    dst[(size_t)k * mr + i] = a[k];
+        }
+    }
+}
+
+/* Whether the ISA reads this product's A in place (no packing). */
+static int drive_direct(const drive *d)
+{
+    return d->fmt == FMT_F32 && !d->isa->packs_a;
+}
+
+static int drive_rowmajor(const drive *d)
+{
+    return d->fmt == FMT_BF16_ROUNDED && !d->isa->packs_a;
+}
+
+/* C tiles of rows [m0, m0+rows) x panels [p0, p1) for the K block [k0,
+ * k0+kcur), A from apack (as pack_group left it) or in place. */
+static void compute_block(const drive *d, int m0, int rows, int k0, int kcur, int p0, int p1,
+                          const void *apack)
+{
+    int mr = drive_mr(d);
+    int kgran = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
+    int Kp = (d->K + kgran - 1) / kgran * kgran;
+    size_t esz = d->fmt == FMT_BF16_NATIVE ? 2 : 4;
+    groups g = groups_of(rows, mr);
+    void (*ukr)(const kn_tile *) = d->fmt == FMT_BF16_NATIVE ? d->isa->ukr_bf16 : d->isa->ukr;
+    int direct = drive_direct(d), rowmajor = drive_rowmajor(d);
+    int first = d->first && k0 == 0, last = d->last && k0 + kcur >= Kp;
+    for (int p = p0; p < p1; p++) {
+        int j0 = p * d->nr;
+        kn_tile t;
+        t.b = d->B + d->pstride * p + (size_t)k0 * d->nr * esz;
+        t.kc = kcur;
+        t.nc = d->N - j0 < d->nr ? d->N - j0 : d->nr;
+        t.ldc = d->ldc;
+        t.alpha = d->alpha;
+        t.last = last;
+        t.bias = last && d->bias ? d->bias + j0 : NULL;
+        t.act = d->act;
+        t.ldr = d->ldr;
+        for (int gi = 0; gi < g.n; gi++) {
+            int r = m0 + group_row(g, gi);
+            if (direct) {
+                t.a = d->A + (size_t)r * d->lda + k0;
+                t.lda = d->lda;
+            } else if (rowmajor) {
+                t.a = (const float *)apack + (size_t)(r - m0) * kcur;
+                t.lda = kcur;
+            } else {
+                t.a = (const char *)apack + (size_t)gi * mr * kcur * esz;
+                t.lda = 0;
+            }
+            t.mr = group_rows(g, gi);
+            t.c = d->C + (size_t)r * d->ldc + j0;
+            if (first) {
+                t.cin = d->cin0 ? d->cin0 + (size_t)r * d->ldcin0 + j0 : NULL;
+                t.ldcin = d->ldcin0;
+                t.beta = d->beta0;
+            } else {
+                t.cin = t.c;
+                t.ldcin = d->ldc;
+                t.beta = 1.0f;
+            }
+            t.res = last && d->res ? d->res + (size_t)r * d->ldr + j0 : NULL;
+            ukr(&t);
+        }
     }
 }
 
@@ -461,102 +600,134 @@ static void run_task_slow(const drive *d, int m0, int rows, int p0, int p1)
     }
 }
 
-static void run_task(const drive *d, int m0, int rows, int p0, int p1)
-{
-    int mr = drive_mr(d);
-    int kstep = d->kc;
-    int kgran = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
-    int Kp = (d->K + kgran - 1) / kgran * kgran;
-    size_t esz = d->fmt == FMT_BF16_NATIVE ? 2 : 4;
-    int ng = (rows + mr - 1) / mr, base = rows / ng, extra = rows % ng;
-    void (*ukr)(const kn_tile *) = d->fmt == FMT_BF16_NATIVE ? d->isa->ukr_bf16 : d->isa->ukr;
-    /* A in place, a row-major rounded copy, or packed groups */
-    int direct = d->fmt == FMT_F32 && !d->isa->packs_a;
-    int rowmajor = d->fmt == FMT_BF16_ROUNDED && !d->isa->packs_a;
-    float *apack = direct ? NULL : scratch_get();
-    if (!direct && !apack) {
-        run_task_slow(d, m0, rows, p0, p1);
-        return;
-    }
-    for (int k0 = 0; k0 < Kp; k0 += kstep) {
-        int kcur = Kp - k0 < kstep ? Kp - k0 : kstep;
-        int first = d->first && k0 == 0, last = d->last && k0 + kcur >= Kp;
-        if (!direct)
-            pack_a(d, m0, rows, k0, kcur, mr, rowmajor, apack);
-        for (int p = p0; p < p1; p++) {
-            int j0 = p * d->nr;
-            kn_tile t;
-            t.b = d->B + d->pstride * p + (size_t)k0 * d->nr * esz;
-            t.kc = kcur;
-            t.nc = d->N - j0 < d->nr ? d->N - j0 : d->nr;
-            t.ldc = d->ldc;
-            t.alpha = d->alpha;
-            t.last = last;
-            t.bias = last && d->bias ? d->bias + j0 : NULL;
-            t.act = d->act;
-            t.ldr = d->ldr;
-            int r = m0;
-            for (int g = 0; g < ng; g++) {
-                int gr = base + (g < extra);
-                if (direct) {
-                    t.a = d->A + (size_t)r * d->lda + k0;
-                    t.lda = d->lda;
-                } else if (rowmajor) {
-                    t.a = apack + (size_t)(r - m0) * kcur;
-                    t.lda = kcur;
-                } else {
-                    t.a = (const char *)apack + (size_t)g * mr * kcur * esz;
-                    t.lda = 0;
-                }
-                t.mr = gr;
-                t.c = d->C + (size_t)r * d->ldc + j0;
-                if (first) {
-                    t.cin = d->cin0 ? d->cin0 + (size_t)r * d->ldcin0 + j0 : NULL;
-                    t.ldcin = d->ldcin0;
-                    t.beta = d->beta0;
-                } else {
-                    t.cin = t.c;
-                    t.ldcin = d->ldc;
-                    t.beta = 1.0f;
-                }
-                t.res = last && d->res ? d->res + (size_t)r * d->ldr + j0 : NULL;
-                ukr(&t);
-                r += gr;
-            }
-        }
-    }
-}
-
-/* Task t of mb row blocks x nb panel chunks, n-major so that consecutive
- * tasks share weights. */
-static void run_one(const drive *d, int t, int mb, int mc, int nb, int np)
+/* Direct path (A read in place): task t of mb row blocks x nb panel chunks,
+ * n-major so that consecutive tasks share weights; the task walks K. */
+static void run_task(const drive *d, int t, int mb, int mc, int nb, int np)
 {
     int ib = t % mb, jb = t / mb;
     int m0 = ib * mc, rows = d->M - m0 < mc ? d->M - m0 : mc;
     int pb = np / nb, pe = np % nb;
     int p0 = jb * pb + (jb < pe ? jb : pe);
     int p1 = p0 + pb + (jb < pe);
-    if (rows > 0 && p1 > p0)
-        run_task(d, m0, rows, p0, p1);
+    if (rows <= 0 || p1 <= p0)
+        return;
+    for (int k0 = 0; k0 < d->K; k0 += d->kc) {
+        int kcur = d->K - k0 < d->kc ? d->K - k0 : d->kc;
+        compute_block(d, m0, rows, k0, kcur, p0, p1, NULL);
+    }
+}
+
+static void compute_chunk(const drive *d, int m0, int rows, int k0, int kcur, int c, int nchunk,
+                          int np, const void *apack)
+{
+    int pb = np / nchunk, pe = np % nchunk;
+    int p0 = c * pb + (c < pe ? c : pe);
+    int p1 = p0 + pb + (c < pe);
+    compute_block(d, m0, rows, k0, kcur, p0, p1, apack);
+}
+
+/* Packing path on one thread: for each row block and K block, A is packed
+ * into the thread's scratch, then the panels are computed. Plain loops (no
+ * worksharing: this also runs inside the attention heads' parallel loop). */
+static void drive_packed(const drive *d, void *apack, int mc, int nchunk, int np)
+{
+    int mr = drive_mr(d);
+    int kgran = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
+    int Kp = (d->K + kgran - 1) / kgran * kgran;
+    int rowmajor = drive_rowmajor(d);
+    for (int m0 = 0; m0 < d->M; m0 += mc) {
+        int rows = d->M - m0 < mc ? d->M - m0 : mc;
+        groups g = groups_of(rows, mr);
+        for (int k0 = 0; k0 < Kp; k0 += d->kc) {
+            int kcur = Kp - k0 < d->kc ? Kp - k0 : d->kc;
+            for (int gi = 0; gi < g.n; gi++)
+                pack_group(d, m0, g, gi, k0, kcur, mr, rowmajor, apack);
+            for (int c = 0; c < nchunk; c++)
+                compute_chunk(d, m0, rows, k0, kcur, c, nchunk, np, apack);
+        }
+    }
+}
+
+/* Packing path on a team: per K block, the threads pack all of A's row
+ * blocks into the caller's team buffer (each group once), then share out
+ * (row block x panel chunk) tasks: two barriers per K block, so a thread
+ * that the OS deschedules holds the others up rarely. Returns 0, having
+ * done nothing, when the buffer cannot be had. */
+static int drive_team(const drive *d, int nt, int np)
+{
+    int mr = drive_mr(d);
+    int kgran = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
+    int Kp = (d->K + kgran - 1) / kgran * kgran;
+    int rowmajor = drive_rowmajor(d);
+    int mc = d->isa->mc / mr * mr;
+    if (mc < mr)
+        mc = mr;
+    if (mc > d->M)
+        mc = d->M;
+    int mb = (d->M + mc - 1) / mc;
+    mc = (d->M + mb - 1) / mb;
+    int gmax = (mc + mr - 1) / mr;
+    size_t blk = (size_t)gmax * mr * d->kc * sizeof(float);
+    char *buf = big_get(blk * mb);
+    if (!buf)
+        return 0;
+    int nchunk = (4 * nt + mb - 1) / mb;
+    if (nchunk > np)
+        nchunk = np;
+#pragma omp parallel num_threads(nt)
+    for (int k0 = 0; k0 < Kp; k0 += d->kc) {
+        int kcur = Kp - k0 < d->kc ? Kp - k0 : d->kc;
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < mb * gmax; i++) {
+            int ib = i / gmax, gi = i % gmax, m0 = ib * mc;
+            int rows = d->M - m0 < mc ? d->M - m0 : mc;
+            groups g = groups_of(rows, mr);
+            if (gi < g.n)
+                pack_group(d, m0, g, gi, k0, kcur, mr, rowmajor, buf + blk * ib);
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int t = 0; t < mb * nchunk; t++) {
+            int ib = t / nchunk, c = t % nchunk, m0 = ib * mc;
+            int rows = d->M - m0 < mc ? d->M - m0 : mc;
+            compute_chunk(d, m0, rows, k0, kcur, c, nchunk, np, buf + blk * ib);
+        }
+    }
+    big_release();
+    return 1;
 }
 
 /* Runs the whole product, on all threads when par and big enough. */
 static void drive_run(drive *d, int par)
 {
-    int mr = drive_mr(d);
     int np = (d->N + d->nr - 1) / d->nr;
     int mc = d->mc;
     if (mc > d->M)
         mc = d->M;
+    if (mc < 1)
+        mc = 1;
     if (d->M <= 0 || np <= 0)
         return;
     int mb = (d->M + mc - 1) / mc;
     /* even row blocks: avoids a tiny last block */
     mc = (d->M + mb - 1) / mb;
-    (void)mr;
     int nt = par ? omp_get_max_threads() : 1;
     if ((double)d->M * d->N * d->K < KN_PAR_MIN)
         nt = 1;
+    if (!drive_direct(d)) {
+        if (nt > 1 && drive_team(d, nt, np))
+            return;
+        float *scr = d->slow ? NULL : scratch_get();
+        if (!scr) { /* out of memory: plain loops, rows split across threads */
+#pragma omp parallel for schedule(static) if (nt > 1)
+            for (int ib = 0; ib < mb; ib++) {
+                int m0 = ib * mc;
+                run_task_slow(d, m0, d->M - m0 < mc ? d->M - m0 : mc, 0, np);
+            }
+            return;
+        }
+        drive_packed(d, SCR_APACK(scr), mc, np < 4 ? np : 4, np);
+        return;
+    }
     int nb = 1;
     if (nt > 1) {
         /* at least 4 equal tasks per thread, and a multiple of the thread
@@ -572,12 +743,12 @@ static void drive_run(drive *d, int par)
         /* no OpenMP region at all: small products (attention heads) are
          * called inside a parallel loop, where even a one-thread team costs */
         for (int t = 0; t < ntask; t++)
-            run_one(d, t, mb, mc, nb, np);
+            run_task(d, t, mb, mc, nb, np);
         return;
     }
 #pragma omp parallel for schedule(dynamic, 1)
     for (int t = 0; t < ntask; t++)
-        run_one(d, t, mb, mc, nb, np);
+        run_task(d, t, mb, mc, nb, np);
 }
 
 static void drive_blocking(drive *d)
@@ -634,13 +805,14 @@ void kn_linear(const float *A, int lda, int M, const kn_packed *W, const float *
         if (residual == C && W->kp > d.kc) {
             /* partial sums in C would clobber the residual: one K block
              * (packed A then holds as many whole rows as fit) */
-            int mr = drive_mr(&d);
+            int mr = drive_mr(&d), fit = KN_APACK_CAP / W->kp;
             d.kc = W->kp;
-            if (!(d.fmt == FMT_F32 && !d.isa->packs_a)) {
-                d.mc = KN_APACK_CAP / W->kp / mr * mr;
-                if (d.mc < 1)
-                    d.mc = KN_APACK_CAP / W->kp;
-            }
+            if (drive_rowmajor(&d))
+                d.mc = fit;
+            else if (!drive_direct(&d))
+                d.mc = fit / mr * mr;
+            if (!drive_direct(&d) && d.mc < 1)
+                d.slow = 1; /* not even one row group fits: plain loops */
         }
     }
     drive_run(&d, 1);

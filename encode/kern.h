@@ -52,7 +52,7 @@ int kn_packed_k(const kn_packed *p);
 
 /* C[M x N] = act(A[M x K] . W^T + bias) + residual
  * bias (length N) and residual ([M x N], leading dim ldr) may be NULL.
- * C may alias residual (same pointer, same leading dimension). K <= 65536. */
+ * C may alias residual (same pointer, same leading dimension). */
 void kn_linear(const float *A, int lda, int M, const kn_packed *W, const float *bias, int act,
                const float *residual, int ldr, float *C, int ldc);
 

@@ -14,12 +14,15 @@
 #define MR 6
 #define NR 16
 
-/* exp(x) for float lanes, Cephes-style range reduction, ~2 ulp. */
+/* exp(x) for float lanes, Cephes-style range reduction, ~2 ulp. The
+ * rounding of x log2(e) to an integer n comes from adding 1.5 * 2^23, whose
+ * low mantissa bits then hold n: no round or convert instruction. */
 static inline __m256 exp8(__m256 x)
 {
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
     x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.37626f));
-    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
+    __m256 fx = _mm256_sub_ps(t, magic);
     x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
     x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
     __m256 y = _mm256_set1_ps(1.9875691500E-4f);
@@ -29,9 +32,10 @@ static inline __m256 exp8(__m256 x)
     y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
     y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
     y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-    /* fx in [-126, 128]: 2^fx built in the exponent field (fx = 128 only
-     * after clamping, where y < 1 keeps the product finite) */
-    __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(126));
+    /* n in [-126, 128]: 2^(n-1) built in the exponent field (the bits of
+     * 1.5 * 2^23 shift out), then doubled, so n = 128 (reached only after
+     * clamping, where y < 1 keeps the product finite) does not overflow */
+    __m256i e = _mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(126));
     __m256 p2 = _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
     return _mm256_mul_ps(_mm256_mul_ps(y, p2), _mm256_set1_ps(2.0f));
 }

@@ -345,6 +345,47 @@ static void layernorm_avx512(const float *x, int dim, const float *gamma, const 
     }
 }
 
+/* bf16 rounding (nearest even, NaNs kept quiet) of 16 floats, each result
+ * in the low half of its 32-bit lane. */
+static inline __m512i bf16_lanes(__m512 v)
+{
+    __m512i u = _mm512_castps_si512(v);
+    __m512i hi = _mm512_srli_epi32(u, 16);
+    __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)),
+                                 _mm512_and_si512(hi, _mm512_set1_epi32(1)));
+    r = _mm512_srli_epi32(r, 16);
+    __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
+}
+
+/* See kn_isa.bf16_pairs: 32 values per step (packus puts the halves in
+ * 128-bit lane order, the permute restores row order), the ragged end and
+ * the zero padding through a zeroed copy. */
+static void bf16_pairs_avx512(const float *a, int n, int navail, uint32_t *dst, int stride)
+{
+    const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+    uint32_t pairs[16];
+    for (int k = 0; k < n; k += 32) {
+        __m512 v0, v1;
+        if (k + 32 <= navail) {
+            v0 = _mm512_loadu_ps(a + k);
+            v1 = _mm512_loadu_ps(a + k + 16);
+        } else {
+            float tmp[32] = {0};
+            int m = navail - k;
+            if (m > 0)
+                memcpy(tmp, a + k, (size_t)m * sizeof *tmp);
+            v0 = _mm512_loadu_ps(tmp);
+            v1 = _mm512_loadu_ps(tmp + 16);
+        }
+        __m512i p = _mm512_packus_epi32(bf16_lanes(v0), bf16_lanes(v1));
+        _mm512_storeu_si512(pairs, _mm512_permutexvar_epi64(order, p));
+        int np = (n - k) / 2 < 16 ? (n - k) / 2 : 16;
+        for (int j = 0; j < np; j++)
+            dst[(size_t)(k / 2 + j) * stride] = pairs[j];
+    }
+}
+
 const kn_isa kn_isa_avx512 = {
     .name = "avx512",
     .mr = MR,
@@ -372,6 +413,7 @@ const kn_isa kn_isa_avx512bf16 = {
     .packs_a = 1,
     .ukr = ukr_avx512,
     .ukr_bf16 = ukr_avx512_bf16,
+    .bf16_pairs = bf16_pairs_avx512,
     .act = act_avx512,
     .softmax = softmax_avx512,
     .layernorm = layernorm_avx512,

@@ -54,6 +54,11 @@ typedef struct kn_isa {
     void (*act)(float *x, size_t n, int act);
     /* exp(x - max) / sum over x[0..n), in place */
     void (*softmax)(float *x, int n);
+    /* bf16 pairs of one row of A: n (even) values of which the first navail
+     * are a[], the rest zero, rounded to nearest even, pair j (values 2j,
+     * 2j+1, the even one in the low half) stored at dst[j * stride]; NULL
+     * where the portable loop serves */
+    void (*bf16_pairs)(const float *a, int n, int navail, uint32_t *dst, int stride);
     /* one row of layer norm; out may equal x; gamma, beta may be NULL */
     void (*layernorm)(const float *x, int dim, const float *gamma, const float *beta, float eps,
                       float *out);

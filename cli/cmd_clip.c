@@ -483,6 +483,7 @@ int cmd_encode(cli_ctx *ctx, int argc, char **argv)
                                              {"name", required_argument, NULL, 'n'},
                                              {"shard-rows", required_argument, NULL, 's'},
                                              {"limit", required_argument, NULL, 'l'},
+                                             {"decode-threads", required_argument, NULL, 'd'},
                                              {"help", no_argument, NULL, 'h'},
                                              {0, 0, 0, 0}};
     enc_run_opts o = {0};
@@ -524,6 +525,11 @@ int cmd_encode(cli_ctx *ctx, int argc, char **argv)
             if (cli_parse_i64("encode", "--limit", optarg, 0, INT64_MAX, &v) != 0)
                 return CLI_USAGE;
             o.limit = v;
+            break;
+        case 'd':
+            if (cli_parse_i64("encode", "--decode-threads", optarg, 1, 8, &v) != 0)
+                return CLI_USAGE;
+            o.decode_threads = (int)v;
             break;
         default:
             return CLI_USAGE;

@@ -184,6 +184,7 @@ static void test_encode_corpus(void **state)
     o.model_dir = model_dir;
     o.batch = 2;
     o.shard_rows = 3;
+    o.decode_threads = 3; /* more threads than images per batch, too */
     int rc = enc_run(c, st, &o, NULL, &k, &err);
     if (rc != 0)
         fail_msg("enc_run: %s", err.msg);
@@ -248,7 +249,8 @@ static void test_encode_corpus(void **state)
     st_close(st);
     cat_close(c);
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s -q -C %s encode --model %s --batch 4 --precision bf16",
+    snprintf(cmd, sizeof cmd,
+             "%s -q -C %s encode --model %s --batch 4 --precision bf16 --decode-threads 2",
              tl_witpipe_bin(), corpus, model_dir);
     assert_int_equal(system(cmd), 0);
     assert_int_equal(cat_open(corpus, 0, &c, &err), 0);

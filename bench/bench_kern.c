@@ -250,8 +250,9 @@ static double bench_linear(const shape *s, int prec, int runs, double *noise, do
     return best;
 }
 
-/* One ViT-B/32 block's attention core at a batch: seconds per image. */
-static double bench_attention(int batch, int runs)
+/* One ViT-B/32 block's attention core at a batch: seconds per image, one
+ * kn_attention call per image or (batched) one kn_attention_batch call. */
+static double bench_attention(int batch, int runs, int batched)
 {
     int seq = 50, width = 768, heads = 12;
     float *qkv = rnd((size_t)batch * seq * 3 * width), *out = rnd((size_t)batch * seq * width);
@@ -261,9 +262,12 @@ static double bench_attention(int batch, int runs)
     double best = 1e30;
     for (int r = 0; r < runs + 1; r++) {
         double t0 = now();
-        for (int b = 0; b < batch; b++)
-            kn_attention(qkv + (size_t)b * seq * 3 * width, seq, width, heads, 0,
-                         out + (size_t)b * seq * width, scr);
+        if (batched)
+            kn_attention_batch(qkv, batch, seq, width, heads, 0, out, scr);
+        else
+            for (int b = 0; b < batch; b++)
+                kn_attention(qkv + (size_t)b * seq * 3 * width, seq, width, heads, 0,
+                             out + (size_t)b * seq * width, scr);
         double t = (now() - t0) / batch;
         if (r > 0 && t < best)
             best = t;
@@ -369,12 +373,14 @@ int main(int argc, char **argv)
     shape pe = {"patch-embed 3072->768 (conv 32x32/32)", 49, 768, 3072, KN_ACT_NONE, 0};
     g = bench_linear(&pe, KN_F32, runs, &noise, &cr);
     printf("batch  1 M=  49 %-26s wall %6.1f | cpu %6.1f GFLOP/s\n", pe.what, g, cr);
-    for (int batch = 1; batch <= 32; batch += 31) {
-        double t = bench_attention(batch, quick ? 2 : runs);
-        double f = 2.0 * 2 * 50 * 50 * 768;
-        printf("attention core seq 50, 12 heads, batch %2d: %6.1f us/image/layer, %.1f GFLOP/s\n",
-               batch, t * 1e6, f / t / 1e9);
-    }
+    for (int batch = 1; batch <= 32; batch += 31)
+        for (int batched = 0; batched <= (batch > 1); batched++) {
+            double t = bench_attention(batch, runs, batched);
+            double f = 2.0 * 2 * 50 * 50 * 768;
+            printf("attention core seq 50, 12 heads, batch %2d%s: %6.1f us/image/layer, %.1f "
+                   "GFLOP/s\n",
+                   batch, batched ? " (kn_attention_batch)" : "", t * 1e6, f / t / 1e9);
+        }
     printf("ViT-B/32 image tower: %.2f GFLOP/image; img/s = GFLOP/s / %.2f\n", VIT_B32_GFLOP,
            VIT_B32_GFLOP);
     return 0;

@@ -1008,6 +1008,68 @@ void kn_attention(const float *qkv, int seq, int width, int heads, int causal, f
     }
 }
 
+/* One head without any buffer (out of memory): row by row, S in a stack
+ * row of at most KN_ATTN_ROW keys. */
+#define KN_ATTN_ROW 256
+
+static void attn_head_rows(const float *q, int ldq, int nq, const float *k, const float *v,
+                           int ldkv, int nk, int hd, int causal, float *o, int ldo)
+{
+    float srow[KN_ATTN_ROW];
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int i = 0; i < nq; i++) {
+        int n = causal ? (i + 1 < nk ? i + 1 : nk) : nk;
+        float m = -INFINITY, sum = 0.0f;
+        for (int j = 0; j < n; j++) {
+            float dot = 0.0f;
+            for (int t = 0; t < hd; t++)
+                dot += q[(size_t)i * ldq + t] * k[(size_t)j * ldkv + t];
+            srow[j] = dot * scale;
+            m = srow[j] > m ? srow[j] : m;
+        }
+        for (int j = 0; j < n; j++) {
+            srow[j] = expf(srow[j] - m);
+            sum += srow[j];
+        }
+        float *oi = o + (size_t)i * ldo;
+        for (int t = 0; t < hd; t++)
+            oi[t] = 0.0f;
+        for (int j = 0; j < n; j++) {
+            float w = srow[j] / sum;
+            for (int t = 0; t < hd; t++)
+                oi[t] += w * v[(size_t)j * ldkv + t];
+        }
+    }
+}
+
+void kn_attention_batch(const float *qkv, int nseq, int seq, int width, int heads, int causal,
+                        float *out, float *scratch)
+{
+    if ((size_t)seq * seq > KN_CONV_TMP || seq > KN_ATTN_ROW) {
+        for (int s = 0; s < nseq; s++)
+            kn_attention(qkv + (size_t)s * seq * 3 * width, seq, width, heads, causal,
+                         out + (size_t)s * seq * width, scratch);
+        return;
+    }
+    const kn_isa *isa = isa_get();
+    int hd = width / heads, ld = 3 * width, ntask = nseq * heads;
+    /* S lives in each thread's own scratch: tasks of different sequences
+     * share a head index, so the caller's per-head slices would collide */
+#pragma omp parallel for schedule(dynamic,                                                         \
+                                  1) if (ntask > 1 && (size_t)nseq * seq * seq * width > 32768)
+    for (int t = 0; t < ntask; t++) {
+        int sq = t / heads, h = t % heads;
+        const float *base = qkv + (size_t)sq * seq * ld;
+        const float *q = base + h * hd, *k = base + width + h * hd, *v = base + 2 * width + h * hd;
+        float *o = out + (size_t)sq * seq * width + h * hd;
+        float *scr = scratch_get();
+        if (scr)
+            attn_head(isa, q, ld, seq, k, v, ld, seq, hd, causal, o, width, SCR_CONVTMP(scr));
+        else
+            attn_head_rows(q, ld, seq, k, v, ld, seq, hd, causal, o, width);
+    }
+}
+
 void kn_attention_qkv(const float *q, int nq, const float *k, const float *v, int nk, int width,
                       int heads, float *out, float *scratch)
 {

@@ -6,9 +6,11 @@
  * Layout conventions: row-major float32 everywhere; a "linear" weight is
  * PyTorch's [out, in] (N x K) matrix. Packing happens once at model load;
  * kernels never allocate per call: besides the caller's scratch, each thread
- * that runs a kernel allocates about 640 KiB of packing buffers once, freed
- * when the thread exits (on allocation failure the kernels still compute,
- * slowly, without them).
+ * that runs a kernel allocates about 640 KiB of packing buffers once, and a
+ * thread whose products pack A on several threads (AVX-512, bf16) keeps a
+ * buffer of M x K-block floats (at most 32 MiB kept between calls); both are
+ * freed when the thread exits. On allocation failure the kernels still
+ * compute, slowly, without them.
  * Threading: every kernel may use OpenMP internally; callers do not nest
  * parallel regions around them.
  *
@@ -75,6 +77,13 @@ void kn_layernorm(const float *x, int ldx, int rows, int dim, const float *gamma
 size_t kn_attention_scratch(int seq, int heads);
 void kn_attention(const float *qkv, int seq, int width, int heads, int causal, float *out,
                   float *scratch);
+
+/* kn_attention over nseq sequences stored one after another (qkv
+ * [nseq*seq x 3*width], out [nseq*seq x width]) in one parallel loop over
+ * (sequence, head): cheaper than nseq calls. scratch as for kn_attention
+ * (used only when seq > 181). */
+void kn_attention_batch(const float *qkv, int nseq, int seq, int width, int heads, int causal,
+                        float *out, float *scratch);
 
 /* Multi-head attention with separate q (nq rows) and k/v (nk rows), used by
  * ModifiedResNet's attention pooling: q [nq x width], k,v [nk x width].

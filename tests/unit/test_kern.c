@@ -357,6 +357,43 @@ static void test_attention_self_and_causal(void **state)
     check_attention(17, 96, 3, 1);
 }
 
+/* The batched form equals per-sequence attention, sequence by sequence. */
+static void check_attention_batch(int nseq, int seq, int width, int heads, int causal)
+{
+    size_t in = (size_t)seq * 3 * width, on = (size_t)seq * width;
+    float *qkv = rand_buf(nseq * in, 2.0f), *out = rand_buf(nseq * on, 1.0f);
+    float *scr = malloc(kn_attention_scratch(seq, heads) * sizeof(float));
+    double *ref = malloc(on * sizeof *ref);
+    assert_non_null(scr);
+    assert_non_null(ref);
+    kn_attention_batch(qkv, nseq, seq, width, heads, causal, out, scr);
+    for (int s = 0; s < nseq; s++) {
+        const float *b = qkv + s * in;
+        attn_ref(b, 3 * width, seq, b + width, b + 2 * width, 3 * width, seq, width, heads, causal,
+                 ref);
+        for (size_t i = 0; i < on; i++)
+            if (fabs(out[s * on + i] - ref[i]) > 1e-5 * (1 + fabs(ref[i])))
+                fail_msg("attention batch %d seq=%d causal=%d: out[%d][%zu] = %.8g, want %.8g",
+                         nseq, seq, causal, s, i, out[s * on + i], ref[i]);
+    }
+    free(qkv);
+    free(out);
+    free(scr);
+    free(ref);
+}
+
+static void test_attention_batch_matches_per_sequence(void **state)
+{
+    use_path(state);
+    check_attention_batch(3, 50, 192, 3, 0);
+    check_attention_batch(2, 77, 128, 2, 1);
+    check_attention_batch(1, 7, 64, 4, 1);
+    check_attention_batch(2, 190, 64, 1, 0); /* longer than the per-thread buffer */
+    kn_scratch_fail_for_tests(1);            /* and without any buffer */
+    check_attention_batch(2, 20, 64, 2, 1);
+    kn_scratch_fail_for_tests(0);
+}
+
 static void test_attention_qkv_cross(void **state)
 {
     use_path(state);
@@ -451,6 +488,35 @@ static void test_out_of_memory_fallbacks(void **state)
     kn_scratch_fail_for_tests(0);
 }
 
+/* A weight packed under one path keeps working after another path is
+ * chosen (it carries its own layout), and a NaN input poisons exactly the
+ * rows it is in, in both precisions. */
+static void test_packed_weight_outlives_path_and_nan_stays_local(void **state)
+{
+    use_path(state);
+    int M = 4, N = 20, K = 40;
+    float *A = rand_buf((size_t)M * K, 1.0f), *W = rand_buf((size_t)N * K, 1.0f);
+    float C1[4 * 20], C2[4 * 20];
+    for (int prec = KN_F32; prec <= KN_BF16; prec++) {
+        kn_packed *p = kn_pack(W, N, K, prec);
+        assert_non_null(p);
+        kn_linear(A, K, M, p, NULL, KN_ACT_NONE, NULL, 0, C1, N);
+        assert_int_equal(kn_force_path("portable"), 0);
+        kn_linear(A, K, M, p, NULL, KN_ACT_NONE, NULL, 0, C2, N);
+        assert_memory_equal(C1, C2, sizeof C1);
+        A[K + 7] = NAN; /* row 1 */
+        kn_linear(A, K, M, p, NULL, KN_ACT_GELU, NULL, 0, C1, N);
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                assert_true(isnan(C1[i * N + j]) == (i == 1));
+        A[K + 7] = 0.5f;
+        assert_int_equal(kn_force_path(*state), 0);
+        kn_packed_free(p);
+    }
+    free(A);
+    free(W);
+}
+
 static void test_path_selection(void **state)
 {
     (void)state;
@@ -485,8 +551,10 @@ int main(void)
         PATH_TESTS(test_activations_match_reference),
         PATH_TESTS(test_attention_self_and_causal),
         PATH_TESTS(test_attention_qkv_cross),
+        PATH_TESTS(test_attention_batch_matches_per_sequence),
         PATH_TESTS(test_conv2d_im2col),
         PATH_TESTS(test_out_of_memory_fallbacks),
+        PATH_TESTS(test_packed_weight_outlives_path_and_nan_stays_local),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -103,6 +103,20 @@ static int run_model(const char *name, int prec, enc_model **mout, float **img, 
     rc = enc_encode_texts(m, ws, tok, N_TEXTS, CTX, *txt, &err);
     if (rc != 0)
         fail_msg("%s texts: %s", name, err.msg);
+    /* equal-length texts take the batched attention path: the same text
+     * four times gives four copies of its features */
+    {
+        int32_t same[4 * CTX];
+        float four[4 * 64];
+        assert_true(E <= 64);
+        for (int i = 0; i < 4; i++)
+            memcpy(same + i * CTX, tok + (N_TEXTS - 1) * CTX, CTX * sizeof *same);
+        assert_int_equal(enc_encode_texts(m, ws, same, 4, CTX, four, &err), 0);
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < E; j++)
+                assert_true(fabsf(four[i * E + j] - (*txt)[(N_TEXTS - 1) * E + j]) <=
+                            1e-4f * (1.0f + fabsf(four[i * E + j])));
+    }
     enc_ws_free(ws);
     free(px);
     free(tok);

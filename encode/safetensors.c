@@ -25,6 +25,7 @@ struct enc_st {
     const uint8_t *data; /* start of the data section */
     uint64_t data_len;
     enc_st_tensor *t;
+    uint8_t *used; /* per tensor, set by enc_st_mark_used */
     int n;
 };
 
@@ -288,8 +289,9 @@ int enc_st_open(const char *path, enc_st **out, wp_err *err)
         goto out;
     }
     st->t = calloc(json_object_size(root) + 1, sizeof *st->t);
+    st->used = calloc(json_object_size(root) + 1, 1);
     order = calloc(json_object_size(root) + 1, sizeof *order);
-    if (st->t == NULL || order == NULL) {
+    if (st->t == NULL || st->used == NULL || order == NULL) {
         rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory", path);
         goto out;
     }
@@ -339,6 +341,7 @@ void enc_st_close(enc_st *st)
     if (st->map != NULL)
         munmap((void *)st->map, st->map_len);
     free(st->t);
+    free(st->used);
     free(st);
 }
 
@@ -355,6 +358,16 @@ int enc_st_count(const enc_st *st)
 const enc_st_tensor *enc_st_at(const enc_st *st, int i)
 {
     return i >= 0 && i < st->n ? &st->t[i] : NULL;
+}
+
+void enc_st_mark_used(enc_st *st, const enc_st_tensor *t)
+{
+    st->used[t - st->t] = 1;
+}
+
+int enc_st_used(const enc_st *st, int i)
+{
+    return i >= 0 && i < st->n && st->used[i];
 }
 
 const enc_st_tensor *enc_st_find(const enc_st *st, const char *name)

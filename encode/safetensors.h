@@ -55,6 +55,10 @@ const enc_st_tensor *enc_st_at(const enc_st *st, int i);
 const enc_st_tensor *enc_st_find(const enc_st *st, const char *name);
 const char *enc_st_dtype_name(int dtype);
 
+/* Marks t as consumed by the model builder / asks whether tensor i was. */
+void enc_st_mark_used(enc_st *st, const enc_st_tensor *t);
+int enc_st_used(const enc_st *st, int i);
+
 /* Converts t to float32 into out (t->numel floats). F32, F16 and BF16 are
  * supported; any other dtype gives ENC_EFORMAT naming the tensor. */
 int enc_st_read_f32(const enc_st *st, const enc_st_tensor *t, float *out, wp_err *err);

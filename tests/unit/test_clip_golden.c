@@ -573,6 +573,66 @@ static void test_openai_layout_without_config(void **state)
     free(px);
 }
 
+/* A checkpoint with a tensor the architecture does not use (here open_clip
+ * layer scale) is refused, naming the tensor, instead of silently giving
+ * wrong embeddings; buffers such as position_ids are fine. */
+static void test_model_unknown_tensor_refused(void **state)
+{
+    const char *shared = tl_shared_dir("golden CLIP checkpoints");
+    static const char *const extra[] = {"transformer.resblocks.0.ls_1.gamma", "text.position_ids"};
+    if (shared == NULL) {
+        skip();
+        return;
+    }
+    char src[1024];
+    snprintf(src, sizeof src,
+             "%s/golden/clip/oc_vit_quickgelu_f32/model/open_clip_model.safetensors", shared);
+    size_t len = 0;
+    unsigned char *d = (unsigned char *)tl_slurp(src, &len);
+    assert_non_null(d);
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--)
+        hl = (hl << 8) | d[i];
+    size_t data_len = len - 8 - hl;
+    for (int k = 0; k < 2; k++) {
+        json_error_t je;
+        json_t *h = json_loadb((const char *)d + 8, hl, 0, &je);
+        assert_non_null(h);
+        json_t *e = json_pack("{s:s, s:[i], s:[I, I]}", "dtype", "F32", "shape", 32, "data_offsets",
+                              (json_int_t)data_len, (json_int_t)data_len + 128);
+        assert_non_null(e);
+        json_object_set_new(h, extra[k], e);
+        char *hs = json_dumps(h, JSON_COMPACT);
+        json_decref(h);
+        size_t nl = strlen(hs), total = 8 + nl + data_len + 128;
+        unsigned char *f = calloc(1, total);
+        assert_non_null(f);
+        for (int i = 0; i < 8; i++)
+            f[i] = (unsigned char)((uint64_t)nl >> (8 * i));
+        memcpy(f + 8, hs, nl);
+        memcpy(f + 8 + nl, d + 8 + hl, data_len);
+        free(hs);
+        char dir[1024], path[1200];
+        snprintf(dir, sizeof dir, "%s/extra%d", tmpdir, k);
+        assert_int_equal(wp_mkdir_p(dir, NULL), 0);
+        snprintf(path, sizeof path, "%s/open_clip_model.safetensors", dir);
+        assert_int_equal(tl_write(path, f, total), 0);
+        free(f);
+        enc_model *m = NULL;
+        wp_err err = {0};
+        int rc = enc_model_open(dir, NULL, &m, &err);
+        if (k == 0) {
+            assert_int_equal(rc, ENC_EUNSUP);
+            assert_non_null(strstr(err.msg, "'transformer.resblocks.0.ls_1.gamma'"));
+        } else {
+            if (rc != 0)
+                fail_msg("position_ids refused: %s", err.msg);
+            enc_model_free(m);
+        }
+    }
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -593,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_st_valid_and_convert),
         cmocka_unit_test(test_model_missing_tensor),
         cmocka_unit_test(test_openai_layout_without_config),
+        cmocka_unit_test(test_model_unknown_tensor_refused),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }

@@ -20,7 +20,8 @@
 
 #define CLIP_FILE_MAX   ((size_t)64 << 20) /* largest image / label file read */
 #define CLIP_LABELS_MAX 100000             /* labels or templates per file */
-#define CLIP_TOP_MAX    1000
+#define CLIP_TOP_MAX    1000               /* labels printed per image */
+#define CLIP_BATCH      16                 /* images per forward pass */
 
 static int parse_precision(const char *cmd, const char *v, int *out)
 {
@@ -99,50 +100,61 @@ static int read_lines(cli_ctx *ctx, const char *path, char **blob, char ***lines
     return CLI_OK;
 }
 
-/* Embeds image files into out (n x E); failed files get ok[i] = 0 and a
- * printed error. Returns the number that failed. */
+/* Embeds image files into out (n x E), CLIP_BATCH at a time; failed files
+ * get ok[i] = 0 and a printed error. Returns the number that failed. */
 static int embed_files(cli_ctx *ctx, const enc_model *m, enc_ws *ws, char **files, int n,
                        float *out, int *ok)
 {
     int S = enc_model_arch(m)->image_size, E = enc_model_arch(m)->embed_dim, failed = 0;
     size_t px = (size_t)3 * S * S;
     uint8_t *rgb = malloc(px);
-    float *pix = malloc(px * sizeof *pix);
+    float *pix = malloc(CLIP_BATCH * px * sizeof *pix);
+    float *emb = malloc((size_t)CLIP_BATCH * E * sizeof *emb);
+    int idx[CLIP_BATCH];
     wp_buf b = {0};
 
-    if (rgb == NULL || pix == NULL) {
+    for (int i = 0; i < n; i++)
+        ok[i] = 0;
+    if (rgb == NULL || pix == NULL || emb == NULL) {
         free(rgb);
         free(pix);
-        for (int i = 0; i < n; i++)
-            ok[i] = 0;
+        free(emb);
         cli_error(ctx, "out of memory");
         return n;
     }
-    for (int i = 0; i < n; i++) {
+    for (int i0 = 0; i0 < n; i0 += CLIP_BATCH) {
+        int k = 0;
         wp_err err = {0};
-        ok[i] = 0;
-        if (wp_read_file(files[i], CLIP_FILE_MAX, &b, &err) != 0) {
+        for (int i = i0; i < n && i < i0 + CLIP_BATCH; i++) {
+            if (wp_read_file(files[i], CLIP_FILE_MAX, &b, &err) != 0) {
+                cli_error(ctx, "%s", err.msg);
+                failed++;
+                continue;
+            }
+            if (img_clip_preprocess(b.data, b.len, S, rgb, &err) != 0) {
+                cli_error(ctx, "%s: %s", files[i], err.msg);
+                failed++;
+                continue;
+            }
+            enc_normalize_rgb(m, rgb, pix + (size_t)k * px);
+            idx[k++] = i;
+        }
+        if (k == 0)
+            continue;
+        if (enc_encode_images(m, ws, pix, k, emb, &err) != 0) {
             cli_error(ctx, "%s", err.msg);
-            failed++;
+            failed += k;
             continue;
         }
-        if (img_clip_preprocess(b.data, b.len, S, rgb, &err) != 0) {
-            cli_error(ctx, "%s: %s", files[i], err.msg);
-            failed++;
-            continue;
+        for (int j = 0; j < k; j++) {
+            memcpy(out + (size_t)idx[j] * E, emb + (size_t)j * E, (size_t)E * sizeof *emb);
+            ok[idx[j]] = 1;
         }
-        enc_normalize_rgb(m, rgb, pix);
-        /* one image at a time: files may be many, memory stays flat */
-        if (enc_encode_images(m, ws, pix, 1, out + (size_t)i * E, &err) != 0) {
-            cli_error(ctx, "%s: %s", files[i], err.msg);
-            failed++;
-            continue;
-        }
-        ok[i] = 1;
     }
     wp_buf_free(&b);
     free(rgb);
     free(pix);
+    free(emb);
     return failed;
 }
 
@@ -471,6 +483,7 @@ int cmd_encode(cli_ctx *ctx, int argc, char **argv)
                                              {"name", required_argument, NULL, 'n'},
                                              {"shard-rows", required_argument, NULL, 's'},
                                              {"limit", required_argument, NULL, 'l'},
+                                             {"decode-threads", required_argument, NULL, 'd'},
                                              {"help", no_argument, NULL, 'h'},
                                              {0, 0, 0, 0}};
     enc_run_opts o = {0};
@@ -512,6 +525,11 @@ int cmd_encode(cli_ctx *ctx, int argc, char **argv)
             if (cli_parse_i64("encode", "--limit", optarg, 0, INT64_MAX, &v) != 0)
                 return CLI_USAGE;
             o.limit = v;
+            break;
+        case 'd':
+            if (cli_parse_i64("encode", "--decode-threads", optarg, 1, 8, &v) != 0)
+                return CLI_USAGE;
+            o.decode_threads = (int)v;
             break;
         default:
             return CLI_USAGE;

@@ -127,7 +127,7 @@ const cli_cmd cli_commands[] = {
      cmd_fetch},
     {"encode", "CLIP embeddings of every stored pair (float16 .npy shards)",
      "usage: witpipe encode [-C DIR] --model MDIR [--batch N] [--precision f32|bf16]\n"
-     "                      [--name NAME] [--shard-rows N] [--limit N]\n"
+     "                      [--name NAME] [--shard-rows N] [--limit N] [--decode-threads N]\n"
      "\n"
      "Embeds every pair whose image is stored ok with the built-in CLIP: image\n"
      "and caption embeddings (L2-normalised, float16) go to\n"
@@ -148,7 +148,10 @@ const cli_cmd cli_commands[] = {
      "                     key (default: the model folder's name, or its\n"
      "                     parent's when it is called 'model')\n"
      "  --shard-rows N     rows per .npy shard (default 10000)\n"
-     "  --limit N          embed at most N pairs this run (default: all)\n",
+     "  --limit N          embed at most N pairs this run (default: all)\n"
+     "  --decode-threads N threads reading and preprocessing the next batch's\n"
+     "                     images while the model runs (default: one per 4\n"
+     "                     cores, at least 1, at most 8)\n",
      cmd_encode},
     {"shard", "write WebDataset tar shards of the selected samples",
      "usage: witpipe shard [-C DIR] [-o OUTDIR] [--per-shard N] [--max-bytes N]\n"

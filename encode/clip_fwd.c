@@ -149,14 +149,19 @@ static void transformer(const enc_block *blocks, int layers, int nseq, const int
                         int heads, int mlp_dim, int act, float eps, int causal, float *x, float *h,
                         float *qkv, float *mlp, float *scratch)
 {
-    int rows = off[nseq];
+    int rows = off[nseq], uniform = 1;
+    for (int s = 1; s < nseq && uniform; s++)
+        uniform = off[s + 1] - off[s] == off[1] - off[0];
     for (int l = 0; l < layers; l++) {
         const enc_block *b = &blocks[l];
         kn_layernorm(x, w, rows, w, b->ln1_g, b->ln1_b, eps, h, w);
         kn_linear(h, w, rows, b->qkv, b->qkv_b, KN_ACT_NONE, NULL, 0, qkv, 3 * w);
-        for (int s = 0; s < nseq; s++)
-            kn_attention(qkv + (size_t)off[s] * 3 * w, off[s + 1] - off[s], w, heads, causal,
-                         h + (size_t)off[s] * w, scratch);
+        if (uniform) /* one parallel loop over (sequence, head) */
+            kn_attention_batch(qkv, nseq, off[1] - off[0], w, heads, causal, h, scratch);
+        else
+            for (int s = 0; s < nseq; s++)
+                kn_attention(qkv + (size_t)off[s] * 3 * w, off[s + 1] - off[s], w, heads, causal,
+                             h + (size_t)off[s] * w, scratch);
         kn_linear(h, w, rows, b->out, b->out_b, KN_ACT_NONE, x, w, x, w);
         kn_layernorm(x, w, rows, w, b->ln2_g, b->ln2_b, eps, h, w);
         kn_linear(h, w, rows, b->fc1, b->fc1_b, act, NULL, 0, mlp, mlp_dim);

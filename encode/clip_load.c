@@ -105,7 +105,7 @@ void enc_model_free(enc_model *m)
 enum { H_W, H_ONE, H_ZERO, H_VAR, H_EMB };
 
 typedef struct wsrc {
-    const enc_st *st; /* NULL: random weights */
+    enc_st *st; /* NULL: random weights */
     uint64_t rng;
 } wsrc;
 
@@ -159,11 +159,13 @@ static int fetch(enc_model *m, wsrc *s, const char *name, int hint, int nd, cons
     if (p == NULL)
         return wp_err_set(err, WP_ENOMEM, "tensor '%s': out of memory", name);
     if (s->st != NULL) {
-        int rc = enc_st_read_f32(s->st, enc_st_find(s->st, name), p, err);
+        const enc_st_tensor *t = enc_st_find(s->st, name);
+        int rc = enc_st_read_f32(s->st, t, p, err);
         if (rc != 0) {
             free(p);
             return rc;
         }
+        enc_st_mark_used(s->st, t);
     } else {
         float scale = nd >= 2 ? 1.0f / sqrtf((float)(numel / sh[0])) : 0.02f;
         for (int64_t i = 0; i < numel; i++) {
@@ -564,6 +566,7 @@ static int build_text(enc_model *m, wsrc *s, wp_err *err)
     if (s->st != NULL) {
         const enc_st_tensor *t = enc_st_find(s->st, "logit_scale");
         if (t != NULL && t->numel == 1) {
+            enc_st_mark_used(s->st, t);
             ls = malloc(sizeof *ls);
             if (ls == NULL)
                 return wp_err_set(err, WP_ENOMEM, "out of memory");
@@ -871,6 +874,30 @@ static int find_file(const char *dir, const char *name, char *out, wp_err *err)
     return wp_file_exists(out);
 }
 
+/* Tensors the builder did not read mean a variant this build does not run
+ * (layer scale, extra norms, attention pooling heads...): refusing it beats
+ * silently wrong embeddings. Buffers that carry no weights are fine. */
+static int check_unused(const enc_st *st, wp_err *err)
+{
+    static const char *const ignorable[] = {"position_ids",   "num_batches_tracked",
+                                            "attn_mask",      "input_resolution",
+                                            "context_length", "vocab_size"};
+    for (int i = 0; i < enc_st_count(st); i++) {
+        const char *n = enc_st_at(st, i)->name;
+        int ok = enc_st_used(st, i);
+        for (size_t k = 0; !ok && k < sizeof ignorable / sizeof ignorable[0]; k++) {
+            size_t nl = strlen(n), kl = strlen(ignorable[k]);
+            ok = nl >= kl && strcmp(n + nl - kl, ignorable[k]) == 0;
+        }
+        if (!ok)
+            return wp_err_set(err, ENC_EUNSUP,
+                              "%s: tensor '%s' is not part of the CLIP architecture this build "
+                              "runs (an unsupported variant?)",
+                              enc_st_path(st), n);
+    }
+    return 0;
+}
+
 int enc_model_open(const char *dir, const enc_open_opts *opts, enc_model **out, wp_err *err)
 {
     char st_path[WP_PATH_MAX], cfg_path[WP_PATH_MAX], pp_path[WP_PATH_MAX];
@@ -934,6 +961,8 @@ int enc_model_open(const char *dir, const enc_open_opts *opts, enc_model **out, 
     }
     wsrc s = {st, 0};
     rc = build(m, &s, err);
+    if (rc == 0)
+        rc = check_unused(st, err);
 out:
     json_decref(cfg);
     json_decref(pp);

@@ -144,8 +144,9 @@ typedef struct enc_run_opts {
     const char *model_name; /* folder name under DIR/embeddings/ */
     int batch;              /* images per forward pass */
     int precision;
-    int shard_rows; /* rows per .npy shard */
-    int64_t limit;  /* stop after this many pairs; 0 = all */
+    int shard_rows;     /* rows per .npy shard */
+    int64_t limit;      /* stop after this many pairs; 0 = all */
+    int decode_threads; /* image decoding threads; 0 = about one per 4 cores (max 8) */
 } enc_run_opts;
 
 typedef struct enc_run_counts {

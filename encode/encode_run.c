@@ -22,11 +22,13 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ENC_BATCH_MAX       1024                /* pairs per forward pass */
 #define ENC_SHARD_ROWS_MAX  1000000             /* rows per .npy shard */
 #define ENC_IMAGE_BYTES_MAX ((int64_t)64 << 20) /* stored image larger than this: refused */
 #define ENC_NAME_MAX        128                 /* model name under DIR/embeddings */
+#define ENC_DECODE_MAX      8                   /* decode threads per batch */
 
 /* One batch in flight: what the main thread listed and what the decode
  * thread made of it. */
@@ -38,15 +40,15 @@ typedef struct slot {
     cat_image_loc *loc; /* their stored locations */
     int *loc_ok;        /* location found */
     int nu;
-    int *img_ok;     /* decoded */
-    wp_err *img_err; /* why not */
-    float *pixels;   /* nu x 3 x S x S */
-    int32_t *tokens; /* n x ctx */
-    wp_buf bytes;    /* the image being decoded */
-    uint8_t *rgb;    /* S x S x 3 */
+    int *img_ok;                  /* decoded */
+    wp_err *img_err;              /* why not */
+    float *pixels;                /* nu x 3 x S x S */
+    int32_t *tokens;              /* n x ctx */
+    wp_buf bytes[ENC_DECODE_MAX]; /* the image each decode thread reads */
+    uint8_t *rgb[ENC_DECODE_MAX]; /* S x S x 3, per decode thread */
     wp_arena *arena;
-    pthread_t th;
-    int running;
+    pthread_t th[ENC_DECODE_MAX];
+    int running; /* decode threads started and not yet joined */
 } slot;
 
 typedef struct runner {
@@ -59,6 +61,7 @@ typedef struct runner {
 typedef struct job {
     runner *r;
     slot *s;
+    int part, parts; /* this thread takes items part, part + parts, ... */
 } job;
 
 static void slot_free(slot *s)
@@ -72,8 +75,10 @@ static void slot_free(slot *s)
     free(s->img_err);
     free(s->pixels);
     free(s->tokens);
-    free(s->rgb);
-    wp_buf_free(&s->bytes);
+    for (int i = 0; i < ENC_DECODE_MAX; i++) {
+        free(s->rgb[i]);
+        wp_buf_free(&s->bytes[i]);
+    }
     wp_arena_free(s->arena);
 }
 
@@ -90,10 +95,12 @@ static int slot_init(slot *s, int batch, const runner *r)
     s->img_err = calloc((size_t)batch, sizeof *s->img_err);
     s->pixels = malloc((size_t)batch * px * sizeof *s->pixels);
     s->tokens = calloc((size_t)batch * r->ctx, sizeof *s->tokens);
-    s->rgb = malloc(px);
+    for (int i = 0; i < ENC_DECODE_MAX; i++)
+        if ((s->rgb[i] = malloc(px)) == NULL)
+            return WP_ENOMEM;
     s->arena = wp_arena_new(64 << 10);
     if (!s->items || !s->uidx || !s->img_id || !s->loc || !s->loc_ok || !s->img_ok || !s->img_err ||
-        !s->pixels || !s->tokens || !s->rgb || !s->arena)
+        !s->pixels || !s->tokens || !s->arena)
         return WP_ENOMEM;
     return 0;
 }
@@ -106,8 +113,10 @@ static void *decode_batch(void *arg)
     runner *r = j->r;
     slot *s = j->s;
     size_t px = (size_t)3 * r->S * r->S;
+    wp_buf *bytes = &s->bytes[j->part];
+    uint8_t *rgb = s->rgb[j->part];
 
-    for (int u = 0; u < s->nu; u++) {
+    for (int u = j->part; u < s->nu; u += j->parts) {
         wp_err *e = &s->img_err[u];
         s->img_ok[u] = 0;
         if (!s->loc_ok[u])
@@ -116,21 +125,21 @@ static void *decode_batch(void *arg)
             wp_err_set(e, WP_ELIMIT, "stored size %lld bytes", (long long)s->loc[u].bytes);
             continue;
         }
-        wp_buf_reset(&s->bytes);
-        if (wp_buf_reserve(&s->bytes, (size_t)s->loc[u].bytes) != 0) {
+        wp_buf_reset(bytes);
+        if (wp_buf_reserve(bytes, (size_t)s->loc[u].bytes) != 0) {
             wp_err_set(e, WP_ENOMEM, "out of memory");
             continue;
         }
-        if (st_read_verified(r->st, s->loc[u].store_file, s->loc[u].store_offset, s->bytes.data,
+        if (st_read_verified(r->st, s->loc[u].store_file, s->loc[u].store_offset, bytes->data,
                              (size_t)s->loc[u].bytes, s->loc[u].sha256[0] ? s->loc[u].sha256 : NULL,
                              e) != 0)
             continue;
-        if (img_clip_preprocess(s->bytes.data, (size_t)s->loc[u].bytes, r->S, s->rgb, e) != 0)
+        if (img_clip_preprocess(bytes->data, (size_t)s->loc[u].bytes, r->S, rgb, e) != 0)
             continue;
-        enc_normalize_rgb(r->m, s->rgb, s->pixels + (size_t)u * px);
+        enc_normalize_rgb(r->m, rgb, s->pixels + (size_t)u * px);
         s->img_ok[u] = 1;
     }
-    for (int i = 0; i < s->n; i++) {
+    for (int i = j->part; i < s->n; i += j->parts) {
         wp_err e = {0};
         int32_t *row = s->tokens + (size_t)i * r->ctx;
         if (enc_tok_encode_ctx(r->tok, s->items[i].text, s->items[i].text_len, row, r->ctx, &e) <
@@ -142,6 +151,26 @@ static void *decode_batch(void *arg)
         }
     }
     return NULL;
+}
+
+static void join_decode(slot *s)
+{
+    for (int p = 0; p < s->running; p++)
+        pthread_join(s->th[p], NULL);
+    s->running = 0;
+}
+
+/* Starts parts decode threads on s; on failure joins those started. */
+static int start_decode(slot *s, job *jobs, int parts, wp_err *err)
+{
+    for (int p = 0; p < parts; p++) {
+        if (pthread_create(&s->th[p], NULL, decode_batch, &jobs[p]) != 0) {
+            join_decode(s);
+            return wp_err_set(err, WP_ENOMEM, "cannot start a decode thread");
+        }
+        s->running = p + 1;
+    }
+    return 0;
 }
 
 /* Lists the next batch into s (on the main thread: it uses the catalog). */
@@ -272,8 +301,18 @@ static int json_escape(wp_buf *b, const char *s, size_t n)
     return 0;
 }
 
+/* Keeps [A-Za-z0-9._-] (a leading '.' too becomes '_'): the name is a
+ * folder under DIR/embeddings and goes into JSON unescaped. */
+static void sanitize_name(char *s)
+{
+    for (char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              (*p == '.' && p != s) || *p == '_' || *p == '-'))
+            *p = '_';
+}
+
 /* Model folder name: the directory's last component ("model" folders take
- * their parent's name), with anything but [A-Za-z0-9._-] replaced. */
+ * their parent's name). */
 static void default_name(const char *dir, char *out, size_t cap)
 {
     char tmp[WP_PATH_MAX];
@@ -289,10 +328,6 @@ static void default_name(const char *dir, char *out, size_t cap)
         base = p ? p + 1 : tmp;
     }
     snprintf(out, cap, "%s", base[0] ? base : "model");
-    for (char *p = out; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '.' || *p == '_' || *p == '-'))
-            *p = '_';
 }
 
 int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_reporter *rep,
@@ -304,12 +339,17 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
     slot slots[2];
     shard sh;
     runner r;
-    job jobs[2];
+    job jobs[2][ENC_DECODE_MAX];
     char name[ENC_NAME_MAX], dir[WP_PATH_MAX], sub[WP_PATH_MAX];
     float *iemb = NULL, *temb = NULL;
     int64_t run_id = 0, shard_no = 0, after = 0, total;
     int rc = 0, cur = 0, batch = o->batch > 0 ? o->batch : 32;
     int shard_rows = o->shard_rows > 0 ? o->shard_rows : 10000;
+    /* decoding keeps up with the model at about one thread per four cores */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int parts = o->decode_threads > 0 ? o->decode_threads : ncpu >= 8 ? (int)(ncpu / 4) : 1;
+    if (parts > ENC_DECODE_MAX)
+        parts = ENC_DECODE_MAX;
     enc_open_opts oo = {o->precision};
     wp_buf params = {0};
     wp_progress pr = {0};
@@ -320,14 +360,11 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
     if (batch > ENC_BATCH_MAX || shard_rows > ENC_SHARD_ROWS_MAX)
         return wp_err_set(err, WP_EINVAL, "batch %d (max %d) or shard rows %d (max %d) too large",
                           batch, ENC_BATCH_MAX, shard_rows, ENC_SHARD_ROWS_MAX);
-    if (o->model_name != NULL && o->model_name[0] != '\0') {
+    if (o->model_name != NULL && o->model_name[0] != '\0')
         snprintf(name, sizeof name, "%s", o->model_name);
-        for (char *p = name; *p; p++)
-            if (*p == '/' || *p == '\\' || (p == name && *p == '.'))
-                *p = '_';
-    } else {
+    else
         default_name(o->model_dir, name, sizeof name);
-    }
+    sanitize_name(name);
     if ((rc = enc_model_open(o->model_dir, &oo, &m, err)) != 0)
         goto out;
     if ((rc = enc_tok_open_dir(o->model_dir, &tok, err)) != 0)
@@ -382,20 +419,15 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
         want = (int)o->limit;
     if ((rc = fill_slot(c, name, &after, want, &slots[cur], err)) != 0)
         goto out;
-    jobs[0] = (job){&r, &slots[0]};
-    jobs[1] = (job){&r, &slots[1]};
-    if (slots[cur].n > 0) {
-        if (pthread_create(&slots[cur].th, NULL, decode_batch, &jobs[cur]) != 0) {
-            rc = wp_err_set(err, WP_ENOMEM, "cannot start the decode thread");
-            goto out;
-        }
-        slots[cur].running = 1;
-    }
+    for (int i = 0; i < 2; i++)
+        for (int p = 0; p < parts; p++)
+            jobs[i][p] = (job){&r, &slots[i], p, parts};
+    if (slots[cur].n > 0 && (rc = start_decode(&slots[cur], jobs[cur], parts, err)) != 0)
+        goto out;
     int64_t listed = slots[cur].n;
     while (slots[cur].n > 0) {
         slot *s = &slots[cur], *nx = &slots[1 - cur];
-        pthread_join(s->th, NULL);
-        s->running = 0;
+        join_decode(s);
         /* list the next batch and start decoding it while this one runs */
         nx->n = 0;
         want = batch;
@@ -405,13 +437,8 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
             if ((rc = fill_slot(c, name, &after, want, nx, err)) != 0)
                 goto out;
             listed += nx->n;
-            if (nx->n > 0) {
-                if (pthread_create(&nx->th, NULL, decode_batch, &jobs[1 - cur]) != 0) {
-                    rc = wp_err_set(err, WP_ENOMEM, "cannot start the decode thread");
-                    goto out;
-                }
-                nx->running = 1;
-            }
+            if (nx->n > 0 && (rc = start_decode(nx, jobs[1 - cur], parts, err)) != 0)
+                goto out;
         }
         /* images: compact the decoded ones to the front */
         int nimg = 0;
@@ -447,8 +474,12 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
             if (!dropped && (rc = cat_begin(c, err)) != 0)
                 goto out;
             dropped = 1;
-            if ((rc = cat_encode_drop(c, s->items[i].pair_id, name, "decode_error", run_id, err)) !=
-                0)
+            int code = s->loc_ok[u] ? s->img_err[u].code : WP_ENOENT;
+            const char *reason = code == WP_ENOENT || code == WP_EIO || code == ST_ECORRUPT
+                                     ? "store_error"
+                                 : code == WP_ELIMIT ? "too_large"
+                                                     : "decode_error";
+            if ((rc = cat_encode_drop(c, s->items[i].pair_id, name, reason, run_id, err)) != 0)
                 goto out;
             counts->failed++;
         }
@@ -487,7 +518,7 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
         pr.errors = (uint64_t)counts->failed;
         wp_report_progress(rep, &pr);
         cur = 1 - cur;
-        if (wp_stop_requested() && !slots[cur].running)
+        if (wp_stop_requested() && slots[cur].running == 0)
             break;
     }
     if ((rc = flush_shard(c, dir, name, shard_no, &sh, r.E, counts, err)) != 0)
@@ -496,8 +527,7 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
         rc = wp_err_set(err, WP_ESTOP, "stopped; %lld pairs embedded", (long long)counts->pairs);
 out:
     for (int i = 0; i < 2; i++)
-        if (slots[i].running)
-            pthread_join(slots[i].th, NULL);
+        join_decode(&slots[i]);
     if (run_id > 0) {
         char cj[256];
         snprintf(cj, sizeof cj,

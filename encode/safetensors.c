@@ -25,6 +25,7 @@ struct enc_st {
     const uint8_t *data; /* start of the data section */
     uint64_t data_len;
     enc_st_tensor *t;
+    uint8_t *used; /* per tensor, set by enc_st_mark_used */
     int n;
 };
 
@@ -124,6 +125,17 @@ uint16_t enc_f32_to_f16(float f)
     if (rem > 0x1000 || (rem == 0x1000 && (half & 1)))
         half++; /* may carry into the exponent, up to inf: still correct */
     return (uint16_t)(sign | half);
+}
+
+void enc_f16_convert(const void *src, float *dst, size_t n)
+{
+    const uint8_t *p = src;
+    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx")) {
+        enc_f16_convert_f16c(src, dst, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        dst[i] = enc_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
 }
 
 static int cmp_begin(const void *a, const void *b)
@@ -277,8 +289,9 @@ int enc_st_open(const char *path, enc_st **out, wp_err *err)
         goto out;
     }
     st->t = calloc(json_object_size(root) + 1, sizeof *st->t);
+    st->used = calloc(json_object_size(root) + 1, 1);
     order = calloc(json_object_size(root) + 1, sizeof *order);
-    if (st->t == NULL || order == NULL) {
+    if (st->t == NULL || st->used == NULL || order == NULL) {
         rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory", path);
         goto out;
     }
@@ -328,6 +341,7 @@ void enc_st_close(enc_st *st)
     if (st->map != NULL)
         munmap((void *)st->map, st->map_len);
     free(st->t);
+    free(st->used);
     free(st);
 }
 
@@ -344,6 +358,16 @@ int enc_st_count(const enc_st *st)
 const enc_st_tensor *enc_st_at(const enc_st *st, int i)
 {
     return i >= 0 && i < st->n ? &st->t[i] : NULL;
+}
+
+void enc_st_mark_used(enc_st *st, const enc_st_tensor *t)
+{
+    st->used[t - st->t] = 1;
+}
+
+int enc_st_used(const enc_st *st, int i)
+{
+    return i >= 0 && i < st->n && st->used[i];
 }
 
 const enc_st_tensor *enc_st_find(const enc_st *st, const char *name)
@@ -364,8 +388,7 @@ int enc_st_read_f32(const enc_st *st, const enc_st_tensor *t, float *out, wp_err
         memcpy(out, p, (size_t)n * 4);
         return 0;
     case ENC_DT_F16:
-        for (int64_t i = 0; i < n; i++)
-            out[i] = enc_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+        enc_f16_convert(p, out, (size_t)n);
         return 0;
     case ENC_DT_BF16:
         for (int64_t i = 0; i < n; i++)

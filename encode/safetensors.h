@@ -55,6 +55,10 @@ const enc_st_tensor *enc_st_at(const enc_st *st, int i);
 const enc_st_tensor *enc_st_find(const enc_st *st, const char *name);
 const char *enc_st_dtype_name(int dtype);
 
+/* Marks t as consumed by the model builder / asks whether tensor i was. */
+void enc_st_mark_used(enc_st *st, const enc_st_tensor *t);
+int enc_st_used(const enc_st *st, int i);
+
 /* Converts t to float32 into out (t->numel floats). F32, F16 and BF16 are
  * supported; any other dtype gives ENC_EFORMAT naming the tensor. */
 int enc_st_read_f32(const enc_st *st, const enc_st_tensor *t, float *out, wp_err *err);
@@ -63,5 +67,9 @@ int enc_st_read_f32(const enc_st *st, const enc_st_tensor *t, float *out, wp_err
 float enc_f16_to_f32(uint16_t h);
 float enc_bf16_to_f32(uint16_t h);
 uint16_t enc_f32_to_f16(float f); /* round to nearest even */
+/* n little-endian halves at src to floats: F16C when the CPU has it, else
+ * portable; both exact. */
+void enc_f16_convert(const void *src, float *dst, size_t n);
+void enc_f16_convert_f16c(const void *src, float *dst, size_t n); /* F16C only */
 
 #endif /* ENCODE_SAFETENSORS_H */

@@ -71,6 +71,23 @@ class ClipCliTest(unittest.TestCase):
         self.assertEqual(info["image_size"], 224)
         self.assertEqual(info["dtype"], "F16")
 
+    def test_model_info_parameter_count_is_exact(self):
+        # every learned tensor of the file (BatchNorm running statistics are
+        # buffers, not parameters)
+        for name in ("hf_vit_quickgelu_f32", "oc_rn_bf16"):
+            d = model(name)
+            f = [x for x in os.listdir(d) if x.endswith(".safetensors")][0]
+            with open(os.path.join(d, f), "rb") as fh:
+                n = struct.unpack("<Q", fh.read(8))[0]
+                header = json.loads(fh.read(n))
+            want = 0
+            for k, v in header.items():
+                if k == "__metadata__" or "running_" in k or "num_batches" in k:
+                    continue
+                want += math.prod(v["shape"])
+            info = json.loads(run("model", "info", d).stdout)
+            self.assertEqual(info["parameters"], want, name)
+
     def test_model_info_missing_dir_fails_with_message(self):
         r = run("model", "info", "/nonexistent/model")
         self.assertEqual(r.returncode, 1)

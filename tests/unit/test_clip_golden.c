@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <unistd.h>
 
 #define N_IMAGES 14
 #define N_TEXTS  13
@@ -101,6 +103,20 @@ static int run_model(const char *name, int prec, enc_model **mout, float **img, 
     rc = enc_encode_texts(m, ws, tok, N_TEXTS, CTX, *txt, &err);
     if (rc != 0)
         fail_msg("%s texts: %s", name, err.msg);
+    /* equal-length texts take the batched attention path: the same text
+     * four times gives four copies of its features */
+    {
+        int32_t same[4 * CTX];
+        float four[4 * 64];
+        assert_true(E <= 64);
+        for (int i = 0; i < 4; i++)
+            memcpy(same + i * CTX, tok + (N_TEXTS - 1) * CTX, CTX * sizeof *same);
+        assert_int_equal(enc_encode_texts(m, ws, same, 4, CTX, four, &err), 0);
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < E; j++)
+                assert_true(fabsf(four[i * E + j] - (*txt)[(N_TEXTS - 1) * E + j]) <=
+                            1e-4f * (1.0f + fabsf(four[i * E + j])));
+    }
     enc_ws_free(ws);
     free(px);
     free(tok);
@@ -426,6 +442,23 @@ static void test_st_valid_and_convert(void **state)
     assert_non_null(strstr(err.msg, "'n'"));
     assert_non_null(strstr(err.msg, "I64"));
     enc_st_close(st);
+    /* every half: F16C (when present) and portable agree bit for bit */
+    {
+        uint16_t *all = malloc(65536 * sizeof *all);
+        float *a = malloc(65536 * sizeof *a);
+        assert_non_null(all);
+        assert_non_null(a);
+        for (int i = 0; i < 65536; i++)
+            all[i] = (uint16_t)i;
+        enc_f16_convert(all, a, 65536);
+        for (int i = 0; i < 65536; i++) {
+            float f = enc_f16_to_f32((uint16_t)i);
+            if (memcmp(&f, &a[i], 4) != 0 && !(isnan(f) && isnan(a[i])))
+                fail_msg("half 0x%04x: %g vs %g", i, f, a[i]);
+        }
+        free(all);
+        free(a);
+    }
     /* half conversions round-trip */
     for (int i = 0; i < 65536; i++) {
         float f = enc_f16_to_f32((uint16_t)i);
@@ -487,6 +520,119 @@ static void test_model_missing_tensor(void **state)
     free(d);
 }
 
+/* Without open_clip_config.json the architecture is inferred from the
+ * tensor shapes as OpenAI's build_model does (heads = width / 64 for the
+ * vision towers, QuickGELU): image features still match the reference. */
+static void test_openai_layout_without_config(void **state)
+{
+    const char *shared = tl_shared_dir("golden CLIP checkpoints");
+    static const char *const names[] = {"oc_vit_quickgelu_f32", "oc_rn_bf16"};
+    if (shared == NULL) {
+        skip();
+        return;
+    }
+    float *px = load_f32("golden/clip/inputs/pixels.f32", (size_t)N_IMAGES * 3 * IMG * IMG);
+    assert_non_null(px);
+    for (int k = 0; k < 2; k++) {
+        char src0[1024], src[PATH_MAX], dir[1024], link[1200], rel[256];
+        snprintf(src0, sizeof src0, "%s/golden/clip/%s/model/open_clip_model.safetensors", shared,
+                 names[k]);
+        assert_non_null(realpath(src0, src)); /* the link must not be relative */
+        snprintf(dir, sizeof dir, "%s/noconfig%d", tmpdir, k);
+        assert_int_equal(wp_mkdir_p(dir, NULL), 0);
+        snprintf(link, sizeof link, "%s/open_clip_model.safetensors", dir);
+        assert_int_equal(symlink(src, link), 0);
+        enc_model *m = NULL;
+        wp_err err = {0};
+        if (enc_model_open(dir, NULL, &m, &err) != 0)
+            fail_msg("%s: %s", names[k], err.msg);
+        const enc_arch *a = enc_model_arch(m);
+        assert_int_equal(a->v_act, KN_ACT_QUICKGELU);
+        assert_int_equal(a->image_size, 224);
+        assert_int_equal(a->embed_dim, 32);
+        assert_int_equal(a->t_ctx, 77);
+        if (k == 0) {
+            assert_int_equal(a->v_heads, 2);
+            assert_int_equal(a->v_patch, 32);
+            assert_int_equal(a->v_layers, 2);
+        } else {
+            assert_int_equal(a->v_heads, 8);
+        }
+        float *img = calloc((size_t)N_IMAGES * 32, sizeof *img);
+        enc_ws *ws = enc_ws_new();
+        assert_int_equal(enc_encode_images(m, ws, px, N_IMAGES, img, &err), 0);
+        snprintf(rel, sizeof rel, "golden/clip/%s/expected/image_features.f32", names[k]);
+        float *wi = load_f32(rel, (size_t)N_IMAGES * 32);
+        assert_non_null(wi);
+        check_features(names[k], img, wi, N_IMAGES, 32, 1e-3, 1e-5);
+        free(wi);
+        free(img);
+        enc_ws_free(ws);
+        enc_model_free(m);
+    }
+    free(px);
+}
+
+/* A checkpoint with a tensor the architecture does not use (here open_clip
+ * layer scale) is refused, naming the tensor, instead of silently giving
+ * wrong embeddings; buffers such as position_ids are fine. */
+static void test_model_unknown_tensor_refused(void **state)
+{
+    const char *shared = tl_shared_dir("golden CLIP checkpoints");
+    static const char *const extra[] = {"transformer.resblocks.0.ls_1.gamma", "text.position_ids"};
+    if (shared == NULL) {
+        skip();
+        return;
+    }
+    char src[1024];
+    snprintf(src, sizeof src,
+             "%s/golden/clip/oc_vit_quickgelu_f32/model/open_clip_model.safetensors", shared);
+    size_t len = 0;
+    unsigned char *d = (unsigned char *)tl_slurp(src, &len);
+    assert_non_null(d);
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--)
+        hl = (hl << 8) | d[i];
+    size_t data_len = len - 8 - hl;
+    for (int k = 0; k < 2; k++) {
+        json_error_t je;
+        json_t *h = json_loadb((const char *)d + 8, hl, 0, &je);
+        assert_non_null(h);
+        json_t *e = json_pack("{s:s, s:[i], s:[I, I]}", "dtype", "F32", "shape", 32, "data_offsets",
+                              (json_int_t)data_len, (json_int_t)data_len + 128);
+        assert_non_null(e);
+        json_object_set_new(h, extra[k], e);
+        char *hs = json_dumps(h, JSON_COMPACT);
+        json_decref(h);
+        size_t nl = strlen(hs), total = 8 + nl + data_len + 128;
+        unsigned char *f = calloc(1, total);
+        assert_non_null(f);
+        for (int i = 0; i < 8; i++)
+            f[i] = (unsigned char)((uint64_t)nl >> (8 * i));
+        memcpy(f + 8, hs, nl);
+        memcpy(f + 8 + nl, d + 8 + hl, data_len);
+        free(hs);
+        char dir[1024], path[1200];
+        snprintf(dir, sizeof dir, "%s/extra%d", tmpdir, k);
+        assert_int_equal(wp_mkdir_p(dir, NULL), 0);
+        snprintf(path, sizeof path, "%s/open_clip_model.safetensors", dir);
+        assert_int_equal(tl_write(path, f, total), 0);
+        free(f);
+        enc_model *m = NULL;
+        wp_err err = {0};
+        int rc = enc_model_open(dir, NULL, &m, &err);
+        if (k == 0) {
+            assert_int_equal(rc, ENC_EUNSUP);
+            assert_non_null(strstr(err.msg, "'transformer.resblocks.0.ls_1.gamma'"));
+        } else {
+            if (rc != 0)
+                fail_msg("position_ids refused: %s", err.msg);
+            enc_model_free(m);
+        }
+    }
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -506,6 +652,8 @@ int main(void)
         cmocka_unit_test(test_st_bad_json),
         cmocka_unit_test(test_st_valid_and_convert),
         cmocka_unit_test(test_model_missing_tensor),
+        cmocka_unit_test(test_openai_layout_without_config),
+        cmocka_unit_test(test_model_unknown_tensor_refused),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }

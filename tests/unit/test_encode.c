@@ -141,6 +141,13 @@ static int find_row(int no, const char *uid, double *score)
     return row;
 }
 
+static void count_stat(void *ud, const char *section, const char *key, int64_t count)
+{
+    if (strcmp(section, "decisions") == 0 &&
+        strcmp(key, "encode:" MODEL_NAME "/drop/decode_error") == 0)
+        *(int64_t *)ud = count;
+}
+
 static void test_encode_corpus(void **state)
 {
     const char *shared = tl_shared_dir("golden CLIP checkpoint and test images");
@@ -177,6 +184,7 @@ static void test_encode_corpus(void **state)
     o.model_dir = model_dir;
     o.batch = 2;
     o.shard_rows = 3;
+    o.decode_threads = 3; /* more threads than images per batch, too */
     int rc = enc_run(c, st, &o, NULL, &k, &err);
     if (rc != 0)
         fail_msg("enc_run: %s", err.msg);
@@ -185,6 +193,9 @@ static void test_encode_corpus(void **state)
     assert_int_equal(k.shards, 2);
     assert_int_equal(cat_encode_count(c, MODEL_NAME), 4);
     assert_int_equal(cat_encode_count_todo(c, MODEL_NAME), 0);
+    int64_t drops = 0;
+    assert_int_equal(cat_stats(c, count_stat, &drops, &err), 0);
+    assert_int_equal(drops, 1);
 
     /* shard 0 has 3 rows, shard 1 has 1 */
     char path[1200];
@@ -238,7 +249,8 @@ static void test_encode_corpus(void **state)
     st_close(st);
     cat_close(c);
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s -q -C %s encode --model %s --batch 4 --precision bf16",
+    snprintf(cmd, sizeof cmd,
+             "%s -q -C %s encode --model %s --batch 4 --precision bf16 --decode-threads 2",
              tl_witpipe_bin(), corpus, model_dir);
     assert_int_equal(system(cmd), 0);
     assert_int_equal(cat_open(corpus, 0, &c, &err), 0);

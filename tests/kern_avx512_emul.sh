@@ -16,11 +16,14 @@ make --no-print-directory BUILD="$build" "$build/tests/unit/test_kern.o" "$build
   "$build/libwitpipe.a" >/dev/null
 out=$(mktemp -d /tmp/kern-emul.XXXXXX)
 trap 'rm -rf "$out"' EXIT
-flags="-std=c11 -D_GNU_SOURCE -O1 -g -fopenmp -Wall -Wextra -Werror -Wno-unused-parameter -I. -DKN_EMULATE_AVX512"
+# A sanitizer build's objects need the sanitizers at this compile and link too.
+san=""
+case "$build" in *asan*) san="-fsanitize=address,undefined -fno-omit-frame-pointer" ;; esac
+flags="$san -std=c11 -D_GNU_SOURCE -O1 -g -fopenmp -Wall -Wextra -Werror -Wno-unused-parameter -I. -DKN_EMULATE_AVX512"
 cc $flags -c encode/kern.c -o "$out/kern.o"
 cc $flags -mavx2 -mfma -mf16c -c encode/kern_avx2.c -o "$out/kern_avx2.o"
 cc $flags -mavx2 -mfma -mf16c -c encode/kern_avx512.c -o "$out/kern_avx512.o"
-cc -fopenmp -o "$out/test_kern" "$build/tests/unit/test_kern.o" "$build/tests/lib/testlib.o" \
+cc $san -fopenmp -o "$out/test_kern" "$build/tests/unit/test_kern.o" "$build/tests/lib/testlib.o" \
   "$out/kern.o" "$out/kern_avx2.o" "$out/kern_avx512.o" "$build/libwitpipe.a" \
   $(pkg-config --libs cmocka) -lm
 "$out/test_kern"

@@ -42,6 +42,23 @@ static void fmt_eta(char *out, size_t n, double s)
         snprintf(out, n, "%ld:%02ld", t / 60, t % 60);
 }
 
+/* Counts as "1234" or "12.5k"-free plain numbers; bytes as KB/MB/GB. */
+static void fmt_count(char *out, size_t n, double v, int bytes)
+{
+    if (!bytes) {
+        if (v == (double)(uint64_t)v)
+            snprintf(out, n, "%llu", (unsigned long long)v);
+        else
+            snprintf(out, n, "%.1f", v);
+    } else if (v >= 1e9) {
+        snprintf(out, n, "%.2f GB", v / 1e9);
+    } else if (v >= 1e6) {
+        snprintf(out, n, "%.1f MB", v / 1e6);
+    } else {
+        snprintf(out, n, "%.0f kB", v / 1e3);
+    }
+}
+
 static void on_progress(void *ud, const wp_progress *p)
 {
     cli_ctx *ctx = ud;
@@ -72,21 +89,29 @@ static void on_progress(void *ud, const wp_progress *p)
                 "\"rate\":%.3f,\"elapsed_s\":%.3f",
                 (unsigned long long)p->done, (unsigned long long)p->total,
                 (unsigned long long)p->errors, (unsigned long long)p->bytes, rate, el);
+        if (p->unit != NULL)
+            fprintf(stderr, ",\"unit\":\"%s\"", p->unit);
         if (isfinite(eta))
             fprintf(stderr, ",\"eta_s\":%.1f", eta);
         fprintf(stderr, "}\n");
         return;
     }
-    char etas[32];
-    fmt_eta(etas, sizeof etas, eta);
+    char etas[32], dn[32], tot[32], rt[32];
+    int in_bytes = p->unit != NULL && strcmp(p->unit, "bytes") == 0;
+    fmt_count(dn, sizeof dn, (double)p->done, in_bytes);
+    fmt_count(tot, sizeof tot, (double)p->total, in_bytes);
+    fmt_count(rt, sizeof rt, rate, in_bytes);
+    if (final)
+        fmt_eta(etas, sizeof etas, el);
+    else
+        fmt_eta(etas, sizeof etas, eta);
     if (p->total > 0)
-        fprintf(stderr, "\r\033[K%s %llu/%llu (%.1f%%) %.1f/s ETA %s errors %llu",
-                p->stage ? p->stage : "", (unsigned long long)p->done, (unsigned long long)p->total,
-                100.0 * (double)p->done / (double)p->total, rate, etas,
+        fprintf(stderr, "\r\033[K%s %s/%s (%.1f%%) %s/s %s %s errors %llu", p->stage ? p->stage : "",
+                dn, tot, 100.0 * (double)p->done / (double)p->total, rt, final ? "in" : "ETA", etas,
                 (unsigned long long)p->errors);
     else
-        fprintf(stderr, "\r\033[K%s %llu %.1f/s errors %llu", p->stage ? p->stage : "",
-                (unsigned long long)p->done, rate, (unsigned long long)p->errors);
+        fprintf(stderr, "\r\033[K%s %s %s/s errors %llu", p->stage ? p->stage : "", dn, rt,
+                (unsigned long long)p->errors);
     ctx->line_open = 1;
 }
 

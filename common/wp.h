@@ -167,6 +167,10 @@ typedef struct wp_progress {
     uint64_t total;
     uint64_t errors;
     uint64_t bytes;
+    /* What done and total count, for display: NULL for items (images,
+     * pairs, pages), or "bytes" when the stage can only measure its input
+     * (a compressed list), shown in MB. */
+    const char *unit;
 } wp_progress;
 
 /* Library code reports through this; the command layer decides how to show

@@ -899,6 +899,7 @@ static void progress(const wp_reporter *rep, ingest_reader *r, const ingest_stat
     uint64_t done, total;
     ingest_reader_progress(r, &done, &total);
     p.stage = "add";
+    p.unit = "bytes";
     p.done = done;
     p.total = total;
     p.errors = st->bad;

@@ -249,6 +249,7 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
         if (now - x->last_report >= 0.2) {
             x->last_report = now;
             wp_progress p = {.stage = "pull",
+                             .unit = "bytes",
                              .done = (uint64_t)(x->done_before + x->have + dlnow),
                              .total = (uint64_t)(x->total_hint > 0 ? x->total_hint : 0),
                              .bytes = (uint64_t)(x->done_before + x->have + dlnow)};

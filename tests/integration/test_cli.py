@@ -5,6 +5,8 @@ and --log-json events validated against schemas/log_event.schema.json.
 """
 import json
 import os
+import pty
+import re
 import sqlite3
 import subprocess
 import tempfile
@@ -111,6 +113,59 @@ class CliTest(unittest.TestCase):
         ev = json.loads(r.stderr.strip().splitlines()[-1])
         self.assertEqual(ev["level"], "error")
         self.assertEqual(validate("log_event.schema.json", ev), [])
+
+    def _big_list(self, rows=40000):
+        path = os.path.join(self.tmp.name, "list.tsv")
+        with open(path, "w") as f:
+            f.write("url\tcaption\n")
+            for i in range(rows):
+                f.write(f"http://example.com/{i}.jpg\tcaption number {i}\n")
+        return path
+
+    def test_progress_line_on_a_tty(self):
+        lst = self._big_list()
+        self.assertEqual(run("init", self.dir).returncode, 0)
+        master, slave = pty.openpty()
+        p = subprocess.Popen([BIN, "-C", self.dir, "add", lst], stdout=subprocess.DEVNULL,
+                             stderr=slave)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+        self.assertEqual(p.wait(timeout=120), 0)
+        text = out.decode()
+        # redrawn in place (carriage return + erase line), done/total, rate,
+        # elapsed at the end, error count
+        self.assertIn("\r\x1b[K", text)
+        self.assertRegex(text, r"add [0-9.]+ [kMG]B/[0-9.]+ [kMG]B \(100\.0%\) [0-9.]+ [kMG]B/s "
+                               r"in [0-9:]+ errors 0")
+        self.assertIn("added 40000 pairs", text)
+
+    def test_no_progress_line_when_not_a_tty_and_json_lines_with_log_json(self):
+        lst = self._big_list()
+        self.assertEqual(run("init", self.dir).returncode, 0)
+        r = run("-C", self.dir, "add", lst)
+        self.assertEqual(r.returncode, 0)
+        self.assertNotIn("\r", r.stderr)
+        d2 = os.path.join(self.tmp.name, "c2")
+        self.assertEqual(run("init", d2).returncode, 0)
+        r = run("-C", d2, "--log-json", "add", lst)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        events = [json.loads(l) for l in r.stderr.splitlines() if l.strip()]
+        for ev in events:
+            self.assertEqual(validate("log_event.schema.json", ev), [], ev)
+        prog = [e for e in events if e["event"] == "progress"]
+        self.assertTrue(prog)
+        self.assertEqual(prog[-1]["done"], prog[-1]["total"])
+        self.assertEqual(prog[-1]["unit"], "bytes")
+        self.assertEqual(prog[-1]["total"], os.path.getsize(lst))
 
 
 if __name__ == "__main__":

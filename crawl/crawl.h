@@ -181,6 +181,7 @@ typedef struct crawl_counts {
     uint64_t records_skipped; /* other record types / payloads */
     uint64_t corrupt;         /* corrupt spots reported */
     uint64_t bytes;           /* input bytes consumed (compressed for archives) */
+    uint64_t unreadable; /* files that could not be opened or read */
     uint64_t drops[CRAWL_DROP_N];
 } crawl_counts;
 
@@ -193,6 +194,7 @@ typedef struct crawl_sink crawl_sink;
 crawl_sink *crawl_sink_new(cat *c, const crawl_opts *o, int64_t run_id);
 void crawl_sink_free(crawl_sink *s);
 crawl_counts *crawl_sink_counts(crawl_sink *s);
+const crawl_opts *crawl_sink_opts(const crawl_sink *s);
 /* Adds the pairs of one page (a pair already stored gets a sighting with
  * this page's URL as origin). Returns 0 or a catalog error. */
 int crawl_sink_page(crawl_sink *s, const crawl_page *p, int64_t source_id, wp_err *err);
@@ -244,7 +246,7 @@ typedef struct crawl_live_opts {
     const char **include; /* URL substrings/globs; NULL-terminated or NULL */
     const char **exclude;
     const char *user_agent;
-    int allow_private; /* tests only: let the SSRF guard pass 127.0.0.1 */
+    const char **allow_net; /* CIDRs the SSRF guard lets through (tests: 127.0.0.1) */
     double delay;      /* seconds between requests to one host */
     double timeout;    /* seconds per request */
     int retries;

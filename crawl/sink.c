@@ -47,6 +47,11 @@ crawl_counts *crawl_sink_counts(crawl_sink *s)
     return &s->counts;
 }
 
+const crawl_opts *crawl_sink_opts(const crawl_sink *s)
+{
+    return s->o;
+}
+
 /* Appends "key":"escaped value" (JSON, RFC 8259 section 7). */
 static int json_str(wp_buf *b, const char *key, const char *v)
 {

@@ -309,12 +309,13 @@ int crawl_counts_json(const crawl_counts *c, wp_buf *out)
                            "{\"pages\":%llu,\"pages_opt_out\":%llu,\"pages_skipped\":%llu,"
                            "\"images\":%llu,\"pairs_new\":%llu,\"pairs_seen\":%llu,"
                            "\"records\":%llu,\"records_skipped\":%llu,\"corrupt\":%llu,"
-                           "\"bytes\":%llu,\"dropped\":{",
+                           "\"bytes\":%llu,\"unreadable\":%llu,\"dropped\":{",
                            (unsigned long long)c->pages, (unsigned long long)c->pages_opt_out,
                            (unsigned long long)c->pages_skipped, (unsigned long long)c->images,
                            (unsigned long long)c->pairs_new, (unsigned long long)c->pairs_seen,
                            (unsigned long long)c->records, (unsigned long long)c->records_skipped,
-                           (unsigned long long)c->corrupt, (unsigned long long)c->bytes);
+                           (unsigned long long)c->corrupt, (unsigned long long)c->bytes,
+                           (unsigned long long)c->unreadable);
     for (int i = 1; rc == 0 && i < CRAWL_DROP_N; i++)
         rc = wp_buf_printf(out, "%s\"%s\":%llu", i > 1 ? "," : "", crawl_drop_name(i),
                            (unsigned long long)c->drops[i]);

@@ -54,8 +54,8 @@ static int print_counts(cli_ctx *ctx, const crawl_counts *k)
     size_t off = 0;
     for (int i = 1; i < CRAWL_DROP_N; i++)
         if (k->drops[i] > 0 && off < sizeof drops)
-            off += (size_t)snprintf(drops + off, sizeof drops - off, " %s=%llu",
-                                    crawl_drop_name(i), (unsigned long long)k->drops[i]);
+            off += (size_t)snprintf(drops + off, sizeof drops - off, " %s=%llu", crawl_drop_name(i),
+                                    (unsigned long long)k->drops[i]);
     cli_info(ctx,
              "crawl: %llu pages (%llu opted out, %llu skipped), %llu records (%llu skipped), "
              "%llu images, %llu new pairs, %llu seen again, %llu corrupt spots",
@@ -202,8 +202,7 @@ int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
             const char **list = opt == O_INCLUDE ? include : opt == O_EXCLUDE ? exclude : allow_net;
             int *n = opt == O_INCLUDE ? &n_inc : opt == O_EXCLUDE ? &n_exc : &n_allow;
             if (*n >= MAX_PATTERNS)
-                return cli_usage_error("crawl", "at most %d of each pattern option",
-                                       MAX_PATTERNS);
+                return cli_usage_error("crawl", "at most %d of each pattern option", MAX_PATTERNS);
             list[(*n)++] = optarg;
             break;
         }
@@ -255,8 +254,10 @@ int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
         return CLI_FAIL;
     }
     wp_buf_printf(&params, "{\"mode\":\"%s\",\"part\":\"%d/%d\",\"max_text\":%zu}",
-                  mode == O_SEEDS ? "seeds" : mode == O_WARC ? "warc" : "wat", ao.part_i,
-                  ao.part_n, o.max_text);
+                  mode == O_SEEDS  ? "seeds"
+                  : mode == O_WARC ? "warc"
+                                   : "wat",
+                  ao.part_i, ao.part_n, o.max_text);
     if (cat_run_start(c, "crawl", params.data ? params.data : "{}", &run_id, &err) != 0 ||
         (sink = crawl_sink_new(c, &o, run_id)) == NULL) {
         cli_error(ctx, "%s", err.msg[0] ? err.msg : "out of memory");
@@ -279,7 +280,9 @@ int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
         rc = CLI_FAIL;
     crawl_counts_json(crawl_sink_counts(sink), &counts);
     if (cat_run_end(c, run_id,
-                    rc != CLI_OK ? "failed" : lib_rc == WP_ESTOP ? "stopped" : "done",
+                    rc != CLI_OK         ? "failed"
+                    : lib_rc == WP_ESTOP ? "stopped"
+                                         : "done",
                     counts.data ? counts.data : "{}", &err) != 0) {
         cli_error(ctx, "%s", err.msg);
         rc = CLI_FAIL;

@@ -69,15 +69,15 @@ static int warc_record_page(arch_ctx *x, const warc_record *rec, int64_t source_
         return 0;
     }
     wp_arena_reset(x->arena);
-    rc = crawl_extract(body, body_len, rec->target_uri, ct[0] ? ct : NULL, xr[0] ? xr : NULL,
-                       x->o, x->arena, &pg, err);
+    rc = crawl_extract(body, body_len, rec->target_uri, ct[0] ? ct : NULL, xr[0] ? xr : NULL, x->o,
+                       x->arena, &pg, err);
     if (rc != 0)
         return rc;
     return crawl_sink_page(x->sink, pg, source_id, err);
 }
 
-static int wat_record_page(arch_ctx *x, const warc_record *rec, int64_t source_id,
-                           const char *path, wp_err *err)
+static int wat_record_page(arch_ctx *x, const warc_record *rec, int64_t source_id, const char *path,
+                           wp_err *err)
 {
     crawl_counts *k = crawl_sink_counts(x->sink);
     crawl_page *pg = NULL;
@@ -130,8 +130,9 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
         return 0;
     }
     if (offset > 0)
-        wp_report_event(x->ao->rep, WP_LOG_INFO, "resume", "%s: resuming at byte %lld (record %lld)",
-                        file, (long long)offset, (long long)records);
+        wp_report_event(x->ao->rep, WP_LOG_INFO, "resume",
+                        "%s: resuming at byte %lld (record %lld)", file, (long long)offset,
+                        (long long)records);
     if ((rec = malloc(sizeof *rec)) == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     if ((rc = warc_open(file, offset, (uint64_t)records, x->ao->max_record, &r, err)) != 0)
@@ -185,8 +186,8 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
         }
     }
     if (rc == 0) {
-        rc = cat_archive_progress_set(x->c, source_id, warc_consumed(r), (int64_t)rec->index + 1,
-                                      1, err);
+        rc = cat_archive_progress_set(x->c, source_id, warc_consumed(r), (int64_t)rec->index + 1, 1,
+                                      err);
     } else if (rc == WP_ESTOP && last_off >= 0) {
         int r2 = cat_archive_progress_set(x->c, source_id, last_off, last_rec, 0, err);
         if (r2 != 0)
@@ -221,8 +222,7 @@ int crawl_archives(cat *c, crawl_sink *sink, char **files, int nfiles, int is_wa
     x.o = NULL;
     x.by_record = ao->part_n > 1 && nfiles < ao->part_n;
     if (ao->part_n < 1 || ao->part_i < 1 || ao->part_i > ao->part_n)
-        return wp_err_set(err, WP_EINVAL, "--part %d/%d: need 1 <= I <= N", ao->part_i,
-                          ao->part_n);
+        return wp_err_set(err, WP_EINVAL, "--part %d/%d: need 1 <= I <= N", ao->part_i, ao->part_n);
     if ((x.arena = wp_arena_new(ARENA_BLOCK)) == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     x.o = crawl_sink_opts(sink);

@@ -181,7 +181,7 @@ typedef struct crawl_counts {
     uint64_t records_skipped; /* other record types / payloads */
     uint64_t corrupt;         /* corrupt spots reported */
     uint64_t bytes;           /* input bytes consumed (compressed for archives) */
-    uint64_t unreadable; /* files that could not be opened or read */
+    uint64_t unreadable;      /* files that could not be opened or read */
     uint64_t drops[CRAWL_DROP_N];
 } crawl_counts;
 
@@ -247,8 +247,8 @@ typedef struct crawl_live_opts {
     const char **exclude;
     const char *user_agent;
     const char **allow_net; /* CIDRs the SSRF guard lets through (tests: 127.0.0.1) */
-    double delay;      /* seconds between requests to one host */
-    double timeout;    /* seconds per request */
+    double delay;           /* seconds between requests to one host */
+    double timeout;         /* seconds per request */
     int retries;
     int concurrency;
     const wp_reporter *rep;

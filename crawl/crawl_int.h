@@ -9,20 +9,20 @@
 #include "crawl.h"
 
 #define WARC_MAX_HEADER (64 * 1024) /* longest WARC record header */
-#define WARC_FIELD_MAX 8192         /* longest header value kept */
+#define WARC_FIELD_MAX  8192        /* longest header value kept */
 
 typedef struct warc_reader warc_reader;
 
 typedef struct warc_record {
-    char version[16];              /* "WARC/1.1" */
-    char type[32];                 /* WARC-Type, lower case */
+    char version[16];                /* "WARC/1.1" */
+    char type[32];                   /* WARC-Type, lower case */
     char target_uri[WARC_FIELD_MAX]; /* WARC-Target-URI, without <> */
-    char content_type[256];        /* the record's Content-Type */
-    const char *block;             /* the record block; NULL when too large */
-    size_t block_len;              /* Content-Length */
-    int64_t offset;                /* where the record starts (see warc_offset_kind) */
-    int64_t next_offset;           /* a resume point after it, or -1 if none */
-    uint64_t index;                /* records before it since the start offset */
+    char content_type[256];          /* the record's Content-Type */
+    const char *block;               /* the record block; NULL when too large */
+    size_t block_len;                /* Content-Length */
+    int64_t offset;                  /* where the record starts (see warc_offset_kind) */
+    int64_t next_offset;             /* a resume point after it, or -1 if none */
+    uint64_t index;                  /* records before it since the start offset */
 } warc_record;
 
 enum warc_next_status {

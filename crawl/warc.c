@@ -22,9 +22,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define IN_CHUNK (256 * 1024)  /* compressed bytes read at once */
-#define OUT_CHUNK (256 * 1024) /* decompressed bytes produced at once */
-#define SKIP_CHUNK (1 << 20)   /* a too-large block passes in pieces this big */
+#define IN_CHUNK   (256 * 1024) /* compressed bytes read at once */
+#define OUT_CHUNK  (256 * 1024) /* decompressed bytes produced at once */
+#define SKIP_CHUNK (1 << 20)    /* a too-large block passes in pieces this big */
 
 struct boundary {
     int64_t dec;  /* decompressed offset where a member starts */
@@ -159,23 +159,31 @@ static int read_raw(warc_reader *r, wp_err *err)
     return 0;
 }
 
-/* After damage: skips compressed input to the next gzip member header
- * (1f 8b 08) after the current position. */
-static int seek_next_member(warc_reader *r, wp_err *err)
+/* After damage: restarts reading at compressed offset `from` and skips
+ * to the first gzip member header (1f 8b 08) there or after it. Starting
+ * from just after the damaged member's own start (rather than where zlib
+ * noticed) keeps the following member when the damaged one was truncated
+ * and zlib read on into its neighbour. */
+static int seek_next_member(warc_reader *r, int64_t from, wp_err *err)
 {
     int rc;
-    if (r->zs.avail_in > 0) {
-        r->zs.next_in++;
-        r->zs.avail_in--;
-    }
+    if (lseek(r->fd, from, SEEK_SET) < 0)
+        return wp_err_set(err, WP_EIO, "%s: cannot seek to %lld", r->path, (long long)from);
+    r->in_file_off = from;
+    r->in_len = 0;
+    r->zs.next_in = r->in;
+    r->zs.avail_in = 0;
+    r->file_eof = 0;
+    r->member_open = 0;
     for (;;) {
+        if ((rc = read_raw(r, err)) != 0)
+            return rc;
         unsigned char *p = r->zs.next_in;
         size_t n = r->zs.avail_in;
         for (size_t i = 0; i + 2 < n; i++) {
             if (p[i] == 0x1f && p[i + 1] == 0x8b && p[i + 2] == 0x08) {
                 r->zs.next_in = p + i;
                 r->zs.avail_in = (uInt)(n - i);
-                r->member_open = 0;
                 return 0;
             }
         }
@@ -185,11 +193,10 @@ static int seek_next_member(warc_reader *r, wp_err *err)
             r->zs.avail_in = 2;
         }
         if (r->file_eof) {
+            r->zs.avail_in = 0;
             r->stream_eof = 1;
             return 0;
         }
-        if ((rc = read_raw(r, err)) != 0)
-            return rc;
     }
 }
 
@@ -236,7 +243,7 @@ static int produce(warc_reader *r, wp_err *err)
         if (!r->member_open) {
             if (r->zs.avail_in >= 2 && (r->zs.next_in[0] != 0x1f || r->zs.next_in[1] != 0x8b)) {
                 set_corrupt(r, here, "not gzip data between members; skipping to the next one");
-                return seek_next_member(r, err);
+                return seek_next_member(r, here + 1, err);
             }
             if (r->zs.avail_in < 2 && r->file_eof) {
                 set_corrupt(r, here, "trailing junk after the last gzip member");
@@ -280,7 +287,8 @@ static int produce(warc_reader *r, wp_err *err)
                      r->zs.msg ? r->zs.msg : "zlib error");
             set_corrupt(r, comp_of(r, r->dbase + (int64_t)r->wlen, &rc), what);
         }
-        return seek_next_member(r, err);
+        r->member_open = 0;
+        return seek_next_member(r, r->nbd > 0 ? r->bd[r->nbd - 1].comp + 1 : here + 1, err);
     }
 }
 
@@ -548,8 +556,8 @@ int warc_next(warc_reader *r, warc_record *rec, wp_err *err)
         size_t avail = r->wlen - r->wpos;
         const char *tail = r->win + r->wpos + hlen + cl;
         int ok = avail >= hlen + cl + 2 && tail[0] == '\r' && tail[1] == '\n' &&
-                 (avail == hlen + cl + 2 || (avail >= hlen + cl + 4 && tail[2] == '\r' &&
-                                             tail[3] == '\n'));
+                 (avail == hlen + cl + 2 ||
+                  (avail >= hlen + cl + 4 && tail[2] == '\r' && tail[3] == '\n'));
         if (!ok) {
             char what[160];
             snprintf(what, sizeof what,

@@ -30,8 +30,8 @@ static const char *str_of(json_t *o, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static const char *clean(const char *s, const crawl_opts *o, wp_arena *a, wp_buf *tmp,
-                         int *refused, int *oom)
+static const char *clean(const char *s, const crawl_opts *o, wp_arena *a, wp_buf *tmp, int *refused,
+                         int *oom)
 {
     int rc;
     if (s == NULL)
@@ -159,8 +159,7 @@ int crawl_wat_page(const char *json, size_t len, const crawl_opts *o, wp_arena *
         if ((im->attr = wp_arena_strdup(arena, attr)) == NULL)
             goto nomem;
         im->alt = clean(str_of(l, "alt"), o, arena, &tmp, &im->refused[CRAWL_TEXT_ALT], &oom);
-        im->title =
-            clean(str_of(l, "title"), o, arena, &tmp, &im->refused[CRAWL_TEXT_TITLE], &oom);
+        im->title = clean(str_of(l, "title"), o, arena, &tmp, &im->refused[CRAWL_TEXT_TITLE], &oom);
         pg->n_images++;
     }
     if (oom)

@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <libxml/HTMLparser.h>
 #include <libxml/parser.h>
+#include <libxml/parserInternals.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -661,18 +662,33 @@ int crawl_extract(const char *html, size_t len, const char *page_url, const char
     sax.fatalError = sax_error;
     sax.initialized = XML_SAX2_MAGIC;
     sax.serror = sax_serror;
-    ctxt = htmlCreatePushParserCtxt(&sax, &st, NULL, 0, NULL, XML_CHAR_ENCODING_UTF8);
+    /* The pull parser on the whole page: the push parser's look-ahead
+     * scans cost more than the parse itself on script-heavy pages. */
+    ctxt = htmlCreateMemoryParserCtxt(
+        utf8.len > 0 ? utf8.data : " ",
+        utf8.len > 0 ? (int)(utf8.len > INT32_MAX ? INT32_MAX : utf8.len) : 1);
     if (ctxt == NULL) {
         rc = wp_err_set(err, CRAWL_EPARSE, "%s: cannot create the HTML parser", page_url);
         goto out;
+    }
+    {
+        htmlSAXHandler *h = xmlMalloc(sizeof *h);
+        if (h == NULL) {
+            rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory", page_url);
+            goto out;
+        }
+        memcpy(h, &sax, sizeof *h);
+        if (ctxt->sax != NULL)
+            xmlFree(ctxt->sax);
+        ctxt->sax = h;
+        ctxt->userData = &st;
     }
     /* The bytes are UTF-8 now whatever the page declares: a <meta charset>
      * must not switch the decoder again (HTML_PARSE_IGNORE_ENC). */
     htmlCtxtUseOptions(ctxt, HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
                                  HTML_PARSE_NONET | HTML_PARSE_IGNORE_ENC | HTML_PARSE_COMPACT);
-    if (utf8.len > 0)
-        htmlParseChunk(ctxt, utf8.data, (int)(utf8.len > INT32_MAX ? INT32_MAX : utf8.len), 0);
-    htmlParseChunk(ctxt, NULL, 0, 1);
+    xmlSwitchEncoding(ctxt, XML_CHAR_ENCODING_UTF8);
+    htmlParseDocument(ctxt);
     if (st.oom) {
         rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory parsing the page", page_url);
         goto out;

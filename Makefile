@@ -106,7 +106,11 @@ $(BUILD)/t/%: $(BUILD)/tests/unit/%.o $(TL_OBJ) $(BUILD)/libwitpipe.a
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(TL_OBJ) $(BUILD)/libwitpipe.a
 	$(CC) $(LDFLAGS) -o $@ $< $(TL_OBJ) $(BUILD)/libwitpipe.a $(LIBS) $(TEST_LIBS)
 
-tests: all $(UNIT_BIN)
+tests: all $(UNIT_BIN) $(BUILD)/fixture_server
+
+# The fixture HTTP server as a program, for integration tests and the bench.
+$(BUILD)/fixture_server: $(BUILD)/tests/fixture_server.o $(TL_OBJ) $(BUILD)/libwitpipe.a
+	$(CC) $(LDFLAGS) -o $@ $< $(TL_OBJ) $(BUILD)/libwitpipe.a $(LIBS) $(TEST_LIBS)
 
 # The normal build, then the same suite with AddressSanitizer + UBSan; the
 # last line printed is the runner's "tests: N passed, N failed" summary.

@@ -180,5 +180,11 @@ int cat_robots_get(cat *c, const char *origin, int64_t min_fetched_at, int *stat
                    int *found, wp_err *err);
 int cat_robots_put(cat *c, const char *origin, int status, const void *body, size_t len,
                    wp_err *err);
+/* ---- fetch (catalog/cat_fetch.c) ---- */
+
+/* One image's recorded outcome, as cat_image_set_result stored it (unknown
+ * numbers are -1, absent strings NULL; strings live in arena). Returns 0,
+ * WP_ENOENT for an unknown id, CAT_ESQL or WP_ENOMEM. */
+int cat_image_get(cat *c, int64_t id, cat_image_result *out, wp_arena *arena, wp_err *err);
 
 #endif /* CATALOG_H */

@@ -13,6 +13,7 @@
 int cmd_init(cli_ctx *ctx, int argc, char **argv);
 int cmd_status(cli_ctx *ctx, int argc, char **argv);
 int cmd_crawl(cli_ctx *ctx, int argc, char **argv);
+int cmd_fetch(cli_ctx *ctx, int argc, char **argv);
 
 /* Keep in pipeline order; each entry's usage text is its documentation. */
 const cli_cmd cli_commands[] = {
@@ -75,6 +76,55 @@ const cli_cmd cli_commands[] = {
      "  --concurrency N    requests at once (default 16)\n"
      "  --allow-net CIDR   let the SSRF guard pass this range (repeatable)\n",
      cmd_crawl},
+    {"fetch", "download, check, resize and store every pending image",
+     "usage: witpipe fetch [-C DIR] [OPTIONS]\n"
+     "\n"
+     "Downloads every image still pending in the catalog, identifies it from its\n"
+     "bytes, applies the filters, decodes, resizes, re-encodes and stores it, and\n"
+     "records one final state per image (ok, or error with a class: dns, connect,\n"
+     "timeout, reset, http_4xx, http_5xx, too_large, opt_out, blocked_address,\n"
+     "too_many_redirects, not_an_image, unsupported_format, corrupt,\n"
+     "too_many_pixels, too_small, aspect_ratio, too_large_area, ...).\n"
+     "Ctrl-C stops taking new work and saves what is done (exit 1); run again to\n"
+     "continue. A killed run loses nothing committed and resumes the same way.\n"
+     "\n"
+     "Network:\n"
+     "  --parallel N          transfers at once (default 64)\n"
+     "  --per-host N          transfers at once to one host (default 4)\n"
+     "  --host-delay S        minimum seconds between requests to one host (default 0)\n"
+     "  --connect-timeout S   connect timeout in seconds (default 10)\n"
+     "  --timeout S           whole-transfer timeout in seconds (default 60)\n"
+     "  --low-speed B         abort below B bytes/s sustained for --low-speed-time\n"
+     "                        seconds (defaults 1024 and 10; 0 disables)\n"
+     "  --low-speed-time S\n"
+     "  --max-bytes N         body size cap after decompression (default 20000000)\n"
+     "  --retries N           retries for timeouts, resets, 429 and 5xx, with\n"
+     "                        exponential backoff and jitter (default 2)\n"
+     "  --user-agent TOKEN    contact token added to the User-Agent; X-Robots-Tag\n"
+     "                        directives scoped to TOKEN: (or witpipe:) apply to us\n"
+     "  --ignore-directive D  do not honour X-Robots-Tag directive D (repeatable;\n"
+     "                        honoured by default: noai, noimageai, noindex,\n"
+     "                        noimageindex)\n"
+     "  --allow-net CIDR      allow connecting to this range although it is\n"
+     "                        loopback/private/link-local/... (repeatable; the SSRF\n"
+     "                        guard checks every resolved address, redirects too)\n"
+     "Images:\n"
+     "  --resize-mode M       no, border, keep_ratio, keep_ratio_largest or\n"
+     "                        center_crop (default border)\n"
+     "  --image-size N        target size in pixels (default 256)\n"
+     "  --resize-only-if-bigger  leave smaller images at their size\n"
+     "  --quality Q           JPEG quality of the stored images (default 95)\n"
+     "  --no-reencode         with --resize-mode no: store the original bytes\n"
+     "  --max-pixels N        refuse images with more pixels, from the header\n"
+     "                        (default 89478485)\n"
+     "  --min-image-size N    refuse images whose shorter side is below N\n"
+     "  --max-aspect-ratio R  refuse images with longer/shorter side above R\n"
+     "  --max-image-area N    refuse images with width*height above N\n"
+     "Run:\n"
+     "  --workers N           image threads (default: one per CPU)\n"
+     "  --limit N             handle at most N images in this run\n"
+     "  --stats-json          print the run's figures as one JSON line on stdout\n",
+     cmd_fetch},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -16,10 +16,10 @@
 #include <stdint.h>
 
 enum img_status {
-    IMG_ENOTIMAGE = -300,  /* no known image signature (HTML, text, junk) */
+    IMG_ENOTIMAGE = -300,    /* no known image signature (HTML, text, junk) */
     IMG_EUNSUPPORTED = -301, /* an image, but a format we do not decode (gif, bmp, avif...) */
-    IMG_ECORRUPT = -302,   /* truncated or corrupt data */
-    IMG_ETOOBIG = -303,    /* more pixels than allowed (pixel bomb), from the header */
+    IMG_ECORRUPT = -302,     /* truncated or corrupt data */
+    IMG_ETOOBIG = -303,      /* more pixels than allowed (pixel bomb), from the header */
 };
 
 enum img_format {
@@ -36,14 +36,15 @@ enum img_format {
 
 /* What the header says, without decoding pixels. */
 typedef struct img_info {
-    int format;      /* enum img_format */
-    int width;       /* as stored, before EXIF orientation */
+    int format; /* enum img_format */
+    int width;  /* as stored, before EXIF orientation */
     int height;
-    int channels;    /* 1 gray, 2 gray+alpha, 3 RGB/YCbCr, 4 RGBA/CMYK */
-    int cmyk;        /* JPEG in CMYK/YCCK */
+    int channels; /* 1 gray, 2 gray+alpha, 3 RGB/YCbCr, 4 RGBA/CMYK */
+    int cmyk;     /* JPEG in CMYK/YCCK */
     int has_alpha;
     int progressive; /* JPEG progressive / PNG interlaced */
     int orientation; /* EXIF orientation 1..8 (1 when absent) */
+    int adobe;       /* JPEG Adobe APP14 transform 0..2 (1 = YCbCr, 2 = YCCK); -1 absent */
 } img_info;
 
 /* Reads only the header (JPEG SOF + APP1 EXIF, PNG IHDR, WebP VP8/VP8L/VP8X).
@@ -99,10 +100,10 @@ int img_resize_bicubic(const img_image *src, int w, int h, img_image *out, wp_er
 /* img2dataset's resize modes. */
 enum img_resize_mode {
     IMG_RESIZE_NO = 0,
-    IMG_RESIZE_BORDER,              /* fit inside size x size, pad with black */
-    IMG_RESIZE_KEEP_RATIO,          /* shorter side to size */
-    IMG_RESIZE_KEEP_RATIO_LARGEST,  /* longer side to size */
-    IMG_RESIZE_CENTER_CROP,         /* shorter side to size, then crop the centre */
+    IMG_RESIZE_BORDER,             /* fit inside size x size, pad with black */
+    IMG_RESIZE_KEEP_RATIO,         /* shorter side to size */
+    IMG_RESIZE_KEEP_RATIO_LARGEST, /* longer side to size */
+    IMG_RESIZE_CENTER_CROP,        /* shorter side to size, then crop the centre */
 };
 /* Parses "no", "border", ...; returns the mode or -1. */
 int img_resize_mode_parse(const char *s);

@@ -1,0 +1,301 @@
+/*
+ * cli/cmd_fetch.c: `witpipe fetch`: option parsing for the fetch stage and
+ * its final summary.
+ */
+#include "catalog/catalog.h"
+#include "cli.h"
+#include "fetch/fetch.h"
+#include "image/image.h"
+#include "store/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define UA_MAX             512
+#define DIRECTIVE_LIST_MAX 512
+
+enum {
+    O_PARALLEL = 1000,
+    O_PER_HOST,
+    O_HOST_DELAY,
+    O_CONNECT_TIMEOUT,
+    O_TIMEOUT,
+    O_LOW_SPEED,
+    O_LOW_SPEED_TIME,
+    O_MAX_BYTES,
+    O_RETRIES,
+    O_USER_AGENT,
+    O_IGNORE_DIRECTIVE,
+    O_ALLOW_NET,
+    O_RESIZE_MODE,
+    O_IMAGE_SIZE,
+    O_ONLY_BIGGER,
+    O_QUALITY,
+    O_NO_REENCODE,
+    O_MAX_PIXELS,
+    O_MIN_SIZE,
+    O_MAX_ASPECT,
+    O_MAX_AREA,
+    O_WORKERS,
+    O_LIMIT,
+    O_STATS_JSON,
+};
+
+/* Removes word from the comma-separated list in place; 0 if absent. */
+static int list_remove(char *list, const char *word)
+{
+    char out[DIRECTIVE_LIST_MAX] = "";
+    char *save = NULL, *tok;
+    int found = 0;
+    for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (strcasecmp(tok, word) == 0) {
+            found = 1;
+            continue;
+        }
+        if (out[0])
+            strncat(out, ",", sizeof out - strlen(out) - 1);
+        strncat(out, tok, sizeof out - strlen(out) - 1);
+    }
+    strcpy(list, out);
+    return found;
+}
+
+int cmd_fetch(cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"parallel", required_argument, NULL, O_PARALLEL},
+        {"per-host", required_argument, NULL, O_PER_HOST},
+        {"host-delay", required_argument, NULL, O_HOST_DELAY},
+        {"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"low-speed", required_argument, NULL, O_LOW_SPEED},
+        {"low-speed-time", required_argument, NULL, O_LOW_SPEED_TIME},
+        {"max-bytes", required_argument, NULL, O_MAX_BYTES},
+        {"retries", required_argument, NULL, O_RETRIES},
+        {"user-agent", required_argument, NULL, O_USER_AGENT},
+        {"ignore-directive", required_argument, NULL, O_IGNORE_DIRECTIVE},
+        {"allow-net", required_argument, NULL, O_ALLOW_NET},
+        {"resize-mode", required_argument, NULL, O_RESIZE_MODE},
+        {"image-size", required_argument, NULL, O_IMAGE_SIZE},
+        {"resize-only-if-bigger", no_argument, NULL, O_ONLY_BIGGER},
+        {"quality", required_argument, NULL, O_QUALITY},
+        {"no-reencode", no_argument, NULL, O_NO_REENCODE},
+        {"max-pixels", required_argument, NULL, O_MAX_PIXELS},
+        {"min-image-size", required_argument, NULL, O_MIN_SIZE},
+        {"max-aspect-ratio", required_argument, NULL, O_MAX_ASPECT},
+        {"max-image-area", required_argument, NULL, O_MAX_AREA},
+        {"workers", required_argument, NULL, O_WORKERS},
+        {"limit", required_argument, NULL, O_LIMIT},
+        {"stats-json", no_argument, NULL, O_STATS_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0}};
+    fetch_opts o;
+    fetch_stats stats;
+    net_acl *acl = net_acl_new();
+    char ua[UA_MAX], tokens[UA_MAX], directives[DIRECTIVE_LIST_MAX] = NET_DEFAULT_DIRECTIVES;
+    const char *token = NULL;
+    cat *c = NULL;
+    st_store *st = NULL;
+    wp_err err = {0};
+    int opt, rc = CLI_OK, stats_json = 0;
+    int64_t v;
+    double d;
+
+    if (acl == NULL) {
+        cli_error(ctx, "fetch: out of memory");
+        return CLI_FAIL;
+    }
+    fetch_opts_init(&o);
+    while ((opt = cli_getopt("fetch", argc, argv, "", longopts)) != -1) {
+        switch (opt) {
+        case 'h':
+            cli_print_usage(cli_find("fetch"));
+            goto out;
+        case O_PARALLEL:
+            if (cli_parse_i64("fetch", "--parallel", optarg, 1, 4096, &v))
+                goto usage;
+            o.net.parallel = (int)v;
+            break;
+        case O_PER_HOST:
+            if (cli_parse_i64("fetch", "--per-host", optarg, 1, 1024, &v))
+                goto usage;
+            o.net.per_host = (int)v;
+            break;
+        case O_HOST_DELAY:
+            if (cli_parse_double("fetch", "--host-delay", optarg, 0, 3600, &d))
+                goto usage;
+            o.net.host_delay_s = d;
+            break;
+        case O_CONNECT_TIMEOUT:
+            if (cli_parse_double("fetch", "--connect-timeout", optarg, 0.001, 3600, &d))
+                goto usage;
+            o.net.connect_timeout_ms = (long)(d * 1000);
+            break;
+        case O_TIMEOUT:
+            if (cli_parse_double("fetch", "--timeout", optarg, 0.001, 86400, &d))
+                goto usage;
+            o.net.total_timeout_ms = (long)(d * 1000);
+            break;
+        case O_LOW_SPEED:
+            if (cli_parse_i64("fetch", "--low-speed", optarg, 0, 1L << 30, &v))
+                goto usage;
+            o.net.low_speed_bytes = (long)v;
+            break;
+        case O_LOW_SPEED_TIME:
+            if (cli_parse_i64("fetch", "--low-speed-time", optarg, 1, 3600, &v))
+                goto usage;
+            o.net.low_speed_time_s = (long)v;
+            break;
+        case O_MAX_BYTES:
+            if (cli_parse_i64("fetch", "--max-bytes", optarg, 1, (int64_t)1 << 40, &v))
+                goto usage;
+            o.net.max_bytes = v;
+            break;
+        case O_RETRIES:
+            if (cli_parse_i64("fetch", "--retries", optarg, 0, 100, &v))
+                goto usage;
+            o.net.retries = (int)v;
+            break;
+        case O_USER_AGENT:
+            if (strlen(optarg) == 0 || strlen(optarg) > 200 || strpbrk(optarg, "\r\n,;()")) {
+                rc = cli_usage_error("fetch", "--user-agent: a short token without , ; ( ) or "
+                                              "line breaks");
+                goto out;
+            }
+            token = optarg;
+            break;
+        case O_IGNORE_DIRECTIVE:
+            if (!list_remove(directives, optarg)) {
+                rc = cli_usage_error("fetch", "--ignore-directive '%s': not one of %s", optarg,
+                                     NET_DEFAULT_DIRECTIVES);
+                goto out;
+            }
+            break;
+        case O_ALLOW_NET:
+            if (net_acl_add(acl, optarg, &err) != 0) {
+                rc = cli_usage_error("fetch", "%s", err.msg);
+                goto out;
+            }
+            break;
+        case O_RESIZE_MODE:
+            o.resize_mode = img_resize_mode_parse(optarg);
+            if (o.resize_mode < 0) {
+                rc = cli_usage_error("fetch",
+                                     "--resize-mode '%s': use no, border, keep_ratio, "
+                                     "keep_ratio_largest or center_crop",
+                                     optarg);
+                goto out;
+            }
+            break;
+        case O_IMAGE_SIZE:
+            if (cli_parse_i64("fetch", "--image-size", optarg, 1, 16384, &v))
+                goto usage;
+            o.image_size = (int)v;
+            break;
+        case O_ONLY_BIGGER:
+            o.resize_only_if_bigger = 1;
+            break;
+        case O_QUALITY:
+            if (cli_parse_i64("fetch", "--quality", optarg, 1, 100, &v))
+                goto usage;
+            o.quality = (int)v;
+            break;
+        case O_NO_REENCODE:
+            o.reencode = 0;
+            break;
+        case O_MAX_PIXELS:
+            if (cli_parse_i64("fetch", "--max-pixels", optarg, 1, INT64_MAX, &v))
+                goto usage;
+            o.max_pixels = v;
+            break;
+        case O_MIN_SIZE:
+            if (cli_parse_i64("fetch", "--min-image-size", optarg, 0, 1 << 20, &v))
+                goto usage;
+            o.min_image_size = (int)v;
+            break;
+        case O_MAX_ASPECT:
+            if (cli_parse_double("fetch", "--max-aspect-ratio", optarg, 1, 1e9, &d))
+                goto usage;
+            o.max_aspect_ratio = d;
+            break;
+        case O_MAX_AREA:
+            if (cli_parse_i64("fetch", "--max-image-area", optarg, 1, INT64_MAX, &v))
+                goto usage;
+            o.max_image_area = v;
+            break;
+        case O_WORKERS:
+            if (cli_parse_i64("fetch", "--workers", optarg, 1, 64, &v))
+                goto usage;
+            o.workers = (int)v;
+            break;
+        case O_LIMIT:
+            if (cli_parse_i64("fetch", "--limit", optarg, 0, INT64_MAX, &v))
+                goto usage;
+            o.limit = v;
+            break;
+        case O_STATS_JSON:
+            stats_json = 1;
+            break;
+        default:
+            goto usage;
+        }
+    }
+    if (optind < argc) {
+        rc = cli_usage_error("fetch", "unexpected argument '%s'", argv[optind]);
+        goto out;
+    }
+    /* Like img2dataset's user_agent_token: a name site owners can address in
+     * X-Robots-Tag and a way to reach whoever runs the crawl. */
+    if (token != NULL) {
+        snprintf(ua, sizeof ua, "witpipe/%s (compatible; %s; +https://github.com/witpipe/witpipe)",
+                 WP_VERSION, token);
+        snprintf(tokens, sizeof tokens, "witpipe,%s", token);
+    } else {
+        snprintf(ua, sizeof ua, "witpipe/%s (+https://github.com/witpipe/witpipe)", WP_VERSION);
+        snprintf(tokens, sizeof tokens, "witpipe");
+    }
+    o.net.user_agent = ua;
+    o.net.robot_tokens = tokens;
+    o.net.directives = directives;
+    o.net.allow = acl;
+
+    if (cat_open(ctx->corpus, 0, &c, &err) != 0 || st_open(ctx->corpus, &st, &err) != 0) {
+        cli_error(ctx, "%s", err.msg);
+        rc = CLI_FAIL;
+        goto out;
+    }
+    int frc = fetch_run(c, st, &o, &ctx->rep, &stats, &err);
+    cli_progress_done(ctx);
+    if (stats_json) {
+        printf("{\"done\":%llu,\"ok\":%llu,\"errors\":%llu,\"retried\":%llu,\"bytes_in\":%llu,"
+               "\"bytes_out\":%llu,\"wall_s\":%.3f,\"cpu_net_s\":%.3f,\"cpu_decode_s\":%.3f,"
+               "\"cpu_resize_s\":%.3f,\"cpu_encode_s\":%.3f,\"max_host_active\":%d,"
+               "\"peak_rss_kb\":%zu,\"stopped\":%d}\n",
+               (unsigned long long)stats.done, (unsigned long long)stats.ok,
+               (unsigned long long)stats.errors, (unsigned long long)stats.retried,
+               (unsigned long long)stats.bytes_in, (unsigned long long)stats.bytes_out,
+               stats.wall_s, stats.cpu_net_s, stats.cpu_decode_s, stats.cpu_resize_s,
+               stats.cpu_encode_s, stats.max_host_active, wp_peak_rss_kb(), stats.stopped);
+        fflush(stdout);
+    }
+    if (frc == WP_ESTOP) {
+        cli_warn(ctx, "%s (run witpipe fetch again to continue)", err.msg);
+        rc = CLI_FAIL;
+    } else if (frc != 0) {
+        cli_error(ctx, "%s", err.msg);
+        rc = CLI_FAIL;
+    } else {
+        cli_info(ctx, "fetch: %llu images, %llu ok, %llu errors, %.1f MB in %.1f s",
+                 (unsigned long long)stats.done, (unsigned long long)stats.ok,
+                 (unsigned long long)stats.errors, (double)stats.bytes_in / 1e6, stats.wall_s);
+    }
+    goto out;
+usage:
+    rc = CLI_USAGE;
+out:
+    st_close(st);
+    cat_close(c);
+    net_acl_free(acl);
+    return rc;
+}

@@ -1,0 +1,346 @@
+/*
+ * tests/unit/test_net_engine.c: the request engine against the fixture
+ * server on 127.0.0.1: success, status classes, retries (5xx, 429 with
+ * Retry-After, resets), low-speed abort, size caps (with and without
+ * Content-Length, gzip bomb), redirects (chain, loop, to a blocked
+ * address), X-Robots-Tag, content sniffing, per-host caps, abort.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "net/net.h"
+#include "tests/lib/httpd.h"
+#include "tests/lib/testlib.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXR 512
+
+struct got {
+    int done;
+    char cls[64];
+    char opt_out[NET_DIRECTIVE_MAX];
+    char ct[NET_CT_MAX];
+    int status, attempts, redirects;
+    size_t body_len;
+    char *body;
+};
+
+struct fx {
+    tl_httpd *h;
+    const char *root;
+    char base[64];
+    net_acl *acl;
+    struct got got[MAXR];
+};
+
+static void on_done(void *cb_ud, net_result *r)
+{
+    struct fx *f = cb_ud;
+    struct got *g = &f->got[(intptr_t)r->ud];
+    g->done++;
+    snprintf(g->cls, sizeof g->cls, "%s", r->error_class ? r->error_class : "ok");
+    snprintf(g->opt_out, sizeof g->opt_out, "%s", r->opt_out);
+    snprintf(g->ct, sizeof g->ct, "%s", r->content_type);
+    g->status = r->http_status;
+    g->attempts = r->attempts;
+    g->redirects = r->redirects;
+    g->body_len = r->body.len;
+    free(g->body);
+    g->body = r->body.len ? wp_buf_steal(&r->body) : NULL;
+}
+
+static const char *sniff_html(void *cb_ud, void *ud, const void *p, size_t n)
+{
+    return n >= 5 && memcmp(p, "<!DOC", 5) == 0 ? "not_an_image" : NULL;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    const char *shared = tl_shared_dir("test images for the fixture server");
+    if (f == NULL)
+        return -1;
+    *state = f;
+    if (shared == NULL)
+        return 0;
+    f->root = tl_shared_path("testdata/images");
+    static char root[1024];
+    snprintf(root, sizeof root, "%s", f->root);
+    f->root = root;
+    f->h = tl_httpd_start(root);
+    if (f->h == NULL)
+        return -1;
+    snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d", tl_httpd_port(f->h));
+    f->acl = net_acl_new();
+    return net_acl_add(f->acl, "127.0.0.1/32", NULL);
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    tl_httpd_stop(f->h);
+    net_acl_free(f->acl);
+    for (int i = 0; i < MAXR; i++)
+        free(f->got[i].body);
+    free(f);
+    return 0;
+}
+
+static void reset_got(struct fx *f)
+{
+    for (int i = 0; i < MAXR; i++) {
+        free(f->got[i].body);
+        memset(&f->got[i], 0, sizeof f->got[i]);
+    }
+}
+
+static void base_opts(struct fx *f, net_opts *o)
+{
+    net_opts_init(o);
+    o->allow = f->acl;
+    o->backoff_base_s = 0.05;
+    o->retries = 2;
+    o->low_speed_bytes = 100;
+    o->low_speed_time_s = 1;
+    o->total_timeout_ms = 20000;
+}
+
+/* Runs the given paths to completion; got[i] is the result of paths[i]. */
+static void run_paths(struct fx *f, const net_opts *o, const char **paths, int n, int flags)
+{
+    net_engine *e = NULL;
+    wp_err err = {0};
+    char url[1024];
+    reset_got(f);
+    assert_int_equal(net_new(o, on_done, sniff_html, f, &e, &err), 0);
+    for (int i = 0; i < n; i++) {
+        if (strncmp(paths[i], "http", 4) == 0)
+            snprintf(url, sizeof url, "%s", paths[i]);
+        else
+            snprintf(url, sizeof url, "%s%s", f->base, paths[i]);
+        assert_int_equal(net_submit(e, url, flags, (void *)(intptr_t)i, &err), 0);
+    }
+    while (net_pending(e) > 0)
+        assert_int_equal(net_run(e, 100, &err), 0);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(f->got[i].done, 1);
+    net_free(e);
+}
+
+#define NEED_SERVER(f)                                                                             \
+    do {                                                                                           \
+        if ((f)->h == NULL)                                                                        \
+            skip();                                                                                \
+    } while (0)
+
+static void test_ok_body_matches_file(void **state)
+{
+    struct fx *f = *state;
+    net_opts o;
+    char path[1200];
+    size_t n;
+    NEED_SERVER(f);
+    base_opts(f, &o);
+    const char *paths[] = {"/img/chelsea.jpg", "/img/chelsea.webp?ct=text/html"};
+    run_paths(f, &o, paths, 2, 0);
+    snprintf(path, sizeof path, "%s/chelsea.jpg", f->root);
+    char *want = tl_slurp(path, &n);
+    assert_string_equal(f->got[0].cls, "ok");
+    assert_int_equal(f->got[0].status, 200);
+    assert_string_equal(f->got[0].ct, "image/jpeg");
+    assert_int_equal(f->got[0].body_len, n);
+    assert_memory_equal(f->got[0].body, want, n);
+    free(want);
+    assert_string_equal(f->got[1].cls, "ok");
+    assert_string_equal(f->got[1].ct, "text/html");
+}
+
+static void test_status_classes_and_retries(void **state)
+{
+    struct fx *f = *state;
+    net_opts o;
+    NEED_SERVER(f);
+    base_opts(f, &o);
+    const char *paths[] = {
+        "/status?code=404",
+        "/status?code=503",
+        "/flaky?key=s500&n=1&code=500",
+        "/flaky?key=s429&n=1&code=429&ra=1",
+        "/flaky?key=s403&n=1&code=403",
+        "/reset?key=r1&n=1",
+        "/reset?key=rall&n=-1",
+    };
+    run_paths(f, &o, paths, 7, 0);
+    assert_string_equal(f->got[0].cls, "http_4xx");
+    assert_int_equal(f->got[0].status, 404);
+    assert_int_equal(f->got[0].attempts, 1); /* 4xx is never retried */
+    assert_string_equal(f->got[1].cls, "http_5xx");
+    assert_int_equal(f->got[1].attempts, 3); /* 1 + retries */
+    assert_string_equal(f->got[2].cls, "ok");
+    assert_int_equal(f->got[2].attempts, 2);
+    assert_string_equal(f->got[3].cls, "ok"); /* 429, Retry-After honoured, then 200 */
+    assert_int_equal(f->got[3].attempts, 2);
+    assert_string_equal(f->got[4].cls, "http_4xx");
+    assert_int_equal(f->got[4].attempts, 1);
+    assert_string_equal(f->got[5].cls, "ok"); /* reset mid-body, retried */
+    assert_int_equal(f->got[5].attempts, 2);
+    assert_string_equal(f->got[6].cls, "reset");
+    assert_int_equal(f->got[6].attempts, 3);
+}
+
+static void test_retry_after_too_long_gives_up(void **state)
+{
+    struct fx *f = *state;
+    net_opts o;
+    NEED_SERVER(f);
+    base_opts(f, &o);
+    o.retry_after_max_s = 5;
+    const char *paths[] = {"/flaky?key=long429&n=1&code=429&ra=3600"};
+    run_paths(f, &o, paths, 1, 0);
+    assert_string_equal(f->got[0].cls, "http_4xx");
+    assert_int_equal(f->got[0].status, 429);
+    assert_int_equal(f->got[0].attempts, 1);
+}
+
+static void test_size_caps_and_slow_bodies(void **state)
+{
+    struct fx *f = *state;
+    net_opts o;
+    NEED_SERVER(f);
+    base_opts(f, &o);
+    o.max_bytes = 100000;
+    const char *paths[] = {
+        "/big?n=200000&cl=1", "/big?n=200000&cl=0",         "/gzbomb?n=50000000",
+        "/big?n=99000&cl=0",  "/trickle?n=50&delay_ms=300",
+    };
+    run_paths(f, &o, paths, 5, NET_REQ_NO_RETRY);
+    assert_string_equal(f->got[0].cls, "too_large");
+    assert_string_equal(f->got[1].cls, "too_large");
+    assert_string_equal(f->got[2].cls, "too_large");
+    assert_string_equal(f->got[3].cls, "ok");
+    assert_int_equal(f->got[3].body_len, 99000);
+    assert_string_equal(f->got[4].cls, "timeout");
+}
+
+static void test_redirects(void **state)
+{
+    struct fx *f = *state;
+    net_opts o;
+    char to[256];
+    NEED_SERVER(f);
+    base_opts(f, &o);
+    snprintf(to, sizeof to, "/redirect?to=http://127.0.0.2:%d/img/chelsea.jpg",
+             tl_httpd_port(f->h));
+    const char *paths[] = {"/redir?n=3&file=chelsea.jpg", "/loop", to,
+                           "/redirect?to=ftp://127.0.0.1/x", "/redir?n=6"};
+    long before;
+    tl_httpd_stats st;
+    run_paths(f, &o, paths, 5, 0);
+    assert_string_equal(f->got[0].cls, "ok");
+    assert_int_equal(f->got[0].redirects, 3);
+    assert_string_equal(f->got[1].cls, "too_many_redirects");
+    assert_string_equal(f->got[2].cls, "blocked_address");
+    assert_string_equal(f->got[3].cls, "bad_scheme");
+    assert_string_equal(f->got[4].cls, "too_many_redirects");
+    /* The guard without an allow list refuses 127.0.0.1 itself, and nothing
+     * reaches the server. */
+    tl_httpd_get_stats(f->h, &st);
+    before = st.requests;
+    o.allow = NULL;
+    const char *direct[] = {"/img/chelsea.jpg", "http://0x7f.0.0.1:1/img/chelsea.jpg"};
+    run_paths(f, &o, direct, 2, 0);
+    assert_string_equal(f->got[0].cls, "blocked_address");
+    assert_string_equal(f->got[1].cls, "blocked_address");
+    tl_httpd_get_stats(f->h, &st);
+    assert_int_equal(st.requests, before);
+}
+
+static void test_robots_tag_and_sniff(void **state)
+{
+    struct fx *f = *state;
+    net_opts o;
+    NEED_SERVER(f);
+    base_opts(f, &o);
+    o.robot_tokens = "witpipe,mytoken";
+    const char *paths[] = {"/xrobots?v=noai", "/xrobots?v=otherbot:%20noai",
+                           "/xrobots?v=mytoken:%20noimageindex", "/html", "/xrobots?v=noarchive"};
+    run_paths(f, &o, paths, 5, 0);
+    assert_string_equal(f->got[0].cls, "opt_out");
+    assert_string_equal(f->got[0].opt_out, "noai");
+    assert_int_equal(f->got[0].body_len, 0);
+    assert_string_equal(f->got[1].cls, "ok");
+    assert_string_equal(f->got[2].cls, "opt_out");
+    assert_string_equal(f->got[2].opt_out, "noimageindex");
+    assert_string_equal(f->got[3].cls, "not_an_image");
+    assert_string_equal(f->got[4].cls, "ok");
+    /* NET_REQ_NO_OPTOUT (pages, robots.txt) ignores the header. */
+    run_paths(f, &o, paths, 1, NET_REQ_NO_OPTOUT);
+    assert_string_equal(f->got[0].cls, "ok");
+}
+
+static void test_per_host_cap_from_server_log(void **state)
+{
+    struct fx *f = *state;
+    net_opts o;
+    static const char *paths[300];
+    char host[64];
+    NEED_SERVER(f);
+    base_opts(f, &o);
+    o.parallel = 32;
+    o.per_host = 3;
+    for (int i = 0; i < 300; i++)
+        paths[i] = "/slow?ms=5&file=tiny_48.jpg";
+    run_paths(f, &o, paths, 300, 0);
+    for (int i = 0; i < 300; i++)
+        assert_string_equal(f->got[i].cls, "ok");
+    snprintf(host, sizeof host, "127.0.0.1:%d", tl_httpd_port(f->h));
+    int seen = tl_httpd_host_max_active(f->h, host);
+    assert_true(seen >= 1);
+    assert_true(seen <= 3);
+}
+
+static void test_abort_all_calls_back_each(void **state)
+{
+    struct fx *f = *state;
+    net_opts o;
+    net_engine *e = NULL;
+    char url[256];
+    NEED_SERVER(f);
+    base_opts(f, &o);
+    o.per_host = 2;
+    reset_got(f);
+    assert_int_equal(net_new(&o, on_done, NULL, f, &e, NULL), 0);
+    snprintf(url, sizeof url, "%s/slow?ms=2000", f->base);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(net_submit(e, url, 0, (void *)(intptr_t)i, NULL), 0);
+    assert_int_equal(net_run(e, 50, NULL), 0);
+    assert_int_equal(net_active(e), 2);
+    net_abort_all(e);
+    assert_int_equal(net_pending(e), 0);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(f->got[i].done, 1);
+        assert_string_equal(f->got[i].cls, "aborted");
+    }
+    net_free(e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ok_body_matches_file),
+        cmocka_unit_test(test_status_classes_and_retries),
+        cmocka_unit_test(test_retry_after_too_long_gives_up),
+        cmocka_unit_test(test_size_caps_and_slow_bodies),
+        cmocka_unit_test(test_redirects),
+        cmocka_unit_test(test_robots_tag_and_sniff),
+        cmocka_unit_test(test_per_host_cap_from_server_log),
+        cmocka_unit_test(test_abort_all_calls_back_each),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -9,7 +9,7 @@
  * charsets go through iconv. The parser then sees only UTF-8 and is told
  * to ignore any <meta charset> it meets.
  */
-#include "crawl.h"
+#include "crawl_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -301,4 +301,45 @@ done:
     if (rc == 0)
         rc = replace_nuls(out);
     return rc;
+}
+
+int crawl_decode_html(const char *p, size_t n, const char *http_ct, int prefilter, wp_buf *out,
+                      wp_buf *tmp, char label[CRAWL_CHARSET_MAX])
+{
+    const unsigned char *u = (const unsigned char *)p;
+    char cs[CRAWL_CHARSET_MAX] = "";
+    int utf8 = 0, rc;
+
+    if (!prefilter)
+        return crawl_to_utf8(p, n, http_ct, out, label);
+    /* The same choice as crawl_to_utf8, to know whether the bytes are
+     * UTF-8 already (then the prefilter can run on them directly). */
+    if (n >= 3 && u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF) {
+        utf8 = 1;
+        p += 3;
+        n -= 3;
+    } else if (n >= 2 && ((u[0] == 0xFE && u[1] == 0xFF) || (u[0] == 0xFF && u[1] == 0xFE))) {
+        utf8 = 0;
+    } else if (http_ct != NULL && charset_param(http_ct, strlen(http_ct), cs)) {
+        utf8 = in_list(cs, utf8_labels, sizeof utf8_labels / sizeof *utf8_labels);
+    } else if (meta_prescan(p, n, cs)) {
+        utf8 = in_list(cs, utf8_labels, sizeof utf8_labels / sizeof *utf8_labels) ||
+               strncasecmp(cs, "utf-16", 6) == 0;
+    }
+    if (!utf8) {
+        if ((rc = crawl_to_utf8(p, n, http_ct, tmp, label)) != 0)
+            return rc;
+        if ((rc = crawl_prefilter(tmp->data, tmp->len, out)) != 0)
+            return rc;
+        return out->data == NULL ? wp_buf_reserve(out, 0) : 0;
+    }
+    snprintf(label, CRAWL_CHARSET_MAX, "utf-8");
+    if ((rc = crawl_prefilter(p, n, tmp)) != 0)
+        return rc;
+    wp_buf_reset(out);
+    if ((rc = from_utf8(tmp->data ? tmp->data : "", tmp->len, out)) != 0)
+        return rc;
+    if (out->data == NULL && (rc = wp_buf_reserve(out, 0)) != 0)
+        return rc;
+    return replace_nuls(out);
 }

@@ -9,7 +9,7 @@
  * at the end, because <base href> applies to the whole document wherever
  * it appears.
  */
-#include "crawl.h"
+#include "crawl_int.h"
 
 #include <ctype.h>
 #include <libxml/HTMLparser.h>
@@ -630,7 +630,7 @@ int crawl_extract(const char *html, size_t len, const char *page_url, const char
     htmlSAXHandler sax;
     htmlParserCtxtPtr ctxt = NULL;
     parse_state st;
-    wp_buf utf8 = {0};
+    wp_buf utf8 = {0}, tmp = {0};
     char label[CRAWL_CHARSET_MAX];
     crawl_page *pg;
     int rc = 0;
@@ -643,7 +643,7 @@ int crawl_extract(const char *html, size_t len, const char *page_url, const char
     pg = wp_arena_calloc(arena, sizeof *pg);
     if (pg == NULL || (pg->url = wp_arena_strdup(arena, page_url)) == NULL)
         return wp_err_set(err, WP_ENOMEM, "%s: out of memory", page_url);
-    if (crawl_to_utf8(html, len, http_ct, &utf8, label) != 0) {
+    if (crawl_decode_html(html, len, http_ct, !o->no_prefilter, &utf8, &tmp, label) != 0) {
         rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory decoding the page", page_url);
         goto out;
     }
@@ -712,5 +712,6 @@ out:
     free(st.links);
     wp_buf_free(&st.title);
     wp_buf_free(&utf8);
+    wp_buf_free(&tmp);
     return rc;
 }

@@ -57,7 +57,8 @@ static int json_str(wp_buf *b, const char *key, const char *v)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)v;
-    if (wp_buf_printf(b, "%s\"%s\":\"", b->len > 1 ? "," : "", key) != 0)
+    if ((b->len > 1 && wp_buf_putc(b, ',') != 0) || wp_buf_putc(b, '"') != 0 ||
+        wp_buf_puts(b, key) != 0 || wp_buf_append(b, "\":\"", 3) != 0)
         return WP_ENOMEM;
     while (*p) {
         const unsigned char *run = p;

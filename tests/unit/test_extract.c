@@ -367,6 +367,91 @@ static void test_opts_parsing(void **state)
     assert_int_equal(crawl_opts_text_from(&o, "", &err), WP_EINVAL);
 }
 
+
+static void same_str(const char *a, const char *b, const char *what)
+{
+    if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0))
+        fail_msg("%s differs: '%s' vs '%s'", what, a ? a : "(null)", b ? b : "(null)");
+}
+
+/* The prefilter must not change what is extracted. */
+static void check_prefilter_same(const char *html, size_t len)
+{
+    crawl_page *a = NULL, *b = NULL;
+    wp_err err = {0};
+    crawl_opts o1, o2;
+    crawl_opts_init(&o1);
+    o1.collect_links = 1;
+    o2 = o1;
+    o2.no_prefilter = 1;
+    assert_int_equal(crawl_extract(html, len, "http://ex.com/d/p.html", NULL, NULL, &o1, arena,
+                                   &a, &err),
+                     0);
+    assert_int_equal(crawl_extract(html, len, "http://ex.com/d/p.html", NULL, NULL, &o2, arena,
+                                   &b, &err),
+                     0);
+    same_str(a->title, b->title, "title");
+    same_str(a->lang, b->lang, "lang");
+    same_str(a->base, b->base, "base");
+    same_str(a->charset, b->charset, "charset");
+    assert_int_equal(a->noai, b->noai);
+    assert_int_equal(a->noindex, b->noindex);
+    assert_int_equal(a->nofollow, b->nofollow);
+    assert_int_equal(a->n_images, b->n_images);
+    for (size_t i = 0; i < a->n_images; i++) {
+        same_str(a->images[i].url, b->images[i].url, "url");
+        same_str(a->images[i].attr, b->images[i].attr, "attr");
+        same_str(a->images[i].alt, b->images[i].alt, "alt");
+        same_str(a->images[i].title, b->images[i].title, "img title");
+        same_str(a->images[i].figcaption, b->images[i].figcaption, "figcaption");
+        assert_int_equal(a->images[i].width, b->images[i].width);
+        assert_int_equal(a->images[i].height, b->images[i].height);
+        assert_int_equal(a->images[i].srcset_n, b->images[i].srcset_n);
+    }
+    assert_int_equal(a->n_links, b->n_links);
+    for (size_t i = 0; i < a->n_links; i++)
+        same_str(a->links[i], b->links[i], "link");
+    for (int i = 0; i < CRAWL_DROP_N; i++)
+        assert_int_equal(a->drops[i], b->drops[i]);
+}
+
+static void test_prefilter_changes_nothing(void **state)
+{
+    static const char *const pages[] = {
+        "<!DOCTYPE html><html lang=fr><head><title>T &amp; <b>x</b></title>"
+        "<style>p{color:red} img{x:1} </style><script>var s='<img src=no.jpg alt=no>';"
+        "if (a<b && c>d) {}</script><SCRIPT type=x>document.write(\"<img src=w.jpg>\")</SCRIPT >"
+        "</head><body><!-- <img src=comment.jpg alt=c> <script> -->"
+        "<p>text with a < b and <3 and a > c</p>"
+        "<img alt=\"a > b <script>\" src=\"q.jpg\"><img src=u.jpg alt=unquoted>"
+        "<figure><img src=f.jpg><figcaption>Cap &eacute; <i>it</i> <!-- hidden --> end"
+        "</figcaption></figure><a href=\"x.html\" title='it\\'s'>x</a>"
+        "<![CDATA[ <img src=cdata.jpg> ]]><img src=after-cdata.jpg alt=ok></body></html>",
+        "<html><body><img src=a.jpg alt=a><!-- never closed <img src=b.jpg alt=b>",
+        "<html><body><script>never closed <img src=s.jpg alt=s>",
+        "<html><head><meta name=robots content=\"noai, nofollow\"><base href=/b/></head>"
+        "<body><img src=r.jpg alt='x' width=1 height=1><img srcset='s 1x, t 2x' alt=t>"
+        "<picture><source srcset=p.webp><img src=pp.jpg alt=pic></picture></body></html>",
+        "<img src=\"x.jpg\" alt=\"unterminated quote><img src=y.jpg alt=y>",
+        "<title>First</title><svg><title>svg title</title></svg><title>Second</title>"
+        "<img src=z.jpg alt=z><textarea><img src=ta.jpg alt=ta></textarea>",
+        "<figure><figure><img src=n1.jpg><figcaption>inner</figcaption></figure>"
+        "<img src=n2.jpg><figcaption>outer <img src=n3.jpg alt=inside></figcaption></figure>",
+        "\xEF\xBB\xBF<title>bom \xC3\xA9</title><img src=\"\xC3\xA9.jpg\" alt=\"\xFF bad\">",
+        "<meta charset=windows-1252><title>\x93q\x94</title><img src=w.jpg alt=\"caf\xE9\">",
+        "< img src=notatag.jpg><img/src=slash.jpg/alt=slash><img\nsrc=nl.jpg\nalt=nl>",
+    };
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++)
+        check_prefilter_same(pages[i], strlen(pages[i]));
+    /* Every page of the other extraction tests, too. */
+    wp_buf b = {0};
+    for (int i = 0; i < 3000; i++)
+        assert_int_equal(wp_buf_puts(&b, "<table><tr><td><p>x</p>"), 0);
+    assert_int_equal(wp_buf_puts(&b, "<img src=deep.jpg alt=deep>"), 0);
+    check_prefilter_same(b.data, b.len);
+    wp_buf_free(&b);
+}
+
 static int64_t q_int(const char *db, const char *sql)
 {
     sqlite3 *h = NULL;
@@ -447,6 +532,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_url_normalisation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deep_nesting_and_junk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_opts_parsing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefilter_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_stores_pair_once_with_sightings, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

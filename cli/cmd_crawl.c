@@ -38,6 +38,7 @@ enum {
     O_RETRIES,
     O_CONCURRENCY,
     O_ALLOW_NET,
+    O_NO_PREFILTER,
 };
 
 static int parse_part(const char *v, int *i, int *n)
@@ -96,6 +97,7 @@ int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
         {"retries", required_argument, NULL, O_RETRIES},
         {"concurrency", required_argument, NULL, O_CONCURRENCY},
         {"allow-net", required_argument, NULL, O_ALLOW_NET},
+        {"no-prefilter", no_argument, NULL, O_NO_PREFILTER},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
     crawl_opts o;
@@ -192,6 +194,9 @@ int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
             if (cli_parse_i64("crawl", "--max-pages", optarg, 1, INT64_MAX, &v) != 0)
                 return CLI_USAGE;
             lo.max_pages = v;
+            break;
+        case O_NO_PREFILTER:
+            o.no_prefilter = 1;
             break;
         case O_ANY_DOMAIN:
             lo.any_domain = 1;

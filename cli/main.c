@@ -57,6 +57,8 @@ const cli_cmd cli_commands[] = {
      "  --skip-ext LIST    image extensions to drop (default svg,gif; \"\" for none)\n"
      "  --max-page BYTES   larger pages are skipped (default 8388608)\n"
      "  --token NAME       our robots product token (default witpipe)\n"
+     "  --no-prefilter     parse whole pages and whole WAT records (slower; the\n"
+     "                     reference the fast paths are tested against)\n"
      "Archives:\n"
      "  --part I/N         only part I of N: whole files when there are at least N\n"
      "                     files, else every N-th record of each (for scale-out)\n"

@@ -43,7 +43,9 @@ typedef struct crawl_opts {
     int bad_utf8_drop;  /* 1: drop text with invalid UTF-8; 0: repair */
     size_t max_page;    /* larger pages are skipped (too_large) */
     int collect_links;  /* the live crawl needs <a href> links */
-    int no_prefilter;   /* parse the whole page (see crawl/prefilter.c) */
+    int no_prefilter;   /* no shortcuts: parse whole pages (crawl/prefilter.c) and
+                         * whole WAT records (crawl/wat.c); the reference the fast
+                         * paths are tested against */
     char skip_ext[CRAWL_MAX_SKIP_EXT][CRAWL_EXT_MAX];
     int n_skip_ext;
     char token[CRAWL_TOKEN_MAX]; /* our robots product token, lower case */

@@ -207,6 +207,19 @@ static void set_corrupt(warc_reader *r, int64_t at, const char *what)
     r->corrupt = 1;
 }
 
+/* The file ended inside a member. That member may have been cut short in
+ * the middle of the file with zlib reading on through its neighbours, so
+ * look for a later member after the damaged one's start before giving up. */
+static int truncated(warc_reader *r, wp_err *err)
+{
+    int exact;
+    int64_t start = r->nbd > 0 ? r->bd[r->nbd - 1].comp : 0;
+    set_corrupt(r, comp_of(r, r->dbase + (int64_t)r->wlen, &exact),
+                "truncated gzip member (file ends inside it)");
+    r->member_open = 0;
+    return seek_next_member(r, start + 1, err);
+}
+
 /* Produces more decompressed bytes at the window's end. Returns 0 (maybe
  * with stream_eof or corrupt set) or a negative error. */
 static int produce(warc_reader *r, wp_err *err)
@@ -233,9 +246,7 @@ static int produce(warc_reader *r, wp_err *err)
         }
         if (r->zs.avail_in == 0 && r->file_eof) {
             if (r->member_open)
-                set_corrupt(r, comp_of(r, r->dbase + (int64_t)r->wlen, &rc),
-                            "truncated gzip member (file ends inside it)");
-            r->member_open = 0;
+                return truncated(r, err);
             r->stream_eof = 1;
             return 0;
         }
@@ -274,13 +285,8 @@ static int produce(warc_reader *r, wp_err *err)
         }
         if (zr == Z_BUF_ERROR && r->zs.avail_out > 0 && !r->file_eof)
             continue; /* needs more input */
-        if (zr == Z_BUF_ERROR && r->file_eof) {
-            set_corrupt(r, comp_of(r, r->dbase + (int64_t)r->wlen, &rc),
-                        "truncated gzip member (file ends inside it)");
-            r->member_open = 0;
-            r->stream_eof = 1;
-            return 0;
-        }
+        if (zr == Z_BUF_ERROR && r->file_eof)
+            return truncated(r, err);
         {
             char what[256];
             snprintf(what, sizeof what, "corrupt gzip data (%s); skipping to the next member",

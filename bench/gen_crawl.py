@@ -59,7 +59,7 @@ def make_page(rng, site, n, sentences, script_pool, css):
     h.append("<header><nav class=\"top\"><ul>")
     for k in range(12):
         href = f"/section/{k}/"
-        links.append(href)
+        links.append((href, f"Section {k}"))
         h.append(f"<li><a href=\"{href}\"><img src=\"/static/icons/i{k}.png\" alt=\"Section {k}\" "
                  f"width=\"24\" height=\"24\"> Section {k}</a></li>")
     h.append("</ul></nav></header><main><article>")
@@ -68,7 +68,14 @@ def make_page(rng, site, n, sentences, script_pool, css):
     npara = rng.randrange(10, 30)
     slots = sorted(rng.sample(range(npara), min(nimg, npara)))
     for p in range(npara):
-        h.append("<p>" + " ".join(rng.choice(sentences) for _ in range(rng.randrange(3, 9))) + "</p>")
+        body = " ".join(rng.choice(sentences) for _ in range(rng.randrange(3, 9)))
+        if rng.random() < 0.7:
+            href = f"https://{rng.choice(['www', 'blog', 'shop'])}.site{rng.randrange(300)}.example/" \
+                   f"{'/'.join(rng.sample(WORDS, 3))}.html"
+            text = words(rng, rng.randrange(2, 6))
+            links.append((href, text))
+            body += f" <a href=\"{href}\">{text}</a>."
+        h.append("<p>" + body + "</p>")
         if slots and p == slots[0]:
             slots.pop(0)
             iid = rng.randrange(10**9)
@@ -85,43 +92,70 @@ def make_page(rng, site, n, sentences, script_pool, css):
                 h.append(f"<img src=\"{src}\" srcset=\"{src}?w=320 320w, {src}?w=640 640w, "
                          f"{src}?w=1280 1280w\" sizes=\"100vw\" alt=\"{alt}\">")
             elif kind < 0.65:
-                h.append(f"<img src=\"https://track.example/p.gif?id={iid}\" width=\"1\" height=\"1\">")
+                src = f"https://track.example/p.gif?id={iid}"
+                alt = ""
+                h.append(f"<img src=\"{src}\" width=\"1\" height=\"1\">")
             else:
                 h.append(f"<img src=\"/media/{iid}.jpg\" alt=\"{alt}\" loading=\"lazy\">")
             imgs.append((src, alt))
     h.append("</article><aside><ul>")
-    for k in range(rng.randrange(20, 60)):
-        href = f"/articles/{rng.randrange(10**5)}/"
-        links.append(href)
-        h.append(f"<li><a href=\"{href}\">{words(rng, rng.randrange(3, 8))}</a></li>")
+    for k in range(rng.randrange(40, 120)):
+        href = f"/articles/{rng.randrange(10**5)}/{'-'.join(rng.sample(WORDS, 4))}/"
+        text = words(rng, rng.randrange(3, 8))
+        links.append((href, text))
+        h.append(f"<li><a href=\"{href}\">{text}</a></li>")
     h.append("</ul></aside></main><footer><p>&copy; 2024 Site " + str(site) + " &middot; "
              + words(rng, 20) + "</p></footer>")
     h.append(f"<script>{rng.choice(script_pool)}</script></body></html>")
     return url, title, "\n".join(h).encode(), imgs, links
 
 
-def wat_payload(url, title, imgs, links):
-    lk = [{"path": "A@/href", "url": l, "text": "link"} for l in links]
-    lk += [{"path": "IMG@/src", "url": s, "alt": a} for s, a in imgs]
+def wat_payload(rng, url, title, imgs, links, n):
+    lk = [{"path": "A@/href", "url": l, "text": t} for l, t in links]
+    for s, a in imgs:
+        e = {"path": "IMG@/src", "url": s}
+        if a:
+            e["alt"] = a
+        lk.insert(rng.randrange(len(lk) + 1), e)
+    sha = "sha1:%032X" % rng.getrandbits(128)
     return json.dumps({
-        "Container": {"Filename": "bench.warc.gz", "Compressed": True,
-                      "Offset": "0", "Gzip-Metadata": {"Deflate-Length": "1000"}},
+        "Container": {"Filename": "CC-MAIN-bench-00000.warc.gz", "Compressed": True,
+                      "Offset": str(1000 * n),
+                      "Gzip-Metadata": {"Inflated-Length": "60000", "Footer-Length": "8",
+                                        "Inflated-CRC": str(rng.getrandbits(31)),
+                                        "Deflate-Length": "15000", "Header-Length": "10"}},
         "Envelope": {
-            "Format": "WARC", "WARC-Header-Length": "600",
-            "WARC-Header-Metadata": {"WARC-Type": "response", "WARC-Target-URI": url,
-                                     "WARC-Date": "2024-03-01T12:00:00Z",
-                                     "Content-Type": "application/http; msgtype=response"},
+            "Format": "WARC", "WARC-Header-Length": "600", "Actual-Content-Length": "60000",
+            "WARC-Header-Metadata": {
+                "WARC-Type": "response", "WARC-Date": "2024-03-01T12:00:00Z",
+                "WARC-Record-ID": "<urn:uuid:%032x>" % rng.getrandbits(128),
+                "Content-Length": "60000", "Content-Type": "application/http; msgtype=response",
+                "WARC-Warcinfo-ID": "<urn:uuid:%032x>" % 1,
+                "WARC-Concurrent-To": "<urn:uuid:%032x>" % rng.getrandbits(128),
+                "WARC-IP-Address": "192.0.2.%d" % rng.randrange(256),
+                "WARC-Target-URI": url, "WARC-Payload-Digest": sha, "WARC-Block-Digest": sha,
+                "WARC-Identified-Payload-Type": "text/html"},
+            "Block-Digest": sha,
             "Payload-Metadata": {
                 "Actual-Content-Type": "application/http; msgtype=response",
                 "HTTP-Response-Metadata": {
+                    "Headers-Length": "450", "Entity-Length": "59500",
+                    "Entity-Trailing-Slop-Length": "0",
                     "Response-Message": {"Version": "HTTP/1.1", "Status": "200", "Reason": "OK"},
-                    "Headers": {"Content-Type": "text/html; charset=utf-8", "Server": "nginx"},
+                    "Headers": {"Date": "Fri, 01 Mar 2024 12:00:00 GMT", "Server": "nginx/1.25",
+                                "Content-Type": "text/html; charset=utf-8",
+                                "Cache-Control": "max-age=600", "Vary": "Accept-Encoding",
+                                "X-Frame-Options": "SAMEORIGIN", "Connection": "close"},
                     "HTML-Metadata": {
                         "Head": {"Title": title,
-                                 "Metas": [{"name": f"m{k}", "content": "x " * 10} for k in range(12)],
+                                 "Metas": [{"name": f"m{k}", "content": words(rng, 6)}
+                                           for k in range(12)],
                                  "Link": [{"path": "LINK@/href", "url": f"/static/css/s{k}.css",
-                                           "rel": "stylesheet"} for k in range(6)]},
-                        "Links": lk}}}}}).encode()
+                                           "rel": "stylesheet"} for k in range(6)],
+                                 "Scripts": [{"path": "SCRIPT@/src", "url": f"/static/js/{k}.js",
+                                              "type": "text/javascript"} for k in range(4)]},
+                        "Links": lk},
+                    "Entity-Digest": sha}}}}).encode()
 
 
 def main():
@@ -151,7 +185,8 @@ def main():
             r2 = warc("response", url, resp, "application/http; msgtype=response", 2 * pages + 2)
             fw.write(gz_member(r1))
             fw.write(gz_member(r2))
-            ft.write(gz_member(warc("metadata", url, wat_payload(url, title, imgs, links),
+            ft.write(gz_member(warc("metadata", url, wat_payload(rng, url, title, imgs, links,
+                                                                 pages),
                                     "application/json", pages)))
             written += len(r1) + len(r2)
             pages += 1

@@ -70,4 +70,9 @@ int crawl_prefilter(const char *p, size_t n, wp_buf *out);
 int crawl_decode_html(const char *p, size_t n, const char *http_ct, int prefilter, wp_buf *out,
                       wp_buf *tmp, char label[CRAWL_CHARSET_MAX]);
 
+/* crawl_url_resolve without the fast path for already-normal URLs: every
+ * URL through libcurl (tests compare the two). */
+int crawl_url_resolve_slow(const char *base, const char *ref, size_t ref_len, wp_arena *arena,
+                           const char **out);
+
 #endif /* CRAWL_INT_H */

@@ -380,6 +380,7 @@ static const char *string_at(const char *p, size_t i, size_t n, wp_arena *a, wp_
 /* One Links entry: a flat object whose string values we want. */
 typedef struct link_fields {
     const char *path, *url, *alt, *title;
+    const char *name, *content; /* for Head.Metas entries */
 } link_fields;
 
 /* Reads the object at p[i] == '{' into f (strings in the arena; other
@@ -408,6 +409,10 @@ static size_t read_link(const char *p, size_t i, size_t n, link_fields *f, wp_ar
             slot = &f->alt;
         else if (kl == 5 && memcmp(p + ks, "title", 5) == 0)
             slot = &f->title;
+        else if (kl == 4 && memcmp(p + ks, "name", 4) == 0)
+            slot = &f->name;
+        else if (kl == 7 && memcmp(p + ks, "content", 7) == 0)
+            slot = &f->content;
         i = skip_ws(p, ke, n);
         if (i >= n || p[i] != ':')
             return n;
@@ -453,7 +458,6 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
     wp_buf tmp = {0};
     const char *uri, *base = NULL;
     crawl_page *pg;
-    json_t *head = NULL;
     size_t cap = 16;
 
     while (e > b && (p[e - 1] == ' ' || p[e - 1] == '\n' || p[e - 1] == '\r' || p[e - 1] == '\t'))
@@ -485,13 +489,12 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
     }
     i = find_value(p, hm, n, "\"Head\"");
     if (i < n && p[i] == '{') {
-        size_t he = skip_compound(p, i, n);
-        json_error_t jerr;
+        /* Head is small but jansson's set-up per call costs more than the
+         * whole targeted read: Title, Base and Metas are found directly. */
+        size_t he = skip_compound(p, i, n), m;
         if (he >= n)
             return wp_err_set(err, WP_EFORMAT, "broken JSON: unbalanced Head object");
-        if ((head = json_loadb(p + i, he - i, 0, &jerr)) == NULL)
-            return wp_err_set(err, WP_EFORMAT, "broken JSON in Head: %s", jerr.text);
-        const char *hb = str_of(head, "Base");
+        const char *hb = string_at(p, find_value(p, i, he, "\"Base\""), he, arena, &tmp, &bad);
         const char *rb = NULL;
         if (hb != NULL) {
             int r = crawl_url_resolve(base, hb, strlen(hb), arena, &rb);
@@ -500,19 +503,29 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
             if (r == 0)
                 base = rb;
         }
-        pg->title = clean(str_of(head, "Title"), o, arena, &tmp, NULL, &oom);
-        json_t *metas = json_object_get(head, "Metas");
-        if (json_is_array(metas)) {
-            json_t *m;
-            size_t k;
-            json_array_foreach(metas, k, m)
-            {
-                const char *name = str_of(m, "name"), *content = str_of(m, "content");
-                if (name != NULL && content != NULL &&
-                    (strcasecmp(name, "robots") == 0 || strcasecmp(name, o->token) == 0))
-                    crawl_robots_directives(content, o, 0, &pg->noai, &pg->noindex, &pg->nofollow);
+        pg->title = clean(string_at(p, find_value(p, i, he, "\"Title\""), he, arena, &tmp, &bad), o,
+                          arena, &tmp, NULL, &oom);
+        m = find_value(p, i, he, "\"Metas\"");
+        if (m < he && p[m] == '[') {
+            m = skip_ws(p, m + 1, he);
+            while (m < he && p[m] == '{') {
+                link_fields f;
+                m = read_link(p, m, he, &f, arena, &tmp);
+                if (m >= he) {
+                    bad = 1;
+                    break;
+                }
+                if (f.name != NULL && f.content != NULL &&
+                    (strcasecmp(f.name, "robots") == 0 || strcasecmp(f.name, o->token) == 0))
+                    crawl_robots_directives(f.content, o, 0, &pg->noai, &pg->noindex,
+                                            &pg->nofollow);
+                m = skip_ws(p, m, he);
+                if (m < he && p[m] == ',')
+                    m = skip_ws(p, m + 1, he);
             }
         }
+        if (bad)
+            return wp_err_set(err, WP_EFORMAT, "broken JSON in Head");
     }
     pg->base = base;
     {
@@ -548,20 +561,17 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
                (p[s - 1] == ' ' || p[s - 1] == '\n' || p[s - 1] == '\r' || p[s - 1] == '\t'))
             s--;
         if (s == b || p[s - 1] != '{') {
-            json_decref(head);
             wp_buf_free(&tmp);
             return FAST_FALLBACK;
         }
         s--;
         oe = skip_compound(p, s, n);
         if (oe >= n) {
-            json_decref(head);
             wp_buf_free(&tmp);
             return wp_err_set(err, WP_EFORMAT, "broken JSON: unbalanced link object");
         }
         link_fields lf;
         if (read_link(p, s, n, &lf, arena, &tmp) >= n) {
-            json_decref(head);
             wp_buf_free(&tmp);
             return wp_err_set(err, WP_EFORMAT, "broken JSON in a link object");
         }
@@ -577,14 +587,12 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
         if (add_link(pg, lf.path, lf.url, lf.alt, lf.title, base, o, arena, &tmp, &oom) < 0)
             goto nomem;
     }
-    json_decref(head);
     wp_buf_free(&tmp);
     if (oom)
         return wp_err_set(err, WP_ENOMEM, "out of memory decoding WAT metadata");
     *out = pg;
     return FAST_OK;
 nomem:
-    json_decref(head);
     wp_buf_free(&tmp);
     return wp_err_set(err, WP_ENOMEM, "out of memory decoding WAT metadata");
 }

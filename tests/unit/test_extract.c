@@ -10,6 +10,7 @@
 
 #include "catalog/catalog.h"
 #include "crawl/crawl.h"
+#include "crawl/crawl_int.h"
 #include "tests/lib/testlib.h"
 
 #include <sqlite3.h>
@@ -367,7 +368,6 @@ static void test_opts_parsing(void **state)
     assert_int_equal(crawl_opts_text_from(&o, "", &err), WP_EINVAL);
 }
 
-
 static void same_str(const char *a, const char *b, const char *what)
 {
     if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0))
@@ -384,12 +384,10 @@ static void check_prefilter_same(const char *html, size_t len)
     o1.collect_links = 1;
     o2 = o1;
     o2.no_prefilter = 1;
-    assert_int_equal(crawl_extract(html, len, "http://ex.com/d/p.html", NULL, NULL, &o1, arena,
-                                   &a, &err),
-                     0);
-    assert_int_equal(crawl_extract(html, len, "http://ex.com/d/p.html", NULL, NULL, &o2, arena,
-                                   &b, &err),
-                     0);
+    assert_int_equal(
+        crawl_extract(html, len, "http://ex.com/d/p.html", NULL, NULL, &o1, arena, &a, &err), 0);
+    assert_int_equal(
+        crawl_extract(html, len, "http://ex.com/d/p.html", NULL, NULL, &o2, arena, &b, &err), 0);
     same_str(a->title, b->title, "title");
     same_str(a->lang, b->lang, "lang");
     same_str(a->base, b->base, "base");
@@ -450,6 +448,54 @@ static void test_prefilter_changes_nothing(void **state)
     assert_int_equal(wp_buf_puts(&b, "<img src=deep.jpg alt=deep>"), 0);
     check_prefilter_same(b.data, b.len);
     wp_buf_free(&b);
+}
+
+static void test_url_fast_path_matches_curl(void **state)
+{
+    static const char *const urls[] = {
+        "http://ex.com/a.jpg",
+        "https://ex.com/a/b/c.jpg?x=1&y=2",
+        "http://ex.com/",
+        "http://ex.com",
+        "http://Ex.com/a",
+        "http://ex.com:80/a",
+        "http://ex.com:8080/a",
+        "http://ex.com/a/../b",
+        "http://ex.com/a/./b",
+        "http://ex.com/a/.",
+        "http://ex.com/a/..",
+        "http://ex.com/.hidden/x",
+        "http://ex.com/a..b/c",
+        "http://ex.com/a?../b",
+        "http://ex.com/a#frag",
+        "http://ex.com/a?",
+        "http://ex.com/%7Euser",
+        "http://ex.com/%2f",
+        "http://ex.com/a b",
+        "http://ex.com/caf\xC3\xA9",
+        "http://user@ex.com/a",
+        "http://ex.com./a",
+        "http://.ex.com/a",
+        "http://ex.com/a;b=c,d!$&'()*+:@~_-",
+        "http://127.0.0.1/x",
+        "http://ex.com//double//slash",
+        "http://ex.com/a?q=a/./b",
+        "https://img.site1.example/media/123.jpg?w=1280",
+        "http://ex.com/[x]",
+        "HTTP://ex.com/a",
+        "http://xn--bcher-kva.example/a",
+        "http://ex.com/a\\b",
+        "http://ex.com/a\"b",
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        const char *fast = NULL, *slow = NULL;
+        size_t n = strlen(urls[i]);
+        int rf = crawl_url_resolve("http://base.example/dir/", urls[i], n, arena, &fast);
+        int rs = crawl_url_resolve_slow("http://base.example/dir/", urls[i], n, arena, &slow);
+        if (rf != rs || (fast == NULL) != (slow == NULL) || (fast && strcmp(fast, slow) != 0))
+            fail_msg("%s: fast %d '%s' vs curl %d '%s'", urls[i], rf, fast ? fast : "", rs,
+                     slow ? slow : "");
+    }
 }
 
 static int64_t q_int(const char *db, const char *sql)
@@ -533,6 +579,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deep_nesting_and_junk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_opts_parsing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefilter_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_fast_path_matches_curl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_stores_pair_once_with_sightings, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -288,5 +288,30 @@ class TestWat(Base):
         self.assertEqual(counts["corrupt"], 2)
 
 
+class TestFastPaths(Base):
+    """The prefilter, the URL fast path and the targeted WAT reader must
+    give exactly what the reference paths (--no-prefilter) give, on the
+    benchmark's realistic pages."""
+
+    def test_fast_paths_match_the_reference(self):
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        warc = os.path.join(self.dir, "g.warc.gz")
+        wat = os.path.join(self.dir, "g.wat.gz")
+        subprocess.run(["/usr/bin/python3", os.path.join(root, "bench", "gen_crawl.py"), warc, wat,
+                        "2", "7"], check=True, capture_output=True)
+        sql = ("SELECT i.url, p.text, p.extra, p.origin FROM pairs p "
+               "JOIN images i ON i.id = p.image_id ORDER BY 1, 2")
+        for kind, path in (("warc", warc), ("wat", wat)):
+            got = []
+            for extra in ([], ["--no-prefilter"]):
+                c = os.path.join(self.dir, kind + "".join(extra))
+                subprocess.run([BIN, "init", c], check=True, capture_output=True)
+                r = self.crawl("--" + kind, path, *extra, corpus=c)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                got.append(cg.query(c, sql))
+            self.assertGreater(len(got[0]), 100)
+            self.assertEqual(got[0], got[1])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -51,7 +51,7 @@ bench_one() {
   measure zcat "$file"
   local zwall=$wall zcpu=$cpu
   rm -rf "$tmp/corpus"
-  "$bin" init "$tmp/corpus" > /dev/null
+  "$bin" init "$tmp/corpus" > /dev/null 2>&1
   measure "$bin" -q -C "$tmp/corpus" crawl "--$kind" "$file"
   pages=$(python3 -c "import json,sqlite3,sys; d=sqlite3.connect(sys.argv[1]); \
 print(json.loads(d.execute('SELECT counts FROM runs ORDER BY id DESC').fetchone()[0])['pages'])" \
@@ -65,6 +65,16 @@ print(json.loads(d.execute('SELECT counts FROM runs ORDER BY id DESC').fetchone(
     "crawl --$kind" "$wall" "$cpu" "$(rate "$zmb" "$cpu")" "$(rate "$pages" "$cpu")" $((rss / 1024))
   printf '  vs the zcat floor: %s%% by cpu, %s%% by wall (target >= %s%%)\n' \
     "$(ratio "$zcpu" "$cpu")" "$(ratio "$zwall" "$wall")" "$target"
+  # The same without catalog writes: extraction alone (decompress, parse,
+  # clean, resolve), to show where the time goes.
+  rm -rf "$tmp/corpus"
+  "$bin" init "$tmp/corpus" > /dev/null 2>&1
+  measure "$bin" -q -C "$tmp/corpus" crawl "--$kind" "$file" --dry-run
+  printf '  %-22s wall %6.2fs  cpu %6.2fs  %8s MB/s  %8s pages/s (by cpu)  peak RSS %d MiB\n' \
+    "  --dry-run (no writes)" "$wall" "$cpu" "$(rate "$zmb" "$cpu")" "$(rate "$pages" "$cpu")" \
+    $((rss / 1024))
+  printf '  extraction alone vs the zcat floor: %s%% by cpu, %s%% by wall\n' \
+    "$(ratio "$zcpu" "$cpu")" "$(ratio "$zwall" "$wall")"
 }
 
 echo "crawl bench: $(sed -n 1p "$warc.meta")"

@@ -39,6 +39,7 @@ enum {
     O_CONCURRENCY,
     O_ALLOW_NET,
     O_NO_PREFILTER,
+    O_DRY_RUN,
 };
 
 static int parse_part(const char *v, int *i, int *n)
@@ -98,6 +99,7 @@ int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
         {"concurrency", required_argument, NULL, O_CONCURRENCY},
         {"allow-net", required_argument, NULL, O_ALLOW_NET},
         {"no-prefilter", no_argument, NULL, O_NO_PREFILTER},
+        {"dry-run", no_argument, NULL, O_DRY_RUN},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
     crawl_opts o;
@@ -195,6 +197,9 @@ int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
                 return CLI_USAGE;
             lo.max_pages = v;
             break;
+        case O_DRY_RUN:
+            o.dry_run = 1;
+            break;
         case O_NO_PREFILTER:
             o.no_prefilter = 1;
             break;
@@ -253,6 +258,8 @@ int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
     ao.rep = &ctx->rep;
     if (mode == O_SEEDS)
         o.collect_links = 1;
+    if (mode == O_SEEDS && o.dry_run)
+        return cli_usage_error("crawl", "--dry-run is for --warc and --wat");
 
     if (cat_open(ctx->corpus, 0, &c, &err) != 0) {
         cli_error(ctx, "%s", err.msg);

@@ -64,6 +64,8 @@ const cli_cmd cli_commands[] = {
      "                     files, else every N-th record of each (for scale-out)\n"
      "  --batch N          records per catalog transaction (default 256)\n"
      "  --max-record BYTES larger records are skipped (default 67108864)\n"
+     "  --dry-run          extract and count only: no pairs stored, no progress\n"
+     "                     saved (what a run would give; the bench's no-catalog figure)\n"
      "Live crawl:\n"
      "  --max-depth N      link depth from the seeds (default 3)\n"
      "  --max-pages N      pages to fetch in all (default 10000)\n"

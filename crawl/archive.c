@@ -172,7 +172,7 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
             last_rec = (int64_t)rec->index + 1;
         }
         if (++n_in_batch >= x->ao->batch) {
-            if (last_off >= 0 &&
+            if (last_off >= 0 && !x->o->dry_run &&
                 (rc = cat_archive_progress_set(x->c, source_id, last_off, last_rec, 0, err)) != 0)
                 break;
             if ((rc = cat_commit(x->c, err)) != 0 || (rc = cat_begin(x->c, err)) != 0)
@@ -185,10 +185,10 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
             wp_report_progress(x->ao->rep, &p);
         }
     }
-    if (rc == 0) {
+    if (rc == 0 && !x->o->dry_run) {
         rc = cat_archive_progress_set(x->c, source_id, warc_consumed(r), (int64_t)rec->index + 1, 1,
                                       err);
-    } else if (rc == WP_ESTOP && last_off >= 0) {
+    } else if (rc == WP_ESTOP && last_off >= 0 && !x->o->dry_run) {
         int r2 = cat_archive_progress_set(x->c, source_id, last_off, last_rec, 0, err);
         if (r2 != 0)
             rc = r2;

@@ -43,6 +43,7 @@ typedef struct crawl_opts {
     int bad_utf8_drop;  /* 1: drop text with invalid UTF-8; 0: repair */
     size_t max_page;    /* larger pages are skipped (too_large) */
     int collect_links;  /* the live crawl needs <a href> links */
+    int dry_run;        /* extract and count, but store no pairs and no progress */
     int no_prefilter;   /* no shortcuts: parse whole pages (crawl/prefilter.c) and
                          * whole WAT records (crawl/wat.c); the reference the fast
                          * paths are tested against */

@@ -184,6 +184,10 @@ int crawl_sink_page(crawl_sink *s, const crawl_page *p, int64_t source_id, wp_er
         };
         int64_t pair_id = 0;
         int is_new = 0;
+        if (s->o->dry_run) {
+            k->pairs_new++; /* counted, not stored (within-page duplicates aside) */
+            continue;
+        }
         if ((rc = cat_pair_add(s->c, &in, &pair_id, NULL, &is_new, err)) != 0)
             return rc;
         if (is_new) {

@@ -118,6 +118,18 @@ class TestWarc(Base):
         self.assertIn("resuming at byte %d" % offs[3], r.stderr)
         self.assertEqual(cg.pairs(self.corpus), expected_for([3, 4, 5]))
 
+    def test_dry_run_counts_but_stores_nothing(self):
+        gz = os.path.join(self.dir, "a.warc.gz")
+        cg.write_gz_members(gz, self.records(3))
+        r = self.crawl("--warc", gz, "--dry-run")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(cg.pairs(self.corpus), [])
+        self.assertEqual(cg.query(self.corpus, "SELECT count(*) FROM archive_progress"), [(0,)])
+        counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
+        self.assertEqual(counts["pairs_new"], 6)  # the nav icon counted on each page
+        self.assertEqual(self.crawl("--warc", gz).returncode, 0)
+        self.assertEqual(cg.pairs(self.corpus), expected_for(range(3)))
+
     def test_part_splits_records_and_files(self):
         gz = os.path.join(self.dir, "a.warc.gz")
         cg.write_gz_members(gz, self.records(7))

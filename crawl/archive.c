@@ -37,16 +37,17 @@ typedef struct arch_ctx {
     wp_arena *arena;
     int is_wat;
     int by_record;
+    wp_buf tmp1, tmp2; /* de-chunked / decompressed bodies */
 } arch_ctx;
 
 /* One WARC record: response records with an HTML payload become pages. */
 static int warc_record_page(arch_ctx *x, const warc_record *rec, int64_t source_id, wp_err *err)
 {
     crawl_counts *k = crawl_sink_counts(x->sink);
-    char ct[256], xr[512];
+    crawl_http_head h;
     const char *body;
     size_t body_len;
-    int status, rc;
+    int rc;
     crawl_page *pg = NULL;
 
     if (strcmp(rec->type, "response") != 0 ||
@@ -58,19 +59,21 @@ static int warc_record_page(arch_ctx *x, const warc_record *rec, int64_t source_
         k->pages_skipped++; /* larger than --max-record */
         return 0;
     }
-    if (crawl_http_split(rec->block, rec->block_len, &status, ct, sizeof ct, xr, sizeof xr, &body,
-                         &body_len) != 0 ||
-        status < 200 || status > 299 || !is_html_type(ct)) {
+    if (crawl_http_split(rec->block, rec->block_len, &h) != 0 || h.status < 200 || h.status > 299 ||
+        !is_html_type(h.ct)) {
         k->records_skipped++;
         return 0;
     }
-    if (body_len > x->o->max_page) {
-        k->pages_skipped++;
+    rc = crawl_http_body(&h, x->o->max_page, &x->tmp1, &x->tmp2, &body, &body_len);
+    if (rc == WP_ENOMEM)
+        return wp_err_set(err, rc, "out of memory");
+    if (rc != 0 || body_len > x->o->max_page) {
+        k->pages_skipped++; /* too large, or an encoding we cannot undo */
         return 0;
     }
     wp_arena_reset(x->arena);
-    rc = crawl_extract(body, body_len, rec->target_uri, ct[0] ? ct : NULL, xr[0] ? xr : NULL, x->o,
-                       x->arena, &pg, err);
+    rc = crawl_extract(body, body_len, rec->target_uri, h.ct[0] ? h.ct : NULL,
+                       h.xrobots[0] ? h.xrobots : NULL, x->o, x->arena, &pg, err);
     if (rc != 0)
         return rc;
     return crawl_sink_page(x->sink, pg, source_id, err);
@@ -239,5 +242,7 @@ int crawl_archives(cat *c, crawl_sink *sink, char **files, int nfiles, int is_wa
         }
     }
     wp_arena_free(x.arena);
+    wp_buf_free(&x.tmp1);
+    wp_buf_free(&x.tmp2);
     return rc;
 }

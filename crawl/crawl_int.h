@@ -46,11 +46,26 @@ int warc_next(warc_reader *r, warc_record *rec, wp_err *err);
 int64_t warc_consumed(const warc_reader *r);
 int warc_is_gzip(const warc_reader *r);
 
-/* Splits an HTTP response block (status line, headers, body). Fills
- * status, the Content-Type and X-Robots-Tag values (NUL-terminated copies,
- * "" if absent) and the body. Returns 0 or WP_EFORMAT. */
-int crawl_http_split(const char *block, size_t len, int *status, char *ct, size_t ct_size,
-                     char *xrobots, size_t xr_size, const char **body, size_t *body_len);
+/* An HTTP response block (status line, headers, body) as stored in a
+ * WARC response record. */
+typedef struct crawl_http_head {
+    int status;
+    char ct[256];      /* Content-Type, "" if absent */
+    char xrobots[512]; /* X-Robots-Tag */
+    char encoding[32]; /* Content-Encoding */
+    int chunked;       /* Transfer-Encoding: chunked */
+    const char *body;  /* as stored */
+    size_t body_len;
+} crawl_http_head;
+
+/* Splits a response block. Returns 0 or WP_EFORMAT (not HTTP). */
+int crawl_http_split(const char *block, size_t len, crawl_http_head *h);
+/* The entity body with the transfer coding (chunked, RFC 9112 section
+ * 7.1) and content coding (gzip, deflate) undone, at most max bytes; it
+ * may live in tmp1 or tmp2. Returns 0, WP_ELIMIT (larger than max),
+ * WP_EFORMAT (an encoding we do not decode, or corrupt) or WP_ENOMEM. */
+int crawl_http_body(const crawl_http_head *h, size_t max, wp_buf *tmp1, wp_buf *tmp2,
+                    const char **body, size_t *len);
 
 /* Decodes one WAT metadata record's JSON into a page (images only; text
  * cleaned with entities decoded). Returns 0 with *out (NULL when the

@@ -617,19 +617,16 @@ int warc_next(warc_reader *r, warc_record *rec, wp_err *err)
     return WARC_RECORD;
 }
 
-int crawl_http_split(const char *block, size_t len, int *status, char *ct, size_t ct_size,
-                     char *xrobots, size_t xr_size, const char **body, size_t *body_len)
+int crawl_http_split(const char *block, size_t len, crawl_http_head *h)
 {
     const char *end = block + len, *p, *hend;
-    ct[0] = '\0';
-    xrobots[0] = '\0';
-    *status = 0;
+    memset(h, 0, sizeof *h);
     if (len < 12 || strncmp(block, "HTTP/", 5) != 0)
         return WP_EFORMAT;
     p = memchr(block, ' ', len);
     if (p == NULL || end - p < 4)
         return WP_EFORMAT;
-    *status = atoi(p + 1);
+    h->status = atoi(p + 1);
     hend = memmem(block, len, "\r\n\r\n", 4);
     size_t sep = 4;
     if (hend == NULL) {
@@ -647,15 +644,112 @@ int crawl_http_split(const char *block, size_t len, int *status, char *ct, size_
             le = hend;
         const char *colon = memchr(ls, ':', (size_t)(le - ls));
         if (colon != NULL) {
-            size_t kn = (size_t)(colon - ls);
-            if (kn == 12 && strncasecmp(ls, "Content-Type", 12) == 0)
-                copy_value(colon + 1, (size_t)(le - colon - 1), ct, ct_size);
-            else if (kn == 12 && strncasecmp(ls, "X-Robots-Tag", 12) == 0)
-                copy_value(colon + 1, (size_t)(le - colon - 1), xrobots, xr_size);
+            size_t kn = (size_t)(colon - ls), vn = (size_t)(le - colon - 1);
+            char te[64];
+            if (kn == 12 && strncasecmp(ls, "Content-Type", 12) == 0) {
+                copy_value(colon + 1, vn, h->ct, sizeof h->ct);
+            } else if (kn == 12 && strncasecmp(ls, "X-Robots-Tag", 12) == 0) {
+                copy_value(colon + 1, vn, h->xrobots, sizeof h->xrobots);
+            } else if (kn == 16 && strncasecmp(ls, "Content-Encoding", 16) == 0) {
+                copy_value(colon + 1, vn, h->encoding, sizeof h->encoding);
+            } else if (kn == 17 && strncasecmp(ls, "Transfer-Encoding", 17) == 0) {
+                copy_value(colon + 1, vn, te, sizeof te);
+                h->chunked = strcasestr(te, "chunked") != NULL;
+            }
         }
         p = le < hend ? le : NULL;
     }
-    *body = hend + sep;
-    *body_len = (size_t)(end - *body);
+    h->body = hend + sep;
+    h->body_len = (size_t)(end - h->body);
+    return 0;
+}
+
+/* RFC 9112 section 7.1: chunk-size [ext] CRLF data CRLF ... 0 CRLF. A
+ * broken or truncated framing keeps what was decoded so far. */
+static int dechunk(const char *p, size_t n, size_t max, wp_buf *out)
+{
+    size_t i = 0;
+    wp_buf_reset(out);
+    while (i < n) {
+        char *e;
+        unsigned long long sz = strtoull(p + i, &e, 16);
+        const char *nl;
+        if (e == p + i)
+            break;
+        nl = memchr(e, '\n', (size_t)(p + n - e));
+        if (nl == NULL || sz == 0)
+            break;
+        i = (size_t)(nl - p) + 1;
+        if (sz > n - i)
+            sz = n - i;
+        if (out->len + sz > max)
+            return WP_ELIMIT;
+        if (wp_buf_append(out, p + i, (size_t)sz) != 0)
+            return WP_ENOMEM;
+        i += (size_t)sz;
+        while (i < n && (p[i] == '\r' || p[i] == '\n'))
+            i++;
+    }
+    return out->data == NULL ? wp_buf_reserve(out, 0) : 0;
+}
+
+/* gzip, x-gzip or deflate (zlib or raw) bodies, up to max bytes. */
+static int decode_body(const char *p, size_t n, const char *encoding, size_t max, wp_buf *out)
+{
+    z_stream z;
+    int raw = 0, zr;
+    memset(&z, 0, sizeof z);
+    wp_buf_reset(out);
+again:
+    if (inflateInit2(&z, raw ? -15 : 15 + 32) != Z_OK)
+        return WP_ENOMEM;
+    z.next_in = (Bytef *)p;
+    z.avail_in = (uInt)n;
+    do {
+        if (wp_buf_reserve(out, 64 * 1024) != 0) {
+            inflateEnd(&z);
+            return WP_ENOMEM;
+        }
+        z.next_out = (Bytef *)out->data + out->len;
+        z.avail_out = (uInt)(out->cap - out->len - 1);
+        zr = inflate(&z, Z_NO_FLUSH);
+        out->len = (size_t)((char *)z.next_out - out->data);
+        out->data[out->len] = '\0';
+        if (out->len > max) {
+            inflateEnd(&z);
+            return WP_ELIMIT;
+        }
+    } while (zr == Z_OK && z.avail_in > 0);
+    inflateEnd(&z);
+    if (zr == Z_DATA_ERROR && !raw && out->len == 0 && strcasecmp(encoding, "deflate") == 0) {
+        raw = 1; /* servers send raw deflate as "deflate" too */
+        goto again;
+    }
+    return zr == Z_STREAM_END || zr == Z_OK || zr == Z_BUF_ERROR ? 0 : WP_EFORMAT;
+}
+
+int crawl_http_body(const crawl_http_head *h, size_t max, wp_buf *tmp1, wp_buf *tmp2,
+                    const char **body, size_t *len)
+{
+    const char *b = h->body;
+    size_t n = h->body_len;
+    int rc;
+    if (h->chunked) {
+        if ((rc = dechunk(b, n, max, tmp1)) != 0)
+            return rc;
+        b = tmp1->data;
+        n = tmp1->len;
+    }
+    if (h->encoding[0] != '\0' && strcasecmp(h->encoding, "identity") != 0) {
+        if (strcasecmp(h->encoding, "gzip") != 0 && strcasecmp(h->encoding, "x-gzip") != 0 &&
+            strcasecmp(h->encoding, "deflate") != 0)
+            return WP_EFORMAT; /* br, zstd...: not decoded */
+        if ((rc = decode_body(b, n, h->encoding, max, tmp2)) != 0)
+            return rc;
+        b = tmp2->data;
+        n = tmp2->len;
+    }
+    *body = b;
+    *len = n;
     return 0;
 }

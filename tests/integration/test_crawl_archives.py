@@ -118,6 +118,33 @@ class TestWarc(Base):
         self.assertIn("resuming at byte %d" % offs[3], r.stderr)
         self.assertEqual(cg.pairs(self.corpus), expected_for([3, 4, 5]))
 
+    def test_chunked_and_compressed_payloads(self):
+        html = page(1).encode()
+        chunked = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(html[k:k + 7]), html[k:k + 7])
+                           for k in range(0, len(html), 7)) + b"0\r\n\r\n"
+        r1 = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+              + chunked)
+        z = gzip.compress(page(2).encode(), mtime=0)
+        r2 = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(z)) + z
+        import zlib
+        d = zlib.compressobj(6, zlib.DEFLATED, -15)
+        raw = d.compress(page(3).encode()) + d.flush()
+        r3 = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: deflate\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n%x\r\n" % len(raw)) + raw + b"\r\n0\r\n\r\n"
+        r4 = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: br\r\n\r\n"
+              b"\x0b\x02\x80garbage")
+        recs = [cg.warc_record("response", f"http://ex.com/p{i + 1}.html", r,
+                               "application/http; msgtype=response")
+                for i, r in enumerate([r1, r2, r3, r4])]
+        gz = os.path.join(self.dir, "enc.warc.gz")
+        cg.write_gz_members(gz, recs)
+        r = self.crawl("--warc", gz)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(cg.pairs(self.corpus), expected_for([1, 2, 3]))
+        counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
+        self.assertEqual(counts["pages_skipped"], 1)  # brotli is not decoded
+
     def test_dry_run_counts_but_stores_nothing(self):
         gz = os.path.join(self.dir, "a.warc.gz")
         cg.write_gz_members(gz, self.records(3))

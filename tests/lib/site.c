@@ -168,6 +168,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             MHD_add_response_header(r, "Content-Type", "text/html");
         return answer(c, r, 200);
     }
+    if (sidecar(file, ".delayms", side, sizeof side))
+        usleep((useconds_t)atoi(side) * 1000);
     if (sidecar(file, ".status", side, sizeof side))
         code = atoi(side);
     fd = open(file, O_RDONLY | O_CLOEXEC);

@@ -9,6 +9,7 @@
  *   PATH.location  answer 302 with this Location
  *   PATH.ct        the Content-Type header to send instead
  *   PATH.bigmb     a generated HTML page of that many MiB
+ *   PATH.delayms   wait this many milliseconds before answering
  * Every request is counted per path, so tests can check what was (not)
  * fetched.
  */

@@ -20,7 +20,17 @@ struct crawl_sink {
     wp_buf extra;
     uint64_t *seen; /* per-page set of (url, text) hashes */
     size_t seen_cap;
+    /* Pairs stored by this run, by uid: a pair met again (nav icons on
+     * every page of a site) then costs one sighting insert instead of
+     * three catalog statements. Cleared when full. */
+    struct known {
+        uint8_t uid[16];
+        int64_t id;
+    } * known;
+    size_t n_known;
 };
+
+#define KNOWN_CAP (1u << 18) /* slots; the table is cleared at 3/4 full */
 
 crawl_sink *crawl_sink_new(cat *c, const crawl_opts *o, int64_t run_id)
 {
@@ -39,6 +49,7 @@ void crawl_sink_free(crawl_sink *s)
         return;
     wp_buf_free(&s->extra);
     free(s->seen);
+    free(s->known);
     free(s);
 }
 
@@ -122,6 +133,34 @@ static int seen_on_page(crawl_sink *s, const char *url, const char *text)
     return 0;
 }
 
+static int hexval(char c)
+{
+    return c <= '9' ? c - '0' : c - 'a' + 10;
+}
+
+/* Finds uid (hex) in the known table: its slot, with *found. */
+static struct known *known_slot(crawl_sink *s, const char *hex, int *found)
+{
+    uint8_t uid[16];
+    uint64_t h = 0;
+    size_t i;
+    for (int k = 0; k < 16; k++)
+        uid[k] = (uint8_t)(hexval(hex[2 * k]) << 4 | hexval(hex[2 * k + 1]));
+    memcpy(&h, uid, sizeof h);
+    for (i = (size_t)h & (KNOWN_CAP - 1);; i = (i + 1) & (KNOWN_CAP - 1)) {
+        struct known *e = &s->known[i];
+        if (e->id == 0) {
+            memcpy(e->uid, uid, 16);
+            *found = 0;
+            return e;
+        }
+        if (memcmp(e->uid, uid, 16) == 0) {
+            *found = 1;
+            return e;
+        }
+    }
+}
+
 int crawl_sink_page(crawl_sink *s, const crawl_page *p, int64_t source_id, wp_err *err)
 {
     static const char *const from_names[CRAWL_TEXT_NSRC] = {"alt", "title", "figcaption"};
@@ -188,8 +227,26 @@ int crawl_sink_page(crawl_sink *s, const crawl_page *p, int64_t source_id, wp_er
             k->pairs_new++; /* counted, not stored (within-page duplicates aside) */
             continue;
         }
+        if (s->known == NULL && (s->known = calloc(KNOWN_CAP, sizeof *s->known)) == NULL)
+            return wp_err_set(err, WP_ENOMEM, "out of memory");
+        char uid[WP_UID_HEX + 1];
+        int found = 0;
+        if (wp_pair_uid(in.url, in.url_len, in.text, in.text_len, uid) != 0)
+            return wp_err_set(err, WP_ENOMEM, "out of memory");
+        struct known *slot = known_slot(s, uid, &found);
+        if (found) {
+            if ((rc = cat_pair_seen(s->c, slot->id, source_id, p->url, err)) != 0)
+                return rc;
+            k->pairs_seen++;
+            continue;
+        }
         if ((rc = cat_pair_add(s->c, &in, &pair_id, NULL, &is_new, err)) != 0)
             return rc;
+        slot->id = pair_id;
+        if (++s->n_known >= KNOWN_CAP / 4 * 3) {
+            memset(s->known, 0, KNOWN_CAP * sizeof *s->known);
+            s->n_known = 0;
+        }
         if (is_new) {
             k->pairs_new++;
         } else {

@@ -451,11 +451,10 @@ enum { FAST_OK = 0, FAST_FALLBACK = 1 };
  * object and each IMG@ link object with jansson, and skip the rest at
  * memchr/memmem speed. Anything unexpected falls back to the full parse. */
 static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena *arena,
-                         crawl_page **out, wp_err *err)
+                         crawl_page **out, wp_buf *tmp, wp_err *err)
 {
     size_t b = skip_ws(p, 0, n), e = n, hm, i;
     int bad = 0, oom = 0;
-    wp_buf tmp = {0};
     const char *uri, *base = NULL;
     crawl_page *pg;
     size_t cap = 16;
@@ -467,7 +466,7 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
                           "broken JSON: the record is not one object "
                           "(truncated?)");
     n = e;
-    uri = string_at(p, find_value(p, b, n, "\"WARC-Target-URI\""), n, arena, &tmp, &bad);
+    uri = string_at(p, find_value(p, b, n, "\"WARC-Target-URI\""), n, arena, tmp, &bad);
     if (bad)
         return wp_err_set(err, WP_EFORMAT, "broken JSON: bad WARC-Target-URI string");
     hm = find_value(p, b, n, "\"HTML-Metadata\"");
@@ -494,7 +493,7 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
         size_t he = skip_compound(p, i, n), m;
         if (he >= n)
             return wp_err_set(err, WP_EFORMAT, "broken JSON: unbalanced Head object");
-        const char *hb = string_at(p, find_value(p, i, he, "\"Base\""), he, arena, &tmp, &bad);
+        const char *hb = string_at(p, find_value(p, i, he, "\"Base\""), he, arena, tmp, &bad);
         const char *rb = NULL;
         if (hb != NULL) {
             int r = crawl_url_resolve(base, hb, strlen(hb), arena, &rb);
@@ -503,14 +502,14 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
             if (r == 0)
                 base = rb;
         }
-        pg->title = clean(string_at(p, find_value(p, i, he, "\"Title\""), he, arena, &tmp, &bad), o,
-                          arena, &tmp, NULL, &oom);
+        pg->title = clean(string_at(p, find_value(p, i, he, "\"Title\""), he, arena, tmp, &bad), o,
+                          arena, tmp, NULL, &oom);
         m = find_value(p, i, he, "\"Metas\"");
         if (m < he && p[m] == '[') {
             m = skip_ws(p, m + 1, he);
             while (m < he && p[m] == '{') {
                 link_fields f;
-                m = read_link(p, m, he, &f, arena, &tmp);
+                m = read_link(p, m, he, &f, arena, tmp);
                 if (m >= he) {
                     bad = 1;
                     break;
@@ -529,8 +528,7 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
     }
     pg->base = base;
     {
-        const char *xr =
-            string_at(p, find_value(p, b, n, "\"X-Robots-Tag\""), n, arena, &tmp, &bad);
+        const char *xr = string_at(p, find_value(p, b, n, "\"X-Robots-Tag\""), n, arena, tmp, &bad);
         if (xr != NULL)
             crawl_robots_directives(xr, o, 1, &pg->noai, &pg->noindex, &pg->nofollow);
     }
@@ -561,18 +559,15 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
                (p[s - 1] == ' ' || p[s - 1] == '\n' || p[s - 1] == '\r' || p[s - 1] == '\t'))
             s--;
         if (s == b || p[s - 1] != '{') {
-            wp_buf_free(&tmp);
             return FAST_FALLBACK;
         }
         s--;
         oe = skip_compound(p, s, n);
         if (oe >= n) {
-            wp_buf_free(&tmp);
             return wp_err_set(err, WP_EFORMAT, "broken JSON: unbalanced link object");
         }
         link_fields lf;
-        if (read_link(p, s, n, &lf, arena, &tmp) >= n) {
-            wp_buf_free(&tmp);
+        if (read_link(p, s, n, &lf, arena, tmp) >= n) {
             return wp_err_set(err, WP_EFORMAT, "broken JSON in a link object");
         }
         i = oe;
@@ -584,23 +579,23 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
             pg->images = ni;
             cap *= 2;
         }
-        if (add_link(pg, lf.path, lf.url, lf.alt, lf.title, base, o, arena, &tmp, &oom) < 0)
+        if (add_link(pg, lf.path, lf.url, lf.alt, lf.title, base, o, arena, tmp, &oom) < 0)
             goto nomem;
     }
-    wp_buf_free(&tmp);
     if (oom)
         return wp_err_set(err, WP_ENOMEM, "out of memory decoding WAT metadata");
     *out = pg;
     return FAST_OK;
 nomem:
-    wp_buf_free(&tmp);
     return wp_err_set(err, WP_ENOMEM, "out of memory decoding WAT metadata");
 }
 
 int crawl_wat_page(const char *json, size_t len, const crawl_opts *o, wp_arena *arena,
                    crawl_page **out, wp_err *err)
 {
-    int rc = o->no_prefilter ? FAST_FALLBACK : wat_page_fast(json, len, o, arena, out, err);
+    wp_buf tmp = {0};
+    int rc = o->no_prefilter ? FAST_FALLBACK : wat_page_fast(json, len, o, arena, out, &tmp, err);
+    wp_buf_free(&tmp);
     if (rc == FAST_FALLBACK)
         rc = wat_page_full(json, len, o, arena, out, err);
     return rc;

@@ -329,12 +329,13 @@ int crawl_decode_html(const char *p, size_t n, const char *http_ct, int prefilte
     if (!utf8) {
         if ((rc = crawl_to_utf8(p, n, http_ct, tmp, label)) != 0)
             return rc;
-        if ((rc = crawl_prefilter(tmp->data, tmp->len, out)) != 0)
+        if ((rc = crawl_prefilter(tmp->data, tmp->len, (prefilter & CRAWL_PF_LINKS) != 0, out)) !=
+            0)
             return rc;
         return out->data == NULL ? wp_buf_reserve(out, 0) : 0;
     }
     snprintf(label, CRAWL_CHARSET_MAX, "utf-8");
-    if ((rc = crawl_prefilter(p, n, tmp)) != 0)
+    if ((rc = crawl_prefilter(p, n, (prefilter & CRAWL_PF_LINKS) != 0, tmp)) != 0)
         return rc;
     wp_buf_reset(out);
     if ((rc = from_utf8(tmp->data ? tmp->data : "", tmp->len, out)) != 0)

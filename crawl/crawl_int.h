@@ -75,13 +75,17 @@ int crawl_wat_page(const char *json, size_t len, const crawl_opts *o, wp_arena *
                    crawl_page **out, wp_err *err);
 
 /* Copies the parts of an HTML page that extraction can depend on (every
- * tag, and the text inside <title> and <figcaption>) into out, dropping
- * comments, script/style bodies and other text. Returns 0 or WP_ENOMEM. */
-int crawl_prefilter(const char *p, size_t n, wp_buf *out);
+ * tag, the attributes of those we read, and the text inside <title> and
+ * <figcaption>) into out, dropping comments, script/style bodies and other
+ * text; <a>/<area> keep their attributes when keep_links. Returns 0 or
+ * WP_ENOMEM. */
+int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out);
 
 /* crawl_to_utf8 followed by crawl_prefilter when prefilter is set; for a
  * UTF-8 page the prefilter runs first, so only what is kept is validated.
  * tmp is scratch space. Returns 0 or WP_ENOMEM. */
+#define CRAWL_PF_ON    1 /* crawl_decode_html: run the prefilter */
+#define CRAWL_PF_LINKS 2 /* ... keeping <a>/<area> attributes */
 int crawl_decode_html(const char *p, size_t n, const char *http_ct, int prefilter, wp_buf *out,
                       wp_buf *tmp, char label[CRAWL_CHARSET_MAX]);
 

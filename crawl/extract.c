@@ -643,7 +643,10 @@ int crawl_extract(const char *html, size_t len, const char *page_url, const char
     pg = wp_arena_calloc(arena, sizeof *pg);
     if (pg == NULL || (pg->url = wp_arena_strdup(arena, page_url)) == NULL)
         return wp_err_set(err, WP_ENOMEM, "%s: out of memory", page_url);
-    if (crawl_decode_html(html, len, http_ct, !o->no_prefilter, &utf8, &tmp, label) != 0) {
+    if (crawl_decode_html(html, len, http_ct,
+                          o->no_prefilter ? 0
+                                          : CRAWL_PF_ON | (o->collect_links ? CRAWL_PF_LINKS : 0),
+                          &utf8, &tmp, label) != 0) {
         rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory decoding the page", page_url);
         goto out;
     }

@@ -7,9 +7,11 @@
  * tokenizer, never elements), comments, and running text. libxml2 decodes
  * and copies every one of those characters; dropping them first makes the
  * parse several times cheaper without changing what is extracted:
- *  - every tag is copied byte for byte, with its attributes (quoted values
- *    may contain '<' and '>', so the tag's end is found as a tokenizer
- *    would, honouring quotes after '=');
+ *  - every tag is kept, in order; the start tags whose attributes we read
+ *    (img, source, meta, base, html, and a/area when links are wanted) are
+ *    copied byte for byte, the others as a bare <name> (quoted values may
+ *    contain '<' and '>', so a tag's end is found as a tokenizer would,
+ *    honouring quotes after '=');
  *  - text inside <title> and <figcaption> is copied;
  *  - script/style bodies end at the first "</script" / "</style" (HTML's
  *    script data and RAWTEXT states), comments at "-->".
@@ -67,7 +69,27 @@ static int name_is(const char *s, size_t n, const char *name)
     return strlen(name) == n && strncasecmp(s, name, n) == 0;
 }
 
-int crawl_prefilter(const char *p, size_t n, wp_buf *out)
+/* Start tags whose attributes extraction reads; every other start tag is
+ * passed on as a bare <name> (attributes never change how libxml2 builds
+ * the tree, only names do). */
+static int wanted_attrs(const char *name, size_t nl, int keep_links)
+{
+    switch (nl) {
+    case 1:
+        return keep_links && (name[0] == 'a' || name[0] == 'A');
+    case 3:
+        return name_is(name, nl, "img");
+    case 4:
+        return name_is(name, nl, "meta") || name_is(name, nl, "base") ||
+               name_is(name, nl, "html") || (keep_links && name_is(name, nl, "area"));
+    case 6:
+        return name_is(name, nl, "source");
+    default:
+        return 0;
+    }
+}
+
+int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
 {
     size_t i = 0;
     int keep = 0; /* open <title>/<figcaption> elements */
@@ -112,11 +134,16 @@ int crawl_prefilter(const char *p, size_t n, wp_buf *out)
             ne++;
         size_t e = tag_end(p, ne, n);
         size_t stop = e < n ? e + 1 : n;
-        if (wp_buf_append(out, p + j, stop - j) != 0)
-            return WP_ENOMEM;
-        i = stop;
         const char *name = p + ns;
         size_t nl = ne - ns;
+        if (is_end || e >= n || wanted_attrs(name, nl, keep_links)) {
+            if (wp_buf_append(out, p + j, stop - j) != 0)
+                return WP_ENOMEM;
+        } else if (wp_buf_append(out, p + j, ne - j) != 0 ||
+                   (p[e - 1] == '/' && wp_buf_putc(out, '/') != 0) || wp_buf_putc(out, '>') != 0) {
+            return WP_ENOMEM;
+        }
+        i = stop;
         if (is_end) {
             if ((name_is(name, nl, "title") || name_is(name, nl, "figcaption")) && keep > 0)
                 keep--;

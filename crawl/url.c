@@ -180,16 +180,55 @@ static int already_normal(const char *s, size_t n)
     return prev != '?';
 }
 
+static const char *path_start(const char *url);
+
+/* The simple relative references ("/a/b.jpg", "b.jpg", "sub/c.jpg?x")
+ * against a normal base: the result is the base's origin or directory
+ * followed by the reference, if that is already normal (which also
+ * refuses dot segments, so "../x" goes the long way). Writes into cand
+ * (size URL_MAX) and returns its length, or 0. */
+static size_t simple_relative(const char *base, const char *esc, size_t n, char *cand)
+{
+    char sc[16];
+    size_t blen = strlen(base), plen = 0;
+    const char *bp, *q, *slash;
+    if (n == 0 || blen >= URL_MAX / 2 || n >= URL_MAX / 2 || scheme_of(esc, sc))
+        return 0;
+    bp = path_start(base);
+    if (esc[0] == '/' && esc[1] != '/') {
+        plen = (size_t)(bp - base);
+    } else if (isalnum((unsigned char)esc[0]) || esc[0] == '_' || esc[0] == '-') {
+        q = bp + strcspn(bp, "?#");
+        for (slash = q; slash > bp && slash[-1] != '/'; slash--)
+            ;
+        if (slash == bp)
+            return 0;
+        plen = (size_t)(slash - base);
+    } else {
+        return 0;
+    }
+    memcpy(cand, base, plen);
+    memcpy(cand + plen, esc, n);
+    cand[plen + n] = '\0';
+    return already_normal(cand, plen + n) ? plen + n : 0;
+}
+
 int crawl_url_resolve(const char *base, const char *ref, size_t ref_len, wp_arena *arena,
                       const char **out)
 {
-    char esc[URL_MAX];
+    char esc[URL_MAX], cand[URL_MAX];
     long n;
+    size_t k;
     *out = NULL;
     if ((n = pre_escape(ref, ref_len, esc)) <= 0)
         return CRAWL_DROP_BAD_URL;
     if (already_normal(esc, (size_t)n)) {
         if ((*out = wp_arena_strndup(arena, esc, (size_t)n)) == NULL)
+            return WP_ENOMEM;
+        return 0;
+    }
+    if (base != NULL && (k = simple_relative(base, esc, (size_t)n, cand)) > 0) {
+        if ((*out = wp_arena_strndup(arena, cand, k)) == NULL)
             return WP_ENOMEM;
         return 0;
     }

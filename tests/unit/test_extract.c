@@ -375,13 +375,13 @@ static void same_str(const char *a, const char *b, const char *what)
 }
 
 /* The prefilter must not change what is extracted. */
-static void check_prefilter_same(const char *html, size_t len)
+static void check_prefilter_same_links(const char *html, size_t len, int links)
 {
     crawl_page *a = NULL, *b = NULL;
     wp_err err = {0};
     crawl_opts o1, o2;
     crawl_opts_init(&o1);
-    o1.collect_links = 1;
+    o1.collect_links = links;
     o2 = o1;
     o2.no_prefilter = 1;
     assert_int_equal(
@@ -413,6 +413,12 @@ static void check_prefilter_same(const char *html, size_t len)
         assert_int_equal(a->drops[i], b->drops[i]);
 }
 
+static void check_prefilter_same(const char *html, size_t len)
+{
+    check_prefilter_same_links(html, len, 1);
+    check_prefilter_same_links(html, len, 0);
+}
+
 static void test_prefilter_changes_nothing(void **state)
 {
     static const char *const pages[] = {
@@ -438,6 +444,11 @@ static void test_prefilter_changes_nothing(void **state)
         "\xEF\xBB\xBF<title>bom \xC3\xA9</title><img src=\"\xC3\xA9.jpg\" alt=\"\xFF bad\">",
         "<meta charset=windows-1252><title>\x93q\x94</title><img src=w.jpg alt=\"caf\xE9\">",
         "< img src=notatag.jpg><img/src=slash.jpg/alt=slash><img\nsrc=nl.jpg\nalt=nl>",
+        "<div class=\"x>y\" data-a='<img src=fake.jpg>'><figure id=f><p style=\"a:b\">"
+        "<img src=p.jpg alt=inp></p></div><img src=out.jpg alt=out><figcaption>late</figcaption>"
+        "<table border=1><tr><td><figure><img "
+        "src=t.jpg></td></tr></table><figcaption>c</figcaption>"
+        "<br/><hr class=x/><a href=l.html rel=nofollow>l</a><a href=m.html>m</a>",
     };
     for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++)
         check_prefilter_same(pages[i], strlen(pages[i]));

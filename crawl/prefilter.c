@@ -10,8 +10,8 @@
  *  - every tag is kept, in order; the start tags whose attributes we read
  *    (img, source, meta, base, html, and a/area when links are wanted) are
  *    copied byte for byte, the others as a bare <name> (quoted values may
- *    contain '<' and '>', so a tag's end is found as a tokenizer would,
- *    honouring quotes after '=');
+ *    contain '<' and '>', so a tag's end is found exactly as libxml2's
+ *    start-tag parser finds it, bogus attributes included);
  *  - text inside <title> and <figcaption> is copied;
  *  - script/style bodies end at the first "</script" / "</style" (HTML's
  *    script data and RAWTEXT states), comments at "-->".
@@ -40,25 +40,71 @@ static const char *find_ci(const char *s, size_t n, const char *needle)
     return NULL;
 }
 
-/* End of the tag starting at p[0] == '<' (the index of its '>'), or n. */
-static size_t tag_end(const char *p, size_t i, size_t n)
+static int blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int name_char(unsigned char c)
+{
+    return c < 0x80 && (isalnum(c) || c == ':' || c == '-' || c == '_' || c == '.');
+}
+
+/* Where a start tag ends (the index of its '>', or n), found the way
+ * libxml2's htmlParseStartTag walks it: attributes are a name, then
+ * optionally '=' and a value, quoted (quotes may hide '>') or not; a
+ * bogus attribute is skipped up to the next blank, '>' or "/>". i is just
+ * after the element name. */
+static size_t start_tag_end(const char *p, size_t i, size_t n)
+{
+    for (;;) {
+        while (i < n && blank(p[i]))
+            i++;
+        if (i >= n)
+            return n;
+        if (p[i] == '>')
+            return i;
+        if (p[i] == '/' && i + 1 < n && p[i + 1] == '>')
+            return i + 1;
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x80 && (isalpha(c) || c == '_' || c == ':' || c == '.')) {
+            while (i < n && name_char((unsigned char)p[i]))
+                i++;
+            while (i < n && blank(p[i]))
+                i++;
+            if (i < n && p[i] == '=') {
+                i++;
+                while (i < n && blank(p[i]))
+                    i++;
+                if (i < n && (p[i] == '"' || p[i] == '\'')) {
+                    const char *q = memchr(p + i + 1, p[i], n - i - 1);
+                    if (q == NULL)
+                        return n;
+                    i = (size_t)(q - p) + 1;
+                } else {
+                    while (i < n && !blank(p[i]) && p[i] != '>')
+                        i++;
+                }
+            }
+            continue;
+        }
+        while (i < n && !blank(p[i]) && p[i] != '>' &&
+               !(p[i] == '/' && i + 1 < n && p[i + 1] == '>'))
+            i++;
+    }
+}
+
+/* Where "<!DOCTYPE ..." ends: its identifiers may quote '>'. */
+static size_t decl_end(const char *p, size_t i, size_t n, int doctype)
 {
     for (; i < n; i++) {
-        char c = p[i];
-        if (c == '>')
+        if (p[i] == '>')
             return i;
-        if (c == '=') {
-            size_t j = i + 1;
-            while (j < n && isspace((unsigned char)p[j]))
-                j++;
-            if (j < n && (p[j] == '"' || p[j] == '\'')) {
-                const char *q = memchr(p + j + 1, p[j], n - j - 1);
-                if (q == NULL)
-                    return n;
-                i = (size_t)(q - p);
-            } else {
-                i = j - 1;
-            }
+        if (doctype && (p[i] == '"' || p[i] == '\'')) {
+            const char *q = memchr(p + i + 1, p[i], n - i - 1);
+            if (q == NULL)
+                return n;
+            i = (size_t)(q - p);
         }
     }
     return n;
@@ -115,24 +161,52 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
                 i = e ? (size_t)(e - p) + 3 : n;
                 continue;
             }
-            size_t e = tag_end(p, j + 2, n);
-            if (wp_buf_append(out, p + j, (e < n ? e + 1 : n) - j) != 0)
-                return WP_ENOMEM;
-            i = e < n ? e + 1 : n;
+            if (n - j >= 9 && strncasecmp(p + j + 2, "doctype", 7) == 0) {
+                size_t e = decl_end(p, j + 2, n, 1);
+                if (wp_buf_append(out, p + j, (e < n ? e + 1 : n) - j) != 0)
+                    return WP_ENOMEM;
+                i = e < n ? e + 1 : n;
+                continue;
+            }
+            /* Any other "<!" is text to libxml2: fall through. */
+        }
+        if (c == '?') {
+            /* htmlParsePI: "<?target ...>" ends at the first '>'; without
+             * a target only "<?" is consumed and the rest is content. */
+            unsigned char t = j + 2 < n ? (unsigned char)p[j + 2] : 0;
+            if (t >= 0x80 || isalpha(t) || t == '_' || t == ':') {
+                const char *gt = memchr(p + j + 2, '>', n - j - 2);
+                i = gt ? (size_t)(gt - p) + 1 : n;
+            } else {
+                i = j + 2;
+            }
             continue;
         }
         int is_end = c == '/';
         size_t ns = j + 1 + (size_t)is_end, ne = ns;
-        if (ne >= n || !isalpha((unsigned char)p[ne])) {
+        /* libxml2 opens an element on '<' + ASCII letter; an end tag's
+         * name may also start with '_', ':' or '.' (htmlParseHTMLName). */
+        unsigned char f = ne < n ? (unsigned char)p[ne] : 0;
+        int letter = (f | 0x20) >= 'a' && (f | 0x20) <= 'z';
+        if (ne >= n || !(letter || (is_end && (f == '_' || f == ':' || f == '.')))) {
             /* A lone '<' is text. */
             if (keep > 0 && wp_buf_putc(out, '<') != 0)
                 return WP_ENOMEM;
             i = j + 1;
             continue;
         }
-        while (ne < n && !isspace((unsigned char)p[ne]) && p[ne] != '/' && p[ne] != '>')
+        /* The name as libxml2 reads it (htmlParseHTMLName): ASCII letters,
+         * digits and ":-_."; anything else ends it and is attribute junk. */
+        while (ne < n && name_char((unsigned char)p[ne]))
             ne++;
-        size_t e = tag_end(p, ne, n);
+        size_t e;
+        if (is_end) {
+            /* htmlParseEndTag: the first '>' ends it, quotes or not. */
+            const char *gt = memchr(p + ne, '>', n - ne);
+            e = gt ? (size_t)(gt - p) : n;
+        } else {
+            e = start_tag_end(p, ne, n);
+        }
         size_t stop = e < n ? e + 1 : n;
         const char *name = p + ns;
         size_t nl = ne - ns;

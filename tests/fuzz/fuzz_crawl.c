@@ -18,7 +18,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static crawl_opts o, ref;
+    static crawl_opts o, o0, ref;
     static int init;
     const char *p = (const char *)data;
     wp_arena *a = wp_arena_new(1 << 16);
@@ -30,6 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         o.collect_links = 1;
         ref = o;
         ref.no_prefilter = 1;
+        o0 = o;
+        o0.collect_links = 0;
         init = 1;
     }
     if (a == NULL)

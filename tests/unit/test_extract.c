@@ -449,6 +449,18 @@ static void test_prefilter_changes_nothing(void **state)
         "<table border=1><tr><td><figure><img "
         "src=t.jpg></td></tr></table><figcaption>c</figcaption>"
         "<br/><hr class=x/><a href=l.html rel=nofollow>l</a><a href=m.html>m</a>",
+        /* found by fuzzing: libxml2 ends a tag name at a non-ASCII byte */
+        "<img\xb4\xca\x8f srcset='ked.jpg 2x' alt=a><div\xe9 class=x><img src=b.jpg alt=b>",
+        /* ... and skips a bogus attribute to the next blank, quotes or not */
+        "<img src~a.j w\"X-Y\"\xcdQ=b s\n<img src~a srcset='0:0Z\r\nW-R: pg alt=x><figure>"
+        "<img src=b srcset='c 2x'><figcaptio x='>'><figcaption>t</figcaption></figure>"
+        "</figure x='>'><img src=e.jpg alt=e><!DOCTYPE x \"a>b\"><img src=f.jpg alt=f>"
+        "<!bogus x='>'><img src=g.jpg alt=g><!x <img src='>' alt=q><img src=h.jpg alt=h>",
+        /* an end tag named "." swallows everything up to the next '>' */
+        "</.<img src=}>x</_ <img src=i.jpg alt=i><img src=j.jpg alt=j></3<img src=k.jpg alt=k>",
+        /* processing instructions end at the first '>' */
+        "<?php echo \"<img src=pi.jpg alt=pi>\"; ?><img src=l.jpg alt=l><?<img src=m.jpg alt=m>"
+        "<figure><img src=n.jpg><figcaption>a <? b > c <!x> d < e</figcaption></figure>",
     };
     for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++)
         check_prefilter_same(pages[i], strlen(pages[i]));

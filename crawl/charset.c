@@ -307,6 +307,8 @@ int crawl_decode_html(const char *p, size_t n, const char *http_ct, int prefilte
                       wp_buf *tmp, char label[CRAWL_CHARSET_MAX])
 {
     const unsigned char *u = (const unsigned char *)p;
+    const char *p0 = p;
+    size_t n0 = n;
     char cs[CRAWL_CHARSET_MAX] = "";
     int utf8 = 0, rc;
 
@@ -329,13 +331,23 @@ int crawl_decode_html(const char *p, size_t n, const char *http_ct, int prefilte
     if (!utf8) {
         if ((rc = crawl_to_utf8(p, n, http_ct, tmp, label)) != 0)
             return rc;
-        if ((rc = crawl_prefilter(tmp->data, tmp->len, (prefilter & CRAWL_PF_LINKS) != 0, out)) !=
-            0)
+        rc = crawl_prefilter(tmp->data, tmp->len, (prefilter & CRAWL_PF_LINKS) != 0, out);
+        if (rc == 1) {
+            /* Unpredictable construct: the whole (decoded) page. */
+            wp_buf t = *out;
+            *out = *tmp;
+            *tmp = t;
+            rc = 0;
+        }
+        if (rc != 0)
             return rc;
         return out->data == NULL ? wp_buf_reserve(out, 0) : 0;
     }
     snprintf(label, CRAWL_CHARSET_MAX, "utf-8");
-    if ((rc = crawl_prefilter(p, n, (prefilter & CRAWL_PF_LINKS) != 0, tmp)) != 0)
+    rc = crawl_prefilter(p, n, (prefilter & CRAWL_PF_LINKS) != 0, tmp);
+    if (rc == 1)
+        return crawl_to_utf8(p0, n0, http_ct, out, label);
+    if (rc != 0)
         return rc;
     wp_buf_reset(out);
     if ((rc = from_utf8(tmp->data ? tmp->data : "", tmp->len, out)) != 0)

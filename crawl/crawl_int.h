@@ -77,8 +77,9 @@ int crawl_wat_page(const char *json, size_t len, const crawl_opts *o, wp_arena *
 /* Copies the parts of an HTML page that extraction can depend on (every
  * tag, the attributes of those we read, and the text inside <title> and
  * <figcaption>) into out, dropping comments, script/style bodies and other
- * text; <a>/<area> keep their attributes when keep_links. Returns 0 or
- * WP_ENOMEM. */
+ * text; <a>/<area> keep their attributes when keep_links. Returns 0, 1
+ * when the page has a construct whose reading it cannot predict (then
+ * parse the whole page), or WP_ENOMEM. */
 int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out);
 
 /* crawl_to_utf8 followed by crawl_prefilter when prefilter is set; for a

@@ -174,7 +174,10 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
             /* htmlParsePI: "<?target ...>" ends at the first '>'; without
              * a target only "<?" is consumed and the rest is content. */
             unsigned char t = j + 2 < n ? (unsigned char)p[j + 2] : 0;
-            if (t >= 0x80 || isalpha(t) || t == '_' || t == ':') {
+            if (t >= 0x80)
+                return 1; /* whether libxml2 sees a target depends on its
+                             Unicode letter tables: parse the whole page */
+            if (isalpha(t) || t == '_' || t == ':') {
                 const char *gt = memchr(p + j + 2, '>', n - j - 2);
                 i = gt ? (size_t)(gt - p) + 1 : n;
             } else {

@@ -464,6 +464,11 @@ static void test_prefilter_changes_nothing(void **state)
     };
     for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++)
         check_prefilter_same(pages[i], strlen(pages[i]));
+    /* A NUL, and a processing instruction whose target is not ASCII (the
+     * prefilter then hands libxml2 the whole page). */
+    static const char nul[] =
+        "<?\x00<img src=/ alt=nul><?\xc3\xa9 <img src='>' alt=q><img src=o.jpg alt=o>";
+    check_prefilter_same(nul, sizeof nul - 1);
     /* Every page of the other extraction tests, too. */
     wp_buf b = {0};
     for (int i = 0; i < 3000; i++)

@@ -289,9 +289,10 @@ static int produce(warc_reader *r, wp_err *err)
             return truncated(r, err);
         {
             char what[256];
+            int exact;
             snprintf(what, sizeof what, "corrupt gzip data (%s); skipping to the next member",
                      r->zs.msg ? r->zs.msg : "zlib error");
-            set_corrupt(r, comp_of(r, r->dbase + (int64_t)r->wlen, &rc), what);
+            set_corrupt(r, comp_of(r, r->dbase + (int64_t)r->wlen, &exact), what);
         }
         r->member_open = 0;
         return seek_next_member(r, r->nbd > 0 ? r->bd[r->nbd - 1].comp + 1 : here + 1, err);
@@ -552,7 +553,10 @@ int warc_next(warc_reader *r, warc_record *rec, wp_err *err)
     }
     size_t hlen = (size_t)(hend + 4 - (r->win + r->wpos));
     size_t cl = rec->block_len;
-    rec->offset = comp_of(r, start, &rc);
+    {
+        int exact;
+        rec->offset = comp_of(r, start, &exact);
+    }
     rec->index = r->index;
     if (cl <= r->max_record) {
         if ((rc = fill(r, hlen + cl + 4, err)) < 0)

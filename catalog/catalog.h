@@ -146,6 +146,39 @@ int cat_stats(cat *c, cat_stat_fn fn, void *ud, wp_err *err);
 /* ---- stage sections ---------------------------------------------------
  * Stages add their own queries below, each in its own catalog/cat_STAGE.c. */
 
+
+/* ---- crawl (catalog/cat_crawl.c) --------------------------------------- */
+
+/* Where an archive (a warc/wat source) stopped: the compressed offset of
+ * the next record and its record number. Zeros when never started. */
+int cat_archive_progress_get(cat *c, int64_t source_id, int64_t *offset, int64_t *records,
+                             int *done, wp_err *err);
+int cat_archive_progress_set(cat *c, int64_t source_id, int64_t offset, int64_t records, int done,
+                             wp_err *err);
+
+/* The live crawl frontier (table pages, one row per normalised URL).
+ * cat_page_add adds a pending page unless the URL is known (*added 0). */
+int cat_page_add(cat *c, const char *url, int depth, int64_t source_id, int *added, wp_err *err);
+typedef struct cat_page_todo {
+    int64_t id;
+    const char *url; /* in the caller's arena */
+    int depth;
+} cat_page_todo;
+/* Up to max pending pages, shallowest first (breadth-first order). */
+int cat_pages_pending(cat *c, int max, cat_page_todo *out, int *n, wp_arena *arena, wp_err *err);
+/* state: ok | error | skipped; error_class may be NULL; numbers < 0 are
+ * stored as NULL. */
+int cat_page_set_result(cat *c, int64_t id, const char *state, const char *error_class,
+                        int http_status, int pairs_found, wp_err *err);
+/* Pages in state (NULL: all). -1 on error. */
+int64_t cat_count_pages(cat *c, const char *state);
+
+/* robots.txt cache keyed by origin (scheme://host[:port]). *found is 0
+ * when there is no entry fetched at or after min_fetched_at. */
+int cat_robots_get(cat *c, const char *origin, int64_t min_fetched_at, int *status, wp_buf *body,
+                   int *found, wp_err *err);
+int cat_robots_put(cat *c, const char *origin, int status, const void *body, size_t len,
+                   wp_err *err);
 /* ---- fetch (catalog/cat_fetch.c) ---- */
 
 /* One image's recorded outcome, as cat_image_set_result stored it (unknown

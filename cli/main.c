@@ -14,6 +14,7 @@ int cmd_init(cli_ctx *ctx, int argc, char **argv);
 int cmd_status(cli_ctx *ctx, int argc, char **argv);
 int cmd_add(cli_ctx *ctx, int argc, char **argv);
 int cmd_shard(cli_ctx *ctx, int argc, char **argv);
+int cmd_crawl(cli_ctx *ctx, int argc, char **argv);
 int cmd_fetch(cli_ctx *ctx, int argc, char **argv);
 int cmd_encode(cli_ctx *ctx, int argc, char **argv);
 int cmd_clip(cli_ctx *ctx, int argc, char **argv);
@@ -76,6 +77,56 @@ const cli_cmd cli_commands[] = {
      "1 when an input could not be read or broke off (a truncated gzip: rows\n"
      "before the damage are kept), 2 usage error.\n",
      cmd_add},
+    {"crawl", "candidate pairs from a live crawl, WARC or WAT files",
+     "usage: witpipe crawl [-C DIR] --seeds FILE [options]\n"
+     "       witpipe crawl [-C DIR] --warc FILE... [options]\n"
+     "       witpipe crawl [-C DIR] --wat FILE... [options]\n"
+     "\n"
+     "Extracts (image URL, text) candidate pairs into the catalog. The text is\n"
+     "the image's alt text by default; title and <figcaption> (and the page\n"
+     "title and language) are kept in pairs.extra. A pair (URL, text) is stored\n"
+     "once; every further page showing it is recorded as a sighting. Pages whose\n"
+     "<meta name=robots> (or one naming our token) or X-Robots-Tag says noai or\n"
+     "noimageai give no pairs. Runs resume where they stopped.\n"
+     "\n"
+     "Sources:\n"
+     "  --seeds FILE       live crawl, breadth-first from the URLs in FILE (one a\n"
+     "                     line, # comments); frontier kept in the catalog\n"
+     "  --warc FILE...     WARC 1.0/1.1 files, plain or gzip: response records\n"
+     "                     with HTML payloads\n"
+     "  --wat FILE...      Common Crawl WAT files (metadata JSON: IMG@/src links)\n"
+     "Extraction:\n"
+     "  --text-from LIST   text candidates in order of preference, from alt,\n"
+     "                     title, figcaption (default: alt)\n"
+     "  --max-text N       longest text in bytes (default 2000)\n"
+     "  --long-text MODE   truncate (at a character boundary, default) or drop\n"
+     "  --bad-utf8 MODE    repair (U+FFFD, default) or drop texts with invalid UTF-8\n"
+     "  --skip-ext LIST    image extensions to drop (default svg,gif; \"\" for none)\n"
+     "  --max-page BYTES   larger pages are skipped (default 8388608)\n"
+     "  --token NAME       our robots product token (default witpipe)\n"
+     "  --no-prefilter     parse whole pages and whole WAT records (slower; the\n"
+     "                     reference the fast paths are tested against)\n"
+     "Archives:\n"
+     "  --part I/N         only part I of N: whole files when there are at least N\n"
+     "                     files, else every N-th record of each (for scale-out)\n"
+     "  --batch N          records per catalog transaction (default 256)\n"
+     "  --max-record BYTES larger records are skipped (default 67108864)\n"
+     "  --dry-run          extract and count only: no pairs stored, no progress\n"
+     "                     saved (what a run would give; the bench's no-catalog figure)\n"
+     "Live crawl:\n"
+     "  --max-depth N      link depth from the seeds (default 3)\n"
+     "  --max-pages N      pages to fetch in all (default 10000)\n"
+     "  --any-domain       follow links off the seeds' registrable domains\n"
+     "  --include PAT      only URLs containing PAT (* wildcards; repeatable)\n"
+     "  --exclude PAT      never URLs containing PAT (* wildcards; repeatable)\n"
+     "  --user-agent UA    User-Agent header (default witpipe/VERSION)\n"
+     "  --delay S          seconds between requests to one host (default 1;\n"
+     "                     a longer robots.txt Crawl-delay wins)\n"
+     "  --timeout S        seconds per request (default 30)\n"
+     "  --retries N        retries for timeouts, 429 and 5xx (default 2)\n"
+     "  --concurrency N    requests at once (default 16)\n"
+     "  --allow-net CIDR   let the SSRF guard pass this range (repeatable)\n",
+     cmd_crawl},
     {"fetch", "download, check, resize and store every pending image",
      "usage: witpipe fetch [-C DIR] [OPTIONS]\n"
      "\n"

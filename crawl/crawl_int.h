@@ -1,0 +1,98 @@
+/*
+ * crawl/crawl_int.h: what the crawl module's own files share: the WARC
+ * record reader (also used for WAT files, which are WARC files of
+ * metadata records) and the WAT record decoder.
+ */
+#ifndef CRAWL_INT_H
+#define CRAWL_INT_H
+
+#include "crawl.h"
+
+#define WARC_MAX_HEADER (64 * 1024) /* longest WARC record header */
+#define WARC_FIELD_MAX  8192        /* longest header value kept */
+
+typedef struct warc_reader warc_reader;
+
+typedef struct warc_record {
+    char version[16];                /* "WARC/1.1" */
+    char type[32];                   /* WARC-Type, lower case */
+    char target_uri[WARC_FIELD_MAX]; /* WARC-Target-URI, without <> */
+    char content_type[256];          /* the record's Content-Type */
+    const char *block;               /* the record block; NULL when too large */
+    size_t block_len;                /* Content-Length */
+    int64_t offset;                  /* where the record starts (see warc_offset_kind) */
+    int64_t next_offset;             /* a resume point after it, or -1 if none */
+    uint64_t index;                  /* records before it since the start offset */
+} warc_record;
+
+enum warc_next_status {
+    WARC_END = 0,     /* no more records */
+    WARC_RECORD = 1,  /* *rec filled */
+    WARC_CORRUPT = 2, /* err names file and offset; call again to go on */
+};
+
+/* Opens path for reading from start_offset (a member boundary or 0),
+ * detecting gzip. max_record: larger blocks are skipped (rec->block NULL).
+ * Returns 0 and *out, or WP_ENOENT / WP_EIO / WP_ENOMEM. */
+int warc_open(const char *path, int64_t start_offset, uint64_t first_index, size_t max_record,
+              warc_reader **out, wp_err *err);
+void warc_close(warc_reader *r);
+/* Reads the next record. Returns WARC_RECORD, WARC_END, WARC_CORRUPT (then
+ * reading resumes at the next record on the next call), or a negative
+ * error (WP_EIO, WP_ENOMEM) that ends reading. The block stays valid until
+ * the next call. */
+int warc_next(warc_reader *r, warc_record *rec, wp_err *err);
+/* Compressed bytes consumed so far (for progress). */
+int64_t warc_consumed(const warc_reader *r);
+int warc_is_gzip(const warc_reader *r);
+
+/* An HTTP response block (status line, headers, body) as stored in a
+ * WARC response record. */
+typedef struct crawl_http_head {
+    int status;
+    char ct[256];      /* Content-Type, "" if absent */
+    char xrobots[512]; /* X-Robots-Tag */
+    char encoding[32]; /* Content-Encoding */
+    int chunked;       /* Transfer-Encoding: chunked */
+    const char *body;  /* as stored */
+    size_t body_len;
+} crawl_http_head;
+
+/* Splits a response block. Returns 0 or WP_EFORMAT (not HTTP). */
+int crawl_http_split(const char *block, size_t len, crawl_http_head *h);
+/* The entity body with the transfer coding (chunked, RFC 9112 section
+ * 7.1) and content coding (gzip, deflate) undone, at most max bytes; it
+ * may live in tmp1 or tmp2. Returns 0, WP_ELIMIT (larger than max),
+ * WP_EFORMAT (an encoding we do not decode, or corrupt) or WP_ENOMEM. */
+int crawl_http_body(const crawl_http_head *h, size_t max, wp_buf *tmp1, wp_buf *tmp2,
+                    const char **body, size_t *len);
+
+/* Decodes one WAT metadata record's JSON into a page (images only; text
+ * cleaned with entities decoded). Returns 0 with *out (NULL when the
+ * record is not an HTML page's metadata), WP_EFORMAT with err filled
+ * (broken JSON), or WP_ENOMEM. */
+int crawl_wat_page(const char *json, size_t len, const crawl_opts *o, wp_arena *arena,
+                   crawl_page **out, wp_err *err);
+
+/* Copies the parts of an HTML page that extraction can depend on (every
+ * tag, the attributes of those we read, and the text inside <title> and
+ * <figcaption>) into out, dropping comments, script/style bodies and other
+ * text; <a>/<area> keep their attributes when keep_links. Returns 0, 1
+ * when the page has a construct whose reading it cannot predict (then
+ * parse the whole page), or WP_ENOMEM. */
+int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out);
+
+/* crawl_to_utf8 followed by crawl_prefilter when prefilter is set; for a
+ * UTF-8 page the prefilter runs first, so only what is kept is validated.
+ * tmp is scratch space. Returns 0 or WP_ENOMEM. */
+#define CRAWL_PF_ON    1 /* crawl_decode_html: run the prefilter */
+#define CRAWL_PF_LINKS 2 /* ... keeping <a>/<area> attributes */
+int crawl_decode_html(const char *p, size_t n, const char *http_ct, int prefilter, wp_buf *out,
+                      wp_buf *tmp, char label[CRAWL_CHARSET_MAX]);
+
+/* crawl_url_resolve without the fast path for already-normal URLs: every
+ * URL through libcurl (tests compare the two). */
+int crawl_url_resolve_slow(const char *base, const char *ref, size_t ref_len, wp_arena *arena,
+                           const char **out);
+
+#endif /* CRAWL_INT_H */

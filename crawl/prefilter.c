@@ -1,0 +1,237 @@
+/*
+ * crawl/prefilter.c: shrinking a page before the HTML parser sees it.
+ *
+ * The extractor only looks at tags (and their attributes) and at the text
+ * inside <title> and <figcaption>. Most of a real page's bytes are
+ * something else: the bodies of <script> and <style> (raw text to an HTML
+ * tokenizer, never elements), comments, and running text. libxml2 decodes
+ * and copies every one of those characters; dropping them first makes the
+ * parse several times cheaper without changing what is extracted:
+ *  - every tag is kept, in order; the start tags whose attributes we read
+ *    (img, source, meta, base, html, and a/area when links are wanted) are
+ *    copied byte for byte, the others as a bare <name> (quoted values may
+ *    contain '<' and '>', so a tag's end is found exactly as libxml2's
+ *    start-tag parser finds it, bogus attributes included);
+ *  - text inside <title> and <figcaption> is copied;
+ *  - script/style bodies end at the first "</script" / "</style" (HTML's
+ *    script data and RAWTEXT states), comments at "-->".
+ * tests/unit/test_extract.c checks that extraction with and without the
+ * prefilter gives the same result on every test page.
+ */
+#include "crawl_int.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+/* Case-insensitive search for the ASCII needle (lower case) in s[0..n). */
+static const char *find_ci(const char *s, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    const char *end = s + n;
+    while (s + k <= end) {
+        const char *lt = memchr(s, needle[0], (size_t)(end - s));
+        if (lt == NULL || lt + k > end)
+            return NULL;
+        if (strncasecmp(lt, needle, k) == 0)
+            return lt;
+        s = lt + 1;
+    }
+    return NULL;
+}
+
+static int blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int name_char(unsigned char c)
+{
+    return c < 0x80 && (isalnum(c) || c == ':' || c == '-' || c == '_' || c == '.');
+}
+
+/* Where a start tag ends (the index of its '>', or n), found the way
+ * libxml2's htmlParseStartTag walks it: attributes are a name, then
+ * optionally '=' and a value, quoted (quotes may hide '>') or not; a
+ * bogus attribute is skipped up to the next blank, '>' or "/>". i is just
+ * after the element name. */
+static size_t start_tag_end(const char *p, size_t i, size_t n)
+{
+    for (;;) {
+        while (i < n && blank(p[i]))
+            i++;
+        if (i >= n)
+            return n;
+        if (p[i] == '>')
+            return i;
+        if (p[i] == '/' && i + 1 < n && p[i + 1] == '>')
+            return i + 1;
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x80 && (isalpha(c) || c == '_' || c == ':' || c == '.')) {
+            while (i < n && name_char((unsigned char)p[i]))
+                i++;
+            while (i < n && blank(p[i]))
+                i++;
+            if (i < n && p[i] == '=') {
+                i++;
+                while (i < n && blank(p[i]))
+                    i++;
+                if (i < n && (p[i] == '"' || p[i] == '\'')) {
+                    const char *q = memchr(p + i + 1, p[i], n - i - 1);
+                    if (q == NULL)
+                        return n;
+                    i = (size_t)(q - p) + 1;
+                } else {
+                    while (i < n && !blank(p[i]) && p[i] != '>')
+                        i++;
+                }
+            }
+            continue;
+        }
+        while (i < n && !blank(p[i]) && p[i] != '>' &&
+               !(p[i] == '/' && i + 1 < n && p[i + 1] == '>'))
+            i++;
+    }
+}
+
+/* Where "<!DOCTYPE ..." ends: its identifiers may quote '>'. */
+static size_t decl_end(const char *p, size_t i, size_t n, int doctype)
+{
+    for (; i < n; i++) {
+        if (p[i] == '>')
+            return i;
+        if (doctype && (p[i] == '"' || p[i] == '\'')) {
+            const char *q = memchr(p + i + 1, p[i], n - i - 1);
+            if (q == NULL)
+                return n;
+            i = (size_t)(q - p);
+        }
+    }
+    return n;
+}
+
+static int name_is(const char *s, size_t n, const char *name)
+{
+    return strlen(name) == n && strncasecmp(s, name, n) == 0;
+}
+
+/* Start tags whose attributes extraction reads; every other start tag is
+ * passed on as a bare <name> (attributes never change how libxml2 builds
+ * the tree, only names do). */
+static int wanted_attrs(const char *name, size_t nl, int keep_links)
+{
+    switch (nl) {
+    case 1:
+        return keep_links && (name[0] == 'a' || name[0] == 'A');
+    case 3:
+        return name_is(name, nl, "img");
+    case 4:
+        return name_is(name, nl, "meta") || name_is(name, nl, "base") ||
+               name_is(name, nl, "html") || (keep_links && name_is(name, nl, "area"));
+    case 6:
+        return name_is(name, nl, "source");
+    default:
+        return 0;
+    }
+}
+
+int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
+{
+    size_t i = 0;
+    int keep = 0; /* open <title>/<figcaption> elements */
+
+    wp_buf_reset(out);
+    if (wp_buf_reserve(out, n / 2 + 64) != 0)
+        return WP_ENOMEM;
+    while (i < n) {
+        const char *lt = memchr(p + i, '<', n - i);
+        size_t j = lt ? (size_t)(lt - p) : n;
+        if (keep > 0 && j > i && wp_buf_append(out, p + i, j - i) != 0)
+            return WP_ENOMEM;
+        if (lt == NULL)
+            break;
+        if (j + 1 >= n) {
+            i = n;
+            break;
+        }
+        char c = p[j + 1];
+        if (c == '!') {
+            if (j + 3 < n && p[j + 2] == '-' && p[j + 3] == '-') {
+                const char *e = j + 4 <= n ? memmem(p + j + 4, n - j - 4, "-->", 3) : NULL;
+                i = e ? (size_t)(e - p) + 3 : n;
+                continue;
+            }
+            if (n - j >= 9 && strncasecmp(p + j + 2, "doctype", 7) == 0) {
+                size_t e = decl_end(p, j + 2, n, 1);
+                if (wp_buf_append(out, p + j, (e < n ? e + 1 : n) - j) != 0)
+                    return WP_ENOMEM;
+                i = e < n ? e + 1 : n;
+                continue;
+            }
+            /* Any other "<!" is text to libxml2: fall through. */
+        }
+        if (c == '?') {
+            /* htmlParsePI: "<?target ...>" ends at the first '>'; without
+             * a target only "<?" is consumed and the rest is content. */
+            unsigned char t = j + 2 < n ? (unsigned char)p[j + 2] : 0;
+            if (t >= 0x80)
+                return 1; /* whether libxml2 sees a target depends on its
+                             Unicode letter tables: parse the whole page */
+            if (isalpha(t) || t == '_' || t == ':') {
+                const char *gt = memchr(p + j + 2, '>', n - j - 2);
+                i = gt ? (size_t)(gt - p) + 1 : n;
+            } else {
+                i = j + 2;
+            }
+            continue;
+        }
+        int is_end = c == '/';
+        size_t ns = j + 1 + (size_t)is_end, ne = ns;
+        /* libxml2 opens an element on '<' + ASCII letter; an end tag's
+         * name may also start with '_', ':' or '.' (htmlParseHTMLName). */
+        unsigned char f = ne < n ? (unsigned char)p[ne] : 0;
+        int letter = (f | 0x20) >= 'a' && (f | 0x20) <= 'z';
+        if (ne >= n || !(letter || (is_end && (f == '_' || f == ':' || f == '.')))) {
+            /* A lone '<' is text. */
+            if (keep > 0 && wp_buf_putc(out, '<') != 0)
+                return WP_ENOMEM;
+            i = j + 1;
+            continue;
+        }
+        /* The name as libxml2 reads it (htmlParseHTMLName): ASCII letters,
+         * digits and ":-_."; anything else ends it and is attribute junk. */
+        while (ne < n && name_char((unsigned char)p[ne]))
+            ne++;
+        size_t e;
+        if (is_end) {
+            /* htmlParseEndTag: the first '>' ends it, quotes or not. */
+            const char *gt = memchr(p + ne, '>', n - ne);
+            e = gt ? (size_t)(gt - p) : n;
+        } else {
+            e = start_tag_end(p, ne, n);
+        }
+        size_t stop = e < n ? e + 1 : n;
+        const char *name = p + ns;
+        size_t nl = ne - ns;
+        if (is_end || e >= n || wanted_attrs(name, nl, keep_links)) {
+            if (wp_buf_append(out, p + j, stop - j) != 0)
+                return WP_ENOMEM;
+        } else if (wp_buf_append(out, p + j, ne - j) != 0 ||
+                   (p[e - 1] == '/' && wp_buf_putc(out, '/') != 0) || wp_buf_putc(out, '>') != 0) {
+            return WP_ENOMEM;
+        }
+        i = stop;
+        if (is_end) {
+            if ((name_is(name, nl, "title") || name_is(name, nl, "figcaption")) && keep > 0)
+                keep--;
+            continue;
+        }
+        if (name_is(name, nl, "script") || name_is(name, nl, "style")) {
+            const char *close = find_ci(p + i, n - i, nl == 6 ? "</script" : "</style");
+            i = close ? (size_t)(close - p) : n;
+        } else if (name_is(name, nl, "title") || name_is(name, nl, "figcaption")) {
+            keep++;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,102 @@
+"""tests/integration/crawlgen.py: builders for WARC and Common Crawl WAT
+files used by the crawl tests and the crawl benchmark (stdlib only).
+
+A WARC record is built per ISO 28500 (WARC/1.0 or 1.1 header, Content-Length,
+block, CRLF CRLF); a .warc.gz file holds one gzip member per record, as
+Common Crawl writes them. WAT records follow Common Crawl's JSON layout:
+Envelope.WARC-Header-Metadata / Payload-Metadata.HTTP-Response-Metadata.
+HTML-Metadata.{Head, Links}.
+"""
+import gzip
+import json
+import os
+import sqlite3
+import subprocess
+import tempfile
+
+
+def warc_record(rtype, uri, block, content_type, version="1.1", extra=None):
+    hdr = [f"WARC/{version}", f"WARC-Type: {rtype}"]
+    if uri is not None:
+        hdr.append(f"WARC-Target-URI: {uri}")
+    hdr.append("WARC-Date: 2024-01-01T00:00:00Z")
+    hdr.append("WARC-Record-ID: <urn:uuid:00000000-0000-0000-0000-%012d>" % (hash(uri) % 10**12))
+    if content_type:
+        hdr.append(f"Content-Type: {content_type}")
+    for k, v in (extra or {}).items():
+        hdr.append(f"{k}: {v}")
+    hdr.append(f"Content-Length: {len(block)}")
+    return ("\r\n".join(hdr) + "\r\n\r\n").encode() + block + b"\r\n\r\n"
+
+
+def http_response(html, ctype="text/html; charset=utf-8", status=200, headers=None):
+    if isinstance(html, str):
+        html = html.encode()
+    lines = [f"HTTP/1.1 {status} OK", f"Content-Type: {ctype}", f"Content-Length: {len(html)}"]
+    for k, v in (headers or {}).items():
+        lines.append(f"{k}: {v}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + html
+
+
+def response_record(uri, html, version="1.1", **kw):
+    return warc_record("response", uri, http_response(html, **kw),
+                       "application/http; msgtype=response", version)
+
+
+def wat_json(uri, links, title=None, base=None, metas=None, rtype="response"):
+    head = {}
+    if title is not None:
+        head["Title"] = title
+    if base is not None:
+        head["Base"] = base
+    if metas:
+        head["Metas"] = metas
+    return json.dumps({
+        "Container": {"Filename": "x.warc.gz", "Compressed": True},
+        "Envelope": {
+            "Format": "WARC",
+            "WARC-Header-Length": "500",
+            "WARC-Header-Metadata": {"WARC-Type": rtype, "WARC-Target-URI": uri},
+            "Payload-Metadata": {
+                "Actual-Content-Type": "application/http; msgtype=response",
+                "HTTP-Response-Metadata": {
+                    "Response-Message": {"Status": "200", "Version": "HTTP/1.1"},
+                    "Headers": {"Content-Type": "text/html"},
+                    "HTML-Metadata": {"Head": head, "Links": links},
+                },
+            },
+        },
+    }).encode()
+
+
+def wat_record(uri, payload):
+    return warc_record("metadata", uri, payload, "application/json")
+
+
+def write_gz_members(path, records):
+    """Writes one gzip member per record; returns the member start offsets."""
+    offsets = []
+    with open(path, "wb") as f:
+        for r in records:
+            offsets.append(f.tell())
+            f.write(gzip.compress(r, compresslevel=6, mtime=0))
+    return offsets
+
+
+def pairs(corpus):
+    """The catalog's pairs as a sorted list of (image URL, text)."""
+    db = sqlite3.connect(os.path.join(corpus, "catalog.db"))
+    try:
+        rows = db.execute("SELECT i.url, p.text FROM pairs p JOIN images i ON i.id = p.image_id"
+                          ).fetchall()
+    finally:
+        db.close()
+    return sorted(rows)
+
+
+def query(corpus, sql, args=()):
+    db = sqlite3.connect(os.path.join(corpus, "catalog.db"))
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()

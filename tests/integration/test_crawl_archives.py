@@ -1,0 +1,356 @@
+"""tests/integration/test_crawl_archives.py: `witpipe crawl --warc / --wat`
+on WARC and WAT files built here, including corrupt inputs (truncated gzip
+members, bad Content-Length, binary junk, broken JSON), --part and resume.
+"""
+import gzip
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from tests.integration import crawlgen as cg
+
+BIN = os.environ.get("WITPIPE_BIN", "build/witpipe")
+
+
+def page(i, extra=""):
+    return (f"<html lang=en><head><title>Page {i}</title></head><body>"
+            f"<img src='/img/{i}.jpg' alt='Picture number {i}'>"
+            f"<img src='/nav/home.png' alt='Home' width=16 height=16>{extra}</body></html>")
+
+
+def expected_for(indices):
+    out = {("http://ex.com/nav/home.png", "Home")} if indices else set()
+    for i in indices:
+        out.add((f"http://ex.com/img/{i}.jpg", f"Picture number {i}"))
+    return sorted(out)
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="witpipe-crawl-")
+        self.corpus = os.path.join(self.dir, "corpus")
+        subprocess.run([BIN, "init", self.corpus], check=True, capture_output=True)
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def crawl(self, *args, corpus=None):
+        return subprocess.run([BIN, "-C", corpus or self.corpus, "crawl", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    def records(self, n, version="1.1"):
+        return [cg.response_record(f"http://ex.com/p{i}.html", page(i), version) for i in range(n)]
+
+
+class TestWarc(Base):
+    def test_gzip_and_plain_give_the_same_pairs(self):
+        recs = [cg.warc_record("warcinfo", None, b"software: test\r\n", "application/warc-fields")]
+        for i in range(6):
+            recs.append(cg.warc_record("request", f"http://ex.com/p{i}.html",
+                                       b"GET / HTTP/1.1\r\n\r\n", "application/http; msgtype=request"))
+            recs.append(cg.response_record(f"http://ex.com/p{i}.html", page(i),
+                                           "1.0" if i % 2 else "1.1"))
+        recs.append(cg.warc_record("response", "http://ex.com/x.jpg",
+                                   cg.http_response(b"\xff\xd8\xff", ctype="image/jpeg"),
+                                   "application/http; msgtype=response"))
+        recs.append(cg.warc_record("response", "http://ex.com/gone.html",
+                                   cg.http_response(page(99), status=404),
+                                   "application/http; msgtype=response"))
+        gz = os.path.join(self.dir, "a.warc.gz")
+        plain = os.path.join(self.dir, "a.warc")
+        cg.write_gz_members(gz, recs)
+        with open(plain, "wb") as f:
+            f.write(b"".join(recs))
+        r = self.crawl("--warc", gz)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(cg.pairs(self.corpus), expected_for(range(6)))
+        # The nav icon is one pair seen on six pages: stored once, five sightings.
+        seen = cg.query(self.corpus, "SELECT count(*) FROM pair_seen s JOIN pairs p "
+                        "ON p.id = s.pair_id WHERE p.text = 'Home'")
+        self.assertEqual(seen[0][0], 5)
+        extra = json.loads(cg.query(self.corpus, "SELECT extra FROM pairs WHERE text = "
+                                    "'Picture number 3'")[0][0])
+        self.assertEqual(extra["page_title"], "Page 3")
+        self.assertEqual(extra["lang"], "en")
+        counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
+        self.assertEqual(counts["pages"], 6)
+        self.assertEqual(counts["records"], len(recs))
+        self.assertEqual(counts["records_skipped"], len(recs) - 6)
+        other = os.path.join(self.dir, "c2")
+        subprocess.run([BIN, "init", other], check=True, capture_output=True)
+        r = self.crawl("--warc", plain, corpus=other)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(cg.pairs(other), cg.pairs(self.corpus))
+
+    def test_rerun_skips_finished_files(self):
+        gz = os.path.join(self.dir, "a.warc.gz")
+        cg.write_gz_members(gz, self.records(4))
+        self.assertEqual(self.crawl("--warc", gz).returncode, 0)
+        prog = cg.query(self.corpus, "SELECT offset, records, done FROM archive_progress")
+        self.assertEqual(prog, [(os.path.getsize(gz), 4, 1)])
+        r = self.crawl("--warc", gz)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("already read", r.stderr)
+        self.assertEqual(cg.pairs(self.corpus), expected_for(range(4)))
+
+    def test_resumes_at_saved_offset(self):
+        gz = os.path.join(self.dir, "a.warc.gz")
+        offs = cg.write_gz_members(gz, self.records(6))
+        # A previous run that committed records 0-2 and was killed.
+        r = self.crawl("--warc", os.path.join(self.dir, "missing.warc.gz"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("missing.warc.gz", r.stderr)
+        import sqlite3
+        db = sqlite3.connect(os.path.join(self.corpus, "catalog.db"))
+        db.execute("INSERT INTO sources(kind, location, added_at) VALUES ('warc', ?, 0)",
+                   (os.path.realpath(gz),))
+        sid = db.execute("SELECT id FROM sources WHERE kind = 'warc' AND location = ?",
+                         (os.path.realpath(gz),)).fetchone()[0]
+        db.execute("INSERT INTO archive_progress VALUES (?, ?, 3, 0)", (sid, offs[3]))
+        db.commit()
+        db.close()
+        r = self.crawl("--warc", gz)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("resuming at byte %d" % offs[3], r.stderr)
+        self.assertEqual(cg.pairs(self.corpus), expected_for([3, 4, 5]))
+
+    def test_chunked_and_compressed_payloads(self):
+        html = page(1).encode()
+        chunked = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(html[k:k + 7]), html[k:k + 7])
+                           for k in range(0, len(html), 7)) + b"0\r\n\r\n"
+        r1 = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+              + chunked)
+        z = gzip.compress(page(2).encode(), mtime=0)
+        r2 = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(z)) + z
+        import zlib
+        d = zlib.compressobj(6, zlib.DEFLATED, -15)
+        raw = d.compress(page(3).encode()) + d.flush()
+        r3 = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: deflate\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n%x\r\n" % len(raw)) + raw + b"\r\n0\r\n\r\n"
+        r4 = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: br\r\n\r\n"
+              b"\x0b\x02\x80garbage")
+        recs = [cg.warc_record("response", f"http://ex.com/p{i + 1}.html", r,
+                               "application/http; msgtype=response")
+                for i, r in enumerate([r1, r2, r3, r4])]
+        gz = os.path.join(self.dir, "enc.warc.gz")
+        cg.write_gz_members(gz, recs)
+        r = self.crawl("--warc", gz)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(cg.pairs(self.corpus), expected_for([1, 2, 3]))
+        counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
+        self.assertEqual(counts["pages_skipped"], 1)  # brotli is not decoded
+
+    def test_dry_run_counts_but_stores_nothing(self):
+        gz = os.path.join(self.dir, "a.warc.gz")
+        cg.write_gz_members(gz, self.records(3))
+        r = self.crawl("--warc", gz, "--dry-run")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(cg.pairs(self.corpus), [])
+        self.assertEqual(cg.query(self.corpus, "SELECT count(*) FROM archive_progress"), [(0,)])
+        counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
+        self.assertEqual(counts["pairs_new"], 6)  # the nav icon counted on each page
+        self.assertEqual(self.crawl("--warc", gz).returncode, 0)
+        self.assertEqual(cg.pairs(self.corpus), expected_for(range(3)))
+
+    def test_part_splits_records_and_files(self):
+        gz = os.path.join(self.dir, "a.warc.gz")
+        cg.write_gz_members(gz, self.records(7))
+        got = []
+        for i in (1, 2, 3):
+            c = os.path.join(self.dir, f"part{i}")
+            subprocess.run([BIN, "init", c], check=True, capture_output=True)
+            r = self.crawl("--warc", gz, "--part", f"{i}/3", corpus=c)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            got.append({p for p in cg.pairs(c) if p[1] != "Home"})
+        self.assertEqual([len(g) for g in got], [3, 2, 2])
+        self.assertEqual(set.union(*got), set(expected_for(range(7))) - {
+            ("http://ex.com/nav/home.png", "Home")})
+        # With at least N files, whole files are split.
+        files = []
+        for k in range(4):
+            f = os.path.join(self.dir, f"f{k}.warc.gz")
+            cg.write_gz_members(f, [cg.response_record(f"http://ex.com/p{k}.html", page(k))])
+            files.append(f)
+        c = os.path.join(self.dir, "byfile")
+        subprocess.run([BIN, "init", c], check=True, capture_output=True)
+        r = self.crawl("--warc", *files, "--part", "2/2", corpus=c)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(cg.pairs(c), expected_for([1, 3]))
+        self.assertEqual(self.crawl("--warc", gz, "--part", "3/2").returncode, 2)
+
+    def check_corrupt(self, path, survivors, pattern):
+        r = self.crawl("--warc", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stderr, pattern)
+        self.assertEqual(cg.pairs(self.corpus), expected_for(survivors))
+        counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
+        self.assertGreaterEqual(counts["corrupt"], 1)
+
+    def test_truncated_gzip_member_in_the_middle(self):
+        members = [gzip.compress(r, mtime=0) for r in self.records(6)]
+        members[2] = members[2][: len(members[2]) // 2]
+        path = os.path.join(self.dir, "t.warc.gz")
+        with open(path, "wb") as f:
+            f.write(b"".join(members))
+        off = sum(len(m) for m in members[:2])
+        self.check_corrupt(path, [0, 1, 3, 4, 5],
+                           re.escape(path) + r": byte %d \(gzip member\)|" % off +
+                           re.escape(path) + r": byte %d: " % off)
+
+    def test_truncated_gzip_at_end(self):
+        members = [gzip.compress(r, mtime=0) for r in self.records(4)]
+        members[3] = members[3][:40]
+        path = os.path.join(self.dir, "t.warc.gz")
+        with open(path, "wb") as f:
+            f.write(b"".join(members))
+        off = sum(len(m) for m in members[:3])
+        self.check_corrupt(path, [0, 1, 2], re.escape(path) + r": byte %d.*truncated" % off)
+
+    def test_binary_junk_between_and_inside_members(self):
+        members = [gzip.compress(r, mtime=0) for r in self.records(6)]
+        bad = bytearray(members[4])
+        for k in range(20, min(60, len(bad) - 8)):
+            bad[k] ^= 0x5A
+        members[4] = bytes(bad)
+        junk = bytes(range(256)) * 4
+        path = os.path.join(self.dir, "j.warc.gz")
+        with open(path, "wb") as f:
+            f.write(members[0] + members[1] + junk + b"".join(members[2:]))
+        junk_off = len(members[0]) + len(members[1])
+        self.check_corrupt(path, [0, 1, 2, 3, 5], re.escape(path) + r": byte %d: not gzip" % junk_off)
+
+    def test_bad_content_length(self):
+        recs = self.records(5)
+        # Record 1 claims 40 bytes more than it has, record 3 30 bytes fewer.
+        recs[1] = recs[1].replace(b"Content-Length: ", b"Content-Length: 9", 1)
+        m = re.search(rb"Content-Length: (\d+)\r\n\r\nHTTP", recs[3])
+        recs[3] = recs[3].replace(m.group(0), b"Content-Length: %d\r\n\r\nHTTP" %
+                                  (int(m.group(1)) - 30), 1)
+        path = os.path.join(self.dir, "cl.warc")
+        with open(path, "wb") as f:
+            f.write(b"".join(recs))
+        off1 = len(recs[0])
+        self.check_corrupt(path, [0, 2, 4], re.escape(path) + r": byte %d: Content-Length" % off1)
+        # The same inside gzip members.
+        shutil.rmtree(self.corpus)
+        subprocess.run([BIN, "init", self.corpus], check=True, capture_output=True)
+        gz = os.path.join(self.dir, "cl.warc.gz")
+        offs = cg.write_gz_members(gz, recs)
+        self.check_corrupt(gz, [0, 2, 4], re.escape(gz) + r": byte %d \(gzip member\): "
+                           r"Content-Length" % offs[1])
+
+    def test_garbage_file_and_missing_file(self):
+        path = os.path.join(self.dir, "junk.warc")
+        with open(path, "wb") as f:
+            f.write(os.urandom(5000).replace(b"WARC/", b"xxxxx"))
+        r = self.crawl("--warc", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("no WARC record", r.stderr)
+        self.assertEqual(cg.pairs(self.corpus), [])
+        self.assertEqual(self.crawl("--warc").returncode, 2)
+        self.assertEqual(self.crawl("--warc", path, "--bogus").returncode, 2)
+
+
+class TestWat(Base):
+    def wat_records(self):
+        links1 = [
+            {"path": "A@/href", "url": "/other.html", "text": "x"},
+            {"path": "IMG@/src", "url": "/a.jpg", "alt": "Fish &amp; chips\n  on a plate"},
+            {"path": "IMG@/src", "url": "b.jpg", "alt": "relative", "title": "T"},
+            {"path": "IMG@/data-src", "url": "lazy.jpg", "alt": "lazy one"},
+            {"path": "IMG@/srcset", "url": "s1.jpg 100w, s2.jpg 800w", "alt": "srcset"},
+            {"path": "IMG@/src", "url": "data:image/png;base64,AAAA", "alt": "inline"},
+            {"path": "IMG@/src", "url": "/icon.svg", "alt": "svg"},
+            {"path": "IMG@/src", "url": "/noalt.jpg"},
+        ]
+        recs = [
+            cg.warc_record("warcinfo", None, b"software: test\r\n", "application/warc-fields"),
+            cg.wat_record("http://ex.com/dir/p1.html",
+                          cg.wat_json("http://ex.com/dir/p1.html", links1, title="P1",
+                                      base="/base/")),
+            cg.wat_record("http://ex.com/dir/p1.html",
+                          cg.wat_json("http://ex.com/dir/p1.html", [], rtype="request")),
+            cg.wat_record("http://ex.com/p2.html",
+                          cg.wat_json("http://ex.com/p2.html",
+                                      [{"path": "IMG@/src", "url": "/secret.jpg", "alt": "no"}],
+                                      metas=[{"name": "robots", "content": "noai"}])),
+            cg.wat_record("http://ex.com/p3.html",
+                          cg.wat_json("http://ex.com/p3.html",
+                                      [{"path": "IMG@/src", "url": "/a.jpg",
+                                        "alt": "Fish & chips on a plate"}])),
+        ]
+        return recs
+
+    expected = sorted([
+        ("http://ex.com/a.jpg", "Fish & chips on a plate"),
+        ("http://ex.com/base/b.jpg", "relative"),
+        ("http://ex.com/base/lazy.jpg", "lazy one"),
+        ("http://ex.com/base/s2.jpg", "srcset"),
+    ])
+
+    def test_wat_pairs(self):
+        path = os.path.join(self.dir, "a.wat.gz")
+        cg.write_gz_members(path, self.wat_records())
+        r = self.crawl("--wat", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(cg.pairs(self.corpus), self.expected)
+        counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
+        self.assertEqual(counts["pages_opt_out"], 1)
+        self.assertEqual(counts["pairs_seen"], 1)  # a.jpg with the same text on p3
+        self.assertEqual(counts["dropped"]["data_uri"], 1)
+        self.assertEqual(counts["dropped"]["skip_ext"], 1)
+        self.assertEqual(counts["dropped"]["no_text"], 1)
+        title = cg.query(self.corpus, "SELECT json_extract(extra, '$.title') FROM pairs "
+                         "WHERE text = 'relative'")
+        self.assertEqual(title, [("T",)])
+
+    def test_broken_json_and_corrupt_gzip(self):
+        recs = self.wat_records()
+        recs.insert(2, cg.wat_record("http://ex.com/broken.html",
+                                     b'{"Envelope": {"WARC-Header-Metadata": {'))
+        path = os.path.join(self.dir, "b.wat.gz")
+        offs = cg.write_gz_members(path, recs)
+        tail_off = os.path.getsize(path)
+        with open(path, "ab") as f:
+            f.write(gzip.compress(recs[1], mtime=0)[:30])
+        r = self.crawl("--wat", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(cg.pairs(self.corpus), self.expected)
+        self.assertRegex(r.stderr, re.escape(path) + r": byte %d: .*broken JSON" % offs[2])
+        self.assertRegex(r.stderr, re.escape(path) + r": byte %d: truncated gzip" % tail_off)
+        counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
+        self.assertEqual(counts["corrupt"], 2)
+
+
+class TestFastPaths(Base):
+    """The prefilter, the URL fast path and the targeted WAT reader must
+    give exactly what the reference paths (--no-prefilter) give, on the
+    benchmark's realistic pages."""
+
+    def test_fast_paths_match_the_reference(self):
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        warc = os.path.join(self.dir, "g.warc.gz")
+        wat = os.path.join(self.dir, "g.wat.gz")
+        subprocess.run(["/usr/bin/python3", os.path.join(root, "bench", "gen_crawl.py"), warc, wat,
+                        "2", "7"], check=True, capture_output=True)
+        sql = ("SELECT i.url, p.text, p.extra, p.origin FROM pairs p "
+               "JOIN images i ON i.id = p.image_id ORDER BY 1, 2")
+        for kind, path in (("warc", warc), ("wat", wat)):
+            got = []
+            for extra in ([], ["--no-prefilter"]):
+                c = os.path.join(self.dir, kind + "".join(extra))
+                subprocess.run([BIN, "init", c], check=True, capture_output=True)
+                r = self.crawl("--" + kind, path, *extra, corpus=c)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                got.append(cg.query(c, sql))
+            self.assertGreater(len(got[0]), 100)
+            self.assertEqual(got[0], got[1])
+
+
+if __name__ == "__main__":
+    unittest.main()

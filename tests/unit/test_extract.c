@@ -1,0 +1,614 @@
+/*
+ * tests/unit/test_extract.c: HTML extraction (crawl/extract.c), charset
+ * decoding, text cleaning, URL resolution/normalisation and the pair sink.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "catalog/catalog.h"
+#include "crawl/crawl.h"
+#include "crawl/crawl_int.h"
+#include "tests/lib/testlib.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static wp_arena *arena;
+static crawl_opts opts;
+
+static int setup(void **state)
+{
+    arena = wp_arena_new(1 << 16);
+    crawl_opts_init(&opts);
+    return arena ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    wp_arena_free(arena);
+    return 0;
+}
+
+static crawl_page *extract_ct(const char *html, size_t len, const char *url, const char *ct)
+{
+    crawl_page *p = NULL;
+    wp_err err = {0};
+    int rc = crawl_extract(html, len, url, ct, NULL, &opts, arena, &p, &err);
+    if (rc != 0)
+        fprintf(stderr, "extract: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_non_null(p);
+    return p;
+}
+
+static crawl_page *extract(const char *html, const char *url)
+{
+    return extract_ct(html, strlen(html), url, NULL);
+}
+
+static const crawl_image *find_img(const crawl_page *p, const char *url)
+{
+    for (size_t i = 0; i < p->n_images; i++)
+        if (strcmp(p->images[i].url, url) == 0)
+            return &p->images[i];
+    for (size_t i = 0; i < p->n_images; i++)
+        fprintf(stderr, "  have image %s\n", p->images[i].url);
+    fail_msg("no image %s", url);
+    return NULL;
+}
+
+static void test_relative_and_base_href(void **state)
+{
+    crawl_page *p = extract("<html><head><title>T</title></head><body>"
+                            "<img src=\"a.jpg\" alt=\"before base\">"
+                            "<base href=\"../static/\">"
+                            "<img src=\"  b.jpg\n \" alt=\"b\">"
+                            "<img src=\"/root.png\" alt=\"root\">"
+                            "<img src=\"//cdn.example.org/x.jpg\" alt=\"proto-relative\">"
+                            "<img src=\"sub/./c/../d.jpg?x=1#frag\" alt=\"dots\">"
+                            "</body></html>",
+                            "http://example.com/dir/page.html");
+    assert_string_equal(p->base, "http://example.com/static/");
+    assert_int_equal(p->n_images, 5);
+    /* <base> applies to the whole document, also to images before it. */
+    assert_string_equal(find_img(p, "http://example.com/static/a.jpg")->alt, "before base");
+    assert_string_equal(find_img(p, "http://example.com/static/b.jpg")->alt, "b");
+    find_img(p, "http://example.com/root.png");
+    find_img(p, "http://cdn.example.org/x.jpg");
+    find_img(p, "http://example.com/static/sub/d.jpg?x=1");
+}
+
+static void test_srcset_takes_largest(void **state)
+{
+    crawl_page *p =
+        extract("<img src=\"small.jpg\" srcset=\"s.jpg 320w, l.jpg 1024w,m.jpg 640w\" alt=\"w\">"
+                "<img src=\"one.jpg\" srcset=\"two.jpg 2x, three.jpg 3x\" alt=\"x\">"
+                "<img srcset=\"a,b.jpg 100w, c.jpg 50w\" alt=\"comma in url\">",
+                "https://ex.com/");
+    assert_int_equal(p->n_images, 3);
+    const crawl_image *w = find_img(p, "https://ex.com/l.jpg");
+    assert_string_equal(w->attr, "srcset");
+    assert_int_equal(w->srcset_n, 3);
+    assert_string_equal(find_img(p, "https://ex.com/three.jpg")->alt, "x");
+    find_img(p, "https://ex.com/a,b.jpg");
+    int n = 0;
+    double sc = 0;
+    const char *b = crawl_srcset_best("  ", arena, &n, &sc);
+    assert_null(b);
+    assert_int_equal(n, 0);
+}
+
+static void test_lazy_attributes_and_picture(void **state)
+{
+    crawl_page *p = extract(
+        "<img src=\"data:image/gif;base64,R0lGOD\" data-src=\"/real1.jpg\" alt=\"lazy1\">"
+        "<img src=\"placeholder.png\" data-original=\"real2.jpg\" alt=\"lazy2\">"
+        "<img data-srcset=\"r3a.jpg 100w, r3b.jpg 900w\" alt=\"lazy3\">"
+        "<picture><source srcset=\"p-big.webp 1600w, p-small.webp 400w\" type=\"image/webp\">"
+        "<source srcset=\"p-mid.jpg 800w\"><img src=\"p-fallback.jpg\" alt=\"pic\"></picture>"
+        "<img src=\"after.jpg\" alt=\"after picture\">",
+        "http://ex.com/a/");
+    assert_int_equal(p->n_images, 5);
+    assert_string_equal(find_img(p, "http://ex.com/real1.jpg")->attr, "data-src");
+    assert_string_equal(find_img(p, "http://ex.com/a/real2.jpg")->attr, "data-original");
+    assert_string_equal(find_img(p, "http://ex.com/a/r3b.jpg")->attr, "data-srcset");
+    const crawl_image *pic = find_img(p, "http://ex.com/a/p-big.webp");
+    assert_string_equal(pic->attr, "source");
+    assert_string_equal(pic->alt, "pic");
+    /* The <picture>'s sources do not leak into the next image. */
+    assert_string_equal(find_img(p, "http://ex.com/a/after.jpg")->attr, "src");
+}
+
+static void test_figcaption_title_lang(void **state)
+{
+    crawl_page *p = extract(
+        "<!DOCTYPE html><html lang=\"de-CH\"><head><title>  Page\n Title </title></head><body>"
+        "<figure><img src=\"f1.jpg\" alt=\"alt one\" title=\"tip one\">"
+        "<figcaption>A <b>bold</b>\n caption</figcaption></figure>"
+        "<figure><figcaption>Caption first</figcaption><p><img src=\"f2.jpg\"></p></figure>"
+        "<img src=\"nofig.jpg\" alt=\"outside\"></body></html>",
+        "http://ex.com/");
+    assert_string_equal(p->title, "Page Title");
+    assert_string_equal(p->lang, "de-CH");
+    const crawl_image *f1 = find_img(p, "http://ex.com/f1.jpg");
+    assert_string_equal(f1->figcaption, "A bold caption");
+    assert_string_equal(f1->title, "tip one");
+    const crawl_image *f2 = find_img(p, "http://ex.com/f2.jpg");
+    assert_string_equal(f2->figcaption, "Caption first");
+    assert_null(f2->alt);
+    assert_null(find_img(p, "http://ex.com/nofig.jpg")->figcaption);
+}
+
+static void test_entities_and_cleaning(void **state)
+{
+    crawl_page *p = extract(
+        "<img src=\"e.jpg\" alt=\"Fish &amp; Chips&nbsp;&#x263A; &lt;3\t\n"
+        "  end&#1;\">"
+        "<meta charset=utf-8><img src=\"z.jpg\" alt=\"zero\xE2\x80\x8Bwidth \xC2\x85next\">",
+        "http://ex.com/");
+    assert_string_equal(find_img(p, "http://ex.com/e.jpg")->alt,
+                        "Fish & Chips \xE2\x98\xBA <3 end");
+    assert_string_equal(find_img(p, "http://ex.com/z.jpg")->alt, "zerowidth next");
+
+    wp_buf out = {0};
+    crawl_opts o;
+    crawl_opts_init(&o);
+    assert_int_equal(crawl_clean_text("a&amp;b &#233;&eacute; &bogus; &#xD800;", 38,
+                                      CRAWL_CLEAN_ENTITIES, &o, &out),
+                     0);
+    assert_string_equal(out.data, "a&b \xC3\xA9\xC3\xA9 &bogus; \xEF\xBF\xBD");
+    /* Invalid UTF-8: repaired by default, refused with --bad-utf8 drop. */
+    assert_int_equal(crawl_clean_text("ok\xFF\xFEgo", 6, 0, &o, &out), 0);
+    assert_string_equal(out.data, "ok\xEF\xBF\xBD\xEF\xBF\xBDgo");
+    o.bad_utf8_drop = 1;
+    assert_int_equal(crawl_clean_text("ok\xFFgo", 5, 0, &o, &out), CRAWL_DROP_BAD_UTF8);
+    /* Over-long text: cut at a character boundary, or refused. */
+    o.bad_utf8_drop = 0;
+    o.max_text = 6;
+    assert_int_equal(crawl_clean_text("abcd\xC3\xA9\xC3\xA9", 8, 0, &o, &out), 0);
+    assert_string_equal(out.data, "abcd\xC3\xA9");
+    assert_int_equal(crawl_clean_text("abcde\xC3\xA9", 7, 0, &o, &out), 0);
+    assert_string_equal(out.data, "abcde");
+    assert_int_equal(crawl_clean_text("ab cdefgh", 9, 0, &o, &out), 0);
+    assert_string_equal(out.data, "ab cde");
+    o.long_text_drop = 1;
+    assert_int_equal(crawl_clean_text("abcdefgh", 8, 0, &o, &out), CRAWL_DROP_TOO_LONG);
+    wp_buf_free(&out);
+}
+
+static void test_windows_1252_and_charsets(void **state)
+{
+    /* No declaration at all: windows-1252, so 0x93/0x94 are curly quotes. */
+    const char cp[] = "<img src=\"q.jpg\" alt=\"\x93quoted\x94 caf\xE9 \x80\">";
+    crawl_page *p = extract_ct(cp, sizeof cp - 1, "http://ex.com/", NULL);
+    assert_string_equal(p->charset, "windows-1252");
+    assert_string_equal(find_img(p, "http://ex.com/q.jpg")->alt,
+                        "\xE2\x80\x9Cquoted\xE2\x80\x9D caf\xC3\xA9 \xE2\x82\xAC");
+    /* iso-8859-1 in HTTP means windows-1252 too (WHATWG). */
+    p = extract_ct(cp, sizeof cp - 1, "http://ex.com/", "text/html; charset=ISO-8859-1");
+    assert_string_equal(p->charset, "windows-1252");
+    /* <meta charset> of a real charset, through iconv; the parser must not
+     * decode the (already converted) bytes a second time. */
+    const char koi[] = "<html><head><meta charset=\"koi8-r\"></head>"
+                       "<body><img src=\"k.jpg\" alt=\"\xF0\xD2\xC9\xD7\xC5\xD4\"></body></html>";
+    p = extract_ct(koi, sizeof koi - 1, "http://ex.com/", NULL);
+    assert_string_equal(p->charset, "koi8-r");
+    assert_string_equal(find_img(p, "http://ex.com/k.jpg")->alt,
+                        "\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82");
+    /* http-equiv form; the HTTP header wins over the meta. */
+    const char he[] = "<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">"
+                      "<img src=\"u.jpg\" alt=\"\xC3\xA9t\xC3\xA9\">";
+    p = extract_ct(he, sizeof he - 1, "http://ex.com/", NULL);
+    assert_string_equal(p->charset, "utf-8");
+    assert_string_equal(find_img(p, "http://ex.com/u.jpg")->alt, "\xC3\xA9t\xC3\xA9");
+    p = extract_ct(he, sizeof he - 1, "http://ex.com/", "text/html;charset=windows-1252");
+    assert_string_equal(find_img(p, "http://ex.com/u.jpg")->alt,
+                        "\xC3\x83\xC2\xA9t\xC3\x83\xC2\xA9");
+    /* A broken (unknown) charset falls back to windows-1252. */
+    const char bad[] = "<meta charset=\"x-no-such-charset\"><img src=\"b.jpg\" alt=\"na\xEFve\">";
+    p = extract_ct(bad, sizeof bad - 1, "http://ex.com/", NULL);
+    assert_string_equal(p->charset, "windows-1252");
+    assert_string_equal(find_img(p, "http://ex.com/b.jpg")->alt, "na\xC3\xAFve");
+    /* Declared UTF-8 with invalid bytes: repaired, the result is valid. */
+    const char inv[] = "<meta charset=utf-8><img src=\"i.jpg\" alt=\"a\xC3\x28z\">";
+    p = extract_ct(inv, sizeof inv - 1, "http://ex.com/", NULL);
+    assert_string_equal(find_img(p, "http://ex.com/i.jpg")->alt, "a\xEF\xBF\xBD(z");
+    /* UTF-16LE with a BOM. */
+    const char *ascii = "<img src=\"w.jpg\" alt=\"wide\">";
+    size_t n = strlen(ascii);
+    char *u16 = malloc(2 * n + 2);
+    u16[0] = (char)0xFF;
+    u16[1] = (char)0xFE;
+    for (size_t i = 0; i < n; i++) {
+        u16[2 + 2 * i] = ascii[i];
+        u16[3 + 2 * i] = 0;
+    }
+    p = extract_ct(u16, 2 * n + 2, "http://ex.com/", NULL);
+    assert_string_equal(find_img(p, "http://ex.com/w.jpg")->alt, "wide");
+    free(u16);
+}
+
+static void test_drops_are_counted(void **state)
+{
+    crawl_page *p = extract("<img src=\"data:image/png;base64,AAAA\" alt=\"d\">"
+                            "<img src=\"javascript:void(0)\" alt=\"js\">"
+                            "<img src=\"ftp://ex.com/f.jpg\" alt=\"ftp\">"
+                            "<img src=\"/pixel.jpg\" width=\"1\" height=\"1\" alt=\"px\">"
+                            "<img src=\"/px2.jpg\" width=2 height=\"2\">"
+                            "<img src=\"/logo.SVG\" alt=\"svg\">"
+                            "<img src=\"/anim.gif?x=1\" alt=\"gif\">"
+                            "<img src=\"http://[::1\" alt=\"broken\">"
+                            "<img alt=\"no src\">"
+                            "<img src=\"/ok.jpg\" width=\"1\" height=\"300\" alt=\"thin\">",
+                            "http://ex.com/");
+    assert_int_equal(p->n_images, 1);
+    find_img(p, "http://ex.com/ok.jpg");
+    assert_int_equal(p->drops[CRAWL_DROP_DATA_URI], 1);
+    assert_int_equal(p->drops[CRAWL_DROP_SCHEME], 2);
+    assert_int_equal(p->drops[CRAWL_DROP_PIXEL], 2);
+    assert_int_equal(p->drops[CRAWL_DROP_SKIP_EXT], 2);
+    assert_int_equal(p->drops[CRAWL_DROP_BAD_URL], 2);
+    /* --skip-ext "" keeps them. */
+    wp_err err = {0};
+    assert_int_equal(crawl_opts_skip_ext(&opts, "", &err), 0);
+    p = extract("<img src=\"/logo.svg\" alt=\"svg\">", "http://ex.com/");
+    assert_int_equal(p->n_images, 1);
+    assert_int_equal(crawl_opts_skip_ext(&opts, "svg, .GIF", &err), 0);
+    assert_int_equal(crawl_url_skip_ext(&opts, "http://a.b/x.gif"), 1);
+    assert_int_equal(crawl_url_skip_ext(&opts, "http://a.b/gif/x"), 0);
+    assert_int_equal(crawl_url_skip_ext(&opts, "http://a.gif/"), 0);
+}
+
+static void test_meta_robots(void **state)
+{
+    crawl_page *p = extract("<meta name=\"robots\" content=\"index, NoAI\"><img src=a.jpg alt=a>",
+                            "http://ex.com/");
+    assert_int_equal(p->noai, 1);
+    assert_int_equal(p->noindex, 0);
+    p = extract("<meta name=\"WitPipe\" content=\"noimageai\"><img src=a.jpg alt=a>",
+                "http://ex.com/");
+    assert_int_equal(p->noai, 1);
+    p = extract("<meta name=\"otherbot\" content=\"noai,noindex\"><img src=a.jpg alt=a>",
+                "http://ex.com/");
+    assert_int_equal(p->noai, 0);
+    assert_int_equal(p->noindex, 0);
+    p = extract("<meta name=robots content=none><a href=/x>x</a>", "http://ex.com/");
+    assert_int_equal(p->noindex, 1);
+    assert_int_equal(p->nofollow, 1);
+    crawl_page *q = NULL;
+    wp_err err = {0};
+    const char *h = "<img src=a.jpg alt=a>";
+    assert_int_equal(crawl_extract(h, strlen(h), "http://ex.com/", NULL, "witpipe: noai", &opts,
+                                   arena, &q, &err),
+                     0);
+    assert_int_equal(q->noai, 1);
+    assert_int_equal(crawl_extract(h, strlen(h), "http://ex.com/", NULL, "otherbot: noai", &opts,
+                                   arena, &q, &err),
+                     0);
+    assert_int_equal(q->noai, 0);
+}
+
+static void test_links_and_nofollow(void **state)
+{
+    opts.collect_links = 1;
+    crawl_page *p = extract("<a href=\"b.html#top\">b</a><a href=\"mailto:x@y\">m</a>"
+                            "<a href=\"/c.html\" rel=\"nofollow\">c</a>"
+                            "<map><area href=\"HTTP://EX.com:80/d.html\"></map>",
+                            "http://ex.com/a/");
+    assert_int_equal(p->n_links, 2);
+    assert_string_equal(p->links[0], "http://ex.com/a/b.html");
+    assert_string_equal(p->links[1], "http://ex.com/d.html");
+    p = extract("<meta name=robots content=nofollow><a href=b.html>b</a>", "http://ex.com/");
+    assert_int_equal(p->n_links, 0);
+    opts.collect_links = 0;
+}
+
+static void test_url_normalisation(void **state)
+{
+    const char *u = NULL;
+    assert_int_equal(
+        crawl_url_normalize("HTTP://Ex.COM:80/a/../b/%7euser/%2f%41?q=%aa%2D#frag", arena, &u), 0);
+    assert_string_equal(u, "http://ex.com/b/~user/%2fA?q=%aa-");
+    assert_int_equal(crawl_url_normalize("https://ex.com:443", arena, &u), 0);
+    assert_string_equal(u, "https://ex.com/");
+    assert_int_equal(crawl_url_normalize("https://ex.com:8443/x y", arena, &u), 0);
+    assert_string_equal(u, "https://ex.com:8443/x%20y");
+    assert_int_equal(crawl_url_normalize("relative/x.jpg", arena, &u), CRAWL_DROP_BAD_URL);
+    assert_int_equal(crawl_url_normalize("DATA:text/plain,x", arena, &u), CRAWL_DROP_DATA_URI);
+    assert_int_equal(crawl_url_resolve("http://ex.com/a/b", "?q=1", 4, arena, &u), 0);
+    assert_string_equal(u, "http://ex.com/a/b?q=1");
+    assert_int_equal(crawl_url_resolve("http://ex.com/a/b", "\\img\\c.jpg", 10, arena, &u), 0);
+    assert_string_equal(u, "http://ex.com/img/c.jpg");
+    assert_int_equal(crawl_url_resolve("http://ex.com/", "caf\xC3\xA9.jpg", 9, arena, &u), 0);
+    assert_string_equal(u, "http://ex.com/caf%c3%a9.jpg");
+    char origin[64];
+    assert_int_equal(crawl_url_origin("http://ex.com:8080/a?b", origin, sizeof origin), 0);
+    assert_string_equal(origin, "http://ex.com:8080");
+    assert_string_equal(crawl_url_path_query("http://ex.com?x=1", arena), "/?x=1");
+    assert_string_equal(crawl_url_path_query("http://ex.com", arena), "/");
+    assert_int_equal(crawl_same_site("http://a.example.co.uk/", "https://b.example.co.uk/x"), 1);
+    assert_int_equal(crawl_same_site("http://a.example.co.uk/", "http://other.co.uk/"), 0);
+    assert_int_equal(crawl_same_site("http://127.0.0.1:5/", "http://127.0.0.1:6/"), 1);
+}
+
+static void test_deep_nesting_and_junk(void **state)
+{
+    wp_buf b = {0};
+    for (int i = 0; i < 10000; i++)
+        assert_int_equal(wp_buf_puts(&b, "<table><tr><td>"), 0);
+    assert_int_equal(wp_buf_puts(&b, "<img src=\"deep.jpg\" alt=\"deep\">"), 0);
+    for (int i = 0; i < 10000; i++)
+        assert_int_equal(wp_buf_puts(&b, "</td></tr></table>"), 0);
+    crawl_page *p = extract_ct(b.data, b.len, "http://ex.com/", NULL);
+    assert_string_equal(find_img(p, "http://ex.com/deep.jpg")->alt, "deep");
+    /* Binary junk with NULs and an unterminated tag. */
+    const char junk[] = "\x00\x01\xFF<img src=\"j.jpg\" alt=\"j\x00k\"><img src=\"x";
+    p = extract_ct(junk, sizeof junk - 1, "http://ex.com/", NULL);
+    assert_true(wp_utf8_valid(find_img(p, "http://ex.com/j.jpg")->alt,
+                              strlen(find_img(p, "http://ex.com/j.jpg")->alt)));
+    wp_buf_free(&b);
+}
+
+static void test_opts_parsing(void **state)
+{
+    crawl_opts o;
+    wp_err err = {0};
+    crawl_opts_init(&o);
+    assert_int_equal(crawl_opts_text_from(&o, "figcaption, alt", &err), 0);
+    assert_int_equal(o.n_text_from, 2);
+    assert_int_equal(o.text_from[0], CRAWL_TEXT_FIGCAPTION);
+    assert_int_equal(o.text_from[1], CRAWL_TEXT_ALT);
+    assert_int_equal(crawl_opts_text_from(&o, "alt,caption", &err), WP_EINVAL);
+    assert_int_equal(crawl_opts_text_from(&o, "alt,alt", &err), WP_EINVAL);
+    assert_int_equal(crawl_opts_text_from(&o, "", &err), WP_EINVAL);
+}
+
+static void same_str(const char *a, const char *b, const char *what)
+{
+    if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0))
+        fail_msg("%s differs: '%s' vs '%s'", what, a ? a : "(null)", b ? b : "(null)");
+}
+
+/* The prefilter must not change what is extracted. */
+static void check_prefilter_same_links(const char *html, size_t len, int links)
+{
+    crawl_page *a = NULL, *b = NULL;
+    wp_err err = {0};
+    crawl_opts o1, o2;
+    crawl_opts_init(&o1);
+    o1.collect_links = links;
+    o2 = o1;
+    o2.no_prefilter = 1;
+    assert_int_equal(
+        crawl_extract(html, len, "http://ex.com/d/p.html", NULL, NULL, &o1, arena, &a, &err), 0);
+    assert_int_equal(
+        crawl_extract(html, len, "http://ex.com/d/p.html", NULL, NULL, &o2, arena, &b, &err), 0);
+    same_str(a->title, b->title, "title");
+    same_str(a->lang, b->lang, "lang");
+    same_str(a->base, b->base, "base");
+    same_str(a->charset, b->charset, "charset");
+    assert_int_equal(a->noai, b->noai);
+    assert_int_equal(a->noindex, b->noindex);
+    assert_int_equal(a->nofollow, b->nofollow);
+    assert_int_equal(a->n_images, b->n_images);
+    for (size_t i = 0; i < a->n_images; i++) {
+        same_str(a->images[i].url, b->images[i].url, "url");
+        same_str(a->images[i].attr, b->images[i].attr, "attr");
+        same_str(a->images[i].alt, b->images[i].alt, "alt");
+        same_str(a->images[i].title, b->images[i].title, "img title");
+        same_str(a->images[i].figcaption, b->images[i].figcaption, "figcaption");
+        assert_int_equal(a->images[i].width, b->images[i].width);
+        assert_int_equal(a->images[i].height, b->images[i].height);
+        assert_int_equal(a->images[i].srcset_n, b->images[i].srcset_n);
+    }
+    assert_int_equal(a->n_links, b->n_links);
+    for (size_t i = 0; i < a->n_links; i++)
+        same_str(a->links[i], b->links[i], "link");
+    for (int i = 0; i < CRAWL_DROP_N; i++)
+        assert_int_equal(a->drops[i], b->drops[i]);
+}
+
+static void check_prefilter_same(const char *html, size_t len)
+{
+    check_prefilter_same_links(html, len, 1);
+    check_prefilter_same_links(html, len, 0);
+}
+
+static void test_prefilter_changes_nothing(void **state)
+{
+    static const char *const pages[] = {
+        "<!DOCTYPE html><html lang=fr><head><title>T &amp; <b>x</b></title>"
+        "<style>p{color:red} img{x:1} </style><script>var s='<img src=no.jpg alt=no>';"
+        "if (a<b && c>d) {}</script><SCRIPT type=x>document.write(\"<img src=w.jpg>\")</SCRIPT >"
+        "</head><body><!-- <img src=comment.jpg alt=c> <script> -->"
+        "<p>text with a < b and <3 and a > c</p>"
+        "<img alt=\"a > b <script>\" src=\"q.jpg\"><img src=u.jpg alt=unquoted>"
+        "<figure><img src=f.jpg><figcaption>Cap &eacute; <i>it</i> <!-- hidden --> end"
+        "</figcaption></figure><a href=\"x.html\" title='it\\'s'>x</a>"
+        "<![CDATA[ <img src=cdata.jpg> ]]><img src=after-cdata.jpg alt=ok></body></html>",
+        "<html><body><img src=a.jpg alt=a><!-- never closed <img src=b.jpg alt=b>",
+        "<html><body><script>never closed <img src=s.jpg alt=s>",
+        "<html><head><meta name=robots content=\"noai, nofollow\"><base href=/b/></head>"
+        "<body><img src=r.jpg alt='x' width=1 height=1><img srcset='s 1x, t 2x' alt=t>"
+        "<picture><source srcset=p.webp><img src=pp.jpg alt=pic></picture></body></html>",
+        "<img src=\"x.jpg\" alt=\"unterminated quote><img src=y.jpg alt=y>",
+        "<title>First</title><svg><title>svg title</title></svg><title>Second</title>"
+        "<img src=z.jpg alt=z><textarea><img src=ta.jpg alt=ta></textarea>",
+        "<figure><figure><img src=n1.jpg><figcaption>inner</figcaption></figure>"
+        "<img src=n2.jpg><figcaption>outer <img src=n3.jpg alt=inside></figcaption></figure>",
+        "\xEF\xBB\xBF<title>bom \xC3\xA9</title><img src=\"\xC3\xA9.jpg\" alt=\"\xFF bad\">",
+        "<meta charset=windows-1252><title>\x93q\x94</title><img src=w.jpg alt=\"caf\xE9\">",
+        "< img src=notatag.jpg><img/src=slash.jpg/alt=slash><img\nsrc=nl.jpg\nalt=nl>",
+        "<div class=\"x>y\" data-a='<img src=fake.jpg>'><figure id=f><p style=\"a:b\">"
+        "<img src=p.jpg alt=inp></p></div><img src=out.jpg alt=out><figcaption>late</figcaption>"
+        "<table border=1><tr><td><figure><img "
+        "src=t.jpg></td></tr></table><figcaption>c</figcaption>"
+        "<br/><hr class=x/><a href=l.html rel=nofollow>l</a><a href=m.html>m</a>",
+        /* found by fuzzing: libxml2 ends a tag name at a non-ASCII byte */
+        "<img\xb4\xca\x8f srcset='ked.jpg 2x' alt=a><div\xe9 class=x><img src=b.jpg alt=b>",
+        /* ... and skips a bogus attribute to the next blank, quotes or not */
+        "<img src~a.j w\"X-Y\"\xcdQ=b s\n<img src~a srcset='0:0Z\r\nW-R: pg alt=x><figure>"
+        "<img src=b srcset='c 2x'><figcaptio x='>'><figcaption>t</figcaption></figure>"
+        "</figure x='>'><img src=e.jpg alt=e><!DOCTYPE x \"a>b\"><img src=f.jpg alt=f>"
+        "<!bogus x='>'><img src=g.jpg alt=g><!x <img src='>' alt=q><img src=h.jpg alt=h>",
+        /* an end tag named "." swallows everything up to the next '>' */
+        "</.<img src=}>x</_ <img src=i.jpg alt=i><img src=j.jpg alt=j></3<img src=k.jpg alt=k>",
+        /* processing instructions end at the first '>' */
+        "<?php echo \"<img src=pi.jpg alt=pi>\"; ?><img src=l.jpg alt=l><?<img src=m.jpg alt=m>"
+        "<figure><img src=n.jpg><figcaption>a <? b > c <!x> d < e</figcaption></figure>",
+    };
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++)
+        check_prefilter_same(pages[i], strlen(pages[i]));
+    /* A NUL, and a processing instruction whose target is not ASCII (the
+     * prefilter then hands libxml2 the whole page). */
+    static const char nul[] =
+        "<?\x00<img src=/ alt=nul><?\xc3\xa9 <img src='>' alt=q><img src=o.jpg alt=o>";
+    check_prefilter_same(nul, sizeof nul - 1);
+    /* Every page of the other extraction tests, too. */
+    wp_buf b = {0};
+    for (int i = 0; i < 3000; i++)
+        assert_int_equal(wp_buf_puts(&b, "<table><tr><td><p>x</p>"), 0);
+    assert_int_equal(wp_buf_puts(&b, "<img src=deep.jpg alt=deep>"), 0);
+    check_prefilter_same(b.data, b.len);
+    wp_buf_free(&b);
+}
+
+static void test_url_fast_path_matches_curl(void **state)
+{
+    static const char *const urls[] = {
+        "http://ex.com/a.jpg",
+        "https://ex.com/a/b/c.jpg?x=1&y=2",
+        "http://ex.com/",
+        "http://ex.com",
+        "http://Ex.com/a",
+        "http://ex.com:80/a",
+        "http://ex.com:8080/a",
+        "http://ex.com/a/../b",
+        "http://ex.com/a/./b",
+        "http://ex.com/a/.",
+        "http://ex.com/a/..",
+        "http://ex.com/.hidden/x",
+        "http://ex.com/a..b/c",
+        "http://ex.com/a?../b",
+        "http://ex.com/a#frag",
+        "http://ex.com/a?",
+        "http://ex.com/%7Euser",
+        "http://ex.com/%2f",
+        "http://ex.com/a b",
+        "http://ex.com/caf\xC3\xA9",
+        "http://user@ex.com/a",
+        "http://ex.com./a",
+        "http://.ex.com/a",
+        "http://ex.com/a;b=c,d!$&'()*+:@~_-",
+        "http://127.0.0.1/x",
+        "http://ex.com//double//slash",
+        "http://ex.com/a?q=a/./b",
+        "https://img.site1.example/media/123.jpg?w=1280",
+        "http://ex.com/[x]",
+        "HTTP://ex.com/a",
+        "http://xn--bcher-kva.example/a",
+        "http://ex.com/a\\b",
+        "http://ex.com/a\"b",
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        const char *fast = NULL, *slow = NULL;
+        size_t n = strlen(urls[i]);
+        int rf = crawl_url_resolve("http://base.example/dir/", urls[i], n, arena, &fast);
+        int rs = crawl_url_resolve_slow("http://base.example/dir/", urls[i], n, arena, &slow);
+        if (rf != rs || (fast == NULL) != (slow == NULL) || (fast && strcmp(fast, slow) != 0))
+            fail_msg("%s: fast %d '%s' vs curl %d '%s'", urls[i], rf, fast ? fast : "", rs,
+                     slow ? slow : "");
+    }
+}
+
+static int64_t q_int(const char *db, const char *sql)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+static void test_sink_stores_pair_once_with_sightings(void **state)
+{
+    char *dir = tl_mkdtemp(), db[256];
+    cat *c = NULL;
+    wp_err err = {0};
+    int64_t src = 0;
+    crawl_opts o;
+    crawl_opts_init(&o);
+    assert_int_equal(crawl_opts_text_from(&o, "alt,figcaption", &err), 0);
+    assert_non_null(dir);
+    assert_int_equal(cat_open(dir, CAT_CREATE, &c, &err), 0);
+    assert_int_equal(cat_source_get_or_add(c, "warc", "x.warc", NULL, &src, &err), 0);
+    crawl_sink *s = crawl_sink_new(c, &o, 0);
+    assert_non_null(s);
+    const char *pages[3] = {"http://ex.com/1", "http://ex.com/2", "http://ex.com/3"};
+    assert_int_equal(cat_begin(c, &err), 0);
+    for (int i = 0; i < 3; i++) {
+        char html[512];
+        crawl_page *p = NULL;
+        snprintf(html, sizeof html,
+                 "<img src=/home.png alt=Home><img src=/home.png alt=Home>"
+                 "<figure><img src=/p%d.jpg><figcaption>cap %d</figcaption></figure>"
+                 "<img src=/none.jpg>%s",
+                 i, i, i == 2 ? "<meta name=robots content=noai>" : "");
+        assert_int_equal(
+            crawl_extract(html, strlen(html), pages[i], NULL, NULL, &o, arena, &p, &err), 0);
+        assert_int_equal(crawl_sink_page(s, p, src, &err), 0);
+    }
+    assert_int_equal(cat_commit(c, &err), 0);
+    crawl_counts *k = crawl_sink_counts(s);
+    assert_int_equal(k->pairs_new, 3); /* Home once, p0, p1 */
+    assert_int_equal(k->pairs_seen, 1);
+    assert_int_equal(k->drops[CRAWL_DROP_DUP_ON_PAGE], 2);
+    assert_int_equal(k->drops[CRAWL_DROP_NO_TEXT], 2);
+    assert_int_equal(k->pages_opt_out, 1);
+    assert_int_equal(k->drops[CRAWL_DROP_OPT_OUT], 4);
+    crawl_sink_free(s);
+    cat_close(c);
+    snprintf(db, sizeof db, "%s/catalog.db", dir);
+    assert_int_equal(q_int(db, "SELECT count(*) FROM pairs"), 3);
+    assert_int_equal(q_int(db, "SELECT count(*) FROM pair_seen p JOIN pairs q ON q.id = p.pair_id "
+                               "WHERE q.text = 'Home' AND p.origin = 'http://ex.com/2' "
+                               "AND q.origin = 'http://ex.com/1'"),
+                     1);
+    assert_int_equal(q_int(db, "SELECT count(*) FROM pairs WHERE text = 'cap 1' AND "
+                               "json_extract(extra, '$.text_from') = 'figcaption' AND "
+                               "json_extract(extra, '$.figcaption') = 'cap 1'"),
+                     1);
+    tl_rmtree(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_relative_and_base_href, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_srcset_takes_largest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lazy_attributes_and_picture, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_figcaption_title_lang, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entities_and_cleaning, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_windows_1252_and_charsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drops_are_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meta_robots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_links_and_nofollow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_normalisation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deep_nesting_and_junk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_opts_parsing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefilter_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_fast_path_matches_curl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sink_stores_pair_once_with_sightings, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,218 @@
+/*
+ * tests/unit/test_robots.c: the robots.txt matcher (crawl/robots.c)
+ * against the examples of RFC 9309 (sections 2.2.2, 2.2.3, 5.1, 5.2) and
+ * its status-code, size and merging rules.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "crawl/crawl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static crawl_robots *parse(const char *txt, const char *token)
+{
+    crawl_robots *r = crawl_robots_parse(txt, strlen(txt), 200, token);
+    assert_non_null(r);
+    return r;
+}
+
+/* RFC 9309 section 5.1, "Simple Example". */
+static const char simple[] = "User-Agent: *\n"
+                             "Disallow: *.gif$\n"
+                             "Disallow: /example/\n"
+                             "Allow: /publications/\n"
+                             "\n"
+                             "User-Agent: foobot\n"
+                             "Disallow:/\n"
+                             "Allow:/example/page.html\n"
+                             "Allow:/example/allowed.gif\n"
+                             "\n"
+                             "User-Agent: barbot\n"
+                             "User-Agent: bazbot\n"
+                             "Disallow: /example/page.html\n"
+                             "\n"
+                             "User-Agent: quxbot\n"
+                             "\n"
+                             "EOF\n";
+
+static void test_rfc_5_1_foobot(void **state)
+{
+    crawl_robots *r = parse(simple, "foobot");
+    assert_true(crawl_robots_allowed(r, "/example/page.html"));
+    assert_true(crawl_robots_allowed(r, "/example/allowed.gif"));
+    assert_false(crawl_robots_allowed(r, "/"));
+    assert_false(crawl_robots_allowed(r, "/publications/"));
+    assert_false(crawl_robots_allowed(r, "/example/other.html"));
+    crawl_robots_free(r);
+    /* Product tokens match case-insensitively (section 2.2.1). */
+    r = parse(simple, "FooBot");
+    assert_false(crawl_robots_allowed(r, "/x"));
+    crawl_robots_free(r);
+}
+
+static void test_rfc_5_1_barbot_bazbot(void **state)
+{
+    const char *bots[] = {"barbot", "bazbot"};
+    for (int i = 0; i < 2; i++) {
+        crawl_robots *r = parse(simple, bots[i]);
+        assert_false(crawl_robots_allowed(r, "/example/page.html"));
+        assert_true(crawl_robots_allowed(r, "/example/other.html"));
+        assert_true(crawl_robots_allowed(r, "/x.gif")); /* the * group does not apply */
+        crawl_robots_free(r);
+    }
+}
+
+static void test_rfc_5_1_quxbot_and_others(void **state)
+{
+    crawl_robots *r = parse(simple, "quxbot");
+    assert_true(crawl_robots_allowed(r, "/example/page.html"));
+    assert_true(crawl_robots_allowed(r, "/a.gif"));
+    crawl_robots_free(r);
+    r = parse(simple, "witpipe");
+    assert_false(crawl_robots_allowed(r, "/a.gif"));
+    assert_false(crawl_robots_allowed(r, "/dir/b.gif"));
+    assert_true(crawl_robots_allowed(r, "/a.gif?x=1")); /* $ anchors the end */
+    assert_false(crawl_robots_allowed(r, "/example/x"));
+    assert_true(crawl_robots_allowed(r, "/publications/x"));
+    assert_true(crawl_robots_allowed(r, "/other"));
+    crawl_robots_free(r);
+}
+
+/* RFC 9309 section 5.2, "Longest Match". */
+static void test_rfc_5_2_longest_match(void **state)
+{
+    crawl_robots *r = parse("User-Agent: foobot\n"
+                            "Allow: /example/page/\n"
+                            "Disallow: /example/page/disallowed.gif\n",
+                            "foobot");
+    assert_true(crawl_robots_allowed(r, "/example/page/"));
+    assert_true(crawl_robots_allowed(r, "/example/page/allowed.gif"));
+    assert_false(crawl_robots_allowed(r, "/example/page/disallowed.gif"));
+    crawl_robots_free(r);
+}
+
+/* Section 2.2.2: on equal length, Allow wins; /robots.txt always allowed. */
+static void test_allow_wins_ties(void **state)
+{
+    crawl_robots *r = parse("user-agent: *\ndisallow: /page\nallow: /page\ndisallow: /\n", "x");
+    assert_true(crawl_robots_allowed(r, "/page.html"));
+    assert_false(crawl_robots_allowed(r, "/other"));
+    assert_true(crawl_robots_allowed(r, "/robots.txt"));
+    crawl_robots_free(r);
+}
+
+/* Section 2.2.2's percent-encoding table and section 2.2.3's special
+ * characters table. */
+static void test_rfc_encoding_and_special_chars(void **state)
+{
+    assert_true(crawl_robots_match("/foo/bar?baz=quz", 16, "/foo/bar?baz=quz"));
+    assert_true(crawl_robots_match("/foo/bar/\xE3\x83\x84", 12, "/foo/bar/%E3%83%84"));
+    assert_true(crawl_robots_match("/foo/bar/%E3%83%84", 18, "/foo/bar/%e3%83%84"));
+    assert_true(crawl_robots_match("/foo/bar/%62%61%7A", 18, "/foo/bar/baz"));
+    /* "%2A" and "%24" are the characters, not the wildcard / anchor. */
+    assert_true(crawl_robots_match("/path/file-with-a-%2A.html", 26, "/path/file-with-a-*.html"));
+    assert_false(crawl_robots_match("/path/file-with-a-%2A.html", 26, "/path/file-with-a-x.html"));
+    assert_true(crawl_robots_match("/path/foo-%24", 13, "/path/foo-$"));
+    assert_false(crawl_robots_match("/path/foo-%24", 13, "/path/foo-"));
+    /* Wildcards. */
+    assert_true(crawl_robots_match("/this/*/exactly", 15, "/this/path/exactly"));
+    assert_true(crawl_robots_match("/this/path*", 11, "/this/path/x"));
+    assert_true(crawl_robots_match("/this/path/exactly$", 19, "/this/path/exactly"));
+    assert_false(crawl_robots_match("/this/path/exactly$", 19, "/this/path/exactly/x"));
+    assert_true(crawl_robots_match("/*.php$", 7, "/a/b.php"));
+    assert_false(crawl_robots_match("/*.php$", 7, "/a/b.php?x"));
+    assert_true(crawl_robots_match("/fish*.php", 10, "/fishheads/catfish.php?parameters"));
+    assert_false(crawl_robots_match("/fish*.php", 10, "/Fish.PHP"));
+    /* A hostile pattern does not take exponential time. */
+    char pat[201], path[4001];
+    for (int i = 0; i < 200; i += 2)
+        pat[i] = '*', pat[i + 1] = 'a';
+    pat[200] = '\0';
+    memset(path, 'a', 4000);
+    path[3999] = 'b';
+    path[4000] = '\0';
+    assert_true(crawl_robots_match(pat, 200, path));
+}
+
+/* Section 2.3.1: 4xx allows all, 5xx and unreachable disallow all. */
+static void test_status_codes(void **state)
+{
+    crawl_robots *r = crawl_robots_parse("User-agent: *\nDisallow: /", 25, 404, "x");
+    assert_true(crawl_robots_allowed(r, "/anything"));
+    crawl_robots_free(r);
+    r = crawl_robots_parse("", 0, 503, "x");
+    assert_false(crawl_robots_allowed(r, "/anything"));
+    crawl_robots_free(r);
+    r = crawl_robots_parse(NULL, 0, 0, "x");
+    assert_false(crawl_robots_allowed(r, "/"));
+    crawl_robots_free(r);
+    r = crawl_robots_parse("", 0, 200, "x");
+    assert_true(crawl_robots_allowed(r, "/"));
+    crawl_robots_free(r);
+}
+
+/* Merged groups, comments, CRLF, BOM, unknown lines, Crawl-delay. */
+static void test_merging_and_syntax(void **state)
+{
+    crawl_robots *r = parse("\xEF\xBB\xBFuser-agent: ExampleBot/1.2 # comment\r\n"
+                            "disallow: /foo\r\n"
+                            "sitemap: http://x/s.xml\r\n"
+                            "disallow: /bar\r\n"
+                            "crawl-delay: 2.5\r\n"
+                            "\r\n"
+                            "user-agent: other\r\n"
+                            "disallow: /\r\n"
+                            "user-agent: examplebot\r\n"
+                            "disallow: /baz # trailing\r\n"
+                            "disallow:\r\n",
+                            "examplebot");
+    assert_false(crawl_robots_allowed(r, "/foo"));
+    assert_false(crawl_robots_allowed(r, "/bar/x"));
+    assert_false(crawl_robots_allowed(r, "/baz"));
+    assert_true(crawl_robots_allowed(r, "/qux"));
+    assert_true(crawl_robots_delay(r) > 2.4 && crawl_robots_delay(r) < 2.6);
+    crawl_robots_free(r);
+    r = parse("user-agent: *\nallow: /\n", "x");
+    assert_true(crawl_robots_delay(r) < 0);
+    crawl_robots_free(r);
+}
+
+/* Section 2.5: only the first 500 KiB are parsed. */
+static void test_size_limit(void **state)
+{
+    size_t n = CRAWL_ROBOTS_MAX_BYTES + 1000;
+    char *big = malloc(n + 64);
+    const char head[] = "user-agent: *\ndisallow: /early\n";
+    assert_non_null(big);
+    memset(big, '#', n);
+    memcpy(big, head, sizeof head - 1);
+    for (size_t i = sizeof head; i < n; i += 80)
+        big[i] = '\n';
+    memcpy(big + n, "\ndisallow: /late\n", 17);
+    crawl_robots *r = crawl_robots_parse(big, n + 17, 200, "x");
+    assert_false(crawl_robots_allowed(r, "/early"));
+    assert_true(crawl_robots_allowed(r, "/late"));
+    crawl_robots_free(r);
+    free(big);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rfc_5_1_foobot),
+        cmocka_unit_test(test_rfc_5_1_barbot_bazbot),
+        cmocka_unit_test(test_rfc_5_1_quxbot_and_others),
+        cmocka_unit_test(test_rfc_5_2_longest_match),
+        cmocka_unit_test(test_allow_wins_ties),
+        cmocka_unit_test(test_rfc_encoding_and_special_chars),
+        cmocka_unit_test(test_status_codes),
+        cmocka_unit_test(test_merging_and_syntax),
+        cmocka_unit_test(test_size_limit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -6,14 +6,26 @@
 
 #include <string.h>
 
+/* Most URLs are new when pairs stream in from a list or an archive, so
+ * the insert is tried first: one index probe for a new URL instead of a
+ * failed SELECT followed by an INSERT. */
 static int image_id_for_url(cat *c, const char *url, size_t len, int64_t *id, wp_err *err)
 {
+    static const char ins[] = "INSERT INTO images(url) VALUES (?1) ON CONFLICT(url) DO NOTHING";
     static const char sel[] = "SELECT id FROM images WHERE url = ?1";
-    static const char ins[] = "INSERT INTO images(url) VALUES (?1)";
-    sqlite3_stmt *s = cat_stmt(c, sel, err);
+    sqlite3_stmt *s = cat_stmt(c, ins, err);
     int rc;
 
     if (s == NULL)
+        return CAT_ESQL;
+    sqlite3_bind_text(s, 1, url, (int)len, SQLITE_STATIC);
+    if ((rc = cat_step_done(c, s, err, "add image")) != 0)
+        return rc;
+    if (sqlite3_changes(c->db) == 1) {
+        *id = sqlite3_last_insert_rowid(c->db);
+        return 0;
+    }
+    if ((s = cat_stmt(c, sel, err)) == NULL)
         return CAT_ESQL;
     sqlite3_bind_text(s, 1, url, (int)len, SQLITE_STATIC);
     rc = sqlite3_step(s);
@@ -23,15 +35,7 @@ static int image_id_for_url(cat *c, const char *url, size_t len, int64_t *id, wp
         return 0;
     }
     sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return cat_sqlerr(c, err, "find image");
-    if ((s = cat_stmt(c, ins, err)) == NULL)
-        return CAT_ESQL;
-    sqlite3_bind_text(s, 1, url, (int)len, SQLITE_STATIC);
-    if ((rc = cat_step_done(c, s, err, "add image")) != 0)
-        return rc;
-    *id = sqlite3_last_insert_rowid(c->db);
-    return 0;
+    return cat_sqlerr(c, err, "find image");
 }
 
 int cat_pair_add(cat *c, const cat_pair_in *p, int64_t *pair_id, int64_t *image_id, int *is_new,

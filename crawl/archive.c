@@ -229,6 +229,12 @@ int crawl_archives(cat *c, crawl_sink *sink, char **files, int nfiles, int is_wa
     if ((x.arena = wp_arena_new(ARENA_BLOCK)) == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     x.o = crawl_sink_opts(sink);
+    /* Archives stream pairs by the hundred thousand: checkpoint the WAL
+     * rarely (see cat_bulk_mode). */
+    if (!x.o->dry_run && (rc = cat_bulk_mode(c, 1, err)) != 0) {
+        wp_arena_free(x.arena);
+        return rc;
+    }
     for (int i = 0; i < nfiles && rc == 0; i++) {
         if (ao->part_n > 1 && !x.by_record && i % ao->part_n != ao->part_i - 1)
             continue;
@@ -241,6 +247,8 @@ int crawl_archives(cat *c, crawl_sink *sink, char **files, int nfiles, int is_wa
             rc = 0;
         }
     }
+    if (!x.o->dry_run)
+        cat_bulk_mode(c, 0, NULL);
     wp_arena_free(x.arena);
     wp_buf_free(&x.tmp1);
     wp_buf_free(&x.tmp2);

@@ -95,4 +95,10 @@ int crawl_decode_html(const char *p, size_t n, const char *http_ct, int prefilte
 int crawl_url_resolve_slow(const char *base, const char *ref, size_t ref_len, wp_arena *arena,
                            const char **out);
 
+/* A cleaned copy (crawl_clean_text with flags) of s[0..n) in arena; NULL
+ * when s is NULL, or cleaning leaves nothing, or refuses it (then *refused,
+ * if given, gets the drop reason + 1), or memory runs out (*oom = 1). */
+const char *crawl_clean_dup(const char *s, size_t n, int flags, const crawl_opts *o, wp_arena *a,
+                            wp_buf *tmp, int *refused, int *oom);
+
 #endif /* CRAWL_INT_H */

@@ -448,32 +448,6 @@ static void sax_serror(void *ud, xmlErrorPtr e)
 
 /* ---- after the parse -------------------------------------------------- */
 
-/* A cleaned copy of s in the arena; NULL when absent or empty. *refused
- * gets the drop reason + 1 when cleaning refused it. */
-static const char *clean_dup(const char *s, size_t n, const crawl_opts *o, wp_arena *a, wp_buf *tmp,
-                             int *refused, int *oom)
-{
-    int rc;
-    if (s == NULL)
-        return NULL;
-    rc = crawl_clean_text(s, n, 0, o, tmp);
-    if (rc < 0) {
-        *oom = 1;
-        return NULL;
-    }
-    if (rc > 0) {
-        if (refused)
-            *refused = rc + 1;
-        return NULL;
-    }
-    if (tmp->len == 0)
-        return NULL;
-    const char *r = wp_arena_strndup(a, tmp->data, tmp->len);
-    if (r == NULL)
-        *oom = 1;
-    return r;
-}
-
 /* Resolves the image's URL from its candidates in order of preference;
  * returns 0 or the first candidate's drop reason. */
 static int choose_url(const raw_img *r, const char *base, wp_arena *a, crawl_image *out)
@@ -557,9 +531,10 @@ static int finish(parse_state *st, const char *page_url, crawl_page *pg, wp_err 
             base = b;
     }
     pg->base = base;
-    pg->title = clean_dup(st->title.data, st->title.len, st->o, st->a, &tmp, NULL, &oom);
-    pg->lang =
-        st->lang ? clean_dup(st->lang, strlen(st->lang), st->o, st->a, &tmp, NULL, &oom) : NULL;
+    pg->title = crawl_clean_dup(st->title.data, st->title.len, 0, st->o, st->a, &tmp, NULL, &oom);
+    pg->lang = st->lang
+                   ? crawl_clean_dup(st->lang, strlen(st->lang), 0, st->o, st->a, &tmp, NULL, &oom)
+                   : NULL;
     pg->noai = st->noai;
     pg->noindex = st->noindex;
     pg->nofollow = st->nofollow;
@@ -589,13 +564,14 @@ static int finish(parse_state *st, const char *page_url, crawl_page *pg, wp_err 
             pg->drops[CRAWL_DROP_SKIP_EXT]++;
             continue;
         }
-        im->alt = clean_dup(r->alt, r->alt ? strlen(r->alt) : 0, st->o, st->a, &tmp,
-                            &im->refused[CRAWL_TEXT_ALT], &oom);
-        im->title = clean_dup(r->title, r->title ? strlen(r->title) : 0, st->o, st->a, &tmp,
-                              &im->refused[CRAWL_TEXT_TITLE], &oom);
+        im->alt = crawl_clean_dup(r->alt, r->alt ? strlen(r->alt) : 0, 0, st->o, st->a, &tmp,
+                                  &im->refused[CRAWL_TEXT_ALT], &oom);
+        im->title = crawl_clean_dup(r->title, r->title ? strlen(r->title) : 0, 0, st->o, st->a,
+                                    &tmp, &im->refused[CRAWL_TEXT_TITLE], &oom);
         if (r->fig >= 0)
-            im->figcaption = clean_dup(st->figcap[r->fig].data, st->figcap[r->fig].len, st->o,
-                                       st->a, &tmp, &im->refused[CRAWL_TEXT_FIGCAPTION], &oom);
+            im->figcaption =
+                crawl_clean_dup(st->figcap[r->fig].data, st->figcap[r->fig].len, 0, st->o, st->a,
+                                &tmp, &im->refused[CRAWL_TEXT_FIGCAPTION], &oom);
         pg->n_images++;
     }
     if (st->o->collect_links && !st->nofollow && st->n_links > 0) {

@@ -7,7 +7,7 @@
  * reaches the catalog passes through crawl_clean_text, so the same visible
  * caption always becomes the same bytes (and thus the same pair uid).
  */
-#include "crawl.h"
+#include "crawl_int.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -322,4 +322,30 @@ int crawl_counts_json(const crawl_counts *c, wp_buf *out)
     if (rc == 0)
         rc = wp_buf_puts(out, "}}");
     return rc;
+}
+
+const char *crawl_clean_dup(const char *s, size_t n, int flags, const crawl_opts *o, wp_arena *a,
+                            wp_buf *tmp, int *refused, int *oom)
+{
+    const char *r;
+    int rc;
+
+    if (s == NULL)
+        return NULL;
+    rc = crawl_clean_text(s, n, flags, o, tmp);
+    if (rc < 0) {
+        *oom = 1;
+        return NULL;
+    }
+    if (rc > 0) {
+        if (refused)
+            *refused = rc + 1;
+        return NULL;
+    }
+    if (tmp->len == 0)
+        return NULL;
+    r = wp_arena_strndup(a, tmp->data, tmp->len);
+    if (r == NULL)
+        *oom = 1;
+    return r;
 }

@@ -30,28 +30,11 @@ static const char *str_of(json_t *o, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* A cleaned copy (entities decoded) of s in the arena; NULL when absent. */
 static const char *clean(const char *s, const crawl_opts *o, wp_arena *a, wp_buf *tmp, int *refused,
                          int *oom)
 {
-    int rc;
-    if (s == NULL)
-        return NULL;
-    rc = crawl_clean_text(s, strlen(s), CRAWL_CLEAN_ENTITIES, o, tmp);
-    if (rc < 0) {
-        *oom = 1;
-        return NULL;
-    }
-    if (rc > 0) {
-        if (refused)
-            *refused = rc + 1;
-        return NULL;
-    }
-    if (tmp->len == 0)
-        return NULL;
-    const char *r = wp_arena_strndup(a, tmp->data, tmp->len);
-    if (r == NULL)
-        *oom = 1;
-    return r;
+    return crawl_clean_dup(s, s ? strlen(s) : 0, CRAWL_CLEAN_ENTITIES, o, a, tmp, refused, oom);
 }
 
 /* Adds the image of one Links entry (if it is an IMG@ entry with a usable

@@ -1,7 +1,7 @@
 """tests/integration/schema_check.py: a small JSON Schema validator for the
 subset of draft 2020-12 that schemas/*.json use (type, enum, const,
 required, properties, additionalProperties, items, minimum, maximum,
-minLength, pattern, $ref to #/$defs, allOf, anyOf, oneOf, if/then/else).
+minLength, maxLength, pattern, not, $ref to #/$defs, allOf, anyOf, oneOf, if/then/else).
 
 Python's standard library has no JSON Schema validator and tests may not
 download one, so integration tests validate witpipe's JSON outputs with
@@ -61,6 +61,8 @@ def _check(root, s, v, path, errs):
     if isinstance(v, str):
         if "minLength" in s and len(v) < s["minLength"]:
             errs.append(f"{path}: shorter than {s['minLength']}")
+        if "maxLength" in s and len(v) > s["maxLength"]:
+            errs.append(f"{path}: longer than {s['maxLength']}")
         if "pattern" in s and not re.search(s["pattern"], v):
             errs.append(f"{path}: {v!r} does not match {s['pattern']}")
     if isinstance(v, dict):
@@ -90,6 +92,8 @@ def _check(root, s, v, path, errs):
         n = sum(1 for sub in s["oneOf"] if not _sub_errs(root, sub, v, path))
         if n != 1:
             errs.append(f"{path}: matches {n} of oneOf")
+    if "not" in s and not _sub_errs(root, s["not"], v, path):
+        errs.append(f"{path}: matches a schema it must not")
     if "if" in s:
         if not _sub_errs(root, s["if"], v, path):
             if "then" in s:

@@ -137,6 +137,7 @@ demo: all $(BUILD)/fixture_server
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 fuzz: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) CC=clang BUILD=build/fuzz OPT=-O1 \
+	  WARN="$(WARN) -Wno-unknown-warning-option" \
 	  SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined" build/fuzz/libwitpipe.a
 	@mkdir -p build/fuzz/bin
 	@for f in $(FUZZ_SRC); do \

@@ -397,6 +397,36 @@ static void test_st_bad_json(void **state)
     expect_error(p, "header JSON");
 }
 
+/* enc_st_open_mem applies the same checks to bytes in memory, naming the
+ * given name, and reads tensors straight from the caller's buffer. */
+static void test_st_open_mem(void **state)
+{
+    static const char json[] = "{\"a\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}";
+    unsigned char b[8 + sizeof json - 1 + 4] = {0};
+    enc_st *st = NULL;
+    wp_err err = {0};
+    float out[2];
+
+    b[0] = sizeof json - 1;
+    memcpy(b + 8, json, sizeof json - 1);
+    unsigned char *d = b + 8 + sizeof json - 1;
+    d[0] = 0x80; /* bf16 0x3f80 = 1.0 */
+    d[1] = 0x3f;
+    d[3] = 0xc0; /* bf16 0xc000 = -2.0 */
+    assert_int_equal(enc_st_open_mem(b, sizeof b, "mem:a", &st, &err), 0);
+    assert_int_equal(enc_st_count(st), 1);
+    assert_int_equal(enc_st_read_f32(st, enc_st_find(st, "a"), out, &err), 0);
+    assert_true(out[0] == 1.0f && out[1] == -2.0f);
+    enc_st_close(st);
+    /* one data byte short: refused, naming the tensor and the given name */
+    assert_int_equal(enc_st_open_mem(b, sizeof b - 1, "mem:a", &st, &err), ENC_EFORMAT);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "mem:a"));
+    assert_non_null(strstr(err.msg, "'a'"));
+    assert_int_equal(enc_st_open_mem(b, 7, "mem:short", &st, &err), ENC_EFORMAT);
+    assert_non_null(strstr(err.msg, "too short"));
+}
+
 /* Valid file: scalars, F16/BF16 conversion, __metadata__ skipped, I64
  * accepted by the reader but refused as weights, naming the tensor. */
 static void test_st_valid_and_convert(void **state)
@@ -650,6 +680,7 @@ int main(void)
         cmocka_unit_test(test_st_dtype_shape_mismatch),
         cmocka_unit_test(test_st_truncated_file),
         cmocka_unit_test(test_st_bad_json),
+        cmocka_unit_test(test_st_open_mem),
         cmocka_unit_test(test_st_valid_and_convert),
         cmocka_unit_test(test_model_missing_tensor),
         cmocka_unit_test(test_openai_layout_without_config),

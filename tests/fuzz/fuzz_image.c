@@ -9,7 +9,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (fuzz_image_one(data, size) != 0)
-        abort();
+    fuzz_abort_on(fuzz_image_one(data, size));
     return 0;
 }

@@ -10,7 +10,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (fuzz_ingest_one(data, size) != 0)
-        abort();
+    fuzz_abort_on(fuzz_ingest_one(data, size));
     return 0;
 }

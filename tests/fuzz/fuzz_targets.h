@@ -28,9 +28,11 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* A failed check: the line that failed. */
 #define FUZZ_CHECK(cond)                                                                           \
@@ -38,6 +40,16 @@
         if (!(cond))                                                                               \
             return __LINE__;                                                                       \
     } while (0)
+
+/* For the libFuzzer programs: aborts, naming the failed check, when a
+ * fuzz_NAME_one returned one. */
+static inline void fuzz_abort_on(int line)
+{
+    if (line != 0) {
+        fprintf(stderr, "fuzz: check at tests/fuzz/fuzz_targets.h:%d failed\n", line);
+        abort();
+    }
+}
 
 #define FUZZ_STR_MAX 4096 /* longest string input (addr, robots tag) kept */
 
@@ -370,7 +382,7 @@ static inline int fuzz_robots_tag_one(const uint8_t *data, size_t size)
         size_t n = strnlen(hit, sizeof hit);
         FUZZ_CHECK(n > 0 && n < sizeof hit);
         for (size_t i = 0; i < n; i++)
-            FUZZ_CHECK(tolower((unsigned char)hit[i]) == hit[i]);
+            FUZZ_CHECK(tolower((unsigned char)hit[i]) == (unsigned char)hit[i]);
         FUZZ_CHECK(strcasestr(value, hit) != NULL);
         FUZZ_CHECK(n == NET_DIRECTIVE_MAX - 1 || fuzz_in_list(dirs, hit, n));
     }
@@ -439,8 +451,16 @@ static inline int fuzz_addr_one(const uint8_t *data, size_t size)
         FUZZ_CHECK(strcmp(net_addr_class_name(cls), "unknown") != 0);
         FUZZ_CHECK(net_addr_check(NULL, (struct sockaddr *)&ss) == cls);
         if (ss.ss_family == AF_INET) {
+            /* The resolver's reading of the host (brackets, which
+             * net_addr_parse takes off any literal, aside). */
+            char bare[FUZZ_STR_MAX];
             struct in_addr ia;
-            FUZZ_CHECK(inet_aton(s, &ia) == 1); /* the resolver's reading */
+            size_t k = strlen(s);
+            if (k >= 2 && s[0] == '[' && s[k - 1] == ']')
+                snprintf(bare, sizeof bare, "%.*s", (int)(k - 2), s + 1);
+            else
+                snprintf(bare, sizeof bare, "%s", s);
+            FUZZ_CHECK(inet_aton(bare, &ia) == 1);
             FUZZ_CHECK(memcmp(&ia, &((struct sockaddr_in *)&ss)->sin_addr, 4) == 0);
         }
     } else if (strchr(s, ':') == NULL && s[0] != '[') {
@@ -494,6 +514,94 @@ static inline int fuzz_addr_one(const uint8_t *data, size_t size)
         FUZZ_CHECK(c6 >= NET_ADDR_PUBLIC && c6 < NET_ADDR_UNKNOWN);
     }
     return 0;
+}
+
+/* ---- encode: model directories (safetensors + config) ------------------ */
+
+#define FUZZ_MODEL_DATA_MAX (1 << 20) /* data section written, bytes */
+
+/* Writes n bytes to dir/name, or removes it when data is NULL. */
+static inline int fuzz_put(const char *dir, const char *name, const void *a, size_t na,
+                           const void *b, size_t nb, size_t zeros)
+{
+    char path[WP_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+    if (a == NULL)
+        return 0;
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return -1;
+    int ok = fwrite(a, 1, na, f) == na && (nb == 0 || fwrite(b, 1, nb, f) == nb);
+    for (size_t i = 0; ok && i < zeros; i++)
+        ok = fputc(0, f) != EOF;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* Input: a safetensors header (JSON), then optionally a NUL byte and the
+ * config JSON. The model directory dir gets model.safetensors + config.json
+ * when the header names Hugging Face tensors (text_model.*), else
+ * open_clip_model.safetensors (+ open_clip_config.json); the data section is
+ * zeros, as long as the header's largest data_offsets end (at most
+ * FUZZ_MODEL_DATA_MAX). A model that loads must satisfy the loader's own
+ * consistency rules and describe itself as JSON. */
+static inline int fuzz_model_one(const char *dir, const uint8_t *data, size_t size)
+{
+    const uint8_t *nul = memchr(data, '\0', size);
+    size_t hlen = nul != NULL ? (size_t)(nul - data) : size;
+    const uint8_t *cfg = nul != NULL ? nul + 1 : NULL;
+    size_t clen = nul != NULL ? size - hlen - 1 : 0;
+    int hf = memmem(data, hlen, "text_model.", 11) != NULL;
+    uint64_t dlen = 0;
+    uint8_t len8[8];
+    json_error_t je;
+    json_t *h = json_loadb((const char *)data, hlen, 0, &je), *v;
+    const char *key;
+
+    json_object_foreach(h, key, v)
+    {
+        json_t *end = json_array_get(json_object_get(v, "data_offsets"), 1);
+        if (json_is_integer(end) && json_integer_value(end) > 0 &&
+            json_integer_value(end) <= FUZZ_MODEL_DATA_MAX &&
+            (uint64_t)json_integer_value(end) > dlen)
+            dlen = (uint64_t)json_integer_value(end);
+    }
+    json_decref(h);
+    for (int i = 0; i < 8; i++)
+        len8[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
+    if (fuzz_put(dir, "model.safetensors", hf ? len8 : NULL, 8, data, hlen, dlen) != 0 ||
+        fuzz_put(dir, "config.json", hf ? cfg : NULL, clen, NULL, 0, 0) != 0 ||
+        fuzz_put(dir, "open_clip_model.safetensors", hf ? NULL : len8, 8, data, hlen, dlen) != 0 ||
+        fuzz_put(dir, "open_clip_config.json", hf ? NULL : cfg, clen, NULL, 0, 0) != 0)
+        return 0; /* the disk, not the loader */
+
+    enc_model *m = NULL;
+    wp_err err = {0};
+    int rc = enc_model_open(dir, NULL, &m, &err);
+    if (rc != 0) {
+        FUZZ_CHECK(m == NULL && err.msg[0] != '\0');
+        FUZZ_CHECK(rc == ENC_EFORMAT || rc == ENC_EMODEL || rc == ENC_EUNSUP || rc == WP_ENOENT ||
+                   rc == WP_ENOMEM || rc == WP_EIO || rc == WP_ELIMIT);
+        return 0;
+    }
+    const enc_arch *a = enc_model_arch(m);
+    int line = 0;
+    if (a->embed_dim <= 0 || a->t_width <= 0 || a->t_heads <= 0 || a->t_width % a->t_heads != 0 ||
+        a->t_ctx <= 1 || a->image_size <= 0 || a->v_width <= 0 || a->v_heads <= 0 ||
+        enc_model_params(m) <= 0)
+        line = __LINE__;
+    wp_buf info = {0};
+    if (line == 0 && enc_model_info_json(m, &info) != 0)
+        line = __LINE__;
+    if (line == 0) {
+        json_t *j = json_loadb(info.data, info.len, 0, &je);
+        if (!json_is_object(j))
+            line = __LINE__;
+        json_decref(j);
+    }
+    wp_buf_free(&info);
+    enc_model_free(m);
+    return line;
 }
 
 #endif /* FUZZ_TARGETS_H */

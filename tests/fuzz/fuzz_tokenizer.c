@@ -29,7 +29,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (fuzz_tokenizer_one(tok, data, size) != 0)
-        abort();
+    fuzz_abort_on(fuzz_tokenizer_one(tok, data, size));
     return 0;
 }

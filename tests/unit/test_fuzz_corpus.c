@@ -4,6 +4,7 @@
  * bugs the fuzzers found) through the same per-input checks the libFuzzer
  * targets run (tests/fuzz/fuzz_targets.h). CI builds no libFuzzer, so this
  * is how the corpora run there, in the normal and the ASan + UBSan build.
+ * The model seeds must also load: they are tiny CLIP checkpoints.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -99,6 +100,40 @@ static void test_addr_corpus(void **state)
     assert_true(replay("addr", fuzz_addr_one, NULL) >= 10);
 }
 
+static char *model_dir;
+
+static int model_one(const uint8_t *data, size_t size)
+{
+    return fuzz_model_one(model_dir, data, size);
+}
+
+static void test_model_corpus(void **state)
+{
+    char name[1024];
+    model_dir = tl_mkdtemp();
+    assert_non_null(model_dir);
+    assert_true(replay("model", model_one, NULL) >= 5);
+    /* The seeds are models that load, so that the fuzzer starts inside the
+     * loader rather than at its first refusal. */
+    static const char *const seeds[] = {"hf_vit", "openai_vit_noconfig", "openai_vit_config",
+                                        "openai_resnet", "openai_resnet_config"};
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        size_t len = 0;
+        snprintf(name, sizeof name, "tests/fuzz/corpus/model/%s", seeds[i]);
+        char *d = tl_slurp(name, &len);
+        assert_non_null(d);
+        assert_int_equal(fuzz_model_one(model_dir, (const uint8_t *)d, len), 0);
+        free(d);
+        enc_model *m = NULL;
+        wp_err err = {0};
+        if (enc_model_open(model_dir, NULL, &m, &err) != 0)
+            fail_msg("%s: %s", seeds[i], err.msg);
+        assert_int_equal(enc_model_arch(m)->embed_dim, 4);
+        enc_model_free(m);
+    }
+    tl_rmtree(model_dir);
+}
+
 static void test_tokenizer_clean_corpus(void **state)
 {
     assert_true(replay("tokenizer", NULL, NULL) >= 5);
@@ -152,10 +187,15 @@ static int teardown_all(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_image_corpus),         cmocka_unit_test(test_ingest_corpus),
-        cmocka_unit_test(test_safetensors_corpus),   cmocka_unit_test(test_robots_tag_corpus),
-        cmocka_unit_test(test_addr_corpus),          cmocka_unit_test(test_tokenizer_clean_corpus),
-        cmocka_unit_test(test_tokenizer_bpe_corpus), cmocka_unit_test(test_checks_catch_violations),
+        cmocka_unit_test(test_image_corpus),
+        cmocka_unit_test(test_ingest_corpus),
+        cmocka_unit_test(test_safetensors_corpus),
+        cmocka_unit_test(test_robots_tag_corpus),
+        cmocka_unit_test(test_addr_corpus),
+        cmocka_unit_test(test_model_corpus),
+        cmocka_unit_test(test_tokenizer_clean_corpus),
+        cmocka_unit_test(test_tokenizer_bpe_corpus),
+        cmocka_unit_test(test_checks_catch_violations),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_all);
 }

@@ -135,8 +135,14 @@ demo: all $(BUILD)/fixture_server
 # libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang against the
 # library compiled with -fsanitize=fuzzer-no-link,address,undefined.
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_DEBS := clang libclang-rt-14-dev libomp-14-dev
 fuzz: deps
+	@command -v clang >/dev/null && [ -f "$$(clang -print-resource-dir)/include/omp.h" ] || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(FUZZ_DEBS); \
+	  else echo "fuzz: needs clang with OpenMP; run as root: apt-get install -y $(FUZZ_DEBS)"; exit 1; fi; }
 	@$(MAKE) --no-print-directory -j$(JOBS) CC=clang BUILD=build/fuzz OPT=-O1 \
+	  WARN="$(WARN) -Wno-unknown-warning-option" \
 	  SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined" build/fuzz/libwitpipe.a
 	@mkdir -p build/fuzz/bin
 	@for f in $(FUZZ_SRC); do \
@@ -145,7 +151,7 @@ fuzz: deps
 	  clang -std=c11 -D_GNU_SOURCE -O1 -g -I. -fsanitize=fuzzer,address,undefined -fopenmp \
 	    $(PKG_CFLAGS) $$f build/fuzz/libwitpipe.a $(PKG_LIBS) -lm -o build/fuzz/bin/$$n || exit 1; \
 	done
-	@echo "fuzz: run e.g. build/fuzz/bin/fuzz_image -max_total_time=60 tests/fuzz/corpus/image" 
+	@echo "fuzz: run e.g. build/fuzz/bin/fuzz_image -max_total_time=60 /tmp/new tests/fuzz/corpus/image (see tests/fuzz/README.md)"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

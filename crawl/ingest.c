@@ -530,18 +530,21 @@ empty:
     return 0;
 }
 
-int ingest_reader_open(const char *path, const ingest_opts *o, ingest_reader **out, wp_err *err)
+/* A reader for name with the options applied and no stream yet: its window
+ * and libarchive handle are allocated, the filters registered. Returns 0,
+ * WP_EFORMAT (format unknown) or WP_ENOMEM; *out is set either way when it
+ * could be allocated (close it). */
+static int reader_new(const char *name, const ingest_opts *o, ingest_reader **out, wp_err *err)
 {
     ingest_reader *r;
-    struct archive_entry *e;
-    int rc;
 
     *out = NULL;
     r = calloc(1, sizeof *r);
     if (r == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
-    snprintf(r->name, sizeof r->name, "%s", strcmp(path, "-") == 0 ? "(stdin)" : path);
-    r->format = o->format != ING_FMT_AUTO ? o->format : ingest_format_from_name(path);
+    *out = r;
+    snprintf(r->name, sizeof r->name, "%s", strcmp(name, "-") == 0 ? "(stdin)" : name);
+    r->format = o->format != ING_FMT_AUTO ? o->format : ingest_format_from_name(name);
     r->line = 1;
     r->first_line = 1;
     r->url_col = o->url_col ? o->url_col : "url";
@@ -549,12 +552,57 @@ int ingest_reader_open(const char *path, const ingest_opts *o, ingest_reader **o
     r->nkeep = o->nkeep;
     for (int i = 0; i < o->nkeep; i++)
         r->keep_cols[i] = o->keep_cols[i];
-    if (r->format == ING_FMT_AUTO) {
-        rc = wp_err_set(err, WP_EFORMAT,
-                        "%s: cannot tell the format from the name; use --format tsv|csv|jsonl",
-                        r->name);
-        goto fail;
+    if (r->format == ING_FMT_AUTO)
+        return wp_err_set(err, WP_EFORMAT,
+                          "%s: cannot tell the format from the name; use --format tsv|csv|jsonl",
+                          r->name);
+    r->buf = malloc(ING_WINDOW + 1);
+    r->a = archive_read_new();
+    if (r->buf == NULL || r->a == NULL)
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    /* Only the compressions lists come in: the catch-all set would also
+     * "decode" a text file that happens to start like uuencode. */
+    archive_read_support_filter_gzip(r->a);
+    archive_read_support_filter_bzip2(r->a);
+    archive_read_support_filter_xz(r->a);
+    archive_read_support_filter_lzma(r->a);
+    archive_read_support_filter_zstd(r->a);
+    archive_read_support_filter_lz4(r->a);
+    archive_read_support_format_raw(r->a);
+    archive_read_support_format_empty(r->a);
+    return 0;
+}
+
+/* Reads the stream's (raw) header and, for TSV / CSV, the header row, once
+ * archive_read_open* returned rc. Returns 0 or the error of
+ * ingest_reader_open. */
+static int reader_start(ingest_reader *r, int rc, wp_err *err)
+{
+    struct archive_entry *e;
+
+    if (rc != ARCHIVE_OK)
+        return wp_err_set(err, ING_ESTREAM, "%s: %s", r->name,
+                          archive_error_string(r->a) ? archive_error_string(r->a) : "cannot open");
+    rc = archive_read_next_header(r->a, &e);
+    if (rc == ARCHIVE_EOF) {
+        r->eof = 1; /* an empty file */
+    } else if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
+        return wp_err_set(err, ING_ESTREAM, "%s: %s", r->name,
+                          archive_error_string(r->a) ? archive_error_string(r->a) : "cannot read");
     }
+    if (r->format != ING_FMT_JSONL)
+        return read_header(r, err);
+    return 0;
+}
+
+int ingest_reader_open(const char *path, const ingest_opts *o, ingest_reader **out, wp_err *err)
+{
+    ingest_reader *r = NULL;
+    int rc;
+
+    *out = NULL;
+    if ((rc = reader_new(path, o, &r, err)) != 0)
+        goto fail;
     if (strcmp(path, "-") != 0) {
         struct stat sb;
         if (stat(path, &sb) != 0) {
@@ -568,40 +616,31 @@ int ingest_reader_open(const char *path, const ingest_opts *o, ingest_reader **o
         }
         r->total = (uint64_t)sb.st_size;
     }
-    r->buf = malloc(ING_WINDOW + 1);
-    r->a = archive_read_new();
-    if (r->buf == NULL || r->a == NULL) {
-        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-        goto fail;
-    }
-    /* Only the compressions lists come in: the catch-all set would also
-     * "decode" a text file that happens to start like uuencode. */
-    archive_read_support_filter_gzip(r->a);
-    archive_read_support_filter_bzip2(r->a);
-    archive_read_support_filter_xz(r->a);
-    archive_read_support_filter_lzma(r->a);
-    archive_read_support_filter_zstd(r->a);
-    archive_read_support_filter_lz4(r->a);
-    archive_read_support_format_raw(r->a);
-    archive_read_support_format_empty(r->a);
     if (strcmp(path, "-") == 0)
         rc = archive_read_open_fd(r->a, 0, ING_OPEN_BLOCK);
     else
         rc = archive_read_open_filename(r->a, path, ING_OPEN_BLOCK);
-    if (rc != ARCHIVE_OK) {
-        rc = wp_err_set(err, ING_ESTREAM, "%s: %s", r->name,
-                        archive_error_string(r->a) ? archive_error_string(r->a) : "cannot open");
+    if ((rc = reader_start(r, rc, err)) != 0)
         goto fail;
-    }
-    rc = archive_read_next_header(r->a, &e);
-    if (rc == ARCHIVE_EOF) {
-        r->eof = 1; /* an empty file */
-    } else if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
-        rc = wp_err_set(err, ING_ESTREAM, "%s: %s", r->name,
-                        archive_error_string(r->a) ? archive_error_string(r->a) : "cannot read");
+    *out = r;
+    return 0;
+fail:
+    ingest_reader_close(r);
+    return rc;
+}
+
+int ingest_reader_open_mem(const void *data, size_t n, const char *name, const ingest_opts *o,
+                           ingest_reader **out, wp_err *err)
+{
+    ingest_reader *r = NULL;
+    int rc;
+
+    *out = NULL;
+    if ((rc = reader_new(name, o, &r, err)) != 0)
         goto fail;
-    }
-    if (r->format != ING_FMT_JSONL && (rc = read_header(r, err)) != 0)
+    r->total = n;
+    rc = archive_read_open_memory(r->a, data, n);
+    if ((rc = reader_start(r, rc, err)) != 0)
         goto fail;
     *out = r;
     return 0;

@@ -99,6 +99,12 @@ typedef struct ingest_record {
  * ING_ESTREAM when the file cannot be read. An empty file opens and has no
  * records. The caller frees *out with ingest_reader_close. */
 int ingest_reader_open(const char *path, const ingest_opts *o, ingest_reader **out, wp_err *err);
+/* The same for a list held in memory (tests, fuzzing): data[0..n),
+ * possibly compressed, read as the file called name would be (name gives
+ * the format when o->format is AUTO, and appears in messages). data must
+ * stay valid and unchanged until ingest_reader_close. */
+int ingest_reader_open_mem(const void *data, size_t n, const char *name, const ingest_opts *o,
+                           ingest_reader **out, wp_err *err);
 /* Returns 1 and the next record, 0 at the end, or ING_ESTREAM when the
  * stream broke (records before it were all returned; a record it cut short
  * comes back first, as ING_BAD_TRUNCATED). */

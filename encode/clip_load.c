@@ -20,6 +20,7 @@
 
 #define NAME_MAX_LEN 192 /* longest weight name the builder forms */
 #define CONFIG_MAX   (4 << 20)
+#define DIM_MAX      (1 << 20) /* largest size read from a tensor's shape (vocab, width...) */
 
 static const float clip_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
 static const float clip_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
@@ -716,6 +717,16 @@ static const enc_st_tensor *need(const enc_st *st, const char *name, int ndim, w
                          enc_st_path(st), name, t->ndim, ndim);
         return NULL;
     }
+    /* The architecture is read from these shapes: a zero-sized tensor would
+     * let any other dimension through for free (no data backs it), and the
+     * sizes are multiplied in int. */
+    for (int i = 0; i < ndim; i++)
+        if (t->shape[i] < 1 || t->shape[i] > DIM_MAX) {
+            *rc = wp_err_set(err, ENC_EMODEL,
+                             "%s: tensor '%s': dimension %d is %lld (1 to %d expected)",
+                             enc_st_path(st), name, i, (long long)t->shape[i], DIM_MAX);
+            return NULL;
+        }
     return t;
 }
 

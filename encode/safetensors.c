@@ -9,6 +9,7 @@
 #include "encode/safetensors.h"
 #include "encode/encode.h"
 
+#include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -27,6 +28,7 @@ struct enc_st {
     enc_st_tensor *t;
     uint8_t *used; /* per tensor, set by enc_st_mark_used */
     int n;
+    int mapped; /* map is ours to munmap (enc_st_open), not the caller's */
 };
 
 static const struct {
@@ -127,10 +129,19 @@ uint16_t enc_f32_to_f16(float f)
     return (uint16_t)(sign | half);
 }
 
+/* 1 if the CPU has F16C. Read from CPUID leaf 1 (ECX bit 29) because
+ * clang before 16 rejects __builtin_cpu_supports("f16c"); the AVX check
+ * there covers the OS saving the YMM state. */
+static int cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+
 void enc_f16_convert(const void *src, float *dst, size_t n)
 {
     const uint8_t *p = src;
-    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx")) {
+    if (cpu_has_f16c() && __builtin_cpu_supports("avx")) {
         enc_f16_convert_f16c(src, dst, n);
         return;
     }
@@ -227,43 +238,21 @@ static int parse_entry(const char *path, const char *name, json_t *v, uint64_t d
     return 0;
 }
 
-int enc_st_open(const char *path, enc_st **out, wp_err *err)
+/* Validates the header of st->map[0..map_len) and fills st's tensor table.
+ * Returns 0, ENC_EFORMAT or WP_ENOMEM with err naming st->path. */
+static int st_parse(enc_st *st, wp_err *err)
 {
-    enc_st *st = NULL;
+    const char *path = st->path;
     enc_st_tensor **order = NULL;
     json_t *root = NULL;
     json_error_t jerr;
-    struct stat sb;
-    int fd = -1, rc = 0;
     uint64_t hlen = 0;
+    int rc = 0;
 
-    *out = NULL;
-    st = calloc(1, sizeof *st);
-    if (st == NULL) {
-        rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory", path);
-        goto out;
-    }
-    snprintf(st->path, sizeof st->path, "%s", path);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = wp_err_set(err, errno == ENOENT ? WP_ENOENT : WP_EIO, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (fstat(fd, &sb) != 0) {
-        rc = wp_err_set(err, WP_EIO, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (sb.st_size < 8) {
-        rc = wp_err_set(err, ENC_EFORMAT,
-                        "%s: %lld bytes, too short for a safetensors header length", path,
-                        (long long)sb.st_size);
-        goto out;
-    }
-    st->map_len = (size_t)sb.st_size;
-    st->map = mmap(NULL, st->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (st->map == MAP_FAILED) {
-        st->map = NULL;
-        rc = wp_err_set(err, WP_EIO, "%s: mmap: %s", path, strerror(errno));
+    if (st->map_len < 8) {
+        rc =
+            wp_err_set(err, ENC_EFORMAT, "%s: %zu bytes, too short for a safetensors header length",
+                       path, st->map_len);
         goto out;
     }
     for (int i = 7; i >= 0; i--)
@@ -323,22 +312,83 @@ int enc_st_open(const char *path, enc_st **out, wp_err *err)
         }
         prev = order[i];
     }
+out:
+    json_decref(root);
+    free(order);
+    return rc;
+}
+
+int enc_st_open(const char *path, enc_st **out, wp_err *err)
+{
+    enc_st *st = NULL;
+    struct stat sb;
+    int fd = -1, rc = 0;
+
+    *out = NULL;
+    st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    snprintf(st->path, sizeof st->path, "%s", path);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = wp_err_set(err, errno == ENOENT ? WP_ENOENT : WP_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (fstat(fd, &sb) != 0) {
+        rc = wp_err_set(err, WP_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (sb.st_size < 8) {
+        rc = wp_err_set(err, ENC_EFORMAT,
+                        "%s: %lld bytes, too short for a safetensors header length", path,
+                        (long long)sb.st_size);
+        goto out;
+    }
+    st->map_len = (size_t)sb.st_size;
+    st->map = mmap(NULL, st->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (st->map == MAP_FAILED) {
+        st->map = NULL;
+        rc = wp_err_set(err, WP_EIO, "%s: mmap: %s", path, strerror(errno));
+        goto out;
+    }
+    st->mapped = 1;
+    if ((rc = st_parse(st, err)) != 0)
+        goto out;
     *out = st;
     st = NULL;
 out:
     if (fd >= 0)
         close(fd);
-    json_decref(root);
-    free(order);
     enc_st_close(st);
     return rc;
+}
+
+int enc_st_open_mem(const void *data, size_t n, const char *name, enc_st **out, wp_err *err)
+{
+    enc_st *st = calloc(1, sizeof *st);
+    int rc;
+
+    *out = NULL;
+    if (st == NULL)
+        return wp_err_set(err, WP_ENOMEM, "%s: out of memory", name);
+    snprintf(st->path, sizeof st->path, "%s", name);
+    st->map = data;
+    st->map_len = n;
+    if ((rc = st_parse(st, err)) != 0) {
+        enc_st_close(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
 }
 
 void enc_st_close(enc_st *st)
 {
     if (st == NULL)
         return;
-    if (st->map != NULL)
+    if (st->mapped)
         munmap((void *)st->map, st->map_len);
     free(st->t);
     free(st->used);

@@ -47,6 +47,10 @@ typedef struct enc_st enc_st;
 /* Opens and validates path. Returns 0 and *out (free with enc_st_close), or
  * WP_ENOENT, WP_EIO, WP_ENOMEM, ENC_EFORMAT with err naming file and tensor. */
 int enc_st_open(const char *path, enc_st **out, wp_err *err);
+/* The same checks on a file held in memory (tests, fuzzing): data[0..n) is
+ * borrowed, not copied, and must outlive *out; name stands for the path in
+ * messages. */
+int enc_st_open_mem(const void *data, size_t n, const char *name, enc_st **out, wp_err *err);
 void enc_st_close(enc_st *st);
 const char *enc_st_path(const enc_st *st);
 int enc_st_count(const enc_st *st);

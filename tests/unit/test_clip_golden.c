@@ -397,6 +397,36 @@ static void test_st_bad_json(void **state)
     expect_error(p, "header JSON");
 }
 
+/* enc_st_open_mem applies the same checks to bytes in memory, naming the
+ * given name, and reads tensors straight from the caller's buffer. */
+static void test_st_open_mem(void **state)
+{
+    static const char json[] = "{\"a\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}";
+    unsigned char b[8 + sizeof json - 1 + 4] = {0};
+    enc_st *st = NULL;
+    wp_err err = {0};
+    float out[2];
+
+    b[0] = sizeof json - 1;
+    memcpy(b + 8, json, sizeof json - 1);
+    unsigned char *d = b + 8 + sizeof json - 1;
+    d[0] = 0x80; /* bf16 0x3f80 = 1.0 */
+    d[1] = 0x3f;
+    d[3] = 0xc0; /* bf16 0xc000 = -2.0 */
+    assert_int_equal(enc_st_open_mem(b, sizeof b, "mem:a", &st, &err), 0);
+    assert_int_equal(enc_st_count(st), 1);
+    assert_int_equal(enc_st_read_f32(st, enc_st_find(st, "a"), out, &err), 0);
+    assert_true(out[0] == 1.0f && out[1] == -2.0f);
+    enc_st_close(st);
+    /* one data byte short: refused, naming the tensor and the given name */
+    assert_int_equal(enc_st_open_mem(b, sizeof b - 1, "mem:a", &st, &err), ENC_EFORMAT);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "mem:a"));
+    assert_non_null(strstr(err.msg, "'a'"));
+    assert_int_equal(enc_st_open_mem(b, 7, "mem:short", &st, &err), ENC_EFORMAT);
+    assert_non_null(strstr(err.msg, "too short"));
+}
+
 /* Valid file: scalars, F16/BF16 conversion, __metadata__ skipped, I64
  * accepted by the reader but refused as weights, naming the tensor. */
 static void test_st_valid_and_convert(void **state)
@@ -518,6 +548,95 @@ static void test_model_missing_tensor(void **state)
     if (rc != ENC_EMODEL || strstr(err.msg, "'positional_embedding'") == NULL)
         fail_msg("rc %d: %s", rc, err.msg);
     free(d);
+}
+
+/* Writes tmpdir/sub/open_clip_model.safetensors from a tiny checkpoint seed
+ * of the fuzzer (tests/fuzz/corpus/model, header only: zero data), with
+ * tensor's shape replaced by shape_json and its bytes by none when tensor
+ * is not NULL. Returns the directory (static). */
+static const char *model_from_seed(const char *seed, const char *sub, const char *tensor,
+                                   const char *shape_json)
+{
+    static char dir[1024];
+    char path[1200];
+    size_t len = 0;
+    json_error_t je;
+
+    snprintf(path, sizeof path, "tests/fuzz/corpus/model/%s", seed);
+    char *txt = tl_slurp(path, &len);
+    assert_non_null(txt);
+    json_t *h = json_loadb(txt, strnlen(txt, len), 0, &je), *v;
+    free(txt);
+    assert_non_null(h);
+    if (tensor != NULL) {
+        json_t *t = json_object_get(h, tensor);
+        assert_non_null(t);
+        json_int_t b = json_integer_value(json_array_get(json_object_get(t, "data_offsets"), 0));
+        assert_int_equal(json_object_set_new(t, "shape", json_loads(shape_json, 0, &je)), 0);
+        assert_int_equal(json_object_set_new(t, "data_offsets", json_pack("[I,I]", b, b)), 0);
+    }
+    uint64_t dlen = 0;
+    const char *key;
+    json_object_foreach(h, key, v)
+    {
+        json_int_t e = json_integer_value(json_array_get(json_object_get(v, "data_offsets"), 1));
+        if ((uint64_t)e > dlen)
+            dlen = (uint64_t)e;
+    }
+    char *hdr = json_dumps(h, JSON_COMPACT);
+    json_decref(h);
+    assert_non_null(hdr);
+    size_t hl = strlen(hdr);
+    unsigned char *file = calloc(1, 8 + hl + dlen);
+    assert_non_null(file);
+    for (int i = 0; i < 8; i++)
+        file[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    memcpy(file + 8, hdr, hl);
+    free(hdr);
+    snprintf(dir, sizeof dir, "%s/%s", tmpdir, sub);
+    assert_int_equal(wp_mkdir_p(dir, NULL), 0);
+    snprintf(path, sizeof path, "%s/open_clip_model.safetensors", dir);
+    assert_int_equal(tl_write(path, file, 8 + hl + dlen), 0);
+    free(file);
+    return dir;
+}
+
+/* Found by fuzzing (tests/fuzz/regress/model): a zero-sized tensor has no
+ * data backing its other dimensions, so [67108864, 0, 1, 1] made the
+ * ResNet width 2^26 and width * 32 overflowed int (UBSan), and a ViT patch
+ * of 2^31 + 2 overflowed grid * patch. Such shapes are refused, naming the
+ * tensor, before any size is computed from them. */
+static void test_model_zero_sized_dims_refused(void **state)
+{
+    static const struct {
+        const char *seed, *tensor, *shape;
+    } cases[] = {
+        {"openai_resnet", "visual.layer1.0.conv1.weight", "[67108864, 0, 1, 1]"},
+        {"openai_vit_noconfig", "visual.conv1.weight", "[8, 3, 0, 2147483650]"},
+        {"openai_vit_noconfig", "visual.positional_embedding", "[4294967297, 0]"},
+        {"openai_vit_noconfig", "token_embedding.weight", "[0, 8]"},
+    };
+    enc_model *m = NULL;
+    wp_err err = {0};
+    /* the seeds themselves load */
+    assert_int_equal(
+        enc_model_open(model_from_seed("openai_resnet", "rn", NULL, NULL), NULL, &m, &err), 0);
+    enc_model_free(m);
+    assert_int_equal(
+        enc_model_open(model_from_seed("openai_vit_noconfig", "vit", NULL, NULL), NULL, &m, &err),
+        0);
+    enc_model_free(m);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char sub[32];
+        snprintf(sub, sizeof sub, "zero%zu", i);
+        const char *dir = model_from_seed(cases[i].seed, sub, cases[i].tensor, cases[i].shape);
+        m = NULL;
+        int rc = enc_model_open(dir, NULL, &m, &err);
+        assert_null(m);
+        if (rc != ENC_EMODEL || strstr(err.msg, cases[i].tensor) == NULL ||
+            strstr(err.msg, "dimension") == NULL)
+            fail_msg("%s %s: rc %d: %s", cases[i].tensor, cases[i].shape, rc, err.msg);
+    }
 }
 
 /* Without open_clip_config.json the architecture is inferred from the
@@ -650,10 +769,12 @@ int main(void)
         cmocka_unit_test(test_st_dtype_shape_mismatch),
         cmocka_unit_test(test_st_truncated_file),
         cmocka_unit_test(test_st_bad_json),
+        cmocka_unit_test(test_st_open_mem),
         cmocka_unit_test(test_st_valid_and_convert),
         cmocka_unit_test(test_model_missing_tensor),
         cmocka_unit_test(test_openai_layout_without_config),
         cmocka_unit_test(test_model_unknown_tensor_refused),
+        cmocka_unit_test(test_model_zero_sized_dims_refused),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }

@@ -84,16 +84,12 @@ typedef struct got {
     char extra[64][128];
 } got;
 
-/* Reads every record of path; returns the final status (0 or error). */
-static int read_all(const char *path, const ingest_opts *o, got *g)
+/* Reads every record of r into g and closes r; returns the final status. */
+static int drain(ingest_reader *r, got *g)
 {
-    ingest_reader *r = NULL;
     ingest_record rec;
     wp_err err = {0};
-    int rc = ingest_reader_open(path, o, &r, &err);
-    memset(g, 0, sizeof *g);
-    if (rc != 0)
-        return rc;
+    int rc;
     while ((rc = ingest_reader_next(r, &rec, &err)) == 1) {
         assert_true(g->n < 64);
         g->line[g->n] = rec.line;
@@ -107,6 +103,30 @@ static int read_all(const char *path, const ingest_opts *o, got *g)
     }
     ingest_reader_close(r);
     return rc;
+}
+
+/* Reads every record of path; returns the final status (0 or error). */
+static int read_all(const char *path, const ingest_opts *o, got *g)
+{
+    ingest_reader *r = NULL;
+    wp_err err = {0};
+    int rc = ingest_reader_open(path, o, &r, &err);
+    memset(g, 0, sizeof *g);
+    if (rc != 0)
+        return rc;
+    return drain(r, g);
+}
+
+/* The same for a list in memory (ingest_reader_open_mem). */
+static int read_all_mem(const void *data, size_t n, const char *name, const ingest_opts *o, got *g)
+{
+    ingest_reader *r = NULL;
+    wp_err err = {0};
+    int rc = ingest_reader_open_mem(data, n, name, o, &r, &err);
+    memset(g, 0, sizeof *g);
+    if (rc != 0)
+        return rc;
+    return drain(r, g);
 }
 
 static void test_format_from_name(void **state)
@@ -283,6 +303,41 @@ static void test_compressed_inputs(void **state)
         assert_string_equal(g.url[1], "http://h/2.jpg");
         assert_string_equal(g.text[1], "two");
     }
+}
+
+/* A list in memory reads exactly as the same bytes in a file: plain CSV
+ * with quoting, gzip-compressed TSV, an empty buffer; the name gives the
+ * format. */
+static void test_memory_reader_matches_file_reader(void **state)
+{
+    static const char csv[] = "url,caption\r\n"
+                              "http://h/1.jpg,\"a, \"\"b\"\"\"\r\n"
+                              "http://h/2.jpg,\"two\r\nlines\"\r\n"
+                              "ftp://h/3.jpg,bad\r\n";
+    static const char tsv[] = "url\tcaption\nhttp://h/1.jpg\tone\nhttp://h/2.jpg\ttwo\n";
+    ingest_opts o = {0};
+    got gf, gm;
+    size_t n = 0;
+
+    assert_int_equal(read_all(write_file("m.csv", csv, sizeof csv - 1), &o, &gf), 0);
+    assert_int_equal(read_all_mem(csv, sizeof csv - 1, "m.csv", &o, &gm), 0);
+    assert_int_equal(gm.n, 3);
+    assert_memory_equal(&gf, &gm, sizeof gf);
+    assert_string_equal(gm.text[0], "a, \"b\"");
+    assert_int_equal(gm.line[2], 5);
+    assert_int_equal(gm.bad[2], ING_BAD_URL);
+
+    char *gz = tl_slurp(write_compressed("m.tsv.gz", "gzip", tsv, sizeof tsv - 1), &n);
+    assert_non_null(gz);
+    assert_int_equal(read_all_mem(gz, n, "m.tsv.gz", &o, &gm), 0);
+    free(gz);
+    assert_int_equal(gm.n, 2);
+    assert_string_equal(gm.url[1], "http://h/2.jpg");
+    assert_string_equal(gm.text[1], "two");
+
+    assert_int_equal(read_all_mem("", 0, "e.jsonl", &o, &gm), 0);
+    assert_int_equal(gm.n, 0);
+    assert_int_equal(read_all_mem(tsv, sizeof tsv - 1, "noext", &o, &gm), WP_EFORMAT);
 }
 
 static void test_truncated_gzip_keeps_rows_before(void **state)
@@ -534,6 +589,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jsonl_records_and_kept_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_custom_columns_and_missing_column, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compressed_inputs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_reader_matches_file_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_gzip_keeps_rows_before, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlong_line_skipped_without_buffering, setup,
                                         teardown),

@@ -1,0 +1,607 @@
+/*
+ * tests/fuzz/fuzz_targets.h: what each fuzz target does with one input,
+ * shared by the libFuzzer programs (tests/fuzz/fuzz_*.c, `make fuzz`) and
+ * by tests/unit/test_fuzz_corpus.c, which replays the checked-in corpora and
+ * crash reproducers through the same code in the normal (and ASan) build.
+ *
+ * Each fuzz_NAME_one(data, size) runs one input through a parser and checks
+ * the parser's documented contract on what it returns. It returns 0, or the
+ * source line of the first violated check (the caller aborts / fails the
+ * test). Error returns of the parser on bad input are expected, not bugs.
+ * Functions are static inline so that each includer compiles only what it
+ * calls without unused-function warnings.
+ */
+#ifndef FUZZ_TARGETS_H
+#define FUZZ_TARGETS_H
+
+#include "common/wp.h"
+#include "crawl/ingest.h"
+#include "encode/encode.h"
+#include "encode/safetensors.h"
+#include "encode/tokenizer.h"
+#include "image/image.h"
+#include "net/net.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <jansson.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* A failed check: the line that failed. */
+#define FUZZ_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return __LINE__;                                                                       \
+    } while (0)
+
+/* For the libFuzzer programs: aborts, naming the failed check, when a
+ * fuzz_NAME_one returned one. */
+static inline void fuzz_abort_on(int line)
+{
+    if (line != 0) {
+        fprintf(stderr, "fuzz: check at tests/fuzz/fuzz_targets.h:%d failed\n", line);
+        abort();
+    }
+}
+
+#define FUZZ_STR_MAX 4096 /* longest string input (addr, robots tag) kept */
+
+/* ---- image: probe, decode, resize, CLIP preprocessing ------------------ */
+
+#define FUZZ_MAX_PIXELS (4000 * 4000) /* larger images are refused from the header */
+
+static inline int fuzz_image_one(const uint8_t *data, size_t size)
+{
+    img_info info;
+    wp_err err = {0};
+    int rc = img_probe(data, size, &info, &err);
+    FUZZ_CHECK(rc != 0 || (info.width > 0 && info.height > 0));
+
+    img_decode_opts opts = {.apply_exif = 1,
+                            .alpha = IMG_ALPHA_WHITE,
+                            .max_pixels = FUZZ_MAX_PIXELS,
+                            .min_width = 64,
+                            .min_height = 64};
+    img_image im = {0};
+    rc = img_decode(data, size, &opts, &im, &err);
+    if (rc == 0) {
+        int ok = im.channels == 3 && im.width > 0 && im.height > 0 &&
+                 (int64_t)im.width * im.height <= FUZZ_MAX_PIXELS;
+        img_image small = {0};
+        if (ok && img_resize_mode(&im, IMG_RESIZE_CENTER_CROP, 32, 1, &small, &err) == 0)
+            img_free(&small);
+        img_free(&im);
+        FUZZ_CHECK(ok);
+    }
+    if (rc == 0 && (int64_t)info.width * info.height <= FUZZ_MAX_PIXELS) {
+        static uint8_t rgb[32 * 32 * 3];
+        (void)img_clip_preprocess(data, size, 32, rgb, &err);
+    }
+    return 0;
+}
+
+/* ---- tokenizer: cleaning, html unescape, BPE --------------------------- */
+
+/* tok may be NULL (no vocabulary): cleaning and unescaping only. Checked:
+ * the cleaned text is valid UTF-8; the ids start with <|startoftext|>, end
+ * with <|endoftext|>, stay inside the vocabulary; the 77-token row is the
+ * untruncated ids cut as OpenAI's truncate=True does. */
+static inline int fuzz_tokenizer_one(enc_tok *tok, const uint8_t *data, size_t size)
+{
+    const char *text = (const char *)data;
+    wp_buf out = {0};
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int line = 0;
+
+    if (enc_tok_clean(text, size, &out, NULL) != 0) {
+        line = __LINE__; /* only out of memory may fail */
+        goto out;
+    }
+    if (!wp_utf8_valid(out.data ? out.data : "", out.len)) {
+        line = __LINE__;
+        goto out;
+    }
+    out.len = 0;
+    if (enc_tok_html_unescape(text, size, &out, NULL) != 0) {
+        line = __LINE__;
+        goto out;
+    }
+    if (tok == NULL)
+        goto out;
+    if (enc_tok_encode(tok, text, size, &ids, &n, NULL) != 0) {
+        line = __LINE__;
+        goto out;
+    }
+    if (n < 2 || ids[0] != ENC_TOK_SOT || ids[n - 1] != ENC_TOK_EOT) {
+        line = __LINE__;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= ENC_TOK_VOCAB) {
+            line = __LINE__;
+            goto out;
+        }
+    int32_t row[ENC_TOK_CTX];
+    int k = enc_tok_encode_ctx(tok, text, size, row, ENC_TOK_CTX, NULL);
+    size_t want = n < ENC_TOK_CTX ? n : ENC_TOK_CTX;
+    if (k != (int)want || memcmp(row, ids, (want - 1) * sizeof *ids) != 0 ||
+        row[want - 1] != ENC_TOK_EOT) {
+        line = __LINE__;
+        goto out;
+    }
+    for (size_t i = want; i < ENC_TOK_CTX; i++)
+        if (row[i] != 0) {
+            line = __LINE__;
+            goto out;
+        }
+out:
+    free(ids);
+    wp_buf_free(&out);
+    return line;
+}
+
+/* ---- ingest: TSV / CSV / JSONL list reader ----------------------------- */
+
+/* The options the first input byte selects: bits 0-1 the format (TSV, CSV,
+ * JSONL, CSV again), bit 2 keep columns "k" and the URL column in
+ * pairs.extra, bit 3 columns named "u" / "t" instead of url / caption. */
+static inline void fuzz_ingest_opts(uint8_t sel, ingest_opts *o, const char **name)
+{
+    static const int fmts[4] = {ING_FMT_TSV, ING_FMT_CSV, ING_FMT_JSONL, ING_FMT_CSV};
+    static const char *const names[4] = {"fuzz.tsv", "fuzz.csv", "fuzz.jsonl", "fuzz.csv"};
+    memset(o, 0, sizeof *o);
+    o->format = fmts[sel & 3];
+    *name = names[sel & 3];
+    if (sel & 8) {
+        o->url_col = "u";
+        o->text_col = "t";
+    }
+    if (sel & 4) {
+        o->keep_cols[0] = "k";
+        o->keep_cols[1] = o->url_col ? o->url_col : "url";
+        o->nkeep = 2;
+    }
+}
+
+/* The contract of one record of ingest_reader_next (crawl/ingest.h). */
+static inline int fuzz_ingest_check_record(const ingest_opts *o, const ingest_record *rec)
+{
+    FUZZ_CHECK(rec->line >= 1);
+    FUZZ_CHECK(rec->bad >= ING_BAD_NONE && rec->bad < ING_BAD_NREASONS);
+    if (rec->bad != ING_BAD_NONE) {
+        FUZZ_CHECK(rec->detail[0] != '\0');
+        FUZZ_CHECK(memchr(rec->detail, '\0', sizeof rec->detail) != NULL);
+        return 0;
+    }
+    const char *u = rec->url;
+    size_t n = rec->url_len;
+    FUZZ_CHECK(u != NULL && rec->text != NULL);
+    FUZZ_CHECK(n > 7 && n <= ING_URL_MAX);
+    FUZZ_CHECK(strncasecmp(u, "http://", 7) == 0 || (n > 8 && strncasecmp(u, "https://", 8) == 0));
+    for (size_t i = 0; i < n; i++)
+        FUZZ_CHECK((unsigned char)u[i] > 0x20 && (unsigned char)u[i] != 0x7f);
+    FUZZ_CHECK(wp_utf8_valid(u, n));
+    FUZZ_CHECK(rec->text_len <= ING_TEXT_MAX);
+    FUZZ_CHECK(memchr(rec->text, '\0', rec->text_len) == NULL);
+    FUZZ_CHECK(wp_utf8_valid(rec->text, rec->text_len));
+    FUZZ_CHECK(rec->text_missing == (rec->text_len == 0));
+    if (o->nkeep == 0) {
+        FUZZ_CHECK(rec->extra_json == NULL);
+        return 0;
+    }
+    /* pairs.extra: a JSON object holding only the kept columns. */
+    FUZZ_CHECK(rec->extra_json != NULL);
+    json_error_t je;
+    json_t *x = json_loads(rec->extra_json, 0, &je);
+    int ok = json_is_object(x) && json_object_size(x) <= (size_t)o->nkeep;
+    const char *key;
+    json_t *v;
+    if (ok) {
+        json_object_foreach(x, key, v)
+        {
+            int known = 0;
+            for (int i = 0; i < o->nkeep; i++)
+                known |= strcmp(key, o->keep_cols[i]) == 0;
+            ok &= known;
+        }
+    }
+    json_decref(x);
+    FUZZ_CHECK(ok);
+    return 0;
+}
+
+static inline int fuzz_ingest_one(const uint8_t *data, size_t size)
+{
+    ingest_opts o;
+    ingest_reader *r = NULL;
+    ingest_record rec;
+    const char *name;
+    wp_err err = {0};
+    int64_t prev = 0;
+    int rc, line = 0;
+
+    if (size == 0)
+        return 0;
+    fuzz_ingest_opts(data[0], &o, &name);
+    rc = ingest_reader_open_mem(data + 1, size - 1, name, &o, &r, &err);
+    if (rc != 0) {
+        FUZZ_CHECK(rc < 0 && r == NULL && err.msg[0] != '\0');
+        return 0;
+    }
+    for (;;) {
+        memset(&err, 0, sizeof err);
+        rc = ingest_reader_next(r, &rec, &err);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            if (rc != ING_ESTREAM || err.msg[0] == '\0')
+                line = __LINE__;
+            break;
+        }
+        if (rc != 1 || rec.line <= prev) {
+            line = __LINE__; /* records come in file order, one per line at most */
+            break;
+        }
+        prev = rec.line;
+        if ((line = fuzz_ingest_check_record(&o, &rec)) != 0)
+            break;
+    }
+    ingest_reader_close(r);
+    return line;
+}
+
+/* ---- safetensors header validation -------------------------------------- */
+
+static inline int fuzz_safetensors_one(const uint8_t *data, size_t size)
+{
+    enc_st *st = NULL;
+    wp_err err = {0};
+    int rc = enc_st_open_mem(data, size, "fuzz.safetensors", &st, &err);
+    if (rc != 0) {
+        FUZZ_CHECK(st == NULL && (rc == ENC_EFORMAT || rc == WP_ENOMEM) && err.msg[0] != '\0');
+        return 0;
+    }
+    /* A valid file: the header length is sane and every tensor lies in the
+     * data section, its shape matching its byte range. */
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | data[i];
+    uint64_t data_len = size - 8 - hlen;
+    int line = 0;
+    for (int i = 0; i < enc_st_count(st) && line == 0; i++) {
+        const enc_st_tensor *t = enc_st_at(st, i);
+        static const int sizes[] = {4, 2, 2, 8, 8, 4, 2, 1, 1, 1}; /* enum enc_st_dtype */
+        uint64_t numel = 1;
+        if (t == NULL || t->ndim < 0 || t->ndim > ENC_ST_NDIM_MAX || t->dtype < ENC_DT_F32 ||
+            t->dtype > ENC_DT_BOOL || t->begin > t->end || t->end > data_len ||
+            strlen(t->name) >= ENC_ST_NAME_MAX || enc_st_find(st, t->name) != t) {
+            line = __LINE__;
+            break;
+        }
+        for (int d = 0; d < t->ndim; d++)
+            numel *= (uint64_t)t->shape[d];
+        if (numel != (uint64_t)t->numel || numel * (uint64_t)sizes[t->dtype] != t->end - t->begin) {
+            line = __LINE__;
+            break;
+        }
+        if (t->dtype > ENC_DT_BF16)
+            continue;
+        /* The float conversion reads exactly the tensor's bytes. */
+        float *f = malloc(((size_t)numel + 1) * sizeof *f);
+        if (f == NULL)
+            continue;
+        if (enc_st_read_f32(st, t, f, &err) != 0)
+            line = __LINE__;
+        const uint8_t *p = data + 8 + hlen + t->begin;
+        for (uint64_t k = 0; k < numel && line == 0; k++) {
+            float want;
+            if (t->dtype == ENC_DT_F32) {
+                memcpy(&want, p + 4 * k, 4);
+            } else {
+                uint16_t h = (uint16_t)(p[2 * k] | p[2 * k + 1] << 8);
+                want = t->dtype == ENC_DT_F16 ? enc_f16_to_f32(h) : enc_bf16_to_f32(h);
+            }
+            /* F16C and the portable path agree bit for bit, NaNs aside. */
+            if (!(isnan(want) && isnan(f[k])) && memcmp(&want, &f[k], 4) != 0)
+                line = __LINE__;
+        }
+        free(f);
+    }
+    enc_st_close(st);
+    return line;
+}
+
+/* ---- net: X-Robots-Tag --------------------------------------------------- */
+
+/* Copies the idx-th newline-separated part of data into out (NUL-terminated,
+ * cut at FUZZ_STR_MAX - 1 bytes or at a NUL byte); 0 when there is none. */
+static inline int fuzz_part(const uint8_t *data, size_t size, int idx, char *out)
+{
+    size_t i = 0;
+    for (int k = 0; k < idx; k++) {
+        const uint8_t *nl = memchr(data + i, '\n', size - i);
+        if (nl == NULL)
+            return 0;
+        i = (size_t)(nl - data) + 1;
+    }
+    size_t n = 0;
+    while (i + n < size && data[i + n] != '\n' && n < FUZZ_STR_MAX - 1)
+        n++;
+    memcpy(out, data + i, n);
+    out[n] = '\0';
+    return 1;
+}
+
+/* 1 if s[0..n) is one of the comma-separated, space-trimmed words of list
+ * (case-insensitive): the reference for directive matching. */
+static inline int fuzz_in_list(const char *list, const char *s, size_t n)
+{
+    const char *p = list;
+    while (n > 0 && *p) {
+        const char *q = strchr(p, ',');
+        const char *a = p, *b = q ? q : p + strlen(p);
+        while (a < b && isspace((unsigned char)*a))
+            a++;
+        while (b > a && isspace((unsigned char)b[-1]))
+            b--;
+        if ((size_t)(b - a) == n && strncasecmp(a, s, n) == 0)
+            return 1;
+        if (q == NULL)
+            break;
+        p = q + 1;
+    }
+    return 0;
+}
+
+/* Input: "value\ntokens\ndirectives"; the last two default to "witpipe"
+ * and NET_DEFAULT_DIRECTIVES. */
+static inline int fuzz_robots_tag_one(const uint8_t *data, size_t size)
+{
+    static char value[FUZZ_STR_MAX], tokens[FUZZ_STR_MAX], dirs[FUZZ_STR_MAX];
+    char hit[NET_DIRECTIVE_MAX], hit2[NET_DIRECTIVE_MAX];
+
+    fuzz_part(data, size, 0, value);
+    if (!fuzz_part(data, size, 1, tokens))
+        strcpy(tokens, "witpipe");
+    if (!fuzz_part(data, size, 2, dirs))
+        strcpy(dirs, NET_DEFAULT_DIRECTIVES);
+    memset(hit, 0x55, sizeof hit);
+    int rc = net_robots_tag_optout(value, tokens, dirs, hit);
+    FUZZ_CHECK(rc == 0 || rc == 1);
+    FUZZ_CHECK(net_robots_tag_optout(value, tokens, dirs, hit2) == rc);
+    if (rc == 1) {
+        /* hit: a lower-cased directive of the list, found in the value. */
+        size_t n = strnlen(hit, sizeof hit);
+        FUZZ_CHECK(n > 0 && n < sizeof hit);
+        for (size_t i = 0; i < n; i++)
+            FUZZ_CHECK(tolower((unsigned char)hit[i]) == (unsigned char)hit[i]);
+        FUZZ_CHECK(strcasestr(value, hit) != NULL);
+        FUZZ_CHECK(n == NET_DIRECTIVE_MAX - 1 || fuzz_in_list(dirs, hit, n));
+    }
+    FUZZ_CHECK(net_robots_tag_optout(value, tokens, "", hit2) == 0);
+    FUZZ_CHECK(net_robots_tag_optout(NULL, tokens, dirs, hit2) == 0);
+    /* Without a colon nothing is scoped: the value opts out exactly when
+     * one of its comma-separated directives is in the list. */
+    if (strchr(value, ':') == NULL) {
+        int want = 0;
+        const char *p = value;
+        for (;;) {
+            const char *q = strchr(p, ',');
+            const char *a = p, *b = q ? q : p + strlen(p);
+            while (a < b && isspace((unsigned char)*a))
+                a++;
+            while (b > a && isspace((unsigned char)b[-1]))
+                b--;
+            want |= fuzz_in_list(dirs, a, (size_t)(b - a));
+            if (q == NULL)
+                break;
+            p = q + 1;
+        }
+        FUZZ_CHECK(rc == want);
+    }
+    return 0;
+}
+
+/* ---- net: address parsing, classification, CIDR lists ------------------ */
+
+static inline int fuzz_class4(const uint8_t v4[4])
+{
+    struct sockaddr_in s4;
+    memset(&s4, 0, sizeof s4);
+    s4.sin_family = AF_INET;
+    memcpy(&s4.sin_addr, v4, 4);
+    return net_addr_classify((struct sockaddr *)&s4);
+}
+
+static inline int fuzz_class6(const uint8_t v6[16])
+{
+    struct sockaddr_in6 s6;
+    memset(&s6, 0, sizeof s6);
+    s6.sin6_family = AF_INET6;
+    memcpy(&s6.sin6_addr, v6, 16);
+    return net_addr_classify((struct sockaddr *)&s6);
+}
+
+/* The input as text goes through net_addr_parse and net_acl_add; its first
+ * bytes as raw IPv4 / IPv6 addresses through the classifier, where every
+ * IPv6 spelling that embeds an IPv4 address must be classed as it is. */
+static inline int fuzz_addr_one(const uint8_t *data, size_t size)
+{
+    static char s[FUZZ_STR_MAX];
+    struct sockaddr_storage ss;
+    int line = 0;
+
+    size_t n = size < FUZZ_STR_MAX - 1 ? size : FUZZ_STR_MAX - 1;
+    memcpy(s, data, n);
+    s[n] = '\0';
+    int rc = net_addr_parse(s, &ss);
+    FUZZ_CHECK(rc == 0 || rc == WP_EINVAL);
+    if (rc == 0) {
+        int cls = net_addr_classify((struct sockaddr *)&ss);
+        FUZZ_CHECK(ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+        FUZZ_CHECK(cls >= NET_ADDR_PUBLIC && cls < NET_ADDR_UNKNOWN);
+        FUZZ_CHECK(strcmp(net_addr_class_name(cls), "unknown") != 0);
+        FUZZ_CHECK(net_addr_check(NULL, (struct sockaddr *)&ss) == cls);
+        if (ss.ss_family == AF_INET) {
+            /* The resolver's reading of the host (brackets, which
+             * net_addr_parse takes off any literal, aside). */
+            char bare[FUZZ_STR_MAX];
+            struct in_addr ia;
+            size_t k = strlen(s);
+            if (k >= 2 && s[0] == '[' && s[k - 1] == ']')
+                snprintf(bare, sizeof bare, "%.*s", (int)(k - 2), s + 1);
+            else
+                snprintf(bare, sizeof bare, "%s", s);
+            FUZZ_CHECK(inet_aton(bare, &ia) == 1);
+            FUZZ_CHECK(memcmp(&ia, &((struct sockaddr_in *)&ss)->sin_addr, 4) == 0);
+        }
+    } else if (strchr(s, ':') == NULL && s[0] != '[') {
+        struct in_addr ia;
+        FUZZ_CHECK(inet_aton(s, &ia) == 0); /* nothing the resolver takes is refused */
+    }
+
+    /* A CIDR range contains its own address, and the guard opens it. */
+    net_acl *acl = net_acl_new();
+    wp_err err = {0};
+    if (acl == NULL)
+        return 0;
+    rc = net_acl_add(acl, s, &err);
+    if (rc != 0) {
+        if (rc != NET_EBADCIDR || err.msg[0] == '\0')
+            line = __LINE__;
+    } else {
+        char host[FUZZ_STR_MAX];
+        struct sockaddr_storage hs;
+        snprintf(host, sizeof host, "%s", s);
+        char *slash = strchr(host, '/');
+        if (slash != NULL)
+            *slash = '\0';
+        if (net_addr_parse(host, &hs) != 0 || !net_acl_contains(acl, (struct sockaddr *)&hs) ||
+            net_addr_check(acl, (struct sockaddr *)&hs) != NET_ADDR_PUBLIC)
+            line = __LINE__;
+    }
+    net_acl_free(acl);
+    if (line != 0)
+        return line;
+
+    if (size >= 4) {
+        uint8_t v6[16] = {0};
+        int c4 = fuzz_class4(data);
+        FUZZ_CHECK(c4 >= NET_ADDR_PUBLIC && c4 < NET_ADDR_UNKNOWN);
+        v6[10] = v6[11] = 0xff; /* ::ffff:a.b.c.d, RFC 4291 section 2.5.5.2 */
+        memcpy(v6 + 12, data, 4);
+        FUZZ_CHECK(fuzz_class6(v6) == c4);
+        static const uint8_t nat64[4] = {0, 0x64, 0xff, 0x9b}; /* 64:ff9b::/96, RFC 6052 */
+        memcpy(v6, nat64, 4);
+        v6[10] = v6[11] = 0;
+        FUZZ_CHECK(fuzz_class6(v6) == c4);
+        memset(v6, 0, sizeof v6);
+        v6[0] = 0x20; /* 6to4 2002::/16, RFC 3056 */
+        v6[1] = 0x02;
+        memcpy(v6 + 2, data, 4);
+        FUZZ_CHECK(fuzz_class6(v6) == c4);
+    }
+    if (size >= 16) {
+        int c6 = fuzz_class6(data);
+        FUZZ_CHECK(c6 >= NET_ADDR_PUBLIC && c6 < NET_ADDR_UNKNOWN);
+    }
+    return 0;
+}
+
+/* ---- encode: model directories (safetensors + config) ------------------ */
+
+#define FUZZ_MODEL_DATA_MAX (1 << 20) /* data section written, bytes */
+
+/* Writes n bytes to dir/name, or removes it when data is NULL. */
+static inline int fuzz_put(const char *dir, const char *name, const void *a, size_t na,
+                           const void *b, size_t nb, size_t zeros)
+{
+    char path[WP_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+    if (a == NULL)
+        return 0;
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return -1;
+    int ok = fwrite(a, 1, na, f) == na && (nb == 0 || fwrite(b, 1, nb, f) == nb);
+    for (size_t i = 0; ok && i < zeros; i++)
+        ok = fputc(0, f) != EOF;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* Input: a safetensors header (JSON), then optionally a NUL byte and the
+ * config JSON. The model directory dir gets model.safetensors + config.json
+ * when the header names Hugging Face tensors (text_model.*), else
+ * open_clip_model.safetensors (+ open_clip_config.json); the data section is
+ * zeros, as long as the header's largest data_offsets end (at most
+ * FUZZ_MODEL_DATA_MAX). A model that loads must satisfy the loader's own
+ * consistency rules and describe itself as JSON. */
+static inline int fuzz_model_one(const char *dir, const uint8_t *data, size_t size)
+{
+    const uint8_t *nul = memchr(data, '\0', size);
+    size_t hlen = nul != NULL ? (size_t)(nul - data) : size;
+    const uint8_t *cfg = nul != NULL ? nul + 1 : NULL;
+    size_t clen = nul != NULL ? size - hlen - 1 : 0;
+    int hf = memmem(data, hlen, "text_model.", 11) != NULL;
+    uint64_t dlen = 0;
+    uint8_t len8[8];
+    json_error_t je;
+    json_t *h = json_loadb((const char *)data, hlen, 0, &je), *v;
+    const char *key;
+
+    json_object_foreach(h, key, v)
+    {
+        json_t *end = json_array_get(json_object_get(v, "data_offsets"), 1);
+        if (json_is_integer(end) && json_integer_value(end) > 0 &&
+            json_integer_value(end) <= FUZZ_MODEL_DATA_MAX &&
+            (uint64_t)json_integer_value(end) > dlen)
+            dlen = (uint64_t)json_integer_value(end);
+    }
+    json_decref(h);
+    for (int i = 0; i < 8; i++)
+        len8[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
+    if (fuzz_put(dir, "model.safetensors", hf ? len8 : NULL, 8, data, hlen, dlen) != 0 ||
+        fuzz_put(dir, "config.json", hf ? cfg : NULL, clen, NULL, 0, 0) != 0 ||
+        fuzz_put(dir, "open_clip_model.safetensors", hf ? NULL : len8, 8, data, hlen, dlen) != 0 ||
+        fuzz_put(dir, "open_clip_config.json", hf ? NULL : cfg, clen, NULL, 0, 0) != 0)
+        return 0; /* the disk, not the loader */
+
+    enc_model *m = NULL;
+    wp_err err = {0};
+    int rc = enc_model_open(dir, NULL, &m, &err);
+    if (rc != 0) {
+        FUZZ_CHECK(m == NULL && err.msg[0] != '\0');
+        FUZZ_CHECK(rc == ENC_EFORMAT || rc == ENC_EMODEL || rc == ENC_EUNSUP || rc == WP_ENOENT ||
+                   rc == WP_ENOMEM || rc == WP_EIO || rc == WP_ELIMIT);
+        return 0;
+    }
+    const enc_arch *a = enc_model_arch(m);
+    int line = 0;
+    if (a->embed_dim <= 0 || a->t_width <= 0 || a->t_heads <= 0 || a->t_width % a->t_heads != 0 ||
+        a->t_ctx <= 1 || a->image_size <= 0 || a->v_width <= 0 || a->v_heads <= 0 ||
+        enc_model_params(m) <= 0)
+        line = __LINE__;
+    wp_buf info = {0};
+    if (line == 0 && enc_model_info_json(m, &info) != 0)
+        line = __LINE__;
+    if (line == 0) {
+        json_t *j = json_loadb(info.data, info.len, 0, &je);
+        if (!json_is_object(j))
+            line = __LINE__;
+        json_decref(j);
+    }
+    wp_buf_free(&info);
+    enc_model_free(m);
+    return line;
+}
+
+#endif /* FUZZ_TARGETS_H */

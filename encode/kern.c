@@ -527,8 +527,16 @@ static void compute_block(const drive *d, int m0, int rows, int k0, int kcur, in
         t.bias = last && d->bias ? d->bias + j0 : NULL;
         t.act = d->act;
         t.ldr = d->ldr;
+        /* the next panel's K block, in one slice per row group: in place of
+         * the weights streaming from DRAM (batch 1) or L3 into the first
+         * group of the next panel, every group fetches a share into L2 */
+        size_t pf_bytes = p + 1 < p1 ? (size_t)kcur * d->nr * esz : 0;
+        int pf_total = (int)(pf_bytes / 64), pf_each = (pf_total + g.n - 1) / g.n;
         for (int gi = 0; gi < g.n; gi++) {
             int r = m0 + group_row(g, gi);
+            int pf0 = gi * pf_each < pf_total ? gi * pf_each : pf_total;
+            t.pf = t.b + d->pstride + (size_t)pf0 * 64;
+            t.pf_lines = pf_total - pf0 < pf_each ? pf_total - pf0 : pf_each;
             if (direct) {
                 t.a = d->A + (size_t)r * d->lda + k0;
                 t.lda = d->lda;

@@ -35,30 +35,40 @@ done
 ort_src="quoted, not measured"
 ort_img1=18.4 ort_img32=21.3 ort_txt=30.7 # README medians of its quoted ranges
 ort_o1=- ort_o32=- ort_ot=-
+best() { # best items/s and max others% of the ORT line "$2 batch=$3" in log $1
+  awk -v k="$2" -v b="batch=$3" '$1 == k && $2 == b {
+    match($0, /items\/s best\/med\/worst [0-9.]+/); v = substr($0, RSTART, RLENGTH); sub(/.* /, "", v)
+    match($0, /others% [0-9]+/); o = substr($0, RSTART, RLENGTH); sub(/.* /, "", o)
+    print v, o; exit }' "$1"
+}
+keep() { # keep() VAR_VALUE VAR_OTHERS NEW_VALUE NEW_OTHERS: prints the better pair
+  awk -v v="$1" -v o="$2" -v nv="$3" -v no="$4" 'BEGIN {
+    if (nv != "" && (v == "" || nv + 0 > v + 0)) print nv, no; else print v, o }'
+}
+noisy() { awk -v a="$1" -v b="$2" -v c="$3" 'BEGIN { exit !(a + 0 > 15 || b + 0 > 15 || c + 0 > 15) }'; }
 if [ "${WITPIPE_BENCH_NO_ORT:-0}" != 1 ] && [ -x "$ortdir/run.sh" ]; then
   runs=7
   [ "$quick" = 1 ] && runs=3
-  echo "# ONNX Runtime: $ortdir/run.sh $(nproc) $runs (first run installs python3-torch and onnxruntime-node)"
-  if "$ortdir/run.sh" "$(nproc)" "$runs" >"$tmp/ort.log" 2>&1; then
-    sed 's/^/#   /' "$tmp/ort.log"
-    best() { # best items/s and max others% of the ORT line "$1 batch=$2"
-      awk -v k="$1" -v b="batch=$2" '$1 == k && $2 == b {
-        match($0, /items\/s best\/med\/worst [0-9.]+/); v = substr($0, RSTART, RLENGTH); sub(/.* /, "", v)
-        match($0, /others% [0-9]+/); o = substr($0, RSTART, RLENGTH); sub(/.* /, "", o)
-        print v, o; exit }' "$tmp/ort.log"
-    }
-    read -r i1 o1 < <(best image 1)
-    read -r i32 o32 < <(best image 32)
-    read -r t32 ot < <(best text 32)
-    if [ -n "${i1:-}" ] && [ -n "${i32:-}" ] && [ -n "${t32:-}" ]; then
-      ort_src="measured in this run"
-      ort_img1=$i1 ort_img32=$i32 ort_txt=$t32 ort_o1=$o1 ort_o32=$o32 ort_ot=$ot
-    else
-      echo "# ONNX Runtime output not understood; using the README's quoted figures"
+  i1= o1= i32= o32= t32= ot=
+  # a second attempt when other processes disturbed the first (best kept per case)
+  for attempt in 1 2; do
+    echo "# ONNX Runtime (attempt $attempt): $ortdir/run.sh $(nproc) $runs (first run installs python3-torch and onnxruntime-node)"
+    if ! "$ortdir/run.sh" "$(nproc)" "$runs" >"$tmp/ort.log" 2>&1; then
+      echo "# ONNX Runtime could not run (install or export failed); last lines:"
+      tail -5 "$tmp/ort.log" | sed 's/^/#   /'
+      break
     fi
+    sed 's/^/#   /' "$tmp/ort.log"
+    read -r i1 o1 < <(keep "$i1" "$o1" $(best "$tmp/ort.log" image 1))
+    read -r i32 o32 < <(keep "$i32" "$o32" $(best "$tmp/ort.log" image 32))
+    read -r t32 ot < <(keep "$t32" "$ot" $(best "$tmp/ort.log" text 32))
+    noisy "$o1" "$o32" "$ot" || break
+  done
+  if [ -n "${i1:-}" ] && [ -n "${i32:-}" ] && [ -n "${t32:-}" ]; then
+    ort_src="measured in this run"
+    ort_img1=$i1 ort_img32=$i32 ort_txt=$t32 ort_o1=$o1 ort_o32=$o32 ort_ot=$ot
   else
-    echo "# ONNX Runtime could not run (install or export failed); last lines:"
-    tail -5 "$tmp/ort.log" | sed 's/^/#   /'
+    echo "# no ONNX Runtime figures from this run; using the README's quoted figures"
   fi
 fi
 
@@ -80,6 +90,10 @@ function row(what, key, ortv, orto, target,    r, ok) {
   if (!(key in w)) { printf "%-40s %s\n", what, "(not measured)"; return }
   r = ortv > 0 ? sprintf("%5.2fx", w[key] / ortv) : "     -"
   ok = (ortv > 0 && w[key] / ortv >= target) ? "MET" : "not met"
+  if (o[key] + 0 > 15 || (orto != "-" && orto + 0 > 15))
+    ok = ok ", NOISY: other processes >15%, re-run on a quiet machine"
+  if (key ~ /bf16/ && path !~ /bf16/)
+    ok = "n/a on this CPU: no AVX512_BF16, fallback path"
   printf "%-40s %8.2f %8.2f %5s%% | %8s %6s | %s %s\n", what, w[key], c[key], o[key],
     (ortv > 0 ? sprintf("%.2f", ortv) : "-"), (orto == "-" ? "-" : orto "%"), r,
     (target == "" ? "" : sprintf("(target >= %sx: %s)", target, ok))

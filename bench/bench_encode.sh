@@ -16,6 +16,9 @@
 #   WITPIPE_BENCH_QUICK=1   fewer runs (smoke run)
 #   WITPIPE_BENCH_NO_ORT=1  skip ONNX Runtime (quoted figures instead)
 set -u
+# the wait policy the witpipe CLI runs with (cli/main.c): waiting OpenMP
+# workers sleep instead of spinning on a CPU a team mate needs
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${WITPIPE_BUILD:-$root/${1:-build}}
 shared=${WITPIPE_SHARED:-$(cd "$root/.." && pwd)/shared}

@@ -4,6 +4,8 @@
  * rate means in images/s (ViT-B/32 image tower: 8.82 GFLOP per image).
  *
  *   build/bench/bench_kern [runs] [path]
+ *   build/bench/bench_kern --peak [runs]   only the FMA peak, plus a line
+ *       "result peak WALL_GFLOPS CPU_GFLOPS" for bench/bench_encode.sh
  *
  * runs (default 30; 5 with WITPIPE_BENCH_QUICK=1): each figure is the best of
  * that many short timed runs, because the machine may be shared and the best
@@ -281,6 +283,11 @@ static double bench_attention(int batch, int runs, int batched)
 int main(int argc, char **argv)
 {
     int quick = getenv("WITPIPE_BENCH_QUICK") && atoi(getenv("WITPIPE_BENCH_QUICK"));
+    int peak_only = argc > 1 && !strcmp(argv[1], "--peak");
+    if (peak_only) {
+        argv++;
+        argc--;
+    }
     int runs = argc > 1 ? atoi(argv[1]) : (quick ? 5 : 30);
     if (runs < 1)
         runs = 1;
@@ -330,6 +337,10 @@ int main(int argc, char **argv)
     }
     printf("fp32 peak reference: %.1f GFLOP/s (%d x the 1-thread peak) -> %.1f img/s at peak\n",
            pkc, nt, pkc / VIT_B32_GFLOP);
+    if (peak_only) {
+        printf("result peak %.1f %.1f\n", pk, pkc);
+        return 0;
+    }
     printf(
         "columns: wall GFLOP/s (best run) | GFLOP/s per CPU-time x threads (best run) and its %% "
         "of the fp32 peak reference\n");

@@ -156,12 +156,11 @@ static void transformer(const enc_block *blocks, int layers, int nseq, const int
         const enc_block *b = &blocks[l];
         kn_layernorm(x, w, rows, w, b->ln1_g, b->ln1_b, eps, h, w);
         kn_linear(h, w, rows, b->qkv, b->qkv_b, KN_ACT_NONE, NULL, 0, qkv, 3 * w);
-        if (uniform) /* one parallel loop over (sequence, head) */
+        /* one parallel loop over (sequence, head) */
+        if (uniform)
             kn_attention_batch(qkv, nseq, off[1] - off[0], w, heads, causal, h, scratch);
         else
-            for (int s = 0; s < nseq; s++)
-                kn_attention(qkv + (size_t)off[s] * 3 * w, off[s + 1] - off[s], w, heads, causal,
-                             h + (size_t)off[s] * w, scratch);
+            kn_attention_var(qkv, nseq, off, w, heads, causal, h, scratch);
         kn_linear(h, w, rows, b->out, b->out_b, KN_ACT_NONE, x, w, x, w);
         kn_layernorm(x, w, rows, w, b->ln2_g, b->ln2_b, eps, h, w);
         kn_linear(h, w, rows, b->fc1, b->fc1_b, act, NULL, 0, mlp, mlp_dim);
@@ -200,8 +199,9 @@ static int vit_images(const enc_model *m, enc_ws *ws, const float *px, int n, fl
 
     if (!patches || !x || !h || !qkv || !mlp || !sc)
         return wp_err_set(err, WP_ENOMEM, "out of memory for a batch of %d images", n);
-    /* conv1 with stride = kernel = patch is a linear map of each flattened
-     * patch (channel, row, column order, as the conv weight is stored) */
+        /* conv1 with stride = kernel = patch is a linear map of each flattened
+         * patch (channel, row, column order, as the conv weight is stored) */
+#pragma omp parallel for collapse(2) schedule(static) if (n > 1)
     for (int b = 0; b < n; b++)
         for (int gy = 0; gy < g; gy++)
             for (int gx = 0; gx < g; gx++) {
@@ -213,15 +213,16 @@ static int vit_images(const enc_model *m, enc_ws *ws, const float *px, int n, fl
                                    (size_t)gx * p,
                                (size_t)p * sizeof(float));
             }
-    for (int b = 0; b < n; b++)
-        kn_linear(patches + (size_t)b * np * k, k, np, m->patch, NULL, KN_ACT_NONE, NULL, 0,
-                  h + ((size_t)b * seq + 1) * w, w);
+    /* one GEMM over every patch of the batch (M = n x 49), into qkv as a
+     * temporary, then class token + positions per image */
+    kn_linear(patches, k, n * np, m->patch, NULL, KN_ACT_NONE, NULL, 0, qkv, w);
     for (int b = 0; b < n; b++) {
         float *xb = h + (size_t)b * seq * w;
+        const float *pb = qkv + (size_t)b * np * w;
         for (int j = 0; j < w; j++)
             xb[j] = m->class_emb[j] + m->v_pos[j];
         for (size_t i = (size_t)w; i < (size_t)seq * w; i++)
-            xb[i] += m->v_pos[i];
+            xb[i] = pb[i - w] + m->v_pos[i];
     }
     kn_layernorm(h, w, (int)rows, w, m->ln_pre_g, m->ln_pre_b, a->v_eps, x, w);
     if (ws_offsets(ws, n) != 0)

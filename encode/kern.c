@@ -527,8 +527,16 @@ static void compute_block(const drive *d, int m0, int rows, int k0, int kcur, in
         t.bias = last && d->bias ? d->bias + j0 : NULL;
         t.act = d->act;
         t.ldr = d->ldr;
+        /* the next panel's K block, in one slice per row group: in place of
+         * the weights streaming from DRAM (batch 1) or L3 into the first
+         * group of the next panel, every group fetches a share into L2 */
+        size_t pf_bytes = p + 1 < p1 ? (size_t)kcur * d->nr * esz : 0;
+        int pf_total = (int)(pf_bytes / 64), pf_each = (pf_total + g.n - 1) / g.n;
         for (int gi = 0; gi < g.n; gi++) {
             int r = m0 + group_row(g, gi);
+            int pf0 = gi * pf_each < pf_total ? gi * pf_each : pf_total;
+            t.pf = t.b + d->pstride + (size_t)pf0 * 64;
+            t.pf_lines = pf_total - pf0 < pf_each ? pf_total - pf0 : pf_each;
             if (direct) {
                 t.a = d->A + (size_t)r * d->lda + k0;
                 t.lda = d->lda;
@@ -1042,32 +1050,65 @@ static void attn_head_rows(const float *q, int ldq, int nq, const float *k, cons
     }
 }
 
-void kn_attention_batch(const float *qkv, int nseq, int seq, int width, int heads, int causal,
-                        float *out, float *scratch)
+/* The (sequence, head) tasks of nseq sequences back to back: sequence s is
+ * rows off[s]..off[s+1] (off NULL: every sequence seq rows), one parallel
+ * loop in all. S lives in each thread's own scratch: tasks of different
+ * sequences share a head index, so the caller's per-head slices would
+ * collide. One region instead of one per sequence matters on a shared
+ * machine: every region's join waits for a descheduled thread. */
+static void attention_tasks(const float *qkv, int nseq, const int *off, int seq, int width,
+                            int heads, int causal, float *out, float *scratch)
 {
-    if ((size_t)seq * seq > KN_CONV_TMP || seq > KN_ATTN_ROW) {
-        for (int s = 0; s < nseq; s++)
-            kn_attention(qkv + (size_t)s * seq * 3 * width, seq, width, heads, causal,
-                         out + (size_t)s * seq * width, scratch);
+    int maxlen = seq;
+    size_t work = 0;
+    if (off) {
+        maxlen = 0;
+        for (int s = 0; s < nseq; s++) {
+            int n = off[s + 1] - off[s];
+            maxlen = n > maxlen ? n : maxlen;
+            work += (size_t)n * n * width;
+        }
+    } else {
+        work = (size_t)nseq * seq * seq * width;
+    }
+    if ((size_t)maxlen * maxlen > KN_CONV_TMP || maxlen > KN_ATTN_ROW) {
+        for (int s = 0; s < nseq; s++) {
+            size_t r0 = off ? (size_t)off[s] : (size_t)s * seq;
+            int n = off ? off[s + 1] - off[s] : seq;
+            kn_attention(qkv + r0 * 3 * width, n, width, heads, causal, out + r0 * width, scratch);
+        }
         return;
     }
     const kn_isa *isa = isa_get();
     int hd = width / heads, ld = 3 * width, ntask = nseq * heads;
-    /* S lives in each thread's own scratch: tasks of different sequences
-     * share a head index, so the caller's per-head slices would collide */
-#pragma omp parallel for schedule(dynamic,                                                         \
-                                  1) if (ntask > 1 && (size_t)nseq * seq * seq * width > 32768)
+#pragma omp parallel for schedule(dynamic, 1) if (ntask > 1 && work > 32768)
     for (int t = 0; t < ntask; t++) {
         int sq = t / heads, h = t % heads;
-        const float *base = qkv + (size_t)sq * seq * ld;
+        size_t r0 = off ? (size_t)off[sq] : (size_t)sq * seq;
+        int n = off ? off[sq + 1] - off[sq] : seq;
+        const float *base = qkv + r0 * ld;
         const float *q = base + h * hd, *k = base + width + h * hd, *v = base + 2 * width + h * hd;
-        float *o = out + (size_t)sq * seq * width + h * hd;
+        float *o = out + r0 * width + h * hd;
         float *scr = scratch_get();
+        if (n <= 0)
+            continue;
         if (scr)
-            attn_head(isa, q, ld, seq, k, v, ld, seq, hd, causal, o, width, SCR_CONVTMP(scr));
+            attn_head(isa, q, ld, n, k, v, ld, n, hd, causal, o, width, SCR_CONVTMP(scr));
         else
-            attn_head_rows(q, ld, seq, k, v, ld, seq, hd, causal, o, width);
+            attn_head_rows(q, ld, n, k, v, ld, n, hd, causal, o, width);
     }
+}
+
+void kn_attention_batch(const float *qkv, int nseq, int seq, int width, int heads, int causal,
+                        float *out, float *scratch)
+{
+    attention_tasks(qkv, nseq, NULL, seq, width, heads, causal, out, scratch);
+}
+
+void kn_attention_var(const float *qkv, int nseq, const int *off, int width, int heads, int causal,
+                      float *out, float *scratch)
+{
+    attention_tasks(qkv, nseq, off, 0, width, heads, causal, out, scratch);
 }
 
 void kn_attention_qkv(const float *q, int nq, const float *k, const float *v, int nk, int width,

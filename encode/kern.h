@@ -85,6 +85,14 @@ void kn_attention(const float *qkv, int seq, int width, int heads, int causal, f
 void kn_attention_batch(const float *qkv, int nseq, int seq, int width, int heads, int causal,
                         float *out, float *scratch);
 
+/* kn_attention over nseq sequences of any lengths packed back to back:
+ * sequence s is rows off[s]..off[s+1] of qkv ([off[nseq] x 3*width]) and
+ * out ([off[nseq] x width]); one parallel loop over (sequence, head).
+ * scratch as for kn_attention of the longest sequence (used only when it
+ * is longer than 181). */
+void kn_attention_var(const float *qkv, int nseq, const int *off, int width, int heads, int causal,
+                      float *out, float *scratch);
+
 /* Multi-head attention with separate q (nq rows) and k/v (nk rows), used by
  * ModifiedResNet's attention pooling: q [nq x width], k,v [nk x width].
  * scratch must hold heads * nq * nk floats (kn_attention_scratch(max(nq, nk),

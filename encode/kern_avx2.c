@@ -13,6 +13,16 @@
 
 #define MR 6
 #define NR 16
+/* Floats ahead of the weight stream to prefetch: at batch 1 each weight is
+ * read once, from DRAM (340 MB per ViT-B/32 image); 4 KiB ahead hides the
+ * latency (measured +9% at batch 1, neutral at batch 32). Panels lie back
+ * to back, so running past a panel's end fetches the next one. */
+#ifndef PF_DIST
+#define PF_DIST 1024
+#endif
+#ifndef PF_NEXT
+#define PF_NEXT 1
+#endif
 
 /* exp(x) for float lanes, Cephes-style range reduction, ~2 ulp. The
  * rounding of x log2(e) to an integer n comes from adding 1.5 * 2^23, whose
@@ -150,7 +160,18 @@ static void store_tile(const kn_tile *t, const float *acc)
         int kc = t->kc, k = 0;                                                                     \
         for (int i = 0; i < R; i++)                                                                \
             _mm_prefetch((const char *)(t->c + (size_t)i * t->ldc), _MM_HINT_T0);                  \
+        const char *pf = t->pf;                                                                    \
+        int pfn = t->pf_lines;                                                                     \
         for (; k + 2 <= kc; k += 2) {                                                              \
+            if (PF_NEXT && pfn > 0) {                                                              \
+                _mm_prefetch(pf, _MM_HINT_T1);                                                     \
+                pf += 64;                                                                          \
+                pfn--;                                                                             \
+            }                                                                                      \
+            if (PF_DIST) {                                                                         \
+                _mm_prefetch((const char *)(b + PF_DIST), _MM_HINT_T0);                            \
+                _mm_prefetch((const char *)(b + PF_DIST + 16), _MM_HINT_T0);                       \
+            }                                                                                      \
             __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);                             \
             FMA_ROW(R, k, b0, b1)                                                                  \
             __m256 b2 = _mm256_load_ps(b + 16), b3 = _mm256_load_ps(b + 24);                       \

@@ -40,6 +40,10 @@ typedef struct kn_tile {
     int act;
     const float *res; /* at this tile's origin, or NULL */
     int ldr;
+    /* cache lines (64 bytes) of the weights the caller computes next, to
+     * prefetch into L2 while this tile computes (pf_lines may be 0) */
+    const char *pf;
+    int pf_lines;
 } kn_tile;
 
 typedef struct kn_isa {

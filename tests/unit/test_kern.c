@@ -394,6 +394,53 @@ static void test_attention_batch_matches_per_sequence(void **state)
     kn_scratch_fail_for_tests(0);
 }
 
+/* Sequences of different lengths back to back (kn_attention_var) equal the
+ * reference attention of each sequence on its own rows. */
+static void check_attention_var(int nseq, const int *lens, int width, int heads, int causal)
+{
+    int off[8], maxlen = 0;
+    assert_true(nseq < 8);
+    off[0] = 0;
+    for (int s = 0; s < nseq; s++) {
+        off[s + 1] = off[s] + lens[s];
+        maxlen = lens[s] > maxlen ? lens[s] : maxlen;
+    }
+    size_t rows = (size_t)off[nseq];
+    float *qkv = rand_buf(rows * 3 * width, 2.0f), *out = rand_buf(rows * width, 1.0f);
+    float *scr = malloc(kn_attention_scratch(maxlen, heads) * sizeof(float));
+    double *ref = malloc((size_t)maxlen * width * sizeof *ref);
+    assert_non_null(scr);
+    assert_non_null(ref);
+    kn_attention_var(qkv, nseq, off, width, heads, causal, out, scr);
+    for (int s = 0; s < nseq; s++) {
+        const float *b = qkv + (size_t)off[s] * 3 * width;
+        attn_ref(b, 3 * width, lens[s], b + width, b + 2 * width, 3 * width, lens[s], width, heads,
+                 causal, ref);
+        for (size_t i = 0; i < (size_t)lens[s] * width; i++) {
+            float got = out[(size_t)off[s] * width + i];
+            if (fabs(got - ref[i]) > 1e-5 * (1 + fabs(ref[i])))
+                fail_msg("attention var seq %d (len %d) causal=%d: out[%zu] = %.8g, want %.8g", s,
+                         lens[s], causal, i, got, ref[i]);
+        }
+    }
+    free(qkv);
+    free(out);
+    free(scr);
+    free(ref);
+}
+
+static void test_attention_var_matches_per_sequence(void **state)
+{
+    use_path(state);
+    static const int a[] = {9, 77, 1, 23, 40}, b[] = {50, 12}, c[] = {190, 30};
+    check_attention_var(5, a, 128, 2, 1);
+    check_attention_var(2, b, 192, 3, 0);
+    check_attention_var(2, c, 64, 1, 1); /* longer than the per-thread buffer */
+    kn_scratch_fail_for_tests(1);        /* and without any buffer */
+    check_attention_var(5, a, 64, 2, 1);
+    kn_scratch_fail_for_tests(0);
+}
+
 static void test_attention_qkv_cross(void **state)
 {
     use_path(state);
@@ -552,6 +599,7 @@ int main(void)
         PATH_TESTS(test_attention_self_and_causal),
         PATH_TESTS(test_attention_qkv_cross),
         PATH_TESTS(test_attention_batch_matches_per_sequence),
+        PATH_TESTS(test_attention_var_matches_per_sequence),
         PATH_TESTS(test_conv2d_im2col),
         PATH_TESTS(test_out_of_memory_fallbacks),
         PATH_TESTS(test_packed_weight_outlives_path_and_nan_stays_local),

@@ -146,7 +146,6 @@ int cat_stats(cat *c, cat_stat_fn fn, void *ud, wp_err *err);
 /* ---- stage sections ---------------------------------------------------
  * Stages add their own queries below, each in its own catalog/cat_STAGE.c. */
 
-
 /* ---- crawl (catalog/cat_crawl.c) --------------------------------------- */
 
 /* Where an archive (a warc/wat source) stopped: the compressed offset of

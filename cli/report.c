@@ -106,9 +106,9 @@ static void on_progress(void *ud, const wp_progress *p)
     else
         fmt_eta(etas, sizeof etas, eta);
     if (p->total > 0)
-        fprintf(stderr, "\r\033[K%s %s/%s (%.1f%%) %s/s %s %s errors %llu", p->stage ? p->stage : "",
-                dn, tot, 100.0 * (double)p->done / (double)p->total, rt, final ? "in" : "ETA", etas,
-                (unsigned long long)p->errors);
+        fprintf(stderr, "\r\033[K%s %s/%s (%.1f%%) %s/s %s %s errors %llu",
+                p->stage ? p->stage : "", dn, tot, 100.0 * (double)p->done / (double)p->total, rt,
+                final ? "in" : "ETA", etas, (unsigned long long)p->errors);
     else
         fprintf(stderr, "\r\033[K%s %s %s/s errors %llu", p->stage ? p->stage : "", dn, rt,
                 (unsigned long long)p->errors);

@@ -18,6 +18,7 @@
  * (bench/bench_encode.sh builds the side-by-side table from them).
  * WITPIPE_BENCH_QUICK=1 shortens every case.
  */
+#include "bench/bench_clock.h"
 #include "encode/encode.h"
 #include "encode/kern.h"
 #include "encode/tokenizer.h"
@@ -80,63 +81,6 @@ static enc_arch rn50(void)
 }
 
 /* ---- timing: wall, team CPU time, other processes' share ---------------- */
-
-/* CPU seconds used so far by the OpenMP team's threads, each reading its own
- * clock (the process clock lags for threads on other CPUs). */
-static double cpu_now(int nthr)
-{
-    double s = 0;
-#pragma omp parallel num_threads(nthr) reduction(+ : s)
-    {
-        struct timespec t;
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-        s += (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-    }
-    return s;
-}
-
-typedef struct {
-    long long total, busy, self;
-} cpu_sample;
-
-/* /proc/stat and this process's utime+stime, in jiffies. */
-static cpu_sample sample(void)
-{
-    cpu_sample s = {0, 0, 0};
-    long long v[8] = {0};
-    FILE *f = fopen("/proc/stat", "r");
-    if (f) {
-        if (fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2], &v[3],
-                   &v[4], &v[5], &v[6], &v[7]) == 8) {
-            for (int i = 0; i < 8; i++)
-                s.total += v[i];
-            s.busy = s.total - v[3] - v[4];
-        }
-        fclose(f);
-    }
-    f = fopen("/proc/self/stat", "r");
-    if (f) {
-        char buf[2048];
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        buf[n] = 0;
-        char *p = strrchr(buf, ')');
-        long long ut = 0, st = 0;
-        if (p &&
-            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld", &ut, &st) == 2)
-            s.self = ut + st;
-        fclose(f);
-    }
-    return s;
-}
-
-static double others_pct(cpu_sample a, cpu_sample b)
-{
-    long long dt = b.total - a.total;
-    if (dt <= 0)
-        return 0;
-    double o = (double)((b.busy - a.busy) - (b.self - a.self)) / (double)dt * 100.0;
-    return o < 0 ? 0 : o;
-}
 
 /* Best-of-runs figures of one case. */
 typedef struct {

@@ -68,6 +68,14 @@ int cli_parse_i64(const char *cmd, const char *name, const char *value, int64_t 
 int cli_parse_double(const char *cmd, const char *name, const char *value, double min, double max,
                      double *out);
 
+/* Ends a stage run in the catalog with status "stopped" (Ctrl-C: the run
+ * resumes when started again), else "failed", else "done", and counts_json
+ * (NULL for "{}"). Returns CLI_OK, or CLI_FAIL after printing the catalog's
+ * error. */
+struct cat;
+int cli_end_run(cli_ctx *ctx, struct cat *c, int64_t run_id, int stopped, int failed,
+                const char *counts_json);
+
 /* Prints a command's usage text to stdout. */
 void cli_print_usage(const cli_cmd *c);
 

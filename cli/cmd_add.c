@@ -244,14 +244,8 @@ end_run:
         counts = json_object();
     json_object_set_new(counts, "elapsed_s", json_real(wp_now() - t0));
     cjs = json_dumps(counts, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (cat_run_end(c, run_id,
-                    stopped        ? "stopped"
-                    : rc == CLI_OK ? "done"
-                                   : "failed",
-                    cjs ? cjs : "{}", &err) != 0) {
-        cli_error(ctx, "%s", err.msg);
+    if (cli_end_run(ctx, c, run_id, stopped, rc != CLI_OK, cjs) != CLI_OK)
         rc = CLI_FAIL;
-    }
 out:
     st_close(store);
     cat_close(c);

@@ -291,14 +291,8 @@ int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
     if (crawl_sink_counts(sink)->unreadable > 0)
         rc = CLI_FAIL;
     crawl_counts_json(crawl_sink_counts(sink), &counts);
-    if (cat_run_end(c, run_id,
-                    rc != CLI_OK         ? "failed"
-                    : lib_rc == WP_ESTOP ? "stopped"
-                                         : "done",
-                    counts.data ? counts.data : "{}", &err) != 0) {
-        cli_error(ctx, "%s", err.msg);
+    if (cli_end_run(ctx, c, run_id, lib_rc == WP_ESTOP, rc != CLI_OK, counts.data) != CLI_OK)
         rc = CLI_FAIL;
-    }
     if (lib_rc == WP_ESTOP && rc == CLI_OK)
         rc = CLI_FAIL;
 out:

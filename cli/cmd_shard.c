@@ -123,14 +123,8 @@ int cmd_shard(cli_ctx *ctx, int argc, char **argv)
     json_object_set_new(counts, "bytes_written", json_integer(st.bytes_written));
     json_object_set_new(counts, "elapsed_s", json_real(wp_now() - t0));
     cjs = json_dumps(counts, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (cat_run_end(c, run_id,
-                    k == WP_ESTOP ? "stopped"
-                    : k != 0      ? "failed"
-                                  : "done",
-                    cjs ? cjs : "{}", &err) != 0) {
-        cli_error(ctx, "%s", err.msg);
+    if (cli_end_run(ctx, c, run_id, k == WP_ESTOP, k != 0, cjs) != CLI_OK)
         rc = CLI_FAIL;
-    }
 out:
     st_close(store);
     cat_close(c);

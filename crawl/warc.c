@@ -10,6 +10,12 @@
  *
  * Memory is flat: a window of decompressed bytes holds at most one record
  * (up to max_record; larger blocks stream through) plus read-ahead.
+ *
+ * Speed: a member that lies whole in the input buffer and fits the window
+ * is inflated in one call by libdeflate, about twice as fast as zlib's
+ * streaming inflate. Anything else (a member larger than the buffers, a
+ * damaged or truncated one) goes through zlib, which alone decides what is
+ * corrupt and where, so both paths report the same errors.
  */
 #include "crawl_int.h"
 
@@ -19,12 +25,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <libdeflate.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #define IN_CHUNK   (256 * 1024) /* compressed bytes read at once */
 #define OUT_CHUNK  (256 * 1024) /* decompressed bytes produced at once */
 #define SKIP_CHUNK (1 << 20)    /* a too-large block passes in pieces this big */
+#define FAST_MIN_IN (IN_CHUNK / 2) /* compressed bytes at hand before a one-call inflate */
 
 struct boundary {
     int64_t dec;  /* decompressed offset where a member starts */
@@ -37,6 +45,7 @@ struct warc_reader {
     int gzip;
     z_stream zs;
     int zinit;
+    struct libdeflate_decompressor *ld;
     int member_open;
     unsigned char *in;
     size_t in_len;
@@ -220,6 +229,33 @@ static int truncated(warc_reader *r, wp_err *err)
     return seek_next_member(r, start + 1, err);
 }
 
+/* Inflates the member starting at next_in in one call when it lies whole
+ * in the input buffer and fits the window. Returns 1 when it did, 0 when
+ * the caller must stream it through zlib instead (nothing consumed), or a
+ * negative error. */
+static int inflate_whole_member(warc_reader *r, int64_t here, wp_err *err)
+{
+    size_t in_used = 0, out_used = 0;
+    int rc;
+    if (r->zs.avail_in < FAST_MIN_IN && !r->file_eof) {
+        if ((rc = read_raw(r, err)) != 0)
+            return rc;
+        here = warc_consumed(r);
+    }
+    if (libdeflate_gzip_decompress_ex(r->ld, r->zs.next_in, r->zs.avail_in, r->win + r->wlen,
+                                      r->win_cap - r->wlen, &in_used,
+                                      &out_used) != LIBDEFLATE_SUCCESS)
+        return 0;
+    if ((rc = push_boundary(r, r->dbase + (int64_t)r->wlen, here)) != 0)
+        return wp_err_set(err, rc, "%s: out of memory", r->path);
+    r->wlen += out_used;
+    r->zs.next_in += in_used;
+    r->zs.avail_in -= (uInt)in_used;
+    if ((rc = push_boundary(r, r->dbase + (int64_t)r->wlen, warc_consumed(r))) != 0)
+        return wp_err_set(err, rc, "%s: out of memory", r->path);
+    return 1;
+}
+
 /* Produces more decompressed bytes at the window's end. Returns 0 (maybe
  * with stream_eof or corrupt set) or a negative error. */
 static int produce(warc_reader *r, wp_err *err)
@@ -261,6 +297,9 @@ static int produce(warc_reader *r, wp_err *err)
                 r->stream_eof = 1;
                 return 0;
             }
+            if ((rc = inflate_whole_member(r, here, err)) != 0)
+                return rc < 0 ? rc : 0;
+            here = warc_consumed(r); /* the input buffer may have been refilled */
             if (inflateReset(&r->zs) != Z_OK)
                 return wp_err_set(err, WP_ENOMEM, "%s: zlib reset failed", r->path);
             if ((rc = push_boundary(r, r->dbase + (int64_t)r->wlen, here)) != 0)
@@ -354,6 +393,10 @@ int warc_open(const char *path, int64_t start_offset, uint64_t first_index, size
             goto fail;
         }
         r->zinit = 1;
+        if ((r->ld = libdeflate_alloc_decompressor()) == NULL) {
+            rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+            goto fail;
+        }
         r->zs.next_in = r->in;
         r->zs.avail_in = 0;
     }
@@ -370,6 +413,8 @@ void warc_close(warc_reader *r)
         return;
     if (r->zinit)
         inflateEnd(&r->zs);
+    if (r->ld != NULL)
+        libdeflate_free_decompressor(r->ld);
     if (r->fd >= 0)
         close(r->fd);
     free(r->in);

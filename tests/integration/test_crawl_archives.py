@@ -86,6 +86,31 @@ class TestWarc(Base):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(cg.pairs(other), cg.pairs(self.corpus))
 
+    def test_big_members_and_one_stream_give_the_same_pairs(self):
+        # Small members are inflated in one call (libdeflate); a member
+        # larger than the input buffer or the window, and a file gzipped as
+        # one stream, go through zlib's streaming inflate. All must agree.
+        rnd = os.urandom(900_000).hex()  # ~1.8 MB that compresses to ~0.9 MB
+        recs = self.records(5)
+        recs[2] = cg.response_record("http://ex.com/p2.html", page(2, f"<p>{rnd}</p>"))
+        recs[3] = cg.response_record("http://ex.com/p3.html",
+                                     page(3, "<p>" + "filler text " * 40_000 + "</p>"))
+        members = os.path.join(self.dir, "m.warc.gz")
+        cg.write_gz_members(members, recs)
+        one = os.path.join(self.dir, "one.warc.gz")
+        with open(one, "wb") as f:
+            f.write(gzip.compress(b"".join(recs), mtime=0))
+        for i, path in enumerate([members, one]):
+            corpus = os.path.join(self.dir, f"c{i}")
+            subprocess.run([BIN, "init", corpus], check=True, capture_output=True)
+            r = self.crawl("--warc", path, corpus=corpus)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(cg.pairs(corpus), expected_for(range(5)), path)
+            counts = json.loads(cg.query(corpus, "SELECT counts FROM runs")[0][0])
+            self.assertEqual((counts["pages"], counts["corrupt"]), (5, 0), path)
+            prog = cg.query(corpus, "SELECT offset, records, done FROM archive_progress")
+            self.assertEqual(prog, [(os.path.getsize(path), 5, 1)], path)
+
     def test_rerun_skips_finished_files(self):
         gz = os.path.join(self.dir, "a.warc.gz")
         cg.write_gz_members(gz, self.records(4))

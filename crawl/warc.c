@@ -29,9 +29,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define IN_CHUNK   (256 * 1024) /* compressed bytes read at once */
-#define OUT_CHUNK  (256 * 1024) /* decompressed bytes produced at once */
-#define SKIP_CHUNK (1 << 20)    /* a too-large block passes in pieces this big */
+#define IN_CHUNK    (256 * 1024)   /* compressed bytes read at once */
+#define OUT_CHUNK   (256 * 1024)   /* decompressed bytes produced at once */
+#define SKIP_CHUNK  (1 << 20)      /* a too-large block passes in pieces this big */
 #define FAST_MIN_IN (IN_CHUNK / 2) /* compressed bytes at hand before a one-call inflate */
 
 struct boundary {

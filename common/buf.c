@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int wp_buf_reserve(wp_buf *b, size_t extra)
+int wp_buf_grow(wp_buf *b, size_t extra)
 {
     size_t need, cap;
     char *p;
@@ -28,26 +28,9 @@ int wp_buf_reserve(wp_buf *b, size_t extra)
     return 0;
 }
 
-int wp_buf_append(wp_buf *b, const void *p, size_t n)
-{
-    if (wp_buf_reserve(b, n) != 0)
-        return WP_ENOMEM;
-    if (n > 0)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
 int wp_buf_puts(wp_buf *b, const char *s)
 {
     return wp_buf_append(b, s, strlen(s));
-}
-
-int wp_buf_putc(wp_buf *b, int c)
-{
-    char ch = (char)c;
-    return wp_buf_append(b, &ch, 1);
 }
 
 int wp_buf_printf(wp_buf *b, const char *fmt, ...)

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #define WP_VERSION "0.1.0"
 
@@ -80,10 +81,38 @@ typedef struct wp_buf {
     size_t cap;
 } wp_buf;
 
-int wp_buf_reserve(wp_buf *b, size_t extra);
-int wp_buf_append(wp_buf *b, const void *p, size_t n);
+/* The slow half of wp_buf_reserve: reallocates. */
+int wp_buf_grow(wp_buf *b, size_t extra);
+
+/* Makes room for extra more bytes (and the NUL). Returns 0 or WP_ENOMEM.
+ * Inline: text cleaning and JSON building append a few bytes at a time,
+ * and the common case is a comparison. */
+static inline int wp_buf_reserve(wp_buf *b, size_t extra)
+{
+    return b->cap > b->len && extra < b->cap - b->len ? 0 : wp_buf_grow(b, extra);
+}
+
+static inline int wp_buf_append(wp_buf *b, const void *p, size_t n)
+{
+    if (wp_buf_reserve(b, n) != 0)
+        return WP_ENOMEM;
+    if (n > 0)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static inline int wp_buf_putc(wp_buf *b, int c)
+{
+    if (wp_buf_reserve(b, 1) != 0)
+        return WP_ENOMEM;
+    b->data[b->len++] = (char)c;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
 int wp_buf_puts(wp_buf *b, const char *s);
-int wp_buf_putc(wp_buf *b, int c);
 int wp_buf_printf(wp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void wp_buf_reset(wp_buf *b); /* len = 0, memory kept */
 void wp_buf_free(wp_buf *b);  /* memory released, buffer zeroed */

@@ -45,13 +45,17 @@ int cat_pair_add(cat *c, const cat_pair_in *p, int64_t *pair_id, int64_t *image_
         "INSERT INTO pairs(uid, image_id, text, source_id, origin, extra, added_at, run_id) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(uid) DO NOTHING";
     static const char sel[] = "SELECT id, image_id FROM pairs WHERE uid = ?1";
-    char uid[WP_UID_HEX + 1];
+    char own_uid[WP_UID_HEX + 1];
+    const char *uid = p->uid;
     int64_t img = 0;
     sqlite3_stmt *s;
     int rc;
 
-    if (wp_pair_uid(p->url, p->url_len, p->text, p->text_len, uid) != 0)
-        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    if (uid == NULL) {
+        if (wp_pair_uid(p->url, p->url_len, p->text, p->text_len, own_uid) != 0)
+            return wp_err_set(err, WP_ENOMEM, "out of memory");
+        uid = own_uid;
+    }
     if ((rc = image_id_for_url(c, p->url, p->url_len, &img, err)) != 0)
         return rc;
     if ((s = cat_stmt(c, ins, err)) == NULL)

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -14,6 +15,13 @@
 extern const char wp_schema_sql[];
 
 #define MIGRATION_MARK "-- migration "
+
+/* Page size of new catalogs. Pairs and images arrive with keys in random
+ * order (uid hashes, URLs), so loads are bound by B-tree inserts and WAL
+ * page writes; 16 KiB pages make the trees shallower and the writes fewer
+ * (an archive load costs a quarter less than with SQLite's 4 KiB).
+ * Existing catalogs keep their page size: WAL mode cannot change it. */
+#define CAT_PAGE_SIZE 16384
 
 /* Finds migration n's SQL in the embedded schema: returns a pointer to the
  * line after its mark and sets *len, or NULL when there is no migration n. */
@@ -166,11 +174,23 @@ static int migrate(cat *c, wp_err *err)
     return 0;
 }
 
+/* SQLite's memory statistics take a global mutex on every allocation; no
+ * witpipe command reads them. Process-wide, and only possible before
+ * SQLite initialises, hence once, before the first open. */
+static void sqlite_global_config(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int cat_open(const char *dir, int flags, cat **out, wp_err *err)
 {
+    static pthread_once_t config_once = PTHREAD_ONCE_INIT;
     char path[WP_PATH_MAX];
+    int is_new = 0;
     cat *c;
     int rc;
+
+    pthread_once(&config_once, sqlite_global_config);
 
     *out = NULL;
     c = calloc(1, sizeof *c);
@@ -190,6 +210,7 @@ int cat_open(const char *dir, int flags, cat **out, wp_err *err)
         }
         if ((rc = wp_mkdir_p(dir, err)) != 0)
             goto fail;
+        is_new = 1;
     }
     if (!c->readonly) {
         char lock[WP_PATH_MAX];
@@ -215,6 +236,12 @@ int cat_open(const char *dir, int flags, cat **out, wp_err *err)
         goto fail;
     }
     sqlite3_busy_timeout(c->db, 10000);
+    if (is_new && !c->readonly) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA page_size=%d;", CAT_PAGE_SIZE);
+        if ((rc = exec(c, sql, err)) != 0)
+            goto fail;
+    }
     if (!c->readonly) {
         /* WAL: readers (witpipe status) never block the writer; NORMAL sync
          * is durable across process crashes, which is what kill -9 needs. */

@@ -73,6 +73,7 @@ typedef struct cat_pair_in {
     const char *origin;     /* file:line or page URL; may be NULL */
     const char *extra_json; /* JSON object text or NULL */
     int64_t run_id;
+    const char *uid; /* wp_pair_uid(url, text) if the caller has it, else NULL */
 } cat_pair_in;
 
 /* Adds the pair (and its image row, if the URL is new). An exact duplicate

@@ -233,6 +233,7 @@ int crawl_sink_page(crawl_sink *s, const crawl_page *p, int64_t source_id, wp_er
         int found = 0;
         if (wp_pair_uid(in.url, in.url_len, in.text, in.text_len, uid) != 0)
             return wp_err_set(err, WP_ENOMEM, "out of memory");
+        in.uid = uid;
         struct known *slot = known_slot(s, uid, &found);
         if (found) {
             if ((rc = cat_pair_seen(s->c, slot->id, source_id, p->url, err)) != 0)

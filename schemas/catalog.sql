@@ -153,3 +153,12 @@ CREATE TABLE embeddings (
     clip_score  REAL,
     PRIMARY KEY (pair_id, model)
 ) WITHOUT ROWID;
+
+-- migration 2
+-- The fetch queue reads pending images in id order. A partial index holds
+-- only those: adding an image appends one small entry (archive and list
+-- loads add images by the million), and a fetched image leaves the index
+-- instead of moving within it. `status` groups by state and error class,
+-- which no index covered anyway.
+DROP INDEX images_state;
+CREATE INDEX images_pending ON images (id) WHERE state = 'pending';

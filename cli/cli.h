@@ -35,6 +35,7 @@ typedef struct cli_cmd {
     const char *summary; /* one line for witpipe --help */
     const char *usage;   /* full help text for witpipe help CMD */
     int (*run)(cli_ctx *ctx, int argc, char **argv);
+    int uses_openmp; /* runs OpenMP teams: start with OMP_WAIT_POLICY=passive */
 } cli_cmd;
 
 /* Every command, in the order --help lists them (cli/main.c). */

@@ -103,7 +103,7 @@ int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
     crawl_opts o;
-    crawl_archive_opts ao = {.part_i = 1, .part_n = 1, .batch = 256, .max_record = 64u << 20};
+    crawl_archive_opts ao = {.part_i = 1, .part_n = 1, .batch = 4096, .max_record = 64u << 20};
     crawl_live_opts lo;
     const char *include[MAX_PATTERNS + 1] = {0}, *exclude[MAX_PATTERNS + 1] = {0};
     const char *allow_net[MAX_PATTERNS + 1] = {0};

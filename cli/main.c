@@ -27,14 +27,14 @@ const cli_cmd cli_commands[] = {
      "\n"
      "Creates DIR (if needed) with an empty catalog (DIR/catalog.db) and image\n"
      "store (DIR/store/). Running it on an existing corpus changes nothing.\n",
-     cmd_init},
+     cmd_init, 0},
     {"status", "counts per stage, state and error class",
      "usage: witpipe status [-C DIR] [--json]\n"
      "\n"
      "Prints the corpus's counts: sources by kind, pairs, images by state and\n"
      "error class, decisions by stage and reason, crawl pages, shards, runs.\n"
      "  --json   one JSON object instead of a table\n",
-     cmd_status},
+     cmd_status, 0},
     {"add", "add URL+caption lists or local images to the corpus",
      "usage: witpipe add [-C DIR] [OPTIONS] FILE...\n"
      "       witpipe add [-C DIR] --files IMAGEDIR\n"
@@ -76,7 +76,7 @@ const cli_cmd cli_commands[] = {
      "Exit status: 0 when every input was read to its end (bad rows included),\n"
      "1 when an input could not be read or broke off (a truncated gzip: rows\n"
      "before the damage are kept), 2 usage error.\n",
-     cmd_add},
+     cmd_add, 0},
     {"crawl", "candidate pairs from a live crawl, WARC or WAT files",
      "usage: witpipe crawl [-C DIR] --seeds FILE [options]\n"
      "       witpipe crawl [-C DIR] --warc FILE... [options]\n"
@@ -109,7 +109,8 @@ const cli_cmd cli_commands[] = {
      "Archives:\n"
      "  --part I/N         only part I of N: whole files when there are at least N\n"
      "                     files, else every N-th record of each (for scale-out)\n"
-     "  --batch N          records per catalog transaction (default 256)\n"
+     "  --batch N          records per catalog transaction (default 4096; a\n"
+     "                     killed run re-reads at most this many on resume)\n"
      "  --max-record BYTES larger records are skipped (default 67108864)\n"
      "  --dry-run          extract and count only: no pairs stored, no progress\n"
      "                     saved (what a run would give; the bench's no-catalog figure)\n"
@@ -126,7 +127,7 @@ const cli_cmd cli_commands[] = {
      "  --retries N        retries for timeouts, 429 and 5xx (default 2)\n"
      "  --concurrency N    requests at once (default 16)\n"
      "  --allow-net CIDR   let the SSRF guard pass this range (repeatable)\n",
-     cmd_crawl},
+     cmd_crawl, 0},
     {"fetch", "download, check, resize and store every pending image",
      "usage: witpipe fetch [-C DIR] [OPTIONS]\n"
      "\n"
@@ -175,7 +176,7 @@ const cli_cmd cli_commands[] = {
      "  --workers N           image threads (default: one per CPU)\n"
      "  --limit N             handle at most N images in this run\n"
      "  --stats-json          print the run's figures as one JSON line on stdout\n",
-     cmd_fetch},
+     cmd_fetch, 0},
     {"encode", "CLIP embeddings of every stored pair (float16 .npy shards)",
      "usage: witpipe encode [-C DIR] --model MDIR [--batch N] [--precision f32|bf16]\n"
      "                      [--name NAME] [--shard-rows N] [--limit N] [--decode-threads N]\n"
@@ -206,7 +207,7 @@ const cli_cmd cli_commands[] = {
      "  --decode-threads N threads reading and preprocessing the next batch's\n"
      "                     images while the model runs (default: one per 4\n"
      "                     cores, at least 1, at most 8)\n",
-     cmd_encode},
+     cmd_encode, 1},
     {"shard", "write WebDataset tar shards of the selected samples",
      "usage: witpipe shard [-C DIR] [-o OUTDIR] [--per-shard N] [--max-bytes N]\n"
      "                     [--shuffle SEED] [--mtime T]\n"
@@ -235,7 +236,7 @@ const cli_cmd cli_commands[] = {
      "  --shuffle SEED       order samples by a hash of SEED and their uid instead\n"
      "                       of the order they were added (deterministic)\n"
      "  --mtime T            the mtime of every member, unix seconds (default 0)\n",
-     cmd_shard},
+     cmd_shard, 0},
     {"clip", "embed images or texts, zero-shot classify (JSON)",
      "usage: witpipe clip embed-image --model MDIR [--normalize] [--precision P] FILE...\n"
      "       witpipe clip embed-text  --model MDIR [--normalize] TEXT...\n"
@@ -260,7 +261,7 @@ const cli_cmd cli_commands[] = {
      "  --templates FILE   zeroshot: prompt templates, one per line\n"
      "  --top K            zeroshot: labels printed per image (default 5)\n"
      "Exit status 1 if any file could not be read or decoded.\n",
-     cmd_clip},
+     cmd_clip, 1},
     {"model", "download a CLIP model folder (pull), inspect one (info)",
      "usage: witpipe model pull REPO [--endpoint URL] [--cache DIR] [--revision REV]\n"
      "       witpipe model info [--precision f32|bf16] MDIR\n"
@@ -286,8 +287,8 @@ const cli_cmd cli_commands[] = {
      "layers, heads, patch, image size, activation), text tower (width,\n"
      "layers, heads, context length, vocabulary, activation, EOT rule), embed\n"
      "dim, normalisation mean/std, stored dtype, parameter count, logit scale.\n",
-     cmd_model},
-    {NULL, NULL, NULL, NULL},
+     cmd_model, 0},
+    {NULL, NULL, NULL, NULL, 0},
 };
 
 static const char global_help[] =
@@ -381,21 +382,17 @@ int main(int argc, char **argv)
 {
     cli_ctx ctx;
     const cli_cmd *cmd;
+    static char **orig_argv; /* static: still reachable on the early returns */
     int want_help = 0, want_version = 0, rc;
     struct sigaction sa;
 
-    /* OpenMP workers that spin while they wait hold a CPU that a
-     * descheduled team mate needs when the machine is shared (measured:
-     * ViT-B/32 at batch 1 beside one busy core, 3.8 -> 9.2 img/s; no loss
-     * seen on a quiet machine). libgomp reads the policy only when it
-     * loads, so the first start sets it and executes itself again; when
-     * that fails it carries on with the default policy. */
-    if (getenv("OMP_WAIT_POLICY") == NULL && getenv("GOMP_SPINCOUNT") == NULL &&
-        setenv("OMP_WAIT_POLICY", "passive", 1) == 0)
-        execv("/proc/self/exe", argv);
     memset(&ctx, 0, sizeof ctx);
     ctx.corpus = ".";
     ctx.tty = isatty(STDERR_FILENO);
+    /* take_globals reorders argv; a second start needs it as given. */
+    orig_argv = malloc((size_t)(argc + 1) * sizeof *argv);
+    if (orig_argv != NULL)
+        memcpy(orig_argv, argv, (size_t)(argc + 1) * sizeof *argv);
     if (take_globals(&ctx, &argc, argv, &want_help, &want_version) != 0)
         return CLI_USAGE;
     if (want_version) {
@@ -422,6 +419,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "witpipe: unknown command '%s' (see witpipe --help)\n", argv[1]);
         return CLI_USAGE;
     }
+    /* OpenMP workers that spin while they wait hold a CPU that a
+     * descheduled team mate needs when the machine is shared (measured:
+     * ViT-B/32 at batch 1 beside one busy core, 3.8 -> 9.2 img/s; no loss
+     * seen on a quiet machine). libgomp reads the policy only when it
+     * loads, so a command that runs OpenMP teams sets it and executes
+     * itself again, with its original arguments; when that fails it
+     * carries on with the default policy. Other commands skip the second
+     * start (a few ms of dynamic linking each time). */
+    if (cmd->uses_openmp && orig_argv != NULL && getenv("OMP_WAIT_POLICY") == NULL &&
+        getenv("GOMP_SPINCOUNT") == NULL && setenv("OMP_WAIT_POLICY", "passive", 1) == 0)
+        execv("/proc/self/exe", orig_argv);
+    free(orig_argv);
+    orig_argv = NULL;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);

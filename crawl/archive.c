@@ -19,7 +19,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define ARENA_BLOCK (256 * 1024)
+#define ARENA_BLOCK      (256 * 1024)
+#define PROGRESS_RECORDS 256 /* records between progress reports (commits are rarer) */
 
 static int is_html_type(const char *ct)
 {
@@ -118,7 +119,7 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
     char abs[PATH_MAX];
     const char *loc = realpath(file, abs) ? abs : file;
     int64_t source_id = 0, offset = 0, records = 0, last_off = -1, last_rec = 0;
-    int done = 0, rc, n_in_batch = 0;
+    int done = 0, rc, n_in_batch = 0, n_since_progress = 0;
     warc_reader *r = NULL;
     warc_record *rec = NULL;
     int64_t consumed0 = 0;
@@ -181,11 +182,14 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
             if ((rc = cat_commit(x->c, err)) != 0 || (rc = cat_begin(x->c, err)) != 0)
                 goto out;
             n_in_batch = 0;
+        }
+        if (++n_since_progress >= PROGRESS_RECORDS) {
             wp_progress p = {.stage = "crawl",
                              .done = k->pages,
                              .errors = k->corrupt,
                              .bytes = k->bytes + (uint64_t)(warc_consumed(r) - consumed0)};
             wp_report_progress(x->ao->rep, &p);
+            n_since_progress = 0;
         }
     }
     if (rc == 0 && !x->o->dry_run) {

@@ -15,6 +15,7 @@ import unittest
 from tests.integration.schema_check import validate
 
 BIN = os.environ.get("WITPIPE_BIN", "build/witpipe")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run(*args, **kw):
@@ -100,6 +101,58 @@ class CliTest(unittest.TestCase):
         self.assertGreaterEqual(version, 1)
         for t in ("runs", "sources", "images", "pairs", "decisions", "shards", "pages"):
             self.assertIn(t, tables)
+
+    def test_old_catalog_is_migrated_and_keeps_its_rows(self):
+        # A catalog at schema 1 (images_state index), as the first release wrote it.
+        os.makedirs(self.dir)
+        with open(os.path.join(ROOT, "schemas", "catalog.sql")) as f:
+            v1 = f.read().split("-- migration 2")[0]
+        db = sqlite3.connect(os.path.join(self.dir, "catalog.db"))
+        db.executescript(v1 + "\nPRAGMA user_version = 1;")
+        db.execute("INSERT INTO images(url) VALUES ('http://a.example/1.jpg')")
+        db.execute("INSERT INTO images(url, state) VALUES ('http://a.example/2.jpg', 'ok')")
+        db.commit()
+        db.close()
+        r = run("-C", self.dir, "status")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("run any writing command once to migrate", r.stderr)
+        r = run("init", self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        db = sqlite3.connect(os.path.join(self.dir, "catalog.db"))
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        plan = " ".join(r[3] for r in db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM images WHERE state = 'pending' AND id > 0 "
+            "ORDER BY id LIMIT 10"))
+        db.close()
+        self.assertGreaterEqual(version, 2)
+        self.assertIn("images_pending", indexes)
+        self.assertNotIn("images_state", indexes)
+        self.assertIn("images_pending", plan)
+        st = json.loads(run("-C", self.dir, "status", "--json").stdout)
+        self.assertEqual(st["images"], {"pending": 1, "ok": 1})
+
+    def test_only_openmp_commands_restart_with_a_passive_wait_policy(self):
+        # libgomp prints its settings once per start with OMP_DISPLAY_ENV.
+        env = dict(os.environ, OMP_DISPLAY_ENV="true")
+        env.pop("OMP_WAIT_POLICY", None)
+        env.pop("GOMP_SPINCOUNT", None)
+        self.assertEqual(run("init", self.dir).returncode, 0)
+
+        def starts(*args, **extra):
+            r = run(*args, env=dict(env, **extra))
+            return r.stderr.count("OPENMP DISPLAY ENVIRONMENT BEGIN"), r
+
+        n, r = starts("-q", "-C", self.dir, "clip", "embed-text", "--model", self.dir, "x")
+        self.assertEqual(n, 2, r.stderr)
+        self.assertEqual(r.returncode, 1)  # no model there: the second start ran the command
+        self.assertIn(self.dir, r.stderr)
+        n, r = starts("-C", self.dir, "status")
+        self.assertEqual((n, r.returncode), (1, 0), r.stderr)
+        n, r = starts("-C", self.dir, "clip", "embed-text", "--model", self.dir, "x",
+                      OMP_WAIT_POLICY="active")
+        self.assertEqual(n, 1, r.stderr)
+        self.assertIn("OMP_WAIT_POLICY = 'ACTIVE'", r.stderr)
 
     def test_log_json_events_match_schema(self):
         r = run("--log-json", "init", self.dir)

@@ -47,10 +47,11 @@ int cat_archive_progress_set(cat *c, int64_t source_id, int64_t offset, int64_t 
     return cat_step_done(c, s, err, "save archive progress");
 }
 
-int cat_page_add(cat *c, const char *url, int depth, int64_t source_id, int *added, wp_err *err)
+int cat_page_add(cat *c, const char *url, int depth, int redirects, int64_t source_id, int *added,
+                 wp_err *err)
 {
-    static const char sql[] = "INSERT INTO pages(url, depth, source_id) VALUES (?1, ?2, ?3) "
-                              "ON CONFLICT(url) DO NOTHING";
+    static const char sql[] = "INSERT INTO pages(url, depth, source_id, redirects) "
+                              "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(url) DO NOTHING";
     sqlite3_stmt *s = cat_stmt(c, sql, err);
     int rc;
     if (s == NULL)
@@ -58,6 +59,7 @@ int cat_page_add(cat *c, const char *url, int depth, int64_t source_id, int *add
     sqlite3_bind_text(s, 1, url, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, depth);
     cat_bind_opt_int(s, 3, source_id > 0 ? source_id : -1);
+    sqlite3_bind_int(s, 4, redirects);
     if ((rc = cat_step_done(c, s, err, "add page")) != 0)
         return rc;
     if (added)
@@ -67,7 +69,7 @@ int cat_page_add(cat *c, const char *url, int depth, int64_t source_id, int *add
 
 int cat_pages_pending(cat *c, int max, cat_page_todo *out, int *n, wp_arena *arena, wp_err *err)
 {
-    static const char sql[] = "SELECT id, url, depth FROM pages WHERE state = 'pending' "
+    static const char sql[] = "SELECT id, url, depth, redirects FROM pages WHERE state = 'pending' "
                               "ORDER BY depth, id LIMIT ?1";
     sqlite3_stmt *s = cat_stmt(c, sql, err);
     int rc, k = 0;
@@ -79,6 +81,7 @@ int cat_pages_pending(cat *c, int max, cat_page_todo *out, int *n, wp_arena *are
         const char *url = (const char *)sqlite3_column_text(s, 1);
         out[k].id = sqlite3_column_int64(s, 0);
         out[k].depth = sqlite3_column_int(s, 2);
+        out[k].redirects = sqlite3_column_int(s, 3);
         out[k].url = wp_arena_strdup(arena, url ? url : "");
         if (out[k].url == NULL) {
             sqlite3_reset(s);

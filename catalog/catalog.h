@@ -157,17 +157,20 @@ int cat_archive_progress_set(cat *c, int64_t source_id, int64_t offset, int64_t 
                              wp_err *err);
 
 /* The live crawl frontier (table pages, one row per normalised URL).
- * cat_page_add adds a pending page unless the URL is known (*added 0). */
-int cat_page_add(cat *c, const char *url, int depth, int64_t source_id, int *added, wp_err *err);
+ * cat_page_add adds a pending page unless the URL is known (*added 0);
+ * redirects = the redirect hops that led to it. */
+int cat_page_add(cat *c, const char *url, int depth, int redirects, int64_t source_id, int *added,
+                 wp_err *err);
 typedef struct cat_page_todo {
     int64_t id;
     const char *url; /* in the caller's arena */
     int depth;
+    int redirects;
 } cat_page_todo;
 /* Up to max pending pages, shallowest first (breadth-first order). */
 int cat_pages_pending(cat *c, int max, cat_page_todo *out, int *n, wp_arena *arena, wp_err *err);
-/* state: ok | error | skipped; error_class may be NULL; numbers < 0 are
- * stored as NULL. */
+/* state: ok | error | skipped | redirect; error_class may be NULL; numbers
+ * < 0 are stored as NULL. */
 int cat_page_set_result(cat *c, int64_t id, const char *state, const char *error_class,
                         int http_status, int pairs_found, wp_err *err);
 /* Pages in state (NULL: all). -1 on error. */

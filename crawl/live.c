@@ -12,6 +12,11 @@
  * keeps, per origin, the robots.txt verdict (RFC 9309: fetched first,
  * cached 24 hours in the catalog) and the time the next page may start,
  * which honours Crawl-delay when it asks for more than --delay.
+ *
+ * Redirects: libcurl is not allowed to follow a page's redirects, since it
+ * would fetch the target without asking robots.txt or checking scope. A
+ * 3xx instead puts its target in the frontier (same depth, one more hop),
+ * where it is vetted like any link; at most NET_MAX_REDIRECTS hops.
  */
 #include "crawl.h"
 #include "net/net.h"
@@ -44,6 +49,7 @@ typedef struct req {
     int is_robots;
     int64_t page_id;
     int depth;
+    int redirects; /* hops that led to this page */
     size_t origin;
 } req;
 
@@ -198,7 +204,7 @@ static int load_seeds(live *L, wp_err *err)
         }
         L->seeds = p;
         L->n_seeds++;
-        if ((rc = cat_page_add(L->c, u, 0, L->source_id, NULL, err)) != 0)
+        if ((rc = cat_page_add(L->c, u, 0, 0, L->source_id, NULL, err)) != 0)
             break;
     }
     fclose(f);
@@ -236,6 +242,41 @@ static int is_html(const char *ct)
            strncasecmp(ct, "application/xhtml+xml", 21) == 0;
 }
 
+/* A page answered 3xx (pages are fetched with NET_REQ_NO_FOLLOW): its
+ * target joins the frontier at the same depth, so the scheduler checks
+ * robots.txt, scope and politeness for it as for any page. Chains stop
+ * after NET_MAX_REDIRECTS hops, as curl's own limit did. */
+static void on_redirect(live *L, req *q, net_result *r)
+{
+    const char *target = NULL, *state = "redirect", *cls = NULL;
+    int rc;
+
+    wp_arena_reset(L->arena);
+    rc = crawl_url_normalize(r->redirect_url, L->arena, &target);
+    if (rc < 0) {
+        wp_err_set(&L->cb_err, WP_ENOMEM, "out of memory");
+        L->fail = 1;
+        return;
+    }
+    if (rc > 0) {
+        state = "error";
+        cls = NET_EC_SCHEME; /* only http(s) targets are followed */
+    } else if (q->redirects + 1 > NET_MAX_REDIRECTS) {
+        state = "error";
+        cls = NET_EC_REDIRECTS;
+    } else if (!wanted(L, target)) {
+        cls = "out_of_scope";
+    } else if (cat_page_add(L->c, target, q->depth, q->redirects + 1, L->source_id, NULL,
+                            &L->cb_err) != 0) {
+        L->fail = 1;
+        return;
+    }
+    wp_report_event(L->lo->rep, WP_LOG_DEBUG, "redirect", "%s -> %s%s%s", r->url, r->redirect_url,
+                    cls ? ": " : "", cls ? cls : "");
+    if (cat_page_set_result(L->c, q->page_id, state, cls, r->http_status, 0, &L->cb_err))
+        L->fail = 1;
+}
+
 static void on_page(live *L, req *q, net_result *r)
 {
     const char *page_url = r->final_url ? r->final_url : r->url;
@@ -244,6 +285,10 @@ static void on_page(live *L, req *q, net_result *r)
     crawl_counts *k = crawl_sink_counts(L->sink);
 
     L->fetched++;
+    if (r->redirect_url != NULL) {
+        on_redirect(L, q, r);
+        return;
+    }
     if (r->error_class != NULL) {
         const char *state = strcmp(r->error_class, NET_EC_OPT_OUT) == 0 ? "skipped" : "error";
         if (strcmp(r->error_class, NET_EC_OPT_OUT) == 0)
@@ -278,7 +323,7 @@ static void on_page(live *L, req *q, net_result *r)
     if (q->depth < L->lo->max_depth)
         for (size_t i = 0; i < pg->n_links; i++)
             if (wanted(L, pg->links[i]) &&
-                cat_page_add(L->c, pg->links[i], q->depth + 1, L->source_id, NULL, &L->cb_err)) {
+                cat_page_add(L->c, pg->links[i], q->depth + 1, 0, L->source_id, NULL, &L->cb_err)) {
                 L->fail = 1;
                 return;
             }
@@ -307,7 +352,7 @@ static void on_done(void *ud, net_result *r)
     free(q);
 }
 
-static int submit(live *L, const char *url, int is_robots, int64_t page_id, int depth, size_t oi,
+static int submit(live *L, const char *url, int is_robots, const cat_page_todo *page, size_t oi,
                   wp_err *err)
 {
     req *q = calloc(1, sizeof *q);
@@ -315,12 +360,18 @@ static int submit(live *L, const char *url, int is_robots, int64_t page_id, int 
     if (q == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     q->is_robots = is_robots;
-    q->page_id = page_id;
-    q->depth = depth;
+    if (page != NULL) {
+        q->page_id = page->id;
+        q->depth = page->depth;
+        q->redirects = page->redirects;
+    }
     q->origin = oi;
     /* robots.txt: its 4xx/5xx status is the answer, so keep error bodies
-     * and never let an X-Robots-Tag refuse it. */
-    rc = net_submit(L->net, url, is_robots ? NET_REQ_NO_OPTOUT | NET_REQ_KEEP_ERROR_BODY : 0, q,
+     * and never let an X-Robots-Tag refuse it; its redirects are followed
+     * (RFC 9309 section 2.3.1.2: at least five). A page's redirects come
+     * back to us (on_redirect). */
+    rc = net_submit(L->net, url,
+                    is_robots ? NET_REQ_NO_OPTOUT | NET_REQ_KEEP_ERROR_BODY : NET_REQ_NO_FOLLOW, q,
                     err);
     if (rc != 0) {
         free(q);
@@ -377,7 +428,7 @@ static int schedule(live *L, int *idle, wp_err *err)
                 snprintf(url, sizeof url, "%s/robots.txt", o->name);
                 o->robots_state = R_FETCHING;
                 o->active = 1;
-                rc = submit(L, url, 1, 0, 0, oi, err);
+                rc = submit(L, url, 1, NULL, oi, err);
             }
             wp_buf_free(&body);
             if (rc != 0)
@@ -400,7 +451,7 @@ static int schedule(live *L, int *idle, wp_err *err)
             return wp_err_set(err, rc, "out of memory");
         o->active++;
         o->next_start = now + o->gap;
-        if ((rc = submit(L, t->url, 0, t->id, t->depth, oi, err)) != 0)
+        if ((rc = submit(L, t->url, 0, t, oi, err)) != 0)
             return rc;
     }
     return 0;

@@ -307,15 +307,16 @@ static size_t header_cb(char *s, size_t size, size_t nitems, void *ud)
     } else if (n <= 2 && (s[0] == '\r' || s[0] == '\n')) {
         long status = 0;
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-        if (status >= 300 && status < 400)
+        if (status >= 300 && status < 400 && !(r->flags & NET_REQ_NO_FOLLOW))
             return n; /* a redirect hop; curl follows it */
         r->status = (int)status;
         if (status >= 200 && status < 300 && r->opt_out[0] != '\0') {
             r->abort_class = NET_EC_OPT_OUT; /* decided before any body byte */
             return 0;
         }
-        if (status >= 400 && !(r->flags & NET_REQ_KEEP_ERROR_BODY))
-            r->discard = 1;
+        if ((status >= 400 && !(r->flags & NET_REQ_KEEP_ERROR_BODY)) ||
+            (status >= 300 && status < 400))
+            r->discard = 1; /* a 3xx here is not followed: its body is not wanted */
     }
     return n;
 }
@@ -399,7 +400,7 @@ static int req_start(net_engine *e, net_req *r, wp_err *err)
     SETOPT(CURLOPT_PROXY, ""); /* never an environment proxy: the guard checks our peers */
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    SETOPT(CURLOPT_FOLLOWLOCATION, 1L);
+    SETOPT(CURLOPT_FOLLOWLOCATION, (r->flags & NET_REQ_NO_FOLLOW) ? 0L : 1L);
     SETOPT(CURLOPT_MAXREDIRS, (long)NET_MAX_REDIRECTS);
     SETOPT(CURLOPT_USERAGENT, e->user_agent);
     SETOPT(CURLOPT_ACCEPT_ENCODING, ""); /* decoded bytes count against the cap */
@@ -522,6 +523,13 @@ static void deliver(net_engine *e, net_req *r, const char *cls, const char *deta
     }
     res.final_url = eff;
     res.redirects = (int)redirects;
+    if (r->easy && (r->flags & NET_REQ_NO_FOLLOW) && r->status >= 300 && r->status < 400) {
+        char *loc = NULL;
+        /* curl resolves Location against the request URL (RFC 9110
+         * section 10.2.2 allows a relative reference). */
+        if (curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK)
+            res.redirect_url = loc;
+    }
     snprintf(res.opt_out, sizeof res.opt_out, "%s", is(cls, NET_EC_OPT_OUT) ? r->opt_out : "");
     snprintf(res.content_type, sizeof res.content_type, "%s", r->ct);
     if (cls != NULL)

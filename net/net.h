@@ -129,6 +129,10 @@ void net_opts_init(net_opts *o);
 #define NET_REQ_NO_OPTOUT       1 /* ignore X-Robots-Tag (robots.txt, pages) */
 #define NET_REQ_NO_RETRY        2
 #define NET_REQ_KEEP_ERROR_BODY 4 /* keep the body of 4xx/5xx responses */
+/* Do not follow redirects: a 3xx ends the request with class http_3xx and
+ * its target in redirect_url, so the caller can vet the target itself (the
+ * live crawl checks robots.txt and scope for every hop). */
+#define NET_REQ_NO_FOLLOW 8
 
 /* Error classes, also the words stored in the catalog. */
 #define NET_EC_DNS       "dns"
@@ -163,6 +167,7 @@ typedef struct net_result {
     int curl_code;               /* CURLcode of the last attempt */
     int attempts;                /* 1 + retries used */
     int redirects;
+    const char *redirect_url;        /* NET_REQ_NO_FOLLOW: a 3xx's Location, absolute; else NULL */
     char opt_out[NET_DIRECTIVE_MAX]; /* the directive that opted out, or "" */
     char content_type[NET_CT_MAX];   /* as served, or "" */
     wp_buf body;                     /* the body (empty on error unless KEEP_ERROR_BODY) */

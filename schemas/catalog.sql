@@ -162,3 +162,12 @@ CREATE TABLE embeddings (
 -- which no index covered anyway.
 DROP INDEX images_state;
 CREATE INDEX images_pending ON images (id) WHERE state = 'pending';
+
+-- migration 3
+-- The live crawl no longer lets libcurl follow a page's redirects: each
+-- target joins the frontier like a link (same depth), so robots.txt, scope
+-- and --include/--exclude are checked for every hop (RFC 9309 section
+-- 2.3.1.2 governs robots.txt itself, which is still followed). A page that
+-- redirected gets state 'redirect'; redirects counts the hops that led to a
+-- page, at most 5 (NET_MAX_REDIRECTS), as curl allowed.
+ALTER TABLE pages ADD COLUMN redirects INTEGER NOT NULL DEFAULT 0;

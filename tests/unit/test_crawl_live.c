@@ -10,7 +10,9 @@
  * on every page, meta robots noai and nofollow, a redirect loop, links out
  * of scope) and RFC 9309's example robots.txt. Site B answers robots.txt
  * with 503, site C has none (404) and a noindex page, site D has a robots.txt
- * larger than 500 KiB.
+ * larger than 500 KiB. Site F redirects: into a robots.txt-disallowed path,
+ * to another origin whose robots.txt refuses everything, out of scope, in
+ * a chain longer than five hops, to itself, and to a plain page.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,7 +33,7 @@
 #include <unistd.h>
 
 static char root[256];
-static tl_site *site_a, *site_b, *site_c, *site_d, *site_e;
+static tl_site *site_a, *site_b, *site_c, *site_d, *site_e, *site_f;
 
 static void put(const char *site, const char *rel, const char *data, size_t len)
 {
@@ -181,6 +183,30 @@ static void build_other_sites(void)
     }
 }
 
+static void build_site_f(void)
+{
+    puts_("f", "robots.txt", "User-agent: *\nDisallow: /private/\n");
+    puts_("f", "index.html",
+          "<html><body><img src=\"/f.jpg\" alt=\"F home\">"
+          "<a href=\"go-private.html\">1</a><a href=\"moved.html\">2</a>"
+          "<a href=\"chain1.html\">3</a><a href=\"self.html\">4</a>"
+          "<a href=\"away.html\">5</a><a href=\"to-b.html\">6</a></body></html>");
+    puts_("f", "go-private.html.location", "/private/secret.html");
+    puts_("f", "private/secret.html", "<img src=\"/s.jpg\" alt=\"Behind a redirect\">");
+    puts_("f", "moved.html.location", "/moved-here.html");
+    puts_("f", "moved-here.html", "<img src=\"/moved.jpg\" alt=\"Moved here\">");
+    for (int i = 1; i <= 7; i++) {
+        char name[64], to[64];
+        snprintf(name, sizeof name, "chain%d.html.location", i);
+        snprintf(to, sizeof to, "chain%d.html", i + 1); /* relative Location */
+        puts_("f", name, to);
+    }
+    puts_("f", "chain8.html", "<img src=\"/end.jpg\" alt=\"End of chain\">");
+    puts_("f", "self.html.location", "/self.html");
+    puts_("f", "away.html.location", "http://out-of-scope.invalid/x.html");
+    /* to-b.html.location is written once B's port is known. */
+}
+
 /* The port is only known once A runs: index.html links to itself with an
  * upper-case scheme to check normalisation. */
 static void fix_index_port(void)
@@ -212,6 +238,7 @@ static int setup(void **state)
     snprintf(root, sizeof root, "%s", d);
     build_site_a();
     build_other_sites();
+    build_site_f();
     char p[1024];
     snprintf(p, sizeof p, "%s/a", root);
     site_a = tl_site_start(p);
@@ -223,9 +250,15 @@ static int setup(void **state)
     site_d = tl_site_start(p);
     snprintf(p, sizeof p, "%s/e", root);
     site_e = tl_site_start(p);
-    if (!site_a || !site_b || !site_c || !site_d || !site_e)
+    snprintf(p, sizeof p, "%s/f", root);
+    site_f = tl_site_start(p);
+    if (!site_a || !site_b || !site_c || !site_d || !site_e || !site_f)
         return -1;
     fix_index_port();
+    char to_b[128];
+    snprintf(to_b, sizeof to_b, "http://127.0.0.1:%d/from-f.html", tl_site_port(site_b));
+    puts_("f", "to-b.html.location", to_b);
+    puts_("b", "from-f.html", "<img src=\"/fb.jpg\" alt=\"B via F\">");
     return 0;
 }
 
@@ -236,6 +269,7 @@ static int teardown(void **state)
     tl_site_stop(site_c);
     tl_site_stop(site_d);
     tl_site_stop(site_e);
+    tl_site_stop(site_f);
     tl_rmtree(root);
     return 0;
 }
@@ -390,9 +424,11 @@ static void test_live_crawl_of_the_fixture_sites(void **state)
     assert_int_equal(tl_site_hits(site_d, "/blocked/x.html"), 0);
     assert_int_equal(tl_site_hits(site_d, "/late/y.html"), 1);
     /* Page states. */
+    /* A redirect to itself: fetched once, the target already known. */
     assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%/loop.html' "
-                                   "AND state = 'error' AND error_class = 'too_many_redirects'"),
+                                   "AND state = 'redirect' AND http_status = 302"),
                      1);
+    assert_int_equal(tl_site_hits(site_a, "/loop.html"), 1);
     assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%/big.html' "
                                    "AND state = 'error' AND error_class = 'too_large'"),
                      1);
@@ -405,6 +441,66 @@ static void test_live_crawl_of_the_fixture_sites(void **state)
     crawl_seeds(corpus, seeds, NULL);
     assert_int_equal(tl_site_hits(site_a, "/"), before);
     assert_int_equal(tl_site_hits(site_a, "/robots.txt"), 1); /* cached in the catalog */
+}
+
+static int64_t f_page(const char *corpus, const char *path, const char *what)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT %s FROM pages WHERE url = 'http://127.0.0.1:%d%s'", what,
+             tl_site_port(site_f), path);
+    return q_int(corpus, sql);
+}
+
+/* Pages are fetched without following redirects: each target joins the
+ * frontier, so robots.txt, scope and the hop limit apply to it. */
+static void test_redirects_are_vetted_like_links(void **state)
+{
+    char corpus[1024], seeds[256];
+    long b_robots = tl_site_hits(site_b, "/robots.txt");
+    snprintf(seeds, sizeof seeds, "http://127.0.0.1:%d/\n", tl_site_port(site_f));
+    new_corpus(corpus, sizeof corpus, "redirects");
+    crawl_seeds(corpus, seeds, NULL);
+    char *pairs = pair_list(corpus);
+    /* Into a disallowed path: the target is refused by robots.txt, and the
+     * server never sees a request for it. */
+    assert_int_equal(tl_site_hits(site_f, "/private/secret.html"), 0);
+    assert_null(strstr(pairs, "Behind a redirect"));
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE "
+                                   "'%/go-private.html' AND state = 'redirect'"),
+                     1);
+    assert_int_equal(f_page(corpus, "/private/secret.html", "count(*)"), 1);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE "
+                                   "'%/private/secret.html' AND error_class = 'robots'"),
+                     1);
+    /* Another origin: its robots.txt (503 = disallow all) is consulted
+     * first, so the target is not fetched. */
+    assert_true(tl_site_hits(site_b, "/robots.txt") >= b_robots);
+    assert_int_equal(tl_site_hits(site_b, "/from-f.html"), 0);
+    assert_null(strstr(pairs, "B via F"));
+    /* A plain move: the target is crawled, one hop recorded. */
+    assert_non_null(strstr(pairs, "/moved.jpg\tMoved here"));
+    assert_int_equal(f_page(corpus, "/moved.html", "http_status"), 302);
+    assert_int_equal(f_page(corpus, "/moved-here.html", "redirects"), 1);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pairs WHERE origin LIKE "
+                                   "'%/moved-here.html' AND text = 'Moved here'"),
+                     1);
+    /* A chain: five hops are followed, the sixth is refused. */
+    assert_int_equal(f_page(corpus, "/chain6.html", "redirects"), 5);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%/chain6.html' "
+                                   "AND state = 'error' AND error_class = 'too_many_redirects'"),
+                     1);
+    assert_int_equal(tl_site_hits(site_f, "/chain6.html"), 1);
+    assert_int_equal(tl_site_hits(site_f, "/chain7.html"), 0);
+    assert_null(strstr(pairs, "End of chain"));
+    /* To itself: fetched once. Out of scope: recorded, never queued. */
+    assert_int_equal(tl_site_hits(site_f, "/self.html"), 1);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%/away.html' "
+                                   "AND state = 'redirect' AND error_class = 'out_of_scope'"),
+                     1);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%.invalid%'"), 0);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'pending'"), 0);
+    assert_non_null(strstr(pairs, "F home"));
+    free(pairs);
 }
 
 static void test_max_pages_and_depth(void **state)
@@ -526,6 +622,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_live_crawl_of_the_fixture_sites),
+        cmocka_unit_test(test_redirects_are_vetted_like_links),
         cmocka_unit_test(test_max_pages_and_depth),
         cmocka_unit_test(test_kill_9_and_resume),
         cmocka_unit_test(test_wget_warc_equals_live_crawl),

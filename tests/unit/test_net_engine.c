@@ -27,6 +27,7 @@ struct got {
     char opt_out[NET_DIRECTIVE_MAX];
     char ct[NET_CT_MAX];
     int status, attempts, redirects;
+    char redirect_url[512];
     size_t body_len;
     char *body;
 };
@@ -50,6 +51,7 @@ static void on_done(void *cb_ud, net_result *r)
     g->status = r->http_status;
     g->attempts = r->attempts;
     g->redirects = r->redirects;
+    snprintf(g->redirect_url, sizeof g->redirect_url, "%s", r->redirect_url ? r->redirect_url : "");
     g->body_len = r->body.len;
     free(g->body);
     g->body = r->body.len ? wp_buf_steal(&r->body) : NULL;
@@ -267,6 +269,40 @@ static void test_redirects(void **state)
     assert_int_equal(st.requests, before);
 }
 
+/* NET_REQ_NO_FOLLOW: the first 3xx ends the request, its Location made
+ * absolute, and the server is asked nothing more. */
+static void test_no_follow_hands_back_the_target(void **state)
+{
+    struct fx *f = *state;
+    net_opts o;
+    char want[256];
+    tl_httpd_stats st;
+    long before;
+    NEED_SERVER(f);
+    base_opts(f, &o);
+    const char *paths[] = {"/redir?n=3&file=chelsea.jpg", "/redirect?to=http://a.example/x",
+                           "/img/chelsea.jpg"};
+    tl_httpd_get_stats(f->h, &st);
+    before = st.requests;
+    run_paths(f, &o, paths, 3, NET_REQ_NO_FOLLOW);
+    assert_string_equal(f->got[0].cls, "http_3xx");
+    assert_int_equal(f->got[0].status, 302);
+    assert_int_equal(f->got[0].redirects, 0);
+    assert_int_equal(f->got[0].attempts, 1); /* never retried */
+    assert_int_equal(f->got[0].body_len, 0);
+    snprintf(want, sizeof want, "%s/redir?n=2&file=chelsea.jpg", f->base);
+    assert_string_equal(f->got[0].redirect_url, want);
+    assert_string_equal(f->got[1].redirect_url, "http://a.example/x");
+    assert_string_equal(f->got[2].cls, "ok");
+    assert_string_equal(f->got[2].redirect_url, "");
+    tl_httpd_get_stats(f->h, &st);
+    assert_int_equal(st.requests - before, 3);
+    /* Without the flag the same chain is followed to the image. */
+    run_paths(f, &o, paths, 1, 0);
+    assert_string_equal(f->got[0].cls, "ok");
+    assert_string_equal(f->got[0].redirect_url, "");
+}
+
 static void test_robots_tag_and_sniff(void **state)
 {
     struct fx *f = *state;
@@ -369,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_retry_after_too_long_gives_up),
         cmocka_unit_test(test_size_caps_and_slow_bodies),
         cmocka_unit_test(test_redirects),
+        cmocka_unit_test(test_no_follow_hands_back_the_target),
         cmocka_unit_test(test_robots_tag_and_sniff),
         cmocka_unit_test(test_per_host_cap_from_server_log),
         cmocka_unit_test(test_host_delay_serialises_a_host),

@@ -20,14 +20,14 @@ JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
 MODULES := common catalog store image net crawl fetch shard encode filter audit
 PKGS    := libcurl libxml-2.0 libarchive sqlite3 libjpeg libturbojpeg spng libwebp libwebpdemux \
-           libcrypto libutf8proc jansson libpsl zlib libdeflate
+           libcrypto libutf8proc jansson libpsl zlib libdeflate libbrotlidec
 TESTPKGS := cmocka libmicrohttpd
 
 # Debian 12 packages that provide the above, plus the tools tests use.
 DEBS := build-essential pkg-config libcurl4-openssl-dev libxml2-dev libarchive-dev \
         libsqlite3-dev libjpeg62-turbo-dev libturbojpeg0-dev libspng-dev libwebp-dev \
-        libssl-dev libutf8proc-dev libjansson-dev libpsl-dev zlib1g-dev libdeflate-dev libzstd-dev \
-        libcmocka-dev libmicrohttpd-dev libsimde-dev python3 wget tar gzip xz-utils bzip2 zstd
+        libssl-dev libutf8proc-dev libjansson-dev libpsl-dev zlib1g-dev libdeflate-dev libzstd-dev libbrotli-dev \
+        libcmocka-dev libmicrohttpd-dev libsimde-dev python3 wget tar gzip xz-utils bzip2 zstd brotli
 
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation
 CSTD    := -std=c11 -D_GNU_SOURCE

@@ -61,7 +61,7 @@ typedef struct crawl_http_head {
 /* Splits a response block. Returns 0 or WP_EFORMAT (not HTTP). */
 int crawl_http_split(const char *block, size_t len, crawl_http_head *h);
 /* The entity body with the transfer coding (chunked, RFC 9112 section
- * 7.1) and content coding (gzip, deflate) undone, at most max bytes; it
+ * 7.1) and content coding (gzip, deflate, br) undone, at most max bytes; it
  * may live in tmp1 or tmp2. Returns 0, WP_ELIMIT (larger than max),
  * WP_EFORMAT (an encoding we do not decode, or corrupt) or WP_ENOMEM. */
 int crawl_http_body(const crawl_http_head *h, size_t max, wp_buf *tmp1, wp_buf *tmp2,

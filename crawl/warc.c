@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <brotli/decode.h>
 #include <libdeflate.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -777,6 +778,60 @@ again:
     return zr == Z_STREAM_END || zr == Z_OK || zr == Z_BUF_ERROR ? 0 : WP_EFORMAT;
 }
 
+/* Output room asked for per brotli decoder call: the decoder writes what
+ * fits and says NEEDS_MORE_OUTPUT, so a bomb never outgrows max by more
+ * than this. */
+#define BR_STEP (64 * 1024)
+
+/* RFC 7932 (brotli, "br" per RFC 9110 section 8.4.1) bodies, up to max
+ * bytes. Returns 0 (a stream cut short keeps what was decoded, as the
+ * gzip path does), WP_ELIMIT (more than max bytes; decoding stops there),
+ * WP_EFORMAT (corrupt) or WP_ENOMEM. */
+static int decode_br(const char *p, size_t n, size_t max, wp_buf *out)
+{
+    BrotliDecoderState *s;
+    BrotliDecoderResult br;
+    const uint8_t *next_in = (const uint8_t *)p;
+    size_t avail_in = n;
+    int rc = 0;
+    wp_buf_reset(out);
+    if ((s = BrotliDecoderCreateInstance(NULL, NULL, NULL)) == NULL)
+        return WP_ENOMEM;
+    do {
+        uint8_t *next_out;
+        size_t room, avail_out;
+        if (wp_buf_reserve(out, BR_STEP) != 0) {
+            rc = WP_ENOMEM;
+            goto out;
+        }
+        /* Ask for at most max + 1 bytes in all: one past the cap is enough
+         * to know the body is too large. out->len <= max here. */
+        room = out->cap - out->len - 1;
+        if (max - out->len < room)
+            room = max - out->len + 1;
+        next_out = (uint8_t *)out->data + out->len;
+        avail_out = room;
+        br = BrotliDecoderDecompressStream(s, &avail_in, &next_in, &avail_out, &next_out, NULL);
+        out->len += room - avail_out;
+        out->data[out->len] = '\0';
+        if (out->len > max) {
+            rc = WP_ELIMIT;
+            goto out;
+        }
+    } while (br == BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT);
+    if (br == BROTLI_DECODER_RESULT_ERROR) {
+        BrotliDecoderErrorCode code = BrotliDecoderGetErrorCode(s);
+        rc = code <= BROTLI_DECODER_ERROR_ALLOC_CONTEXT_MODES &&
+                     code >= BROTLI_DECODER_ERROR_ALLOC_BLOCK_TYPE_TREES
+                 ? WP_ENOMEM
+                 : WP_EFORMAT;
+    }
+    /* BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT with all input used: truncated. */
+out:
+    BrotliDecoderDestroyInstance(s);
+    return rc;
+}
+
 int crawl_http_body(const crawl_http_head *h, size_t max, wp_buf *tmp1, wp_buf *tmp2,
                     const char **body, size_t *len)
 {
@@ -790,10 +845,14 @@ int crawl_http_body(const crawl_http_head *h, size_t max, wp_buf *tmp1, wp_buf *
         n = tmp1->len;
     }
     if (h->encoding[0] != '\0' && strcasecmp(h->encoding, "identity") != 0) {
-        if (strcasecmp(h->encoding, "gzip") != 0 && strcasecmp(h->encoding, "x-gzip") != 0 &&
-            strcasecmp(h->encoding, "deflate") != 0)
-            return WP_EFORMAT; /* br, zstd...: not decoded */
-        if ((rc = decode_body(b, n, h->encoding, max, tmp2)) != 0)
+        if (strcasecmp(h->encoding, "br") == 0)
+            rc = decode_br(b, n, max, tmp2);
+        else if (strcasecmp(h->encoding, "gzip") == 0 || strcasecmp(h->encoding, "x-gzip") == 0 ||
+                 strcasecmp(h->encoding, "deflate") == 0)
+            rc = decode_body(b, n, h->encoding, max, tmp2);
+        else
+            return WP_EFORMAT; /* zstd, compress, stacked codings...: not decoded */
+        if (rc != 0)
             return rc;
         b = tmp2->data;
         n = tmp2->len;

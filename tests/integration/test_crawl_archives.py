@@ -5,6 +5,7 @@ members, bad Content-Length, binary junk, broken JSON), --part and resume.
 import gzip
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -157,8 +158,8 @@ class TestWarc(Base):
         raw = d.compress(page(3).encode()) + d.flush()
         r3 = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: deflate\r\n"
               b"Transfer-Encoding: chunked\r\n\r\n%x\r\n" % len(raw)) + raw + b"\r\n0\r\n\r\n"
-        r4 = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: br\r\n\r\n"
-              b"\x0b\x02\x80garbage")
+        r4 = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: zstd\r\n\r\n"
+              b"\x28\xb5\x2f\xfdgarbage")
         recs = [cg.warc_record("response", f"http://ex.com/p{i + 1}.html", r,
                                "application/http; msgtype=response")
                 for i, r in enumerate([r1, r2, r3, r4])]
@@ -168,7 +169,61 @@ class TestWarc(Base):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(cg.pairs(self.corpus), expected_for([1, 2, 3]))
         counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
-        self.assertEqual(counts["pages_skipped"], 1)  # brotli is not decoded
+        self.assertEqual(counts["pages_skipped"], 1)  # zstd is not decoded
+
+    def test_brotli_payloads(self):
+        """Content-Encoding: br (RFC 7932) decoded like gzip: with or without
+        chunked framing; a stream cut short keeps what was decoded (as a cut
+        gzip stream does); corrupt data and a bomb over --max-page skip the
+        page and count it in pages_skipped, as for gzip."""
+        if shutil.which("brotli") is None:
+            self.skipTest("SKIP: the brotli tool is missing (Debian package brotli)")
+
+        def br(data):
+            return subprocess.run(["brotli", "-c"], input=data, capture_output=True,
+                                  check=True, timeout=60).stdout
+
+        def head(enc, extra=b""):
+            return (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: %s\r\n%s\r\n"
+                    % (enc, extra))
+
+        # Word salad after the images, so that half of the compressed stream
+        # still holds the images but not the page's end.
+        rnd = random.Random(7)
+        salad = " ".join("w%d" % rnd.randrange(5000) for _ in range(30000))
+        b1 = br(page(1).encode())
+        r1 = head(b"br", b"Content-Length: %d\r\n" % len(b1)) + b1
+        b2 = br(page(2).encode())
+        r2 = head(b"br", b"Transfer-Encoding: chunked\r\n") + b"".join(
+            b"%x\r\n%s\r\n" % (len(b2[k:k + 5]), b2[k:k + 5])
+            for k in range(0, len(b2), 5)) + b"0\r\n\r\n"
+        b3 = br(page(3, f"<p>{salad}</p>").encode())
+        r3 = head(b"br") + b3[:len(b3) // 2]
+        g4 = gzip.compress(page(4, f"<p>{salad}</p>").encode(), mtime=0)
+        r4 = head(b"gzip") + g4[:len(g4) // 2]
+        b5 = bytearray(br(page(5).encode()))
+        b5[0] = 0x11  # WBITS code 0010001: invalid (RFC 7932 section 9.1)
+        r5 = head(b"br") + bytes(b5)
+        b6 = br(page(6, " " * (4 << 20)).encode())  # 4 MiB, over --max-page
+        r6 = head(b"br") + b6
+        recs = [cg.warc_record("response", f"http://ex.com/p{i + 1}.html", r,
+                               "application/http; msgtype=response")
+                for i, r in enumerate([r1, r2, r3, r4, r5, r6])]
+        gz = os.path.join(self.dir, "br.warc.gz")
+        cg.write_gz_members(gz, recs)
+        r = self.crawl("--warc", gz, "--max-page", str(1 << 20))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(cg.pairs(self.corpus), expected_for([1, 2, 3, 4]))
+        counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
+        self.assertEqual((counts["pages"], counts["pages_skipped"], counts["corrupt"]), (4, 2, 0))
+        # Under a larger cap the bomb is an ordinary page: it was skipped for
+        # its size, not for its encoding.
+        c2 = os.path.join(self.dir, "c2")
+        subprocess.run([BIN, "init", c2], check=True, capture_output=True)
+        cg.write_gz_members(gz, recs[5:])
+        r = self.crawl("--warc", gz, "--max-page", str(8 << 20), corpus=c2)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(cg.pairs(c2), expected_for([6]))
 
     def test_dry_run_counts_but_stores_nothing(self):
         gz = os.path.join(self.dir, "a.warc.gz")

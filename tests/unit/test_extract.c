@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 static wp_arena *arena;
 static crawl_opts opts;
@@ -591,6 +592,69 @@ static void test_sink_stores_pair_once_with_sightings(void **state)
     tl_rmtree(dir);
 }
 
+/* 32 MiB of zeros as brotli (27 bytes), made with
+ * `head -c 32M /dev/zero | brotli -c`. */
+static const unsigned char br_bomb[] = {0xcf, 0xff, 0xff, 0x7f, 0xf8, 0x27, 0x00, 0xe2, 0xb1,
+                                        0x40, 0x20, 0xf7, 0xfe, 0x9f, 0xff, 0xff, 0xff, 0xf0,
+                                        0x4f, 0x00, 0xc4, 0x61, 0x01, 0x80, 0xee, 0xfd, 0xff};
+
+/* A deflate stream of zeros, zlib-wrapped, inflating to n bytes. */
+static void zlib_zeros(size_t n, wp_buf *out)
+{
+    static char zero[1 << 16];
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    assert_int_equal(deflateInit(&z, 9), Z_OK);
+    while (n > 0 || z.avail_in > 0) {
+        size_t k = n < sizeof zero ? n : sizeof zero;
+        z.next_in = (Bytef *)zero;
+        z.avail_in = (uInt)k;
+        n -= k;
+        do {
+            assert_int_equal(wp_buf_reserve(out, 1 << 16), 0);
+            z.next_out = (Bytef *)out->data + out->len;
+            z.avail_out = 1 << 16;
+            assert_int_not_equal(deflate(&z, n == 0 ? Z_FINISH : Z_NO_FLUSH), Z_STREAM_ERROR);
+            out->len = (size_t)((char *)z.next_out - out->data);
+        } while (z.avail_out == 0);
+    }
+    deflateEnd(&z);
+}
+
+/* A brotli bomb stops one byte past --max-page with WP_ELIMIT, as a gzip
+ * bomb does, without growing its buffer to the bomb's size. */
+static void test_brotli_bomb_stops_at_the_cap(void **state)
+{
+    const size_t max = 1 << 20;
+    const char *hdr[] = {
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: br\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n\r\n"};
+    for (int k = 0; k < 2; k++) {
+        wp_buf block = {0}, t1 = {0}, t2 = {0};
+        crawl_http_head h;
+        const char *body = NULL;
+        size_t len = 0;
+        assert_int_equal(wp_buf_puts(&block, hdr[k]), 0);
+        if (k == 0)
+            assert_int_equal(wp_buf_append(&block, br_bomb, sizeof br_bomb), 0);
+        else
+            zlib_zeros(16 * max, &block);
+        assert_int_equal(crawl_http_split(block.data, block.len, &h), 0);
+        assert_int_equal(crawl_http_body(&h, max, &t1, &t2, &body, &len), WP_ELIMIT);
+        if (k == 0) {
+            assert_int_equal(t2.len, max + 1);
+            assert_true(t2.cap <= 4 * max);
+            /* Under the cap the same bytes decode: the stream itself is valid. */
+            assert_int_equal(crawl_http_body(&h, 64 * max, &t1, &t2, &body, &len), 0);
+            assert_int_equal(len, 32 * max);
+            assert_true(body[0] == 0 && body[len - 1] == 0);
+        }
+        wp_buf_free(&block);
+        wp_buf_free(&t1);
+        wp_buf_free(&t2);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -609,6 +673,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefilter_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_fast_path_matches_curl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_stores_pair_once_with_sightings, setup, teardown),
+        cmocka_unit_test(test_brotli_bomb_stops_at_the_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

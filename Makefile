@@ -64,7 +64,7 @@ all: deps $(BUILD)/witpipe
 deps:
 	@missing=""; \
 	pkg-config --exists $(PKGS) $(TESTPKGS) 2>/dev/null || missing=1; \
-	for t in cc python3 wget tar gzip xz bzip2 zstd; do command -v $$t >/dev/null || missing=1; done; \
+	for t in cc python3 wget tar gzip xz bzip2 zstd brotli; do command -v $$t >/dev/null || missing=1; done; \
 	[ -f /usr/include/simde/x86/avx512.h ] || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \

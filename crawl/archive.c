@@ -42,7 +42,8 @@ typedef struct arch_ctx {
 } arch_ctx;
 
 /* One WARC record: response records with an HTML payload become pages. */
-static int warc_record_page(arch_ctx *x, const warc_record *rec, int64_t source_id, wp_err *err)
+static int warc_record_page(arch_ctx *x, const warc_record *rec, int64_t source_id,
+                            const char *path, wp_err *err)
 {
     crawl_counts *k = crawl_sink_counts(x->sink);
     crawl_http_head h;
@@ -70,6 +71,14 @@ static int warc_record_page(arch_ctx *x, const warc_record *rec, int64_t source_
         return wp_err_set(err, rc, "out of memory");
     if (rc != 0 || body_len > x->o->max_page) {
         k->pages_skipped++; /* too large, or an encoding we cannot undo */
+        /* A server's damaged payload is not a damaged archive: the page is
+         * skipped, but where it is gets said. */
+        if (rc == WP_EFORMAT)
+            wp_report_event(x->ao->rep, WP_LOG_WARN, "bad_payload",
+                            "%s: byte %lld: record %s: payload not decodable (Content-Encoding "
+                            "'%s'%s); page skipped",
+                            path, (long long)rec->offset, rec->target_uri, h.encoding,
+                            h.chunked ? ", chunked" : "");
         return 0;
     }
     wp_arena_reset(x->arena);
@@ -167,7 +176,7 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
             /* another part's record */
         } else {
             rc = x->is_wat ? wat_record_page(x, rec, source_id, file, err)
-                           : warc_record_page(x, rec, source_id, err);
+                           : warc_record_page(x, rec, source_id, file, err);
             if (rc != 0)
                 break;
         }

@@ -164,12 +164,14 @@ class TestWarc(Base):
                                "application/http; msgtype=response")
                 for i, r in enumerate([r1, r2, r3, r4])]
         gz = os.path.join(self.dir, "enc.warc.gz")
-        cg.write_gz_members(gz, recs)
+        starts = cg.write_gz_members(gz, recs)
         r = self.crawl("--warc", gz)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(cg.pairs(self.corpus), expected_for([1, 2, 3]))
         counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
         self.assertEqual(counts["pages_skipped"], 1)  # zstd is not decoded
+        self.assertRegex(r.stderr, re.escape(gz) + r": byte %d: record http://ex.com/p4.html: "
+                         r"payload not decodable \(Content-Encoding 'zstd'\)" % starts[3])
 
     def test_brotli_payloads(self):
         """Content-Encoding: br (RFC 7932) decoded like gzip: with or without
@@ -216,6 +218,10 @@ class TestWarc(Base):
         self.assertEqual(cg.pairs(self.corpus), expected_for([1, 2, 3, 4]))
         counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
         self.assertEqual((counts["pages"], counts["pages_skipped"], counts["corrupt"]), (4, 2, 0))
+        # The corrupt stream is reported where it is; the bomb is only counted.
+        self.assertRegex(r.stderr, re.escape(gz) + r": byte \d+: record http://ex.com/p5.html: "
+                         r"payload not decodable \(Content-Encoding 'br'\)")
+        self.assertNotIn("p6.html", r.stderr)
         # Under a larger cap the bomb is an ordinary page: it was skipped for
         # its size, not for its encoding.
         c2 = os.path.join(self.dir, "c2")

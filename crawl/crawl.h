@@ -163,7 +163,8 @@ int crawl_extract(const char *html, size_t len, const char *page_url, const char
                   wp_err *err);
 
 /* Parses a robots meta/header value (e.g. "noindex, noai") into the flags;
- * for a header, "token: directives" applies only when token is ours. */
+ * for a header, "token: directives" applies only when token is ours, and
+ * several field lines may come joined by newlines. Cannot fail. */
 void crawl_robots_directives(const char *content, const crawl_opts *o, int is_header, int *noai,
                              int *noindex, int *nofollow);
 

@@ -51,7 +51,7 @@ int warc_is_gzip(const warc_reader *r);
 typedef struct crawl_http_head {
     int status;
     char ct[256];      /* Content-Type, "" if absent */
-    char xrobots[512]; /* X-Robots-Tag */
+    char xrobots[512]; /* X-Robots-Tag field lines, one per line */
     char encoding[32]; /* Content-Encoding */
     int chunked;       /* Transfer-Encoding: chunked */
     const char *body;  /* as stored */

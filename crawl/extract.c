@@ -156,20 +156,19 @@ const char *crawl_srcset_best(const char *s, wp_arena *arena, int *n, double *sc
 
 /* ---- robots directives --------------------------------------------- */
 
-void crawl_robots_directives(const char *content, const crawl_opts *o, int is_header, int *noai,
-                             int *noindex, int *nofollow)
+/* One directive list in p[0..n): "token: a, b" (a header naming a bot)
+ * or "a, b". */
+static void directives_line(const char *p, const char *end, const crawl_opts *o, int is_header,
+                            int *noai, int *noindex, int *nofollow)
 {
-    const char *p = content;
-    if (content == NULL)
-        return;
     if (is_header) {
         /* X-Robots-Tag: "token: noai" applies to token only; a bare list
          * applies to everyone. */
-        const char *colon = strchr(p, ':');
+        const char *colon = memchr(p, ':', (size_t)(end - p));
         if (colon != NULL) {
             const char *s = p;
             size_t k;
-            while (isspace((unsigned char)*s))
+            while (s < colon && isspace((unsigned char)*s))
                 s++;
             k = (size_t)(colon - s);
             while (k > 0 && isspace((unsigned char)s[k - 1]))
@@ -185,13 +184,13 @@ void crawl_robots_directives(const char *content, const crawl_opts *o, int is_he
             }
         }
     }
-    while (*p) {
+    while (p < end) {
         const char *s;
         size_t k;
-        while (*p && (isspace((unsigned char)*p) || *p == ','))
+        while (p < end && (isspace((unsigned char)*p) || *p == ','))
             p++;
         s = p;
-        while (*p && !isspace((unsigned char)*p) && *p != ',')
+        while (p < end && !isspace((unsigned char)*p) && *p != ',')
             p++;
         k = (size_t)(p - s);
         if ((k == 4 && strncasecmp(s, "noai", 4) == 0) ||
@@ -203,6 +202,22 @@ void crawl_robots_directives(const char *content, const crawl_opts *o, int is_he
             *nofollow = 1;
         else if (k == 4 && strncasecmp(s, "none", 4) == 0)
             *noindex = *nofollow = 1;
+    }
+}
+
+void crawl_robots_directives(const char *content, const crawl_opts *o, int is_header, int *noai,
+                             int *noindex, int *nofollow)
+{
+    if (content == NULL)
+        return;
+    /* Several X-Robots-Tag field lines arrive joined by newlines; each
+     * names its own bot, so each is read on its own. */
+    for (const char *p = content; *p;) {
+        const char *e = is_header ? strchr(p, '\n') : NULL;
+        if (e == NULL)
+            e = p + strlen(p);
+        directives_line(p, e, o, is_header, noai, noindex, nofollow);
+        p = *e ? e + 1 : e;
     }
 }
 

@@ -699,7 +699,12 @@ int crawl_http_split(const char *block, size_t len, crawl_http_head *h)
             if (kn == 12 && strncasecmp(ls, "Content-Type", 12) == 0) {
                 copy_value(colon + 1, vn, h->ct, sizeof h->ct);
             } else if (kn == 12 && strncasecmp(ls, "X-Robots-Tag", 12) == 0) {
-                copy_value(colon + 1, vn, h->xrobots, sizeof h->xrobots);
+                /* Repeated field lines are kept apart, one per line: each
+                 * may name its own bot (crawl_robots_directives). */
+                size_t have = strlen(h->xrobots);
+                if (have > 0 && have + 1 < sizeof h->xrobots)
+                    h->xrobots[have++] = '\n';
+                copy_value(colon + 1, vn, h->xrobots + have, sizeof h->xrobots - have);
             } else if (kn == 16 && strncasecmp(ls, "Content-Encoding", 16) == 0) {
                 copy_value(colon + 1, vn, h->encoding, sizeof h->encoding);
             } else if (kn == 17 && strncasecmp(ls, "Transfer-Encoding", 17) == 0) {

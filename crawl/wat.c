@@ -146,9 +146,23 @@ static int wat_page_full(const char *json, size_t len, const crawl_opts *o, wp_a
                 crawl_robots_directives(content, o, 0, &pg->noai, &pg->noindex, &pg->nofollow);
         }
     }
-    xr = str_of(path_get(root, k_hdrs, 4), "X-Robots-Tag");
-    if (xr != NULL)
-        crawl_robots_directives(xr, o, 1, &pg->noai, &pg->noindex, &pg->nofollow);
+    {
+        /* Field names are case-insensitive (RFC 9110 section 5.1); HTTP/2
+         * servers send them in lower case. */
+        json_t *hdrs = path_get(root, k_hdrs, 4), *v;
+        const char *key;
+        if (json_is_object(hdrs))
+            json_object_foreach(hdrs, key, v)
+            {
+                if (strcasecmp(key, "X-Robots-Tag") != 0)
+                    continue;
+                if ((xr = json_string_value(v)) != NULL)
+                    crawl_robots_directives(xr, o, 1, &pg->noai, &pg->noindex, &pg->nofollow);
+                for (size_t j = 0; json_is_array(v) && j < json_array_size(v); j++)
+                    if ((xr = json_string_value(json_array_get(v, j))) != NULL)
+                        crawl_robots_directives(xr, o, 1, &pg->noai, &pg->noindex, &pg->nofollow);
+            }
+    }
     n = json_is_array(links) ? json_array_size(links) : 0;
     pg->images = wp_arena_calloc(arena, (n ? n : 1) * sizeof *pg->images);
     if (pg->images == NULL)
@@ -427,6 +441,39 @@ static size_t read_link(const char *p, size_t i, size_t n, link_fields *f, wp_ar
 
 enum { FAST_OK = 0, FAST_FALLBACK = 1 };
 
+/* Applies every X-Robots-Tag in the Headers object at p[i] == '{' (names
+ * compared case-insensitively, RFC 9110 section 5.1). Returns FAST_OK,
+ * FAST_FALLBACK for a value that is not a plain string, or WP_EFORMAT
+ * when the object is broken. */
+static int robots_headers(const char *p, size_t i, size_t n, crawl_page *pg, const crawl_opts *o,
+                          wp_arena *arena, wp_buf *tmp)
+{
+    i = skip_ws(p, i + 1, n);
+    while (i < n && p[i] != '}') {
+        size_t ks = i + 1, ke, v;
+        int bad = 0;
+        if (p[i] != '"' || (ke = skip_string(p, i, n)) >= n)
+            return WP_EFORMAT;
+        v = skip_ws(p, ke, n);
+        if (v >= n || p[v] != ':')
+            return WP_EFORMAT;
+        v = skip_ws(p, v + 1, n);
+        if (v >= n || p[v] != '"')
+            return FAST_FALLBACK;
+        if (ke - 1 - ks == 12 && strncasecmp(p + ks, "X-Robots-Tag", 12) == 0) {
+            const char *xr = string_at(p, v, n, arena, tmp, &bad);
+            if (bad)
+                return WP_EFORMAT;
+            if (xr != NULL)
+                crawl_robots_directives(xr, o, 1, &pg->noai, &pg->noindex, &pg->nofollow);
+        }
+        i = skip_ws(p, skip_string(p, v, n), n);
+        if (i < n && p[i] == ',')
+            i = skip_ws(p, i + 1, n);
+    }
+    return i < n ? FAST_OK : WP_EFORMAT;
+}
+
 /* Common Crawl writes each record as one JSON object whose keys are
  * unique enough to be found directly, and each link object starts with
  * "path". So instead of building the whole tree (most of it A@/href
@@ -511,9 +558,17 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
     }
     pg->base = base;
     {
-        const char *xr = string_at(p, find_value(p, b, n, "\"X-Robots-Tag\""), n, arena, tmp, &bad);
-        if (xr != NULL)
-            crawl_robots_directives(xr, o, 1, &pg->noai, &pg->noindex, &pg->nofollow);
+        /* The response headers come before HTML-Metadata in Common Crawl's
+         * layout; anything else goes to the full parse. */
+        size_t rm = find_value(p, b, hm, "\"HTTP-Response-Metadata\"");
+        size_t hd = rm < hm ? find_value(p, rm, hm, "\"Headers\"") : hm;
+        if (hd >= hm || p[hd] != '{')
+            return FAST_FALLBACK;
+        int r = robots_headers(p, hd, hm, pg, o, arena, tmp);
+        if (r == FAST_FALLBACK)
+            return FAST_FALLBACK;
+        if (r != 0)
+            return wp_err_set(err, WP_EFORMAT, "broken JSON in Headers");
     }
     if ((pg->images = wp_arena_calloc(arena, cap * sizeof *pg->images)) == NULL)
         goto nomem;

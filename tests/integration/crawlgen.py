@@ -43,7 +43,7 @@ def response_record(uri, html, version="1.1", **kw):
                        "application/http; msgtype=response", version)
 
 
-def wat_json(uri, links, title=None, base=None, metas=None, rtype="response"):
+def wat_json(uri, links, title=None, base=None, metas=None, rtype="response", headers=None):
     head = {}
     if title is not None:
         head["Title"] = title
@@ -61,7 +61,7 @@ def wat_json(uri, links, title=None, base=None, metas=None, rtype="response"):
                 "Actual-Content-Type": "application/http; msgtype=response",
                 "HTTP-Response-Metadata": {
                     "Response-Message": {"Status": "200", "Version": "HTTP/1.1"},
-                    "Headers": {"Content-Type": "text/html"},
+                    "Headers": headers if headers is not None else {"Content-Type": "text/html"},
                     "HTML-Metadata": {"Head": head, "Links": links},
                 },
             },

@@ -112,6 +112,25 @@ class TestWarc(Base):
             prog = cg.query(corpus, "SELECT offset, records, done FROM archive_progress")
             self.assertEqual(prog, [(os.path.getsize(path), 5, 1)], path)
 
+    def test_x_robots_tag_any_case_and_repeated(self):
+        def rec(i, raw_headers):
+            html = page(i).encode()
+            block = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n" + raw_headers +
+                     b"Content-Length: %d\r\n\r\n" % len(html) + html)
+            return cg.warc_record("response", f"http://ex.com/p{i}.html", block,
+                                  "application/http; msgtype=response")
+        recs = [rec(0, b"x-robots-tag: noai\r\n"),
+                rec(1, b"X-Robots-Tag: otherbot: noai\r\n"),
+                rec(2, b"X-Robots-Tag: otherbot: noai\r\nX-ROBOTS-TAG: noimageai\r\n"),
+                rec(3, b"")]
+        gz = os.path.join(self.dir, "x.warc.gz")
+        cg.write_gz_members(gz, recs)
+        r = self.crawl("--warc", gz)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(cg.pairs(self.corpus), expected_for([1, 3]))
+        counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
+        self.assertEqual(counts["pages_opt_out"], 2)
+
     def test_rerun_skips_finished_files(self):
         gz = os.path.join(self.dir, "a.warc.gz")
         cg.write_gz_members(gz, self.records(4))
@@ -394,6 +413,34 @@ class TestWat(Base):
         title = cg.query(self.corpus, "SELECT json_extract(extra, '$.title') FROM pairs "
                          "WHERE text = 'relative'")
         self.assertEqual(title, [("T",)])
+
+    def test_x_robots_tag_in_any_case_on_both_paths(self):
+        # RFC 9110 section 5.1: field names are case-insensitive (HTTP/2
+        # servers send them in lower case); a non-string value sends the
+        # targeted reader to the full parse, which must agree.
+        variants = [
+            {"Content-Type": "text/html", "x-robots-tag": "noai"},
+            {"X-ROBOTS-TAG": "otherbot: noai", "Server": "x"},
+            {"Server": "x", "X-Robots-Tag": "noimageai, nofollow"},
+            {"Content-Type": "text/html"},
+            {"X-Robots-Tag": ["noindex", "noai"]},
+        ]
+        recs = [cg.wat_record(f"http://ex.com/h{i}.html",
+                              cg.wat_json(f"http://ex.com/h{i}.html",
+                                          [{"path": "IMG@/src", "url": f"/h{i}.jpg",
+                                            "alt": f"header case {i}"}], headers=h))
+                for i, h in enumerate(variants)]
+        path = os.path.join(self.dir, "h.wat.gz")
+        cg.write_gz_members(path, recs)
+        want = [("http://ex.com/h1.jpg", "header case 1"), ("http://ex.com/h3.jpg", "header case 3")]
+        for extra in ([], ["--no-prefilter"]):
+            c = os.path.join(self.dir, "c" + "".join(extra))
+            subprocess.run([BIN, "init", c], check=True, capture_output=True)
+            r = self.crawl("--wat", path, *extra, corpus=c)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(cg.pairs(c), want, extra)
+            counts = json.loads(cg.query(c, "SELECT counts FROM runs")[0][0])
+            self.assertEqual((counts["pages_opt_out"], counts["corrupt"]), (3, 0), extra)
 
     def test_broken_json_and_corrupt_gzip(self):
         recs = self.wat_records()

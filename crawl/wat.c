@@ -99,7 +99,9 @@ static int wat_page_full(const char *json, size_t len, const crawl_opts *o, wp_a
     size_t n;
 
     *out = NULL;
-    root = json_loadb(json, len, 0, &jerr);
+    /* Duplicate member names are refused: which one counts is not defined
+     * (RFC 8259 section 4), and the targeted reader takes the first. */
+    root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL)
         return wp_err_set(err, WP_EFORMAT, "broken JSON at line %d column %d: %s", jerr.line,
                           jerr.column, jerr.text);
@@ -234,20 +236,6 @@ static size_t skip_ws(const char *p, size_t i, size_t n)
     return i;
 }
 
-/* The value position of the first "key": at or after from, or n. */
-static size_t find_value(const char *p, size_t from, size_t n, const char *quoted_key)
-{
-    size_t k = strlen(quoted_key);
-    const char *hit = from < n ? memmem(p + from, n - from, quoted_key, k) : NULL;
-    size_t i;
-    if (hit == NULL)
-        return n;
-    i = skip_ws(p, (size_t)(hit - p) + k, n);
-    if (i >= n || p[i] != ':')
-        return n;
-    return skip_ws(p, i + 1, n);
-}
-
 static int hex4(const char *p, unsigned *v)
 {
     *v = 0;
@@ -374,6 +362,26 @@ static const char *string_at(const char *p, size_t i, size_t n, wp_arena *a, wp_
     return wp_arena_strndup(a, tmp->data, tmp->len);
 }
 
+/* The member name in the JSON string p[ks-1 .. ke): as written, or
+ * decoded into tmp when it holds escapes (so "pa\u0074h" is "path", as a
+ * JSON parser reads it). Sets *len; NULL when the escapes are broken. */
+static const char *key_text(const char *p, size_t ks, size_t ke, wp_buf *tmp, size_t *len)
+{
+    if (memchr(p + ks, '\\', ke - 1 - ks) == NULL) {
+        *len = ke - 1 - ks;
+        return p + ks;
+    }
+    if (decode_string(p, ks - 1, ke, tmp) != ke)
+        return NULL;
+    *len = tmp->len;
+    return tmp->data;
+}
+
+static int key_is(const char *k, size_t kl, const char *name)
+{
+    return kl == strlen(name) && memcmp(k, name, kl) == 0;
+}
+
 /* One Links entry: a flat object whose string values we want. */
 typedef struct link_fields {
     const char *path, *url, *alt, *title;
@@ -397,18 +405,21 @@ static size_t read_link(const char *p, size_t i, size_t n, link_fields *f, wp_ar
         ke = skip_string(p, i, n);
         if (ke >= n)
             return n;
-        size_t kl = ke - 1 - ks;
-        if (kl == 4 && memcmp(p + ks, "path", 4) == 0)
+        size_t kl;
+        const char *k = key_text(p, ks, ke, tmp, &kl);
+        if (k == NULL)
+            return n;
+        if (key_is(k, kl, "path"))
             slot = &f->path;
-        else if (kl == 3 && memcmp(p + ks, "url", 3) == 0)
+        else if (key_is(k, kl, "url"))
             slot = &f->url;
-        else if (kl == 3 && memcmp(p + ks, "alt", 3) == 0)
+        else if (key_is(k, kl, "alt"))
             slot = &f->alt;
-        else if (kl == 5 && memcmp(p + ks, "title", 5) == 0)
+        else if (key_is(k, kl, "title"))
             slot = &f->title;
-        else if (kl == 4 && memcmp(p + ks, "name", 4) == 0)
+        else if (key_is(k, kl, "name"))
             slot = &f->name;
-        else if (kl == 7 && memcmp(p + ks, "content", 7) == 0)
+        else if (key_is(k, kl, "content"))
             slot = &f->content;
         i = skip_ws(p, ke, n);
         if (i >= n || p[i] != ':')
@@ -441,51 +452,175 @@ static size_t read_link(const char *p, size_t i, size_t n, link_fields *f, wp_ar
 
 enum { FAST_OK = 0, FAST_FALLBACK = 1 };
 
+/* Index after the JSON value at p[i], or n when it is broken. */
+static size_t skip_value(const char *p, size_t i, size_t n)
+{
+    if (i >= n)
+        return n;
+    if (p[i] == '"')
+        return skip_string(p, i, n);
+    if (p[i] == '{' || p[i] == '[')
+        return skip_compound(p, i, n);
+    while (i < n && p[i] != ',' && p[i] != '}' && p[i] != ']' && p[i] != ' ' && p[i] != '\n' &&
+           p[i] != '\r' && p[i] != '\t')
+        i++;
+    return i;
+}
+
+/* Walks the members of the object at p[*i] == '{'. Each call moves to the
+ * next member: returns 1 with its name in *k, *kl (possibly in tmp) and
+ * *v at its value, 0 at the closing brace, -1 when the object is broken.
+ * The caller sets *i past the value before the next call. */
+static int next_member(const char *p, size_t *i, size_t n, const char **k, size_t *kl, size_t *v,
+                       wp_buf *tmp)
+{
+    size_t j = *i, ke;
+    if (j < n && p[j] == '{')
+        j = skip_ws(p, j + 1, n);
+    else if (j < n && p[j] == ',')
+        j = skip_ws(p, j + 1, n);
+    else if (j < n && p[j] == '}')
+        return 0;
+    else
+        return -1;
+    if (j < n && p[j] == '}' && p[*i] == '{')
+        return 0;
+    if (j >= n || p[j] != '"' || (ke = skip_string(p, j, n)) >= n)
+        return -1;
+    if ((*k = key_text(p, j + 1, ke, tmp, kl)) == NULL)
+        return -1;
+    j = skip_ws(p, ke, n);
+    if (j >= n || p[j] != ':')
+        return -1;
+    *v = skip_ws(p, j + 1, n);
+    return *v < n ? 1 : -1;
+}
+
+/* The value of the first member named key of the object at p[i] (n when
+ * p[i] is not an object or key is absent); *bad set when it is broken. */
+static size_t member(const char *p, size_t i, size_t n, const char *key, wp_buf *tmp, int *bad)
+{
+    const char *k;
+    size_t kl, v;
+    int r;
+    if (i >= n || p[i] != '{')
+        return n;
+    while ((r = next_member(p, &i, n, &k, &kl, &v, tmp)) == 1) {
+        if (key_is(k, kl, key))
+            return v;
+        i = skip_ws(p, skip_value(p, v, n), n);
+    }
+    if (r < 0)
+        *bad = 1;
+    return n;
+}
+
 /* Applies every X-Robots-Tag in the Headers object at p[i] == '{' (names
- * compared case-insensitively, RFC 9110 section 5.1). Returns FAST_OK,
- * FAST_FALLBACK for a value that is not a plain string, or WP_EFORMAT
- * when the object is broken. */
+ * compared case-insensitively, RFC 9110 section 5.1). Returns FAST_OK, or
+ * FAST_FALLBACK for a value that is not a plain string or a broken
+ * object. */
 static int robots_headers(const char *p, size_t i, size_t n, crawl_page *pg, const crawl_opts *o,
                           wp_arena *arena, wp_buf *tmp)
 {
-    i = skip_ws(p, i + 1, n);
-    while (i < n && p[i] != '}') {
-        size_t ks = i + 1, ke, v;
-        int bad = 0;
-        if (p[i] != '"' || (ke = skip_string(p, i, n)) >= n)
-            return WP_EFORMAT;
-        v = skip_ws(p, ke, n);
-        if (v >= n || p[v] != ':')
-            return WP_EFORMAT;
-        v = skip_ws(p, v + 1, n);
-        if (v >= n || p[v] != '"')
-            return FAST_FALLBACK;
-        if (ke - 1 - ks == 12 && strncasecmp(p + ks, "X-Robots-Tag", 12) == 0) {
+    const char *k;
+    size_t kl, v;
+    int r, bad = 0;
+    while ((r = next_member(p, &i, n, &k, &kl, &v, tmp)) == 1) {
+        if (kl == 12 && strncasecmp(k, "X-Robots-Tag", 12) == 0) {
             const char *xr = string_at(p, v, n, arena, tmp, &bad);
-            if (bad)
-                return WP_EFORMAT;
-            if (xr != NULL)
-                crawl_robots_directives(xr, o, 1, &pg->noai, &pg->noindex, &pg->nofollow);
+            if (xr == NULL || bad)
+                return FAST_FALLBACK;
+            crawl_robots_directives(xr, o, 1, &pg->noai, &pg->noindex, &pg->nofollow);
         }
-        i = skip_ws(p, skip_string(p, v, n), n);
-        if (i < n && p[i] == ',')
-            i = skip_ws(p, i + 1, n);
+        i = skip_ws(p, skip_value(p, v, n), n);
     }
-    return i < n ? FAST_OK : WP_EFORMAT;
+    return r == 0 ? FAST_OK : FAST_FALLBACK;
 }
 
-/* Common Crawl writes each record as one JSON object whose keys are
- * unique enough to be found directly, and each link object starts with
- * "path". So instead of building the whole tree (most of it A@/href
- * links we do not want) we find the few values we need, parse the Head
- * object and each IMG@ link object with jansson, and skip the rest at
- * memchr/memmem speed. Anything unexpected falls back to the full parse. */
+/* Head: Base (resolved into *base), Title and robots Metas. Returns
+ * FAST_OK, FAST_FALLBACK when something is not as expected, or
+ * WP_ENOMEM. */
+static int read_head(const char *p, size_t i, size_t n, crawl_page *pg, const char **base,
+                     const crawl_opts *o, wp_arena *arena, wp_buf *tmp, int *oom)
+{
+    int bad = 0;
+    size_t bv = member(p, i, n, "Base", tmp, &bad), tv = member(p, i, n, "Title", tmp, &bad);
+    size_t m = member(p, i, n, "Metas", tmp, &bad);
+    const char *hb = string_at(p, bv, n, arena, tmp, &bad), *rb = NULL;
+    if (bad)
+        return FAST_FALLBACK;
+    if (hb != NULL) {
+        int r = crawl_url_resolve(*base, hb, strlen(hb), arena, &rb);
+        if (r < 0)
+            return WP_ENOMEM;
+        if (r == 0)
+            *base = rb;
+    }
+    pg->title = clean(string_at(p, tv, n, arena, tmp, &bad), o, arena, tmp, NULL, oom);
+    if (bad)
+        return FAST_FALLBACK;
+    if (m < n && p[m] == '[') {
+        m = skip_ws(p, m + 1, n);
+        while (m < n && p[m] != ']') {
+            if (p[m] == '{') {
+                link_fields f;
+                m = read_link(p, m, n, &f, arena, tmp);
+                if (f.name != NULL && f.content != NULL &&
+                    (strcasecmp(f.name, "robots") == 0 || strcasecmp(f.name, o->token) == 0))
+                    crawl_robots_directives(f.content, o, 0, &pg->noai, &pg->noindex,
+                                            &pg->nofollow);
+            } else {
+                m = skip_value(p, m, n);
+            }
+            m = skip_ws(p, m, n);
+            if (m < n && p[m] == ',')
+                m = skip_ws(p, m + 1, n);
+            else if (m < n && p[m] != ']')
+                return FAST_FALLBACK;
+        }
+        if (m >= n)
+            return FAST_FALLBACK;
+    }
+    return FAST_OK;
+}
+
+/* 1 when the link object at p[i] == '{' may be an image: its first member
+ * is "path" with a value starting "IMG@/" in any case (as add_link takes it),
+ * or the layout is not the usual one and the whole object must be read. */
+static int maybe_image(const char *p, size_t i, size_t n)
+{
+    size_t j = skip_ws(p, i + 1, n), e;
+    if (j + 6 > n || memcmp(p + j, "\"path\"", 6) != 0)
+        return 1;
+    j = skip_ws(p, j + 6, n);
+    if (j >= n || p[j] != ':')
+        return 1;
+    j = skip_ws(p, j + 1, n);
+    if (j + 6 <= n && p[j] == '"' && (p[j + 1] | 0x20) == 'i' &&
+        strncasecmp(p + j + 1, "IMG@/", 5) == 0)
+        return 1;
+    if (j >= n || p[j] != '"' || (e = skip_string(p, j, n)) >= n)
+        return 1;
+    return memchr(p + j + 1, '\\', e - j - 1) != NULL; /* escaped: decode to know */
+}
+
+/* Common Crawl writes each record as one JSON object of a fixed layout:
+ * Envelope.WARC-Header-Metadata.WARC-Target-URI for the page, and
+ * Envelope.Payload-Metadata.HTTP-Response-Metadata with Headers and then
+ * HTML-Metadata {Head, Links}. Instead of building the whole tree (most of
+ * it A@/href links we do not want) we walk exactly that path member by
+ * member, read Head, Headers and each IMG@ link object, and skip every
+ * other value at memchr speed. For any record the reference accepts, the
+ * walk reads what it reads (members by name, escapes decoded; the
+ * reference refuses duplicate names, where the walk would take the
+ * first). A broken structure, a value of an unexpected type or Links
+ * before Head goes to the full parse instead. */
 static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena *arena,
                          crawl_page **out, wp_buf *tmp, wp_err *err)
 {
-    size_t b = skip_ws(p, 0, n), e = n, hm, i;
-    int bad = 0, oom = 0;
-    const char *uri, *base = NULL;
+    size_t b = skip_ws(p, 0, n), e = n, env, hm, rm, hd, i, v, kl;
+    int bad = 0, oom = 0, r, seen_links = 0, seen_head = 0;
+    const char *uri, *base = NULL, *k;
     crawl_page *pg;
     size_t cap = 16;
 
@@ -496,16 +631,20 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
                           "broken JSON: the record is not one object "
                           "(truncated?)");
     n = e;
-    uri = string_at(p, find_value(p, b, n, "\"WARC-Target-URI\""), n, arena, tmp, &bad);
+    env = member(p, b, n, "Envelope", tmp, &bad);
+    uri = string_at(p,
+                    member(p, member(p, env, n, "WARC-Header-Metadata", tmp, &bad), n,
+                           "WARC-Target-URI", tmp, &bad),
+                    n, arena, tmp, &bad);
+    rm = member(p, member(p, env, n, "Payload-Metadata", tmp, &bad), n, "HTTP-Response-Metadata",
+                tmp, &bad);
+    hm = member(p, rm, n, "HTML-Metadata", tmp, &bad);
     if (bad)
-        return wp_err_set(err, WP_EFORMAT, "broken JSON: bad WARC-Target-URI string");
-    hm = find_value(p, b, n, "\"HTML-Metadata\"");
-    if (uri == NULL || hm >= n) {
-        *out = NULL;
+        return FAST_FALLBACK;
+    if (uri == NULL || hm >= n || p[hm] != '{') {
+        *out = NULL; /* request, warcinfo, non-HTML: nothing for us */
         return FAST_OK;
     }
-    if (p[hm] != '{')
-        return FAST_FALLBACK;
     if ((pg = wp_arena_calloc(arena, sizeof *pg)) == NULL)
         goto nomem;
     pg->url = uri;
@@ -516,110 +655,69 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
         *out = pg; /* not an http(s) page */
         return FAST_OK;
     }
-    i = find_value(p, hm, n, "\"Head\"");
-    if (i < n && p[i] == '{') {
-        /* Head is small but jansson's set-up per call costs more than the
-         * whole targeted read: Title, Base and Metas are found directly. */
-        size_t he = skip_compound(p, i, n), m;
-        if (he >= n)
-            return wp_err_set(err, WP_EFORMAT, "broken JSON: unbalanced Head object");
-        const char *hb = string_at(p, find_value(p, i, he, "\"Base\""), he, arena, tmp, &bad);
-        const char *rb = NULL;
-        if (hb != NULL) {
-            int r = crawl_url_resolve(base, hb, strlen(hb), arena, &rb);
-            if (r < 0)
-                goto nomem;
-            if (r == 0)
-                base = rb;
-        }
-        pg->title = clean(string_at(p, find_value(p, i, he, "\"Title\""), he, arena, tmp, &bad), o,
-                          arena, tmp, NULL, &oom);
-        m = find_value(p, i, he, "\"Metas\"");
-        if (m < he && p[m] == '[') {
-            m = skip_ws(p, m + 1, he);
-            while (m < he && p[m] == '{') {
-                link_fields f;
-                m = read_link(p, m, he, &f, arena, tmp);
-                if (m >= he) {
-                    bad = 1;
-                    break;
-                }
-                if (f.name != NULL && f.content != NULL &&
-                    (strcasecmp(f.name, "robots") == 0 || strcasecmp(f.name, o->token) == 0))
-                    crawl_robots_directives(f.content, o, 0, &pg->noai, &pg->noindex,
-                                            &pg->nofollow);
-                m = skip_ws(p, m, he);
-                if (m < he && p[m] == ',')
-                    m = skip_ws(p, m + 1, he);
-            }
-        }
-        if (bad)
-            return wp_err_set(err, WP_EFORMAT, "broken JSON in Head");
-    }
-    pg->base = base;
-    {
-        /* The response headers come before HTML-Metadata in Common Crawl's
-         * layout; anything else goes to the full parse. */
-        size_t rm = find_value(p, b, hm, "\"HTTP-Response-Metadata\"");
-        size_t hd = rm < hm ? find_value(p, rm, hm, "\"Headers\"") : hm;
-        if (hd >= hm || p[hd] != '{')
-            return FAST_FALLBACK;
-        int r = robots_headers(p, hd, hm, pg, o, arena, tmp);
-        if (r == FAST_FALLBACK)
-            return FAST_FALLBACK;
-        if (r != 0)
-            return wp_err_set(err, WP_EFORMAT, "broken JSON in Headers");
-    }
+    hd = member(p, rm, n, "Headers", tmp, &bad);
+    if (bad)
+        return FAST_FALLBACK;
+    if (hd < n && p[hd] == '{' && robots_headers(p, hd, n, pg, o, arena, tmp) != FAST_OK)
+        return FAST_FALLBACK;
     if ((pg->images = wp_arena_calloc(arena, cap * sizeof *pg->images)) == NULL)
         goto nomem;
-    for (i = hm; i < n;) {
-        const char *hit = memmem(p + i, n - i, "\"IMG@/", 6);
-        size_t h, k, s, oe;
-        if (hit == NULL)
-            break;
-        h = (size_t)(hit - p);
-        i = h + 6;
-        /* Must be the value of "path", the object's first key. */
-        k = h;
-        while (k > b &&
-               (p[k - 1] == ' ' || p[k - 1] == '\n' || p[k - 1] == '\r' || p[k - 1] == '\t'))
-            k--;
-        if (k == b || p[k - 1] != ':')
-            continue; /* inside some other string */
-        k--;
-        while (k > b &&
-               (p[k - 1] == ' ' || p[k - 1] == '\n' || p[k - 1] == '\r' || p[k - 1] == '\t'))
-            k--;
-        if (k < b + 6 || memcmp(p + k - 6, "\"path\"", 6) != 0)
-            continue;
-        s = k - 6;
-        while (s > b &&
-               (p[s - 1] == ' ' || p[s - 1] == '\n' || p[s - 1] == '\r' || p[s - 1] == '\t'))
-            s--;
-        if (s == b || p[s - 1] != '{') {
+    i = hm;
+    while ((r = next_member(p, &i, n, &k, &kl, &v, tmp)) == 1) {
+        size_t ve;
+        if (key_is(k, kl, "Head")) {
+            if (seen_head++ || seen_links) /* links resolve against Head.Base */
+                return FAST_FALLBACK;
+            if (p[v] == '{') {
+                int hr = read_head(p, v, n, pg, &base, o, arena, tmp, &oom);
+                if (hr == WP_ENOMEM)
+                    goto nomem;
+                if (hr != FAST_OK)
+                    return FAST_FALLBACK;
+            }
+            ve = skip_value(p, v, n);
+        } else if (key_is(k, kl, "Links") && p[v] == '[') {
+            if (seen_links++)
+                return FAST_FALLBACK;
+            ve = skip_ws(p, v + 1, n);
+            while (ve < n && p[ve] != ']') {
+                if (p[ve] == '{' && maybe_image(p, ve, n)) {
+                    link_fields lf;
+                    if (pg->n_images == cap) {
+                        crawl_image *ni = wp_arena_calloc(arena, 2 * cap * sizeof *ni);
+                        if (ni == NULL)
+                            goto nomem;
+                        memcpy(ni, pg->images, cap * sizeof *ni);
+                        pg->images = ni;
+                        cap *= 2;
+                    }
+                    ve = read_link(p, ve, n, &lf, arena, tmp);
+                    if (ve < n && add_link(pg, lf.path, lf.url, lf.alt, lf.title, base, o, arena,
+                                           tmp, &oom) < 0)
+                        goto nomem;
+                } else {
+                    ve = skip_value(p, ve, n);
+                }
+                ve = skip_ws(p, ve, n);
+                if (ve < n && p[ve] == ',')
+                    ve = skip_ws(p, ve + 1, n);
+                else if (ve < n && p[ve] != ']')
+                    return FAST_FALLBACK;
+            }
+            if (ve < n)
+                ve++;
+        } else {
+            if (key_is(k, kl, "Links"))
+                seen_links++;
+            ve = skip_value(p, v, n);
+        }
+        if (ve >= n)
             return FAST_FALLBACK;
-        }
-        s--;
-        oe = skip_compound(p, s, n);
-        if (oe >= n) {
-            return wp_err_set(err, WP_EFORMAT, "broken JSON: unbalanced link object");
-        }
-        link_fields lf;
-        if (read_link(p, s, n, &lf, arena, tmp) >= n) {
-            return wp_err_set(err, WP_EFORMAT, "broken JSON in a link object");
-        }
-        i = oe;
-        if (pg->n_images == cap) {
-            crawl_image *ni = wp_arena_calloc(arena, 2 * cap * sizeof *ni);
-            if (ni == NULL)
-                goto nomem;
-            memcpy(ni, pg->images, cap * sizeof *ni);
-            pg->images = ni;
-            cap *= 2;
-        }
-        if (add_link(pg, lf.path, lf.url, lf.alt, lf.title, base, o, arena, tmp, &oom) < 0)
-            goto nomem;
+        i = skip_ws(p, ve, n);
     }
+    if (r < 0)
+        return FAST_FALLBACK;
+    pg->base = base;
     if (oom)
         return wp_err_set(err, WP_ENOMEM, "out of memory decoding WAT metadata");
     *out = pg;

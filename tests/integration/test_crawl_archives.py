@@ -442,6 +442,43 @@ class TestWat(Base):
             counts = json.loads(cg.query(c, "SELECT counts FROM runs")[0][0])
             self.assertEqual((counts["pages_opt_out"], counts["corrupt"]), (3, 0), extra)
 
+    def test_targeted_reader_reads_what_a_json_parser_reads(self):
+        # Escaped names and values, members out of the usual order, an IMG@
+        # object outside Links, Links before Head: the targeted reader and
+        # the jansson reference (--no-prefilter) must give the same pairs.
+        def rec(i, links_json, head_first=True):
+            head = '"Head": {"Title": "T%d", "Base": "/base%d/"}' % (i, i)
+            links = '"Links": ' + links_json
+            html = (head + ", " + links) if head_first else (links + ", " + head)
+            body = ('{"Envelope": {"WARC-Header-Metadata": {"WARC-Target-URI": '
+                    '"http://ex.com/s%d.html"}, "Payload-Metadata": {"HTTP-Response-Metadata": '
+                    '{"Headers": {"Server": "x"}, "HTML-Metadata": {%s, "Other": '
+                    '[{"path": "IMG@/src", "url": "/not-a-link.jpg", "alt": "outside"}]}}}}}'
+                    % (i, html))
+            return cg.wat_record(f"http://ex.com/s{i}.html", body.encode())
+        recs = [
+            rec(0, '[{"pa\\u0074h": "IMG@/src", "url": "k.jpg", "alt": "escaped name"}]'),
+            rec(1, '[{"path": "IMG\\u0040/src", "url": "v.jpg", "alt": "escaped value"}]'),
+            rec(2, '[{"url": "o.jpg", "path": "IMG@/src", "alt": "path not first"}, '
+                   '{"path": "A@/href", "url": "/x.html"}, 7, "str"]'),
+            rec(3, '[{"path": "img@/SRC", "url": "c.jpg", "alt": "lower case"}]', head_first=False),
+            rec(4, '{"path": "IMG@/src", "url": "n.jpg", "alt": "links not an array"}'),
+        ]
+        path = os.path.join(self.dir, "s.wat.gz")
+        cg.write_gz_members(path, recs)
+        got = []
+        for extra in ([], ["--no-prefilter"]):
+            c = os.path.join(self.dir, "c" + "".join(extra))
+            subprocess.run([BIN, "init", c], check=True, capture_output=True)
+            r = self.crawl("--wat", path, *extra, corpus=c)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            got.append(cg.pairs(c))
+        self.assertEqual(got[0], got[1])
+        self.assertEqual(got[0], [("http://ex.com/base0/k.jpg", "escaped name"),
+                                  ("http://ex.com/base1/v.jpg", "escaped value"),
+                                  ("http://ex.com/base2/o.jpg", "path not first"),
+                                  ("http://ex.com/base3/c.jpg", "lower case")])
+
     def test_broken_json_and_corrupt_gzip(self):
         recs = self.wat_records()
         recs.insert(2, cg.wat_record("http://ex.com/broken.html",

@@ -14,7 +14,8 @@
  *    start-tag parser finds it, bogus attributes included);
  *  - text inside <title> and <figcaption> is copied;
  *  - script/style bodies end at the first "</script" / "</style" (HTML's
- *    script data and RAWTEXT states), comments at "-->".
+ *    script data and RAWTEXT states), comments at "-->"; a "<script/>"
+ *    has no body, as libxml2 reads it.
  * tests/unit/test_extract.c checks that extraction with and without the
  * prefilter gives the same result on every test page.
  */
@@ -54,9 +55,11 @@ static int name_char(unsigned char c)
  * libxml2's htmlParseStartTag walks it: attributes are a name, then
  * optionally '=' and a value, quoted (quotes may hide '>') or not; a
  * bogus attribute is skipped up to the next blank, '>' or "/>". i is just
- * after the element name. */
-static size_t start_tag_end(const char *p, size_t i, size_t n)
+ * after the element name. *self_closed: the tag ended in "/>" outside any
+ * attribute value (libxml2 then opens and closes the element at once). */
+static size_t start_tag_end(const char *p, size_t i, size_t n, int *self_closed)
 {
+    *self_closed = 0;
     for (;;) {
         while (i < n && blank(p[i]))
             i++;
@@ -64,8 +67,10 @@ static size_t start_tag_end(const char *p, size_t i, size_t n)
             return n;
         if (p[i] == '>')
             return i;
-        if (p[i] == '/' && i + 1 < n && p[i + 1] == '>')
+        if (p[i] == '/' && i + 1 < n && p[i + 1] == '>') {
+            *self_closed = 1;
             return i + 1;
+        }
         unsigned char c = (unsigned char)p[i];
         if (c < 0x80 && (isalpha(c) || c == '_' || c == ':' || c == '.')) {
             while (i < n && name_char((unsigned char)p[i]))
@@ -203,12 +208,13 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
         while (ne < n && name_char((unsigned char)p[ne]))
             ne++;
         size_t e;
+        int self_closed = 0;
         if (is_end) {
             /* htmlParseEndTag: the first '>' ends it, quotes or not. */
             const char *gt = memchr(p + ne, '>', n - ne);
             e = gt ? (size_t)(gt - p) : n;
         } else {
-            e = start_tag_end(p, ne, n);
+            e = start_tag_end(p, ne, n, &self_closed);
         }
         size_t stop = e < n ? e + 1 : n;
         const char *name = p + ns;
@@ -217,7 +223,7 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
             if (wp_buf_append(out, p + j, stop - j) != 0)
                 return WP_ENOMEM;
         } else if (wp_buf_append(out, p + j, ne - j) != 0 ||
-                   (p[e - 1] == '/' && wp_buf_putc(out, '/') != 0) || wp_buf_putc(out, '>') != 0) {
+                   (self_closed && wp_buf_putc(out, '/') != 0) || wp_buf_putc(out, '>') != 0) {
             return WP_ENOMEM;
         }
         i = stop;
@@ -226,7 +232,10 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
                 keep--;
             continue;
         }
-        if (name_is(name, nl, "script") || name_is(name, nl, "style")) {
+        /* "<script/>" is an empty element to libxml2 (an HTML5 browser
+         * would read on as script; the prefilter follows the parser it
+         * stands in front of). */
+        if ((name_is(name, nl, "script") || name_is(name, nl, "style")) && !self_closed) {
             const char *close = find_ci(p + i, n - i, nl == 6 ? "</script" : "</style");
             i = close ? (size_t)(close - p) : n;
         } else if (name_is(name, nl, "title") || name_is(name, nl, "figcaption")) {

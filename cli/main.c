@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,15 +329,18 @@ static void print_help(void)
 
 static void on_signal(int sig)
 {
+    int saved = errno; /* the interrupted code may be about to read it */
     (void)sig;
     if (wp_stop_requested()) {
         /* A second Ctrl-C: the user insists. Nothing is lost: the catalog
          * only holds committed batches. */
         signal(SIGINT, SIG_DFL);
         raise(SIGINT);
+        errno = saved;
         return;
     }
     wp_request_stop();
+    errno = saved;
 }
 
 /* Removes the global options from argv wherever they are (before a "--"),

@@ -7,6 +7,7 @@
  */
 #include "wp.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,6 +93,22 @@ char *wp_arena_strndup(wp_arena *a, const char *s, size_t n)
 char *wp_arena_strdup(wp_arena *a, const char *s)
 {
     return wp_arena_strndup(a, s, strlen(s));
+}
+
+char *wp_arena_sprintf(wp_arena *a, const char *fmt, ...)
+{
+    va_list ap;
+    char *p;
+    int n;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (p = wp_arena_alloc(a, (size_t)n + 1)) == NULL)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
 }
 
 size_t wp_arena_used(const wp_arena *a)

@@ -5,10 +5,14 @@
  */
 #include "wp.h"
 
+#include <stdatomic.h>
+
 #include <signal.h>
 #include <stdio.h>
 
-static volatile sig_atomic_t stop_flag;
+/* Set by a signal handler, read by every thread: a lock-free atomic is
+ * safe in both places (C11 7.14.1.1, 7.17). */
+static atomic_int stop_flag;
 
 void wp_report_progress(const wp_reporter *r, const wp_progress *p)
 {
@@ -31,15 +35,15 @@ void wp_report_event(const wp_reporter *r, wp_level level, const char *kind, con
 
 void wp_request_stop(void)
 {
-    stop_flag = 1;
+    atomic_store(&stop_flag, 1);
 }
 
 int wp_stop_requested(void)
 {
-    return stop_flag != 0;
+    return atomic_load(&stop_flag) != 0;
 }
 
 void wp_clear_stop(void)
 {
-    stop_flag = 0;
+    atomic_store(&stop_flag, 0);
 }

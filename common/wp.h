@@ -66,6 +66,8 @@ void *wp_arena_alloc(wp_arena *a, size_t n);
 void *wp_arena_calloc(wp_arena *a, size_t n);
 char *wp_arena_strndup(wp_arena *a, const char *s, size_t n);
 char *wp_arena_strdup(wp_arena *a, const char *s);
+/* printf into the arena; NULL when out of memory or fmt is bad. */
+char *wp_arena_sprintf(wp_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 size_t wp_arena_used(const wp_arena *a);
 void wp_arena_reset(wp_arena *a);
 void wp_arena_free(wp_arena *a);

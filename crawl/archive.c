@@ -2,8 +2,10 @@
  * crawl/archive.c: `witpipe crawl --warc/--wat`: archives into pairs.
  *
  * Each file is a source (kind warc or wat). Records are read as a stream,
- * pages go through the shared extractor (WARC) or the WAT decoder, pairs
- * through the sink, in transactions of ao->batch records; each commit also
+ * pages go through the shared extractor (WARC) or the WAT decoder on a
+ * reader thread (when the process may use more than one CPU), and their
+ * pairs through the sink on the calling thread, the catalog's only writer,
+ * in transactions of ao->batch records; each commit also
  * saves the file's resume point (archive_progress) in the same
  * transaction, so a killed run resumes where the last commit ended and
  * never stores half a batch.
@@ -15,6 +17,8 @@
 #include "crawl_int.h"
 
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -35,22 +39,61 @@ typedef struct arch_ctx {
     crawl_sink *sink;
     const crawl_archive_opts *ao;
     const crawl_opts *o;
-    wp_arena *arena;
     int is_wat;
     int by_record;
-    wp_buf tmp1, tmp2; /* de-chunked / decompressed bodies */
+    wp_buf tmp1, tmp2; /* de-chunked / decompressed bodies (reader thread) */
 } arch_ctx;
 
-/* One WARC record: response records with an HTML payload become pages. */
-static int warc_record_page(arch_ctx *x, const warc_record *rec, int64_t source_id,
-                            const char *path, wp_err *err)
+/* ---- the reader thread: records -> pages --------------------------------
+ *
+ * Decompressing and extracting (the reader) and storing pairs (the
+ * writer, the calling thread, the catalog's only user) overlap: the
+ * reader fills batches of up to BATCH_RECORDS records' outcomes, each with
+ * its own arena, through a ring of NSLOTS. The writer takes them in order,
+ * so resume points, events and counts come out exactly as from one
+ * thread, and memory stays flat (NSLOTS batches at most). */
+
+#define BATCH_RECORDS 64
+#define NSLOTS        3
+
+typedef struct rec_out {
+    crawl_page *pg;         /* a page to store, or NULL */
+    int64_t next_offset;    /* where the next record starts (resume point), -1 unknown */
+    uint64_t index;         /* this record's number */
+    const char *event;      /* a message to report (in the batch arena), or NULL */
+    const char *event_name; /* "corrupt" | "bad_payload" */
+} rec_out;
+
+typedef struct batch {
+    wp_arena *arena;
+    rec_out out[BATCH_RECORDS];
+    int n;
+    crawl_counts k; /* the reader's counts: records, records_skipped, pages_skipped, corrupt */
+    int status;     /* 0: more follows; 1: end of file; < 0: error (err) */
+    wp_err err;
+} batch;
+
+typedef struct pipeline {
+    arch_ctx *x;
+    warc_reader *r;
+    warc_record *rec;
+    const char *path;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    batch slots[NSLOTS];
+    uint64_t filled, taken; /* batches handed over / given back */
+    int stop;               /* the writer wants no more */
+} pipeline;
+
+/* One WARC record: a response record with an HTML payload becomes *pg. */
+static int warc_record_page(arch_ctx *x, const warc_record *rec, const char *path, batch *b,
+                            rec_out *ro, wp_err *err)
 {
-    crawl_counts *k = crawl_sink_counts(x->sink);
+    crawl_counts *k = &b->k;
     crawl_http_head h;
     const char *body;
     size_t body_len;
     int rc;
-    crawl_page *pg = NULL;
 
     if (strcmp(rec->type, "response") != 0 ||
         strncasecmp(rec->content_type, "application/http", 16) != 0 || rec->target_uri[0] == 0) {
@@ -73,27 +116,26 @@ static int warc_record_page(arch_ctx *x, const warc_record *rec, int64_t source_
         k->pages_skipped++; /* too large, or an encoding we cannot undo */
         /* A server's damaged payload is not a damaged archive: the page is
          * skipped, but where it is gets said. */
-        if (rc == WP_EFORMAT)
-            wp_report_event(x->ao->rep, WP_LOG_WARN, "bad_payload",
-                            "%s: byte %lld: record %s: payload not decodable (Content-Encoding "
-                            "'%s'%s); page skipped",
-                            path, (long long)rec->offset, rec->target_uri, h.encoding,
-                            h.chunked ? ", chunked" : "");
+        if (rc == WP_EFORMAT) {
+            ro->event_name = "bad_payload";
+            ro->event = wp_arena_sprintf(b->arena,
+                                         "%s: byte %lld: record %s: payload not decodable "
+                                         "(Content-Encoding '%s'%s); page skipped",
+                                         path, (long long)rec->offset, rec->target_uri, h.encoding,
+                                         h.chunked ? ", chunked" : "");
+            if (ro->event == NULL)
+                return wp_err_set(err, WP_ENOMEM, "out of memory");
+        }
         return 0;
     }
-    wp_arena_reset(x->arena);
-    rc = crawl_extract(body, body_len, rec->target_uri, h.ct[0] ? h.ct : NULL,
-                       h.xrobots[0] ? h.xrobots : NULL, x->o, x->arena, &pg, err);
-    if (rc != 0)
-        return rc;
-    return crawl_sink_page(x->sink, pg, source_id, err);
+    return crawl_extract(body, body_len, rec->target_uri, h.ct[0] ? h.ct : NULL,
+                         h.xrobots[0] ? h.xrobots : NULL, x->o, b->arena, &ro->pg, err);
 }
 
-static int wat_record_page(arch_ctx *x, const warc_record *rec, int64_t source_id, const char *path,
-                           wp_err *err)
+static int wat_record_page(arch_ctx *x, const warc_record *rec, const char *path, batch *b,
+                           rec_out *ro, wp_err *err)
 {
-    crawl_counts *k = crawl_sink_counts(x->sink);
-    crawl_page *pg = NULL;
+    crawl_counts *k = &b->k;
     int rc;
     if (strcmp(rec->type, "metadata") != 0 || strstr(rec->content_type, "json") == NULL) {
         k->records_skipped++;
@@ -103,23 +145,105 @@ static int wat_record_page(arch_ctx *x, const warc_record *rec, int64_t source_i
         k->pages_skipped++;
         return 0;
     }
-    wp_arena_reset(x->arena);
-    rc = crawl_wat_page(rec->block, rec->block_len, x->o, x->arena, &pg, err);
+    rc = crawl_wat_page(rec->block, rec->block_len, x->o, b->arena, &ro->pg, err);
     if (rc == WP_EFORMAT) {
         k->corrupt++;
-        wp_err_prefix(err, "%s: byte %lld: record %s", path, (long long)rec->offset,
-                      rec->target_uri[0] ? rec->target_uri : "(no target)");
-        wp_report_event(x->ao->rep, WP_LOG_WARN, "corrupt", "%s", err->msg);
+        ro->pg = NULL;
+        ro->event_name = "corrupt";
+        ro->event =
+            wp_arena_sprintf(b->arena, "%s: byte %lld: record %s: %s", path, (long long)rec->offset,
+                             rec->target_uri[0] ? rec->target_uri : "(no target)", err->msg);
         wp_err_clear(err);
-        return 0;
+        return ro->event != NULL ? 0 : wp_err_set(err, WP_ENOMEM, "out of memory");
     }
     if (rc != 0)
         return rc;
-    if (pg == NULL) {
+    if (ro->pg == NULL)
         k->records_skipped++;
-        return 0;
+    return 0;
+}
+
+/* Fills b with the next records' outcomes. */
+static void fill_batch(pipeline *pl, batch *b)
+{
+    arch_ctx *x = pl->x;
+    wp_arena_reset(b->arena);
+    memset(&b->k, 0, sizeof b->k);
+    wp_err_clear(&b->err);
+    b->n = 0;
+    b->status = 0;
+    while (b->n < BATCH_RECORDS) {
+        rec_out *ro = &b->out[b->n];
+        int rc = warc_next(pl->r, pl->rec, &b->err);
+        memset(ro, 0, sizeof *ro);
+        ro->next_offset = -1;
+        if (rc < 0 || rc == WARC_END) {
+            b->status = rc < 0 ? rc : 1;
+            return;
+        }
+        if (rc == WARC_CORRUPT) {
+            b->k.corrupt++;
+            ro->event_name = "corrupt";
+            ro->event = wp_arena_strdup(b->arena, b->err.msg);
+            wp_err_clear(&b->err);
+            if (ro->event == NULL) {
+                b->status = wp_err_set(&b->err, WP_ENOMEM, "out of memory");
+                return;
+            }
+            b->n++;
+            continue;
+        }
+        b->k.records++;
+        if (!(x->by_record &&
+              (int)(pl->rec->index % (uint64_t)x->ao->part_n) != x->ao->part_i - 1)) {
+            rc = x->is_wat ? wat_record_page(x, pl->rec, pl->path, b, ro, &b->err)
+                           : warc_record_page(x, pl->rec, pl->path, b, ro, &b->err);
+            if (rc != 0) {
+                b->status = rc;
+                return;
+            }
+        }
+        ro->next_offset = pl->rec->next_offset;
+        ro->index = pl->rec->index;
+        b->n++;
+        if (wp_stop_requested())
+            return; /* hand over what there is; the writer stops */
     }
-    return crawl_sink_page(x->sink, pg, source_id, err);
+}
+
+static void *reader_main(void *arg)
+{
+    pipeline *pl = arg;
+    for (;;) {
+        batch *b;
+        pthread_mutex_lock(&pl->mu);
+        while (pl->filled - pl->taken == NSLOTS && !pl->stop)
+            pthread_cond_wait(&pl->cv, &pl->mu);
+        if (pl->stop) {
+            pthread_mutex_unlock(&pl->mu);
+            return NULL;
+        }
+        b = &pl->slots[pl->filled % NSLOTS];
+        pthread_mutex_unlock(&pl->mu);
+        fill_batch(pl, b);
+        pthread_mutex_lock(&pl->mu);
+        pl->filled++;
+        pthread_cond_broadcast(&pl->cv);
+        pthread_mutex_unlock(&pl->mu);
+        if (b->status != 0)
+            return NULL;
+    }
+}
+
+/* ---- the writer: pages -> catalog ---------------------------------------- */
+
+/* CPUs this process may run on (1 when that cannot be told). */
+static int usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return 1;
+    return CPU_COUNT(&set);
 }
 
 static int one_file(arch_ctx *x, const char *file, wp_err *err)
@@ -128,11 +252,14 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
     char abs[PATH_MAX];
     const char *loc = realpath(file, abs) ? abs : file;
     int64_t source_id = 0, offset = 0, records = 0, last_off = -1, last_rec = 0;
-    int done = 0, rc, n_in_batch = 0, n_since_progress = 0;
-    warc_reader *r = NULL;
-    warc_record *rec = NULL;
+    int done = 0, rc = 0, n_in_batch = 0, n_since_progress = 0, started = 0, slots_made = 0;
     int64_t consumed0 = 0;
+    pipeline pl;
+    pthread_t reader;
 
+    memset(&pl, 0, sizeof pl);
+    pl.x = x;
+    pl.path = file;
     if ((rc = cat_source_get_or_add(x->c, x->is_wat ? "wat" : "warc", loc, NULL, &source_id,
                                     err)) != 0)
         return rc;
@@ -146,64 +273,108 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
         wp_report_event(x->ao->rep, WP_LOG_INFO, "resume",
                         "%s: resuming at byte %lld (record %lld)", file, (long long)offset,
                         (long long)records);
-    if ((rec = malloc(sizeof *rec)) == NULL)
-        return wp_err_set(err, WP_ENOMEM, "out of memory");
-    if ((rc = warc_open(file, offset, (uint64_t)records, x->ao->max_record, &r, err)) != 0)
+    if (pthread_mutex_init(&pl.mu, NULL) != 0)
+        return wp_err_set(err, WP_ENOMEM, "cannot create a mutex");
+    if (pthread_cond_init(&pl.cv, NULL) != 0) {
+        pthread_mutex_destroy(&pl.mu);
+        return wp_err_set(err, WP_ENOMEM, "cannot create a condition variable");
+    }
+    for (; slots_made < NSLOTS; slots_made++)
+        if ((pl.slots[slots_made].arena = wp_arena_new(ARENA_BLOCK)) == NULL) {
+            rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+            goto out;
+        }
+    if ((pl.rec = malloc(sizeof *pl.rec)) == NULL) {
+        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = warc_open(file, offset, (uint64_t)records, x->ao->max_record, &pl.r, err)) != 0)
         goto out;
     consumed0 = offset;
     if ((rc = cat_begin(x->c, err)) != 0)
         goto out;
-    for (;;) {
-        if (wp_stop_requested()) {
-            rc = WP_ESTOP;
-            break;
+    /* One CPU: the reader's work is done inline, batch by batch, which is
+     * the same work without the hand-overs. */
+    if (usable_cpus() > 1) {
+        if (pthread_create(&reader, NULL, reader_main, &pl) != 0) {
+            rc = wp_err_set(err, WP_ENOMEM, "%s: cannot start the reader thread", file);
+            goto out;
         }
-        rc = warc_next(r, rec, err);
-        if (rc < 0)
-            break;
-        if (rc == WARC_END) {
-            rc = 0;
-            break;
-        }
-        if (rc == WARC_CORRUPT) {
-            k->corrupt++;
-            wp_report_event(x->ao->rep, WP_LOG_WARN, "corrupt", "%s", err->msg);
-            wp_err_clear(err);
-            continue;
-        }
-        k->records++;
-        if (x->by_record && (int)(rec->index % (uint64_t)x->ao->part_n) != x->ao->part_i - 1) {
-            /* another part's record */
-        } else {
-            rc = x->is_wat ? wat_record_page(x, rec, source_id, file, err)
-                           : warc_record_page(x, rec, source_id, file, err);
-            if (rc != 0)
-                break;
-        }
-        if (rec->next_offset >= 0) {
-            last_off = rec->next_offset;
-            last_rec = (int64_t)rec->index + 1;
-        }
-        if (++n_in_batch >= x->ao->batch) {
-            if (last_off >= 0 && !x->o->dry_run &&
-                (rc = cat_archive_progress_set(x->c, source_id, last_off, last_rec, 0, err)) != 0)
-                break;
-            if ((rc = cat_commit(x->c, err)) != 0 || (rc = cat_begin(x->c, err)) != 0)
-                goto out;
-            n_in_batch = 0;
-        }
-        if (++n_since_progress >= PROGRESS_RECORDS) {
-            wp_progress p = {.stage = "crawl",
-                             .done = k->pages,
-                             .errors = k->corrupt,
-                             .bytes = k->bytes + (uint64_t)(warc_consumed(r) - consumed0)};
-            wp_report_progress(x->ao->rep, &p);
-            n_since_progress = 0;
-        }
+        started = 1;
     }
+    for (int status = 0; status == 0 && rc == 0;) {
+        batch *b;
+        if (!started) {
+            fill_batch(&pl, &pl.slots[pl.filled % NSLOTS]);
+            pl.filled++;
+        }
+        pthread_mutex_lock(&pl.mu);
+        while (pl.filled == pl.taken)
+            pthread_cond_wait(&pl.cv, &pl.mu);
+        b = &pl.slots[pl.taken % NSLOTS];
+        pthread_mutex_unlock(&pl.mu);
+        k->records += b->k.records;
+        k->records_skipped += b->k.records_skipped;
+        k->pages_skipped += b->k.pages_skipped;
+        k->corrupt += b->k.corrupt;
+        for (int i = 0; i < b->n && rc == 0; i++) {
+            const rec_out *ro = &b->out[i];
+            if (wp_stop_requested()) {
+                rc = WP_ESTOP;
+                break;
+            }
+            if (ro->event != NULL)
+                wp_report_event(x->ao->rep, WP_LOG_WARN, ro->event_name, "%s", ro->event);
+            if (ro->pg != NULL && (rc = crawl_sink_page(x->sink, ro->pg, source_id, err)) != 0)
+                break;
+            if (ro->next_offset >= 0) {
+                last_off = ro->next_offset;
+                last_rec = (int64_t)ro->index + 1;
+            }
+            if (ro->event_name != NULL && strcmp(ro->event_name, "corrupt") == 0 &&
+                ro->next_offset < 0)
+                continue; /* a damaged stretch, not a record */
+            if (++n_in_batch >= x->ao->batch) {
+                if (last_off >= 0 && !x->o->dry_run &&
+                    (rc = cat_archive_progress_set(x->c, source_id, last_off, last_rec, 0, err)) !=
+                        0)
+                    break;
+                if ((rc = cat_commit(x->c, err)) != 0 || (rc = cat_begin(x->c, err)) != 0)
+                    break;
+                n_in_batch = 0;
+            }
+            if (++n_since_progress >= PROGRESS_RECORDS) {
+                wp_progress p = {.stage = "crawl",
+                                 .done = k->pages,
+                                 .errors = k->corrupt,
+                                 .bytes = k->bytes + (uint64_t)(last_off - consumed0)};
+                if (last_off >= consumed0)
+                    wp_report_progress(x->ao->rep, &p);
+                n_since_progress = 0;
+            }
+        }
+        status = b->status;
+        if (rc == 0 && status < 0)
+            rc = wp_err_set(err, status, "%s", b->err.msg);
+        pthread_mutex_lock(&pl.mu);
+        pl.taken++;
+        pthread_cond_broadcast(&pl.cv);
+        pthread_mutex_unlock(&pl.mu);
+        if (rc == 0 && wp_stop_requested())
+            rc = WP_ESTOP;
+    }
+    if (started) {
+        pthread_mutex_lock(&pl.mu);
+        pl.stop = 1;
+        pthread_cond_broadcast(&pl.cv);
+        pthread_mutex_unlock(&pl.mu);
+        pthread_join(reader, NULL);
+        started = 0;
+    }
+    /* The reader is gone: its reader and record are ours again. */
     if (rc == 0 && !x->o->dry_run) {
-        rc = cat_archive_progress_set(x->c, source_id, warc_consumed(r), (int64_t)rec->index + 1, 1,
-                                      err);
+        rc = cat_archive_progress_set(x->c, source_id, warc_consumed(pl.r),
+                                      (int64_t)pl.rec->index + 1, 1, err);
     } else if (rc == WP_ESTOP && last_off >= 0 && !x->o->dry_run) {
         int r2 = cat_archive_progress_set(x->c, source_id, last_off, last_rec, 0, err);
         if (r2 != 0)
@@ -216,12 +387,26 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
     } else {
         cat_rollback(x->c);
     }
-    k->bytes += (uint64_t)(warc_consumed(r) - consumed0);
+    k->bytes += (uint64_t)((rc == 0         ? warc_consumed(pl.r)
+                            : last_off >= 0 ? last_off
+                                            : consumed0) -
+                           consumed0);
 out:
+    if (started) {
+        pthread_mutex_lock(&pl.mu);
+        pl.stop = 1;
+        pthread_cond_broadcast(&pl.cv);
+        pthread_mutex_unlock(&pl.mu);
+        pthread_join(reader, NULL);
+    }
     if (cat_in_transaction(x->c))
         cat_rollback(x->c);
-    warc_close(r);
-    free(rec);
+    warc_close(pl.r);
+    free(pl.rec);
+    for (int i = 0; i < slots_made; i++)
+        wp_arena_free(pl.slots[i].arena);
+    pthread_cond_destroy(&pl.cv);
+    pthread_mutex_destroy(&pl.mu);
     return rc;
 }
 
@@ -239,15 +424,11 @@ int crawl_archives(cat *c, crawl_sink *sink, char **files, int nfiles, int is_wa
     x.by_record = ao->part_n > 1 && nfiles < ao->part_n;
     if (ao->part_n < 1 || ao->part_i < 1 || ao->part_i > ao->part_n)
         return wp_err_set(err, WP_EINVAL, "--part %d/%d: need 1 <= I <= N", ao->part_i, ao->part_n);
-    if ((x.arena = wp_arena_new(ARENA_BLOCK)) == NULL)
-        return wp_err_set(err, WP_ENOMEM, "out of memory");
     x.o = crawl_sink_opts(sink);
     /* Archives stream pairs by the hundred thousand: checkpoint the WAL
      * rarely (see cat_bulk_mode). */
-    if (!x.o->dry_run && (rc = cat_bulk_mode(c, 1, err)) != 0) {
-        wp_arena_free(x.arena);
+    if (!x.o->dry_run && (rc = cat_bulk_mode(c, 1, err)) != 0)
         return rc;
-    }
     for (int i = 0; i < nfiles && rc == 0; i++) {
         if (ao->part_n > 1 && !x.by_record && i % ao->part_n != ao->part_i - 1)
             continue;
@@ -262,7 +443,6 @@ int crawl_archives(cat *c, crawl_sink *sink, char **files, int nfiles, int is_wa
     }
     if (!x.o->dry_run)
         cat_bulk_mode(c, 0, NULL);
-    wp_arena_free(x.arena);
     wp_buf_free(&x.tmp1);
     wp_buf_free(&x.tmp2);
     return rc;

@@ -497,6 +497,79 @@ class TestWat(Base):
         self.assertEqual(counts["corrupt"], 2)
 
 
+class TestInterrupted(Base):
+    """Ctrl-C and kill -9 in the middle of an archive, with the reader
+    thread ahead of the writer: the rerun finishes the file and the catalog
+    ends up exactly as after one uninterrupted run."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.gen = tempfile.mkdtemp(prefix="witpipe-crawl-gen-")
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        cls.warc = os.path.join(cls.gen, "g.warc.gz")
+        cls.wat = os.path.join(cls.gen, "g.wat.gz")
+        subprocess.run(["/usr/bin/python3", os.path.join(root, "bench", "gen_crawl.py"), cls.warc,
+                        cls.wat, "48", "11"], check=True, capture_output=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.gen, ignore_errors=True)
+
+    SQL = ("SELECT i.url, p.text, p.extra, p.origin, "
+           "(SELECT count(*) FROM pair_seen s WHERE s.pair_id = p.id) FROM pairs p "
+           "JOIN images i ON i.id = p.image_id ORDER BY 1, 2")
+
+    def interrupt(self, kind, path, sig):
+        import signal
+        import sqlite3
+        import time
+        corpus = os.path.join(self.dir, "int")
+        subprocess.run([BIN, "init", corpus], check=True, capture_output=True)
+        proc = subprocess.Popen([BIN, "-C", corpus, "crawl", "--" + kind, path, "--batch", "8"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        db = sqlite3.connect(os.path.join(corpus, "catalog.db"), timeout=10)
+        deadline = time.time() + 60
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                row = db.execute("SELECT offset FROM archive_progress").fetchone()
+            except sqlite3.OperationalError:
+                row = None
+            if row and row[0] > 0:
+                break
+            time.sleep(0.002)
+        db.close()
+        self.assertIsNone(proc.poll(), "the run ended before it could be interrupted")
+        proc.send_signal(sig)
+        proc.communicate(timeout=60)
+        if sig == signal.SIGINT:
+            self.assertEqual(proc.returncode, 1)
+            self.assertEqual(cg.query(corpus, "SELECT status FROM runs")[0][0], "stopped")
+        else:
+            self.assertEqual(proc.returncode, -signal.SIGKILL)
+        off, done = cg.query(corpus, "SELECT offset, done FROM archive_progress")[0]
+        self.assertEqual(done, 0)
+        with open(path, "rb") as f:  # the resume point is a gzip member start
+            f.seek(off)
+            self.assertEqual(f.read(2), b"\x1f\x8b")
+        r = self.crawl("--" + kind, path, corpus=corpus)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("resuming at byte", r.stderr)
+        clean = os.path.join(self.dir, "clean")
+        subprocess.run([BIN, "init", clean], check=True, capture_output=True)
+        self.assertEqual(self.crawl("--" + kind, path, corpus=clean).returncode, 0)
+        want = cg.query(clean, self.SQL)
+        self.assertGreater(len(want), 1000)
+        self.assertEqual(cg.query(corpus, self.SQL), want)
+
+    def test_ctrl_c_then_resume_warc(self):
+        import signal
+        self.interrupt("warc", self.warc, signal.SIGINT)
+
+    def test_kill_9_then_resume_wat(self):
+        import signal
+        self.interrupt("wat", self.wat, signal.SIGKILL)
+
+
 class TestFastPaths(Base):
     """The prefilter, the URL fast path and the targeted WAT reader must
     give exactly what the reference paths (--no-prefilter) give, on the

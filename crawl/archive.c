@@ -83,6 +83,7 @@ typedef struct pipeline {
     batch slots[NSLOTS];
     uint64_t filled, taken; /* batches handed over / given back */
     int stop;               /* the writer wants no more */
+    int64_t next_index;     /* the number of the record after the last one read */
 } pipeline;
 
 /* One WARC record: a response record with an HTML payload becomes *pg. */
@@ -205,6 +206,7 @@ static void fill_batch(pipeline *pl, batch *b)
         }
         ro->next_offset = pl->rec->next_offset;
         ro->index = pl->rec->index;
+        pl->next_index = (int64_t)pl->rec->index + 1;
         b->n++;
         if (wp_stop_requested())
             return; /* hand over what there is; the writer stops */
@@ -237,6 +239,19 @@ static void *reader_main(void *arg)
 
 /* ---- the writer: pages -> catalog ---------------------------------------- */
 
+/* Tells the reader thread, if one runs, to stop, and waits for it. */
+static void stop_reader(pipeline *pl, pthread_t reader, int *started)
+{
+    if (!*started)
+        return;
+    pthread_mutex_lock(&pl->mu);
+    pl->stop = 1;
+    pthread_cond_broadcast(&pl->cv);
+    pthread_mutex_unlock(&pl->mu);
+    pthread_join(reader, NULL);
+    *started = 0;
+}
+
 /* CPUs this process may run on (1 when that cannot be told). */
 static int usable_cpus(void)
 {
@@ -260,6 +275,7 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
     memset(&pl, 0, sizeof pl);
     pl.x = x;
     pl.path = file;
+    memset(&reader, 0, sizeof reader);
     if ((rc = cat_source_get_or_add(x->c, x->is_wat ? "wat" : "warc", loc, NULL, &source_id,
                                     err)) != 0)
         return rc;
@@ -290,6 +306,7 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
     }
     if ((rc = warc_open(file, offset, (uint64_t)records, x->ao->max_record, &pl.r, err)) != 0)
         goto out;
+    pl.next_index = records;
     consumed0 = offset;
     if ((rc = cat_begin(x->c, err)) != 0)
         goto out;
@@ -363,18 +380,10 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
         if (rc == 0 && wp_stop_requested())
             rc = WP_ESTOP;
     }
-    if (started) {
-        pthread_mutex_lock(&pl.mu);
-        pl.stop = 1;
-        pthread_cond_broadcast(&pl.cv);
-        pthread_mutex_unlock(&pl.mu);
-        pthread_join(reader, NULL);
-        started = 0;
-    }
-    /* The reader is gone: its reader and record are ours again. */
+    stop_reader(&pl, reader, &started);
+    /* The reader is gone: its warc_reader is ours again. */
     if (rc == 0 && !x->o->dry_run) {
-        rc = cat_archive_progress_set(x->c, source_id, warc_consumed(pl.r),
-                                      (int64_t)pl.rec->index + 1, 1, err);
+        rc = cat_archive_progress_set(x->c, source_id, warc_consumed(pl.r), pl.next_index, 1, err);
     } else if (rc == WP_ESTOP && last_off >= 0 && !x->o->dry_run) {
         int r2 = cat_archive_progress_set(x->c, source_id, last_off, last_rec, 0, err);
         if (r2 != 0)
@@ -392,13 +401,7 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
                                             : consumed0) -
                            consumed0);
 out:
-    if (started) {
-        pthread_mutex_lock(&pl.mu);
-        pl.stop = 1;
-        pthread_cond_broadcast(&pl.cv);
-        pthread_mutex_unlock(&pl.mu);
-        pthread_join(reader, NULL);
-    }
+    stop_reader(&pl, reader, &started);
     if (cat_in_transaction(x->c))
         cat_rollback(x->c);
     warc_close(pl.r);

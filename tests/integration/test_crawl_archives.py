@@ -357,6 +357,12 @@ class TestWarc(Base):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("no WARC record", r.stderr)
         self.assertEqual(cg.pairs(self.corpus), [])
+        empty = os.path.join(self.dir, "empty.warc.gz")
+        open(empty, "wb").close()
+        self.assertEqual(self.crawl("--warc", empty).returncode, 0)
+        self.assertEqual(cg.query(self.corpus, "SELECT p.offset, p.records, p.done FROM "
+                                  "archive_progress p JOIN sources s ON s.id = p.source_id "
+                                  "WHERE s.location LIKE '%empty.warc.gz'"), [(0, 0, 1)])
         self.assertEqual(self.crawl("--warc").returncode, 2)
         self.assertEqual(self.crawl("--warc", path, "--bogus").returncode, 2)
 

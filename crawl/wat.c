@@ -467,6 +467,20 @@ static size_t skip_value(const char *p, size_t i, size_t n)
     return i;
 }
 
+/* After an array element that ended at p[*i]: moves *i to the next
+ * element or to the closing ']'. Returns 0, or -1 when neither ',' nor
+ * ']' follows. */
+static int array_advance(const char *p, size_t *i, size_t n)
+{
+    size_t j = skip_ws(p, *i, n);
+    if (j < n && p[j] == ',')
+        j = skip_ws(p, j + 1, n);
+    else if (j < n && p[j] != ']')
+        return -1;
+    *i = j;
+    return 0;
+}
+
 /* Walks the members of the object at p[*i] == '{'. Each call moves to the
  * next member: returns 1 with its name in *k, *kl (possibly in tmp) and
  * *v at its value, 0 at the closing brace, -1 when the object is broken.
@@ -572,10 +586,7 @@ static int read_head(const char *p, size_t i, size_t n, crawl_page *pg, const ch
             } else {
                 m = skip_value(p, m, n);
             }
-            m = skip_ws(p, m, n);
-            if (m < n && p[m] == ',')
-                m = skip_ws(p, m + 1, n);
-            else if (m < n && p[m] != ']')
+            if (array_advance(p, &m, n) != 0)
                 return FAST_FALLBACK;
         }
         if (m >= n)
@@ -698,10 +709,7 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
                 } else {
                     ve = skip_value(p, ve, n);
                 }
-                ve = skip_ws(p, ve, n);
-                if (ve < n && p[ve] == ',')
-                    ve = skip_ws(p, ve + 1, n);
-                else if (ve < n && p[ve] != ']')
+                if (array_advance(p, &ve, n) != 0)
                     return FAST_FALLBACK;
             }
             if (ve < n)

@@ -15,7 +15,14 @@
  *  - text inside <title> and <figcaption> is copied;
  *  - script/style bodies end at the first "</script" / "</style" (HTML's
  *    script data and RAWTEXT states), comments at "-->"; a "<script/>"
- *    has no body, as libxml2 reads it.
+ *    has no body, as libxml2 reads it;
+ *  - running text is dropped, but not its effect on the tree: character
+ *    data that is not all blanks while the open element is <html> or
+ *    <head> (or none) makes libxml2 close the head and open body and a
+ *    <p> (htmlCheckParagraph), which moves every element after it. The
+ *    prefilter does not track the open element, so each text run that
+ *    would do so wherever it stood is passed on as one '.' (see
+ *    text_effect for what counts).
  * tests/unit/test_extract.c checks that extraction with and without the
  * prefilter gives the same result on every test page.
  */
@@ -115,6 +122,60 @@ static size_t decl_end(const char *p, size_t i, size_t n, int doctype)
     return n;
 }
 
+/* libxml2 hands character data over in pieces of this many bytes
+ * (HTML_PARSER_BIG_BUFFER_SIZE); a full piece of blanks is not followed
+ * by '<', so it counts as text, not as blanks (areBlanks). */
+#define PF_TEXT_PIECE 1000
+
+enum {
+    PF_TEXT_NONE, /* the run cannot change the tree */
+    PF_TEXT_MARK, /* it can: pass one '.' on */
+    PF_TEXT_COPY  /* only the parser can tell: pass s[*from..n) on */
+};
+
+/* What the character data s[0..n) (a run between two pieces of markup)
+ * does to libxml2's tree, mirroring htmlParseCharData, areBlanks and
+ * htmlParseReference: blanks ending at '<' or at the end do nothing;
+ * C0 controls and U+FFFE/U+FFFF are not XML characters and are dropped
+ * uncounted; blanks ending at '&', 1000 blanks in one run, or any other
+ * character (a NUL too: the page's NULs become U+FFFD) make a paragraph.
+ * A run that starts with "&#" is copied: an invalid character reference
+ * ("&#0;") is dropped without effect, and telling which are invalid is
+ * the parser's job. *prolog: the document has seen nothing but blanks,
+ * comments, PIs and one doctype yet; libxml2 skips blanks there
+ * (htmlParseDocument) without counting them. '.' is the mark because it
+ * cannot extend a character reference copied just before it. */
+static int text_effect(const char *s, size_t n, int *prolog, size_t *from)
+{
+    size_t k = 0, blanks = 0;
+
+    if (*prolog) {
+        while (k < n && blank(s[k]))
+            k++;
+        if (k == n)
+            return PF_TEXT_NONE;
+        *prolog = 0;
+    }
+    for (; k < n; k++) {
+        unsigned char c = (unsigned char)s[k];
+        if (blank((char)c)) {
+            if (++blanks >= PF_TEXT_PIECE)
+                return PF_TEXT_MARK;
+        } else if (c == '&') {
+            if (blanks > 0 || k + 1 >= n || s[k + 1] != '#')
+                return PF_TEXT_MARK;
+            *from = k;
+            return PF_TEXT_COPY;
+        } else if (c == 0xEF && k + 2 < n && (unsigned char)s[k + 1] == 0xBF &&
+                   ((unsigned char)s[k + 2] & 0xFE) == 0xBE) {
+            k += 2; /* U+FFFE, U+FFFF */
+        } else if (c >= 0x20 || c == 0) {
+            return PF_TEXT_MARK;
+        }
+    }
+    return PF_TEXT_NONE;
+}
+
 static int name_is(const char *s, size_t n, const char *name)
 {
     return strlen(name) == n && strncasecmp(s, name, n) == 0;
@@ -143,7 +204,8 @@ static int wanted_attrs(const char *name, size_t nl, int keep_links)
 int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
 {
     size_t i = 0;
-    int keep = 0; /* open <title>/<figcaption> elements */
+    int keep = 0;   /* open <title>/<figcaption> elements */
+    int prolog = 2; /* text_effect; 1: after the doctype, 0: in content */
 
     wp_buf_reset(out);
     if (wp_buf_reserve(out, n / 2 + 64) != 0)
@@ -151,8 +213,24 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
     while (i < n) {
         const char *lt = memchr(p + i, '<', n - i);
         size_t j = lt ? (size_t)(lt - p) : n;
-        if (keep > 0 && j > i && wp_buf_append(out, p + i, j - i) != 0)
-            return WP_ENOMEM;
+        if (keep > 0) {
+            if (j > i && wp_buf_append(out, p + i, j - i) != 0)
+                return WP_ENOMEM;
+        } else if (j > i) {
+            size_t from = 0;
+            switch (text_effect(p + i, j - i, &prolog, &from)) {
+            case PF_TEXT_MARK:
+                if (wp_buf_putc(out, '.') != 0)
+                    return WP_ENOMEM;
+                break;
+            case PF_TEXT_COPY:
+                if (wp_buf_append(out, p + i + from, j - i - from) != 0)
+                    return WP_ENOMEM;
+                break;
+            default:
+                break;
+            }
+        }
         if (lt == NULL)
             break;
         if (j + 1 >= n) {
@@ -168,6 +246,8 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
             }
             if (n - j >= 9 && strncasecmp(p + j + 2, "doctype", 7) == 0) {
                 size_t e = decl_end(p, j + 2, n, 1);
+                /* A second doctype is content (htmlParseDocument). */
+                prolog = prolog == 2;
                 if (wp_buf_append(out, p + j, (e < n ? e + 1 : n) - j) != 0)
                     return WP_ENOMEM;
                 i = e < n ? e + 1 : n;
@@ -190,6 +270,8 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
             }
             continue;
         }
+        /* Anything else starts the content, text or tag. */
+        prolog = 0;
         int is_end = c == '/';
         size_t ns = j + 1 + (size_t)is_end, ne = ns;
         /* libxml2 opens an element on '<' + ASCII letter; an end tag's
@@ -197,7 +279,13 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
         unsigned char f = ne < n ? (unsigned char)p[ne] : 0;
         int letter = (f | 0x20) >= 'a' && (f | 0x20) <= 'z';
         if (ne >= n || !(letter || (is_end && (f == '_' || f == ':' || f == '.')))) {
-            /* A lone '<' is text. */
+            /* A lone '<' is text (passed to the SAX handler as such, with
+             * no effect on the tree); "</" not followed by a name is
+             * dropped (htmlParseEndTag). */
+            if (is_end) {
+                i = j + 2;
+                continue;
+            }
             if (keep > 0 && wp_buf_putc(out, '<') != 0)
                 return WP_ENOMEM;
             i = j + 1;

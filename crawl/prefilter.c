@@ -12,6 +12,8 @@
  *    copied byte for byte, the others as a bare <name> (quoted values may
  *    contain '<' and '>', so a tag's end is found exactly as libxml2's
  *    start-tag parser finds it, bogus attributes included);
+ *  - a doctype is copied, its end found as htmlParseDocTypeDecl finds
+ *    it (quotes hide '>' only in the SYSTEM/PUBLIC literals);
  *  - text inside <title> and <figcaption> is copied;
  *  - script/style bodies end at the first "</script" / "</style" (HTML's
  *    script data and RAWTEXT states), comments at "-->"; a "<script/>"
@@ -106,20 +108,60 @@ static size_t start_tag_end(const char *p, size_t i, size_t n, int *self_closed)
     }
 }
 
-/* Where "<!DOCTYPE ..." ends: its identifiers may quote '>'. */
-static size_t decl_end(const char *p, size_t i, size_t n, int doctype)
+#define PF_UNSURE ((size_t)-1)
+
+/* Just after a quoted literal of a doctype (htmlParseSystemLiteral,
+ * htmlParsePubidLiteral: to the matching quote, whatever is inside; an
+ * unterminated one runs to the end), or i when there is none. */
+static size_t literal_end(const char *p, size_t i, size_t n)
 {
-    for (; i < n; i++) {
-        if (p[i] == '>')
-            return i;
-        if (doctype && (p[i] == '"' || p[i] == '\'')) {
-            const char *q = memchr(p + i + 1, p[i], n - i - 1);
-            if (q == NULL)
-                return n;
-            i = (size_t)(q - p);
+    if (i >= n || (p[i] != '"' && p[i] != '\''))
+        return i;
+    const char *q = memchr(p + i + 1, p[i], n - i - 1);
+    return q ? (size_t)(q - p) + 1 : n;
+}
+
+static int keyword_at(const char *p, size_t i, size_t n, const char *kw)
+{
+    return n - i >= 6 && strncasecmp(p + i, kw, 6) == 0;
+}
+
+/* Where "<!DOCTYPE ..." ends (the index of its '>', or n), read as
+ * htmlParseDocTypeDecl reads it: i is just after "<!DOCTYPE"; blanks, a
+ * name, blanks, then SYSTEM "literal" or PUBLIC "literal" ["literal"]
+ * (only there may quotes hide a '>'), then anything up to the first '>'.
+ * PF_UNSURE when the name meets a non-ASCII character (or a NUL, which
+ * becomes U+FFFD): whether that is a name character is up to libxml2's
+ * Unicode tables. */
+static size_t doctype_end(const char *p, size_t i, size_t n)
+{
+    while (i < n && blank(p[i]))
+        i++;
+    unsigned char c = i < n ? (unsigned char)p[i] : '>';
+    if (c >= 0x80 || c == 0)
+        return PF_UNSURE;
+    if (isalpha(c) || c == '_' || c == ':') {
+        while (i < n && name_char((unsigned char)p[i]))
+            i++;
+        if (i < n && ((unsigned char)p[i] >= 0x80 || p[i] == 0))
+            return PF_UNSURE;
+        while (i < n && blank(p[i]))
+            i++;
+        if (keyword_at(p, i, n, "system") || keyword_at(p, i, n, "public")) {
+            int pub = (p[i] | 0x20) == 'p';
+            i += 6;
+            while (i < n && blank(p[i]))
+                i++;
+            i = literal_end(p, i, n);
+            if (pub) {
+                while (i < n && blank(p[i]))
+                    i++;
+                i = literal_end(p, i, n);
+            }
         }
     }
-    return n;
+    const char *gt = i < n ? memchr(p + i, '>', n - i) : NULL;
+    return gt ? (size_t)(gt - p) : n;
 }
 
 /* libxml2 hands character data over in pieces of this many bytes
@@ -245,7 +287,9 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
                 continue;
             }
             if (n - j >= 9 && strncasecmp(p + j + 2, "doctype", 7) == 0) {
-                size_t e = decl_end(p, j + 2, n, 1);
+                size_t e = doctype_end(p, j + 9, n);
+                if (e == PF_UNSURE)
+                    return 1; /* parse the whole page */
                 /* A second doctype is content (htmlParseDocument). */
                 prolog = prolog == 2;
                 if (wp_buf_append(out, p + j, (e < n ? e + 1 : n) - j) != 0)

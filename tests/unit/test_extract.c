@@ -459,6 +459,11 @@ static void test_prefilter_changes_nothing(void **state)
         "<!bogus x='>'><img src=g.jpg alt=g><!x <img src='>' alt=q><img src=h.jpg alt=h>",
         /* an end tag named "." swallows everything up to the next '>' */
         "</.<img src=}>x</_ <img src=i.jpg alt=i><img src=j.jpg alt=j></3<img src=k.jpg alt=k>",
+        /* a doctype's quotes hide '>' only in its SYSTEM/PUBLIC literals */
+        "<picture><source srcset=x.webp><!DOCTYPE\"><i s=\">\"><img alt=d></picture>"
+        "<!DOCTYPE html PUBLIC \"a>b\" 'c>d' junk \"<img src=j.jpg alt=j>\"><img src=k.jpg alt=k>"
+        "<!doctype x system '<img src=l.jpg alt=l>' \"<img src=m.jpg alt=m>\"><img src=n.jpg>"
+        "<!DOCTYPE h\xC3\xA9 SYSTEM \"a>b\"><img src=o.jpg alt=o>",
         /* processing instructions end at the first '>' */
         "<?php echo \"<img src=pi.jpg alt=pi>\"; ?><img src=l.jpg alt=l><?<img src=m.jpg alt=m>"
         "<figure><img src=n.jpg><figcaption>a <? b > c <!x> d < e</figcaption></figure>",

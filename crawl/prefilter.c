@@ -17,7 +17,9 @@
  *  - text inside <title> and <figcaption> is copied;
  *  - script/style bodies end at the first "</script" / "</style" (HTML's
  *    script data and RAWTEXT states), comments at "-->"; a "<script/>"
- *    has no body, as libxml2 reads it;
+ *    has no body, as libxml2 reads it (libxml2's exceptions, end tags at
+ *    the start of the body and "</scripts", are left to the plain path:
+ *    raw_text_end);
  *  - running text is dropped, but not its effect on the tree: character
  *    data that is not all blanks while the open element is <html> or
  *    <head> (or none) makes libxml2 close the head and open body and a
@@ -223,6 +225,40 @@ static int name_is(const char *s, size_t n, const char *name)
     return strlen(name) == n && strncasecmp(s, name, n) == 0;
 }
 
+static int name_start(unsigned char c)
+{
+    return c < 0x80 && (isalpha(c) || c == '_' || c == ':' || c == '.');
+}
+
+/* Where the body of a <script> or <style> starting at i ends: the index
+ * of the end tag's '<', n when there is none, PF_UNSURE when it depends on
+ * which elements are open. libxml2 (htmlParseContentInternal with
+ * htmlParseScript, recovering) reads the body up to the first "</script"
+ * (close = "</script" or "</style"), but an end tag right at the start
+ * of the body is parsed as one, and may close an open element, the
+ * script with it; so is "</script" followed by more name characters,
+ * and after that ignored end tag the body goes on. A "</" with no name
+ * after it is dropped there. Only the ordinary cases are followed. */
+static size_t raw_text_end(const char *p, size_t i, size_t n, const char *close)
+{
+    size_t k = strlen(close);
+    while (i + 1 < n && p[i] == '<' && p[i + 1] == '/') {
+        if (i + 2 < n && name_start((unsigned char)p[i + 2])) {
+            size_t e = i + 2;
+            while (e < n && name_char((unsigned char)p[e]))
+                e++;
+            return name_is(p + i + 2, e - i - 2, close + 2) ? i : PF_UNSURE;
+        }
+        i += 2;
+    }
+    const char *c = find_ci(p + i, n - i, close);
+    if (c == NULL)
+        return n;
+    if ((size_t)(c - p) + k < n && name_char((unsigned char)c[k]))
+        return PF_UNSURE;
+    return (size_t)(c - p);
+}
+
 /* Start tags whose attributes extraction reads; every other start tag is
  * passed on as a bare <name> (attributes never change how libxml2 builds
  * the tree, only names do). */
@@ -368,8 +404,9 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
          * would read on as script; the prefilter follows the parser it
          * stands in front of). */
         if ((name_is(name, nl, "script") || name_is(name, nl, "style")) && !self_closed) {
-            const char *close = find_ci(p + i, n - i, nl == 6 ? "</script" : "</style");
-            i = close ? (size_t)(close - p) : n;
+            i = raw_text_end(p, i, n, nl == 6 ? "</script" : "</style");
+            if (i == PF_UNSURE)
+                return 1; /* parse the whole page */
         } else if (name_is(name, nl, "title") || name_is(name, nl, "figcaption")) {
             keep++;
         }

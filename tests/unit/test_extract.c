@@ -464,6 +464,12 @@ static void test_prefilter_changes_nothing(void **state)
         "<!DOCTYPE html PUBLIC \"a>b\" 'c>d' junk \"<img src=j.jpg alt=j>\"><img src=k.jpg alt=k>"
         "<!doctype x system '<img src=l.jpg alt=l>' \"<img src=m.jpg alt=m>\"><img src=n.jpg>"
         "<!DOCTYPE h\xC3\xA9 SYSTEM \"a>b\"><img src=o.jpg alt=o>",
+        /* an end tag at the start of a script body is parsed as one (here it
+         * closes the head, and the script with it); "</scriptx>" does not end
+         * the script, and after it the body goes on */
+        "<head><script></head><img src=s1.jpg alt=s1></script><img src=s2.jpg alt=s2>"
+        "<script></x><img src=s3.jpg alt=s3></script><style></ p><img src=s4.jpg></style>"
+        "<script></scriptx><img src=s5.jpg alt=s5></script><img src=s6.jpg alt=s6>",
         /* processing instructions end at the first '>' */
         "<?php echo \"<img src=pi.jpg alt=pi>\"; ?><img src=l.jpg alt=l><?<img src=m.jpg alt=m>"
         "<figure><img src=n.jpg><figcaption>a <? b > c <!x> d < e</figcaption></figure>",

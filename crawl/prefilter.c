@@ -12,10 +12,21 @@
  *    copied byte for byte, the others as a bare <name> (quoted values may
  *    contain '<' and '>', so a tag's end is found exactly as libxml2's
  *    start-tag parser finds it, bogus attributes included);
+ *  - a doctype is copied, its end found as htmlParseDocTypeDecl finds
+ *    it (quotes hide '>' only in the SYSTEM/PUBLIC literals);
  *  - text inside <title> and <figcaption> is copied;
  *  - script/style bodies end at the first "</script" / "</style" (HTML's
  *    script data and RAWTEXT states), comments at "-->"; a "<script/>"
- *    has no body, as libxml2 reads it.
+ *    has no body, as libxml2 reads it (libxml2's exceptions, end tags at
+ *    the start of the body and "</scripts", are left to the plain path:
+ *    raw_text_end);
+ *  - running text is dropped, but not its effect on the tree: character
+ *    data that is not all blanks while the open element is <html> or
+ *    <head> (or none) makes libxml2 close the head and open body and a
+ *    <p> (htmlCheckParagraph), which moves every element after it. The
+ *    prefilter does not track the open element, so each text run that
+ *    would do so wherever it stood is passed on as one '.' (see
+ *    text_effect for what counts).
  * tests/unit/test_extract.c checks that extraction with and without the
  * prefilter gives the same result on every test page.
  */
@@ -99,25 +110,153 @@ static size_t start_tag_end(const char *p, size_t i, size_t n, int *self_closed)
     }
 }
 
-/* Where "<!DOCTYPE ..." ends: its identifiers may quote '>'. */
-static size_t decl_end(const char *p, size_t i, size_t n, int doctype)
+#define PF_UNSURE ((size_t)-1)
+
+/* Just after a quoted literal of a doctype (htmlParseSystemLiteral,
+ * htmlParsePubidLiteral: to the matching quote, whatever is inside; an
+ * unterminated one runs to the end), or i when there is none. */
+static size_t literal_end(const char *p, size_t i, size_t n)
 {
-    for (; i < n; i++) {
-        if (p[i] == '>')
-            return i;
-        if (doctype && (p[i] == '"' || p[i] == '\'')) {
-            const char *q = memchr(p + i + 1, p[i], n - i - 1);
-            if (q == NULL)
-                return n;
-            i = (size_t)(q - p);
+    if (i >= n || (p[i] != '"' && p[i] != '\''))
+        return i;
+    const char *q = memchr(p + i + 1, p[i], n - i - 1);
+    return q ? (size_t)(q - p) + 1 : n;
+}
+
+static int keyword_at(const char *p, size_t i, size_t n, const char *kw)
+{
+    return n - i >= 6 && strncasecmp(p + i, kw, 6) == 0;
+}
+
+/* Where "<!DOCTYPE ..." ends (the index of its '>', or n), read as
+ * htmlParseDocTypeDecl reads it: i is just after "<!DOCTYPE"; blanks, a
+ * name, blanks, then SYSTEM "literal" or PUBLIC "literal" ["literal"]
+ * (only there may quotes hide a '>'), then anything up to the first '>'.
+ * PF_UNSURE when the name meets a non-ASCII character (or a NUL, which
+ * becomes U+FFFD): whether that is a name character is up to libxml2's
+ * Unicode tables. */
+static size_t doctype_end(const char *p, size_t i, size_t n)
+{
+    while (i < n && blank(p[i]))
+        i++;
+    unsigned char c = i < n ? (unsigned char)p[i] : '>';
+    if (c >= 0x80 || c == 0)
+        return PF_UNSURE;
+    if (isalpha(c) || c == '_' || c == ':') {
+        while (i < n && name_char((unsigned char)p[i]))
+            i++;
+        if (i < n && ((unsigned char)p[i] >= 0x80 || p[i] == 0))
+            return PF_UNSURE;
+        while (i < n && blank(p[i]))
+            i++;
+        if (keyword_at(p, i, n, "system") || keyword_at(p, i, n, "public")) {
+            int pub = (p[i] | 0x20) == 'p';
+            i += 6;
+            while (i < n && blank(p[i]))
+                i++;
+            i = literal_end(p, i, n);
+            if (pub) {
+                while (i < n && blank(p[i]))
+                    i++;
+                i = literal_end(p, i, n);
+            }
         }
     }
-    return n;
+    const char *gt = i < n ? memchr(p + i, '>', n - i) : NULL;
+    return gt ? (size_t)(gt - p) : n;
+}
+
+/* libxml2 hands character data over in pieces of this many bytes
+ * (HTML_PARSER_BIG_BUFFER_SIZE); a full piece of blanks is not followed
+ * by '<', so it counts as text, not as blanks (areBlanks). */
+#define PF_TEXT_PIECE 1000
+
+enum {
+    PF_TEXT_NONE, /* the run cannot change the tree */
+    PF_TEXT_MARK, /* it can: pass one '.' on */
+    PF_TEXT_COPY  /* only the parser can tell: pass s[*from..n) on */
+};
+
+/* What the character data s[0..n) (a run between two pieces of markup)
+ * does to libxml2's tree, mirroring htmlParseCharData, areBlanks and
+ * htmlParseReference: blanks ending at '<' or at the end do nothing;
+ * C0 controls and U+FFFE/U+FFFF are not XML characters and are dropped
+ * uncounted; blanks ending at '&', 1000 blanks in one run, or any other
+ * character (a NUL too: the page's NULs become U+FFFD) make a paragraph.
+ * A run that starts with "&#" is copied: an invalid character reference
+ * ("&#0;") is dropped without effect, and telling which are invalid is
+ * the parser's job. *prolog: the document has seen nothing but blanks,
+ * comments, PIs and one doctype yet; libxml2 skips blanks there
+ * (htmlParseDocument) without counting them. '.' is the mark because it
+ * cannot extend a character reference copied just before it. */
+static int text_effect(const char *s, size_t n, int *prolog, size_t *from)
+{
+    size_t k = 0, blanks = 0;
+
+    if (*prolog) {
+        while (k < n && blank(s[k]))
+            k++;
+        if (k == n)
+            return PF_TEXT_NONE;
+        *prolog = 0;
+    }
+    for (; k < n; k++) {
+        unsigned char c = (unsigned char)s[k];
+        if (blank((char)c)) {
+            if (++blanks >= PF_TEXT_PIECE)
+                return PF_TEXT_MARK;
+        } else if (c == '&') {
+            if (blanks > 0 || k + 1 >= n || s[k + 1] != '#')
+                return PF_TEXT_MARK;
+            *from = k;
+            return PF_TEXT_COPY;
+        } else if (c == 0xEF && k + 2 < n && (unsigned char)s[k + 1] == 0xBF &&
+                   ((unsigned char)s[k + 2] & 0xFE) == 0xBE) {
+            k += 2; /* U+FFFE, U+FFFF */
+        } else if (c >= 0x20 || c == 0) {
+            return PF_TEXT_MARK;
+        }
+    }
+    return PF_TEXT_NONE;
 }
 
 static int name_is(const char *s, size_t n, const char *name)
 {
     return strlen(name) == n && strncasecmp(s, name, n) == 0;
+}
+
+static int name_start(unsigned char c)
+{
+    return c < 0x80 && (isalpha(c) || c == '_' || c == ':' || c == '.');
+}
+
+/* Where the body of a <script> or <style> starting at i ends: the index
+ * of the end tag's '<', n when there is none, PF_UNSURE when it depends on
+ * which elements are open. libxml2 (htmlParseContentInternal with
+ * htmlParseScript, recovering) reads the body up to the first "</script"
+ * (close = "</script" or "</style"), but an end tag right at the start
+ * of the body is parsed as one, and may close an open element, the
+ * script with it; so is "</script" followed by more name characters,
+ * and after that ignored end tag the body goes on. A "</" with no name
+ * after it is dropped there. Only the ordinary cases are followed. */
+static size_t raw_text_end(const char *p, size_t i, size_t n, const char *close)
+{
+    size_t k = strlen(close);
+    while (i + 1 < n && p[i] == '<' && p[i + 1] == '/') {
+        if (i + 2 < n && name_start((unsigned char)p[i + 2])) {
+            size_t e = i + 2;
+            while (e < n && name_char((unsigned char)p[e]))
+                e++;
+            return name_is(p + i + 2, e - i - 2, close + 2) ? i : PF_UNSURE;
+        }
+        i += 2;
+    }
+    const char *c = find_ci(p + i, n - i, close);
+    if (c == NULL)
+        return n;
+    if ((size_t)(c - p) + k < n && name_char((unsigned char)c[k]))
+        return PF_UNSURE;
+    return (size_t)(c - p);
 }
 
 /* Start tags whose attributes extraction reads; every other start tag is
@@ -143,7 +282,8 @@ static int wanted_attrs(const char *name, size_t nl, int keep_links)
 int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
 {
     size_t i = 0;
-    int keep = 0; /* open <title>/<figcaption> elements */
+    int keep = 0;   /* open <title>/<figcaption> elements */
+    int prolog = 2; /* text_effect; 1: after the doctype, 0: in content */
 
     wp_buf_reset(out);
     if (wp_buf_reserve(out, n / 2 + 64) != 0)
@@ -151,8 +291,24 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
     while (i < n) {
         const char *lt = memchr(p + i, '<', n - i);
         size_t j = lt ? (size_t)(lt - p) : n;
-        if (keep > 0 && j > i && wp_buf_append(out, p + i, j - i) != 0)
-            return WP_ENOMEM;
+        if (keep > 0) {
+            if (j > i && wp_buf_append(out, p + i, j - i) != 0)
+                return WP_ENOMEM;
+        } else if (j > i) {
+            size_t from = 0;
+            switch (text_effect(p + i, j - i, &prolog, &from)) {
+            case PF_TEXT_MARK:
+                if (wp_buf_putc(out, '.') != 0)
+                    return WP_ENOMEM;
+                break;
+            case PF_TEXT_COPY:
+                if (wp_buf_append(out, p + i + from, j - i - from) != 0)
+                    return WP_ENOMEM;
+                break;
+            default:
+                break;
+            }
+        }
         if (lt == NULL)
             break;
         if (j + 1 >= n) {
@@ -167,7 +323,11 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
                 continue;
             }
             if (n - j >= 9 && strncasecmp(p + j + 2, "doctype", 7) == 0) {
-                size_t e = decl_end(p, j + 2, n, 1);
+                size_t e = doctype_end(p, j + 9, n);
+                if (e == PF_UNSURE)
+                    return 1; /* parse the whole page */
+                /* A second doctype is content (htmlParseDocument). */
+                prolog = prolog == 2;
                 if (wp_buf_append(out, p + j, (e < n ? e + 1 : n) - j) != 0)
                     return WP_ENOMEM;
                 i = e < n ? e + 1 : n;
@@ -190,6 +350,8 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
             }
             continue;
         }
+        /* Anything else starts the content, text or tag. */
+        prolog = 0;
         int is_end = c == '/';
         size_t ns = j + 1 + (size_t)is_end, ne = ns;
         /* libxml2 opens an element on '<' + ASCII letter; an end tag's
@@ -197,7 +359,13 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
         unsigned char f = ne < n ? (unsigned char)p[ne] : 0;
         int letter = (f | 0x20) >= 'a' && (f | 0x20) <= 'z';
         if (ne >= n || !(letter || (is_end && (f == '_' || f == ':' || f == '.')))) {
-            /* A lone '<' is text. */
+            /* A lone '<' is text (passed to the SAX handler as such, with
+             * no effect on the tree); "</" not followed by a name is
+             * dropped (htmlParseEndTag). */
+            if (is_end) {
+                i = j + 2;
+                continue;
+            }
             if (keep > 0 && wp_buf_putc(out, '<') != 0)
                 return WP_ENOMEM;
             i = j + 1;
@@ -236,8 +404,9 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
          * would read on as script; the prefilter follows the parser it
          * stands in front of). */
         if ((name_is(name, nl, "script") || name_is(name, nl, "style")) && !self_closed) {
-            const char *close = find_ci(p + i, n - i, nl == 6 ? "</script" : "</style");
-            i = close ? (size_t)(close - p) : n;
+            i = raw_text_end(p, i, n, nl == 6 ? "</script" : "</style");
+            if (i == PF_UNSURE)
+                return 1; /* parse the whole page */
         } else if (name_is(name, nl, "title") || name_is(name, nl, "figcaption")) {
             keep++;
         }

@@ -459,6 +459,17 @@ static void test_prefilter_changes_nothing(void **state)
         "<!bogus x='>'><img src=g.jpg alt=g><!x <img src='>' alt=q><img src=h.jpg alt=h>",
         /* an end tag named "." swallows everything up to the next '>' */
         "</.<img src=}>x</_ <img src=i.jpg alt=i><img src=j.jpg alt=j></3<img src=k.jpg alt=k>",
+        /* a doctype's quotes hide '>' only in its SYSTEM/PUBLIC literals */
+        "<picture><source srcset=x.webp><!DOCTYPE\"><i s=\">\"><img alt=d></picture>"
+        "<!DOCTYPE html PUBLIC \"a>b\" 'c>d' junk \"<img src=j.jpg alt=j>\"><img src=k.jpg alt=k>"
+        "<!doctype x system '<img src=l.jpg alt=l>' \"<img src=m.jpg alt=m>\"><img src=n.jpg>"
+        "<!DOCTYPE h\xC3\xA9 SYSTEM \"a>b\"><img src=o.jpg alt=o>",
+        /* an end tag at the start of a script body is parsed as one (here it
+         * closes the head, and the script with it); "</scriptx>" does not end
+         * the script, and after it the body goes on */
+        "<head><script></head><img src=s1.jpg alt=s1></script><img src=s2.jpg alt=s2>"
+        "<script></x><img src=s3.jpg alt=s3></script><style></ p><img src=s4.jpg></style>"
+        "<script></scriptx><img src=s5.jpg alt=s5></script><img src=s6.jpg alt=s6>",
         /* processing instructions end at the first '>' */
         "<?php echo \"<img src=pi.jpg alt=pi>\"; ?><img src=l.jpg alt=l><?<img src=m.jpg alt=m>"
         "<figure><img src=n.jpg><figcaption>a <? b > c <!x> d < e</figcaption></figure>",
@@ -477,6 +488,90 @@ static void test_prefilter_changes_nothing(void **state)
     assert_int_equal(wp_buf_puts(&b, "<img src=deep.jpg alt=deep>"), 0);
     check_prefilter_same(b.data, b.len);
     wp_buf_free(&b);
+}
+
+/* Text is dropped by the prefilter, but not what it does to the tree:
+ * character data that is not all blanks (or is 1000 blanks in a row)
+ * while <head> is open makes libxml2 open body and a <p> there, so a
+ * <picture> after it stays open past "</head>" and its <source> is the
+ * image's URL; otherwise "</head>" closes the picture and the image has
+ * no URL. First what libxml2 does (no prefilter), then that the
+ * prefilter reproduces it. */
+static void test_prefilter_keeps_what_text_does_to_the_tree(void **state)
+{
+#define PIC "<picture><source srcset=p.webp></head><img alt=i></picture>"
+    static const struct {
+        const char *pre; /* after "<head>" */
+        int body;        /* 1: libxml2 opens body at the text */
+    } cases[] = {
+        {"<script>var s='<img>';</script>text", 1},
+        {"&#32;", 1},                /* a valid character reference */
+        {"&#0;", 0},                 /* an invalid one is dropped */
+        {" &#0;", 1},                /* blanks ending at '&' are text */
+        {"&amp;", 1},                /* an entity */
+        {"\n \t\r", 0},              /* blanks ending at '<' */
+        {"\x01\x0c\xEF\xBF\xBE", 0}, /* not XML characters */
+        {"\xC2\xA0", 1},             /* U+00A0 is not a blank */
+        {"</ x", 1},                 /* "</" without a name is dropped */
+        {"</ ", 0},                  /* ... and so is only that */
+        {"<!-- a --> <?b ?> <!-- c -->", 0},
+        {"<? b ?>", 1}, /* no PI target: only "<?" is dropped */
+        {"< ", 0},      /* a lone '<' is text, but no paragraph */
+        {"<!x>", 1},
+    };
+    wp_err err = {0};
+    crawl_opts o;
+    crawl_opts_init(&o);
+    o.no_prefilter = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char page[256];
+        crawl_page *pg = NULL;
+        snprintf(page, sizeof page, "\xEF\xBB\xBF<head>%s" PIC, cases[i].pre);
+        assert_int_equal(crawl_extract(page, strlen(page), "http://ex.com/d/p.html", NULL, NULL, &o,
+                                       arena, &pg, &err),
+                         0);
+        if (pg->n_images != (size_t)cases[i].body)
+            fail_msg("case %zu: libxml2 found %zu images", i, pg->n_images);
+        if (cases[i].body)
+            assert_string_equal(pg->images[0].url, "http://ex.com/d/p.webp");
+        check_prefilter_same(page, strlen(page));
+    }
+    /* libxml2 hands text over 1000 bytes at a time: a full piece of
+     * blanks counts as text (C0 controls are dropped uncounted). */
+    static const struct {
+        const char *before, *blank, *after;
+        int count, body;
+    } runs[] = {
+        {"<head>", " ", "", 999, 0},
+        {"<head>", " ", "", 1000, 1},
+        {"<head>", "\r\n", "", 500, 1},
+        {"<head>", " ", "\x01", 999, 0},
+        {"<head>", " \x01", "", 999, 0},
+        {"<head>", " \x01", " ", 999, 1},
+        /* blanks before the content are skipped, not counted... */
+        {"<!DOCTYPE html><!-- c -->", "\n", "<head>", 1200, 0},
+        /* ... but a second doctype is content */
+        {"<!DOCTYPE html><!DOCTYPE html>", "\n", "<head>", 1000, 1},
+        {"\x01", " ", "<head>", 1000, 1},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        wp_buf b = {0};
+        crawl_page *pg = NULL;
+        assert_int_equal(wp_buf_puts(&b, "\xEF\xBB\xBF"), 0);
+        assert_int_equal(wp_buf_puts(&b, runs[i].before), 0);
+        for (int k = 0; k < runs[i].count; k++)
+            assert_int_equal(wp_buf_puts(&b, runs[i].blank), 0);
+        assert_int_equal(wp_buf_puts(&b, runs[i].after), 0);
+        assert_int_equal(wp_buf_puts(&b, PIC), 0);
+        assert_int_equal(crawl_extract(b.data, b.len, "http://ex.com/d/p.html", NULL, NULL, &o,
+                                       arena, &pg, &err),
+                         0);
+        if (pg->n_images != (size_t)runs[i].body)
+            fail_msg("run %zu: libxml2 found %zu images", i, pg->n_images);
+        check_prefilter_same(b.data, b.len);
+        wp_buf_free(&b);
+    }
+#undef PIC
 }
 
 static void test_url_fast_path_matches_curl(void **state)
@@ -671,6 +766,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deep_nesting_and_junk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_opts_parsing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefilter_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefilter_keeps_what_text_does_to_the_tree, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_url_fast_path_matches_curl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_stores_pair_once_with_sightings, setup, teardown),
         cmocka_unit_test(test_brotli_bomb_stops_at_the_cap),

@@ -676,7 +676,12 @@ int crawl_http_split(const char *block, size_t len, crawl_http_head *h)
     p = memchr(block, ' ', len);
     if (p == NULL || end - p < 4)
         return WP_EFORMAT;
-    h->status = atoi(p + 1);
+    /* RFC 9112 section 4: status-code = 3DIGIT, right after the space. The
+     * block is not NUL-terminated, so no atoi. */
+    if (!isdigit((unsigned char)p[1]) || !isdigit((unsigned char)p[2]) ||
+        !isdigit((unsigned char)p[3]))
+        return WP_EFORMAT;
+    h->status = (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
     hend = memmem(block, len, "\r\n\r\n", 4);
     size_t sep = 4;
     if (hend == NULL) {

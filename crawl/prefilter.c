@@ -282,8 +282,9 @@ static int wanted_attrs(const char *name, size_t nl, int keep_links)
 int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
 {
     size_t i = 0;
-    int keep = 0;   /* open <title>/<figcaption> elements */
-    int prolog = 2; /* text_effect; 1: after the doctype, 0: in content */
+    int keep = 0;     /* open <title>/<figcaption> elements */
+    int prolog = 2;   /* text_effect; 1: after the doctype, 0: in content */
+    int after_dt = 0; /* just after a doctype in content: see below */
 
     wp_buf_reset(out);
     if (wp_buf_reserve(out, n / 2 + 64) != 0)
@@ -294,9 +295,16 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
         if (keep > 0) {
             if (j > i && wp_buf_append(out, p + i, j - i) != 0)
                 return WP_ENOMEM;
+            after_dt &= j == i;
         } else if (j > i) {
             size_t from = 0;
-            switch (text_effect(p + i, j - i, &prolog, &from)) {
+            int eff = text_effect(p + i, j - i, &prolog, &from);
+            /* Text that does nothing still takes the place after a
+             * doctype in content; a blank does so without effect. */
+            if (eff == PF_TEXT_NONE && after_dt && wp_buf_putc(out, ' ') != 0)
+                return WP_ENOMEM;
+            after_dt = 0;
+            switch (eff) {
             case PF_TEXT_MARK:
                 if (wp_buf_putc(out, '.') != 0)
                     return WP_ENOMEM;
@@ -316,10 +324,28 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
             break;
         }
         char c = p[j + 1];
+        /* A doctype in content is parsed in the middle of an iteration of
+         * htmlParseContentInternal, which goes on with what follows it
+         * without looking for an end tag or another doctype first: there
+         * a '<' not followed by "!--", '?' or a letter is one character
+         * of text, "</x>" included. So that construct is passed on as
+         * libxml2 reads it: a comment or a PI whole, any other '<' alone
+         * (what follows is then text). */
+        int dt_next = after_dt;
+        after_dt = 0;
+        if (dt_next && c != '?' && !(c == '!' && j + 3 < n && p[j + 2] == '-' && p[j + 3] == '-') &&
+            !(((unsigned char)c | 0x20) >= 'a' && ((unsigned char)c | 0x20) <= 'z')) {
+            if (wp_buf_putc(out, '<') != 0)
+                return WP_ENOMEM;
+            i = j + 1;
+            continue;
+        }
         if (c == '!') {
             if (j + 3 < n && p[j + 2] == '-' && p[j + 3] == '-') {
                 const char *e = j + 4 <= n ? memmem(p + j + 4, n - j - 4, "-->", 3) : NULL;
                 i = e ? (size_t)(e - p) + 3 : n;
+                if (dt_next && wp_buf_append(out, p + j, i - j) != 0)
+                    return WP_ENOMEM;
                 continue;
             }
             if (n - j >= 9 && strncasecmp(p + j + 2, "doctype", 7) == 0) {
@@ -327,6 +353,7 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
                 if (e == PF_UNSURE)
                     return 1; /* parse the whole page */
                 /* A second doctype is content (htmlParseDocument). */
+                after_dt = prolog != 2;
                 prolog = prolog == 2;
                 if (wp_buf_append(out, p + j, (e < n ? e + 1 : n) - j) != 0)
                     return WP_ENOMEM;
@@ -348,6 +375,8 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
             } else {
                 i = j + 2;
             }
+            if (dt_next && wp_buf_append(out, p + j, i - j) != 0)
+                return WP_ENOMEM;
             continue;
         }
         /* Anything else starts the content, text or tag. */

@@ -574,6 +574,54 @@ static void test_prefilter_keeps_what_text_does_to_the_tree(void **state)
 #undef PIC
 }
 
+/* A doctype in the middle of the content is parsed in the middle of one
+ * step of libxml2's content loop, which then goes on without looking for
+ * an end tag: right after it, "</b <img ...>" is a '<' and text, and the
+ * image is found; after anything else (even a blank, a comment or a PI,
+ * which the prefilter drops) "</b" is an end tag that swallows everything
+ * up to the next '>', the image too. A doctype before the content is the
+ * document's own, and after it "</b" is an end tag. First what libxml2
+ * does (no prefilter), then that the prefilter reproduces it. */
+static void test_prefilter_reads_on_after_a_doctype_in_content(void **state)
+{
+    static const struct {
+        const char *pre, *between;
+        int found; /* 1: the image is found */
+    } cases[] = {
+        {"<p>x", "", 1},
+        {"<p>x", "\n", 0},
+        {"<p>x", "<!-- c -->", 0},
+        {"<p>x", "<?pi x?>", 0},
+        {"<p>x", "<?", 0},           /* no PI target: "<?" alone */
+        {"<p>x", "< ", 0},           /* a lone '<', then a blank */
+        {"<p>x", "</ ", 0},          /* "</" without a name */
+        {"<p>x", "<!DOCTYPE y>", 0}, /* not a doctype there: text */
+        {"<p>x", "text", 0},
+        {"<p>x", "<b>", 0},
+        {"<head>", "\n", 0},
+        {"<!DOCTYPE a>", "", 1}, /* the second doctype is content */
+        {"<!DOCTYPE a>\n", " ", 0},
+        {"", "", 0}, /* the document's doctype */
+        {"", "\n", 0},
+    };
+    wp_err err = {0};
+    crawl_opts o;
+    crawl_opts_init(&o);
+    o.no_prefilter = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char page[256];
+        crawl_page *pg = NULL;
+        snprintf(page, sizeof page, "%s<!DOCTYPE html>%s</b <img src=i.jpg alt=i>", cases[i].pre,
+                 cases[i].between);
+        assert_int_equal(crawl_extract(page, strlen(page), "http://ex.com/d/p.html", NULL, NULL, &o,
+                                       arena, &pg, &err),
+                         0);
+        if (pg->n_images != (size_t)cases[i].found)
+            fail_msg("case %zu: libxml2 found %zu images", i, pg->n_images);
+        check_prefilter_same(page, strlen(page));
+    }
+}
+
 static void test_url_fast_path_matches_curl(void **state)
 {
     static const char *const urls[] = {
@@ -767,6 +815,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_opts_parsing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefilter_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefilter_keeps_what_text_does_to_the_tree, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_prefilter_reads_on_after_a_doctype_in_content, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_url_fast_path_matches_curl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_stores_pair_once_with_sightings, setup, teardown),

@@ -13,7 +13,10 @@
  *    contain '<' and '>', so a tag's end is found exactly as libxml2's
  *    start-tag parser finds it, bogus attributes included);
  *  - a doctype is copied, its end found as htmlParseDocTypeDecl finds
- *    it (quotes hide '>' only in the SYSTEM/PUBLIC literals);
+ *    it (quotes hide '>' only in the SYSTEM/PUBLIC literals); after a
+ *    doctype in content libxml2 reads a '<' that opens no comment, PI or
+ *    element as text, "</x>" included, so what stands there is passed on
+ *    as it reads it (a comment or PI whole, a blank run as ' ');
  *  - text inside <title> and <figcaption> is copied;
  *  - script/style bodies end at the first "</script" / "</style" (HTML's
  *    script data and RAWTEXT states), comments at "-->"; a "<script/>"

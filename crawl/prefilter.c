@@ -17,12 +17,16 @@
  *    doctype in content libxml2 reads a '<' that opens no comment, PI or
  *    element as text, "</x>" included, so what stands there is passed on
  *    as it reads it (a comment or PI whole, a blank run as ' ');
- *  - text inside <title> and <figcaption> is copied;
+ *  - text inside <title> and <figcaption> is copied, comments and PIs
+ *    there too (dropping one could join a '<' or '&' before it with the
+ *    text after it); such an element is left when its end tag closes it
+ *    as libxml2's htmlAutoCloseOnClose would: not past a <div>, <td>,
+ *    <table>... opened inside it (their end priority is higher);
  *  - script/style bodies end at the first "</script" / "</style" (HTML's
- *    script data and RAWTEXT states), comments at "-->"; a "<script/>"
- *    has no body, as libxml2 reads it (libxml2's exceptions, end tags at
- *    the start of the body and "</scripts", are left to the plain path:
- *    raw_text_end);
+ *    script data and RAWTEXT states), comments at the first "-->" or
+ *    "--!>" (comment_end); a "<script/>" has no body, as libxml2 reads
+ *    it (libxml2's exceptions, end tags at the start of the body and
+ *    "</scripts", are left to the plain path: raw_text_end);
  *  - running text is dropped, but not its effect on the tree: character
  *    data that is not all blanks while the open element is <html> or
  *    <head> (or none) makes libxml2 close the head and open body and a
@@ -114,6 +118,25 @@ static size_t start_tag_end(const char *p, size_t i, size_t n, int *self_closed)
 }
 
 #define PF_UNSURE ((size_t)-1)
+
+/* Just after the comment whose "<!--" ends at k, as htmlParseComment
+ * (libxml2 2.9.14) ends it: at the first "-->" or "--!>" after k ("<!-->"
+ * does not end there); an unterminated one runs to the end (n). */
+static size_t comment_end(const char *p, size_t k, size_t n)
+{
+    while (k + 3 <= n) {
+        const char *d = memmem(p + k, n - k, "--", 2);
+        if (d == NULL)
+            return n;
+        size_t s = (size_t)(d - p);
+        if (s + 2 < n && p[s + 2] == '>')
+            return s + 3;
+        if (s + 3 < n && p[s + 2] == '!' && p[s + 3] == '>')
+            return s + 4;
+        k = s + 1;
+    }
+    return n;
+}
 
 /* Just after a quoted literal of a doctype (htmlParseSystemLiteral,
  * htmlParsePubidLiteral: to the matching quote, whatever is inside; an
@@ -262,6 +285,29 @@ static size_t raw_text_end(const char *p, size_t i, size_t n, const char *close)
     return (size_t)(c - p);
 }
 
+/* The elements libxml2 gives an end priority above the default 100
+ * (htmlEndPriority; <title> and <figcaption> have 100): a misplaced end
+ * tag does not close them, and while one is open above a <title> or
+ * <figcaption>, that element's end tag is ignored. pf_hi_name[c] is the
+ * name of code c, pf_hi_prio[c] its priority; code 0 is any other. */
+static const char *const pf_hi_name[] = {"",      "div",   "td",    "th",   "tr",   "thead",
+                                         "tbody", "tfoot", "table", "head", "body", "html"};
+static const short pf_hi_prio[] = {100, 150, 160, 160, 170, 180, 180, 180, 190, 200, 200, 220};
+
+/* How many of those the prefilter follows inside one kept element; a page
+ * with more falls back to the plain path. */
+#define PF_HI_MAX 64
+
+static int hi_code(const char *name, size_t nl)
+{
+    if (nl < 2 || nl > 5)
+        return 0;
+    for (int c = 1; c < (int)(sizeof pf_hi_name / sizeof *pf_hi_name); c++)
+        if (name_is(name, nl, pf_hi_name[c]))
+            return c;
+    return 0;
+}
+
 /* Start tags whose attributes extraction reads; every other start tag is
  * passed on as a bare <name> (attributes never change how libxml2 builds
  * the tree, only names do). */
@@ -285,7 +331,13 @@ static int wanted_attrs(const char *name, size_t nl, int keep_links)
 int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
 {
     size_t i = 0;
-    int keep = 0;     /* open <title>/<figcaption> elements */
+    int kept[2] = {0, 0}; /* open <title>, <figcaption> elements */
+    int keep = 0;         /* kept[0] + kept[1]: text is copied */
+    /* While keep > 0: the high-priority elements opened since (hi_code),
+     * innermost last, as far as end tags tell; libxml2 may have closed
+     * more of them (start tags close some), never fewer. */
+    unsigned char hi[PF_HI_MAX];
+    size_t nhi = 0;
     int prolog = 2;   /* text_effect; 1: after the doctype, 0: in content */
     int after_dt = 0; /* just after a doctype in content: see below */
 
@@ -323,7 +375,9 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
         if (lt == NULL)
             break;
         if (j + 1 >= n) {
-            i = n;
+            /* A '<' at the very end is text, of a title or caption too. */
+            if (keep > 0 && wp_buf_putc(out, '<') != 0)
+                return WP_ENOMEM;
             break;
         }
         char c = p[j + 1];
@@ -345,9 +399,8 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
         }
         if (c == '!') {
             if (j + 3 < n && p[j + 2] == '-' && p[j + 3] == '-') {
-                const char *e = j + 4 <= n ? memmem(p + j + 4, n - j - 4, "-->", 3) : NULL;
-                i = e ? (size_t)(e - p) + 3 : n;
-                if (dt_next && wp_buf_append(out, p + j, i - j) != 0)
+                i = comment_end(p, j + 4, n);
+                if ((dt_next || keep > 0) && wp_buf_append(out, p + j, i - j) != 0)
                     return WP_ENOMEM;
                 continue;
             }
@@ -378,7 +431,7 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
             } else {
                 i = j + 2;
             }
-            if (dt_next && wp_buf_append(out, p + j, i - j) != 0)
+            if ((dt_next || keep > 0) && wp_buf_append(out, p + j, i - j) != 0)
                 return WP_ENOMEM;
             continue;
         }
@@ -395,6 +448,10 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
              * no effect on the tree); "</" not followed by a name is
              * dropped (htmlParseEndTag). */
             if (is_end) {
+                /* (Kept in a title: "<?" before it would take what
+                 * follows as its target.) */
+                if (keep > 0 && wp_buf_append(out, "</", 2) != 0)
+                    return WP_ENOMEM;
                 i = j + 2;
                 continue;
             }
@@ -427,9 +484,34 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
             return WP_ENOMEM;
         }
         i = stop;
+        int kw = name_is(name, nl, "title") ? 0 : name_is(name, nl, "figcaption") ? 1 : -1;
+        if (keep > 0) {
+            /* htmlAutoCloseOnClose: an end tag closes the elements above
+             * its own unless one of them has a higher priority. */
+            int hc = hi_code(name, nl);
+            if (hc > 0 && !is_end && !self_closed) {
+                if (nhi == PF_HI_MAX)
+                    return 1; /* parse the whole page */
+                hi[nhi++] = (unsigned char)hc;
+            } else if (hc > 0 && is_end) {
+                for (size_t k = nhi; k-- > 0;) {
+                    if (hi[k] == hc) {
+                        nhi = k;
+                        break;
+                    }
+                    if (pf_hi_prio[hi[k]] > pf_hi_prio[hc])
+                        break;
+                }
+            }
+        }
         if (is_end) {
-            if ((name_is(name, nl, "title") || name_is(name, nl, "figcaption")) && keep > 0)
+            /* An end tag closes only its own element ("</figcaption>"
+             * leaves a title open), and not past a <div> or <table> ...
+             * opened inside it. */
+            if (kw >= 0 && kept[kw] > 0 && nhi == 0) {
+                kept[kw]--;
                 keep--;
+            }
             continue;
         }
         /* "<script/>" is an empty element to libxml2 (an HTML5 browser
@@ -439,7 +521,8 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
             i = raw_text_end(p, i, n, nl == 6 ? "</script" : "</style");
             if (i == PF_UNSURE)
                 return 1; /* parse the whole page */
-        } else if (name_is(name, nl, "title") || name_is(name, nl, "figcaption")) {
+        } else if (kw >= 0) {
+            kept[kw]++;
             keep++;
         }
     }

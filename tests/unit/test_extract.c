@@ -622,6 +622,53 @@ static void test_prefilter_reads_on_after_a_doctype_in_content(void **state)
     }
 }
 
+/* The text of a <title> or <figcaption> is what libxml2 puts in it: an
+ * end tag closes only its own element, and not past a <div> or <table>
+ * opened inside it (htmlAutoCloseOnClose: their end priority is higher);
+ * a '<' before a comment, a PI or a nameless "</" stays apart from what
+ * follows them. Comments end at "-->" or "--!>". First what libxml2 does
+ * (no prefilter), then that the prefilter reproduces it. */
+static void test_prefilter_keeps_title_and_caption_text(void **state)
+{
+    static const struct {
+        const char *page;
+        const char *title;   /* NULL: none */
+        const char *caption; /* of the first image; NULL: no image */
+        size_t n_images;
+    } cases[] = {
+        {"<title>a</figcaption>b</title>c", "ab", NULL, 0},
+        {"<title>a<div>b</title>c", "abc", NULL, 0},
+        {"<figure><img src=x.jpg><figcaption>a<div>b</figcaption>c</figure>", NULL, "abc", 1},
+        {"<figure><img src=x.jpg><figcaption>a<table>b</figcaption>c</table>d</figure>", NULL,
+         "abcd", 1},
+        {"<figure><img src=x.jpg><figcaption>a<div/>b</figcaption>c</figure>", NULL, "ab", 1},
+        {"<figure><figcaption>a</title>b</figcaption><img src=x.jpg></figure>", NULL, "ab", 1},
+        {"<title>a<", "a<", NULL, 0},
+        {"<title>a<<!---->p", "a<p", NULL, 0},
+        {"\xEF\xBB\xBF<title>a<?</\xC3\xA9</title>", "a\xC3\xA9", NULL, 0},
+        {"<!-- <img src=c.jpg> --!><img src=a.jpg alt=a><!----!><img src=b.jpg>", NULL, NULL, 2},
+        {"<!-- a -- b --><img src=a.jpg><!-- --x--><img src=b.jpg>--><img src=d.jpg>", NULL, NULL,
+         3},
+    };
+    wp_err err = {0};
+    crawl_opts o;
+    crawl_opts_init(&o);
+    o.no_prefilter = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *page = cases[i].page;
+        crawl_page *pg = NULL;
+        assert_int_equal(crawl_extract(page, strlen(page), "http://ex.com/d/p.html", NULL, NULL, &o,
+                                       arena, &pg, &err),
+                         0);
+        if (pg->n_images != cases[i].n_images)
+            fail_msg("case %zu: libxml2 found %zu images", i, pg->n_images);
+        same_str(pg->title, cases[i].title, "title");
+        if (cases[i].caption != NULL)
+            same_str(pg->images[0].figcaption, cases[i].caption, "figcaption");
+        check_prefilter_same(page, strlen(page));
+    }
+}
+
 static void test_url_fast_path_matches_curl(void **state)
 {
     static const char *const urls[] = {
@@ -817,6 +864,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefilter_keeps_what_text_does_to_the_tree, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_prefilter_reads_on_after_a_doctype_in_content, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_prefilter_keeps_title_and_caption_text, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_url_fast_path_matches_curl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_stores_pair_once_with_sightings, setup, teardown),

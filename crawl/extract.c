@@ -223,6 +223,13 @@ void crawl_robots_directives(const char *content, const crawl_opts *o, int is_he
 
 /* ---- SAX callbacks ---------------------------------------------------- */
 
+static void sax_ignore(void *ctx, const xmlChar *s, int len)
+{
+    (void)ctx;
+    (void)s;
+    (void)len;
+}
+
 static const char *get_attr(const xmlChar **atts, const char *name)
 {
     if (atts == NULL)
@@ -649,7 +656,9 @@ int crawl_extract(const char *html, size_t len, const char *page_url, const char
     sax.startElement = sax_start;
     sax.endElement = sax_end;
     sax.characters = sax_text;
-    sax.cdataBlock = NULL; /* <script>/<style> bodies are not captions */
+    /* <script>/<style> bodies are not captions: without a cdataBlock
+     * handler libxml2 2.9 hands them to characters. */
+    sax.cdataBlock = sax_ignore;
     sax.ignorableWhitespace = sax_text;
     sax.warning = sax_error;
     sax.error = sax_error;

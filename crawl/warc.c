@@ -22,6 +22,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -731,12 +732,20 @@ static int dechunk(const char *p, size_t n, size_t max, wp_buf *out)
     size_t i = 0;
     wp_buf_reset(out);
     while (i < n) {
-        char *e;
-        unsigned long long sz = strtoull(p + i, &e, 16);
+        /* chunk-size = 1*HEXDIG, read within the block (it has no NUL, so
+         * no strtoull); blanks before it are tolerated. */
+        size_t j = i, d;
+        unsigned long long sz = 0;
         const char *nl;
-        if (e == p + i)
+        while (j < n && (p[j] == ' ' || p[j] == '\t'))
+            j++;
+        for (d = j; d < n && isxdigit((unsigned char)p[d]); d++) {
+            int v = p[d] <= '9' ? p[d] - '0' : (p[d] | 0x20) - 'a' + 10;
+            sz = sz > (ULLONG_MAX >> 4) ? ULLONG_MAX : sz * 16 + (unsigned)v;
+        }
+        if (d == j)
             break;
-        nl = memchr(e, '\n', (size_t)(p + n - e));
+        nl = memchr(p + d, '\n', n - d);
         if (nl == NULL || sz == 0)
             break;
         i = (size_t)(nl - p) + 1;

@@ -49,27 +49,31 @@ typedef struct arch_ctx {
  * Decompressing and extracting (the reader) and storing pairs (the
  * writer, the calling thread, the catalog's only user) overlap: the
  * reader fills batches of up to BATCH_RECORDS records' outcomes, each with
- * its own arena, through a ring of NSLOTS. The writer takes them in order,
- * so resume points, events and counts come out exactly as from one
- * thread, and memory stays flat (NSLOTS batches at most). */
+ * its own arena, through a ring of NSLOTS. The writer takes them in order
+ * and applies each outcome (pairs, resume point, event, counts) as it
+ * goes, so a run stopped mid-batch counts exactly what it stored, as one
+ * thread would, and memory stays flat (NSLOTS batches at most). */
 
 #define BATCH_RECORDS 64
 #define NSLOTS        3
 
 typedef struct rec_out {
-    crawl_page *pg;         /* a page to store, or NULL */
-    int64_t next_offset;    /* where the next record starts (resume point), -1 unknown */
-    uint64_t index;         /* this record's number */
-    const char *event;      /* a message to report (in the batch arena), or NULL */
-    const char *event_name; /* "corrupt" | "bad_payload" */
+    crawl_page *pg;             /* a page to store, or NULL */
+    int64_t next_offset;        /* where the next record starts (resume point), -1 unknown */
+    uint64_t index;             /* this record's number */
+    const char *event;          /* a message to report (in the batch arena), or NULL */
+    const char *event_name;     /* "corrupt" | "bad_payload" */
+    unsigned char is_record;    /* 0: a damaged stretch between records */
+    unsigned char skipped;      /* counts in records_skipped */
+    unsigned char page_skipped; /* counts in pages_skipped */
+    unsigned char corrupt;      /* counts in corrupt */
 } rec_out;
 
 typedef struct batch {
     wp_arena *arena;
     rec_out out[BATCH_RECORDS];
     int n;
-    crawl_counts k; /* the reader's counts: records, records_skipped, pages_skipped, corrupt */
-    int status;     /* 0: more follows; 1: end of file; < 0: error (err) */
+    int status; /* 0: more follows; 1: end of file; < 0: error (err) */
     wp_err err;
 } batch;
 
@@ -90,7 +94,6 @@ typedef struct pipeline {
 static int warc_record_page(arch_ctx *x, const warc_record *rec, const char *path, batch *b,
                             rec_out *ro, wp_err *err)
 {
-    crawl_counts *k = &b->k;
     crawl_http_head h;
     const char *body;
     size_t body_len;
@@ -98,23 +101,23 @@ static int warc_record_page(arch_ctx *x, const warc_record *rec, const char *pat
 
     if (strcmp(rec->type, "response") != 0 ||
         strncasecmp(rec->content_type, "application/http", 16) != 0 || rec->target_uri[0] == 0) {
-        k->records_skipped++;
+        ro->skipped = 1;
         return 0;
     }
     if (rec->block == NULL) {
-        k->pages_skipped++; /* larger than --max-record */
+        ro->page_skipped = 1; /* larger than --max-record */
         return 0;
     }
     if (crawl_http_split(rec->block, rec->block_len, &h) != 0 || h.status < 200 || h.status > 299 ||
         !is_html_type(h.ct)) {
-        k->records_skipped++;
+        ro->skipped = 1;
         return 0;
     }
     rc = crawl_http_body(&h, x->o->max_page, &x->tmp1, &x->tmp2, &body, &body_len);
     if (rc == WP_ENOMEM)
         return wp_err_set(err, rc, "out of memory");
     if (rc != 0 || body_len > x->o->max_page) {
-        k->pages_skipped++; /* too large, or an encoding we cannot undo */
+        ro->page_skipped = 1; /* too large, or an encoding we cannot undo */
         /* A server's damaged payload is not a damaged archive: the page is
          * skipped, but where it is gets said. */
         if (rc == WP_EFORMAT) {
@@ -136,19 +139,18 @@ static int warc_record_page(arch_ctx *x, const warc_record *rec, const char *pat
 static int wat_record_page(arch_ctx *x, const warc_record *rec, const char *path, batch *b,
                            rec_out *ro, wp_err *err)
 {
-    crawl_counts *k = &b->k;
     int rc;
     if (strcmp(rec->type, "metadata") != 0 || strstr(rec->content_type, "json") == NULL) {
-        k->records_skipped++;
+        ro->skipped = 1;
         return 0;
     }
     if (rec->block == NULL) {
-        k->pages_skipped++;
+        ro->page_skipped = 1;
         return 0;
     }
     rc = crawl_wat_page(rec->block, rec->block_len, x->o, b->arena, &ro->pg, err);
     if (rc == WP_EFORMAT) {
-        k->corrupt++;
+        ro->corrupt = 1;
         ro->pg = NULL;
         ro->event_name = "corrupt";
         ro->event =
@@ -160,7 +162,7 @@ static int wat_record_page(arch_ctx *x, const warc_record *rec, const char *path
     if (rc != 0)
         return rc;
     if (ro->pg == NULL)
-        k->records_skipped++;
+        ro->skipped = 1;
     return 0;
 }
 
@@ -169,7 +171,6 @@ static void fill_batch(pipeline *pl, batch *b)
 {
     arch_ctx *x = pl->x;
     wp_arena_reset(b->arena);
-    memset(&b->k, 0, sizeof b->k);
     wp_err_clear(&b->err);
     b->n = 0;
     b->status = 0;
@@ -183,7 +184,7 @@ static void fill_batch(pipeline *pl, batch *b)
             return;
         }
         if (rc == WARC_CORRUPT) {
-            b->k.corrupt++;
+            ro->corrupt = 1;
             ro->event_name = "corrupt";
             ro->event = wp_arena_strdup(b->arena, b->err.msg);
             wp_err_clear(&b->err);
@@ -194,7 +195,7 @@ static void fill_batch(pipeline *pl, batch *b)
             b->n++;
             continue;
         }
-        b->k.records++;
+        ro->is_record = 1;
         if (!(x->by_record &&
               (int)(pl->rec->index % (uint64_t)x->ao->part_n) != x->ao->part_i - 1)) {
             rc = x->is_wat ? wat_record_page(x, pl->rec, pl->path, b, ro, &b->err)
@@ -330,16 +331,16 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
             pthread_cond_wait(&pl.cv, &pl.mu);
         b = &pl.slots[pl.taken % NSLOTS];
         pthread_mutex_unlock(&pl.mu);
-        k->records += b->k.records;
-        k->records_skipped += b->k.records_skipped;
-        k->pages_skipped += b->k.pages_skipped;
-        k->corrupt += b->k.corrupt;
         for (int i = 0; i < b->n && rc == 0; i++) {
             const rec_out *ro = &b->out[i];
             if (wp_stop_requested()) {
                 rc = WP_ESTOP;
                 break;
             }
+            k->records += ro->is_record;
+            k->records_skipped += ro->skipped;
+            k->pages_skipped += ro->page_skipped;
+            k->corrupt += ro->corrupt;
             if (ro->event != NULL)
                 wp_report_event(x->ao->rep, WP_LOG_WARN, ro->event_name, "%s", ro->event);
             if (ro->pg != NULL && (rc = crawl_sink_page(x->sink, ro->pg, source_id, err)) != 0)
@@ -348,9 +349,8 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
                 last_off = ro->next_offset;
                 last_rec = (int64_t)ro->index + 1;
             }
-            if (ro->event_name != NULL && strcmp(ro->event_name, "corrupt") == 0 &&
-                ro->next_offset < 0)
-                continue; /* a damaged stretch, not a record */
+            if (!ro->is_record)
+                continue; /* a damaged stretch: not a record of the batch */
             if (++n_in_batch >= x->ao->batch) {
                 if (last_off >= 0 && !x->o->dry_run &&
                     (rc = cat_archive_progress_set(x->c, source_id, last_off, last_rec, 0, err)) !=

@@ -19,9 +19,9 @@
  * WITPIPE_BENCH_QUICK=1 shortens every case.
  */
 #include "bench/bench_clock.h"
-#include "encode/encode.h"
-#include "encode/kern.h"
-#include "encode/tokenizer.h"
+#include "clip/clip.h"
+#include "kern/kern.h"
+#include "clip/tok_int.h"
 #include "tests/lib/testlib.h"
 
 #include <omp.h>
@@ -38,11 +38,11 @@
 static double min_time = 3.0; /* seconds per case */
 static int text_passes = 3;   /* timed passes over the caption file */
 
-static enc_arch vit_b32(void)
+static clip_arch vit_b32(void)
 {
-    enc_arch a;
+    clip_arch a;
     memset(&a, 0, sizeof a);
-    a.vision = ENC_VISION_VIT;
+    a.vision = CLIP_VISION_VIT;
     a.v_act = a.t_act = KN_ACT_QUICKGELU;
     a.embed_dim = 512;
     a.image_size = 224;
@@ -66,10 +66,10 @@ static enc_arch vit_b32(void)
     return a;
 }
 
-static enc_arch rn50(void)
+static clip_arch rn50(void)
 {
-    enc_arch a = vit_b32();
-    a.vision = ENC_VISION_RESNET;
+    clip_arch a = vit_b32();
+    a.vision = CLIP_VISION_RESNET;
     a.embed_dim = 1024;
     a.v_width = 64;
     a.v_heads = 32;
@@ -125,8 +125,8 @@ static void report(const char *name, const char *human, double items, timing t, 
 /* ---- cases ---------------------------------------------------------------- */
 
 typedef struct {
-    const enc_model *m;
-    enc_ws *ws;
+    const clip_model *m;
+    clip_ws *ws;
     const float *px;
     const int32_t *tok;
     int n;
@@ -137,7 +137,7 @@ static int run_images(void *ctx)
 {
     job *j = ctx;
     wp_err err = {0};
-    if (enc_encode_images(j->m, j->ws, j->px, j->n, j->out, &err) != 0) {
+    if (clip_encode_images(j->m, j->ws, j->px, j->n, j->out, &err) != 0) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return -1;
     }
@@ -148,7 +148,7 @@ static int run_texts(void *ctx)
 {
     job *j = ctx;
     wp_err err = {0};
-    if (enc_encode_texts(j->m, j->ws, j->tok, j->n, CTX, j->out, &err) != 0) {
+    if (clip_encode_texts(j->m, j->ws, j->tok, j->n, CTX, j->out, &err) != 0) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return -1;
     }
@@ -162,10 +162,10 @@ static void make_tokens(int32_t *tok, int n, int len)
     memset(tok, 0, (size_t)n * CTX * sizeof *tok);
     for (int b = 0; b < n; b++) {
         int32_t *r = tok + (size_t)b * CTX;
-        r[0] = ENC_TOK_SOT;
+        r[0] = CLIP_TOK_SOT;
         for (int i = 1; i < len - 1; i++)
             r[i] = 400 + (b * 131 + i * 977) % 40000;
-        r[len - 1] = ENC_TOK_EOT;
+        r[len - 1] = CLIP_TOK_EOT;
     }
 }
 
@@ -177,9 +177,10 @@ static int32_t *load_captions(const char *path, int *n, int **lens)
     const char *shared = tl_shared_dir("caption benchmark (needs the BPE vocabulary)");
     if (!shared)
         return NULL;
-    enc_tok *tk = NULL;
+    clip_tok *tk = NULL;
     wp_err err = {0};
-    if (enc_tok_open_bpe_gz(tl_shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"), &tk, &err) != 0) {
+    if (clip_tok_open_bpe_gz(tl_shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"), &tk, &err) !=
+        0) {
         fprintf(stderr, "bench: vocabulary: %s\n", err.msg);
         return NULL;
     }
@@ -196,7 +197,7 @@ static int32_t *load_captions(const char *path, int *n, int **lens)
         size_t len = strcspn(line, "\r\n");
         if (len == 0)
             continue;
-        int got = enc_tok_encode_ctx(tk, line, len, rows + (size_t)k * CTX, CTX, &err);
+        int got = clip_tok_encode_ctx(tk, line, len, rows + (size_t)k * CTX, CTX, &err);
         if (got < 0) {
             fprintf(stderr, "bench: %s: %s\n", path, err.msg);
             goto fail;
@@ -204,14 +205,14 @@ static int32_t *load_captions(const char *path, int *n, int **lens)
         ln[k++] = got;
     }
     fclose(f);
-    enc_tok_free(tk);
+    clip_tok_free(tk);
     *n = k;
     *lens = ln;
     return rows;
 fail:
     if (f)
         fclose(f);
-    enc_tok_free(tk);
+    clip_tok_free(tk);
     free(rows);
     free(ln);
     return NULL;
@@ -219,7 +220,7 @@ fail:
 
 /* The caption set in batches of BATCH_MAX (file order): each batch's best
  * run over text_passes passes, summed. */
-static void bench_captions(const enc_model *m, enc_ws *ws, const int32_t *rows, const int *lens,
+static void bench_captions(const clip_model *m, clip_ws *ws, const int32_t *rows, const int *lens,
                            int n, float *out)
 {
     int nb = (n + BATCH_MAX - 1) / BATCH_MAX;
@@ -231,7 +232,7 @@ static void bench_captions(const enc_model *m, enc_ws *ws, const int32_t *rows, 
     long tokens = 0;
     int lmin = CTX, lmax = 0;
     for (int i = 0; i < n; i++) {
-        flop += enc_text_flops(m, lens[i]);
+        flop += clip_text_flops(m, lens[i]);
         tokens += lens[i];
         lmin = lens[i] < lmin ? lens[i] : lmin;
         lmax = lens[i] > lmax ? lens[i] : lmax;
@@ -273,7 +274,7 @@ static void bench_captions(const enc_model *m, enc_ws *ws, const int32_t *rows, 
 
 int main(int argc, char **argv)
 {
-    enc_model *m = NULL;
+    clip_model *m = NULL;
     wp_err err = {0};
     const char *quick = getenv("WITPIPE_BENCH_QUICK");
     const char *capfile = argc > 1 ? argv[1] : "bench/data/alt_texts.txt";
@@ -290,7 +291,7 @@ int main(int argc, char **argv)
     float *px = malloc(px_n * sizeof *px);
     float *out = malloc((size_t)BATCH_MAX * 1024 * sizeof *out);
     int32_t *tok = malloc((size_t)BATCH_MAX * CTX * sizeof *tok);
-    enc_ws *ws = enc_ws_new();
+    clip_ws *ws = clip_ws_new();
     int ncap = 0, *caplens = NULL;
     int32_t *caps = load_captions(capfile, &ncap, &caplens);
     if (!px || !out || !tok || !ws) {
@@ -302,17 +303,17 @@ int main(int argc, char **argv)
         s = s * 6364136223846793005ULL + 1442695040888963407ULL;
         px[i] = (float)((s >> 40) & 0xffff) / 32768.0f - 1.0f;
     }
-    enc_arch a = vit_b32();
+    clip_arch a = vit_b32();
     for (int prec = KN_F32; prec <= KN_BF16; prec++) {
         const char *pn = prec == KN_BF16 ? "bf16" : "f32";
-        if (enc_model_random(&a, prec, 1, &m, &err) != 0) {
+        if (clip_model_random(&a, prec, 1, &m, &err) != 0) {
             fprintf(stderr, "bench: %s\n", err.msg);
             return 1;
         }
-        double gf = enc_image_flops(m) / 1e9;
+        double gf = clip_image_flops(m) / 1e9;
         if (prec == KN_F32)
             printf("ViT-B/32: %.2f GFLOP per image, %lld parameters\n", gf,
-                   (long long)enc_model_params(m));
+                   (long long)clip_model_params(m));
         for (int batch = 1; batch <= BATCH_MAX; batch *= 32) {
             job j = {m, ws, px, NULL, batch, out};
             char name[64], human[64];
@@ -329,19 +330,19 @@ int main(int argc, char **argv)
             make_tokens(tok, BATCH_MAX, CTX);
             job j = {m, ws, NULL, tok, BATCH_MAX, out};
             report("text_pad77", "ViT-B/32 text f32 batch 32 x 77 tokens", BATCH_MAX,
-                   time_case(run_texts, &j, min_time), enc_text_flops(m, CTX) / 1e9);
+                   time_case(run_texts, &j, min_time), clip_text_flops(m, CTX) / 1e9);
         }
-        enc_model_free(m);
+        clip_model_free(m);
         m = NULL;
     }
     a = rn50();
     for (int prec = KN_F32; prec <= KN_BF16; prec++) {
         const char *pn = prec == KN_BF16 ? "bf16" : "f32";
-        if (enc_model_random(&a, prec, 2, &m, &err) != 0) {
+        if (clip_model_random(&a, prec, 2, &m, &err) != 0) {
             fprintf(stderr, "bench: %s\n", err.msg);
             return 1;
         }
-        double gf = enc_image_flops(m) / 1e9;
+        double gf = clip_image_flops(m) / 1e9;
         if (prec == KN_F32)
             printf("RN50: %.2f GFLOP per image\n", gf);
         job j = {m, ws, px, NULL, 8, out};
@@ -349,10 +350,10 @@ int main(int argc, char **argv)
         snprintf(name, sizeof name, "rn50_%s_b8", pn);
         snprintf(human, sizeof human, "RN50 image %s batch 8", pn);
         report(name, human, 8, time_case(run_images, &j, min_time), gf);
-        enc_model_free(m);
+        clip_model_free(m);
         m = NULL;
     }
-    enc_ws_free(ws);
+    clip_ws_free(ws);
     free(caps);
     free(caplens);
     free(px);

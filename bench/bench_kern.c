@@ -1,5 +1,5 @@
 /*
- * bench/bench_kern.c: GFLOP/s of the CLIP kernels (encode/kern.h) on the
+ * bench/bench_kern.c: GFLOP/s of the CLIP kernels (kern/kern.h) on the
  * ViT-B/32 shapes, beside the machine's measured FMA peak, and what that
  * rate means in images/s (ViT-B/32 image tower: 8.82 GFLOP per image).
  *
@@ -14,7 +14,7 @@
  * processes kept the CPUs during the runs (from /proc/stat).
  */
 #include "bench/bench_clock.h"
-#include "encode/kern.h"
+#include "kern/kern.h"
 
 #include <immintrin.h>
 #include <math.h>

@@ -1,12 +1,12 @@
 /*
  * bench/bench_tokenizer.c: throughput of the CLIP tokenizer
- * (encode/tokenizer.h): texts/s and MB/s for enc_tok_encode_ctx (77-token
+ * (clip/tokenizer.h): texts/s and MB/s for clip_tok_encode_ctx (77-token
  * rows) on the 94 golden captions (unicode, mojibake, entities: the slow
  * path) and on plain ASCII alt-text-like captions (the common case), one
  * thread, word cache warm and cold; plus the vocabulary load time. Needs
  * ../shared (or WITPIPE_SHARED). WITPIPE_BENCH_QUICK=1 shortens every case.
  */
-#include "encode/tokenizer.h"
+#include "clip/tok_int.h"
 #include "tests/lib/testlib.h"
 
 #include <jansson.h>
@@ -26,28 +26,28 @@ typedef struct texts {
 
 static void run_case(const char *name, const char *vocab, const texts *tx, int cold)
 {
-    enc_tok *t = NULL;
-    if (enc_tok_open_bpe_gz(vocab, &t, NULL) != 0)
+    clip_tok *t = NULL;
+    if (clip_tok_open_bpe_gz(vocab, &t, NULL) != 0)
         exit(1);
-    int32_t row[ENC_TOK_CTX];
+    int32_t row[CLIP_TOK_CTX];
     double best = 0, start = wp_now();
     long tokens = 0;
     while (wp_now() - start < min_time) {
         if (cold) {
-            enc_tok_free(t);
-            if (enc_tok_open_bpe_gz(vocab, &t, NULL) != 0)
+            clip_tok_free(t);
+            if (clip_tok_open_bpe_gz(vocab, &t, NULL) != 0)
                 exit(1);
         }
         double t0 = wp_now();
         for (size_t i = 0; i < tx->n; i++)
-            tokens += enc_tok_encode_ctx(t, tx->s[i], tx->len[i], row, ENC_TOK_CTX, NULL);
+            tokens += clip_tok_encode_ctx(t, tx->s[i], tx->len[i], row, CLIP_TOK_CTX, NULL);
         double rate = (double)tx->n / (wp_now() - t0);
         if (rate > best)
             best = rate;
     }
     printf("%-34s %10.0f texts/s %8.1f MB/s\n", name, best,
            best * (double)tx->bytes / (double)tx->n / 1e6);
-    enc_tok_free(t);
+    clip_tok_free(t);
     (void)tokens;
 }
 
@@ -95,11 +95,11 @@ int main(void)
         synth.bytes += n;
     }
     double t0 = wp_now();
-    enc_tok *t = NULL;
-    if (enc_tok_open_bpe_gz(vocab, &t, NULL) != 0)
+    clip_tok *t = NULL;
+    if (clip_tok_open_bpe_gz(vocab, &t, NULL) != 0)
         return 1;
     printf("%-34s %10.3f s\n", "load bpe_simple_vocab_16e6.txt.gz", wp_now() - t0);
-    enc_tok_free(t);
+    clip_tok_free(t);
     run_case("golden captions (94), warm cache", vocab, &golden, 0);
     run_case("ascii captions (2000), warm cache", vocab, &synth, 0);
     run_case("ascii captions (2000), cold cache", vocab, &synth, 1);

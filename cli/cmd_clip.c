@@ -7,8 +7,8 @@
 #include "catalog/catalog.h"
 #include "cli.h"
 #include "encode/encode.h"
-#include "encode/kern.h"
-#include "encode/tokenizer.h"
+#include "clip/clip.h"
+#include "encode/encode.h"
 #include "image/image.h"
 #include "store/store.h"
 
@@ -26,9 +26,9 @@
 static int parse_precision(const char *cmd, const char *v, int *out)
 {
     if (strcmp(v, "f32") == 0)
-        *out = KN_F32;
+        *out = CLIP_F32;
     else if (strcmp(v, "bf16") == 0)
-        *out = KN_BF16;
+        *out = CLIP_BF16;
     else
         return cli_usage_error(cmd, "--precision must be f32 or bf16, not '%s'", v);
     return 0;
@@ -102,10 +102,10 @@ static int read_lines(cli_ctx *ctx, const char *path, char **blob, char ***lines
 
 /* Embeds image files into out (n x E), CLIP_BATCH at a time; failed files
  * get ok[i] = 0 and a printed error. Returns the number that failed. */
-static int embed_files(cli_ctx *ctx, const enc_model *m, enc_ws *ws, char **files, int n,
+static int embed_files(cli_ctx *ctx, const clip_model *m, clip_ws *ws, char **files, int n,
                        float *out, int *ok)
 {
-    int S = enc_model_arch(m)->image_size, E = enc_model_arch(m)->embed_dim, failed = 0;
+    int S = clip_model_arch(m)->image_size, E = clip_model_arch(m)->embed_dim, failed = 0;
     size_t px = (size_t)3 * S * S;
     uint8_t *rgb = malloc(px);
     float *pix = malloc(CLIP_BATCH * px * sizeof *pix);
@@ -136,12 +136,12 @@ static int embed_files(cli_ctx *ctx, const enc_model *m, enc_ws *ws, char **file
                 failed++;
                 continue;
             }
-            enc_normalize_rgb(m, rgb, pix + (size_t)k * px);
+            clip_normalize_rgb(m, rgb, pix + (size_t)k * px);
             idx[k++] = i;
         }
         if (k == 0)
             continue;
-        if (enc_encode_images(m, ws, pix, k, emb, &err) != 0) {
+        if (clip_encode_images(m, ws, pix, k, emb, &err) != 0) {
             cli_error(ctx, "%s", err.msg);
             failed += k;
             continue;
@@ -158,19 +158,19 @@ static int embed_files(cli_ctx *ctx, const enc_model *m, enc_ws *ws, char **file
     return failed;
 }
 
-typedef struct clip_common {
+typedef struct clip_cmd_opts {
     const char *model_dir;
     const char *labels;
     const char *templates;
     int precision;
     int normalize;
     int top;
-} clip_common;
+} clip_cmd_opts;
 
-static int clip_embed_image(cli_ctx *ctx, const enc_model *m, enc_ws *ws, const clip_common *o,
-                            char **files, int n)
+static int cmd_embed_image(cli_ctx *ctx, const clip_model *m, clip_ws *ws, const clip_cmd_opts *o,
+                           char **files, int n)
 {
-    int E = enc_model_arch(m)->embed_dim, failed;
+    int E = clip_model_arch(m)->embed_dim, failed;
     float *out = calloc((size_t)n * E, sizeof *out);
     int *ok = calloc((size_t)n, sizeof *ok);
     json_t *root = json_object(), *arr = json_array();
@@ -189,7 +189,7 @@ static int clip_embed_image(cli_ctx *ctx, const enc_model *m, enc_ws *ws, const 
         json_object_set_new(it, "file", json_string(files[i]));
         if (ok[i]) {
             if (o->normalize)
-                enc_l2_normalize(out + (size_t)i * E, E);
+                clip_l2_normalize(out + (size_t)i * E, E);
             json_object_set_new(it, "embedding", vec_json(out + (size_t)i * E, E));
         } else {
             json_object_set_new(it, "error", json_true());
@@ -207,10 +207,10 @@ static int clip_embed_image(cli_ctx *ctx, const enc_model *m, enc_ws *ws, const 
     return failed ? CLI_FAIL : CLI_OK;
 }
 
-static int clip_embed_text(cli_ctx *ctx, const enc_model *m, enc_ws *ws, enc_tok *tok,
-                           const clip_common *o, char **texts, int n)
+static int cmd_embed_text(cli_ctx *ctx, const clip_model *m, clip_ws *ws, clip_tok *tok,
+                          const clip_cmd_opts *o, char **texts, int n)
 {
-    int E = enc_model_arch(m)->embed_dim;
+    int E = clip_model_arch(m)->embed_dim;
     float *out = calloc((size_t)n * E, sizeof *out);
     wp_err err = {0};
     json_t *root, *arr;
@@ -219,7 +219,7 @@ static int clip_embed_text(cli_ctx *ctx, const enc_model *m, enc_ws *ws, enc_tok
         cli_error(ctx, "out of memory");
         return CLI_FAIL;
     }
-    if (enc_embed_strings(m, ws, tok, (const char *const *)texts, n, out, &err) != 0) {
+    if (clip_embed_strings(m, ws, tok, (const char *const *)texts, n, out, &err) != 0) {
         cli_error(ctx, "%s", err.msg);
         free(out);
         return CLI_FAIL;
@@ -229,7 +229,7 @@ static int clip_embed_text(cli_ctx *ctx, const enc_model *m, enc_ws *ws, enc_tok
     for (int i = 0; i < n; i++) {
         json_t *it = json_object();
         if (o->normalize)
-            enc_l2_normalize(out + (size_t)i * E, E);
+            clip_l2_normalize(out + (size_t)i * E, E);
         json_object_set_new(it, "text", json_string(texts[i]));
         json_object_set_new(it, "embedding", vec_json(out + (size_t)i * E, E));
         json_array_append_new(arr, it);
@@ -244,10 +244,10 @@ static int clip_embed_text(cli_ctx *ctx, const enc_model *m, enc_ws *ws, enc_tok
     return CLI_OK;
 }
 
-static int clip_zeroshot(cli_ctx *ctx, const enc_model *m, enc_ws *ws, enc_tok *tok,
-                         const clip_common *o, char **files, int n)
+static int cmd_zeroshot(cli_ctx *ctx, const clip_model *m, clip_ws *ws, clip_tok *tok,
+                        const clip_cmd_opts *o, char **files, int n)
 {
-    int E = enc_model_arch(m)->embed_dim, nl = 0, nt = ENC_IMAGENET_TEMPLATES, rc = CLI_FAIL;
+    int E = clip_model_arch(m)->embed_dim, nl = 0, nt = CLIP_IMAGENET_TEMPLATES, rc = CLI_FAIL;
     char *lblob = NULL, *tblob = NULL, **labels = NULL, **tmpl = NULL;
     float *cls = NULL, *img = NULL, *logit = NULL;
     int *ok = NULL, *order = NULL;
@@ -267,14 +267,14 @@ static int clip_zeroshot(cli_ctx *ctx, const enc_model *m, enc_ws *ws, enc_tok *
         cli_error(ctx, "out of memory");
         goto out;
     }
-    if (enc_zeroshot_classifier(m, ws, tok, (const char *const *)labels, nl,
-                                tmpl ? (const char *const *)tmpl : enc_imagenet_templates, nt, cls,
-                                &err) != 0) {
+    if (clip_zeroshot_classifier(m, ws, tok, (const char *const *)labels, nl,
+                                 tmpl ? (const char *const *)tmpl : clip_imagenet_templates, nt,
+                                 cls, &err) != 0) {
         cli_error(ctx, "%s", err.msg);
         goto out;
     }
     int failed = embed_files(ctx, m, ws, files, n, img, ok);
-    float scale = enc_model_logit_scale(m);
+    float scale = clip_model_logit_scale(m);
     root = json_object();
     arr = json_array();
     for (int i = 0; i < n; i++) {
@@ -287,7 +287,7 @@ static int clip_zeroshot(cli_ctx *ctx, const enc_model *m, enc_ws *ws, enc_tok *
             continue;
         }
         float *v = img + (size_t)i * E;
-        enc_l2_normalize(v, E);
+        clip_l2_normalize(v, E);
         double mx = -1e30, sum = 0;
         for (int l = 0; l < nl; l++) {
             float s = 0;
@@ -350,11 +350,11 @@ int cmd_clip(cli_ctx *ctx, int argc, char **argv)
                                              {"top", required_argument, NULL, 'k'},
                                              {"help", no_argument, NULL, 'h'},
                                              {0, 0, 0, 0}};
-    clip_common o = {NULL, NULL, NULL, KN_F32, 0, 5};
-    enc_model *m = NULL;
-    enc_tok *tok = NULL;
-    enc_ws *ws = NULL;
-    enc_open_opts oo;
+    clip_cmd_opts o = {NULL, NULL, NULL, CLIP_F32, 0, 5};
+    clip_model *m = NULL;
+    clip_tok *tok = NULL;
+    clip_ws *ws = NULL;
+    clip_open_opts oo;
     wp_err err = {0};
     const char *sub;
     int c, rc = CLI_FAIL;
@@ -412,28 +412,28 @@ int cmd_clip(cli_ctx *ctx, int argc, char **argv)
     if (strcmp(sub, "zeroshot") == 0 && o.labels == NULL)
         return cli_usage_error("clip", "zeroshot needs --labels FILE");
     oo.precision = o.precision;
-    if (enc_model_open(o.model_dir, &oo, &m, &err) != 0) {
+    if (clip_model_open(o.model_dir, &oo, &m, &err) != 0) {
         cli_error(ctx, "%s", err.msg);
         return CLI_FAIL;
     }
-    if (strcmp(sub, "embed-image") != 0 && enc_tok_open_dir(o.model_dir, &tok, &err) != 0) {
+    if (strcmp(sub, "embed-image") != 0 && clip_tok_open_dir(o.model_dir, &tok, &err) != 0) {
         cli_error(ctx, "%s", err.msg);
         goto out;
     }
-    if ((ws = enc_ws_new()) == NULL) {
+    if ((ws = clip_ws_new()) == NULL) {
         cli_error(ctx, "out of memory");
         goto out;
     }
     if (strcmp(sub, "embed-image") == 0)
-        rc = clip_embed_image(ctx, m, ws, &o, argv + optind, argc - optind);
+        rc = cmd_embed_image(ctx, m, ws, &o, argv + optind, argc - optind);
     else if (strcmp(sub, "embed-text") == 0)
-        rc = clip_embed_text(ctx, m, ws, tok, &o, argv + optind, argc - optind);
+        rc = cmd_embed_text(ctx, m, ws, tok, &o, argv + optind, argc - optind);
     else
-        rc = clip_zeroshot(ctx, m, ws, tok, &o, argv + optind, argc - optind);
+        rc = cmd_zeroshot(ctx, m, ws, tok, &o, argv + optind, argc - optind);
 out:
-    enc_ws_free(ws);
-    enc_tok_free(tok);
-    enc_model_free(m);
+    clip_ws_free(ws);
+    clip_tok_free(tok);
+    clip_model_free(m);
     return rc;
 }
 
@@ -442,8 +442,8 @@ int cmd_model_info(cli_ctx *ctx, int argc, char **argv)
     static const struct option longopts[] = {{"precision", required_argument, NULL, 'p'},
                                              {"help", no_argument, NULL, 'h'},
                                              {0, 0, 0, 0}};
-    enc_open_opts oo = {KN_F32};
-    enc_model *m = NULL;
+    clip_open_opts oo = {CLIP_F32};
+    clip_model *m = NULL;
     wp_err err = {0};
     wp_buf b = {0};
     int c;
@@ -460,18 +460,18 @@ int cmd_model_info(cli_ctx *ctx, int argc, char **argv)
     }
     if (optind + 1 != argc)
         return cli_usage_error("model info", "takes one model directory");
-    if (enc_model_open(argv[optind], &oo, &m, &err) != 0) {
+    if (clip_model_open(argv[optind], &oo, &m, &err) != 0) {
         cli_error(ctx, "%s", err.msg);
         return CLI_FAIL;
     }
-    if (enc_model_info_json(m, &b) != 0) {
+    if (clip_model_info_json(m, &b) != 0) {
         cli_error(ctx, "out of memory");
-        enc_model_free(m);
+        clip_model_free(m);
         return CLI_FAIL;
     }
     puts(b.data);
     wp_buf_free(&b);
-    enc_model_free(m);
+    clip_model_free(m);
     return CLI_OK;
 }
 

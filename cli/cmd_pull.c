@@ -1,10 +1,10 @@
 /*
  * cli/cmd_pull.c: `witpipe model pull REPO`: downloads a CLIP model folder
- * from a Hugging Face style hub into the model cache (encode/hub.h).
+ * from a Hugging Face style hub into the model cache (clip/hub.h).
  * cli/cmd_model.c dispatches to it.
  */
 #include "cli.h"
-#include "encode/hub.h"
+#include "clip/clip.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -18,7 +18,7 @@ int cmd_model_pull(cli_ctx *ctx, int argc, char **argv)
                                              {"revision", required_argument, NULL, 'r'},
                                              {"help", no_argument, NULL, 'h'},
                                              {0, 0, 0, 0}};
-    enc_hub_opts o = {.rep = &ctx->rep};
+    clip_hub_opts o = {.rep = &ctx->rep};
     int c;
     while ((c = cli_getopt("model pull", argc, argv, "", longopts)) != -1) {
         switch (c) {
@@ -40,9 +40,9 @@ int cmd_model_pull(cli_ctx *ctx, int argc, char **argv)
     }
     if (optind + 1 != argc)
         return cli_usage_error("model pull", "takes one repository (org/name)");
-    enc_hub_result res;
+    clip_hub_result res;
     wp_err err = {0};
-    int rc = enc_hub_pull(argv[optind], &o, &res, &err);
+    int rc = clip_hub_pull(argv[optind], &o, &res, &err);
     cli_progress_done(ctx);
     if (rc != 0) {
         cli_error(ctx, "%s", err.msg);

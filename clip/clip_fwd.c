@@ -1,5 +1,5 @@
 /*
- * encode/clip_fwd.c: the CLIP forward passes (ViT, ModifiedResNet, text
+ * clip/clip_fwd.c: the CLIP forward passes (ViT, ModifiedResNet, text
  * transformer) on top of the kern.h kernels, and the reusable workspace.
  *
  * Activations are row-major [tokens x width]. Each forward pass runs the
@@ -8,7 +8,7 @@
  * buffer between calls and only grows, so a steady stream of same-sized
  * batches allocates nothing.
  */
-#include "encode/clip_int.h"
+#include "clip/clip_int.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@
 
 enum { WS_A, WS_B, WS_C, WS_D, WS_E, WS_F, WS_G, WS_H, WS_SLOTS };
 
-struct enc_ws {
+struct clip_ws {
     float *buf[WS_SLOTS];
     size_t cap[WS_SLOTS];
     int *eot;
@@ -25,12 +25,12 @@ struct enc_ws {
     int off_cap;
 };
 
-enc_ws *enc_ws_new(void)
+clip_ws *clip_ws_new(void)
 {
-    return calloc(1, sizeof(enc_ws));
+    return calloc(1, sizeof(clip_ws));
 }
 
-void enc_ws_free(enc_ws *ws)
+void clip_ws_free(clip_ws *ws)
 {
     if (ws == NULL)
         return;
@@ -42,7 +42,7 @@ void enc_ws_free(enc_ws *ws)
 }
 
 /* A buffer of at least n floats in slot i (contents not kept on growth). */
-static float *ws_get(enc_ws *ws, int i, size_t n)
+static float *ws_get(clip_ws *ws, int i, size_t n)
 {
     if (n == 0)
         n = 1;
@@ -67,7 +67,7 @@ static int conv_out(int x, int k, int s, int p)
     return (x + 2 * p - k) / s + 1;
 }
 
-static void plan_conv(enc_model *m, const enc_conv *c, int *h, int *w, double *fl)
+static void plan_conv(clip_model *m, const clip_conv *c, int *h, int *w, double *fl)
 {
     int oh = conv_out(*h, c->k, c->stride, c->pad), ow = conv_out(*w, c->k, c->stride, c->pad);
     /* NHWC im2col rows of one image; 1x1 stride-1 convs need none */
@@ -88,12 +88,12 @@ static double block_flops(int seq, int w, int mlp, int att_len)
            4.0 * seq * w * mlp;
 }
 
-void enc_model_plan(enc_model *m)
+void clip_model_plan(clip_model *m)
 {
-    const enc_arch *a = &m->a;
+    const clip_arch *a = &m->a;
     double fl = 0;
 
-    if (a->vision == ENC_VISION_VIT) {
+    if (a->vision == CLIP_VISION_VIT) {
         int g = a->image_size / a->v_patch, seq = g * g + 1;
         fl = 2.0 * g * g * a->v_width * 3 * a->v_patch * a->v_patch;
         fl += a->v_layers * block_flops(seq, a->v_width, a->v_mlp, seq);
@@ -107,7 +107,7 @@ void enc_model_plan(enc_model *m)
         w /= 2;
         for (int s = 0; s < 4; s++)
             for (int b = 0; b < m->rn_n[s]; b++) {
-                const enc_bottleneck *bk = &m->rn[s][b];
+                const clip_bottleneck *bk = &m->rn[s][b];
                 int h1 = h, w1 = w;
                 plan_conv(m, &bk->c1, &h1, &w1, &fl);
                 plan_conv(m, &bk->c2, &h1, &w1, &fl);
@@ -127,14 +127,14 @@ void enc_model_plan(enc_model *m)
     m->img_flops = fl;
 }
 
-double enc_image_flops(const enc_model *m)
+double clip_image_flops(const clip_model *m)
 {
     return m->img_flops;
 }
 
-double enc_text_flops(const enc_model *m, int len)
+double clip_text_flops(const clip_model *m, int len)
 {
-    const enc_arch *a = &m->a;
+    const clip_arch *a = &m->a;
     return a->t_layers * block_flops(len, a->t_width, a->t_mlp, (len + 1) / 2) +
            2.0 * a->t_width * a->embed_dim;
 }
@@ -145,7 +145,7 @@ double enc_text_flops(const enc_model *m, int len)
  * back: sequence s is rows off[s]..off[s+1] (no padding: every op but
  * attention is row-wise). h, qkv, mlp and scratch are caller buffers of
  * off[nseq] rows (scratch: kn_attention_scratch of the longest sequence). */
-static void transformer(const enc_block *blocks, int layers, int nseq, const int *off, int w,
+static void transformer(const clip_block *blocks, int layers, int nseq, const int *off, int w,
                         int heads, int mlp_dim, int act, float eps, int causal, float *x, float *h,
                         float *qkv, float *mlp, float *scratch)
 {
@@ -153,7 +153,7 @@ static void transformer(const enc_block *blocks, int layers, int nseq, const int
     for (int s = 1; s < nseq && uniform; s++)
         uniform = off[s + 1] - off[s] == off[1] - off[0];
     for (int l = 0; l < layers; l++) {
-        const enc_block *b = &blocks[l];
+        const clip_block *b = &blocks[l];
         kn_layernorm(x, w, rows, w, b->ln1_g, b->ln1_b, eps, h, w);
         kn_linear(h, w, rows, b->qkv, b->qkv_b, KN_ACT_NONE, NULL, 0, qkv, 3 * w);
         /* one parallel loop over (sequence, head) */
@@ -169,7 +169,7 @@ static void transformer(const enc_block *blocks, int layers, int nseq, const int
 }
 
 /* ws->off sized for n sequences (n + 1 entries); 0 or WP_ENOMEM. */
-static int ws_offsets(enc_ws *ws, int n)
+static int ws_offsets(clip_ws *ws, int n)
 {
     if (ws->off_cap < n + 1) {
         int *o = realloc(ws->off, (size_t)(n + 1) * sizeof *o);
@@ -183,10 +183,10 @@ static int ws_offsets(enc_ws *ws, int n)
 
 /* ---- ViT ------------------------------------------------------------- */
 
-static int vit_images(const enc_model *m, enc_ws *ws, const float *px, int n, float *out,
+static int vit_images(const clip_model *m, clip_ws *ws, const float *px, int n, float *out,
                       wp_err *err)
 {
-    const enc_arch *a = &m->a;
+    const clip_arch *a = &m->a;
     int p = a->v_patch, g = a->image_size / p, np = g * g, seq = np + 1, w = a->v_width;
     int k = 3 * p * p, S = a->image_size;
     size_t rows = (size_t)n * seq;
@@ -298,7 +298,7 @@ static void im2col_nhwc(const float *in, int nb, int h, int w, int cin, int k, i
 
 /* out = act(conv(in) + bias) + res over nb NHWC images; scratch holds
  * scap floats (at least one image's im2col). */
-static void conv_nhwc(const enc_conv *c, const float *in, int nb, int *h, int *w, int act,
+static void conv_nhwc(const clip_conv *c, const float *in, int nb, int *h, int *w, int act,
                       const float *res, float *out, float *scratch, size_t scap)
 {
     int oh = conv_out(*h, c->k, c->stride, c->pad), ow = conv_out(*w, c->k, c->stride, c->pad);
@@ -325,7 +325,7 @@ static void conv_nhwc(const enc_conv *c, const float *in, int nb, int *h, int *w
 
 /* nb images (NCHW pixels) through the stem and the four stages; returns
  * the buffer holding the [nb x hh*ww x C] features. */
-static float *resnet_trunk(const enc_model *m, const float *px, int nb, float *bufs[4], float *sc,
+static float *resnet_trunk(const clip_model *m, const float *px, int nb, float *bufs[4], float *sc,
                            size_t scap, int *hh, int *ww)
 {
     int S = m->a.image_size, h = S, w = S;
@@ -344,7 +344,7 @@ static float *resnet_trunk(const enc_model *m, const float *px, int nb, float *b
     w /= 2;
     for (int s = 0; s < 4; s++)
         for (int bi = 0; bi < m->rn_n[s]; bi++) {
-            const enc_bottleneck *b = &m->rn[s][bi];
+            const clip_bottleneck *b = &m->rn[s][bi];
             int h1 = h, w1 = w, cin = b->c1.cin;
             float *mid, *idn, *tmp;
             conv_nhwc(&b->c1, X, nb, &h1, &w1, KN_ACT_RELU, NULL, P, sc, scap);
@@ -388,10 +388,10 @@ static float *resnet_trunk(const enc_model *m, const float *px, int nb, float *b
     return X;
 }
 
-static int resnet_images(const enc_model *m, enc_ws *ws, const float *px, int n, float *out,
+static int resnet_images(const clip_model *m, clip_ws *ws, const float *px, int n, float *out,
                          wp_err *err)
 {
-    const enc_arch *a = &m->a;
+    const clip_arch *a = &m->a;
     int S = a->image_size, C = a->v_width * 32, g = S / 32, nt = g * g + 1;
     int chunk = n < RN_CHUNK ? n : RN_CHUNK;
     float *bufs[4];
@@ -438,22 +438,22 @@ static int resnet_images(const enc_model *m, enc_ws *ws, const float *px, int n,
     return 0;
 }
 
-int enc_encode_images(const enc_model *m, enc_ws *ws, const float *pixels, int n, float *out,
-                      wp_err *err)
+int clip_encode_images(const clip_model *m, clip_ws *ws, const float *pixels, int n, float *out,
+                       wp_err *err)
 {
     if (n <= 0)
         return n == 0 ? 0 : wp_err_set(err, WP_EINVAL, "negative image count");
-    if (m->a.vision == ENC_VISION_VIT)
+    if (m->a.vision == CLIP_VISION_VIT)
         return vit_images(m, ws, pixels, n, out, err);
     return resnet_images(m, ws, pixels, n, out, err);
 }
 
 /* ---- text ------------------------------------------------------------ */
 
-int enc_encode_texts(const enc_model *m, enc_ws *ws, const int32_t *tokens, int n, int ctx,
-                     float *out, wp_err *err)
+int clip_encode_texts(const clip_model *m, clip_ws *ws, const int32_t *tokens, int n, int ctx,
+                      float *out, wp_err *err)
 {
-    const enc_arch *a = &m->a;
+    const clip_arch *a = &m->a;
     int w = a->t_width, len = 0;
 
     if (n <= 0)
@@ -520,7 +520,7 @@ int enc_encode_texts(const enc_model *m, enc_ws *ws, const int32_t *tokens, int 
 
 /* ---- small helpers --------------------------------------------------- */
 
-void enc_normalize_rgb(const enc_model *m, const uint8_t *rgb, float *out)
+void clip_normalize_rgb(const clip_model *m, const uint8_t *rgb, float *out)
 {
     int S = m->a.image_size;
     size_t np = (size_t)S * S;
@@ -531,7 +531,7 @@ void enc_normalize_rgb(const enc_model *m, const uint8_t *rgb, float *out)
     }
 }
 
-void enc_l2_normalize(float *v, int n)
+void clip_l2_normalize(float *v, int n)
 {
     double s = 0;
     for (int i = 0; i < n; i++)
@@ -543,7 +543,7 @@ void enc_l2_normalize(float *v, int n)
         v[i] *= inv;
 }
 
-float enc_cosine(const float *a, const float *b, int n)
+float clip_cosine(const float *a, const float *b, int n)
 {
     double ab = 0, aa = 0, bb = 0;
     for (int i = 0; i < n; i++) {

@@ -1,18 +1,18 @@
 /*
- * encode/clip_int.h: the in-memory CLIP model shared by the loader
- * (clip_load.c) and the forward passes (clip_fwd.c); internal to encode/.
+ * clip/clip_int.h: the in-memory CLIP model shared by the loader
+ * (clip_load.c) and the forward passes (clip_fwd.c); internal to clip/.
  *
  * Every float array and packed matrix belongs to the model and is freed by
- * enc_model_free. Linear weights are kept in PyTorch's [out, in] order.
+ * clip_model_free. Linear weights are kept in PyTorch's [out, in] order.
  */
-#ifndef ENCODE_CLIP_INT_H
-#define ENCODE_CLIP_INT_H
+#ifndef CLIP_CLIP_INT_H
+#define CLIP_CLIP_INT_H
 
-#include "encode/encode.h"
-#include "encode/kern.h"
+#include "clip/clip.h"
+#include "kern/kern.h"
 
 /* One pre-LN residual attention block. */
-typedef struct enc_block {
+typedef struct clip_block {
     float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
     kn_packed *qkv; /* [3W x W]: q | k | v */
     float *qkv_b;
@@ -22,27 +22,27 @@ typedef struct enc_block {
     float *fc1_b;
     kn_packed *fc2;
     float *fc2_b;
-} enc_block;
+} clip_block;
 
 /* A convolution with BatchNorm folded in (bias = folded shift). */
-typedef struct enc_conv {
+typedef struct clip_conv {
     kn_packed *w;
     float *b;
     int cin, cout, k, stride, pad;
-} enc_conv;
+} clip_conv;
 
-typedef struct enc_bottleneck {
-    enc_conv c1, c2, c3, ds;
+typedef struct clip_bottleneck {
+    clip_conv c1, c2, c3, ds;
     int has_ds;
     int stride;
-} enc_bottleneck;
+} clip_bottleneck;
 
-#define ENC_RN_BLOCKS_MAX 64 /* Bottleneck blocks per stage */
+#define CLIP_RN_BLOCKS_MAX 64 /* Bottleneck blocks per stage */
 
-struct enc_model {
-    enc_arch a;
+struct clip_model {
+    clip_arch a;
     int precision;      /* requested (enum kn_precision) */
-    int pack_precision; /* what enc_pack uses for the part being built */
+    int pack_precision; /* what clip_pack uses for the part being built */
     char dtype[8];
     int64_t params;
     float logit_scale; /* exp() of the stored value */
@@ -52,12 +52,12 @@ struct enc_model {
     float *class_emb; /* [W] */
     float *v_pos;     /* [1 + grid^2, W] */
     float *ln_pre_g, *ln_pre_b, *ln_post_g, *ln_post_b;
-    enc_block *v_blocks;
+    clip_block *v_blocks;
     kn_packed *v_proj; /* [E x W] */
 
     /* vision: ModifiedResNet */
-    enc_conv stem[3];
-    enc_bottleneck *rn[4];
+    clip_conv stem[3];
+    clip_bottleneck *rn[4];
     int rn_n[4];
     float *ap_pos; /* [1 + g^2, C] */
     kn_packed *ap_q, *ap_k, *ap_v, *ap_c;
@@ -69,7 +69,7 @@ struct enc_model {
     /* text */
     float *tok_emb; /* [vocab, Wt] */
     float *t_pos;   /* [ctx, Wt] */
-    enc_block *t_blocks;
+    clip_block *t_blocks;
     float *ln_final_g, *ln_final_b;
     kn_packed *t_proj; /* [E x Wt] */
 
@@ -80,11 +80,11 @@ struct enc_model {
 
 /* Records p as owned by m; returns p, or NULL (and frees p) when out of
  * memory. */
-float *enc_own(enc_model *m, float *p);
+float *clip_own(clip_model *m, float *p);
 /* Packs W [n x k] at the model's precision, counting parameters; NULL on
  * out of memory. */
-kn_packed *enc_pack(enc_model *m, const float *w, int n, int k);
+kn_packed *clip_pack(clip_model *m, const float *w, int n, int k);
 /* Allocates the model's ResNet/ViT derived sizes after weights are set. */
-void enc_model_plan(enc_model *m);
+void clip_model_plan(clip_model *m);
 
-#endif /* ENCODE_CLIP_INT_H */
+#endif /* CLIP_CLIP_INT_H */

@@ -1,5 +1,5 @@
 /*
- * encode/clip_load.c: builds an enc_model from a checkpoint directory
+ * clip/clip_load.c: builds an clip_model from a checkpoint directory
  * (Hugging Face or OpenAI/open_clip layout) or from random weights.
  *
  * Two steps: the architecture is decided first (config file plus tensor
@@ -9,8 +9,8 @@
  * The random source serves the same names with seeded random values, so
  * benchmarks build a real architecture without a file.
  */
-#include "encode/clip_int.h"
-#include "encode/safetensors.h"
+#include "clip/clip_int.h"
+#include "clip/safetensors.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -27,7 +27,7 @@ static const float clip_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 
 /* ---- ownership ------------------------------------------------------- */
 
-float *enc_own(enc_model *m, float *p)
+float *clip_own(clip_model *m, float *p)
 {
     if (p == NULL)
         return NULL;
@@ -45,12 +45,12 @@ float *enc_own(enc_model *m, float *p)
     return p;
 }
 
-kn_packed *enc_pack(enc_model *m, const float *w, int n, int k)
+kn_packed *clip_pack(clip_model *m, const float *w, int n, int k)
 {
     return kn_pack(w, n, k, m->pack_precision);
 }
 
-static void free_block(enc_block *b)
+static void free_block(clip_block *b)
 {
     kn_packed_free(b->qkv);
     kn_packed_free(b->out);
@@ -58,12 +58,12 @@ static void free_block(enc_block *b)
     kn_packed_free(b->fc2);
 }
 
-static void free_conv(enc_conv *c)
+static void free_conv(clip_conv *c)
 {
     kn_packed_free(c->w);
 }
 
-void enc_model_free(enc_model *m)
+void clip_model_free(clip_model *m)
 {
     if (m == NULL)
         return;
@@ -106,7 +106,7 @@ void enc_model_free(enc_model *m)
 enum { H_W, H_ONE, H_ZERO, H_VAR, H_EMB };
 
 typedef struct wsrc {
-    enc_st *st; /* NULL: random weights */
+    clip_st *st; /* NULL: random weights */
     uint64_t rng;
 } wsrc;
 
@@ -130,9 +130,9 @@ static void shape_str(char *out, size_t cap, int nd, const int64_t *sh)
 }
 
 /* Fetches tensor name of exactly shape sh[0..nd) as a malloc'ed float32
- * array the caller owns. ENC_EMODEL names the tensor when it is missing or
- * differently shaped; ENC_EFORMAT for an unsupported dtype. */
-static int fetch(enc_model *m, wsrc *s, const char *name, int hint, int nd, const int64_t *sh,
+ * array the caller owns. CLIP_EMODEL names the tensor when it is missing or
+ * differently shaped; CLIP_EFORMAT for an unsupported dtype. */
+static int fetch(clip_model *m, wsrc *s, const char *name, int hint, int nd, const int64_t *sh,
                  float **out, wp_err *err)
 {
     int64_t numel = 1;
@@ -142,31 +142,32 @@ static int fetch(enc_model *m, wsrc *s, const char *name, int hint, int nd, cons
     for (int i = 0; i < nd; i++)
         numel *= sh[i];
     if (s->st != NULL) {
-        const enc_st_tensor *t = enc_st_find(s->st, name);
+        const clip_st_tensor *t = clip_st_find(s->st, name);
         char want[96], have[96];
         if (t == NULL)
-            return wp_err_set(err, ENC_EMODEL, "%s: tensor '%s' missing", enc_st_path(s->st), name);
+            return wp_err_set(err, CLIP_EMODEL, "%s: tensor '%s' missing", clip_st_path(s->st),
+                              name);
         int same = t->ndim == nd;
         for (int i = 0; same && i < nd; i++)
             same = t->shape[i] == sh[i];
         if (!same) {
             shape_str(want, sizeof want, nd, sh);
             shape_str(have, sizeof have, t->ndim, t->shape);
-            return wp_err_set(err, ENC_EMODEL, "%s: tensor '%s': shape %s, the model needs %s",
-                              enc_st_path(s->st), name, have, want);
+            return wp_err_set(err, CLIP_EMODEL, "%s: tensor '%s': shape %s, the model needs %s",
+                              clip_st_path(s->st), name, have, want);
         }
     }
     p = malloc((size_t)(numel > 0 ? numel : 1) * sizeof *p);
     if (p == NULL)
         return wp_err_set(err, WP_ENOMEM, "tensor '%s': out of memory", name);
     if (s->st != NULL) {
-        const enc_st_tensor *t = enc_st_find(s->st, name);
-        int rc = enc_st_read_f32(s->st, t, p, err);
+        const clip_st_tensor *t = clip_st_find(s->st, name);
+        int rc = clip_st_read_f32(s->st, t, p, err);
         if (rc != 0) {
             free(p);
             return rc;
         }
-        enc_st_mark_used(s->st, t);
+        clip_st_mark_used(s->st, t);
     } else {
         float scale = nd >= 2 ? 1.0f / sqrtf((float)(numel / sh[0])) : 0.02f;
         for (int64_t i = 0; i < numel; i++) {
@@ -196,30 +197,30 @@ static int fetch(enc_model *m, wsrc *s, const char *name, int hint, int nd, cons
 }
 
 /* Owned 1-D vector. */
-static int vec(enc_model *m, wsrc *s, const char *name, int hint, int64_t n, float **out,
+static int vec(clip_model *m, wsrc *s, const char *name, int hint, int64_t n, float **out,
                wp_err *err)
 {
     int rc = fetch(m, s, name, hint, 1, &n, out, err);
-    if (rc == 0 && enc_own(m, *out) == NULL)
+    if (rc == 0 && clip_own(m, *out) == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     return rc;
 }
 
 /* Owned 2-D matrix. */
-static int mat(enc_model *m, wsrc *s, const char *name, int hint, int64_t r, int64_t c, float **out,
-               wp_err *err)
+static int mat(clip_model *m, wsrc *s, const char *name, int hint, int64_t r, int64_t c,
+               float **out, wp_err *err)
 {
     int64_t sh[2] = {r, c};
     int rc = fetch(m, s, name, hint, 2, sh, out, err);
-    if (rc == 0 && enc_own(m, *out) == NULL)
+    if (rc == 0 && clip_own(m, *out) == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     return rc;
 }
 
-static int pack_out(enc_model *m, float *w, int n, int k, kn_packed **out, const char *name,
+static int pack_out(clip_model *m, float *w, int n, int k, kn_packed **out, const char *name,
                     wp_err *err)
 {
-    *out = enc_pack(m, w, n, k);
+    *out = clip_pack(m, w, n, k);
     free(w);
     if (*out == NULL)
         return wp_err_set(err, WP_ENOMEM, "tensor '%s': out of memory packing", name);
@@ -227,7 +228,7 @@ static int pack_out(enc_model *m, float *w, int n, int k, kn_packed **out, const
 }
 
 /* Packed linear weight stored [n, k]. */
-static int linear(enc_model *m, wsrc *s, const char *name, int n, int k, kn_packed **out,
+static int linear(clip_model *m, wsrc *s, const char *name, int n, int k, kn_packed **out,
                   wp_err *err)
 {
     int64_t sh[2] = {n, k};
@@ -239,7 +240,7 @@ static int linear(enc_model *m, wsrc *s, const char *name, int n, int k, kn_pack
 }
 
 /* Packed linear weight stored transposed, [k, n] (OpenAI projections). */
-static int linear_t(enc_model *m, wsrc *s, const char *name, int n, int k, kn_packed **out,
+static int linear_t(clip_model *m, wsrc *s, const char *name, int n, int k, kn_packed **out,
                     wp_err *err)
 {
     int64_t sh[2] = {k, n};
@@ -262,8 +263,8 @@ static int linear_t(enc_model *m, wsrc *s, const char *name, int n, int k, kn_pa
 /* ---- transformer blocks ---------------------------------------------- */
 
 /* OpenAI names: PREFIX.resblocks.i.{ln_1,attn.in_proj_*,attn.out_proj,ln_2,mlp.c_fc,mlp.c_proj} */
-static int block_openai(enc_model *m, wsrc *s, const char *pre, int i, int w, int mlp, enc_block *b,
-                        wp_err *err)
+static int block_openai(clip_model *m, wsrc *s, const char *pre, int i, int w, int mlp,
+                        clip_block *b, wp_err *err)
 {
     char n[NAME_MAX_LEN];
     int rc;
@@ -287,7 +288,7 @@ static int block_openai(enc_model *m, wsrc *s, const char *pre, int i, int w, in
 
 /* HF names: PREFIX.layers.i.{layer_norm1,self_attn.{q,k,v,out}_proj,layer_norm2,mlp.fc1,mlp.fc2};
  * q, k and v are stacked into one [3W x W] weight. */
-static int block_hf(enc_model *m, wsrc *s, const char *pre, int i, int w, int mlp, enc_block *b,
+static int block_hf(clip_model *m, wsrc *s, const char *pre, int i, int w, int mlp, clip_block *b,
                     wp_err *err)
 {
     char n[NAME_MAX_LEN];
@@ -328,7 +329,7 @@ static int block_hf(enc_model *m, wsrc *s, const char *pre, int i, int w, int ml
         part = NULL;
     }
 #undef NM
-    b->qkv_b = enc_own(m, bq);
+    b->qkv_b = clip_own(m, bq);
     bq = NULL;
     if (b->qkv_b == NULL) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
@@ -346,8 +347,8 @@ out:
 
 /* Loads conv PREFIX.weight and BatchNorm BN.{weight,bias,running_mean,
  * running_var}, folding the BatchNorm (eval mode, eps 1e-5) into the conv. */
-static int conv_bn(enc_model *m, wsrc *s, const char *conv, const char *bn, int cin, int cout,
-                   int k, int stride, enc_conv *c, wp_err *err)
+static int conv_bn(clip_model *m, wsrc *s, const char *conv, const char *bn, int cin, int cout,
+                   int k, int stride, clip_conv *c, wp_err *err)
 {
     char n[NAME_MAX_LEN];
     int64_t sh[4] = {cout, cin, k, k};
@@ -381,8 +382,8 @@ static int conv_bn(enc_model *m, wsrc *s, const char *conv, const char *bn, int 
             mu[o] -= 1.0f; /* random means around 0 */
     for (int o = 0; o < cout; o++) {
         if (!(var[o] >= 0.0f)) {
-            rc = wp_err_set(err, ENC_EMODEL, "%s: %s.running_var[%d] is negative",
-                            s->st ? enc_st_path(s->st) : "random", bn, o);
+            rc = wp_err_set(err, CLIP_EMODEL, "%s: %s.running_var[%d] is negative",
+                            s->st ? clip_st_path(s->st) : "random", bn, o);
             goto out;
         }
         /* double: the reference folds nothing, so keep the fold exact */
@@ -391,7 +392,7 @@ static int conv_bn(enc_model *m, wsrc *s, const char *conv, const char *bn, int 
             w[o * kk + j] = (float)(w[o * kk + j] * sc);
         b[o] = (float)((double)b[o] - (double)mu[o] * sc);
     }
-    c->b = enc_own(m, b);
+    c->b = clip_own(m, b);
     b = NULL;
     if (c->b == NULL) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
@@ -424,9 +425,9 @@ out:
     return rc;
 }
 
-static int build_resnet(enc_model *m, wsrc *s, wp_err *err)
+static int build_resnet(clip_model *m, wsrc *s, wp_err *err)
 {
-    const enc_arch *a = &m->a;
+    const clip_arch *a = &m->a;
     int w = a->v_width, rc, inpl;
     char cn[NAME_MAX_LEN], bn[NAME_MAX_LEN];
 
@@ -442,11 +443,11 @@ static int build_resnet(enc_model *m, wsrc *s, wp_err *err)
         if (m->rn[st] == NULL)
             return wp_err_set(err, WP_ENOMEM, "out of memory");
         for (int bi = 0; bi < a->rn_layers[st]; bi++) {
-            enc_bottleneck *b = &m->rn[st][bi];
+            clip_bottleneck *b = &m->rn[st][bi];
             int stride = bi == 0 && st > 0 ? 2 : 1;
             b->stride = stride;
             for (int j = 1; j <= 3; j++) {
-                enc_conv *c = j == 1 ? &b->c1 : j == 2 ? &b->c2 : &b->c3;
+                clip_conv *c = j == 1 ? &b->c1 : j == 2 ? &b->c2 : &b->c3;
                 snprintf(cn, sizeof cn, "visual.layer%d.%d.conv%d", st + 1, bi, j);
                 snprintf(bn, sizeof bn, "visual.layer%d.%d.bn%d", st + 1, bi, j);
                 rc = conv_bn(m, s, cn, bn, j == 1 ? inpl : planes, j == 3 ? 4 * planes : planes,
@@ -481,11 +482,11 @@ static int build_resnet(enc_model *m, wsrc *s, wp_err *err)
 
 /* ---- whole models ---------------------------------------------------- */
 
-static int build_vit(enc_model *m, wsrc *s, wp_err *err)
+static int build_vit(clip_model *m, wsrc *s, wp_err *err)
 {
-    const enc_arch *a = &m->a;
+    const clip_arch *a = &m->a;
     int w = a->v_width, p = a->v_patch, g = a->image_size / a->v_patch, rc;
-    int hf = a->layout == ENC_LAYOUT_HF;
+    int hf = a->layout == CLIP_LAYOUT_HF;
     int64_t sh4[4] = {w, 3, p, p};
     float *cw;
 
@@ -529,11 +530,11 @@ static int build_vit(enc_model *m, wsrc *s, wp_err *err)
     return 0;
 }
 
-static int build_text(enc_model *m, wsrc *s, wp_err *err)
+static int build_text(clip_model *m, wsrc *s, wp_err *err)
 {
-    const enc_arch *a = &m->a;
+    const clip_arch *a = &m->a;
     int w = a->t_width, rc;
-    int hf = a->layout == ENC_LAYOUT_HF;
+    int hf = a->layout == CLIP_LAYOUT_HF;
     float *ls = NULL;
 
     if (hf) {
@@ -565,13 +566,13 @@ static int build_text(enc_model *m, wsrc *s, wp_err *err)
     /* logit_scale is a 0-dim tensor (some exports store [1]) */
     m->logit_scale = 100.0f;
     if (s->st != NULL) {
-        const enc_st_tensor *t = enc_st_find(s->st, "logit_scale");
+        const clip_st_tensor *t = clip_st_find(s->st, "logit_scale");
         if (t != NULL && t->numel == 1) {
-            enc_st_mark_used(s->st, t);
+            clip_st_mark_used(s->st, t);
             ls = malloc(sizeof *ls);
             if (ls == NULL)
                 return wp_err_set(err, WP_ENOMEM, "out of memory");
-            rc = enc_st_read_f32(s->st, t, ls, err);
+            rc = clip_st_read_f32(s->st, t, ls, err);
             if (rc == 0)
                 m->logit_scale = expf(ls[0]);
             free(ls);
@@ -583,38 +584,38 @@ static int build_text(enc_model *m, wsrc *s, wp_err *err)
     return 0;
 }
 
-static int check_arch(const enc_arch *a, const char *where, wp_err *err)
+static int check_arch(const clip_arch *a, const char *where, wp_err *err)
 {
     if (a->embed_dim <= 0 || a->t_width <= 0 || a->t_layers < 0 || a->t_heads <= 0 ||
-        a->t_width % a->t_heads != 0 || a->t_ctx <= 1 || a->t_ctx > ENC_CTX_MAX ||
+        a->t_width % a->t_heads != 0 || a->t_ctx <= 1 || a->t_ctx > CLIP_CTX_MAX ||
         a->t_vocab <= 0 || a->t_mlp <= 0 || a->image_size <= 0 || a->v_width <= 0 ||
         a->v_heads <= 0)
-        return wp_err_set(err, ENC_EUNSUP,
+        return wp_err_set(err, CLIP_EUNSUP,
                           "%s: unsupported or inconsistent sizes: embed %d, text width %d, "
                           "layers %d, heads %d, context %d, vocab %d, mlp %d, image %d",
                           where, a->embed_dim, a->t_width, a->t_layers, a->t_heads, a->t_ctx,
                           a->t_vocab, a->t_mlp, a->image_size);
-    if (a->vision == ENC_VISION_VIT) {
+    if (a->vision == CLIP_VISION_VIT) {
         if (a->v_patch <= 0 || a->image_size % a->v_patch != 0 || a->v_width % a->v_heads != 0 ||
             a->v_mlp <= 0 || a->v_layers < 0)
-            return wp_err_set(err, ENC_EUNSUP,
+            return wp_err_set(err, CLIP_EUNSUP,
                               "%s: ViT patch %d, image %d, width %d, heads %d inconsistent", where,
                               a->v_patch, a->image_size, a->v_width, a->v_heads);
     } else {
         if (a->image_size % 32 != 0 || a->v_width % 2 != 0 || (a->v_width * 32) % a->v_heads)
-            return wp_err_set(err, ENC_EUNSUP, "%s: ResNet image %d, width %d, heads %d", where,
+            return wp_err_set(err, CLIP_EUNSUP, "%s: ResNet image %d, width %d, heads %d", where,
                               a->image_size, a->v_width, a->v_heads);
         for (int i = 0; i < 4; i++)
-            if (a->rn_layers[i] <= 0 || a->rn_layers[i] > ENC_RN_BLOCKS_MAX)
-                return wp_err_set(err, ENC_EUNSUP, "%s: ResNet stage %d has %d blocks", where,
+            if (a->rn_layers[i] <= 0 || a->rn_layers[i] > CLIP_RN_BLOCKS_MAX)
+                return wp_err_set(err, CLIP_EUNSUP, "%s: ResNet stage %d has %d blocks", where,
                                   i + 1, a->rn_layers[i]);
     }
     return 0;
 }
 
-static int build(enc_model *m, wsrc *s, wp_err *err)
+static int build(clip_model *m, wsrc *s, wp_err *err)
 {
-    int rc = check_arch(&m->a, s->st ? enc_st_path(s->st) : "random", err);
+    int rc = check_arch(&m->a, s->st ? clip_st_path(s->st) : "random", err);
     if (rc != 0)
         return rc;
     /* bf16 applies to ViT image towers only. The text tower is a small
@@ -623,22 +624,22 @@ static int build(enc_model *m, wsrc *s, wp_err *err)
      * BatchNorm into its convolutions, which amplifies bf16 rounding (CLIP
      * scores moved by up to 0.0075 on the golden RN): it stays float32, and
      * the model reports the precision it really runs at. */
-    if (m->a.vision != ENC_VISION_VIT)
+    if (m->a.vision != CLIP_VISION_VIT)
         m->precision = KN_F32;
     m->pack_precision = m->precision;
-    rc = m->a.vision == ENC_VISION_VIT ? build_vit(m, s, err) : build_resnet(m, s, err);
+    rc = m->a.vision == CLIP_VISION_VIT ? build_vit(m, s, err) : build_resnet(m, s, err);
     m->pack_precision = KN_F32;
     if (rc == 0)
         rc = build_text(m, s, err);
     if (rc == 0)
-        enc_model_plan(m);
+        clip_model_plan(m);
     return rc;
 }
 
-int enc_model_random(const enc_arch *arch, int precision, uint64_t seed, enc_model **out,
-                     wp_err *err)
+int clip_model_random(const clip_arch *arch, int precision, uint64_t seed, clip_model **out,
+                      wp_err *err)
 {
-    enc_model *m = calloc(1, sizeof *m);
+    clip_model *m = calloc(1, sizeof *m);
     wsrc s = {NULL, seed * 2654435761ULL + 88172645463325252ULL};
     int rc;
 
@@ -647,12 +648,12 @@ int enc_model_random(const enc_arch *arch, int precision, uint64_t seed, enc_mod
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     kn_init();
     m->a = *arch;
-    m->a.layout = ENC_LAYOUT_OPENAI;
+    m->a.layout = CLIP_LAYOUT_OPENAI;
     m->precision = precision;
     snprintf(m->dtype, sizeof m->dtype, "random");
     rc = build(m, &s, err);
     if (rc != 0) {
-        enc_model_free(m);
+        clip_model_free(m);
         return rc;
     }
     *out = m;
@@ -685,7 +686,7 @@ static json_t *load_json(const char *path, wp_err *err, int *rc)
     j = json_loadb(b.data, b.len, 0, &je);
     wp_buf_free(&b);
     if (j == NULL || !json_is_object(j)) {
-        *rc = wp_err_set(err, ENC_EFORMAT, "%s:%d: %s", path, je.line,
+        *rc = wp_err_set(err, CLIP_EFORMAT, "%s:%d: %s", path, je.line,
                          j ? "not a JSON object" : je.text);
         json_decref(j);
         return NULL;
@@ -694,12 +695,12 @@ static json_t *load_json(const char *path, wp_err *err, int *rc)
 }
 
 /* Counts distinct i in names "PREFIX<i>." of the file. */
-static int count_index(const enc_st *st, const char *prefix)
+static int count_index(const clip_st *st, const char *prefix)
 {
     int best = 0;
     size_t pl = strlen(prefix);
-    for (int i = 0; i < enc_st_count(st); i++) {
-        const char *n = enc_st_at(st, i)->name;
+    for (int i = 0; i < clip_st_count(st); i++) {
+        const char *n = clip_st_at(st, i)->name;
         if (strncmp(n, prefix, pl) != 0)
             continue;
         char *end;
@@ -710,16 +711,17 @@ static int count_index(const enc_st *st, const char *prefix)
     return best;
 }
 
-static const enc_st_tensor *need(const enc_st *st, const char *name, int ndim, wp_err *err, int *rc)
+static const clip_st_tensor *need(const clip_st *st, const char *name, int ndim, wp_err *err,
+                                  int *rc)
 {
-    const enc_st_tensor *t = enc_st_find(st, name);
+    const clip_st_tensor *t = clip_st_find(st, name);
     if (t == NULL) {
-        *rc = wp_err_set(err, ENC_EMODEL, "%s: tensor '%s' missing", enc_st_path(st), name);
+        *rc = wp_err_set(err, CLIP_EMODEL, "%s: tensor '%s' missing", clip_st_path(st), name);
         return NULL;
     }
     if (t->ndim != ndim) {
-        *rc = wp_err_set(err, ENC_EMODEL, "%s: tensor '%s' has %d dimensions, expected %d",
-                         enc_st_path(st), name, t->ndim, ndim);
+        *rc = wp_err_set(err, CLIP_EMODEL, "%s: tensor '%s' has %d dimensions, expected %d",
+                         clip_st_path(st), name, t->ndim, ndim);
         return NULL;
     }
     /* The architecture is read from these shapes: a zero-sized tensor would
@@ -727,9 +729,9 @@ static const enc_st_tensor *need(const enc_st *st, const char *name, int ndim, w
      * sizes are multiplied in int. */
     for (int i = 0; i < ndim; i++)
         if (t->shape[i] < 1 || t->shape[i] > DIM_MAX) {
-            *rc = wp_err_set(err, ENC_EMODEL,
+            *rc = wp_err_set(err, CLIP_EMODEL,
                              "%s: tensor '%s': dimension %d is %lld (1 to %d expected)",
-                             enc_st_path(st), name, i, (long long)t->shape[i], DIM_MAX);
+                             clip_st_path(st), name, i, (long long)t->shape[i], DIM_MAX);
             return NULL;
         }
     return t;
@@ -742,19 +744,19 @@ static int parse_act(const char *s, const char *where, int *act, wp_err *err)
     else if (strcmp(s, "gelu") == 0)
         *act = KN_ACT_GELU;
     else
-        return wp_err_set(err, ENC_EUNSUP, "%s: hidden_act '%s' not supported (quick_gelu, gelu)",
+        return wp_err_set(err, CLIP_EUNSUP, "%s: hidden_act '%s' not supported (quick_gelu, gelu)",
                           where, s);
     return 0;
 }
 
-static int arch_hf(const enc_st *st, json_t *cfg, const char *cfg_path, enc_arch *a, wp_err *err)
+static int arch_hf(const clip_st *st, json_t *cfg, const char *cfg_path, clip_arch *a, wp_err *err)
 {
     json_t *tc = json_object_get(cfg, "text_config"), *vc = json_object_get(cfg, "vision_config");
-    const enc_st_tensor *t;
+    const clip_st_tensor *t;
     int rc = 0;
 
-    a->layout = ENC_LAYOUT_HF;
-    a->vision = ENC_VISION_VIT;
+    a->layout = CLIP_LAYOUT_HF;
+    a->vision = CLIP_VISION_VIT;
     if ((t = need(st, "vision_model.embeddings.patch_embedding.weight", 4, err, &rc)) == NULL)
         return rc;
     a->v_width = (int)t->shape[0];
@@ -798,14 +800,14 @@ static int arch_hf(const enc_st *st, json_t *cfg, const char *cfg_path, enc_arch
     return 0;
 }
 
-static int arch_openai(const enc_st *st, json_t *cfg, enc_arch *a, wp_err *err)
+static int arch_openai(const clip_st *st, json_t *cfg, clip_arch *a, wp_err *err)
 {
     json_t *mc = json_object_get(cfg, "model_cfg");
     json_t *vc = json_object_get(mc, "vision_cfg"), *tc = json_object_get(mc, "text_cfg");
-    const enc_st_tensor *t;
+    const clip_st_tensor *t;
     int rc = 0;
 
-    a->layout = ENC_LAYOUT_OPENAI;
+    a->layout = CLIP_LAYOUT_OPENAI;
     a->eos_id = -1;
     a->v_eps = a->t_eps = 1e-5f;
     /* OpenAI checkpoints use QuickGELU; open_clip configs say so explicitly */
@@ -815,8 +817,8 @@ static int arch_openai(const enc_st *st, json_t *cfg, enc_arch *a, wp_err *err)
     int head_width = jint(vc, "head_width", 64);
     if (head_width <= 0)
         head_width = 64;
-    if (enc_st_find(st, "visual.proj") != NULL) {
-        a->vision = ENC_VISION_VIT;
+    if (clip_st_find(st, "visual.proj") != NULL) {
+        a->vision = CLIP_VISION_VIT;
         if ((t = need(st, "visual.conv1.weight", 4, err, &rc)) == NULL)
             return rc;
         a->v_width = (int)t->shape[0];
@@ -830,8 +832,8 @@ static int arch_openai(const enc_st *st, json_t *cfg, enc_arch *a, wp_err *err)
         int grid = (int)lround(sqrt((double)(t->shape[0] - 1)));
         a->image_size = jint(vc, "image_size", grid * a->v_patch);
         a->v_heads = a->v_width >= 2 * head_width ? a->v_width / head_width : 1;
-    } else if (enc_st_find(st, "visual.attnpool.positional_embedding") != NULL) {
-        a->vision = ENC_VISION_RESNET;
+    } else if (clip_st_find(st, "visual.attnpool.positional_embedding") != NULL) {
+        a->vision = CLIP_VISION_RESNET;
         for (int s = 0; s < 4; s++) {
             char pre[32];
             snprintf(pre, sizeof pre, "visual.layer%d.", s + 1);
@@ -846,10 +848,10 @@ static int arch_openai(const enc_st *st, json_t *cfg, enc_arch *a, wp_err *err)
         a->image_size = jint(vc, "image_size", grid * 32);
         a->v_heads = a->v_width * 32 / head_width;
     } else {
-        return wp_err_set(err, ENC_EUNSUP,
+        return wp_err_set(err, CLIP_EUNSUP,
                           "%s: no 'visual.proj' (ViT) or 'visual.attnpool.positional_embedding' "
                           "(ModifiedResNet): not a CLIP visual tower this build knows",
-                          enc_st_path(st));
+                          clip_st_path(st));
     }
     if ((t = need(st, "token_embedding.weight", 2, err, &rc)) == NULL)
         return rc;
@@ -893,32 +895,32 @@ static int find_file(const char *dir, const char *name, char *out, wp_err *err)
 /* Tensors the builder did not read mean a variant this build does not run
  * (layer scale, extra norms, attention pooling heads...): refusing it beats
  * silently wrong embeddings. Buffers that carry no weights are fine. */
-static int check_unused(const enc_st *st, wp_err *err)
+static int check_unused(const clip_st *st, wp_err *err)
 {
     static const char *const ignorable[] = {"position_ids",   "num_batches_tracked",
                                             "attn_mask",      "input_resolution",
                                             "context_length", "vocab_size"};
-    for (int i = 0; i < enc_st_count(st); i++) {
-        const char *n = enc_st_at(st, i)->name;
-        int ok = enc_st_used(st, i);
+    for (int i = 0; i < clip_st_count(st); i++) {
+        const char *n = clip_st_at(st, i)->name;
+        int ok = clip_st_used(st, i);
         for (size_t k = 0; !ok && k < sizeof ignorable / sizeof ignorable[0]; k++) {
             size_t nl = strlen(n), kl = strlen(ignorable[k]);
             ok = nl >= kl && strcmp(n + nl - kl, ignorable[k]) == 0;
         }
         if (!ok)
-            return wp_err_set(err, ENC_EUNSUP,
+            return wp_err_set(err, CLIP_EUNSUP,
                               "%s: tensor '%s' is not part of the CLIP architecture this build "
                               "runs (an unsupported variant?)",
-                              enc_st_path(st), n);
+                              clip_st_path(st), n);
     }
     return 0;
 }
 
-int enc_model_open(const char *dir, const enc_open_opts *opts, enc_model **out, wp_err *err)
+int clip_model_open(const char *dir, const clip_open_opts *opts, clip_model **out, wp_err *err)
 {
     char st_path[WP_PATH_MAX], cfg_path[WP_PATH_MAX], pp_path[WP_PATH_MAX];
-    enc_model *m = NULL;
-    enc_st *st = NULL;
+    clip_model *m = NULL;
+    clip_st *st = NULL;
     json_t *cfg = NULL, *pp = NULL;
     int rc = 0, hf;
 
@@ -946,12 +948,12 @@ int enc_model_open(const char *dir, const enc_open_opts *opts, enc_model **out, 
         goto out;
     }
     m->precision = opts != NULL ? opts->precision : KN_F32;
-    if ((rc = enc_st_open(st_path, &st, err)) != 0)
+    if ((rc = clip_st_open(st_path, &st, err)) != 0)
         goto out;
     if (cfg_path[0] != '\0' && (cfg = load_json(cfg_path, err, &rc)) == NULL)
         goto out;
-    if (hf && enc_st_find(st, "text_model.embeddings.token_embedding.weight") == NULL &&
-        enc_st_find(st, "token_embedding.weight") != NULL)
+    if (hf && clip_st_find(st, "text_model.embeddings.token_embedding.weight") == NULL &&
+        clip_st_find(st, "token_embedding.weight") != NULL)
         hf = 0; /* an OpenAI state dict saved as model.safetensors next to a config */
     rc = hf ? arch_hf(st, cfg, cfg_path, &m->a, err) : arch_openai(st, cfg, &m->a, err);
     if (rc != 0)
@@ -971,9 +973,9 @@ int enc_model_open(const char *dir, const enc_open_opts *opts, enc_model **out, 
         read_triplet(json_object_get(pc, "std"), m->a.std);
     }
     {
-        const enc_st_tensor *t0 = enc_st_find(
+        const clip_st_tensor *t0 = clip_st_find(
             st, hf ? "text_model.embeddings.token_embedding.weight" : "token_embedding.weight");
-        snprintf(m->dtype, sizeof m->dtype, "%s", t0 ? enc_st_dtype_name(t0->dtype) : "?");
+        snprintf(m->dtype, sizeof m->dtype, "%s", t0 ? clip_st_dtype_name(t0->dtype) : "?");
     }
     wsrc s = {st, 0};
     rc = build(m, &s, err);
@@ -982,9 +984,9 @@ int enc_model_open(const char *dir, const enc_open_opts *opts, enc_model **out, 
 out:
     json_decref(cfg);
     json_decref(pp);
-    enc_st_close(st);
+    clip_st_close(st);
     if (rc != 0) {
-        enc_model_free(m);
+        clip_model_free(m);
         return rc;
     }
     *out = m;
@@ -993,22 +995,22 @@ out:
 
 /* ---- accessors ------------------------------------------------------- */
 
-const enc_arch *enc_model_arch(const enc_model *m)
+const clip_arch *clip_model_arch(const clip_model *m)
 {
     return &m->a;
 }
 
-int64_t enc_model_params(const enc_model *m)
+int64_t clip_model_params(const clip_model *m)
 {
     return m->params;
 }
 
-const char *enc_model_dtype(const enc_model *m)
+const char *clip_model_dtype(const clip_model *m)
 {
     return m->dtype;
 }
 
-float enc_model_logit_scale(const enc_model *m)
+float clip_model_logit_scale(const clip_model *m)
 {
     return m->logit_scale;
 }
@@ -1018,14 +1020,14 @@ static const char *act_name(int act)
     return act == KN_ACT_GELU ? "gelu" : "quick_gelu";
 }
 
-int enc_model_info_json(const enc_model *m, wp_buf *out)
+int clip_model_info_json(const clip_model *m, wp_buf *out)
 {
-    const enc_arch *a = &m->a;
+    const clip_arch *a = &m->a;
     int rc = wp_buf_printf(
         out, "{\"layout\":\"%s\",\"vision\":{\"type\":\"%s\",\"width\":%d,\"layers\":",
-        a->layout == ENC_LAYOUT_HF ? "huggingface" : "openai",
-        a->vision == ENC_VISION_VIT ? "vit" : "modified_resnet", a->v_width);
-    if (rc == 0 && a->vision == ENC_VISION_VIT)
+        a->layout == CLIP_LAYOUT_HF ? "huggingface" : "openai",
+        a->vision == CLIP_VISION_VIT ? "vit" : "modified_resnet", a->v_width);
+    if (rc == 0 && a->vision == CLIP_VISION_VIT)
         rc = wp_buf_printf(out, "%d,\"heads\":%d,\"patch\":%d,\"mlp\":%d,", a->v_layers, a->v_heads,
                            a->v_patch, a->v_mlp);
     else if (rc == 0)
@@ -1040,7 +1042,7 @@ int enc_model_info_json(const enc_model *m, wp_buf *out)
             "\"embed_dim\":%d,\"image_size\":%d,\"mean\":[%.8g,%.8g,%.8g],"
             "\"std\":[%.8g,%.8g,%.8g],\"dtype\":\"%s\",\"precision\":\"%s\","
             "\"parameters\":%lld,\"logit_scale\":%.6g}",
-            a->image_size, a->vision == ENC_VISION_VIT ? act_name(a->v_act) : "relu", a->v_eps,
+            a->image_size, a->vision == CLIP_VISION_VIT ? act_name(a->v_act) : "relu", a->v_eps,
             a->t_width, a->t_layers, a->t_heads, a->t_mlp, a->t_ctx, a->t_vocab, act_name(a->t_act),
             a->t_eps, a->eos_id < 0 ? "argmax" : "eos_token_id", a->embed_dim, a->image_size,
             a->mean[0], a->mean[1], a->mean[2], a->std[0], a->std[1], a->std[2], m->dtype,

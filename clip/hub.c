@@ -1,9 +1,9 @@
 /*
- * encode/hub.c: `witpipe model pull`: a CLIP model folder from a Hugging
+ * clip/hub.c: `witpipe model pull`: a CLIP model folder from a Hugging
  * Face style hub into the local model cache, one file at a time with the
- * libcurl easy interface, resumable and verified (see encode/hub.h).
+ * libcurl easy interface, resumable and verified (see clip/hub.h).
  */
-#include "encode/hub.h"
+#include "clip/clip.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -50,7 +50,7 @@ static void hub_curl_init(void)
 static int repo_valid(const char *repo)
 {
     size_t n = strlen(repo);
-    if (n == 0 || n > ENC_HUB_REPO_MAX)
+    if (n == 0 || n > CLIP_HUB_REPO_MAX)
         return 0;
     int slashes = 0;
     const char *seg = repo;
@@ -73,7 +73,7 @@ static int repo_valid(const char *repo)
     return 1;
 }
 
-int enc_hub_cache_root(char out[WP_PATH_MAX], wp_err *err)
+int clip_hub_cache_root(char out[WP_PATH_MAX], wp_err *err)
 {
     const char *hf = getenv("HF_HOME");
     const char *xdg = getenv("XDG_CACHE_HOME");
@@ -101,7 +101,7 @@ typedef struct xfer {
     int64_t have; /* bytes already in f when asking for a range */
     wp_buf *mem;  /* or here (API answers); limit mem_max */
     size_t mem_max;
-    const enc_hub_opts *o;
+    const clip_hub_opts *o;
     /* what the headers said */
     int hop;                          /* responses seen (redirects included) */
     char linked_etag[HUB_HEADER_MAX]; /* X-Linked-Etag (any hop) */
@@ -280,7 +280,7 @@ static size_t on_header_status(char *buf, size_t size, size_t nitems, void *ud)
     return on_header(buf, size, nitems, c->x);
 }
 
-static int set_common(CURL *h, const enc_hub_opts *o, struct curl_slist **hdrs, wp_err *err)
+static int set_common(CURL *h, const clip_hub_opts *o, struct curl_slist **hdrs, wp_err *err)
 {
     const char *token = o->token != NULL ? o->token : getenv("HF_TOKEN");
     if (token != NULL && token[0] != '\0') {
@@ -308,7 +308,7 @@ static int set_common(CURL *h, const enc_hub_opts *o, struct curl_slist **hdrs, 
         curl_easy_setopt(h, CURLOPT_USERAGENT, HUB_USER_AGENT) != CURLE_OK ||
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK)
-        return wp_err_set(err, ENC_HUB_EHTTP, "hub: libcurl refused an option");
+        return wp_err_set(err, CLIP_HUB_EHTTP, "hub: libcurl refused an option");
     return 0;
 }
 
@@ -342,7 +342,7 @@ static CURLcode run_get(const char *url, xfer *x, wp_err *err, int *rc)
         /* RFC 9110 section 14.1.2: bytes=first- asks for the rest */
         snprintf(range, sizeof range, "%lld-", (long long)x->have);
         if (curl_easy_setopt(h, CURLOPT_RANGE, range) != CURLE_OK) {
-            *rc = wp_err_set(err, ENC_HUB_EHTTP, "%s: libcurl refused a range", url);
+            *rc = wp_err_set(err, CLIP_HUB_EHTTP, "%s: libcurl refused a range", url);
             goto out;
         }
     }
@@ -354,7 +354,7 @@ static CURLcode run_get(const char *url, xfer *x, wp_err *err, int *rc)
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK ||
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, x) != CURLE_OK ||
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK) {
-        *rc = wp_err_set(err, ENC_HUB_EHTTP, "%s: libcurl refused an option", url);
+        *rc = wp_err_set(err, CLIP_HUB_EHTTP, "%s: libcurl refused an option", url);
         goto out;
     }
     cc = curl_easy_perform(h);
@@ -363,7 +363,7 @@ static CURLcode run_get(const char *url, xfer *x, wp_err *err, int *rc)
     if (code != 0)
         x->status = code;
     if (cc != CURLE_OK)
-        wp_err_set(err, ENC_HUB_EHTTP, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        wp_err_set(err, CLIP_HUB_EHTTP, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
 out:
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
@@ -385,7 +385,7 @@ static int url_join(char *out, const char *fmt, ...)
 /* The top-level files of the repository at the revision, as a JSON array
  * of names (caller json_decref's). */
 static int list_files(const char *endpoint, const char *repo, const char *rev_esc,
-                      const enc_hub_opts *o, json_t **names, wp_err *err)
+                      const clip_hub_opts *o, json_t **names, wp_err *err)
 {
     char url[HUB_URL_MAX];
     wp_buf body = {0};
@@ -394,16 +394,16 @@ static int list_files(const char *endpoint, const char *repo, const char *rev_es
     *names = NULL;
     if (url_join(url, "%s/api/models/%s/revision/%s", endpoint, repo, rev_esc) != 0)
         return wp_err_set(err, WP_ELIMIT, "hub: URL longer than %d bytes", HUB_URL_MAX);
-    xfer x = {.mem = &body, .mem_max = ENC_HUB_API_MAX, .o = o};
+    xfer x = {.mem = &body, .mem_max = CLIP_HUB_API_MAX, .o = o};
     CURLcode cc = run_get(url, &x, err, &rc);
     if (rc != 0)
         goto out;
     if (cc != CURLE_OK) {
-        rc = ENC_HUB_EHTTP;
+        rc = CLIP_HUB_EHTTP;
         goto out;
     }
     if (x.status != 200) {
-        rc = wp_err_set(err, ENC_HUB_EHTTP, "%s: HTTP %ld%s", url, x.status,
+        rc = wp_err_set(err, CLIP_HUB_EHTTP, "%s: HTTP %ld%s", url, x.status,
                         x.status == 401 || x.status == 403 || x.status == 404
                             ? " (no such repository or revision, or it needs a token: HF_TOKEN)"
                             : "");
@@ -413,7 +413,7 @@ static int list_files(const char *endpoint, const char *repo, const char *rev_es
     root = json_loadb(body.data ? body.data : "", body.len, 0, &jerr);
     json_t *sib = root ? json_object_get(root, "siblings") : NULL;
     if (!json_is_array(sib)) {
-        rc = wp_err_set(err, ENC_HUB_EHTTP, "%s: answer has no \"siblings\" list%s%s", url,
+        rc = wp_err_set(err, CLIP_HUB_EHTTP, "%s: answer has no \"siblings\" list%s%s", url,
                         root ? "" : ": ", root ? "" : jerr.text);
         goto out;
     }
@@ -520,15 +520,15 @@ static void sleep_s(double s)
 
 /* Downloads url into dest (via dest.part), resuming and verifying.
  * *received gets the bytes that came over the wire. */
-static int fetch_file(const char *url, const char *dest, const enc_hub_opts *o, int64_t done_before,
-                      int64_t *received, wp_err *err)
+static int fetch_file(const char *url, const char *dest, const clip_hub_opts *o,
+                      int64_t done_before, int64_t *received, wp_err *err)
 {
     char part[WP_PATH_MAX];
     int n = snprintf(part, sizeof part, "%s.part", dest);
     if (n < 0 || (size_t)n >= sizeof part)
         return wp_err_set(err, WP_ELIMIT, "%s: path too long", dest);
     int attempts = o->attempts > 0 ? o->attempts : 5;
-    int rc = ENC_HUB_EHTTP;
+    int rc = CLIP_HUB_EHTTP;
     *received = 0;
     for (int attempt = 0; attempt < attempts; attempt++) {
         if (attempt > 0)
@@ -569,18 +569,18 @@ static int fetch_file(const char *url, const char *dest, const enc_hub_opts *o, 
              * the .part may already be whole, else start over */
             if (!(x.have > 0 && expect == x.have)) {
                 unlink(part);
-                rc = wp_err_set(err, ENC_HUB_EHTTP, "%s: HTTP 416 for a resumed download", url);
+                rc = wp_err_set(err, CLIP_HUB_EHTTP, "%s: HTTP 416 for a resumed download", url);
                 continue;
             }
         } else if (cc != CURLE_OK) {
-            rc = ENC_HUB_EHTTP; /* err set by run_get; the .part is kept to resume */
+            rc = CLIP_HUB_EHTTP; /* err set by run_get; the .part is kept to resume */
             if (cc == CURLE_WRITE_ERROR && x.status == 206) {
                 unlink(part); /* a range that does not fit the .part */
-                wp_err_set(err, ENC_HUB_EHTTP, "%s: range answer does not continue %s", url, part);
+                wp_err_set(err, CLIP_HUB_EHTTP, "%s: range answer does not continue %s", url, part);
             }
             continue;
         } else if (x.status != 200 && x.status != 206) {
-            rc = wp_err_set(err, ENC_HUB_EHTTP, "%s: HTTP %ld", url, x.status);
+            rc = wp_err_set(err, CLIP_HUB_EHTTP, "%s: HTTP %ld", url, x.status);
             if (x.status == 408 || x.status == 429 || x.status >= 500)
                 continue;
             if (file_size(part) == 0)
@@ -591,7 +591,7 @@ static int fetch_file(const char *url, const char *dest, const enc_hub_opts *o, 
         if (expect >= 0 && size != expect) {
             if (size > expect)
                 unlink(part);
-            rc = wp_err_set(err, ENC_HUB_EVERIFY, "%s: %lld bytes, the hub announced %lld", url,
+            rc = wp_err_set(err, CLIP_HUB_EVERIFY, "%s: %lld bytes, the hub announced %lld", url,
                             (long long)size, (long long)expect);
             continue;
         }
@@ -601,7 +601,7 @@ static int fetch_file(const char *url, const char *dest, const enc_hub_opts *o, 
                 return rc;
             if (strcmp(got, sha) != 0) {
                 unlink(part);
-                rc = wp_err_set(err, ENC_HUB_EVERIFY, "%s: SHA-256 %s, the hub announced %s", url,
+                rc = wp_err_set(err, CLIP_HUB_EVERIFY, "%s: SHA-256 %s, the hub announced %s", url,
                                 got, sha);
                 continue;
             }
@@ -618,10 +618,10 @@ static int fetch_file(const char *url, const char *dest, const enc_hub_opts *o, 
 
 /* ---- the whole pull ------------------------------------------------------------ */
 
-int enc_hub_pull(const char *repo, const enc_hub_opts *opts, enc_hub_result *res, wp_err *err)
+int clip_hub_pull(const char *repo, const clip_hub_opts *opts, clip_hub_result *res, wp_err *err)
 {
-    enc_hub_opts o = opts ? *opts : (enc_hub_opts){0};
-    enc_hub_result local;
+    clip_hub_opts o = opts ? *opts : (clip_hub_opts){0};
+    clip_hub_result local;
     if (res == NULL)
         res = &local;
     memset(res, 0, sizeof *res);
@@ -632,7 +632,7 @@ int enc_hub_pull(const char *repo, const enc_hub_opts *opts, enc_hub_result *res
     if (endpoint == NULL || endpoint[0] == '\0')
         endpoint = getenv("HF_ENDPOINT");
     if (endpoint == NULL || endpoint[0] == '\0')
-        endpoint = ENC_HUB_ENDPOINT;
+        endpoint = CLIP_HUB_ENDPOINT;
     char ep[HUB_URL_MAX];
     size_t el = strlen(endpoint);
     if (el >= sizeof ep)
@@ -645,7 +645,7 @@ int enc_hub_pull(const char *repo, const enc_hub_opts *opts, enc_hub_result *res
 
     pthread_once(&curl_once, hub_curl_init);
     if (curl_init_rc != CURLE_OK)
-        return wp_err_set(err, ENC_HUB_EHTTP, "hub: libcurl failed to start");
+        return wp_err_set(err, CLIP_HUB_EHTTP, "hub: libcurl failed to start");
 
     char root[WP_PATH_MAX];
     int rc;
@@ -653,10 +653,10 @@ int enc_hub_pull(const char *repo, const enc_hub_opts *opts, enc_hub_result *res
         if (strlen(o.cache) >= sizeof root)
             return wp_err_set(err, WP_ELIMIT, "model cache: path too long");
         strcpy(root, o.cache);
-    } else if ((rc = enc_hub_cache_root(root, err)) != 0) {
+    } else if ((rc = clip_hub_cache_root(root, err)) != 0) {
         return rc;
     }
-    char sub[ENC_HUB_REPO_MAX + HUB_HEADER_MAX];
+    char sub[CLIP_HUB_REPO_MAX + HUB_HEADER_MAX];
     if (strcmp(rev, "main") == 0) {
         snprintf(sub, sizeof sub, "%s", repo);
     } else {
@@ -687,7 +687,7 @@ int enc_hub_pull(const char *repo, const enc_hub_opts *opts, enc_hub_result *res
     else if (has_name(names, "open_clip_model.safetensors"))
         weights = "open_clip_model.safetensors";
     if (weights == NULL) {
-        rc = wp_err_set(err, ENC_HUB_ENOFILES,
+        rc = wp_err_set(err, CLIP_HUB_ENOFILES,
                         "%s@%s: no model.safetensors (with config.json) or "
                         "open_clip_model.safetensors",
                         repo, rev);

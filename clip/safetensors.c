@@ -1,13 +1,13 @@
 /*
- * encode/safetensors.c: mmap'ed safetensors reader with a fully validated
+ * clip/safetensors.c: mmap'ed safetensors reader with a fully validated
  * header (see safetensors.h), and the half/bfloat16 conversions.
  *
  * Format: 8-byte little-endian header length N, N bytes of UTF-8 JSON
  * mapping tensor names to {dtype, shape, data_offsets: [begin, end]}
  * (offsets relative to the byte after the header), then the data.
  */
-#include "encode/safetensors.h"
-#include "encode/encode.h"
+#include "clip/safetensors.h"
+#include "clip/clip.h"
 
 #include <cpuid.h>
 #include <errno.h>
@@ -19,16 +19,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct enc_st {
+struct clip_st {
     char path[WP_PATH_MAX];
     const uint8_t *map;
     size_t map_len;
     const uint8_t *data; /* start of the data section */
     uint64_t data_len;
-    enc_st_tensor *t;
-    uint8_t *used; /* per tensor, set by enc_st_mark_used */
+    clip_st_tensor *t;
+    uint8_t *used; /* per tensor, set by clip_st_mark_used */
     int n;
-    int mapped; /* map is ours to munmap (enc_st_open), not the caller's */
+    int mapped; /* map is ours to munmap (clip_st_open), not the caller's */
 };
 
 static const struct {
@@ -36,14 +36,14 @@ static const struct {
     int dtype;
     int size;
 } dtypes[] = {
-    {"F32", ENC_DT_F32, 4},   {"F16", ENC_DT_F16, 2}, {"BF16", ENC_DT_BF16, 2},
-    {"F64", ENC_DT_F64, 8},   {"I64", ENC_DT_I64, 8}, {"I32", ENC_DT_I32, 4},
-    {"I16", ENC_DT_I16, 2},   {"I8", ENC_DT_I8, 1},   {"U8", ENC_DT_U8, 1},
-    {"BOOL", ENC_DT_BOOL, 1},
+    {"F32", CLIP_DT_F32, 4},   {"F16", CLIP_DT_F16, 2}, {"BF16", CLIP_DT_BF16, 2},
+    {"F64", CLIP_DT_F64, 8},   {"I64", CLIP_DT_I64, 8}, {"I32", CLIP_DT_I32, 4},
+    {"I16", CLIP_DT_I16, 2},   {"I8", CLIP_DT_I8, 1},   {"U8", CLIP_DT_U8, 1},
+    {"BOOL", CLIP_DT_BOOL, 1},
 };
 #define N_DTYPES (sizeof dtypes / sizeof dtypes[0])
 
-const char *enc_st_dtype_name(int dtype)
+const char *clip_st_dtype_name(int dtype)
 {
     for (size_t i = 0; i < N_DTYPES; i++)
         if (dtypes[i].dtype == dtype)
@@ -59,7 +59,7 @@ static int dtype_size(int dtype)
     return 0;
 }
 
-float enc_f16_to_f32(uint16_t h)
+float clip_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1f;
@@ -89,7 +89,7 @@ float enc_f16_to_f32(uint16_t h)
     return f;
 }
 
-float enc_bf16_to_f32(uint16_t h)
+float clip_bf16_to_f32(uint16_t h)
 {
     uint32_t bits = (uint32_t)h << 16;
     float f;
@@ -97,7 +97,7 @@ float enc_bf16_to_f32(uint16_t h)
     return f;
 }
 
-uint16_t enc_f32_to_f16(float f)
+uint16_t clip_f32_to_f16(float f)
 {
     uint32_t x;
     memcpy(&x, &f, 4);
@@ -138,21 +138,21 @@ static int cpu_has_f16c(void)
     return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
 }
 
-void enc_f16_convert(const void *src, float *dst, size_t n)
+void clip_f16_convert(const void *src, float *dst, size_t n)
 {
     const uint8_t *p = src;
     if (cpu_has_f16c() && __builtin_cpu_supports("avx")) {
-        enc_f16_convert_f16c(src, dst, n);
+        clip_f16_convert_f16c(src, dst, n);
         return;
     }
     for (size_t i = 0; i < n; i++)
-        dst[i] = enc_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+        dst[i] = clip_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
 }
 
 static int cmp_begin(const void *a, const void *b)
 {
-    const enc_st_tensor *x = *(const enc_st_tensor *const *)a;
-    const enc_st_tensor *y = *(const enc_st_tensor *const *)b;
+    const clip_st_tensor *x = *(const clip_st_tensor *const *)a;
+    const clip_st_tensor *y = *(const clip_st_tensor *const *)b;
     if (x->begin != y->begin)
         return x->begin < y->begin ? -1 : 1;
     if (x->end != y->end)
@@ -160,26 +160,26 @@ static int cmp_begin(const void *a, const void *b)
     return 0;
 }
 
-/* Fills t from one header entry; ENC_EFORMAT naming the tensor on error. */
+/* Fills t from one header entry; CLIP_EFORMAT naming the tensor on error. */
 static int parse_entry(const char *path, const char *name, json_t *v, uint64_t data_len,
-                       enc_st_tensor *t, wp_err *err)
+                       clip_st_tensor *t, wp_err *err)
 {
     json_t *jd, *js, *jo;
     const char *ds;
     size_t i;
 
-    if (strlen(name) >= ENC_ST_NAME_MAX)
-        return wp_err_set(err, ENC_EFORMAT, "%s: tensor name '%.64s...' longer than %d bytes", path,
-                          name, ENC_ST_NAME_MAX - 1);
+    if (strlen(name) >= CLIP_ST_NAME_MAX)
+        return wp_err_set(err, CLIP_EFORMAT, "%s: tensor name '%.64s...' longer than %d bytes",
+                          path, name, CLIP_ST_NAME_MAX - 1);
     snprintf(t->name, sizeof t->name, "%s", name);
     if (!json_is_object(v))
-        return wp_err_set(err, ENC_EFORMAT, "%s: tensor '%s': header entry is not an object", path,
+        return wp_err_set(err, CLIP_EFORMAT, "%s: tensor '%s': header entry is not an object", path,
                           name);
     jd = json_object_get(v, "dtype");
     js = json_object_get(v, "shape");
     jo = json_object_get(v, "data_offsets");
     if (!json_is_string(jd))
-        return wp_err_set(err, ENC_EFORMAT, "%s: tensor '%s': missing or non-string dtype", path,
+        return wp_err_set(err, CLIP_EFORMAT, "%s: tensor '%s': missing or non-string dtype", path,
                           name);
     ds = json_string_value(jd);
     t->dtype = -1;
@@ -187,49 +187,49 @@ static int parse_entry(const char *path, const char *name, json_t *v, uint64_t d
         if (strcmp(ds, dtypes[i].name) == 0)
             t->dtype = dtypes[i].dtype;
     if (t->dtype < 0)
-        return wp_err_set(err, ENC_EFORMAT,
+        return wp_err_set(err, CLIP_EFORMAT,
                           "%s: tensor '%s': unsupported dtype '%.32s' (F32, F16, BF16 expected)",
                           path, name, ds);
     if (!json_is_array(js))
-        return wp_err_set(err, ENC_EFORMAT, "%s: tensor '%s': missing or non-array shape", path,
+        return wp_err_set(err, CLIP_EFORMAT, "%s: tensor '%s': missing or non-array shape", path,
                           name);
-    if (json_array_size(js) > ENC_ST_NDIM_MAX)
-        return wp_err_set(err, ENC_EFORMAT, "%s: tensor '%s': %zu dimensions (at most %d)", path,
-                          name, json_array_size(js), ENC_ST_NDIM_MAX);
+    if (json_array_size(js) > CLIP_ST_NDIM_MAX)
+        return wp_err_set(err, CLIP_EFORMAT, "%s: tensor '%s': %zu dimensions (at most %d)", path,
+                          name, json_array_size(js), CLIP_ST_NDIM_MAX);
     t->ndim = (int)json_array_size(js);
     uint64_t numel = 1;
     for (i = 0; i < json_array_size(js); i++) {
         json_t *d = json_array_get(js, i);
         if (!json_is_integer(d) || json_integer_value(d) < 0)
-            return wp_err_set(err, ENC_EFORMAT,
+            return wp_err_set(err, CLIP_EFORMAT,
                               "%s: tensor '%s': shape entry %zu is not a non-negative integer",
                               path, name, i);
         uint64_t dim = (uint64_t)json_integer_value(d);
         if (dim != 0 && numel > (UINT64_MAX >> 4) / dim)
-            return wp_err_set(err, ENC_EFORMAT, "%s: tensor '%s': shape too large", path, name);
+            return wp_err_set(err, CLIP_EFORMAT, "%s: tensor '%s': shape too large", path, name);
         numel *= dim;
         t->shape[i] = (int64_t)dim;
     }
     t->numel = (int64_t)numel;
     if (!json_is_array(jo) || json_array_size(jo) != 2 || !json_is_integer(json_array_get(jo, 0)) ||
         !json_is_integer(json_array_get(jo, 1)))
-        return wp_err_set(err, ENC_EFORMAT,
+        return wp_err_set(err, CLIP_EFORMAT,
                           "%s: tensor '%s': data_offsets must be an array of two integers", path,
                           name);
     json_int_t b = json_integer_value(json_array_get(jo, 0));
     json_int_t e = json_integer_value(json_array_get(jo, 1));
     if (b < 0 || e < b)
-        return wp_err_set(err, ENC_EFORMAT, "%s: tensor '%s': bad data_offsets [%lld, %lld]", path,
+        return wp_err_set(err, CLIP_EFORMAT, "%s: tensor '%s': bad data_offsets [%lld, %lld]", path,
                           name, (long long)b, (long long)e);
     if ((uint64_t)e > data_len)
-        return wp_err_set(err, ENC_EFORMAT,
+        return wp_err_set(err, CLIP_EFORMAT,
                           "%s: tensor '%s': data_offsets [%lld, %lld] out of bounds (data "
                           "section is %llu bytes; file truncated?)",
                           path, name, (long long)b, (long long)e, (unsigned long long)data_len);
     t->begin = (uint64_t)b;
     t->end = (uint64_t)e;
     if (numel * (uint64_t)dtype_size(t->dtype) != t->end - t->begin)
-        return wp_err_set(err, ENC_EFORMAT,
+        return wp_err_set(err, CLIP_EFORMAT,
                           "%s: tensor '%s': %s shape with %llu elements needs %llu bytes but "
                           "data_offsets span %llu",
                           path, name, ds, (unsigned long long)numel,
@@ -239,42 +239,42 @@ static int parse_entry(const char *path, const char *name, json_t *v, uint64_t d
 }
 
 /* Validates the header of st->map[0..map_len) and fills st's tensor table.
- * Returns 0, ENC_EFORMAT or WP_ENOMEM with err naming st->path. */
-static int st_parse(enc_st *st, wp_err *err)
+ * Returns 0, CLIP_EFORMAT or WP_ENOMEM with err naming st->path. */
+static int st_parse(clip_st *st, wp_err *err)
 {
     const char *path = st->path;
-    enc_st_tensor **order = NULL;
+    clip_st_tensor **order = NULL;
     json_t *root = NULL;
     json_error_t jerr;
     uint64_t hlen = 0;
     int rc = 0;
 
     if (st->map_len < 8) {
-        rc =
-            wp_err_set(err, ENC_EFORMAT, "%s: %zu bytes, too short for a safetensors header length",
-                       path, st->map_len);
+        rc = wp_err_set(err, CLIP_EFORMAT,
+                        "%s: %zu bytes, too short for a safetensors header length", path,
+                        st->map_len);
         goto out;
     }
     for (int i = 7; i >= 0; i--)
         hlen = (hlen << 8) | st->map[i];
-    if (hlen < 2 || hlen > ENC_ST_HEADER_MAX || hlen > st->map_len - 8) {
-        rc = wp_err_set(err, ENC_EFORMAT,
+    if (hlen < 2 || hlen > CLIP_ST_HEADER_MAX || hlen > st->map_len - 8) {
+        rc = wp_err_set(err, CLIP_EFORMAT,
                         "%s: byte 0: header length %llu is not sane (file is %zu bytes, "
                         "limit %llu)",
                         path, (unsigned long long)hlen, st->map_len,
-                        (unsigned long long)ENC_ST_HEADER_MAX);
+                        (unsigned long long)CLIP_ST_HEADER_MAX);
         goto out;
     }
     st->data = st->map + 8 + hlen;
     st->data_len = st->map_len - 8 - hlen;
     root = json_loadb((const char *)st->map + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        rc = wp_err_set(err, ENC_EFORMAT, "%s: header JSON, byte %d: %s", path, 8 + jerr.position,
+        rc = wp_err_set(err, CLIP_EFORMAT, "%s: header JSON, byte %d: %s", path, 8 + jerr.position,
                         jerr.text);
         goto out;
     }
     if (!json_is_object(root)) {
-        rc = wp_err_set(err, ENC_EFORMAT, "%s: header is not a JSON object", path);
+        rc = wp_err_set(err, CLIP_EFORMAT, "%s: header is not a JSON object", path);
         goto out;
     }
     st->t = calloc(json_object_size(root) + 1, sizeof *st->t);
@@ -298,12 +298,12 @@ static int st_parse(enc_st *st, wp_err *err)
     }
     /* Overlap check in offset order; empty tensors occupy nothing. */
     qsort(order, (size_t)st->n, sizeof *order, cmp_begin);
-    const enc_st_tensor *prev = NULL;
+    const clip_st_tensor *prev = NULL;
     for (int i = 0; i < st->n; i++) {
         if (order[i]->begin == order[i]->end)
             continue;
         if (prev != NULL && order[i]->begin < prev->end) {
-            rc = wp_err_set(err, ENC_EFORMAT,
+            rc = wp_err_set(err, CLIP_EFORMAT,
                             "%s: tensor '%s': bytes [%llu, %llu) overlap tensor '%s' [%llu, %llu)",
                             path, order[i]->name, (unsigned long long)order[i]->begin,
                             (unsigned long long)order[i]->end, prev->name,
@@ -318,9 +318,9 @@ out:
     return rc;
 }
 
-int enc_st_open(const char *path, enc_st **out, wp_err *err)
+int clip_st_open(const char *path, clip_st **out, wp_err *err)
 {
-    enc_st *st = NULL;
+    clip_st *st = NULL;
     struct stat sb;
     int fd = -1, rc = 0;
 
@@ -341,7 +341,7 @@ int enc_st_open(const char *path, enc_st **out, wp_err *err)
         goto out;
     }
     if (sb.st_size < 8) {
-        rc = wp_err_set(err, ENC_EFORMAT,
+        rc = wp_err_set(err, CLIP_EFORMAT,
                         "%s: %lld bytes, too short for a safetensors header length", path,
                         (long long)sb.st_size);
         goto out;
@@ -361,13 +361,13 @@ int enc_st_open(const char *path, enc_st **out, wp_err *err)
 out:
     if (fd >= 0)
         close(fd);
-    enc_st_close(st);
+    clip_st_close(st);
     return rc;
 }
 
-int enc_st_open_mem(const void *data, size_t n, const char *name, enc_st **out, wp_err *err)
+int clip_st_open_mem(const void *data, size_t n, const char *name, clip_st **out, wp_err *err)
 {
-    enc_st *st = calloc(1, sizeof *st);
+    clip_st *st = calloc(1, sizeof *st);
     int rc;
 
     *out = NULL;
@@ -377,14 +377,14 @@ int enc_st_open_mem(const void *data, size_t n, const char *name, enc_st **out, 
     st->map = data;
     st->map_len = n;
     if ((rc = st_parse(st, err)) != 0) {
-        enc_st_close(st);
+        clip_st_close(st);
         return rc;
     }
     *out = st;
     return 0;
 }
 
-void enc_st_close(enc_st *st)
+void clip_st_close(clip_st *st)
 {
     if (st == NULL)
         return;
@@ -395,32 +395,32 @@ void enc_st_close(enc_st *st)
     free(st);
 }
 
-const char *enc_st_path(const enc_st *st)
+const char *clip_st_path(const clip_st *st)
 {
     return st->path;
 }
 
-int enc_st_count(const enc_st *st)
+int clip_st_count(const clip_st *st)
 {
     return st->n;
 }
 
-const enc_st_tensor *enc_st_at(const enc_st *st, int i)
+const clip_st_tensor *clip_st_at(const clip_st *st, int i)
 {
     return i >= 0 && i < st->n ? &st->t[i] : NULL;
 }
 
-void enc_st_mark_used(enc_st *st, const enc_st_tensor *t)
+void clip_st_mark_used(clip_st *st, const clip_st_tensor *t)
 {
     st->used[t - st->t] = 1;
 }
 
-int enc_st_used(const enc_st *st, int i)
+int clip_st_used(const clip_st *st, int i)
 {
     return i >= 0 && i < st->n && st->used[i];
 }
 
-const enc_st_tensor *enc_st_find(const enc_st *st, const char *name)
+const clip_st_tensor *clip_st_find(const clip_st *st, const char *name)
 {
     for (int i = 0; i < st->n; i++)
         if (strcmp(st->t[i].name, name) == 0)
@@ -428,26 +428,26 @@ const enc_st_tensor *enc_st_find(const enc_st *st, const char *name)
     return NULL;
 }
 
-int enc_st_read_f32(const enc_st *st, const enc_st_tensor *t, float *out, wp_err *err)
+int clip_st_read_f32(const clip_st *st, const clip_st_tensor *t, float *out, wp_err *err)
 {
     const uint8_t *p = st->data + t->begin;
     int64_t n = t->numel;
 
     switch (t->dtype) {
-    case ENC_DT_F32:
+    case CLIP_DT_F32:
         memcpy(out, p, (size_t)n * 4);
         return 0;
-    case ENC_DT_F16:
-        enc_f16_convert(p, out, (size_t)n);
+    case CLIP_DT_F16:
+        clip_f16_convert(p, out, (size_t)n);
         return 0;
-    case ENC_DT_BF16:
+    case CLIP_DT_BF16:
         for (int64_t i = 0; i < n; i++)
-            out[i] = enc_bf16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+            out[i] = clip_bf16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
         return 0;
     default:
-        return wp_err_set(err, ENC_EFORMAT,
+        return wp_err_set(err, CLIP_EFORMAT,
                           "%s: tensor '%s': dtype %s is not supported for weights (F32, F16, "
                           "BF16 expected)",
-                          st->path, t->name, enc_st_dtype_name(t->dtype));
+                          st->path, t->name, clip_st_dtype_name(t->dtype));
     }
 }

@@ -1,5 +1,5 @@
 /*
- * encode/tok_clean.c: the text cleaning that CLIP's SimpleTokenizer applies
+ * clip/tok_clean.c: the text cleaning that CLIP's SimpleTokenizer applies
  * before BPE, reproduced rule for rule so that token ids match:
  *
  *   ftfy.fix_text (ftfy 6.3, default TextFixerConfig), then
@@ -12,10 +12,9 @@
  * heuristic (ftfy/badness.py BADNESS_RE) and the UTF-8 detector
  * (chardata.UTF8_DETECTOR_RE) are expressed here as small tables of
  * character-class sequences instead of regular expressions; the classes come
- * from encode/tok_tables.c.
+ * from clip/tok_tables.c.
  */
-#include "encode/tok_int.h"
-#include "encode/tokenizer.h"
+#include "clip/tok_int.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -28,7 +27,7 @@
 
 /* ---- code point strings ------------------------------------------------- */
 
-int enc_tok_u32_push(enc_tok_u32 *s, uint32_t c)
+int clip_tok_u32_push(clip_tok_u32 *s, uint32_t c)
 {
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 64;
@@ -42,7 +41,7 @@ int enc_tok_u32_push(enc_tok_u32 *s, uint32_t c)
     return 0;
 }
 
-int enc_tok_u32_append(enc_tok_u32 *s, const uint32_t *p, size_t n)
+int clip_tok_u32_append(clip_tok_u32 *s, const uint32_t *p, size_t n)
 {
     if (s->n + n > s->cap) {
         size_t cap = s->cap ? s->cap : 64;
@@ -60,7 +59,7 @@ int enc_tok_u32_append(enc_tok_u32 *s, const uint32_t *p, size_t n)
     return 0;
 }
 
-void enc_tok_u32_free(enc_tok_u32 *s)
+void clip_tok_u32_free(clip_tok_u32 *s)
 {
     free(s->v);
     memset(s, 0, sizeof *s);
@@ -109,7 +108,7 @@ static size_t utf8_seq(const uint8_t *p, size_t n, uint32_t *cp)
     return len;
 }
 
-int enc_tok_u32_from_utf8(enc_tok_u32 *s, const char *p, size_t n)
+int clip_tok_u32_from_utf8(clip_tok_u32 *s, const char *p, size_t n)
 {
     const uint8_t *u = (const uint8_t *)p;
     size_t i = 0;
@@ -120,14 +119,14 @@ int enc_tok_u32_from_utf8(enc_tok_u32 *s, const char *p, size_t n)
             c = 0xFFFD;
             len = 1;
         }
-        if (enc_tok_u32_push(s, c) != 0)
+        if (clip_tok_u32_push(s, c) != 0)
             return WP_ENOMEM;
         i += len;
     }
     return 0;
 }
 
-int enc_tok_u32_to_utf8(const uint32_t *p, size_t n, wp_buf *out)
+int clip_tok_u32_to_utf8(const uint32_t *p, size_t n, wp_buf *out)
 {
     if (wp_buf_reserve(out, n * 4 + 1) != 0)
         return WP_ENOMEM;
@@ -155,41 +154,41 @@ int enc_tok_u32_to_utf8(const uint32_t *p, size_t n, wp_buf *out)
     return 0;
 }
 
-static int u32_eq(const enc_tok_u32 *a, const enc_tok_u32 *b)
+static int u32_eq(const clip_tok_u32 *a, const clip_tok_u32 *b)
 {
     return a->n == b->n && (a->n == 0 || memcmp(a->v, b->v, a->n * sizeof *a->v) == 0);
 }
 
 /* Replaces *dst by *src (src is left empty). */
-static void u32_move(enc_tok_u32 *dst, enc_tok_u32 *src)
+static void u32_move(clip_tok_u32 *dst, clip_tok_u32 *src)
 {
-    enc_tok_u32_free(dst);
+    clip_tok_u32_free(dst);
     *dst = *src;
     memset(src, 0, sizeof *src);
 }
 
-static int u32_copy(enc_tok_u32 *dst, const uint32_t *p, size_t n)
+static int u32_copy(clip_tok_u32 *dst, const uint32_t *p, size_t n)
 {
     dst->n = 0;
-    return enc_tok_u32_append(dst, p, n);
+    return clip_tok_u32_append(dst, p, n);
 }
 
 /* ---- character properties ----------------------------------------------- */
 
-uint32_t enc_tok_class_of(uint32_t c)
+uint32_t clip_tok_class_of(uint32_t c)
 {
     if (c < 0x80)
-        return c == ' ' ? ENC_TOK_C_CONT : 0; /* a space may stand for 0xA0 */
-    size_t lo = 0, hi = enc_tok_cpclasses_n;
+        return c == ' ' ? CLIP_TOK_C_CONT : 0; /* a space may stand for 0xA0 */
+    size_t lo = 0, hi = clip_tok_cpclasses_n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (enc_tok_cpclasses[mid].cp < c)
+        if (clip_tok_cpclasses[mid].cp < c)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo < enc_tok_cpclasses_n && enc_tok_cpclasses[lo].cp == c)
-        return enc_tok_cpclasses[lo].mask;
+    if (lo < clip_tok_cpclasses_n && clip_tok_cpclasses[lo].cp == c)
+        return clip_tok_cpclasses[lo].mask;
     return 0;
 }
 
@@ -239,7 +238,7 @@ static int py_isword(uint32_t c)
 
 /* ---- the badness heuristic (ftfy/badness.py BADNESS_RE) ----------------- */
 
-#define BADNESS_CLASSES ((ENC_TOK_C_BOX << 1) - 1) /* the classes BADNESS_RE uses */
+#define BADNESS_CLASSES ((CLIP_TOK_C_BOX << 1) - 1) /* the classes BADNESS_RE uses */
 
 enum pel_kind { PEL_SET = 0, PEL_WORD, PEL_SPACE, PEL_ANY, PEL_NOT_AZ, PEL_END };
 
@@ -278,22 +277,22 @@ typedef struct pattern {
     }
 
 enum {
-    C_COMMON = ENC_TOK_C_COMMON,
-    C_C1 = ENC_TOK_C_C1,
-    C_BAD = ENC_TOK_C_BAD,
-    C_LAW = ENC_TOK_C_LAW,
-    C_CUR = ENC_TOK_C_CUR,
-    C_START = ENC_TOK_C_START,
-    C_END = ENC_TOK_C_END,
-    C_NUM = ENC_TOK_C_NUM,
-    C_KAO = ENC_TOK_C_KAO,
-    C_UACC = ENC_TOK_C_UACC,
-    C_LACC = ENC_TOK_C_LACC,
-    C_UCOM = ENC_TOK_C_UCOM,
-    C_LCOM = ENC_TOK_C_LCOM,
-    C_BOX = ENC_TOK_C_BOX,
-    C_AZL = ENC_TOK_C_AZL,
-    C_AZU = ENC_TOK_C_AZU,
+    C_COMMON = CLIP_TOK_C_COMMON,
+    C_C1 = CLIP_TOK_C_C1,
+    C_BAD = CLIP_TOK_C_BAD,
+    C_LAW = CLIP_TOK_C_LAW,
+    C_CUR = CLIP_TOK_C_CUR,
+    C_START = CLIP_TOK_C_START,
+    C_END = CLIP_TOK_C_END,
+    C_NUM = CLIP_TOK_C_NUM,
+    C_KAO = CLIP_TOK_C_KAO,
+    C_UACC = CLIP_TOK_C_UACC,
+    C_LACC = CLIP_TOK_C_LACC,
+    C_UCOM = CLIP_TOK_C_UCOM,
+    C_LCOM = CLIP_TOK_C_LCOM,
+    C_BOX = CLIP_TOK_C_BOX,
+    C_AZL = CLIP_TOK_C_AZL,
+    C_AZU = CLIP_TOK_C_AZU,
 };
 
 /* The alternatives of BADNESS_RE, in its order. */
@@ -418,7 +417,7 @@ static int is_bad_u32(const uint32_t *t, size_t n)
      * almost all text has none: check that first. */
     int any = 0;
     for (size_t i = 0; i < n && !any; i++)
-        any = (enc_tok_class_of(t[i]) & BADNESS_CLASSES) != 0;
+        any = (clip_tok_class_of(t[i]) & BADNESS_CLASSES) != 0;
     if (!any)
         return 0;
     uint32_t small[256];
@@ -426,7 +425,7 @@ static int is_bad_u32(const uint32_t *t, size_t n)
     if (cls == NULL)
         return 1; /* out of memory: say bad, which only costs a retry */
     for (size_t i = 0; i < n; i++)
-        cls[i] = enc_tok_class_of(t[i]);
+        cls[i] = clip_tok_class_of(t[i]);
     int bad = 0;
     size_t np = sizeof badness / sizeof badness[0];
     pthread_once(&badness_once, badness_lengths);
@@ -471,7 +470,7 @@ typedef struct cp_rev {
 } cp_rev;
 
 /* Reverse maps of the code pages for bytes 0x80-0xFF and 0x1A, sorted. */
-static cp_rev rev[ENC_TOK_N_CODEPAGES][129];
+static cp_rev rev[CLIP_TOK_N_CODEPAGES][129];
 static pthread_once_t rev_once = PTHREAD_ONCE_INIT;
 
 static int cp_rev_cmp(const void *a, const void *b)
@@ -482,11 +481,11 @@ static int cp_rev_cmp(const void *a, const void *b)
 
 static void rev_build(void)
 {
-    for (int e = 0; e < ENC_TOK_N_CODEPAGES; e++) {
+    for (int e = 0; e < CLIP_TOK_N_CODEPAGES; e++) {
         int k = 0;
         for (int b = 0x80; b < 0x100; b++)
-            rev[e][k++] = (cp_rev){enc_tok_codepages[e].dec[b], (uint8_t)b};
-        rev[e][k++] = (cp_rev){enc_tok_codepages[e].dec[0x1A], 0x1A};
+            rev[e][k++] = (cp_rev){clip_tok_codepages[e].dec[b], (uint8_t)b};
+        rev[e][k++] = (cp_rev){clip_tok_codepages[e].dec[0x1A], 0x1A};
         qsort(rev[e], 129, sizeof(cp_rev), cp_rev_cmp);
     }
 }
@@ -666,7 +665,7 @@ static int replace_lossy(const wp_buf *in_, wp_buf *out)
 /* Python's strict UTF-8 decoding, or ftfy's "utf-8-variants" when variants
  * is set (also CESU-8 surrogate pairs and Java's C0 80 for U+0000).
  * Returns 0, 1 if the bytes do not decode, or WP_ENOMEM. */
-static int decode_utf8_strict(const uint8_t *p, size_t n, int variants, enc_tok_u32 *out)
+static int decode_utf8_strict(const uint8_t *p, size_t n, int variants, clip_tok_u32 *out)
 {
     out->n = 0;
     for (size_t i = 0; i < n;) {
@@ -686,7 +685,7 @@ static int decode_utf8_strict(const uint8_t *p, size_t n, int variants, enc_tok_
                 return 1;
             i += len;
         }
-        if (enc_tok_u32_push(out, c) != 0)
+        if (clip_tok_u32_push(out, c) != 0)
             return WP_ENOMEM;
     }
     return 0;
@@ -694,22 +693,22 @@ static int decode_utf8_strict(const uint8_t *p, size_t n, int variants, enc_tok_
 
 /* ---- fix_encoding -------------------------------------------------------- */
 
-static int fix_encoding_u32(enc_tok_u32 *text);
+static int fix_encoding_u32(clip_tok_u32 *text);
 
 /* chardata.UTF8_DETECTOR_RE at position i: the match length, or 0. */
 static size_t utf8_detect_at(const uint32_t *t, size_t n, size_t i)
 {
-    if (i > 0 && (enc_tok_class_of(t[i - 1]) & ENC_TOK_C_CONTS))
+    if (i > 0 && (clip_tok_class_of(t[i - 1]) & CLIP_TOK_C_CONTS))
         return 0;
     size_t p = i;
     for (;;) {
-        uint32_t c0 = enc_tok_class_of(t[p]);
-#define CONT(k) (p + (k) < n && (enc_tok_class_of(t[p + (k)]) & ENC_TOK_C_CONT))
-        if ((c0 & ENC_TOK_C_F2) && CONT(1))
+        uint32_t c0 = clip_tok_class_of(t[p]);
+#define CONT(k) (p + (k) < n && (clip_tok_class_of(t[p + (k)]) & CLIP_TOK_C_CONT))
+        if ((c0 & CLIP_TOK_C_F2) && CONT(1))
             p += 2;
-        else if ((c0 & ENC_TOK_C_F3) && CONT(1) && CONT(2))
+        else if ((c0 & CLIP_TOK_C_F3) && CONT(1) && CONT(2))
             p += 3;
-        else if ((c0 & ENC_TOK_C_F4) && CONT(1) && CONT(2) && CONT(3))
+        else if ((c0 & CLIP_TOK_C_F4) && CONT(1) && CONT(2) && CONT(3))
             p += 4;
         else
             break;
@@ -721,15 +720,15 @@ static size_t utf8_detect_at(const uint32_t *t, size_t n, size_t i)
 }
 
 /* fixes.decode_inconsistent_utf8: fixes each UTF-8-looking run on its own. */
-static int decode_inconsistent_utf8(const enc_tok_u32 *text, enc_tok_u32 *out)
+static int decode_inconsistent_utf8(const clip_tok_u32 *text, clip_tok_u32 *out)
 {
-    enc_tok_u32 sub = {0};
+    clip_tok_u32 sub = {0};
     int rc = WP_ENOMEM;
     out->n = 0;
     for (size_t i = 0; i < text->n;) {
         size_t m = utf8_detect_at(text->v, text->n, i);
         if (m == 0) {
-            if (enc_tok_u32_push(out, text->v[i]) != 0)
+            if (clip_tok_u32_push(out, text->v[i]) != 0)
                 goto out;
             i++;
             continue;
@@ -743,17 +742,17 @@ static int decode_inconsistent_utf8(const enc_tok_u32 *text, enc_tok_u32 *out)
                 goto out;
             }
         }
-        if (enc_tok_u32_append(out, sub.v, sub.n) != 0)
+        if (clip_tok_u32_append(out, sub.v, sub.n) != 0)
             goto out;
         i += m;
     }
     rc = 0;
 out:
-    enc_tok_u32_free(&sub);
+    clip_tok_u32_free(&sub);
     return rc;
 }
 
-static int has_c1(const enc_tok_u32 *t)
+static int has_c1(const clip_tok_u32 *t)
 {
     for (size_t i = 0; i < t->n; i++)
         if (t->v[i] >= 0x80 && t->v[i] <= 0x9F)
@@ -764,12 +763,12 @@ static int has_c1(const enc_tok_u32 *t)
 /* fixes.fix_c1_controls: C1 controls read as Windows-1252 (sloppy: the five
  * bytes Windows-1252 leaves undefined stay as they are). Returns 1 if
  * anything changed. */
-static int fix_c1_controls(enc_tok_u32 *t)
+static int fix_c1_controls(clip_tok_u32 *t)
 {
     int changed = 0;
     for (size_t i = 0; i < t->n; i++)
         if (t->v[i] >= 0x80 && t->v[i] <= 0x9F) {
-            uint32_t c = enc_tok_codepages[ENC_TOK_CP_SLOPPY1252].dec[t->v[i]];
+            uint32_t c = clip_tok_codepages[CLIP_TOK_CP_SLOPPY1252].dec[t->v[i]];
             changed |= c != t->v[i];
             t->v[i] = c;
         }
@@ -778,7 +777,7 @@ static int fix_c1_controls(enc_tok_u32 *t)
 
 /* ftfy's _fix_encoding_one_step_and_explain: *changed is set when text was
  * replaced. Returns 0 or WP_ENOMEM. */
-static int fix_encoding_step(enc_tok_u32 *text, int *changed)
+static int fix_encoding_step(clip_tok_u32 *text, int *changed)
 {
     *changed = 0;
     if (text->n == 0)
@@ -792,9 +791,9 @@ static int fix_encoding_step(enc_tok_u32 *text, int *changed)
 
     int rc = WP_ENOMEM;
     wp_buf bytes = {0}, tmp = {0};
-    enc_tok_u32 fixed = {0};
+    clip_tok_u32 fixed = {0};
     int possible_latin1 = 0;
-    for (int e = 0; e < ENC_TOK_N_CODEPAGES; e++) {
+    for (int e = 0; e < CLIP_TOK_N_CODEPAGES; e++) {
         bytes.len = 0;
         int ok = 1;
         if (wp_buf_reserve(&bytes, text->n + 1) != 0)
@@ -809,16 +808,16 @@ static int fix_encoding_step(enc_tok_u32 *text, int *changed)
         if (!ok)
             continue;
         bytes.data[bytes.len] = '\0';
-        if (e == ENC_TOK_CP_LATIN1)
+        if (e == CLIP_TOK_CP_LATIN1)
             possible_latin1 = 1;
-        if (e != ENC_TOK_CP_MACROMAN && altered_search((const uint8_t *)bytes.data, bytes.len)) {
+        if (e != CLIP_TOK_CP_MACROMAN && altered_search((const uint8_t *)bytes.data, bytes.len)) {
             if (restore_byte_a0(&bytes, &tmp) != 0)
                 goto out;
             wp_buf swap = bytes;
             bytes = tmp;
             tmp = swap;
         }
-        if (enc_tok_codepages[e].sloppy) {
+        if (clip_tok_codepages[e].sloppy) {
             if (replace_lossy(&bytes, &tmp) != 0)
                 goto out;
             wp_buf swap = bytes;
@@ -865,7 +864,7 @@ static int fix_encoding_step(enc_tok_u32 *text, int *changed)
         for (size_t i = 0; i < fixed.n && ok; i++) {
             uint32_t c = fixed.v[i];
             if (c >= 0x80 && c <= 0x9F) {
-                uint16_t d = enc_tok_cp1252_strict[c - 0x80];
+                uint16_t d = clip_tok_cp1252_strict[c - 0x80];
                 if (d == 0)
                     ok = 0;
                 else if (d != c) {
@@ -889,11 +888,11 @@ static int fix_encoding_step(enc_tok_u32 *text, int *changed)
 out:
     wp_buf_free(&bytes);
     wp_buf_free(&tmp);
-    enc_tok_u32_free(&fixed);
+    clip_tok_u32_free(&fixed);
     return rc;
 }
 
-static int fix_encoding_u32(enc_tok_u32 *text)
+static int fix_encoding_u32(clip_tok_u32 *text)
 {
     for (;;) {
         int changed;
@@ -916,7 +915,7 @@ static int entity_cmp(const char *key, size_t klen, const char *name)
     return klen < nl ? -1 : klen > nl;
 }
 
-static const char *entity_find(const enc_tok_entity *tab, size_t n, const char *key, size_t klen)
+static const char *entity_find(const clip_tok_entity *tab, size_t n, const char *key, size_t klen)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -932,9 +931,9 @@ static const char *entity_find(const enc_tok_entity *tab, size_t n, const char *
     return NULL;
 }
 
-static int append_utf8_str(enc_tok_u32 *out, const char *s)
+static int append_utf8_str(clip_tok_u32 *out, const char *s)
 {
-    return enc_tok_u32_from_utf8(out, s, strlen(s));
+    return clip_tok_u32_from_utf8(out, s, strlen(s));
 }
 
 static int is_digit(uint32_t c)
@@ -951,13 +950,13 @@ static int is_xdigit(uint32_t c)
 static uint32_t charref_value(uint64_t num, int *empty)
 {
     *empty = 0;
-    for (size_t i = 0; i < enc_tok_invalid_charrefs_n; i++)
-        if (enc_tok_invalid_charrefs[i].from == num)
-            return enc_tok_invalid_charrefs[i].to;
+    for (size_t i = 0; i < clip_tok_invalid_charrefs_n; i++)
+        if (clip_tok_invalid_charrefs[i].from == num)
+            return clip_tok_invalid_charrefs[i].to;
     if ((num >= 0xD800 && num <= 0xDFFF) || num > 0x10FFFF)
         return 0xFFFD;
-    for (size_t i = 0; i < enc_tok_invalid_codepoints_n; i++)
-        if (enc_tok_invalid_codepoints[i] == num) {
+    for (size_t i = 0; i < clip_tok_invalid_codepoints_n; i++)
+        if (clip_tok_invalid_codepoints[i] == num) {
             *empty = 1;
             return 0;
         }
@@ -967,12 +966,12 @@ static uint32_t charref_value(uint64_t num, int *empty)
 /* Python's html.unescape over code points: the regex
  * &(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?) and
  * _replace_charref. */
-static int html_unescape_u32(const uint32_t *t, size_t n, enc_tok_u32 *out)
+static int html_unescape_u32(const uint32_t *t, size_t n, clip_tok_u32 *out)
 {
     out->n = 0;
     for (size_t i = 0; i < n;) {
         if (t[i] != '&' || i + 1 >= n) {
-            if (enc_tok_u32_push(out, t[i]) != 0)
+            if (clip_tok_u32_push(out, t[i]) != 0)
                 return WP_ENOMEM;
             i++;
             continue;
@@ -988,7 +987,7 @@ static int html_unescape_u32(const uint32_t *t, size_t n, enc_tok_u32 *out)
                 k++;
             } else {
                 /* no reference here: '&' stays */
-                if (enc_tok_u32_push(out, t[i]) != 0)
+                if (clip_tok_u32_push(out, t[i]) != 0)
                     return WP_ENOMEM;
                 i++;
                 continue;
@@ -1005,7 +1004,7 @@ static int html_unescape_u32(const uint32_t *t, size_t n, enc_tok_u32 *out)
                 k++;
             int empty;
             uint32_t c = charref_value(num, &empty);
-            if (!empty && enc_tok_u32_push(out, c) != 0)
+            if (!empty && clip_tok_u32_push(out, c) != 0)
                 return WP_ENOMEM;
             i = k;
             continue;
@@ -1016,7 +1015,7 @@ static int html_unescape_u32(const uint32_t *t, size_t n, enc_tok_u32 *out)
                t[k] != ' ' && t[k] != '<' && t[k] != '&' && t[k] != '#' && t[k] != ';')
             k++;
         if (k == j) {
-            if (enc_tok_u32_push(out, t[i]) != 0)
+            if (clip_tok_u32_push(out, t[i]) != 0)
                 return WP_ENOMEM;
             i++;
             continue;
@@ -1032,13 +1031,13 @@ static int html_unescape_u32(const uint32_t *t, size_t n, enc_tok_u32 *out)
         }
         size_t slen = k - j;
         const char *v =
-            alen == slen ? entity_find(enc_tok_html5, enc_tok_html5_n, name, slen) : NULL;
+            alen == slen ? entity_find(clip_tok_html5, clip_tok_html5_n, name, slen) : NULL;
         size_t used = slen;
         if (v == NULL) {
             for (size_t x = slen - 1; x > 1; x--) {
                 if (x > alen)
                     continue;
-                v = entity_find(enc_tok_html5, enc_tok_html5_n, name, x);
+                v = entity_find(clip_tok_html5, clip_tok_html5_n, name, x);
                 if (v != NULL) {
                     used = x;
                     break;
@@ -1046,11 +1045,11 @@ static int html_unescape_u32(const uint32_t *t, size_t n, enc_tok_u32 *out)
             }
         }
         if (v == NULL) {
-            if (enc_tok_u32_append(out, t + i, k - i) != 0)
+            if (clip_tok_u32_append(out, t + i, k - i) != 0)
                 return WP_ENOMEM;
         } else {
             if (append_utf8_str(out, v) != 0 ||
-                enc_tok_u32_append(out, t + j + used, slen - used) != 0)
+                clip_tok_u32_append(out, t + j + used, slen - used) != 0)
                 return WP_ENOMEM;
         }
         i = k;
@@ -1061,9 +1060,9 @@ static int html_unescape_u32(const uint32_t *t, size_t n, enc_tok_u32 *out)
 /* fixes.unescape_html: only &#?[0-9A-Za-z]{1,24}; references, the HTML5
  * names ending in ';' and their all-caps spellings, and numeric references
  * that html.unescape decodes whole. */
-static int ftfy_unescape_html(const enc_tok_u32 *text, enc_tok_u32 *out)
+static int ftfy_unescape_html(const clip_tok_u32 *text, clip_tok_u32 *out)
 {
-    enc_tok_u32 tmp = {0};
+    clip_tok_u32 tmp = {0};
     int rc = WP_ENOMEM;
     out->n = 0;
     const uint32_t *t = text->v;
@@ -1082,7 +1081,7 @@ static int ftfy_unescape_html(const enc_tok_u32 *text, enc_tok_u32 *out)
                 m = k + 1 - i;
         }
         if (m == 0) {
-            if (enc_tok_u32_push(out, t[i]) != 0)
+            if (clip_tok_u32_push(out, t[i]) != 0)
                 goto out;
             i++;
             continue;
@@ -1093,9 +1092,9 @@ static int ftfy_unescape_html(const enc_tok_u32 *text, enc_tok_u32 *out)
         size_t klen = m - 1; /* without '&', with ';' */
         const char *v = NULL;
         if (key[0] != '#') {
-            v = entity_find(enc_tok_html5, enc_tok_html5_n, key, klen);
+            v = entity_find(clip_tok_html5, clip_tok_html5_n, key, klen);
             if (v == NULL)
-                v = entity_find(enc_tok_html_upper, enc_tok_html_upper_n, key, klen);
+                v = entity_find(clip_tok_html_upper, clip_tok_html_upper_n, key, klen);
         }
         if (v != NULL) {
             if (append_utf8_str(out, v) != 0)
@@ -1106,17 +1105,17 @@ static int ftfy_unescape_html(const enc_tok_u32 *text, enc_tok_u32 *out)
             int semi = 0;
             for (size_t q = 0; q < tmp.n; q++)
                 semi |= tmp.v[q] == ';';
-            if (semi ? enc_tok_u32_append(out, t + i, m) : enc_tok_u32_append(out, tmp.v, tmp.n))
+            if (semi ? clip_tok_u32_append(out, t + i, m) : clip_tok_u32_append(out, tmp.v, tmp.n))
                 goto out;
         } else {
-            if (enc_tok_u32_append(out, t + i, m) != 0)
+            if (clip_tok_u32_append(out, t + i, m) != 0)
                 goto out;
         }
         i += m;
     }
     rc = 0;
 out:
-    enc_tok_u32_free(&tmp);
+    clip_tok_u32_free(&tmp);
     return rc;
 }
 
@@ -1179,9 +1178,9 @@ static const char *ligature(uint32_t c)
  * fix_c1_controls, fix_latin_ligatures, fix_character_width, uncurl_quotes,
  * fix_line_breaks (fix_surrogates has nothing to do on code points read from
  * UTF-8), then remove_terminal_escapes and remove_control_chars. */
-static int simple_fixes(enc_tok_u32 *text)
+static int simple_fixes(clip_tok_u32 *text)
 {
-    enc_tok_u32 out = {0};
+    clip_tok_u32 out = {0};
     int rc = WP_ENOMEM;
     (void)fix_c1_controls(text);
     for (size_t i = 0; i < text->n; i++) {
@@ -1189,14 +1188,14 @@ static int simple_fixes(enc_tok_u32 *text)
         const char *rep = ligature(c);
         if (rep == NULL && c == 0x3000)
             rep = " ";
-        if (rep == NULL && c >= 0xFF01 && c <= 0xFFEF && enc_tok_width_map[c - 0xFF01][0] != '\0')
-            rep = enc_tok_width_map[c - 0xFF01];
+        if (rep == NULL && c >= 0xFF01 && c <= 0xFFEF && clip_tok_width_map[c - 0xFF01][0] != '\0')
+            rep = clip_tok_width_map[c - 0xFF01];
         if (rep != NULL) {
             if (append_utf8_str(&out, rep) != 0)
                 goto out;
             continue;
         }
-        if (enc_tok_u32_push(&out, c) != 0)
+        if (clip_tok_u32_push(&out, c) != 0)
             goto out;
     }
     /* uncurl_quotes: double first, then single; then line breaks */
@@ -1217,7 +1216,7 @@ static int simple_fixes(enc_tok_u32 *text)
         } else if (c == 0x2028 || c == 0x2029 || c == 0x85) {
             c = '\n';
         }
-        if (enc_tok_u32_push(text, c) != 0)
+        if (clip_tok_u32_push(text, c) != 0)
             goto out;
     }
     /* remove_terminal_escapes: \033\[((?:\d|;)*)([a-zA-Z]) */
@@ -1235,7 +1234,7 @@ static int simple_fixes(enc_tok_u32 *text)
                 continue;
             }
         }
-        if (enc_tok_u32_push(&out, text->v[i]) != 0)
+        if (clip_tok_u32_push(&out, text->v[i]) != 0)
             goto out;
         i++;
     }
@@ -1250,12 +1249,12 @@ static int simple_fixes(enc_tok_u32 *text)
     }
     rc = 0;
 out:
-    enc_tok_u32_free(&out);
+    clip_tok_u32_free(&out);
     return rc;
 }
 
 /* unicodedata.normalize('NFC', text) through utf8proc. */
-static int nfc(enc_tok_u32 *text)
+static int nfc(clip_tok_u32 *text)
 {
     int need = 0;
     for (size_t i = 0; i < text->n && !need; i++)
@@ -1263,7 +1262,7 @@ static int nfc(enc_tok_u32 *text)
     if (!need)
         return 0; /* nothing below U+0300 composes or decomposes */
     wp_buf b = {0};
-    if (enc_tok_u32_to_utf8(text->v, text->n, &b) != 0)
+    if (clip_tok_u32_to_utf8(text->v, text->n, &b) != 0)
         return WP_ENOMEM;
     utf8proc_uint8_t *res = NULL;
     utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)b.data, (utf8proc_ssize_t)b.len,
@@ -1272,14 +1271,14 @@ static int nfc(enc_tok_u32 *text)
     if (r < 0)
         return r == UTF8PROC_ERROR_NOMEM ? WP_ENOMEM : 0; /* leave text as it is */
     text->n = 0;
-    int rc = enc_tok_u32_from_utf8(text, (const char *)res, (size_t)r);
+    int rc = clip_tok_u32_from_utf8(text, (const char *)res, (size_t)r);
     free(res);
     return rc;
 }
 
 /* 1 if no fixer can change t: printable ASCII, tabs and newlines, no '&'
  * (most captions). */
-static int plain_ascii(const enc_tok_u32 *t)
+static int plain_ascii(const clip_tok_u32 *t)
 {
     for (size_t i = 0; i < t->n; i++) {
         uint32_t c = t->v[i];
@@ -1290,9 +1289,9 @@ static int plain_ascii(const enc_tok_u32 *t)
 }
 
 /* ftfy.fix_and_explain on one segment. */
-static int fix_segment(enc_tok_u32 *text, int unescape)
+static int fix_segment(clip_tok_u32 *text, int unescape)
 {
-    enc_tok_u32 orig = {0}, tmp = {0};
+    clip_tok_u32 orig = {0}, tmp = {0};
     int rc = WP_ENOMEM;
     if (plain_ascii(text))
         return 0;
@@ -1314,16 +1313,16 @@ static int fix_segment(enc_tok_u32 *text, int unescape)
     }
     rc = 0;
 out:
-    enc_tok_u32_free(&orig);
-    enc_tok_u32_free(&tmp);
+    clip_tok_u32_free(&orig);
+    clip_tok_u32_free(&tmp);
     return rc;
 }
 
 /* ftfy.fix_text: lines (or 1M code point pieces) are fixed one by one; once
  * a piece contains '<', HTML entities are left alone from there on. */
-static int ftfy_u32(const enc_tok_u32 *text, enc_tok_u32 *out)
+static int ftfy_u32(const clip_tok_u32 *text, clip_tok_u32 *out)
 {
-    enc_tok_u32 seg = {0};
+    clip_tok_u32 seg = {0};
     int rc = WP_ENOMEM;
     int unescape = 1;
     out->n = 0;
@@ -1342,13 +1341,13 @@ static int ftfy_u32(const enc_tok_u32 *text, enc_tok_u32 *out)
         if ((rc = fix_segment(&seg, unescape)) != 0)
             goto out;
         rc = WP_ENOMEM;
-        if (enc_tok_u32_append(out, seg.v, seg.n) != 0)
+        if (clip_tok_u32_append(out, seg.v, seg.n) != 0)
             goto out;
         pos = end;
     }
     rc = 0;
 out:
-    enc_tok_u32_free(&seg);
+    clip_tok_u32_free(&seg);
     return rc;
 }
 
@@ -1407,28 +1406,28 @@ static int is_case_ignorable(uint32_t c)
 
 /* Python's str.lower() mapping of one code point (generated table), or NULL
  * when it has none. */
-static const enc_tok_lower *lower_of(uint32_t c)
+static const clip_tok_lower *lower_of(uint32_t c)
 {
-    size_t lo = 0, hi = enc_tok_lowers_n;
+    size_t lo = 0, hi = clip_tok_lowers_n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (enc_tok_lowers[mid].cp < c)
+        if (clip_tok_lowers[mid].cp < c)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < enc_tok_lowers_n && enc_tok_lowers[lo].cp == c ? &enc_tok_lowers[lo] : NULL;
+    return lo < clip_tok_lowers_n && clip_tok_lowers[lo].cp == c ? &clip_tok_lowers[lo] : NULL;
 }
 
 /* Python's str.lower(): full lower-case mapping (U+0130 becomes "i\u0307")
  * and the Final_Sigma rule for U+03A3. */
-static int py_lower(const enc_tok_u32 *t, enc_tok_u32 *out)
+static int py_lower(const clip_tok_u32 *t, clip_tok_u32 *out)
 {
     out->n = 0;
     for (size_t i = 0; i < t->n; i++) {
         uint32_t c = t->v[i];
         if (c < 0x80) {
-            if (enc_tok_u32_push(out, (c >= 'A' && c <= 'Z') ? c + 32 : c) != 0)
+            if (clip_tok_u32_push(out, (c >= 'A' && c <= 'Z') ? c + 32 : c) != 0)
                 return WP_ENOMEM;
             continue;
         }
@@ -1450,14 +1449,14 @@ static int py_lower(const enc_tok_u32 *t, enc_tok_u32 *out)
                     k++;
                 final_sigma = k == t->n || !is_cased(t->v[k]);
             }
-            if (enc_tok_u32_push(out, final_sigma ? 0x3C2 : 0x3C3) != 0)
+            if (clip_tok_u32_push(out, final_sigma ? 0x3C2 : 0x3C3) != 0)
                 return WP_ENOMEM;
             continue;
         }
-        const enc_tok_lower *lw = lower_of(c);
-        if (lw == NULL ? enc_tok_u32_push(out, c) != 0
-                       : (enc_tok_u32_push(out, lw->lo1) != 0 ||
-                          (lw->lo2 != 0 && enc_tok_u32_push(out, lw->lo2) != 0)))
+        const clip_tok_lower *lw = lower_of(c);
+        if (lw == NULL ? clip_tok_u32_push(out, c) != 0
+                       : (clip_tok_u32_push(out, lw->lo1) != 0 ||
+                          (lw->lo2 != 0 && clip_tok_u32_push(out, lw->lo2) != 0)))
             return WP_ENOMEM;
     }
     return 0;
@@ -1466,7 +1465,7 @@ static int py_lower(const enc_tok_u32 *t, enc_tok_u32 *out)
 /* ---- the whole cleaning ---------------------------------------------------- */
 
 /* str.strip() */
-static void py_strip(enc_tok_u32 *t)
+static void py_strip(clip_tok_u32 *t)
 {
     size_t a = 0, b = t->n;
     while (a < b && py_isspace(t->v[a]))
@@ -1479,7 +1478,7 @@ static void py_strip(enc_tok_u32 *t)
 }
 
 /* re.sub(r'\s+', ' ', text).strip() */
-static void whitespace_clean(enc_tok_u32 *t)
+static void whitespace_clean(clip_tok_u32 *t)
 {
     size_t o = 0;
     for (size_t i = 0; i < t->n;) {
@@ -1496,13 +1495,13 @@ static void whitespace_clean(enc_tok_u32 *t)
 }
 
 /* The whole of SimpleTokenizer's cleaning, on code points. Used by
- * tokenizer.c through enc_tok_clean_u32. */
-int enc_tok_clean_u32(const char *text, size_t n, enc_tok_u32 *out);
-int enc_tok_clean_u32(const char *text, size_t n, enc_tok_u32 *out)
+ * tokenizer.c through clip_tok_clean_u32. */
+int clip_tok_clean_u32(const char *text, size_t n, clip_tok_u32 *out);
+int clip_tok_clean_u32(const char *text, size_t n, clip_tok_u32 *out)
 {
-    enc_tok_u32 a = {0}, b = {0};
+    clip_tok_u32 a = {0}, b = {0};
     int rc = WP_ENOMEM;
-    if (enc_tok_u32_from_utf8(&a, text, n) != 0)
+    if (clip_tok_u32_from_utf8(&a, text, n) != 0)
         goto out;
     if ((rc = ftfy_u32(&a, &b)) != 0)
         goto out;
@@ -1515,70 +1514,70 @@ int enc_tok_clean_u32(const char *text, size_t n, enc_tok_u32 *out)
         goto out;
     rc = 0;
 out:
-    enc_tok_u32_free(&a);
-    enc_tok_u32_free(&b);
+    clip_tok_u32_free(&a);
+    clip_tok_u32_free(&b);
     return rc;
 }
 
-static int finish(int rc, const enc_tok_u32 *res, wp_buf *out, wp_err *err)
+static int finish(int rc, const clip_tok_u32 *res, wp_buf *out, wp_err *err)
 {
-    if (rc == 0 && enc_tok_u32_to_utf8(res->v, res->n, out) != 0)
+    if (rc == 0 && clip_tok_u32_to_utf8(res->v, res->n, out) != 0)
         rc = WP_ENOMEM;
     if (rc != 0)
         wp_err_set(err, rc, "tokenizer: out of memory cleaning text");
     return rc;
 }
 
-int enc_tok_clean(const char *text, size_t n, wp_buf *out, wp_err *err)
+int clip_tok_clean(const char *text, size_t n, wp_buf *out, wp_err *err)
 {
-    enc_tok_u32 res = {0};
-    int rc = enc_tok_clean_u32(text, n, &res);
+    clip_tok_u32 res = {0};
+    int rc = clip_tok_clean_u32(text, n, &res);
     rc = finish(rc, &res, out, err);
-    enc_tok_u32_free(&res);
+    clip_tok_u32_free(&res);
     return rc;
 }
 
-int enc_tok_ftfy(const char *text, size_t n, wp_buf *out, wp_err *err)
+int clip_tok_ftfy(const char *text, size_t n, wp_buf *out, wp_err *err)
 {
-    enc_tok_u32 a = {0}, b = {0};
-    int rc = enc_tok_u32_from_utf8(&a, text, n);
+    clip_tok_u32 a = {0}, b = {0};
+    int rc = clip_tok_u32_from_utf8(&a, text, n);
     if (rc == 0)
         rc = ftfy_u32(&a, &b);
     rc = finish(rc, &b, out, err);
-    enc_tok_u32_free(&a);
-    enc_tok_u32_free(&b);
+    clip_tok_u32_free(&a);
+    clip_tok_u32_free(&b);
     return rc;
 }
 
-int enc_tok_fix_encoding(const char *text, size_t n, wp_buf *out, wp_err *err)
+int clip_tok_fix_encoding(const char *text, size_t n, wp_buf *out, wp_err *err)
 {
-    enc_tok_u32 a = {0};
-    int rc = enc_tok_u32_from_utf8(&a, text, n);
+    clip_tok_u32 a = {0};
+    int rc = clip_tok_u32_from_utf8(&a, text, n);
     if (rc == 0)
         rc = fix_encoding_u32(&a);
     rc = finish(rc, &a, out, err);
-    enc_tok_u32_free(&a);
+    clip_tok_u32_free(&a);
     return rc;
 }
 
-int enc_tok_is_bad(const char *text, size_t n)
+int clip_tok_is_bad(const char *text, size_t n)
 {
-    enc_tok_u32 a = {0};
+    clip_tok_u32 a = {0};
     int bad = 0;
-    if (enc_tok_u32_from_utf8(&a, text, n) == 0)
+    if (clip_tok_u32_from_utf8(&a, text, n) == 0)
         bad = is_bad_u32(a.v, a.n);
-    enc_tok_u32_free(&a);
+    clip_tok_u32_free(&a);
     return bad;
 }
 
-int enc_tok_html_unescape(const char *text, size_t n, wp_buf *out, wp_err *err)
+int clip_tok_html_unescape(const char *text, size_t n, wp_buf *out, wp_err *err)
 {
-    enc_tok_u32 a = {0}, b = {0};
-    int rc = enc_tok_u32_from_utf8(&a, text, n);
+    clip_tok_u32 a = {0}, b = {0};
+    int rc = clip_tok_u32_from_utf8(&a, text, n);
     if (rc == 0)
         rc = html_unescape_u32(a.v, a.n, &b);
     rc = finish(rc, &b, out, err);
-    enc_tok_u32_free(&a);
-    enc_tok_u32_free(&b);
+    clip_tok_u32_free(&a);
+    clip_tok_u32_free(&b);
     return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * encode/tokenizer.c: CLIP's byte-level BPE (OpenAI simple_tokenizer.py):
+ * clip/tokenizer.c: CLIP's byte-level BPE (OpenAI simple_tokenizer.py):
  * vocabulary loading from either layout, the pre-tokenizer regex done with
  * a generated table of character classes, and the merge loop over
  * vocabulary ids.
@@ -10,8 +10,7 @@
  * by the pair of ids, giving its rank and the merged id. Results per word
  * are cached (bounded; the cache restarts when full).
  */
-#include "encode/tokenizer.h"
-#include "encode/tok_int.h"
+#include "clip/tok_int.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -20,12 +19,12 @@
 #include <string.h>
 #include <zlib.h>
 
-#define PAIR_SLOTS      (1u << 17) /* power of two, > 2 x ENC_TOK_MERGES */
+#define PAIR_SLOTS      (1u << 17) /* power of two, > 2 x CLIP_TOK_MERGES */
 #define STR_SLOTS       (1u << 17) /* vocabulary strings while loading */
-#define CACHE_SLOTS     (ENC_TOK_CACHE_MAX * 2)
+#define CACHE_SLOTS     (CLIP_TOK_CACHE_MAX * 2)
 #define WORD_MAX_CACHED 256 /* longer words are not cached */
 
-int enc_tok_clean_u32(const char *text, size_t n, enc_tok_u32 *out);
+int clip_tok_clean_u32(const char *text, size_t n, clip_tok_u32 *out);
 
 typedef struct pair_slot {
     uint64_t key; /* (a << 32 | b) + 1; 0 = empty */
@@ -40,7 +39,7 @@ typedef struct cache_slot {
     const int32_t *ids;
 } cache_slot;
 
-struct enc_tok {
+struct clip_tok {
     int32_t byte_id[256];  /* id of bytes_to_unicode()[b] */
     int32_t byte_wid[256]; /* ... followed by "</w>" */
     int32_t sot, eot;
@@ -157,7 +156,7 @@ static pair_slot *pair_find(pair_slot *t, int32_t a, int32_t b)
     return &t[h]; /* the pair's slot, or the empty slot where it would go */
 }
 
-static int32_t pair_rank(const enc_tok *t, int32_t a, int32_t b, int32_t *merged)
+static int32_t pair_rank(const clip_tok *t, int32_t a, int32_t b, int32_t *merged)
 {
     pair_slot *s = pair_find(t->pairs, a, b);
     uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
@@ -169,9 +168,9 @@ static int32_t pair_rank(const enc_tok *t, int32_t a, int32_t b, int32_t *merged
 
 /* ---- building a tokenizer ------------------------------------------------ */
 
-static enc_tok *tok_alloc(void)
+static clip_tok *tok_alloc(void)
 {
-    enc_tok *t = calloc(1, sizeof *t);
+    clip_tok *t = calloc(1, sizeof *t);
     if (t == NULL)
         return NULL;
     t->pairs = calloc(PAIR_SLOTS, sizeof *t->pairs);
@@ -188,7 +187,7 @@ static enc_tok *tok_alloc(void)
     return t;
 }
 
-void enc_tok_free(enc_tok *t)
+void clip_tok_free(clip_tok *t)
 {
     if (t == NULL)
         return;
@@ -202,7 +201,7 @@ void enc_tok_free(enc_tok *t)
 /* Fills the byte ids, the special ids and the merge table from the vocabulary
  * map and the merge lines (text, "a b" per line, the first line skipped if it
  * starts with "#version"). */
-static int tok_finish(enc_tok *t, const str_map *vocab, const char *merges, size_t mlen,
+static int tok_finish(clip_tok *t, const str_map *vocab, const char *merges, size_t mlen,
                       const char *where, wp_err *err)
 {
     uint32_t ch[256];
@@ -215,18 +214,18 @@ static int tok_finish(enc_tok *t, const str_map *vocab, const char *merges, size
         memcpy(s + n, "</w>", 4);
         t->byte_wid[b] = str_map_get(vocab, s, n + 4);
         if (t->byte_id[b] < 0 || t->byte_wid[b] < 0)
-            return wp_err_set(err, ENC_TOK_EVOCAB, "%s: no token for byte 0x%02X", where, b);
+            return wp_err_set(err, CLIP_TOK_EVOCAB, "%s: no token for byte 0x%02X", where, b);
     }
     t->sot = str_map_get(vocab, "<|startoftext|>", 15);
     t->eot = str_map_get(vocab, "<|endoftext|>", 13);
     if (t->sot < 0 || t->eot < 0)
-        return wp_err_set(err, ENC_TOK_EVOCAB, "%s: no <|startoftext|> / <|endoftext|> token",
+        return wp_err_set(err, CLIP_TOK_EVOCAB, "%s: no <|startoftext|> / <|endoftext|> token",
                           where);
 
     const char *p = merges, *end = merges + mlen;
     int line = 0, rank = 0;
     char buf[1024];
-    while (p < end && rank < ENC_TOK_MERGES) {
+    while (p < end && rank < CLIP_TOK_MERGES) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
         line++;
@@ -241,7 +240,7 @@ static int tok_finish(enc_tok *t, const str_map *vocab, const char *merges, size
             continue;
         const char *sp = memchr(lp, ' ', n);
         if (sp == NULL || sp == lp || sp == lp + n - 1 || n >= sizeof buf)
-            return wp_err_set(err, ENC_TOK_EVOCAB, "%s:%d: not a merge line", where, line);
+            return wp_err_set(err, CLIP_TOK_EVOCAB, "%s:%d: not a merge line", where, line);
         size_t na = (size_t)(sp - lp), nb = n - na - 1;
         memcpy(buf, lp, na);
         memcpy(buf + na, sp + 1, nb);
@@ -249,7 +248,7 @@ static int tok_finish(enc_tok *t, const str_map *vocab, const char *merges, size
         int32_t b = str_map_get(vocab, sp + 1, nb);
         int32_t m = str_map_get(vocab, buf, na + nb);
         if (a < 0 || b < 0 || m < 0)
-            return wp_err_set(err, ENC_TOK_EVOCAB, "%s:%d: merge of unknown tokens '%.*s'", where,
+            return wp_err_set(err, CLIP_TOK_EVOCAB, "%s:%d: merge of unknown tokens '%.*s'", where,
                               line, (int)n, lp);
         pair_slot *s = pair_find(t->pairs, a, b);
         uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
@@ -276,13 +275,13 @@ static int read_gz(const char *path, wp_buf *out, wp_err *err)
         if (n < 0) {
             int zerr;
             const char *msg = gzerror(f, &zerr);
-            rc = wp_err_set(err, ENC_TOK_EVOCAB, "%s: gzip error: %s", path, msg);
+            rc = wp_err_set(err, CLIP_TOK_EVOCAB, "%s: gzip error: %s", path, msg);
             break;
         }
         if (n == 0)
             break;
-        if (out->len + (size_t)n > ENC_TOK_FILE_MAX) {
-            rc = wp_err_set(err, WP_ELIMIT, "%s: larger than %u bytes", path, ENC_TOK_FILE_MAX);
+        if (out->len + (size_t)n > CLIP_TOK_FILE_MAX) {
+            rc = wp_err_set(err, WP_ELIMIT, "%s: larger than %u bytes", path, CLIP_TOK_FILE_MAX);
             break;
         }
         if (wp_buf_append(out, chunk, (size_t)n) != 0) {
@@ -294,12 +293,12 @@ static int read_gz(const char *path, wp_buf *out, wp_err *err)
     return rc;
 }
 
-int enc_tok_open_bpe_gz(const char *path, enc_tok **out, wp_err *err)
+int clip_tok_open_bpe_gz(const char *path, clip_tok **out, wp_err *err)
 {
     *out = NULL;
     wp_buf text = {0};
     str_map vocab = {0};
-    enc_tok *t = NULL;
+    clip_tok *t = NULL;
     int rc = read_gz(path, &text, err);
     if (rc != 0)
         goto out;
@@ -330,7 +329,7 @@ int enc_tok_open_bpe_gz(const char *path, enc_tok **out, wp_err *err)
     int line = 0, merges = 0;
     const char *mstart = NULL;
     wp_buf joined = {0};
-    while (p < end && merges < ENC_TOK_MERGES) {
+    while (p < end && merges < CLIP_TOK_MERGES) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
         const char *lp = p;
@@ -342,7 +341,7 @@ int enc_tok_open_bpe_gz(const char *path, enc_tok **out, wp_err *err)
         const char *sp = memchr(lp, ' ', (size_t)(le - lp));
         if (sp == NULL) {
             wp_buf_free(&joined);
-            rc = wp_err_set(err, ENC_TOK_EVOCAB, "%s:%d: not a merge line", path, line);
+            rc = wp_err_set(err, CLIP_TOK_EVOCAB, "%s:%d: not a merge line", path, line);
             goto out;
         }
         joined.len = 0;
@@ -358,9 +357,9 @@ int enc_tok_open_bpe_gz(const char *path, enc_tok **out, wp_err *err)
         merges++;
     }
     wp_buf_free(&joined);
-    if (merges < ENC_TOK_MERGES) {
-        rc = wp_err_set(err, ENC_TOK_EVOCAB, "%s: %d merges, CLIP has %d", path, merges,
-                        ENC_TOK_MERGES);
+    if (merges < CLIP_TOK_MERGES) {
+        rc = wp_err_set(err, CLIP_TOK_EVOCAB, "%s: %d merges, CLIP has %d", path, merges,
+                        CLIP_TOK_MERGES);
         goto out;
     }
     if ((rc = str_map_put(&vocab, "<|startoftext|>", 15, id++, &count)) < 0 ||
@@ -377,7 +376,7 @@ out:
     if (rc == 0)
         *out = t;
     else
-        enc_tok_free(t);
+        clip_tok_free(t);
     return rc;
 }
 
@@ -390,8 +389,8 @@ static int vocab_from_json(json_t *obj, str_map *vocab, const char *where, wp_er
     json_object_foreach(obj, key, val)
     {
         if (!json_is_integer(val) || json_integer_value(val) < 0 ||
-            json_integer_value(val) >= ENC_TOK_VOCAB * 4)
-            return wp_err_set(err, ENC_TOK_EVOCAB, "%s: token '%s' has no valid id", where, key);
+            json_integer_value(val) >= CLIP_TOK_VOCAB * 4)
+            return wp_err_set(err, CLIP_TOK_EVOCAB, "%s: token '%s' has no valid id", where, key);
         int rc = str_map_put(vocab, key, strlen(key), (int32_t)json_integer_value(val), &count);
         if (rc < 0)
             return wp_err_set(err, rc, "%s: %s", where,
@@ -400,20 +399,20 @@ static int vocab_from_json(json_t *obj, str_map *vocab, const char *where, wp_er
     return 0;
 }
 
-int enc_tok_open_hf(const char *vocab_json, const char *merges_txt, enc_tok **out, wp_err *err)
+int clip_tok_open_hf(const char *vocab_json, const char *merges_txt, clip_tok **out, wp_err *err)
 {
     *out = NULL;
     wp_buf merges = {0};
     str_map vocab = {0};
-    enc_tok *t = NULL;
+    clip_tok *t = NULL;
     json_t *root = NULL;
     json_error_t jerr;
-    int rc = wp_read_file(merges_txt, ENC_TOK_FILE_MAX, &merges, err);
+    int rc = wp_read_file(merges_txt, CLIP_TOK_FILE_MAX, &merges, err);
     if (rc != 0)
         goto out;
     root = json_load_file(vocab_json, 0, &jerr);
     if (root == NULL || !json_is_object(root)) {
-        rc = wp_err_set(err, wp_file_exists(vocab_json) ? ENC_TOK_EVOCAB : WP_ENOENT, "%s:%d: %s",
+        rc = wp_err_set(err, wp_file_exists(vocab_json) ? CLIP_TOK_EVOCAB : WP_ENOENT, "%s:%d: %s",
                         vocab_json, root ? 1 : jerr.line, root ? "not a JSON object" : jerr.text);
         goto out;
     }
@@ -431,16 +430,16 @@ out:
     if (rc == 0)
         *out = t;
     else
-        enc_tok_free(t);
+        clip_tok_free(t);
     return rc;
 }
 
-int enc_tok_open_hf_json(const char *tokenizer_json, enc_tok **out, wp_err *err)
+int clip_tok_open_hf_json(const char *tokenizer_json, clip_tok **out, wp_err *err)
 {
     *out = NULL;
     wp_buf merges = {0};
     str_map vocab = {0};
-    enc_tok *t = NULL;
+    clip_tok *t = NULL;
     json_error_t jerr;
     int rc;
     json_t *root = json_load_file(tokenizer_json, 0, &jerr);
@@ -448,12 +447,12 @@ int enc_tok_open_hf_json(const char *tokenizer_json, enc_tok **out, wp_err *err)
     json_t *jv = model ? json_object_get(model, "vocab") : NULL;
     json_t *jm = model ? json_object_get(model, "merges") : NULL;
     if (root == NULL) {
-        rc = wp_err_set(err, wp_file_exists(tokenizer_json) ? ENC_TOK_EVOCAB : WP_ENOENT,
+        rc = wp_err_set(err, wp_file_exists(tokenizer_json) ? CLIP_TOK_EVOCAB : WP_ENOENT,
                         "%s:%d: %s", tokenizer_json, jerr.line, jerr.text);
         goto out;
     }
     if (!json_is_object(jv) || !json_is_array(jm)) {
-        rc = wp_err_set(err, ENC_TOK_EVOCAB, "%s: no BPE model (model.vocab, model.merges)",
+        rc = wp_err_set(err, CLIP_TOK_EVOCAB, "%s: no BPE model (model.vocab, model.merges)",
                         tokenizer_json);
         goto out;
     }
@@ -478,7 +477,7 @@ int enc_tok_open_hf_json(const char *tokenizer_json, enc_tok **out, wp_err *err)
                   wp_buf_putc(&merges, ' ') != 0 ||
                   wp_buf_puts(&merges, json_string_value(json_array_get(m, 1))) != 0;
         } else {
-            rc = wp_err_set(err, ENC_TOK_EVOCAB, "%s: model.merges[%zu] is not a merge",
+            rc = wp_err_set(err, CLIP_TOK_EVOCAB, "%s: model.merges[%zu] is not a merge",
                             tokenizer_json, i);
             goto out;
         }
@@ -495,11 +494,11 @@ out:
     if (rc == 0)
         *out = t;
     else
-        enc_tok_free(t);
+        clip_tok_free(t);
     return rc;
 }
 
-int enc_tok_open_dir(const char *dir, enc_tok **out, wp_err *err)
+int clip_tok_open_dir(const char *dir, clip_tok **out, wp_err *err)
 {
     char vj[WP_PATH_MAX], mt[WP_PATH_MAX], gz[WP_PATH_MAX], tj[WP_PATH_MAX];
     int rc;
@@ -510,11 +509,11 @@ int enc_tok_open_dir(const char *dir, enc_tok **out, wp_err *err)
         (rc = wp_path_join(tj, dir, "tokenizer.json", err)) != 0)
         return rc;
     if (wp_file_exists(vj) && wp_file_exists(mt))
-        return enc_tok_open_hf(vj, mt, out, err);
+        return clip_tok_open_hf(vj, mt, out, err);
     if (wp_file_exists(gz))
-        return enc_tok_open_bpe_gz(gz, out, err);
+        return clip_tok_open_bpe_gz(gz, out, err);
     if (wp_file_exists(tj))
-        return enc_tok_open_hf_json(tj, out, err);
+        return clip_tok_open_hf_json(tj, out, err);
     return wp_err_set(err, WP_ENOENT,
                       "%s: no tokenizer (vocab.json + merges.txt, bpe_simple_vocab_16e6.txt.gz "
                       "or tokenizer.json)",
@@ -527,7 +526,7 @@ int enc_tok_open_dir(const char *dir, enc_tok **out, wp_err *err)
  * its occurrences left to right, until no pair has a rank. sym holds the
  * word's initial ids and receives the result; returns the new length.
  * Quadratic: for short words. */
-static size_t bpe_merge_short(const enc_tok *t, int32_t *sym, size_t n)
+static size_t bpe_merge_short(const clip_tok *t, int32_t *sym, size_t n)
 {
     while (n > 1) {
         int32_t best = -1, first = 0, second = 0, merged = 0;
@@ -606,7 +605,7 @@ static bpe_cand heap_pop(bpe_cand *h, size_t *n)
  * as one batch, left to right, before any pair the batch creates, exactly
  * as Python's pass over the word does. Returns the new length, or
  * (size_t)-1 when out of memory. */
-static size_t bpe_merge_long(const enc_tok *t, int32_t *sym, size_t n)
+static size_t bpe_merge_long(const clip_tok *t, int32_t *sym, size_t n)
 {
     uint32_t *next = malloc(n * sizeof *next), *prev = malloc(n * sizeof *prev);
     bpe_cand *heap = malloc(3 * n * sizeof *heap), *batch = malloc(n * sizeof *batch);
@@ -662,12 +661,12 @@ done:
 
 #define BPE_LONG_WORD 128 /* words longer than this take the heap path */
 
-static size_t bpe_merge(const enc_tok *t, int32_t *sym, size_t n)
+static size_t bpe_merge(const clip_tok *t, int32_t *sym, size_t n)
 {
     return n > BPE_LONG_WORD ? bpe_merge_long(t, sym, n) : bpe_merge_short(t, sym, n);
 }
 
-int enc_tok_bpe_paths_agree(const enc_tok *t, const char *w, size_t n)
+int clip_tok_bpe_paths_agree(const clip_tok *t, const char *w, size_t n)
 {
     int32_t *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
     int agree = -1;
@@ -705,7 +704,7 @@ static int ids_push(id_vec *a, const int32_t *p, size_t n)
 }
 
 /* Looks word up in the cache; on a hit appends its ids to out. 1 hit, 0 miss. */
-static int cache_get(enc_tok *t, const char *w, size_t n, id_vec *out, int *rc)
+static int cache_get(clip_tok *t, const char *w, size_t n, id_vec *out, int *rc)
 {
     *rc = 0;
     if (n > WORD_MAX_CACHED)
@@ -728,12 +727,12 @@ static int cache_get(enc_tok *t, const char *w, size_t n, id_vec *out, int *rc)
     return hit;
 }
 
-static void cache_put(enc_tok *t, const char *w, size_t n, const int32_t *ids, size_t n_ids)
+static void cache_put(clip_tok *t, const char *w, size_t n, const int32_t *ids, size_t n_ids)
 {
     if (n > WORD_MAX_CACHED)
         return;
     pthread_mutex_lock(&t->lock);
-    if (t->cache_n >= ENC_TOK_CACHE_MAX) {
+    if (t->cache_n >= CLIP_TOK_CACHE_MAX) {
         memset(t->cache, 0, CACHE_SLOTS * sizeof *t->cache);
         wp_arena_reset(t->cache_arena);
         t->cache_n = 0;
@@ -756,7 +755,7 @@ out:
 }
 
 /* Appends the BPE ids of one pre-token (UTF-8 bytes) to out. */
-static int bpe_word(enc_tok *t, const char *w, size_t n, id_vec *out)
+static int bpe_word(clip_tok *t, const char *w, size_t n, id_vec *out)
 {
     int rc;
     if (cache_get(t, w, n, out, &rc))
@@ -807,36 +806,36 @@ static int is_S(uint32_t c)
            c == 0x205F || c == 0x3000;
 }
 
-/* The class CLIP's pattern gives c (ENC_TOK_PRE_*), from the table generated
+/* The class CLIP's pattern gives c (CLIP_TOK_PRE_*), from the table generated
  * with the regex module itself, so that letters and numbers of every script
  * fall where they do in Python. */
 static int pre_class(uint32_t c)
 {
     if (c < 0x80) {
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-            return ENC_TOK_PRE_LETTER;
+            return CLIP_TOK_PRE_LETTER;
         if (c >= '0' && c <= '9')
-            return ENC_TOK_PRE_NUMBER;
-        return is_S(c) ? ENC_TOK_PRE_SPACE : ENC_TOK_PRE_PUNCT;
+            return CLIP_TOK_PRE_NUMBER;
+        return is_S(c) ? CLIP_TOK_PRE_SPACE : CLIP_TOK_PRE_PUNCT;
     }
-    size_t lo = 0, hi = enc_tok_pre_ranges_n;
+    size_t lo = 0, hi = clip_tok_pre_ranges_n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (enc_tok_pre_ranges[mid].hi < c)
+        if (clip_tok_pre_ranges[mid].hi < c)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo < enc_tok_pre_ranges_n && enc_tok_pre_ranges[lo].lo <= c)
-        return (int)enc_tok_pre_ranges[lo].cls;
-    return is_S(c) ? ENC_TOK_PRE_SPACE : ENC_TOK_PRE_PUNCT;
+    if (lo < clip_tok_pre_ranges_n && clip_tok_pre_ranges[lo].lo <= c)
+        return (int)clip_tok_pre_ranges[lo].cls;
+    return is_S(c) ? CLIP_TOK_PRE_SPACE : CLIP_TOK_PRE_PUNCT;
 }
 
 /* The length of the pre-token at i (0: none starts here), and whether it is
  * a special token (*special = its id). The alternatives in the pattern's
  * order: <|startoftext|>, <|endoftext|>, 's 't 're 've 'm 'll 'd,
  * [\p{L}]+, [\p{N}], [^\s\p{L}\p{N}]+. */
-static size_t pretoken_at(const enc_tok *tk, const uint32_t *t, size_t n, size_t i,
+static size_t pretoken_at(const clip_tok *tk, const uint32_t *t, size_t n, size_t i,
                           int32_t *special)
 {
     static const char *const contractions[] = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
@@ -857,28 +856,28 @@ static size_t pretoken_at(const enc_tok *tk, const uint32_t *t, size_t n, size_t
             if ((m = match_lit(t, n, i, contractions[k])) != 0)
                 return m;
     int cls = pre_class(t[i]);
-    if (cls == ENC_TOK_PRE_LETTER) {
+    if (cls == CLIP_TOK_PRE_LETTER) {
         size_t k = i;
-        while (k < n && pre_class(t[k]) == ENC_TOK_PRE_LETTER)
+        while (k < n && pre_class(t[k]) == CLIP_TOK_PRE_LETTER)
             k++;
         return k - i;
     }
-    if (cls == ENC_TOK_PRE_NUMBER)
+    if (cls == CLIP_TOK_PRE_NUMBER)
         return 1;
     size_t k = i;
-    while (k < n && pre_class(t[k]) == ENC_TOK_PRE_PUNCT)
+    while (k < n && pre_class(t[k]) == CLIP_TOK_PRE_PUNCT)
         k++;
     return k - i; /* 0 for a space or a code point no alternative matches */
 }
 
 /* Tokenizes the cleaned text into out (without SOT/EOT), stopping once out
  * holds at least limit ids (0: no limit). */
-static int encode_body(enc_tok *t, const char *text, size_t n, id_vec *out, size_t limit,
+static int encode_body(clip_tok *t, const char *text, size_t n, id_vec *out, size_t limit,
                        wp_err *err)
 {
-    enc_tok_u32 clean = {0};
+    clip_tok_u32 clean = {0};
     wp_buf word = {0};
-    int rc = enc_tok_clean_u32(text, n, &clean);
+    int rc = clip_tok_clean_u32(text, n, &clean);
     if (rc != 0)
         goto out;
     for (size_t i = 0; i < clean.n;) {
@@ -894,7 +893,7 @@ static int encode_body(enc_tok *t, const char *text, size_t n, id_vec *out, size
             rc = ids_push(out, &special, 1);
         } else {
             word.len = 0;
-            rc = enc_tok_u32_to_utf8(clean.v + i, m, &word);
+            rc = clip_tok_u32_to_utf8(clean.v + i, m, &word);
             if (rc == 0)
                 rc = bpe_word(t, word.data, word.len, out);
         }
@@ -905,13 +904,13 @@ static int encode_body(enc_tok *t, const char *text, size_t n, id_vec *out, size
 out:
     if (rc != 0)
         wp_err_set(err, rc, "tokenizer: out of memory");
-    enc_tok_u32_free(&clean);
+    clip_tok_u32_free(&clean);
     wp_buf_free(&word);
     return rc;
 }
 
-int enc_tok_encode(enc_tok *t, const char *text, size_t n, int32_t **ids, size_t *n_ids,
-                   wp_err *err)
+int clip_tok_encode(clip_tok *t, const char *text, size_t n, int32_t **ids, size_t *n_ids,
+                    wp_err *err)
 {
     id_vec v = {0};
     *ids = NULL;
@@ -930,7 +929,7 @@ int enc_tok_encode(enc_tok *t, const char *text, size_t n, int32_t **ids, size_t
     return 0;
 }
 
-int enc_tok_encode_ctx(enc_tok *t, const char *text, size_t n, int32_t *row, int ctx, wp_err *err)
+int clip_tok_encode_ctx(clip_tok *t, const char *text, size_t n, int32_t *row, int ctx, wp_err *err)
 {
     if (ctx < 2)
         return wp_err_set(err, WP_EINVAL, "tokenizer: context %d is shorter than 2", ctx);

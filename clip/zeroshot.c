@@ -1,21 +1,21 @@
 /*
- * encode/zeroshot.c: text-side helpers of the built-in CLIP: embedding
+ * clip/zeroshot.c: text-side helpers of the built-in CLIP: embedding
  * strings (tokenize + batch), and zero-shot classifiers built the way the
  * CLIP paper's ImageNet notebook does (every label with every prompt
  * template, each embedding normalised, averaged, renormalised).
  */
-#include "encode/clip_int.h"
-#include "encode/tokenizer.h"
+#include "clip/clip_int.h"
+#include "clip/clip.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define ENC_TEXT_BATCH 64   /* texts per forward pass */
-#define ENC_PROMPT_MAX 1024 /* longest label + template, bytes */
+#define CLIP_TEXT_BATCH 64   /* texts per forward pass */
+#define CLIP_PROMPT_MAX 1024 /* longest label + template, bytes */
 
 /* The 80 prompt templates of the CLIP paper's ImageNet evaluation
  * (Prompt_Engineering_for_ImageNet.ipynb). */
-const char *const enc_imagenet_templates[ENC_IMAGENET_TEMPLATES] = {
+const char *const clip_imagenet_templates[CLIP_IMAGENET_TEMPLATES] = {
     "a bad photo of a {}.",
     "a photo of many {}.",
     "a sculpture of a {}.",
@@ -98,24 +98,24 @@ const char *const enc_imagenet_templates[ENC_IMAGENET_TEMPLATES] = {
     "a tattoo of the {}.",
 };
 
-int enc_embed_strings(const enc_model *m, enc_ws *ws, struct enc_tok *tok, const char *const *texts,
-                      int n, float *out, wp_err *err)
+int clip_embed_strings(const clip_model *m, clip_ws *ws, struct clip_tok *tok,
+                       const char *const *texts, int n, float *out, wp_err *err)
 {
     int ctx = m->a.t_ctx, E = m->a.embed_dim, rc = 0;
-    int32_t *ids = malloc((size_t)ENC_TEXT_BATCH * ctx * sizeof *ids);
+    int32_t *ids = malloc((size_t)CLIP_TEXT_BATCH * ctx * sizeof *ids);
 
     if (ids == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
-    for (int b = 0; b < n && rc == 0; b += ENC_TEXT_BATCH) {
-        int k = n - b < ENC_TEXT_BATCH ? n - b : ENC_TEXT_BATCH;
+    for (int b = 0; b < n && rc == 0; b += CLIP_TEXT_BATCH) {
+        int k = n - b < CLIP_TEXT_BATCH ? n - b : CLIP_TEXT_BATCH;
         for (int i = 0; i < k && rc == 0; i++) {
-            int r = enc_tok_encode_ctx(tok, texts[b + i], strlen(texts[b + i]),
-                                       ids + (size_t)i * ctx, ctx, err);
+            int r = clip_tok_encode_ctx(tok, texts[b + i], strlen(texts[b + i]),
+                                        ids + (size_t)i * ctx, ctx, err);
             if (r < 0)
                 rc = r;
         }
         if (rc == 0)
-            rc = enc_encode_texts(m, ws, ids, k, ctx, out + (size_t)b * E, err);
+            rc = clip_encode_texts(m, ws, ids, k, ctx, out + (size_t)b * E, err);
     }
     free(ids);
     return rc;
@@ -133,12 +133,12 @@ static int fill_template(const char *t, const char *label, char *out, size_t cap
     return 0;
 }
 
-int enc_zeroshot_classifier(const enc_model *m, enc_ws *ws, struct enc_tok *tok,
-                            const char *const *labels, int nl, const char *const *templates, int nt,
-                            float *out, wp_err *err)
+int clip_zeroshot_classifier(const clip_model *m, clip_ws *ws, struct clip_tok *tok,
+                             const char *const *labels, int nl, const char *const *templates,
+                             int nt, float *out, wp_err *err)
 {
     int E = m->a.embed_dim, rc = 0;
-    char *buf = malloc((size_t)nt * ENC_PROMPT_MAX);
+    char *buf = malloc((size_t)nt * CLIP_PROMPT_MAX);
     const char **prompts = malloc((size_t)nt * sizeof *prompts);
     float *emb = malloc((size_t)nt * E * sizeof *emb);
 
@@ -148,21 +148,21 @@ int enc_zeroshot_classifier(const enc_model *m, enc_ws *ws, struct enc_tok *tok,
     }
     for (int l = 0; l < nl; l++) {
         for (int t = 0; t < nt; t++) {
-            prompts[t] = buf + (size_t)t * ENC_PROMPT_MAX;
-            if ((rc = fill_template(templates[t], labels[l], buf + (size_t)t * ENC_PROMPT_MAX,
-                                    ENC_PROMPT_MAX, err)) != 0)
+            prompts[t] = buf + (size_t)t * CLIP_PROMPT_MAX;
+            if ((rc = fill_template(templates[t], labels[l], buf + (size_t)t * CLIP_PROMPT_MAX,
+                                    CLIP_PROMPT_MAX, err)) != 0)
                 goto out;
         }
-        if ((rc = enc_embed_strings(m, ws, tok, prompts, nt, emb, err)) != 0)
+        if ((rc = clip_embed_strings(m, ws, tok, prompts, nt, emb, err)) != 0)
             goto out;
         float *o = out + (size_t)l * E;
         memset(o, 0, (size_t)E * sizeof *o);
         for (int t = 0; t < nt; t++) {
-            enc_l2_normalize(emb + (size_t)t * E, E);
+            clip_l2_normalize(emb + (size_t)t * E, E);
             for (int j = 0; j < E; j++)
                 o[j] += emb[(size_t)t * E + j] / (float)nt;
         }
-        enc_l2_normalize(o, E);
+        clip_l2_normalize(o, E);
     }
 out:
     free(buf);

@@ -13,9 +13,11 @@
  * unfinished shard, which the next run redoes.
  */
 #include "catalog/catalog.h"
-#include "encode/clip_int.h"
-#include "encode/safetensors.h"
-#include "encode/tokenizer.h"
+#include "clip/clip.h"
+#include "encode/encode.h"
+#include "clip/safetensors.h"
+#include "clip/clip.h"
+#include "encode/encode.h"
 #include "image/image.h"
 #include "store/store.h"
 
@@ -52,8 +54,8 @@ typedef struct slot {
 } slot;
 
 typedef struct runner {
-    const enc_model *m;
-    enc_tok *tok;
+    const clip_model *m;
+    clip_tok *tok;
     st_store *st;
     int ctx, S, E;
 } runner;
@@ -136,18 +138,18 @@ static void *decode_batch(void *arg)
             continue;
         if (img_clip_preprocess(bytes->data, (size_t)s->loc[u].bytes, r->S, rgb, e) != 0)
             continue;
-        enc_normalize_rgb(r->m, rgb, s->pixels + (size_t)u * px);
+        clip_normalize_rgb(r->m, rgb, s->pixels + (size_t)u * px);
         s->img_ok[u] = 1;
     }
     for (int i = j->part; i < s->n; i += j->parts) {
         wp_err e = {0};
         int32_t *row = s->tokens + (size_t)i * r->ctx;
-        if (enc_tok_encode_ctx(r->tok, s->items[i].text, s->items[i].text_len, row, r->ctx, &e) <
+        if (clip_tok_encode_ctx(r->tok, s->items[i].text, s->items[i].text_len, row, r->ctx, &e) <
             0) {
             /* only out of memory: leave an empty caption (SOT EOT) */
             memset(row, 0, (size_t)r->ctx * sizeof *row);
-            row[0] = ENC_TOK_SOT;
-            row[1] = ENC_TOK_EOT;
+            row[0] = CLIP_TOK_SOT;
+            row[1] = CLIP_TOK_EOT;
         }
     }
     return NULL;
@@ -333,9 +335,9 @@ static void default_name(const char *dir, char *out, size_t cap)
 int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_reporter *rep,
             enc_run_counts *counts, wp_err *err)
 {
-    enc_model *m = NULL;
-    enc_tok *tok = NULL;
-    enc_ws *ws = NULL;
+    clip_model *m = NULL;
+    clip_tok *tok = NULL;
+    clip_ws *ws = NULL;
     slot slots[2];
     shard sh;
     runner r;
@@ -350,7 +352,7 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
     int parts = o->decode_threads > 0 ? o->decode_threads : ncpu >= 8 ? (int)(ncpu / 4) : 1;
     if (parts > ENC_DECODE_MAX)
         parts = ENC_DECODE_MAX;
-    enc_open_opts oo = {o->precision};
+    clip_open_opts oo = {o->precision};
     wp_buf params = {0};
     wp_progress pr = {0};
 
@@ -365,17 +367,17 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
     else
         default_name(o->model_dir, name, sizeof name);
     sanitize_name(name);
-    if ((rc = enc_model_open(o->model_dir, &oo, &m, err)) != 0)
+    if ((rc = clip_model_open(o->model_dir, &oo, &m, err)) != 0)
         goto out;
-    if ((rc = enc_tok_open_dir(o->model_dir, &tok, err)) != 0)
+    if ((rc = clip_tok_open_dir(o->model_dir, &tok, err)) != 0)
         goto out;
     r.m = m;
     r.tok = tok;
     r.st = st;
-    r.ctx = m->a.t_ctx;
-    r.S = m->a.image_size;
-    r.E = m->a.embed_dim;
-    ws = enc_ws_new();
+    r.ctx = clip_model_arch(m)->t_ctx;
+    r.S = clip_model_arch(m)->image_size;
+    r.E = clip_model_arch(m)->embed_dim;
+    ws = clip_ws_new();
     iemb = malloc((size_t)batch * r.E * sizeof *iemb);
     temb = malloc((size_t)batch * r.E * sizeof *temb);
     sh.cap = shard_rows;
@@ -399,7 +401,7 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
     }
     if (wp_buf_printf(&params,
                       "{\"model\":\"%s\",\"batch\":%d,\"precision\":\"%s\",\"shard_rows\":%d}",
-                      name, batch, o->precision == KN_BF16 ? "bf16" : "f32", shard_rows) != 0) {
+                      name, batch, o->precision == CLIP_BF16 ? "bf16" : "f32", shard_rows) != 0) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;
     }
@@ -453,14 +455,14 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
                         px * sizeof(float));
             map[u] = nimg++;
         }
-        if ((rc = enc_encode_images(m, ws, s->pixels, nimg, iemb, err)) != 0)
+        if ((rc = clip_encode_images(m, ws, s->pixels, nimg, iemb, err)) != 0)
             goto out;
-        if ((rc = enc_encode_texts(m, ws, s->tokens, s->n, r.ctx, temb, err)) != 0)
+        if ((rc = clip_encode_texts(m, ws, s->tokens, s->n, r.ctx, temb, err)) != 0)
             goto out;
         counts->images += nimg;
         counts->texts += s->n;
         for (int i = 0; i < nimg; i++)
-            enc_l2_normalize(iemb + (size_t)i * r.E, r.E);
+            clip_l2_normalize(iemb + (size_t)i * r.E, r.E);
         /* pairs whose image could not be read or decoded: recorded so
          * that later runs skip them */
         int dropped = 0;
@@ -490,12 +492,12 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
             float *t = temb + (size_t)i * r.E;
             if (k < 0)
                 continue;
-            enc_l2_normalize(t, r.E);
+            clip_l2_normalize(t, r.E);
             const float *im = iemb + (size_t)k * r.E;
             float score = 0;
             for (int j = 0; j < r.E; j++) {
-                sh.img[(size_t)sh.rows * r.E + j] = enc_f32_to_f16(im[j]);
-                sh.txt[(size_t)sh.rows * r.E + j] = enc_f32_to_f16(t[j]);
+                sh.img[(size_t)sh.rows * r.E + j] = clip_f32_to_f16(im[j]);
+                sh.txt[(size_t)sh.rows * r.E + j] = clip_f32_to_f16(t[j]);
                 score += im[j] * t[j];
             }
             sh.pair[sh.rows] = s->items[i].pair_id;
@@ -548,8 +550,8 @@ out:
     wp_buf_free(&params);
     free(iemb);
     free(temb);
-    enc_ws_free(ws);
-    enc_tok_free(tok);
-    enc_model_free(m);
+    clip_ws_free(ws);
+    clip_tok_free(tok);
+    clip_model_free(m);
     return rc;
 }

@@ -16,25 +16,25 @@
 /* Growth step of the output buffer. */
 #define IMG_JPEG_OUT_CHUNK (64 * 1024)
 
-typedef struct enc_fail {
+typedef struct jpg_fail {
     struct jpeg_error_mgr pub;
     jmp_buf jb;
     char msg[JMSG_LENGTH_MAX];
-} enc_fail;
+} jpg_fail;
 
 typedef struct buf_dest {
     struct jpeg_destination_mgr pub;
     wp_buf *b;
 } buf_dest;
 
-static void enc_error_exit(j_common_ptr c)
+static void jpg_error_exit(j_common_ptr c)
 {
-    enc_fail *f = (enc_fail *)c->err;
+    jpg_fail *f = (jpg_fail *)c->err;
     f->pub.format_message(c, f->msg);
     longjmp(f->jb, 1);
 }
 
-static void enc_output_message(j_common_ptr c)
+static void jpg_output_message(j_common_ptr c)
 {
     (void)c;
 }
@@ -81,15 +81,15 @@ int img_encode_jpeg(const img_image *im, int quality, wp_buf *out, wp_err *err)
     if (quality < 1 || quality > 100)
         return wp_err_set(err, WP_EINVAL, "jpeg encode: quality %d not in 1..100", quality);
     struct jpeg_compress_struct cinfo;
-    enc_fail fail;
+    jpg_fail fail;
     buf_dest dest;
     volatile int created = 0;
     int rc;
 
     memset(&cinfo, 0, sizeof cinfo);
     cinfo.err = jpeg_std_error(&fail.pub);
-    fail.pub.error_exit = enc_error_exit;
-    fail.pub.output_message = enc_output_message;
+    fail.pub.error_exit = jpg_error_exit;
+    fail.pub.output_message = jpg_output_message;
     fail.msg[0] = '\0';
     if (setjmp(fail.jb)) {
         rc = wp_err_set(err, WP_ENOMEM, "jpeg encode: %s", fail.msg);

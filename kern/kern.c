@@ -1,5 +1,5 @@
 /*
- * encode/kern.c: the CLIP compute kernels' driver and portable code: run-time
+ * kern/kern.c: the CLIP compute kernels' driver and portable code: run-time
  * ISA dispatch, weight packing, the cache-blocked OpenMP GEMM driver that
  * feeds the per-ISA micro-kernels (kern_avx2.c, kern_avx512.c), the portable
  * micro-kernel, layer norm, softmax, attention and im2col convolution.
@@ -15,8 +15,8 @@
  * packs, per K block, all of A's rows once into a shared buffer, then
  * shares out (row block x panel chunk) tasks: two barriers per K block.
  */
-#include "encode/kern.h"
-#include "encode/kern_int.h"
+#include "kern/kern.h"
+#include "kern/kern_int.h"
 
 #include <math.h>
 #include <omp.h>

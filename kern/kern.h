@@ -1,5 +1,5 @@
 /*
- * encode/kern.h: the compute kernels of the built-in CLIP (internal to
+ * kern/kern.h: the compute kernels of the built-in CLIP (internal to
  * encode/): packed-weight GEMM with fused epilogues, attention, layer norm,
  * softmax, convolution helpers.
  *
@@ -17,8 +17,8 @@
  * The implementation is chosen at run time (kn_init): AVX-512 (+BF16),
  * AVX2+FMA, or portable C. All give the same results within float rounding.
  */
-#ifndef ENCODE_KERN_H
-#define ENCODE_KERN_H
+#ifndef KERN_H
+#define KERN_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -111,4 +111,4 @@ size_t kn_conv2d_scratch(int cin, int h, int w, int kh, int kw, int stride, int 
 void kn_conv2d(const float *in, int cin, int h, int w, const kn_packed *W, int kh, int kw,
                int stride, int pad, const float *bias, int act, float *out, float *scratch);
 
-#endif /* ENCODE_KERN_H */
+#endif /* KERN_H */

@@ -1,12 +1,12 @@
 /*
- * encode/kern_avx2.c: AVX2 + FMA micro-kernels for encode/kern.c: the 6x16
+ * kern/kern_avx2.c: AVX2 + FMA micro-kernels for kern/kern.c: the 6x16
  * f32 GEMM tile (12 ymm accumulators, 2 weight vectors, 1 broadcast) with
  * the fused bias / activation / residual epilogue, vector exp and erf for
  * GELU, QuickGELU and softmax. Compiled with -mavx2 -mfma -mf16c; only
  * called after kn_init has seen those features.
  */
-#include "encode/kern.h"
-#include "encode/kern_int.h"
+#include "kern/kern.h"
+#include "kern/kern_int.h"
 
 #include <immintrin.h>
 #include <math.h>

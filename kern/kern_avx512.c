@@ -1,13 +1,13 @@
 /*
- * encode/kern_avx512.c: AVX-512 micro-kernels for encode/kern.c: the 14x32
+ * kern/kern_avx512.c: AVX-512 micro-kernels for kern/kern.c: the 14x32
  * f32 GEMM tile (28 zmm accumulators), the 14x32 bf16 tile on
  * _mm512_dpbf16_ps (weights packed as bf16 pairs along K, activations
  * converted while A is packed, f32 accumulation), the fused epilogue, and
  * vector exp / erf for the activations and softmax. Compiled with the
  * AVX-512 F/BW/VL/DQ/BF16 flags; only called after kn_init has seen them.
  */
-#include "encode/kern.h"
-#include "encode/kern_int.h"
+#include "kern/kern.h"
+#include "kern/kern_int.h"
 
 #ifdef KN_EMULATE_AVX512
 /* tests/kern_avx512_emul.sh: the same code on SIMDe's portable AVX-512 */

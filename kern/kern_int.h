@@ -1,5 +1,5 @@
 /*
- * encode/kern_int.h: internals shared by encode/kern.c (driver, portable
+ * kern/kern_int.h: internals shared by kern/kern.c (driver, portable
  * code) and the per-ISA micro-kernels in kern_avx2.c / kern_avx512.c.
  *
  * The GEMM driver cuts C into MR x NR tiles and hands each tile, one K block
@@ -14,8 +14,8 @@
  * of bf16 (even k in the low half), A packed, and the k loop runs over
  * kc / 2 pairs.
  */
-#ifndef ENCODE_KERN_INT_H
-#define ENCODE_KERN_INT_H
+#ifndef KERN_INT_H
+#define KERN_INT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -82,4 +82,4 @@ void kn_scratch_fail_for_tests(int on);
 /* Scalar activation of one value. */
 float kn_act1(float x, int act);
 
-#endif /* ENCODE_KERN_INT_H */
+#endif /* KERN_INT_H */

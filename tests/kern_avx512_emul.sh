@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/kern_avx512_emul.sh [BUILD]: runs the kernel unit tests
-# (tests/unit/test_kern.c) with encode/kern_avx512.c compiled against SIMDe's
+# (tests/unit/test_kern.c) with kern/kern_avx512.c compiled against SIMDe's
 # portable AVX-512 (Debian package libsimde-dev), so the avx512 and
 # avx512-bf16 paths are checked on CPUs without AVX-512. Needs `make` of
 # BUILD (default build) first. Prints SKIP when SIMDe is not installed.
@@ -20,9 +20,9 @@ trap 'rm -rf "$out"' EXIT
 san=""
 case "$build" in *asan*) san="-fsanitize=address,undefined -fno-omit-frame-pointer" ;; esac
 flags="$san -std=c11 -D_GNU_SOURCE -O1 -g -fopenmp -Wall -Wextra -Werror -Wno-unused-parameter -I. -DKN_EMULATE_AVX512"
-cc $flags -c encode/kern.c -o "$out/kern.o"
-cc $flags -mavx2 -mfma -mf16c -c encode/kern_avx2.c -o "$out/kern_avx2.o"
-cc $flags -mavx2 -mfma -mf16c -c encode/kern_avx512.c -o "$out/kern_avx512.o"
+cc $flags -c kern/kern.c -o "$out/kern.o"
+cc $flags -mavx2 -mfma -mf16c -c kern/kern_avx2.c -o "$out/kern_avx2.o"
+cc $flags -mavx2 -mfma -mf16c -c kern/kern_avx512.c -o "$out/kern_avx512.o"
 cc $san -fopenmp -o "$out/test_kern" "$build/tests/unit/test_kern.o" "$build/tests/lib/testlib.o" \
   "$out/kern.o" "$out/kern_avx2.o" "$out/kern_avx512.o" "$build/libwitpipe.a" \
   $(pkg-config --libs cmocka) -lm

@@ -1,7 +1,7 @@
 /*
  * tests/fuzz/fuzz_model.c: libFuzzer target for CLIP model loading
- * (encode/clip_load.c, encode/safetensors.c): a safetensors header and a
- * config, written as a model directory and opened with enc_model_open
+ * (clip/clip_load.c, clip/safetensors.c): a safetensors header and a
+ * config, written as a model directory and opened with clip_model_open
  * (fuzz_model_one in fuzz_targets.h). Seeds: tests/fuzz/make_model_seeds.py.
  * The directory lives under $TMPDIR (or /tmp) and is removed at exit.
  */

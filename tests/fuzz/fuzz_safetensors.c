@@ -1,10 +1,10 @@
 /*
  * tests/fuzz/fuzz_safetensors.c: libFuzzer target for the safetensors
- * header validation (encode/safetensors.c, through enc_st_open_mem): a
+ * header validation (clip/safetensors.c, through clip_st_open_mem): a
  * file that passes must have every tensor inside the data section with a
  * shape matching its byte range, and converting its F32 / F16 / BF16
  * tensors must read exactly those bytes. A crash, sanitizer report, leak
- * or broken contract is a bug; ENC_EFORMAT on bad input is expected.
+ * or broken contract is a bug; CLIP_EFORMAT on bad input is expected.
  */
 #include "tests/fuzz/fuzz_targets.h"
 

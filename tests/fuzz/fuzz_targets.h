@@ -17,9 +17,9 @@
 #include "common/wp.h"
 #include "crawl/crawl_int.h"
 #include "crawl/ingest.h"
-#include "encode/encode.h"
-#include "encode/safetensors.h"
-#include "encode/tokenizer.h"
+#include "clip/clip.h"
+#include "clip/safetensors.h"
+#include "clip/tok_int.h"
 #include "image/image.h"
 #include "net/net.h"
 
@@ -94,7 +94,7 @@ static inline int fuzz_image_one(const uint8_t *data, size_t size)
  * the cleaned text is valid UTF-8; the ids start with <|startoftext|>, end
  * with <|endoftext|>, stay inside the vocabulary; the 77-token row is the
  * untruncated ids cut as OpenAI's truncate=True does. */
-static inline int fuzz_tokenizer_one(enc_tok *tok, const uint8_t *data, size_t size)
+static inline int fuzz_tokenizer_one(clip_tok *tok, const uint8_t *data, size_t size)
 {
     const char *text = (const char *)data;
     wp_buf out = {0};
@@ -102,7 +102,7 @@ static inline int fuzz_tokenizer_one(enc_tok *tok, const uint8_t *data, size_t s
     size_t n = 0;
     int line = 0;
 
-    if (enc_tok_clean(text, size, &out, NULL) != 0) {
+    if (clip_tok_clean(text, size, &out, NULL) != 0) {
         line = __LINE__; /* only out of memory may fail */
         goto out;
     }
@@ -111,34 +111,34 @@ static inline int fuzz_tokenizer_one(enc_tok *tok, const uint8_t *data, size_t s
         goto out;
     }
     out.len = 0;
-    if (enc_tok_html_unescape(text, size, &out, NULL) != 0) {
+    if (clip_tok_html_unescape(text, size, &out, NULL) != 0) {
         line = __LINE__;
         goto out;
     }
     if (tok == NULL)
         goto out;
-    if (enc_tok_encode(tok, text, size, &ids, &n, NULL) != 0) {
+    if (clip_tok_encode(tok, text, size, &ids, &n, NULL) != 0) {
         line = __LINE__;
         goto out;
     }
-    if (n < 2 || ids[0] != ENC_TOK_SOT || ids[n - 1] != ENC_TOK_EOT) {
+    if (n < 2 || ids[0] != CLIP_TOK_SOT || ids[n - 1] != CLIP_TOK_EOT) {
         line = __LINE__;
         goto out;
     }
     for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= ENC_TOK_VOCAB) {
+        if (ids[i] < 0 || ids[i] >= CLIP_TOK_VOCAB) {
             line = __LINE__;
             goto out;
         }
-    int32_t row[ENC_TOK_CTX];
-    int k = enc_tok_encode_ctx(tok, text, size, row, ENC_TOK_CTX, NULL);
-    size_t want = n < ENC_TOK_CTX ? n : ENC_TOK_CTX;
+    int32_t row[CLIP_TOK_CTX];
+    int k = clip_tok_encode_ctx(tok, text, size, row, CLIP_TOK_CTX, NULL);
+    size_t want = n < CLIP_TOK_CTX ? n : CLIP_TOK_CTX;
     if (k != (int)want || memcmp(row, ids, (want - 1) * sizeof *ids) != 0 ||
-        row[want - 1] != ENC_TOK_EOT) {
+        row[want - 1] != CLIP_TOK_EOT) {
         line = __LINE__;
         goto out;
     }
-    for (size_t i = want; i < ENC_TOK_CTX; i++)
+    for (size_t i = want; i < CLIP_TOK_CTX; i++)
         if (row[i] != 0) {
             line = __LINE__;
             goto out;
@@ -263,11 +263,11 @@ static inline int fuzz_ingest_one(const uint8_t *data, size_t size)
 
 static inline int fuzz_safetensors_one(const uint8_t *data, size_t size)
 {
-    enc_st *st = NULL;
+    clip_st *st = NULL;
     wp_err err = {0};
-    int rc = enc_st_open_mem(data, size, "fuzz.safetensors", &st, &err);
+    int rc = clip_st_open_mem(data, size, "fuzz.safetensors", &st, &err);
     if (rc != 0) {
-        FUZZ_CHECK(st == NULL && (rc == ENC_EFORMAT || rc == WP_ENOMEM) && err.msg[0] != '\0');
+        FUZZ_CHECK(st == NULL && (rc == CLIP_EFORMAT || rc == WP_ENOMEM) && err.msg[0] != '\0');
         return 0;
     }
     /* A valid file: the header length is sane and every tensor lies in the
@@ -277,13 +277,13 @@ static inline int fuzz_safetensors_one(const uint8_t *data, size_t size)
         hlen = hlen << 8 | data[i];
     uint64_t data_len = size - 8 - hlen;
     int line = 0;
-    for (int i = 0; i < enc_st_count(st) && line == 0; i++) {
-        const enc_st_tensor *t = enc_st_at(st, i);
-        static const int sizes[] = {4, 2, 2, 8, 8, 4, 2, 1, 1, 1}; /* enum enc_st_dtype */
+    for (int i = 0; i < clip_st_count(st) && line == 0; i++) {
+        const clip_st_tensor *t = clip_st_at(st, i);
+        static const int sizes[] = {4, 2, 2, 8, 8, 4, 2, 1, 1, 1}; /* enum clip_st_dtype */
         uint64_t numel = 1;
-        if (t == NULL || t->ndim < 0 || t->ndim > ENC_ST_NDIM_MAX || t->dtype < ENC_DT_F32 ||
-            t->dtype > ENC_DT_BOOL || t->begin > t->end || t->end > data_len ||
-            strlen(t->name) >= ENC_ST_NAME_MAX || enc_st_find(st, t->name) != t) {
+        if (t == NULL || t->ndim < 0 || t->ndim > CLIP_ST_NDIM_MAX || t->dtype < CLIP_DT_F32 ||
+            t->dtype > CLIP_DT_BOOL || t->begin > t->end || t->end > data_len ||
+            strlen(t->name) >= CLIP_ST_NAME_MAX || clip_st_find(st, t->name) != t) {
             line = __LINE__;
             break;
         }
@@ -293,22 +293,22 @@ static inline int fuzz_safetensors_one(const uint8_t *data, size_t size)
             line = __LINE__;
             break;
         }
-        if (t->dtype > ENC_DT_BF16)
+        if (t->dtype > CLIP_DT_BF16)
             continue;
         /* The float conversion reads exactly the tensor's bytes. */
         float *f = malloc(((size_t)numel + 1) * sizeof *f);
         if (f == NULL)
             continue;
-        if (enc_st_read_f32(st, t, f, &err) != 0)
+        if (clip_st_read_f32(st, t, f, &err) != 0)
             line = __LINE__;
         const uint8_t *p = data + 8 + hlen + t->begin;
         for (uint64_t k = 0; k < numel && line == 0; k++) {
             float want;
-            if (t->dtype == ENC_DT_F32) {
+            if (t->dtype == CLIP_DT_F32) {
                 memcpy(&want, p + 4 * k, 4);
             } else {
                 uint16_t h = (uint16_t)(p[2 * k] | p[2 * k + 1] << 8);
-                want = t->dtype == ENC_DT_F16 ? enc_f16_to_f32(h) : enc_bf16_to_f32(h);
+                want = t->dtype == CLIP_DT_F16 ? clip_f16_to_f32(h) : clip_bf16_to_f32(h);
             }
             /* F16C and the portable path agree bit for bit, NaNs aside. */
             if (!(isnan(want) && isnan(f[k])) && memcmp(&want, &f[k], 4) != 0)
@@ -316,7 +316,7 @@ static inline int fuzz_safetensors_one(const uint8_t *data, size_t size)
         }
         free(f);
     }
-    enc_st_close(st);
+    clip_st_close(st);
     return line;
 }
 
@@ -576,23 +576,23 @@ static inline int fuzz_model_one(const char *dir, const uint8_t *data, size_t si
         fuzz_put(dir, "open_clip_config.json", hf ? NULL : cfg, clen, NULL, 0, 0) != 0)
         return 0; /* the disk, not the loader */
 
-    enc_model *m = NULL;
+    clip_model *m = NULL;
     wp_err err = {0};
-    int rc = enc_model_open(dir, NULL, &m, &err);
+    int rc = clip_model_open(dir, NULL, &m, &err);
     if (rc != 0) {
         FUZZ_CHECK(m == NULL && err.msg[0] != '\0');
-        FUZZ_CHECK(rc == ENC_EFORMAT || rc == ENC_EMODEL || rc == ENC_EUNSUP || rc == WP_ENOENT ||
-                   rc == WP_ENOMEM || rc == WP_EIO || rc == WP_ELIMIT);
+        FUZZ_CHECK(rc == CLIP_EFORMAT || rc == CLIP_EMODEL || rc == CLIP_EUNSUP ||
+                   rc == WP_ENOENT || rc == WP_ENOMEM || rc == WP_EIO || rc == WP_ELIMIT);
         return 0;
     }
-    const enc_arch *a = enc_model_arch(m);
+    const clip_arch *a = clip_model_arch(m);
     int line = 0;
     if (a->embed_dim <= 0 || a->t_width <= 0 || a->t_heads <= 0 || a->t_width % a->t_heads != 0 ||
         a->t_ctx <= 1 || a->image_size <= 0 || a->v_width <= 0 || a->v_heads <= 0 ||
-        enc_model_params(m) <= 0)
+        clip_model_params(m) <= 0)
         line = __LINE__;
     wp_buf info = {0};
-    if (line == 0 && enc_model_info_json(m, &info) != 0)
+    if (line == 0 && clip_model_info_json(m, &info) != 0)
         line = __LINE__;
     if (line == 0) {
         json_t *j = json_loadb(info.data, info.len, 0, &je);
@@ -601,7 +601,7 @@ static inline int fuzz_model_one(const char *dir, const uint8_t *data, size_t si
         json_decref(j);
     }
     wp_buf_free(&info);
-    enc_model_free(m);
+    clip_model_free(m);
     return line;
 }
 

@@ -10,7 +10,7 @@
 
 #include <stdio.h>
 
-static enc_tok *tok;
+static clip_tok *tok;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -20,7 +20,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char path[WP_PATH_MAX];
     snprintf(path, sizeof path, "%s/vocab/bpe_simple_vocab_16e6.txt.gz",
              shared != NULL ? shared : "../shared");
-    if (enc_tok_open_bpe_gz(path, &tok, NULL) != 0) {
+    if (clip_tok_open_bpe_gz(path, &tok, NULL) != 0) {
         fprintf(stderr, "fuzz_tokenizer: no vocabulary at %s: cleaning only\n", path);
         tok = NULL;
     }

@@ -11,9 +11,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "encode/encode.h"
-#include "encode/kern.h"
-#include "encode/safetensors.h"
+#include "clip/clip.h"
+#include "kern/kern.h"
+#include "clip/safetensors.h"
 #include "tests/lib/testlib.h"
 
 #include <jansson.h>
@@ -54,7 +54,7 @@ static void check_features(const char *what, const float *got, const float *want
             if (fabs(g[j] - w[j]) > err)
                 err = fabs(g[j] - w[j]);
         }
-        double cos = enc_cosine(g, w, dim);
+        double cos = clip_cosine(g, w, dim);
         if (err / mx > tol_rel || cos < 1.0 - tol_cos)
             fail_msg("%s row %d: max abs err %.3g (rel %.3g), cosine %.9f", what, i, err, err / mx,
                      cos);
@@ -67,21 +67,21 @@ typedef struct golden {
 
 /* Loads model NAME at precision prec and computes features for the golden
  * inputs. Returns 0, or -1 after printing SKIP when ../shared is absent. */
-static int run_model(const char *name, int prec, enc_model **mout, float **img, float **txt)
+static int run_model(const char *name, int prec, clip_model **mout, float **img, float **txt)
 {
     char rel[256];
     wp_err err = {0};
-    enc_open_opts o = {prec};
+    clip_open_opts o = {prec};
     const char *shared = tl_shared_dir("golden CLIP checkpoints");
     if (shared == NULL)
         return -1;
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/golden/clip/%s/model", shared, name);
-    enc_model *m = NULL;
-    int rc = enc_model_open(dir, &o, &m, &err);
+    clip_model *m = NULL;
+    int rc = clip_model_open(dir, &o, &m, &err);
     if (rc != 0)
         fail_msg("%s: %s", name, err.msg);
-    int E = enc_model_arch(m)->embed_dim;
+    int E = clip_model_arch(m)->embed_dim;
     float *px = load_f32("golden/clip/inputs/pixels.f32", (size_t)N_IMAGES * 3 * IMG * IMG);
     snprintf(rel, sizeof rel, "%s/golden/clip/inputs/tokens.i32", shared);
     size_t tl = 0;
@@ -91,16 +91,16 @@ static int run_model(const char *name, int prec, enc_model **mout, float **img, 
     assert_int_equal(tl, (size_t)N_TEXTS * CTX * 4);
     *img = calloc((size_t)N_IMAGES * E, sizeof **img);
     *txt = calloc((size_t)N_TEXTS * E, sizeof **txt);
-    enc_ws *ws = enc_ws_new();
+    clip_ws *ws = clip_ws_new();
     assert_non_null(ws);
     /* two batches of different sizes through one workspace */
-    rc = enc_encode_images(m, ws, px, 5, *img, &err);
+    rc = clip_encode_images(m, ws, px, 5, *img, &err);
     if (rc == 0)
-        rc = enc_encode_images(m, ws, px + (size_t)5 * 3 * IMG * IMG, N_IMAGES - 5,
-                               *img + (size_t)5 * E, &err);
+        rc = clip_encode_images(m, ws, px + (size_t)5 * 3 * IMG * IMG, N_IMAGES - 5,
+                                *img + (size_t)5 * E, &err);
     if (rc != 0)
         fail_msg("%s images: %s", name, err.msg);
-    rc = enc_encode_texts(m, ws, tok, N_TEXTS, CTX, *txt, &err);
+    rc = clip_encode_texts(m, ws, tok, N_TEXTS, CTX, *txt, &err);
     if (rc != 0)
         fail_msg("%s texts: %s", name, err.msg);
     /* equal-length texts take the batched attention path: the same text
@@ -111,13 +111,13 @@ static int run_model(const char *name, int prec, enc_model **mout, float **img, 
         assert_true(E <= 64);
         for (int i = 0; i < 4; i++)
             memcpy(same + i * CTX, tok + (N_TEXTS - 1) * CTX, CTX * sizeof *same);
-        assert_int_equal(enc_encode_texts(m, ws, same, 4, CTX, four, &err), 0);
+        assert_int_equal(clip_encode_texts(m, ws, same, 4, CTX, four, &err), 0);
         for (int i = 0; i < 4; i++)
             for (int j = 0; j < E; j++)
                 assert_true(fabsf(four[i * E + j] - (*txt)[(N_TEXTS - 1) * E + j]) <=
                             1e-4f * (1.0f + fabsf(four[i * E + j])));
     }
-    enc_ws_free(ws);
+    clip_ws_free(ws);
     free(px);
     free(tok);
     *mout = m;
@@ -126,7 +126,7 @@ static int run_model(const char *name, int prec, enc_model **mout, float **img, 
 
 static void golden_check(const char *name)
 {
-    enc_model *m;
+    clip_model *m;
     float *img, *txt;
     char rel[256];
 
@@ -134,7 +134,7 @@ static void golden_check(const char *name)
         skip();
         return;
     }
-    int E = enc_model_arch(m)->embed_dim;
+    int E = clip_model_arch(m)->embed_dim;
     assert_int_equal(E, 32);
     snprintf(rel, sizeof rel, "golden/clip/%s/expected/image_features.f32", name);
     float *wi = load_f32(rel, (size_t)N_IMAGES * E);
@@ -149,7 +149,7 @@ static void golden_check(const char *name)
     check_features("text", txt, wt, N_TEXTS, E, 1e-3, 1e-5);
     for (int i = 0; i < N_IMAGES; i++)
         for (int j = 0; j < N_TEXTS; j++) {
-            float c = enc_cosine(img + (size_t)i * E, txt + (size_t)j * E, E);
+            float c = clip_cosine(img + (size_t)i * E, txt + (size_t)j * E, E);
             if (fabsf(c - wc[i * N_TEXTS + j]) > 1e-5f)
                 fail_msg("%s cosine[%d][%d] = %.7f, expected %.7f", name, i, j, c,
                          wc[i * N_TEXTS + j]);
@@ -160,14 +160,14 @@ static void golden_check(const char *name)
     assert_non_null(man);
     double ls = json_number_value(
         json_object_get(json_object_get(json_object_get(man, "models"), name), "logit_scale"));
-    assert_true(fabs(enc_model_logit_scale(m) - ls) < 1e-3 * ls);
+    assert_true(fabs(clip_model_logit_scale(m) - ls) < 1e-3 * ls);
     json_decref(man);
     free(wi);
     free(wt);
     free(wc);
     free(img);
     free(txt);
-    enc_model_free(m);
+    clip_model_free(m);
 }
 
 static void test_golden_hf_vit_quickgelu_f32(void **state)
@@ -194,7 +194,7 @@ static void test_golden_oc_rn_bf16(void **state)
 static void test_arch_inferred(void **state)
 {
     wp_err err = {0};
-    enc_model *m = NULL;
+    clip_model *m = NULL;
     const char *shared = tl_shared_dir("golden CLIP checkpoints");
     char dir[1024];
     if (shared == NULL) {
@@ -202,29 +202,29 @@ static void test_arch_inferred(void **state)
         return;
     }
     snprintf(dir, sizeof dir, "%s/golden/clip/oc_rn_bf16/model", shared);
-    assert_int_equal(enc_model_open(dir, NULL, &m, &err), 0);
-    const enc_arch *a = enc_model_arch(m);
-    assert_int_equal(a->vision, ENC_VISION_RESNET);
-    assert_int_equal(a->layout, ENC_LAYOUT_OPENAI);
+    assert_int_equal(clip_model_open(dir, NULL, &m, &err), 0);
+    const clip_arch *a = clip_model_arch(m);
+    assert_int_equal(a->vision, CLIP_VISION_RESNET);
+    assert_int_equal(a->layout, CLIP_LAYOUT_OPENAI);
     assert_int_equal(a->v_width, 16);
     assert_int_equal(a->v_heads, 8);
     for (int i = 0; i < 4; i++)
         assert_int_equal(a->rn_layers[i], 1);
     assert_int_equal(a->t_heads, 2);
-    assert_string_equal(enc_model_dtype(m), "BF16");
-    enc_model_free(m);
+    assert_string_equal(clip_model_dtype(m), "BF16");
+    clip_model_free(m);
     snprintf(dir, sizeof dir, "%s/golden/clip/hf_vit_gelu_f16/model", shared);
-    assert_int_equal(enc_model_open(dir, NULL, &m, &err), 0);
-    a = enc_model_arch(m);
-    assert_int_equal(a->layout, ENC_LAYOUT_HF);
+    assert_int_equal(clip_model_open(dir, NULL, &m, &err), 0);
+    a = clip_model_arch(m);
+    assert_int_equal(a->layout, CLIP_LAYOUT_HF);
     assert_int_equal(a->v_patch, 16);
     assert_int_equal(a->v_heads, 4);
     assert_int_equal(a->v_layers, 2);
     assert_int_equal(a->v_act, KN_ACT_GELU);
     assert_int_equal(a->eos_id, 49407);
-    assert_string_equal(enc_model_dtype(m), "F16");
+    assert_string_equal(clip_model_dtype(m), "F16");
     wp_buf b = {0};
-    assert_int_equal(enc_model_info_json(m, &b), 0);
+    assert_int_equal(clip_model_info_json(m, &b), 0);
     json_error_t je;
     json_t *j = json_loads(b.data, 0, &je);
     assert_non_null(j);
@@ -232,28 +232,28 @@ static void test_arch_inferred(void **state)
     assert_true(json_integer_value(json_object_get(j, "parameters")) > 1000000);
     json_decref(j);
     wp_buf_free(&b);
-    enc_model_free(m);
+    clip_model_free(m);
 }
 
 /* --precision bf16: features close to f32, CLIP scores within 0.005. */
 static void bf16_check(const char *name, float score_tol)
 {
-    enc_model *m32, *m16;
+    clip_model *m32, *m16;
     float *i32, *t32, *i16, *t16;
     if (run_model(name, KN_F32, &m32, &i32, &t32) != 0) {
         skip();
         return;
     }
     assert_int_equal(run_model(name, KN_BF16, &m16, &i16, &t16), 0);
-    int E = enc_model_arch(m32)->embed_dim;
-    float ls = enc_model_logit_scale(m32);
+    int E = clip_model_arch(m32)->embed_dim;
+    float ls = clip_model_logit_scale(m32);
     for (int i = 0; i < N_IMAGES; i++) {
-        float c = enc_cosine(i32 + (size_t)i * E, i16 + (size_t)i * E, E);
+        float c = clip_cosine(i32 + (size_t)i * E, i16 + (size_t)i * E, E);
         if (c < 0.999f)
             fail_msg("%s image %d: bf16 vs f32 cosine %.5f", name, i, c);
     }
     for (int j = 0; j < N_TEXTS; j++) {
-        float c = enc_cosine(t32 + (size_t)j * E, t16 + (size_t)j * E, E);
+        float c = clip_cosine(t32 + (size_t)j * E, t16 + (size_t)j * E, E);
         if (c < 0.999f)
             fail_msg("%s text %d: bf16 vs f32 cosine %.5f", name, j, c);
     }
@@ -261,8 +261,8 @@ static void bf16_check(const char *name, float score_tol)
      * stores) */
     for (int i = 0; i < N_IMAGES; i++)
         for (int j = 0; j < N_TEXTS; j++) {
-            float a = enc_cosine(i32 + (size_t)i * E, t32 + (size_t)j * E, E);
-            float b = enc_cosine(i16 + (size_t)i * E, t16 + (size_t)j * E, E);
+            float a = clip_cosine(i32 + (size_t)i * E, t32 + (size_t)j * E, E);
+            float b = clip_cosine(i16 + (size_t)i * E, t16 + (size_t)j * E, E);
             if (fabsf(a - b) > score_tol)
                 fail_msg("%s score[%d][%d]: f32 %.5f bf16 %.5f", name, i, j, a, b);
         }
@@ -271,8 +271,8 @@ static void bf16_check(const char *name, float score_tol)
     free(t32);
     free(i16);
     free(t16);
-    enc_model_free(m32);
-    enc_model_free(m16);
+    clip_model_free(m32);
+    clip_model_free(m16);
 }
 
 static void test_bf16_close_to_f32_hf_vit(void **state)
@@ -295,22 +295,22 @@ static void test_bf16_close_to_f32_oc_vit(void **state)
  * features equal the float32 ones exactly, and the model says f32. */
 static void test_bf16_resnet_stays_f32(void **state)
 {
-    enc_model *m32, *m16;
+    clip_model *m32, *m16;
     float *i32, *t32, *i16, *t16;
     if (run_model("oc_rn_bf16", KN_F32, &m32, &i32, &t32) != 0) {
         skip();
         return;
     }
     assert_int_equal(run_model("oc_rn_bf16", KN_BF16, &m16, &i16, &t16), 0);
-    int E = enc_model_arch(m32)->embed_dim;
+    int E = clip_model_arch(m32)->embed_dim;
     assert_memory_equal(i32, i16, sizeof(float) * (size_t)N_IMAGES * (size_t)E);
     assert_memory_equal(t32, t16, sizeof(float) * (size_t)N_TEXTS * (size_t)E);
     free(i32);
     free(t32);
     free(i16);
     free(t16);
-    enc_model_free(m32);
-    enc_model_free(m16);
+    clip_model_free(m32);
+    clip_model_free(m16);
 }
 
 /* ---- malformed safetensors ------------------------------------------- */
@@ -350,10 +350,10 @@ static const char *write_st(const char *name, const char *json, size_t nbytes,
 
 static void expect_error(const char *path, const char *needle)
 {
-    enc_st *st = NULL;
+    clip_st *st = NULL;
     wp_err err = {0};
-    int rc = enc_st_open(path, &st, &err);
-    assert_int_equal(rc, ENC_EFORMAT);
+    int rc = clip_st_open(path, &st, &err);
+    assert_int_equal(rc, CLIP_EFORMAT);
     assert_null(st);
     if (strstr(err.msg, needle) == NULL || strstr(err.msg, path) == NULL)
         fail_msg("error '%s' lacks '%s' or the path", err.msg, needle);
@@ -418,13 +418,13 @@ static void test_st_bad_json(void **state)
     expect_error(p, "header JSON");
 }
 
-/* enc_st_open_mem applies the same checks to bytes in memory, naming the
+/* clip_st_open_mem applies the same checks to bytes in memory, naming the
  * given name, and reads tensors straight from the caller's buffer. */
 static void test_st_open_mem(void **state)
 {
     static const char json[] = "{\"a\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}";
     unsigned char b[8 + sizeof json - 1 + 4] = {0};
-    enc_st *st = NULL;
+    clip_st *st = NULL;
     wp_err err = {0};
     float out[2];
 
@@ -434,17 +434,17 @@ static void test_st_open_mem(void **state)
     d[0] = 0x80; /* bf16 0x3f80 = 1.0 */
     d[1] = 0x3f;
     d[3] = 0xc0; /* bf16 0xc000 = -2.0 */
-    assert_int_equal(enc_st_open_mem(b, sizeof b, "mem:a", &st, &err), 0);
-    assert_int_equal(enc_st_count(st), 1);
-    assert_int_equal(enc_st_read_f32(st, enc_st_find(st, "a"), out, &err), 0);
+    assert_int_equal(clip_st_open_mem(b, sizeof b, "mem:a", &st, &err), 0);
+    assert_int_equal(clip_st_count(st), 1);
+    assert_int_equal(clip_st_read_f32(st, clip_st_find(st, "a"), out, &err), 0);
     assert_true(out[0] == 1.0f && out[1] == -2.0f);
-    enc_st_close(st);
+    clip_st_close(st);
     /* one data byte short: refused, naming the tensor and the given name */
-    assert_int_equal(enc_st_open_mem(b, sizeof b - 1, "mem:a", &st, &err), ENC_EFORMAT);
+    assert_int_equal(clip_st_open_mem(b, sizeof b - 1, "mem:a", &st, &err), CLIP_EFORMAT);
     assert_null(st);
     assert_non_null(strstr(err.msg, "mem:a"));
     assert_non_null(strstr(err.msg, "'a'"));
-    assert_int_equal(enc_st_open_mem(b, 7, "mem:short", &st, &err), ENC_EFORMAT);
+    assert_int_equal(clip_st_open_mem(b, 7, "mem:short", &st, &err), CLIP_EFORMAT);
     assert_non_null(strstr(err.msg, "too short"));
 }
 
@@ -473,26 +473,26 @@ static void test_st_valid_and_convert(void **state)
     char path[1024];
     snprintf(path, sizeof path, "%s/ok.safetensors", tmpdir);
     assert_int_equal(tl_write(path, b, 8 + jl + 20), 0);
-    enc_st *st = NULL;
+    clip_st *st = NULL;
     wp_err err = {0};
-    assert_int_equal(enc_st_open(path, &st, &err), 0);
-    assert_int_equal(enc_st_count(st), 5);
-    assert_null(enc_st_find(st, "__metadata__"));
+    assert_int_equal(clip_st_open(path, &st, &err), 0);
+    assert_int_equal(clip_st_count(st), 5);
+    assert_null(clip_st_find(st, "__metadata__"));
     float out[4];
-    const enc_st_tensor *t = enc_st_find(st, "s");
+    const clip_st_tensor *t = clip_st_find(st, "s");
     assert_int_equal(t->ndim, 0);
-    assert_int_equal(enc_st_read_f32(st, t, out, &err), 0);
+    assert_int_equal(clip_st_read_f32(st, t, out, &err), 0);
     assert_true(out[0] == 2.5f);
-    assert_int_equal(enc_st_read_f32(st, enc_st_find(st, "h"), out, &err), 0);
+    assert_int_equal(clip_st_read_f32(st, clip_st_find(st, "h"), out, &err), 0);
     assert_true(out[0] == 1.0f);
     assert_true(out[1] == -ldexpf(1.0f, -24));
-    assert_int_equal(enc_st_read_f32(st, enc_st_find(st, "b"), out, &err), 0);
+    assert_int_equal(clip_st_read_f32(st, clip_st_find(st, "b"), out, &err), 0);
     assert_true(out[0] == 1.0f);
     assert_true(isnan(out[1]));
-    assert_int_equal(enc_st_read_f32(st, enc_st_find(st, "n"), out, &err), ENC_EFORMAT);
+    assert_int_equal(clip_st_read_f32(st, clip_st_find(st, "n"), out, &err), CLIP_EFORMAT);
     assert_non_null(strstr(err.msg, "'n'"));
     assert_non_null(strstr(err.msg, "I64"));
-    enc_st_close(st);
+    clip_st_close(st);
     /* every half: F16C (when present) and portable agree bit for bit */
     {
         uint16_t *all = malloc(65536 * sizeof *all);
@@ -501,9 +501,9 @@ static void test_st_valid_and_convert(void **state)
         assert_non_null(a);
         for (int i = 0; i < 65536; i++)
             all[i] = (uint16_t)i;
-        enc_f16_convert(all, a, 65536);
+        clip_f16_convert(all, a, 65536);
         for (int i = 0; i < 65536; i++) {
-            float f = enc_f16_to_f32((uint16_t)i);
+            float f = clip_f16_to_f32((uint16_t)i);
             if (memcmp(&f, &a[i], 4) != 0 && !(isnan(f) && isnan(a[i])))
                 fail_msg("half 0x%04x: %g vs %g", i, f, a[i]);
         }
@@ -512,9 +512,9 @@ static void test_st_valid_and_convert(void **state)
     }
     /* half conversions round-trip */
     for (int i = 0; i < 65536; i++) {
-        float f = enc_f16_to_f32((uint16_t)i);
+        float f = clip_f16_to_f32((uint16_t)i);
         if (!isnan(f))
-            assert_int_equal(enc_f32_to_f16(f), i);
+            assert_int_equal(clip_f32_to_f16(f), i);
     }
 }
 
@@ -549,10 +549,10 @@ static void test_model_missing_tensor(void **state)
     assert_int_equal(wp_mkdir_p(dir, NULL), 0);
     snprintf(path, sizeof path, "%s/open_clip_model.safetensors", dir);
     assert_int_equal(tl_write(path, d, len), 0);
-    enc_model *m = NULL;
+    clip_model *m = NULL;
     wp_err err = {0};
-    int rc = enc_model_open(dir, NULL, &m, &err);
-    assert_int_equal(rc, ENC_EMODEL);
+    int rc = clip_model_open(dir, NULL, &m, &err);
+    assert_int_equal(rc, CLIP_EMODEL);
     assert_non_null(strstr(err.msg, "'ln_final.weight'"));
     assert_non_null(strstr(err.msg, "missing"));
     /* and a tensor of the wrong shape: token_embedding now [49408, 32] but
@@ -565,8 +565,8 @@ static void test_model_missing_tensor(void **state)
             break;
         }
     assert_int_equal(tl_write(path, d, len), 0);
-    rc = enc_model_open(dir, NULL, &m, &err);
-    if (rc != ENC_EMODEL || strstr(err.msg, "'positional_embedding'") == NULL)
+    rc = clip_model_open(dir, NULL, &m, &err);
+    if (rc != CLIP_EMODEL || strstr(err.msg, "'positional_embedding'") == NULL)
         fail_msg("rc %d: %s", rc, err.msg);
     free(d);
 }
@@ -637,24 +637,24 @@ static void test_model_zero_sized_dims_refused(void **state)
         {"openai_vit_noconfig", "visual.positional_embedding", "[4294967297, 0]"},
         {"openai_vit_noconfig", "token_embedding.weight", "[0, 8]"},
     };
-    enc_model *m = NULL;
+    clip_model *m = NULL;
     wp_err err = {0};
     /* the seeds themselves load */
     assert_int_equal(
-        enc_model_open(model_from_seed("openai_resnet", "rn", NULL, NULL), NULL, &m, &err), 0);
-    enc_model_free(m);
+        clip_model_open(model_from_seed("openai_resnet", "rn", NULL, NULL), NULL, &m, &err), 0);
+    clip_model_free(m);
     assert_int_equal(
-        enc_model_open(model_from_seed("openai_vit_noconfig", "vit", NULL, NULL), NULL, &m, &err),
+        clip_model_open(model_from_seed("openai_vit_noconfig", "vit", NULL, NULL), NULL, &m, &err),
         0);
-    enc_model_free(m);
+    clip_model_free(m);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char sub[32];
         snprintf(sub, sizeof sub, "zero%zu", i);
         const char *dir = model_from_seed(cases[i].seed, sub, cases[i].tensor, cases[i].shape);
         m = NULL;
-        int rc = enc_model_open(dir, NULL, &m, &err);
+        int rc = clip_model_open(dir, NULL, &m, &err);
         assert_null(m);
-        if (rc != ENC_EMODEL || strstr(err.msg, cases[i].tensor) == NULL ||
+        if (rc != CLIP_EMODEL || strstr(err.msg, cases[i].tensor) == NULL ||
             strstr(err.msg, "dimension") == NULL)
             fail_msg("%s %s: rc %d: %s", cases[i].tensor, cases[i].shape, rc, err.msg);
     }
@@ -682,11 +682,11 @@ static void test_openai_layout_without_config(void **state)
         assert_int_equal(wp_mkdir_p(dir, NULL), 0);
         snprintf(link, sizeof link, "%s/open_clip_model.safetensors", dir);
         assert_int_equal(symlink(src, link), 0);
-        enc_model *m = NULL;
+        clip_model *m = NULL;
         wp_err err = {0};
-        if (enc_model_open(dir, NULL, &m, &err) != 0)
+        if (clip_model_open(dir, NULL, &m, &err) != 0)
             fail_msg("%s: %s", names[k], err.msg);
-        const enc_arch *a = enc_model_arch(m);
+        const clip_arch *a = clip_model_arch(m);
         assert_int_equal(a->v_act, KN_ACT_QUICKGELU);
         assert_int_equal(a->image_size, 224);
         assert_int_equal(a->embed_dim, 32);
@@ -699,16 +699,16 @@ static void test_openai_layout_without_config(void **state)
             assert_int_equal(a->v_heads, 8);
         }
         float *img = calloc((size_t)N_IMAGES * 32, sizeof *img);
-        enc_ws *ws = enc_ws_new();
-        assert_int_equal(enc_encode_images(m, ws, px, N_IMAGES, img, &err), 0);
+        clip_ws *ws = clip_ws_new();
+        assert_int_equal(clip_encode_images(m, ws, px, N_IMAGES, img, &err), 0);
         snprintf(rel, sizeof rel, "golden/clip/%s/expected/image_features.f32", names[k]);
         float *wi = load_f32(rel, (size_t)N_IMAGES * 32);
         assert_non_null(wi);
         check_features(names[k], img, wi, N_IMAGES, 32, 1e-3, 1e-5);
         free(wi);
         free(img);
-        enc_ws_free(ws);
-        enc_model_free(m);
+        clip_ws_free(ws);
+        clip_model_free(m);
     }
     free(px);
 }
@@ -758,16 +758,16 @@ static void test_model_unknown_tensor_refused(void **state)
         snprintf(path, sizeof path, "%s/open_clip_model.safetensors", dir);
         assert_int_equal(tl_write(path, f, total), 0);
         free(f);
-        enc_model *m = NULL;
+        clip_model *m = NULL;
         wp_err err = {0};
-        int rc = enc_model_open(dir, NULL, &m, &err);
+        int rc = clip_model_open(dir, NULL, &m, &err);
         if (k == 0) {
-            assert_int_equal(rc, ENC_EUNSUP);
+            assert_int_equal(rc, CLIP_EUNSUP);
             assert_non_null(strstr(err.msg, "'transformer.resblocks.0.ls_1.gamma'"));
         } else {
             if (rc != 0)
                 fail_msg("position_ids refused: %s", err.msg);
-            enc_model_free(m);
+            clip_model_free(m);
         }
     }
     free(d);

@@ -13,8 +13,9 @@
 #include <cmocka.h>
 
 #include "catalog/catalog.h"
+#include "clip/clip.h"
 #include "encode/encode.h"
-#include "encode/safetensors.h"
+#include "clip/safetensors.h"
 #include "store/store.h"
 #include "tests/lib/testlib.h"
 
@@ -96,7 +97,7 @@ static int read_npy(const char *path, float **out)
     *out = malloc((size_t)rows * cols * sizeof **out);
     for (int i = 0; i < rows * cols; i++) {
         const unsigned char *p = d + 10 + hl + 2 * i;
-        (*out)[i] = enc_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
+        (*out)[i] = clip_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
     }
     free(d);
     return rows;
@@ -111,7 +112,7 @@ static float *load_expected(const char *what, int rows)
     assert_non_null(d);
     assert_int_equal(len, (size_t)rows * E * 4);
     for (int i = 0; i < rows; i++)
-        enc_l2_normalize(d + (size_t)i * E, E);
+        clip_l2_normalize(d + (size_t)i * E, E);
     return d;
 }
 
@@ -219,17 +220,17 @@ static void test_encode_corpus(void **state)
     double score = 0;
     int row = find_row(0, uid, &score);
     assert_true(row >= 0 && row < 3);
-    assert_true(enc_cosine(img0 + row * E, ei, E) > 0.999f);
-    assert_true(enc_cosine(txt0 + row * E, et, E) > 0.9999f);
-    double want = enc_cosine(ei, et, E);
+    assert_true(clip_cosine(img0 + row * E, ei, E) > 0.999f);
+    assert_true(clip_cosine(txt0 + row * E, et, E) > 0.9999f);
+    double want = clip_cosine(ei, et, E);
     assert_true(fabs(score - want) < 2e-3);
     /* the rocket pair is alone in shard 1 */
     cap = "Saturn V rocket on the launch pad at Kennedy Space Center";
     wp_pair_uid("http://x/rocket.jpg", 19, cap, strlen(cap), uid);
     assert_int_equal(find_row(1, uid, &score), 0);
-    assert_true(enc_cosine(img1, ei + 12 * E, E) > 0.999f);
-    assert_true(enc_cosine(txt1, et + 4 * E, E) > 0.9999f);
-    assert_true(fabs(score - enc_cosine(img1, txt1, E)) < 2e-3);
+    assert_true(clip_cosine(img1, ei + 12 * E, E) > 0.999f);
+    assert_true(clip_cosine(txt1, et + 4 * E, E) > 0.9999f);
+    assert_true(fabs(score - clip_cosine(img1, txt1, E)) < 2e-3);
 
     /* a second run finds nothing to do; a new pair goes to shard 2 */
     rc = enc_run(c, st, &o, NULL, &k, &err);

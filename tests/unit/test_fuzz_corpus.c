@@ -24,7 +24,7 @@
 
 typedef int (*one_fn)(const uint8_t *data, size_t size);
 
-static enc_tok *vocab_tok;
+static clip_tok *vocab_tok;
 
 static int byte_order(const void *a, const void *b)
 {
@@ -33,7 +33,7 @@ static int byte_order(const void *a, const void *b)
 
 /* Runs fn on every file of tests/fuzz/{corpus,regress}/name, failing with
  * the file and the violated check's line; returns how many ran. */
-static int replay(const char *name, one_fn fn, enc_tok *tok)
+static int replay(const char *name, one_fn fn, clip_tok *tok)
 {
     static const char *const roots[] = {"tests/fuzz/corpus", "tests/fuzz/regress"};
     int total = 0;
@@ -129,12 +129,12 @@ static void test_model_corpus(void **state)
         assert_non_null(d);
         assert_int_equal(fuzz_model_one(model_dir, (const uint8_t *)d, len), 0);
         free(d);
-        enc_model *m = NULL;
+        clip_model *m = NULL;
         wp_err err = {0};
-        if (enc_model_open(model_dir, NULL, &m, &err) != 0)
+        if (clip_model_open(model_dir, NULL, &m, &err) != 0)
             fail_msg("%s: %s", seeds[i], err.msg);
-        assert_int_equal(enc_model_arch(m)->embed_dim, 4);
-        enc_model_free(m);
+        assert_int_equal(clip_model_arch(m)->embed_dim, 4);
+        clip_model_free(m);
     }
     tl_rmtree(model_dir);
 }
@@ -150,7 +150,7 @@ static void test_tokenizer_bpe_corpus(void **state)
     if (path == NULL)
         skip();
     if (vocab_tok == NULL)
-        assert_int_equal(enc_tok_open_bpe_gz(path, &vocab_tok, NULL), 0);
+        assert_int_equal(clip_tok_open_bpe_gz(path, &vocab_tok, NULL), 0);
     assert_true(replay("tokenizer", NULL, vocab_tok) >= 5);
 }
 
@@ -184,7 +184,7 @@ static void test_checks_catch_violations(void **state)
 
 static int teardown_all(void **state)
 {
-    enc_tok_free(vocab_tok);
+    clip_tok_free(vocab_tok);
     vocab_tok = NULL;
     return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_hub.c: `model pull` (encode/hub.h) against the mock hub of
+ * tests/unit/test_hub.c: `model pull` (clip/hub.h) against the mock hub of
  * tests/lib/mockhub.h on 127.0.0.1: both checkpoint layouts, the redirect of
  * large files to a CDN, resuming a cut download (in the same run and from a
  * .part left by an earlier one), SHA-256 verification, and the errors.
@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "common/wp.h"
-#include "encode/hub.h"
+#include "clip/clip.h"
 #include "tests/lib/mockhub.h"
 #include "tests/lib/testlib.h"
 
@@ -40,7 +40,7 @@ typedef struct fixture {
     char *cache;
     char endpoint[64];
     unsigned char *weights;
-    enc_hub_opts o;
+    clip_hub_opts o;
 } fixture;
 
 static const char cfg[] = "{\"model_type\": \"clip\", \"projection_dim\": 32}";
@@ -67,11 +67,11 @@ static void fixture_start(fixture *f, int weights_flags, int cut)
         tl_mockhub_add(f->hub, "open_clip_model.safetensors", "oc", 2, TL_MOCKHUB_LFS, 0), 0);
     snprintf(f->endpoint, sizeof f->endpoint, "http://127.0.0.1:%d/", tl_mockhub_port(f->hub));
     f->cache = strdup(tl_mkdtemp());
-    f->o = (enc_hub_opts){.endpoint = f->endpoint,
-                          .cache = f->cache,
-                          .connect_timeout_s = 5,
-                          .stall_timeout_s = 5,
-                          .attempts = 3};
+    f->o = (clip_hub_opts){.endpoint = f->endpoint,
+                           .cache = f->cache,
+                           .connect_timeout_s = 5,
+                           .stall_timeout_s = 5,
+                           .attempts = 3};
 }
 
 static void fixture_stop(fixture *f)
@@ -102,9 +102,9 @@ static void test_pull_hf_layout_with_cut_download(void **state)
 {
     fixture f;
     fixture_start(&f, TL_MOCKHUB_LFS, 1); /* the first CDN answer is cut half way */
-    enc_hub_result res;
+    clip_hub_result res;
     wp_err err = {0};
-    int rc = enc_hub_pull(REPO, &f.o, &res, &err);
+    int rc = clip_hub_pull(REPO, &f.o, &res, &err);
     if (rc != 0)
         fprintf(stderr, "pull: %s\n", err.msg);
     assert_int_equal(rc, 0);
@@ -136,8 +136,8 @@ static void test_pull_hf_layout_with_cut_download(void **state)
     assert_true(res.bytes < (int64_t)(BIG_LEN + 1000) + (int64_t)BIG_LEN / 2 + 1);
 
     /* a second pull finds everything in place and asks only for the list */
-    enc_hub_result again;
-    assert_int_equal(enc_hub_pull(REPO, &f.o, &again, &err), 0);
+    clip_hub_result again;
+    assert_int_equal(clip_hub_pull(REPO, &f.o, &again, &err), 0);
     assert_int_equal(again.fetched, 0);
     assert_int_equal(again.kept, 5);
     assert_int_equal(tl_mockhub_requests(f.hub, "/cdn/model.safetensors", NULL), 2);
@@ -153,9 +153,9 @@ static void test_pull_resumes_part_from_earlier_run(void **state)
     assert_int_equal(wp_mkdir_p(dir, NULL), 0);
     snprintf(part, sizeof part, "%s/model.safetensors.part", dir);
     assert_int_equal(tl_write(part, f.weights, 1000), 0);
-    enc_hub_result res;
+    clip_hub_result res;
     wp_err err = {0};
-    assert_int_equal(enc_hub_pull(REPO, &f.o, &res, &err), 0);
+    assert_int_equal(clip_hub_pull(REPO, &f.o, &res, &err), 0);
     assert_file(res.dir, "model.safetensors", f.weights, BIG_LEN);
     int ranged = 0;
     assert_int_equal(tl_mockhub_requests(f.hub, "/cdn/model.safetensors", &ranged), 1);
@@ -176,9 +176,9 @@ static void test_pull_complete_part_is_verified_not_refetched(void **state)
     assert_int_equal(tl_write(part, f.weights, BIG_LEN), 0);
     snprintf(part, sizeof part, "%s/config.json.part", dir); /* a plain file, too */
     assert_int_equal(tl_write(part, cfg, strlen(cfg)), 0);
-    enc_hub_result res;
+    clip_hub_result res;
     wp_err err = {0};
-    int rc = enc_hub_pull(REPO, &f.o, &res, &err);
+    int rc = clip_hub_pull(REPO, &f.o, &res, &err);
     if (rc != 0)
         fprintf(stderr, "pull: %s\n", err.msg);
     assert_int_equal(rc, 0);
@@ -195,9 +195,9 @@ static void test_pull_rejects_corrupt_download(void **state)
 {
     fixture f;
     fixture_start(&f, TL_MOCKHUB_LFS | TL_MOCKHUB_CORRUPT, 0);
-    enc_hub_result res;
+    clip_hub_result res;
     wp_err err = {0};
-    assert_int_equal(enc_hub_pull(REPO, &f.o, &res, &err), ENC_HUB_EVERIFY);
+    assert_int_equal(clip_hub_pull(REPO, &f.o, &res, &err), CLIP_HUB_EVERIFY);
     assert_non_null(strstr(err.msg, "SHA-256"));
     assert_non_null(strstr(err.msg, "model.safetensors"));
     char path[WP_PATH_MAX];
@@ -224,10 +224,10 @@ static void test_pull_open_clip_layout_and_revision(void **state)
     char ep[64];
     snprintf(ep, sizeof ep, "http://127.0.0.1:%d", tl_mockhub_port(hub));
     char *cache = strdup(tl_mkdtemp());
-    enc_hub_opts o = {.endpoint = ep, .cache = cache, .revision = "refs/pr/1", .attempts = 2};
-    enc_hub_result res;
+    clip_hub_opts o = {.endpoint = ep, .cache = cache, .revision = "refs/pr/1", .attempts = 2};
+    clip_hub_result res;
     wp_err err = {0};
-    int rc = enc_hub_pull("acme/oc", &o, &res, &err);
+    int rc = clip_hub_pull("acme/oc", &o, &res, &err);
     if (rc != 0)
         fprintf(stderr, "pull: %s\n", err.msg);
     assert_int_equal(rc, 0);
@@ -249,23 +249,23 @@ static void test_pull_errors(void **state)
 {
     fixture f;
     fixture_start(&f, TL_MOCKHUB_LFS, 0);
-    enc_hub_result res;
+    clip_hub_result res;
     wp_err err = {0};
     /* not a repository name */
-    assert_int_equal(enc_hub_pull("../etc", &f.o, &res, &err), WP_EINVAL);
-    assert_int_equal(enc_hub_pull("a/b/c", &f.o, &res, &err), WP_EINVAL);
-    assert_int_equal(enc_hub_pull("", &f.o, &res, &err), WP_EINVAL);
+    assert_int_equal(clip_hub_pull("../etc", &f.o, &res, &err), WP_EINVAL);
+    assert_int_equal(clip_hub_pull("a/b/c", &f.o, &res, &err), WP_EINVAL);
+    assert_int_equal(clip_hub_pull("", &f.o, &res, &err), WP_EINVAL);
     /* a repository the hub does not have */
-    assert_int_equal(enc_hub_pull("acme/missing", &f.o, &res, &err), ENC_HUB_EHTTP);
+    assert_int_equal(clip_hub_pull("acme/missing", &f.o, &res, &err), CLIP_HUB_EHTTP);
     assert_non_null(strstr(err.msg, "404"));
     /* a hub nobody listens on */
-    enc_hub_opts dead = f.o;
+    clip_hub_opts dead = f.o;
     dead.endpoint = "http://127.0.0.1:1";
     dead.attempts = 1;
-    assert_int_equal(enc_hub_pull(REPO, &dead, &res, &err), ENC_HUB_EHTTP);
+    assert_int_equal(clip_hub_pull(REPO, &dead, &res, &err), CLIP_HUB_EHTTP);
     assert_non_null(strstr(err.msg, "127.0.0.1:1"));
     dead.endpoint = "ftp://127.0.0.1";
-    assert_int_equal(enc_hub_pull(REPO, &dead, &res, &err), WP_EINVAL);
+    assert_int_equal(clip_hub_pull(REPO, &dead, &res, &err), WP_EINVAL);
     fixture_stop(&f);
 
     /* a repository without safetensors weights */
@@ -276,8 +276,8 @@ static void test_pull_errors(void **state)
     char ep[64];
     snprintf(ep, sizeof ep, "http://127.0.0.1:%d", tl_mockhub_port(hub));
     char *cache = strdup(tl_mkdtemp());
-    enc_hub_opts o = {.endpoint = ep, .cache = cache};
-    assert_int_equal(enc_hub_pull("acme/old", &o, &res, &err), ENC_HUB_ENOFILES);
+    clip_hub_opts o = {.endpoint = ep, .cache = cache};
+    assert_int_equal(clip_hub_pull("acme/old", &o, &res, &err), CLIP_HUB_ENOFILES);
     tl_mockhub_stop(hub);
     tl_rmtree(cache);
     free(cache);
@@ -288,14 +288,14 @@ static void test_cache_root_default(void **state)
     char root[WP_PATH_MAX];
     char *old_hf = getenv("HF_HOME") ? strdup(getenv("HF_HOME")) : NULL;
     setenv("HF_HOME", "/tmp/hfhome", 1);
-    assert_int_equal(enc_hub_cache_root(root, NULL), 0);
+    assert_int_equal(clip_hub_cache_root(root, NULL), 0);
     assert_string_equal(root, "/tmp/hfhome/witpipe/models");
     unsetenv("HF_HOME");
     char *old_xdg = getenv("XDG_CACHE_HOME") ? strdup(getenv("XDG_CACHE_HOME")) : NULL;
     unsetenv("XDG_CACHE_HOME");
     char *old_home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
     setenv("HOME", "/home/u", 1);
-    assert_int_equal(enc_hub_cache_root(root, NULL), 0);
+    assert_int_equal(clip_hub_cache_root(root, NULL), 0);
     assert_string_equal(root, "/home/u/.cache/witpipe/models");
     if (old_home) {
         setenv("HOME", old_home, 1);

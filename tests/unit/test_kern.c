@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_kern.c: the CLIP compute kernels (encode/kern.h) against
+ * tests/unit/test_kern.c: the CLIP compute kernels (kern/kern.h) against
  * naive double-precision loops on random inputs, on every ISA path this CPU
  * has (portable, avx2, avx512, avx512-bf16; the others skip): packed linear
  * with every epilogue and odd shapes, bf16 weights (native dot product and
@@ -13,8 +13,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "encode/kern.h"
-#include "encode/kern_int.h"
+#include "kern/kern.h"
+#include "kern/kern_int.h"
 #include "tests/lib/testlib.h"
 
 #include <math.h>

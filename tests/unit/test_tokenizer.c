@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_tokenizer.c: the CLIP tokenizer (encode/tokenizer.h).
+ * tests/unit/test_tokenizer.c: the CLIP tokenizer (clip/tokenizer.h).
  *
  * The reference: ../shared/golden/clip/tokenizer_cases.json, 94 captions
  * with the ids OpenAI's SimpleTokenizer (with the real ftfy) gives them,
@@ -14,8 +14,7 @@
 #include <cmocka.h>
 
 #include "common/wp.h"
-#include "encode/tok_int.h"
-#include "encode/tokenizer.h"
+#include "clip/tok_int.h"
 #include "tests/lib/testlib.h"
 
 #include <jansson.h>
@@ -48,7 +47,7 @@ static void print_ids(const char *label, const int32_t *ids, size_t n)
 
 /* Runs every golden case through t; prints each failing case in full and
  * returns the number of failures. */
-static int run_cases(enc_tok *t, json_t *cases, const char *label)
+static int run_cases(clip_tok *t, json_t *cases, const char *label)
 {
     int failed = 0;
     size_t i;
@@ -65,9 +64,9 @@ static int run_cases(enc_tok *t, json_t *cases, const char *label)
         int32_t *ids = NULL;
         size_t n = 0;
         wp_err err = {0};
-        assert_int_equal(enc_tok_encode(t, text, tlen, &ids, &n, &err), 0);
-        int32_t row[ENC_TOK_CTX];
-        int k = enc_tok_encode_ctx(t, text, tlen, row, ENC_TOK_CTX, &err);
+        assert_int_equal(clip_tok_encode(t, text, tlen, &ids, &n, &err), 0);
+        int32_t row[CLIP_TOK_CTX];
+        int k = clip_tok_encode_ctx(t, text, tlen, row, CLIP_TOK_CTX, &err);
         assert_true(k >= 2);
 
         int ok = n == json_array_size(want);
@@ -76,12 +75,12 @@ static int run_cases(enc_tok *t, json_t *cases, const char *label)
         int ok77 = (size_t)k == json_array_size(want77);
         for (size_t j = 0; ok77 && j < (size_t)k; j++)
             ok77 = row[j] == json_integer_value(json_array_get(want77, j));
-        for (size_t j = (size_t)k; ok77 && j < ENC_TOK_CTX; j++)
+        for (size_t j = (size_t)k; ok77 && j < CLIP_TOK_CTX; j++)
             ok77 = row[j] == 0;
         if (!ok || !ok77) {
             failed++;
             wp_buf clean = {0};
-            enc_tok_clean(text, tlen, &clean, NULL);
+            clip_tok_clean(text, tlen, &clean, NULL);
             fprintf(stderr, "FAIL [%s] case %zu: text '%s'\n    cleaned '%s'\n", label, i, text,
                     clean.data ? clean.data : "");
             wp_buf_free(&clean);
@@ -99,11 +98,11 @@ static int run_cases(enc_tok *t, json_t *cases, const char *label)
     return failed;
 }
 
-static void golden_with(enc_tok *t, const char *label)
+static void golden_with(clip_tok *t, const char *label)
 {
     json_t *cases = load_cases();
     if (cases == NULL) {
-        enc_tok_free(t);
+        clip_tok_free(t);
         skip();
     }
     assert_int_equal(json_array_size(cases), 94);
@@ -111,7 +110,7 @@ static void golden_with(enc_tok *t, const char *label)
     /* A second pass runs from the word cache and must agree. */
     failed += run_cases(t, cases, label);
     json_decref(cases);
-    enc_tok_free(t);
+    clip_tok_free(t);
     assert_int_equal(failed, 0);
 }
 
@@ -119,9 +118,9 @@ static void test_golden_openai_vocab(void **state)
 {
     if (tl_shared_dir("CLIP BPE vocabulary") == NULL)
         skip();
-    enc_tok *t = NULL;
+    clip_tok *t = NULL;
     wp_err err = {0};
-    int rc = enc_tok_open_bpe_gz(tl_shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"), &t, &err);
+    int rc = clip_tok_open_bpe_gz(tl_shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"), &t, &err);
     if (rc != 0)
         fprintf(stderr, "open: %s\n", err.msg);
     assert_int_equal(rc, 0);
@@ -132,9 +131,9 @@ static void test_golden_hf_vocab(void **state)
 {
     if (tl_shared_dir("CLIP HF tokenizer files") == NULL)
         skip();
-    enc_tok *t = NULL;
+    clip_tok *t = NULL;
     wp_err err = {0};
-    int rc = enc_tok_open_dir(tl_shared_path("golden/clip/hf_vit_quickgelu_f32/model"), &t, &err);
+    int rc = clip_tok_open_dir(tl_shared_path("golden/clip/hf_vit_quickgelu_f32/model"), &t, &err);
     if (rc != 0)
         fprintf(stderr, "open: %s\n", err.msg);
     assert_int_equal(rc, 0);
@@ -174,9 +173,9 @@ static void test_golden_tokenizer_json(void **state)
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     assert_int_equal(json_dump_file(root, path, 0), 0);
     json_decref(root);
-    enc_tok *t = NULL;
+    clip_tok *t = NULL;
     wp_err err = {0};
-    int rc = enc_tok_open_dir(dir, &t, &err);
+    int rc = clip_tok_open_dir(dir, &t, &err);
     if (rc != 0)
         fprintf(stderr, "open: %s\n", err.msg);
     assert_int_equal(rc, 0);
@@ -187,9 +186,9 @@ static void test_golden_tokenizer_json(void **state)
 static void test_open_dir_errors(void **state)
 {
     char *dir = tl_mkdtemp();
-    enc_tok *t = NULL;
+    clip_tok *t = NULL;
     wp_err err = {0};
-    assert_int_equal(enc_tok_open_dir(dir, &t, &err), WP_ENOENT);
+    assert_int_equal(clip_tok_open_dir(dir, &t, &err), WP_ENOENT);
     assert_null(t);
     assert_non_null(strstr(err.msg, dir));
     /* a merges.txt naming tokens the vocabulary lacks */
@@ -199,10 +198,10 @@ static void test_open_dir_errors(void **state)
     const char *vocab = "{\"a\": 0}";
     assert_int_equal(tl_write(vj, vocab, strlen(vocab)), 0);
     assert_int_equal(tl_write(mt, "#version: 0.2\nx y\n", 18), 0);
-    assert_int_equal(enc_tok_open_dir(dir, &t, &err), ENC_TOK_EVOCAB);
+    assert_int_equal(clip_tok_open_dir(dir, &t, &err), CLIP_TOK_EVOCAB);
     assert_null(t);
     assert_int_equal(tl_write(vj, "{not json", 9), 0);
-    assert_int_equal(enc_tok_open_dir(dir, &t, &err), ENC_TOK_EVOCAB);
+    assert_int_equal(clip_tok_open_dir(dir, &t, &err), CLIP_TOK_EVOCAB);
     assert_non_null(strstr(err.msg, "vocab.json"));
     tl_rmtree(dir);
 }
@@ -223,30 +222,30 @@ static void expect(int (*fn)(const char *, size_t, wp_buf *, wp_err *), const ch
 static void test_ftfy_mojibake(void **state)
 {
     /* UTF-8 read as Latin-1 / Windows-1252 */
-    expect(enc_tok_fix_encoding, "cafÃ© Ã©tÃ©", "café été");
-    expect(enc_tok_fix_encoding, "sÃ³", "só");
+    expect(clip_tok_fix_encoding, "cafÃ© Ã©tÃ©", "café été");
+    expect(clip_tok_fix_encoding, "sÃ³", "só");
     /* Windows-1252 punctuation mojibake (â€œ ... â€\x9d) */
-    expect(enc_tok_fix_encoding, "â€œquotedâ€\xc2\x9d", "\xe2\x80\x9cquoted\xe2\x80\x9d");
+    expect(clip_tok_fix_encoding, "â€œquotedâ€\xc2\x9d", "\xe2\x80\x9cquoted\xe2\x80\x9d");
     /* a no-break space turned into a plain space: restore_byte_a0 */
-    expect(enc_tok_fix_encoding, "voilÃ le travail", "voilà le travail");
+    expect(clip_tok_fix_encoding, "voilÃ le travail", "voilà le travail");
     /* Windows-1251 mojibake of Cyrillic */
-    expect(enc_tok_fix_encoding, "Ð¿Ñ€Ð¸Ð²ÐµÑ‚", "привет");
+    expect(clip_tok_fix_encoding, "Ð¿Ñ€Ð¸Ð²ÐµÑ‚", "привет");
     /* double mojibake is undone step by step */
-    expect(enc_tok_fix_encoding, "cafÃƒÂ©", "café");
+    expect(clip_tok_fix_encoding, "cafÃƒÂ©", "café");
     /* text that is not mojibake is left alone */
-    expect(enc_tok_fix_encoding, "Café crème brûlée naïve", "Café crème brûlée naïve");
-    expect(enc_tok_fix_encoding, "½ ¼ ¾ ² ³", "½ ¼ ¾ ² ³");
-    expect(enc_tok_fix_encoding, "«guillemets» „quotes“", "«guillemets» „quotes“");
-    expect(enc_tok_fix_encoding, "plain ascii", "plain ascii");
+    expect(clip_tok_fix_encoding, "Café crème brûlée naïve", "Café crème brûlée naïve");
+    expect(clip_tok_fix_encoding, "½ ¼ ¾ ² ³", "½ ¼ ¾ ² ³");
+    expect(clip_tok_fix_encoding, "«guillemets» „quotes“", "«guillemets» „quotes“");
+    expect(clip_tok_fix_encoding, "plain ascii", "plain ascii");
     /* mojibake embedded in otherwise sound text: decode_inconsistent_utf8 */
-    expect(enc_tok_fix_encoding, "Ð¿Ñ€Ð¸Ð²ÐµÑ‚ ✓", "привет ✓");
+    expect(clip_tok_fix_encoding, "Ð¿Ñ€Ð¸Ð²ÐµÑ‚ ✓", "привет ✓");
     /* looks bad, but no code page explains it: left as it is */
-    expect(enc_tok_fix_encoding, "µé", "µé");
+    expect(clip_tok_fix_encoding, "µé", "µé");
     /* a C1 control Windows-1252 leaves undefined stays (and the loop ends) */
-    expect(enc_tok_fix_encoding, "ä\xc2\x9d", "ä\xc2\x9d");
-    expect(enc_tok_fix_encoding, "\xc2\x85", "…");
+    expect(clip_tok_fix_encoding, "ä\xc2\x9d", "ä\xc2\x9d");
+    expect(clip_tok_fix_encoding, "\xc2\x85", "…");
     /* C1 controls become their Windows-1252 characters */
-    expect(enc_tok_fix_encoding, "\xc2\x93hi\xc2\x94 \xe2\x9c\x93",
+    expect(clip_tok_fix_encoding, "\xc2\x93hi\xc2\x94 \xe2\x9c\x93",
            "\xe2\x80\x9chi\xe2\x80\x9d \xe2\x9c\x93");
 }
 
@@ -254,106 +253,106 @@ static void test_ftfy_is_bad(void **state)
 {
     const char *bad[] = {"cafÃ©", "â€œ", "Ã ", "Ã¡", "×²", "√±", "вЂ"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (!enc_tok_is_bad(bad[i], strlen(bad[i])))
+        if (!clip_tok_is_bad(bad[i], strlen(bad[i])))
             fprintf(stderr, "not bad: '%s'\n", bad[i]);
-        assert_true(enc_tok_is_bad(bad[i], strlen(bad[i])));
+        assert_true(clip_tok_is_bad(bad[i], strlen(bad[i])));
     }
     const char *good[] = {"café",          "naïve résumé", "Ωmega µ micro ° degree ™ ® ©",
                           "Box ░▒▓█ ■□▪▫", "Ελληνικά",     "Фотография",
                           "¡¿Qué pasa?!"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        if (enc_tok_is_bad(good[i], strlen(good[i])))
+        if (clip_tok_is_bad(good[i], strlen(good[i])))
             fprintf(stderr, "bad: '%s'\n", good[i]);
-        assert_false(enc_tok_is_bad(good[i], strlen(good[i])));
+        assert_false(clip_tok_is_bad(good[i], strlen(good[i])));
     }
 }
 
 static void test_ftfy_simple_fixes(void **state)
 {
     /* uncurl_quotes */
-    expect(enc_tok_ftfy, "\xe2\x80\x9chere\xe2\x80\x99s a test\xe2\x80\x9d", "\"here's a test\"");
+    expect(clip_tok_ftfy, "\xe2\x80\x9chere\xe2\x80\x99s a test\xe2\x80\x9d", "\"here's a test\"");
     /* fix_latin_ligatures, including the Serbian digraphs */
-    expect(enc_tok_ftfy, "ﬂuﬃeﬆ ǅ", "fluffiest Dž");
+    expect(clip_tok_ftfy, "ﬂuﬃeﬆ ǅ", "fluffiest Dž");
     /* fix_character_width, U+3000 too */
-    expect(enc_tok_ftfy, "ＬＯＵＤ　ＮＯＩＳＥＳ", "LOUD NOISES");
-    expect(enc_tok_ftfy, "Ｕﾀｰﾝ", "Uターン");
+    expect(clip_tok_ftfy, "ＬＯＵＤ　ＮＯＩＳＥＳ", "LOUD NOISES");
+    expect(clip_tok_ftfy, "Ｕﾀｰﾝ", "Uターン");
     /* fix_line_breaks */
-    expect(enc_tok_ftfy,
+    expect(clip_tok_ftfy,
            "a\r\nb\rc\xe2\x80\xa8"
            "d",
            "a\nb\nc\nd");
     /* remove_terminal_escapes, remove_control_chars (BOM, BEL) */
-    expect(enc_tok_ftfy, "\x1b[36;44mblue\x1b[0m\x07", "blue");
-    expect(enc_tok_ftfy,
+    expect(clip_tok_ftfy, "\x1b[36;44mblue\x1b[0m\x07", "blue");
+    expect(clip_tok_ftfy,
            "\xef\xbb\xbf"
            "BOM",
            "BOM");
     /* NFC */
-    expect(enc_tok_ftfy, "e\xcc\x81", "\xc3\xa9");
+    expect(clip_tok_ftfy, "e\xcc\x81", "\xc3\xa9");
     /* HTML entities: ftfy decodes them, also all-caps ones, unless the line
      * has a '<' */
-    expect(enc_tok_ftfy, "P&EACUTE;REZ &amp;amp; &lt;3", "PÉREZ & <3");
-    expect(enc_tok_ftfy, "<b>&amp;</b>", "<b>&amp;</b>");
-    expect(enc_tok_ftfy, "this&not that", "this&not that");
-    expect(enc_tok_ftfy, "&#x2019;s &#8220;", "'s \"");
+    expect(clip_tok_ftfy, "P&EACUTE;REZ &amp;amp; &lt;3", "PÉREZ & <3");
+    expect(clip_tok_ftfy, "<b>&amp;</b>", "<b>&amp;</b>");
+    expect(clip_tok_ftfy, "this&not that", "this&not that");
+    expect(clip_tok_ftfy, "&#x2019;s &#8220;", "'s \"");
     /* ftfy's own docstring examples */
-    expect(enc_tok_ftfy, "âœ” No problems", "✔ No problems");
-    expect(enc_tok_ftfy, "&macr;\\_(ã\xc2\x83\xc2\x84)_/&macr;", "¯\\_(ツ)_/¯");
-    expect(enc_tok_ftfy, "Broken text&hellip; it&#x2019;s ﬂubberiﬁc!",
+    expect(clip_tok_ftfy, "âœ” No problems", "✔ No problems");
+    expect(clip_tok_ftfy, "&macr;\\_(ã\xc2\x83\xc2\x84)_/&macr;", "¯\\_(ツ)_/¯");
+    expect(clip_tok_ftfy, "Broken text&hellip; it&#x2019;s ﬂubberiﬁc!",
            "Broken text… it's flubberific!");
 }
 
 static void test_html_unescape(void **state)
 {
-    expect(enc_tok_html_unescape, "&amp; &lt;&gt; &quot;&#39;", "& <> \"'");
+    expect(clip_tok_html_unescape, "&amp; &lt;&gt; &quot;&#39;", "& <> \"'");
     /* legacy names without ';', longest prefix */
-    expect(enc_tok_html_unescape, "&ampx &copy2021 &notit;", "&x ©2021 ¬it;");
+    expect(clip_tok_html_unescape, "&ampx &copy2021 &notit;", "&x ©2021 ¬it;");
     /* numeric: C1 range remapped, surrogates and too-large to U+FFFD,
      * noncharacters dropped */
-    expect(enc_tok_html_unescape, "&#150;&#xD800;&#99999999999;&#xFFFF;x",
+    expect(clip_tok_html_unescape, "&#150;&#xD800;&#99999999999;&#xFFFF;x",
            "–\xef\xbf\xbd\xef\xbf\xbdx");
-    expect(enc_tok_html_unescape, "a & b &# &#x; &unknown;", "a & b &# &#x; &unknown;");
-    expect(enc_tok_html_unescape, "&NotEqualTilde;", "\xe2\x89\x82\xcc\xb8");
+    expect(clip_tok_html_unescape, "a & b &# &#x; &unknown;", "a & b &# &#x; &unknown;");
+    expect(clip_tok_html_unescape, "&NotEqualTilde;", "\xe2\x89\x82\xcc\xb8");
 }
 
 static void test_clean_pipeline(void **state)
 {
-    expect(enc_tok_clean, "  Tom &amp;amp; JERRY\t\n ", "tom & jerry");
+    expect(clip_tok_clean, "  Tom &amp;amp; JERRY\t\n ", "tom & jerry");
     /* whitespace_clean collapses Python's \s, including NBSP and U+3000 */
-    expect(enc_tok_clean,
+    expect(clip_tok_clean,
            "a\xc2\xa0 b\xe3\x80\x80\x1c"
            "c",
            "a b c");
     /* str.lower(): dotted capital I and the final sigma */
-    expect(enc_tok_clean, "İ ΟΔΟΣ ΣΑ", "i\xcc\x87 οδο\xcf\x82 \xcf\x83α");
+    expect(clip_tok_clean, "İ ΟΔΟΣ ΣΑ", "i\xcc\x87 οδο\xcf\x82 \xcf\x83α");
 }
 
 static void test_encode_ctx_truncation(void **state)
 {
     if (tl_shared_dir("CLIP BPE vocabulary") == NULL)
         skip();
-    enc_tok *t = NULL;
+    clip_tok *t = NULL;
     assert_int_equal(
-        enc_tok_open_bpe_gz(tl_shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"), &t, NULL), 0);
+        clip_tok_open_bpe_gz(tl_shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"), &t, NULL), 0);
     int32_t row[8];
     /* "a photo of a cat": sot + 5 words + eot = 7 ids */
-    assert_int_equal(enc_tok_encode_ctx(t, "a photo of a cat", 16, row, 8, NULL), 7);
-    assert_int_equal(row[0], ENC_TOK_SOT);
-    assert_int_equal(row[6], ENC_TOK_EOT);
+    assert_int_equal(clip_tok_encode_ctx(t, "a photo of a cat", 16, row, 8, NULL), 7);
+    assert_int_equal(row[0], CLIP_TOK_SOT);
+    assert_int_equal(row[6], CLIP_TOK_EOT);
     assert_int_equal(row[7], 0);
-    assert_int_equal(enc_tok_encode_ctx(t, "a photo of a cat", 16, row, 4, NULL), 4);
-    assert_int_equal(row[3], ENC_TOK_EOT);
-    assert_int_equal(enc_tok_encode_ctx(t, "x", 1, row, 1, NULL), WP_EINVAL);
+    assert_int_equal(clip_tok_encode_ctx(t, "a photo of a cat", 16, row, 4, NULL), 4);
+    assert_int_equal(row[3], CLIP_TOK_EOT);
+    assert_int_equal(clip_tok_encode_ctx(t, "x", 1, row, 1, NULL), WP_EINVAL);
     /* U+0345 matches none of the pattern's classes under IGNORECASE (its case
      * variants are letters, itself is not): the regex skips it */
     int32_t *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
-    assert_int_equal(enc_tok_encode(t,
-                                    "a\xcd\x85"
-                                    "b",
-                                    4, &a, &na, NULL),
+    assert_int_equal(clip_tok_encode(t,
+                                     "a\xcd\x85"
+                                     "b",
+                                     4, &a, &na, NULL),
                      0);
-    assert_int_equal(enc_tok_encode(t, "a b", 3, &b, &nb, NULL), 0);
+    assert_int_equal(clip_tok_encode(t, "a b", 3, &b, &nb, NULL), 0);
     assert_int_equal(na, 4);
     assert_int_equal(nb, 4);
     assert_memory_equal(a, b, 4 * sizeof *a);
@@ -362,11 +361,11 @@ static void test_encode_ctx_truncation(void **state)
     /* the special tokens are recognised in the text, as OpenAI's does */
     int32_t *ids = NULL;
     size_t n = 0;
-    assert_int_equal(enc_tok_encode(t, "<|endoftext|>", 13, &ids, &n, NULL), 0);
+    assert_int_equal(clip_tok_encode(t, "<|endoftext|>", 13, &ids, &n, NULL), 0);
     assert_int_equal(n, 3);
-    assert_int_equal(ids[1], ENC_TOK_EOT);
+    assert_int_equal(ids[1], CLIP_TOK_EOT);
     free(ids);
-    enc_tok_free(t);
+    clip_tok_free(t);
 }
 
 /* The token rows the model goldens were computed from
@@ -384,37 +383,37 @@ static void test_golden_token_rows_per_model_folder(void **state)
     size_t len = 0;
     int32_t *rows = (int32_t *)tl_slurp(tl_shared_path("golden/clip/inputs/tokens.i32"), &len);
     assert_non_null(rows);
-    assert_int_equal(len, 13 * ENC_TOK_CTX * sizeof(int32_t));
+    assert_int_equal(len, 13 * CLIP_TOK_CTX * sizeof(int32_t));
     static const char *const folders[] = {"hf_vit_quickgelu_f32", "hf_vit_gelu_f16",
                                           "oc_vit_quickgelu_f32", "oc_rn_bf16"};
     for (size_t f = 0; f < 4; f++) {
         char rel[256];
         snprintf(rel, sizeof rel, "golden/clip/%s/model", folders[f]);
-        enc_tok *t = NULL;
+        clip_tok *t = NULL;
         wp_err err = {0};
-        int rc = enc_tok_open_dir(tl_shared_path(rel), &t, &err);
+        int rc = clip_tok_open_dir(tl_shared_path(rel), &t, &err);
         if (rc != 0)
             fprintf(stderr, "%s: %s\n", folders[f], err.msg);
         assert_int_equal(rc, 0);
         for (size_t i = 0; i < 13; i++) {
             const char *text = json_string_value(json_array_get(texts, i));
-            int32_t row[ENC_TOK_CTX];
-            assert_true(enc_tok_encode_ctx(t, text, strlen(text), row, ENC_TOK_CTX, NULL) >= 2);
-            if (memcmp(row, rows + i * ENC_TOK_CTX, sizeof row) != 0) {
+            int32_t row[CLIP_TOK_CTX];
+            assert_true(clip_tok_encode_ctx(t, text, strlen(text), row, CLIP_TOK_CTX, NULL) >= 2);
+            if (memcmp(row, rows + i * CLIP_TOK_CTX, sizeof row) != 0) {
                 fprintf(stderr, "FAIL %s row %zu '%s'\n", folders[f], i, text);
-                print_ids("want", rows + i * ENC_TOK_CTX, ENC_TOK_CTX);
-                print_ids("got ", row, ENC_TOK_CTX);
+                print_ids("want", rows + i * CLIP_TOK_CTX, CLIP_TOK_CTX);
+                print_ids("got ", row, CLIP_TOK_CTX);
             }
-            assert_memory_equal(row, rows + i * ENC_TOK_CTX, sizeof row);
+            assert_memory_equal(row, rows + i * CLIP_TOK_CTX, sizeof row);
         }
-        enc_tok_free(t);
+        clip_tok_free(t);
     }
     free(rows);
     json_decref(man);
 }
 
 typedef struct thread_job {
-    enc_tok *t;
+    clip_tok *t;
     json_t *cases;
     int failures;
 } thread_job;
@@ -430,8 +429,8 @@ static void *thread_encode(void *arg)
             json_t *text = json_object_get(c, "text"), *want = json_object_get(c, "ids");
             int32_t *ids = NULL;
             size_t n = 0;
-            if (enc_tok_encode(j->t, json_string_value(text), json_string_length(text), &ids, &n,
-                               NULL) != 0) {
+            if (clip_tok_encode(j->t, json_string_value(text), json_string_length(text), &ids, &n,
+                                NULL) != 0) {
                 j->failures++;
                 continue;
             }
@@ -452,9 +451,9 @@ static void test_threads_share_one_tokenizer(void **state)
     json_t *cases = load_cases();
     if (cases == NULL)
         skip();
-    enc_tok *t = NULL;
+    clip_tok *t = NULL;
     assert_int_equal(
-        enc_tok_open_bpe_gz(tl_shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"), &t, NULL), 0);
+        clip_tok_open_bpe_gz(tl_shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"), &t, NULL), 0);
     pthread_t th[4];
     thread_job jobs[4];
     for (int i = 0; i < 4; i++) {
@@ -466,7 +465,7 @@ static void test_threads_share_one_tokenizer(void **state)
         pthread_join(th[i], NULL);
         failures += jobs[i].failures;
     }
-    enc_tok_free(t);
+    clip_tok_free(t);
     json_decref(cases);
     assert_int_equal(failures, 0);
 }
@@ -477,9 +476,9 @@ static void test_bpe_long_word_path(void **state)
 {
     if (tl_shared_dir("CLIP BPE vocabulary") == NULL)
         skip();
-    enc_tok *t = NULL;
+    clip_tok *t = NULL;
     assert_int_equal(
-        enc_tok_open_bpe_gz(tl_shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"), &t, NULL), 0);
+        clip_tok_open_bpe_gz(tl_shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"), &t, NULL), 0);
     static const char *const alphabets[] = {
         "abcdefghijklmnopqrstuvwxyz", "ab",      "a", "etaoinshr", "\xc3\xa9\xc3\xa8\xc5\x93",
         "\xe6\x97\xa5\xe6\x9c\xac",   "!?.,;:-_"};
@@ -494,11 +493,11 @@ static void test_bpe_long_word_path(void **state)
             x = x * 1664525u + 1013904223u;
             w[i] = al[(x >> 16) % alen];
         }
-        assert_int_equal(enc_tok_bpe_paths_agree(t, w, n), 1);
+        assert_int_equal(clip_tok_bpe_paths_agree(t, w, n), 1);
         checked++;
     }
     assert_int_equal(checked, 60);
-    enc_tok_free(t);
+    clip_tok_free(t);
 }
 
 int main(void)

@@ -28,6 +28,23 @@
 
 #define WP_ERR_MAX 512 /* longest error message kept, with its NUL */
 
+/* Status codes: 0 is success, negative is an error. Each module owns one
+ * range of 100 and declares its codes in its public header with its own
+ * prefix; WP_ codes (-1..-99) are shared by all. A code is never reused for
+ * another meaning, so a number in a log names one failure.
+ *
+ *   -1 .. -99      common (WP_)        -900          fetch (FETCH_)
+ *   -100           catalog (CAT_)      -1000         kern (KN_)
+ *   -200           store (ST_)         -1100         emb: embeddings files (EMB_)
+ *   -300           image (IMG_)        -1200         encode stage (ENC_)
+ *   -400           net (NET_)          -1300         dedup (DEDUP_)
+ *   -500           shard (SHARD_)      -1400         filter (FILTER_)
+ *   -600 .. -699   clip (CLIP_: model -600, tokenizer -650, hub -660)
+ *   -700           crawl (CRAWL_)      -1500         queries + balance (QRY_, BAL_)
+ *   -800           add (ADD_)          -1600         audit (AUDIT_)
+ *   -1700          run, merge, slurm (RUN_)  -1800  parquet (PQ_)
+ *   -1900 .. -9999 free
+ * tests/unit/test_common.c checks that no two public codes are equal. */
 enum wp_status {
     WP_OK = 0,
     WP_ENOMEM = -1,  /* an allocation failed */

@@ -19,9 +19,9 @@
 #include <stdint.h>
 
 enum crawl_status {
-    CRAWL_EPARSE = -400,   /* the HTML parser could not be set up */
-    CRAWL_ECORRUPT = -401, /* an archive is corrupt beyond recovery */
-    CRAWL_ENET = -402,     /* the network module failed */
+    CRAWL_EPARSE = -700,   /* the HTML parser could not be set up */
+    CRAWL_ECORRUPT = -701, /* an archive is corrupt beyond recovery */
+    CRAWL_ENET = -702,     /* the network module failed */
 };
 
 /* ---- options --------------------------------------------------------- */

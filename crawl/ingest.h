@@ -32,8 +32,8 @@
 #define ING_LIST_LINE_MAX (64 * 1024) /* add --files-list: one line */
 
 enum ingest_status {
-    ING_ECOLUMN = -400, /* the header lacks a requested column */
-    ING_ESTREAM = -401, /* the (compressed) stream is damaged or unreadable */
+    ING_ECOLUMN = -800, /* the header lacks a requested column */
+    ING_ESTREAM = -801, /* the (compressed) stream is damaged or unreadable */
 };
 
 enum ingest_format {

@@ -67,13 +67,4 @@ int clip_st_used(const clip_st *st, int i);
  * supported; any other dtype gives CLIP_EFORMAT naming the tensor. */
 int clip_st_read_f32(const clip_st *st, const clip_st_tensor *t, float *out, wp_err *err);
 
-/* IEEE half / bfloat16 to float, exact (subnormals, inf, NaN kept). */
-float clip_f16_to_f32(uint16_t h);
-float clip_bf16_to_f32(uint16_t h);
-uint16_t clip_f32_to_f16(float f); /* round to nearest even */
-/* n little-endian halves at src to floats: F16C when the CPU has it, else
- * portable; both exact. */
-void clip_f16_convert(const void *src, float *dst, size_t n);
-void clip_f16_convert_f16c(const void *src, float *dst, size_t n); /* F16C only */
-
 #endif /* CLIP_SAFETENSORS_H */

@@ -243,4 +243,15 @@ void wp_request_stop(void);
 int wp_stop_requested(void);
 void wp_clear_stop(void);
 
+/* ---- half floats (common/half.c) --------------------------------------- */
+
+/* IEEE half / bfloat16 to float, exact (subnormals, inf, NaN kept). */
+float wp_f16_to_f32(uint16_t h);
+float wp_bf16_to_f32(uint16_t h);
+uint16_t wp_f32_to_f16(float f); /* round to nearest even */
+/* n little-endian halves at src to floats: F16C when the CPU has it, else
+ * portable; both exact. */
+void wp_f16_convert(const void *src, float *dst, size_t n);
+void wp_f16_convert_f16c(const void *src, float *dst, size_t n); /* F16C only */
+
 #endif /* WP_H */

@@ -14,9 +14,7 @@
  */
 #include "catalog/catalog.h"
 #include "clip/clip.h"
-#include "encode/encode.h"
-#include "clip/safetensors.h"
-#include "clip/clip.h"
+#include "emb/emb.h"
 #include "encode/encode.h"
 #include "image/image.h"
 #include "store/store.h"
@@ -209,68 +207,26 @@ static int fill_slot(cat *c, const char *model, int64_t *after, int batch, slot 
 
 typedef struct shard {
     uint16_t *img, *txt; /* rows x E, float16 */
-    int64_t *pair;
-    float *score;
-    wp_buf meta;
+    emb_row *meta;       /* pair id, uid and score per row */
     int rows, cap;
 } shard;
-
-/* A .npy (version 1.0) header for a C-order float16 [rows, cols] array,
- * padded so the data starts on a 64-byte boundary. */
-static int npy_header(wp_buf *b, int rows, int cols)
-{
-    char dict[128];
-    int n = snprintf(dict, sizeof dict,
-                     "{'descr': '<f2', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
-    int total = 10 + n + 1;
-    int pad = (64 - total % 64) % 64;
-    int hlen = n + pad + 1;
-    if (wp_buf_append(b, "\x93NUMPY\x01\x00", 8) != 0 || wp_buf_putc(b, hlen & 0xff) != 0 ||
-        wp_buf_putc(b, (hlen >> 8) & 0xff) != 0 || wp_buf_append(b, dict, (size_t)n) != 0)
-        return WP_ENOMEM;
-    for (int i = 0; i < pad; i++)
-        if (wp_buf_putc(b, ' ') != 0)
-            return WP_ENOMEM;
-    return wp_buf_putc(b, '\n');
-}
-
-static int write_npy(const char *path, const uint16_t *data, int rows, int cols, wp_buf *tmp,
-                     wp_err *err)
-{
-    wp_buf_reset(tmp);
-    if (npy_header(tmp, rows, cols) != 0 ||
-        wp_buf_append(tmp, data, (size_t)rows * cols * sizeof *data) != 0)
-        return wp_err_set(err, WP_ENOMEM, "%s: out of memory", path);
-    return wp_write_file_atomic(path, tmp->data, tmp->len, err);
-}
 
 /* Writes shard number no's files, then records its rows (and the pending
  * drop decisions) in one transaction. */
 static int flush_shard(cat *c, const char *dir, const char *model, int64_t no, shard *sh, int E,
                        enc_run_counts *counts, wp_err *err)
 {
-    char path[WP_PATH_MAX], name[64];
-    wp_buf tmp = {0};
     int rc = 0;
 
     if (sh->rows == 0)
         return 0;
-    snprintf(name, sizeof name, "img_emb/img_emb_%lld.npy", (long long)no);
-    if ((rc = wp_path_join(path, dir, name, err)) != 0 ||
-        (rc = write_npy(path, sh->img, sh->rows, E, &tmp, err)) != 0)
-        goto out;
-    snprintf(name, sizeof name, "text_emb/text_emb_%lld.npy", (long long)no);
-    if ((rc = wp_path_join(path, dir, name, err)) != 0 ||
-        (rc = write_npy(path, sh->txt, sh->rows, E, &tmp, err)) != 0)
-        goto out;
-    snprintf(name, sizeof name, "metadata/metadata_%lld.jsonl", (long long)no);
-    if ((rc = wp_path_join(path, dir, name, err)) != 0 ||
-        (rc = wp_write_file_atomic(path, sh->meta.data, sh->meta.len, err)) != 0)
+    if ((rc = emb_write_shard(dir, no, sh->rows, E, sh->img, sh->txt, sh->meta, err)) != 0)
         goto out;
     if ((rc = cat_begin(c, err)) != 0)
         goto out;
     for (int i = 0; i < sh->rows; i++)
-        if ((rc = cat_encode_add(c, sh->pair[i], model, no, i, sh->score[i], err)) != 0) {
+        if ((rc = cat_encode_add(c, sh->meta[i].pair_id, model, no, i, sh->meta[i].clip_score,
+                                 err)) != 0) {
             cat_rollback(c);
             goto out;
         }
@@ -279,28 +235,8 @@ static int flush_shard(cat *c, const char *dir, const char *model, int64_t no, s
     counts->shards++;
     counts->pairs += sh->rows;
     sh->rows = 0;
-    wp_buf_reset(&sh->meta);
 out:
-    wp_buf_free(&tmp);
     return rc;
-}
-
-/* A JSON string body (without quotes) for an uid or text. */
-static int json_escape(wp_buf *b, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        int rc;
-        if (ch == '"' || ch == '\\')
-            rc = wp_buf_printf(b, "\\%c", ch);
-        else if (ch < 0x20)
-            rc = wp_buf_printf(b, "\\u%04x", ch);
-        else
-            rc = wp_buf_putc(b, ch);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
 }
 
 /* Keeps [A-Za-z0-9._-] (a leading '.' too becomes '_'): the name is a
@@ -383,9 +319,8 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
     sh.cap = shard_rows;
     sh.img = malloc((size_t)shard_rows * r.E * sizeof *sh.img);
     sh.txt = malloc((size_t)shard_rows * r.E * sizeof *sh.txt);
-    sh.pair = malloc((size_t)shard_rows * sizeof *sh.pair);
-    sh.score = malloc((size_t)shard_rows * sizeof *sh.score);
-    if (!ws || !iemb || !temb || !sh.img || !sh.txt || !sh.pair || !sh.score ||
+    sh.meta = malloc((size_t)shard_rows * sizeof *sh.meta);
+    if (!ws || !iemb || !temb || !sh.img || !sh.txt || !sh.meta ||
         slot_init(&slots[0], batch, &r) != 0 || slot_init(&slots[1], batch, &r) != 0) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory for batch %d, shard %d", batch, shard_rows);
         goto out;
@@ -496,19 +431,13 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
             const float *im = iemb + (size_t)k * r.E;
             float score = 0;
             for (int j = 0; j < r.E; j++) {
-                sh.img[(size_t)sh.rows * r.E + j] = clip_f32_to_f16(im[j]);
-                sh.txt[(size_t)sh.rows * r.E + j] = clip_f32_to_f16(t[j]);
+                sh.img[(size_t)sh.rows * r.E + j] = wp_f32_to_f16(im[j]);
+                sh.txt[(size_t)sh.rows * r.E + j] = wp_f32_to_f16(t[j]);
                 score += im[j] * t[j];
             }
-            sh.pair[sh.rows] = s->items[i].pair_id;
-            sh.score[sh.rows] = score;
-            if (wp_buf_printf(&sh.meta, "{\"row\":%d,\"pair_id\":%lld,\"uid\":\"", sh.rows,
-                              (long long)s->items[i].pair_id) != 0 ||
-                json_escape(&sh.meta, s->items[i].uid, strlen(s->items[i].uid)) != 0 ||
-                wp_buf_printf(&sh.meta, "\",\"clip_score\":%.6f}\n", score) != 0) {
-                rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-                goto out;
-            }
+            sh.meta[sh.rows].pair_id = s->items[i].pair_id;
+            snprintf(sh.meta[sh.rows].uid, sizeof sh.meta[sh.rows].uid, "%s", s->items[i].uid);
+            sh.meta[sh.rows].clip_score = score;
             sh.rows++;
             if (sh.rows == sh.cap) {
                 if ((rc = flush_shard(c, dir, name, shard_no, &sh, r.E, counts, err)) != 0)
@@ -544,9 +473,7 @@ out:
         slot_free(&slots[i]);
     free(sh.img);
     free(sh.txt);
-    free(sh.pair);
-    free(sh.score);
-    wp_buf_free(&sh.meta);
+    free(sh.meta);
     wp_buf_free(&params);
     free(iemb);
     free(temb);

@@ -18,6 +18,7 @@
 #include "crawl/crawl_int.h"
 #include "crawl/ingest.h"
 #include "clip/clip.h"
+#include "emb/emb.h"
 #include "clip/safetensors.h"
 #include "clip/tok_int.h"
 #include "image/image.h"
@@ -308,7 +309,7 @@ static inline int fuzz_safetensors_one(const uint8_t *data, size_t size)
                 memcpy(&want, p + 4 * k, 4);
             } else {
                 uint16_t h = (uint16_t)(p[2 * k] | p[2 * k + 1] << 8);
-                want = t->dtype == CLIP_DT_F16 ? clip_f16_to_f32(h) : clip_bf16_to_f32(h);
+                want = t->dtype == CLIP_DT_F16 ? wp_f16_to_f32(h) : wp_bf16_to_f32(h);
             }
             /* F16C and the portable path agree bit for bit, NaNs aside. */
             if (!(isnan(want) && isnan(f[k])) && memcmp(&want, &f[k], 4) != 0)
@@ -694,6 +695,28 @@ static inline int fuzz_crawl_one(const uint8_t *data, size_t size)
 out:
     wp_arena_free(a);
     return line;
+}
+
+/* ---- emb: .npy headers ------------------------------------------------ */
+
+/* emb_npy_parse on any bytes: either an EMB_EFORMAT error with a message,
+ * or a header whose array lies inside the input. */
+static inline int fuzz_npy_one(const uint8_t *data, size_t size)
+{
+    emb_npy h;
+    wp_err err = {0};
+    int rc = emb_npy_parse(data, size, &h, &err);
+    if (rc != 0) {
+        FUZZ_CHECK(rc == EMB_EFORMAT);
+        FUZZ_CHECK(err.msg[0] != '\0');
+        return 0;
+    }
+    FUZZ_CHECK(h.itemsize == 2 || h.itemsize == 4);
+    FUZZ_CHECK(h.rows >= 0 && h.cols >= 0 && h.cols <= EMB_DIM_MAX);
+    FUZZ_CHECK(h.data_offset <= size);
+    FUZZ_CHECK(h.rows == 0 ||
+               (uint64_t)h.rows * (uint64_t)h.cols * (uint64_t)h.itemsize <= size - h.data_offset);
+    return 0;
 }
 
 #endif /* FUZZ_TARGETS_H */

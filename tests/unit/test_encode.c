@@ -97,7 +97,7 @@ static int read_npy(const char *path, float **out)
     *out = malloc((size_t)rows * cols * sizeof **out);
     for (int i = 0; i < rows * cols; i++) {
         const unsigned char *p = d + 10 + hl + 2 * i;
-        (*out)[i] = clip_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
+        (*out)[i] = wp_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
     }
     free(d);
     return rows;

@@ -1,14 +1,14 @@
 /*
- * clip/safetensors_avx2.c: IEEE half to float conversion with F16C (8
- * values per instruction), used at model load when the CPU has it. Built
+ * common/half_avx2.c: IEEE half to float conversion with F16C (8
+ * values per instruction), used by wp_f16_convert when the CPU has it. Built
  * with -mavx2 -mf16c (see the Makefile); only called after a run-time check.
  */
-#include "clip/safetensors.h"
+#include "common/wp.h"
 
 #include <immintrin.h>
 #include <string.h>
 
-void clip_f16_convert_f16c(const void *src, float *dst, size_t n)
+void wp_f16_convert_f16c(const void *src, float *dst, size_t n)
 {
     const uint8_t *p = src;
     size_t i = 0;
@@ -17,5 +17,5 @@ void clip_f16_convert_f16c(const void *src, float *dst, size_t n)
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
     }
     for (; i < n; i++)
-        dst[i] = clip_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+        dst[i] = wp_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
 }

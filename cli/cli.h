@@ -66,6 +66,8 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
  * CLI_USAGE when value is not a number in [min, max]. */
 int cli_parse_i64(const char *cmd, const char *name, const char *value, int64_t min, int64_t max,
                   int64_t *out);
+/* --precision f32|bf16 to CLIP_F32 / CLIP_BF16; CLI_USAGE after the error. */
+int cli_parse_precision(const char *cmd, const char *value, int *out);
 int cli_parse_double(const char *cmd, const char *name, const char *value, double min, double max,
                      double *out);
 

@@ -1,16 +1,10 @@
 /*
- * cli/cmd_clip.c: the built-in CLIP on the command line:
- *   witpipe clip embed-image | embed-text | zeroshot   (JSON on stdout)
- *   witpipe model info DIR                              (architecture JSON)
- *   witpipe encode -C DIR --model MDIR                  (the corpus stage)
+ * cli/cmd_clip.c: `witpipe clip embed-image | embed-text | zeroshot`: the
+ * built-in CLIP (clip/clip.h) on files and strings, JSON on stdout.
  */
-#include "catalog/catalog.h"
 #include "cli.h"
-#include "encode/encode.h"
 #include "clip/clip.h"
-#include "encode/encode.h"
 #include "image/image.h"
-#include "store/store.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -22,17 +16,6 @@
 #define CLIP_LABELS_MAX 100000             /* labels or templates per file */
 #define CLIP_TOP_MAX    1000               /* labels printed per image */
 #define CLIP_BATCH      16                 /* images per forward pass */
-
-static int parse_precision(const char *cmd, const char *v, int *out)
-{
-    if (strcmp(v, "f32") == 0)
-        *out = CLIP_F32;
-    else if (strcmp(v, "bf16") == 0)
-        *out = CLIP_BF16;
-    else
-        return cli_usage_error(cmd, "--precision must be f32 or bf16, not '%s'", v);
-    return 0;
-}
 
 static int print_json(json_t *j)
 {
@@ -383,7 +366,7 @@ int cmd_clip(cli_ctx *ctx, int argc, char **argv)
             o.model_dir = optarg;
             break;
         case 'p':
-            if (parse_precision("clip", optarg, &o.precision) != 0)
+            if (cli_parse_precision("clip", optarg, &o.precision) != 0)
                 return CLI_USAGE;
             break;
         case 'n':
@@ -435,125 +418,4 @@ out:
     clip_tok_free(tok);
     clip_model_free(m);
     return rc;
-}
-
-int cmd_model_info(cli_ctx *ctx, int argc, char **argv)
-{
-    static const struct option longopts[] = {{"precision", required_argument, NULL, 'p'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {0, 0, 0, 0}};
-    clip_open_opts oo = {CLIP_F32};
-    clip_model *m = NULL;
-    wp_err err = {0};
-    wp_buf b = {0};
-    int c;
-
-    optind = 1;
-    while ((c = cli_getopt("model info", argc, argv, "", longopts)) != -1) {
-        if (c == 'h') {
-            cli_print_usage(cli_find("model"));
-            return CLI_OK;
-        }
-        if (c == 'p' && parse_precision("model info", optarg, &oo.precision) == 0)
-            continue;
-        return CLI_USAGE;
-    }
-    if (optind + 1 != argc)
-        return cli_usage_error("model info", "takes one model directory");
-    if (clip_model_open(argv[optind], &oo, &m, &err) != 0) {
-        cli_error(ctx, "%s", err.msg);
-        return CLI_FAIL;
-    }
-    if (clip_model_info_json(m, &b) != 0) {
-        cli_error(ctx, "out of memory");
-        clip_model_free(m);
-        return CLI_FAIL;
-    }
-    puts(b.data);
-    wp_buf_free(&b);
-    clip_model_free(m);
-    return CLI_OK;
-}
-
-int cmd_encode(cli_ctx *ctx, int argc, char **argv)
-{
-    static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
-                                             {"batch", required_argument, NULL, 'b'},
-                                             {"precision", required_argument, NULL, 'p'},
-                                             {"name", required_argument, NULL, 'n'},
-                                             {"shard-rows", required_argument, NULL, 's'},
-                                             {"limit", required_argument, NULL, 'l'},
-                                             {"decode-threads", required_argument, NULL, 'd'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {0, 0, 0, 0}};
-    enc_run_opts o = {0};
-    enc_run_counts counts;
-    cat *c = NULL;
-    st_store *st = NULL;
-    wp_err err = {0};
-    int64_t v;
-    int ch, rc;
-
-    o.batch = 32;
-    o.shard_rows = 10000;
-    while ((ch = cli_getopt("encode", argc, argv, "", longopts)) != -1) {
-        switch (ch) {
-        case 'h':
-            cli_print_usage(cli_find("encode"));
-            return CLI_OK;
-        case 'm':
-            o.model_dir = optarg;
-            break;
-        case 'b':
-            if (cli_parse_i64("encode", "--batch", optarg, 1, 1024, &v) != 0)
-                return CLI_USAGE;
-            o.batch = (int)v;
-            break;
-        case 'p':
-            if (parse_precision("encode", optarg, &o.precision) != 0)
-                return CLI_USAGE;
-            break;
-        case 'n':
-            o.model_name = optarg;
-            break;
-        case 's':
-            if (cli_parse_i64("encode", "--shard-rows", optarg, 1, 1000000, &v) != 0)
-                return CLI_USAGE;
-            o.shard_rows = (int)v;
-            break;
-        case 'l':
-            if (cli_parse_i64("encode", "--limit", optarg, 0, INT64_MAX, &v) != 0)
-                return CLI_USAGE;
-            o.limit = v;
-            break;
-        case 'd':
-            if (cli_parse_i64("encode", "--decode-threads", optarg, 1, 8, &v) != 0)
-                return CLI_USAGE;
-            o.decode_threads = (int)v;
-            break;
-        default:
-            return CLI_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("encode", "unexpected argument '%s'", argv[optind]);
-    if (o.model_dir == NULL)
-        return cli_usage_error("encode", "needs --model DIR");
-    if (cat_open(ctx->corpus, 0, &c, &err) != 0 || st_open(ctx->corpus, &st, &err) != 0) {
-        cli_error(ctx, "%s", err.msg);
-        cat_close(c);
-        return CLI_FAIL;
-    }
-    rc = enc_run(c, st, &o, &ctx->rep, &counts, &err);
-    cli_progress_done(ctx);
-    if (rc != 0 && rc != WP_ESTOP)
-        cli_error(ctx, "encode: %s", err.msg);
-    cli_info(ctx,
-             "encode: %lld pairs embedded (%lld images, %lld texts) in %lld shards, %lld failed%s",
-             (long long)counts.pairs, (long long)counts.images, (long long)counts.texts,
-             (long long)counts.shards, (long long)counts.failed,
-             rc == WP_ESTOP ? "; stopped, run again to resume" : "");
-    st_close(st);
-    cat_close(c);
-    return rc == 0 ? CLI_OK : CLI_FAIL;
 }

@@ -4,6 +4,7 @@
  * errors and warnings, and option-value parsing.
  */
 #include "cli.h"
+#include "clip/clip.h"
 
 #include "catalog/catalog.h"
 
@@ -250,6 +251,17 @@ int cli_parse_i64(const char *cmd, const char *name, const char *value, int64_t 
         return cli_usage_error(cmd, "option '%s': '%s' is not a whole number in %lld..%lld", name,
                                value, (long long)min, (long long)max);
     *out = v;
+    return 0;
+}
+
+int cli_parse_precision(const char *cmd, const char *value, int *out)
+{
+    if (strcmp(value, "f32") == 0)
+        *out = CLIP_F32;
+    else if (strcmp(value, "bf16") == 0)
+        *out = CLIP_BF16;
+    else
+        return cli_usage_error(cmd, "--precision must be f32 or bf16, not '%s'", value);
     return 0;
 }
 

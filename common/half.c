@@ -99,4 +99,3 @@ void wp_f16_convert(const void *src, float *dst, size_t n)
     for (size_t i = 0; i < n; i++)
         dst[i] = wp_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
 }
-

@@ -50,8 +50,8 @@ int emb_write_shard(const char *dir, int64_t no, int rows, int dim, const uint16
     int rc;
 
     if (rows < 0 || dim < 1 || dim > EMB_DIM_MAX || no < 0)
-        return wp_err_set(err, WP_EINVAL, "emb_write_shard: %d rows of %d values, shard %lld",
-                          rows, dim, (long long)no);
+        return wp_err_set(err, WP_EINVAL, "emb_write_shard: %d rows of %d values, shard %lld", rows,
+                          dim, (long long)no);
     for (int i = 0; i < 3; i++)
         if ((rc = wp_path_join(path, dir, subdirs[i], err)) != 0 ||
             (rc = wp_mkdir_p(path, err)) != 0)
@@ -259,8 +259,8 @@ static int read_meta(emb_set *s, const char *dir, const shard *sh, wp_err *err)
             continue;
         }
         o = json_loadb(p, len, JSON_REJECT_DUPLICATES, &je);
-        if (o == NULL || json_unpack(o, "{s:I, s:I, s:s}", "row", &row, "pair_id", &pid, "uid",
-                                     &uid) != 0) {
+        if (o == NULL ||
+            json_unpack(o, "{s:I, s:I, s:s}", "row", &row, "pair_id", &pid, "uid", &uid) != 0) {
             json_decref(o);
             rc = wp_err_set(err, EMB_EFORMAT, "%s:%lld: not a metadata line (row, pair_id, uid)",
                             path, (long long)line);

@@ -19,7 +19,8 @@
 int emb_npy_header(wp_buf *b, int64_t rows, int cols, int f16)
 {
     char dict[160];
-    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (%lld, %d), }",
+    int n = snprintf(dict, sizeof dict,
+                     "{'descr': '%s', 'fortran_order': False, 'shape': (%lld, %d), }",
                      f16 ? "<f2" : "<f4", (long long)rows, cols);
     /* magic 6 + version 2 + length 2 + dict + padding + '\n' = multiple of 64 */
     int total = 10 + n + 1;
@@ -198,7 +199,9 @@ int emb_npy_parse(const void *data, size_t n, emb_npy *out, wp_err *err)
     }
     if (!have_descr || !have_order || !have_shape)
         return wp_err_set(err, EMB_EFORMAT, ".npy header lacks %s",
-                          !have_descr ? "'descr'" : !have_order ? "'fortran_order'" : "'shape'");
+                          !have_descr   ? "'descr'"
+                          : !have_order ? "'fortran_order'"
+                                        : "'shape'");
     if (ndim == 1 && dims[0] == 0) {
         out->rows = 0;
         out->cols = 0;
@@ -216,10 +219,9 @@ int emb_npy_parse(const void *data, size_t n, emb_npy *out, wp_err *err)
     /* rows < 2^58 and cols <= 16384: the product cannot overflow 2^63 only
      * when rows is bounded by the file, so check against n first */
     if (out->rows > 0 && (uint64_t)out->rows > (n - out->data_offset) / out->itemsize / out->cols)
-        return wp_err_set(err, EMB_EFORMAT,
-                          ".npy data cut short: %lld x %d values need %llu bytes, %zu present",
-                          (long long)out->rows, out->cols,
-                          (unsigned long long)out->rows * out->cols * out->itemsize,
-                          n - out->data_offset);
+        return wp_err_set(
+            err, EMB_EFORMAT, ".npy data cut short: %lld x %d values need %llu bytes, %zu present",
+            (long long)out->rows, out->cols,
+            (unsigned long long)out->rows * out->cols * out->itemsize, n - out->data_offset);
     return 0;
 }

@@ -133,8 +133,7 @@ static void header_is_numpy_format(void **state)
     assert_int_equal(h.itemsize, 2);
     assert_int_equal(h.data_offset, b.len);
     /* one byte short of the data */
-    assert_int_equal(emb_npy_parse(f, b.len + (size_t)123456 * 768 * 2 - 1, &h, &err),
-                     EMB_EFORMAT);
+    assert_int_equal(emb_npy_parse(f, b.len + (size_t)123456 * 768 * 2 - 1, &h, &err), EMB_EFORMAT);
     assert_non_null(strstr(err.msg, "cut short"));
     free(f);
     wp_buf_free(&b);
@@ -186,12 +185,10 @@ static void malformed_headers_refused(void **state)
                      bad[i].msg);
     }
     /* well-formed variants numpy may write: no trailing comma, spaces, key order */
-    assert_int_equal(parse_dict("{'shape': (2, 4), 'fortran_order': False, 'descr': '<f4'}   \n",
-                                32, &err),
-                     0);
-    assert_int_equal(parse_dict("{\"descr\":\"<f2\",\"fortran_order\":False,\"shape\":(0,)}", 0,
-                                &err),
-                     0);
+    assert_int_equal(
+        parse_dict("{'shape': (2, 4), 'fortran_order': False, 'descr': '<f4'}   \n", 32, &err), 0);
+    assert_int_equal(
+        parse_dict("{\"descr\":\"<f2\",\"fortran_order\":False,\"shape\":(0,)}", 0, &err), 0);
     /* magic, version, header length past the end */
     unsigned char junk[16] = "\x93NUMPX\x01\x00\x04\x00{}}}";
     emb_npy h;

@@ -20,6 +20,7 @@ int cmd_fetch(cli_ctx *ctx, int argc, char **argv);
 int cmd_encode(cli_ctx *ctx, int argc, char **argv);
 int cmd_clip(cli_ctx *ctx, int argc, char **argv);
 int cmd_model(cli_ctx *ctx, int argc, char **argv);
+int cmd_export(cli_ctx *ctx, int argc, char **argv);
 
 /* Keep in pipeline order; each entry's usage text is its documentation. */
 const cli_cmd cli_commands[] = {
@@ -240,6 +241,26 @@ const cli_cmd cli_commands[] = {
      "                       of the order they were added (deterministic)\n"
      "  --mtime T            the mtime of every member, unix seconds (default 0)\n",
      cmd_shard, 0},
+    {"export", "the per-sample list: URL, caption, hashes, scores, decisions",
+     "usage: witpipe export [-C DIR] -o FILE [--kept | --all] [--format jsonl|tsv]\n"
+     "\n"
+     "Writes one row per pair: the pairs `witpipe shard` would ship (--kept, the\n"
+     "default) or every pair (--all), in the order they were added. This is the\n"
+     "list a curated dataset publishes instead of its images, and what `witpipe\n"
+     "add FILE` reads back (columns url and caption) to rebuild the corpus\n"
+     "elsewhere with the same pair uids.\n"
+     "\n"
+     "jsonl: the shard's KEY.json object without \"key\", plus \"kept\" and\n"
+     "\"dropped_by\" (schemas/export_row.schema.json). tsv: a header line, then\n"
+     "uid, url, caption, sha256, kept, dropped_by, clip_score (the first model's);\n"
+     "tabs and line breaks inside a field become spaces, so use jsonl for an\n"
+     "exact round trip. The file is written as FILE.tmp and renamed when whole.\n"
+     "\n"
+     "  -o, --output FILE    where the list goes\n"
+     "  --kept               only the pairs shard would ship (default)\n"
+     "  --all                every pair, with why it was dropped\n"
+     "  --format F           jsonl (default) or tsv\n",
+     cmd_export, 0},
     {"clip", "embed images or texts, zero-shot classify (JSON)",
      "usage: witpipe clip embed-image --model MDIR [--normalize] [--precision P] FILE...\n"
      "       witpipe clip embed-text  --model MDIR [--normalize] TEXT...\n"

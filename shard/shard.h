@@ -64,6 +64,36 @@ typedef struct shard_stats {
 int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, shard_stats *st,
               wp_err *err);
 
+/* ---- export (shard/export.c) ------------------------------------------ */
+
+enum shard_export_format {
+    SHARD_EXPORT_JSONL = 0, /* one schemas/export_row.schema.json object a line */
+    SHARD_EXPORT_TSV = 1,   /* uid, url, caption, sha256, kept, dropped_by, clip_score */
+};
+
+typedef struct shard_export_opts {
+    const char *path; /* output file; "-" is not accepted (written atomically) */
+    int format;       /* enum shard_export_format */
+    int all;          /* every pair; 0: only the pairs shard would ship */
+} shard_export_opts;
+
+typedef struct shard_export_counts {
+    int64_t pairs; /* pairs looked at */
+    int64_t rows;  /* rows written */
+    int64_t kept;  /* rows of pairs shard would ship */
+} shard_export_counts;
+
+/* Writes one row per pair (every pair with o->all, else those shard would
+ * ship), in pair id order, streamed with bounded memory, to o->path.tmp,
+ * then fsync and rename: the file appears whole or not at all. A JSONL row
+ * is the shard's KEY.json object without "key", plus "kept" and
+ * "dropped_by"; `witpipe add FILE` reads it back (url, caption) into the
+ * same pair uids. TSV has a header line; tabs and line breaks inside a
+ * field become spaces (use JSONL for an exact round trip). Returns 0,
+ * WP_ESTOP (nothing left behind), WP_EIO, WP_EINVAL or CAT_ESQL. */
+int shard_export(cat *c, const shard_export_opts *o, const wp_reporter *rep,
+                 shard_export_counts *counts, wp_err *err);
+
 /* The tar bytes one member of n bytes takes: a 512-byte header plus the
  * data rounded up to 512 (ustar). */
 int64_t shard_member_bytes(int64_t n);

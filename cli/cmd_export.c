@@ -12,12 +12,10 @@
 int cmd_export(cli_ctx *ctx, int argc, char **argv)
 {
     enum { O_ALL = 1000, O_KEPT, O_FORMAT };
-    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
-                                             {"all", no_argument, NULL, O_ALL},
-                                             {"kept", no_argument, NULL, O_KEPT},
-                                             {"format", required_argument, NULL, O_FORMAT},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {0, 0, 0, 0}};
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'}, {"all", no_argument, NULL, O_ALL},
+        {"kept", no_argument, NULL, O_KEPT},      {"format", required_argument, NULL, O_FORMAT},
+        {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0}};
     shard_export_opts o = {0};
     shard_export_counts n;
     cat *c = NULL;
@@ -44,8 +42,7 @@ int cmd_export(cli_ctx *ctx, int argc, char **argv)
             else if (strcmp(optarg, "tsv") == 0)
                 o.format = SHARD_EXPORT_TSV;
             else
-                return cli_usage_error("export", "--format must be jsonl or tsv, not '%s'",
-                                       optarg);
+                return cli_usage_error("export", "--format must be jsonl or tsv, not '%s'", optarg);
             break;
         default:
             return CLI_USAGE;

@@ -192,6 +192,11 @@ int wp_fsync_dir(const char *dir, wp_err *err);
 /* Joins dir and name into out (size WP_PATH_MAX); WP_ELIMIT if too long. */
 int wp_path_join(char *out, const char *dir, const char *name, wp_err *err);
 int wp_file_exists(const char *path);
+/* Makes sure the process may hold need open files: raises the soft
+ * RLIMIT_NOFILE up to the hard limit when needed. Returns 0, or WP_ELIMIT
+ * with a message naming what (e.g. "fetch --parallel 512") and the ulimit
+ * to ask for, so a run fails at start instead of midway with EMFILE. */
+int wp_fd_reserve(int64_t need, const char *what, wp_err *err);
 
 /* ---- UTF-8 ----------------------------------------------------------- */
 

@@ -147,8 +147,7 @@ int shard_export(cat *c, const shard_export_opts *o, const wp_reporter *rep,
     }
     f = NULL;
     if (rename(tmp, o->path) != 0) {
-        rc = wp_err_set(err, WP_EIO, "%s: cannot rename into place: %s", o->path,
-                        strerror(errno));
+        rc = wp_err_set(err, WP_EIO, "%s: cannot rename into place: %s", o->path, strerror(errno));
         goto out;
     }
     {

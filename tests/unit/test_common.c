@@ -13,6 +13,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void test_err_set_and_prefix(void **state)
 {
@@ -141,6 +144,37 @@ static void test_atomic_write_and_bounded_read(void **state)
     tl_rmtree(dir);
 }
 
+/* wp_fd_reserve raises the soft open-file limit up to the hard one, and
+ * past the hard one fails with a message naming the ulimit to ask for. Run
+ * in a child: lowering the hard limit cannot be undone. */
+static void test_fd_reserve_raises_or_explains(void **state)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {32, 64};
+        wp_err err = {0};
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            _exit(10);
+        if (wp_fd_reserve(48, "test", &err) != 0)
+            _exit(11);
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur != 48)
+            _exit(12);
+        if (wp_fd_reserve(20, "test", &err) != 0) /* already enough */
+            _exit(13);
+        if (wp_fd_reserve(100, "fetch --parallel 90", &err) != WP_ELIMIT)
+            _exit(14);
+        if (strstr(err.msg, "ulimit -n 100") == NULL ||
+            strstr(err.msg, "fetch --parallel 90") == NULL)
+            _exit(15);
+        _exit(0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +187,7 @@ int main(void)
         cmocka_unit_test(test_utf8_repair_replaces_each_bad_char_once),
         cmocka_unit_test(test_utf8_floor_stays_on_boundary),
         cmocka_unit_test(test_atomic_write_and_bounded_read),
+        cmocka_unit_test(test_fd_reserve_raises_or_explains),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

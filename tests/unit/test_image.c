@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <math.h>
 #include <spng.h>
+#include <webp/encode.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1225,6 +1226,45 @@ static void test_decode_budget_bounds_pixel_bombs(void **state)
     free(png);
 }
 
+/* The header probe reads a lossless (VP8L) WebP's 14-bit width and height
+ * fields exactly, for odd non-square sizes with and without alpha, and
+ * agrees with the decoder. (A mutation that misread the height survived
+ * the suite before: the probe feeds the pixel-bomb gate.) */
+static void test_probe_vp8l_sizes_exact(void **state)
+{
+    static const int sizes[][2] = {{37, 53},   {53, 37},  {1, 300},  {300, 1},
+                                   {1000, 17}, {2, 9001}, {9001, 2}, {3, 16383}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        for (int alpha = 0; alpha <= 1; alpha++) {
+            int w = sizes[k][0], h = sizes[k][1], C = alpha ? 4 : 3;
+            uint8_t *px = malloc((size_t)w * h * C), *out = NULL;
+            assert_non_null(px);
+            for (int i = 0; i < w * h * C; i++)
+                px[i] = (uint8_t)(i * 7 + k);
+            if (alpha)
+                for (int i = 3; i < w * h * 4; i += 4)
+                    px[i] = (uint8_t)(i % 200); /* keep real alpha */
+            size_t n = alpha ? WebPEncodeLosslessRGBA(px, w, h, w * 4, &out)
+                             : WebPEncodeLosslessRGB(px, w, h, w * 3, &out);
+            assert_true(n > 0);
+            assert_memory_equal(out + 12, "VP8L", 4);
+            img_info in;
+            wp_err e = {0};
+            assert_int_equal(img_probe(out, n, &in, &e), 0);
+            if (in.width != w || in.height != h)
+                fail_msg("VP8L %dx%d%s probed as %dx%d", w, h, alpha ? " RGBA" : "", in.width,
+                         in.height);
+            img_image im = {0};
+            assert_int_equal(img_decode(out, n, NULL, &im, &e), 0);
+            assert_int_equal(im.width, w);
+            assert_int_equal(im.height, h);
+            img_free(&im);
+            WebPFree(out);
+            free(px);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1254,6 +1294,7 @@ int main(void)
         cmocka_unit_test(test_jpeg_encode_round_trip),
         cmocka_unit_test(test_clip_preprocess_matches_golden),
         cmocka_unit_test(test_decode_budget_bounds_pixel_bombs),
+        cmocka_unit_test(test_probe_vp8l_sizes_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,7 @@
  */
 #include "catalog/catalog.h"
 #include "cli.h"
-#include "crawl/ingest.h"
+#include "add/add.h"
 #include "store/store.h"
 
 #include <jansson.h>
@@ -14,7 +14,7 @@
 
 #define ADD_KEEP_ARG_MAX 4096 /* the --keep-cols value, bytes */
 
-static int parse_keep(const char *arg, char *copy, ingest_opts *o)
+static int parse_keep(const char *arg, char *copy, add_opts *o)
 {
     char *save = NULL;
     if (strlen(arg) >= ADD_KEEP_ARG_MAX)
@@ -22,10 +22,10 @@ static int parse_keep(const char *arg, char *copy, ingest_opts *o)
     snprintf(copy, ADD_KEEP_ARG_MAX, "%s", arg);
     o->nkeep = 0;
     for (char *t = strtok_r(copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
-        if (o->nkeep == ING_KEEP_MAX)
+        if (o->nkeep == ADD_KEEP_MAX)
             return cli_usage_error("add", "option '--keep-cols': more than %d columns",
-                                   ING_KEEP_MAX);
-        if (strlen(t) > ING_COLNAME_MAX)
+                                   ADD_KEEP_MAX);
+        if (strlen(t) > ADD_COLNAME_MAX)
             return cli_usage_error("add", "option '--keep-cols': column name too long");
         o->keep_cols[o->nkeep++] = t;
     }
@@ -34,7 +34,7 @@ static int parse_keep(const char *arg, char *copy, ingest_opts *o)
     return 0;
 }
 
-static json_t *list_counts(const ingest_stats *st)
+static json_t *list_counts(const add_stats *st)
 {
     json_t *j = json_object(), *bad = json_object();
     json_object_set_new(j, "files", json_integer((json_int_t)st->files));
@@ -45,14 +45,14 @@ static json_t *list_counts(const ingest_stats *st)
     json_object_set_new(j, "empty_text", json_integer((json_int_t)st->empty_text));
     json_object_set_new(j, "bad", json_integer((json_int_t)st->bad));
     json_object_set_new(j, "bytes", json_integer((json_int_t)st->bytes));
-    for (int i = 1; i < ING_BAD_NREASONS; i++)
+    for (int i = 1; i < ADD_BAD_NREASONS; i++)
         if (st->bad_by[i] > 0)
-            json_object_set_new(bad, ingest_bad_name(i), json_integer((json_int_t)st->bad_by[i]));
+            json_object_set_new(bad, add_bad_name(i), json_integer((json_int_t)st->bad_by[i]));
     json_object_set_new(j, "bad_by_reason", bad);
     return j;
 }
 
-static json_t *files_counts(const ingest_files_stats *st)
+static json_t *files_counts(const add_files_stats *st)
 {
     json_t *j = json_object();
     json_object_set_new(j, "seen", json_integer((json_int_t)st->seen));
@@ -78,9 +78,9 @@ int cmd_add(cli_ctx *ctx, int argc, char **argv)
                                              {"help", no_argument, NULL, 'h'},
                                              {0, 0, 0, 0}};
     static char keep_copy[ADD_KEEP_ARG_MAX];
-    ingest_opts o;
-    ingest_stats st;
-    ingest_files_stats fst;
+    add_opts o;
+    add_stats st;
+    add_files_stats fst;
     const char *files_dir = NULL, *files_list = NULL;
     cat *c = NULL;
     st_store *store = NULL;
@@ -100,7 +100,7 @@ int cmd_add(cli_ctx *ctx, int argc, char **argv)
             cli_print_usage(cli_find("add"));
             return CLI_OK;
         case O_FORMAT:
-            if ((o.format = ingest_format_parse(optarg)) < 0)
+            if ((o.format = add_format_parse(optarg)) < 0)
                 return cli_usage_error("add", "option '--format': '%s' is not tsv, csv or jsonl",
                                        optarg);
             break;
@@ -146,9 +146,9 @@ int cmd_add(cli_ctx *ctx, int argc, char **argv)
     }
     params = json_object();
     json_object_set_new(params, "format",
-                        json_string(o.format == ING_FMT_TSV     ? "tsv"
-                                    : o.format == ING_FMT_CSV   ? "csv"
-                                    : o.format == ING_FMT_JSONL ? "jsonl"
+                        json_string(o.format == ADD_FMT_TSV     ? "tsv"
+                                    : o.format == ADD_FMT_CSV   ? "csv"
+                                    : o.format == ADD_FMT_JSONL ? "jsonl"
                                                                 : "auto"));
     json_object_set_new(params, "url_col", json_string(o.url_col ? o.url_col : "url"));
     json_object_set_new(params, "text_col", json_string(o.text_col ? o.text_col : "caption"));
@@ -178,9 +178,9 @@ int cmd_add(cli_ctx *ctx, int argc, char **argv)
             goto end_run;
         }
         if (files_dir)
-            k = ingest_files_dir(c, store, files_dir, run_id, &ctx->rep, &fst, &err);
+            k = add_files_dir(c, store, files_dir, run_id, &ctx->rep, &fst, &err);
         else
-            k = ingest_files_list(c, store, files_list, run_id, &ctx->rep, &fst, &err);
+            k = add_files_list(c, store, files_list, run_id, &ctx->rep, &fst, &err);
         cli_progress_done(ctx);
         if (k == WP_ESTOP) {
             stopped = 1;
@@ -200,7 +200,7 @@ int cmd_add(cli_ctx *ctx, int argc, char **argv)
     }
 
     for (int i = optind; i < argc && !stopped; i++) {
-        int k = ingest_list(c, argv[i], &o, &ctx->rep, &st, &err);
+        int k = add_list(c, argv[i], &o, &ctx->rep, &st, &err);
         cli_progress_done(ctx);
         if (k == WP_ESTOP) {
             stopped = 1;
@@ -215,17 +215,17 @@ int cmd_add(cli_ctx *ctx, int argc, char **argv)
             rc = CLI_FAIL;
         }
     }
-    if (st.reported > ING_BAD_REPORT)
+    if (st.reported > ADD_BAD_REPORT)
         cli_warn(ctx, "%llu more bad rows not shown",
-                 (unsigned long long)(st.reported - ING_BAD_REPORT));
+                 (unsigned long long)(st.reported - ADD_BAD_REPORT));
     {
         double el = wp_now() - t0;
         char reasons[512] = "";
         size_t off = 0;
-        for (int i = 1; i < ING_BAD_NREASONS; i++)
+        for (int i = 1; i < ADD_BAD_NREASONS; i++)
             if (st.bad_by[i] > 0 && off < sizeof reasons)
                 off += (size_t)snprintf(reasons + off, sizeof reasons - off, "%s%s %llu",
-                                        off ? ", " : " (", ingest_bad_name(i),
+                                        off ? ", " : " (", add_bad_name(i),
                                         (unsigned long long)st.bad_by[i]);
         if (off > 0 && off < sizeof reasons - 1)
             strcat(reasons, ")");

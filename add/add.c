@@ -9,7 +9,7 @@
  * object per line. Every record is checked (UTF-8, URL, lengths) before it
  * is stored; bad ones are counted and reported with file:line.
  */
-#include "add.h"
+#include "add_int.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -946,8 +946,8 @@ static void progress(const wp_reporter *rep, add_reader *r, const add_stats *st)
     wp_report_progress(rep, &p);
 }
 
-int add_list(cat *c, const char *path, const add_opts *o, const wp_reporter *rep, add_stats *st,
-             wp_err *err)
+int add_list(cat *c, const char *path, const add_opts *o, cat_run *run, const wp_reporter *rep,
+             add_stats *st, wp_err *err)
 {
     add_reader *r = NULL;
     add_record rec;
@@ -1013,7 +1013,7 @@ int add_list(cat *c, const char *path, const add_opts *o, const wp_reporter *rep
         in.source_id = source_id;
         in.origin = origin;
         in.extra_json = rec.extra_json;
-        in.run_id = o->run_id;
+        in.run_id = run != NULL ? cat_run_id(run) : 0;
         if ((rc = cat_pair_add(c, &in, NULL, NULL, &is_new, err)) != 0)
             break;
         if (is_new) {
@@ -1024,7 +1024,7 @@ int add_list(cat *c, const char *path, const add_opts *o, const wp_reporter *rep
         }
         if (++n >= batch) {
             n = 0;
-            if ((rc = cat_commit(c, err)) != 0)
+            if ((rc = add_report_list(run, st, -1, err)) != 0 || (rc = cat_commit(c, err)) != 0)
                 break;
             if ((rc = cat_begin(c, err)) != 0)
                 break;

@@ -34,6 +34,7 @@
 enum add_status {
     ADD_ECOLUMN = -800, /* the header lacks a requested column */
     ADD_ESTREAM = -801, /* the (compressed) stream is damaged or unreadable */
+    ADD_EINPUT = -802,  /* some inputs could not be read (each reported on its own) */
 };
 
 enum add_format {
@@ -73,8 +74,11 @@ typedef struct add_opts {
     const char *keep_cols[ADD_KEEP_MAX]; /* extra columns kept in pairs.extra */
     int nkeep;
     int batch_rows; /* 0: ADD_BATCH_ROWS */
-    int64_t run_id; /* stored with every pair; 0 for none */
 } add_opts;
+
+/* The defaults: format from the file name, columns url and caption, no
+ * kept columns, ADD_BATCH_ROWS rows per transaction. Cannot fail. */
+void add_opts_init(add_opts *o);
 
 /* ---- the record reader (no catalog) ----------------------------------- */
 
@@ -130,13 +134,14 @@ typedef struct add_stats {
 
 /* Adds every good row of path to the catalog as a pair, in transactions of
  * batch_rows rows, recording the source (kind "list") and file:line as the
- * origin. Bad rows are counted in st and the first ADD_BAD_REPORT of the
+ * origin. Pairs point at run (NULL: none), whose counts are updated with
+ * every commit. Bad rows are counted in st and the first ADD_BAD_REPORT of the
  * run reported through rep ("bad_row"). Returns 0 when the file was read to
  * its end; ADD_ESTREAM / ADD_ECOLUMN / WP_ENOENT when it could not be (rows
  * committed before the failure stay); WP_ESTOP on Ctrl-C after committing
  * what was read; CAT_ESQL on a catalog failure. */
-int add_list(cat *c, const char *path, const add_opts *o, const wp_reporter *rep, add_stats *st,
-             wp_err *err);
+int add_list(cat *c, const char *path, const add_opts *o, cat_run *run, const wp_reporter *rep,
+             add_stats *st, wp_err *err);
 
 /* ---- local images (add --files) --------------------------------------- */
 
@@ -158,14 +163,30 @@ typedef struct add_files_stats {
  * state error with class not_an_image, unsupported, corrupt, too_large or
  * unreadable. URLs are file:// URLs of the absolute path. Bytes go into the
  * store and are synced before the rows that point at them are committed.
- * Returns 0, WP_ESTOP, WP_EIO (dir unreadable) or CAT_ESQL. */
-int add_files_dir(cat *c, st_store *s, const char *dir, int64_t run_id, const wp_reporter *rep,
+ * Rows point at run (NULL: none), whose counts are updated with every
+ * commit. Returns 0, WP_ESTOP, WP_EIO (dir unreadable) or CAT_ESQL. */
+int add_files_dir(cat *c, st_store *s, const char *dir, cat_run *run, const wp_reporter *rep,
                   add_files_stats *st, wp_err *err);
 /* The same for a list file: lines "path<TAB>caption" (no header; a line
  * without a tab has an empty caption); relative paths are relative to the
  * list's directory. */
-int add_files_list(cat *c, st_store *s, const char *list, int64_t run_id, const wp_reporter *rep,
+int add_files_list(cat *c, st_store *s, const char *list, cat_run *run, const wp_reporter *rep,
                    add_files_stats *st, wp_err *err);
+
+/* ---- the stage ---------------------------------------------------------- */
+
+/* `witpipe add FILE...`: one run (stage "add", params: the options and
+ * inputs), add_list on each file in turn. A file that cannot be read to its
+ * end is reported through rep ("error", with its message) and the others
+ * are still read; then the run fails with ADD_EINPUT. Returns 0, ADD_EINPUT,
+ * WP_ESTOP (rows read so far are kept), CAT_ESQL or WP_ENOMEM; the run's
+ * counts are st as JSON. */
+int add_run_lists(cat *c, char *const *paths, int npaths, const add_opts *o,
+                  const wp_reporter *rep, add_stats *st, wp_err *err);
+/* `witpipe add --files DIR` (list NULL) or `--files-list LIST` (dir NULL):
+ * one run around add_files_dir / add_files_list; returns what they do. */
+int add_run_files(cat *c, st_store *s, const char *dir, const char *list,
+                  const wp_reporter *rep, add_files_stats *st, wp_err *err);
 
 /* Writes the file:// URL (RFC 8089) of an absolute path into out, percent-
  * encoding bytes other than unreserved characters and '/' (RFC 3986

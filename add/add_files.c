@@ -9,7 +9,7 @@
  * catalog rows that point at them are committed.
  */
 #include "image/image.h"
-#include "add.h"
+#include "add_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,6 +28,7 @@
 typedef struct files_ctx {
     cat *c;
     st_store *s;
+    cat_run *run;
     int64_t run_id, source_id;
     const wp_reporter *rep;
     add_files_stats *st;
@@ -153,7 +154,7 @@ static int flush(files_ctx *fc, wp_err *err)
      * crash could still lose. */
     if ((rc = st_sync(fc->s, err)) != 0)
         return rc;
-    if ((rc = cat_commit(fc->c, err)) != 0)
+    if ((rc = add_report_files(fc->run, fc->st, -1, err)) != 0 || (rc = cat_commit(fc->c, err)) != 0)
         return rc;
     fc->pending = 0;
     return 0;
@@ -381,14 +382,15 @@ static int walk(files_ctx *fc, const char *dir, const char *rel, int depth, wp_e
     return rc;
 }
 
-static int begin_files(files_ctx *fc, cat *c, st_store *s, const char *what, int64_t run_id,
+static int begin_files(files_ctx *fc, cat *c, st_store *s, const char *what, cat_run *run,
                        const wp_reporter *rep, add_files_stats *st, wp_err *err)
 {
     char abs[PATH_MAX];
     memset(fc, 0, sizeof *fc);
     fc->c = c;
     fc->s = s;
-    fc->run_id = run_id;
+    fc->run = run;
+    fc->run_id = run != NULL ? cat_run_id(run) : 0;
     fc->rep = rep;
     fc->st = st;
     if (realpath(what, abs) == NULL)
@@ -412,7 +414,7 @@ static int end_files(files_ctx *fc, int rc, wp_err *err)
     return rc;
 }
 
-int add_files_dir(cat *c, st_store *s, const char *dir, int64_t run_id, const wp_reporter *rep,
+int add_files_dir(cat *c, st_store *s, const char *dir, cat_run *run, const wp_reporter *rep,
                   add_files_stats *st, wp_err *err)
 {
     files_ctx fc;
@@ -421,13 +423,13 @@ int add_files_dir(cat *c, st_store *s, const char *dir, int64_t run_id, const wp
 
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return wp_err_set(err, WP_ENOENT, "%s: not a directory", dir);
-    if ((rc = begin_files(&fc, c, s, dir, run_id, rep, st, err)) != 0)
+    if ((rc = begin_files(&fc, c, s, dir, run, rep, st, err)) != 0)
         return end_files(&fc, rc, err);
     rc = walk(&fc, dir, "", 0, err);
     return end_files(&fc, rc, err);
 }
 
-int add_files_list(cat *c, st_store *s, const char *list, int64_t run_id, const wp_reporter *rep,
+int add_files_list(cat *c, st_store *s, const char *list, cat_run *run, const wp_reporter *rep,
                    add_files_stats *st, wp_err *err)
 {
     files_ctx fc;
@@ -439,7 +441,7 @@ int add_files_list(cat *c, st_store *s, const char *list, int64_t run_id, const 
     int64_t lineno = 0;
     int rc;
 
-    if ((rc = begin_files(&fc, c, s, list, run_id, rep, st, err)) != 0)
+    if ((rc = begin_files(&fc, c, s, list, run, rep, st, err)) != 0)
         return end_files(&fc, rc, err);
     f = fopen(list, "r");
     dcopy = strdup(list);

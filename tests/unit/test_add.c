@@ -495,7 +495,7 @@ static void test_list_into_catalog_dedups_and_reports(void **state)
     memset(&st, 0, sizeof st);
     assert_int_equal(cat_open(corpus, CAT_CREATE, &c, &err), 0);
     o.batch_rows = 2; /* several transactions */
-    assert_int_equal(add_list(c, p, &o, &rep, &st, &err), 0);
+    assert_int_equal(add_list(c, p, &o, NULL, &rep, &st, &err), 0);
     assert_int_equal(st.rows, 5);
     assert_int_equal(st.added, 3);
     assert_int_equal(st.duplicates, 1);
@@ -503,7 +503,7 @@ static void test_list_into_catalog_dedups_and_reports(void **state)
     assert_int_equal(st.bad_by[ADD_BAD_NO_URL], 1);
     assert_int_equal(st.empty_text, 1);
     /* A second pass adds nothing. */
-    assert_int_equal(add_list(c, p, &o, &rep, &st, &err), 0);
+    assert_int_equal(add_list(c, p, &o, NULL, &rep, &st, &err), 0);
     assert_int_equal(st.added, 3);
     assert_int_equal(st.duplicates, 5);
     cat_close(c);
@@ -538,7 +538,7 @@ static void test_files_dir_uses_headers_not_names(void **state)
     memset(&st, 0, sizeof st);
     assert_int_equal(cat_open(corpus, CAT_CREATE, &c, &err), 0);
     assert_int_equal(st_open(corpus, &s, &err), 0);
-    if (add_files_dir(c, s, img, 0, NULL, &st, &err) != 0)
+    if (add_files_dir(c, s, img, NULL, NULL, &st, &err) != 0)
         fail_msg("%s", err.msg);
     assert_int_equal(st.seen, 5);
     assert_int_equal(st.imported, 3);
@@ -546,7 +546,7 @@ static void test_files_dir_uses_headers_not_names(void **state)
     assert_int_equal(st.errors, 2);
     assert_int_equal(st.skipped, 1); /* readme.md */
     /* Again: everything is already there. */
-    assert_int_equal(add_files_dir(c, s, img, 0, NULL, &st, &err), 0);
+    assert_int_equal(add_files_dir(c, s, img, NULL, NULL, &st, &err), 0);
     assert_int_equal(st.already, 5);
     st_close(s);
     cat_close(c);

@@ -106,6 +106,13 @@ $(BUILD)/t/%: $(BUILD)/tests/unit/%.o $(TL_OBJ) $(BUILD)/libwitpipe.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(TL_OBJ) $(BUILD)/libwitpipe.a $(LIBS) $(TEST_LIBS)
 
+# test_cli checks the command layer's option tables: it links cli/ itself,
+# all but main.c.
+CLI_LIB_OBJ := $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ))
+$(BUILD)/t/test_cli: $(BUILD)/tests/unit/test_cli.o $(CLI_LIB_OBJ) $(TL_OBJ) $(BUILD)/libwitpipe.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(CLI_LIB_OBJ) $(TL_OBJ) $(BUILD)/libwitpipe.a $(LIBS) $(TEST_LIBS)
+
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(TL_OBJ) $(BUILD)/libwitpipe.a
 	$(CC) $(LDFLAGS) -o $@ $< $(TL_OBJ) $(BUILD)/libwitpipe.a $(LIBS) $(TEST_LIBS)
 

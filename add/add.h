@@ -181,12 +181,12 @@ int add_files_list(cat *c, st_store *s, const char *list, cat_run *run, const wp
  * are still read; then the run fails with ADD_EINPUT. Returns 0, ADD_EINPUT,
  * WP_ESTOP (rows read so far are kept), CAT_ESQL or WP_ENOMEM; the run's
  * counts are st as JSON. */
-int add_run_lists(cat *c, char *const *paths, int npaths, const add_opts *o,
-                  const wp_reporter *rep, add_stats *st, wp_err *err);
+int add_run_lists(cat *c, char *const *paths, int npaths, const add_opts *o, const wp_reporter *rep,
+                  add_stats *st, wp_err *err);
 /* `witpipe add --files DIR` (list NULL) or `--files-list LIST` (dir NULL):
  * one run around add_files_dir / add_files_list; returns what they do. */
-int add_run_files(cat *c, st_store *s, const char *dir, const char *list,
-                  const wp_reporter *rep, add_files_stats *st, wp_err *err);
+int add_run_files(cat *c, st_store *s, const char *dir, const char *list, const wp_reporter *rep,
+                  add_files_stats *st, wp_err *err);
 
 /* Writes the file:// URL (RFC 8089) of an absolute path into out, percent-
  * encoding bytes other than unreserved characters and '/' (RFC 3986

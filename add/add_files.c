@@ -154,7 +154,8 @@ static int flush(files_ctx *fc, wp_err *err)
      * crash could still lose. */
     if ((rc = st_sync(fc->s, err)) != 0)
         return rc;
-    if ((rc = add_report_files(fc->run, fc->st, -1, err)) != 0 || (rc = cat_commit(fc->c, err)) != 0)
+    if ((rc = add_report_files(fc->run, fc->st, -1, err)) != 0 ||
+        (rc = cat_commit(fc->c, err)) != 0)
         return rc;
     fc->pending = 0;
     return 0;

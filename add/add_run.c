@@ -92,7 +92,10 @@ int add_report_files(cat_run *run, const add_files_stats *st, double elapsed, wp
 
 static const char *format_word(int f)
 {
-    return f == ADD_FMT_TSV ? "tsv" : f == ADD_FMT_CSV ? "csv" : f == ADD_FMT_JSONL ? "jsonl" : "auto";
+    return f == ADD_FMT_TSV     ? "tsv"
+           : f == ADD_FMT_CSV   ? "csv"
+           : f == ADD_FMT_JSONL ? "jsonl"
+                                : "auto";
 }
 
 /* The run's params: the options, and the inputs as given. */
@@ -112,7 +115,8 @@ static char *params_json(const add_opts *o, char *const *paths, int npaths, cons
     for (int i = 0; i < o->nkeep; i++)
         json_array_append_new(keep, json_string(o->keep_cols[i]));
     json_object_set_new(j, "keep_cols", keep);
-    json_object_set_new(j, "batch", json_integer(o->batch_rows > 0 ? o->batch_rows : ADD_BATCH_ROWS));
+    json_object_set_new(j, "batch",
+                        json_integer(o->batch_rows > 0 ? o->batch_rows : ADD_BATCH_ROWS));
     if (dir != NULL)
         json_object_set_new(j, "files", json_string(dir));
     if (list != NULL)
@@ -134,8 +138,8 @@ static int begin(cat *c, char *pjs, cat_run **run, wp_err *err)
     return rc;
 }
 
-int add_run_lists(cat *c, char *const *paths, int npaths, const add_opts *o,
-                  const wp_reporter *rep, add_stats *st, wp_err *err)
+int add_run_lists(cat *c, char *const *paths, int npaths, const add_opts *o, const wp_reporter *rep,
+                  add_stats *st, wp_err *err)
 {
     cat_run *run = NULL;
     double t0 = wp_now();
@@ -170,8 +174,8 @@ int add_run_lists(cat *c, char *const *paths, int npaths, const add_opts *o,
     return rc;
 }
 
-int add_run_files(cat *c, st_store *s, const char *dir, const char *list,
-                  const wp_reporter *rep, add_files_stats *st, wp_err *err)
+int add_run_files(cat *c, st_store *s, const char *dir, const char *list, const wp_reporter *rep,
+                  add_files_stats *st, wp_err *err)
 {
     add_opts o;
     cat_run *run = NULL;

@@ -90,9 +90,9 @@ int cat_run_end(cat_run *r, int status, const char *counts_json, wp_err *err);
 /* A stage's runs as `witpipe status` shows them: how many, and the last. */
 typedef struct cat_run_info {
     const char *stage;
-    int64_t runs; /* runs of this stage in all */
-    int64_t id;   /* the last run */
-    const char *status; /* running (or killed) | done | stopped | failed */
+    int64_t runs;                 /* runs of this stage in all */
+    int64_t id;                   /* the last run */
+    const char *status;           /* running (or killed) | done | stopped | failed */
     int64_t started_at, ended_at; /* unix seconds; ended_at -1 while running */
     const char *params, *counts;  /* JSON object text */
     const char *error;            /* NULL unless failed */

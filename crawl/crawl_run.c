@@ -38,6 +38,7 @@ int crawl_run(cat *c, int source, const crawl_opts *o, const crawl_live_opts *lo
     int part_i = source == CRAWL_SRC_SEEDS ? 1 : ao->part_i;
     int part_n = source == CRAWL_SRC_SEEDS ? 1 : ao->part_n;
     wp_buf params = {0}, cj = {0};
+    crawl_opts oo = *o;
     crawl_sink *sink = NULL;
     cat_run *run = NULL;
     int rc;
@@ -52,7 +53,8 @@ int crawl_run(cat *c, int source, const crawl_opts *o, const crawl_live_opts *lo
     }
     if ((rc = cat_run_begin(c, "crawl", params.data, &run, err)) != 0)
         goto out;
-    if ((sink = crawl_sink_new(c, o, cat_run_id(run))) == NULL) {
+    oo.collect_links = source == CRAWL_SRC_SEEDS; /* the live crawl follows links */
+    if ((sink = crawl_sink_new(c, &oo, cat_run_id(run))) == NULL) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto end;
     }

@@ -3,7 +3,8 @@
  * per RFC 4180 (edge cases and broken quoting), TSV, JSONL, compressed
  * inputs made here with libarchive's writer, truncated streams, over-long
  * lines, bad rows with file:line, dedup of exact duplicates, and local
- * image folders (--files) with format and size from the header.
+ * image folders (--files) with format and size from the header; the stage
+ * entry point add_run_lists as one catalog run, failing on an unreadable file.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -515,6 +516,66 @@ static void test_list_into_catalog_dedups_and_reports(void **state)
     assert_int_equal(q_int(corpus, "SELECT count(*) FROM sources WHERE kind = 'list'"), 1);
 }
 
+struct errors {
+    int n;
+    char msg[4][256];
+};
+
+static void on_error_event(void *ud, wp_level level, const char *kind, const char *msg)
+{
+    struct errors *e = ud;
+    if (level == WP_LOG_ERROR && strcmp(kind, "error") == 0 && e->n < 4)
+        snprintf(e->msg[e->n++], 256, "%s", msg);
+}
+
+static void test_run_lists_is_one_run_and_fails_on_an_unreadable_file(void **state)
+{
+    static const char tsv[] = "url\tcaption\nhttp://h/1.jpg\tcat\nhttp://h/2.jpg\tdog\n";
+    char missing[300], corpus[300];
+    char *paths[3];
+    struct errors ev = {0};
+    wp_reporter rep = {NULL, on_error_event, &ev};
+    add_stats st;
+    add_opts o;
+    wp_err err = {0};
+    cat *c = NULL;
+
+    snprintf(missing, sizeof missing, "%s/no-such.tsv", dir);
+    snprintf(corpus, sizeof corpus, "%s/runs", dir);
+    paths[0] = (char *)write_file("a.tsv", tsv, sizeof tsv - 1);
+    paths[1] = missing;
+    paths[2] = paths[0]; /* read again: all duplicates */
+    add_opts_init(&o);
+    assert_string_equal(o.url_col, "url");
+    assert_string_equal(o.text_col, "caption");
+    assert_int_equal(o.batch_rows, ADD_BATCH_ROWS);
+    assert_int_equal(cat_open(corpus, CAT_CREATE, &c, &err), 0);
+    /* The missing file is reported, the others are read, the run fails. */
+    assert_int_equal(add_run_lists(c, paths, 3, &o, &rep, &st, &err), ADD_EINPUT);
+    assert_non_null(strstr(err.msg, "1 of 3"));
+    assert_int_equal(ev.n, 1);
+    assert_non_null(strstr(ev.msg[0], "no-such.tsv"));
+    assert_int_equal(st.files, 2);
+    assert_int_equal(st.files_failed, 1);
+    assert_int_equal(st.added, 2);
+    assert_int_equal(st.duplicates, 2);
+    /* All good inputs: done. */
+    assert_int_equal(add_run_lists(c, paths, 1, &o, &rep, &st, &err), 0);
+    cat_close(c);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM runs WHERE stage = 'add'"), 2);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM runs WHERE status = 'failed' AND "
+                                   "error LIKE '%could not be read%'"),
+                     1);
+    assert_int_equal(q_int(corpus, "SELECT json_extract(counts, '$.files_failed') FROM runs "
+                                   "ORDER BY id LIMIT 1"),
+                     1);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM runs WHERE status = 'done'"), 1);
+    /* Every pair points at the run that added it. */
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pairs WHERE run_id = "
+                                   "(SELECT min(id) FROM runs)"),
+                     2);
+}
+
 static void test_files_dir_uses_headers_not_names(void **state)
 {
     char corpus[300], img[300], cmd[1024];
@@ -597,6 +658,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_file_has_no_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_format_and_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_into_catalog_dedups_and_reports, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_lists_is_one_run_and_fails_on_an_unreadable_file,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_files_dir_uses_headers_not_names, setup, teardown),
         cmocka_unit_test(test_file_url_percent_encodes),
     };

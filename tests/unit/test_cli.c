@@ -135,8 +135,7 @@ static void test_table_and_help_text_agree(void **state)
             if (n == 0 || (n == 4 && strncmp(s, "help", 4) == 0))
                 continue;
             if (find_opt(c, s, n) == NULL)
-                fail_msg("%s: its help names --%.*s, which it does not take", c->name, (int)n,
-                         s);
+                fail_msg("%s: its help names --%.*s, which it does not take", c->name, (int)n, s);
         }
     }
     assert_true(tables >= 6); /* init, status, add, crawl, fetch, shard */

@@ -18,7 +18,7 @@ SAN     ?=
 OPT     ?= -O2
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
-MODULES := common catalog store image net kern clip emb crawl fetch shard encode filter audit
+MODULES := common catalog store image net kern clip emb add crawl fetch shard encode filter audit
 PKGS    := libcurl libxml-2.0 libarchive sqlite3 libjpeg libturbojpeg spng libwebp libwebpdemux \
            libcrypto libutf8proc jansson libpsl zlib libdeflate libbrotlidec
 TESTPKGS := cmocka libmicrohttpd
@@ -106,6 +106,13 @@ $(BUILD)/witpipe: $(CLI_OBJ) $(BUILD)/libwitpipe.a
 $(BUILD)/t/%: $(BUILD)/tests/unit/%.o $(TL_OBJ) $(BUILD)/libwitpipe.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(TL_OBJ) $(BUILD)/libwitpipe.a $(LIBS) $(TEST_LIBS)
+
+# test_cli checks the command layer's option tables: it links cli/ itself,
+# all but main.c.
+CLI_LIB_OBJ := $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ))
+$(BUILD)/t/test_cli: $(BUILD)/tests/unit/test_cli.o $(CLI_LIB_OBJ) $(TL_OBJ) $(BUILD)/libwitpipe.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(CLI_LIB_OBJ) $(TL_OBJ) $(BUILD)/libwitpipe.a $(LIBS) $(TEST_LIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(TL_OBJ) $(BUILD)/libwitpipe.a
 	$(CC) $(LDFLAGS) -o $@ $< $(TL_OBJ) $(BUILD)/libwitpipe.a $(LIBS) $(TEST_LIBS)

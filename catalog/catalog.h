@@ -49,12 +49,58 @@ int cat_commit(cat *c, wp_err *err);
 void cat_rollback(cat *c);
 int cat_in_transaction(const cat *c);
 
-/* ---- runs ------------------------------------------------------------ */
+/* ---- runs (catalog/cat_run.c) --------------------------------------- */
 
-/* Records the start of a stage run; params_json is stored as given. */
-int cat_run_start(cat *c, const char *stage, const char *params_json, int64_t *run_id, wp_err *err);
-/* status: done | stopped | failed. counts_json: what the run did. */
-int cat_run_end(cat *c, int64_t run_id, const char *status, const char *counts_json, wp_err *err);
+/* One stage run, the same for every stage: begin it with the stage's name
+ * and options, report its counts as it goes (each commit, so a killed run
+ * shows how far it got), end it with the stage's status code:
+ *
+ *     cat_run *run;
+ *     if ((rc = cat_run_begin(c, "shard", "{\"per_shard\":100}", &run, err)) != 0)
+ *         return rc;
+ *     ... work, calling cat_run_counts(run, "{\"shards\":3}", err) per batch ...
+ *     return cat_run_end(run, rc, "{\"shards\":7}", err);
+ *
+ * A run killed before cat_run_end stays "running" with its last counts. */
+typedef struct cat_run cat_run;
+
+/* Records the start of a run of stage (a short lowercase word) with
+ * params_json, a JSON object (NULL: {}). Returns 0 and *out (the caller
+ * ends it with cat_run_end, which frees it), WP_EINVAL when params_json is
+ * not a JSON object, CAT_ESQL or WP_ENOMEM. */
+int cat_run_begin(cat *c, const char *stage, const char *params_json, cat_run **out, wp_err *err);
+/* The run's id (runs.id; what rows written by the run point at). */
+int64_t cat_run_id(const cat_run *r);
+/* Replaces the run's counts with counts_json, a JSON object. May be called
+ * any number of times; inside an open transaction the counts commit with
+ * it. Returns 0, WP_EINVAL (not a JSON object) or CAT_ESQL. */
+int cat_run_counts(cat_run *r, const char *counts_json, wp_err *err);
+/* Ends the run and frees r (r may be NULL: returns status). status is the
+ * stage's return code: 0 -> done, WP_ESTOP -> stopped, anything else ->
+ * failed, with err's message stored as the run's error. counts_json becomes
+ * the final counts (NULL, or text that is no JSON object: the last reported
+ * stay). When status != 0 a
+ * transaction still open is rolled back first (the batch the stage failed
+ * in), and status is returned with err untouched (a failure to record the
+ * end is dropped: the stage's own error matters more). When status is 0
+ * the update joins an open transaction; returns 0, or CAT_ESQL with err
+ * filled. So a stage ends with: return cat_run_end(run, rc, cj, err); */
+int cat_run_end(cat_run *r, int status, const char *counts_json, wp_err *err);
+
+/* A stage's runs as `witpipe status` shows them: how many, and the last. */
+typedef struct cat_run_info {
+    const char *stage;
+    int64_t runs;                 /* runs of this stage in all */
+    int64_t id;                   /* the last run */
+    const char *status;           /* running (or killed) | done | stopped | failed */
+    int64_t started_at, ended_at; /* unix seconds; ended_at -1 while running */
+    const char *params, *counts;  /* JSON object text */
+    const char *error;            /* NULL unless failed */
+} cat_run_info;
+/* Calls fn once per stage that has runs, in stage name order; the strings
+ * live until fn returns. Returns 0 or CAT_ESQL. */
+typedef void (*cat_run_fn)(void *ud, const cat_run_info *r);
+int cat_runs_by_stage(cat *c, cat_run_fn fn, void *ud, wp_err *err);
 
 /* ---- sources --------------------------------------------------------- */
 
@@ -140,7 +186,7 @@ int cat_image_location(cat *c, int64_t image_id, cat_image_loc *loc, wp_err *err
 
 /* Calls fn once per (section, key, count) row: sources by kind, images by
  * state and error class, pairs, decisions by stage/decision/reason, pages
- * by state, shards, runs by stage. */
+ * by state, shards, embeddings by model (runs: cat_runs_by_stage). */
 typedef void (*cat_stat_fn)(void *ud, const char *section, const char *key, int64_t count);
 int cat_stats(cat *c, cat_stat_fn fn, void *ud, wp_err *err);
 

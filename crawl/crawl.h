@@ -22,6 +22,7 @@ enum crawl_status {
     CRAWL_EPARSE = -700,   /* the HTML parser could not be set up */
     CRAWL_ECORRUPT = -701, /* an archive is corrupt beyond recovery */
     CRAWL_ENET = -702,     /* the network module failed */
+    CRAWL_EINPUT = -703,   /* some archive files could not be read (each reported) */
 };
 
 /* ---- options --------------------------------------------------------- */
@@ -262,5 +263,25 @@ typedef struct crawl_live_opts {
 /* Breadth-first crawl from the seeds with its frontier in the catalog's
  * pages table (resumable). Returns 0, WP_ESTOP, or an error. */
 int crawl_live(cat *c, crawl_sink *sink, const crawl_live_opts *lo, wp_err *err);
+
+/* ---- the stage (crawl/crawl_run.c) ----------------------------------- */
+
+/* Defaults: part 1/1, 4096 records a transaction, records over 64 MiB
+ * skipped. Cannot fail. */
+void crawl_archive_opts_init(crawl_archive_opts *ao);
+/* Defaults: depth 3, 10000 pages, 1 s between requests to a host, 30 s a
+ * request, 2 retries, 16 requests at once. Cannot fail. */
+void crawl_live_opts_init(crawl_live_opts *lo);
+
+enum crawl_source { CRAWL_SRC_SEEDS = 1, CRAWL_SRC_WARC, CRAWL_SRC_WAT };
+
+/* `witpipe crawl`: one catalog run (stage "crawl", params: source, part,
+ * max_text) around crawl_live (CRAWL_SRC_SEEDS: lo; files unused) or
+ * crawl_archives (files[0..nfiles) with ao). *counts gets what the run
+ * did (also its final counts in the catalog). Returns 0, WP_ESTOP (run the
+ * same command again to resume), CRAWL_EINPUT when an archive could not be
+ * read (the others were), or the failure that stopped the run. */
+int crawl_run(cat *c, int source, const crawl_opts *o, const crawl_live_opts *lo, char **files,
+              int nfiles, const crawl_archive_opts *ao, crawl_counts *counts, wp_err *err);
 
 #endif /* CRAWL_H */

@@ -19,6 +19,7 @@
 #define FLUSH_INTERVAL_S 1.0 /* commit at least this often */
 #define DETAIL_MAX       256
 #define POLL_MS          100
+#define FETCH_COUNTS_MAX 512 /* the run's counts as JSON */
 
 typedef struct job job;
 struct job {
@@ -69,6 +70,7 @@ typedef struct fetch_ctx {
     job **batch;
     int nbatch;
     double last_flush;
+    cat_run *run; /* this run's row in the catalog */
     int64_t run_id;
     int64_t inflight;
     fetch_stats stats;
@@ -379,6 +381,27 @@ static void on_done(void *cb_ud, net_result *r)
 
 /* ---- recording (main thread) ----------------------------------------------------- */
 
+/* The run's counts as runs.counts stores them. */
+static void counts_json(const fetch_stats *st, char *out, size_t n)
+{
+    snprintf(out, n,
+             "{\"done\":%llu,\"ok\":%llu,\"errors\":%llu,\"retried\":%llu,"
+             "\"bytes_in\":%llu,\"bytes_out\":%llu}",
+             (unsigned long long)st->done, (unsigned long long)st->ok,
+             (unsigned long long)st->errors, (unsigned long long)st->retried,
+             (unsigned long long)st->bytes_in, (unsigned long long)st->bytes_out);
+}
+
+/* Records the counts so far on the run, inside the batch's transaction. */
+static int report_counts(fetch_ctx *f, wp_err *err)
+{
+    char counts[FETCH_COUNTS_MAX];
+    if (f->run == NULL)
+        return 0;
+    counts_json(&f->stats, counts, sizeof counts);
+    return cat_run_counts(f->run, counts, err);
+}
+
 static int flush(fetch_ctx *f, wp_err *err)
 {
     int rc = 0, i;
@@ -424,6 +447,10 @@ static int flush(fetch_ctx *f, wp_err *err)
             cat_rollback(f->c);
             goto out;
         }
+    }
+    if ((rc = report_counts(f, err)) != 0) {
+        cat_rollback(f->c);
+        goto out;
     }
     rc = cat_commit(f->c, err);
 out:
@@ -511,7 +538,7 @@ int fetch_run(cat *c, st_store *st, const fetch_opts *o, const wp_reporter *rep,
     int ntodo = 0, itodo = 0, exhausted = 0, stopping = 0, rc = 0, pool_up = 0;
     int64_t after_id = 0, submitted = 0, window;
     double t_start = wp_now(), cpu0 = thread_cpu();
-    char params[512], counts[512];
+    char params[512], counts[FETCH_COUNTS_MAX];
 
     if (f == NULL)
         return wp_err_set(err, WP_ENOMEM, "fetch: out of memory");
@@ -543,8 +570,9 @@ int fetch_run(cat *c, st_store *st, const fetch_opts *o, const wp_reporter *rep,
              o->net.parallel, o->net.per_host, o->net.host_delay_s, o->net.retries,
              (long long)o->net.max_bytes, o->resize_mode, o->image_size, o->quality, o->reencode,
              (long long)o->max_pixels);
-    if ((rc = cat_run_start(c, "fetch", params, &f->run_id, err)) != 0)
+    if ((rc = cat_run_begin(c, "fetch", params, &f->run, err)) != 0)
         goto out;
+    f->run_id = cat_run_id(f->run);
     if ((rc = net_new(&o->net, on_done, sniff, f, &f->e, err)) != 0)
         goto out;
     f->p.e = f->e;
@@ -656,19 +684,8 @@ out:
     f->stats.cpu_resize_s = f->p.cpu_resize;
     f->stats.cpu_encode_s = f->p.cpu_encode;
     f->stats.stopped = rc == WP_ESTOP;
-    if (f->run_id > 0) {
-        snprintf(counts, sizeof counts,
-                 "{\"done\":%llu,\"ok\":%llu,\"errors\":%llu,\"retried\":%llu,"
-                 "\"bytes_in\":%llu,\"bytes_out\":%llu}",
-                 (unsigned long long)f->stats.done, (unsigned long long)f->stats.ok,
-                 (unsigned long long)f->stats.errors, (unsigned long long)f->stats.retried,
-                 (unsigned long long)f->stats.bytes_in, (unsigned long long)f->stats.bytes_out);
-        cat_run_end(c, f->run_id,
-                    rc == 0          ? "done"
-                    : rc == WP_ESTOP ? "stopped"
-                                     : "failed",
-                    counts, NULL);
-    }
+    counts_json(&f->stats, counts, sizeof counts);
+    rc = cat_run_end(f->run, rc, counts, err);
     if (stats)
         *stats = f->stats;
     wp_arena_free(arena);

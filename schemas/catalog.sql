@@ -171,3 +171,10 @@ CREATE INDEX images_pending ON images (id) WHERE state = 'pending';
 -- redirected gets state 'redirect'; redirects counts the hops that led to a
 -- page, at most 5 (NET_MAX_REDIRECTS), as curl allowed.
 ALTER TABLE pages ADD COLUMN redirects INTEGER NOT NULL DEFAULT 0;
+
+-- migration 4
+-- One stage-run API for every stage (catalog/catalog.h: cat_run_begin,
+-- cat_run_counts, cat_run_end): a failed run keeps its error message, and
+-- `status` finds each stage's last run through an index.
+ALTER TABLE runs ADD COLUMN error TEXT;  -- the failure, when status = 'failed'
+CREATE INDEX runs_stage ON runs (stage, id);

@@ -84,7 +84,61 @@ typedef struct run {
     int have_shard;
     int next_index;
     verifier v;
+    cat_run *crun; /* this run's row in the catalog */
+    double t0;     /* when the run began (counts' elapsed_s) */
 } run;
+
+/* The run's counts as a JSON object (runs.counts); NULL when out of memory.
+ * The caller frees it. */
+static char *counts_json(const shard_stats *st, double elapsed)
+{
+    json_t *j = json_object();
+    char *out = NULL;
+    if (j == NULL)
+        return NULL;
+    json_object_set_new(j, "shards", json_integer(st->shards));
+    json_object_set_new(j, "written", json_integer(st->written));
+    json_object_set_new(j, "skipped", json_integer(st->skipped));
+    json_object_set_new(j, "samples", json_integer(st->samples));
+    json_object_set_new(j, "pairs", json_integer(st->pairs));
+    json_object_set_new(j, "excluded", json_integer(st->excluded));
+    json_object_set_new(j, "bytes", json_integer(st->bytes));
+    json_object_set_new(j, "bytes_written", json_integer(st->bytes_written));
+    if (elapsed >= 0)
+        json_object_set_new(j, "elapsed_s", json_real(elapsed));
+    out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    return out;
+}
+
+/* Records the counts so far on the run (after each shard: a killed run
+ * shows how far it got). */
+static int report_counts(run *r, int final, wp_err *err)
+{
+    char *cj = counts_json(r->st, final ? wp_now() - r->t0 : -1);
+    int rc;
+    if (cj == NULL)
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    rc = cat_run_counts(r->crun, cj, err);
+    free(cj);
+    return rc;
+}
+
+static char *params_json(const shard_opts *o)
+{
+    json_t *j = json_object();
+    char *out = NULL;
+    if (j == NULL)
+        return NULL;
+    json_object_set_new(j, "output", json_string(o->output));
+    json_object_set_new(j, "per_shard", json_integer(o->per_shard));
+    json_object_set_new(j, "max_bytes", json_integer(o->max_bytes));
+    json_object_set_new(j, "shuffle", o->shuffle ? json_integer((json_int_t)o->seed) : json_null());
+    json_object_set_new(j, "mtime", json_integer(o->mtime));
+    out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    return out;
+}
 
 static la_ssize_t sink_write(struct archive *a, void *ud, const void *buf, size_t n)
 {
@@ -338,7 +392,8 @@ static int close_current(run *r, wp_err *err)
     }
     if ((rc = write_stats(r, row.sha256, err)) != 0)
         return rc;
-    if (sh->writing && (rc = cat_shard_put(r->c, r->outdir, sh->name, &row, r->o->run_id, err)))
+    if (sh->writing &&
+        (rc = cat_shard_put(r->c, r->outdir, sh->name, &row, cat_run_id(r->crun), err)) != 0)
         return rc;
     m = json_object();
     json_object_set_new(m, "name", json_string(sh->name));
@@ -347,6 +402,8 @@ static int close_current(run *r, wp_err *err)
     json_object_set_new(m, "sha256", json_string(row.sha256));
     json_array_append_new(r->manifest_shards, m);
     r->st->shards++;
+    if ((rc = report_counts(r, 0, err)) != 0)
+        return rc;
     r->st->bytes += total;
     wp_sha256_free(sh->out.h);
     sh->out.h = NULL;
@@ -556,12 +613,20 @@ static int write_manifest(run *r, wp_err *err)
     return rc;
 }
 
+void shard_opts_init(shard_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->per_shard = SHARD_PER_DEFAULT;
+}
+
 int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, shard_stats *st,
               wp_err *err)
 {
     run r;
     cat_sample smp;
     shard_opts opts = *o;
+    char outdef[WP_PATH_MAX];
+    char *pjs = NULL, *cjs = NULL;
     int64_t total = cat_count_pairs(c);
     int rc, k;
 
@@ -569,16 +634,30 @@ int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, 
     memset(st, 0, sizeof *st);
     if (opts.per_shard <= 0)
         opts.per_shard = SHARD_PER_DEFAULT;
+    if (opts.output == NULL) {
+        if ((rc = wp_path_join(outdef, cat_dir(c), "shards", err)) != 0)
+            return rc;
+        opts.output = outdef;
+    }
     r.c = c;
     r.s = s;
     r.o = &opts;
     r.rep = rep;
     r.st = st;
     r.sh.out.fd = -1;
-    if ((rc = wp_mkdir_p(o->output, err)) != 0)
+    r.t0 = wp_now();
+    if ((pjs = params_json(&opts)) == NULL)
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    rc = cat_run_begin(c, "shard", pjs, &r.crun, err);
+    free(pjs);
+    if (rc != 0)
         return rc;
-    if (realpath(o->output, r.outdir) == NULL)
-        return wp_err_set(err, WP_EIO, "%s: %s", o->output, strerror(errno));
+    if ((rc = wp_mkdir_p(opts.output, err)) != 0)
+        goto out;
+    if (realpath(opts.output, r.outdir) == NULL) {
+        rc = wp_err_set(err, WP_EIO, "%s: %s", opts.output, strerror(errno));
+        goto out;
+    }
     remove_leftovers(r.outdir);
     r.entry = archive_entry_new();
     r.manifest_shards = json_array();
@@ -644,5 +723,8 @@ out:
         archive_entry_free(r.entry);
     wp_buf_free(&r.img);
     wp_buf_free(&r.meta);
+    cjs = counts_json(st, wp_now() - r.t0);
+    rc = cat_run_end(r.crun, rc, cjs, err);
+    free(cjs);
     return rc;
 }

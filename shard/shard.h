@@ -35,14 +35,17 @@ enum shard_status {
 };
 
 typedef struct shard_opts {
-    const char *output; /* output directory (created if missing) */
+    const char *output; /* output directory (created if missing); NULL: DIR/shards */
     int64_t per_shard;  /* samples per shard; 0: SHARD_PER_DEFAULT */
     int64_t max_bytes;  /* shard size cap in bytes; 0: none */
     int shuffle;        /* order by a hash of seed and uid */
     uint64_t seed;
     int64_t mtime; /* mtime of every member */
-    int64_t run_id;
 } shard_opts;
+
+/* The defaults: DIR/shards, SHARD_PER_DEFAULT samples a shard, no byte
+ * cap, catalog order, mtime 0. Cannot fail. */
+void shard_opts_init(shard_opts *o);
 
 typedef struct shard_stats {
     int64_t shards;        /* shards in the plan */
@@ -59,8 +62,10 @@ typedef struct shard_stats {
  * NNNNN_stats.json beside them (both replaced atomically). Each shard is
  * written as NAME.tmp, fsync'ed and renamed, and only then recorded as
  * done in the catalog. Image bytes are checked against their sha256 as
- * they are read. Returns 0, WP_ESTOP (the shard being written is removed),
- * SHARD_ECHANGED, ST_ECORRUPT, WP_EIO, SHARD_ETAR or CAT_ESQL. */
+ * they are read. The run is recorded in the catalog (stage "shard": its
+ * options, its counts after every shard, its end). Returns 0, WP_ESTOP
+ * (the shard being written is removed), SHARD_ECHANGED, ST_ECORRUPT,
+ * WP_EIO, SHARD_ETAR or CAT_ESQL. */
 int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, shard_stats *st,
               wp_err *err);
 

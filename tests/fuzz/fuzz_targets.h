@@ -16,7 +16,7 @@
 
 #include "common/wp.h"
 #include "crawl/crawl_int.h"
-#include "crawl/ingest.h"
+#include "add/add.h"
 #include "clip/clip.h"
 #include "emb/emb.h"
 #include "clip/safetensors.h"
@@ -150,14 +150,14 @@ out:
     return line;
 }
 
-/* ---- ingest: TSV / CSV / JSONL list reader ----------------------------- */
+/* ---- add: TSV / CSV / JSONL list reader ----------------------------- */
 
 /* The options the first input byte selects: bits 0-1 the format (TSV, CSV,
  * JSONL, CSV again), bit 2 keep columns "k" and the URL column in
  * pairs.extra, bit 3 columns named "u" / "t" instead of url / caption. */
-static inline void fuzz_ingest_opts(uint8_t sel, ingest_opts *o, const char **name)
+static inline void fuzz_add_opts(uint8_t sel, add_opts *o, const char **name)
 {
-    static const int fmts[4] = {ING_FMT_TSV, ING_FMT_CSV, ING_FMT_JSONL, ING_FMT_CSV};
+    static const int fmts[4] = {ADD_FMT_TSV, ADD_FMT_CSV, ADD_FMT_JSONL, ADD_FMT_CSV};
     static const char *const names[4] = {"fuzz.tsv", "fuzz.csv", "fuzz.jsonl", "fuzz.csv"};
     memset(o, 0, sizeof *o);
     o->format = fmts[sel & 3];
@@ -173,12 +173,12 @@ static inline void fuzz_ingest_opts(uint8_t sel, ingest_opts *o, const char **na
     }
 }
 
-/* The contract of one record of ingest_reader_next (crawl/ingest.h). */
-static inline int fuzz_ingest_check_record(const ingest_opts *o, const ingest_record *rec)
+/* The contract of one record of add_reader_next (add/add.h). */
+static inline int fuzz_add_check_record(const add_opts *o, const add_record *rec)
 {
     FUZZ_CHECK(rec->line >= 1);
-    FUZZ_CHECK(rec->bad >= ING_BAD_NONE && rec->bad < ING_BAD_NREASONS);
-    if (rec->bad != ING_BAD_NONE) {
+    FUZZ_CHECK(rec->bad >= ADD_BAD_NONE && rec->bad < ADD_BAD_NREASONS);
+    if (rec->bad != ADD_BAD_NONE) {
         FUZZ_CHECK(rec->detail[0] != '\0');
         FUZZ_CHECK(memchr(rec->detail, '\0', sizeof rec->detail) != NULL);
         return 0;
@@ -186,12 +186,12 @@ static inline int fuzz_ingest_check_record(const ingest_opts *o, const ingest_re
     const char *u = rec->url;
     size_t n = rec->url_len;
     FUZZ_CHECK(u != NULL && rec->text != NULL);
-    FUZZ_CHECK(n > 7 && n <= ING_URL_MAX);
+    FUZZ_CHECK(n > 7 && n <= ADD_URL_MAX);
     FUZZ_CHECK(strncasecmp(u, "http://", 7) == 0 || (n > 8 && strncasecmp(u, "https://", 8) == 0));
     for (size_t i = 0; i < n; i++)
         FUZZ_CHECK((unsigned char)u[i] > 0x20 && (unsigned char)u[i] != 0x7f);
     FUZZ_CHECK(wp_utf8_valid(u, n));
-    FUZZ_CHECK(rec->text_len <= ING_TEXT_MAX);
+    FUZZ_CHECK(rec->text_len <= ADD_TEXT_MAX);
     FUZZ_CHECK(memchr(rec->text, '\0', rec->text_len) == NULL);
     FUZZ_CHECK(wp_utf8_valid(rec->text, rec->text_len));
     FUZZ_CHECK(rec->text_missing == (rec->text_len == 0));
@@ -220,11 +220,11 @@ static inline int fuzz_ingest_check_record(const ingest_opts *o, const ingest_re
     return 0;
 }
 
-static inline int fuzz_ingest_one(const uint8_t *data, size_t size)
+static inline int fuzz_add_one(const uint8_t *data, size_t size)
 {
-    ingest_opts o;
-    ingest_reader *r = NULL;
-    ingest_record rec;
+    add_opts o;
+    add_reader *r = NULL;
+    add_record rec;
     const char *name;
     wp_err err = {0};
     int64_t prev = 0;
@@ -232,19 +232,19 @@ static inline int fuzz_ingest_one(const uint8_t *data, size_t size)
 
     if (size == 0)
         return 0;
-    fuzz_ingest_opts(data[0], &o, &name);
-    rc = ingest_reader_open_mem(data + 1, size - 1, name, &o, &r, &err);
+    fuzz_add_opts(data[0], &o, &name);
+    rc = add_reader_open_mem(data + 1, size - 1, name, &o, &r, &err);
     if (rc != 0) {
         FUZZ_CHECK(rc < 0 && r == NULL && err.msg[0] != '\0');
         return 0;
     }
     for (;;) {
         memset(&err, 0, sizeof err);
-        rc = ingest_reader_next(r, &rec, &err);
+        rc = add_reader_next(r, &rec, &err);
         if (rc == 0)
             break;
         if (rc < 0) {
-            if (rc != ING_ESTREAM || err.msg[0] == '\0')
+            if (rc != ADD_ESTREAM || err.msg[0] == '\0')
                 line = __LINE__;
             break;
         }
@@ -253,10 +253,10 @@ static inline int fuzz_ingest_one(const uint8_t *data, size_t size)
             break;
         }
         prev = rec.line;
-        if ((line = fuzz_ingest_check_record(&o, &rec)) != 0)
+        if ((line = fuzz_add_check_record(&o, &rec)) != 0)
             break;
     }
-    ingest_reader_close(r);
+    add_reader_close(r);
     return line;
 }
 

@@ -154,3 +154,37 @@ int cat_runs_by_stage(cat *c, cat_run_fn fn, void *ud, wp_err *err)
     sqlite3_reset(s);
     return 0;
 }
+
+int cat_runs_of_stage(cat *c, const char *stage, cat_run_fn fn, void *ud, wp_err *err)
+{
+    static const char sql[] =
+        "SELECT stage, 1, id, status, started_at, coalesce(ended_at, -1), params, counts, error "
+        "FROM runs WHERE stage = ?1 ORDER BY id";
+    sqlite3_stmt *s = cat_stmt(c, sql, err);
+    int rc;
+    if (s == NULL)
+        return CAT_ESQL;
+    sqlite3_bind_text(s, 1, stage, -1, SQLITE_TRANSIENT);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        cat_run_info ri = {
+            .stage = (const char *)sqlite3_column_text(s, 0),
+            .runs = sqlite3_column_int64(s, 1),
+            .id = sqlite3_column_int64(s, 2),
+            .status = (const char *)sqlite3_column_text(s, 3),
+            .started_at = sqlite3_column_int64(s, 4),
+            .ended_at = sqlite3_column_int64(s, 5),
+            .params = (const char *)sqlite3_column_text(s, 6),
+            .counts = (const char *)sqlite3_column_text(s, 7),
+            .error = (const char *)sqlite3_column_text(s, 8),
+        };
+        fn(ud, &ri);
+    }
+    if (rc != SQLITE_DONE) {
+        rc = cat_sqlerr(c, err, "list runs");
+        sqlite3_reset(s);
+        return rc;
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return 0;
+}

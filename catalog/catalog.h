@@ -101,6 +101,9 @@ typedef struct cat_run_info {
  * live until fn returns. Returns 0 or CAT_ESQL. */
 typedef void (*cat_run_fn)(void *ud, const cat_run_info *r);
 int cat_runs_by_stage(cat *c, cat_run_fn fn, void *ud, wp_err *err);
+/* Calls fn for every run of stage, oldest first (runs is 1 in each).
+ * Returns 0 or CAT_ESQL. */
+int cat_runs_of_stage(cat *c, const char *stage, cat_run_fn fn, void *ud, wp_err *err);
 
 /* ---- sources --------------------------------------------------------- */
 

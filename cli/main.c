@@ -67,10 +67,13 @@ static int take_globals(cli_ctx *ctx, int *argc, char **argv, int *want_help, in
                 return CLI_USAGE;
             }
             ctx->corpus = argv[++i];
+            ctx->corpus_set = 1;
         } else if (strncmp(a, "-C", 2) == 0 && a[2] != '\0') {
             ctx->corpus = a + 2;
+            ctx->corpus_set = 1;
         } else if (strncmp(a, "--corpus=", 9) == 0) {
             ctx->corpus = a + 9;
+            ctx->corpus_set = 1;
         } else if (strcmp(a, "--log-json") == 0) {
             ctx->log_json = 1;
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {

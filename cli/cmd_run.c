@@ -217,8 +217,8 @@ static int build_step(plan *p, const char *file, int i, json_t *obj, step *s)
         if (o == NULL) {
             const char *near = near_opt(s->cmd, key);
             return cfg_error(file, "$.stages[%d].%s: %s has no option --%s%s%s%s", i, key,
-                             s->cmd->name, key, near ? " (did you mean " : "",
-                             near ? near : "", near ? "?)" : "");
+                             s->cmd->name, key, near ? " (did you mean " : "", near ? near : "",
+                             near ? "?)" : "");
         }
         char flag[96];
         snprintf(flag, sizeof flag, "--%s", key);
@@ -234,9 +234,8 @@ static int build_step(plan *p, const char *file, int i, json_t *obj, step *s)
             json_t *e = json_is_array(v) ? json_array_get(v, k) : v;
             const char *t = scalar_text(p, e);
             if (t == NULL)
-                return cfg_error(file,
-                                 "$.stages[%d].%s%s: --%s takes a string or a number%s", i, key,
-                                 json_is_array(v) ? "[...]" : "", key,
+                return cfg_error(file, "$.stages[%d].%s%s: --%s takes a string or a number%s", i,
+                                 key, json_is_array(v) ? "[...]" : "", key,
                                  json_is_array(v) ? "" : " (or an array of them)");
             if (push(s, dup_str(p, flag)) != 0 || push(s, (char *)t) != 0)
                 return cfg_error(file, "$.stages[%d]: too many arguments", i);
@@ -302,7 +301,9 @@ static int load_plan(plan *p, const char *file, const char *corpus_opt)
         goto out;
     }
     snprintf(p->corpus, sizeof p->corpus, "%s",
-             corpus_opt ? corpus_opt : v ? json_string_value(v) : ".");
+             corpus_opt ? corpus_opt
+             : v        ? json_string_value(v)
+                        : ".");
     for (size_t i = 0; i < json_array_size(stages); i++) {
         if ((rc = build_step(p, file, (int)i, json_array_get(stages, i), &p->st[i])) != 0)
             goto out;
@@ -320,8 +321,8 @@ static void on_record(void *ud, const cat_run_info *r)
     json_t *j = r->params ? json_loads(r->params, 0, NULL) : NULL;
     json_int_t no = -1;
     const char *fp = NULL, *name = NULL;
-    if (j != NULL && json_unpack(j, "{s:I, s:s, s:s}", "step", &no, "stage", &name,
-                                 "fingerprint", &fp) == 0 &&
+    if (j != NULL &&
+        json_unpack(j, "{s:I, s:s, s:s}", "step", &no, "stage", &name, "fingerprint", &fp) == 0 &&
         no >= 0 && no < p->n) {
         step *s = &p->st[no];
         s->done_before = strcmp(name, s->cmd->name) == 0 && strcmp(fp, s->fingerprint) == 0 &&
@@ -454,8 +455,8 @@ static int cmd_run(cli_ctx *ctx, int argc, char **argv)
         int k = s->cmd->run(ctx, s->argc, s->argv);
         int status = k == CLI_OK ? 0 : wp_stop_requested() ? WP_ESTOP : WP_EINVAL;
         if (record(ctx, p, i, status) != CLI_OK || k != CLI_OK) {
-            cli_error(ctx, "run: step %d/%d %s %s; later steps not run", i + 1, p->n,
-                      s->cmd->name, status == WP_ESTOP ? "stopped" : "failed");
+            cli_error(ctx, "run: step %d/%d %s %s; later steps not run", i + 1, p->n, s->cmd->name,
+                      status == WP_ESTOP ? "stopped" : "failed");
             rc = k == CLI_USAGE ? CLI_USAGE : CLI_FAIL;
             goto out;
         }

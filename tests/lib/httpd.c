@@ -116,6 +116,10 @@ static const char *ctype_of(const char *name)
         return "image/png";
     if (strcmp(dot, ".webp") == 0)
         return "image/webp";
+    if (strcmp(dot, ".html") == 0)
+        return "text/html; charset=utf-8";
+    if (strcmp(dot, ".txt") == 0)
+        return "text/plain; charset=utf-8";
     return "application/octet-stream";
 }
 
@@ -390,6 +394,12 @@ static enum MHD_Result route(tl_httpd *h, struct MHD_Connection *c, const char *
     }
     if (strcmp(url, "/__stats") == 0)
         return stats(h, c);
+    /* a static site: "/" is index.html, "/NAME" a file of the docroot
+     * (examples/site for the demo) */
+    if (strcmp(url, "/") == 0)
+        return send_file(h, c, "index.html", NULL, NULL, NULL);
+    if (url[0] == '/' && url[1] != '\0' && strchr(url + 1, '/') == NULL)
+        return send_file(h, c, url + 1, NULL, NULL, NULL);
     return send_text(c, 404, "no such route");
 }
 

@@ -20,6 +20,8 @@ int cmd_fetch(cli_ctx *ctx, int argc, char **argv);
 int cmd_encode(cli_ctx *ctx, int argc, char **argv);
 int cmd_clip(cli_ctx *ctx, int argc, char **argv);
 int cmd_model(cli_ctx *ctx, int argc, char **argv);
+int cmd_queries(cli_ctx *ctx, int argc, char **argv);
+int cmd_balance(cli_ctx *ctx, int argc, char **argv);
 
 /* Keep in pipeline order; each entry's usage text is its documentation. */
 const cli_cmd cli_commands[] = {
@@ -211,6 +213,85 @@ const cli_cmd cli_commands[] = {
      "                     images while the model runs (default: one per 4\n"
      "                     cores, at least 1, at most 8)\n",
      cmd_encode, 1},
+    {"queries", "the query list: import, build, match",
+     "usage: witpipe queries import FILE\n"
+     "       witpipe queries build -o FILE [options] [--corpus FILE...]\n"
+     "       witpipe queries match [--rule metaclip|metaclip2] [--ignore-case]\n"
+     "       witpipe queries grep --list FILE [--rule R] [--ignore-case] [--jsonl] [--count]\n"
+     "\n"
+     "The query list is WIT's ~500k queries, MetaCLIP's metadata entries. The\n"
+     "catalog holds one current list; each import or build --import stores a new\n"
+     "version, and pairs matched against an older list are matched again.\n"
+     "\n"
+     "import FILE: one entry per line (kept verbatim: spaces and punctuation are\n"
+     "part of the entry), or MetaCLIP's metadata.json (a JSON array of strings)\n"
+     "unchanged. Empty entries, entries over 256 bytes, invalid UTF-8 and\n"
+     "repeats are skipped and counted; list order is kept.\n"
+     "\n"
+     "build -o FILE: a list made offline, written to FILE (one entry a line):\n"
+     "  --wordnet DIR        WordNet lemmas from DIR's data.* files (default\n"
+     "                       /usr/share/wordnet, Debian's wordnet-base; '_' -> ' ')\n"
+     "  --no-wordnet         no WordNet entries\n"
+     "  --corpus FILE        text (plain, .gz or .zst; repeatable; default: the\n"
+     "                       catalog's captions): unigrams and bigrams from it\n"
+     "  --min-count N        unigrams seen at least N times (default 100)\n"
+     "  --min-pmi X          bigrams with PMI >= X, natural log (default 3.0)\n"
+     "  --min-bigram-count N bigrams seen at least N times (default 20)\n"
+     "  --titles FILE        one title a line, each an entry (repeatable)\n"
+     "  --no-numbers         leave out the numbers 0-99\n"
+     "  --max-entries N      keep the N most frequent (default 500000)\n"
+     "  --table-max N        counter slots (default 4194304): memory stays bounded;\n"
+     "                       when full, the least counted half is recycled\n"
+     "                       (counts of rare items become lower bounds)\n"
+     "  --import             also store the list in the catalog\n"
+     "\n"
+     "match: matches every pair not yet matched under the current list and rule\n"
+     "(witpipe balance does this first too).\n"
+     "  --rule metaclip      MetaCLIP: caption padded with spaces, each of , . ; : ? !\n"
+     "                       and ` surrounded by spaces, tab/CR/LF made spaces; an\n"
+     "                       entry matches when ' entry ' occurs (case-sensitive)\n"
+     "  --rule metaclip2     MetaCLIP 2: no space on a side of the entry whose end\n"
+     "                       character is CJK, Thai, Lao, Myanmar, Khmer, Tibetan or\n"
+     "                       punctuation\n"
+     "  --ignore-case        lowercase caption and entries (simple case mapping)\n"
+     "\n"
+     "grep: matches captions on stdin (one a line, or JSON strings with --jsonl)\n"
+     "against a list FILE without a catalog, printing each caption's entry numbers\n"
+     "(0-based, list order) on one line; --count prints totals only.\n",
+     cmd_queries, 1},
+    {"balance", "balance pairs over the query list (MetaCLIP, WIT cap)",
+     "usage: witpipe balance [-C DIR] [options]\n"
+     "\n"
+     "Matches every pair not yet matched against the current query list (all\n"
+     "cores), then decides each eligible pair (no drop decision from another\n"
+     "stage, image not failed) and records it in decisions: stage balance, reason\n"
+     "the pair's rarest matched entry (or unmatched, one_text_per_image), score\n"
+     "the keep probability. Re-runnable with other options: decisions are replaced.\n"
+     "\n"
+     "  --mode metaclip      (default) p_e = t / max(count_e, t); a pair matching\n"
+     "                       entries E is kept with probability 1 - prod(1 - p_e)\n"
+     "  --mode cap           WIT: pairs in the order of their seeded draw; a pair is\n"
+     "                       kept while any of its entries has kept fewer than t, and\n"
+     "                       a kept pair counts for all its entries\n"
+     "  --t N                the per-entry target (default 20000)\n"
+     "  --tail-fraction F    choose t as the smallest t with sum(count_e < t) >=\n"
+     "                       F * all matches (MetaCLIP 2 uses about 0.06)\n"
+     "  --per-language       t per language (filter's language field; tail fraction\n"
+     "                       default 0.06), counts per (language, entry)\n"
+     "  --seed N             the draw: u = mix(seed, pair uid) in [0,1), so any\n"
+     "                       machine deciding any subset agrees (default 0)\n"
+     "  --keep-unmatched     keep pairs matching no entry (default: drop)\n"
+     "  --one-text-per-image an image with several captions keeps one (seeded),\n"
+     "                       before balancing\n"
+     "  --part I/N           record decisions only for part I of N (by uid); counts\n"
+     "                       and decisions are those of the whole corpus\n"
+     "  --rule R, --ignore-case   the matching rule (see witpipe help queries)\n"
+     "  --report FILE        the report JSON (default DIR/balance_report.json;\n"
+     "                       schemas/balance_report.schema.json)\n"
+     "  --curve FILE         the sorted count curve before/after, SVG (default\n"
+     "                       DIR/balance_curve.svg)\n"
+     "  --dry-run            decide and report, record no decisions\n",
+     cmd_balance, 1},
     {"shard", "write WebDataset tar shards of the selected samples",
      "usage: witpipe shard [-C DIR] [-o OUTDIR] [--per-shard N] [--max-bytes N]\n"
      "                     [--shuffle SEED] [--mtime T]\n"

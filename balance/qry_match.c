@@ -1,0 +1,523 @@
+/*
+ * balance/qry_match.c: MetaCLIP's substring rule for all entries in one
+ * pass: an Aho-Corasick automaton of our own over bytes.
+ *
+ * Why our own and not Hyperscan: the rule needs every entry that occurs,
+ * with 500k literal patterns; an Aho-Corasick automaton does that in one
+ * pass per caption with flat, predictable memory and no library (Debian's
+ * libhyperscan is x86-only and its literal compiler for 500k patterns takes
+ * minutes and gigabytes). bench/bench_balance.sh measures this against
+ * pyahocorasick, the matcher MetaCLIP uses.
+ *
+ * Layout. The trie is built from the patterns sorted bytewise (each new
+ * pattern only extends the last branch, so building needs no searching),
+ * then renumbered breadth-first. In BFS order the children of every state
+ * are consecutive ids, so a state needs only the id of its first child
+ * (first[s]; its children are first[s] .. first[s+1]-1, sorted by label),
+ * one label byte per state, its failure link, the entry ending there and
+ * the next state on its failure chain where an entry ends (dict). States
+ * with many children get a 256-entry table instead of a scan. The root's
+ * table is complete (a missing child is the root itself), so the matching
+ * loop never follows a failure link out of the root.
+ *
+ * The caption is rewritten first (MetaCLIP's spacing; optional lowercase)
+ * into the scratch buffer, then scanned.
+ */
+#include "balance.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#define DENSE_MIN 6 /* states with more children than this get a 256-entry table */
+#define NONE      0xffffffffu
+
+typedef struct ac_state {
+    uint32_t first; /* first child (BFS id); first of s+1 ends the range */
+    uint32_t fail;
+    uint32_t out;  /* entry id + 1 ending here, 0 = none */
+    uint32_t dict; /* next state on the failure chain with an entry, 0 = none */
+} ac_state;
+
+struct qry_matcher {
+    int rule, flags;
+    uint32_t nstates, nentries;
+    ac_state *st;     /* nstates + 1 (the extra one closes the last range) */
+    uint8_t *label;   /* label[s]: the byte on the edge into s */
+    uint32_t *dense;  /* dense[s]: table index or NONE */
+    uint32_t *tables; /* 256 per dense state: child id, or NONE (the root: 0) */
+    uint32_t *same;   /* same[e]: next entry id + 1 with the same pattern, 0 = none */
+    size_t ntables;
+};
+
+struct qry_scratch {
+    wp_buf text;
+    uint32_t *hits;
+    size_t nhits, cap;
+};
+
+/* ---- the rule ------------------------------------------------------------ */
+
+static int is_wrap_punct(unsigned char c)
+{
+    return c == ',' || c == '.' || c == ';' || c == ':' || c == '?' || c == '!' || c == '`';
+}
+
+/* MetaCLIP 2: no padding next to these characters. */
+static int no_pad_char(int32_t cp)
+{
+    utf8proc_category_t cat;
+    if ((cp >= 0x0E00 && cp <= 0x0E7F) ||   /* Thai */
+        (cp >= 0x0E80 && cp <= 0x0EFF) ||   /* Lao */
+        (cp >= 0x0F00 && cp <= 0x0FFF) ||   /* Tibetan */
+        (cp >= 0x1000 && cp <= 0x109F) ||   /* Myanmar */
+        (cp >= 0xA9E0 && cp <= 0xA9FF) ||   /* Myanmar Extended-B */
+        (cp >= 0xAA60 && cp <= 0xAA7F) ||   /* Myanmar Extended-A */
+        (cp >= 0x1780 && cp <= 0x17FF) ||   /* Khmer */
+        (cp >= 0x19E0 && cp <= 0x19FF) ||   /* Khmer symbols */
+        (cp >= 0x1100 && cp <= 0x11FF) ||   /* Hangul Jamo */
+        (cp >= 0x2E80 && cp <= 0x2FDF) ||   /* CJK radicals, Kangxi */
+        (cp >= 0x3000 && cp <= 0x303F) ||   /* CJK symbols and punctuation */
+        (cp >= 0x3040 && cp <= 0x30FF) ||   /* Hiragana, Katakana */
+        (cp >= 0x3100 && cp <= 0x31FF) ||   /* Bopomofo, Hangul compat., Kanbun, Katakana ext. */
+        (cp >= 0x3200 && cp <= 0x4DBF) ||   /* enclosed CJK, compatibility, Ext. A */
+        (cp >= 0x4E00 && cp <= 0x9FFF) ||   /* CJK Unified Ideographs */
+        (cp >= 0xAC00 && cp <= 0xD7AF) ||   /* Hangul syllables */
+        (cp >= 0xF900 && cp <= 0xFAFF) ||   /* CJK compatibility ideographs */
+        (cp >= 0xFF00 && cp <= 0xFFEF) ||   /* half- and fullwidth forms */
+        (cp >= 0x20000 && cp <= 0x3FFFF)) { /* CJK Ext. B and later, planes 2-3 */
+        return 1;
+    }
+    cat = utf8proc_category(cp);
+    return cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO;
+}
+
+/* Appends s[0..n), lowercased per code point when fold. */
+static int put_text(wp_buf *b, const char *s, size_t n, int fold)
+{
+    size_t i = 0;
+    if (!fold)
+        return wp_buf_append(b, s, n);
+    if (wp_buf_reserve(b, n + 4) != 0)
+        return WP_ENOMEM;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x80) {
+            if (wp_buf_putc(b, c >= 'A' && c <= 'Z' ? c + 32 : c) != 0)
+                return WP_ENOMEM;
+            i++;
+        } else {
+            utf8proc_int32_t cp;
+            utf8proc_ssize_t k =
+                utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+            if (k <= 0) {
+                if (wp_buf_putc(b, c) != 0)
+                    return WP_ENOMEM;
+                i++;
+            } else {
+                utf8proc_uint8_t enc[4];
+                utf8proc_ssize_t m = utf8proc_encode_char(utf8proc_tolower(cp), enc);
+                if (wp_buf_append(b, enc, (size_t)m) != 0)
+                    return WP_ENOMEM;
+                i += (size_t)k;
+            }
+        }
+    }
+    return 0;
+}
+
+int qry_pattern(const char *e, size_t n, int rule, int flags, wp_buf *out)
+{
+    int lpad = 1, rpad = 1;
+    if (rule == QRY_RULE_METACLIP2 && n > 0) {
+        utf8proc_int32_t cp;
+        size_t j = n - 1;
+        if (utf8proc_iterate((const utf8proc_uint8_t *)e, (utf8proc_ssize_t)n, &cp) > 0 &&
+            no_pad_char(cp))
+            lpad = 0;
+        while (j > 0 && ((unsigned char)e[j] & 0xC0) == 0x80)
+            j--;
+        if (utf8proc_iterate((const utf8proc_uint8_t *)e + j, (utf8proc_ssize_t)(n - j), &cp) > 0 &&
+            no_pad_char(cp))
+            rpad = 0;
+    }
+    if ((lpad && wp_buf_putc(out, ' ') != 0) ||
+        put_text(out, e, n, (flags & QRY_IGNORE_CASE) != 0) != 0 ||
+        (rpad && wp_buf_putc(out, ' ') != 0))
+        return WP_ENOMEM;
+    return 0;
+}
+
+/* MetaCLIP's spacing() in one pass: the successive replacements only ever
+ * add spaces around their own character, so they commute. */
+static int spaced(const char *t, size_t n, int fold, wp_buf *b)
+{
+    char *o;
+    wp_buf_reset(b);
+    if (fold) {
+        wp_buf tmp = {0};
+        int rc;
+        if (put_text(&tmp, t, n, 1) != 0) {
+            wp_buf_free(&tmp);
+            return WP_ENOMEM;
+        }
+        rc = spaced(tmp.data ? tmp.data : "", tmp.len, 0, b);
+        wp_buf_free(&tmp);
+        return rc;
+    }
+    if (n > (SIZE_MAX - 8) / 3 || wp_buf_reserve(b, 3 * n + 2) != 0)
+        return WP_ENOMEM;
+    o = b->data;
+    *o++ = ' ';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c <= '`' && is_wrap_punct(c)) {
+            o[0] = ' ';
+            o[1] = (char)c;
+            o[2] = ' ';
+            o += 3;
+        } else if (c == '\t' || c == '\n' || c == '\r') {
+            *o++ = ' ';
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = ' ';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+/* ---- building ------------------------------------------------------------ */
+
+typedef struct pat {
+    const char *s;
+    uint32_t len, entry;
+} pat;
+
+static int pat_cmp(const void *a, const void *b)
+{
+    const pat *x = a, *y = b;
+    uint32_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->s, y->s, n);
+    if (c != 0)
+        return c;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return x->entry < y->entry ? -1 : x->entry > y->entry;
+}
+
+static inline uint32_t go(const qry_matcher *m, uint32_t s, uint8_t c)
+{
+    uint32_t a = m->st[s].first, b = m->st[s + 1].first;
+    if (m->dense[s] != NONE)
+        return m->tables[(size_t)m->dense[s] * 256 + c];
+    for (uint32_t i = a; i < b; i++) {
+        if (m->label[i] == c)
+            return i;
+        if (m->label[i] > c)
+            break;
+    }
+    return NONE;
+}
+
+int qry_matcher_new(const qry_list *l, int rule, int flags, qry_matcher **out, wp_err *err)
+{
+    size_t n = qry_list_count(l), total = 1;
+    pat *pats = NULL;
+    wp_buf pb = {0};
+    /* the build trie: first-child / next-sibling, in insertion order */
+    uint32_t *fc = NULL, *ns = NULL, *lc = NULL, *tout = NULL, *path = NULL, *queue = NULL,
+             *newid = NULL;
+    uint8_t *tlab = NULL;
+    size_t nn = 1, prevlen = 0;
+    const char *prev = NULL;
+    qry_matcher *m = NULL;
+    size_t *offs = NULL;
+    int rc = WP_ENOMEM;
+
+    *out = NULL;
+    if (n >= 0x7fffffff)
+        return wp_err_set(err, QRY_ETOOMANY, "query list too long (%zu entries)", n);
+    m = calloc(1, sizeof *m);
+    pats = malloc((n ? n : 1) * sizeof *pats);
+    offs = malloc((n ? n : 1) * sizeof *offs);
+    if (m == NULL || pats == NULL || offs == NULL)
+        goto fail;
+    m->rule = rule;
+    m->flags = flags;
+    m->nentries = (uint32_t)n;
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *e = qry_list_entry(l, i, &len);
+        offs[i] = pb.len;
+        if (qry_pattern(e, len, rule, flags, &pb) != 0)
+            goto fail;
+        pats[i].len = (uint32_t)(pb.len - offs[i]);
+        pats[i].entry = (uint32_t)i;
+        total += pats[i].len;
+    }
+    for (size_t i = 0; i < n; i++)
+        pats[i].s = pb.data + offs[i];
+    qsort(pats, n, sizeof *pats, pat_cmp);
+    if (total >= 0xfffffff0u) {
+        rc = wp_err_set(err, QRY_ETOOMANY, "query list too large for the matcher");
+        goto fail_set;
+    }
+    fc = malloc(total * sizeof *fc);
+    ns = malloc(total * sizeof *ns);
+    lc = malloc(total * sizeof *lc);
+    tout = calloc(total, sizeof *tout);
+    tlab = calloc(total, 1);
+    path = malloc((QRY_ENTRY_MAX * 4 + 8) * sizeof *path);
+    m->same = calloc(n ? n : 1, sizeof *m->same);
+    if (!fc || !ns || !lc || !tout || !tlab || !path || !m->same)
+        goto fail;
+    fc[0] = ns[0] = lc[0] = NONE;
+    path[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        const pat *p = &pats[i];
+        size_t k = 0;
+        if (p->len > QRY_ENTRY_MAX * 4 + 4)
+            continue; /* cannot happen: entries are at most QRY_ENTRY_MAX bytes */
+        if (prev != NULL)
+            while (k < p->len && k < prevlen && p->s[k] == prev[k])
+                k++;
+        for (size_t d = k; d < p->len; d++) {
+            uint32_t parent = path[d], id = (uint32_t)nn++;
+            fc[id] = ns[id] = lc[id] = NONE;
+            tlab[id] = (uint8_t)p->s[d];
+            if (fc[parent] == NONE)
+                fc[parent] = id;
+            else
+                ns[lc[parent]] = id;
+            lc[parent] = id;
+            path[d + 1] = id;
+        }
+        if (p->len == 0)
+            continue;
+        {
+            uint32_t s = path[p->len];
+            if (tout[s] == 0) {
+                tout[s] = p->entry + 1;
+            } else { /* same pattern as an earlier entry (after case folding) */
+                uint32_t e = tout[s] - 1;
+                while (m->same[e] != 0)
+                    e = m->same[e] - 1;
+                m->same[e] = p->entry + 1;
+            }
+        }
+        prev = p->s;
+        prevlen = p->len;
+    }
+    free(lc);
+    lc = NULL;
+    /* breadth-first renumbering */
+    m->nstates = (uint32_t)nn;
+    m->st = calloc(nn + 1, sizeof *m->st);
+    m->label = calloc(nn, 1);
+    m->dense = malloc(nn * sizeof *m->dense);
+    queue = malloc(nn * sizeof *queue);
+    newid = malloc(nn * sizeof *newid);
+    if (!m->st || !m->label || !m->dense || !queue || !newid)
+        goto fail;
+    {
+        size_t head = 0, tail = 1, ndense = 0;
+        queue[0] = 0;
+        newid[0] = 0;
+        while (head < tail) {
+            uint32_t old = queue[head], id = (uint32_t)head, nch = 0;
+            m->st[id].first = (uint32_t)tail;
+            m->st[id].out = tout[old];
+            for (uint32_t ch = fc[old]; ch != NONE; ch = ns[ch]) {
+                newid[ch] = (uint32_t)tail;
+                m->label[tail] = tlab[ch];
+                queue[tail++] = ch;
+                nch++;
+            }
+            m->dense[id] = (id == 0 || nch > DENSE_MIN) ? (uint32_t)ndense++ : NONE;
+            head++;
+        }
+        m->st[nn].first = (uint32_t)nn;
+        m->ntables = ndense;
+        m->tables = malloc(ndense * 256 * sizeof *m->tables);
+        if (m->tables == NULL)
+            goto fail;
+        memset(m->tables, 0xff, ndense * 256 * sizeof *m->tables);
+        for (size_t s = 0; s < nn; s++) {
+            if (m->dense[s] == NONE)
+                continue;
+            for (uint32_t i = m->st[s].first; i < m->st[s + 1].first; i++)
+                m->tables[(size_t)m->dense[s] * 256 + m->label[i]] = i;
+        }
+    }
+    free(fc);
+    free(ns);
+    free(tout);
+    free(tlab);
+    free(queue);
+    free(newid);
+    fc = ns = tout = queue = newid = NULL;
+    tlab = NULL;
+    /* failure links and dictionary links, in BFS order */
+    for (uint32_t s = 0; s < m->nstates; s++) {
+        for (uint32_t ch = m->st[s].first; ch < m->st[s + 1].first; ch++) {
+            uint32_t f;
+            if (s == 0) {
+                f = 0;
+            } else {
+                uint32_t x = m->st[s].fail;
+                for (;;) {
+                    uint32_t t = go(m, x, m->label[ch]);
+                    if (t != NONE) {
+                        f = t;
+                        break;
+                    }
+                    if (x == 0) {
+                        f = 0;
+                        break;
+                    }
+                    x = m->st[x].fail;
+                }
+            }
+            m->st[ch].fail = f;
+            m->st[ch].dict = m->st[f].out ? f : m->st[f].dict;
+        }
+    }
+    /* the root's table is complete: no child means stay at the root */
+    for (int c = 0; c < 256; c++)
+        if (m->tables[c] == NONE)
+            m->tables[c] = 0;
+    free(pats);
+    free(offs);
+    free(path);
+    wp_buf_free(&pb);
+    *out = m;
+    return 0;
+fail:
+    rc = wp_err_set(err, WP_ENOMEM, "out of memory building the query matcher");
+fail_set:
+    free(fc);
+    free(ns);
+    free(lc);
+    free(tout);
+    free(tlab);
+    free(path);
+    free(queue);
+    free(newid);
+    free(pats);
+    free(offs);
+    wp_buf_free(&pb);
+    qry_matcher_free(m);
+    return rc;
+}
+
+void qry_matcher_free(qry_matcher *m)
+{
+    if (m == NULL)
+        return;
+    free(m->st);
+    free(m->label);
+    free(m->dense);
+    free(m->tables);
+    free(m->same);
+    free(m);
+}
+
+size_t qry_matcher_states(const qry_matcher *m)
+{
+    return m->nstates;
+}
+
+size_t qry_matcher_bytes(const qry_matcher *m)
+{
+    return sizeof *m + ((size_t)m->nstates + 1) * sizeof(ac_state) +
+           (size_t)m->nstates * (1 + sizeof(uint32_t)) + m->ntables * 256 * sizeof(uint32_t) +
+           (size_t)m->nentries * sizeof(uint32_t);
+}
+
+/* ---- matching ------------------------------------------------------------ */
+
+qry_scratch *qry_scratch_new(void)
+{
+    return calloc(1, sizeof(qry_scratch));
+}
+
+void qry_scratch_free(qry_scratch *s)
+{
+    if (s == NULL)
+        return;
+    wp_buf_free(&s->text);
+    free(s->hits);
+    free(s);
+}
+
+static int hit(const qry_matcher *m, qry_scratch *s, uint32_t e1)
+{
+    for (uint32_t e = e1; e != 0; e = m->same[e - 1]) {
+        if (s->nhits == s->cap) {
+            size_t nc = s->cap ? s->cap * 2 : 64;
+            uint32_t *nh = realloc(s->hits, nc * sizeof *nh);
+            if (nh == NULL)
+                return WP_ENOMEM;
+            s->hits = nh;
+            s->cap = nc;
+        }
+        s->hits[s->nhits++] = e - 1;
+    }
+    return 0;
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int qry_match(const qry_matcher *m, const char *text, size_t len, qry_scratch *s,
+              const uint32_t **ids)
+{
+    const ac_state *st = m->st;
+    const uint8_t *p, *end;
+    uint32_t cur = 0;
+    size_t k = 0;
+
+    s->nhits = 0;
+    *ids = NULL;
+    if (spaced(text, len, (m->flags & QRY_IGNORE_CASE) != 0, &s->text) != 0)
+        return WP_ENOMEM;
+    p = (const uint8_t *)s->text.data;
+    end = p + s->text.len;
+    for (; p < end; p++) {
+        uint8_t c = *p;
+        for (;;) {
+            uint32_t t;
+            if (cur == 0) {
+                cur = m->tables[c];
+                break;
+            }
+            t = go(m, cur, c);
+            if (t != NONE) {
+                cur = t;
+                break;
+            }
+            cur = st[cur].fail;
+        }
+        if ((st[cur].out | st[cur].dict) != 0) {
+            uint32_t d = st[cur].out ? cur : st[cur].dict;
+            for (; d != 0; d = st[d].dict)
+                if (hit(m, s, st[d].out) != 0)
+                    return WP_ENOMEM;
+        }
+    }
+    if (s->nhits > 1) {
+        qsort(s->hits, s->nhits, sizeof *s->hits, u32_cmp);
+        for (size_t i = 0; i < s->nhits; i++)
+            if (k == 0 || s->hits[i] != s->hits[k - 1])
+                s->hits[k++] = s->hits[i];
+    } else {
+        k = s->nhits;
+    }
+    *ids = s->hits;
+    return (int)k;
+}

@@ -134,7 +134,7 @@ static int cmd_build(cli_ctx *ctx, int argc, char **argv)
     static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
                                              {"wordnet", required_argument, NULL, O_WN},
                                              {"no-wordnet", no_argument, NULL, O_NOWN},
-                                             {"corpus", required_argument, NULL, O_CORPUS},
+                                             {"text-corpus", required_argument, NULL, O_CORPUS},
                                              {"titles", required_argument, NULL, O_TITLES},
                                              {"min-count", required_argument, NULL, O_MINC},
                                              {"min-pmi", required_argument, NULL, O_MINPMI},
@@ -230,7 +230,7 @@ static int cmd_build(cli_ctx *ctx, int argc, char **argv)
     if (nc == 0) {
         /* default corpus: the catalog's own captions */
         if (cat_open(ctx->corpus, CAT_READONLY, &c, &err) != 0) {
-            cli_error(ctx, "%s (give --corpus FILE to build without a catalog)", err.msg);
+            cli_error(ctx, "%s (give corpus FILEs to build without a catalog)", err.msg);
             rc = CLI_FAIL;
             goto out;
         }

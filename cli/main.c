@@ -215,7 +215,7 @@ const cli_cmd cli_commands[] = {
      cmd_encode, 1},
     {"queries", "the query list: import, build, match",
      "usage: witpipe queries import FILE\n"
-     "       witpipe queries build -o FILE [options] [--corpus FILE...]\n"
+     "       witpipe queries build -o FILE [options] [FILE...]\n"
      "       witpipe queries match [--rule metaclip|metaclip2] [--ignore-case]\n"
      "       witpipe queries grep --list FILE [--rule R] [--ignore-case] [--jsonl] [--count]\n"
      "\n"
@@ -232,8 +232,10 @@ const cli_cmd cli_commands[] = {
      "  --wordnet DIR        WordNet lemmas from DIR's data.* files (default\n"
      "                       /usr/share/wordnet, Debian's wordnet-base; '_' -> ' ')\n"
      "  --no-wordnet         no WordNet entries\n"
-     "  --corpus FILE        text (plain, .gz or .zst; repeatable; default: the\n"
-     "                       catalog's captions): unigrams and bigrams from it\n"
+     "  FILE..., --text-corpus FILE  text corpus files (plain, .gz, .zst, .bz2,\n"
+     "                       .xz; a Wikipedia dump as text; default: the catalog's\n"
+     "                       captions): unigrams and bigrams are counted in them\n"
+     "                       (--corpus is taken by the global -C option)\n"
      "  --min-count N        unigrams seen at least N times (default 100)\n"
      "  --min-pmi X          bigrams with PMI >= X, natural log (default 3.0)\n"
      "  --min-bigram-count N bigrams seen at least N times (default 20)\n"

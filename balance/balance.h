@@ -78,6 +78,7 @@ int qry_list_sha256(const qry_list *l, char out[WP_SHA256_HEX + 1]);
  * caption and entries per code point (Unicode simple lowercase mapping). */
 enum { QRY_RULE_METACLIP = 0, QRY_RULE_METACLIP2 = 1 };
 #define QRY_IGNORE_CASE 1
+#define QRY_FORCE_AC    0x100 /* tests and bench: every entry in the byte automaton */
 
 typedef struct qry_matcher qry_matcher;
 typedef struct qry_scratch qry_scratch;

@@ -39,21 +39,80 @@ typedef struct ac_state {
     uint32_t dict; /* next state on the failure chain with an entry, 0 = none */
 } ac_state;
 
+/* What the matching loop reads per byte: 16 bytes, one cache line access.
+ * info: INFO_DENSE | table index, or the child count (<= DENSE_MIN) with,
+ * for a single child, its label in bits 8-15 (no label read at all). */
+typedef struct ac_hot {
+    uint32_t first, fail;
+    uint32_t rep; /* first state on the failure chain (itself included) with an entry, 0 = none */
+    uint32_t info;
+} ac_hot;
+#define INFO_DENSE 0x80000000u
+
+/* The token index. An entry whose pattern is padded on both sides,
+ * " e ", occurs in the spaced caption exactly when e split at every space
+ * is a run of consecutive tokens of the caption, a token being the bytes
+ * between two consecutive spaces (empty tokens included). So those
+ * entries are matched a word at a time: each caption token is looked up
+ * once in a hash table of the tokens entries use, and a trie over token
+ * ids (depth-1 nodes are the token ids themselves, deeper edges in a hash
+ * table keyed by (node, token)) follows multi-word entries. This does one
+ * hash probe per word instead of one automaton step per byte (measured by
+ * bench/bench_balance.sh: the byte automaton's states do not fit in cache
+ * at 500k entries). Entries padded on one side only (MetaCLIP 2's rule
+ * next to CJK, Thai... and punctuation) stay in the byte automaton. */
+/* A vocabulary slot holds what a lookup compares, so that a probe touches
+ * one cache line: the first 8 bytes of the token (zero padded; the whole
+ * token for most words) and, for longer ones, where the rest is. */
+typedef struct tok_slot {
+    uint64_t head;
+    uint32_t id1; /* token id + 1, 0 = empty */
+    uint32_t len;
+    uint32_t off; /* in pool */
+    uint32_t h32;
+} tok_slot;
+
+typedef struct edge_slot {
+    uint64_t key; /* node << 32 | token id */
+    uint32_t child;
+} edge_slot;
+
+typedef struct tok_index {
+    size_t ntok, nslots; /* vocabulary */
+    tok_slot *slots;
+    uint32_t *off, *len; /* token id -> bytes in pool */
+    wp_buf pool;
+    size_t nnodes, nodecap; /* node 0 unused; nodes 1..ntok are the tokens */
+    uint32_t *out;          /* entry id + 1 ending at the node, 0 = none */
+    uint8_t *kids;          /* the node has edges */
+    size_t nedges, nedgeslots;
+    edge_slot *edges;
+    size_t tokcap;
+} tok_index;
+
 struct qry_matcher {
     int rule, flags;
     uint32_t nstates, nentries;
-    ac_state *st;     /* nstates + 1 (the extra one closes the last range) */
+    ac_hot *hot;      /* nstates */
+    uint32_t *out;    /* out[s]: entry id + 1 ending at s, 0 = none */
+    uint32_t *dict;   /* dict[s]: next state on the failure chain with an entry */
+    ac_state *st;     /* while building: nstates + 1 (the extra one closes the last range) */
     uint8_t *label;   /* label[s]: the byte on the edge into s */
     uint32_t *dense;  /* dense[s]: table index or NONE */
     uint32_t *tables; /* 256 per dense state: child id, or NONE (the root: 0) */
     uint32_t *same;   /* same[e]: next entry id + 1 with the same pattern, 0 = none */
     size_t ntables;
+    tok_index tok; /* the entries padded on both sides, by tokens */
+    size_t nac;    /* entries in the automaton */
 };
 
 struct qry_scratch {
     wp_buf text;
     uint32_t *hits;
     size_t nhits, cap;
+    uint32_t *tids; /* token ids of the caption */
+    uint64_t *th;   /* their hashes */
+    size_t tcap;
 };
 
 /* ---- the rule ------------------------------------------------------------ */
@@ -221,6 +280,292 @@ static inline uint32_t go(const qry_matcher *m, uint32_t s, uint8_t c)
     return NONE;
 }
 
+static inline uint32_t go_hot(const qry_matcher *m, uint32_t s, uint8_t c)
+{
+    const ac_hot *h = &m->hot[s];
+    uint32_t info = h->info, n;
+    if (info & INFO_DENSE)
+        return m->tables[(size_t)(info & ~INFO_DENSE) * 256 + c];
+    n = info & 0xff;
+    if (n == 1)
+        return ((info >> 8) & 0xff) == c ? h->first : NONE;
+    for (uint32_t i = h->first; i < h->first + n; i++) {
+        if (m->label[i] == c)
+            return i;
+        if (m->label[i] > c)
+            break;
+    }
+    return NONE;
+}
+
+/* ---- the token index ------------------------------------------------------- */
+
+static inline uint64_t tok_hash(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n, w;
+    while (n >= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+        p += 8;
+        n -= 8;
+    }
+    w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 29;
+    return h;
+}
+
+static inline uint64_t edge_hash(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    return k;
+}
+
+static inline uint64_t tok_head(const uint8_t *p, size_t n)
+{
+    uint64_t w = 0;
+    memcpy(&w, p, n < 8 ? n : 8);
+    return w;
+}
+
+/* Token id of p[0..n) with hash h, or NONE. */
+static inline uint32_t tok_find_h(const tok_index *t, const uint8_t *p, size_t n, uint64_t h)
+{
+    size_t i = (size_t)h & (t->nslots - 1);
+    uint32_t h32 = (uint32_t)(h >> 32);
+    uint64_t head;
+    if (t->nslots == 0)
+        return NONE;
+    head = tok_head(p, n);
+    for (;; i = (i + 1) & (t->nslots - 1)) {
+        const tok_slot *sl = &t->slots[i];
+        if (sl->id1 == 0)
+            return NONE;
+        if (sl->h32 == h32 && sl->len == n && sl->head == head &&
+            (n <= 8 || memcmp(t->pool.data + sl->off + 8, p + 8, n - 8) == 0))
+            return sl->id1 - 1;
+    }
+}
+
+static inline uint32_t tok_find(const tok_index *t, const uint8_t *p, size_t n)
+{
+    return tok_find_h(t, p, n, tok_hash(p, n));
+}
+
+static void tok_slot_set(tok_slot *sl, const tok_index *t, uint32_t id, uint64_t h)
+{
+    sl->id1 = id + 1;
+    sl->len = t->len[id];
+    sl->off = t->off[id];
+    sl->head = tok_head((const uint8_t *)t->pool.data + t->off[id], t->len[id]);
+    sl->h32 = (uint32_t)(h >> 32);
+}
+
+static inline uint32_t edge_find(const tok_index *t, uint32_t node, uint32_t tok)
+{
+    uint64_t k = (uint64_t)node << 32 | tok;
+    size_t i = (size_t)edge_hash(k) & (t->nedgeslots - 1);
+    for (;; i = (i + 1) & (t->nedgeslots - 1)) {
+        const edge_slot *e = &t->edges[i];
+        if (e->child == 0)
+            return 0;
+        if (e->key == k)
+            return e->child;
+    }
+}
+
+static int tok_grow_slots(tok_index *t)
+{
+    size_t ns = t->nslots ? t->nslots * 2 : 1024;
+    tok_slot *sl = calloc(ns, sizeof *sl);
+    if (sl == NULL)
+        return WP_ENOMEM;
+    for (size_t id = 0; id < t->ntok; id++) {
+        uint64_t h = tok_hash((const uint8_t *)t->pool.data + t->off[id], t->len[id]);
+        size_t i = (size_t)h & (ns - 1);
+        while (sl[i].id1 != 0)
+            i = (i + 1) & (ns - 1);
+        tok_slot_set(&sl[i], t, (uint32_t)id, h);
+    }
+    free(t->slots);
+    t->slots = sl;
+    t->nslots = ns;
+    return 0;
+}
+
+static int node_new(tok_index *t, uint32_t *id)
+{
+    if (t->nnodes == t->nodecap) {
+        size_t nc = t->nodecap ? t->nodecap * 2 : 4096;
+        uint32_t *o = realloc(t->out, nc * sizeof *o);
+        uint8_t *k;
+        if (o == NULL)
+            return WP_ENOMEM;
+        t->out = o;
+        k = realloc(t->kids, nc);
+        if (k == NULL)
+            return WP_ENOMEM;
+        t->kids = k;
+        t->nodecap = nc;
+    }
+    t->out[t->nnodes] = 0;
+    t->kids[t->nnodes] = 0;
+    *id = (uint32_t)t->nnodes++;
+    return 0;
+}
+
+/* The token id of p[0..n), added (with its depth-1 node) when new. */
+static int tok_add(tok_index *t, const uint8_t *p, size_t n, uint32_t *id)
+{
+    uint32_t f = tok_find(t, p, n);
+    uint64_t h;
+    size_t i;
+    if (f != NONE) {
+        *id = f;
+        return 0;
+    }
+    if ((t->ntok + 1) * 3 > t->nslots * 2 && tok_grow_slots(t) != 0)
+        return WP_ENOMEM;
+    if (t->ntok == t->tokcap) {
+        size_t nc = t->tokcap ? t->tokcap * 2 : 4096;
+        uint32_t *o = realloc(t->off, nc * sizeof *o), *l;
+        if (o == NULL)
+            return WP_ENOMEM;
+        t->off = o;
+        l = realloc(t->len, nc * sizeof *l);
+        if (l == NULL)
+            return WP_ENOMEM;
+        t->len = l;
+        t->tokcap = nc;
+    }
+    t->off[t->ntok] = (uint32_t)t->pool.len;
+    t->len[t->ntok] = (uint32_t)n;
+    if (wp_buf_append(&t->pool, p, n) != 0)
+        return WP_ENOMEM;
+    h = tok_hash(p, n);
+    i = (size_t)h & (t->nslots - 1);
+    while (t->slots[i].id1 != 0)
+        i = (i + 1) & (t->nslots - 1);
+    tok_slot_set(&t->slots[i], t, (uint32_t)t->ntok, h);
+    *id = (uint32_t)t->ntok++;
+    return 0;
+}
+
+static int edge_grow(tok_index *t)
+{
+    size_t ns = t->nedgeslots ? t->nedgeslots * 2 : 1024;
+    edge_slot *e = calloc(ns, sizeof *e);
+    if (e == NULL)
+        return WP_ENOMEM;
+    for (size_t j = 0; j < t->nedgeslots; j++) {
+        size_t i;
+        if (t->edges[j].child == 0)
+            continue;
+        i = (size_t)edge_hash(t->edges[j].key) & (ns - 1);
+        while (e[i].child != 0)
+            i = (i + 1) & (ns - 1);
+        e[i] = t->edges[j];
+    }
+    free(t->edges);
+    t->edges = e;
+    t->nedgeslots = ns;
+    return 0;
+}
+
+static int edge_add(tok_index *t, uint32_t node, uint32_t tok, uint32_t *child)
+{
+    uint64_t k = (uint64_t)node << 32 | tok;
+    size_t i;
+    uint32_t c;
+    if (t->nedgeslots > 0 && (c = edge_find(t, node, tok)) != 0) {
+        *child = c;
+        return 0;
+    }
+    if ((t->nedges + 1) * 2 > t->nedgeslots && edge_grow(t) != 0)
+        return WP_ENOMEM;
+    if (node_new(t, &c) != 0)
+        return WP_ENOMEM;
+    i = (size_t)edge_hash(k) & (t->nedgeslots - 1);
+    while (t->edges[i].child != 0)
+        i = (i + 1) & (t->nedgeslots - 1);
+    t->edges[i].key = k;
+    t->edges[i].child = c;
+    t->nedges++;
+    t->kids[node] = 1;
+    *child = c;
+    return 0;
+}
+
+/* Adds entry e whose pattern is " inner " (inner = p[0..n)): with
+ * vocab_only its tokens, else (once every entry's tokens are in, so that
+ * nodes 1..ntok are the tokens) its path of nodes and its end. */
+static int tok_add_entry(tok_index *t, uint32_t *same, const uint8_t *p, size_t n, uint32_t e,
+                         int vocab_only)
+{
+    size_t a = 0;
+    uint32_t node = 0;
+    for (;;) {
+        const uint8_t *sp = memchr(p + a, ' ', n - a);
+        size_t b = sp ? (size_t)(sp - p) : n;
+        uint32_t id;
+        if (vocab_only) {
+            if (tok_add(t, p + a, b - a, &id) != 0)
+                return WP_ENOMEM;
+        } else {
+            id = tok_find(t, p + a, b - a);
+            if (node == 0)
+                node = id + 1;
+            else if (edge_add(t, node, id, &node) != 0)
+                return WP_ENOMEM;
+        }
+        if (sp == NULL)
+            break;
+        a = b + 1;
+    }
+    if (vocab_only)
+        return 0;
+    if (t->out[node] == 0) {
+        t->out[node] = e + 1;
+    } else {
+        uint32_t x = t->out[node] - 1;
+        while (same[x] != 0)
+            x = same[x] - 1;
+        same[x] = e + 1;
+    }
+    return 0;
+}
+
+/* Nodes 0 (unused) and 1..ntok (the tokens). */
+static int tok_nodes_init(tok_index *t)
+{
+    uint32_t id;
+    for (size_t i = 0; i <= t->ntok; i++)
+        if (node_new(t, &id) != 0)
+            return WP_ENOMEM;
+    return 0;
+}
+
+static void tok_free(tok_index *t)
+{
+    free(t->slots);
+    free(t->off);
+    free(t->len);
+    wp_buf_free(&t->pool);
+    free(t->out);
+    free(t->kids);
+    free(t->edges);
+}
+
+static size_t tok_bytes(const tok_index *t)
+{
+    return t->nslots * sizeof(tok_slot) + t->tokcap * 8 + t->pool.cap + t->nodecap * 5 +
+           t->nedgeslots * sizeof(edge_slot);
+}
+
 int qry_matcher_new(const qry_list *l, int rule, int flags, qry_matcher **out, wp_err *err)
 {
     size_t n = qry_list_count(l), total = 1;
@@ -259,6 +604,30 @@ int qry_matcher_new(const qry_list *l, int rule, int flags, qry_matcher **out, w
     }
     for (size_t i = 0; i < n; i++)
         pats[i].s = pb.data + offs[i];
+    m->same = calloc(n ? n : 1, sizeof *m->same);
+    if (m->same == NULL)
+        goto fail;
+    {
+        /* entries padded on both sides go to the token index */
+        size_t k = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 1 && tok_nodes_init(&m->tok) != 0)
+                goto fail;
+            for (size_t i = 0; i < n; i++) {
+                const pat *p = &pats[i];
+                if (!(flags & QRY_FORCE_AC) && p->len >= 2 && p->s[0] == ' ' &&
+                    p->s[p->len - 1] == ' ') {
+                    if (tok_add_entry(&m->tok, m->same, (const uint8_t *)p->s + 1, p->len - 2,
+                                      p->entry, pass == 0) != 0)
+                        goto fail;
+                } else if (pass == 1) {
+                    pats[k++] = *p;
+                }
+            }
+        }
+        n = k;
+        m->nac = k;
+    }
     qsort(pats, n, sizeof *pats, pat_cmp);
     if (total >= 0xfffffff0u) {
         rc = wp_err_set(err, QRY_ETOOMANY, "query list too large for the matcher");
@@ -270,8 +639,7 @@ int qry_matcher_new(const qry_list *l, int rule, int flags, qry_matcher **out, w
     tout = calloc(total, sizeof *tout);
     tlab = calloc(total, 1);
     path = malloc((QRY_ENTRY_MAX * 4 + 8) * sizeof *path);
-    m->same = calloc(n ? n : 1, sizeof *m->same);
-    if (!fc || !ns || !lc || !tout || !tlab || !path || !m->same)
+    if (!fc || !ns || !lc || !tout || !tlab || !path)
         goto fail;
     fc[0] = ns[0] = lc[0] = NONE;
     path[0] = 0;
@@ -388,6 +756,29 @@ int qry_matcher_new(const qry_list *l, int rule, int flags, qry_matcher **out, w
     for (int c = 0; c < 256; c++)
         if (m->tables[c] == NONE)
             m->tables[c] = 0;
+    /* pack what the matching loop reads */
+    m->hot = malloc((size_t)m->nstates * sizeof *m->hot);
+    m->out = malloc((size_t)m->nstates * sizeof *m->out);
+    m->dict = malloc((size_t)m->nstates * sizeof *m->dict);
+    if (!m->hot || !m->out || !m->dict)
+        goto fail;
+    for (uint32_t s = 0; s < m->nstates; s++) {
+        uint32_t n = m->st[s + 1].first - m->st[s].first;
+        ac_hot *h = &m->hot[s];
+        h->first = m->st[s].first;
+        h->fail = m->st[s].fail;
+        h->rep = m->st[s].out ? s : m->st[s].dict;
+        if (m->dense[s] != NONE)
+            h->info = INFO_DENSE | m->dense[s];
+        else
+            h->info = n | (n == 1 ? (uint32_t)m->label[h->first] << 8 : 0);
+        m->out[s] = m->st[s].out;
+        m->dict[s] = m->st[s].dict;
+    }
+    free(m->st);
+    free(m->dense);
+    m->st = NULL;
+    m->dense = NULL;
     free(pats);
     free(offs);
     free(path);
@@ -417,23 +808,27 @@ void qry_matcher_free(qry_matcher *m)
     if (m == NULL)
         return;
     free(m->st);
+    free(m->hot);
+    free(m->out);
+    free(m->dict);
     free(m->label);
     free(m->dense);
     free(m->tables);
     free(m->same);
+    tok_free(&m->tok);
     free(m);
 }
 
 size_t qry_matcher_states(const qry_matcher *m)
 {
-    return m->nstates;
+    return m->nstates + (m->tok.nnodes ? m->tok.nnodes - 1 : 0);
 }
 
 size_t qry_matcher_bytes(const qry_matcher *m)
 {
-    return sizeof *m + ((size_t)m->nstates + 1) * sizeof(ac_state) +
-           (size_t)m->nstates * (1 + sizeof(uint32_t)) + m->ntables * 256 * sizeof(uint32_t) +
-           (size_t)m->nentries * sizeof(uint32_t);
+    return sizeof *m + (size_t)m->nstates * (sizeof(ac_hot) + 2 * sizeof(uint32_t) + 1) +
+           m->ntables * 256 * sizeof(uint32_t) + (size_t)m->nentries * sizeof(uint32_t) +
+           tok_bytes(&m->tok);
 }
 
 /* ---- matching ------------------------------------------------------------ */
@@ -449,6 +844,8 @@ void qry_scratch_free(qry_scratch *s)
         return;
     wp_buf_free(&s->text);
     free(s->hits);
+    free(s->tids);
+    free(s->th);
     free(s);
 }
 
@@ -474,10 +871,67 @@ static int u32_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The entries of the token index found in the spaced caption s->text. */
+static int tok_match(const qry_matcher *m, qry_scratch *s)
+{
+    const tok_index *t = &m->tok;
+    const uint8_t *p = (const uint8_t *)s->text.data, *end = p + s->text.len, *q;
+    size_t nt = 0;
+    /* tokens: the bytes between consecutive spaces (the text starts and
+     * ends with one) */
+    if (s->tcap < s->text.len + 1) {
+        uint32_t *nv = realloc(s->tids, (s->text.len + 1) * sizeof *nv);
+        uint64_t *nh;
+        if (nv == NULL)
+            return WP_ENOMEM;
+        s->tids = nv;
+        nh = realloc(s->th, (s->text.len + 1) * sizeof *nh);
+        if (nh == NULL)
+            return WP_ENOMEM;
+        s->th = nh;
+        s->tcap = s->text.len + 1;
+    }
+    /* first every token's hash, prefetching its slot; then the lookups,
+     * whose cache misses then overlap */
+    q = p + 1;
+    while (q < end) {
+        const uint8_t *sp = memchr(q, ' ', (size_t)(end - q));
+        uint64_t h;
+        if (sp == NULL)
+            break;
+        h = tok_hash(q, (size_t)(sp - q));
+        __builtin_prefetch(&t->slots[(size_t)h & (t->nslots - 1)]);
+        s->tids[nt] = (uint32_t)(q - p);
+        s->th[nt++] = h;
+        q = sp + 1;
+    }
+    for (size_t k = 0; k < nt; k++) {
+        const uint8_t *a = p + s->tids[k];
+        const uint8_t *b = k + 1 < nt ? p + s->tids[k + 1] - 1 : end - 1;
+        s->tids[k] = tok_find_h(t, a, (size_t)(b - a), s->th[k]);
+    }
+    for (size_t a = 0; a < nt; a++) {
+        uint32_t node;
+        if (s->tids[a] == NONE)
+            continue;
+        node = s->tids[a] + 1;
+        if (t->out[node] != 0 && hit(m, s, t->out[node]) != 0)
+            return WP_ENOMEM;
+        for (size_t b = a + 1; b < nt && t->kids[node] && s->tids[b] != NONE; b++) {
+            node = edge_find(t, node, s->tids[b]);
+            if (node == 0)
+                break;
+            if (t->out[node] != 0 && hit(m, s, t->out[node]) != 0)
+                return WP_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 int qry_match(const qry_matcher *m, const char *text, size_t len, qry_scratch *s,
               const uint32_t **ids)
 {
-    const ac_state *st = m->st;
+    const ac_hot *hot = m->hot;
     const uint8_t *p, *end;
     uint32_t cur = 0;
     size_t k = 0;
@@ -488,6 +942,10 @@ int qry_match(const qry_matcher *m, const char *text, size_t len, qry_scratch *s
         return WP_ENOMEM;
     p = (const uint8_t *)s->text.data;
     end = p + s->text.len;
+    if (m->tok.ntok > 0 && tok_match(m, s) != 0)
+        return WP_ENOMEM;
+    if (m->nac == 0)
+        end = p;
     for (; p < end; p++) {
         uint8_t c = *p;
         for (;;) {
@@ -496,22 +954,32 @@ int qry_match(const qry_matcher *m, const char *text, size_t len, qry_scratch *s
                 cur = m->tables[c];
                 break;
             }
-            t = go(m, cur, c);
+            t = go_hot(m, cur, c);
             if (t != NONE) {
                 cur = t;
                 break;
             }
-            cur = st[cur].fail;
+            cur = hot[cur].fail;
         }
-        if ((st[cur].out | st[cur].dict) != 0) {
-            uint32_t d = st[cur].out ? cur : st[cur].dict;
-            for (; d != 0; d = st[d].dict)
-                if (hit(m, s, st[d].out) != 0)
+        if (hot[cur].rep != 0)
+            for (uint32_t d = hot[cur].rep; d != 0; d = m->dict[d])
+                if (hit(m, s, m->out[d]) != 0)
                     return WP_ENOMEM;
-        }
     }
     if (s->nhits > 1) {
-        qsort(s->hits, s->nhits, sizeof *s->hits, u32_cmp);
+        if (s->nhits <= 32) {
+            for (size_t i = 1; i < s->nhits; i++) {
+                uint32_t v = s->hits[i];
+                size_t j = i;
+                while (j > 0 && s->hits[j - 1] > v) {
+                    s->hits[j] = s->hits[j - 1];
+                    j--;
+                }
+                s->hits[j] = v;
+            }
+        } else {
+            qsort(s->hits, s->nhits, sizeof *s->hits, u32_cmp);
+        }
         for (size_t i = 0; i < s->nhits; i++)
             if (k == 0 || s->hits[i] != s->hits[k - 1])
                 s->hits[k++] = s->hits[i];

@@ -159,6 +159,14 @@ static void test_match_long_captions(void **state)
     check_against_naive(QRY_RULE_METACLIP, 0, 60, 30, 1000);
 }
 
+/* the same checks with every entry in the byte automaton (no token index) */
+static void test_match_automaton_only(void **state)
+{
+    check_against_naive(QRY_RULE_METACLIP, QRY_FORCE_AC, 200, 2000, 30);
+    check_against_naive(QRY_RULE_METACLIP2, QRY_FORCE_AC, 200, 2000, 30);
+    check_against_naive(QRY_RULE_METACLIP, QRY_FORCE_AC | QRY_IGNORE_CASE, 200, 1000, 30);
+}
+
 static void test_match_empty_list(void **state)
 {
     qry_list *l = qry_list_new();
@@ -334,11 +342,17 @@ static void test_draw_uniform_and_keyed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_match_metaclip),    cmocka_unit_test(test_match_metaclip2),
-        cmocka_unit_test(test_match_ignore_case), cmocka_unit_test(test_match_long_captions),
-        cmocka_unit_test(test_match_empty_list),  cmocka_unit_test(test_same_pattern_after_folding),
-        cmocka_unit_test(test_list_load),         cmocka_unit_test(test_t_for_tail_brute_force),
-        cmocka_unit_test(test_keep_prob),         cmocka_unit_test(test_draw_uniform_and_keyed),
+        cmocka_unit_test(test_match_metaclip),
+        cmocka_unit_test(test_match_metaclip2),
+        cmocka_unit_test(test_match_ignore_case),
+        cmocka_unit_test(test_match_long_captions),
+        cmocka_unit_test(test_match_automaton_only),
+        cmocka_unit_test(test_match_empty_list),
+        cmocka_unit_test(test_same_pattern_after_folding),
+        cmocka_unit_test(test_list_load),
+        cmocka_unit_test(test_t_for_tail_brute_force),
+        cmocka_unit_test(test_keep_prob),
+        cmocka_unit_test(test_draw_uniform_and_keyed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

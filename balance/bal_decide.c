@@ -190,6 +190,7 @@ int bal_decide(const bal_pairs *P, const bal_opts *o, bal_result *R, wp_err *err
     }
 
     /* best entry: the rarest matched (smallest count, then smallest id) */
+#pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         uint32_t b = NO_ENTRY;
         int64_t bc = INT64_MAX;
@@ -204,6 +205,7 @@ int bal_decide(const bal_pairs *P, const bal_opts *o, bal_result *R, wp_err *err
     }
 
     if (o->mode == BAL_MODE_METACLIP) {
+#pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) {
             double q = 1.0, u;
             if (!alive[i])

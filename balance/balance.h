@@ -174,7 +174,9 @@ typedef struct bal_opts {
     uint64_t seed;
     int keep_unmatched;
     int one_text_per_image;
-    int part_i, part_n;    /* decide only part i of n (1-based; 0/0: all) */
+    int part_i, part_n;    /* record only part i of n (1-based; 0/0: all): the pairs whose
+                            * uid's first 8 bytes, big-endian, are i-1 mod n. Counts and
+                            * decisions are always those of the whole corpus. */
     int rule, match_flags; /* the matching rule (QRY_RULE_*, QRY_IGNORE_CASE) */
     int dry_run;           /* decide and report, write no decisions */
     int64_t run_id;

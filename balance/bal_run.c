@@ -194,8 +194,6 @@ out:
 typedef struct loader {
     bal_pairs *P;
     int64_t last;
-    int oom;
-    /* languages seen, as a small list of names */
 } loader;
 
 static int push_lang(bal_pairs *P, const char *lang, uint32_t *out)

@@ -8,10 +8,11 @@
  *  - qry_list: an ordered list of distinct entries, read from a file (one
  *    entry a line, or MetaCLIP's metadata.json: a JSON array of strings) or
  *    built offline from WordNet, a text corpus and titles (qry_build).
- *  - qry_matcher: MetaCLIP's substring rule for every entry at once, with an
- *    Aho-Corasick automaton over bytes (one pass over each caption; the
- *    automaton is read-only once built, so any number of threads share it,
- *    each with its own qry_scratch).
+ *  - qry_matcher: MetaCLIP's substring rule for every entry at once, in one
+ *    pass over each caption (a word-level index for entries padded on both
+ *    sides, an Aho-Corasick automaton over bytes for the others; see
+ *    qry_match.c). Read-only once built, so any number of threads share it,
+ *    each with its own qry_scratch.
  *  - bal_: the balancing decisions, pure functions over counts and a seeded
  *    draw, and bal_run, the stage that reads and writes the catalog.
  */

@@ -1,27 +1,36 @@
 /*
  * balance/qry_match.c: MetaCLIP's substring rule for all entries in one
- * pass: an Aho-Corasick automaton of our own over bytes.
- *
- * Why our own and not Hyperscan: the rule needs every entry that occurs,
- * with 500k literal patterns; an Aho-Corasick automaton does that in one
- * pass per caption with flat, predictable memory and no library (Debian's
- * libhyperscan is x86-only and its literal compiler for 500k patterns takes
- * minutes and gigabytes). bench/bench_balance.sh measures this against
- * pyahocorasick, the matcher MetaCLIP uses.
- *
- * Layout. The trie is built from the patterns sorted bytewise (each new
- * pattern only extends the last branch, so building needs no searching),
- * then renumbered breadth-first. In BFS order the children of every state
- * are consecutive ids, so a state needs only the id of its first child
- * (first[s]; its children are first[s] .. first[s+1]-1, sorted by label),
- * one label byte per state, its failure link, the entry ending there and
- * the next state on its failure chain where an entry ends (dict). States
- * with many children get a 256-entry table instead of a scan. The root's
- * table is complete (a missing child is the root itself), so the matching
- * loop never follows a failure link out of the root.
+ * pass over each caption.
  *
  * The caption is rewritten first (MetaCLIP's spacing; optional lowercase)
- * into the scratch buffer, then scanned.
+ * into the scratch buffer. Then two indexes of our own, chosen by
+ * measurement (bench/bench_balance.sh, 500k entries, 2M captions):
+ *
+ *  - Entries whose pattern is padded on both sides (all of them under
+ *    MetaCLIP's rule) are matched a word at a time: " e " occurs in the
+ *    spaced caption exactly when e, split at every space, is a run of the
+ *    caption's space-separated tokens. One hash probe per caption token
+ *    (prefetched) plus a trie over token ids for multi-word entries: about
+ *    7x the byte automaton's speed there, whose ~4M states do not fit in
+ *    cache and cost a cache miss per byte.
+ *  - The others (MetaCLIP 2 entries ending in CJK, Thai... or punctuation
+ *    on a side, so not aligned to spaces) go through an Aho-Corasick
+ *    automaton over bytes. Hyperscan was not used: Debian's libhyperscan is
+ *    x86-only and compiling 500k literals takes minutes and gigabytes.
+ *
+ * Automaton layout. The trie is built from the patterns sorted bytewise
+ * (each new pattern only extends the last branch, so building needs no
+ * searching), then renumbered breadth-first. In BFS order the children of
+ * every state are consecutive ids, so a state needs only the id of its
+ * first child, its child count, one label byte per state, its failure link
+ * and the first state of its failure chain where an entry ends, packed in
+ * 16 bytes; a single child's label is kept in the state itself. States with
+ * many children get a 256-entry table instead of a scan. The root's table
+ * is complete (a missing child is the root itself), so the matching loop
+ * never follows a failure link out of the root.
+ *
+ * Both indexes are read-only once built: any number of threads match at
+ * once, each with its own qry_scratch.
  */
 #include "balance.h"
 

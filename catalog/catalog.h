@@ -325,4 +325,64 @@ int cat_encode_drop(cat *c, int64_t pair_id, const char *model, const char *reas
 /* Embeddings recorded for model; -1 on error. */
 int64_t cat_encode_count(cat *c, const char *model);
 
+/* ---- queries and balance (catalog/cat_balance.c) ----------------------
+ * The query list (one current version), each pair's matched entries, the
+ * per-entry counts, and balance decisions. */
+
+/* Returns entry i's bytes and length; used to hand a list to the catalog
+ * without the catalog knowing the list type. */
+typedef const char *(*cat_entry_fn)(void *ud, size_t i, size_t *len);
+
+/* Stores a new query list version (n entries from get) and removes the
+ * previous version's entries; *version is the new version. Runs in its own
+ * transaction. Returns 0 or CAT_ESQL. */
+int cat_qry_put(cat *c, const char *source, const char *sha256, const char *params_json, size_t n,
+                cat_entry_fn get, void *ud, int64_t run_id, int64_t *version, wp_err *err);
+/* The current list: its version, entry count and sha256 (65 bytes).
+ * WP_ENOENT when no list was ever stored. */
+int cat_qry_current(cat *c, int64_t *version, int64_t *entries, char *sha256, wp_err *err);
+/* Calls fn(ud, entry, text, len) for every entry of version, in order.
+ * fn returns 0 to go on, anything else to stop with that status. */
+typedef int (*cat_qry_fn)(void *ud, int64_t entry, const char *text, size_t len);
+int cat_qry_entries(cat *c, int64_t version, cat_qry_fn fn, void *ud, wp_err *err);
+
+typedef struct cat_match_item {
+    int64_t pair_id;
+    const char *text; /* in the caller's arena */
+    size_t text_len;
+    int stale; /* has matches from another version or rule (to be replaced) */
+} cat_match_item;
+/* Up to max pairs with id > after_pair not matched under (version, rule),
+ * in id order. Returns 0 and *n (0 when none are left). */
+int cat_qry_match_todo(cat *c, int64_t version, const char *rule, int64_t after_pair, int max,
+                       cat_match_item *out, int *n, wp_arena *arena, wp_err *err);
+/* Pairs cat_qry_match_todo would list in all; -1 on error. */
+int64_t cat_qry_count_todo(cat *c, int64_t version, const char *rule);
+/* Records pair_id's matches (entries ids[0..k)) under (version, rule),
+ * replacing earlier ones when stale. Call inside a transaction. */
+int cat_qry_match_put(cat *c, int64_t pair_id, int stale, int64_t version, const char *rule,
+                      const uint32_t *ids, size_t k, wp_err *err);
+
+/* 1 if pairs has a language column (written by the filter stage), else 0;
+ * negative on error. */
+int cat_bal_has_language(cat *c, wp_err *err);
+/* One row per (eligible pair, matched entry) in pair id order, entry -1 for
+ * a pair matching nothing. Eligible: no drop decision from a stage other
+ * than balance, and an image whose state is not error. uid is 32 hex
+ * digits; lang is NULL unless with_lang (then it may still be NULL). The
+ * strings are valid during the call. fn returns 0 to go on. */
+typedef int (*cat_bal_row_fn)(void *ud, int64_t pair_id, int64_t image_id, const char *uid,
+                              const char *lang, int64_t entry);
+int cat_bal_pairs(cat *c, int with_lang, cat_bal_row_fn fn, void *ud, wp_err *err);
+/* Records the balance decision of a pair (replacing an earlier one). */
+int cat_bal_decide(cat *c, int64_t pair_id, int keep, const char *reason, double score,
+                   int64_t run_id, wp_err *err);
+/* Calls fn(ud, text, len) for every pair's caption, in id order (the
+ * default corpus of witpipe queries build). fn returns 0 to go on. */
+typedef int (*cat_text_fn)(void *ud, const char *text, size_t len);
+int cat_qry_captions(cat *c, cat_text_fn fn, void *ud, wp_err *err);
+/* Stores count and kept of one entry of version. */
+int cat_qry_set_count(cat *c, int64_t version, int64_t entry, int64_t count, int64_t kept,
+                      wp_err *err);
+
 #endif /* CATALOG_H */

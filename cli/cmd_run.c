@@ -55,19 +55,20 @@ const cli_cmd cli_cmd_run = {
     .run = cmd_run,
     .uses_openmp = 1,
     .synopsis = "usage: witpipe run [-C DIR] [--dry-run] PIPELINE.json\n",
-    .about = "Runs the stages PIPELINE.json lists, in order, as the commands of the same\n"
-             "names would (schemas/pipeline.schema.json). Each stage is an object with\n"
-             "\"stage\" (add, crawl, fetch, dedup, encode, filter, balance, shard,\n"
-             "export, audit...), \"args\" (its positional arguments) and any of the\n"
-             "command's long options as keys: {\"stage\": \"fetch\", \"parallel\": 64}\n"
-             "means `witpipe fetch --parallel 64`. true turns a flag on, an array\n"
-             "repeats an option. The corpus is -C DIR, else the config's \"corpus\"\n"
-             "(relative to the current directory), created if missing.\n"
-             "\n"
-             "A stage whose options are unchanged since it last finished, with every\n"
-             "stage before it also unchanged, is skipped; any other stage runs, and a\n"
-             "stage that was interrupted resumes where it stopped. A config error names\n"
-             "the key and its path ($.stages[2].parallel) and nothing runs.\n",
+    .about =
+        "Runs the stages PIPELINE.json lists, in order, as the commands of the same\n"
+        "names would (schemas/pipeline.schema.json). Each stage is an object with\n"
+        "\"stage\" (add, crawl, fetch, dedup, encode, filter, balance, shard,\n"
+        "export, audit...), \"args\" (its positional arguments) and any of the\n"
+        "command's long options as keys, without the dashes: {\"stage\": \"fetch\",\n"
+        "\"parallel\": 64} is fetch with its option parallel set to 64. true turns a\n"
+        "flag on, an array repeats an option. The corpus is -C DIR, else the config's \"corpus\"\n"
+        "(relative to the current directory), created if missing.\n"
+        "\n"
+        "A stage whose options are unchanged since it last finished, with every\n"
+        "stage before it also unchanged, is skipped; any other stage runs, and a\n"
+        "stage that was interrupted resumes where it stopped. A config error names\n"
+        "the key and its path ($.stages[2].parallel) and nothing runs.\n",
     .opts = run_opts_table,
     .epilog = "Exit status: 0 when every stage succeeded, 1 at the first that failed\n"
               "(the stages after it do not run), 2 for a config error.\n",

@@ -172,7 +172,10 @@ int crawl_sink_page(crawl_sink *s, const crawl_page *p, int64_t source_id, wp_er
     for (int i = 0; i < CRAWL_DROP_N; i++)
         k->drops[i] += p->drops[i];
     k->images += p->n_images;
-    if (p->noai) {
+    /* noai / noimageai / noimageindex, and noindex (none, an expired
+     * unavailable_after): the page's images are not for us, as in fetch
+     * (NET_ROBOTS_OPT_OUT). */
+    if (p->noai || p->noindex) {
         k->pages_opt_out++;
         k->drops[CRAWL_DROP_OPT_OUT] += p->n_images;
         return 0;

@@ -143,9 +143,8 @@ static int wat_page_full(const char *json, size_t len, const crawl_opts *o, wp_a
         json_array_foreach(metas, i, m)
         {
             const char *name = str_of(m, "name"), *content = str_of(m, "content");
-            if (name != NULL && content != NULL &&
-                (strcasecmp(name, "robots") == 0 || strcasecmp(name, o->token) == 0))
-                crawl_robots_directives(content, o, 0, &pg->noai, &pg->noindex, &pg->nofollow);
+            if (name != NULL && content != NULL && net_robots_meta_name(name, o->token))
+                crawl_robots_directives(content, o, &pg->noai, &pg->noindex, &pg->nofollow);
         }
     }
     {
@@ -159,10 +158,10 @@ static int wat_page_full(const char *json, size_t len, const crawl_opts *o, wp_a
                 if (strcasecmp(key, "X-Robots-Tag") != 0)
                     continue;
                 if ((xr = json_string_value(v)) != NULL)
-                    crawl_robots_directives(xr, o, 1, &pg->noai, &pg->noindex, &pg->nofollow);
+                    crawl_robots_directives(xr, o, &pg->noai, &pg->noindex, &pg->nofollow);
                 for (size_t j = 0; json_is_array(v) && j < json_array_size(v); j++)
                     if ((xr = json_string_value(json_array_get(v, j))) != NULL)
-                        crawl_robots_directives(xr, o, 1, &pg->noai, &pg->noindex, &pg->nofollow);
+                        crawl_robots_directives(xr, o, &pg->noai, &pg->noindex, &pg->nofollow);
             }
     }
     n = json_is_array(links) ? json_array_size(links) : 0;
@@ -544,7 +543,7 @@ static int robots_headers(const char *p, size_t i, size_t n, crawl_page *pg, con
             const char *xr = string_at(p, v, n, arena, tmp, &bad);
             if (xr == NULL || bad)
                 return FAST_FALLBACK;
-            crawl_robots_directives(xr, o, 1, &pg->noai, &pg->noindex, &pg->nofollow);
+            crawl_robots_directives(xr, o, &pg->noai, &pg->noindex, &pg->nofollow);
         }
         i = skip_ws(p, skip_value(p, v, n), n);
     }
@@ -579,10 +578,8 @@ static int read_head(const char *p, size_t i, size_t n, crawl_page *pg, const ch
             if (p[m] == '{') {
                 link_fields f;
                 m = read_link(p, m, n, &f, arena, tmp);
-                if (f.name != NULL && f.content != NULL &&
-                    (strcasecmp(f.name, "robots") == 0 || strcasecmp(f.name, o->token) == 0))
-                    crawl_robots_directives(f.content, o, 0, &pg->noai, &pg->noindex,
-                                            &pg->nofollow);
+                if (f.name != NULL && f.content != NULL && net_robots_meta_name(f.name, o->token))
+                    crawl_robots_directives(f.content, o, &pg->noai, &pg->noindex, &pg->nofollow);
             } else {
                 m = skip_value(p, m, n);
             }

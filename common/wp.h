@@ -44,7 +44,10 @@
  *   -800           add (ADD_)          -1600         audit (AUDIT_)
  *   -1700          run, merge, slurm (RUN_)  -1800  parquet (PQ_)
  *   -1900 .. -9999 free
- * tests/unit/test_common.c checks that no two public codes are equal. */
+ * tests/unit/test_common.c (test_status_codes_unique_and_in_range) includes
+ * every module's public header and checks, from a list written in the test,
+ * that no two public codes are equal and that each lies in its module's
+ * range: a new code in a public header must be added to that list. */
 enum wp_status {
     WP_OK = 0,
     WP_ENOMEM = -1,  /* an allocation failed */
@@ -158,6 +161,12 @@ void wp_sha256_free(wp_sha256 *h);
 int wp_sha256_buf(const void *p, size_t n, uint8_t out[WP_SHA256_LEN]);
 /* Writes 2n lowercase hex digits and a NUL to out. Cannot fail. */
 void wp_hex(const uint8_t *p, size_t n, char *out);
+/* The value (0..15) of one hex digit, either case (a byte or a code point),
+ * or -1 for anything else. The one hex decoder: use it, not a copy. */
+int wp_hex_digit(uint32_t c);
+/* Decodes 2n hex digits (either case) into n bytes of out. Returns 0, or
+ * WP_EINVAL at the first non-digit (out then partly written). */
+int wp_unhex(const char *hex, size_t n, uint8_t *out);
 
 /* The stable uid of an (image URL, text) pair: hex of the first 16 bytes of
  * SHA-256(url || 0x00 || text). The same pair from any source gets the same
@@ -203,6 +212,12 @@ long wp_utf8_repair(const char *s, size_t n, wp_buf *out);
 /* The largest m <= max such that s[0..m) ends on a character boundary of the
  * valid UTF-8 string s of length n. Cannot fail. */
 size_t wp_utf8_floor(const char *s, size_t n, size_t max);
+/* Writes code point cp as UTF-8 (1 to 4 bytes) to out and returns the
+ * length; a surrogate or a value above U+10FFFF is written as U+FFFD, so the
+ * result is always valid. The one UTF-8 encoder: use it, not a copy. */
+size_t wp_utf8_put(uint32_t cp, char out[4]);
+/* wp_utf8_put onto b. Returns 0 or WP_ENOMEM. */
+int wp_utf8_append(wp_buf *b, uint32_t cp);
 
 /* ---- reporting ------------------------------------------------------- */
 

@@ -133,19 +133,15 @@ static int seen_on_page(crawl_sink *s, const char *url, const char *text)
     return 0;
 }
 
-static int hexval(char c)
-{
-    return c <= '9' ? c - '0' : c - 'a' + 10;
-}
-
 /* Finds uid (hex) in the known table: its slot, with *found. */
 static struct known *known_slot(crawl_sink *s, const char *hex, int *found)
 {
     uint8_t uid[16];
     uint64_t h = 0;
     size_t i;
-    for (int k = 0; k < 16; k++)
-        uid[k] = (uint8_t)(hexval(hex[2 * k]) << 4 | hexval(hex[2 * k + 1]));
+    /* hex comes from wp_pair_uid: always 32 hex digits. */
+    if (wp_unhex(hex, sizeof uid, uid) != 0)
+        memset(uid, 0, sizeof uid);
     memcpy(&h, uid, sizeof h);
     for (i = (size_t)h & (KNOWN_CAP - 1);; i = (i + 1) & (KNOWN_CAP - 1)) {
         struct known *e = &s->known[i];

@@ -133,30 +133,6 @@ static const struct {
     {"szlig", 0xDF},   {"deg", 0xB0},     {"middot", 0xB7},  {"times", 0xD7},   {"euro", 0x20AC},
 };
 
-static size_t put_utf8(unsigned cp, char *o)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* Decodes the reference at s[0] == '&' (n bytes available). Returns the
  * bytes consumed (0: not a reference) and the code point in *cp. */
 static size_t decode_ref(const char *s, size_t n, unsigned *cp)
@@ -168,10 +144,8 @@ static size_t decode_ref(const char *s, size_t n, unsigned *cp)
         size_t digits = 0;
         i = hex ? 3 : 2;
         while (i < n && digits < 8 &&
-               (hex ? isxdigit((unsigned char)s[i]) : isdigit((unsigned char)s[i]))) {
-            unsigned char c = (unsigned char)s[i];
-            v = v * (hex ? 16 : 10) +
-                (unsigned long)(isdigit(c) ? c - '0' : (tolower(c) - 'a' + 10));
+               (hex ? wp_hex_digit((unsigned char)s[i]) >= 0 : isdigit((unsigned char)s[i]))) {
+            v = v * (hex ? 16 : 10) + (unsigned long)wp_hex_digit((unsigned char)s[i]);
             i++, digits++;
         }
         if (digits == 0)
@@ -280,7 +254,7 @@ int crawl_clean_text(const char *s, size_t n, int flags, const crawl_opts *o, wp
             }
             pending_space = 0;
         }
-        elen = put_utf8(cp, enc);
+        elen = wp_utf8_put(cp, enc);
         if (wp_buf_append(out, enc, elen) != 0) {
             rc = WP_ENOMEM;
             goto out;

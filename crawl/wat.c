@@ -239,42 +239,12 @@ static int hex4(const char *p, unsigned *v)
 {
     *v = 0;
     for (int k = 0; k < 4; k++) {
-        char c = p[k];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
+        int d = wp_hex_digit((unsigned char)p[k]);
         if (d < 0)
             return -1;
         *v = *v * 16 + (unsigned)d;
     }
     return 0;
-}
-
-static int put_cp(wp_buf *b, unsigned cp)
-{
-    char e[4];
-    size_t k;
-    if (cp < 0x80) {
-        e[0] = (char)cp;
-        k = 1;
-    } else if (cp < 0x800) {
-        e[0] = (char)(0xC0 | (cp >> 6));
-        e[1] = (char)(0x80 | (cp & 0x3F));
-        k = 2;
-    } else if (cp < 0x10000) {
-        e[0] = (char)(0xE0 | (cp >> 12));
-        e[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        e[2] = (char)(0x80 | (cp & 0x3F));
-        k = 3;
-    } else {
-        e[0] = (char)(0xF0 | (cp >> 18));
-        e[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        e[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        e[3] = (char)(0x80 | (cp & 0x3F));
-        k = 4;
-    }
-    return wp_buf_append(b, e, k);
 }
 
 /* Decodes the JSON string at p[i] == '"' (RFC 8259 section 7) into out
@@ -335,7 +305,7 @@ static size_t decode_string(const char *p, size_t i, size_t n, wp_buf *out)
             } else if (v >= 0xD800 && v <= 0xDFFF) {
                 v = 0xFFFD;
             }
-            if (put_cp(out, v) != 0)
+            if (wp_utf8_append(out, v) != 0)
                 return n;
             continue;
         }

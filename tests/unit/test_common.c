@@ -1,6 +1,8 @@
 /*
  * tests/unit/test_common.c: the common library: errors, arenas, buffers,
- * SHA-256 and pair uids, UTF-8 validation/repair/truncation, durable files.
+ * SHA-256 and pair uids, hex decoding, UTF-8 validation/repair/truncation
+ * and encoding, durable files; and the status-code table of common/wp.h
+ * checked against every module's public header.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,9 +10,21 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "catalog/catalog.h"
+#include "clip/clip.h"
 #include "common/wp.h"
+#include "crawl/crawl.h"
+#include "crawl/ingest.h"
+#include "encode/encode.h"
+#include "fetch/fetch.h"
+#include "image/image.h"
+#include "kern/kern.h"
+#include "net/net.h"
+#include "shard/shard.h"
+#include "store/store.h"
 #include "tests/lib/testlib.h"
 
+#include <iconv.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,6 +155,147 @@ static void test_atomic_write_and_bounded_read(void **state)
     tl_rmtree(dir);
 }
 
+/* wp_hex_digit against the digit strings, for every byte and for code
+ * points whose low byte is a digit (no truncation to char). */
+static void test_hex_digit_and_unhex(void **state)
+{
+    static const char lower[] = "0123456789abcdef", upper[] = "0123456789ABCDEF";
+    for (int c = 0; c < 256; c++) {
+        const char *l = c ? memchr(lower, c, 16) : NULL, *u = c ? memchr(upper, c, 16) : NULL;
+        int want = l ? (int)(l - lower) : u ? (int)(u - upper) : -1;
+        assert_int_equal(wp_hex_digit((uint32_t)c), want);
+        assert_int_equal(wp_hex_digit(0x100u + (uint32_t)c), -1);
+        assert_int_equal(wp_hex_digit(0xFF00u + (uint32_t)c), -1); /* fullwidth forms */
+    }
+    /* wp_unhex inverts wp_hex, in either case. */
+    uint8_t bytes[64], back[64];
+    char hex[2 * sizeof bytes + 1];
+    for (size_t i = 0; i < sizeof bytes; i++)
+        bytes[i] = (uint8_t)(i * 37 + 11);
+    wp_hex(bytes, sizeof bytes, hex);
+    assert_int_equal(wp_unhex(hex, sizeof bytes, back), 0);
+    assert_memory_equal(back, bytes, sizeof bytes);
+    for (char *p = hex; *p; p++)
+        if (*p >= 'a' && *p <= 'f')
+            *p = (char)(*p - 'a' + 'A');
+    memset(back, 0, sizeof back);
+    assert_int_equal(wp_unhex(hex, sizeof bytes, back), 0);
+    assert_memory_equal(back, bytes, sizeof bytes);
+    hex[7] = 'g';
+    assert_int_equal(wp_unhex(hex, sizeof bytes, back), WP_EINVAL);
+    assert_int_equal(wp_unhex("1", 0, back), 0); /* nothing to do */
+    assert_int_equal(wp_unhex("0x", 1, back), WP_EINVAL);
+}
+
+/* wp_utf8_put against glibc's iconv (UTF-32 to UTF-8) for every Unicode
+ * scalar value, plus the replacement of what UTF-8 cannot hold. */
+static void test_utf8_put_matches_iconv(void **state)
+{
+    iconv_t cd = iconv_open("UTF-8", "UTF-32LE");
+    assert_true(cd != (iconv_t)-1);
+    size_t mism = 0;
+    for (uint32_t cp = 0; cp <= 0x10FFFF; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            continue;
+        uint8_t in[4] = {(uint8_t)cp, (uint8_t)(cp >> 8), (uint8_t)(cp >> 16), 0};
+        char want[8], got[4], *ip = (char *)in, *op = want;
+        size_t il = 4, ol = sizeof want;
+        assert_true(iconv(cd, &ip, &il, &op, &ol) != (size_t)-1);
+        size_t wn = sizeof want - ol, gn = wp_utf8_put(cp, got);
+        if (gn != wn || memcmp(got, want, gn) != 0 || !wp_utf8_valid(got, gn))
+            mism++;
+    }
+    iconv_close(cd);
+    assert_int_equal(mism, 0);
+    /* RFC 3629 section 7: U+D55C is ED 95 9C, U+233B4 is F0 A3 8E B4. */
+    char b[4];
+    assert_int_equal(wp_utf8_put(0xD55C, b), 3);
+    assert_memory_equal(b, "\xED\x95\x9C", 3);
+    assert_int_equal(wp_utf8_put(0x233B4, b), 4);
+    assert_memory_equal(b, "\xF0\xA3\x8E\xB4", 4);
+    /* Surrogates and values past U+10FFFF become U+FFFD. */
+    static const uint32_t bad[] = {0xD800, 0xDBFF, 0xDC00, 0xDFFF, 0x110000, 0xFFFFFFFF};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(wp_utf8_put(bad[i], b), 3);
+        assert_memory_equal(b, "\xEF\xBF\xBD", 3);
+    }
+    wp_buf buf = {0};
+    assert_int_equal(wp_utf8_append(&buf, 'A'), 0);
+    assert_int_equal(wp_utf8_append(&buf, 0xE9), 0);
+    assert_int_equal(wp_utf8_append(&buf, 0x1F600), 0);
+    assert_int_equal(buf.len, 7);
+    assert_string_equal(buf.data, "A\xC3\xA9\xF0\x9F\x98\x80");
+    wp_buf_free(&buf);
+}
+
+/* Every public status code of every module, with the range common/wp.h
+ * gives its module. A code added to a public header must be added here
+ * (wp.h says so). */
+static const struct status_code {
+    const char *name;
+    int code;
+    int lo, hi; /* the module's range, inclusive */
+} status_codes[] = {
+#define CODE(c, lo, hi)                                                                            \
+    {                                                                                              \
+#c, c, lo, hi                                                                              \
+    }
+    CODE(WP_ENOMEM, -99, -1),
+    CODE(WP_EIO, -99, -1),
+    CODE(WP_EINVAL, -99, -1),
+    CODE(WP_ELIMIT, -99, -1),
+    CODE(WP_ESTOP, -99, -1),
+    CODE(WP_ENOENT, -99, -1),
+    CODE(WP_EFORMAT, -99, -1),
+    CODE(CAT_ESQL, -199, -100),
+    CODE(CAT_ENEWER, -199, -100),
+    CODE(CAT_ELOCKED, -199, -100),
+    CODE(CAT_ENOCORPUS, -199, -100),
+    CODE(ST_ECORRUPT, -299, -200),
+    CODE(IMG_ENOTIMAGE, -399, -300),
+    CODE(IMG_EUNSUPPORTED, -399, -300),
+    CODE(IMG_ECORRUPT, -399, -300),
+    CODE(IMG_ETOOBIG, -399, -300),
+    CODE(NET_ECURL, -499, -400),
+    CODE(NET_EBADCIDR, -499, -400),
+    CODE(SHARD_ECHANGED, -599, -500),
+    CODE(SHARD_ETAR, -599, -500),
+    CODE(CLIP_EFORMAT, -649, -600), /* clip: model -600 .. -649 */
+    CODE(CLIP_EMODEL, -649, -600),
+    CODE(CLIP_EUNSUP, -649, -600),
+    CODE(CLIP_TOK_EVOCAB, -659, -650), /* tokenizer -650 .. -659 */
+    CODE(CLIP_HUB_EHTTP, -699, -660),  /* hub -660 .. -699 */
+    CODE(CLIP_HUB_EVERIFY, -699, -660),
+    CODE(CLIP_HUB_ENOFILES, -699, -660),
+    CODE(CRAWL_EPARSE, -799, -700),
+    CODE(CRAWL_ECORRUPT, -799, -700),
+    CODE(CRAWL_ENET, -799, -700),
+    CODE(ING_ECOLUMN, -899, -800), /* add (ingest) */
+    CODE(ING_ESTREAM, -899, -800),
+#undef CODE
+};
+
+static void test_status_codes_unique_and_in_range(void **state)
+{
+    size_t n = sizeof status_codes / sizeof status_codes[0];
+    for (size_t i = 0; i < n; i++) {
+        const struct status_code *a = &status_codes[i];
+        if (a->code < a->lo || a->code > a->hi)
+            fail_msg("%s = %d is outside its module's range %d..%d (common/wp.h)", a->name, a->code,
+                     a->lo, a->hi);
+        for (size_t j = i + 1; j < n; j++)
+            if (a->code == status_codes[j].code)
+                fail_msg("%s and %s are both %d", a->name, status_codes[j].name, a->code);
+    }
+    /* The ranges themselves do not overlap (one owner per number). */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            if (status_codes[i].lo != status_codes[j].lo &&
+                status_codes[i].lo <= status_codes[j].hi &&
+                status_codes[j].lo <= status_codes[i].hi)
+                fail_msg("ranges of %s and %s overlap", status_codes[i].name, status_codes[j].name);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +308,9 @@ int main(void)
         cmocka_unit_test(test_utf8_repair_replaces_each_bad_char_once),
         cmocka_unit_test(test_utf8_floor_stays_on_boundary),
         cmocka_unit_test(test_atomic_write_and_bounded_read),
+        cmocka_unit_test(test_hex_digit_and_unhex),
+        cmocka_unit_test(test_utf8_put_matches_iconv),
+        cmocka_unit_test(test_status_codes_unique_and_in_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

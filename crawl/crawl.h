@@ -194,7 +194,8 @@ typedef struct crawl_counts {
     uint64_t drops[CRAWL_DROP_N];
 } crawl_counts;
 
-/* Writes the counts as a JSON object (for runs.counts) into out. */
+/* Appends the counts as a JSON object (for runs.counts) to out. Returns 0
+ * or WP_ENOMEM. */
 int crawl_counts_json(const crawl_counts *c, wp_buf *out);
 
 typedef struct crawl_sink crawl_sink;

@@ -279,23 +279,26 @@ out:
 
 int crawl_counts_json(const crawl_counts *c, wp_buf *out)
 {
-    int rc = wp_buf_printf(out,
-                           "{\"pages\":%llu,\"pages_opt_out\":%llu,\"pages_skipped\":%llu,"
-                           "\"images\":%llu,\"pairs_new\":%llu,\"pairs_seen\":%llu,"
-                           "\"records\":%llu,\"records_skipped\":%llu,\"corrupt\":%llu,"
-                           "\"bytes\":%llu,\"unreadable\":%llu,\"dropped\":{",
-                           (unsigned long long)c->pages, (unsigned long long)c->pages_opt_out,
-                           (unsigned long long)c->pages_skipped, (unsigned long long)c->images,
-                           (unsigned long long)c->pairs_new, (unsigned long long)c->pairs_seen,
-                           (unsigned long long)c->records, (unsigned long long)c->records_skipped,
-                           (unsigned long long)c->corrupt, (unsigned long long)c->bytes,
-                           (unsigned long long)c->unreadable);
-    for (int i = 1; rc == 0 && i < CRAWL_DROP_N; i++)
-        rc = wp_buf_printf(out, "%s\"%s\":%llu", i > 1 ? "," : "", crawl_drop_name(i),
-                           (unsigned long long)c->drops[i]);
-    if (rc == 0)
-        rc = wp_buf_puts(out, "}}");
-    return rc;
+    wp_json j;
+    wp_json_init(&j, out);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_uint(&j, "pages", c->pages);
+    wp_json_uint(&j, "pages_opt_out", c->pages_opt_out);
+    wp_json_uint(&j, "pages_skipped", c->pages_skipped);
+    wp_json_uint(&j, "images", c->images);
+    wp_json_uint(&j, "pairs_new", c->pairs_new);
+    wp_json_uint(&j, "pairs_seen", c->pairs_seen);
+    wp_json_uint(&j, "records", c->records);
+    wp_json_uint(&j, "records_skipped", c->records_skipped);
+    wp_json_uint(&j, "corrupt", c->corrupt);
+    wp_json_uint(&j, "bytes", c->bytes);
+    wp_json_uint(&j, "unreadable", c->unreadable);
+    wp_json_obj_begin(&j, "dropped");
+    for (int i = 1; i < CRAWL_DROP_N; i++)
+        wp_json_uint(&j, crawl_drop_name(i), c->drops[i]);
+    wp_json_obj_end(&j);
+    wp_json_obj_end(&j);
+    return wp_json_finish(&j);
 }
 
 const char *crawl_clean_dup(const char *s, size_t n, int flags, const crawl_opts *o, wp_arena *a,

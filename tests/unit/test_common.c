@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_common.c: the common library: errors, arenas, buffers,
  * SHA-256 and pair uids, hex decoding, UTF-8 validation/repair/truncation
- * and encoding, durable files; and the status-code table of common/wp.h
+ * and encoding, the JSON writer (read back with jansson), durable files;
+ * and the status-code table of common/wp.h
  * checked against every module's public header.
  */
 #include <setjmp.h>
@@ -25,6 +26,8 @@
 #include "tests/lib/testlib.h"
 
 #include <iconv.h>
+#include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,6 +231,132 @@ static void test_utf8_put_matches_iconv(void **state)
     wp_buf_free(&buf);
 }
 
+/* Objects, arrays, every value kind, read back with jansson. */
+static void test_json_writer_documents(void **state)
+{
+    wp_buf b = {0};
+    wp_json j;
+    assert_int_equal(wp_buf_puts(&b, "prefix:"), 0); /* appends */
+    wp_json_init(&j, &b);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_str(&j, "s", "caf\xC3\xA9 / \"q\" \\ \n\t");
+    wp_json_strn(&j, "nul", "a\0b", 3);
+    wp_json_str(&j, "none", NULL);
+    wp_json_int(&j, "neg", INT64_MIN);
+    wp_json_uint(&j, "big", (uint64_t)INT64_MAX + 1); /* jansson reads up to INT64_MAX */
+    wp_json_real(&j, "half", 0.5);
+    wp_json_real(&j, "tenth", 0.1);
+    wp_json_real(&j, "nan", NAN);
+    wp_json_real(&j, "inf", -INFINITY);
+    wp_json_bool(&j, "t", 1);
+    wp_json_arr_begin(&j, "list");
+    wp_json_int(&j, NULL, 1);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_obj_end(&j);
+    wp_json_arr_begin(&j, NULL);
+    wp_json_arr_end(&j);
+    wp_json_raw(&j, NULL, "{\"x\":2}");
+    wp_json_arr_end(&j);
+    wp_json_obj_end(&j);
+    assert_int_equal(wp_json_finish(&j), 0);
+    assert_memory_equal(b.data, "prefix:", 7);
+    const char *text = b.data + 7;
+    assert_non_null(strstr(text, "\"half\":0.5,\"tenth\":0.1,\"nan\":null,\"inf\":null"));
+    assert_non_null(strstr(text, "\"big\":9223372036854775808,"));
+    assert_non_null(strstr(text, "\"list\":[1,{},[],{\"x\":2}]"));
+    assert_non_null(strstr(text, "/ \\\"q\\\" \\\\ \\n\\t\""));
+    json_error_t je;
+    char *big = strstr(text, "\"big\":9223372036854775808");
+    assert_non_null(big);
+    big[6 + 18] = '7'; /* INT64_MAX, which jansson reads */
+    json_t *v = json_loads(text, JSON_ALLOW_NUL, &je);
+    if (v == NULL)
+        fail_msg("%s: %s", je.text, text);
+    assert_string_equal(json_string_value(json_object_get(v, "s")), "caf\xC3\xA9 / \"q\" \\ \n\t");
+    assert_int_equal(json_string_length(json_object_get(v, "nul")), 3);
+    assert_true(json_is_null(json_object_get(v, "none")));
+    assert_true(json_integer_value(json_object_get(v, "neg")) == INT64_MIN);
+    assert_true(json_integer_value(json_object_get(v, "big")) == INT64_MAX);
+    assert_true(json_is_true(json_object_get(v, "t")));
+    assert_int_equal(json_array_size(json_object_get(v, "list")), 4);
+    json_decref(v);
+    wp_buf_free(&b);
+}
+
+/* Any bytes in, valid JSON and valid UTF-8 out; the string reads back as
+ * wp_utf8_repair of the input. Reals read back exactly. */
+static void test_json_writer_strings_and_reals(void **state)
+{
+    uint32_t seed = 12345;
+    for (int round = 0; round < 2000; round++) {
+        char in[64];
+        size_t n = (size_t)(round % 64);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = (char)(seed >> 16);
+        }
+        wp_buf b = {0}, want = {0};
+        wp_json j;
+        wp_json_init(&j, &b);
+        wp_json_arr_begin(&j, NULL);
+        wp_json_strn(&j, NULL, in, n);
+        seed = seed * 1103515245u + 12345u;
+        double d = ldexp((double)(seed | 1), (int)(seed % 200) - 100) / 3.0;
+        wp_json_real(&j, NULL, d);
+        wp_json_real(&j, NULL, (double)(round % 7) - 3.0); /* integral: 3.0, -0.0 ... */
+        wp_json_arr_end(&j);
+        assert_int_equal(wp_json_finish(&j), 0);
+        assert_true(wp_utf8_valid(b.data, b.len));
+        json_error_t je;
+        json_t *v = json_loadb(b.data, b.len, JSON_ALLOW_NUL, &je);
+        if (v == NULL)
+            fail_msg("round %d: %s: %s", round, je.text, b.data);
+        assert_true(wp_utf8_repair(in, n, &want) >= 0);
+        json_t *s = json_array_get(v, 0);
+        assert_int_equal(json_string_length(s), want.len);
+        assert_memory_equal(json_string_value(s), want.data ? want.data : "", want.len);
+        assert_true(json_is_real(json_array_get(v, 1)) &&
+                    json_real_value(json_array_get(v, 1)) == d);
+        assert_true(json_is_real(json_array_get(v, 2)));
+        json_decref(v);
+        wp_buf_free(&b);
+        wp_buf_free(&want);
+    }
+}
+
+/* Misuse is refused, and the first error sticks. */
+static void test_json_writer_errors(void **state)
+{
+    wp_buf b = {0};
+    wp_json j;
+    wp_json_init(&j, &b);
+    wp_json_arr_begin(&j, NULL);
+    assert_int_equal(wp_json_int(&j, "key", 1), WP_EINVAL); /* a key in an array */
+    assert_int_equal(wp_json_arr_end(&j), WP_EINVAL);       /* sticky */
+    assert_int_equal(wp_json_finish(&j), WP_EINVAL);
+    wp_buf_reset(&b);
+    wp_json_init(&j, &b);
+    wp_json_obj_begin(&j, NULL);
+    assert_int_equal(wp_json_int(&j, NULL, 1), WP_EINVAL); /* no key in an object */
+    wp_json_init(&j, &b);
+    wp_json_obj_begin(&j, NULL);
+    assert_int_equal(wp_json_arr_end(&j), WP_EINVAL); /* ] closing { */
+    wp_json_init(&j, &b);
+    wp_json_obj_begin(&j, NULL);
+    assert_int_equal(wp_json_finish(&j), WP_EINVAL); /* unclosed */
+    wp_json_init(&j, &b);
+    assert_int_equal(wp_json_finish(&j), WP_EINVAL); /* nothing */
+    wp_json_init(&j, &b);
+    wp_json_int(&j, NULL, 1);
+    assert_int_equal(wp_json_int(&j, NULL, 2), WP_EINVAL); /* two top-level values */
+    wp_json_init(&j, &b);
+    int rc = 0;
+    for (int i = 0; i <= WP_JSON_DEPTH && rc == 0; i++)
+        rc = wp_json_arr_begin(&j, NULL);
+    assert_int_equal(rc, WP_ELIMIT);
+    wp_buf_free(&b);
+}
+
 /* Every public status code of every module, with the range common/wp.h
  * gives its module. A code added to a public header must be added here
  * (wp.h says so). */
@@ -311,6 +440,9 @@ int main(void)
         cmocka_unit_test(test_hex_digit_and_unhex),
         cmocka_unit_test(test_utf8_put_matches_iconv),
         cmocka_unit_test(test_status_codes_unique_and_in_range),
+        cmocka_unit_test(test_json_writer_documents),
+        cmocka_unit_test(test_json_writer_strings_and_reals),
+        cmocka_unit_test(test_json_writer_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,7 +41,7 @@ static int put(wp_json *j, const char *s, size_t n)
  * only at an ASCII byte, so no sequence is split). */
 static int put_escaped(wp_json *j, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
+    static const char hex[] = "0123456789ABCDEF"; /* upper case, as jansson writes */
     size_t i = 0;
     while (i < n && j->status == 0) {
         size_t r = i;
@@ -73,6 +73,23 @@ static int put_escaped(wp_json *j, const char *s, size_t n)
     return j->status;
 }
 
+void wp_json_set_indent(wp_json *j, int n)
+{
+    j->indent = n < 0 ? 0 : n > 16 ? 16 : n;
+}
+
+/* With an indent: a line break and depth levels of indentation. */
+static int newline(wp_json *j, int depth)
+{
+    static const char spaces[] = "                ";
+    if (j->indent == 0)
+        return j->status;
+    put(j, "\n", 1);
+    for (int i = 0; i < depth; i++)
+        put(j, spaces, (size_t)j->indent);
+    return j->status;
+}
+
 /* The comma before a value and, inside an object, its key. */
 static int lead(wp_json *j, const char *key)
 {
@@ -87,10 +104,11 @@ static int lead(wp_json *j, const char *key)
             return fail(j, WP_EINVAL); /* a key in an array, or none in an object */
         if (j->count[j->depth - 1]++ > 0)
             put(j, ",", 1);
+        newline(j, j->depth);
         if (in_obj) {
             put(j, "\"", 1);
             put_escaped(j, key, strlen(key));
-            put(j, "\":", 2);
+            put(j, j->indent ? "\": " : "\":", j->indent ? 3 : 2);
         }
     }
     return j->status;
@@ -123,6 +141,8 @@ static int close_(wp_json *j, int obj)
     if (j->depth == 0 || j->obj[j->depth - 1] != obj)
         return fail(j, WP_EINVAL);
     j->depth--;
+    if (j->count[j->depth] > 0)
+        newline(j, j->depth);
     put(j, obj ? "}" : "]", 1);
     return end_value(j);
 }
@@ -186,24 +206,38 @@ int wp_json_uint(wp_json *j, const char *key, uint64_t v)
     return put_number(j, key, num);
 }
 
-int wp_json_real(wp_json *j, const char *key, double v)
+/* v with "%.<digits>g"; digits 0: the shortest that reads back as v
+ * (0.5 stays 0.5, and no digit is lost). printf and strtod run in the C
+ * locale, which witpipe never changes. */
+static int put_real(wp_json *j, const char *key, double v, int digits)
 {
-    char num[40];
+    char num[48];
     if (!isfinite(v))
         return wp_json_null(j, key); /* RFC 8259 section 6: no NaN, no Infinity */
-    /* The shortest "%.Ng" that reads back as v: 0.5 stays 0.5, and no
-     * digit is lost (printf and strtod in the C locale, which witpipe never
-     * changes). */
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(num, sizeof num, "%.*g", prec, v);
-        if (strtod(num, NULL) == v)
-            break;
+    if (digits > 0) {
+        snprintf(num, sizeof num, "%.*g", digits > 17 ? 17 : digits, v);
+    } else {
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(num, sizeof num, "%.*g", prec, v);
+            if (strtod(num, NULL) == v)
+                break;
+        }
     }
     /* An integral value keeps a ".0", so that readers see a real (as
      * jansson writes it). */
     if (strpbrk(num, ".e") == NULL)
         strcat(num, ".0");
     return put_number(j, key, num);
+}
+
+int wp_json_real(wp_json *j, const char *key, double v)
+{
+    return put_real(j, key, v, 0);
+}
+
+int wp_json_real_prec(wp_json *j, const char *key, double v, int digits)
+{
+    return put_real(j, key, v, digits < 1 ? 1 : digits);
 }
 
 int wp_json_bool(wp_json *j, const char *key, int v)

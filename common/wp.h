@@ -230,7 +230,11 @@ int wp_utf8_append(wp_buf *b, uint32_t cp);
  * characters; nothing else), writes only valid UTF-8 (each invalid input
  * sequence becomes U+FFFD, as wp_utf8_repair), writes NaN and infinities as
  * null and reals as the shortest %g that reads back exactly (with ".0" when
- * integral, so they read back as reals).
+ * integral, so they read back as reals). Its bytes are jansson's for the
+ * same calls (JSON_COMPACT, or JSON_INDENT(n) after wp_json_set_indent;
+ * keys in call order as JSON_PRESERVE_ORDER), except reals: jansson's
+ * default writes 17 digits (0.1 as 0.10000000000000001), which
+ * wp_json_real_prec(j, key, v, 17) reproduces.
  *
  *     wp_buf b = {0};
  *     wp_json j;
@@ -254,11 +258,15 @@ typedef struct wp_json {
     int status;
     int depth;
     int done;                         /* a complete top-level value was written */
+    int indent;                       /* spaces per level, 0: compact */
     unsigned char obj[WP_JSON_DEPTH]; /* 1: object, 0: array, per level */
     uint32_t count[WP_JSON_DEPTH];    /* values written at that level */
 } wp_json;
 
 void wp_json_init(wp_json *j, wp_buf *b); /* appends to b; cannot fail */
+/* Pretty layout: each member on its own line, indented n spaces a level
+ * (0, the default, is compact; at most 16). Call before the first value. */
+void wp_json_set_indent(wp_json *j, int n);
 int wp_json_obj_begin(wp_json *j, const char *key);
 int wp_json_obj_end(wp_json *j);
 int wp_json_arr_begin(wp_json *j, const char *key);
@@ -269,6 +277,8 @@ int wp_json_strn(wp_json *j, const char *key, const char *s, size_t n);
 int wp_json_int(wp_json *j, const char *key, int64_t v);
 int wp_json_uint(wp_json *j, const char *key, uint64_t v);
 int wp_json_real(wp_json *j, const char *key, double v);
+/* A real with "%.<digits>g" (jansson's JSON_REAL_PRECISION(digits)). */
+int wp_json_real_prec(wp_json *j, const char *key, double v, int digits);
 int wp_json_bool(wp_json *j, const char *key, int v);
 int wp_json_null(wp_json *j, const char *key);
 /* A value already written as JSON by this writer (copied verbatim; NULL or

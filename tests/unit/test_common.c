@@ -324,6 +324,76 @@ static void test_json_writer_strings_and_reals(void **state)
     }
 }
 
+/* The same document built with jansson and with wp_json: identical bytes,
+ * compact and indented (what converting a jansson site relies on). */
+static json_t *jansson_doc(void)
+{
+    json_t *o = json_object(), *a = json_array();
+    json_object_set_new(o, "s", json_stringn("a\x01\x1f\x7f\n/\"\\ caf\xC3\xA9", 14));
+    json_object_set_new(o, "r", json_real(0.1));
+    json_object_set_new(o, "i", json_real(3));
+    json_object_set_new(o, "n", json_integer(-42));
+    json_object_set_new(o, "f", json_false());
+    json_object_set_new(o, "z", json_null());
+    json_array_append_new(a, json_integer(1));
+    json_array_append_new(a, json_object());
+    json_array_append_new(a, json_array());
+    json_array_append_new(a, json_real(2.5e-300));
+    json_object_set_new(o, "a", a);
+    json_object_set_new(o, "e", json_object());
+    return o;
+}
+
+static void wp_doc(wp_json *j, int digits)
+{
+    wp_json_obj_begin(j, NULL);
+    wp_json_strn(j, "s", "a\x01\x1f\x7f\n/\"\\ caf\xC3\xA9", 14);
+    wp_json_real_prec(j, "r", 0.1, digits);
+    wp_json_real_prec(j, "i", 3, digits);
+    wp_json_int(j, "n", -42);
+    wp_json_bool(j, "f", 0);
+    wp_json_null(j, "z");
+    wp_json_arr_begin(j, "a");
+    wp_json_int(j, NULL, 1);
+    wp_json_obj_begin(j, NULL);
+    wp_json_obj_end(j);
+    wp_json_arr_begin(j, NULL);
+    wp_json_arr_end(j);
+    wp_json_real_prec(j, NULL, 2.5e-300, digits);
+    wp_json_arr_end(j);
+    wp_json_obj_begin(j, "e");
+    wp_json_obj_end(j);
+    wp_json_obj_end(j);
+}
+
+static void test_json_writer_matches_jansson(void **state)
+{
+    static const struct {
+        size_t flags;
+        int indent, digits;
+    } modes[] = {
+        {JSON_COMPACT | JSON_PRESERVE_ORDER, 0, 17},
+        {JSON_INDENT(2) | JSON_PRESERVE_ORDER, 2, 17},
+        {JSON_INDENT(1) | JSON_PRESERVE_ORDER, 1, 17},
+        {JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8), 0, 8},
+    };
+    json_t *doc = jansson_doc();
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        char *want = json_dumps(doc, modes[m].flags);
+        wp_buf b = {0};
+        wp_json j;
+        assert_non_null(want);
+        wp_json_init(&j, &b);
+        wp_json_set_indent(&j, modes[m].indent);
+        wp_doc(&j, modes[m].digits);
+        assert_int_equal(wp_json_finish(&j), 0);
+        assert_string_equal(b.data, want);
+        free(want);
+        wp_buf_free(&b);
+    }
+    json_decref(doc);
+}
+
 /* Misuse is refused, and the first error sticks. */
 static void test_json_writer_errors(void **state)
 {
@@ -443,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_json_writer_documents),
         cmocka_unit_test(test_json_writer_strings_and_reals),
         cmocka_unit_test(test_json_writer_errors),
+        cmocka_unit_test(test_json_writer_matches_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -292,8 +292,10 @@ static size_t header_cb(char *s, size_t size, size_t nitems, void *ud)
     if (starts_with_ci(s, n, "content-type:")) {
         header_value(s, n, 13, r->ct, sizeof r->ct);
     } else if (starts_with_ci(s, n, "x-robots-tag:")) {
-        /* Each field line is parsed on its own (net_robots_parse: a
-         * "bot:" scope ends with its line) and kept for the caller. */
+        /* RFC 9110 section 5.3: a field may arrive as several field
+         * lines. Each is parsed on its own (net_robots_parse: a "bot:"
+         * scope ends with its line), the flags OR-ed, the text kept for
+         * the caller. */
         size_t have = strlen(r->xrobots);
         header_value(s, n, 13, val, sizeof val);
         r->robots |= net_robots_parse(val, e->tokens, wp_unix_time());

@@ -31,6 +31,12 @@
 static const char *const valued_directives[] = {"unavailable_after", "max-snippet",
                                                 "max-image-preview", "max-video-preview", NULL};
 
+/* Google's rules: noindex ("do not show this page, media, or resource in
+ * search results"), nofollow ("do not follow the links on this page"), none
+ * ("equivalent to noindex, nofollow"), noimageindex ("do not index images
+ * on this page"), unavailable_after; noai / noimageai: "no AI training" on
+ * the page / its images (img2dataset, spawning.ai). Names compare
+ * case-insensitively (Google: "directives are case-insensitive"). */
 static const struct {
     const char *name;
     unsigned flag;

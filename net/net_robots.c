@@ -36,7 +36,8 @@ static const char *const valued_directives[] = {"unavailable_after", "max-snippe
  * ("equivalent to noindex, nofollow"), noimageindex ("do not index images
  * on this page"), unavailable_after; noai / noimageai: "no AI training" on
  * the page / its images (img2dataset, spawning.ai). Names compare
- * case-insensitively (Google: "directives are case-insensitive"). */
+ * case-insensitively (Google: "Both the name and the specified values are
+ * not case sensitive"). */
 static const struct {
     const char *name;
     unsigned flag;
@@ -235,7 +236,8 @@ static unsigned plain_words(const char *a, const char *b)
 static unsigned parse_line(const char *p, const char *end, const char *tokens, int64_t now)
 {
     unsigned flags = 0;
-    int ours = 1; /* Google: "directives without a user agent are valid for all crawlers" */
+    int ours = 1; /* Google: "Directives specified without a user-agent are valid for all
+                   * crawlers" */
     while (p < end) {
         const char *q = memchr(p, ',', (size_t)(end - p));
         const char *a = p, *b = q != NULL ? q : end, *colon;

@@ -362,14 +362,13 @@ static inline int fuzz_in_list(const char *list, const char *s, size_t n)
     return 0;
 }
 
-/* 1 if hit (n bytes) may report an opt-out under dirs: a listed directive,
- * or none / unavailable_after, which stand for noindex. */
+/* 1 if hit (n bytes) may report an opt-out under dirs: a listed directive;
+ * none and unavailable_after stand for noindex and need it listed. */
 static inline int fuzz_hit_listed(const char *dirs, const char *hit, size_t n)
 {
-    if (fuzz_in_list(dirs, hit, n))
-        return 1;
-    return (strcmp(hit, "none") == 0 || strcmp(hit, "unavailable_after") == 0) &&
-           fuzz_in_list(dirs, "noindex", 7);
+    if (strcmp(hit, "none") == 0 || strcmp(hit, "unavailable_after") == 0)
+        return fuzz_in_list(dirs, "noindex", 7);
+    return fuzz_in_list(dirs, hit, n);
 }
 
 /* Input: "value\ntokens\ndirectives"; the last two default to "witpipe"
@@ -404,7 +403,7 @@ static inline int fuzz_robots_tag_one(const uint8_t *data, size_t size)
     FUZZ_CHECK(net_robots_tag_optout(NULL, tokens, dirs, hit2) == 0);
     /* Without a colon nothing is scoped and nothing has a value: the value
      * opts out exactly when one of its words (split on commas and white
-     * space) may report one. */
+     * space) is a known opt-out directive the list allows. */
     if (strchr(value, ':') == NULL) {
         int want = 0;
         for (const char *p = value; *p;) {
@@ -420,7 +419,14 @@ static inline int fuzz_robots_tag_one(const uint8_t *data, size_t size)
             for (size_t i = 0; i < k; i++)
                 word[i] = (char)tolower((unsigned char)w[i]);
             word[k] = '\0';
-            want |= strcmp(word, "unavailable_after") != 0 && fuzz_hit_listed(dirs, word, k);
+            /* Only the directives the parser knows opt out (the list
+             * narrows them, it cannot add others). */
+            static const char *const known[] = {"noai", "noimageai", "noindex", "noimageindex",
+                                                "none"};
+            int is_known = 0;
+            for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+                is_known |= strcmp(word, known[i]) == 0;
+            want |= is_known && fuzz_hit_listed(dirs, word, k);
         }
         FUZZ_CHECK(rc == want);
     }

@@ -73,7 +73,7 @@ enum crawl_drop {
     CRAWL_DROP_NO_TEXT,     /* none of the --text-from candidates */
     CRAWL_DROP_BAD_UTF8,    /* invalid UTF-8 with --bad-utf8 drop */
     CRAWL_DROP_TOO_LONG,    /* over --max-text with --long-text drop */
-    CRAWL_DROP_OPT_OUT,     /* page says noai / noimageai */
+    CRAWL_DROP_OPT_OUT,     /* page says noai / noimageai / noimageindex / noindex */
     CRAWL_DROP_DUP_ON_PAGE, /* the same pair twice on one page */
     CRAWL_DROP_N
 };
@@ -147,6 +147,8 @@ typedef struct crawl_page {
     const char *title;   /* cleaned <title>; NULL if none */
     const char *lang;    /* <html lang>; NULL if none */
     const char *charset; /* label the bytes were decoded with */
+    /* Robots directives for us (crawl_robots_directives): noai or noindex
+     * drops the page's images (opt-out); nofollow leaves its links. */
     int noai, noindex, nofollow;
     crawl_image *images;
     size_t n_images;
@@ -163,11 +165,13 @@ int crawl_extract(const char *html, size_t len, const char *page_url, const char
                   const char *x_robots, const crawl_opts *o, wp_arena *arena, crawl_page **out,
                   wp_err *err);
 
-/* Parses a robots meta/header value (e.g. "noindex, noai") into the flags;
- * for a header, "token: directives" applies only when token is ours, and
- * several field lines may come joined by newlines. Cannot fail. */
-void crawl_robots_directives(const char *content, const crawl_opts *o, int is_header, int *noai,
-                             int *noindex, int *nofollow);
+/* Parses a robots meta content or X-Robots-Tag value (several field lines
+ * joined by newlines) with net_robots_parse for o->token and sets (never
+ * clears) the flags: noai for noai / noimageai / noimageindex, noindex for
+ * noindex / none / an expired unavailable_after, nofollow for nofollow /
+ * none. Cannot fail. */
+void crawl_robots_directives(const char *content, const crawl_opts *o, int *noai, int *noindex,
+                             int *nofollow);
 
 /* Parses a srcset attribute and returns the largest candidate's URL
  * (widest w, else densest x) in arena, or NULL when it has none. *n gets
@@ -191,7 +195,8 @@ typedef struct crawl_counts {
     uint64_t drops[CRAWL_DROP_N];
 } crawl_counts;
 
-/* Writes the counts as a JSON object (for runs.counts) into out. */
+/* Appends the counts as a JSON object (for runs.counts) to out. Returns 0
+ * or WP_ENOMEM. */
 int crawl_counts_json(const crawl_counts *c, wp_buf *out);
 
 typedef struct crawl_sink crawl_sink;

@@ -19,7 +19,6 @@
 #define FLUSH_INTERVAL_S 1.0 /* commit at least this often */
 #define DETAIL_MAX       256
 #define POLL_MS          100
-#define FETCH_COUNTS_MAX 512 /* the run's counts as JSON */
 
 typedef struct job job;
 struct job {
@@ -381,25 +380,22 @@ static void on_done(void *cb_ud, net_result *r)
 
 /* ---- recording (main thread) ----------------------------------------------------- */
 
-/* The run's counts as runs.counts stores them. */
-static void counts_json(const fetch_stats *st, char *out, size_t n)
-{
-    snprintf(out, n,
-             "{\"done\":%llu,\"ok\":%llu,\"errors\":%llu,\"retried\":%llu,"
-             "\"bytes_in\":%llu,\"bytes_out\":%llu}",
-             (unsigned long long)st->done, (unsigned long long)st->ok,
-             (unsigned long long)st->errors, (unsigned long long)st->retried,
-             (unsigned long long)st->bytes_in, (unsigned long long)st->bytes_out);
-}
+static int counts_json(const fetch_stats *s, wp_buf *b);
 
 /* Records the counts so far on the run, inside the batch's transaction. */
 static int report_counts(fetch_ctx *f, wp_err *err)
 {
-    char counts[FETCH_COUNTS_MAX];
+    wp_buf counts = {0};
+    int rc;
     if (f->run == NULL)
         return 0;
-    counts_json(&f->stats, counts, sizeof counts);
-    return cat_run_counts(f->run, counts, err);
+    if (counts_json(&f->stats, &counts) != 0) {
+        wp_buf_free(&counts);
+        return wp_err_set(err, WP_ENOMEM, "fetch: out of memory");
+    }
+    rc = cat_run_counts(f->run, counts.data, err);
+    wp_buf_free(&counts);
+    return rc;
 }
 
 static int flush(fetch_ctx *f, wp_err *err)
@@ -529,6 +525,42 @@ static int online_cpus(void)
     return n < 1 ? 1 : n > WORKERS_MAX ? WORKERS_MAX : (int)n;
 }
 
+/* runs.params of a fetch run (common/wp.h's JSON writer). 0 or WP_ENOMEM. */
+static int params_json(const fetch_opts *o, wp_buf *b)
+{
+    wp_json j;
+    wp_json_init(&j, b);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_int(&j, "parallel", o->net.parallel);
+    wp_json_int(&j, "per_host", o->net.per_host);
+    wp_json_real(&j, "host_delay", o->net.host_delay_s);
+    wp_json_int(&j, "retries", o->net.retries);
+    wp_json_int(&j, "max_bytes", o->net.max_bytes);
+    wp_json_int(&j, "resize_mode", o->resize_mode);
+    wp_json_int(&j, "image_size", o->image_size);
+    wp_json_int(&j, "quality", o->quality);
+    wp_json_int(&j, "reencode", o->reencode);
+    wp_json_int(&j, "max_pixels", o->max_pixels);
+    wp_json_obj_end(&j);
+    return wp_json_finish(&j);
+}
+
+/* runs.counts of a fetch run. 0 or WP_ENOMEM. */
+static int counts_json(const fetch_stats *s, wp_buf *b)
+{
+    wp_json j;
+    wp_json_init(&j, b);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_uint(&j, "done", s->done);
+    wp_json_uint(&j, "ok", s->ok);
+    wp_json_uint(&j, "errors", s->errors);
+    wp_json_uint(&j, "retried", s->retried);
+    wp_json_uint(&j, "bytes_in", s->bytes_in);
+    wp_json_uint(&j, "bytes_out", s->bytes_out);
+    wp_json_obj_end(&j);
+    return wp_json_finish(&j);
+}
+
 int fetch_run(cat *c, st_store *st, const fetch_opts *o, const wp_reporter *rep, fetch_stats *stats,
               wp_err *err)
 {
@@ -538,7 +570,7 @@ int fetch_run(cat *c, st_store *st, const fetch_opts *o, const wp_reporter *rep,
     int ntodo = 0, itodo = 0, exhausted = 0, stopping = 0, rc = 0, pool_up = 0;
     int64_t after_id = 0, submitted = 0, window;
     double t_start = wp_now(), cpu0 = thread_cpu();
-    char params[512], counts[FETCH_COUNTS_MAX];
+    wp_buf params = {0}, counts = {0};
 
     if (f == NULL)
         return wp_err_set(err, WP_ENOMEM, "fetch: out of memory");
@@ -563,14 +595,11 @@ int fetch_run(cat *c, st_store *st, const fetch_opts *o, const wp_reporter *rep,
     f->prog.total = (uint64_t)cat_count_images_pending(c);
     if (o->limit > 0 && f->prog.total > (uint64_t)o->limit)
         f->prog.total = (uint64_t)o->limit;
-    snprintf(params, sizeof params,
-             "{\"parallel\":%d,\"per_host\":%d,\"host_delay\":%g,\"retries\":%d,"
-             "\"max_bytes\":%lld,\"resize_mode\":%d,\"image_size\":%d,\"quality\":%d,"
-             "\"reencode\":%d,\"max_pixels\":%lld}",
-             o->net.parallel, o->net.per_host, o->net.host_delay_s, o->net.retries,
-             (long long)o->net.max_bytes, o->resize_mode, o->image_size, o->quality, o->reencode,
-             (long long)o->max_pixels);
-    if ((rc = cat_run_begin(c, "fetch", params, &f->run, err)) != 0)
+    if (params_json(o, &params) != 0) {
+        rc = wp_err_set(err, WP_ENOMEM, "fetch: out of memory");
+        goto out;
+    }
+    if ((rc = cat_run_begin(c, "fetch", params.data, &f->run, err)) != 0)
         goto out;
     f->run_id = cat_run_id(f->run);
     if ((rc = net_new(&o->net, on_done, sniff, f, &f->e, err)) != 0)
@@ -684,8 +713,12 @@ out:
     f->stats.cpu_resize_s = f->p.cpu_resize;
     f->stats.cpu_encode_s = f->p.cpu_encode;
     f->stats.stopped = rc == WP_ESTOP;
-    counts_json(&f->stats, counts, sizeof counts);
-    rc = cat_run_end(f->run, rc, counts, err);
+    /* Out of memory here leaves the last reported counts, not the run open. */
+    if (counts_json(&f->stats, &counts) != 0)
+        wp_buf_reset(&counts);
+    rc = cat_run_end(f->run, rc, counts.len > 0 ? counts.data : NULL, err);
+    wp_buf_free(&params);
+    wp_buf_free(&counts);
     if (stats)
         *stats = f->stats;
     wp_arena_free(arena);

@@ -363,8 +363,18 @@ static inline int fuzz_in_list(const char *list, const char *s, size_t n)
     return 0;
 }
 
+/* 1 if hit (n bytes) may report an opt-out under dirs: a listed directive;
+ * none and unavailable_after stand for noindex and need it listed. */
+static inline int fuzz_hit_listed(const char *dirs, const char *hit, size_t n)
+{
+    if (strcmp(hit, "none") == 0 || strcmp(hit, "unavailable_after") == 0)
+        return fuzz_in_list(dirs, "noindex", 7);
+    return fuzz_in_list(dirs, hit, n);
+}
+
 /* Input: "value\ntokens\ndirectives"; the last two default to "witpipe"
- * and NET_DEFAULT_DIRECTIVES. */
+ * and NET_DEFAULT_DIRECTIVES. The parser is net/net_robots.c, shared by
+ * fetch and crawl. */
 static inline int fuzz_robots_tag_one(const uint8_t *data, size_t size)
 {
     static char value[FUZZ_STR_MAX], tokens[FUZZ_STR_MAX], dirs[FUZZ_STR_MAX];
@@ -375,6 +385,8 @@ static inline int fuzz_robots_tag_one(const uint8_t *data, size_t size)
         strcpy(tokens, "witpipe");
     if (!fuzz_part(data, size, 2, dirs))
         strcpy(dirs, NET_DEFAULT_DIRECTIVES);
+    unsigned flags = net_robots_parse(value, tokens, wp_unix_time());
+    FUZZ_CHECK((flags & ~(NET_ROBOTS_OPT_OUT | NET_ROBOTS_NOFOLLOW)) == 0);
     memset(hit, 0x55, sizeof hit);
     int rc = net_robots_tag_optout(value, tokens, dirs, hit);
     FUZZ_CHECK(rc == 0 || rc == 1);
@@ -386,26 +398,36 @@ static inline int fuzz_robots_tag_one(const uint8_t *data, size_t size)
         for (size_t i = 0; i < n; i++)
             FUZZ_CHECK(tolower((unsigned char)hit[i]) == (unsigned char)hit[i]);
         FUZZ_CHECK(strcasestr(value, hit) != NULL);
-        FUZZ_CHECK(n == NET_DIRECTIVE_MAX - 1 || fuzz_in_list(dirs, hit, n));
+        FUZZ_CHECK(fuzz_hit_listed(dirs, hit, n));
     }
     FUZZ_CHECK(net_robots_tag_optout(value, tokens, "", hit2) == 0);
     FUZZ_CHECK(net_robots_tag_optout(NULL, tokens, dirs, hit2) == 0);
-    /* Without a colon nothing is scoped: the value opts out exactly when
-     * one of its comma-separated directives is in the list. */
+    /* Without a colon nothing is scoped and nothing has a value: the value
+     * opts out exactly when one of its words (split on commas and white
+     * space) is a known opt-out directive the list allows. */
     if (strchr(value, ':') == NULL) {
         int want = 0;
-        const char *p = value;
-        for (;;) {
-            const char *q = strchr(p, ',');
-            const char *a = p, *b = q ? q : p + strlen(p);
-            while (a < b && isspace((unsigned char)*a))
-                a++;
-            while (b > a && isspace((unsigned char)b[-1]))
-                b--;
-            want |= fuzz_in_list(dirs, a, (size_t)(b - a));
-            if (q == NULL)
-                break;
-            p = q + 1;
+        for (const char *p = value; *p;) {
+            while (*p && (*p == ',' || isspace((unsigned char)*p)))
+                p++;
+            const char *w = p;
+            while (*p && *p != ',' && !isspace((unsigned char)*p))
+                p++;
+            char word[NET_DIRECTIVE_MAX];
+            size_t k = (size_t)(p - w);
+            if (k == 0 || k >= sizeof word)
+                continue;
+            for (size_t i = 0; i < k; i++)
+                word[i] = (char)tolower((unsigned char)w[i]);
+            word[k] = '\0';
+            /* Only the directives the parser knows opt out (the list
+             * narrows them, it cannot add others). */
+            static const char *const known[] = {"noai", "noimageai", "noindex", "noimageindex",
+                                                "none"};
+            int is_known = 0;
+            for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+                is_known |= strcmp(word, known[i]) == 0;
+            want |= is_known && fuzz_hit_listed(dirs, word, k);
         }
         FUZZ_CHECK(rc == want);
     }

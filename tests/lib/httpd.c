@@ -162,8 +162,14 @@ static enum MHD_Result send_file(tl_httpd *h, struct MHD_Connection *c, const ch
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type", ct ? ct : ctype_of(name));
-    if (hdr != NULL)
-        MHD_add_response_header(r, hdr, hval);
+    /* A value with newlines goes out as that many field lines. */
+    for (const char *v = hval; hdr != NULL && v != NULL;) {
+        const char *nl = strchr(v, '\n');
+        char one[1024];
+        snprintf(one, sizeof one, "%.*s", (int)(nl ? (size_t)(nl - v) : strlen(v)), v);
+        MHD_add_response_header(r, hdr, one);
+        v = nl ? nl + 1 : NULL;
+    }
     ret = MHD_queue_response(c, 200, r);
     MHD_destroy_response(r);
     return ret;

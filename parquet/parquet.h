@@ -130,6 +130,13 @@ int pq_next_row(pq_reader *r, pq_value *vals);
  * pq_read_row_group decoded: the page's uncompressed sizes (for benches). */
 uint64_t pq_decoded_bytes(const pq_reader *r);
 
+/* Appends v as JSON to out (for pairs.extra): null; true / false; an
+ * integer; a double as %.17g (NaN and infinities, which JSON lacks, as
+ * null); a string escaped, invalid UTF-8 replaced by U+FFFD; bytes as a
+ * string when they are valid UTF-8, else {"base64":"..."}. Returns 0 or
+ * WP_ENOMEM (out may then hold part of the value). */
+int pq_value_json(const pq_value *v, wp_buf *out);
+
 /* ---- writing ----------------------------------------------------------- */
 
 typedef struct pq_writer pq_writer;

@@ -364,12 +364,36 @@ static void test_decoders(void **state)
     assert_int_equal(pq_delta_decode(dbp, sizeof dbp, 0, v, 4, &cnt, &used, &why), -1);
 }
 
+/* Values as JSON for pairs.extra: types kept, strings escaped. */
+static void test_value_json(void **state)
+{
+    wp_buf b = {0};
+    pq_value v[] = {
+        {.type = PQ_NULL},
+        {.type = PQ_BOOL, .i = 1},
+        {.type = PQ_INT64, .i = -9007199254740993LL},
+        {.type = PQ_DOUBLE, .d = 0.1},
+        {.type = PQ_DOUBLE, .d = NAN},
+        {.type = PQ_STRING, .s = "a\"b\\\n\xff", .len = 6},
+        {.type = PQ_BYTES, .s = "ok", .len = 2},
+        {.type = PQ_BYTES, .s = "\xff\x00\x01", .len = 3},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        if (i)
+            wp_buf_putc(&b, ',');
+        assert_int_equal(pq_value_json(&v[i], &b), 0);
+    }
+    assert_string_equal(b.data, "null,true,-9007199254740993,0.10000000000000001,null,"
+                                "\"a\\\"b\\\\\\u000a\xef\xbf\xbd\",\"ok\",{\"base64\":\"/wAB\"}");
+    wp_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_codecs),  cmocka_unit_test(test_dictionary_choice),
         cmocka_unit_test(test_independent_reader), cmocka_unit_test(test_bad_appends),
-        cmocka_unit_test(test_decoders),
+        cmocka_unit_test(test_decoders),           cmocka_unit_test(test_value_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -315,8 +315,8 @@ static int reader_new(const char *name, const pq_read_opts *opts, pq_reader **ou
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     r->fd = -1;
     r->name = strdup(name ? name : "(memory)");
-    r->meta_arena = wp_arena_new(64 << 10);
-    r->rg_arena = wp_arena_new(1 << 20);
+    r->meta_arena = wp_arena_new(8 << 10);
+    r->rg_arena = wp_arena_new(16 << 10);
     if (r->name == NULL || r->meta_arena == NULL || r->rg_arena == NULL) {
         pq_close(r);
         return wp_err_set(err, WP_ENOMEM, "out of memory");

@@ -13,6 +13,20 @@
  * time is read and decoded for the selected columns only, so memory is
  * bounded by the largest row group's selected column data whatever the
  * file's size. Writing buffers one row group of rows, then writes it.
+ *
+ * Decisions on what other readers disagree about:
+ *  - dictionary_page_offset 0 (a known writer bug: offset 0 holds the
+ *    magic, so it can only be a placeholder) is taken as absent; a chunk is
+ *    read from the lower of its dictionary and data page offsets and every
+ *    page header says what the page is. parquet-testing's
+ *    dict-page-offset-zero.parquet reads (arrow-rs refuses its footer).
+ *  - Codec LZ4 (5) is Hadoop's framing, else a bare LZ4 block, as some
+ *    writers emitted; LZ4_RAW (7) is a bare block. LZO is refused.
+ *  - INT96 timestamps are nanoseconds since 1970 (PQ_INT64); DECIMAL is
+ *    read as its unscaled integer or bytes; FLOAT16 and other fixed-length
+ *    values as bytes; unsigned 8/16/32-bit integers are zero-extended.
+ *  - Definition levels in the deprecated BIT_PACKED encoding, encrypted
+ *    footers and column chunks in other files are refused (PQ_EUNSUPPORTED).
  */
 #ifndef PARQUET_H
 #define PARQUET_H
@@ -69,6 +83,10 @@ typedef struct pq_read_opts {
     size_t max_page;   /* largest decompressed page accepted; 0 = 256 MiB */
     size_t max_footer; /* largest footer accepted; 0 = 64 MiB */
 } pq_read_opts;
+
+/* 1 if p[0..n) starts with Parquet's magic "PAR1" (detection by content,
+ * not by name; pq_open also checks the magic at the end). */
+int pq_magic(const void *p, size_t n);
 
 /* Opens a Parquet file: checks the PAR1 magic at both ends and decodes the
  * footer (FileMetaData) and schema. opts may be NULL (defaults). On error

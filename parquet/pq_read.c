@@ -390,6 +390,11 @@ void pq_close(pq_reader *r)
     free(r);
 }
 
+int pq_magic(const void *p, size_t n)
+{
+    return n >= 4 && memcmp(p, "PAR1", 4) == 0;
+}
+
 int64_t pq_num_rows(const pq_reader *r)
 {
     return r->m.num_rows;

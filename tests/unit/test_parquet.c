@@ -522,6 +522,9 @@ static void test_refused_files(void **state)
 /* --part I/N covers each row group exactly once. */
 static void test_part(void **state)
 {
+    assert_true(pq_magic("PAR1xx", 6));
+    assert_false(pq_magic("PAR", 3));
+    assert_false(pq_magic("url\tcaption", 11));
     for (int n = 1; n <= 5; n++)
         for (int rg = 0; rg < 20; rg++) {
             int hits = 0;

@@ -144,6 +144,18 @@ int pq_read_row_group(pq_reader *r, int rg, wp_err *err);
  * stay valid until the next pq_read_row_group or pq_close. Cannot fail. */
 int pq_next_row(pq_reader *r, pq_value *vals);
 
+/* The streaming form of the two calls above, for `add`: returns 1 with the
+ * next row of part part_i of part_n (1-based; 1, 1 = the whole file) in
+ * vals, reading the part's next row group when the current one is done; 0
+ * after the part's last row. A row group that cannot be read returns its
+ * negative code with err naming file, row group, column and page; calling
+ * again goes on with the next row group (--continue), or the caller stops.
+ * Values stay valid until the next call that reads a row group. */
+int pq_stream_next(pq_reader *r, int part_i, int part_n, pq_value *vals, wp_err *err);
+/* The 0-based index in the file of the row last returned (for messages:
+ * "FILE: row N"); -1 before the first. */
+int64_t pq_row_index(const pq_reader *r);
+
 /* Bytes of uncompressed column data (values, levels) the last
  * pq_read_row_group decoded: the page's uncompressed sizes (for benches). */
 uint64_t pq_decoded_bytes(const pq_reader *r);

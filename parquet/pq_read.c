@@ -64,6 +64,8 @@ struct pq_reader {
 
     wp_arena *rg_arena;
     pq_colbuf *cb;
+    int rg;          /* the row group loaded, -1 none */
+    int stream_next; /* the next row group pq_stream_next considers */
     int64_t rg_rows, cur;
     uint64_t decoded;
 
@@ -314,6 +316,7 @@ static int reader_new(const char *name, const pq_read_opts *opts, pq_reader **ou
     if (r == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     r->fd = -1;
+    r->rg = -1;
     r->name = strdup(name ? name : "(memory)");
     r->meta_arena = wp_arena_new(8 << 10);
     r->rg_arena = wp_arena_new(16 << 10);
@@ -490,6 +493,7 @@ int pq_select(pq_reader *r, const int *cols, int n)
     r->cb = cb;
     r->nsel = k;
     r->rg_rows = r->cur = 0;
+    r->rg = -1;
     wp_arena_reset(r->rg_arena);
     return 0;
 }
@@ -943,6 +947,7 @@ static int read_chunk(pq_reader *r, int rg, int k, wp_err *err)
 
 int pq_read_row_group(pq_reader *r, int rg, wp_err *err)
 {
+    r->rg = -1;
     r->rg_rows = r->cur = 0;
     r->decoded = 0;
     wp_arena_reset(r->rg_arena);
@@ -954,10 +959,12 @@ int pq_read_row_group(pq_reader *r, int rg, wp_err *err)
         return wp_err_set(err, PQ_EFORMAT, "%s: row group %d claims %lld rows", r->name, rg,
                           (long long)rows);
     r->rg_rows = rows;
+    r->rg = rg;
     for (int k = 0; k < r->nsel; k++) {
         int rc = read_chunk(r, rg, k, err);
         if (rc != 0) {
             r->rg_rows = 0;
+            r->rg = -1;
             wp_arena_reset(r->rg_arena);
             return rc;
         }
@@ -992,4 +999,32 @@ int pq_next_row(pq_reader *r, pq_value *vals)
         }
     }
     return 1;
+}
+
+int pq_stream_next(pq_reader *r, int part_i, int part_n, pq_value *vals, wp_err *err)
+{
+    while (!pq_next_row(r, vals)) {
+        int g = r->stream_next;
+        while (g < r->m.nrg && !pq_part_has(g, part_i, part_n))
+            g++;
+        if (g >= r->m.nrg) {
+            r->stream_next = g;
+            return 0;
+        }
+        r->stream_next = g + 1;
+        int rc = pq_read_row_group(r, g, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 1;
+}
+
+int64_t pq_row_index(const pq_reader *r)
+{
+    if (r->rg < 0 || r->cur == 0)
+        return -1;
+    int64_t base = 0;
+    for (int g = 0; g < r->rg; g++)
+        base += r->m.rgs[g].num_rows;
+    return base + r->cur - 1;
 }

@@ -286,6 +286,23 @@ static void test_corrupt_checksum(void **state)
     assert_true(fails >= 1);
     pq_close(r);
 
+    /* Streaming: the bad row group is reported, the rest still read. */
+    assert_int_equal(pq_open(path, NULL, &r, &err), 0);
+    pq_value sv[2];
+    long good = 0;
+    int errors = 0, rc;
+    while ((rc = pq_stream_next(r, 1, 1, sv, &err)) != 0) {
+        if (rc < 0) {
+            assert_int_equal(rc, PQ_ECRC);
+            errors++;
+            continue; /* --continue */
+        }
+        good++;
+    }
+    assert_int_equal(errors, fails);
+    assert_true(good < pq_num_rows(r));
+    pq_close(r);
+
     /* The files with good CRCs verify (they are read in test_expected_values
      * with verification on); this one reads with --no-verify-crc. */
     snprintf(path, sizeof path, "%s/expected/datapage_v1-corrupt-checksum.json", dir);

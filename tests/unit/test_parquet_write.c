@@ -364,6 +364,51 @@ static void test_decoders(void **state)
     assert_int_equal(pq_delta_decode(dbp, sizeof dbp, 0, v, 4, &cnt, &used, &why), -1);
 }
 
+/* pq_stream_next over parts: every row exactly once across the parts, in
+ * file order within each, with its file row index; selected columns only,
+ * in the order asked. */
+static void test_stream_parts(void **state)
+{
+    char *dir = tl_mkdtemp();
+    char path[1100];
+    snprintf(path, sizeof path, "%s/s.parquet", dir);
+    write_file(path, PQ_SNAPPY, 256, 0); /* 12 row groups */
+    int seen[NROWS] = {0};
+    for (int part = 1; part <= 3; part++) {
+        pq_reader *r = NULL;
+        wp_err err = {0};
+        assert_int_equal(pq_open(path, NULL, &r, &err), 0);
+        int c[2];
+        c[0] = pq_find_column(r, "width", &err);
+        c[1] = pq_find_column(r, "url", &err);
+        assert_int_equal(pq_find_column(r, "nope", &err), PQ_ENOCOL);
+        assert_int_equal(pq_select(r, c, 2), 0);
+        assert_int_equal(pq_row_index(r), -1);
+        pq_value v[2];
+        int64_t prev = -1;
+        int rc;
+        while ((rc = pq_stream_next(r, part, 3, v, &err)) == 1) {
+            int64_t i = pq_row_index(r);
+            assert_true(i > prev && i < NROWS);
+            assert_int_equal((i / 256) % 3, part - 1);
+            prev = i;
+            seen[i]++;
+            pq_value want[NCOLS];
+            char url[64], cap[128];
+            unsigned char blob[8];
+            make_row((int)i, want, url, cap, blob);
+            assert_true(same_value(&want[3], &v[0]));
+            assert_true(same_value(&want[0], &v[1]));
+        }
+        assert_int_equal(rc, 0);
+        assert_int_equal(pq_stream_next(r, part, 3, v, &err), 0);
+        pq_close(r);
+    }
+    for (int i = 0; i < NROWS; i++)
+        assert_int_equal(seen[i], 1);
+    tl_rmtree(dir);
+}
+
 /* Values as JSON for pairs.extra: types kept, strings escaped. */
 static void test_value_json(void **state)
 {
@@ -394,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_codecs),  cmocka_unit_test(test_dictionary_choice),
         cmocka_unit_test(test_independent_reader), cmocka_unit_test(test_bad_appends),
         cmocka_unit_test(test_decoders),           cmocka_unit_test(test_value_json),
+        cmocka_unit_test(test_stream_parts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -79,9 +79,10 @@ typedef enum pq_codec {
 typedef struct pq_reader pq_reader;
 
 typedef struct pq_read_opts {
-    int no_verify_crc; /* 1: page CRCs are not checked (--no-verify-crc) */
-    size_t max_page;   /* largest decompressed page accepted; 0 = 256 MiB */
-    size_t max_footer; /* largest footer accepted; 0 = 64 MiB */
+    int no_verify_crc;   /* 1: page CRCs are not checked (--no-verify-crc) */
+    size_t max_page;     /* largest decompressed page accepted; 0 = 256 MiB */
+    size_t max_footer;   /* largest footer accepted; 0 = 64 MiB */
+    int64_t max_rg_rows; /* most rows in a row group read; 0 = 16 Mi (a memory bound) */
 } pq_read_opts;
 
 /* 1 if p[0..n) starts with Parquet's magic "PAR1" (detection by content,

@@ -20,10 +20,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PQ_DEF_MAX_PAGE   ((size_t)256 << 20)
-#define PQ_DEF_MAX_FOOTER ((size_t)64 << 20)
-#define PQ_SCHEMA_DEPTH   64
-#define PQ_JULIAN_EPOCH   2440588LL /* Julian day of 1970-01-01 */
+#define PQ_DEF_MAX_PAGE    ((size_t)256 << 20)
+#define PQ_DEF_MAX_FOOTER  ((size_t)64 << 20)
+#define PQ_DEF_MAX_RG_ROWS ((int64_t)16 << 20)
+#define PQ_SCHEMA_DEPTH    64
+#define PQ_JULIAN_EPOCH    2440588LL /* Julian day of 1970-01-01 */
 
 typedef struct pq_col {
     const char *name;
@@ -275,6 +276,8 @@ static int open_common(pq_reader *r, wp_err *err)
         r->o.max_page = PQ_DEF_MAX_PAGE;
     if (r->o.max_footer == 0)
         r->o.max_footer = PQ_DEF_MAX_FOOTER;
+    if (r->o.max_rg_rows <= 0 || r->o.max_rg_rows > INT32_MAX)
+        r->o.max_rg_rows = PQ_DEF_MAX_RG_ROWS;
     if (r->size < 12)
         return wp_err_set(err, PQ_EFORMAT, "%s: not a Parquet file (%llu bytes, too short)",
                           r->name, (unsigned long long)r->size);
@@ -955,9 +958,9 @@ int pq_read_row_group(pq_reader *r, int rg, wp_err *err)
         return wp_err_set(err, WP_EINVAL, "%s: no row group %d (the file has %d)", r->name, rg,
                           r->m.nrg);
     int64_t rows = r->m.rgs[rg].num_rows;
-    if ((uint64_t)rows > INT32_MAX)
-        return wp_err_set(err, PQ_EFORMAT, "%s: row group %d claims %lld rows", r->name, rg,
-                          (long long)rows);
+    if (rows > r->o.max_rg_rows)
+        return wp_err_set(err, WP_ELIMIT, "%s: row group %d has %lld rows, more than %lld", r->name,
+                          rg, (long long)rows, (long long)r->o.max_rg_rows);
     r->rg_rows = rows;
     r->rg = rg;
     for (int k = 0; k < r->nsel; k++) {

@@ -406,6 +406,15 @@ static void test_stream_parts(void **state)
     }
     for (int i = 0; i < NROWS; i++)
         assert_int_equal(seen[i], 1);
+
+    /* The memory bound: a row group over max_rg_rows is refused, named. */
+    pq_read_opts lim = {.max_rg_rows = 100};
+    pq_reader *r = NULL;
+    wp_err err = {0};
+    assert_int_equal(pq_open(path, &lim, &r, &err), 0);
+    assert_int_equal(pq_read_row_group(r, 0, &err), WP_ELIMIT);
+    assert_non_null(strstr(err.msg, "row group 0 has 256 rows"));
+    pq_close(r);
     tl_rmtree(dir);
 }
 

@@ -28,7 +28,8 @@
 
 typedef struct pq_col {
     const char *name;
-    int leaf; /* index of its column chunk */
+    const char *disp; /* name for messages: control bytes escaped, cut at 200 */
+    int leaf;         /* index of its column chunk */
     int phys;
     int type_length;
     pq_type type;
@@ -101,8 +102,8 @@ static int where_err(const pq_where *w, wp_err *err, int code, const char *fmt, 
     const pq_col *c = &w->r->cols[w->col];
     if (w->page >= 0)
         return wp_err_set(err, code, "%s: row group %d, column %s, page %d (offset %llu): %s",
-                          w->r->name, w->rg, c->name, w->page, (unsigned long long)w->off, msg);
-    return wp_err_set(err, code, "%s: row group %d, column %s: %s", w->r->name, w->rg, c->name,
+                          w->r->name, w->rg, c->disp, w->page, (unsigned long long)w->off, msg);
+    return wp_err_set(err, code, "%s: row group %d, column %s: %s", w->r->name, w->rg, c->disp,
                       msg);
 }
 
@@ -144,6 +145,23 @@ static int read_at(pq_reader *r, uint64_t off, size_t n, const uint8_t **out, wp
     }
     *out = r->chunk;
     return 0;
+}
+
+/* A schema name fit for a one-line message: control bytes as \xNN, cut at
+ * 200 bytes. NULL when out of memory. */
+static char *disp_name(wp_arena *a, const char *s)
+{
+    char buf[256];
+    size_t n = 0;
+    for (; *s && n < 200; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f)
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "\\x%02x", c);
+        else
+            buf[n++] = (char)c;
+    }
+    buf[n] = '\0';
+    return wp_arena_strdup(a, buf);
 }
 
 static pq_type map_type(const pq_schema_el *e)
@@ -220,14 +238,18 @@ static int build_schema(pq_reader *r, wp_err *err)
                               r->name);
         const pq_schema_el *e = &m->schema[i];
         int leaves = 0, next = 0;
+        char *disp = disp_name(r->meta_arena, e->name);
+        if (disp == NULL)
+            return wp_err_set(err, WP_ENOMEM, "%s: out of memory", r->name);
         if (subtree(m, i, 1, &leaves, &next) != 0)
             return wp_err_set(err, PQ_EFORMAT,
                               "%s: corrupt schema under %s (children past the end, or nesting "
                               "deeper than %d)",
-                              r->name, e->name, PQ_SCHEMA_DEPTH);
+                              r->name, disp, PQ_SCHEMA_DEPTH);
         if (e->num_children == 0 && e->type >= 0 && e->repetition != 2) {
             pq_col *col = &r->cols[r->ncols++];
             col->name = e->name;
+            col->disp = disp;
             col->leaf = leaf;
             col->phys = e->type;
             col->type_length = e->type_length;
@@ -238,13 +260,13 @@ static int build_schema(pq_reader *r, wp_err *err)
                                           (e->logical == 10 && !e->int_signed));
             if (e->type > PQ_T_FLBA)
                 return wp_err_set(err, PQ_EFORMAT, "%s: column %s has unknown physical type %d",
-                                  r->name, e->name, e->type);
+                                  r->name, disp, e->type);
             if (e->type == PQ_T_FLBA && (e->type_length <= 0 || e->type_length > (1 << 20)))
                 return wp_err_set(err, PQ_EFORMAT, "%s: column %s has bad fixed length %d", r->name,
-                                  e->name, e->type_length);
+                                  disp, e->type_length);
         } else if (leaves > 0 || e->num_children > 0) {
             r->skipped[r->nskipped] =
-                wp_arena_sprintf(r->meta_arena, "%s (%s)", e->name, nested_kind(e));
+                wp_arena_sprintf(r->meta_arena, "%s (%s)", disp, nested_kind(e));
             if (r->skipped[r->nskipped] == NULL)
                 return wp_err_set(err, WP_ENOMEM, "%s: out of memory", r->name);
             r->nskipped++;
@@ -788,7 +810,7 @@ static int read_chunk(pq_reader *r, int rg, int k, wp_err *err)
                          (unsigned long long)r->data_end);
     size_t len = (size_t)ch->total_compressed;
     if ((rc = read_at(r, (uint64_t)start, len, &buf, err)) != 0)
-        return wp_err_prefix(err, "row group %d, column %s", rg, c->name);
+        return wp_err_prefix(err, "row group %d, column %s", rg, c->disp);
 
     /* The value arrays of the row group. */
     b->valid = wp_arena_alloc(r->rg_arena, rows + 1);

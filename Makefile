@@ -18,15 +18,17 @@ SAN     ?=
 OPT     ?= -O2
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
-MODULES := common catalog store image net kern clip emb add crawl fetch shard encode filter balance audit
+MODULES := common catalog store image net kern clip emb parquet add crawl fetch shard encode filter balance audit
 PKGS    := libcurl libxml-2.0 libarchive sqlite3 libjpeg libturbojpeg spng libwebp libwebpdemux \
-           libcrypto libutf8proc jansson libpsl zlib libdeflate libbrotlidec
+           libcrypto libutf8proc jansson libpsl zlib libdeflate libbrotlidec \
+           snappy liblz4 libzstd
 TESTPKGS := cmocka libmicrohttpd
 
 # Debian 12 packages that provide the above, plus the tools tests use.
 DEBS := build-essential pkg-config libcurl4-openssl-dev libxml2-dev libarchive-dev \
         libsqlite3-dev libjpeg62-turbo-dev libturbojpeg0-dev libspng-dev libwebp-dev \
         libssl-dev libutf8proc-dev libjansson-dev libpsl-dev zlib1g-dev libdeflate-dev libzstd-dev libbrotli-dev \
+        libsnappy-dev liblz4-dev \
         libcmocka-dev libmicrohttpd-dev libsimde-dev python3 python3-numpy wget tar gzip xz-utils bzip2 zstd brotli \
         wordnet-base python3-ahocorasick
 

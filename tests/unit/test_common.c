@@ -23,6 +23,7 @@
 #include "image/image.h"
 #include "kern/kern.h"
 #include "net/net.h"
+#include "parquet/parquet.h"
 #include "shard/shard.h"
 #include "store/store.h"
 #include "tests/lib/testlib.h"
@@ -516,6 +517,13 @@ static const struct status_code {
     CODE(QRY_ETOOMANY, -1549, -1500),
     CODE(BAL_ENOLANG, -1599, -1550), /* balancing -1550 .. -1599 */
     CODE(BAL_EOPTS, -1599, -1550),
+    CODE(PQ_EFORMAT, -1899, -1800), /* parquet */
+    CODE(PQ_EUNSUPPORTED, -1899, -1800),
+    CODE(PQ_ECRC, -1899, -1800),
+    CODE(PQ_ECODEC, -1899, -1800),
+    CODE(PQ_ENOCOL, -1899, -1800),
+    CODE(PQ_ENESTED, -1899, -1800),
+    CODE(PQ_ETYPE, -1899, -1800),
 #undef CODE
 };
 

@@ -10,6 +10,7 @@
  * is stored; bad ones are counted and reported with file:line.
  */
 #include "add_int.h"
+#include "parquet/parquet.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -53,6 +54,11 @@ struct add_reader {
     wp_buf scratch; /* CSV fields, unescaped */
     wp_buf extra;   /* JSON of the kept columns */
     json_t *json;   /* the current JSONL object */
+    /* Parquet (format ADD_FMT_PARQUET): the reader and the selected columns'
+     * values of the current row: url, caption, then the kept columns */
+    pq_reader *pq;
+    pq_value pqv[2 + ADD_KEEP_MAX];
+    int pq_done;
 };
 
 static const char *const bad_names[ADD_BAD_NREASONS] = {
@@ -75,6 +81,8 @@ int add_format_parse(const char *s)
         return ADD_FMT_CSV;
     if (strcmp(s, "jsonl") == 0 || strcmp(s, "ndjson") == 0)
         return ADD_FMT_JSONL;
+    if (strcmp(s, "parquet") == 0)
+        return ADD_FMT_PARQUET;
     return -1;
 }
 
@@ -595,12 +603,75 @@ static int reader_start(add_reader *r, int rc, wp_err *err)
     return 0;
 }
 
+/* Opens a Parquet file (told by its PAR1 magic, whatever its name): the
+ * URL, caption and kept columns are selected by name; a nested one named
+ * there is PQ_ENESTED, a missing one ADD_ECOLUMN. Other nested columns are
+ * skipped by the reader and named by add_reader_skipped. */
+static int open_parquet(const char *path, const add_opts *o, add_reader **out, wp_err *err)
+{
+    add_reader *r = calloc(1, sizeof *r);
+    int cols[2 + ADD_KEEP_MAX], rc;
+    const char *names[2 + ADD_KEEP_MAX];
+    struct stat sb;
+
+    *out = NULL;
+    if (r == NULL)
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    snprintf(r->name, sizeof r->name, "%s", path);
+    r->format = ADD_FMT_PARQUET;
+    r->url_col = o->url_col ? o->url_col : "url";
+    r->text_col = o->text_col ? o->text_col : "caption";
+    r->nkeep = o->nkeep;
+    if (stat(path, &sb) == 0)
+        r->total = (uint64_t)sb.st_size;
+    pq_read_opts po = {.no_verify_crc = o->no_verify_crc};
+    if ((rc = pq_open(path, &po, &r->pq, err)) != 0)
+        goto fail;
+    names[0] = r->url_col;
+    names[1] = r->text_col;
+    for (int i = 0; i < o->nkeep; i++)
+        names[2 + i] = r->keep_cols[i] = o->keep_cols[i];
+    for (int i = 0; i < 2 + o->nkeep; i++) {
+        if ((cols[i] = pq_find_column(r->pq, names[i], err)) < 0) {
+            rc = cols[i] == PQ_ENOCOL
+                     ? wp_err_set(err, ADD_ECOLUMN, "%s: no column '%s'", path, names[i])
+                     : cols[i];
+            goto fail;
+        }
+    }
+    if ((rc = pq_select(r->pq, cols, 2 + o->nkeep)) != 0) {
+        rc = wp_err_set(err, PQ_EFORMAT, "%s: cannot select the columns", path);
+        goto fail;
+    }
+    *out = r;
+    return 0;
+fail:
+    add_reader_close(r);
+    return rc;
+}
+
+const char *add_reader_skipped(const add_reader *r, int i)
+{
+    return r->pq != NULL ? pq_skipped(r->pq, i) : NULL;
+}
+
 int add_reader_open(const char *path, const add_opts *o, add_reader **out, wp_err *err)
 {
     add_reader *r = NULL;
     int rc;
 
     *out = NULL;
+    if (strcmp(path, "-") != 0 && o->format == ADD_FMT_AUTO) {
+        unsigned char head[4];
+        FILE *f = fopen(path, "rb");
+        size_t n = f ? fread(head, 1, sizeof head, f) : 0;
+        if (f != NULL)
+            fclose(f);
+        if (pq_magic(head, n))
+            return open_parquet(path, o, out, err);
+    }
+    if (o->format == ADD_FMT_PARQUET)
+        return open_parquet(path, o, out, err);
     if ((rc = reader_new(path, o, &r, err)) != 0)
         goto fail;
     if (strcmp(path, "-") != 0) {
@@ -655,6 +726,7 @@ void add_reader_close(add_reader *r)
         return;
     if (r->a != NULL)
         archive_read_free(r->a);
+    pq_close(r->pq);
     json_decref(r->json);
     wp_buf_free(&r->scratch);
     wp_buf_free(&r->extra);
@@ -664,6 +736,12 @@ void add_reader_close(add_reader *r)
 
 void add_reader_progress(const add_reader *r, uint64_t *done, uint64_t *total)
 {
+    if (r->pq != NULL) { /* rows read, as the share of the file's bytes */
+        int64_t rows = pq_num_rows(r->pq), at = pq_row_index(r->pq);
+        *total = r->total;
+        *done = rows > 0 && at > 0 ? (uint64_t)((double)r->total * (double)at / (double)rows) : 0;
+        return;
+    }
     la_int64_t b = archive_filter_bytes(r->a, -1);
     *done = b > 0 ? (uint64_t)b : 0;
     *total = r->total;
@@ -871,6 +949,61 @@ static void jsonl_to_record(add_reader *r, add_record *rec, const char *p, size_
     rec->extra_json = r->extra.data;
 }
 
+/* The next Parquet row as a record: the URL must be a string; a null
+ * caption is an empty one (counted as missing, as in the other formats);
+ * kept columns go to extra with their types (pq_value_json). */
+static int next_parquet(add_reader *r, add_record *rec, wp_err *err)
+{
+    const pq_value *v = r->pqv;
+    int rc;
+
+    if (r->pq_done)
+        return 0;
+    rc = pq_stream_next(r->pq, 1, 1, r->pqv, err);
+    if (rc <= 0) {
+        r->pq_done = 1;
+        if (rc < 0) { /* err names the file, row group, column and page */
+            char msg[WP_ERR_MAX];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            return wp_err_set(err, ADD_ESTREAM, "%s", msg);
+        }
+        return 0;
+    }
+    rec->line = pq_row_index(r->pq) + 1;
+    if (v[0].type != PQ_STRING && v[0].type != PQ_BYTES) {
+        set_bad(rec, v[0].type == PQ_NULL ? ADD_BAD_NO_URL : ADD_BAD_URL, "row %lld: the URL is %s",
+                (long long)rec->line - 1, v[0].type == PQ_NULL ? "null" : "not a string");
+        return 1;
+    }
+    if (v[1].type != PQ_NULL && v[1].type != PQ_STRING && v[1].type != PQ_BYTES) {
+        set_bad(rec, ADD_BAD_FIELDS, "row %lld: the caption is not a string",
+                (long long)rec->line - 1);
+        return 1;
+    }
+    if (!utf8_ok(rec, v[0].s, v[0].len) ||
+        (v[1].type != PQ_NULL && !utf8_ok(rec, v[1].s, v[1].len)))
+        return 1;
+    rec->url = v[0].s;
+    rec->url_len = v[0].len;
+    rec->text = v[1].type == PQ_NULL ? "" : v[1].s;
+    rec->text_len = v[1].type == PQ_NULL ? 0 : v[1].len;
+    check_pair(rec);
+    if (rec->bad || r->nkeep == 0)
+        return 1;
+    wp_buf_reset(&r->extra);
+    int bad = wp_buf_putc(&r->extra, '{') != 0;
+    for (int i = 0; i < r->nkeep && !bad; i++)
+        bad = (i > 0 && wp_buf_putc(&r->extra, ',') != 0) ||
+              json_str(&r->extra, r->keep_cols[i], strlen(r->keep_cols[i])) != 0 ||
+              wp_buf_putc(&r->extra, ':') != 0 || pq_value_json(&v[2 + i], &r->extra) != 0;
+    if (bad || wp_buf_putc(&r->extra, '}') != 0) {
+        set_bad(rec, ADD_BAD_TOO_LONG, "out of memory for kept columns");
+        return 1;
+    }
+    rec->extra_json = r->extra.data;
+    return 1;
+}
+
 int add_reader_next(add_reader *r, add_record *rec, wp_err *err)
 {
     const char *p = NULL;
@@ -879,6 +1012,8 @@ int add_reader_next(add_reader *r, add_record *rec, wp_err *err)
     json_decref(r->json);
     r->json = NULL;
     memset(rec, 0, sizeof *rec);
+    if (r->format == ADD_FMT_PARQUET)
+        return next_parquet(r, rec, err);
     if (r->format != ADD_FMT_JSONL && r->ncols == 0)
         goto end; /* an empty file: not even a header */
     if (r->format == ADD_FMT_CSV) {
@@ -929,7 +1064,10 @@ end:
 
 static const char *format_name(int f)
 {
-    return f == ADD_FMT_TSV ? "tsv" : f == ADD_FMT_CSV ? "csv" : "jsonl";
+    return f == ADD_FMT_TSV       ? "tsv"
+           : f == ADD_FMT_CSV     ? "csv"
+           : f == ADD_FMT_PARQUET ? "parquet"
+                                  : "jsonl";
 }
 
 static void progress(const wp_reporter *rep, add_reader *r, const add_stats *st)
@@ -962,6 +1100,9 @@ int add_list(cat *c, const char *path, const add_opts *o, cat_run *run, const wp
         st->files_failed++;
         return rc;
     }
+    for (int i = 0; add_reader_skipped(r, i) != NULL; i++)
+        wp_report_event(rep, WP_LOG_INFO, "parquet_skipped", "%s: nested column '%s' skipped", path,
+                        add_reader_skipped(r, i));
     if (wp_buf_puts(&params, "{\"format\":") != 0 ||
         json_str(&params, format_name(r->format), strlen(format_name(r->format))) != 0 ||
         wp_buf_puts(&params, ",\"url_col\":") != 0 ||

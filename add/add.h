@@ -42,6 +42,7 @@ enum add_format {
     ADD_FMT_TSV,
     ADD_FMT_CSV,
     ADD_FMT_JSONL,
+    ADD_FMT_PARQUET, /* told by its PAR1 magic, whatever the name (parquet/) */
 };
 
 /* Why a row was not stored. */
@@ -73,7 +74,8 @@ typedef struct add_opts {
     const char *text_col;                /* default "caption" */
     const char *keep_cols[ADD_KEEP_MAX]; /* extra columns kept in pairs.extra */
     int nkeep;
-    int batch_rows; /* 0: ADD_BATCH_ROWS */
+    int batch_rows;    /* 0: ADD_BATCH_ROWS */
+    int no_verify_crc; /* Parquet: do not check page CRCs */
 } add_opts;
 
 /* The defaults: format from the file name, columns url and caption, no
@@ -109,6 +111,9 @@ int add_reader_open(const char *path, const add_opts *o, add_reader **out, wp_er
  * stay valid and unchanged until add_reader_close. */
 int add_reader_open_mem(const void *data, size_t n, const char *name, const add_opts *o,
                         add_reader **out, wp_err *err);
+/* Parquet: the name of the i-th nested column the reader skipped, or NULL
+ * past the last (always NULL for the text formats). */
+const char *add_reader_skipped(const add_reader *r, int i);
 /* Returns 1 and the next record, 0 at the end, or ADD_ESTREAM when the
  * stream broke (records before it were all returned; a record it cut short
  * comes back first, as ADD_BAD_TRUNCATED). */

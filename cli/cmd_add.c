@@ -15,18 +15,20 @@
 
 #define ADD_KEEP_ARG_MAX 4096 /* the --keep-cols value, bytes */
 
-enum { O_FORMAT = 1000, O_URL, O_TEXT, O_KEEP, O_BATCH, O_FILES, O_FILES_LIST };
+enum { O_FORMAT = 1000, O_URL, O_TEXT, O_KEEP, O_BATCH, O_FILES, O_FILES_LIST, O_NOCRC };
 
 static const cli_opt add_opts_table[] = {
-    {"format", 0, required_argument, O_FORMAT, "tsv|csv|jsonl",
-     "the input format (default: from the file name)"},
+    {"format", 0, required_argument, O_FORMAT, "tsv|csv|jsonl|parquet",
+     "the input format (default: Parquet by its PAR1\nmagic, else from the file name)"},
     {"url-col", 0, required_argument, O_URL, "NAME",
      "the column (or JSON member) with the image URL\n(default url)"},
     {"text-col", 0, required_argument, O_TEXT, "NAME",
      "the column with the caption (default caption)"},
     {"keep-cols", 0, required_argument, O_KEEP, "A,B,...",
      "further columns kept as JSON in the pair's extra\n"
-     "metadata (TSV/CSV: strings; JSONL: any value)"},
+     "metadata (TSV/CSV: strings; JSONL: any value;\nParquet: typed integers, doubles, strings, "
+     "booleans,\nnulls)"},
+    {"no-verify-crc", 0, no_argument, O_NOCRC, NULL, "Parquet: do not check page CRCs"},
     {"batch", 0, required_argument, O_BATCH, "N", "rows per catalog transaction (default 50000)"},
     {"files", 0, required_argument, O_FILES, "IMAGEDIR",
      "import a folder of local images instead (recursively,\n"
@@ -58,6 +60,10 @@ const cli_cmd cli_cmd_add = {
              "(one JSON object per line). Files may be plain or compressed with gzip,\n"
              "zstd, bzip2, xz, lzma or lz4; the format is taken from the name once the\n"
              "compression suffix is stripped (.tsv .tab .csv .jsonl .ndjson .json).\n"
+             "Parquet files (LAION, DataComp, COYO and img2dataset metadata) are told by\n"
+             "their PAR1 magic whatever their name, read row group by row group with\n"
+             "bounded memory by witpipe's own reader (parquet/); nested columns other\n"
+             "than the ones named are skipped and said so.\n"
              "FILE '-' reads standard input (give --format).\n"
              "\n"
              "Files are streamed: memory stays flat however long they are. A row with\n"
@@ -147,8 +153,11 @@ static int cmd_add(cli_ctx *ctx, int argc, char **argv)
             return CLI_OK;
         case O_FORMAT:
             if ((o.format = add_format_parse(optarg)) < 0)
-                return cli_usage_error("add", "option '--format': '%s' is not tsv, csv or jsonl",
-                                       optarg);
+                return cli_usage_error(
+                    "add", "option '--format': '%s' is not tsv, csv, jsonl or parquet", optarg);
+            break;
+        case O_NOCRC:
+            o.no_verify_crc = 1;
             break;
         case O_URL:
             if (optarg[0] == '\0')

@@ -20,6 +20,8 @@ int cmd_fetch(cli_ctx *ctx, int argc, char **argv);
 int cmd_encode(cli_ctx *ctx, int argc, char **argv);
 int cmd_clip(cli_ctx *ctx, int argc, char **argv);
 int cmd_model(cli_ctx *ctx, int argc, char **argv);
+int cmd_filter(cli_ctx *ctx, int argc, char **argv);
+int cmd_explain(cli_ctx *ctx, int argc, char **argv);
 
 /* Keep in pipeline order; each entry's usage text is its documentation. */
 const cli_cmd cli_commands[] = {
@@ -211,6 +213,74 @@ const cli_cmd cli_commands[] = {
      "                     images while the model runs (default: one per 4\n"
      "                     cores, at least 1, at most 8)\n",
      cmd_encode, 1},
+    {"filter", "drop pairs by text, language, image size, CLIP score; presets",
+     "usage: witpipe filter [-C DIR] [RULES...] [--preset NAME] [--dry-run]\n"
+     "\n"
+     "Applies the rules to every pair and records one decision per pair (stage\n"
+     "filter: keep, or drop with the first rule that dropped it as reason and\n"
+     "the CLIP score as score); every rule that would drop a pair on its own is\n"
+     "kept too (table filter_verdicts) for the audit. shard leaves dropped pairs\n"
+     "out. A new run replaces the stage's decisions; a stopped or killed run\n"
+     "resumes when started again with the same rules. Each pair's language is\n"
+     "detected once (CLD2) and kept in the catalog (pair_lang).\n"
+     "Text:\n"
+     "  --min-chars N        fewer characters (code points, trimmed) drop\n"
+     "  --max-chars N        more characters drop\n"
+     "  --min-words N        fewer words (split on white space) drop\n"
+     "  --max-repeat N       a caption of one word repeated more than N times drops\n"
+     "  --boilerplate        drop captions matching the built-in list\n"
+     "                       (filter/boilerplate.txt: camera file names, bare URLs,\n"
+     "                       'image', 'logo', 'click to enlarge', 'next'...)\n"
+     "  --boilerplate-file F the same with the patterns of F instead\n"
+     "  --text-dup           drop captions dedup --text-dup flagged\n"
+     "Language (CLD2):\n"
+     "  --lang en,de         keep only these languages (zh also keeps zh-Hant)\n"
+     "  --min-lang-conf X    drop a confidence below X (0..1; a word or two\n"
+     "                       never reaches 0.5; see README)\n"
+     "  --no-lang-detect     do not detect languages not yet known (unless a\n"
+     "                       language rule needs them)\n"
+     "Image (as fetch recorded it, before resizing; unknown sizes pass):\n"
+     "  --min-side N         shorter side below N px drops\n"
+     "  --max-aspect R       longer/shorter side above R drops\n"
+     "  --min-bytes N        images served with fewer bytes drop\n"
+     "  --min-pixels N       width*height below N drops\n"
+     "CLIP score (from witpipe encode; pairs without a score drop as\n"
+     "no_clip_score):\n"
+     "  --min-clip-score S   a score below S drops\n"
+     "  --clip-top P[%]      keep the top P percent of scored pairs: exactly\n"
+     "                       round(N*P/100) of N, ties at the cut kept in pair id\n"
+     "                       order (the earlier added first)\n"
+     "  --model NAME         whose scores (needed when several were encoded)\n"
+     "  --clip-score-text M  own (default: each pair its own caption's score),\n"
+     "                       max or mean over the captions of the pair's image\n"
+     "Content tags (zero-shot CLIP; an approximation, not a trained detector):\n"
+     "  --tags MDIR          first tag every stored pair's image with the closest\n"
+     "                       label of filter/content_labels.txt (tags are kept)\n"
+     "  --labels FILE        use FILE's TAG|PROMPT lines instead\n"
+     "  --drop-tag T,...     drop pairs tagged T (e.g. unsafe,watermark)\n"
+     "Presets (explicit rules win over a preset's):\n"
+     "  --preset datacomp-basic   DataComp basic filtering: --lang en --min-words 3\n"
+     "                            --min-chars 6 --min-side 200 --max-aspect 3\n"
+     "  --preset laion            LAION-5B English: --min-clip-score 0.28 --lang en\n"
+     "  --preset datacomp-clip30  DataComp CLIP score: --clip-top 30\n"
+     "Run:\n"
+     "  --dry-run            count only: print what each rule alone and all together\n"
+     "                       would drop (pairs, % of pairs, % of stored bytes) and\n"
+     "                       the CLIP-score histogram; change nothing\n"
+     "  --report FILE        the report as JSON (default DIR/filter_report.json, or\n"
+     "                       DIR/filter_dry_run.json; schemas/filter_report.schema.json)\n"
+     "  --batch N            pairs per catalog transaction (default 50000)\n",
+     cmd_filter, 1},
+    {"explain", "every stage's decision and score for one pair",
+     "usage: witpipe explain [-C DIR] [--json] UID\n"
+     "\n"
+     "Shows what the catalog knows about one pair (UID: its 32 hex digits, or a\n"
+     "unique prefix of at least 8): caption, image fetch outcome and sizes,\n"
+     "every stage's decision, reason and score, CLIP scores, language, the\n"
+     "filter rules that would drop it on their own, tags, and whether shard\n"
+     "selects it.\n"
+     "  --json   the record as one JSON object (schemas/filter_explain.schema.json)\n",
+     cmd_explain, 0},
     {"shard", "write WebDataset tar shards of the selected samples",
      "usage: witpipe shard [-C DIR] [-o OUTDIR] [--per-shard N] [--max-bytes N]\n"
      "                     [--shuffle SEED] [--mtime T]\n"

@@ -20,19 +20,42 @@
     "ELSE (SELECT avg(e2.clip_score) FROM pairs p2 JOIN embeddings e2 "                            \
     "  ON e2.pair_id = p2.id AND e2.model = ?2 WHERE p2.image_id = p.image_id) END"
 
-int cat_filter_rows(cat *c, const char *model, int clip_text, int want_dup, int64_t after_pair,
-                    int max, cat_filter_row *out, int *n, wp_arena *arena, wp_err *err)
+/* The scan reads only the tables the rules need: one statement per
+ * combination of language (L), score (S) and tag (T) columns, unused ones
+ * NULL, so a text rule alone costs no lookups in pair_lang, embeddings or
+ * pair_tags. */
+#define L_COLS_0 "NULL, NULL, "
+#define L_COLS_1 "l.lang, l.conf, "
+#define L_JOIN_0 ""
+#define L_JOIN_1 "LEFT JOIN pair_lang l ON l.pair_id = p.id "
+#define S_COLS_0 "NULL, "
+#define S_COLS_1 SCORE_EXPR ", "
+#define S_JOIN_0 ""
+#define S_JOIN_1 "LEFT JOIN embeddings e ON e.pair_id = p.id AND e.model = ?2 "
+#define T_COLS_0 "NULL "
+#define T_COLS_1 "t.label "
+#define T_JOIN_0 ""
+#define T_JOIN_1 "LEFT JOIN pair_tags t ON t.pair_id = p.id AND t.kind = 'content' "
+#define ROWS_SQL(L, S, T)                                                                          \
+    "SELECT p.id, p.image_id, p.text, i.orig_width, i.orig_height, i.orig_bytes, "                 \
+    "i.bytes, " L_COLS_##L S_COLS_##S                                                              \
+        "CASE WHEN ?4 THEN EXISTS (SELECT 1 FROM decisions d WHERE d.pair_id = p.id "              \
+        "  AND d.stage = 'dedup' AND d.reason = 'text_dup') ELSE 0 END, " T_COLS_##T               \
+        "FROM pairs p JOIN images i ON i.id = p.image_id " L_JOIN_##L S_JOIN_##S T_JOIN_##T        \
+        "WHERE p.id > ?1 ORDER BY p.id LIMIT ?5"
+
+int cat_filter_rows(cat *c, const char *model, int clip_text, int want, int64_t after_pair, int max,
+                    cat_filter_row *out, int *n, wp_arena *arena, wp_err *err)
 {
-    static const char sql[] =
-        "SELECT p.id, p.image_id, p.text, i.orig_width, i.orig_height, i.orig_bytes, i.bytes, "
-        "l.lang, l.conf, " SCORE_EXPR ", "
-        "CASE WHEN ?4 THEN EXISTS (SELECT 1 FROM decisions d WHERE d.pair_id = p.id "
-        "  AND d.stage = 'dedup' AND d.reason = 'text_dup') ELSE 0 END, t.label "
-        "FROM pairs p JOIN images i ON i.id = p.image_id "
-        "LEFT JOIN pair_lang l ON l.pair_id = p.id "
-        "LEFT JOIN embeddings e ON e.pair_id = p.id AND e.model = ?2 "
-        "LEFT JOIN pair_tags t ON t.pair_id = p.id AND t.kind = 'content' "
-        "WHERE p.id > ?1 ORDER BY p.id LIMIT ?5";
+    static const char q000[] = ROWS_SQL(0, 0, 0), q001[] = ROWS_SQL(0, 0, 1),
+                      q010[] = ROWS_SQL(0, 1, 0), q011[] = ROWS_SQL(0, 1, 1),
+                      q100[] = ROWS_SQL(1, 0, 0), q101[] = ROWS_SQL(1, 0, 1),
+                      q110[] = ROWS_SQL(1, 1, 0), q111[] = ROWS_SQL(1, 1, 1);
+    static const char *const qs[8] = {q000, q001, q010, q011, q100, q101, q110, q111};
+    int v = ((want & CAT_FILTER_LANG) ? 4 : 0) | (model != NULL ? 2 : 0) |
+            ((want & CAT_FILTER_TAG) ? 1 : 0);
+    const char *sql = qs[v];
+    int want_dup = (want & CAT_FILTER_DUP) != 0;
     sqlite3_stmt *s = cat_stmt(c, sql, err);
     int rc, k = 0;
 
@@ -168,9 +191,9 @@ int cat_filter_reset(cat *c, wp_err *err)
 int cat_filter_put(cat *c, int64_t pair_id, int drop, const char *reason, double score,
                    const char *rules_json, int64_t run_id, wp_err *err)
 {
-    static const char dec[] = "INSERT OR REPLACE INTO decisions(pair_id, stage, decision, reason, "
+    static const char dec[] = "INSERT INTO decisions(pair_id, stage, decision, reason, "
                               "score, run_id) VALUES (?1, 'filter', ?2, ?3, ?4, ?5)";
-    static const char ver[] = "INSERT OR REPLACE INTO filter_verdicts(pair_id, rules, run_id) "
+    static const char ver[] = "INSERT INTO filter_verdicts(pair_id, rules, run_id) "
                               "VALUES (?1, ?2, ?3)";
     sqlite3_stmt *s = cat_stmt(c, dec, err);
     int rc;

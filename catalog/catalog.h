@@ -298,12 +298,15 @@ typedef struct cat_filter_row {
     const char *tag; /* the content tag, or NULL (arena) */
 } cat_filter_row;
 
+#define CAT_FILTER_LANG 1 /* read pair_lang (else has_lang = 0) */
+#define CAT_FILTER_TAG  2 /* read the content tag (else tag = NULL) */
+#define CAT_FILTER_DUP  4 /* read the dedup text_dup flag (else 0) */
 /* Up to max pairs with id > after_pair in id order. model may be NULL (no
  * scores read); clip_text: 0 the pair's own score, 1 the max over its
- * image's pairs, 2 their mean. want_dup: read the dedup text_dup flag.
+ * image's pairs, 2 their mean. want: CAT_FILTER_* bits, what else to read.
  * Returns 0 and *n (0 at the end), CAT_ESQL, WP_ENOMEM. */
-int cat_filter_rows(cat *c, const char *model, int clip_text, int want_dup, int64_t after_pair,
-                    int max, cat_filter_row *out, int *n, wp_arena *arena, wp_err *err);
+int cat_filter_rows(cat *c, const char *model, int clip_text, int want, int64_t after_pair, int max,
+                    cat_filter_row *out, int *n, wp_arena *arena, wp_err *err);
 /* Calls fn for each embedding model with at least one clip_score (name,
  * count), in name order. */
 typedef void (*cat_model_fn)(void *ud, const char *model, int64_t count);

@@ -66,6 +66,18 @@ static void print_table(const flt_report *rep, int dry_run)
     fflush(stdout);
 }
 
+/* "--name" of the long option with value val (for messages). */
+static const char *int_opt_name(const struct option *o, int val)
+{
+    static char buf[64];
+    for (; o->name != NULL; o++)
+        if (o->val == val) {
+            snprintf(buf, sizeof buf, "--%s", o->name);
+            return buf;
+        }
+    return "option";
+}
+
 int cmd_filter(cli_ctx *ctx, int argc, char **argv)
 {
     enum {
@@ -152,7 +164,7 @@ int cmd_filter(cli_ctx *ctx, int argc, char **argv)
         case O_BYTES:
         case O_PIX:
         case O_BATCH:
-            if (cli_parse_i64("filter", argv[optind - 1], optarg, opt == O_BATCH ? 1 : 0,
+            if (cli_parse_i64("filter", int_opt_name(longopts, opt), optarg, opt == O_BATCH ? 1 : 0,
                               opt == O_BATCH ? 1000000 : INT64_MAX / 4, &v) != 0)
                 return CLI_USAGE;
             if (opt == O_MINC)
@@ -267,6 +279,9 @@ int cmd_filter(cli_ctx *ctx, int argc, char **argv)
         rc = CLI_FAIL;
         goto out;
     }
+    if (tags_model != NULL && o.dry_run)
+        cli_warn(ctx, "--tags is skipped in a dry run (tags are written to the catalog); "
+                      "--drop-tag uses the tags already there");
     if (tags_model != NULL && !o.dry_run) {
         flt_tag_opts to = {tags_model, labels, NULL, 0, 0};
         int64_t tagged = 0;

@@ -16,11 +16,22 @@ typedef struct pat {
     char *p; /* lowercased pattern */
     size_t len;
     int line;
+    int next;     /* the next pattern with the same first character, or -1 */
+    int blank_ok; /* can match a caption with a blank (has ' ' or '*') */
 } pat;
 
+/* Patterns are chained by their first literal character, so a caption is
+ * tried only against the patterns that can start like it and those that
+ * start with a wildcard. */
 struct flt_boiler {
     pat *pats;
     int n, cap;
+    int head[256];
+    int wild;
+    /* The longest caption with a blank that any pattern can match, or -1
+     * when unbounded (a pattern with a blank or '*' and a wildcard):
+     * longer captions with a blank are rejected while normalising. */
+    int blank_max;
 };
 
 void flt_boiler_free(flt_boiler *b)
@@ -41,6 +52,51 @@ int flt_boiler_count(const flt_boiler *b)
 static int lower(int c)
 {
     return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+static int is_wild(int c)
+{
+    return c == '*' || c == '#' || c == '+' || c == '%';
+}
+
+/* Chains the patterns by first character (in line order, from the end). */
+static void build_index(flt_boiler *b)
+{
+    for (int i = 0; i < 256; i++)
+        b->head[i] = -1;
+    b->wild = -1;
+    b->blank_max = 0;
+    for (int i = 0; i < b->n; i++) {
+        pat *p = &b->pats[i];
+        int wild = 0, fixed = 0;
+        p->blank_ok = 0;
+        for (size_t k = 0; k < p->len; k++) {
+            int c = (unsigned char)p->p[k];
+            if (c == '\\' && k + 1 < p->len) {
+                p->blank_ok |= p->p[++k] == ' ';
+            } else if (is_wild(c)) {
+                wild = 1;
+                p->blank_ok |= c == '*';
+                continue;
+            } else {
+                p->blank_ok |= c == ' ';
+            }
+            fixed++;
+        }
+        if (p->blank_ok && b->blank_max >= 0)
+            b->blank_max = wild ? -1 : fixed > b->blank_max ? fixed : b->blank_max;
+    }
+    for (int i = b->n - 1; i >= 0; i--) {
+        const unsigned char *p = (const unsigned char *)b->pats[i].p;
+        int c = p[0] == '\\' ? p[1] : p[0];
+        if (p[0] != '\\' && is_wild(c)) {
+            b->pats[i].next = b->wild;
+            b->wild = i;
+        } else {
+            b->pats[i].next = b->head[c];
+            b->head[c] = i;
+        }
+    }
 }
 
 int flt_boiler_parse(const char *text, size_t n, const char *name, flt_boiler **out, wp_err *err)
@@ -86,6 +142,7 @@ int flt_boiler_parse(const char *text, size_t n, const char *name, flt_boiler **
         b->pats[b->n].line = line;
         b->n++;
     }
+    build_index(b);
     *out = b;
     return 0;
 oom:
@@ -178,7 +235,7 @@ int flt_boiler_match(const flt_boiler *b, const char *text, size_t n)
 {
     char norm[NORM_MAX + 1];
     size_t a = 0, z = n, k = 0;
-    int blank = 0;
+    int blank = 0, any_blank = 0, best = 0;
 
     if (b == NULL || n == 0)
         return 0;
@@ -194,20 +251,35 @@ int flt_boiler_match(const flt_boiler *b, const char *text, size_t n)
             blank = 1;
             continue;
         }
-        if (blank)
+        if (blank) {
             norm[k++] = ' ';
+            any_blank = 1;
+        }
         blank = 0;
         norm[k++] = (char)lower(c);
+        if (any_blank && b->blank_max >= 0 && k > (size_t)b->blank_max)
+            return 0; /* too long for every pattern that allows a blank */
     }
-    for (int i = 0; i < b->n; i++) {
+    if (k == 0)
+        return 0;
+    /* the first match in line order among the two chains */
+    for (int i = b->head[(unsigned char)norm[0]]; i >= 0; i = b->pats[i].next) {
         const pat *p = &b->pats[i];
-        int c0 = (unsigned char)p->p[0];
-        /* a literal first character that differs: no match */
-        if (c0 != '*' && c0 != '#' && c0 != '+' && c0 != '%' && c0 != '\\' &&
-            (k == 0 || (unsigned char)norm[0] != c0))
+        if (any_blank && !p->blank_ok)
+            continue;
+        if (match(p->p, p->p + p->len, norm, norm + k)) {
+            best = p->line;
+            break;
+        }
+    }
+    for (int i = b->wild; i >= 0; i = b->pats[i].next) {
+        const pat *p = &b->pats[i];
+        if (best != 0 && p->line > best)
+            break;
+        if (any_blank && !p->blank_ok)
             continue;
         if (match(p->p, p->p + p->len, norm, norm + k))
             return p->line;
     }
-    return 0;
+    return best;
 }

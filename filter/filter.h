@@ -137,6 +137,8 @@ extern const char *const flt_preset_names[];
 int64_t flt_text_chars(const char *text, size_t n);
 /* Words as Python's str.split() counts them (Unicode white space). */
 int64_t flt_text_words(const char *text, size_t n);
+/* Both of the above in one pass. Cannot fail. */
+void flt_text_measure(const char *text, size_t n, int64_t *chars, int64_t *words);
 /* When the caption is one word repeated (case-insensitively, ASCII),
  * the number of times; else 0 (also for a single word). */
 int64_t flt_text_repeat(const char *text, size_t n);
@@ -151,8 +153,9 @@ int64_t flt_text_repeat(const char *text, size_t n);
  *   +   one or more characters other than a blank
  *   *   zero or more characters of any kind
  *   \x  the character x itself
- * and any other character stands for itself. The shipped list is
- * filter/boilerplate.txt (built into the binary). */
+ * and any other character stands for itself. A caption that normalises
+ * to nothing is never boilerplate (--min-chars handles it). The shipped
+ * list is filter/boilerplate.txt (built into the binary). */
 typedef struct flt_boiler flt_boiler;
 
 /* Parses a list from text. Returns 0 and *out (free with flt_boiler_free),

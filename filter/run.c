@@ -178,15 +178,16 @@ static uint32_t evaluate(const run_ctx *x, const cat_filter_row *w, const char *
     const flt_rules *r = x->r;
     uint32_t m = 0;
 
-    if (x->need_chars) {
-        int64_t ch = flt_text_chars(w->text, w->text_len);
+    if (x->need_chars || r->min_words >= 0) {
+        int64_t ch, words;
+        flt_text_measure(w->text, w->text_len, &ch, &words);
         if (r->min_chars >= 0 && ch < r->min_chars)
             m |= 1u << FLT_R_MIN_CHARS;
         if (r->max_chars >= 0 && ch > r->max_chars)
             m |= 1u << FLT_R_MAX_CHARS;
+        if (r->min_words >= 0 && words < r->min_words)
+            m |= 1u << FLT_R_MIN_WORDS;
     }
-    if (r->min_words >= 0 && flt_text_words(w->text, w->text_len) < r->min_words)
-        m |= 1u << FLT_R_MIN_WORDS;
     if (r->max_repeat >= 0 && flt_text_repeat(w->text, w->text_len) > r->max_repeat)
         m |= 1u << FLT_R_MAX_REPEAT;
     if (r->boilerplate && flt_boiler_match(x->boiler, w->text, w->text_len))
@@ -276,7 +277,7 @@ int flt_run(cat *c, const flt_opts *o, const wp_reporter *reporter, flt_report *
     wp_buf vj = {0};
     wp_progress pr = {"filter", 0, 0, 0, 0, NULL};
     int64_t after = 0;
-    int rc = 0, n;
+    int rc = 0, n, want;
 
     memset(rep, 0, sizeof *rep);
     rep->clip_threshold = NAN;
@@ -320,10 +321,12 @@ int flt_run(cat *c, const flt_opts *o, const wp_reporter *reporter, flt_report *
         goto out;
     }
     pr.total = (uint64_t)cat_count_pairs(c);
+    want = (x.need_lang ? CAT_FILTER_LANG : 0) | (r->ntags > 0 ? CAT_FILTER_TAG : 0) |
+           (r->text_dup ? CAT_FILTER_DUP : 0);
     for (;;) {
         wp_arena_reset(arena);
-        if ((rc = cat_filter_rows(c, flt_rules_use_clip(r) ? r->model : NULL, r->clip_text,
-                                  r->text_dup, after, batch, rows, &n, arena, err)) != 0)
+        if ((rc = cat_filter_rows(c, flt_rules_use_clip(r) ? r->model : NULL, r->clip_text, want,
+                                  after, batch, rows, &n, arena, err)) != 0)
             goto out;
         if (n == 0)
             break;

@@ -69,6 +69,24 @@ static void test_text_words(void **state)
     assert_int_equal(flt_text_words("\xe4\xb8\x80\xe5\x8f\xaa\xe9\xbb\x91\xe7\x8c\xab", 12), 1);
 }
 
+static void test_text_measure_equals_separate(void **state)
+{
+    static const char *const cs[] = {"",
+                                     "  ",
+                                     "a",
+                                     " one  two\tthree\n",
+                                     "h\xc3\xa9llo \xe2\x82\xac",
+                                     "a\xc2\xa0"
+                                     "b ",
+                                     "\xe3\x80\x80x\xe3\x80\x80 y"};
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        int64_t ch, w;
+        flt_text_measure(cs[i], strlen(cs[i]), &ch, &w);
+        assert_int_equal(ch, flt_text_chars(cs[i], strlen(cs[i])));
+        assert_int_equal(w, flt_text_words(cs[i], strlen(cs[i])));
+    }
+}
+
 static void test_text_repeat(void **state)
 {
     assert_int_equal(flt_text_repeat("buy", 3), 0);
@@ -749,6 +767,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_chars),
         cmocka_unit_test(test_text_words),
+        cmocka_unit_test(test_text_measure_equals_separate),
         cmocka_unit_test(test_text_repeat),
         cmocka_unit_test(test_boilerplate_shipped),
         cmocka_unit_test(test_boilerplate_patterns),

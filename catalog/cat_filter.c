@@ -20,10 +20,12 @@
     "ELSE (SELECT avg(e2.clip_score) FROM pairs p2 JOIN embeddings e2 "                            \
     "  ON e2.pair_id = p2.id AND e2.model = ?2 WHERE p2.image_id = p.image_id) END"
 
-/* The scan reads only the tables the rules need: one statement per
- * combination of language (L), score (S) and tag (T) columns, unused ones
+/* The scan reads only what the rules need: one statement per combination
+ * of caption (X), language (L), score (S) and tag (T) columns, unused ones
  * NULL, so a text rule alone costs no lookups in pair_lang, embeddings or
- * pair_tags. */
+ * pair_tags, and a CLIP rule alone copies no captions. */
+#define X_COLS_0 "NULL, "
+#define X_COLS_1 "p.text, "
 #define L_COLS_0 "NULL, NULL, "
 #define L_COLS_1 "l.lang, l.conf, "
 #define L_JOIN_0 ""
@@ -36,9 +38,9 @@
 #define T_COLS_1 "t.label "
 #define T_JOIN_0 ""
 #define T_JOIN_1 "LEFT JOIN pair_tags t ON t.pair_id = p.id AND t.kind = 'content' "
-#define ROWS_SQL(L, S, T)                                                                          \
-    "SELECT p.id, p.image_id, p.text, i.orig_width, i.orig_height, i.orig_bytes, "                 \
-    "i.bytes, " L_COLS_##L S_COLS_##S                                                              \
+#define ROWS_SQL(X, L, S, T)                                                                       \
+    "SELECT p.id, p.image_id, " X_COLS_##X                                                         \
+        "i.orig_width, i.orig_height, i.orig_bytes, i.bytes, " L_COLS_##L S_COLS_##S               \
         "CASE WHEN ?4 THEN EXISTS (SELECT 1 FROM decisions d WHERE d.pair_id = p.id "              \
         "  AND d.stage = 'dedup' AND d.reason = 'text_dup') ELSE 0 END, " T_COLS_##T               \
         "FROM pairs p JOIN images i ON i.id = p.image_id " L_JOIN_##L S_JOIN_##S T_JOIN_##T        \
@@ -47,13 +49,20 @@
 int cat_filter_rows(cat *c, const char *model, int clip_text, int want, int64_t after_pair, int max,
                     cat_filter_row *out, int *n, wp_arena *arena, wp_err *err)
 {
-    static const char q000[] = ROWS_SQL(0, 0, 0), q001[] = ROWS_SQL(0, 0, 1),
-                      q010[] = ROWS_SQL(0, 1, 0), q011[] = ROWS_SQL(0, 1, 1),
-                      q100[] = ROWS_SQL(1, 0, 0), q101[] = ROWS_SQL(1, 0, 1),
-                      q110[] = ROWS_SQL(1, 1, 0), q111[] = ROWS_SQL(1, 1, 1);
-    static const char *const qs[8] = {q000, q001, q010, q011, q100, q101, q110, q111};
-    int v = ((want & CAT_FILTER_LANG) ? 4 : 0) | (model != NULL ? 2 : 0) |
-            ((want & CAT_FILTER_TAG) ? 1 : 0);
+#define Q4(X, L)                                                                                   \
+    static const char q##X##L##00 [] = ROWS_SQL(X, L, 0, 0),                                       \
+                                  q##X##L##01 [] = ROWS_SQL(X, L, 0, 1),                           \
+                                  q##X##L##10 [] = ROWS_SQL(X, L, 1, 0),                           \
+                                  q##X##L##11 [] = ROWS_SQL(X, L, 1, 1)
+    Q4(0, 0);
+    Q4(0, 1);
+    Q4(1, 0);
+    Q4(1, 1);
+#undef Q4
+    static const char *const qs[16] = {q0000, q0001, q0010, q0011, q0100, q0101, q0110, q0111,
+                                       q1000, q1001, q1010, q1011, q1100, q1101, q1110, q1111};
+    int v = ((want & CAT_FILTER_TEXT) ? 8 : 0) | ((want & CAT_FILTER_LANG) ? 4 : 0) |
+            (model != NULL ? 2 : 0) | ((want & CAT_FILTER_TAG) ? 1 : 0);
     const char *sql = qs[v];
     int want_dup = (want & CAT_FILTER_DUP) != 0;
     sqlite3_stmt *s = cat_stmt(c, sql, err);
@@ -73,10 +82,15 @@ int cat_filter_rows(cat *c, const char *model, int clip_text, int want, int64_t 
         size_t tl = (size_t)sqlite3_column_bytes(s, 2);
         r->pair_id = sqlite3_column_int64(s, 0);
         r->image_id = sqlite3_column_int64(s, 1);
-        r->text = wp_arena_strndup(arena, text ? text : "", tl);
-        r->text_len = tl;
-        if (r->text == NULL)
-            goto oom;
+        if (want & CAT_FILTER_TEXT) {
+            r->text = wp_arena_strndup(arena, text ? text : "", tl);
+            r->text_len = tl;
+            if (r->text == NULL)
+                goto oom;
+        } else {
+            r->text = "";
+            r->text_len = 0;
+        }
         r->orig_width = sqlite3_column_type(s, 3) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 3);
         r->orig_height = sqlite3_column_type(s, 4) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 4);
         r->orig_bytes = sqlite3_column_type(s, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 5);

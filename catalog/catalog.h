@@ -301,6 +301,7 @@ typedef struct cat_filter_row {
 #define CAT_FILTER_LANG 1 /* read pair_lang (else has_lang = 0) */
 #define CAT_FILTER_TAG  2 /* read the content tag (else tag = NULL) */
 #define CAT_FILTER_DUP  4 /* read the dedup text_dup flag (else 0) */
+#define CAT_FILTER_TEXT 8 /* read the caption (else text "", text_len 0) */
 /* Up to max pairs with id > after_pair in id order. model may be NULL (no
  * scores read); clip_text: 0 the pair's own score, 1 the max over its
  * image's pairs, 2 their mean. want: CAT_FILTER_* bits, what else to read.

@@ -323,6 +323,9 @@ int flt_run(cat *c, const flt_opts *o, const wp_reporter *reporter, flt_report *
     pr.total = (uint64_t)cat_count_pairs(c);
     want = (x.need_lang ? CAT_FILTER_LANG : 0) | (r->ntags > 0 ? CAT_FILTER_TAG : 0) |
            (r->text_dup ? CAT_FILTER_DUP : 0);
+    /* the caption: for text rules, and to detect missing languages */
+    if (x.need_chars || r->min_words >= 0 || r->max_repeat >= 0 || r->boilerplate || x.need_lang)
+        want |= CAT_FILTER_TEXT;
     for (;;) {
         wp_arena_reset(arena);
         if ((rc = cat_filter_rows(c, flt_rules_use_clip(r) ? r->model : NULL, r->clip_text, want,

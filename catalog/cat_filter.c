@@ -273,7 +273,7 @@ int cat_filter_resume_point(cat *c, const char *params_json, int64_t run_id, int
 
 int cat_lang_put(cat *c, int64_t pair_id, const char *lang, double conf, int reliable, wp_err *err)
 {
-    static const char sql[] = "INSERT OR REPLACE INTO pair_lang(pair_id, lang, conf, reliable) "
+    static const char sql[] = "INSERT INTO pair_lang(pair_id, lang, conf, reliable) "
                               "VALUES (?1, ?2, ?3, ?4)";
     sqlite3_stmt *s = cat_stmt(c, sql, err);
     if (s == NULL)

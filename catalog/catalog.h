@@ -329,7 +329,8 @@ int cat_filter_put(cat *c, int64_t pair_id, int drop, const char *reason, double
  * (0 if none); otherwise *after = -1 (start afresh). */
 int cat_filter_resume_point(cat *c, const char *params_json, int64_t run_id, int64_t *after,
                             wp_err *err);
-/* Records a pair's detected language (replacing any). */
+/* Records the detected language of a pair that has none yet (a second
+ * record for the same pair is CAT_ESQL). */
 int cat_lang_put(cat *c, int64_t pair_id, const char *lang, double conf, int reliable, wp_err *err);
 
 /* Pairs to tag: stored ok, id > after_pair, without a tag of kind from

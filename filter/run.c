@@ -439,8 +439,17 @@ int flt_report_json(const flt_report *rep, const flt_rules *r, int dry_run, wp_b
                         (long long)(rep->pairs - rep->dropped));
     if (rep->scored > 0) {
         double w = (rep->hist_hi - rep->hist_lo) / FLT_HIST_BINS;
-        rc |= wp_buf_printf(o, ",\"clip\":{\"model\":\"%s\",\"scored\":%lld,", rep->model,
-                            (long long)rep->scored);
+        rc |= wp_buf_puts(o, ",\"clip\":{\"model\":\"");
+        for (const char *p = rep->model; *p; p++) {
+            unsigned char ch = (unsigned char)*p;
+            if (ch == '"' || ch == '\\')
+                rc |= wp_buf_printf(o, "\\%c", ch);
+            else if (ch < 0x20)
+                rc |= wp_buf_printf(o, "\\u%04x", ch);
+            else
+                rc |= wp_buf_putc(o, ch);
+        }
+        rc |= wp_buf_printf(o, "\",\"scored\":%lld,", (long long)rep->scored);
         if (isnan(rep->clip_threshold) || isinf(rep->clip_threshold))
             rc |= wp_buf_puts(o, "\"threshold\":null,");
         else

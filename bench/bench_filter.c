@@ -173,8 +173,24 @@ static double do_select(void *ud, double *wall)
         exit(1);
     }
     sqlite3_exec(db, "PRAGMA cache_size=-65536", NULL, NULL, NULL);
-    while (sqlite3_step(s) == SQLITE_ROW)
-        sum += sqlite3_column_int64(s, 0);
+    /* every column read, as the filter reads them */
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        for (int i = 0; i < sqlite3_column_count(s); i++) {
+            switch (sqlite3_column_type(s, i)) {
+            case SQLITE_INTEGER:
+                sum += sqlite3_column_int64(s, i);
+                break;
+            case SQLITE_FLOAT:
+                sum += (int64_t)sqlite3_column_double(s, i);
+                break;
+            case SQLITE_TEXT:
+                sum += sqlite3_column_bytes(s, i);
+                break;
+            default:
+                break;
+            }
+        }
+    }
     sqlite3_finalize(s);
     sqlite3_close(db);
     *wall = wp_now() - w0;

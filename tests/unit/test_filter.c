@@ -557,6 +557,60 @@ static void test_clip_top_exact_with_ties(void **state)
     cat_close(c);
 }
 
+typedef struct ranked {
+    double s;
+    int64_t id;
+} ranked;
+
+static int rank_cmp(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->s != y->s)
+        return x->s > y->s ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void test_clip_top_matches_a_full_sort(void **state)
+{
+    /* 1500 pairs whose scores take 7 values (ties everywhere): the kept set
+     * is the first round(N*P/100) of a sort by (score desc, id asc) */
+    enum { N = 1500 };
+    static craft cs[N];
+    static char names[N][12];
+    static ranked r[N];
+    static const double pcts[] = {0.1, 1, 13.3, 30, 50, 77.7, 99.9};
+    char *got = malloc(N + 1), *want = malloc(N + 1);
+    uint64_t x = 42;
+    cat *c;
+    flt_rules rules;
+
+    for (int i = 0; i < N; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        snprintf(names[i], sizeof names[i], "p%d", i);
+        cs[i] = (craft){names[i], 300, 300, 1, (double)((x >> 33) % 7) / 10.0};
+        r[i] = (ranked){cs[i].score, i + 1};
+    }
+    qsort(r, N, sizeof r[0], rank_cmp);
+    c = make_catalog(cs, N);
+    for (size_t t = 0; t < sizeof pcts / sizeof pcts[0]; t++) {
+        int64_t k = (int64_t)floor(N * pcts[t] / 100.0 + 0.5);
+        flt_report rep;
+        memset(want, 'd', N);
+        want[N] = '\0';
+        for (int64_t i = 0; i < k; i++)
+            want[r[i].id - 1] = 'k';
+        flt_rules_init(&rules);
+        rules.clip_top_pct = pcts[t];
+        assert_int_equal(run_rules(c, &rules, 0, &rep, 0), 0);
+        decisions(c, got, N + 1);
+        assert_string_equal(got, want);
+        assert_int_equal(rep.top_keep, k);
+    }
+    free(got);
+    free(want);
+    cat_close(c);
+}
+
 static void test_rerun_moves_exactly_the_pairs_between(void **state)
 {
     static const craft cs[] = {
@@ -778,6 +832,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_language_rules_and_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_boilerplate_and_text_dup_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clip_top_exact_with_ties, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clip_top_matches_a_full_sort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rerun_moves_exactly_the_pairs_between, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stopped_run_resumes, setup, teardown),

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static double cpu(void)
 {
@@ -40,6 +41,21 @@ static void load_texts(void)
 {
     size_t len;
     char *s = tl_slurp("bench/data/alt_texts.txt", &len), *p;
+    if (s == NULL) {
+        /* run from elsewhere: BUILD/bench/bench_filter -> BUILD/../bench/data */
+        char exe[4096], path[4200];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n > 0) {
+            exe[n] = '\0';
+            for (int up = 0; up < 3; up++) {
+                char *slash = strrchr(exe, '/');
+                if (slash != NULL)
+                    *slash = '\0';
+            }
+            snprintf(path, sizeof path, "%s/bench/data/alt_texts.txt", exe);
+            s = tl_slurp(path, &len);
+        }
+    }
     if (s == NULL) {
         fprintf(stderr, "bench_filter: run from the repository root (bench/data/alt_texts.txt)\n");
         exit(1);

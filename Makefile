@@ -14,6 +14,7 @@
 
 BUILD   ?= build
 CC      ?= cc
+CXX     ?= c++
 SAN     ?=
 OPT     ?= -O2
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
@@ -29,7 +30,7 @@ DEBS := build-essential pkg-config libcurl4-openssl-dev libxml2-dev libarchive-d
         libsqlite3-dev libjpeg62-turbo-dev libturbojpeg0-dev libspng-dev libwebp-dev \
         libssl-dev libutf8proc-dev libjansson-dev libpsl-dev zlib1g-dev libdeflate-dev libzstd-dev libbrotli-dev \
         libsnappy-dev liblz4-dev \
-        libcmocka-dev libmicrohttpd-dev libsimde-dev python3 python3-numpy wget tar gzip xz-utils bzip2 zstd brotli \
+        libcmocka-dev libmicrohttpd-dev libsimde-dev libcld2-dev python3 python3-numpy wget tar gzip xz-utils bzip2 zstd brotli \
         wordnet-base python3-ahocorasick
 
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation
@@ -45,10 +46,14 @@ TEST_LIBS   = $(shell pkg-config --libs $(TESTPKGS) 2>/dev/null)
 
 CFLAGS  := $(CSTD) $(OPT) -g -fopenmp -pthread $(WARN) $(SANFLAGS) -I. -I$(BUILD)/gen
 LDFLAGS := -fopenmp -pthread $(SANFLAGS)
-LIBS     = $(PKG_LIBS) -lm
+# CLD2 (filter's language detection) has no pkg-config file and a C++ API
+# only: filter/cld2_shim.cc wraps it for C, hence libstdc++.
+LIBS     = $(PKG_LIBS) -lcld2 -lstdc++ -lm
 
 LIB_SRC  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/schema_sql.o
+LIB_CXX  := $(foreach m,$(MODULES),$(wildcard $(m)/*.cc))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cc=$(BUILD)/%.o) $(BUILD)/gen/schema_sql.o \
+            $(BUILD)/gen/filter_lists.o
 CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TL_SRC   := $(wildcard tests/lib/*.c)
@@ -72,6 +77,7 @@ deps:
 	[ -f /usr/include/simde/x86/avx512.h ] || missing=1; \
 	[ -f /usr/share/wordnet/data.noun ] || missing=1; \
 	/usr/bin/python3 -c 'import ahocorasick' 2>/dev/null || missing=1; \
+	[ -f /usr/include/cld2/public/compact_lang_det.h ] || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "deps: installing Debian packages"; \
@@ -90,12 +96,27 @@ $(BUILD)/gen/schema_sql.c: schemas/catalog.sql
 	   sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
 	   echo ';'; } > $@
 
+# The filter's shipped lists, built in (filter/boilerplate.txt,
+# filter/content_labels.txt); '?' escaped so that no trigraph forms.
+$(BUILD)/gen/filter_lists.c: filter/boilerplate.txt filter/content_labels.txt
+	@mkdir -p $(@D)
+	@{ echo '/* generated from filter/boilerplate.txt and content_labels.txt by the Makefile */'; \
+	   echo 'const char flt_boilerplate_txt[] ='; \
+	   sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' filter/boilerplate.txt; \
+	   echo ';'; echo 'const char flt_content_labels_txt[] ='; \
+	   sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' filter/content_labels.txt; \
+	   echo ';'; } > $@
+
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.o: %.cc
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 $(OPT) -g -Wall -Wextra -Werror $(SANFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/%_avx2.o: EXTRA_CFLAGS += -mavx2 -mfma -mf16c
 $(BUILD)/%_avx512.o: EXTRA_CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c
@@ -154,7 +175,7 @@ fuzz: deps
 	  if [ "$$(id -u)" = 0 ]; then \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(FUZZ_DEBS); \
 	  else echo "fuzz: needs clang with OpenMP; run as root: apt-get install -y $(FUZZ_DEBS)"; exit 1; fi; }
-	@$(MAKE) --no-print-directory -j$(JOBS) CC=clang BUILD=build/fuzz OPT=-O1 \
+	@$(MAKE) --no-print-directory -j$(JOBS) CC=clang CXX=clang++ BUILD=build/fuzz OPT=-O1 \
 	  WARN="$(WARN) -Wno-unknown-warning-option" \
 	  SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined" build/fuzz/libwitpipe.a
 	@mkdir -p build/fuzz/bin
@@ -162,7 +183,7 @@ fuzz: deps
 	  n=$$(basename $$f .c); \
 	  echo "fuzz: build/fuzz/bin/$$n"; \
 	  clang -std=c11 -D_GNU_SOURCE -O1 -g -I. -fsanitize=fuzzer,address,undefined -fopenmp \
-	    $(PKG_CFLAGS) $$f build/fuzz/libwitpipe.a $(PKG_LIBS) -lm -o build/fuzz/bin/$$n || exit 1; \
+	    $(PKG_CFLAGS) $$f build/fuzz/libwitpipe.a $(PKG_LIBS) -lcld2 -lstdc++ -lm -o build/fuzz/bin/$$n || exit 1; \
 	done
 	@echo "fuzz: run e.g. build/fuzz/bin/fuzz_image -max_total_time=60 /tmp/new tests/fuzz/corpus/image (see tests/fuzz/README.md)"
 

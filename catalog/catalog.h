@@ -385,4 +385,81 @@ int cat_qry_captions(cat *c, cat_text_fn fn, void *ud, wp_err *err);
 int cat_qry_set_count(cat *c, int64_t version, int64_t entry, int64_t count, int64_t kept,
                       wp_err *err);
 
+/* ---- filter (catalog/cat_filter.c) -------------------------------------
+ * What `witpipe filter` and `witpipe explain` read and record: a batched
+ * scan of pairs with what the rules need, the CLIP scores of one model,
+ * the stage's decisions and per-rule verdicts, languages (pair_lang) and
+ * content tags (pair_tags). */
+
+/* One pair as the filter's rules see it. Numbers < 0 are unknown. */
+typedef struct cat_filter_row {
+    int64_t pair_id, image_id;
+    const char *text; /* in the caller's arena */
+    size_t text_len;
+    int orig_width, orig_height;
+    int64_t orig_bytes, bytes; /* as served; as stored (the shard's bytes) */
+    int has_lang;
+    char lang[16];
+    double lang_conf;
+    int has_score; /* a CLIP score of the model (per clip_text) */
+    double clip_score;
+    int text_dup;    /* dedup flagged the caption (decision dedup/text_dup) */
+    const char *tag; /* the content tag, or NULL (arena) */
+} cat_filter_row;
+
+#define CAT_FILTER_LANG 1 /* read pair_lang (else has_lang = 0) */
+#define CAT_FILTER_TAG  2 /* read the content tag (else tag = NULL) */
+#define CAT_FILTER_DUP  4 /* read the dedup text_dup flag (else 0) */
+#define CAT_FILTER_TEXT 8 /* read the caption (else text "", text_len 0) */
+/* Up to max pairs with id > after_pair in id order. model may be NULL (no
+ * scores read); clip_text: 0 the pair's own score, 1 the max over its
+ * image's pairs, 2 their mean. want: CAT_FILTER_* bits, what else to read.
+ * Returns 0 and *n (0 at the end), CAT_ESQL, WP_ENOMEM. */
+int cat_filter_rows(cat *c, const char *model, int clip_text, int want, int64_t after_pair, int max,
+                    cat_filter_row *out, int *n, wp_arena *arena, wp_err *err);
+/* Calls fn for each embedding model with at least one clip_score (name,
+ * count), in name order. */
+typedef void (*cat_model_fn)(void *ud, const char *model, int64_t count);
+int cat_filter_models(cat *c, cat_model_fn fn, void *ud, wp_err *err);
+/* Every pair's score for model (see cat_filter_rows for clip_text), in
+ * pair id order, as two malloc'ed arrays the caller frees. */
+int cat_filter_scores(cat *c, const char *model, int clip_text, int64_t **ids, double **scores,
+                      int64_t *n, wp_err *err);
+/* Removes the stage's decisions (stage 'filter') and verdicts. */
+int cat_filter_reset(cat *c, wp_err *err);
+/* Records pair_id's decision (stage 'filter'): drop with reason, or keep
+ * (reason NULL); score NaN is stored as NULL. rules_json: the JSON array of
+ * every rule that would drop it, or NULL for none. */
+int cat_filter_put(cat *c, int64_t pair_id, int drop, const char *reason, double score,
+                   const char *rules_json, int64_t run_id, wp_err *err);
+/* Where a filter run with these params can resume: when the newest filter
+ * run other than run_id did not finish (status running, stopped or failed)
+ * and recorded the same params, *after = the highest pair id it decided
+ * (0 if none); otherwise *after = -1 (start afresh). */
+int cat_filter_resume_point(cat *c, const char *params_json, int64_t run_id, int64_t *after,
+                            wp_err *err);
+/* Records the detected language of a pair that has none yet (a second
+ * record for the same pair is CAT_ESQL). */
+int cat_lang_put(cat *c, int64_t pair_id, const char *lang, double conf, int reliable, wp_err *err);
+
+/* Pairs to tag: stored ok, id > after_pair, without a tag of kind from
+ * model. store fields as in cat_image_loc. */
+typedef struct cat_tag_item {
+    int64_t pair_id, image_id;
+    int64_t store_file, store_offset, bytes;
+    char sha256[WP_SHA256_HEX + 1];
+} cat_tag_item;
+int cat_tag_todo(cat *c, const char *kind, const char *model, int64_t after_pair, int max,
+                 cat_tag_item *out, int *n, wp_err *err);
+/* Records (replacing) pair_id's tag of kind. */
+int cat_tag_put(cat *c, int64_t pair_id, const char *kind, const char *label, double score,
+                double margin, const char *model, wp_err *err);
+
+/* Everything the catalog knows about one pair (by uid, or by a unique uid
+ * prefix of at least 8 hex digits) as one JSON object appended to out:
+ * the pair, its image, every decision, CLIP scores, language, filter
+ * verdicts, tags (schemas/filter_explain.schema.json). Returns 0, WP_ENOENT
+ * (no such pair), WP_EINVAL (the prefix names several), CAT_ESQL. */
+int cat_pair_explain(cat *c, const char *uid, wp_buf *out, wp_err *err);
+
 #endif /* CATALOG_H */

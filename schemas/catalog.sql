@@ -212,3 +212,37 @@ CREATE TABLE pair_matched (
     version     INTEGER NOT NULL,         -- query_lists.version matched against
     rule        TEXT NOT NULL             -- metaclip | metaclip2, +icase
 );
+
+-- migration 6
+-- `witpipe filter`. Every pair's language as CLD2 detected it (lang is an
+-- ISO 639-1 code such as en, de, zh, zh-Hant, or un when unknown; conf in
+-- [0, 1], see README "Language"), kept across runs: a pair's text never
+-- changes, so it is detected once. The audit and the balancer read it.
+CREATE TABLE pair_lang (
+    pair_id     INTEGER PRIMARY KEY REFERENCES pairs(id),
+    lang        TEXT NOT NULL,
+    conf        REAL NOT NULL,
+    reliable    INTEGER NOT NULL          -- CLD2's is_reliable
+);
+-- The filter's decision per pair is in decisions (stage 'filter', reason =
+-- the first rule that dropped it); this keeps every rule that would have
+-- dropped it on its own (a JSON array of rule names, e.g.
+-- ["min_words","lang"]), only for pairs that some rule failed, so the
+-- audit can show what each rule alone removes.
+CREATE TABLE filter_verdicts (
+    pair_id     INTEGER PRIMARY KEY REFERENCES pairs(id),
+    rules       TEXT NOT NULL,
+    run_id      INTEGER REFERENCES runs(id)
+);
+-- Tags a stage attached to a pair: kind 'content' is the zero-shot content
+-- label (best label of filter/content_labels.txt and its margin over the
+-- second best, cosine units) from the named model.
+CREATE TABLE pair_tags (
+    pair_id     INTEGER NOT NULL REFERENCES pairs(id),
+    kind        TEXT NOT NULL,
+    label       TEXT NOT NULL,
+    score       REAL,
+    margin      REAL,
+    model       TEXT,
+    PRIMARY KEY (pair_id, kind)
+) WITHOUT ROWID;

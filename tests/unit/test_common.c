@@ -20,6 +20,7 @@
 #include "emb/emb.h"
 #include "encode/encode.h"
 #include "fetch/fetch.h"
+#include "filter/filter.h"
 #include "image/image.h"
 #include "kern/kern.h"
 #include "net/net.h"
@@ -512,6 +513,11 @@ static const struct status_code {
     CODE(ADD_EINPUT, -899, -800),
     CODE(EMB_EFORMAT, -1199, -1100), /* emb */
     CODE(EMB_EMISMATCH, -1199, -1100),
+    CODE(FLT_ENOSCORES, -1499, -1400), /* filter */
+    CODE(FLT_EMODEL, -1499, -1400),
+    CODE(FLT_ELIST, -1499, -1400),
+    CODE(FLT_EPRESET, -1499, -1400),
+    CODE(FLT_ERULE, -1499, -1400),
     CODE(QRY_ENOLIST, -1549, -1500), /* balance: queries -1500 .. -1549 */
     CODE(QRY_EENTRY, -1549, -1500),
     CODE(QRY_ETOOMANY, -1549, -1500),

@@ -9,13 +9,16 @@
 
 #include <string.h>
 
-enum { O_ALL = 1000, O_KEPT, O_FORMAT };
+enum { O_ALL = 1000, O_KEPT, O_FORMAT, O_COMP, O_RG };
 
 static const cli_opt export_opts_table[] = {
     {"output", 'o', required_argument, 'o', "FILE", "where the list goes"},
     {"kept", 0, no_argument, O_KEPT, NULL, "only the pairs shard would ship (default)"},
     {"all", 0, no_argument, O_ALL, NULL, "every pair, with why it was dropped"},
-    {"format", 0, required_argument, O_FORMAT, "F", "jsonl (default) or tsv"},
+    {"format", 0, required_argument, O_FORMAT, "F", "jsonl (default), tsv or parquet"},
+    {"compression", 0, required_argument, O_COMP, "C", "parquet: snappy (default) or zstd"},
+    {"row-group-rows", 0, required_argument, O_RG, "N",
+     "parquet: rows per row group (default 65536)"},
     {0, 0, 0, 0, 0, 0},
 };
 
@@ -25,7 +28,8 @@ const cli_cmd cli_cmd_export = {
     .name = "export",
     .summary = "the per-sample list: URL, caption, hashes, scores, decisions",
     .run = cmd_export,
-    .synopsis = "usage: witpipe export [-C DIR] -o FILE [--kept | --all] [--format jsonl|tsv]\n",
+    .synopsis =
+        "usage: witpipe export [-C DIR] -o FILE [--kept | --all] [--format jsonl|tsv|parquet]\n",
     .about = "Writes one row per pair: the pairs `witpipe shard` would ship (--kept, the\n"
              "default) or every pair (--all), in the order they were added. This is the\n"
              "list a curated dataset publishes instead of its images, and what `witpipe\n"
@@ -36,7 +40,10 @@ const cli_cmd cli_cmd_export = {
              "\"dropped_by\" (schemas/export_row.schema.json). tsv: a header line, then\n"
              "uid, url, caption, sha256, kept, dropped_by, clip_score (the first model's);\n"
              "tabs and line breaks inside a field become spaces, so use jsonl for an\n"
-             "exact round trip. The file is written as FILE.tmp and renamed when whole.\n",
+             "exact round trip. parquet: typed columns (uid, url, caption, kept,\n"
+             "dropped_by, sha256, width, height, original_width, original_height,\n"
+             "clip_score), snappy or zstd, readable by pyarrow/DuckDB/Spark and by\n"
+             "`witpipe add`. The file is written as FILE.tmp and renamed when whole.\n",
     .opts = export_opts_table,
 };
 
@@ -67,9 +74,26 @@ static int cmd_export(cli_ctx *ctx, int argc, char **argv)
                 o.format = SHARD_EXPORT_JSONL;
             else if (strcmp(optarg, "tsv") == 0)
                 o.format = SHARD_EXPORT_TSV;
+            else if (strcmp(optarg, "parquet") == 0)
+                o.format = SHARD_EXPORT_PARQUET;
             else
-                return cli_usage_error("export", "--format must be jsonl or tsv, not '%s'", optarg);
+                return cli_usage_error("export", "--format must be jsonl, tsv or parquet, not '%s'",
+                                       optarg);
             break;
+        case O_COMP:
+            if (strcmp(optarg, "snappy") == 0 || strcmp(optarg, "zstd") == 0)
+                o.zstd = optarg[0] == 'z';
+            else
+                return cli_usage_error("export", "--compression must be snappy or zstd, not '%s'",
+                                       optarg);
+            break;
+        case O_RG: {
+            int64_t v;
+            if (cli_parse_i64("export", "--row-group-rows", optarg, 1, 100000000, &v) != 0)
+                return CLI_USAGE;
+            o.row_group_rows = v;
+            break;
+        }
         default:
             return CLI_USAGE;
         }

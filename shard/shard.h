@@ -72,14 +72,17 @@ int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, 
 /* ---- export (shard/export.c) ------------------------------------------ */
 
 enum shard_export_format {
-    SHARD_EXPORT_JSONL = 0, /* one schemas/export_row.schema.json object a line */
-    SHARD_EXPORT_TSV = 1,   /* uid, url, caption, sha256, kept, dropped_by, clip_score */
+    SHARD_EXPORT_JSONL = 0,   /* one schemas/export_row.schema.json object a line */
+    SHARD_EXPORT_TSV = 1,     /* uid, url, caption, sha256, kept, dropped_by, clip_score */
+    SHARD_EXPORT_PARQUET = 2, /* the same columns typed, plus sizes (parquet/, snappy or zstd) */
 };
 
 typedef struct shard_export_opts {
-    const char *path; /* output file; "-" is not accepted (written atomically) */
-    int format;       /* enum shard_export_format */
-    int all;          /* every pair; 0: only the pairs shard would ship */
+    const char *path;       /* output file; "-" is not accepted (written atomically) */
+    int format;             /* enum shard_export_format */
+    int all;                /* every pair; 0: only the pairs shard would ship */
+    int zstd;               /* Parquet: zstd instead of snappy */
+    int64_t row_group_rows; /* Parquet: rows per row group; 0: 65536 */
 } shard_export_opts;
 
 typedef struct shard_export_counts {
@@ -94,7 +97,10 @@ typedef struct shard_export_counts {
  * is the shard's KEY.json object without "key", plus "kept" and
  * "dropped_by"; `witpipe add FILE` reads it back (url, caption) into the
  * same pair uids. TSV has a header line; tabs and line breaks inside a
- * field become spaces (use JSONL for an exact round trip). Returns 0,
+ * field become spaces (use JSONL for an exact round trip). Parquet has typed
+ * columns uid, url, caption, kept, dropped_by, sha256, width, height,
+ * original_width, original_height, clip_score (string columns dictionary
+ * encoded where it pays) and is read back by `witpipe add`. Returns 0,
  * WP_ESTOP (nothing left behind), WP_EIO, WP_EINVAL or CAT_ESQL. */
 int shard_export(cat *c, const shard_export_opts *o, const wp_reporter *rep,
                  shard_export_counts *counts, wp_err *err);

@@ -114,6 +114,29 @@ class ExportCli(unittest.TestCase):
             self.assertEqual(t["caption"], r["caption"])
             self.assertEqual(t["kept"], "true" if r["kept"] else "false")
 
+        # Parquet: the same pairs, read back by add (typed kept columns)
+        pq = os.path.join(self.dir, "all.parquet")
+        for comp in ("snappy", "zstd"):
+            r = run(["-C", c, "export", "-o", pq, "--all", "--format", "parquet",
+                     "--compression", comp, "--row-group-rows", "3"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(pq, "rb") as f:
+                head = f.read(4)
+            self.assertEqual(head, b"PAR1")
+            c3 = os.path.join(self.dir, "pq-" + comp)
+            self.assertEqual(run(["init", c3]).returncode, 0)
+            r = run(["-q", "-C", c3, "add", pq, "--keep-cols", "kept,clip_score,width"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = run(["-C", c3, "export", "-o", os.path.join(self.dir, "back-%s.jsonl" % comp),
+                     "--all"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(os.path.join(self.dir, "back-%s.jsonl" % comp)) as f:
+                back = [json.loads(l) for l in f]
+            self.assertEqual(sorted(b["uid"] for b in back), sorted(r0["uid"] for r0 in rows_all))
+            kept = {b["uid"]: b["extra"]["kept"] for b in back}
+            for r0 in rows_all:
+                self.assertIs(kept[r0["uid"]], r0["kept"])
+
         # round trip: add the export into a new corpus, fetch, shard
         c2, samples2 = self.corpus("b", path)
         self.assertEqual(sorted(samples2), sorted(samples))

@@ -31,6 +31,9 @@
 #ifndef KC_F32
 #define KC_F32 768
 #endif
+#ifndef KC_BF16
+#define KC_BF16 512
+#endif
 #ifndef MC_F32
 #define MC_F32 140
 #endif
@@ -251,6 +254,9 @@ static inline void store_row(const kn_tile *t, int i, __m512 v0, __m512 v1)
         }                                                                                          \
     }
 
+/* bf16 tile of R rows: A packed as [kc/2][MR] bf16 pairs, one step is
+ * two k, 2 weight vectors and R pair broadcasts for 2R dot products;
+ * prefetches as the f32 tile. */
 #define UKRB(R)                                                                                    \
     static void ukrb_##R(const kn_tile *t)                                                         \
     {                                                                                              \
@@ -258,7 +264,18 @@ static inline void store_row(const kn_tile *t, int i, __m512 v0, __m512 v1)
         _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) c0[i] = c1[i] = _mm512_setzero_ps();  \
         const int *a = t->a;                                                                       \
         const float *b = t->b;                                                                     \
+        const char *pf = t->pf;                                                                    \
+        int pfn = t->pf_lines;                                                                     \
         for (int k = 0; k < t->kc; k += 2) {                                                       \
+            if (pfn > 0) {                                                                         \
+                _mm_prefetch(pf, _MM_HINT_T1);                                                     \
+                pf += 64;                                                                          \
+                pfn--;                                                                             \
+            }                                                                                      \
+            if (PF_DIST) {                                                                         \
+                _mm_prefetch((const char *)(b + PF_DIST), _MM_HINT_T0);                            \
+                _mm_prefetch((const char *)(b + PF_DIST + 16), _MM_HINT_T0);                       \
+            }                                                                                      \
             __m512bh b0 = as_bh(_mm512_load_ps(b)), b1 = as_bh(_mm512_load_ps(b + 16));            \
             _Pragma("GCC unroll 14") for (int i = 0; i < R; i++)                                   \
             {                                                                                      \
@@ -269,7 +286,11 @@ static inline void store_row(const kn_tile *t, int i, __m512 v0, __m512 v1)
             a += MR;                                                                               \
             b += NR;                                                                               \
         }                                                                                          \
-        STORE_TILE(R)                                                                              \
+        if (t->nc == NR) {                                                                         \
+            _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) store_row(t, i, c0[i], c1[i]);    \
+        } else {                                                                                   \
+            STORE_TILE(R)                                                                          \
+        }                                                                                          \
     }
 
 UKR(1)
@@ -499,7 +520,7 @@ const kn_isa kn_isa_avx512bf16 = {
     .kc = KC_F32,
     .mc = MC_F32,
     .bf16_mr = MR,
-    .bf16_kc = 256,
+    .bf16_kc = KC_BF16,
     .packs_a = 0,
     .ukr = ukr_avx512,
     .ukr_bf16 = ukr_avx512_bf16,

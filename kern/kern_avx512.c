@@ -497,6 +497,47 @@ static void bf16_pairs_avx512(const float *a, int n, int navail, uint32_t *dst, 
     }
 }
 
+/* ---- rate probes (kn_init's calibration) --------------------------------- */
+
+#define PROBE_CHAINS 12 /* independent accumulators: hide the latency on 2 ports */
+
+/* iters x PROBE_CHAINS register-only FMAs of 16 lanes; returns the FLOPs
+ * done (the result goes to *sink so the loop is not removed). */
+double kn_avx512_probe_f32(long iters, float *sink)
+{
+    __m512 acc[PROBE_CHAINS];
+    __m512 x = _mm512_set1_ps(0.9999f), y = _mm512_set1_ps(1e-6f);
+    for (int i = 0; i < PROBE_CHAINS; i++)
+        acc[i] = _mm512_set1_ps((float)i);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < PROBE_CHAINS; i++)
+            acc[i] = _mm512_fmadd_ps(acc[i], x, y);
+    }
+    for (int i = 1; i < PROBE_CHAINS; i++)
+        acc[0] = _mm512_add_ps(acc[0], acc[i]);
+    *sink += hsum16(acc[0]);
+    return (double)iters * PROBE_CHAINS * 16 * 2;
+}
+
+/* The same with VDPBF16PS (two bf16 products per lane and step). */
+double kn_avx512_probe_bf16(long iters, float *sink)
+{
+    __m512 acc[PROBE_CHAINS];
+    __m512bh x = bcast_bh(0x3f803f80), y = bcast_bh(0x35863586);
+    for (int i = 0; i < PROBE_CHAINS; i++)
+        acc[i] = _mm512_set1_ps((float)i);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < PROBE_CHAINS; i++)
+            acc[i] = _mm512_dpbf16_ps(acc[i], x, y);
+    }
+    for (int i = 1; i < PROBE_CHAINS; i++)
+        acc[0] = _mm512_add_ps(acc[0], acc[i]);
+    *sink += hsum16(acc[0]);
+    return (double)iters * PROBE_CHAINS * 16 * 4;
+}
+
 const kn_isa kn_isa_avx512 = {
     .name = "avx512",
     .mr = MR,

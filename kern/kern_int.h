@@ -79,6 +79,17 @@ void kn_tile_store(const kn_tile *t, const float *acc, int ld);
  * reach the out-of-memory fallbacks. */
 void kn_scratch_fail_for_tests(int on);
 
+/* Register-only rate probes of kern_avx512.c: iters x 12 FMAs (f32) or
+ * VDPBF16PS (bf16) of 16 lanes; return the FLOPs done, add a result to
+ * *sink. Only call where the CPU has AVX-512 (+BF16). */
+double kn_avx512_probe_f32(long iters, float *sink);
+double kn_avx512_probe_bf16(long iters, float *sink);
+
+/* The bf16 dispatch rule: 1 when the measured VDPBF16PS rate (FLOP/s) is
+ * worth using for bf16 weights against the f32 FMA rate, else 0 (bf16
+ * weights then run as bf16-rounded floats on the f32 FMA tile). */
+int kn_bf16_native_wins(double bf16_flops, double f32_flops);
+
 /* Scalar activation of one value. */
 float kn_act1(float x, int act);
 

@@ -576,18 +576,23 @@ static void pack_group(const drive *d, int m0, groups g, int gi, int k0, int kcu
                 dst[k] = bfround(a[k]);
         }
     } else if (d->fmt == FMT_BF16_NATIVE) {
-        uint32_t *dst = (uint32_t *)buf + (size_t)gi * mr * (kcur / 2);
+        /* [kcur/2][mr] per group, or rows of kcur/2 pairs (bf16_rowmajor) */
+        int rm = d->isa->bf16_rowmajor;
+        uint32_t *dst = rm ? (uint32_t *)buf + (size_t)r0 * (kcur / 2)
+                           : (uint32_t *)buf + (size_t)gi * mr * (kcur / 2);
+        size_t step = rm ? 1 : (size_t)mr, rowstep = rm ? (size_t)kcur / 2 : 1;
         for (int i = 0; i < gr; i++) {
             const float *a = d->A + (size_t)(m0 + r0 + i) * d->lda + k0;
+            uint32_t *di = dst + (size_t)i * rowstep;
             if (d->isa->bf16_pairs) {
                 int navail = d->K - k0 < kcur ? d->K - k0 : kcur;
-                d->isa->bf16_pairs(a, kcur, navail, dst + i, mr);
+                d->isa->bf16_pairs(a, kcur, navail, di, (int)step);
                 continue;
             }
             for (int k = 0; k < kcur; k += 2) {
                 float a0 = k0 + k < d->K ? a[k] : 0.0f;
                 float a1 = k0 + k + 1 < d->K ? a[k + 1] : 0.0f;
-                dst[(size_t)(k / 2) * mr + i] = (uint32_t)f2bf(a0) | (uint32_t)f2bf(a1) << 16;
+                di[(size_t)(k / 2) * step] = (uint32_t)f2bf(a0) | (uint32_t)f2bf(a1) << 16;
             }
         }
     } else {
@@ -656,6 +661,9 @@ static void compute_block(const drive *d, int m0, int rows, int k0, int kcur, in
             } else if (rowmajor) {
                 t.a = (const float *)apack + (size_t)(r - m0) * kcur;
                 t.lda = kcur;
+            } else if (d->fmt == FMT_BF16_NATIVE && d->isa->bf16_rowmajor) {
+                t.a = (const uint32_t *)apack + (size_t)(r - m0) * (kcur / 2);
+                t.lda = kcur / 2;
             } else {
                 t.a = (const char *)apack + (size_t)gi * mr * kcur * esz;
                 t.lda = 0;

@@ -254,19 +254,22 @@ static inline void store_row(const kn_tile *t, int i, __m512 v0, __m512 v1)
         }                                                                                          \
     }
 
-/* bf16 tile of R rows: A packed as [kc/2][MR] bf16 pairs, one step is
- * two k, 2 weight vectors and R pair broadcasts for 2R dot products;
- * prefetches as the f32 tile. */
+/* bf16 tile of R rows: A as rows of kc/2 bf16 pairs (row i at a + i *
+ * lda pairs, addressed as the f32 tile's rows), one step is two k, 2
+ * weight vectors and R pair broadcasts for 2R dot products; prefetches as
+ * the f32 tile. */
 #define UKRB(R)                                                                                    \
     static void ukrb_##R(const kn_tile *t)                                                         \
     {                                                                                              \
         __m512 c0[R], c1[R];                                                                       \
         _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) c0[i] = c1[i] = _mm512_setzero_ps();  \
-        const int *a = t->a;                                                                       \
+        const char *ak = (const char *)t->a, *aend = ak + (size_t)(t->kc / 2) * 4;                 \
+        ptrdiff_t l1 = (ptrdiff_t)t->lda * 4, l3 = 3 * l1, l5 = 5 * l1, l7 = 7 * l1;               \
+        ptrdiff_t l9 = 9 * l1, l11 = 11 * l1, l13 = 13 * l1;                                       \
         const float *b = t->b;                                                                     \
         const char *pf = t->pf;                                                                    \
         int pfn = t->pf_lines;                                                                     \
-        for (int k = 0; k < t->kc; k += 2) {                                                       \
+        for (; ak < aend; ak += 4) {                                                               \
             if (pfn > 0) {                                                                         \
                 _mm_prefetch(pf, _MM_HINT_T1);                                                     \
                 pf += 64;                                                                          \
@@ -279,13 +282,13 @@ static inline void store_row(const kn_tile *t, int i, __m512 v0, __m512 v1)
             __m512bh b0 = as_bh(_mm512_load_ps(b)), b1 = as_bh(_mm512_load_ps(b + 16));            \
             _Pragma("GCC unroll 14") for (int i = 0; i < R; i++)                                   \
             {                                                                                      \
-                __m512bh av = bcast_bh(a[i]);                                                      \
+                __m512bh av = bcast_bh(*(const int *)(ak + AROW(i)));                              \
                 c0[i] = _mm512_dpbf16_ps(c0[i], av, b0);                                           \
                 c1[i] = _mm512_dpbf16_ps(c1[i], av, b1);                                           \
             }                                                                                      \
-            a += MR;                                                                               \
             b += NR;                                                                               \
         }                                                                                          \
+        (void)l3, (void)l5, (void)l7, (void)l9, (void)l11, (void)l13;                              \
         if (t->nc == NR) {                                                                         \
             _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) store_row(t, i, c0[i], c1[i]);    \
         } else {                                                                                   \
@@ -490,8 +493,13 @@ static void bf16_pairs_avx512(const float *a, int n, int navail, uint32_t *dst, 
             v1 = _mm512_loadu_ps(tmp + 16);
         }
         __m512i p = _mm512_packus_epi32(bf16_lanes(v0), bf16_lanes(v1));
-        _mm512_storeu_si512(pairs, _mm512_permutexvar_epi64(order, p));
+        __m512i pv = _mm512_permutexvar_epi64(order, p);
         int np = (n - k) / 2 < 16 ? (n - k) / 2 : 16;
+        if (stride == 1 && np == 16) { /* rows of pairs: one store */
+            _mm512_storeu_si512(dst + k / 2, pv);
+            continue;
+        }
+        _mm512_storeu_si512(pairs, pv);
         for (int j = 0; j < np; j++)
             dst[(size_t)(k / 2 + j) * stride] = pairs[j];
     }
@@ -563,6 +571,7 @@ const kn_isa kn_isa_avx512bf16 = {
     .bf16_mr = MR,
     .bf16_kc = KC_BF16,
     .packs_a = 0,
+    .bf16_rowmajor = 1,
     .ukr = ukr_avx512,
     .ukr_bf16 = ukr_avx512_bf16,
     .bf16_pairs = bf16_pairs_avx512,

@@ -11,8 +11,9 @@
  * (lda != 0: row i at a + i * lda; ISAs with packs_a == 0 read the caller's
  * matrix in place, no copy) or packed [kc][MR] per row group (lda == 0).
  * Packed B is [kc][NR] per panel; for native bf16, A and B hold 32-bit pairs
- * of bf16 (even k in the low half), A packed, and the k loop runs over
- * kc / 2 pairs.
+ * of bf16 (even k in the low half), A packed (as [kc/2][MR] groups, or as
+ * rows of kc/2 pairs where the ISA sets bf16_rowmajor, lda then counting
+ * pairs), and the k loop runs over kc / 2 pairs.
  */
 #ifndef KERN_INT_H
 #define KERN_INT_H
@@ -53,6 +54,9 @@ typedef struct kn_isa {
     int bf16_mr; /* native bf16 micro-kernel rows (0: no native bf16) */
     int bf16_kc; /* K block of the native bf16 kernel (even) */
     int packs_a; /* the f32 micro-kernel wants A packed (lda == 0) */
+    /* the bf16 micro-kernel reads A as rows of kc/2 pairs (lda = kc/2, in
+     * pairs) instead of [kc/2][MR] groups */
+    int bf16_rowmajor;
     void (*ukr)(const kn_tile *t);
     void (*ukr_bf16)(const kn_tile *t);
     void (*act)(float *x, size_t n, int act);

@@ -286,6 +286,9 @@ int main(int argc, char **argv)
     printf("witpipe encode bench: kernels %s, %d threads (OMP_WAIT_POLICY=%s), CLIP ViT-B/32 and "
            "RN50, random weights; best of many runs (machine may be shared)\n",
            kn_init(), omp_get_max_threads(), wait ? wait : "unset");
+    char info[512];
+    kn_path_info(info, sizeof info);
+    printf("kernel path: %s\n", info);
     printf("result path %s 0 0 0\n", kn_init());
     size_t px_n = (size_t)BATCH_MAX * 3 * 224 * 224;
     float *px = malloc(px_n * sizeof *px);

@@ -1,7 +1,8 @@
 /*
  * kern/kern.c: the CLIP compute kernels' driver and portable code: run-time
- * ISA dispatch, weight packing, the cache-blocked OpenMP GEMM driver that
- * feeds the per-ISA micro-kernels (kern_avx2.c, kern_avx512.c), the portable
+ * ISA dispatch (feature bits, then for bf16 a measured VDPBF16PS / FMA rate
+ * comparison; kn_path_info reports the choice), weight packing, the cache-blocked OpenMP GEMM
+ * driver that feeds the per-ISA micro-kernels (kern_avx2.c, kern_avx512.c), the portable
  * micro-kernel, layer norm, softmax, attention and im2col convolution.
  *
  * Blocking (BLIS style). Weights are packed once (kn_pack) as panels [K][NR],
@@ -21,8 +22,10 @@
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define KN_APACK_CAP (64 * 1024) /* floats of packed A (a row block x K block) */
 #define KN_BPACK_CAP (64 * 1024) /* floats of packed B (unpacked GEMMs) */
@@ -258,20 +261,105 @@ static const kn_isa *isa_named(const char *name)
     return NULL;
 }
 
+/* ---- dispatch by measured rate --------------------------------------------
+ * Feature bits are not enough for bf16: VDPBF16PS runs at twice the f32
+ * FMA rate on AMD Zen 4, about 1.8x on Zen 5, but at less than half of it
+ * on Intel Sapphire Rapids. So where the CPU has AVX512_BF16, the first
+ * dispatch times both on one thread (register-only loops, best of several
+ * short interleaved runs, about 1 ms in all) and keeps the native bf16 tile
+ * only when it wins; otherwise the "avx512" path serves, which runs bf16
+ * weights as bf16-rounded floats on the f32 FMA tile (same results up to
+ * float rounding). The choice and its reason are kept for kn_path_info. */
+
+#ifdef KN_EMULATE_AVX512
+#define KN_PROBE_ITERS 200 /* SIMDe: the rates mean nothing, keep it short */
+#else
+#define KN_PROBE_ITERS 40000 /* about 0.1 ms per run at 2 FMA/cycle */
+#endif
+#define KN_PROBE_RUNS 5
+
+static pthread_once_t g_dispatch_once = PTHREAD_ONCE_INIT;
+static const kn_isa *g_auto;           /* the path the dispatch chose */
+static char g_reason[256];             /* why (written once, by dispatch) */
+static double g_rate_f32, g_rate_bf16; /* FLOP/s on one thread, 0 if not measured */
+static int g_forced;                   /* kn_force_path replaced the choice */
+
+int kn_bf16_native_wins(double bf16_flops, double f32_flops)
+{
+    /* ties go to f32: the fallback gives the same features, and a
+     * measurement within a few percent is noise */
+    return bf16_flops > 1.1 * f32_flops;
+}
+
+static double probe_seconds(double (*fn)(long, float *), long iters, double *flops, float *sink)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    *flops = fn(iters, sink);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+}
+
+/* Best-of-runs rates of both probes, interleaved so that a disturbance
+ * (another process, a frequency change) hits both alike. */
+static void measure_rates(double *f32, double *bf16)
+{
+    float sink = 0.0f;
+    double fl, best_f = 0.0, best_b = 0.0;
+    /* warm-up: the upper 256 bits of the units may be powered down */
+    probe_seconds(kn_avx512_probe_f32, KN_PROBE_ITERS, &fl, &sink);
+    probe_seconds(kn_avx512_probe_bf16, KN_PROBE_ITERS, &fl, &sink);
+    for (int r = 0; r < KN_PROBE_RUNS; r++) {
+        double s = probe_seconds(kn_avx512_probe_f32, KN_PROBE_ITERS, &fl, &sink);
+        if (s > 0.0 && fl / s > best_f)
+            best_f = fl / s;
+        s = probe_seconds(kn_avx512_probe_bf16, KN_PROBE_ITERS, &fl, &sink);
+        if (s > 0.0 && fl / s > best_b)
+            best_b = fl / s;
+    }
+    *f32 = best_f;
+    *bf16 = best_b + (sink == 12345.0f ? 1e-30 : 0.0); /* keeps sink live */
+}
+
+static void dispatch(void)
+{
+    static const char *order[] = {"avx512", "avx2", "portable"};
+    const kn_isa *isa = &kn_isa_portable;
+    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++)
+        if (cpu_has(order[k])) {
+            isa = isa_named(order[k]);
+            break;
+        }
+    if (cpu_has("avx512-bf16")) {
+        measure_rates(&g_rate_f32, &g_rate_bf16);
+        double ratio = g_rate_f32 > 0.0 ? g_rate_bf16 / g_rate_f32 : 0.0;
+        int win = kn_bf16_native_wins(g_rate_bf16, g_rate_f32);
+        if (win)
+            isa = &kn_isa_avx512bf16;
+        snprintf(g_reason, sizeof g_reason,
+                 "bf16 weights: %s; VDPBF16PS measured %.2fx the f32 FMA rate (%.0f vs %.0f "
+                 "GFLOP/s on one thread)",
+                 win ? "native VDPBF16PS tile" : "f32 FMA tile on bf16-rounded weights", ratio,
+                 g_rate_bf16 / 1e9, g_rate_f32 / 1e9);
+    } else if (isa == &kn_isa_avx512) {
+        snprintf(g_reason, sizeof g_reason,
+                 "bf16 weights: f32 FMA tile on bf16-rounded weights (no AVX512_BF16)");
+    } else {
+        snprintf(g_reason, sizeof g_reason,
+                 "bf16 weights: f32 math on bf16-rounded weights (no "
+                 "AVX-512)");
+    }
+    g_auto = isa;
+    __atomic_store_n(&g_isa, isa, __ATOMIC_RELEASE);
+}
+
 static const kn_isa *isa_get(void)
 {
     const kn_isa *i = __atomic_load_n(&g_isa, __ATOMIC_ACQUIRE);
     if (i)
         return i;
-    static const char *order[] = {"avx512-bf16", "avx512", "avx2", "portable"};
-    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
-        if (cpu_has(order[k])) {
-            i = isa_named(order[k]);
-            break;
-        }
-    }
-    __atomic_store_n(&g_isa, i, __ATOMIC_RELEASE);
-    return i;
+    pthread_once(&g_dispatch_once, dispatch);
+    return __atomic_load_n(&g_isa, __ATOMIC_ACQUIRE);
 }
 
 const char *kn_init(void)
@@ -281,10 +369,35 @@ const char *kn_init(void)
 
 int kn_force_path(const char *name)
 {
+    pthread_once(&g_dispatch_once, dispatch); /* the reason stays the dispatch's */
+    if (name && !strcmp(name, "auto")) {
+        __atomic_store_n(&g_isa, g_auto, __ATOMIC_RELEASE);
+        __atomic_store_n(&g_forced, 0, __ATOMIC_RELEASE);
+        return 0;
+    }
     if (!name || !isa_named(name) || !cpu_has(name))
         return -1;
     __atomic_store_n(&g_isa, isa_named(name), __ATOMIC_RELEASE);
+    __atomic_store_n(&g_forced, isa_named(name) != g_auto, __ATOMIC_RELEASE);
     return 0;
+}
+
+int kn_path_info(char *buf, size_t len)
+{
+    const kn_isa *isa = isa_get();
+    static const char *all[] = {"avx512-bf16", "avx512", "avx2", "portable"};
+    char avail[64] = "";
+    size_t used = 0;
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
+        if (cpu_has(all[k])) {
+            int w = snprintf(avail + used, sizeof avail - used, "%s%s", used ? " " : "", all[k]);
+            if (w > 0 && (size_t)w < sizeof avail - used)
+                used += (size_t)w;
+        }
+    int forced = __atomic_load_n(&g_forced, __ATOMIC_ACQUIRE);
+    int n = snprintf(buf, len, "%s (%s; cpu has: %s; %s)", isa->name,
+                     forced ? "forced by kn_force_path" : "chosen at run time", avail, g_reason);
+    return n < 0 ? -1 : n;
 }
 
 /* ---- bf16 ---------------------------------------------------------------- */
@@ -463,18 +576,23 @@ static void pack_group(const drive *d, int m0, groups g, int gi, int k0, int kcu
                 dst[k] = bfround(a[k]);
         }
     } else if (d->fmt == FMT_BF16_NATIVE) {
-        uint32_t *dst = (uint32_t *)buf + (size_t)gi * mr * (kcur / 2);
+        /* [kcur/2][mr] per group, or rows of kcur/2 pairs (bf16_rowmajor) */
+        int rm = d->isa->bf16_rowmajor;
+        uint32_t *dst = rm ? (uint32_t *)buf + (size_t)r0 * (kcur / 2)
+                           : (uint32_t *)buf + (size_t)gi * mr * (kcur / 2);
+        size_t step = rm ? 1 : (size_t)mr, rowstep = rm ? (size_t)kcur / 2 : 1;
         for (int i = 0; i < gr; i++) {
             const float *a = d->A + (size_t)(m0 + r0 + i) * d->lda + k0;
+            uint32_t *di = dst + (size_t)i * rowstep;
             if (d->isa->bf16_pairs) {
                 int navail = d->K - k0 < kcur ? d->K - k0 : kcur;
-                d->isa->bf16_pairs(a, kcur, navail, dst + i, mr);
+                d->isa->bf16_pairs(a, kcur, navail, di, (int)step);
                 continue;
             }
             for (int k = 0; k < kcur; k += 2) {
                 float a0 = k0 + k < d->K ? a[k] : 0.0f;
                 float a1 = k0 + k + 1 < d->K ? a[k + 1] : 0.0f;
-                dst[(size_t)(k / 2) * mr + i] = (uint32_t)f2bf(a0) | (uint32_t)f2bf(a1) << 16;
+                di[(size_t)(k / 2) * step] = (uint32_t)f2bf(a0) | (uint32_t)f2bf(a1) << 16;
             }
         }
     } else {
@@ -543,6 +661,9 @@ static void compute_block(const drive *d, int m0, int rows, int k0, int kcur, in
             } else if (rowmajor) {
                 t.a = (const float *)apack + (size_t)(r - m0) * kcur;
                 t.lda = kcur;
+            } else if (d->fmt == FMT_BF16_NATIVE && d->isa->bf16_rowmajor) {
+                t.a = (const uint32_t *)apack + (size_t)(r - m0) * (kcur / 2);
+                t.lda = kcur / 2;
             } else {
                 t.a = (const char *)apack + (size_t)gi * mr * kcur * esz;
                 t.lda = 0;

@@ -14,8 +14,9 @@
  * Threading: every kernel may use OpenMP internally; callers do not nest
  * parallel regions around them.
  *
- * The implementation is chosen at run time (kn_init): AVX-512 (+BF16),
- * AVX2+FMA, or portable C. All give the same results within float rounding.
+ * The implementation is chosen at run time (kn_init): AVX-512 (+BF16 where
+ * VDPBF16PS measures faster than f32 FMA), AVX2+FMA, or portable C. All give
+ * the same results within float rounding (kn_path_info says which and why).
  */
 #ifndef KERN_H
 #define KERN_H
@@ -38,9 +39,24 @@ enum kn_act {
 /* Detects the CPU once; returns a static name of the chosen path ("avx512",
  * "avx512-bf16", "avx2", "portable"). Safe to call many times. */
 const char *kn_init(void);
-/* Forces a path for tests ("portable", "avx2", "avx512"); returns 0, or -1 if
- * the CPU lacks it. */
+/* Forces a path for tests and benchmarks ("portable", "avx2", "avx512",
+ * "avx512-bf16"), or "auto" for the run-time choice again; returns 0, or -1
+ * if the CPU lacks it (the path in use is then unchanged). Weights packed
+ * before keep the layout of the path that packed them. */
 int kn_force_path(const char *name);
+/* Describes the path in use and why it was chosen, for `witpipe model info`
+ * and `clip --verbose`: one line such as
+ *   avx512-bf16 (chosen at run time; cpu has: avx512-bf16 avx512 avx2
+ *   portable; bf16 weights: native VDPBF16PS tile; VDPBF16PS measured 1.78x
+ *   the f32 FMA rate (430 vs 241 GFLOP/s on one thread))
+ * Where the CPU has AVX512_BF16, the first dispatch (kn_init or any kernel)
+ * times VDPBF16PS against f32 FMA on one thread (about 1 ms) and takes the
+ * native bf16 tile only when it is clearly faster; otherwise the "avx512"
+ * path runs bf16 weights as bf16-rounded floats on the f32 tile. Writes at
+ * most len bytes (NUL-terminated when len > 0) into the caller's buf and
+ * returns the length the full line needs (snprintf's rule; -1 on an encoding
+ * error). Thread-safe; never fails otherwise. */
+int kn_path_info(char *buf, size_t len);
 
 /* A weight matrix W [N x K] packed for the GEMM micro-kernel. */
 typedef struct kn_packed kn_packed;

@@ -1,10 +1,14 @@
 /*
  * kern/kern_avx512.c: AVX-512 micro-kernels for kern/kern.c: the 14x32
- * f32 GEMM tile (28 zmm accumulators), the 14x32 bf16 tile on
- * _mm512_dpbf16_ps (weights packed as bf16 pairs along K, activations
- * converted while A is packed, f32 accumulation), the fused epilogue, and
- * vector exp / erf for the activations and softmax. Compiled with the
- * AVX-512 F/BW/VL/DQ/BF16 flags; only called after kn_init has seen them.
+ * f32 GEMM tile (28 zmm accumulators) reading A in place (no packing, K
+ * blocks of 768, the fused epilogue straight from the registers), the 14x32
+ * bf16 tile on _mm512_dpbf16_ps (weights packed as bf16 pairs along K,
+ * activations converted while A is packed, f32 accumulation), and vector
+ * exp / erf for the activations and softmax. Both tiles prefetch the next
+ * weight panel into L2 and the weight stream ahead into L1 (at batch 1 the
+ * weights come from DRAM: measured +45% at batch 1, +12% at batch 32 on a
+ * Zen 5 EPYC). Compiled with the AVX-512 F/BW/VL/DQ/BF16 flags; only called
+ * after kn_init has seen them.
  */
 #include "kern/kern.h"
 #include "kern/kern_int.h"
@@ -21,6 +25,18 @@
 
 #define MR 14
 #define NR 32
+#ifndef PF_DIST
+#define PF_DIST 1024
+#endif
+#ifndef KC_F32
+#define KC_F32 768
+#endif
+#ifndef KC_BF16
+#define KC_BF16 512
+#endif
+#ifndef MC_F32
+#define MC_F32 140
+#endif
 
 /* Bit casts to the bf16 pair vector type (no cast intrinsic in GCC 12). */
 static inline __m512bh as_bh(__m512 v)
@@ -141,45 +157,143 @@ static void store_tile(const kn_tile *t, const float *acc)
     }                                                                                              \
     store_tile(t, tmp);
 
+/* The epilogue of row i of a full-width tile straight from its two
+ * accumulators (no trip through memory). */
+static inline void store_row(const kn_tile *t, int i, __m512 v0, __m512 v1)
+{
+    float *c = t->c + (size_t)i * t->ldc;
+    if (t->alpha != 1.0f) {
+        __m512 al = _mm512_set1_ps(t->alpha);
+        v0 = _mm512_mul_ps(v0, al);
+        v1 = _mm512_mul_ps(v1, al);
+    }
+    if (t->cin) {
+        const float *ci = t->cin + (size_t)i * t->ldcin;
+        __m512 be = _mm512_set1_ps(t->beta);
+        v0 = _mm512_fmadd_ps(be, _mm512_loadu_ps(ci), v0);
+        v1 = _mm512_fmadd_ps(be, _mm512_loadu_ps(ci + 16), v1);
+    }
+    if (t->last) {
+        if (t->bias) {
+            v0 = _mm512_add_ps(v0, _mm512_loadu_ps(t->bias));
+            v1 = _mm512_add_ps(v1, _mm512_loadu_ps(t->bias + 16));
+        }
+        if (t->act != KN_ACT_NONE) {
+            v0 = act16(v0, t->act);
+            v1 = act16(v1, t->act);
+        }
+        if (t->res) {
+            const float *r = t->res + (size_t)i * t->ldr;
+            v0 = _mm512_add_ps(v0, _mm512_loadu_ps(r));
+            v1 = _mm512_add_ps(v1, _mm512_loadu_ps(r + 16));
+        }
+    }
+    _mm512_storeu_ps(c, v0);
+    _mm512_storeu_ps(c + 16, v1);
+}
+
+/* Row i's value at byte offset k4 of A: rows are addressed from one base
+ * with seven byte strides (1, 3, 5, ..., 13 rows) times the x86 scales
+ * 1, 2, 4, 8, so the 14 rows need 8 registers, not 14 pointers. */
+#define AROW(i)                                                                                    \
+    ((i) == 0    ? 0                                                                               \
+     : (i) == 1  ? l1                                                                              \
+     : (i) == 2  ? 2 * l1                                                                          \
+     : (i) == 3  ? l3                                                                              \
+     : (i) == 4  ? 4 * l1                                                                          \
+     : (i) == 5  ? l5                                                                              \
+     : (i) == 6  ? 2 * l3                                                                          \
+     : (i) == 7  ? l7                                                                              \
+     : (i) == 8  ? 8 * l1                                                                          \
+     : (i) == 9  ? l9                                                                              \
+     : (i) == 10 ? 2 * l5                                                                          \
+     : (i) == 11 ? l11                                                                             \
+     : (i) == 12 ? 4 * l3                                                                          \
+                 : l13)
+#define ABCAST(i) _mm512_set1_ps(*(const float *)(ak + AROW(i)))
+
+/* f32 tile of R rows with A read in place (row i at a + i * lda): one
+ * k step is 2 weight vectors and R broadcasts for 2R FMAs. The next
+ * panel's share (t->pf) goes to L2, the weights PF_DIST floats ahead to
+ * L1 (at batch 1 they stream from DRAM). */
 #define UKR(R)                                                                                     \
     static void ukr_##R(const kn_tile *t)                                                          \
     {                                                                                              \
         __m512 c0[R], c1[R];                                                                       \
         _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) c0[i] = c1[i] = _mm512_setzero_ps();  \
-        const float *a = t->a, *b = t->b;                                                          \
-        for (int k = 0; k < t->kc; k++) {                                                          \
+        const float *b = t->b;                                                                     \
+        const char *ak = (const char *)t->a, *aend = ak + (size_t)t->kc * 4;                       \
+        ptrdiff_t l1 = (ptrdiff_t)t->lda * 4, l3 = 3 * l1, l5 = 5 * l1, l7 = 7 * l1;               \
+        ptrdiff_t l9 = 9 * l1, l11 = 11 * l1, l13 = 13 * l1;                                       \
+        const char *pf = t->pf;                                                                    \
+        int pfn = t->pf_lines;                                                                     \
+        for (; ak < aend; ak += 4) {                                                               \
+            if (pfn > 0) {                                                                         \
+                _mm_prefetch(pf, _MM_HINT_T1);                                                     \
+                pf += 64;                                                                          \
+                pfn--;                                                                             \
+            }                                                                                      \
+            if (PF_DIST) {                                                                         \
+                _mm_prefetch((const char *)(b + PF_DIST), _MM_HINT_T0);                            \
+                _mm_prefetch((const char *)(b + PF_DIST + 16), _MM_HINT_T0);                       \
+            }                                                                                      \
             __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                            \
             _Pragma("GCC unroll 14") for (int i = 0; i < R; i++)                                   \
             {                                                                                      \
-                __m512 av = _mm512_set1_ps(a[i]);                                                  \
+                __m512 av = ABCAST(i);                                                             \
                 c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);                                            \
                 c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);                                            \
             }                                                                                      \
-            a += MR;                                                                               \
             b += NR;                                                                               \
         }                                                                                          \
-        STORE_TILE(R)                                                                              \
+        (void)l3, (void)l5, (void)l7, (void)l9, (void)l11, (void)l13;                              \
+        if (t->nc == NR) {                                                                         \
+            _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) store_row(t, i, c0[i], c1[i]);    \
+        } else {                                                                                   \
+            STORE_TILE(R)                                                                          \
+        }                                                                                          \
     }
 
+/* bf16 tile of R rows: A as rows of kc/2 bf16 pairs (row i at a + i *
+ * lda pairs, addressed as the f32 tile's rows), one step is two k, 2
+ * weight vectors and R pair broadcasts for 2R dot products; prefetches as
+ * the f32 tile. */
 #define UKRB(R)                                                                                    \
     static void ukrb_##R(const kn_tile *t)                                                         \
     {                                                                                              \
         __m512 c0[R], c1[R];                                                                       \
         _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) c0[i] = c1[i] = _mm512_setzero_ps();  \
-        const int *a = t->a;                                                                       \
+        const char *ak = (const char *)t->a, *aend = ak + (size_t)(t->kc / 2) * 4;                 \
+        ptrdiff_t l1 = (ptrdiff_t)t->lda * 4, l3 = 3 * l1, l5 = 5 * l1, l7 = 7 * l1;               \
+        ptrdiff_t l9 = 9 * l1, l11 = 11 * l1, l13 = 13 * l1;                                       \
         const float *b = t->b;                                                                     \
-        for (int k = 0; k < t->kc; k += 2) {                                                       \
+        const char *pf = t->pf;                                                                    \
+        int pfn = t->pf_lines;                                                                     \
+        for (; ak < aend; ak += 4) {                                                               \
+            if (pfn > 0) {                                                                         \
+                _mm_prefetch(pf, _MM_HINT_T1);                                                     \
+                pf += 64;                                                                          \
+                pfn--;                                                                             \
+            }                                                                                      \
+            if (PF_DIST) {                                                                         \
+                _mm_prefetch((const char *)(b + PF_DIST), _MM_HINT_T0);                            \
+                _mm_prefetch((const char *)(b + PF_DIST + 16), _MM_HINT_T0);                       \
+            }                                                                                      \
             __m512bh b0 = as_bh(_mm512_load_ps(b)), b1 = as_bh(_mm512_load_ps(b + 16));            \
             _Pragma("GCC unroll 14") for (int i = 0; i < R; i++)                                   \
             {                                                                                      \
-                __m512bh av = bcast_bh(a[i]);                                                      \
+                __m512bh av = bcast_bh(*(const int *)(ak + AROW(i)));                              \
                 c0[i] = _mm512_dpbf16_ps(c0[i], av, b0);                                           \
                 c1[i] = _mm512_dpbf16_ps(c1[i], av, b1);                                           \
             }                                                                                      \
-            a += MR;                                                                               \
             b += NR;                                                                               \
         }                                                                                          \
-        STORE_TILE(R)                                                                              \
+        (void)l3, (void)l5, (void)l7, (void)l9, (void)l11, (void)l13;                              \
+        if (t->nc == NR) {                                                                         \
+            _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) store_row(t, i, c0[i], c1[i]);    \
+        } else {                                                                                   \
+            STORE_TILE(R)                                                                          \
+        }                                                                                          \
     }
 
 UKR(1)
@@ -379,22 +493,68 @@ static void bf16_pairs_avx512(const float *a, int n, int navail, uint32_t *dst, 
             v1 = _mm512_loadu_ps(tmp + 16);
         }
         __m512i p = _mm512_packus_epi32(bf16_lanes(v0), bf16_lanes(v1));
-        _mm512_storeu_si512(pairs, _mm512_permutexvar_epi64(order, p));
+        __m512i pv = _mm512_permutexvar_epi64(order, p);
         int np = (n - k) / 2 < 16 ? (n - k) / 2 : 16;
+        if (stride == 1 && np == 16) { /* rows of pairs: one store */
+            _mm512_storeu_si512(dst + k / 2, pv);
+            continue;
+        }
+        _mm512_storeu_si512(pairs, pv);
         for (int j = 0; j < np; j++)
             dst[(size_t)(k / 2 + j) * stride] = pairs[j];
     }
+}
+
+/* ---- rate probes (kn_init's calibration) --------------------------------- */
+
+#define PROBE_CHAINS 12 /* independent accumulators: hide the latency on 2 ports */
+
+/* iters x PROBE_CHAINS register-only FMAs of 16 lanes; returns the FLOPs
+ * done (the result goes to *sink so the loop is not removed). */
+double kn_avx512_probe_f32(long iters, float *sink)
+{
+    __m512 acc[PROBE_CHAINS];
+    __m512 x = _mm512_set1_ps(0.9999f), y = _mm512_set1_ps(1e-6f);
+    for (int i = 0; i < PROBE_CHAINS; i++)
+        acc[i] = _mm512_set1_ps((float)i);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < PROBE_CHAINS; i++)
+            acc[i] = _mm512_fmadd_ps(acc[i], x, y);
+    }
+    for (int i = 1; i < PROBE_CHAINS; i++)
+        acc[0] = _mm512_add_ps(acc[0], acc[i]);
+    *sink += hsum16(acc[0]);
+    return (double)iters * PROBE_CHAINS * 16 * 2;
+}
+
+/* The same with VDPBF16PS (two bf16 products per lane and step). */
+double kn_avx512_probe_bf16(long iters, float *sink)
+{
+    __m512 acc[PROBE_CHAINS];
+    __m512bh x = bcast_bh(0x3f803f80), y = bcast_bh(0x35863586);
+    for (int i = 0; i < PROBE_CHAINS; i++)
+        acc[i] = _mm512_set1_ps((float)i);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < PROBE_CHAINS; i++)
+            acc[i] = _mm512_dpbf16_ps(acc[i], x, y);
+    }
+    for (int i = 1; i < PROBE_CHAINS; i++)
+        acc[0] = _mm512_add_ps(acc[0], acc[i]);
+    *sink += hsum16(acc[0]);
+    return (double)iters * PROBE_CHAINS * 16 * 4;
 }
 
 const kn_isa kn_isa_avx512 = {
     .name = "avx512",
     .mr = MR,
     .nr = NR,
-    .kc = 384,
-    .mc = 140,
+    .kc = KC_F32,
+    .mc = MC_F32,
     .bf16_mr = 0,
     .bf16_kc = 0,
-    .packs_a = 1,
+    .packs_a = 0,
     .ukr = ukr_avx512,
     .ukr_bf16 = NULL,
     .act = act_avx512,
@@ -406,11 +566,12 @@ const kn_isa kn_isa_avx512bf16 = {
     .name = "avx512-bf16",
     .mr = MR,
     .nr = NR,
-    .kc = 384,
-    .mc = 140,
+    .kc = KC_F32,
+    .mc = MC_F32,
     .bf16_mr = MR,
-    .bf16_kc = 256,
-    .packs_a = 1,
+    .bf16_kc = KC_BF16,
+    .packs_a = 0,
+    .bf16_rowmajor = 1,
     .ukr = ukr_avx512,
     .ukr_bf16 = ukr_avx512_bf16,
     .bf16_pairs = bf16_pairs_avx512,

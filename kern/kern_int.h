@@ -11,8 +11,9 @@
  * (lda != 0: row i at a + i * lda; ISAs with packs_a == 0 read the caller's
  * matrix in place, no copy) or packed [kc][MR] per row group (lda == 0).
  * Packed B is [kc][NR] per panel; for native bf16, A and B hold 32-bit pairs
- * of bf16 (even k in the low half), A packed, and the k loop runs over
- * kc / 2 pairs.
+ * of bf16 (even k in the low half), A packed (as [kc/2][MR] groups, or as
+ * rows of kc/2 pairs where the ISA sets bf16_rowmajor, lda then counting
+ * pairs), and the k loop runs over kc / 2 pairs.
  */
 #ifndef KERN_INT_H
 #define KERN_INT_H
@@ -53,6 +54,9 @@ typedef struct kn_isa {
     int bf16_mr; /* native bf16 micro-kernel rows (0: no native bf16) */
     int bf16_kc; /* K block of the native bf16 kernel (even) */
     int packs_a; /* the f32 micro-kernel wants A packed (lda == 0) */
+    /* the bf16 micro-kernel reads A as rows of kc/2 pairs (lda = kc/2, in
+     * pairs) instead of [kc/2][MR] groups */
+    int bf16_rowmajor;
     void (*ukr)(const kn_tile *t);
     void (*ukr_bf16)(const kn_tile *t);
     void (*act)(float *x, size_t n, int act);
@@ -78,6 +82,17 @@ void kn_tile_store(const kn_tile *t, const float *acc, int ld);
 /* Makes every per-thread scratch allocation fail while on != 0, so tests
  * reach the out-of-memory fallbacks. */
 void kn_scratch_fail_for_tests(int on);
+
+/* Register-only rate probes of kern_avx512.c: iters x 12 FMAs (f32) or
+ * VDPBF16PS (bf16) of 16 lanes; return the FLOPs done, add a result to
+ * *sink. Only call where the CPU has AVX-512 (+BF16). */
+double kn_avx512_probe_f32(long iters, float *sink);
+double kn_avx512_probe_bf16(long iters, float *sink);
+
+/* The bf16 dispatch rule: 1 when the measured VDPBF16PS rate (FLOP/s) is
+ * worth using for bf16 weights against the f32 FMA rate, else 0 (bf16
+ * weights then run as bf16-rounded floats on the f32 FMA tile). */
+int kn_bf16_native_wins(double bf16_flops, double f32_flops);
 
 /* Scalar activation of one value. */
 float kn_act1(float x, int act);

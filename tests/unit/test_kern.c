@@ -578,6 +578,54 @@ static void test_path_selection(void **state)
     assert_string_equal(kn_init(), "portable");
 }
 
+/* The bf16 rule: the native tile only when VDPBF16PS clearly beats f32 FMA
+ * (Zen 4: 2x; Sapphire Rapids: 0.46x; a tie stays on f32). */
+static void test_bf16_dispatch_rule(void **state)
+{
+    (void)state;
+    assert_int_equal(kn_bf16_native_wins(2.0e11, 1.0e11), 1);  /* Zen 4 */
+    assert_int_equal(kn_bf16_native_wins(4.3e11, 2.41e11), 1); /* Zen 5 */
+    assert_int_equal(kn_bf16_native_wins(2.2e11, 4.76e11), 0); /* Sapphire Rapids */
+    assert_int_equal(kn_bf16_native_wins(1.0e11, 1.0e11), 0);
+    assert_int_equal(kn_bf16_native_wins(1.05e11, 1.0e11), 0);
+    assert_int_equal(kn_bf16_native_wins(0.0, 0.0), 0); /* nothing measured */
+}
+
+/* kn_path_info names the path in use first, the paths the CPU has, the
+ * bf16 reason (a measured ratio where the CPU has AVX512_BF16), says when a
+ * path was forced, and follows snprintf's truncation rule. */
+static void test_path_info(void **state)
+{
+    (void)state;
+    char buf[512], small[8];
+    assert_int_equal(kn_force_path("auto"), 0);
+    const char *name = kn_init();
+    int n = kn_path_info(buf, sizeof buf);
+    assert_true(n > 0 && (size_t)n < sizeof buf);
+    assert_int_equal((int)strlen(buf), n);
+    assert_true(!strncmp(buf, name, strlen(name)) && buf[strlen(name)] == ' ');
+    assert_non_null(strstr(buf, "chosen at run time"));
+    assert_non_null(strstr(buf, "cpu has: "));
+    assert_non_null(strstr(buf, "portable"));
+    assert_non_null(strstr(buf, "bf16 weights: "));
+    if (kn_force_path("avx512-bf16") == 0) { /* the CPU (or SIMDe) has it: rates measured */
+        assert_non_null(strstr(buf, "avx512-bf16 avx512 avx2 portable"));
+        assert_non_null(strstr(buf, "VDPBF16PS measured "));
+        /* the choice follows the rule on the rates it printed */
+        assert_int_equal(!strcmp(name, "avx512-bf16"), strstr(buf, "native VDPBF16PS") != NULL);
+    }
+    assert_int_equal(kn_force_path("portable"), 0);
+    n = kn_path_info(buf, sizeof buf);
+    assert_true(!strncmp(buf, "portable (", 10));
+    if (strcmp(name, "portable"))
+        assert_non_null(strstr(buf, "forced by kn_force_path"));
+    assert_int_equal(kn_path_info(small, sizeof small), n);
+    assert_int_equal((int)strlen(small), (int)sizeof small - 1);
+    assert_int_equal(kn_force_path(name), 0);
+    kn_path_info(buf, sizeof buf);
+    assert_non_null(strstr(buf, "chosen at run time"));
+}
+
 #define PATH_TEST(fn, path)                                                                        \
     {                                                                                              \
         .name = #fn "/" path, .test_func = fn, .setup_func = NULL, .teardown_func = reset_path,    \
@@ -591,6 +639,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path_selection),
+        cmocka_unit_test(test_bf16_dispatch_rule),
+        cmocka_unit_test(test_path_info),
         PATH_TESTS(test_linear_f32_all_epilogues),
         PATH_TESTS(test_linear_bf16_matches_rounded_reference),
         PATH_TESTS(test_gemm_nt_nn_alpha_beta),

@@ -1047,5 +1047,18 @@ int clip_model_info_json(const clip_model *m, wp_buf *out)
             a->t_eps, a->eos_id < 0 ? "argmax" : "eos_token_id", a->embed_dim, a->image_size,
             a->mean[0], a->mean[1], a->mean[2], a->std[0], a->std[1], a->std[2], m->dtype,
             m->precision == KN_BF16 ? "bf16" : "f32", (long long)m->params, m->logit_scale);
+    if (rc == 0 && out->len > 0) {
+        /* the kernel path this process computes with, and why it was chosen */
+        char path[512];
+        kn_path_info(path, sizeof path);
+        out->data[--out->len] = '\0'; /* reopen the object */
+        rc = wp_buf_puts(out, ",\"kernel\":\"");
+        for (const char *p = path; rc == 0 && *p; p++)
+            rc = *p == '"' || *p == '\\'    ? wp_buf_printf(out, "\\%c", *p)
+                 : (unsigned char)*p < 0x20 ? wp_buf_putc(out, ' ')
+                                            : wp_buf_putc(out, *p);
+        if (rc == 0)
+            rc = wp_buf_puts(out, "\"}");
+    }
     return rc;
 }

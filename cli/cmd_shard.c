@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { O_PER = 1000, O_MAXB, O_SHUF, O_MTIME };
+enum { O_PER = 1000, O_MAXB, O_SHUF, O_MTIME, O_PARQUET };
 
 static const cli_opt shard_opts_table[] = {
     {"output", 'o', required_argument, 'o', "OUTDIR", "where shards go (default DIR/shards)"},
@@ -24,6 +24,9 @@ static const cli_opt shard_opts_table[] = {
      "of the order they were added (deterministic)"},
     {"mtime", 0, required_argument, O_MTIME, "T",
      "the mtime of every member, unix seconds (default 0)"},
+    {"parquet", 0, no_argument, O_PARQUET, NULL,
+     "beside each shard, NNNNN.parquet: img2dataset's per-shard\nmetadata (key, url, caption, "
+     "status, error_message, width,\nheight, original_width, original_height, sha256)"},
     {0, 0, 0, 0, 0, 0},
 };
 
@@ -88,6 +91,9 @@ static int cmd_shard(cli_ctx *ctx, int argc, char **argv)
                 return CLI_USAGE;
             o.shuffle = 1;
             o.seed = (uint64_t)v;
+            break;
+        case O_PARQUET:
+            o.parquet = 1;
             break;
         case O_MTIME:
             if (cli_parse_i64("shard", "--mtime", optarg, 0, 077777777777LL, &o.mtime) != 0)

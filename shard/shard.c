@@ -8,6 +8,7 @@
  * missing and the result equals a single uninterrupted run.
  */
 #include "shard.h"
+#include "parquet/parquet.h"
 #include "shard_int.h"
 
 #include <archive.h>
@@ -51,6 +52,7 @@ typedef struct open_shard {
     cat_shard_row prev; /* the earlier run's row when walking */
     int64_t samples, bytes, first_pair, last_pair;
     json_t *stats;
+    pq_writer *pq; /* --parquet: NNNNN.parquet beside the tar (img2dataset's) */
 } open_shard;
 
 /* A helper thread that checks one image's sha256 while the main thread
@@ -268,9 +270,49 @@ static void abandon(run *r)
     }
     wp_sha256_free(r->sh.out.h);
     r->sh.out.h = NULL;
+    pq_writer_free(r->sh.pq); /* removes its .tmp */
+    r->sh.pq = NULL;
     json_decref(r->sh.stats);
     r->sh.stats = NULL;
     r->have_shard = 0;
+}
+
+/* The columns of img2dataset's per-shard metadata Parquet. */
+static const pq_column shard_pq_cols[] = {
+    {"key", PQ_STRING, 0},    {"url", PQ_STRING, 0},           {"caption", PQ_STRING, 1},
+    {"status", PQ_STRING, 0}, {"error_message", PQ_STRING, 1}, {"width", PQ_INT64, 1},
+    {"height", PQ_INT64, 1},  {"original_width", PQ_INT64, 1}, {"original_height", PQ_INT64, 1},
+    {"sha256", PQ_STRING, 1},
+};
+#define SHARD_PQ_NCOLS ((int)(sizeof shard_pq_cols / sizeof shard_pq_cols[0]))
+
+static pq_value pq_str(const char *s, size_t n)
+{
+    return s ? (pq_value){.type = PQ_STRING, .s = s, .len = n} : (pq_value){.type = PQ_NULL};
+}
+
+static pq_value pq_int(int64_t v)
+{
+    return v >= 0 ? (pq_value){.type = PQ_INT64, .i = v} : (pq_value){.type = PQ_NULL};
+}
+
+/* One sample's row of the shard's Parquet (status success, as img2dataset
+ * writes for the samples it stored). */
+static int pq_row(open_shard *sh, const cat_sample *s, wp_err *err)
+{
+    pq_value v[SHARD_PQ_NCOLS] = {
+        pq_str(s->uid, strlen(s->uid)),
+        pq_str(s->url ? s->url : "", s->url ? strlen(s->url) : 0),
+        pq_str(s->text, s->text_len),
+        pq_str("success", 7),
+        {.type = PQ_NULL},
+        pq_int(s->width),
+        pq_int(s->height),
+        pq_int(s->orig_width),
+        pq_int(s->orig_height),
+        pq_str(s->sha256, s->sha256 ? strlen(s->sha256) : 0),
+    };
+    return pq_writer_append(sh->pq, v, err);
 }
 
 static int open_next(run *r, wp_err *err)
@@ -317,6 +359,14 @@ static int open_next(run *r, wp_err *err)
         return wp_err_set(err, SHARD_ETAR, "%s: %s", sh->tmp,
                           archive_error_string(sh->a) ? archive_error_string(sh->a)
                                                       : "cannot start tar");
+    if (r->o->parquet) {
+        char pname[SHARD_NAME_MAX + 16], ppath[WP_PATH_MAX];
+        pq_write_opts wo = {.codec = PQ_SNAPPY};
+        snprintf(pname, sizeof pname, "%05d.parquet", sh->index);
+        if ((rc = wp_path_join(ppath, r->outdir, pname, err)) != 0 ||
+            (rc = pq_writer_open(ppath, shard_pq_cols, SHARD_PQ_NCOLS, &wo, &sh->pq, err)) != 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -372,6 +422,13 @@ static int close_current(run *r, wp_err *err)
             return wp_err_set(err, WP_EIO, "%s: fsync failed: %s", sh->tmp, strerror(errno));
         close(sh->out.fd);
         sh->out.fd = -1;
+        /* the Parquet first: a shard whose tar has its name is complete */
+        if (sh->pq != NULL) {
+            rc = pq_writer_close(sh->pq, err);
+            sh->pq = NULL;
+            if (rc != 0)
+                return rc;
+        }
         /* Only a complete, durable shard gets its final name. */
         if (rename(sh->tmp, sh->path) != 0)
             return wp_err_set(err, WP_EIO, "%s: cannot rename: %s", sh->tmp, strerror(errno));
@@ -546,6 +603,8 @@ static int add_sample(run *r, const cat_sample *s, int64_t size, wp_err *err)
                 return rc;
         }
     }
+    if (sh->writing && sh->pq != NULL && (rc = pq_row(sh, s, err)) != 0)
+        return rc;
     if (sh->samples == 0)
         sh->first_pair = s->pair_id;
     sh->last_pair = s->pair_id;
@@ -568,6 +627,7 @@ static void remove_leftovers(const char *dir)
         size_t n = strlen(e->d_name);
         char path[WP_PATH_MAX];
         int ours = (n > 8 && strcmp(e->d_name + n - 8, ".tar.tmp") == 0) ||
+                   (n > 12 && strcmp(e->d_name + n - 12, ".parquet.tmp") == 0) ||
                    strstr(e->d_name, ".json.tmp.") != NULL;
         if (ours && wp_path_join(path, dir, e->d_name, NULL) == 0)
             unlink(path);

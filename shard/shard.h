@@ -41,6 +41,7 @@ typedef struct shard_opts {
     int shuffle;        /* order by a hash of seed and uid */
     uint64_t seed;
     int64_t mtime; /* mtime of every member */
+    int parquet;   /* also NNNNN.parquet per shard, img2dataset's metadata columns */
 } shard_opts;
 
 /* The defaults: DIR/shards, SHARD_PER_DEFAULT samples a shard, no byte

@@ -137,6 +137,33 @@ class ExportCli(unittest.TestCase):
             for r0 in rows_all:
                 self.assertIs(kept[r0["uid"]], r0["kept"])
 
+        # shard --parquet: img2dataset's per-shard metadata beside each tar,
+        # holding exactly that tar's samples
+        pout = os.path.join(self.dir, "pshards")
+        r = run(["-q", "-C", c, "shard", "-o", pout, "--per-shard", "4", "--parquet"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        tars = sorted(n for n in os.listdir(pout) if n.endswith(".tar"))
+        self.assertEqual(len(tars), 2)
+        for t in tars:
+            pqf = os.path.join(pout, t.replace(".tar", ".parquet"))
+            self.assertTrue(os.path.exists(pqf), pqf)
+            cx = os.path.join(self.dir, "px-" + t)
+            self.assertEqual(run(["init", cx]).returncode, 0)
+            r = run(["-q", "-C", cx, "add", pqf, "--keep-cols", "key,status,sha256,width"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = run(["-C", cx, "export", "-o", os.path.join(self.dir, t + ".jsonl"), "--all"])
+            with open(os.path.join(self.dir, t + ".jsonl")) as f:
+                prow = [json.loads(l) for l in f]
+            with tarfile.open(os.path.join(pout, t)) as tf:
+                keys = sorted({m.name.split(".")[0] for m in tf.getmembers()})
+            self.assertEqual(sorted(p["extra"]["key"] for p in prow), keys)
+            for p in prow:
+                self.assertEqual(p["extra"]["status"], "success")
+                self.assertEqual(p["uid"], p["extra"]["key"])  # same url + caption
+                meta = json.loads(samples[p["extra"]["key"]]["json"])
+                self.assertEqual(p["extra"]["sha256"], meta["sha256"])
+                self.assertEqual(p["extra"]["width"], meta["width"])
+
         # round trip: add the export into a new corpus, fetch, shard
         c2, samples2 = self.corpus("b", path)
         self.assertEqual(sorted(samples2), sorted(samples))

@@ -572,7 +572,13 @@ class TestExitCodes(CoreBase):
         self.assertIn(b"witpipe init", r.stderr)
         r = self.add(self.path("missing.tsv"))
         self.assertEqual(r.returncode, 1)
+        # a file that starts like Parquet is read as Parquet, whatever its name:
+        # a truncated one is a clear error naming it
         r = self.add(self.write("x.parquet", b"PAR1"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"x.parquet: not a Parquet file", r.stderr)
+        # a name that says nothing about the format
+        r = self.add(self.write("x.dat", b"hello\n"))
         self.assertEqual(r.returncode, 1)
         self.assertIn(b"--format", r.stderr)
 

@@ -20,6 +20,7 @@ int cmd_fetch(cli_ctx *ctx, int argc, char **argv);
 int cmd_encode(cli_ctx *ctx, int argc, char **argv);
 int cmd_clip(cli_ctx *ctx, int argc, char **argv);
 int cmd_model(cli_ctx *ctx, int argc, char **argv);
+int cmd_audit(cli_ctx *ctx, int argc, char **argv);
 
 /* Keep in pipeline order; each entry's usage text is its documentation. */
 const cli_cmd cli_commands[] = {
@@ -291,6 +292,44 @@ const cli_cmd cli_commands[] = {
      "layers, heads, context length, vocabulary, activation, EOT rule), embed\n"
      "dim, normalisation mean/std, stored dtype, parameter count, logit scale.\n",
      cmd_model, 0},
+    {"audit", "bias audit and datasheet of the corpus (report.html, report.json)",
+     "usage: witpipe audit [-C DIR] -o OUTDIR [--model MDIR] [options]\n"
+     "\n"
+     "Writes OUTDIR/report.html (one self-contained page: inline SVG charts and\n"
+     "thumbnails, nothing fetched, printable), OUTDIR/report.json (every figure;\n"
+     "schemas/audit_report.schema.json) and OUTDIR/datasheet.md (the seven\n"
+     "sections of Datasheets for Datasets, blanks marked for what people must add).\n"
+     "Works with whatever stages have run; sections that need a stage that has not\n"
+     "run say which. Read only: the catalog is not written.\n"
+     "\n"
+     "Composition: the funnel (candidates, fetched, after each stage's decisions,\n"
+     "in shards) with drop reasons; caption length, image size and aspect\n"
+     "histograms; top registrable domains; languages and query coverage (once\n"
+     "filter / balance have run); a gallery of seeded random samples of kept pairs\n"
+     "and of each drop reason.\n"
+     "Caption demographics: group terms (gender, age, identity) counted with the\n"
+     "editable lexicons at every funnel step; nPMI associations with occupation\n"
+     "and adjective terms, with 95% bootstrap intervals.\n"
+     "Image probes (--model): zero-shot person / perceived gender, age, race, the\n"
+     "CLIP paper's denigration probe (crime and non-human labels, with and without\n"
+     "a 'child' label) and filter disparity, from the embeddings witpipe encode\n"
+     "wrote for that model (never recomputed). Aggregates only.\n"
+     "\n"
+     "  -o, --output DIR   where the three files go (created if missing)\n"
+     "  --model MDIR       CLIP model folder used by witpipe encode: run the probes\n"
+     "  --name NAME        its folder under DIR/embeddings (default: as encode names it)\n"
+     "  --no-gallery       no thumbnails or sample captions in the report\n"
+     "  --gallery K        samples per gallery row (default 6)\n"
+     "  --seed N           gallery sampling and bootstrap seed (default 0)\n"
+     "  --bootstrap B      bootstrap replicates for nPMI intervals (default 200)\n"
+     "  --min-count N      fewest co-occurrences for an association to be listed\n"
+     "                     (default 5)\n"
+     "  --lexicon DIR      lexicon folder (default: the shipped audit/lexicon)\n"
+     "  --labels DIR       probe label folder (default: the shipped audit/labels)\n"
+     "  --per-image        also write OUTDIR/per_image.jsonl with every image's\n"
+     "                     inferred attributes (a warning is printed: keep it private)\n"
+     "Lexicons, labels and their limits are documented at the top of each file.\n",
+     cmd_audit, 1},
     {NULL, NULL, NULL, NULL, 0},
 };
 

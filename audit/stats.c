@@ -13,6 +13,7 @@
  */
 #include "audit_int.h"
 
+#include <arpa/inet.h>
 #include <libpsl.h>
 #include <math.h>
 #include <stdlib.h>
@@ -319,6 +320,7 @@ int aud_base64(const void *p, size_t n, wp_buf *out)
     const uint8_t *s = p;
     if (wp_buf_reserve(out, (n + 2) / 3 * 4 + 1) != 0)
         return WP_ENOMEM;
+    out->data[out->len] = '\0';
     for (size_t i = 0; i < n; i += 3) {
         uint32_t v = (uint32_t)s[i] << 16;
         if (i + 1 < n)
@@ -373,7 +375,8 @@ void aud_url_domain(const char *url, char *out, size_t cap)
         return;
     const char *rd = NULL;
     const psl_ctx_t *psl = psl_builtin();
-    if (psl != NULL && host[0] != '[')
+    unsigned char a4[4];
+    if (psl != NULL && host[0] != '[' && inet_pton(AF_INET, host, a4) != 1)
         rd = psl_registrable_domain(psl, host);
     snprintf(out, cap, "%s", rd ? rd : host);
 }

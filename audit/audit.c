@@ -120,8 +120,8 @@ static const double side_edges[] = {0, 64, 128, 256, 512, 1024, 2048};
 static const char *const side_labels[] = {"<64",      "64-127",    "128-255", "256-511",
                                           "512-1023", "1024-2047", "2048+"};
 static const double aspect_edges[] = {0, 0.5, 0.75, 0.95, 1.05, 1.34, 2.0};
-static const char *const aspect_labels[] = {
-    "<0.5", "0.5-0.75", "0.75-0.95", "0.95-1.05 (square)", "1.05-1.33", "1.34-2", "2+"};
+static const char *const aspect_labels[] = {"<0.5",      "0.5-0.75", "0.75-0.95", "0.95-1.05",
+                                            "1.05-1.33", "1.34-2",   "2+"};
 #define NCHARS  8
 #define NSIDE   7
 #define NASPECT 7
@@ -883,7 +883,7 @@ static json_t *composition_json(audit *a, const qlist *q, json_t **sensitive, ch
          histogram(a, "Image size (shorter side, original)", "pixels", side_labels, NSIDE,
                    &a->hist_side[0][0], NSIDE));
     jset(o, "aspect",
-         histogram(a, "Aspect ratio (width / height)", "ratio", aspect_labels, NASPECT,
+         histogram(a, "Aspect ratio", "width / height", aspect_labels, NASPECT,
                    &a->hist_aspect[0][0], NASPECT));
     /* domains */
     {
@@ -973,17 +973,14 @@ static int cmp_cell_asc(const void *x, const void *y)
 
 /* The strongest associations each way of every group of lexicon gl with
  * the attributes of lexicon al, in subset si (0 candidates, 1 selected). */
-static int assoc_json(audit *a, int si, int gl, int t, json_t *out)
+static int assoc_json(audit *a, int si, int gl, int t, const aud_npmi_out *res, json_t *out)
 {
     const aud_cooc *co = a->cooc[si][gl][t];
     const aud_lex *gx = aud_matcher_lex(a->mx, gl), *ax = aud_matcher_lex(a->mx, a->ngl + t);
-    double *np = NULL, *lo = NULL, *hi = NULL;
-    int64_t *cnt = NULL;
+    const double *np = res->npmi, *lo = res->lo, *hi = res->hi;
+    const int64_t *cnt = res->count;
     cell *cells = NULL;
-    int rc;
-    if ((rc = aud_cooc_npmi(co, a->o->bootstrap, a->o->seed + (uint64_t)(si * 64 + gl * 8 + t), &np,
-                            &lo, &hi, &cnt, a->err)) != 0)
-        return rc;
+    int rc = 0;
     cells = calloc((size_t)ax->ngroups + 1, sizeof *cells);
     if (cells == NULL) {
         rc = wp_err_set(a->err, WP_ENOMEM, "out of memory");
@@ -1031,10 +1028,6 @@ static int assoc_json(audit *a, int si, int gl, int t, json_t *out)
     jset(o, "items", items);
     jpush(out, o);
 out:
-    free(np);
-    free(lo);
-    free(hi);
-    free(cnt);
     free(cells);
     return rc;
 }
@@ -1087,10 +1080,23 @@ static int demographics_json(audit *a, json_t **out)
             jpush(groups, e);
         }
     }
-    for (int si = 0; si < 2 && rc == 0; si++)
-        for (int l = 0; l < a->ngl && rc == 0; l++)
-            for (int t = 0; t < a->nal && rc == 0; t++)
-                rc = assoc_json(a, si, l, t, assoc);
+    {
+        /* every table's bootstrap in one pass (shared document weights) */
+        const aud_cooc *tabs[2 * AUD_LEX_MAX * AUD_LEX_MAX];
+        aud_npmi_out res[2 * AUD_LEX_MAX * AUD_LEX_MAX];
+        int nt = 0, k = 0;
+        for (int si = 0; si < 2; si++)
+            for (int l = 0; l < a->ngl; l++)
+                for (int t = 0; t < a->nal; t++)
+                    tabs[nt++] = a->cooc[si][l][t];
+        rc = aud_cooc_npmi_many(tabs, nt, a->o->bootstrap, a->o->seed, res, a->err);
+        for (int si = 0; si < 2 && rc == 0; si++)
+            for (int l = 0; l < a->ngl && rc == 0; l++)
+                for (int t = 0; t < a->nal && rc == 0; t++, k++)
+                    rc = assoc_json(a, si, l, t, &res[k], assoc);
+        if (nt > 0 && (rc == 0 || k > 0))
+            aud_npmi_out_free(res, nt);
+    }
     jset(o, "lexicons", lex);
     jset(o, "checkpoints", cps);
     jset(o, "captions", caps);

@@ -89,6 +89,18 @@ int aud_cooc_add(aud_cooc *c, const uint16_t *xs, int nxs, const uint16_t *ys, i
  * count gets nxy per cell (may be NULL). B replicates, seeded. 0 or WP_ENOMEM. */
 int aud_cooc_npmi(const aud_cooc *c, int B, uint64_t seed, double **npmi, double **lo, double **hi,
                   int64_t **count, wp_err *err);
+/* The same for nt tables at once: every document's bootstrap weight in a
+ * replicate is drawn once (a hash of seed, replicate and its number in
+ * order of aud_cooc_add), so tables filled with the same documents in the
+ * same order resample them alike. out[t] gets nx*ny arrays (free with
+ * aud_npmi_out_free). 0 or WP_ENOMEM. */
+typedef struct aud_npmi_out {
+    double *npmi, *lo, *hi;
+    int64_t *count;
+} aud_npmi_out;
+int aud_cooc_npmi_many(const aud_cooc *const *cs, int nt, int B, uint64_t seed, aud_npmi_out *out,
+                       wp_err *err);
+void aud_npmi_out_free(aud_npmi_out *o, int n);
 int64_t aud_cooc_docs(const aud_cooc *c);
 int64_t aud_cooc_nx(const aud_cooc *c, int x);
 int64_t aud_cooc_ny(const aud_cooc *c, int y);

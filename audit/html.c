@@ -101,12 +101,24 @@ static void put_pct(out *o, const json_t *v)
 }
 
 /* A horizontal bar chart: one row per label, one bar per series. */
+static void hbars_pct(out *o, const char *title, const char *note, const json_t *labels,
+                      const char *const *snames, const json_t *const *series, int ns,
+                      double pct_base);
+
 static void hbars(out *o, const char *title, const char *note, const json_t *labels,
                   const char *const *snames, const json_t *const *series, int ns)
 {
+    hbars_pct(o, title, note, labels, snames, series, ns, 0);
+}
+
+/* The same; pct_base > 0 adds "(x% of pct_base)" after each value. */
+static void hbars_pct(out *o, const char *title, const char *note, const json_t *labels,
+                      const char *const *snames, const json_t *const *series, int ns,
+                      double pct_base)
+{
     int nl = (int)json_array_size(labels);
     double max = 0;
-    int row_h = 8 + 14 * ns, W = 760, L = 230, R = 90, top = ns > 1 ? 26 : 6;
+    int row_h = 8 + 14 * ns, W = 760, L = 230, R = pct_base > 0 ? 130 : 90, top = ns > 1 ? 26 : 6;
     for (int s = 0; s < ns; s++)
         for (int i = 0; i < nl; i++) {
             double v = json_number_value(json_array_get(series[s], (size_t)i));
@@ -144,11 +156,15 @@ static void hbars(out *o, const char *title, const char *note, const json_t *lab
             int by = y + 4 + s * 14;
             putf(o, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"12\" fill=\"%s\"/>", L, by,
                  w < 0 ? 0 : w, palette[s % 6]);
+            if (v == 0 && ns > 1)
+                continue; /* an empty bar needs no label */
             putf(o, "<text x=\"%.1f\" y=\"%d\" class=\"v\">", L + (w < 0 ? 0 : w) + 4, by + 10);
             if (json_is_integer(jv))
                 put_int(o, (long long)json_integer_value(jv));
             else
                 putf(o, "%.3g", v);
+            if (pct_base > 0)
+                putf(o, " (%.1f%%)", 100 * v / pct_base);
             put(o, "</text>");
         }
     }
@@ -202,7 +218,8 @@ static void funnel(out *o, const json_t *r)
         json_array_append_new(vals, json_integer(num(sh, "count")));
     }
     const json_t *series[1] = {vals};
-    hbars(o, "Funnel: pairs at each step", NULL, labels, NULL, series, 1);
+    hbars_pct(o, "Funnel: pairs at each step", "Percentages are of all candidate pairs.", labels,
+              NULL, series, 1, (double)num(json_array_get(steps, 0), "count"));
     json_decref(labels);
     json_decref(vals);
     put(o, "<table><thead><tr><th>step</th><th class=\"n\">pairs</th><th class=\"n\">removed "
@@ -241,6 +258,67 @@ static void funnel(out *o, const json_t *r)
     put(o, "</td></tr>\n</tbody></table></section>\n");
 }
 
+/* Grouped columns (a histogram per series), compact: bins along x. */
+static void vbars(out *o, const char *title, const char *note, const json_t *labels,
+                  const char *const *snames, const json_t *const *series, int ns)
+{
+    int nl = (int)json_array_size(labels);
+    double max = 0;
+    int W = 760, L = 10, top = 30, ch = 130, bottom = 34, H = top + ch + bottom;
+    double gw = nl > 0 ? (double)(W - 2 * L) / nl : 0, bw = (gw - 10) / (ns > 0 ? ns : 1);
+    for (int s = 0; s < ns; s++)
+        for (int i = 0; i < nl; i++) {
+            double v = json_number_value(json_array_get(series[s], (size_t)i));
+            if (v > max)
+                max = v;
+        }
+    put(o, "<figure><figcaption>");
+    esc(o, title);
+    put(o, "</figcaption>");
+    putf(o,
+         "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
+         "aria-label=\"",
+         W, H, W, H);
+    esc(o, title);
+    put(o, "\">");
+    for (int s = 0; s < ns; s++) {
+        putf(o, "<rect x=\"%d\" y=\"6\" width=\"12\" height=\"12\" fill=\"%s\"/>", L + s * 150,
+             palette[s % 6]);
+        putf(o, "<text x=\"%d\" y=\"16\" class=\"lg\">", L + s * 150 + 16);
+        esc(o, snames[s]);
+        put(o, "</text>");
+    }
+    putf(o, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#888\"/>", L, top + ch, W - L,
+         top + ch);
+    for (int i = 0; i < nl; i++) {
+        double gx = L + i * gw + 5;
+        for (int s = 0; s < ns; s++) {
+            const json_t *jv = json_array_get(series[s], (size_t)i);
+            double v = json_number_value(jv), hh = max > 0 ? (ch - 14) * v / max : 0;
+            double x = gx + s * bw;
+            putf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>", x,
+                 top + ch - hh, bw - 1, hh, palette[s % 6]);
+            if (v != 0) {
+                putf(o, "<text x=\"%.1f\" y=\"%.1f\" class=\"v sm\" text-anchor=\"middle\">",
+                     x + bw / 2, top + ch - hh - 3);
+                put_int(o, (long long)v);
+                put(o, "</text>");
+            }
+        }
+        putf(o, "<text x=\"%.1f\" y=\"%d\" class=\"lb\" text-anchor=\"middle\">",
+             gx + (gw - 10) / 2, top + ch + 16);
+        esc(o, json_string_value(json_array_get(labels, (size_t)i)));
+        put(o, "</text>");
+    }
+    put(o, "</svg>");
+    if (note && *note) {
+        put(o, "<p class=\"note\">");
+        esc(o, note);
+        put(o, "</p>");
+    }
+    put(o, "</figure>\n");
+}
+
 static void histo(out *o, const json_t *h, const char *note)
 {
     static const char *const subs[3] = {"candidates", "fetched", "selected"};
@@ -249,7 +327,7 @@ static void histo(out *o, const json_t *h, const char *note)
                                json_object_get(c, subs[2])};
     char title[256];
     snprintf(title, sizeof title, "%s (%s)", str(h, "title"), str(h, "unit"));
-    hbars(o, title, note, json_object_get(h, "bins"), subs, series, 3);
+    vbars(o, title, note, json_object_get(h, "bins"), subs, series, 3);
 }
 
 static void top_table(out *o, const json_t *rows, const char *key, const char *head)
@@ -388,7 +466,8 @@ static void gallery(out *o, const json_t *r)
         esc(o, str(row, "label"));
         put(o, " <span class=\"muted\">(");
         put_int(o, num(row, "pairs"));
-        put(o, " pairs)</span></h4><div class=\"cells\">");
+        put(o, num(row, "pairs") == 1 ? " pair)" : " pairs)");
+        put(o, "</span></h4><div class=\"cells\">");
         json_array_foreach(json_object_get(row, "items"), k, it)
         {
             const char *th = json_string_value(json_object_get(it, "thumb"));
@@ -454,28 +533,30 @@ static void demographics(out *o, const json_t *r)
         put(o, "</tr>\n");
     }
     put(o, "</tbody></table>\n");
-    /* chart: gender groups, first vs last checkpoint */
+    /* chart: the groups some caption mentions, first vs last checkpoint, in % */
     {
         json_t *labels = json_array(), *first = json_array(), *last = json_array();
         json_array_foreach(groups, i, g)
         {
             char lab[160];
+            const json_t *a0 = json_array_get(json_object_get(g, "share"), 0);
+            const json_t *a1 = json_array_get(json_object_get(g, "share"), (size_t)ncp - 1);
+            double v0 = json_is_number(a0) ? 100 * json_number_value(a0) : 0;
+            double v1 = json_is_number(a1) ? 100 * json_number_value(a1) : 0;
+            if (v0 == 0 && v1 == 0)
+                continue;
             snprintf(lab, sizeof lab, "%s: %s", str(g, "lexicon"), str(g, "group"));
             json_array_append_new(labels, json_string(lab));
-            json_array_append(first, json_array_get(json_object_get(g, "share"), 0));
-            json_array_append(last, json_array_get(json_object_get(g, "share"), (size_t)ncp - 1));
-        }
-        for (i = 0; i < json_array_size(first); i++) {
-            if (!json_is_number(json_array_get(first, i)))
-                json_array_set_new(first, i, json_real(0));
-            if (!json_is_number(json_array_get(last, i)))
-                json_array_set_new(last, i, json_real(0));
+            json_array_append_new(first, json_real(v0));
+            json_array_append_new(last, json_real(v1));
         }
         const char *names[2] = {"candidates",
                                 json_string_value(json_array_get(cps, (size_t)ncp - 1))};
         const json_t *series[2] = {first, last};
-        hbars(o, "Share of captions mentioning each group: candidates vs the last step", NULL,
-              labels, names, series, 2);
+        if (json_array_size(labels) > 0)
+            hbars(o, "Captions mentioning each group (% of captions): candidates vs the last step",
+                  "Groups no caption mentions are left out of the chart (see the table).", labels,
+                  names, series, 2);
         json_decref(labels);
         json_decref(first);
         json_decref(last);
@@ -767,15 +848,16 @@ static const char css[] =
     "figure{margin:10px 0 16px;break-inside:avoid}figcaption{font-weight:600;margin-bottom:4px}"
     "svg.chart{max-width:100%;height:auto}svg text{font:12px system-ui,'DejaVu "
     "Sans',sans-serif;fill:#1d1d1f}"
-    "svg text.v{fill:#333}.note{color:#555;font-size:12px;margin:2px 0}"
+    "svg text.v{fill:#333}svg text.sm{font-size:10px}.note{color:#555;font-size:12px;margin:2px 0}"
     ".limits{border-left:4px solid #D55E00;background:#fff6ef;padding:6px 12px;margin:10px "
     "0;font-size:13px}"
     ".limits ul{margin:4px 0;padding-left:18px}"
     ".na{background:#f4f4f4;border:1px dashed #aaa;padding:8px 12px;border-radius:4px}"
     ".grow{break-inside:avoid}.cells{display:flex;gap:10px;flex-wrap:wrap}"
-    ".cell{width:140px;font-size:11px}.cell img{max-width:128px;max-height:128px;display:block;"
-    "border:1px solid #ccc}.cell p{margin:2px 0;overflow-wrap:anywhere}"
-    ".noimg{width:128px;height:60px;border:1px dashed #bbb;color:#888;display:flex;"
+    ".cell{width:140px;font-size:11px}.cell img{width:128px;height:128px;object-fit:contain;"
+    "display:block;background:#f4f4f4;border:1px solid #ccc}.cell p{margin:2px "
+    "0;overflow-wrap:anywhere}"
+    ".noimg{width:128px;height:128px;border:1px dashed #bbb;color:#888;display:flex;"
     "align-items:center;justify-content:center}"
     "table.assoc td{vertical-align:middle}code{background:#f2f5f8;padding:0 3px;border-radius:3px}"
     "@media print{nav{display:none}header{background:#fff;color:#000;border-bottom:2px solid #000}"

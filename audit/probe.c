@@ -47,6 +47,7 @@ struct aud_probe_set {
 
 typedef struct frow { /* a disparity row */
     char label[160];
+    int key; /* display order */
     int64_t n;
     int64_t removed[MAX_BUCKETS];
     float *scores;
@@ -55,6 +56,7 @@ typedef struct frow { /* a disparity row */
 
 typedef struct drow { /* a denigration row */
     char label[160];
+    int key; /* display order */
     int64_t n, crime, nonhuman, crime_c, nonhuman_c, child_c;
 } drow;
 
@@ -333,7 +335,7 @@ static int argmax(const float *w, int n, const float *v, int E)
     return best;
 }
 
-static drow *drow_get(aud_probe_ctx *p, const char *label)
+static drow *drow_get(aud_probe_ctx *p, const char *label, int key)
 {
     for (int i = 0; i < p->ndrows; i++)
         if (strcmp(p->drows[i].label, label) == 0)
@@ -342,11 +344,12 @@ static drow *drow_get(aud_probe_ctx *p, const char *label)
         return NULL;
     drow *r = &p->drows[p->ndrows++];
     memset(r, 0, sizeof *r);
+    r->key = key;
     snprintf(r->label, sizeof r->label, "%s", label);
     return r;
 }
 
-static frow *frow_get(aud_probe_ctx *p, const char *label)
+static frow *frow_get(aud_probe_ctx *p, const char *label, int key)
 {
     for (int i = 0; i < p->nfrows; i++)
         if (strcmp(p->frows[i].label, label) == 0)
@@ -355,13 +358,14 @@ static frow *frow_get(aud_probe_ctx *p, const char *label)
         return NULL;
     frow *r = &p->frows[p->nfrows++];
     memset(r, 0, sizeof *r);
+    r->key = key;
     snprintf(r->label, sizeof r->label, "%s", label);
     return r;
 }
 
-static int frow_add(aud_probe_ctx *p, const char *label, int bucket, double score)
+static int frow_add(aud_probe_ctx *p, const char *label, int key, int bucket, double score)
 {
-    frow *r = frow_get(p, label);
+    frow *r = frow_get(p, label, key);
     if (r == NULL)
         return 0;
     r->n++;
@@ -412,19 +416,19 @@ int aud_probe_pair(aud_probe_ctx *p, int64_t pair_id, const char *uid, int level
     }
     int person = argmax(set->p[P_PERSON].w, set->p[P_PERSON].ncls, p->v, E) == 0;
     int cls[3] = {-1, -1, -1};
-    if ((rc = frow_add(p, "all embedded pairs", bk, clip_score)) != 0)
+    if ((rc = frow_add(p, "all embedded pairs", 0, bk, clip_score)) != 0)
         return rc;
     for (int k = 0; k < ngender && gender_lex >= 0; k++)
         for (int i = 0; i < h->n[gender_lex]; i++)
             if (h->g[gender_lex][i] == k) {
                 snprintf(lbl, sizeof lbl, "caption mentions: %s", gender_groups[k]);
-                if ((rc = frow_add(p, lbl, bk, clip_score)) != 0)
+                if ((rc = frow_add(p, lbl, 100 + k, bk, clip_score)) != 0)
                     return rc;
             }
     if (person) {
         p->person[0]++;
         p->person[1] += s;
-        if ((rc = frow_add(p, "perceived: person", bk, clip_score)) != 0)
+        if ((rc = frow_add(p, "perceived: person", 200, bk, clip_score)) != 0)
             return rc;
         for (int a = 0; a < 3; a++) {
             const probe *pr = &set->p[P_GENDER + a];
@@ -433,7 +437,7 @@ int aud_probe_pair(aud_probe_ctx *p, int64_t pair_id, const char *uid, int level
             p->attr[a][1][cls[a]] += s;
             snprintf(lbl, sizeof lbl, "perceived %s: %s", probe_names[P_GENDER + a],
                      pr->cls[cls[a]].name);
-            if ((rc = frow_add(p, lbl, bk, clip_score)) != 0)
+            if ((rc = frow_add(p, lbl, 300 + 100 * a + cls[a], bk, clip_score)) != 0)
                 return rc;
         }
         /* denigration probe, without and with the child label */
@@ -445,11 +449,11 @@ int aud_probe_pair(aud_probe_ctx *p, int64_t pair_id, const char *uid, int level
         for (int a = -1; a < 3; a++) {
             drow *r;
             if (a < 0)
-                r = drow_get(p, "all person images");
+                r = drow_get(p, "all person images", 0);
             else {
                 snprintf(lbl, sizeof lbl, "perceived %s: %s", probe_names[P_GENDER + a],
                          set->p[P_GENDER + a].cls[cls[a]].name);
-                r = drow_get(p, lbl);
+                r = drow_get(p, lbl, 300 + 100 * a + cls[a]);
             }
             if (r == NULL)
                 continue;
@@ -522,12 +526,24 @@ static double qf(const float *v, size_t n, double q)
     return v[i] + (pos - (double)i) * (v[i + 1] - v[i]);
 }
 
+static int cmp_drow(const void *x, const void *y)
+{
+    return ((const drow *)x)->key - ((const drow *)y)->key;
+}
+
+static int cmp_frow(const void *x, const void *y)
+{
+    return ((const frow *)x)->key - ((const frow *)y)->key;
+}
+
 json_t *aud_probe_json(aud_probe_ctx *p, int min_count)
 {
     const aud_probe_set *set = p->set;
     json_t *o = json_object(), *attrs = json_array(), *e, *arr;
     static const char *const subs[2] = {"fetched", "selected"};
     (void)min_count;
+    qsort(p->drows, (size_t)p->ndrows, sizeof *p->drows, cmp_drow);
+    qsort(p->frows, (size_t)p->nfrows, sizeof *p->frows, cmp_frow);
     json_object_set_new(o, "available", json_true());
     json_object_set_new(o, "needs", json_null());
     json_object_set_new(o, "model", json_string(p->model));

@@ -116,6 +116,7 @@ struct aud_cooc {
     uint16_t *items;
     uint8_t *nxs;
     uint32_t *off;
+    uint32_t *ids; /* document number (order of aud_cooc_add) of each stored doc */
     size_t nitems, citems, ndocs, cdocs;
 };
 
@@ -148,6 +149,7 @@ void aud_cooc_free(aud_cooc *c)
     free(c->items);
     free(c->nxs);
     free(c->off);
+    free(c->ids);
     free(c);
 }
 
@@ -179,6 +181,10 @@ int aud_cooc_add(aud_cooc *c, const uint16_t *xs, int nxs, const uint16_t *ys, i
         if (nn == NULL)
             return WP_ENOMEM;
         c->nxs = nn;
+        uint32_t *ni = realloc(c->ids, nc * sizeof *ni);
+        if (ni == NULL)
+            return WP_ENOMEM;
+        c->ids = ni;
         uint32_t *no = realloc(c->off, (nc + 1) * sizeof *no);
         if (no == NULL)
             return WP_ENOMEM;
@@ -207,6 +213,7 @@ int aud_cooc_add(aud_cooc *c, const uint16_t *xs, int nxs, const uint16_t *ys, i
         for (int j = 0; j < nys; j++)
             c->cxy[(size_t)xs[i] * c->ny + ys[j]]++;
     c->nxs[c->ndocs] = (uint8_t)nxs;
+    c->ids[c->ndocs] = (uint32_t)(c->docs - 1);
     c->off[++c->ndocs] = (uint32_t)c->nitems;
     return 0;
 }
@@ -230,85 +237,189 @@ static double quantile(const double *v, int n, double q)
     return v[i] + (pos - i) * (v[i + 1] - v[i]);
 }
 
-int aud_cooc_npmi(const aud_cooc *c, int B, uint64_t seed, double **npmi, double **lo, double **hi,
-                  int64_t **count, wp_err *err)
-{
-    size_t cells = (size_t)c->nx * c->ny;
-    double *pt = calloc(cells + 1, sizeof *pt), *l = calloc(cells + 1, sizeof *l),
-           *h = calloc(cells + 1, sizeof *h);
-    double *reps = malloc((cells + 1) * (size_t)(B > 0 ? B : 1) * sizeof *reps);
-    double *wx = malloc(((size_t)c->nx + 1) * sizeof *wx),
-           *wy = malloc(((size_t)c->ny + 1) * sizeof *wy);
-    double *wxy = malloc((cells + 1) * sizeof *wxy), *tmp = malloc(((size_t)B + 1) * sizeof *tmp);
-    int64_t *cnt = count ? malloc((cells + 1) * sizeof *cnt) : NULL;
-    aud_rng r;
-    int rc = 0;
+/* Poisson(1) weights from 64-bit hashes: P(W <= k) scaled to 2^64. */
+static uint64_t pois1_cdf[24];
+static int pois1_ready;
 
-    if (!pt || !l || !h || !reps || !wx || !wy || !wxy || !tmp || (count && !cnt)) {
-        rc = wp_err_set(err, WP_ENOMEM, "out of memory for %zu x %d bootstrap cells", cells, B);
-        goto out;
+static void pois1_init(void)
+{
+    double p = exp(-1.0), f = 0;
+    for (int k = 0; k < 24; k++) {
+        f += p;
+        p /= (k + 1);
+        pois1_cdf[k] = f >= 1.0 ? UINT64_MAX : (uint64_t)(f * 18446744073709551616.0);
     }
-    for (size_t k = 0; k < cells; k++) {
-        int x = (int)(k / (size_t)c->ny), y = (int)(k % (size_t)c->ny);
-        pt[k] = aud_npmi((double)c->cxy[k], (double)c->cx[x], (double)c->cy[y], (double)c->docs);
-        if (cnt)
-            cnt[k] = c->cxy[k];
-    }
-    aud_rng_seed(&r, seed ^ 0x6e706d69ULL);
-    for (int b = 0; b < B; b++) {
-        double n = (double)aud_rng_poisson(&r, (double)c->empty);
-        memset(wx, 0, (size_t)c->nx * sizeof *wx);
-        memset(wy, 0, (size_t)c->ny * sizeof *wy);
-        memset(wxy, 0, cells * sizeof *wxy);
-        for (size_t d = 0; d < c->ndocs; d++) {
-            uint32_t w = aud_rng_poisson(&r, 1.0);
-            if (w == 0)
-                continue;
-            const uint16_t *it = c->items + c->off[d];
-            int nxs = c->nxs[d], nys = (int)(c->off[d + 1] - c->off[d]) - nxs;
-            n += w;
-            for (int i = 0; i < nxs; i++) {
-                wx[it[i]] += w;
-                for (int j = 0; j < nys; j++)
-                    wxy[(size_t)it[i] * c->ny + it[nxs + j]] += w;
-            }
-            for (int j = 0; j < nys; j++)
-                wy[it[nxs + j]] += w;
+    pois1_cdf[23] = UINT64_MAX;
+    pois1_ready = 1;
+}
+
+static uint32_t pois1(uint64_t u)
+{
+    uint32_t k = 0;
+    while (u > pois1_cdf[k])
+        k++;
+    return k;
+}
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* The weight of document id in replicate b: a hash, so that every table
+ * built from the same documents resamples them alike, and replicates can
+ * run in any order on any thread with the same result. */
+static uint32_t weight(uint64_t seed, int b, uint32_t id)
+{
+    return pois1(mix(seed ^ mix(((uint64_t)(uint32_t)b << 32 | id) + 0x9e3779b97f4a7c15ULL)));
+}
+
+int aud_cooc_npmi_many(const aud_cooc *const *cs, int nt, int B, uint64_t seed, aud_npmi_out *out,
+                       wp_err *err)
+{
+    double **reps = calloc((size_t)nt + 1, sizeof *reps);
+    uint32_t maxid = 0;
+    size_t maxcells = 1;
+    int rc = 0, fail = 0;
+
+    if (!pois1_ready)
+        pois1_init();
+    memset(out, 0, (size_t)nt * sizeof *out);
+    if (reps == NULL)
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    for (int t = 0; t < nt; t++) {
+        const aud_cooc *c = cs[t];
+        size_t cells = (size_t)c->nx * c->ny;
+        out[t].npmi = calloc(cells + 1, sizeof *out[t].npmi);
+        out[t].lo = calloc(cells + 1, sizeof *out[t].lo);
+        out[t].hi = calloc(cells + 1, sizeof *out[t].hi);
+        out[t].count = calloc(cells + 1, sizeof *out[t].count);
+        reps[t] = malloc((cells + 1) * (size_t)(B > 0 ? B : 1) * sizeof **reps);
+        if (!out[t].npmi || !out[t].lo || !out[t].hi || !out[t].count || !reps[t]) {
+            rc = wp_err_set(err, WP_ENOMEM, "out of memory for %zu x %d bootstrap cells", cells, B);
+            goto out;
         }
         for (size_t k = 0; k < cells; k++) {
             int x = (int)(k / (size_t)c->ny), y = (int)(k % (size_t)c->ny);
-            reps[k * (size_t)B + (size_t)b] = aud_npmi(wxy[k], wx[x], wy[y], n);
+            out[t].npmi[k] =
+                aud_npmi((double)c->cxy[k], (double)c->cx[x], (double)c->cy[y], (double)c->docs);
+            out[t].count[k] = c->cxy[k];
         }
+        if (c->docs > (int64_t)maxid)
+            maxid = (uint32_t)c->docs;
+        if (cells > maxcells)
+            maxcells = cells;
     }
-    for (size_t k = 0; k < cells; k++) {
-        int m = 0;
+#pragma omp parallel reduction(| : fail)
+    {
+        /* per replicate, each document's weight is drawn once and shared by
+         * every table that holds it (255: not drawn yet) */
+        uint8_t *wcache = malloc((size_t)maxid + 1);
+        double *wx = malloc(AUD_GROUPS_MAX * sizeof *wx), *wy = malloc(AUD_GROUPS_MAX * sizeof *wy);
+        double *wxy = malloc(maxcells * sizeof *wxy);
+        if (!wcache || !wx || !wy || !wxy)
+            fail = 1;
+#pragma omp for schedule(dynamic, 2)
         for (int b = 0; b < B; b++) {
-            double v = reps[k * (size_t)B + (size_t)b];
-            if (!isnan(v))
-                tmp[m++] = v;
+            if (!wcache || !wx || !wy || !wxy)
+                continue;
+            memset(wcache, 255, (size_t)maxid + 1);
+            for (int t = 0; t < nt; t++) {
+                const aud_cooc *c = cs[t];
+                size_t cells = (size_t)c->nx * c->ny;
+                aud_rng r;
+                aud_rng_seed(&r, seed ^ mix(((uint64_t)b << 8 | (uint64_t)t) + 1));
+                /* documents with no item: their total weight in one draw */
+                double n = (double)aud_rng_poisson(&r, (double)c->empty);
+                memset(wx, 0, (size_t)c->nx * sizeof *wx);
+                memset(wy, 0, (size_t)c->ny * sizeof *wy);
+                memset(wxy, 0, cells * sizeof *wxy);
+                for (size_t d = 0; d < c->ndocs; d++) {
+                    uint32_t id = c->ids[d], w = wcache[id];
+                    if (w == 255) {
+                        w = weight(seed, b, id);
+                        wcache[id] = (uint8_t)(w > 254 ? 254 : w);
+                    }
+                    if (w == 0)
+                        continue;
+                    const uint16_t *it = c->items + c->off[d];
+                    int nxs = c->nxs[d], nys = (int)(c->off[d + 1] - c->off[d]) - nxs;
+                    n += w;
+                    for (int i = 0; i < nxs; i++) {
+                        wx[it[i]] += w;
+                        double *row = wxy + (size_t)it[i] * c->ny;
+                        for (int j = 0; j < nys; j++)
+                            row[it[nxs + j]] += w;
+                    }
+                    for (int j = 0; j < nys; j++)
+                        wy[it[nxs + j]] += w;
+                }
+                for (size_t k = 0; k < cells; k++) {
+                    int x = (int)(k / (size_t)c->ny), y = (int)(k % (size_t)c->ny);
+                    reps[t][k * (size_t)B + (size_t)b] = aud_npmi(wxy[k], wx[x], wy[y], n);
+                }
+            }
         }
-        qsort(tmp, (size_t)m, sizeof *tmp, cmp_double);
-        l[k] = quantile(tmp, m, 0.025);
-        h[k] = quantile(tmp, m, 0.975);
+        free(wcache);
+        free(wx);
+        free(wy);
+        free(wxy);
+    }
+    if (fail) {
+        rc = wp_err_set(err, WP_ENOMEM, "out of memory for the bootstrap");
+        goto out;
+    }
+    for (int t = 0; t < nt; t++) {
+        size_t cells = (size_t)cs[t]->nx * cs[t]->ny;
+        for (size_t k = 0; k < cells; k++) {
+            double *v = reps[t] + k * (size_t)B;
+            int m = 0;
+            for (int b = 0; b < B; b++)
+                if (!isnan(v[b]))
+                    v[m++] = v[b];
+            qsort(v, (size_t)m, sizeof *v, cmp_double);
+            out[t].lo[k] = quantile(v, m, 0.025);
+            out[t].hi[k] = quantile(v, m, 0.975);
+        }
     }
 out:
+    for (int t = 0; t < nt; t++)
+        free(reps[t]);
     free(reps);
-    free(wx);
-    free(wy);
-    free(wxy);
-    free(tmp);
-    if (rc != 0) {
-        free(pt);
-        free(l);
-        free(h);
-        free(cnt);
-        return rc;
+    if (rc != 0)
+        aud_npmi_out_free(out, nt);
+    return rc;
+}
+
+void aud_npmi_out_free(aud_npmi_out *o, int n)
+{
+    for (int t = 0; t < n; t++) {
+        free(o[t].npmi);
+        free(o[t].lo);
+        free(o[t].hi);
+        free(o[t].count);
+        memset(&o[t], 0, sizeof o[t]);
     }
-    *npmi = pt;
-    *lo = l;
-    *hi = h;
+}
+
+int aud_cooc_npmi(const aud_cooc *c, int B, uint64_t seed, double **npmi, double **lo, double **hi,
+                  int64_t **count, wp_err *err)
+{
+    aud_npmi_out o;
+    int rc = aud_cooc_npmi_many(&c, 1, B, seed, &o, err);
+    if (rc != 0)
+        return rc;
+    *npmi = o.npmi;
+    *lo = o.lo;
+    *hi = o.hi;
     if (count)
-        *count = cnt;
+        *count = o.count;
+    else
+        free(o.count);
     return 0;
 }
 

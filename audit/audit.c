@@ -196,7 +196,12 @@ typedef struct audit {
     int ngroups_total;
     int64_t *group_level; /* [level][global group] */
     int64_t captions_any[MAX_LEVELS];
-    aud_cooc *cooc[2][AUD_LEX_MAX][AUD_LEX_MAX]; /* [candidates|selected][gl][al] */
+    /* co-occurrences [candidates|selected]: x = every group of every group
+     * lexicon (global id gbase[l] + g), y = every attribute of every
+     * attribute lexicon (abase[t] + g): one table per subset, so the
+     * bootstrap reads each caption once per replicate */
+    aud_cooc *cooc[2];
+    int abase[AUD_LEX_MAX], nattr_total;
     /* queries */
     int has_queries, has_lang;
     counts3 q_counts;  /* per entry: matches in candidates, fetched, selected */
@@ -454,16 +459,18 @@ static int process_pair(audit *a, const cat_audit_pair *p, aud_hits *h)
                 any = 1;
             }
         a->captions_any[level] += any;
+        uint16_t xs[AUD_LEX_MAX * AUD_HITS_MAX], ys[AUD_LEX_MAX * AUD_HITS_MAX];
+        int nx = 0, ny = 0;
         for (int l = 0; l < a->ngl; l++)
-            for (int t = 0; t < a->nal; t++) {
-                int al = a->ngl + t;
-                if ((rc = aud_cooc_add(a->cooc[0][l][t], h->g[l], h->n[l], h->g[al], h->n[al])) !=
-                    0)
-                    return rc;
-                if (level >= sel && (rc = aud_cooc_add(a->cooc[1][l][t], h->g[l], h->n[l], h->g[al],
-                                                       h->n[al])) != 0)
-                    return rc;
-            }
+            for (int i = 0; i < h->n[l]; i++)
+                xs[nx++] = (uint16_t)(a->gbase[l] + h->g[l][i]);
+        for (int t = 0; t < a->nal; t++)
+            for (int i = 0; i < h->n[a->ngl + t]; i++)
+                ys[ny++] = (uint16_t)(a->abase[t] + h->g[a->ngl + t][i]);
+        if ((rc = aud_cooc_add(a->cooc[0], xs, nx, ys, ny)) != 0)
+            return rc;
+        if (level >= sel && (rc = aud_cooc_add(a->cooc[1], xs, nx, ys, ny)) != 0)
+            return rc;
     }
     /* query matches: per entry, its pairs per subset, their content tags
      * and (selected pairs) the gender groups their captions mention */
@@ -975,7 +982,8 @@ static int cmp_cell_asc(const void *x, const void *y)
  * the attributes of lexicon al, in subset si (0 candidates, 1 selected). */
 static int assoc_json(audit *a, int si, int gl, int t, const aud_npmi_out *res, json_t *out)
 {
-    const aud_cooc *co = a->cooc[si][gl][t];
+    const aud_cooc *co = a->cooc[si];
+    int X0 = a->gbase[gl], Y0 = a->abase[t], NY = a->nattr_total;
     const aud_lex *gx = aud_matcher_lex(a->mx, gl), *ax = aud_matcher_lex(a->mx, a->ngl + t);
     const double *np = res->npmi, *lo = res->lo, *hi = res->hi;
     const int64_t *cnt = res->count;
@@ -994,12 +1002,12 @@ static int assoc_json(audit *a, int si, int gl, int t, const aud_npmi_out *res, 
     double n = (double)aud_cooc_docs(co);
     for (int x = 0; x < gx->ngroups; x++) {
         int nc = 0;
-        double nx = (double)aud_cooc_nx(co, x);
+        double nx = (double)aud_cooc_nx(co, X0 + x);
         for (int dir = 0; dir < 2; dir++) {
             nc = 0;
             for (int y = 0; y < ax->ngroups; y++) {
-                size_t k = (size_t)x * ax->ngroups + y;
-                double ny = (double)aud_cooc_ny(co, y), ex = n > 0 ? nx * ny / n : 0;
+                size_t k = (size_t)(X0 + x) * NY + (Y0 + y);
+                double ny = (double)aud_cooc_ny(co, Y0 + y), ex = n > 0 ? nx * ny / n : 0;
                 /* positive: seen together at least min_cooc times; negative:
                  * expected at least min_cooc times under independence */
                 if (isnan(np[k]) || (dir == 0 && (cnt[k] < a->o->min_cooc || np[k] <= 0)) ||
@@ -1018,8 +1026,8 @@ static int assoc_json(audit *a, int si, int gl, int t, const aud_npmi_out *res, 
                 jset(e, "ci_lo", jround(cells[i].lo));
                 jset(e, "ci_hi", jround(cells[i].hi));
                 jset(e, "n_xy", json_integer(cells[i].nxy));
-                jset(e, "n_x", json_integer(aud_cooc_nx(co, x)));
-                jset(e, "n_y", json_integer(aud_cooc_ny(co, y)));
+                jset(e, "n_x", json_integer(aud_cooc_nx(co, X0 + x)));
+                jset(e, "n_y", json_integer(aud_cooc_ny(co, Y0 + y)));
                 jset(e, "expected", jround(cells[i].expct));
                 jpush(items, e);
             }
@@ -1082,20 +1090,16 @@ static int demographics_json(audit *a, json_t **out)
     }
     {
         /* every table's bootstrap in one pass (shared document weights) */
-        const aud_cooc *tabs[2 * AUD_LEX_MAX * AUD_LEX_MAX];
-        aud_npmi_out res[2 * AUD_LEX_MAX * AUD_LEX_MAX];
-        int nt = 0, k = 0;
-        for (int si = 0; si < 2; si++)
-            for (int l = 0; l < a->ngl; l++)
-                for (int t = 0; t < a->nal; t++)
-                    tabs[nt++] = a->cooc[si][l][t];
-        rc = aud_cooc_npmi_many(tabs, nt, a->o->bootstrap, a->o->seed, res, a->err);
-        for (int si = 0; si < 2 && rc == 0; si++)
-            for (int l = 0; l < a->ngl && rc == 0; l++)
-                for (int t = 0; t < a->nal && rc == 0; t++, k++)
-                    rc = assoc_json(a, si, l, t, &res[k], assoc);
-        if (nt > 0 && (rc == 0 || k > 0))
-            aud_npmi_out_free(res, nt);
+        const aud_cooc *tabs[2] = {a->cooc[0], a->cooc[1]};
+        aud_npmi_out res[2];
+        rc = aud_cooc_npmi_many(tabs, 2, a->o->bootstrap, a->o->seed, res, a->err);
+        if (rc == 0) {
+            for (int si = 0; si < 2 && rc == 0; si++)
+                for (int l = 0; l < a->ngl && rc == 0; l++)
+                    for (int t = 0; t < a->nal && rc == 0; t++)
+                        rc = assoc_json(a, si, l, t, &res[si], assoc);
+            aud_npmi_out_free(res, 2);
+        }
     }
     jset(o, "lexicons", lex);
     jset(o, "checkpoints", cps);
@@ -1393,15 +1397,15 @@ int aud_run(cat *c, st_store *st, const aud_opts *o, const wp_reporter *rep, aud
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;
     }
+    for (int t = 0; t < a.nal; t++) {
+        a.abase[t] = a.nattr_total;
+        a.nattr_total += aud_matcher_lex(a.mx, a.ngl + t)->ngroups;
+    }
     for (int si = 0; si < 2; si++)
-        for (int l = 0; l < a.ngl; l++)
-            for (int t = 0; t < a.nal; t++)
-                if ((a.cooc[si][l][t] = aud_cooc_new(aud_matcher_lex(a.mx, l)->ngroups,
-                                                     aud_matcher_lex(a.mx, a.ngl + t)->ngroups)) ==
-                    NULL) {
-                    rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-                    goto out;
-                }
+        if ((a.cooc[si] = aud_cooc_new(a.ngroups_total, a.nattr_total)) == NULL) {
+            rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+            goto out;
+        }
     /* the model's embeddings */
     if (o->model_dir != NULL) {
         char sub[WP_PATH_MAX], edir[WP_PATH_MAX];
@@ -1559,10 +1563,8 @@ out:
     for (size_t i = 0; i < q.n; i++)
         free(q.e[i].text);
     free(q.e);
-    for (int si = 0; si < 2; si++)
-        for (int l = 0; l < AUD_LEX_MAX; l++)
-            for (int t = 0; t < AUD_LEX_MAX; t++)
-                aud_cooc_free(a.cooc[si][l][t]);
+    aud_cooc_free(a.cooc[0]);
+    aud_cooc_free(a.cooc[1]);
     aud_matcher_free(a.mx);
     aud_probe_close(a.probe);
     free(a.group_level);

@@ -124,6 +124,8 @@ int cat_audit_cursor_open(cat *c, const char *model, cat_audit_cursor **out, wp_
         goto fail;
     }
     sqlite3_busy_timeout(cur->db, 10000);
+    /* one long sequential read: map the file instead of copying pages */
+    sqlite3_exec(cur->db, "PRAGMA mmap_size = 1073741824", NULL, NULL, NULL);
     /* one snapshot for every statement */
     if (sqlite3_exec(cur->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
         rc = cur_err(cur, err, "BEGIN");

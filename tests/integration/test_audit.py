@@ -805,6 +805,21 @@ class AuditCliTest(unittest.TestCase):
         r = run("audit", "-o", "/tmp/x", "--bootstrap", "3")
         self.assertEqual(r.returncode, 2)
 
+    def test_empty_corpus_gives_a_valid_report(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            d = os.path.join(tmp, "c")
+            self.assertEqual(run("init", d).returncode, 0)
+            r = run("-C", d, "audit", "-o", os.path.join(tmp, "o"), "--bootstrap", "20")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(os.path.join(tmp, "o", "report.json")) as f:
+                rep = json.load(f)
+            self.assertEqual(validate(load_schema("audit_report.schema.json"), rep), [])
+            self.assertEqual([s["count"] for s in rep["funnel"]["steps"]], [0, 0])
+            for name in ("report.html", "datasheet.md"):
+                self.assertTrue(os.path.getsize(os.path.join(tmp, "o", name)) > 1000)
+            r = run("-C", os.path.join(tmp, "nothing"), "audit", "-o", os.path.join(tmp, "o2"))
+            self.assertEqual(r.returncode, 1)
+
     def test_missing_embeddings_say_run_encode(self):
         if not os.path.isdir(GOLDEN):
             self.skipTest("SKIP: ../shared/golden/clip missing")

@@ -583,8 +583,9 @@ static void demographics(out *o, const json_t *r)
         put(o, ", ");
         put_int(o, num(as, "documents"));
         put(o, " captions)</span></h4>\n<table "
-               "class=\"assoc\"><thead><tr><th>group</th><th>term</th><th "
-               "class=\"n\">nPMI</th><th class=\"n\">95% CI</th><th>interval</th><th "
+               "class=\"assoc\"><thead><tr><th>group</th><th>term</th><th>together than "
+               "chance</th><th class=\"n\">nPMI</th><th class=\"n\">95% CI</th><th>interval "
+               "on &minus;1 &hellip; 0 &hellip; +1</th><th "
                "class=\"n\">together</th><th class=\"n\">group</th><th "
                "class=\"n\">term</th></tr></thead><tbody>\n");
         json_array_foreach(items, k, it)
@@ -596,6 +597,8 @@ static void demographics(out *o, const json_t *r)
             esc(o, str(it, "group"));
             put(o, "</td><td>");
             esc(o, str(it, "attribute"));
+            put(o, strcmp(str(it, "direction"), "positive") == 0 ? "</td><td>more often"
+                                                                 : "</td><td>less often");
             putf(o, "</td><td class=\"n\">%+.3f</td><td class=\"n\">%+.3f &ndash; %+.3f</td>", v,
                  lo, hi);
             /* a small interval plot over [-1, 1] */

@@ -1174,7 +1174,8 @@ static json_t *gallery_json(audit *a)
     jset(o, "enabled", json_boolean(a->o->gallery > 0));
     jset(o, "per_row", json_integer(a->o->gallery));
     jset(o, "seed", json_integer((json_int_t)a->o->seed));
-    qsort(a->gb, a->ngb, sizeof *a->gb, cmp_gbucket);
+    if (a->ngb > 0)
+        qsort(a->gb, a->ngb, sizeof *a->gb, cmp_gbucket);
     for (size_t i = 0; i < a->ngb; i++) {
         gbucket *b = &a->gb[i];
         json_t *r = json_object(), *items = json_array();

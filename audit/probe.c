@@ -617,7 +617,8 @@ json_t *aud_probe_json(aud_probe_ctx *p, int min_count)
             json_t *x = json_object(), *rem = json_array(), *cs = json_object();
             json_object_set_new(x, "group", json_string(r->label));
             json_object_set_new(x, "n", json_integer(r->n));
-            qsort(r->scores, r->nscores, sizeof *r->scores, cmp_float);
+            if (r->nscores > 0)
+                qsort(r->scores, r->nscores, sizeof *r->scores, cmp_float);
             json_object_set_new(cs, "n", json_integer((json_int_t)r->nscores));
             json_object_set_new(cs, "p25", r6(qf(r->scores, r->nscores, 0.25)));
             json_object_set_new(cs, "median", r6(qf(r->scores, r->nscores, 0.5)));

@@ -200,7 +200,8 @@ static void test_shipped_lexicons_load(void **state)
 static void test_base64_and_domains(void **state)
 {
     static const char *const in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    static const char *const want[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    static const char *const want[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                       "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     char d[256];
     (void)state;
     for (int i = 0; i < 7; i++) { /* RFC 4648 section 10 */

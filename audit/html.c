@@ -181,9 +181,9 @@ static void needs(out *o, const json_t *sec, const char *what)
 {
     put(o, "<p class=\"na\"><b>Not available:</b> ");
     esc(o, what);
-    put(o, " needs <code>");
+    put(o, ". Run <code>");
     esc(o, str(sec, "needs"));
-    put(o, "</code> first; run it and audit again.</p>\n");
+    put(o, "</code> first, then audit again.</p>\n");
 }
 
 static void limits_box(out *o, const json_t *r, int from, int to)
@@ -773,7 +773,7 @@ static void sensitive(out *o, const json_t *r)
            "the share of their fetched pairs that <code>witpipe filter</code> tagged with an "
            "unsafe content label.</p>\n");
     if (!json_is_true(json_object_get(s, "available"))) {
-        needs(o, s, "This section");
+        needs(o, s, "Content tags of query entries");
         put(o, "</section>\n");
         return;
     }

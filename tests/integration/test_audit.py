@@ -580,8 +580,8 @@ class AuditCompositionTest(unittest.TestCase):
         for st in self.rep["funnel"]["steps"]:
             self.assertRegex(text, r"%s %s %s" % (re.escape(st["name"]), re.escape(fmt_int(st["count"])),
                                                   re.escape(fmt_int(st["dropped"]))))
-        self.assertIn("needs witpipe filter first", text)
-        self.assertIn("needs witpipe balance first", text)
+        self.assertIn("Run witpipe filter first", text)
+        self.assertIn("Run witpipe balance first", text)
 
 
 @unittest.skipUnless(os.path.isdir(IMAGES), "SKIP: ../shared/testdata/images missing")

@@ -1465,7 +1465,9 @@ int aud_run(cat *c, st_store *st, const aud_opts *o, const wp_reporter *rep, aud
     jset(report, "generated_at", json_integer(wp_unix_time()));
     {
         json_t *corp = json_object(), *srcs = json_array();
-        jset(corp, "dir", json_string(cat_dir(c)));
+        char *rp = realpath(cat_dir(c), NULL);
+        jset(corp, "dir", json_string(rp ? rp : cat_dir(c)));
+        free(rp);
         jset(corp, "pairs", json_integer(done));
         jset(corp, "images", json_integer(coll.images));
         jset(corp, "first_added", json_integer(coll.first_added));

@@ -18,7 +18,7 @@ SAN     ?=
 OPT     ?= -O2
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
-MODULES := common catalog store image net kern clip emb crawl fetch shard encode filter audit
+MODULES := common catalog store image net kern clip emb add crawl fetch shard encode filter balance audit
 PKGS    := libcurl libxml-2.0 libarchive sqlite3 libjpeg libturbojpeg spng libwebp libwebpdemux \
            libcrypto libutf8proc jansson libpsl zlib libdeflate libbrotlidec
 TESTPKGS := cmocka libmicrohttpd
@@ -28,7 +28,7 @@ DEBS := build-essential pkg-config libcurl4-openssl-dev libxml2-dev libarchive-d
         libsqlite3-dev libjpeg62-turbo-dev libturbojpeg0-dev libspng-dev libwebp-dev \
         libssl-dev libutf8proc-dev libjansson-dev libpsl-dev zlib1g-dev libdeflate-dev libzstd-dev libbrotli-dev \
         libcmocka-dev libmicrohttpd-dev libsimde-dev python3 python3-numpy wget tar gzip xz-utils bzip2 zstd brotli \
-        chromium
+        wordnet-base python3-ahocorasick chromium
 
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation
 CSTD    := -std=c11 -D_GNU_SOURCE
@@ -68,6 +68,8 @@ deps:
 	for t in cc python3 wget tar gzip xz bzip2 zstd brotli chromium; do command -v $$t >/dev/null || missing=1; done; \
 	/usr/bin/python3 -c "import numpy" 2>/dev/null || missing=1; \
 	[ -f /usr/include/simde/x86/avx512.h ] || missing=1; \
+	[ -f /usr/share/wordnet/data.noun ] || missing=1; \
+	/usr/bin/python3 -c 'import ahocorasick' 2>/dev/null || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "deps: installing Debian packages"; \
@@ -110,6 +112,13 @@ $(BUILD)/witpipe: $(CLI_OBJ) $(BUILD)/libwitpipe.a
 $(BUILD)/t/%: $(BUILD)/tests/unit/%.o $(TL_OBJ) $(BUILD)/libwitpipe.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(TL_OBJ) $(BUILD)/libwitpipe.a $(LIBS) $(TEST_LIBS)
+
+# test_cli checks the command layer's option tables: it links cli/ itself,
+# all but main.c.
+CLI_LIB_OBJ := $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ))
+$(BUILD)/t/test_cli: $(BUILD)/tests/unit/test_cli.o $(CLI_LIB_OBJ) $(TL_OBJ) $(BUILD)/libwitpipe.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(CLI_LIB_OBJ) $(TL_OBJ) $(BUILD)/libwitpipe.a $(LIBS) $(TEST_LIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(TL_OBJ) $(BUILD)/libwitpipe.a
 	$(CC) $(LDFLAGS) -o $@ $< $(TL_OBJ) $(BUILD)/libwitpipe.a $(LIBS) $(TEST_LIBS)

@@ -57,6 +57,19 @@ static int has_table(sqlite3 *db, const char *t, const char *const *cols)
     return ok;
 }
 
+/* 1 if the one-value query sql returns a non-zero value. */
+static int nonempty(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    int v = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        return 0;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int(s, 0) != 0;
+    sqlite3_finalize(s);
+    return v;
+}
+
 /* The tables of stages that may not have run or landed yet. Each flag is 1
  * only when the table and every column the audit reads are there. */
 static void probe_pending_tables(sqlite3 *db, cat_audit_tables *t)
@@ -69,7 +82,13 @@ static void probe_pending_tables(sqlite3 *db, cat_audit_tables *t)
     memset(t, 0, sizeof *t);
     t->lang = has_table(db, "pair_lang", lang);
     t->tags = has_table(db, "pair_tags", tags);
-    t->queries = has_table(db, "queries", q) && has_table(db, "pair_matches", pm);
+    /* balance's tables exist once its migration ran; they count as present
+     * when a query list was stored and, where pair_matched records the
+     * matching, pairs were matched */
+    t->queries = has_table(db, "queries", q) && has_table(db, "pair_matches", pm) &&
+                 nonempty(db, "SELECT EXISTS (SELECT 1 FROM queries)") &&
+                 (!has_table(db, "pair_matched", NULL) ||
+                  nonempty(db, "SELECT EXISTS (SELECT 1 FROM pair_matched)"));
     t->verdicts = has_table(db, "filter_verdicts", verdicts);
 }
 

@@ -45,9 +45,8 @@ static void shard_key_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     uint64_t u = 0;
     (void)argc;
     for (int i = 0; uid != NULL && i < 16 && uid[i]; i++) {
-        int c = uid[i];
-        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 0;
-        u = u << 4 | (uint64_t)v;
+        int v = wp_hex_digit(uid[i]);
+        u = u << 4 | (uint64_t)(v < 0 ? 0 : v);
     }
     sqlite3_result_int64(ctx, (sqlite3_int64)mix64(u ^ mix64(seed + 0x9e3779b97f4a7c15ULL)));
 }

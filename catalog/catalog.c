@@ -1,6 +1,6 @@
 /*
  * catalog/catalog.c: opening the catalog (lock, pragmas, migrations),
- * transactions, the statement cache, runs, sources and status counts.
+ * transactions, the statement cache, sources and status counts.
  */
 #include "cat_int.h"
 
@@ -320,38 +320,6 @@ int cat_in_transaction(const cat *c)
     return c->in_tx;
 }
 
-/* ---- runs ------------------------------------------------------------ */
-
-int cat_run_start(cat *c, const char *stage, const char *params_json, int64_t *run_id, wp_err *err)
-{
-    static const char sql[] = "INSERT INTO runs(stage, params, started_at) VALUES (?1, ?2, ?3)";
-    sqlite3_stmt *s = cat_stmt(c, sql, err);
-    int rc;
-    if (s == NULL)
-        return CAT_ESQL;
-    sqlite3_bind_text(s, 1, stage, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, params_json ? params_json : "{}", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 3, wp_unix_time());
-    if ((rc = cat_step_done(c, s, err, "record run")) != 0)
-        return rc;
-    *run_id = sqlite3_last_insert_rowid(c->db);
-    return 0;
-}
-
-int cat_run_end(cat *c, int64_t run_id, const char *status, const char *counts_json, wp_err *err)
-{
-    static const char sql[] =
-        "UPDATE runs SET ended_at = ?2, status = ?3, counts = ?4 WHERE id = ?1";
-    sqlite3_stmt *s = cat_stmt(c, sql, err);
-    if (s == NULL)
-        return CAT_ESQL;
-    sqlite3_bind_int64(s, 1, run_id);
-    sqlite3_bind_int64(s, 2, wp_unix_time());
-    sqlite3_bind_text(s, 3, status, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 4, counts_json ? counts_json : "{}", -1, SQLITE_TRANSIENT);
-    return cat_step_done(c, s, err, "finish run");
-}
-
 /* ---- sources --------------------------------------------------------- */
 
 int cat_source_get_or_add(cat *c, const char *kind, const char *location, const char *params_json,
@@ -399,8 +367,6 @@ int cat_stats(cat *c, cat_stat_fn fn, void *ud, wp_err *err)
         "GROUP BY state, error_class ORDER BY state, error_class",
         "SELECT 'shards', output, count(*) FROM shards WHERE done = 1 GROUP BY output",
         "SELECT 'embeddings', model, count(*) FROM embeddings GROUP BY model",
-        "SELECT 'runs', stage || '/' || status, count(*) FROM runs GROUP BY stage, status "
-        "ORDER BY stage, status",
     };
     for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
         sqlite3_stmt *s;

@@ -49,12 +49,61 @@ int cat_commit(cat *c, wp_err *err);
 void cat_rollback(cat *c);
 int cat_in_transaction(const cat *c);
 
-/* ---- runs ------------------------------------------------------------ */
+/* ---- runs (catalog/cat_run.c) --------------------------------------- */
 
-/* Records the start of a stage run; params_json is stored as given. */
-int cat_run_start(cat *c, const char *stage, const char *params_json, int64_t *run_id, wp_err *err);
-/* status: done | stopped | failed. counts_json: what the run did. */
-int cat_run_end(cat *c, int64_t run_id, const char *status, const char *counts_json, wp_err *err);
+/* One stage run, the same for every stage: begin it with the stage's name
+ * and options, report its counts as it goes (each commit, so a killed run
+ * shows how far it got), end it with the stage's status code:
+ *
+ *     cat_run *run;
+ *     if ((rc = cat_run_begin(c, "shard", "{\"per_shard\":100}", &run, err)) != 0)
+ *         return rc;
+ *     ... work, calling cat_run_counts(run, "{\"shards\":3}", err) per batch ...
+ *     return cat_run_end(run, rc, "{\"shards\":7}", err);
+ *
+ * A run killed before cat_run_end stays "running" with its last counts. */
+typedef struct cat_run cat_run;
+
+/* Records the start of a run of stage (a short lowercase word) with
+ * params_json, a JSON object (NULL: {}). Returns 0 and *out (the caller
+ * ends it with cat_run_end, which frees it), WP_EINVAL when params_json is
+ * not a JSON object, CAT_ESQL or WP_ENOMEM. */
+int cat_run_begin(cat *c, const char *stage, const char *params_json, cat_run **out, wp_err *err);
+/* The run's id (runs.id; what rows written by the run point at). */
+int64_t cat_run_id(const cat_run *r);
+/* Replaces the run's counts with counts_json, a JSON object. May be called
+ * any number of times; inside an open transaction the counts commit with
+ * it. Returns 0, WP_EINVAL (not a JSON object) or CAT_ESQL. */
+int cat_run_counts(cat_run *r, const char *counts_json, wp_err *err);
+/* Ends the run and frees r (r may be NULL: returns status). status is the
+ * stage's return code: 0 -> done, WP_ESTOP -> stopped, anything else ->
+ * failed, with err's message stored as the run's error. counts_json becomes
+ * the final counts (NULL, or text that is no JSON object: the last reported
+ * stay). When status != 0 a
+ * transaction still open is rolled back first (the batch the stage failed
+ * in), and status is returned with err untouched (a failure to record the
+ * end is dropped: the stage's own error matters more). When status is 0
+ * the update joins an open transaction; returns 0, or CAT_ESQL with err
+ * filled. So a stage ends with: return cat_run_end(run, rc, cj, err); */
+int cat_run_end(cat_run *r, int status, const char *counts_json, wp_err *err);
+
+/* A stage's runs as `witpipe status` shows them: how many, and the last. */
+typedef struct cat_run_info {
+    const char *stage;
+    int64_t runs;                 /* runs of this stage in all */
+    int64_t id;                   /* the last run */
+    const char *status;           /* running (or killed) | done | stopped | failed */
+    int64_t started_at, ended_at; /* unix seconds; ended_at -1 while running */
+    const char *params, *counts;  /* JSON object text */
+    const char *error;            /* NULL unless failed */
+} cat_run_info;
+/* Calls fn once per stage that has runs, in stage name order; the strings
+ * live until fn returns. Returns 0 or CAT_ESQL. */
+typedef void (*cat_run_fn)(void *ud, const cat_run_info *r);
+int cat_runs_by_stage(cat *c, cat_run_fn fn, void *ud, wp_err *err);
+/* Calls fn for every run of stage, oldest first (runs is 1 in each).
+ * Returns 0 or CAT_ESQL. */
+int cat_runs_of_stage(cat *c, const char *stage, cat_run_fn fn, void *ud, wp_err *err);
 
 /* ---- sources --------------------------------------------------------- */
 
@@ -140,7 +189,7 @@ int cat_image_location(cat *c, int64_t image_id, cat_image_loc *loc, wp_err *err
 
 /* Calls fn once per (section, key, count) row: sources by kind, images by
  * state and error class, pairs, decisions by stage/decision/reason, pages
- * by state, shards, runs by stage. */
+ * by state, shards, embeddings by model (runs: cat_runs_by_stage). */
 typedef void (*cat_stat_fn)(void *ud, const char *section, const char *key, int64_t count);
 int cat_stats(cat *c, cat_stat_fn fn, void *ud, wp_err *err);
 
@@ -275,6 +324,66 @@ int cat_encode_drop(cat *c, int64_t pair_id, const char *model, const char *reas
                     wp_err *err);
 /* Embeddings recorded for model; -1 on error. */
 int64_t cat_encode_count(cat *c, const char *model);
+
+/* ---- queries and balance (catalog/cat_balance.c) ----------------------
+ * The query list (one current version), each pair's matched entries, the
+ * per-entry counts, and balance decisions. */
+
+/* Returns entry i's bytes and length; used to hand a list to the catalog
+ * without the catalog knowing the list type. */
+typedef const char *(*cat_entry_fn)(void *ud, size_t i, size_t *len);
+
+/* Stores a new query list version (n entries from get) and removes the
+ * previous version's entries; *version is the new version. Runs in its own
+ * transaction. Returns 0 or CAT_ESQL. */
+int cat_qry_put(cat *c, const char *source, const char *sha256, const char *params_json, size_t n,
+                cat_entry_fn get, void *ud, int64_t run_id, int64_t *version, wp_err *err);
+/* The current list: its version, entry count and sha256 (65 bytes).
+ * WP_ENOENT when no list was ever stored. */
+int cat_qry_current(cat *c, int64_t *version, int64_t *entries, char *sha256, wp_err *err);
+/* Calls fn(ud, entry, text, len) for every entry of version, in order.
+ * fn returns 0 to go on, anything else to stop with that status. */
+typedef int (*cat_qry_fn)(void *ud, int64_t entry, const char *text, size_t len);
+int cat_qry_entries(cat *c, int64_t version, cat_qry_fn fn, void *ud, wp_err *err);
+
+typedef struct cat_match_item {
+    int64_t pair_id;
+    const char *text; /* in the caller's arena */
+    size_t text_len;
+    int stale; /* has matches from another version or rule (to be replaced) */
+} cat_match_item;
+/* Up to max pairs with id > after_pair not matched under (version, rule),
+ * in id order. Returns 0 and *n (0 when none are left). */
+int cat_qry_match_todo(cat *c, int64_t version, const char *rule, int64_t after_pair, int max,
+                       cat_match_item *out, int *n, wp_arena *arena, wp_err *err);
+/* Pairs cat_qry_match_todo would list in all; -1 on error. */
+int64_t cat_qry_count_todo(cat *c, int64_t version, const char *rule);
+/* Records pair_id's matches (entries ids[0..k)) under (version, rule),
+ * replacing earlier ones when stale. Call inside a transaction. */
+int cat_qry_match_put(cat *c, int64_t pair_id, int stale, int64_t version, const char *rule,
+                      const uint32_t *ids, size_t k, wp_err *err);
+
+/* 1 if pairs has a language column (written by the filter stage), else 0;
+ * negative on error. */
+int cat_bal_has_language(cat *c, wp_err *err);
+/* One row per (eligible pair, matched entry) in pair id order, entry -1 for
+ * a pair matching nothing. Eligible: no drop decision from a stage other
+ * than balance, and an image whose state is not error. uid is 32 hex
+ * digits; lang is NULL unless with_lang (then it may still be NULL). The
+ * strings are valid during the call. fn returns 0 to go on. */
+typedef int (*cat_bal_row_fn)(void *ud, int64_t pair_id, int64_t image_id, const char *uid,
+                              const char *lang, int64_t entry);
+int cat_bal_pairs(cat *c, int with_lang, cat_bal_row_fn fn, void *ud, wp_err *err);
+/* Records the balance decision of a pair (replacing an earlier one). */
+int cat_bal_decide(cat *c, int64_t pair_id, int keep, const char *reason, double score,
+                   int64_t run_id, wp_err *err);
+/* Calls fn(ud, text, len) for every pair's caption, in id order (the
+ * default corpus of witpipe queries build). fn returns 0 to go on. */
+typedef int (*cat_text_fn)(void *ud, const char *text, size_t len);
+int cat_qry_captions(cat *c, cat_text_fn fn, void *ud, wp_err *err);
+/* Stores count and kept of one entry of version. */
+int cat_qry_set_count(cat *c, int64_t version, int64_t entry, int64_t count, int64_t kept,
+                      wp_err *err);
 
 /* ---- audit (catalog/cat_audit.c): read only --------------------------- */
 

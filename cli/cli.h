@@ -20,6 +20,7 @@
 
 typedef struct cli_ctx {
     const char *corpus; /* -C DIR, default "." */
+    int corpus_set;     /* -C was given (witpipe run: it beats the config's corpus) */
     int log_json;       /* --log-json: JSON lines on stderr */
     int quiet;          /* --quiet: errors only */
     int tty;            /* stderr is a terminal */
@@ -30,17 +31,53 @@ typedef struct cli_ctx {
     int line_open;
 } cli_ctx;
 
+/* One option of a command: the parser's entry and its help at once, so
+ * `witpipe help CMD` and the parser read the same table. An entry with no
+ * name but help is a group heading ("Network:"); an all-zero entry ends
+ * the table. --help / -h is added by the parser and the help. */
+typedef struct cli_opt {
+    const char *name; /* the long name, without "--" */
+    int short_name;   /* its one-letter form ('o' for -o), or 0 */
+    int has_arg;      /* no_argument or required_argument */
+    int val;          /* what cli_next_opt returns for it */
+    const char *arg;  /* the value's name in the help ("N", "FILE"); NULL for a flag */
+    const char *help; /* what it does, default included; '\n' breaks lines */
+} cli_opt;
+
+#define CLI_OPTS_MAX 64 /* options in one table, headings included */
+
 typedef struct cli_cmd {
     const char *name;
     const char *summary; /* one line for witpipe --help */
-    const char *usage;   /* full help text for witpipe help CMD */
+    /* The help text: usage, when written whole (commands without an option
+     * table), else synopsis ("usage: ..." lines), about (what the command
+     * does, before the options), the option table and epilog (after it). */
+    const char *usage;
     int (*run)(cli_ctx *ctx, int argc, char **argv);
     int uses_openmp; /* runs OpenMP teams: start with OMP_WAIT_POLICY=passive */
+    const char *synopsis;
+    const char *about;
+    const cli_opt *opts;
+    const char *epilog;
 } cli_cmd;
 
-/* Every command, in the order --help lists them (cli/main.c). */
-extern const cli_cmd cli_commands[];
+/* Every command, in the order --help lists them (cli/commands.c), NULL
+ * terminated. */
+extern const cli_cmd *const cli_commands[];
+extern const cli_cmd cli_cmd_init, cli_cmd_status, cli_cmd_add, cli_cmd_crawl, cli_cmd_fetch,
+    cli_cmd_encode, cli_cmd_shard, cli_cmd_export, cli_cmd_run, cli_cmd_queries, cli_cmd_balance,
+    cli_cmd_audit, cli_cmd_clip, cli_cmd_model;
 const cli_cmd *cli_find(const char *name);
+
+/* Option parsing from a command's table: getopt_long over its options
+ * (and --help), one-line errors as cli_getopt gives them. Returns the
+ * option's val, 'h' for --help, -1 at the end, or '?' after printing an
+ * error. optarg holds the value. */
+int cli_next_opt(const cli_cmd *cmd, int argc, char **argv);
+/* The help text of cmd into out (replacing its contents): usage when the
+ * command has no table, else synopsis, about, the options, epilog. Returns
+ * 0 or WP_ENOMEM. */
+int cli_usage_text(const cli_cmd *cmd, wp_buf *out);
 
 /* Sets up ctx->rep for the chosen output mode. */
 void cli_reporter_init(cli_ctx *ctx);
@@ -70,14 +107,6 @@ int cli_parse_i64(const char *cmd, const char *name, const char *value, int64_t 
 int cli_parse_precision(const char *cmd, const char *value, int *out);
 int cli_parse_double(const char *cmd, const char *name, const char *value, double min, double max,
                      double *out);
-
-/* Ends a stage run in the catalog with status "stopped" (Ctrl-C: the run
- * resumes when started again), else "failed", else "done", and counts_json
- * (NULL for "{}"). Returns CLI_OK, or CLI_FAIL after printing the catalog's
- * error. */
-struct cat;
-int cli_end_run(cli_ctx *ctx, struct cat *c, int64_t run_id, int stopped, int failed,
-                const char *counts_json);
 
 /* Prints a command's usage text to stdout. */
 void cli_print_usage(const cli_cmd *c);

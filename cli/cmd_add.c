@@ -1,20 +1,78 @@
 /*
  * cli/cmd_add.c: `witpipe add`: URL + caption lists, or local images with
- * --files / --files-list, into the corpus catalog.
+ * --files / --files-list, into the corpus catalog. The option table and
+ * the help text sit together here; the stage itself (its run, defaults and
+ * counts) is add/add.h.
  */
+#include "add/add.h"
 #include "catalog/catalog.h"
 #include "cli.h"
-#include "crawl/ingest.h"
 #include "store/store.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ADD_KEEP_ARG_MAX 4096 /* the --keep-cols value, bytes */
 
-static int parse_keep(const char *arg, char *copy, ingest_opts *o)
+enum { O_FORMAT = 1000, O_URL, O_TEXT, O_KEEP, O_BATCH, O_FILES, O_FILES_LIST };
+
+static const cli_opt add_opts_table[] = {
+    {"format", 0, required_argument, O_FORMAT, "tsv|csv|jsonl",
+     "the input format (default: from the file name)"},
+    {"url-col", 0, required_argument, O_URL, "NAME",
+     "the column (or JSON member) with the image URL\n(default url)"},
+    {"text-col", 0, required_argument, O_TEXT, "NAME",
+     "the column with the caption (default caption)"},
+    {"keep-cols", 0, required_argument, O_KEEP, "A,B,...",
+     "further columns kept as JSON in the pair's extra\n"
+     "metadata (TSV/CSV: strings; JSONL: any value)"},
+    {"batch", 0, required_argument, O_BATCH, "N", "rows per catalog transaction (default 50000)"},
+    {"files", 0, required_argument, O_FILES, "IMAGEDIR",
+     "import a folder of local images instead (recursively,\n"
+     "in name order). A file is taken when its header is a\n"
+     "JPEG, PNG or WebP, or when a caption file of the same\n"
+     "name with .txt for its extension is beside it. The\n"
+     "format and size come from the file's header, never\n"
+     "its name; a captioned file that is no usable image is\n"
+     "recorded with state error and class not_an_image,\n"
+     "unsupported, corrupt, too_large or unreadable."},
+    {"files-list", 0, required_argument, O_FILES_LIST, "LIST",
+     "import the images named in LIST, lines PATH<TAB>CAPTION\n"
+     "(relative paths are relative to LIST's folder)"},
+    {0, 0, 0, 0, 0, 0},
+};
+
+static int cmd_add(cli_ctx *ctx, int argc, char **argv);
+
+const cli_cmd cli_cmd_add = {
+    .name = "add",
+    .summary = "add URL+caption lists or local images to the corpus",
+    .run = cmd_add,
+    .synopsis = "usage: witpipe add [-C DIR] [OPTIONS] FILE...\n"
+                "       witpipe add [-C DIR] --files IMAGEDIR\n"
+                "       witpipe add [-C DIR] --files-list LIST\n",
+    .about = "Adds (image URL, caption) pairs from lists in img2dataset's input formats:\n"
+             "TSV (tab separated, no quoting, header row), CSV (RFC 4180 quoting: fields in\n"
+             "double quotes may hold commas, quotes and line breaks; header row) or JSONL\n"
+             "(one JSON object per line). Files may be plain or compressed with gzip,\n"
+             "zstd, bzip2, xz, lzma or lz4; the format is taken from the name once the\n"
+             "compression suffix is stripped (.tsv .tab .csv .jsonl .ndjson .json).\n"
+             "FILE '-' reads standard input (give --format).\n"
+             "\n"
+             "Files are streamed: memory stays flat however long they are. A row with\n"
+             "no URL, a URL that is not http(s), invalid UTF-8, bad CSV quoting, the\n"
+             "wrong number of fields or an over-long field (URL > 8 KiB, caption >\n"
+             "64 KiB, record > 1 MiB) is counted as bad and skipped; the first 10 are\n"
+             "reported with file:line, the run goes on. An exact duplicate (same URL and\n"
+             "caption) is stored once. A row with an empty caption is stored and counted.\n",
+    .opts = add_opts_table,
+    .epilog = "Exit status: 0 when every input was read to its end (bad rows included),\n"
+              "1 when an input could not be read or broke off (a truncated gzip: rows\n"
+              "before the damage are kept), 2 usage error.\n",
+};
+
+static int parse_keep(const char *arg, char *copy, add_opts *o)
 {
     char *save = NULL;
     if (strlen(arg) >= ADD_KEEP_ARG_MAX)
@@ -22,10 +80,10 @@ static int parse_keep(const char *arg, char *copy, ingest_opts *o)
     snprintf(copy, ADD_KEEP_ARG_MAX, "%s", arg);
     o->nkeep = 0;
     for (char *t = strtok_r(copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
-        if (o->nkeep == ING_KEEP_MAX)
+        if (o->nkeep == ADD_KEEP_MAX)
             return cli_usage_error("add", "option '--keep-cols': more than %d columns",
-                                   ING_KEEP_MAX);
-        if (strlen(t) > ING_COLNAME_MAX)
+                                   ADD_KEEP_MAX);
+        if (strlen(t) > ADD_COLNAME_MAX)
             return cli_usage_error("add", "option '--keep-cols': column name too long");
         o->keep_cols[o->nkeep++] = t;
     }
@@ -34,73 +92,61 @@ static int parse_keep(const char *arg, char *copy, ingest_opts *o)
     return 0;
 }
 
-static json_t *list_counts(const ingest_stats *st)
+static void print_files(cli_ctx *ctx, const add_files_stats *st)
 {
-    json_t *j = json_object(), *bad = json_object();
-    json_object_set_new(j, "files", json_integer((json_int_t)st->files));
-    json_object_set_new(j, "files_failed", json_integer((json_int_t)st->files_failed));
-    json_object_set_new(j, "rows", json_integer((json_int_t)st->rows));
-    json_object_set_new(j, "added", json_integer((json_int_t)st->added));
-    json_object_set_new(j, "duplicates", json_integer((json_int_t)st->duplicates));
-    json_object_set_new(j, "empty_text", json_integer((json_int_t)st->empty_text));
-    json_object_set_new(j, "bad", json_integer((json_int_t)st->bad));
-    json_object_set_new(j, "bytes", json_integer((json_int_t)st->bytes));
-    for (int i = 1; i < ING_BAD_NREASONS; i++)
-        if (st->bad_by[i] > 0)
-            json_object_set_new(bad, ingest_bad_name(i), json_integer((json_int_t)st->bad_by[i]));
-    json_object_set_new(j, "bad_by_reason", bad);
-    return j;
+    cli_info(ctx,
+             "files: %llu images imported (%llu bytes), %llu already present, %llu "
+             "without caption, %llu errors, %llu other files skipped",
+             (unsigned long long)st->imported, (unsigned long long)st->bytes,
+             (unsigned long long)st->already, (unsigned long long)st->no_caption,
+             (unsigned long long)st->errors, (unsigned long long)st->skipped);
 }
 
-static json_t *files_counts(const ingest_files_stats *st)
+static void print_lists(cli_ctx *ctx, const add_stats *st, double el)
 {
-    json_t *j = json_object();
-    json_object_set_new(j, "seen", json_integer((json_int_t)st->seen));
-    json_object_set_new(j, "imported", json_integer((json_int_t)st->imported));
-    json_object_set_new(j, "already", json_integer((json_int_t)st->already));
-    json_object_set_new(j, "no_caption", json_integer((json_int_t)st->no_caption));
-    json_object_set_new(j, "errors", json_integer((json_int_t)st->errors));
-    json_object_set_new(j, "skipped", json_integer((json_int_t)st->skipped));
-    json_object_set_new(j, "bytes", json_integer((json_int_t)st->bytes));
-    return j;
+    char reasons[512] = "";
+    size_t off = 0;
+    if (st->reported > ADD_BAD_REPORT)
+        cli_warn(ctx, "%llu more bad rows not shown",
+                 (unsigned long long)(st->reported - ADD_BAD_REPORT));
+    for (int i = 1; i < ADD_BAD_NREASONS; i++)
+        if (st->bad_by[i] > 0 && off < sizeof reasons)
+            off += (size_t)snprintf(reasons + off, sizeof reasons - off, "%s%s %llu",
+                                    off ? ", " : " (", add_bad_name(i),
+                                    (unsigned long long)st->bad_by[i]);
+    if (off > 0 && off < sizeof reasons - 1)
+        strcat(reasons, ")");
+    cli_info(ctx,
+             "added %llu pairs from %llu rows in %llu file(s): %llu duplicates, %llu with "
+             "empty caption, %llu bad rows%s; %.1f s, %.0f rows/s",
+             (unsigned long long)st->added, (unsigned long long)st->rows,
+             (unsigned long long)(st->files + st->files_failed), (unsigned long long)st->duplicates,
+             (unsigned long long)st->empty_text, (unsigned long long)st->bad, reasons, el,
+             el > 0 ? (double)st->rows / el : 0.0);
 }
 
-int cmd_add(cli_ctx *ctx, int argc, char **argv)
+static int cmd_add(cli_ctx *ctx, int argc, char **argv)
 {
-    enum { O_FORMAT = 1000, O_URL, O_TEXT, O_KEEP, O_BATCH, O_FILES, O_FILES_LIST };
-    static const struct option longopts[] = {{"format", required_argument, NULL, O_FORMAT},
-                                             {"url-col", required_argument, NULL, O_URL},
-                                             {"text-col", required_argument, NULL, O_TEXT},
-                                             {"keep-cols", required_argument, NULL, O_KEEP},
-                                             {"batch", required_argument, NULL, O_BATCH},
-                                             {"files", required_argument, NULL, O_FILES},
-                                             {"files-list", required_argument, NULL, O_FILES_LIST},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {0, 0, 0, 0}};
     static char keep_copy[ADD_KEEP_ARG_MAX];
-    ingest_opts o;
-    ingest_stats st;
-    ingest_files_stats fst;
+    add_opts o;
+    add_stats st;
+    add_files_stats fst;
     const char *files_dir = NULL, *files_list = NULL;
     cat *c = NULL;
     st_store *store = NULL;
     wp_err err = {0};
-    json_t *params = NULL, *counts = NULL;
-    char *pjs = NULL, *cjs = NULL;
-    int64_t run_id = 0, v;
+    int64_t v;
     double t0 = wp_now();
-    int opt, rc = CLI_OK, stopped = 0;
+    int opt, k, rc = CLI_OK;
 
-    memset(&o, 0, sizeof o);
-    memset(&st, 0, sizeof st);
-    memset(&fst, 0, sizeof fst);
-    while ((opt = cli_getopt("add", argc, argv, "", longopts)) != -1) {
+    add_opts_init(&o);
+    while ((opt = cli_next_opt(&cli_cmd_add, argc, argv)) != -1) {
         switch (opt) {
         case 'h':
-            cli_print_usage(cli_find("add"));
+            cli_print_usage(&cli_cmd_add);
             return CLI_OK;
         case O_FORMAT:
-            if ((o.format = ingest_format_parse(optarg)) < 0)
+            if ((o.format = add_format_parse(optarg)) < 0)
                 return cli_usage_error("add", "option '--format': '%s' is not tsv, csv or jsonl",
                                        optarg);
             break;
@@ -144,116 +190,33 @@ int cmd_add(cli_ctx *ctx, int argc, char **argv)
         cli_error(ctx, "%s", err.msg);
         return CLI_FAIL;
     }
-    params = json_object();
-    json_object_set_new(params, "format",
-                        json_string(o.format == ING_FMT_TSV     ? "tsv"
-                                    : o.format == ING_FMT_CSV   ? "csv"
-                                    : o.format == ING_FMT_JSONL ? "jsonl"
-                                                                : "auto"));
-    json_object_set_new(params, "url_col", json_string(o.url_col ? o.url_col : "url"));
-    json_object_set_new(params, "text_col", json_string(o.text_col ? o.text_col : "caption"));
-    if (files_dir)
-        json_object_set_new(params, "files", json_string(files_dir));
-    if (files_list)
-        json_object_set_new(params, "files_list", json_string(files_list));
-    {
-        json_t *in = json_array();
-        for (int i = optind; i < argc; i++)
-            json_array_append_new(in, json_string(argv[i]));
-        json_object_set_new(params, "inputs", in);
-    }
-    pjs = json_dumps(params, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (pjs == NULL || cat_run_start(c, "add", pjs, &run_id, &err) != 0) {
-        cli_error(ctx, "%s", pjs ? err.msg : "out of memory");
-        rc = CLI_FAIL;
-        goto out;
-    }
-    o.run_id = run_id;
-
     if (files_dir != NULL || files_list != NULL) {
-        int k;
+        memset(&fst, 0, sizeof fst);
         if (st_open(ctx->corpus, &store, &err) != 0) {
             cli_error(ctx, "%s", err.msg);
             rc = CLI_FAIL;
-            goto end_run;
+            goto out;
         }
-        if (files_dir)
-            k = ingest_files_dir(c, store, files_dir, run_id, &ctx->rep, &fst, &err);
-        else
-            k = ingest_files_list(c, store, files_list, run_id, &ctx->rep, &fst, &err);
+        k = add_run_files(c, store, files_dir, files_list, &ctx->rep, &fst, &err);
         cli_progress_done(ctx);
-        if (k == WP_ESTOP) {
-            stopped = 1;
+        if (k == WP_ESTOP)
             cli_warn(ctx, "stopped; everything imported so far is kept");
-        } else if (k != 0) {
+        else if (k != 0)
             cli_error(ctx, "%s", err.msg);
-            rc = CLI_FAIL;
-        }
-        cli_info(ctx,
-                 "files: %llu images imported (%llu bytes), %llu already present, %llu "
-                 "without caption, %llu errors, %llu other files skipped",
-                 (unsigned long long)fst.imported, (unsigned long long)fst.bytes,
-                 (unsigned long long)fst.already, (unsigned long long)fst.no_caption,
-                 (unsigned long long)fst.errors, (unsigned long long)fst.skipped);
-        counts = files_counts(&fst);
-        goto end_run;
-    }
-
-    for (int i = optind; i < argc && !stopped; i++) {
-        int k = ingest_list(c, argv[i], &o, &ctx->rep, &st, &err);
+        print_files(ctx, &fst);
+    } else {
+        k = add_run_lists(c, argv + optind, argc - optind, &o, &ctx->rep, &st, &err);
         cli_progress_done(ctx);
-        if (k == WP_ESTOP) {
-            stopped = 1;
+        if (k == WP_ESTOP)
             cli_warn(ctx, "stopped; rows read so far are kept");
-        } else if (k == CAT_ESQL || k == WP_ENOMEM) {
+        else if (k != 0 && k != ADD_EINPUT) /* ADD_EINPUT: each file was reported */
             cli_error(ctx, "%s", err.msg);
-            rc = CLI_FAIL;
-            break;
-        } else if (k != 0) {
-            /* This file could not be (fully) read; the others still are. */
-            cli_error(ctx, "%s", err.msg);
-            rc = CLI_FAIL;
-        }
+        print_lists(ctx, &st, wp_now() - t0);
     }
-    if (st.reported > ING_BAD_REPORT)
-        cli_warn(ctx, "%llu more bad rows not shown",
-                 (unsigned long long)(st.reported - ING_BAD_REPORT));
-    {
-        double el = wp_now() - t0;
-        char reasons[512] = "";
-        size_t off = 0;
-        for (int i = 1; i < ING_BAD_NREASONS; i++)
-            if (st.bad_by[i] > 0 && off < sizeof reasons)
-                off += (size_t)snprintf(reasons + off, sizeof reasons - off, "%s%s %llu",
-                                        off ? ", " : " (", ingest_bad_name(i),
-                                        (unsigned long long)st.bad_by[i]);
-        if (off > 0 && off < sizeof reasons - 1)
-            strcat(reasons, ")");
-        cli_info(ctx,
-                 "added %llu pairs from %llu rows in %llu file(s): %llu duplicates, %llu with "
-                 "empty caption, %llu bad rows%s; %.1f s, %.0f rows/s",
-                 (unsigned long long)st.added, (unsigned long long)st.rows,
-                 (unsigned long long)(st.files + st.files_failed),
-                 (unsigned long long)st.duplicates, (unsigned long long)st.empty_text,
-                 (unsigned long long)st.bad, reasons, el, el > 0 ? (double)st.rows / el : 0.0);
-    }
-    counts = list_counts(&st);
-
-end_run:
-    if (counts == NULL)
-        counts = json_object();
-    json_object_set_new(counts, "elapsed_s", json_real(wp_now() - t0));
-    cjs = json_dumps(counts, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (cli_end_run(ctx, c, run_id, stopped, rc != CLI_OK, cjs) != CLI_OK)
+    if (k != 0)
         rc = CLI_FAIL;
 out:
     st_close(store);
     cat_close(c);
-    json_decref(params);
-    json_decref(counts);
-    free(pjs);
-    free(cjs);
-    if (stopped && rc == CLI_OK)
-        rc = CLI_FAIL;
     return rc;
 }

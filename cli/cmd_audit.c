@@ -49,22 +49,67 @@ static int find_data(char *out, size_t cap)
     return -1;
 }
 
-int cmd_audit(cli_ctx *ctx, int argc, char **argv)
+enum { O_MODEL = 1000, O_NAME, O_NOGAL, O_GAL, O_PER, O_SEED, O_BOOT, O_MIN, O_LEX, O_LAB };
+
+static const cli_opt audit_opts_table[] = {
+    {"output", 'o', required_argument, 'o', "OUTDIR",
+     "where the three files go (created if missing; required)"},
+    {"model", 0, required_argument, O_MODEL, "MDIR",
+     "CLIP model folder used by witpipe encode: run the\nimage-side probes"},
+    {"name", 0, required_argument, O_NAME, "NAME",
+     "its folder under DIR/embeddings (default: as encode\nnames it)"},
+    {"no-gallery", 0, no_argument, O_NOGAL, NULL, "no thumbnails or sample captions in the report"},
+    {"gallery", 0, required_argument, O_GAL, "K", "samples per gallery row (default 6)"},
+    {"seed", 0, required_argument, O_SEED, "N", "gallery sampling and bootstrap seed (default 0)"},
+    {"bootstrap", 0, required_argument, O_BOOT, "B",
+     "bootstrap replicates for nPMI intervals (default 200)"},
+    {"min-count", 0, required_argument, O_MIN, "N",
+     "fewest co-occurrences for an association to be\nlisted (default 5)"},
+    {"lexicon", 0, required_argument, O_LEX, "DIR",
+     "lexicon folder (default: the shipped audit/lexicon)"},
+    {"labels", 0, required_argument, O_LAB, "DIR",
+     "probe label folder (default: the shipped audit/labels)"},
+    {"per-image", 0, no_argument, O_PER, NULL,
+     "also write OUTDIR/per_image.jsonl with every image's\ninferred attributes (a warning is "
+     "printed: keep it\nprivate)"},
+    {0, 0, 0, 0, 0, 0},
+};
+
+static int cmd_audit(cli_ctx *ctx, int argc, char **argv);
+
+const cli_cmd cli_cmd_audit = {
+    .name = "audit",
+    .summary = "bias audit and datasheet of the corpus (report.html, report.json)",
+    .run = cmd_audit,
+    .uses_openmp = 1,
+    .synopsis = "usage: witpipe audit [-C DIR] -o OUTDIR [--model MDIR] [options]\n",
+    .about = "Writes OUTDIR/report.html (one self-contained page: inline SVG charts and\n"
+             "thumbnails, nothing fetched, printable), OUTDIR/report.json (every figure;\n"
+             "schemas/audit_report.schema.json) and OUTDIR/datasheet.md (the seven\n"
+             "sections of Datasheets for Datasets, blanks marked for what people must add).\n"
+             "Works with whatever stages have run; sections that need a stage that has not\n"
+             "run say which. Read only: the catalog is not written.\n"
+             "\n"
+             "Composition: the funnel (candidates, fetched, after each stage's decisions,\n"
+             "in shards) with drop reasons; caption length, image size and aspect\n"
+             "histograms; top registrable domains; languages and query coverage (once\n"
+             "filter / balance have run); a gallery of seeded random samples of kept pairs\n"
+             "and of each drop reason.\n"
+             "Caption demographics: group terms (gender, age, identity) counted with the\n"
+             "editable lexicons at every funnel step; nPMI associations with occupation\n"
+             "and adjective terms, with 95% bootstrap intervals.\n"
+             "Image probes (--model): zero-shot person / perceived gender, age, race, the\n"
+             "CLIP paper's denigration probe (crime and non-human labels, with and without\n"
+             "a 'child' label) and filter disparity, from the embeddings witpipe encode\n"
+             "wrote for that model (never recomputed). Aggregates only.\n",
+    .opts = audit_opts_table,
+    .epilog = "Lexicons, labels and their limits are documented at the top of each file;\n"
+              "WITPIPE_AUDIT_DATA names the folder holding lexicon/ and labels/ when the\n"
+              "binary is not beside the source tree.\n",
+};
+
+static int cmd_audit(cli_ctx *ctx, int argc, char **argv)
 {
-    enum { O_MODEL = 1000, O_NAME, O_NOGAL, O_GAL, O_PER, O_SEED, O_BOOT, O_MIN, O_LEX, O_LAB };
-    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
-                                             {"model", required_argument, NULL, O_MODEL},
-                                             {"name", required_argument, NULL, O_NAME},
-                                             {"no-gallery", no_argument, NULL, O_NOGAL},
-                                             {"gallery", required_argument, NULL, O_GAL},
-                                             {"per-image", no_argument, NULL, O_PER},
-                                             {"seed", required_argument, NULL, O_SEED},
-                                             {"bootstrap", required_argument, NULL, O_BOOT},
-                                             {"min-count", required_argument, NULL, O_MIN},
-                                             {"lexicon", required_argument, NULL, O_LEX},
-                                             {"labels", required_argument, NULL, O_LAB},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {0, 0, 0, 0}};
     aud_opts o;
     aud_summary sum;
     cat *c = NULL;
@@ -80,10 +125,10 @@ int cmd_audit(cli_ctx *ctx, int argc, char **argv)
     o.bootstrap = AUD_BOOTSTRAP_DEFAULT;
     o.min_cooc = 5;
     o.seed = 0;
-    while ((opt = cli_getopt("audit", argc, argv, "o:", longopts)) != -1) {
+    while ((opt = cli_next_opt(&cli_cmd_audit, argc, argv)) != -1) {
         switch (opt) {
         case 'h':
-            cli_print_usage(cli_find("audit"));
+            cli_print_usage(&cli_cmd_audit);
             return CLI_OK;
         case 'o':
             o.outdir = optarg;

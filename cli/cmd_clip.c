@@ -323,16 +323,49 @@ out:
     return rc;
 }
 
+enum { O_PREC = 1000, O_NORM, O_LABELS, O_TEMPLATES, O_TOP };
+
+static const cli_opt clip_opts_table[] = {
+    {"model", 0, required_argument, 'm', "MDIR", "model folder (see witpipe help encode)"},
+    {"normalize", 0, no_argument, O_NORM, NULL, "L2-normalise the printed embeddings"},
+    {"precision", 0, required_argument, O_PREC, "P",
+     "f32 (default) or bf16 (see witpipe help encode)"},
+    {"labels", 0, required_argument, O_LABELS, "FILE", "zeroshot: class names, one per line"},
+    {"templates", 0, required_argument, O_TEMPLATES, "FILE",
+     "zeroshot: prompt templates, one per line"},
+    {"top", 0, required_argument, O_TOP, "K", "zeroshot: labels printed per image (default 5)"},
+    {0, 0, 0, 0, 0, 0},
+};
+
+int cmd_clip(cli_ctx *ctx, int argc, char **argv);
+
+const cli_cmd cli_cmd_clip = {
+    .name = "clip",
+    .summary = "embed images or texts, zero-shot classify (JSON)",
+    .run = cmd_clip,
+    .uses_openmp = 1,
+    .synopsis =
+        "usage: witpipe clip embed-image --model MDIR [--normalize] [--precision P] FILE...\n"
+        "       witpipe clip embed-text  --model MDIR [--normalize] TEXT...\n"
+        "       witpipe clip zeroshot    --model MDIR --labels FILE [--templates FILE]\n"
+        "                                [--top K] [--precision P] IMAGE...\n",
+    .about = "Runs the built-in CLIP and prints one JSON object on stdout.\n"
+             "embed-image: CLIP preprocessing (shorter side to the model's size with\n"
+             "PIL's bicubic, centre crop) and the image tower; {\"images\": [{\"file\",\n"
+             "\"embedding\"}]}. embed-text: the tokenizer (cut to 77 tokens) and the text\n"
+             "tower; {\"texts\": [{\"text\", \"embedding\"}]}. Embeddings are the\n"
+             "projected features, un-normalised unless --normalize.\n"
+             "zeroshot: every label (one per line of --labels) is put in each prompt\n"
+             "template (default: the CLIP paper's 80 ImageNet templates; --templates\n"
+             "FILE gives one per line, '{}' marks the label), each prompt embedded and\n"
+             "normalised, averaged per label and renormalised; each image gets its top\n"
+             "K labels with softmax(logit_scale * cosine) probabilities.\n",
+    .opts = clip_opts_table,
+    .epilog = "Exit status 1 if any file could not be read or decoded.\n",
+};
+
 int cmd_clip(cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
-                                             {"precision", required_argument, NULL, 'p'},
-                                             {"normalize", no_argument, NULL, 'n'},
-                                             {"labels", required_argument, NULL, 'l'},
-                                             {"templates", required_argument, NULL, 't'},
-                                             {"top", required_argument, NULL, 'k'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {0, 0, 0, 0}};
     clip_cmd_opts o = {NULL, NULL, NULL, CLIP_F32, 0, 5};
     clip_model *m = NULL;
     clip_tok *tok = NULL;
@@ -345,7 +378,7 @@ int cmd_clip(cli_ctx *ctx, int argc, char **argv)
 
     if (argc < 2 || argv[1][0] == '-') {
         if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-            cli_print_usage(cli_find("clip"));
+            cli_print_usage(&cli_cmd_clip);
             return CLI_OK;
         }
         return cli_usage_error("clip", "needs a subcommand: embed-image, embed-text, zeroshot");
@@ -357,28 +390,28 @@ int cmd_clip(cli_ctx *ctx, int argc, char **argv)
     argc--;
     argv++;
     optind = 1;
-    while ((c = cli_getopt("clip", argc, argv, "", longopts)) != -1) {
+    while ((c = cli_next_opt(&cli_cmd_clip, argc, argv)) != -1) {
         switch (c) {
         case 'h':
-            cli_print_usage(cli_find("clip"));
+            cli_print_usage(&cli_cmd_clip);
             return CLI_OK;
         case 'm':
             o.model_dir = optarg;
             break;
-        case 'p':
+        case O_PREC:
             if (cli_parse_precision("clip", optarg, &o.precision) != 0)
                 return CLI_USAGE;
             break;
-        case 'n':
+        case O_NORM:
             o.normalize = 1;
             break;
-        case 'l':
+        case O_LABELS:
             o.labels = optarg;
             break;
-        case 't':
+        case O_TEMPLATES:
             o.templates = optarg;
             break;
-        case 'k':
+        case O_TOP:
             if (cli_parse_i64("clip", "--top", optarg, 1, CLIP_TOP_MAX, &v) != 0)
                 return CLI_USAGE;
             o.top = (int)v;

@@ -1,5 +1,7 @@
 /*
- * cli/cmd_core.c: `witpipe init` and `witpipe status`.
+ * cli/cmd_core.c: `witpipe init` and `witpipe status` (counts per section,
+ * then each stage's runs: how many, and the last one's status, times,
+ * params, counts and error), each with its option table and help text.
  */
 #include "catalog/catalog.h"
 #include "cli.h"
@@ -8,19 +10,58 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
-int cmd_init(cli_ctx *ctx, int argc, char **argv)
+static const cli_opt init_opts_table[] = {{0, 0, 0, 0, 0, 0}};
+
+static int cmd_init(cli_ctx *ctx, int argc, char **argv);
+
+const cli_cmd cli_cmd_init = {
+    .name = "init",
+    .summary = "create a corpus directory and its catalog",
+    .run = cmd_init,
+    .synopsis = "usage: witpipe init DIR\n",
+    .about = "Creates DIR (if needed) with an empty catalog (DIR/catalog.db) and image\n"
+             "store (DIR/store/). Running it on an existing corpus changes nothing.\n",
+    .opts = init_opts_table,
+};
+
+enum { O_JSON = 1000 };
+
+static const cli_opt status_opts_table[] = {
+    {"json", 0, no_argument, O_JSON, NULL,
+     "one JSON object instead of a table\n(schemas/status.schema.json)"},
+    {0, 0, 0, 0, 0, 0},
+};
+
+static int cmd_status(cli_ctx *ctx, int argc, char **argv);
+
+const cli_cmd cli_cmd_status = {
+    .name = "status",
+    .summary = "counts per stage, state and error class; each stage's runs",
+    .run = cmd_status,
+    .synopsis = "usage: witpipe status [-C DIR] [--json]\n",
+    .about = "Prints the corpus's counts: sources by kind, pairs, images by state and\n"
+             "error class, decisions by stage and reason, crawl pages, shards,\n"
+             "embeddings; then, per stage, how many runs it had and its last run (id,\n"
+             "status: running, done, stopped or failed; start and end, the options it\n"
+             "ran with, its counts, and the error of a failed run). A run killed\n"
+             "without a chance to end stays \"running\" with the counts of its last\n"
+             "commit.\n",
+    .opts = status_opts_table,
+};
+
+static int cmd_init(cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
     const char *dir;
     cat *c = NULL;
     st_store *st = NULL;
     wp_err err = {0};
     int o;
 
-    while ((o = cli_getopt("init", argc, argv, "", longopts)) != -1) {
+    while ((o = cli_next_opt(&cli_cmd_init, argc, argv)) != -1) {
         if (o == 'h') {
-            cli_print_usage(cli_find("init"));
+            cli_print_usage(&cli_cmd_init);
             return CLI_OK;
         }
         return CLI_USAGE;
@@ -66,20 +107,77 @@ static void status_print(void *ud, const char *section, const char *key, int64_t
     printf("  %-40s %12lld\n", key ? key : "", (long long)count);
 }
 
-int cmd_status(cli_ctx *ctx, int argc, char **argv)
+/* Unix seconds as an ISO 8601 UTC time into out (size n). */
+static void iso_time(int64_t t, char *out, size_t n)
 {
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, n, "%lld", (long long)t);
+}
+
+/* JSON text from the catalog as a value (an object); a string if it does
+ * not parse (it always should). */
+static json_t *json_or_string(const char *s)
+{
+    json_error_t je;
+    json_t *j = s ? json_loads(s, JSON_DECODE_ANY, &je) : NULL;
+    return j != NULL ? j : json_string(s ? s : "");
+}
+
+static void status_run(void *ud, const cat_run_info *r)
+{
+    struct status_acc *acc = ud;
+    char started[32], ended[32];
+    if (acc->root != NULL) {
+        json_t *runs = json_object_get(acc->root, "runs"), *st = json_object(),
+               *last = json_object();
+        if (runs == NULL) {
+            runs = json_object();
+            json_object_set_new(acc->root, "runs", runs);
+        }
+        json_object_set_new(last, "id", json_integer(r->id));
+        json_object_set_new(last, "status", json_string(r->status));
+        json_object_set_new(last, "started_at", json_integer(r->started_at));
+        json_object_set_new(last, "ended_at",
+                            r->ended_at >= 0 ? json_integer(r->ended_at) : json_null());
+        json_object_set_new(last, "params", json_or_string(r->params));
+        json_object_set_new(last, "counts", json_or_string(r->counts));
+        if (r->error != NULL)
+            json_object_set_new(last, "error", json_string(r->error));
+        json_object_set_new(st, "runs", json_integer(r->runs));
+        json_object_set_new(st, "last", last);
+        json_object_set_new(runs, r->stage, st);
+        return;
+    }
+    if (strcmp(acc->last_section, "runs") != 0) {
+        printf("runs\n");
+        snprintf(acc->last_section, sizeof acc->last_section, "runs");
+    }
+    iso_time(r->started_at, started, sizeof started);
+    if (r->ended_at >= 0)
+        iso_time(r->ended_at, ended, sizeof ended);
+    printf("  %-40s %12lld\n", r->stage, (long long)r->runs);
+    printf("    last: run %lld, %s, started %s%s%s\n", (long long)r->id, r->status, started,
+           r->ended_at >= 0 ? ", ended " : "", r->ended_at >= 0 ? ended : "");
+    printf("    params: %s\n", r->params ? r->params : "{}");
+    printf("    counts: %s\n", r->counts ? r->counts : "{}");
+    if (r->error != NULL)
+        printf("    error: %s\n", r->error);
+}
+
+static int cmd_status(cli_ctx *ctx, int argc, char **argv)
+{
     struct status_acc acc = {0};
     cat *c = NULL;
     wp_err err = {0};
     int o, as_json = 0, rc = CLI_OK;
-    while ((o = cli_getopt("status", argc, argv, "", longopts)) != -1) {
+    while ((o = cli_next_opt(&cli_cmd_status, argc, argv)) != -1) {
         if (o == 'h') {
-            cli_print_usage(cli_find("status"));
+            cli_print_usage(&cli_cmd_status);
             return CLI_OK;
         }
-        if (o == 'j')
+        if (o == O_JSON)
             as_json = 1;
         else
             return CLI_USAGE;
@@ -94,7 +192,8 @@ int cmd_status(cli_ctx *ctx, int argc, char **argv)
         acc.root = json_object();
     else
         printf("corpus %s\n", ctx->corpus);
-    if (cat_stats(c, status_print, &acc, &err) != 0) {
+    if (cat_stats(c, status_print, &acc, &err) != 0 ||
+        cat_runs_by_stage(c, status_run, &acc, &err) != 0) {
         cli_error(ctx, "%s", err.msg);
         rc = CLI_FAIL;
     }

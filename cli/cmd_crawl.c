@@ -1,7 +1,8 @@
 /*
  * cli/cmd_crawl.c: `witpipe crawl`: candidate pairs from a live crawl
  * (--seeds FILE), WARC files (--warc FILE...) or Common Crawl WAT files
- * (--wat FILE...).
+ * (--wat FILE...). The option table and the help text sit together here;
+ * the stage (its run and defaults) is crawl/crawl.h's crawl_run.
  */
 #include "catalog/catalog.h"
 #include "cli.h"
@@ -42,6 +43,89 @@ enum {
     O_DRY_RUN,
 };
 
+static const cli_opt crawl_opts_table[] = {
+    {NULL, 0, 0, 0, NULL, "Sources:"},
+    {"seeds", 0, required_argument, O_SEEDS, "FILE",
+     "live crawl, breadth-first from the URLs in FILE (one a\n"
+     "line, # comments); frontier kept in the catalog"},
+    {"warc", 0, no_argument, O_WARC, "FILE...",
+     "WARC 1.0/1.1 files, plain or gzip: response records\n"
+     "with HTML payloads (chunked; gzip, deflate or br)"},
+    {"wat", 0, no_argument, O_WAT, "FILE...",
+     "Common Crawl WAT files (metadata JSON: IMG@/src links)"},
+    {NULL, 0, 0, 0, NULL, "Extraction:"},
+    {"text-from", 0, required_argument, O_TEXT_FROM, "LIST",
+     "text candidates in order of preference, from alt,\n"
+     "title, figcaption (default: alt)"},
+    {"max-text", 0, required_argument, O_MAX_TEXT, "N", "longest text in bytes (default 2000)"},
+    {"long-text", 0, required_argument, O_LONG_TEXT, "MODE",
+     "truncate (at a character boundary, default) or drop"},
+    {"bad-utf8", 0, required_argument, O_BAD_UTF8, "MODE",
+     "repair (U+FFFD, default) or drop texts with invalid UTF-8"},
+    {"skip-ext", 0, required_argument, O_SKIP_EXT, "LIST",
+     "image extensions to drop (default svg,gif; \"\" for none)"},
+    {"max-page", 0, required_argument, O_MAX_PAGE, "BYTES",
+     "larger pages are skipped (default 8388608)"},
+    {"token", 0, required_argument, O_TOKEN, "NAME", "our robots product token (default witpipe)"},
+    {"no-prefilter", 0, no_argument, O_NO_PREFILTER, NULL,
+     "parse whole pages and whole WAT records (slower; the\n"
+     "reference the fast paths are tested against)"},
+    {NULL, 0, 0, 0, NULL, "Archives:"},
+    {"part", 0, required_argument, O_PART, "I/N",
+     "only part I of N: whole files when there are at least N\n"
+     "files, else every N-th record of each (for scale-out)"},
+    {"batch", 0, required_argument, O_BATCH, "N",
+     "records per catalog transaction (default 4096; a\n"
+     "killed run re-reads at most this many on resume)"},
+    {"max-record", 0, required_argument, O_MAX_RECORD, "BYTES",
+     "larger records are skipped (default 67108864)"},
+    {"dry-run", 0, no_argument, O_DRY_RUN, NULL,
+     "extract and count only: no pairs stored, no progress\n"
+     "saved (what a run would give; the bench's no-catalog figure)"},
+    {NULL, 0, 0, 0, NULL, "Live crawl:"},
+    {"max-depth", 0, required_argument, O_MAX_DEPTH, "N", "link depth from the seeds (default 3)"},
+    {"max-pages", 0, required_argument, O_MAX_PAGES, "N",
+     "pages to fetch in all, redirects included (default\n"
+     "10000); a redirect's target is queued like a link and\n"
+     "checked against robots.txt and scope (at most 5 hops)"},
+    {"any-domain", 0, no_argument, O_ANY_DOMAIN, NULL,
+     "follow links off the seeds' registrable domains"},
+    {"include", 0, required_argument, O_INCLUDE, "PAT",
+     "only URLs containing PAT (* wildcards; repeatable)"},
+    {"exclude", 0, required_argument, O_EXCLUDE, "PAT",
+     "never URLs containing PAT (* wildcards; repeatable)"},
+    {"user-agent", 0, required_argument, O_USER_AGENT, "UA",
+     "User-Agent header (default witpipe/VERSION)"},
+    {"delay", 0, required_argument, O_DELAY, "S",
+     "seconds between requests to one host (default 1;\n"
+     "a longer robots.txt Crawl-delay wins)"},
+    {"timeout", 0, required_argument, O_TIMEOUT, "S", "seconds per request (default 30)"},
+    {"retries", 0, required_argument, O_RETRIES, "N",
+     "retries for timeouts, 429 and 5xx (default 2)"},
+    {"concurrency", 0, required_argument, O_CONCURRENCY, "N", "requests at once (default 16)"},
+    {"allow-net", 0, required_argument, O_ALLOW_NET, "CIDR",
+     "let the SSRF guard pass this range (repeatable)"},
+    {0, 0, 0, 0, 0, 0},
+};
+
+static int cmd_crawl(cli_ctx *ctx, int argc, char **argv);
+
+const cli_cmd cli_cmd_crawl = {
+    .name = "crawl",
+    .summary = "candidate pairs from a live crawl, WARC or WAT files",
+    .run = cmd_crawl,
+    .synopsis = "usage: witpipe crawl [-C DIR] --seeds FILE [options]\n"
+                "       witpipe crawl [-C DIR] --warc FILE... [options]\n"
+                "       witpipe crawl [-C DIR] --wat FILE... [options]\n",
+    .about = "Extracts (image URL, text) candidate pairs into the catalog. The text is\n"
+             "the image's alt text by default; title and <figcaption> (and the page\n"
+             "title and language) are kept in pairs.extra. A pair (URL, text) is stored\n"
+             "once; every further page showing it is recorded as a sighting. Pages whose\n"
+             "<meta name=robots> (or one naming our token) or X-Robots-Tag says noai or\n"
+             "noimageai give no pairs. Runs resume where they stopped.\n",
+    .opts = crawl_opts_table,
+};
+
 static int parse_part(const char *v, int *i, int *n)
 {
     char tail;
@@ -71,64 +155,29 @@ static int print_counts(cli_ctx *ctx, const crawl_counts *k)
     return 0;
 }
 
-int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
+static int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"seeds", required_argument, NULL, O_SEEDS},
-        {"warc", no_argument, NULL, O_WARC},
-        {"wat", no_argument, NULL, O_WAT},
-        {"text-from", required_argument, NULL, O_TEXT_FROM},
-        {"max-text", required_argument, NULL, O_MAX_TEXT},
-        {"long-text", required_argument, NULL, O_LONG_TEXT},
-        {"bad-utf8", required_argument, NULL, O_BAD_UTF8},
-        {"skip-ext", required_argument, NULL, O_SKIP_EXT},
-        {"max-page", required_argument, NULL, O_MAX_PAGE},
-        {"part", required_argument, NULL, O_PART},
-        {"batch", required_argument, NULL, O_BATCH},
-        {"max-record", required_argument, NULL, O_MAX_RECORD},
-        {"token", required_argument, NULL, O_TOKEN},
-        {"max-depth", required_argument, NULL, O_MAX_DEPTH},
-        {"max-pages", required_argument, NULL, O_MAX_PAGES},
-        {"any-domain", no_argument, NULL, O_ANY_DOMAIN},
-        {"include", required_argument, NULL, O_INCLUDE},
-        {"exclude", required_argument, NULL, O_EXCLUDE},
-        {"user-agent", required_argument, NULL, O_USER_AGENT},
-        {"delay", required_argument, NULL, O_DELAY},
-        {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"retries", required_argument, NULL, O_RETRIES},
-        {"concurrency", required_argument, NULL, O_CONCURRENCY},
-        {"allow-net", required_argument, NULL, O_ALLOW_NET},
-        {"no-prefilter", no_argument, NULL, O_NO_PREFILTER},
-        {"dry-run", no_argument, NULL, O_DRY_RUN},
-        {"help", no_argument, NULL, 'h'},
-        {0, 0, 0, 0}};
     crawl_opts o;
-    crawl_archive_opts ao = {.part_i = 1, .part_n = 1, .batch = 4096, .max_record = 64u << 20};
+    crawl_archive_opts ao;
     crawl_live_opts lo;
+    crawl_counts counts;
     const char *include[MAX_PATTERNS + 1] = {0}, *exclude[MAX_PATTERNS + 1] = {0};
     const char *allow_net[MAX_PATTERNS + 1] = {0};
     int n_inc = 0, n_exc = 0, n_allow = 0;
     int mode = 0; /* O_SEEDS, O_WARC, O_WAT */
     cat *c = NULL;
-    crawl_sink *sink = NULL;
     wp_err err = {0};
-    wp_buf params = {0}, counts = {0};
-    int64_t run_id = 0, v;
+    int64_t v;
     double d;
     int opt, rc = CLI_OK, lib_rc = 0;
 
     crawl_opts_init(&o);
-    memset(&lo, 0, sizeof lo);
-    lo.max_depth = 3;
-    lo.max_pages = 10000;
-    lo.delay = 1.0;
-    lo.timeout = 30;
-    lo.retries = 2;
-    lo.concurrency = 16;
-    while ((opt = cli_getopt("crawl", argc, argv, "", longopts)) != -1) {
+    crawl_archive_opts_init(&ao);
+    crawl_live_opts_init(&lo);
+    while ((opt = cli_next_opt(&cli_cmd_crawl, argc, argv)) != -1) {
         switch (opt) {
         case 'h':
-            cli_print_usage(cli_find("crawl"));
+            cli_print_usage(&cli_cmd_crawl);
             return CLI_OK;
         case O_SEEDS:
         case O_WARC:
@@ -256,8 +305,6 @@ int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
     lo.allow_net = n_allow ? allow_net : NULL;
     lo.rep = &ctx->rep;
     ao.rep = &ctx->rep;
-    if (mode == O_SEEDS)
-        o.collect_links = 1;
     if (mode == O_SEEDS && o.dry_run)
         return cli_usage_error("crawl", "--dry-run is for --warc and --wat");
 
@@ -265,40 +312,21 @@ int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
         cli_error(ctx, "%s", err.msg);
         return CLI_FAIL;
     }
-    wp_buf_printf(&params, "{\"mode\":\"%s\",\"part\":\"%d/%d\",\"max_text\":%zu}",
-                  mode == O_SEEDS  ? "seeds"
-                  : mode == O_WARC ? "warc"
-                                   : "wat",
-                  ao.part_i, ao.part_n, o.max_text);
-    if (cat_run_start(c, "crawl", params.data ? params.data : "{}", &run_id, &err) != 0 ||
-        (sink = crawl_sink_new(c, &o, run_id)) == NULL) {
-        cli_error(ctx, "%s", err.msg[0] ? err.msg : "out of memory");
-        rc = CLI_FAIL;
-        goto out;
-    }
-    if (mode == O_SEEDS)
-        lib_rc = crawl_live(c, sink, &lo, &err);
-    else
-        lib_rc = crawl_archives(c, sink, argv + optind, argc - optind, mode == O_WAT, &ao, &err);
+    lib_rc = crawl_run(c,
+                       mode == O_SEEDS  ? CRAWL_SRC_SEEDS
+                       : mode == O_WARC ? CRAWL_SRC_WARC
+                                        : CRAWL_SRC_WAT,
+                       &o, &lo, argv + optind, argc - optind, &ao, &counts, &err);
     cli_progress_done(ctx);
     if (lib_rc != 0 && lib_rc != WP_ESTOP) {
         cli_error(ctx, "%s", err.msg);
         rc = CLI_FAIL;
     }
-    if (lib_rc == WP_ESTOP)
+    if (lib_rc == WP_ESTOP) {
         cli_warn(ctx, "crawl: stopped; run the same command again to resume");
-    print_counts(ctx, crawl_sink_counts(sink));
-    if (crawl_sink_counts(sink)->unreadable > 0)
         rc = CLI_FAIL;
-    crawl_counts_json(crawl_sink_counts(sink), &counts);
-    if (cli_end_run(ctx, c, run_id, lib_rc == WP_ESTOP, rc != CLI_OK, counts.data) != CLI_OK)
-        rc = CLI_FAIL;
-    if (lib_rc == WP_ESTOP && rc == CLI_OK)
-        rc = CLI_FAIL;
-out:
-    crawl_sink_free(sink);
+    }
+    print_counts(ctx, &counts);
     cat_close(c);
-    wp_buf_free(&params);
-    wp_buf_free(&counts);
     return rc;
 }

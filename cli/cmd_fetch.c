@@ -1,6 +1,7 @@
 /*
- * cli/cmd_fetch.c: `witpipe fetch`: option parsing for the fetch stage and
- * its final summary.
+ * cli/cmd_fetch.c: `witpipe fetch`: the option table and help text of the
+ * fetch stage side by side, option parsing and the final summary. The
+ * stage's defaults are fetch_opts_init's (fetch/fetch.h).
  */
 #include "catalog/catalog.h"
 #include "cli.h"
@@ -42,6 +43,84 @@ enum {
     O_STATS_JSON,
 };
 
+static const cli_opt fetch_opts_table[] = {
+    {NULL, 0, 0, 0, NULL, "Network:"},
+    {"parallel", 0, required_argument, O_PARALLEL, "N", "transfers at once (default 64)"},
+    {"per-host", 0, required_argument, O_PER_HOST, "N",
+     "transfers at once to one host (default 4)"},
+    {"host-delay", 0, required_argument, O_HOST_DELAY, "S",
+     "minimum seconds between requests to one host (default 0)"},
+    {"connect-timeout", 0, required_argument, O_CONNECT_TIMEOUT, "S",
+     "connect timeout in seconds (default 10)"},
+    {"timeout", 0, required_argument, O_TIMEOUT, "S",
+     "whole-transfer timeout in seconds (default 60)"},
+    {"low-speed", 0, required_argument, O_LOW_SPEED, "B",
+     "abort below B bytes/s sustained for --low-speed-time\n"
+     "seconds (defaults 1024 and 10; 0 disables)"},
+    {"low-speed-time", 0, required_argument, O_LOW_SPEED_TIME, "S",
+     "the seconds --low-speed must last (default 10)"},
+    {"max-bytes", 0, required_argument, O_MAX_BYTES, "N",
+     "body size cap after decompression (default 20000000)"},
+    {"retries", 0, required_argument, O_RETRIES, "N",
+     "retries for timeouts, resets, 429 and 5xx, with\n"
+     "exponential backoff and jitter (default 2)"},
+    {"user-agent", 0, required_argument, O_USER_AGENT, "TOKEN",
+     "contact token added to the User-Agent; X-Robots-Tag\n"
+     "directives scoped to TOKEN: (or witpipe:) apply to us"},
+    {"ignore-directive", 0, required_argument, O_IGNORE_DIRECTIVE, "D",
+     "do not honour X-Robots-Tag directive D (repeatable;\n"
+     "honoured by default: noai, noimageai, noindex,\n"
+     "noimageindex)"},
+    {"allow-net", 0, required_argument, O_ALLOW_NET, "CIDR",
+     "allow connecting to this range although it is\n"
+     "loopback/private/link-local/... (repeatable; the SSRF\n"
+     "guard checks every resolved address, redirects too)"},
+    {NULL, 0, 0, 0, NULL, "Images:"},
+    {"resize-mode", 0, required_argument, O_RESIZE_MODE, "M",
+     "no, border, keep_ratio, keep_ratio_largest or\n"
+     "center_crop (default border)"},
+    {"image-size", 0, required_argument, O_IMAGE_SIZE, "N", "target size in pixels (default 256)"},
+    {"resize-only-if-bigger", 0, no_argument, O_ONLY_BIGGER, NULL,
+     "leave smaller images at their size"},
+    {"quality", 0, required_argument, O_QUALITY, "Q",
+     "JPEG quality of the stored images (default 95)"},
+    {"no-reencode", 0, no_argument, O_NO_REENCODE, NULL,
+     "with --resize-mode no: store the original bytes"},
+    {"max-pixels", 0, required_argument, O_MAX_PIXELS, "N",
+     "refuse images with more pixels, from the header\n"
+     "(default 89478485)"},
+    {"min-image-size", 0, required_argument, O_MIN_SIZE, "N",
+     "refuse images whose shorter side is below N"},
+    {"max-aspect-ratio", 0, required_argument, O_MAX_ASPECT, "R",
+     "refuse images with longer/shorter side above R"},
+    {"max-image-area", 0, required_argument, O_MAX_AREA, "N",
+     "refuse images with width*height above N"},
+    {NULL, 0, 0, 0, NULL, "Run:"},
+    {"workers", 0, required_argument, O_WORKERS, "N", "image threads (default: one per CPU)"},
+    {"limit", 0, required_argument, O_LIMIT, "N", "handle at most N images in this run"},
+    {"stats-json", 0, no_argument, O_STATS_JSON, NULL,
+     "print the run's figures as one JSON line on stdout"},
+    {0, 0, 0, 0, 0, 0},
+};
+
+static int cmd_fetch(cli_ctx *ctx, int argc, char **argv);
+
+const cli_cmd cli_cmd_fetch = {
+    .name = "fetch",
+    .summary = "download, check, resize and store every pending image",
+    .run = cmd_fetch,
+    .synopsis = "usage: witpipe fetch [-C DIR] [OPTIONS]\n",
+    .about = "Downloads every image still pending in the catalog, identifies it from its\n"
+             "bytes, applies the filters, decodes, resizes, re-encodes and stores it, and\n"
+             "records one final state per image (ok, or error with a class: dns, connect,\n"
+             "timeout, reset, http_4xx, http_5xx, too_large, opt_out, blocked_address,\n"
+             "too_many_redirects, not_an_image, unsupported_format, corrupt,\n"
+             "too_many_pixels, too_small, aspect_ratio, too_large_area, ...).\n"
+             "Ctrl-C stops taking new work and saves what is done (exit 1); run again to\n"
+             "continue. A killed run loses nothing committed and resumes the same way.\n",
+    .opts = fetch_opts_table,
+};
+
 /* Removes word from the comma-separated list in place; 0 if absent. */
 static int list_remove(char *list, const char *word)
 {
@@ -61,35 +140,8 @@ static int list_remove(char *list, const char *word)
     return found;
 }
 
-int cmd_fetch(cli_ctx *ctx, int argc, char **argv)
+static int cmd_fetch(cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"parallel", required_argument, NULL, O_PARALLEL},
-        {"per-host", required_argument, NULL, O_PER_HOST},
-        {"host-delay", required_argument, NULL, O_HOST_DELAY},
-        {"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
-        {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"low-speed", required_argument, NULL, O_LOW_SPEED},
-        {"low-speed-time", required_argument, NULL, O_LOW_SPEED_TIME},
-        {"max-bytes", required_argument, NULL, O_MAX_BYTES},
-        {"retries", required_argument, NULL, O_RETRIES},
-        {"user-agent", required_argument, NULL, O_USER_AGENT},
-        {"ignore-directive", required_argument, NULL, O_IGNORE_DIRECTIVE},
-        {"allow-net", required_argument, NULL, O_ALLOW_NET},
-        {"resize-mode", required_argument, NULL, O_RESIZE_MODE},
-        {"image-size", required_argument, NULL, O_IMAGE_SIZE},
-        {"resize-only-if-bigger", no_argument, NULL, O_ONLY_BIGGER},
-        {"quality", required_argument, NULL, O_QUALITY},
-        {"no-reencode", no_argument, NULL, O_NO_REENCODE},
-        {"max-pixels", required_argument, NULL, O_MAX_PIXELS},
-        {"min-image-size", required_argument, NULL, O_MIN_SIZE},
-        {"max-aspect-ratio", required_argument, NULL, O_MAX_ASPECT},
-        {"max-image-area", required_argument, NULL, O_MAX_AREA},
-        {"workers", required_argument, NULL, O_WORKERS},
-        {"limit", required_argument, NULL, O_LIMIT},
-        {"stats-json", no_argument, NULL, O_STATS_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {0, 0, 0, 0}};
     fetch_opts o;
     fetch_stats stats;
     net_acl *acl = net_acl_new();
@@ -107,10 +159,10 @@ int cmd_fetch(cli_ctx *ctx, int argc, char **argv)
         return CLI_FAIL;
     }
     fetch_opts_init(&o);
-    while ((opt = cli_getopt("fetch", argc, argv, "", longopts)) != -1) {
+    while ((opt = cli_next_opt(&cli_cmd_fetch, argc, argv)) != -1) {
         switch (opt) {
         case 'h':
-            cli_print_usage(cli_find("fetch"));
+            cli_print_usage(&cli_cmd_fetch);
             goto out;
         case O_PARALLEL:
             if (cli_parse_i64("fetch", "--parallel", optarg, 1, 4096, &v))
@@ -246,17 +298,15 @@ int cmd_fetch(cli_ctx *ctx, int argc, char **argv)
         goto out;
     }
     /* Like img2dataset's user_agent_token: a name site owners can address in
-     * X-Robots-Tag and a way to reach whoever runs the crawl. */
+     * X-Robots-Tag and a way to reach whoever runs the crawl. Without one,
+     * net_opts_init's User-Agent and token stand. */
     if (token != NULL) {
         snprintf(ua, sizeof ua, "witpipe/%s (compatible; %s; +https://github.com/witpipe/witpipe)",
                  WP_VERSION, token);
         snprintf(tokens, sizeof tokens, "witpipe,%s", token);
-    } else {
-        snprintf(ua, sizeof ua, "witpipe/%s (+https://github.com/witpipe/witpipe)", WP_VERSION);
-        snprintf(tokens, sizeof tokens, "witpipe");
+        o.net.user_agent = ua;
+        o.net.robot_tokens = tokens;
     }
-    o.net.user_agent = ua;
-    o.net.robot_tokens = tokens;
     o.net.directives = directives;
     o.net.allow = acl;
 

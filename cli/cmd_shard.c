@@ -1,45 +1,76 @@
 /*
  * cli/cmd_shard.c: `witpipe shard`: the corpus as WebDataset tar shards.
+ * The option table and the help text sit together here; the stage (its
+ * run, defaults and counts) is shard/shard.h.
  */
 #include "catalog/catalog.h"
 #include "cli.h"
 #include "shard/shard.h"
 #include "store/store.h"
 
-#include <jansson.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-int cmd_shard(cli_ctx *ctx, int argc, char **argv)
+enum { O_PER = 1000, O_MAXB, O_SHUF, O_MTIME };
+
+static const cli_opt shard_opts_table[] = {
+    {"output", 'o', required_argument, 'o', "OUTDIR", "where shards go (default DIR/shards)"},
+    {"per-shard", 0, required_argument, O_PER, "N", "samples per shard (default 10000)"},
+    {"max-bytes", 0, required_argument, O_MAXB, "N",
+     "also start a new shard before one would pass N bytes\n"
+     "(a single larger sample still gets its own shard)"},
+    {"shuffle", 0, required_argument, O_SHUF, "SEED",
+     "order samples by a hash of SEED and their uid instead\n"
+     "of the order they were added (deterministic)"},
+    {"mtime", 0, required_argument, O_MTIME, "T",
+     "the mtime of every member, unix seconds (default 0)"},
+    {0, 0, 0, 0, 0, 0},
+};
+
+static int cmd_shard(cli_ctx *ctx, int argc, char **argv);
+
+const cli_cmd cli_cmd_shard = {
+    .name = "shard",
+    .summary = "write WebDataset tar shards of the selected samples",
+    .run = cmd_shard,
+    .synopsis = "usage: witpipe shard [-C DIR] [-o OUTDIR] [--per-shard N] [--max-bytes N]\n"
+                "                     [--shuffle SEED] [--mtime T]\n",
+    .about = "Writes the corpus's selected samples (pairs whose image is stored, state ok,\n"
+             "and that no stage dropped) as WebDataset shards OUTDIR/00000.tar,\n"
+             "00001.tar, ... (use brace notation: {00000..00042}.tar). Each sample is\n"
+             "three adjacent members named by its key, the pair uid (32 hex digits, no\n"
+             "dots): KEY.jpg (or .png/.webp: the stored bytes unchanged), KEY.txt (the\n"
+             "caption, UTF-8) and KEY.json (url, caption, sizes, sha256, source and every\n"
+             "decision and score later stages added; schemas/sample.schema.json).\n"
+             "\n"
+             "Tar members are ustar with fixed owner (0/0, no names), mode 0644 and one\n"
+             "mtime, so the same catalog and options give byte-identical shards. Each\n"
+             "shard is written as NAME.tmp, synced and renamed: a crash never leaves a\n"
+             "shard that looks complete, and running the command again writes only the\n"
+             "shards that are missing. OUTDIR also gets manifest.json (per shard: name,\n"
+             "samples, bytes, sha256; schemas/manifest.schema.json) and NNNNN_stats.json\n"
+             "per shard (the pairs its range covered, by image state, error class and\n"
+             "drop reason; schemas/shard_stats.schema.json).\n",
+    .opts = shard_opts_table,
+};
+
+static int cmd_shard(cli_ctx *ctx, int argc, char **argv)
 {
-    enum { O_PER = 1000, O_MAXB, O_SHUF, O_MTIME };
-    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
-                                             {"per-shard", required_argument, NULL, O_PER},
-                                             {"max-bytes", required_argument, NULL, O_MAXB},
-                                             {"shuffle", required_argument, NULL, O_SHUF},
-                                             {"mtime", required_argument, NULL, O_MTIME},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {0, 0, 0, 0}};
     shard_opts o;
     shard_stats st;
-    char outdef[WP_PATH_MAX];
     cat *c = NULL;
     st_store *store = NULL;
     wp_err err = {0};
-    json_t *params = NULL, *counts = NULL;
-    char *pjs = NULL, *cjs = NULL;
-    int64_t run_id = 0, v;
-    double t0 = wp_now();
+    int64_t v;
+    double t0 = wp_now(), el;
     int opt, rc = CLI_OK, k;
 
-    memset(&o, 0, sizeof o);
+    shard_opts_init(&o);
     memset(&st, 0, sizeof st);
-    o.per_shard = SHARD_PER_DEFAULT;
-    while ((opt = cli_getopt("shard", argc, argv, "o:", longopts)) != -1) {
+    while ((opt = cli_next_opt(&cli_cmd_shard, argc, argv)) != -1) {
         switch (opt) {
         case 'h':
-            cli_print_usage(cli_find("shard"));
+            cli_print_usage(&cli_cmd_shard);
             return CLI_OK;
         case 'o':
             o.output = optarg;
@@ -68,32 +99,11 @@ int cmd_shard(cli_ctx *ctx, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("shard", "unexpected argument '%s'", argv[optind]);
-    if (o.output == NULL) {
-        if (wp_path_join(outdef, ctx->corpus, "shards", &err) != 0) {
-            cli_error(ctx, "%s", err.msg);
-            return CLI_FAIL;
-        }
-        o.output = outdef;
-    }
     if (cat_open(ctx->corpus, 0, &c, &err) != 0 || st_open(ctx->corpus, &store, &err) != 0) {
         cli_error(ctx, "%s", err.msg);
         rc = CLI_FAIL;
         goto out;
     }
-    params = json_object();
-    json_object_set_new(params, "output", json_string(o.output));
-    json_object_set_new(params, "per_shard", json_integer(o.per_shard));
-    json_object_set_new(params, "max_bytes", json_integer(o.max_bytes));
-    json_object_set_new(params, "shuffle",
-                        o.shuffle ? json_integer((json_int_t)o.seed) : json_null());
-    json_object_set_new(params, "mtime", json_integer(o.mtime));
-    pjs = json_dumps(params, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (pjs == NULL || cat_run_start(c, "shard", pjs, &run_id, &err) != 0) {
-        cli_error(ctx, "%s", pjs ? err.msg : "out of memory");
-        rc = CLI_FAIL;
-        goto out;
-    }
-    o.run_id = run_id;
     k = shard_run(c, store, &o, &ctx->rep, &st, &err);
     cli_progress_done(ctx);
     if (k != 0) {
@@ -103,34 +113,15 @@ int cmd_shard(cli_ctx *ctx, int argc, char **argv)
             cli_error(ctx, "%s", err.msg);
         rc = CLI_FAIL;
     }
-    {
-        double el = wp_now() - t0;
-        cli_info(ctx,
-                 "%lld shards (%lld written, %lld already done), %lld samples, %lld bytes; "
-                 "%lld of %lld pairs excluded; %.2f s, %.1f MB/s written",
-                 (long long)st.shards, (long long)st.written, (long long)st.skipped,
-                 (long long)st.samples, (long long)st.bytes, (long long)st.excluded,
-                 (long long)st.pairs, el, el > 0 ? (double)st.bytes_written / el / 1e6 : 0.0);
-    }
-    counts = json_object();
-    json_object_set_new(counts, "shards", json_integer(st.shards));
-    json_object_set_new(counts, "written", json_integer(st.written));
-    json_object_set_new(counts, "skipped", json_integer(st.skipped));
-    json_object_set_new(counts, "samples", json_integer(st.samples));
-    json_object_set_new(counts, "pairs", json_integer(st.pairs));
-    json_object_set_new(counts, "excluded", json_integer(st.excluded));
-    json_object_set_new(counts, "bytes", json_integer(st.bytes));
-    json_object_set_new(counts, "bytes_written", json_integer(st.bytes_written));
-    json_object_set_new(counts, "elapsed_s", json_real(wp_now() - t0));
-    cjs = json_dumps(counts, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (cli_end_run(ctx, c, run_id, k == WP_ESTOP, k != 0, cjs) != CLI_OK)
-        rc = CLI_FAIL;
+    el = wp_now() - t0;
+    cli_info(ctx,
+             "%lld shards (%lld written, %lld already done), %lld samples, %lld bytes; "
+             "%lld of %lld pairs excluded; %.2f s, %.1f MB/s written",
+             (long long)st.shards, (long long)st.written, (long long)st.skipped,
+             (long long)st.samples, (long long)st.bytes, (long long)st.excluded,
+             (long long)st.pairs, el, el > 0 ? (double)st.bytes_written / el / 1e6 : 0.0);
 out:
     st_close(store);
     cat_close(c);
-    json_decref(params);
-    json_decref(counts);
-    free(pjs);
-    free(cjs);
     return rc;
 }

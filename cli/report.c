@@ -6,8 +6,6 @@
 #include "cli.h"
 #include "clip/clip.h"
 
-#include "catalog/catalog.h"
-
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -277,16 +275,4 @@ int cli_parse_double(const char *cmd, const char *name, const char *value, doubl
                                max);
     *out = v;
     return 0;
-}
-
-int cli_end_run(cli_ctx *ctx, cat *c, int64_t run_id, int stopped, int failed,
-                const char *counts_json)
-{
-    const char *status = stopped ? "stopped" : failed ? "failed" : "done";
-    wp_err err = {0};
-    if (cat_run_end(c, run_id, status, counts_json ? counts_json : "{}", &err) != 0) {
-        cli_error(ctx, "%s", err.msg);
-        return CLI_FAIL;
-    }
-    return CLI_OK;
 }

@@ -4,11 +4,14 @@
  * libcurl easy interface, resumable and verified (see clip/hub.h).
  */
 #include "clip/clip.h"
+#include "net/net.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +105,9 @@ typedef struct xfer {
     wp_buf *mem;  /* or here (API answers); limit mem_max */
     size_t mem_max;
     const clip_hub_opts *o;
+    const net_acl *allow; /* addresses the guard lets through: the endpoint's */
+    int blocked;          /* the guard refused an address (redirect target) */
+    char blocked_detail[96];
     /* what the headers said */
     int hop;                          /* responses seen (redirects included) */
     char linked_etag[HUB_HEADER_MAX]; /* X-Linked-Etag (any hop) */
@@ -280,6 +286,27 @@ static size_t on_header_status(char *buf, size_t size, size_t nitems, void *ud)
     return on_header(buf, size, nitems, c->x);
 }
 
+/* The SSRF guard of the hub client (the same verdict as net/'s engine,
+ * net_addr_check): every address curl connects to, redirect hops
+ * included, must be public unless it is one of the endpoint's own (the
+ * user chose the endpoint, e.g. a mirror on the local network; a redirect
+ * may not lead anywhere else that is not public). */
+static curl_socket_t hub_open_socket(void *clientp, curlsocktype purpose,
+                                     struct curl_sockaddr *addr)
+{
+    xfer *x = clientp;
+    if (purpose != CURLSOCKTYPE_IPCXN)
+        return CURL_SOCKET_BAD;
+    int cls = net_addr_check(x->allow, &addr->addr);
+    if (cls != NET_ADDR_PUBLIC) {
+        x->blocked = 1;
+        snprintf(x->blocked_detail, sizeof x->blocked_detail, "blocked_address: a %s address",
+                 net_addr_class_name(cls));
+        return CURL_SOCKET_BAD; /* refused before any packet is sent */
+    }
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
 static int set_common(CURL *h, const clip_hub_opts *o, struct curl_slist **hdrs, wp_err *err)
 {
     const char *token = o->token != NULL ? o->token : getenv("HF_TOKEN");
@@ -307,7 +334,9 @@ static int set_common(CURL *h, const clip_hub_opts *o, struct curl_slist **hdrs,
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall) != CURLE_OK ||
         curl_easy_setopt(h, CURLOPT_USERAGENT, HUB_USER_AGENT) != CURLE_OK ||
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK)
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, hub_open_socket) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_PROXY, "") != CURLE_OK) /* the guard must see the peer */
         return wp_err_set(err, CLIP_HUB_EHTTP, "hub: libcurl refused an option");
     return 0;
 }
@@ -335,6 +364,8 @@ static CURLcode run_get(const char *url, xfer *x, wp_err *err, int *rc)
     x->write_fail = 0;
     x->errbody_len = 0;
     x->errbody[0] = '\0';
+    x->blocked = 0;
+    x->blocked_detail[0] = '\0';
     char range[64];
     if ((*rc = set_common(h, x->o, &hdrs, err)) != 0)
         goto out;
@@ -353,6 +384,7 @@ static CURLcode run_get(const char *url, xfer *x, wp_err *err, int *rc)
         curl_easy_setopt(h, CURLOPT_WRITEDATA, x) != CURLE_OK ||
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK ||
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, x) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, x) != CURLE_OK ||
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK) {
         *rc = wp_err_set(err, CLIP_HUB_EHTTP, "%s: libcurl refused an option", url);
         goto out;
@@ -362,8 +394,14 @@ static CURLcode run_get(const char *url, xfer *x, wp_err *err, int *rc)
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     if (code != 0)
         x->status = code;
-    if (cc != CURLE_OK)
+    if (cc != CURLE_OK && x->blocked) {
+        char *eff = NULL;
+        curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &eff);
+        wp_err_set(err, CLIP_HUB_EHTTP, "%s: %s (redirected to %s)", url, x->blocked_detail,
+                   eff ? eff : "?");
+    } else if (cc != CURLE_OK) {
         wp_err_set(err, CLIP_HUB_EHTTP, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+    }
 out:
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
@@ -385,7 +423,7 @@ static int url_join(char *out, const char *fmt, ...)
 /* The top-level files of the repository at the revision, as a JSON array
  * of names (caller json_decref's). */
 static int list_files(const char *endpoint, const char *repo, const char *rev_esc,
-                      const clip_hub_opts *o, json_t **names, wp_err *err)
+                      const clip_hub_opts *o, const net_acl *allow, json_t **names, wp_err *err)
 {
     char url[HUB_URL_MAX];
     wp_buf body = {0};
@@ -394,7 +432,7 @@ static int list_files(const char *endpoint, const char *repo, const char *rev_es
     *names = NULL;
     if (url_join(url, "%s/api/models/%s/revision/%s", endpoint, repo, rev_esc) != 0)
         return wp_err_set(err, WP_ELIMIT, "hub: URL longer than %d bytes", HUB_URL_MAX);
-    xfer x = {.mem = &body, .mem_max = CLIP_HUB_API_MAX, .o = o};
+    xfer x = {.mem = &body, .mem_max = CLIP_HUB_API_MAX, .o = o, .allow = allow};
     CURLcode cc = run_get(url, &x, err, &rc);
     if (rc != 0)
         goto out;
@@ -521,7 +559,7 @@ static void sleep_s(double s)
 /* Downloads url into dest (via dest.part), resuming and verifying.
  * *received gets the bytes that came over the wire. */
 static int fetch_file(const char *url, const char *dest, const clip_hub_opts *o,
-                      int64_t done_before, int64_t *received, wp_err *err)
+                      const net_acl *allow, int64_t done_before, int64_t *received, wp_err *err)
 {
     char part[WP_PATH_MAX];
     int n = snprintf(part, sizeof part, "%s.part", dest);
@@ -538,7 +576,7 @@ static int fetch_file(const char *url, const char *dest, const clip_hub_opts *o,
         FILE *f = fopen(part, "ab");
         if (f == NULL)
             return wp_err_set(err, WP_EIO, "%s: cannot open: %s", part, strerror(errno));
-        xfer x = {.f = f, .o = o, .done_before = done_before};
+        xfer x = {.f = f, .o = o, .allow = allow, .done_before = done_before};
         x.have = file_size(part);
         if (x.have < 0)
             x.have = 0;
@@ -587,6 +625,15 @@ static int fetch_file(const char *url, const char *dest, const clip_hub_opts *o,
                 unlink(part);
             return rc;
         }
+        if (expect < 0 && sha == NULL) {
+            /* nothing to check the body against: a truncated or swapped
+             * file would be saved as if verified */
+            unlink(part);
+            return wp_err_set(err, CLIP_HUB_EVERIFY,
+                              "%s: the hub announced neither a size nor a SHA-256; refusing "
+                              "an unverifiable download",
+                              url);
+        }
         int64_t size = file_size(part);
         if (expect >= 0 && size != expect) {
             if (size > expect)
@@ -613,6 +660,52 @@ static int fetch_file(const char *url, const char *dest, const clip_hub_opts *o,
     }
     if (file_size(part) == 0)
         unlink(part); /* nothing worth resuming */
+    return rc;
+}
+
+/* Adds the addresses of the endpoint's host to allow: the user named that
+ * host, so it may be private (a mirror) or loopback (tests); every other
+ * address a redirect leads to must be public. A name that does not resolve
+ * adds nothing (the transfer then fails with the resolver's error). */
+static int allow_endpoint(const char *endpoint, net_acl *allow, wp_err *err)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = 0;
+
+    if (u == NULL)
+        return wp_err_set(err, WP_ENOMEM, "hub: out of memory");
+    if (curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        rc = wp_err_set(err, WP_EINVAL, "hub: endpoint '%s' is not a URL", endpoint);
+        goto out;
+    }
+    /* an IPv6 literal comes back bracketed; strip for the resolver */
+    char *h = host;
+    size_t hl = strlen(h);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h[hl - 1] = '\0';
+        h++;
+    }
+    if (getaddrinfo(h, NULL, &hints, &res) != 0)
+        goto out;
+    for (struct addrinfo *a = res; a != NULL; a = a->ai_next) {
+        char txt[INET6_ADDRSTRLEN];
+        const void *p = a->ai_family == AF_INET
+                            ? (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr
+                            : (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
+        if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
+            inet_ntop(a->ai_family, p, txt, sizeof txt) == NULL)
+            continue;
+        if ((rc = net_acl_add(allow, txt, err)) != 0)
+            goto out;
+    }
+out:
+    if (res != NULL)
+        freeaddrinfo(res);
+    curl_free(host);
+    curl_url_cleanup(u);
     return rc;
 }
 
@@ -674,9 +767,16 @@ int clip_hub_pull(const char *repo, const clip_hub_opts *opts, clip_hub_result *
 
     char *rev_esc = curl_easy_escape(NULL, rev, 0);
     json_t *names = NULL;
+    net_acl *allow = NULL;
     if (rev_esc == NULL)
         return wp_err_set(err, WP_ENOMEM, "hub: out of memory");
-    if ((rc = list_files(ep, repo, rev_esc, &o, &names, err)) != 0)
+    if ((allow = net_acl_new()) == NULL) {
+        rc = wp_err_set(err, WP_ENOMEM, "hub: out of memory");
+        goto out;
+    }
+    if ((rc = allow_endpoint(ep, allow, err)) != 0)
+        goto out;
+    if ((rc = list_files(ep, repo, rev_esc, &o, allow, &names, err)) != 0)
         goto out;
 
     /* Which weights: the transformers layout if it is complete, else the
@@ -728,7 +828,7 @@ int clip_hub_pull(const char *repo, const clip_hub_opts *opts, clip_hub_result *
             goto out;
         }
         int64_t got = 0;
-        rc = fetch_file(url, dest, &o, res->bytes, &got, err);
+        rc = fetch_file(url, dest, &o, allow, res->bytes, &got, err);
         res->bytes += got;
         if (rc != 0)
             goto out;
@@ -738,6 +838,7 @@ int clip_hub_pull(const char *repo, const clip_hub_opts *opts, clip_hub_result *
     }
     rc = wp_fsync_dir(res->dir, err);
 out:
+    net_acl_free(allow);
     json_decref(names);
     curl_free(rev_esc);
     return rc;

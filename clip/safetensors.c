@@ -186,6 +186,11 @@ static int st_parse(clip_st *st, wp_err *err)
         rc = wp_err_set(err, CLIP_EFORMAT, "%s: header is not a JSON object", path);
         goto out;
     }
+    if (json_object_size(root) > CLIP_ST_TENSORS_MAX + 1) { /* + __metadata__ */
+        rc = wp_err_set(err, CLIP_EFORMAT, "%s: header lists %zu tensors (at most %d accepted)",
+                        path, json_object_size(root), CLIP_ST_TENSORS_MAX);
+        goto out;
+    }
     st->t = calloc(json_object_size(root) + 1, sizeof *st->t);
     st->used = calloc(json_object_size(root) + 1, 1);
     order = calloc(json_object_size(root) + 1, sizeof *order);

@@ -130,26 +130,10 @@ int clip_tok_u32_to_utf8(const uint32_t *p, size_t n, wp_buf *out)
 {
     if (wp_buf_reserve(out, n * 4 + 1) != 0)
         return WP_ENOMEM;
-    uint8_t *o = (uint8_t *)out->data + out->len;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t c = p[i];
-        if (c < 0x80) {
-            *o++ = (uint8_t)c;
-        } else if (c < 0x800) {
-            *o++ = (uint8_t)(0xC0 | (c >> 6));
-            *o++ = (uint8_t)(0x80 | (c & 0x3F));
-        } else if (c < 0x10000) {
-            *o++ = (uint8_t)(0xE0 | (c >> 12));
-            *o++ = (uint8_t)(0x80 | ((c >> 6) & 0x3F));
-            *o++ = (uint8_t)(0x80 | (c & 0x3F));
-        } else {
-            *o++ = (uint8_t)(0xF0 | (c >> 18));
-            *o++ = (uint8_t)(0x80 | ((c >> 12) & 0x3F));
-            *o++ = (uint8_t)(0x80 | ((c >> 6) & 0x3F));
-            *o++ = (uint8_t)(0x80 | (c & 0x3F));
-        }
-    }
-    out->len = (size_t)((char *)o - out->data);
+    char *o = out->data + out->len;
+    for (size_t i = 0; i < n; i++)
+        o += wp_utf8_put(p[i], o);
+    out->len = (size_t)(o - out->data);
     out->data[out->len] = '\0';
     return 0;
 }
@@ -941,11 +925,6 @@ static int is_digit(uint32_t c)
     return c >= '0' && c <= '9';
 }
 
-static int is_xdigit(uint32_t c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 /* The code point html.unescape gives a numeric reference (0 = nothing). */
 static uint32_t charref_value(uint64_t num, int *empty)
 {
@@ -982,7 +961,7 @@ static int html_unescape_u32(const uint32_t *t, size_t n, clip_tok_u32 *out)
             size_t k = j + 1;
             if (k < n && is_digit(t[k])) {
                 hex = 0;
-            } else if (k + 1 < n && (t[k] == 'x' || t[k] == 'X') && is_xdigit(t[k + 1])) {
+            } else if (k + 1 < n && (t[k] == 'x' || t[k] == 'X') && wp_hex_digit(t[k + 1]) >= 0) {
                 hex = 1;
                 k++;
             } else {
@@ -993,9 +972,8 @@ static int html_unescape_u32(const uint32_t *t, size_t n, clip_tok_u32 *out)
                 continue;
             }
             uint64_t num = 0;
-            while (k < n && (hex ? is_xdigit(t[k]) : is_digit(t[k]))) {
-                uint32_t c = t[k];
-                uint32_t d = is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10;
+            while (k < n && (hex ? wp_hex_digit(t[k]) >= 0 : is_digit(t[k]))) {
+                uint32_t d = (uint32_t)wp_hex_digit(t[k]);
                 if (num <= 0x10FFFF)
                     num = num * (hex ? 16 : 10) + d; /* saturates above 0x10FFFF */
                 k++;

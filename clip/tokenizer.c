@@ -76,17 +76,6 @@ static void byte_chars(uint32_t ch[256], uint8_t order[256])
     }
 }
 
-static size_t put_utf8(char *o, uint32_t c)
-{
-    if (c < 0x80) {
-        o[0] = (char)c;
-        return 1;
-    }
-    o[0] = (char)(0xC0 | (c >> 6));
-    o[1] = (char)(0x80 | (c & 0x3F));
-    return 2; /* bytes_to_unicode never goes past U+07FF */
-}
-
 /* ---- vocabulary strings while loading ----------------------------------- */
 
 typedef struct str_map {
@@ -209,7 +198,7 @@ static int tok_finish(clip_tok *t, const str_map *vocab, const char *merges, siz
     byte_chars(ch, order);
     for (int b = 0; b < 256; b++) {
         char s[8];
-        size_t n = put_utf8(s, ch[b]);
+        size_t n = wp_utf8_put(ch[b], s);
         t->byte_id[b] = str_map_get(vocab, s, n);
         memcpy(s + n, "</w>", 4);
         t->byte_wid[b] = str_map_get(vocab, s, n + 4);
@@ -317,7 +306,7 @@ int clip_tok_open_bpe_gz(const char *path, clip_tok **out, wp_err *err)
     char s[16];
     for (int w = 0; w < 2; w++)
         for (int i = 0; i < 256; i++) {
-            size_t n = put_utf8(s, ch[order[i]]);
+            size_t n = wp_utf8_put(ch[order[i]], s);
             if (w) {
                 memcpy(s + n, "</w>", 4);
                 n += 4;

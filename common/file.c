@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -60,6 +61,28 @@ int wp_fsync_dir(const char *dir, wp_err *err)
         return wp_err_set(err, WP_EIO, "%s: fsync failed: %s", dir, strerror(e));
     }
     close(fd);
+    return 0;
+}
+
+int wp_fd_reserve(int64_t need, const char *what, wp_err *err)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return wp_err_set(err, WP_EIO, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+    if (rl.rlim_cur != RLIM_INFINITY && (int64_t)rl.rlim_cur < need) {
+        /* the soft limit may be raised up to the hard one without privilege */
+        struct rlimit want = rl;
+        want.rlim_cur = rl.rlim_max == RLIM_INFINITY || (int64_t)rl.rlim_max >= need ? (rlim_t)need
+                                                                                     : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl = want;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && (int64_t)rl.rlim_cur < need)
+        return wp_err_set(err, WP_ELIMIT,
+                          "%s needs about %lld open files but the limit is %llu (hard limit "
+                          "%llu): raise it with `ulimit -n %lld` or ask for less parallelism",
+                          what, (long long)need, (unsigned long long)rl.rlim_cur,
+                          (unsigned long long)rl.rlim_max, (long long)need);
     return 0;
 }
 

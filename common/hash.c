@@ -84,6 +84,28 @@ void wp_hex(const uint8_t *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+int wp_hex_digit(uint32_t c)
+{
+    if (c >= '0' && c <= '9')
+        return (int)(c - '0');
+    if (c >= 'a' && c <= 'f')
+        return (int)(c - 'a' + 10);
+    if (c >= 'A' && c <= 'F')
+        return (int)(c - 'A' + 10);
+    return -1;
+}
+
+int wp_unhex(const char *hex, size_t n, uint8_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        int hi = wp_hex_digit((unsigned char)hex[2 * i]), lo;
+        if (hi < 0 || (lo = wp_hex_digit((unsigned char)hex[2 * i + 1])) < 0)
+            return WP_EINVAL;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
 int wp_pair_uid(const char *url, size_t url_len, const char *text, size_t text_len,
                 char out[WP_UID_HEX + 1])
 {

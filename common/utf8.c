@@ -1,5 +1,7 @@
 /*
- * common/utf8.c: UTF-8 validation, repair and boundary-safe truncation.
+ * common/utf8.c: UTF-8 validation, repair, boundary-safe truncation and the
+ * one encoder of a code point (used by charset conversion, HTML and JSON
+ * unescaping, the tokenizer).
  *
  * Captions come from the open web; the catalog and the shards hold only
  * valid UTF-8, so every text passes through here. Rules per RFC 3629
@@ -90,4 +92,37 @@ size_t wp_utf8_floor(const char *s, size_t n, size_t max)
     while (max > 0 && (p[max] & 0xC0) == 0x80)
         max--;
     return max;
+}
+
+size_t wp_utf8_put(uint32_t cp, char out[4])
+{
+    /* RFC 3629 section 3; what UTF-8 cannot hold becomes U+FFFD. */
+    if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+        cp = 0xFFFD;
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+int wp_utf8_append(wp_buf *b, uint32_t cp)
+{
+    char e[4];
+    return wp_buf_append(b, e, wp_utf8_put(cp, e));
 }

@@ -2,9 +2,10 @@
  * common/wp.h: the small library every witpipe module builds on.
  *
  * Error reports (wp_err), arenas for per-page and per-batch memory, growable
- * byte buffers, SHA-256 and the pair uid, clocks, durable file writes, UTF-8
- * helpers, and the reporter through which library code hands progress and
- * events to the command layer (library code never prints).
+ * byte buffers, SHA-256 and the pair uid, hex, clocks, durable file writes,
+ * UTF-8 helpers, the JSON writer (and witpipe's JSON policy), and the
+ * reporter through which library code hands progress and events to the
+ * command layer (library code never prints).
  *
  * Conventions used across witpipe:
  *  - A function that can fail returns 0 on success or a negative, module
@@ -44,7 +45,10 @@
  *   -800           add (ADD_)          -1600         audit (AUDIT_)
  *   -1700          run, merge, slurm (RUN_)  -1800  parquet (PQ_)
  *   -1900 .. -9999 free
- * tests/unit/test_common.c checks that no two public codes are equal. */
+ * tests/unit/test_common.c (test_status_codes_unique_and_in_range) includes
+ * every module's public header and checks, from a list written in the test,
+ * that no two public codes are equal and that each lies in its module's
+ * range: a new code in a public header must be added to that list. */
 enum wp_status {
     WP_OK = 0,
     WP_ENOMEM = -1,  /* an allocation failed */
@@ -158,6 +162,12 @@ void wp_sha256_free(wp_sha256 *h);
 int wp_sha256_buf(const void *p, size_t n, uint8_t out[WP_SHA256_LEN]);
 /* Writes 2n lowercase hex digits and a NUL to out. Cannot fail. */
 void wp_hex(const uint8_t *p, size_t n, char *out);
+/* The value (0..15) of one hex digit, either case (a byte or a code point),
+ * or -1 for anything else. The one hex decoder: use it, not a copy. */
+int wp_hex_digit(uint32_t c);
+/* Decodes 2n hex digits (either case) into n bytes of out. Returns 0, or
+ * WP_EINVAL at the first non-digit (out then partly written). */
+int wp_unhex(const char *hex, size_t n, uint8_t *out);
 
 /* The stable uid of an (image URL, text) pair: hex of the first 16 bytes of
  * SHA-256(url || 0x00 || text). The same pair from any source gets the same
@@ -192,6 +202,11 @@ int wp_fsync_dir(const char *dir, wp_err *err);
 /* Joins dir and name into out (size WP_PATH_MAX); WP_ELIMIT if too long. */
 int wp_path_join(char *out, const char *dir, const char *name, wp_err *err);
 int wp_file_exists(const char *path);
+/* Makes sure the process may hold need open files: raises the soft
+ * RLIMIT_NOFILE up to the hard limit when needed. Returns 0, or WP_ELIMIT
+ * with a message naming what (e.g. "fetch --parallel 512") and the ulimit
+ * to ask for, so a run fails at start instead of midway with EMFILE. */
+int wp_fd_reserve(int64_t need, const char *what, wp_err *err);
 
 /* ---- UTF-8 ----------------------------------------------------------- */
 
@@ -203,6 +218,80 @@ long wp_utf8_repair(const char *s, size_t n, wp_buf *out);
 /* The largest m <= max such that s[0..m) ends on a character boundary of the
  * valid UTF-8 string s of length n. Cannot fail. */
 size_t wp_utf8_floor(const char *s, size_t n, size_t max);
+/* Writes code point cp as UTF-8 (1 to 4 bytes) to out and returns the
+ * length; a surrogate or a value above U+10FFFF is written as U+FFFD, so the
+ * result is always valid. The one UTF-8 encoder: use it, not a copy. */
+size_t wp_utf8_put(uint32_t cp, char out[4]);
+/* wp_utf8_put onto b. Returns 0 or WP_ENOMEM. */
+int wp_utf8_append(wp_buf *b, uint32_t cp);
+
+/* ---- JSON writing ---------------------------------------------------- */
+
+/* Policy: witpipe writes every JSON text (catalog columns such as
+ * pairs.extra and runs.params / runs.counts, shard sample and manifest
+ * files, --log-json lines, CLI --json output) with this writer, and reads
+ * JSON with jansson. No json_dumps, no printf-built JSON: the writer places
+ * commas, escapes strings per RFC 8259 section 7 ('"', '\\' and control
+ * characters; nothing else), writes only valid UTF-8 (each invalid input
+ * sequence becomes U+FFFD, as wp_utf8_repair), writes NaN and infinities as
+ * null and reals as the shortest %g that reads back exactly (with ".0" when
+ * integral, so they read back as reals). Its bytes are jansson's for the
+ * same calls (JSON_COMPACT, or JSON_INDENT(n) after wp_json_set_indent;
+ * keys in call order as JSON_PRESERVE_ORDER), except reals: jansson's
+ * default writes 17 digits (0.1 as 0.10000000000000001), which
+ * wp_json_real_prec(j, key, v, 17) reproduces.
+ *
+ *     wp_buf b = {0};
+ *     wp_json j;
+ *     wp_json_init(&j, &b);
+ *     wp_json_obj_begin(&j, NULL);
+ *     wp_json_str(&j, "alt", alt);
+ *     wp_json_int(&j, "width", 640);
+ *     wp_json_obj_end(&j);
+ *     if (wp_json_finish(&j) != 0) ... (b.data holds {"alt":"...","width":640})
+ *
+ * Every call takes the member's key inside an object and NULL elsewhere,
+ * and returns the writer's sticky status: 0, WP_ENOMEM, WP_EINVAL (a key
+ * where none belongs or none where one does, an unbalanced end, a second
+ * top-level value) or WP_ELIMIT (nesting past WP_JSON_DEPTH). After an error
+ * every call does nothing and returns it, so a caller may check only
+ * wp_json_finish. The text is appended to the caller's buffer. */
+#define WP_JSON_DEPTH 32
+
+typedef struct wp_json {
+    wp_buf *b;
+    int status;
+    int depth;
+    int done;                         /* a complete top-level value was written */
+    int indent;                       /* spaces per level, 0: compact */
+    unsigned char obj[WP_JSON_DEPTH]; /* 1: object, 0: array, per level */
+    uint32_t count[WP_JSON_DEPTH];    /* values written at that level */
+} wp_json;
+
+void wp_json_init(wp_json *j, wp_buf *b); /* appends to b; cannot fail */
+/* Pretty layout: each member on its own line, indented n spaces a level
+ * (0, the default, is compact; at most 16). Call before the first value. */
+void wp_json_set_indent(wp_json *j, int n);
+int wp_json_obj_begin(wp_json *j, const char *key);
+int wp_json_obj_end(wp_json *j);
+int wp_json_arr_begin(wp_json *j, const char *key);
+int wp_json_arr_end(wp_json *j);
+/* A string (NULL writes null); _strn takes n bytes, NULs included (\u0000). */
+int wp_json_str(wp_json *j, const char *key, const char *s);
+int wp_json_strn(wp_json *j, const char *key, const char *s, size_t n);
+int wp_json_int(wp_json *j, const char *key, int64_t v);
+int wp_json_uint(wp_json *j, const char *key, uint64_t v);
+int wp_json_real(wp_json *j, const char *key, double v);
+/* A real with "%.<digits>g" (jansson's JSON_REAL_PRECISION(digits)). */
+int wp_json_real_prec(wp_json *j, const char *key, double v, int digits);
+int wp_json_bool(wp_json *j, const char *key, int v);
+int wp_json_null(wp_json *j, const char *key);
+/* A value already written as JSON by this writer (copied verbatim; NULL or
+ * "" writes null). */
+int wp_json_raw(wp_json *j, const char *key, const char *json);
+/* 0 when exactly one complete value was written, else the status (WP_EINVAL
+ * for an unclosed object or array, or nothing written). */
+int wp_json_finish(wp_json *j);
 
 /* ---- reporting ------------------------------------------------------- */
 

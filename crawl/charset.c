@@ -138,22 +138,6 @@ static int meta_prescan(const char *p, size_t n, char *out)
     return 0;
 }
 
-static int put_cp(wp_buf *o, unsigned cp)
-{
-    char b[3];
-    if (cp < 0x80)
-        return wp_buf_putc(o, (int)cp);
-    if (cp < 0x800) {
-        b[0] = (char)(0xC0 | (cp >> 6));
-        b[1] = (char)(0x80 | (cp & 0x3F));
-        return wp_buf_append(o, b, 2);
-    }
-    b[0] = (char)(0xE0 | (cp >> 12));
-    b[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    b[2] = (char)(0x80 | (cp & 0x3F));
-    return wp_buf_append(o, b, 3);
-}
-
 static int from_cp1252(const unsigned char *p, size_t n, wp_buf *o)
 {
     size_t i = 0;
@@ -170,7 +154,7 @@ static int from_cp1252(const unsigned char *p, size_t n, wp_buf *o)
             break;
         unsigned c = p[i++];
         unsigned cp = c == 0 ? 0xFFFD : c < 0xA0 ? cp1252_hi[c - 0x80] : c;
-        if (put_cp(o, cp) != 0)
+        if (wp_utf8_append(o, cp) != 0)
             return WP_ENOMEM;
     }
     return 0;

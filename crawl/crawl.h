@@ -22,6 +22,7 @@ enum crawl_status {
     CRAWL_EPARSE = -700,   /* the HTML parser could not be set up */
     CRAWL_ECORRUPT = -701, /* an archive is corrupt beyond recovery */
     CRAWL_ENET = -702,     /* the network module failed */
+    CRAWL_EINPUT = -703,   /* some archive files could not be read (each reported) */
 };
 
 /* ---- options --------------------------------------------------------- */
@@ -72,7 +73,7 @@ enum crawl_drop {
     CRAWL_DROP_NO_TEXT,     /* none of the --text-from candidates */
     CRAWL_DROP_BAD_UTF8,    /* invalid UTF-8 with --bad-utf8 drop */
     CRAWL_DROP_TOO_LONG,    /* over --max-text with --long-text drop */
-    CRAWL_DROP_OPT_OUT,     /* page says noai / noimageai */
+    CRAWL_DROP_OPT_OUT,     /* page says noai / noimageai / noimageindex / noindex */
     CRAWL_DROP_DUP_ON_PAGE, /* the same pair twice on one page */
     CRAWL_DROP_N
 };
@@ -146,6 +147,8 @@ typedef struct crawl_page {
     const char *title;   /* cleaned <title>; NULL if none */
     const char *lang;    /* <html lang>; NULL if none */
     const char *charset; /* label the bytes were decoded with */
+    /* Robots directives for us (crawl_robots_directives): noai or noindex
+     * drops the page's images (opt-out); nofollow leaves its links. */
     int noai, noindex, nofollow;
     crawl_image *images;
     size_t n_images;
@@ -162,11 +165,13 @@ int crawl_extract(const char *html, size_t len, const char *page_url, const char
                   const char *x_robots, const crawl_opts *o, wp_arena *arena, crawl_page **out,
                   wp_err *err);
 
-/* Parses a robots meta/header value (e.g. "noindex, noai") into the flags;
- * for a header, "token: directives" applies only when token is ours, and
- * several field lines may come joined by newlines. Cannot fail. */
-void crawl_robots_directives(const char *content, const crawl_opts *o, int is_header, int *noai,
-                             int *noindex, int *nofollow);
+/* Parses a robots meta content or X-Robots-Tag value (several field lines
+ * joined by newlines) with net_robots_parse for o->token and sets (never
+ * clears) the flags: noai for noai / noimageai / noimageindex, noindex for
+ * noindex / none / an expired unavailable_after, nofollow for nofollow /
+ * none. Cannot fail. */
+void crawl_robots_directives(const char *content, const crawl_opts *o, int *noai, int *noindex,
+                             int *nofollow);
 
 /* Parses a srcset attribute and returns the largest candidate's URL
  * (widest w, else densest x) in arena, or NULL when it has none. *n gets
@@ -190,7 +195,8 @@ typedef struct crawl_counts {
     uint64_t drops[CRAWL_DROP_N];
 } crawl_counts;
 
-/* Writes the counts as a JSON object (for runs.counts) into out. */
+/* Appends the counts as a JSON object (for runs.counts) to out. Returns 0
+ * or WP_ENOMEM. */
 int crawl_counts_json(const crawl_counts *c, wp_buf *out);
 
 typedef struct crawl_sink crawl_sink;
@@ -262,5 +268,25 @@ typedef struct crawl_live_opts {
 /* Breadth-first crawl from the seeds with its frontier in the catalog's
  * pages table (resumable). Returns 0, WP_ESTOP, or an error. */
 int crawl_live(cat *c, crawl_sink *sink, const crawl_live_opts *lo, wp_err *err);
+
+/* ---- the stage (crawl/crawl_run.c) ----------------------------------- */
+
+/* Defaults: part 1/1, 4096 records a transaction, records over 64 MiB
+ * skipped. Cannot fail. */
+void crawl_archive_opts_init(crawl_archive_opts *ao);
+/* Defaults: depth 3, 10000 pages, 1 s between requests to a host, 30 s a
+ * request, 2 retries, 16 requests at once. Cannot fail. */
+void crawl_live_opts_init(crawl_live_opts *lo);
+
+enum crawl_source { CRAWL_SRC_SEEDS = 1, CRAWL_SRC_WARC, CRAWL_SRC_WAT };
+
+/* `witpipe crawl`: one catalog run (stage "crawl", params: source, part,
+ * max_text) around crawl_live (CRAWL_SRC_SEEDS: lo; files unused) or
+ * crawl_archives (files[0..nfiles) with ao). *counts gets what the run
+ * did (also its final counts in the catalog). Returns 0, WP_ESTOP (run the
+ * same command again to resume), CRAWL_EINPUT when an archive could not be
+ * read (the others were), or the failure that stopped the run. */
+int crawl_run(cat *c, int source, const crawl_opts *o, const crawl_live_opts *lo, char **files,
+              int nfiles, const crawl_archive_opts *ao, crawl_counts *counts, wp_err *err);
 
 #endif /* CRAWL_H */

@@ -7,6 +7,7 @@
 #define CRAWL_INT_H
 
 #include "crawl.h"
+#include "net/net.h"
 
 #define WARC_MAX_HEADER (64 * 1024) /* longest WARC record header */
 #define WARC_FIELD_MAX  8192        /* longest header value kept */

@@ -156,69 +156,17 @@ const char *crawl_srcset_best(const char *s, wp_arena *arena, int *n, double *sc
 
 /* ---- robots directives --------------------------------------------- */
 
-/* One directive list in p[0..n): "token: a, b" (a header naming a bot)
- * or "a, b". */
-static void directives_line(const char *p, const char *end, const crawl_opts *o, int is_header,
-                            int *noai, int *noindex, int *nofollow)
+void crawl_robots_directives(const char *content, const crawl_opts *o, int *noai, int *noindex,
+                             int *nofollow)
 {
-    if (is_header) {
-        /* X-Robots-Tag: "token: noai" applies to token only; a bare list
-         * applies to everyone. */
-        const char *colon = memchr(p, ':', (size_t)(end - p));
-        if (colon != NULL) {
-            const char *s = p;
-            size_t k;
-            while (s < colon && isspace((unsigned char)*s))
-                s++;
-            k = (size_t)(colon - s);
-            while (k > 0 && isspace((unsigned char)s[k - 1]))
-                k--;
-            int word = k > 0;
-            for (size_t i = 0; i < k; i++)
-                if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
-                    word = 0;
-            if (word) {
-                if (!(strlen(o->token) == k && strncasecmp(s, o->token, k) == 0))
-                    return;
-                p = colon + 1;
-            }
-        }
-    }
-    while (p < end) {
-        const char *s;
-        size_t k;
-        while (p < end && (isspace((unsigned char)*p) || *p == ','))
-            p++;
-        s = p;
-        while (p < end && !isspace((unsigned char)*p) && *p != ',')
-            p++;
-        k = (size_t)(p - s);
-        if ((k == 4 && strncasecmp(s, "noai", 4) == 0) ||
-            (k == 9 && strncasecmp(s, "noimageai", 9) == 0))
-            *noai = 1;
-        else if (k == 7 && strncasecmp(s, "noindex", 7) == 0)
-            *noindex = 1;
-        else if (k == 8 && strncasecmp(s, "nofollow", 8) == 0)
-            *nofollow = 1;
-        else if (k == 4 && strncasecmp(s, "none", 4) == 0)
-            *noindex = *nofollow = 1;
-    }
-}
-
-void crawl_robots_directives(const char *content, const crawl_opts *o, int is_header, int *noai,
-                             int *noindex, int *nofollow)
-{
-    if (content == NULL)
-        return;
-    /* Several X-Robots-Tag field lines arrive joined by newlines; each
-     * names its own bot, so each is read on its own. */
-    for (const char *p = content; *p;) {
-        const char *e = is_header ? strchr(p, '\n') : NULL;
-        if (e == NULL)
-            e = p + strlen(p);
-        directives_line(p, e, o, is_header, noai, noindex, nofollow);
-        p = *e ? e + 1 : e;
-    }
+    /* One parser for fetch and crawl: net/net_robots.c. */
+    unsigned f = net_robots_parse(content, o->token, wp_unix_time());
+    if (f & (NET_ROBOTS_NOAI | NET_ROBOTS_NOIMAGEAI | NET_ROBOTS_NOIMAGEINDEX))
+        *noai = 1;
+    if (f & NET_ROBOTS_ANY_NOINDEX)
+        *noindex = 1;
+    if (f & NET_ROBOTS_ANY_NOFOLLOW)
+        *nofollow = 1;
 }
 
 /* ---- SAX callbacks ---------------------------------------------------- */
@@ -289,7 +237,7 @@ static void on_link(parse_state *st, const xmlChar **atts)
         return;
     if (rel != NULL) {
         int na = 0, ni = 0, nf = 0;
-        crawl_robots_directives(rel, st->o, 0, &na, &ni, &nf);
+        crawl_robots_directives(rel, st->o, &na, &ni, &nf);
         if (nf)
             return;
     }
@@ -335,12 +283,10 @@ static void on_meta(parse_state *st, const xmlChar **atts)
     const char *name = get_attr(atts, "name"), *content = get_attr(atts, "content");
     if (name == NULL || content == NULL)
         return;
-    while (isspace((unsigned char)*name))
-        name++;
     /* "robots" speaks to every crawler, our token to us (the same rule as
      * the robots.txt product token). */
-    if (strcasecmp(name, "robots") == 0 || strcasecmp(name, st->o->token) == 0)
-        crawl_robots_directives(content, st->o, 0, &st->noai, &st->noindex, &st->nofollow);
+    if (net_robots_meta_name(name, st->o->token))
+        crawl_robots_directives(content, st->o, &st->noai, &st->noindex, &st->nofollow);
 }
 
 static void sax_start(void *ud, const xmlChar *xname, const xmlChar **atts)
@@ -697,7 +643,7 @@ int crawl_extract(const char *html, size_t len, const char *page_url, const char
         goto out;
     }
     if (x_robots != NULL)
-        crawl_robots_directives(x_robots, o, 1, &st.noai, &st.noindex, &st.nofollow);
+        crawl_robots_directives(x_robots, o, &st.noai, &st.noindex, &st.nofollow);
     if ((rc = finish(&st, page_url, pg, err)) != 0)
         goto out;
     pg->charset = pg->charset;

@@ -307,8 +307,10 @@ static void on_page(live *L, req *q, net_result *r)
         return;
     }
     wp_arena_reset(L->arena);
+    /* The engine has already refused a page whose X-Robots-Tag opts out;
+     * the rest (nofollow) is the extractor's, read by the same parser. */
     rc = crawl_extract(r->body.data ? r->body.data : "", r->body.len, page_url, r->content_type,
-                       NULL, L->o, L->arena, &pg, &L->cb_err);
+                       r->x_robots, L->o, L->arena, &pg, &L->cb_err);
     if (rc != 0) {
         L->fail = 1;
         return;

@@ -33,23 +33,15 @@ struct crawl_robots {
     double delay;
 };
 
-static int hexv(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Percent-decodes s[0..n) into out (the decoded path); returns its length. */
 static size_t decode_path(const char *s, size_t n, unsigned char *out)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hexv((unsigned char)s[i + 1]) >= 0 &&
-            hexv((unsigned char)s[i + 2]) >= 0) {
-            out[k++] =
-                (unsigned char)(hexv((unsigned char)s[i + 1]) * 16 + hexv((unsigned char)s[i + 2]));
+        if (s[i] == '%' && i + 2 < n && wp_hex_digit((unsigned char)s[i + 1]) >= 0 &&
+            wp_hex_digit((unsigned char)s[i + 2]) >= 0) {
+            out[k++] = (unsigned char)(wp_hex_digit((unsigned char)s[i + 1]) * 16 +
+                                       wp_hex_digit((unsigned char)s[i + 2]));
             i += 2;
         } else {
             out[k++] = (unsigned char)s[i];
@@ -86,10 +78,10 @@ static int add_rule(crawl_robots *r, const char *v, size_t n, int allow)
             if (k > 0 && ru->pat[k - 1] == PAT_WILD)
                 continue; /* "**" is "*" */
             ru->pat[k++] = PAT_WILD;
-        } else if (v[i] == '%' && i + 2 < n && hexv((unsigned char)v[i + 1]) >= 0 &&
-                   hexv((unsigned char)v[i + 2]) >= 0) {
-            ru->pat[k++] =
-                (short)(hexv((unsigned char)v[i + 1]) * 16 + hexv((unsigned char)v[i + 2]));
+        } else if (v[i] == '%' && i + 2 < n && wp_hex_digit((unsigned char)v[i + 1]) >= 0 &&
+                   wp_hex_digit((unsigned char)v[i + 2]) >= 0) {
+            ru->pat[k++] = (short)(wp_hex_digit((unsigned char)v[i + 1]) * 16 +
+                                   wp_hex_digit((unsigned char)v[i + 2]));
             i += 2;
         } else {
             ru->pat[k++] = (short)(unsigned char)v[i];

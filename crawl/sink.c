@@ -63,60 +63,33 @@ const crawl_opts *crawl_sink_opts(const crawl_sink *s)
     return s->o;
 }
 
-/* Appends "key":"escaped value" (JSON, RFC 8259 section 7). */
-static int json_str(wp_buf *b, const char *key, const char *v)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)v;
-    if ((b->len > 1 && wp_buf_putc(b, ',') != 0) || wp_buf_putc(b, '"') != 0 ||
-        wp_buf_puts(b, key) != 0 || wp_buf_append(b, "\":\"", 3) != 0)
-        return WP_ENOMEM;
-    while (*p) {
-        const unsigned char *run = p;
-        while (*p >= 0x20 && *p != '"' && *p != '\\')
-            p++;
-        if (p > run && wp_buf_append(b, run, (size_t)(p - run)) != 0)
-            return WP_ENOMEM;
-        if (*p == '\0')
-            break;
-        char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
-        if (*p == '"' || *p == '\\') {
-            esc[1] = (char)*p;
-            if (wp_buf_append(b, esc, 2) != 0)
-                return WP_ENOMEM;
-        } else if (wp_buf_append(b, esc, 6) != 0) {
-            return WP_ENOMEM;
-        }
-        p++;
-    }
-    return wp_buf_putc(b, '"');
-}
-
+/* pairs.extra: the candidate texts and where the pair came from. */
 static int build_extra(wp_buf *b, const crawl_page *p, const crawl_image *im, const char *from)
 {
-    int rc = 0;
+    wp_json j;
     wp_buf_reset(b);
-    rc |= wp_buf_putc(b, '{');
+    wp_json_init(&j, b);
+    wp_json_obj_begin(&j, NULL);
     if (im->alt)
-        rc |= json_str(b, "alt", im->alt);
+        wp_json_str(&j, "alt", im->alt);
     if (im->title)
-        rc |= json_str(b, "title", im->title);
+        wp_json_str(&j, "title", im->title);
     if (im->figcaption)
-        rc |= json_str(b, "figcaption", im->figcaption);
+        wp_json_str(&j, "figcaption", im->figcaption);
     if (p->title)
-        rc |= json_str(b, "page_title", p->title);
+        wp_json_str(&j, "page_title", p->title);
     if (p->lang)
-        rc |= json_str(b, "lang", p->lang);
-    rc |= json_str(b, "text_from", from);
-    rc |= json_str(b, "url_from", im->attr ? im->attr : "src");
+        wp_json_str(&j, "lang", p->lang);
+    wp_json_str(&j, "text_from", from);
+    wp_json_str(&j, "url_from", im->attr ? im->attr : "src");
     if (im->srcset_n > 0)
-        rc |= wp_buf_printf(b, ",\"srcset_candidates\":%d", im->srcset_n);
+        wp_json_int(&j, "srcset_candidates", im->srcset_n);
     if (im->width >= 0)
-        rc |= wp_buf_printf(b, ",\"width\":%d", im->width);
+        wp_json_int(&j, "width", im->width);
     if (im->height >= 0)
-        rc |= wp_buf_printf(b, ",\"height\":%d", im->height);
-    rc |= wp_buf_putc(b, '}');
-    return rc ? WP_ENOMEM : 0;
+        wp_json_int(&j, "height", im->height);
+    wp_json_obj_end(&j);
+    return wp_json_finish(&j);
 }
 
 /* 1 if (url, text) was already emitted for this page; else records it. */
@@ -133,19 +106,15 @@ static int seen_on_page(crawl_sink *s, const char *url, const char *text)
     return 0;
 }
 
-static int hexval(char c)
-{
-    return c <= '9' ? c - '0' : c - 'a' + 10;
-}
-
 /* Finds uid (hex) in the known table: its slot, with *found. */
 static struct known *known_slot(crawl_sink *s, const char *hex, int *found)
 {
     uint8_t uid[16];
     uint64_t h = 0;
     size_t i;
-    for (int k = 0; k < 16; k++)
-        uid[k] = (uint8_t)(hexval(hex[2 * k]) << 4 | hexval(hex[2 * k + 1]));
+    /* hex comes from wp_pair_uid: always 32 hex digits. */
+    if (wp_unhex(hex, sizeof uid, uid) != 0)
+        memset(uid, 0, sizeof uid);
     memcpy(&h, uid, sizeof h);
     for (i = (size_t)h & (KNOWN_CAP - 1);; i = (i + 1) & (KNOWN_CAP - 1)) {
         struct known *e = &s->known[i];
@@ -172,7 +141,10 @@ int crawl_sink_page(crawl_sink *s, const crawl_page *p, int64_t source_id, wp_er
     for (int i = 0; i < CRAWL_DROP_N; i++)
         k->drops[i] += p->drops[i];
     k->images += p->n_images;
-    if (p->noai) {
+    /* noai / noimageai / noimageindex, and noindex (none, an expired
+     * unavailable_after): the page's images are not for us, as in fetch
+     * (NET_ROBOTS_OPT_OUT). */
+    if (p->noai || p->noindex) {
         k->pages_opt_out++;
         k->drops[CRAWL_DROP_OPT_OUT] += p->n_images;
         return 0;

@@ -133,30 +133,6 @@ static const struct {
     {"szlig", 0xDF},   {"deg", 0xB0},     {"middot", 0xB7},  {"times", 0xD7},   {"euro", 0x20AC},
 };
 
-static size_t put_utf8(unsigned cp, char *o)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* Decodes the reference at s[0] == '&' (n bytes available). Returns the
  * bytes consumed (0: not a reference) and the code point in *cp. */
 static size_t decode_ref(const char *s, size_t n, unsigned *cp)
@@ -168,10 +144,8 @@ static size_t decode_ref(const char *s, size_t n, unsigned *cp)
         size_t digits = 0;
         i = hex ? 3 : 2;
         while (i < n && digits < 8 &&
-               (hex ? isxdigit((unsigned char)s[i]) : isdigit((unsigned char)s[i]))) {
-            unsigned char c = (unsigned char)s[i];
-            v = v * (hex ? 16 : 10) +
-                (unsigned long)(isdigit(c) ? c - '0' : (tolower(c) - 'a' + 10));
+               (hex ? wp_hex_digit((unsigned char)s[i]) >= 0 : isdigit((unsigned char)s[i]))) {
+            v = v * (hex ? 16 : 10) + (unsigned long)wp_hex_digit((unsigned char)s[i]);
             i++, digits++;
         }
         if (digits == 0)
@@ -280,7 +254,7 @@ int crawl_clean_text(const char *s, size_t n, int flags, const crawl_opts *o, wp
             }
             pending_space = 0;
         }
-        elen = put_utf8(cp, enc);
+        elen = wp_utf8_put(cp, enc);
         if (wp_buf_append(out, enc, elen) != 0) {
             rc = WP_ENOMEM;
             goto out;
@@ -305,23 +279,26 @@ out:
 
 int crawl_counts_json(const crawl_counts *c, wp_buf *out)
 {
-    int rc = wp_buf_printf(out,
-                           "{\"pages\":%llu,\"pages_opt_out\":%llu,\"pages_skipped\":%llu,"
-                           "\"images\":%llu,\"pairs_new\":%llu,\"pairs_seen\":%llu,"
-                           "\"records\":%llu,\"records_skipped\":%llu,\"corrupt\":%llu,"
-                           "\"bytes\":%llu,\"unreadable\":%llu,\"dropped\":{",
-                           (unsigned long long)c->pages, (unsigned long long)c->pages_opt_out,
-                           (unsigned long long)c->pages_skipped, (unsigned long long)c->images,
-                           (unsigned long long)c->pairs_new, (unsigned long long)c->pairs_seen,
-                           (unsigned long long)c->records, (unsigned long long)c->records_skipped,
-                           (unsigned long long)c->corrupt, (unsigned long long)c->bytes,
-                           (unsigned long long)c->unreadable);
-    for (int i = 1; rc == 0 && i < CRAWL_DROP_N; i++)
-        rc = wp_buf_printf(out, "%s\"%s\":%llu", i > 1 ? "," : "", crawl_drop_name(i),
-                           (unsigned long long)c->drops[i]);
-    if (rc == 0)
-        rc = wp_buf_puts(out, "}}");
-    return rc;
+    wp_json j;
+    wp_json_init(&j, out);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_uint(&j, "pages", c->pages);
+    wp_json_uint(&j, "pages_opt_out", c->pages_opt_out);
+    wp_json_uint(&j, "pages_skipped", c->pages_skipped);
+    wp_json_uint(&j, "images", c->images);
+    wp_json_uint(&j, "pairs_new", c->pairs_new);
+    wp_json_uint(&j, "pairs_seen", c->pairs_seen);
+    wp_json_uint(&j, "records", c->records);
+    wp_json_uint(&j, "records_skipped", c->records_skipped);
+    wp_json_uint(&j, "corrupt", c->corrupt);
+    wp_json_uint(&j, "bytes", c->bytes);
+    wp_json_uint(&j, "unreadable", c->unreadable);
+    wp_json_obj_begin(&j, "dropped");
+    for (int i = 1; i < CRAWL_DROP_N; i++)
+        wp_json_uint(&j, crawl_drop_name(i), c->drops[i]);
+    wp_json_obj_end(&j);
+    wp_json_obj_end(&j);
+    return wp_json_finish(&j);
 }
 
 const char *crawl_clean_dup(const char *s, size_t n, int flags, const crawl_opts *o, wp_arena *a,

@@ -21,16 +21,6 @@ static int is_unreserved(int c)
     return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* RFC 3986 section 6.2.2.1-2 on a path or query; returns NULL when out of
  * memory. The result is malloc'ed. Hex digits are written in lower case,
  * the case libcurl itself writes (and would turn ours into), so that the
@@ -45,9 +35,10 @@ static char *pct_normalize(const char *s)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '%') {
-            if (i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 &&
-                hexval((unsigned char)s[i + 2]) >= 0) {
-                int v = hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]);
+            if (i + 2 < n && wp_hex_digit((unsigned char)s[i + 1]) >= 0 &&
+                wp_hex_digit((unsigned char)s[i + 2]) >= 0) {
+                int v = wp_hex_digit((unsigned char)s[i + 1]) * 16 +
+                        wp_hex_digit((unsigned char)s[i + 2]);
                 if (is_unreserved(v)) {
                     *q++ = (char)v;
                 } else {

@@ -739,8 +739,8 @@ static int dechunk(const char *p, size_t n, size_t max, wp_buf *out)
         const char *nl;
         while (j < n && (p[j] == ' ' || p[j] == '\t'))
             j++;
-        for (d = j; d < n && isxdigit((unsigned char)p[d]); d++) {
-            int v = p[d] <= '9' ? p[d] - '0' : (p[d] | 0x20) - 'a' + 10;
+        for (d = j; d < n && wp_hex_digit((unsigned char)p[d]) >= 0; d++) {
+            int v = wp_hex_digit((unsigned char)p[d]);
             sz = sz > (ULLONG_MAX >> 4) ? ULLONG_MAX : sz * 16 + (unsigned)v;
         }
         if (d == j)

@@ -143,9 +143,8 @@ static int wat_page_full(const char *json, size_t len, const crawl_opts *o, wp_a
         json_array_foreach(metas, i, m)
         {
             const char *name = str_of(m, "name"), *content = str_of(m, "content");
-            if (name != NULL && content != NULL &&
-                (strcasecmp(name, "robots") == 0 || strcasecmp(name, o->token) == 0))
-                crawl_robots_directives(content, o, 0, &pg->noai, &pg->noindex, &pg->nofollow);
+            if (name != NULL && content != NULL && net_robots_meta_name(name, o->token))
+                crawl_robots_directives(content, o, &pg->noai, &pg->noindex, &pg->nofollow);
         }
     }
     {
@@ -159,10 +158,10 @@ static int wat_page_full(const char *json, size_t len, const crawl_opts *o, wp_a
                 if (strcasecmp(key, "X-Robots-Tag") != 0)
                     continue;
                 if ((xr = json_string_value(v)) != NULL)
-                    crawl_robots_directives(xr, o, 1, &pg->noai, &pg->noindex, &pg->nofollow);
+                    crawl_robots_directives(xr, o, &pg->noai, &pg->noindex, &pg->nofollow);
                 for (size_t j = 0; json_is_array(v) && j < json_array_size(v); j++)
                     if ((xr = json_string_value(json_array_get(v, j))) != NULL)
-                        crawl_robots_directives(xr, o, 1, &pg->noai, &pg->noindex, &pg->nofollow);
+                        crawl_robots_directives(xr, o, &pg->noai, &pg->noindex, &pg->nofollow);
             }
     }
     n = json_is_array(links) ? json_array_size(links) : 0;
@@ -240,42 +239,12 @@ static int hex4(const char *p, unsigned *v)
 {
     *v = 0;
     for (int k = 0; k < 4; k++) {
-        char c = p[k];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
+        int d = wp_hex_digit((unsigned char)p[k]);
         if (d < 0)
             return -1;
         *v = *v * 16 + (unsigned)d;
     }
     return 0;
-}
-
-static int put_cp(wp_buf *b, unsigned cp)
-{
-    char e[4];
-    size_t k;
-    if (cp < 0x80) {
-        e[0] = (char)cp;
-        k = 1;
-    } else if (cp < 0x800) {
-        e[0] = (char)(0xC0 | (cp >> 6));
-        e[1] = (char)(0x80 | (cp & 0x3F));
-        k = 2;
-    } else if (cp < 0x10000) {
-        e[0] = (char)(0xE0 | (cp >> 12));
-        e[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        e[2] = (char)(0x80 | (cp & 0x3F));
-        k = 3;
-    } else {
-        e[0] = (char)(0xF0 | (cp >> 18));
-        e[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        e[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        e[3] = (char)(0x80 | (cp & 0x3F));
-        k = 4;
-    }
-    return wp_buf_append(b, e, k);
 }
 
 /* Decodes the JSON string at p[i] == '"' (RFC 8259 section 7) into out
@@ -336,7 +305,7 @@ static size_t decode_string(const char *p, size_t i, size_t n, wp_buf *out)
             } else if (v >= 0xD800 && v <= 0xDFFF) {
                 v = 0xFFFD;
             }
-            if (put_cp(out, v) != 0)
+            if (wp_utf8_append(out, v) != 0)
                 return n;
             continue;
         }
@@ -544,7 +513,7 @@ static int robots_headers(const char *p, size_t i, size_t n, crawl_page *pg, con
             const char *xr = string_at(p, v, n, arena, tmp, &bad);
             if (xr == NULL || bad)
                 return FAST_FALLBACK;
-            crawl_robots_directives(xr, o, 1, &pg->noai, &pg->noindex, &pg->nofollow);
+            crawl_robots_directives(xr, o, &pg->noai, &pg->noindex, &pg->nofollow);
         }
         i = skip_ws(p, skip_value(p, v, n), n);
     }
@@ -579,10 +548,8 @@ static int read_head(const char *p, size_t i, size_t n, crawl_page *pg, const ch
             if (p[m] == '{') {
                 link_fields f;
                 m = read_link(p, m, n, &f, arena, tmp);
-                if (f.name != NULL && f.content != NULL &&
-                    (strcasecmp(f.name, "robots") == 0 || strcasecmp(f.name, o->token) == 0))
-                    crawl_robots_directives(f.content, o, 0, &pg->noai, &pg->noindex,
-                                            &pg->nofollow);
+                if (f.name != NULL && f.content != NULL && net_robots_meta_name(f.name, o->token))
+                    crawl_robots_directives(f.content, o, &pg->noai, &pg->noindex, &pg->nofollow);
             } else {
                 m = skip_value(p, m, n);
             }

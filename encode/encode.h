@@ -25,6 +25,10 @@ typedef struct enc_run_opts {
     int decode_threads; /* image decoding threads; 0 = about one per 4 cores (max 8) */
 } enc_run_opts;
 
+/* The defaults: 32 pairs per batch, 10000 rows per shard, f32, all pairs,
+ * decode threads chosen from the core count; model_dir must be set. */
+void enc_run_opts_init(enc_run_opts *o);
+
 typedef struct enc_run_counts {
     int64_t pairs, images, texts, shards, failed, skipped;
 } enc_run_counts;

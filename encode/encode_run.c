@@ -268,6 +268,14 @@ static void default_name(const char *dir, char *out, size_t cap)
     snprintf(out, cap, "%s", base[0] ? base : "model");
 }
 
+void enc_run_opts_init(enc_run_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->batch = 32;
+    o->shard_rows = 10000;
+    o->precision = CLIP_F32;
+}
+
 int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_reporter *rep,
             enc_run_counts *counts, wp_err *err)
 {
@@ -280,6 +288,7 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
     job jobs[2][ENC_DECODE_MAX];
     char name[ENC_NAME_MAX], dir[WP_PATH_MAX], sub[WP_PATH_MAX];
     float *iemb = NULL, *temb = NULL;
+    cat_run *run = NULL;
     int64_t run_id = 0, shard_no = 0, after = 0, total;
     int rc = 0, cur = 0, batch = o->batch > 0 ? o->batch : 32;
     int shard_rows = o->shard_rows > 0 ? o->shard_rows : 10000;
@@ -340,8 +349,9 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = cat_run_start(c, "encode", params.data, &run_id, err)) != 0)
+    if ((rc = cat_run_begin(c, "encode", params.data, &run, err)) != 0)
         goto out;
+    run_id = cat_run_id(run);
     if ((rc = cat_encode_next_shard(c, name, &shard_no, err)) != 0)
         goto out;
     total = cat_encode_count_todo(c, name);
@@ -459,15 +469,13 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
 out:
     for (int i = 0; i < 2; i++)
         join_decode(&slots[i]);
-    if (run_id > 0) {
+    if (run != NULL) {
         char cj[256];
         snprintf(cj, sizeof cj,
                  "{\"pairs\":%lld,\"images\":%lld,\"texts\":%lld,\"shards\":%lld,\"failed\":%lld}",
                  (long long)counts->pairs, (long long)counts->images, (long long)counts->texts,
                  (long long)counts->shards, (long long)counts->failed);
-        if (cat_in_transaction(c))
-            cat_rollback(c);
-        cat_run_end(c, run_id, rc == 0 ? "done" : rc == WP_ESTOP ? "stopped" : "failed", cj, NULL);
+        rc = cat_run_end(run, rc, cj, err);
     }
     for (int i = 0; i < 2; i++)
         slot_free(&slots[i]);

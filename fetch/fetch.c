@@ -69,6 +69,7 @@ typedef struct fetch_ctx {
     job **batch;
     int nbatch;
     double last_flush;
+    cat_run *run; /* this run's row in the catalog */
     int64_t run_id;
     int64_t inflight;
     fetch_stats stats;
@@ -379,6 +380,24 @@ static void on_done(void *cb_ud, net_result *r)
 
 /* ---- recording (main thread) ----------------------------------------------------- */
 
+static int counts_json(const fetch_stats *s, wp_buf *b);
+
+/* Records the counts so far on the run, inside the batch's transaction. */
+static int report_counts(fetch_ctx *f, wp_err *err)
+{
+    wp_buf counts = {0};
+    int rc;
+    if (f->run == NULL)
+        return 0;
+    if (counts_json(&f->stats, &counts) != 0) {
+        wp_buf_free(&counts);
+        return wp_err_set(err, WP_ENOMEM, "fetch: out of memory");
+    }
+    rc = cat_run_counts(f->run, counts.data, err);
+    wp_buf_free(&counts);
+    return rc;
+}
+
 static int flush(fetch_ctx *f, wp_err *err)
 {
     int rc = 0, i;
@@ -424,6 +443,10 @@ static int flush(fetch_ctx *f, wp_err *err)
             cat_rollback(f->c);
             goto out;
         }
+    }
+    if ((rc = report_counts(f, err)) != 0) {
+        cat_rollback(f->c);
+        goto out;
     }
     rc = cat_commit(f->c, err);
 out:
@@ -502,6 +525,42 @@ static int online_cpus(void)
     return n < 1 ? 1 : n > WORKERS_MAX ? WORKERS_MAX : (int)n;
 }
 
+/* runs.params of a fetch run (common/wp.h's JSON writer). 0 or WP_ENOMEM. */
+static int params_json(const fetch_opts *o, wp_buf *b)
+{
+    wp_json j;
+    wp_json_init(&j, b);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_int(&j, "parallel", o->net.parallel);
+    wp_json_int(&j, "per_host", o->net.per_host);
+    wp_json_real(&j, "host_delay", o->net.host_delay_s);
+    wp_json_int(&j, "retries", o->net.retries);
+    wp_json_int(&j, "max_bytes", o->net.max_bytes);
+    wp_json_int(&j, "resize_mode", o->resize_mode);
+    wp_json_int(&j, "image_size", o->image_size);
+    wp_json_int(&j, "quality", o->quality);
+    wp_json_int(&j, "reencode", o->reencode);
+    wp_json_int(&j, "max_pixels", o->max_pixels);
+    wp_json_obj_end(&j);
+    return wp_json_finish(&j);
+}
+
+/* runs.counts of a fetch run. 0 or WP_ENOMEM. */
+static int counts_json(const fetch_stats *s, wp_buf *b)
+{
+    wp_json j;
+    wp_json_init(&j, b);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_uint(&j, "done", s->done);
+    wp_json_uint(&j, "ok", s->ok);
+    wp_json_uint(&j, "errors", s->errors);
+    wp_json_uint(&j, "retried", s->retried);
+    wp_json_uint(&j, "bytes_in", s->bytes_in);
+    wp_json_uint(&j, "bytes_out", s->bytes_out);
+    wp_json_obj_end(&j);
+    return wp_json_finish(&j);
+}
+
 int fetch_run(cat *c, st_store *st, const fetch_opts *o, const wp_reporter *rep, fetch_stats *stats,
               wp_err *err)
 {
@@ -511,7 +570,7 @@ int fetch_run(cat *c, st_store *st, const fetch_opts *o, const wp_reporter *rep,
     int ntodo = 0, itodo = 0, exhausted = 0, stopping = 0, rc = 0, pool_up = 0;
     int64_t after_id = 0, submitted = 0, window;
     double t_start = wp_now(), cpu0 = thread_cpu();
-    char params[512], counts[512];
+    wp_buf params = {0}, counts = {0};
 
     if (f == NULL)
         return wp_err_set(err, WP_ENOMEM, "fetch: out of memory");
@@ -536,15 +595,13 @@ int fetch_run(cat *c, st_store *st, const fetch_opts *o, const wp_reporter *rep,
     f->prog.total = (uint64_t)cat_count_images_pending(c);
     if (o->limit > 0 && f->prog.total > (uint64_t)o->limit)
         f->prog.total = (uint64_t)o->limit;
-    snprintf(params, sizeof params,
-             "{\"parallel\":%d,\"per_host\":%d,\"host_delay\":%g,\"retries\":%d,"
-             "\"max_bytes\":%lld,\"resize_mode\":%d,\"image_size\":%d,\"quality\":%d,"
-             "\"reencode\":%d,\"max_pixels\":%lld}",
-             o->net.parallel, o->net.per_host, o->net.host_delay_s, o->net.retries,
-             (long long)o->net.max_bytes, o->resize_mode, o->image_size, o->quality, o->reencode,
-             (long long)o->max_pixels);
-    if ((rc = cat_run_start(c, "fetch", params, &f->run_id, err)) != 0)
+    if (params_json(o, &params) != 0) {
+        rc = wp_err_set(err, WP_ENOMEM, "fetch: out of memory");
         goto out;
+    }
+    if ((rc = cat_run_begin(c, "fetch", params.data, &f->run, err)) != 0)
+        goto out;
+    f->run_id = cat_run_id(f->run);
     if ((rc = net_new(&o->net, on_done, sniff, f, &f->e, err)) != 0)
         goto out;
     f->p.e = f->e;
@@ -656,19 +713,12 @@ out:
     f->stats.cpu_resize_s = f->p.cpu_resize;
     f->stats.cpu_encode_s = f->p.cpu_encode;
     f->stats.stopped = rc == WP_ESTOP;
-    if (f->run_id > 0) {
-        snprintf(counts, sizeof counts,
-                 "{\"done\":%llu,\"ok\":%llu,\"errors\":%llu,\"retried\":%llu,"
-                 "\"bytes_in\":%llu,\"bytes_out\":%llu}",
-                 (unsigned long long)f->stats.done, (unsigned long long)f->stats.ok,
-                 (unsigned long long)f->stats.errors, (unsigned long long)f->stats.retried,
-                 (unsigned long long)f->stats.bytes_in, (unsigned long long)f->stats.bytes_out);
-        cat_run_end(c, f->run_id,
-                    rc == 0          ? "done"
-                    : rc == WP_ESTOP ? "stopped"
-                                     : "failed",
-                    counts, NULL);
-    }
+    /* Out of memory here leaves the last reported counts, not the run open. */
+    if (counts_json(&f->stats, &counts) != 0)
+        wp_buf_reset(&counts);
+    rc = cat_run_end(f->run, rc, counts.len > 0 ? counts.data : NULL, err);
+    wp_buf_free(&params);
+    wp_buf_free(&counts);
     if (stats)
         *stats = f->stats;
     wp_arena_free(arena);

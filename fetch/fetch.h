@@ -68,7 +68,8 @@ typedef struct fetch_stats {
  * debug level. Returns 0 when every pending image was handled, WP_ESTOP
  * when stopped by wp_request_stop (results so far are committed), or a
  * negative error (catalog, store, network setup) with err filled. stats
- * (may be NULL) is filled in every case. */
+ * (may be NULL) is filled in every case. The run is recorded in the catalog
+ * (stage "fetch": its options, its counts with every commit, its end). */
 int fetch_run(cat *c, st_store *st, const fetch_opts *o, const wp_reporter *rep, fetch_stats *stats,
               wp_err *err);
 

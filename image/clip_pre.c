@@ -90,9 +90,18 @@ int img_clip_preprocess(const void *data, size_t n, int size, uint8_t *out_rgb, 
         return rc;
     img_image nat = {0}, win = {0}, rgb = {0};
     int mode = 0;
+    int64_t charge = 0;
+    if (info.width > 0 && info.height > 0 && info.width <= IMG_MAX_SIDE &&
+        info.height <= IMG_MAX_SIDE && (int64_t)info.width * info.height <= IMG_CLIP_MAX_PIXELS) {
+        charge = (int64_t)info.width * info.height * IMG_BUDGET_PER_PIXEL;
+        if ((rc = img_budget_acquire(charge, img_format_name(info.format), err)) != 0)
+            return rc;
+    }
     rc = img_decode_native(data, n, IMG_CLIP_MAX_PIXELS, 1, &info, &nat, &mode, err);
-    if (rc < 0)
+    if (rc < 0) {
+        img_budget_release(charge);
         return rc;
+    }
 
     int w = nat.width, h = nat.height;
     int shorter = w <= h ? w : h, longer = w <= h ? h : w;
@@ -130,5 +139,6 @@ int img_clip_preprocess(const void *data, size_t n, int size, uint8_t *out_rgb, 
 out:
     img_free(&win);
     img_free(&rgb);
+    img_budget_release(charge);
     return rc;
 }

@@ -14,6 +14,7 @@ void img_free(img_image *im)
     if (!im)
         return;
     free(im->pixels);
+    img_budget_release(im->budget);
     memset(im, 0, sizeof *im);
 }
 
@@ -218,28 +219,48 @@ int img_decode(const void *data, size_t n, const img_decode_opts *opts, img_imag
     if (rc < 0)
         return rc;
     img_image nat = {0}, rgb = {0};
-    int mode = 0;
-    rc = img_decode_native(data, n, opts->max_pixels, pick_scale(&info, opts), &info, &nat, &mode,
-                           err);
-    if (rc < 0)
+    int mode = 0, scale = pick_scale(&info, opts);
+    int64_t px = (int64_t)info.width * info.height, charge = 0;
+    /* charge the budget only for what the size check will let through */
+    if (info.width > 0 && info.height > 0 && info.width <= IMG_MAX_SIDE &&
+        info.height <= IMG_MAX_SIDE && (opts->max_pixels <= 0 || px <= opts->max_pixels)) {
+        charge = (int64_t)((info.width + scale - 1) / scale) * ((info.height + scale - 1) / scale) *
+                 IMG_BUDGET_PER_PIXEL;
+        if ((rc = img_budget_acquire(charge, img_format_name(info.format), err)) != 0)
+            return rc;
+    }
+    rc = img_decode_native(data, n, opts->max_pixels, scale, &info, &nat, &mode, err);
+    if (rc < 0) {
+        img_budget_release(charge);
         return rc;
+    }
     if (mode == IMG_MODE_RGB || mode == IMG_MODE_P) {
         rgb = nat; /* already what we hand out */
         nat.pixels = NULL;
     } else {
         rc = img_to_rgb(&nat, mode, opts->alpha, &rgb, err);
         img_free(&nat);
-        if (rc < 0)
+        if (rc < 0) {
+            img_budget_release(charge);
             return rc;
+        }
     }
     if (opts->apply_exif && info.orientation > 1) {
         img_image o;
         rc = img_orient(&rgb, info.orientation, &o, err);
         img_free(&rgb);
-        if (rc < 0)
+        if (rc < 0) {
+            img_budget_release(charge);
             return rc;
+        }
         rgb = o;
     }
+    /* the result keeps its own bytes charged until img_free */
+    int64_t keep = (int64_t)rgb.stride * rgb.height;
+    if (keep > charge)
+        keep = charge;
+    img_budget_release(charge - keep);
+    rgb.budget = keep;
     *out = rgb;
     return 0;
 }

@@ -68,6 +68,7 @@ typedef struct img_image {
     int channels; /* 3 (RGB) after img_decode; 1..4 internally */
     size_t stride;
     uint8_t *pixels; /* owned; free with img_free */
+    int64_t budget;  /* bytes charged to the decode budget, returned by img_free */
 } img_image;
 
 void img_free(img_image *im);
@@ -156,5 +157,20 @@ int img_encode_jpeg(const img_image *im, int quality, wp_buf *out, wp_err *err);
  * decompression-bomb limit of 2 * 89478485 pixels), WP_EINVAL or
  * WP_ENOMEM. Thread-safe. */
 int img_clip_preprocess(const void *data, size_t n, int size, uint8_t *out_rgb, wp_err *err);
+
+/* ---- the decode budget (image/budget.c) ------------------------------- */
+
+/* Default process-wide budget of decoded-pixel memory: 2 GiB, so that a
+ * 2-core 24 GB machine holds any mix of pixel bombs under --max-pixels on
+ * every worker. Each img_decode / img_clip_preprocess charges about 11
+ * bytes per decoded pixel (native pixels, RGB conversion, orientation)
+ * while it runs and waits while the budget is spent; the image it returns
+ * keeps its own bytes charged until img_free. */
+#define IMG_BUDGET_DEFAULT ((int64_t)2 << 30)
+/* Sets the budget in bytes (0: no limit); wakes waiting decodes. */
+void img_budget_set(int64_t bytes);
+int64_t img_budget_get(void);
+/* The highest charge held at once since the last img_budget_set (tests). */
+int64_t img_budget_peak(void);
 
 #endif /* IMAGE_H */

@@ -101,4 +101,12 @@ void img_resample_force_scalar(int on);
  * images, which PIL never resamples with a filter. */
 int img_resize_nearest(const img_image *src, int w, int h, img_image *out, wp_err *err);
 
+/* Bytes charged per decoded pixel while a decode runs (native up to 4
+ * channels, RGB conversion 3, orientation 3, and a byte of slack). */
+#define IMG_BUDGET_PER_PIXEL 11
+/* Charges bytes to the decode budget, waiting while other decodes hold it.
+ * Returns 0, or IMG_ETOOBIG (naming what) when bytes alone exceed it. */
+int img_budget_acquire(int64_t bytes, const char *what, wp_err *err);
+void img_budget_release(int64_t bytes);
+
 #endif /* IMG_INT_H */

@@ -43,6 +43,8 @@ typedef struct net_req {
     int sniffed;
     const char *abort_class; /* set by a callback that stopped the transfer */
     char opt_out[NET_DIRECTIVE_MAX];
+    unsigned robots;               /* NET_ROBOTS_* of this response's X-Robots-Tag lines */
+    char xrobots[NET_XROBOTS_MAX]; /* those lines, joined by '\n' */
     char ct[NET_CT_MAX];
     double retry_after; /* seconds, < 0 if absent */
     int blocked;        /* the guard refused an address */
@@ -279,6 +281,8 @@ static size_t header_cb(char *s, size_t size, size_t nitems, void *ud)
         /* A new response (redirect hop, 100 Continue): its headers alone
          * decide. */
         r->opt_out[0] = '\0';
+        r->robots = 0;
+        r->xrobots[0] = '\0';
         r->ct[0] = '\0';
         r->retry_after = -1;
         return n;
@@ -288,10 +292,16 @@ static size_t header_cb(char *s, size_t size, size_t nitems, void *ud)
     if (starts_with_ci(s, n, "content-type:")) {
         header_value(s, n, 13, r->ct, sizeof r->ct);
     } else if (starts_with_ci(s, n, "x-robots-tag:")) {
-        if (!(r->flags & NET_REQ_NO_OPTOUT) && r->opt_out[0] == '\0') {
-            header_value(s, n, 13, val, sizeof val);
-            net_robots_tag_optout(val, e->tokens, e->directives, r->opt_out);
-        }
+        /* RFC 9110 section 5.3: a field may arrive as several field
+         * lines. Each is parsed on its own (net_robots_parse: a "bot:"
+         * scope ends with its line), the flags OR-ed, the text kept for
+         * the caller. */
+        size_t have = strlen(r->xrobots);
+        header_value(s, n, 13, val, sizeof val);
+        r->robots |= net_robots_parse(val, e->tokens, wp_unix_time());
+        if (have > 0 && have + 1 < sizeof r->xrobots)
+            r->xrobots[have++] = '\n';
+        snprintf(r->xrobots + have, sizeof r->xrobots - have, "%s", val);
     } else if (starts_with_ci(s, n, "retry-after:")) {
         /* RFC 9110 section 10.2.3: delay-seconds or an HTTP-date. */
         char *end;
@@ -310,7 +320,8 @@ static size_t header_cb(char *s, size_t size, size_t nitems, void *ud)
         if (status >= 300 && status < 400 && !(r->flags & NET_REQ_NO_FOLLOW))
             return n; /* a redirect hop; curl follows it */
         r->status = (int)status;
-        if (status >= 200 && status < 300 && r->opt_out[0] != '\0') {
+        if (status >= 200 && status < 300 && !(r->flags & NET_REQ_NO_OPTOUT) &&
+            net_robots_optout(r->robots, e->directives, r->opt_out)) {
             r->abort_class = NET_EC_OPT_OUT; /* decided before any body byte */
             return 0;
         }
@@ -362,6 +373,8 @@ static void req_reset_attempt(net_req *r)
     r->sniffed = 0;
     r->abort_class = NULL;
     r->opt_out[0] = '\0';
+    r->robots = 0;
+    r->xrobots[0] = '\0';
     r->ct[0] = '\0';
     r->retry_after = -1;
     r->blocked = 0;
@@ -532,6 +545,8 @@ static void deliver(net_engine *e, net_req *r, const char *cls, const char *deta
     }
     snprintf(res.opt_out, sizeof res.opt_out, "%s", is(cls, NET_EC_OPT_OUT) ? r->opt_out : "");
     snprintf(res.content_type, sizeof res.content_type, "%s", r->ct);
+    res.robots = r->robots;
+    res.x_robots = r->xrobots;
     if (cls != NULL)
         snprintf(res.detail, sizeof res.detail, "%s: %s%s%s", r->url, detail_fmt,
                  detail_arg && detail_arg[0] ? ": " : "", detail_arg ? detail_arg : "");

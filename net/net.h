@@ -76,23 +76,62 @@ int net_acl_contains(const net_acl *a, const struct sockaddr *sa);
  * allowed by acl), else its blocking class. */
 int net_addr_check(const net_acl *a, const struct sockaddr *sa);
 
-/* ---- X-Robots-Tag ----------------------------------------------------- */
+/* ---- robots directives (X-Robots-Tag, <meta name="robots">) ----------- */
 
-#define NET_DIRECTIVE_MAX  32 /* longest directive name kept */
-#define NET_DIRECTIVES_MAX 16
+#define NET_DIRECTIVE_MAX 32 /* longest directive name kept */
 
-/* The directives that opt an image out by default. */
+/* What a directive list says to us, one bit per directive as written. */
+#define NET_ROBOTS_NOAI         0x01u
+#define NET_ROBOTS_NOIMAGEAI    0x02u
+#define NET_ROBOTS_NOINDEX      0x04u
+#define NET_ROBOTS_NOIMAGEINDEX 0x08u
+#define NET_ROBOTS_NOFOLLOW     0x10u
+#define NET_ROBOTS_NONE         0x20u /* "none": noindex and nofollow */
+#define NET_ROBOTS_EXPIRED      0x40u /* "unavailable_after: DATE" with DATE <= now */
+/* Any of these keeps our content out (images in fetch, a page's images in
+ * crawl): none and an expired unavailable_after count as noindex. */
+#define NET_ROBOTS_OPT_OUT                                                                         \
+    (NET_ROBOTS_NOAI | NET_ROBOTS_NOIMAGEAI | NET_ROBOTS_NOINDEX | NET_ROBOTS_NOIMAGEINDEX |       \
+     NET_ROBOTS_NONE | NET_ROBOTS_EXPIRED)
+#define NET_ROBOTS_ANY_NOINDEX  (NET_ROBOTS_NOINDEX | NET_ROBOTS_NONE | NET_ROBOTS_EXPIRED)
+#define NET_ROBOTS_ANY_NOFOLLOW (NET_ROBOTS_NOFOLLOW | NET_ROBOTS_NONE)
+
+/* The directives that opt an image out by default (fetch --ignore-directive
+ * removes names from this list; none and unavailable_after follow noindex). */
 #define NET_DEFAULT_DIRECTIVES "noai,noimageai,noindex,noimageindex"
 
-/* Checks one X-Robots-Tag header value (RFC-less de facto syntax:
- * "[ua:] directive[, directive...]"; a ua: prefix scopes the directives that
- * follow it to that robot) against the comma-separated list of opt-out
- * directives. Directives scoped to another robot are ignored; unscoped ones
- * and those scoped to one of the comma-separated names in tokens (matched
- * case-insensitively) apply. Returns 1 and copies the matching directive to
- * hit (size NET_DIRECTIVE_MAX) when opted out, else 0. Cannot fail. */
+/* Parses an X-Robots-Tag value or a robots <meta> content: comma-separated,
+ * case-insensitive directives (noai, noimageai, noindex, noimageindex,
+ * nofollow, none, all, unavailable_after: DATE; others ignored); a
+ * "botname:" prefix scopes the directives after it, up to the next name or
+ * the end of the line, to that robot, and they apply only when botname is one
+ * of the comma-separated names in tokens (unscoped ones always apply).
+ * Several header field lines may be joined by '\n'; each has its own scope.
+ * An unavailable_after date (ISO 8601, RFC 1123, RFC 850 or asctime, commas
+ * inside it allowed) sets NET_ROBOTS_EXPIRED when it is <= now (Unix
+ * seconds); a future or unreadable date sets nothing. Returns the
+ * NET_ROBOTS_* bits; NULL value gives 0. Cannot fail. */
+unsigned net_robots_parse(const char *value, const char *tokens, int64_t now);
+
+/* The opt-out decision on parsed flags against the comma-separated list of
+ * opt-out directives (NET_DEFAULT_DIRECTIVES or a subset; none and an
+ * expired unavailable_after need "noindex" in it). Returns 1 and copies the
+ * directive's name as written ("noai", "none", "unavailable_after") to hit
+ * when opted out, else 0. Cannot fail. */
+int net_robots_optout(unsigned flags, const char *directives, char hit[NET_DIRECTIVE_MAX]);
+
+/* net_robots_optout(net_robots_parse(value, tokens, now), directives, hit)
+ * with now the wall clock: one X-Robots-Tag value checked as fetch does. */
 int net_robots_tag_optout(const char *value, const char *tokens, const char *directives,
                           char hit[NET_DIRECTIVE_MAX]);
+
+/* The name of one NET_ROBOTS_* bit ("noai", "unavailable_after"), a static
+ * string, or NULL for anything else. */
+const char *net_robots_flag_name(unsigned flag);
+
+/* 1 if a <meta name=...> value addresses us: "robots" (every crawler) or one
+ * of the comma-separated names in tokens, case-insensitively. */
+int net_robots_meta_name(const char *name, const char *tokens);
 
 /* ---- engine ------------------------------------------------------------ */
 
@@ -101,6 +140,7 @@ int net_robots_tag_optout(const char *value, const char *tokens, const char *dir
 #define NET_CT_MAX        128  /* longest Content-Type kept */
 #define NET_URL_MAX       8192 /* longest URL accepted */
 #define NET_DETAIL_MAX    256  /* longest error detail */
+#define NET_XROBOTS_MAX   1024 /* X-Robots-Tag text kept for the caller */
 
 typedef struct net_opts {
     int parallel;             /* transfers at once (default 64) */
@@ -169,10 +209,12 @@ typedef struct net_result {
     int redirects;
     const char *redirect_url;        /* NET_REQ_NO_FOLLOW: a 3xx's Location, absolute; else NULL */
     char opt_out[NET_DIRECTIVE_MAX]; /* the directive that opted out, or "" */
-    char content_type[NET_CT_MAX];   /* as served, or "" */
-    wp_buf body;                     /* the body (empty on error unless KEEP_ERROR_BODY) */
-    double download_s;               /* wall time of the last attempt */
-    double total_s;                  /* from first start to completion, incl. backoff */
+    unsigned robots;                 /* NET_ROBOTS_* of the X-Robots-Tag lines (our tokens) */
+    const char *x_robots;          /* those lines joined by '\n' (cut at NET_XROBOTS_MAX), or "" */
+    char content_type[NET_CT_MAX]; /* as served, or "" */
+    wp_buf body;                   /* the body (empty on error unless KEEP_ERROR_BODY) */
+    double download_s;             /* wall time of the last attempt */
+    double total_s;                /* from first start to completion, incl. backoff */
 } net_result;
 
 /* Called once per request from inside net_run (or net_abort_all). */

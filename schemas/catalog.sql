@@ -171,3 +171,44 @@ CREATE INDEX images_pending ON images (id) WHERE state = 'pending';
 -- redirected gets state 'redirect'; redirects counts the hops that led to a
 -- page, at most 5 (NET_MAX_REDIRECTS), as curl allowed.
 ALTER TABLE pages ADD COLUMN redirects INTEGER NOT NULL DEFAULT 0;
+
+-- migration 4
+-- One stage-run API for every stage (catalog/catalog.h: cat_run_begin,
+-- cat_run_counts, cat_run_end): a failed run keeps its error message, and
+-- `status` finds each stage's last run through an index.
+ALTER TABLE runs ADD COLUMN error TEXT;  -- the failure, when status = 'failed'
+CREATE INDEX runs_stage ON runs (stage, id);
+
+-- migration 5
+-- Query lists (witpipe queries import/build) and matches (witpipe balance).
+-- Each stored list gets the next version; only the newest list's entries
+-- are kept in queries. A pair's matches are valid for the list version and
+-- rule recorded in pair_matched; a pair matched under another list or rule
+-- is matched again before balancing.
+CREATE TABLE query_lists (
+    version     INTEGER PRIMARY KEY,
+    source      TEXT NOT NULL,            -- the file imported, or "build"
+    sha256      TEXT NOT NULL,            -- of the entries joined by '\n'
+    entries     INTEGER NOT NULL,
+    params      TEXT NOT NULL DEFAULT '{}',
+    created_at  INTEGER NOT NULL,
+    run_id      INTEGER REFERENCES runs(id)
+);
+CREATE TABLE queries (
+    version     INTEGER NOT NULL REFERENCES query_lists(version),
+    entry       INTEGER NOT NULL,         -- 0-based position in the list
+    text        TEXT NOT NULL,
+    count       INTEGER,                  -- eligible pairs matching it (last balance run)
+    kept        INTEGER,                  -- of those, kept by the last balance run
+    PRIMARY KEY (version, entry)
+) WITHOUT ROWID;
+CREATE TABLE pair_matches (
+    pair_id     INTEGER NOT NULL REFERENCES pairs(id),
+    entry       INTEGER NOT NULL,         -- queries.entry of pair_matched.version
+    PRIMARY KEY (pair_id, entry)
+) WITHOUT ROWID;
+CREATE TABLE pair_matched (
+    pair_id     INTEGER PRIMARY KEY REFERENCES pairs(id),
+    version     INTEGER NOT NULL,         -- query_lists.version matched against
+    rule        TEXT NOT NULL             -- metaclip | metaclip2, +icase
+);

@@ -8,6 +8,7 @@
  * missing and the result equals a single uninterrupted run.
  */
 #include "shard.h"
+#include "shard_int.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -83,7 +84,61 @@ typedef struct run {
     int have_shard;
     int next_index;
     verifier v;
+    cat_run *crun; /* this run's row in the catalog */
+    double t0;     /* when the run began (counts' elapsed_s) */
 } run;
+
+/* The run's counts as a JSON object (runs.counts); NULL when out of memory.
+ * The caller frees it. */
+static char *counts_json(const shard_stats *st, double elapsed)
+{
+    json_t *j = json_object();
+    char *out = NULL;
+    if (j == NULL)
+        return NULL;
+    json_object_set_new(j, "shards", json_integer(st->shards));
+    json_object_set_new(j, "written", json_integer(st->written));
+    json_object_set_new(j, "skipped", json_integer(st->skipped));
+    json_object_set_new(j, "samples", json_integer(st->samples));
+    json_object_set_new(j, "pairs", json_integer(st->pairs));
+    json_object_set_new(j, "excluded", json_integer(st->excluded));
+    json_object_set_new(j, "bytes", json_integer(st->bytes));
+    json_object_set_new(j, "bytes_written", json_integer(st->bytes_written));
+    if (elapsed >= 0)
+        json_object_set_new(j, "elapsed_s", json_real(elapsed));
+    out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    return out;
+}
+
+/* Records the counts so far on the run (after each shard: a killed run
+ * shows how far it got). */
+static int report_counts(run *r, int final, wp_err *err)
+{
+    char *cj = counts_json(r->st, final ? wp_now() - r->t0 : -1);
+    int rc;
+    if (cj == NULL)
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    rc = cat_run_counts(r->crun, cj, err);
+    free(cj);
+    return rc;
+}
+
+static char *params_json(const shard_opts *o)
+{
+    json_t *j = json_object();
+    char *out = NULL;
+    if (j == NULL)
+        return NULL;
+    json_object_set_new(j, "output", json_string(o->output));
+    json_object_set_new(j, "per_shard", json_integer(o->per_shard));
+    json_object_set_new(j, "max_bytes", json_integer(o->max_bytes));
+    json_object_set_new(j, "shuffle", o->shuffle ? json_integer((json_int_t)o->seed) : json_null());
+    json_object_set_new(j, "mtime", json_integer(o->mtime));
+    out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    return out;
+}
 
 static la_ssize_t sink_write(struct archive *a, void *ud, const void *buf, size_t n)
 {
@@ -165,103 +220,6 @@ static const char *ext_for(const char *format)
     if (strcmp(format, "webp") == 0)
         return "webp";
     return "bin";
-}
-
-static json_t *json_opt_int(int64_t v)
-{
-    return v < 0 ? json_null() : json_integer((json_int_t)v);
-}
-
-static json_t *json_opt_str(const char *s)
-{
-    return s == NULL ? json_null() : json_string(s);
-}
-
-/* A caption as a JSON string; invalid UTF-8 (which add never stores, but
- * other stages might) is repaired rather than lost. */
-static json_t *json_text(const char *s, size_t n)
-{
-    json_t *j = json_stringn(s, n);
-    if (j == NULL) {
-        wp_buf b = {0};
-        if (wp_utf8_repair(s, n, &b) >= 0)
-            j = json_stringn(b.data ? b.data : "", b.len);
-        wp_buf_free(&b);
-    }
-    return j ? j : json_string("");
-}
-
-struct dec_acc {
-    json_t *decisions, *scores;
-};
-
-static void on_decision(void *ud, const char *stage, const char *decision, const char *reason,
-                        double score)
-{
-    struct dec_acc *d = ud;
-    if (stage == NULL) {
-        json_object_set_new(d->scores, decision ? decision : "", json_real(score));
-        return;
-    }
-    json_t *o = json_object();
-    json_object_set_new(o, "decision", json_opt_str(decision));
-    json_object_set_new(o, "reason", json_opt_str(reason));
-    json_object_set_new(o, "score", isnan(score) ? json_null() : json_real(score));
-    json_object_set_new(d->decisions, stage, o);
-}
-
-/* The KEY.json member of a sample, into r->meta. */
-static int sample_json(run *r, const cat_sample *s, wp_err *err)
-{
-    json_t *j = json_object(), *src = json_object(), *extra = NULL;
-    struct dec_acc d = {json_object(), json_object()};
-    char *txt = NULL;
-    int rc = 0;
-
-    if (j == NULL || src == NULL || d.decisions == NULL || d.scores == NULL) {
-        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-        goto out;
-    }
-    json_object_set_new(j, "key", json_string(s->uid));
-    json_object_set_new(j, "uid", json_string(s->uid));
-    json_object_set_new(j, "url", json_text(s->url ? s->url : "", s->url ? strlen(s->url) : 0));
-    json_object_set_new(j, "caption", json_text(s->text, s->text_len));
-    json_object_set_new(j, "width", json_opt_int(s->width));
-    json_object_set_new(j, "height", json_opt_int(s->height));
-    json_object_set_new(j, "original_width", json_opt_int(s->orig_width));
-    json_object_set_new(j, "original_height", json_opt_int(s->orig_height));
-    json_object_set_new(j, "bytes", json_opt_int(s->bytes));
-    json_object_set_new(j, "original_bytes", json_opt_int(s->orig_bytes));
-    json_object_set_new(j, "format", json_opt_str(s->format));
-    json_object_set_new(j, "original_format", json_opt_str(s->orig_format));
-    json_object_set_new(j, "sha256", json_opt_str(s->sha256));
-    json_object_set_new(j, "original_sha256", json_opt_str(s->orig_sha256));
-    json_object_set_new(j, "state", json_opt_str(s->state));
-    json_object_set_new(j, "error_class", json_opt_str(s->error_class));
-    json_object_set_new(src, "kind", json_opt_str(s->source_kind));
-    json_object_set_new(src, "location", json_opt_str(s->source_location));
-    json_object_set_new(src, "origin", json_opt_str(s->origin));
-    json_object_set_new(j, "source", src);
-    src = NULL;
-    if (s->extra != NULL)
-        extra = json_loads(s->extra, 0, NULL);
-    json_object_set_new(j, "extra", extra ? extra : s->extra ? json_string(s->extra) : json_null());
-    if ((rc = cat_shard_decisions(r->cur, s->pair_id, on_decision, &d, err)) != 0)
-        goto out;
-    json_object_set_new(j, "decisions", d.decisions);
-    json_object_set_new(j, "clip_score", d.scores);
-    d.decisions = d.scores = NULL;
-    txt = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    wp_buf_reset(&r->meta);
-    if (txt == NULL || wp_buf_puts(&r->meta, txt) != 0)
-        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-out:
-    free(txt);
-    json_decref(j);
-    json_decref(src);
-    json_decref(d.decisions);
-    json_decref(d.scores);
-    return rc;
 }
 
 static int add_member(run *r, const char *name, const void *p, size_t n, wp_err *err)
@@ -434,7 +392,8 @@ static int close_current(run *r, wp_err *err)
     }
     if ((rc = write_stats(r, row.sha256, err)) != 0)
         return rc;
-    if (sh->writing && (rc = cat_shard_put(r->c, r->outdir, sh->name, &row, r->o->run_id, err)))
+    if (sh->writing &&
+        (rc = cat_shard_put(r->c, r->outdir, sh->name, &row, cat_run_id(r->crun), err)) != 0)
         return rc;
     m = json_object();
     json_object_set_new(m, "name", json_string(sh->name));
@@ -443,6 +402,8 @@ static int close_current(run *r, wp_err *err)
     json_object_set_new(m, "sha256", json_string(row.sha256));
     json_array_append_new(r->manifest_shards, m);
     r->st->shards++;
+    if ((rc = report_counts(r, 0, err)) != 0)
+        return rc;
     r->st->bytes += total;
     wp_sha256_free(sh->out.h);
     sh->out.h = NULL;
@@ -652,12 +613,20 @@ static int write_manifest(run *r, wp_err *err)
     return rc;
 }
 
+void shard_opts_init(shard_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->per_shard = SHARD_PER_DEFAULT;
+}
+
 int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, shard_stats *st,
               wp_err *err)
 {
     run r;
     cat_sample smp;
     shard_opts opts = *o;
+    char outdef[WP_PATH_MAX];
+    char *pjs = NULL, *cjs = NULL;
     int64_t total = cat_count_pairs(c);
     int rc, k;
 
@@ -665,16 +634,30 @@ int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, 
     memset(st, 0, sizeof *st);
     if (opts.per_shard <= 0)
         opts.per_shard = SHARD_PER_DEFAULT;
+    if (opts.output == NULL) {
+        if ((rc = wp_path_join(outdef, cat_dir(c), "shards", err)) != 0)
+            return rc;
+        opts.output = outdef;
+    }
     r.c = c;
     r.s = s;
     r.o = &opts;
     r.rep = rep;
     r.st = st;
     r.sh.out.fd = -1;
-    if ((rc = wp_mkdir_p(o->output, err)) != 0)
+    r.t0 = wp_now();
+    if ((pjs = params_json(&opts)) == NULL)
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    rc = cat_run_begin(c, "shard", pjs, &r.crun, err);
+    free(pjs);
+    if (rc != 0)
         return rc;
-    if (realpath(o->output, r.outdir) == NULL)
-        return wp_err_set(err, WP_EIO, "%s: %s", o->output, strerror(errno));
+    if ((rc = wp_mkdir_p(opts.output, err)) != 0)
+        goto out;
+    if (realpath(opts.output, r.outdir) == NULL) {
+        rc = wp_err_set(err, WP_EIO, "%s: %s", opts.output, strerror(errno));
+        goto out;
+    }
     remove_leftovers(r.outdir);
     r.entry = archive_entry_new();
     r.manifest_shards = json_array();
@@ -708,7 +691,7 @@ int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, 
             stats_count(r.have_shard ? r.sh.stats : r.pending, &smp);
             continue;
         }
-        if ((rc = sample_json(&r, &smp, err)) != 0)
+        if ((rc = shard_sample_json(r.cur, &smp, 0, &r.meta, err)) != 0)
             goto out;
         size = shard_member_bytes(smp.bytes) + shard_member_bytes((int64_t)smp.text_len) +
                shard_member_bytes((int64_t)r.meta.len);
@@ -740,5 +723,8 @@ out:
         archive_entry_free(r.entry);
     wp_buf_free(&r.img);
     wp_buf_free(&r.meta);
+    cjs = counts_json(st, wp_now() - r.t0);
+    rc = cat_run_end(r.crun, rc, cjs, err);
+    free(cjs);
     return rc;
 }

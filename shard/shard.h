@@ -35,14 +35,17 @@ enum shard_status {
 };
 
 typedef struct shard_opts {
-    const char *output; /* output directory (created if missing) */
+    const char *output; /* output directory (created if missing); NULL: DIR/shards */
     int64_t per_shard;  /* samples per shard; 0: SHARD_PER_DEFAULT */
     int64_t max_bytes;  /* shard size cap in bytes; 0: none */
     int shuffle;        /* order by a hash of seed and uid */
     uint64_t seed;
     int64_t mtime; /* mtime of every member */
-    int64_t run_id;
 } shard_opts;
+
+/* The defaults: DIR/shards, SHARD_PER_DEFAULT samples a shard, no byte
+ * cap, catalog order, mtime 0. Cannot fail. */
+void shard_opts_init(shard_opts *o);
 
 typedef struct shard_stats {
     int64_t shards;        /* shards in the plan */
@@ -59,10 +62,42 @@ typedef struct shard_stats {
  * NNNNN_stats.json beside them (both replaced atomically). Each shard is
  * written as NAME.tmp, fsync'ed and renamed, and only then recorded as
  * done in the catalog. Image bytes are checked against their sha256 as
- * they are read. Returns 0, WP_ESTOP (the shard being written is removed),
- * SHARD_ECHANGED, ST_ECORRUPT, WP_EIO, SHARD_ETAR or CAT_ESQL. */
+ * they are read. The run is recorded in the catalog (stage "shard": its
+ * options, its counts after every shard, its end). Returns 0, WP_ESTOP
+ * (the shard being written is removed), SHARD_ECHANGED, ST_ECORRUPT,
+ * WP_EIO, SHARD_ETAR or CAT_ESQL. */
 int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, shard_stats *st,
               wp_err *err);
+
+/* ---- export (shard/export.c) ------------------------------------------ */
+
+enum shard_export_format {
+    SHARD_EXPORT_JSONL = 0, /* one schemas/export_row.schema.json object a line */
+    SHARD_EXPORT_TSV = 1,   /* uid, url, caption, sha256, kept, dropped_by, clip_score */
+};
+
+typedef struct shard_export_opts {
+    const char *path; /* output file; "-" is not accepted (written atomically) */
+    int format;       /* enum shard_export_format */
+    int all;          /* every pair; 0: only the pairs shard would ship */
+} shard_export_opts;
+
+typedef struct shard_export_counts {
+    int64_t pairs; /* pairs looked at */
+    int64_t rows;  /* rows written */
+    int64_t kept;  /* rows of pairs shard would ship */
+} shard_export_counts;
+
+/* Writes one row per pair (every pair with o->all, else those shard would
+ * ship), in pair id order, streamed with bounded memory, to o->path.tmp,
+ * then fsync and rename: the file appears whole or not at all. A JSONL row
+ * is the shard's KEY.json object without "key", plus "kept" and
+ * "dropped_by"; `witpipe add FILE` reads it back (url, caption) into the
+ * same pair uids. TSV has a header line; tabs and line breaks inside a
+ * field become spaces (use JSONL for an exact round trip). Returns 0,
+ * WP_ESTOP (nothing left behind), WP_EIO, WP_EINVAL or CAT_ESQL. */
+int shard_export(cat *c, const shard_export_opts *o, const wp_reporter *rep,
+                 shard_export_counts *counts, wp_err *err);
 
 /* The tar bytes one member of n bytes takes: a 512-byte header plus the
  * data rounded up to 512 (ustar). */

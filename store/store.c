@@ -20,6 +20,8 @@ struct st_store {
     int cur_fd;
     int64_t cur_size;
     int dirty;
+    int dir_dirty;        /* a data file was created: its directory entry must be synced */
+    int64_t dir_syncs;    /* how often the directory was fsynced (for tests) */
     pthread_mutex_t lock; /* guards the read descriptor cache */
     struct {
         int64_t file;
@@ -44,7 +46,14 @@ static int open_append(st_store *s, int64_t n, wp_err *err)
 
     if ((rc = file_path(s, n, path, err)) != 0)
         return rc;
-    s->cur_fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+    /* O_EXCL first, to know whether the name is new: a new file's directory
+     * entry is durable only once the directory itself is fsynced (POSIX
+     * fsync(2): syncing a file does not sync the entry naming it) */
+    s->cur_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (s->cur_fd >= 0)
+        s->dir_dirty = 1;
+    else if (errno == EEXIST)
+        s->cur_fd = open(path, O_WRONLY | O_CLOEXEC);
     if (s->cur_fd < 0)
         return wp_err_set(err, WP_EIO, "%s: cannot open: %s", path, strerror(errno));
     if (fstat(s->cur_fd, &st) != 0)
@@ -94,12 +103,19 @@ fail:
 
 int st_sync(st_store *s, wp_err *err)
 {
-    if (!s->dirty)
-        return 0;
-    if (fdatasync(s->cur_fd) != 0)
-        return wp_err_set(err, WP_EIO, "%s/%06lld.dat: fdatasync failed: %s", s->dir,
-                          (long long)s->cur_file, strerror(errno));
-    s->dirty = 0;
+    int rc;
+    if (s->dirty) {
+        if (fdatasync(s->cur_fd) != 0)
+            return wp_err_set(err, WP_EIO, "%s/%06lld.dat: fdatasync failed: %s", s->dir,
+                              (long long)s->cur_file, strerror(errno));
+        s->dirty = 0;
+    }
+    if (s->dir_dirty) {
+        if ((rc = wp_fsync_dir(s->dir, err)) != 0)
+            return rc;
+        s->dir_dirty = 0;
+        s->dir_syncs++;
+    }
     return 0;
 }
 
@@ -236,4 +252,9 @@ int st_read_verified(st_store *s, int64_t file, int64_t offset, void *buf, size_
         return wp_err_set(err, ST_ECORRUPT, "%s/%06lld.dat: bytes at %lld do not match sha256 %s",
                           s->dir, (long long)file, (long long)offset, sha256_hex);
     return 0;
+}
+
+int64_t st_dir_syncs(const st_store *s)
+{
+    return s->dir_syncs;
 }

@@ -36,8 +36,12 @@ void st_close(st_store *s);
 /* Appends n bytes; *file and *offset say where they went. WP_EIO on a
  * failed write (nothing is recorded then). */
 int st_append(st_store *s, const void *data, size_t n, int64_t *file, int64_t *offset, wp_err *err);
-/* Makes every append so far durable (fdatasync). */
+/* Makes every append so far durable: fdatasync of the current file and,
+ * when a data file was created since the last sync, fsync of DIR/store so
+ * that the new file's name survives a crash too. WP_EIO on failure. */
 int st_sync(st_store *s, wp_err *err);
+/* How many times st_sync fsynced the directory (tests). */
+int64_t st_dir_syncs(const st_store *s);
 
 /* Reads n bytes at (file, offset) into buf (which holds at least n). Returns
  * 0, WP_ENOENT for a missing file, WP_EIO, or ST_ECORRUPT on a short read. */

@@ -1,8 +1,9 @@
 /*
- * tests/fuzz/fuzz_robots_tag.c: libFuzzer target for X-Robots-Tag opt-out
- * parsing (net/net_robots.c). Input "value\ntokens\ndirectives"; checked:
- * a hit is a lower-cased directive of the list that the value holds, and
- * an unscoped value opts out exactly when one of its directives is listed.
+ * tests/fuzz/fuzz_robots_tag.c: libFuzzer target for the robots-directive
+ * parser (net/net_robots.c, used by fetch and crawl). Input
+ * "value\ntokens\ndirectives"; checked: a hit is a lower-cased directive the
+ * value holds and the list allows, and an unscoped value opts out exactly
+ * when one of its words is listed.
  */
 #include "tests/fuzz/fuzz_targets.h"
 

@@ -16,7 +16,7 @@
 
 #include "common/wp.h"
 #include "crawl/crawl_int.h"
-#include "crawl/ingest.h"
+#include "add/add.h"
 #include "clip/clip.h"
 #include "emb/emb.h"
 #include "clip/safetensors.h"
@@ -150,14 +150,14 @@ out:
     return line;
 }
 
-/* ---- ingest: TSV / CSV / JSONL list reader ----------------------------- */
+/* ---- add: TSV / CSV / JSONL list reader ----------------------------- */
 
 /* The options the first input byte selects: bits 0-1 the format (TSV, CSV,
  * JSONL, CSV again), bit 2 keep columns "k" and the URL column in
  * pairs.extra, bit 3 columns named "u" / "t" instead of url / caption. */
-static inline void fuzz_ingest_opts(uint8_t sel, ingest_opts *o, const char **name)
+static inline void fuzz_add_opts(uint8_t sel, add_opts *o, const char **name)
 {
-    static const int fmts[4] = {ING_FMT_TSV, ING_FMT_CSV, ING_FMT_JSONL, ING_FMT_CSV};
+    static const int fmts[4] = {ADD_FMT_TSV, ADD_FMT_CSV, ADD_FMT_JSONL, ADD_FMT_CSV};
     static const char *const names[4] = {"fuzz.tsv", "fuzz.csv", "fuzz.jsonl", "fuzz.csv"};
     memset(o, 0, sizeof *o);
     o->format = fmts[sel & 3];
@@ -173,12 +173,12 @@ static inline void fuzz_ingest_opts(uint8_t sel, ingest_opts *o, const char **na
     }
 }
 
-/* The contract of one record of ingest_reader_next (crawl/ingest.h). */
-static inline int fuzz_ingest_check_record(const ingest_opts *o, const ingest_record *rec)
+/* The contract of one record of add_reader_next (add/add.h). */
+static inline int fuzz_add_check_record(const add_opts *o, const add_record *rec)
 {
     FUZZ_CHECK(rec->line >= 1);
-    FUZZ_CHECK(rec->bad >= ING_BAD_NONE && rec->bad < ING_BAD_NREASONS);
-    if (rec->bad != ING_BAD_NONE) {
+    FUZZ_CHECK(rec->bad >= ADD_BAD_NONE && rec->bad < ADD_BAD_NREASONS);
+    if (rec->bad != ADD_BAD_NONE) {
         FUZZ_CHECK(rec->detail[0] != '\0');
         FUZZ_CHECK(memchr(rec->detail, '\0', sizeof rec->detail) != NULL);
         return 0;
@@ -186,12 +186,12 @@ static inline int fuzz_ingest_check_record(const ingest_opts *o, const ingest_re
     const char *u = rec->url;
     size_t n = rec->url_len;
     FUZZ_CHECK(u != NULL && rec->text != NULL);
-    FUZZ_CHECK(n > 7 && n <= ING_URL_MAX);
+    FUZZ_CHECK(n > 7 && n <= ADD_URL_MAX);
     FUZZ_CHECK(strncasecmp(u, "http://", 7) == 0 || (n > 8 && strncasecmp(u, "https://", 8) == 0));
     for (size_t i = 0; i < n; i++)
         FUZZ_CHECK((unsigned char)u[i] > 0x20 && (unsigned char)u[i] != 0x7f);
     FUZZ_CHECK(wp_utf8_valid(u, n));
-    FUZZ_CHECK(rec->text_len <= ING_TEXT_MAX);
+    FUZZ_CHECK(rec->text_len <= ADD_TEXT_MAX);
     FUZZ_CHECK(memchr(rec->text, '\0', rec->text_len) == NULL);
     FUZZ_CHECK(wp_utf8_valid(rec->text, rec->text_len));
     FUZZ_CHECK(rec->text_missing == (rec->text_len == 0));
@@ -220,11 +220,11 @@ static inline int fuzz_ingest_check_record(const ingest_opts *o, const ingest_re
     return 0;
 }
 
-static inline int fuzz_ingest_one(const uint8_t *data, size_t size)
+static inline int fuzz_add_one(const uint8_t *data, size_t size)
 {
-    ingest_opts o;
-    ingest_reader *r = NULL;
-    ingest_record rec;
+    add_opts o;
+    add_reader *r = NULL;
+    add_record rec;
     const char *name;
     wp_err err = {0};
     int64_t prev = 0;
@@ -232,19 +232,19 @@ static inline int fuzz_ingest_one(const uint8_t *data, size_t size)
 
     if (size == 0)
         return 0;
-    fuzz_ingest_opts(data[0], &o, &name);
-    rc = ingest_reader_open_mem(data + 1, size - 1, name, &o, &r, &err);
+    fuzz_add_opts(data[0], &o, &name);
+    rc = add_reader_open_mem(data + 1, size - 1, name, &o, &r, &err);
     if (rc != 0) {
         FUZZ_CHECK(rc < 0 && r == NULL && err.msg[0] != '\0');
         return 0;
     }
     for (;;) {
         memset(&err, 0, sizeof err);
-        rc = ingest_reader_next(r, &rec, &err);
+        rc = add_reader_next(r, &rec, &err);
         if (rc == 0)
             break;
         if (rc < 0) {
-            if (rc != ING_ESTREAM || err.msg[0] == '\0')
+            if (rc != ADD_ESTREAM || err.msg[0] == '\0')
                 line = __LINE__;
             break;
         }
@@ -253,10 +253,10 @@ static inline int fuzz_ingest_one(const uint8_t *data, size_t size)
             break;
         }
         prev = rec.line;
-        if ((line = fuzz_ingest_check_record(&o, &rec)) != 0)
+        if ((line = fuzz_add_check_record(&o, &rec)) != 0)
             break;
     }
-    ingest_reader_close(r);
+    add_reader_close(r);
     return line;
 }
 
@@ -363,8 +363,18 @@ static inline int fuzz_in_list(const char *list, const char *s, size_t n)
     return 0;
 }
 
+/* 1 if hit (n bytes) may report an opt-out under dirs: a listed directive;
+ * none and unavailable_after stand for noindex and need it listed. */
+static inline int fuzz_hit_listed(const char *dirs, const char *hit, size_t n)
+{
+    if (strcmp(hit, "none") == 0 || strcmp(hit, "unavailable_after") == 0)
+        return fuzz_in_list(dirs, "noindex", 7);
+    return fuzz_in_list(dirs, hit, n);
+}
+
 /* Input: "value\ntokens\ndirectives"; the last two default to "witpipe"
- * and NET_DEFAULT_DIRECTIVES. */
+ * and NET_DEFAULT_DIRECTIVES. The parser is net/net_robots.c, shared by
+ * fetch and crawl. */
 static inline int fuzz_robots_tag_one(const uint8_t *data, size_t size)
 {
     static char value[FUZZ_STR_MAX], tokens[FUZZ_STR_MAX], dirs[FUZZ_STR_MAX];
@@ -375,6 +385,8 @@ static inline int fuzz_robots_tag_one(const uint8_t *data, size_t size)
         strcpy(tokens, "witpipe");
     if (!fuzz_part(data, size, 2, dirs))
         strcpy(dirs, NET_DEFAULT_DIRECTIVES);
+    unsigned flags = net_robots_parse(value, tokens, wp_unix_time());
+    FUZZ_CHECK((flags & ~(NET_ROBOTS_OPT_OUT | NET_ROBOTS_NOFOLLOW)) == 0);
     memset(hit, 0x55, sizeof hit);
     int rc = net_robots_tag_optout(value, tokens, dirs, hit);
     FUZZ_CHECK(rc == 0 || rc == 1);
@@ -386,26 +398,36 @@ static inline int fuzz_robots_tag_one(const uint8_t *data, size_t size)
         for (size_t i = 0; i < n; i++)
             FUZZ_CHECK(tolower((unsigned char)hit[i]) == (unsigned char)hit[i]);
         FUZZ_CHECK(strcasestr(value, hit) != NULL);
-        FUZZ_CHECK(n == NET_DIRECTIVE_MAX - 1 || fuzz_in_list(dirs, hit, n));
+        FUZZ_CHECK(fuzz_hit_listed(dirs, hit, n));
     }
     FUZZ_CHECK(net_robots_tag_optout(value, tokens, "", hit2) == 0);
     FUZZ_CHECK(net_robots_tag_optout(NULL, tokens, dirs, hit2) == 0);
-    /* Without a colon nothing is scoped: the value opts out exactly when
-     * one of its comma-separated directives is in the list. */
+    /* Without a colon nothing is scoped and nothing has a value: the value
+     * opts out exactly when one of its words (split on commas and white
+     * space) is a known opt-out directive the list allows. */
     if (strchr(value, ':') == NULL) {
         int want = 0;
-        const char *p = value;
-        for (;;) {
-            const char *q = strchr(p, ',');
-            const char *a = p, *b = q ? q : p + strlen(p);
-            while (a < b && isspace((unsigned char)*a))
-                a++;
-            while (b > a && isspace((unsigned char)b[-1]))
-                b--;
-            want |= fuzz_in_list(dirs, a, (size_t)(b - a));
-            if (q == NULL)
-                break;
-            p = q + 1;
+        for (const char *p = value; *p;) {
+            while (*p && (*p == ',' || isspace((unsigned char)*p)))
+                p++;
+            const char *w = p;
+            while (*p && *p != ',' && !isspace((unsigned char)*p))
+                p++;
+            char word[NET_DIRECTIVE_MAX];
+            size_t k = (size_t)(p - w);
+            if (k == 0 || k >= sizeof word)
+                continue;
+            for (size_t i = 0; i < k; i++)
+                word[i] = (char)tolower((unsigned char)w[i]);
+            word[k] = '\0';
+            /* Only the directives the parser knows opt out (the list
+             * narrows them, it cannot add others). */
+            static const char *const known[] = {"noai", "noimageai", "noindex", "noimageindex",
+                                                "none"};
+            int is_known = 0;
+            for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+                is_known |= strcmp(word, known[i]) == 0;
+            want |= is_known && fuzz_hit_listed(dirs, word, k);
         }
         FUZZ_CHECK(rc == want);
     }

@@ -100,3 +100,24 @@ def query(corpus, sql, args=()):
         return db.execute(sql, args).fetchall()
     finally:
         db.close()
+
+
+ROBOTS_OPT_OUT = {"noai", "noimageai", "noindex", "noimageindex", "none", "unavailable_after"}
+
+
+def robots_cases():
+    """The shared robots-directive table (tests/data/robots_cases.tsv, also
+    read by the C tests through tests/lib/robots_cases.c): a list of
+    (field lines, expected flag words, opts out) for product token witpipe."""
+    path = os.path.join(os.path.dirname(__file__), "..", "data", "robots_cases.tsv")
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\r\n")
+            if not line or line.startswith("#"):
+                continue
+            value, flags = line.split("\t")
+            words = set(flags.split()) - {"-"}
+            out.append((value.split("\\n"), words, bool(words & ROBOTS_OPT_OUT)))
+    return out
+

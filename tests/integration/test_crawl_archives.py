@@ -131,6 +131,28 @@ class TestWarc(Base):
         counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
         self.assertEqual(counts["pages_opt_out"], 2)
 
+    def test_robots_table(self):
+        # The shared table (tests/data/robots_cases.tsv): case i's value as
+        # X-Robots-Tag field lines of page i; its pictures are kept exactly
+        # when the case does not opt out.
+        cases = cg.robots_cases()
+        recs = []
+        for i, (lines, _, _) in enumerate(cases):
+            html = page(i).encode()
+            hdrs = b"".join(b"X-Robots-Tag: " + v.encode() + b"\r\n" for v in lines)
+            block = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n" + hdrs +
+                     b"Content-Length: %d\r\n\r\n" % len(html) + html)
+            recs.append(cg.warc_record("response", f"http://ex.com/p{i}.html", block,
+                                       "application/http; msgtype=response"))
+        gz = os.path.join(self.dir, "robots.warc.gz")
+        cg.write_gz_members(gz, recs)
+        r = self.crawl("--warc", gz)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        kept = [i for i, (_, _, out) in enumerate(cases) if not out]
+        self.assertEqual(cg.pairs(self.corpus), expected_for(kept))
+        counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
+        self.assertEqual(counts["pages_opt_out"], len(cases) - len(kept))
+
     def test_rerun_skips_finished_files(self):
         gz = os.path.join(self.dir, "a.warc.gz")
         cg.write_gz_members(gz, self.records(4))
@@ -447,6 +469,35 @@ class TestWat(Base):
             self.assertEqual(cg.pairs(c), want, extra)
             counts = json.loads(cg.query(c, "SELECT counts FROM runs")[0][0])
             self.assertEqual((counts["pages_opt_out"], counts["corrupt"]), (3, 0), extra)
+
+    def test_robots_table_on_both_paths(self):
+        # The shared table (tests/data/robots_cases.tsv) in WAT records: as
+        # the X-Robots-Tag header (a list when it has several field lines)
+        # and, for one-line values, as <meta name="robots"> content. The
+        # targeted reader and the full parse must both drop exactly the
+        # pages whose case opts out.
+        cases = cg.robots_cases()
+        recs, want = [], []
+        for i, (lines, _, out) in enumerate(cases):
+            hv = lines[0] if len(lines) == 1 else lines
+            for kind, kw in (("h", {"headers": {"Content-Type": "text/html", "X-Robots-Tag": hv}}),
+                             ("m", {"metas": [{"name": "robots", "content": lines[0]}]})):
+                if kind == "m" and len(lines) > 1:
+                    continue
+                uri = f"http://ex.com/{kind}{i}.html"
+                recs.append(cg.wat_record(uri, cg.wat_json(
+                    uri, [{"path": "IMG@/src", "url": f"/{kind}{i}.jpg", "alt": f"case {kind}{i}"}],
+                    **kw)))
+                if not out:
+                    want.append((f"http://ex.com/{kind}{i}.jpg", f"case {kind}{i}"))
+        path = os.path.join(self.dir, "robots.wat.gz")
+        cg.write_gz_members(path, recs)
+        for extra in ([], ["--no-prefilter"]):
+            c = os.path.join(self.dir, "r" + "".join(extra))
+            subprocess.run([BIN, "init", c], check=True, capture_output=True)
+            r = self.crawl("--wat", path, *extra, corpus=c)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(cg.pairs(c), sorted(want), extra)
 
     def test_targeted_reader_reads_what_a_json_parser_reads(self):
         # Escaped names and values, members out of the usual order, an IMG@

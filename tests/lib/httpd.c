@@ -116,6 +116,10 @@ static const char *ctype_of(const char *name)
         return "image/png";
     if (strcmp(dot, ".webp") == 0)
         return "image/webp";
+    if (strcmp(dot, ".html") == 0)
+        return "text/html; charset=utf-8";
+    if (strcmp(dot, ".txt") == 0)
+        return "text/plain; charset=utf-8";
     return "application/octet-stream";
 }
 
@@ -158,8 +162,14 @@ static enum MHD_Result send_file(tl_httpd *h, struct MHD_Connection *c, const ch
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type", ct ? ct : ctype_of(name));
-    if (hdr != NULL)
-        MHD_add_response_header(r, hdr, hval);
+    /* A value with newlines goes out as that many field lines. */
+    for (const char *v = hval; hdr != NULL && v != NULL;) {
+        const char *nl = strchr(v, '\n');
+        char one[1024];
+        snprintf(one, sizeof one, "%.*s", (int)(nl ? (size_t)(nl - v) : strlen(v)), v);
+        MHD_add_response_header(r, hdr, one);
+        v = nl ? nl + 1 : NULL;
+    }
     ret = MHD_queue_response(c, 200, r);
     MHD_destroy_response(r);
     return ret;
@@ -390,6 +400,12 @@ static enum MHD_Result route(tl_httpd *h, struct MHD_Connection *c, const char *
     }
     if (strcmp(url, "/__stats") == 0)
         return stats(h, c);
+    /* a static site: "/" is index.html, "/NAME" a file of the docroot
+     * (examples/site for the demo) */
+    if (strcmp(url, "/") == 0)
+        return send_file(h, c, "index.html", NULL, NULL, NULL);
+    if (url[0] == '/' && url[1] != '\0' && strchr(url + 1, '/') == NULL)
+        return send_file(h, c, url + 1, NULL, NULL, NULL);
     return send_text(c, 404, "no such route");
 }
 

@@ -17,7 +17,8 @@
  *   /redir [n file]             a chain of n redirects ending at /img/file
  *   /loop                       redirects to itself
  *   /redirect [to]              one redirect to the absolute URL to
- *   /xrobots [v file]           file with X-Robots-Tag: v
+ *   /xrobots [v file]           file with X-Robots-Tag: v (one field line per
+ *                               newline in v)
  *   /reset [key n file]         the first n requests (n=-1: all) send half the
  *                               body and drop the connection
  *   /bomb                       a JPEG whose header claims 30000x30000

@@ -167,6 +167,28 @@ static enum MHD_Result serve_bytes(tl_mockhub *h, struct MHD_Connection *conn, m
     return ret;
 }
 
+/* A body of unknown length (chunked) with no ETag. */
+static ssize_t bare_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    mh_file *f = cls;
+    if (pos >= f->len)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t n = f->len - (size_t)pos < max ? f->len - (size_t)pos : max;
+    memcpy(buf, f->data + pos, n);
+    return (ssize_t)n;
+}
+
+static enum MHD_Result serve_bare(struct MHD_Connection *conn, mh_file *f)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, bare_reader, f, NULL);
+    if (r == NULL)
+        return MHD_NO;
+    enum MHD_Result ret = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_len, void **con_cls)
@@ -216,7 +238,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             struct MHD_Response *r =
                 MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
             char loc[MH_NAME_MAX * 2], size[32];
-            snprintf(loc, sizeof loc, "/cdn/%s", f->name);
+            if (f->flags & TL_MOCKHUB_AWAY)
+                snprintf(loc, sizeof loc, "http://127.0.0.2:%d/cdn/%s", tl_mockhub_port(h),
+                         f->name);
+            else
+                snprintf(loc, sizeof loc, "/cdn/%s", f->name);
             snprintf(size, sizeof size, "%zu", f->len);
             MHD_add_response_header(r, "Location", loc);
             MHD_add_response_header(r, "X-Linked-Etag", etag);
@@ -226,6 +252,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             MHD_destroy_response(r);
             return ret;
         }
+        if (f->flags & TL_MOCKHUB_BARE)
+            return serve_bare(conn, f);
         return serve_bytes(h, conn, f, etag);
     }
     if (strncmp(url, "/cdn/", 5) == 0) {

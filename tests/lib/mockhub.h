@@ -21,6 +21,8 @@
 
 #define TL_MOCKHUB_LFS     1 /* served through a redirect to /cdn/ */
 #define TL_MOCKHUB_CORRUPT 2 /* one byte flipped in every answer */
+#define TL_MOCKHUB_AWAY    4 /* LFS: redirected to 127.0.0.2 (another host) instead */
+#define TL_MOCKHUB_BARE    8 /* no ETag, chunked (no Content-Length): nothing to verify */
 
 typedef struct tl_mockhub tl_mockhub;
 

@@ -187,6 +187,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     MHD_add_response_header(r, "Content-Type",
                             sidecar(file, ".ct", side, sizeof side) ? side : ctype_of(file));
+    if (sidecar(file, ".xrobots", side, sizeof side))
+        for (char *v = side, *nl; v != NULL; v = nl ? nl + 1 : NULL) {
+            if ((nl = strchr(v, '\n')) != NULL)
+                *nl = '\0';
+            MHD_add_response_header(r, "X-Robots-Tag", v);
+        }
     return answer(c, r, code);
 }
 

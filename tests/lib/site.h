@@ -8,6 +8,7 @@
  *   PATH.status    the status code to answer with (body: PATH if present)
  *   PATH.location  answer 302 with this Location
  *   PATH.ct        the Content-Type header to send instead
+ *   PATH.xrobots   X-Robots-Tag field lines to send, one per line
  *   PATH.bigmb     a generated HTML page of that many MiB
  *   PATH.delayms   wait this many milliseconds before answering
  * Every request is counted per path, so tests can check what was (not)

@@ -412,6 +412,46 @@ static void test_st_truncated_file(void **state)
     expect_error(p, "header length");
 }
 
+/* Hostile headers cost bounded memory: a header over CLIP_ST_HEADER_MAX is
+ * refused from its length field alone, and one listing more tensors than
+ * CLIP_ST_TENSORS_MAX (here 20,000 empty ones, 1.3 MB) is refused before
+ * any per-tensor table is allocated. Peak RSS stays far below what the
+ * 1.7M-tensor header of the hardening issue cost (2.3 GB). */
+static void test_st_header_bounds(void **state)
+{
+    wp_buf j = {0};
+    assert_int_equal(wp_buf_putc(&j, '{'), 0);
+    for (int i = 0; i < 20000; i++)
+        assert_int_equal(wp_buf_printf(&j,
+                                       "%s\"t%d\":{\"dtype\":\"F32\",\"shape\":[0],"
+                                       "\"data_offsets\":[0,0]}",
+                                       i ? "," : "", i),
+                         0);
+    assert_int_equal(wp_buf_putc(&j, '}'), 0);
+    assert_true(j.len < CLIP_ST_HEADER_MAX);
+    const char *p = write_st("many.safetensors", j.data, 0, -1);
+    expect_error(p, "20000 tensors");
+    wp_buf_free(&j);
+    p = write_st("huge.safetensors", "{}", 0, (int64_t)CLIP_ST_HEADER_MAX + 1);
+    expect_error(p, "header length");
+    /* 16384 empty tensors are still accepted */
+    wp_buf k = {0};
+    wp_buf_putc(&k, '{');
+    for (int i = 0; i < CLIP_ST_TENSORS_MAX; i++)
+        wp_buf_printf(&k, "%s\"t%d\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}",
+                      i ? "," : "", i);
+    wp_buf_putc(&k, '}');
+    p = write_st("max.safetensors", k.data, 0, -1);
+    clip_st *st = NULL;
+    wp_err err = {0};
+    int rc = clip_st_open(p, &st, &err);
+    if (rc != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(clip_st_count(st), CLIP_ST_TENSORS_MAX);
+    clip_st_close(st);
+    wp_buf_free(&k);
+}
+
 static void test_st_bad_json(void **state)
 {
     const char *p = write_st("json.safetensors", "{\"t\": [1,", 0, -1);
@@ -790,6 +830,7 @@ int main(void)
         cmocka_unit_test(test_st_out_of_bounds),
         cmocka_unit_test(test_st_dtype_shape_mismatch),
         cmocka_unit_test(test_st_truncated_file),
+        cmocka_unit_test(test_st_header_bounds),
         cmocka_unit_test(test_st_bad_json),
         cmocka_unit_test(test_st_open_mem),
         cmocka_unit_test(test_st_valid_and_convert),

@@ -1,6 +1,9 @@
 /*
  * tests/unit/test_common.c: the common library: errors, arenas, buffers,
- * SHA-256 and pair uids, UTF-8 validation/repair/truncation, durable files.
+ * SHA-256 and pair uids, hex decoding, UTF-8 validation/repair/truncation
+ * and encoding, the JSON writer (read back with jansson), durable files;
+ * and the status-code table of common/wp.h
+ * checked against every module's public header.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,11 +11,30 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "catalog/catalog.h"
+#include "clip/clip.h"
 #include "common/wp.h"
+#include "crawl/crawl.h"
+#include "add/add.h"
+#include "balance/balance.h"
+#include "emb/emb.h"
+#include "encode/encode.h"
+#include "fetch/fetch.h"
+#include "image/image.h"
+#include "kern/kern.h"
+#include "net/net.h"
+#include "shard/shard.h"
+#include "store/store.h"
 #include "tests/lib/testlib.h"
 
+#include <iconv.h>
+#include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void test_err_set_and_prefix(void **state)
 {
@@ -141,6 +163,383 @@ static void test_atomic_write_and_bounded_read(void **state)
     tl_rmtree(dir);
 }
 
+/* wp_fd_reserve raises the soft open-file limit up to the hard one, and
+ * past the hard one fails with a message naming the ulimit to ask for. Run
+ * in a child: lowering the hard limit cannot be undone. */
+static void test_fd_reserve_raises_or_explains(void **state)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {32, 64};
+        wp_err err = {0};
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            _exit(10);
+        if (wp_fd_reserve(48, "test", &err) != 0)
+            _exit(11);
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur != 48)
+            _exit(12);
+        if (wp_fd_reserve(20, "test", &err) != 0) /* already enough */
+            _exit(13);
+        if (wp_fd_reserve(100, "fetch --parallel 90", &err) != WP_ELIMIT)
+            _exit(14);
+        if (strstr(err.msg, "ulimit -n 100") == NULL ||
+            strstr(err.msg, "fetch --parallel 90") == NULL)
+            _exit(15);
+        _exit(0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* wp_hex_digit against the digit strings, for every byte and for code
+ * points whose low byte is a digit (no truncation to char). */
+static void test_hex_digit_and_unhex(void **state)
+{
+    static const char lower[] = "0123456789abcdef", upper[] = "0123456789ABCDEF";
+    for (int c = 0; c < 256; c++) {
+        const char *l = c ? memchr(lower, c, 16) : NULL, *u = c ? memchr(upper, c, 16) : NULL;
+        int want = l ? (int)(l - lower) : u ? (int)(u - upper) : -1;
+        assert_int_equal(wp_hex_digit((uint32_t)c), want);
+        assert_int_equal(wp_hex_digit(0x100u + (uint32_t)c), -1);
+        assert_int_equal(wp_hex_digit(0xFF00u + (uint32_t)c), -1); /* fullwidth forms */
+    }
+    /* wp_unhex inverts wp_hex, in either case. */
+    uint8_t bytes[64], back[64];
+    char hex[2 * sizeof bytes + 1];
+    for (size_t i = 0; i < sizeof bytes; i++)
+        bytes[i] = (uint8_t)(i * 37 + 11);
+    wp_hex(bytes, sizeof bytes, hex);
+    assert_int_equal(wp_unhex(hex, sizeof bytes, back), 0);
+    assert_memory_equal(back, bytes, sizeof bytes);
+    for (char *p = hex; *p; p++)
+        if (*p >= 'a' && *p <= 'f')
+            *p = (char)(*p - 'a' + 'A');
+    memset(back, 0, sizeof back);
+    assert_int_equal(wp_unhex(hex, sizeof bytes, back), 0);
+    assert_memory_equal(back, bytes, sizeof bytes);
+    hex[7] = 'g';
+    assert_int_equal(wp_unhex(hex, sizeof bytes, back), WP_EINVAL);
+    assert_int_equal(wp_unhex("1", 0, back), 0); /* nothing to do */
+    assert_int_equal(wp_unhex("0x", 1, back), WP_EINVAL);
+}
+
+/* wp_utf8_put against glibc's iconv (UTF-32 to UTF-8) for every Unicode
+ * scalar value, plus the replacement of what UTF-8 cannot hold. */
+static void test_utf8_put_matches_iconv(void **state)
+{
+    iconv_t cd = iconv_open("UTF-8", "UTF-32LE");
+    assert_true(cd != (iconv_t)-1);
+    size_t mism = 0;
+    for (uint32_t cp = 0; cp <= 0x10FFFF; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            continue;
+        uint8_t in[4] = {(uint8_t)cp, (uint8_t)(cp >> 8), (uint8_t)(cp >> 16), 0};
+        char want[8], got[4], *ip = (char *)in, *op = want;
+        size_t il = 4, ol = sizeof want;
+        assert_true(iconv(cd, &ip, &il, &op, &ol) != (size_t)-1);
+        size_t wn = sizeof want - ol, gn = wp_utf8_put(cp, got);
+        if (gn != wn || memcmp(got, want, gn) != 0 || !wp_utf8_valid(got, gn))
+            mism++;
+    }
+    iconv_close(cd);
+    assert_int_equal(mism, 0);
+    /* RFC 3629 section 7: U+D55C is ED 95 9C, U+233B4 is F0 A3 8E B4. */
+    char b[4];
+    assert_int_equal(wp_utf8_put(0xD55C, b), 3);
+    assert_memory_equal(b, "\xED\x95\x9C", 3);
+    assert_int_equal(wp_utf8_put(0x233B4, b), 4);
+    assert_memory_equal(b, "\xF0\xA3\x8E\xB4", 4);
+    /* Surrogates and values past U+10FFFF become U+FFFD. */
+    static const uint32_t bad[] = {0xD800, 0xDBFF, 0xDC00, 0xDFFF, 0x110000, 0xFFFFFFFF};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(wp_utf8_put(bad[i], b), 3);
+        assert_memory_equal(b, "\xEF\xBF\xBD", 3);
+    }
+    wp_buf buf = {0};
+    assert_int_equal(wp_utf8_append(&buf, 'A'), 0);
+    assert_int_equal(wp_utf8_append(&buf, 0xE9), 0);
+    assert_int_equal(wp_utf8_append(&buf, 0x1F600), 0);
+    assert_int_equal(buf.len, 7);
+    assert_string_equal(buf.data, "A\xC3\xA9\xF0\x9F\x98\x80");
+    wp_buf_free(&buf);
+}
+
+/* Objects, arrays, every value kind, read back with jansson. */
+static void test_json_writer_documents(void **state)
+{
+    wp_buf b = {0};
+    wp_json j;
+    assert_int_equal(wp_buf_puts(&b, "prefix:"), 0); /* appends */
+    wp_json_init(&j, &b);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_str(&j, "s", "caf\xC3\xA9 / \"q\" \\ \n\t");
+    wp_json_strn(&j, "nul", "a\0b", 3);
+    wp_json_str(&j, "none", NULL);
+    wp_json_int(&j, "neg", INT64_MIN);
+    wp_json_uint(&j, "big", (uint64_t)INT64_MAX + 1); /* jansson reads up to INT64_MAX */
+    wp_json_real(&j, "half", 0.5);
+    wp_json_real(&j, "tenth", 0.1);
+    wp_json_real(&j, "nan", NAN);
+    wp_json_real(&j, "inf", -INFINITY);
+    wp_json_bool(&j, "t", 1);
+    wp_json_arr_begin(&j, "list");
+    wp_json_int(&j, NULL, 1);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_obj_end(&j);
+    wp_json_arr_begin(&j, NULL);
+    wp_json_arr_end(&j);
+    wp_json_raw(&j, NULL, "{\"x\":2}");
+    wp_json_arr_end(&j);
+    wp_json_obj_end(&j);
+    assert_int_equal(wp_json_finish(&j), 0);
+    assert_memory_equal(b.data, "prefix:", 7);
+    const char *text = b.data + 7;
+    assert_non_null(strstr(text, "\"half\":0.5,\"tenth\":0.1,\"nan\":null,\"inf\":null"));
+    assert_non_null(strstr(text, "\"big\":9223372036854775808,"));
+    assert_non_null(strstr(text, "\"list\":[1,{},[],{\"x\":2}]"));
+    assert_non_null(strstr(text, "/ \\\"q\\\" \\\\ \\n\\t\""));
+    json_error_t je;
+    char *big = strstr(text, "\"big\":9223372036854775808");
+    assert_non_null(big);
+    big[6 + 18] = '7'; /* INT64_MAX, which jansson reads */
+    json_t *v = json_loads(text, JSON_ALLOW_NUL, &je);
+    if (v == NULL)
+        fail_msg("%s: %s", je.text, text);
+    assert_string_equal(json_string_value(json_object_get(v, "s")), "caf\xC3\xA9 / \"q\" \\ \n\t");
+    assert_int_equal(json_string_length(json_object_get(v, "nul")), 3);
+    assert_true(json_is_null(json_object_get(v, "none")));
+    assert_true(json_integer_value(json_object_get(v, "neg")) == INT64_MIN);
+    assert_true(json_integer_value(json_object_get(v, "big")) == INT64_MAX);
+    assert_true(json_is_true(json_object_get(v, "t")));
+    assert_int_equal(json_array_size(json_object_get(v, "list")), 4);
+    json_decref(v);
+    wp_buf_free(&b);
+}
+
+/* Any bytes in, valid JSON and valid UTF-8 out; the string reads back as
+ * wp_utf8_repair of the input. Reals read back exactly. */
+static void test_json_writer_strings_and_reals(void **state)
+{
+    uint32_t seed = 12345;
+    for (int round = 0; round < 2000; round++) {
+        char in[64];
+        size_t n = (size_t)(round % 64);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = (char)(seed >> 16);
+        }
+        wp_buf b = {0}, want = {0};
+        wp_json j;
+        wp_json_init(&j, &b);
+        wp_json_arr_begin(&j, NULL);
+        wp_json_strn(&j, NULL, in, n);
+        seed = seed * 1103515245u + 12345u;
+        double d = ldexp((double)(seed | 1), (int)(seed % 200) - 100) / 3.0;
+        wp_json_real(&j, NULL, d);
+        wp_json_real(&j, NULL, (double)(round % 7) - 3.0); /* integral: 3.0, -0.0 ... */
+        wp_json_arr_end(&j);
+        assert_int_equal(wp_json_finish(&j), 0);
+        assert_true(wp_utf8_valid(b.data, b.len));
+        json_error_t je;
+        json_t *v = json_loadb(b.data, b.len, JSON_ALLOW_NUL, &je);
+        if (v == NULL)
+            fail_msg("round %d: %s: %s", round, je.text, b.data);
+        assert_true(wp_utf8_repair(in, n, &want) >= 0);
+        json_t *s = json_array_get(v, 0);
+        assert_int_equal(json_string_length(s), want.len);
+        assert_memory_equal(json_string_value(s), want.data ? want.data : "", want.len);
+        assert_true(json_is_real(json_array_get(v, 1)) &&
+                    json_real_value(json_array_get(v, 1)) == d);
+        assert_true(json_is_real(json_array_get(v, 2)));
+        json_decref(v);
+        wp_buf_free(&b);
+        wp_buf_free(&want);
+    }
+}
+
+/* The same document built with jansson and with wp_json: identical bytes,
+ * compact and indented (what converting a jansson site relies on). */
+static json_t *jansson_doc(void)
+{
+    json_t *o = json_object(), *a = json_array();
+    json_object_set_new(o, "s", json_stringn("a\x01\x1f\x7f\n/\"\\ caf\xC3\xA9", 14));
+    json_object_set_new(o, "r", json_real(0.1));
+    json_object_set_new(o, "i", json_real(3));
+    json_object_set_new(o, "n", json_integer(-42));
+    json_object_set_new(o, "f", json_false());
+    json_object_set_new(o, "z", json_null());
+    json_array_append_new(a, json_integer(1));
+    json_array_append_new(a, json_object());
+    json_array_append_new(a, json_array());
+    json_array_append_new(a, json_real(2.5e-300));
+    json_object_set_new(o, "a", a);
+    json_object_set_new(o, "e", json_object());
+    return o;
+}
+
+static void wp_doc(wp_json *j, int digits)
+{
+    wp_json_obj_begin(j, NULL);
+    wp_json_strn(j, "s", "a\x01\x1f\x7f\n/\"\\ caf\xC3\xA9", 14);
+    wp_json_real_prec(j, "r", 0.1, digits);
+    wp_json_real_prec(j, "i", 3, digits);
+    wp_json_int(j, "n", -42);
+    wp_json_bool(j, "f", 0);
+    wp_json_null(j, "z");
+    wp_json_arr_begin(j, "a");
+    wp_json_int(j, NULL, 1);
+    wp_json_obj_begin(j, NULL);
+    wp_json_obj_end(j);
+    wp_json_arr_begin(j, NULL);
+    wp_json_arr_end(j);
+    wp_json_real_prec(j, NULL, 2.5e-300, digits);
+    wp_json_arr_end(j);
+    wp_json_obj_begin(j, "e");
+    wp_json_obj_end(j);
+    wp_json_obj_end(j);
+}
+
+static void test_json_writer_matches_jansson(void **state)
+{
+    static const struct {
+        size_t flags;
+        int indent, digits;
+    } modes[] = {
+        {JSON_COMPACT | JSON_PRESERVE_ORDER, 0, 17},
+        {JSON_INDENT(2) | JSON_PRESERVE_ORDER, 2, 17},
+        {JSON_INDENT(1) | JSON_PRESERVE_ORDER, 1, 17},
+        {JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8), 0, 8},
+    };
+    json_t *doc = jansson_doc();
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        char *want = json_dumps(doc, modes[m].flags);
+        wp_buf b = {0};
+        wp_json j;
+        assert_non_null(want);
+        wp_json_init(&j, &b);
+        wp_json_set_indent(&j, modes[m].indent);
+        wp_doc(&j, modes[m].digits);
+        assert_int_equal(wp_json_finish(&j), 0);
+        assert_string_equal(b.data, want);
+        free(want);
+        wp_buf_free(&b);
+    }
+    json_decref(doc);
+}
+
+/* Misuse is refused, and the first error sticks. */
+static void test_json_writer_errors(void **state)
+{
+    wp_buf b = {0};
+    wp_json j;
+    wp_json_init(&j, &b);
+    wp_json_arr_begin(&j, NULL);
+    assert_int_equal(wp_json_int(&j, "key", 1), WP_EINVAL); /* a key in an array */
+    assert_int_equal(wp_json_arr_end(&j), WP_EINVAL);       /* sticky */
+    assert_int_equal(wp_json_finish(&j), WP_EINVAL);
+    wp_buf_reset(&b);
+    wp_json_init(&j, &b);
+    wp_json_obj_begin(&j, NULL);
+    assert_int_equal(wp_json_int(&j, NULL, 1), WP_EINVAL); /* no key in an object */
+    wp_json_init(&j, &b);
+    wp_json_obj_begin(&j, NULL);
+    assert_int_equal(wp_json_arr_end(&j), WP_EINVAL); /* ] closing { */
+    wp_json_init(&j, &b);
+    wp_json_obj_begin(&j, NULL);
+    assert_int_equal(wp_json_finish(&j), WP_EINVAL); /* unclosed */
+    wp_json_init(&j, &b);
+    assert_int_equal(wp_json_finish(&j), WP_EINVAL); /* nothing */
+    wp_json_init(&j, &b);
+    wp_json_int(&j, NULL, 1);
+    assert_int_equal(wp_json_int(&j, NULL, 2), WP_EINVAL); /* two top-level values */
+    wp_json_init(&j, &b);
+    int rc = 0;
+    for (int i = 0; i <= WP_JSON_DEPTH && rc == 0; i++)
+        rc = wp_json_arr_begin(&j, NULL);
+    assert_int_equal(rc, WP_ELIMIT);
+    wp_buf_free(&b);
+}
+
+/* Every public status code of every module, with the range common/wp.h
+ * gives its module. A code added to a public header must be added here
+ * (wp.h says so). */
+static const struct status_code {
+    const char *name;
+    int code;
+    int lo, hi; /* the module's range, inclusive */
+} status_codes[] = {
+#define CODE(c, lo, hi)                                                                            \
+    {                                                                                              \
+#c, c, lo, hi                                                                              \
+    }
+    CODE(WP_ENOMEM, -99, -1),
+    CODE(WP_EIO, -99, -1),
+    CODE(WP_EINVAL, -99, -1),
+    CODE(WP_ELIMIT, -99, -1),
+    CODE(WP_ESTOP, -99, -1),
+    CODE(WP_ENOENT, -99, -1),
+    CODE(WP_EFORMAT, -99, -1),
+    CODE(CAT_ESQL, -199, -100),
+    CODE(CAT_ENEWER, -199, -100),
+    CODE(CAT_ELOCKED, -199, -100),
+    CODE(CAT_ENOCORPUS, -199, -100),
+    CODE(ST_ECORRUPT, -299, -200),
+    CODE(IMG_ENOTIMAGE, -399, -300),
+    CODE(IMG_EUNSUPPORTED, -399, -300),
+    CODE(IMG_ECORRUPT, -399, -300),
+    CODE(IMG_ETOOBIG, -399, -300),
+    CODE(NET_ECURL, -499, -400),
+    CODE(NET_EBADCIDR, -499, -400),
+    CODE(SHARD_ECHANGED, -599, -500),
+    CODE(SHARD_ETAR, -599, -500),
+    CODE(CLIP_EFORMAT, -649, -600), /* clip: model -600 .. -649 */
+    CODE(CLIP_EMODEL, -649, -600),
+    CODE(CLIP_EUNSUP, -649, -600),
+    CODE(CLIP_TOK_EVOCAB, -659, -650), /* tokenizer -650 .. -659 */
+    CODE(CLIP_HUB_EHTTP, -699, -660),  /* hub -660 .. -699 */
+    CODE(CLIP_HUB_EVERIFY, -699, -660),
+    CODE(CLIP_HUB_ENOFILES, -699, -660),
+    CODE(CRAWL_EPARSE, -799, -700),
+    CODE(CRAWL_ECORRUPT, -799, -700),
+    CODE(CRAWL_ENET, -799, -700),
+    CODE(CRAWL_EINPUT, -799, -700),
+    CODE(ADD_ECOLUMN, -899, -800), /* add */
+    CODE(ADD_ESTREAM, -899, -800),
+    CODE(ADD_EINPUT, -899, -800),
+    CODE(EMB_EFORMAT, -1199, -1100), /* emb */
+    CODE(EMB_EMISMATCH, -1199, -1100),
+    CODE(QRY_ENOLIST, -1549, -1500), /* balance: queries -1500 .. -1549 */
+    CODE(QRY_EENTRY, -1549, -1500),
+    CODE(QRY_ETOOMANY, -1549, -1500),
+    CODE(BAL_ENOLANG, -1599, -1550), /* balancing -1550 .. -1599 */
+    CODE(BAL_EOPTS, -1599, -1550),
+#undef CODE
+};
+
+static void test_status_codes_unique_and_in_range(void **state)
+{
+    size_t n = sizeof status_codes / sizeof status_codes[0];
+    for (size_t i = 0; i < n; i++) {
+        const struct status_code *a = &status_codes[i];
+        if (a->code < a->lo || a->code > a->hi)
+            fail_msg("%s = %d is outside its module's range %d..%d (common/wp.h)", a->name, a->code,
+                     a->lo, a->hi);
+        for (size_t j = i + 1; j < n; j++)
+            if (a->code == status_codes[j].code)
+                fail_msg("%s and %s are both %d", a->name, status_codes[j].name, a->code);
+    }
+    /* The ranges themselves do not overlap (one owner per number). */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            if (status_codes[i].lo != status_codes[j].lo &&
+                status_codes[i].lo <= status_codes[j].hi &&
+                status_codes[j].lo <= status_codes[i].hi)
+                fail_msg("ranges of %s and %s overlap", status_codes[i].name, status_codes[j].name);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +552,14 @@ int main(void)
         cmocka_unit_test(test_utf8_repair_replaces_each_bad_char_once),
         cmocka_unit_test(test_utf8_floor_stays_on_boundary),
         cmocka_unit_test(test_atomic_write_and_bounded_read),
+        cmocka_unit_test(test_fd_reserve_raises_or_explains),
+        cmocka_unit_test(test_hex_digit_and_unhex),
+        cmocka_unit_test(test_utf8_put_matches_iconv),
+        cmocka_unit_test(test_status_codes_unique_and_in_range),
+        cmocka_unit_test(test_json_writer_documents),
+        cmocka_unit_test(test_json_writer_strings_and_reals),
+        cmocka_unit_test(test_json_writer_errors),
+        cmocka_unit_test(test_json_writer_matches_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

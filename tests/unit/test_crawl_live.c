@@ -12,7 +12,9 @@
  * with 503, site C has none (404) and a noindex page, site D has a robots.txt
  * larger than 500 KiB. Site F redirects: into a robots.txt-disallowed path,
  * to another origin whose robots.txt refuses everything, out of scope, in
- * a chain longer than five hops, to itself, and to a plain page.
+ * a chain longer than five hops, to itself, and to a plain page. Site R
+ * serves one page per case of the shared robots table
+ * (tests/data/robots_cases.tsv) with that X-Robots-Tag.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +22,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "net/net.h"
+#include "tests/lib/robots_cases.h"
 #include "tests/lib/site.h"
 #include "tests/lib/testlib.h"
 
@@ -618,6 +622,60 @@ static void test_wget_warc_equals_live_crawl(void **state)
     free(b);
 }
 
+/* The shared table of robots cases through the live crawl: page N of a
+ * fresh site answers with case N's X-Robots-Tag lines and shows one image
+ * and one link. Its image becomes a pair exactly when the case does not
+ * opt out, and its link is followed exactly when the case has no nofollow
+ * (an opted-out page is never read at all). */
+static void test_x_robots_tag_table_live(void **state)
+{
+    tl_robots_case *cases = NULL;
+    int n = tl_robots_cases(&cases);
+    char corpus[1024], seeds[256], rel[64], html[512], dir[1024];
+    wp_buf index = {0};
+    assert_true(n > 0);
+    assert_int_equal(wp_buf_puts(&index, "<html><body>"), 0);
+    for (int i = 0; i < n; i++) {
+        snprintf(rel, sizeof rel, "case%d.html", i);
+        assert_int_equal(wp_buf_printf(&index, "<a href=\"/%s\">%d</a>", rel, i), 0);
+        snprintf(html, sizeof html,
+                 "<html><body><img src=\"/r%d.jpg\" alt=\"Robots case %d\">"
+                 "<a href=\"/followed%d.html\">on</a></body></html>",
+                 i, i, i);
+        puts_("r", rel, html);
+        snprintf(rel, sizeof rel, "case%d.html.xrobots", i);
+        puts_("r", rel, cases[i].value);
+        snprintf(rel, sizeof rel, "followed%d.html", i);
+        snprintf(html, sizeof html, "<img src=\"/f%d.jpg\" alt=\"Followed %d\">", i, i);
+        puts_("r", rel, html);
+    }
+    assert_int_equal(wp_buf_puts(&index, "</body></html>"), 0);
+    puts_("r", "index.html", index.data);
+    wp_buf_free(&index);
+    snprintf(dir, sizeof dir, "%s/r", root);
+    tl_site *site = tl_site_start(dir);
+    assert_non_null(site);
+    snprintf(seeds, sizeof seeds, "http://127.0.0.1:%d/\n", tl_site_port(site));
+    new_corpus(corpus, sizeof corpus, "robots-table");
+    crawl_seeds(corpus, seeds, NULL);
+    char *pairs = pair_list(corpus);
+    for (int i = 0; i < n; i++) {
+        char needle[64];
+        snprintf(needle, sizeof needle, "\tRobots case %d\n", i);
+        if ((strstr(pairs, needle) == NULL) != cases[i].opt_out)
+            fail_msg("robots_cases.tsv:%d '%s': live pair %s", cases[i].line, cases[i].value,
+                     strstr(pairs, needle) ? "kept" : "dropped");
+        snprintf(rel, sizeof rel, "/followed%d.html", i);
+        int want = !cases[i].opt_out && !(cases[i].flags & NET_ROBOTS_ANY_NOFOLLOW);
+        if ((tl_site_hits(site, rel) > 0) != want)
+            fail_msg("robots_cases.tsv:%d '%s': link followed %ld times", cases[i].line,
+                     cases[i].value, tl_site_hits(site, rel));
+    }
+    free(pairs);
+    tl_site_stop(site);
+    free(cases);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,6 +684,7 @@ int main(void)
         cmocka_unit_test(test_max_pages_and_depth),
         cmocka_unit_test(test_kill_9_and_resume),
         cmocka_unit_test(test_wget_warc_equals_live_crawl),
+        cmocka_unit_test(test_x_robots_tag_table_live),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

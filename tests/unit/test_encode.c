@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,10 +272,77 @@ static void test_encode_corpus(void **state)
     free(rock);
 }
 
+/* encode reads stored bytes through the sha256 check: an image whose
+ * store bytes changed after fetch (one flipped byte in the middle of a
+ * JPEG, which still decodes to plausible pixels) is not embedded; it gets
+ * an encode drop decision with reason store_error. */
+static void test_encode_verifies_store_bytes(void **state)
+{
+    const char *shared = tl_shared_dir("golden CLIP checkpoint and test images");
+    if (shared == NULL) {
+        skip();
+        return;
+    }
+    snprintf(model_dir, sizeof model_dir, "%s/golden/clip/" MODEL_NAME "/model", shared);
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s/corpus", tl_mkdtemp());
+    cat *c = NULL;
+    st_store *st = NULL;
+    wp_err err = {0};
+    assert_int_equal(cat_open(dir, CAT_CREATE, &c, &err), 0);
+    assert_int_equal(st_open(dir, &st, &err), 0);
+    size_t na, nc;
+    char *astro = image_bytes("astronaut.jpg", &na);
+    char *chel = image_bytes("chelsea.jpg", &nc);
+    add_pair(c, st, "http://x/astronaut.jpg", "kept", astro, na);
+    add_pair(c, st, "http://x/chelsea.jpg", "changed on disk", chel, nc);
+    assert_int_equal(st_sync(st, &err), 0);
+    /* chelsea's bytes follow astronaut's in the first store file */
+    char path[1200];
+    snprintf(path, sizeof path, "%s/store/000001.dat", dir);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    long at = (long)(na + nc / 2);
+    assert_int_equal(fseek(f, at, SEEK_SET), 0);
+    int ch = fgetc(f);
+    assert_int_equal(fseek(f, at, SEEK_SET), 0);
+    fputc(ch ^ 0x01, f);
+    fclose(f);
+
+    enc_run_opts o = {0};
+    enc_run_counts k;
+    o.model_dir = model_dir;
+    o.batch = 4;
+    o.shard_rows = 10;
+    assert_int_equal(enc_run(c, st, &o, NULL, &k, &err), 0);
+    assert_int_equal(k.pairs, 1);
+    assert_int_equal(k.failed, 1);
+    st_close(st);
+    cat_close(c);
+    sqlite3 *db;
+    snprintf(path, sizeof path, "%s/catalog.db", dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT p.text, d.reason FROM decisions d JOIN pairs p "
+                                        "ON p.id = d.pair_id WHERE d.decision = 'drop'",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "changed on disk");
+    assert_string_equal((const char *)sqlite3_column_text(q, 1), "store_error");
+    assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    free(astro);
+    free(chel);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_corpus),
+        cmocka_unit_test(test_encode_verifies_store_bytes),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (corpus[0] != '\0') {

@@ -11,6 +11,7 @@
 #include "catalog/catalog.h"
 #include "crawl/crawl.h"
 #include "crawl/crawl_int.h"
+#include "tests/lib/robots_cases.h"
 #include "tests/lib/testlib.h"
 
 #include <sqlite3.h>
@@ -852,6 +853,62 @@ static void test_brotli_bomb_stops_at_the_cap(void **state)
     }
 }
 
+/* The shared table of robots cases (tests/data/robots_cases.tsv) through
+ * the crawl's archive path: each value as X-Robots-Tag field lines of an
+ * HTTP response block (as a WARC response record stores it), split by
+ * crawl_http_split and extracted; and, for one-line values, as the content
+ * of <meta name="robots"> and <meta name="witpipe"> (a meta for another
+ * bot changes nothing). A page opts out (its images dropped by the sink)
+ * exactly when the table says so. */
+static void test_robots_table_on_the_crawl_paths(void **state)
+{
+    tl_robots_case *cases = NULL;
+    int n = tl_robots_cases(&cases);
+    static const char body[] = "<img src=a.jpg alt=a><a href=b.html>b</a>";
+    assert_true(n > 0);
+    opts.collect_links = 1;
+    for (int i = 0; i < n; i++) {
+        const tl_robots_case *c = &cases[i];
+        char block[4096], html[2048];
+        size_t k =
+            (size_t)snprintf(block, sizeof block, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n");
+        for (const char *v = c->value; v != NULL;) {
+            const char *nl = strchr(v, '\n');
+            k += (size_t)snprintf(block + k, sizeof block - k, "%s: %.*s\r\n",
+                                  i % 2 ? "x-robots-tag" : "X-Robots-Tag",
+                                  (int)(nl ? (size_t)(nl - v) : strlen(v)), v);
+            v = nl ? nl + 1 : NULL;
+        }
+        k += (size_t)snprintf(block + k, sizeof block - k, "\r\n%s", body);
+        crawl_http_head h;
+        crawl_page *p = NULL;
+        wp_err err = {0};
+        assert_int_equal(crawl_http_split(block, k, &h), 0);
+        assert_int_equal(crawl_extract(h.body, h.body_len, "http://ex.com/", h.ct,
+                                       h.xrobots[0] ? h.xrobots : NULL, &opts, arena, &p, &err),
+                         0);
+        if ((p->noai || p->noindex) != c->opt_out)
+            fail_msg("robots_cases.tsv:%d '%s': WARC header noai=%d noindex=%d", c->line, c->value,
+                     p->noai, p->noindex);
+        assert_int_equal(p->nofollow, (c->flags & NET_ROBOTS_ANY_NOFOLLOW) != 0);
+        assert_int_equal(p->n_links, p->nofollow ? 0 : 1);
+        if (c->lines > 1)
+            continue;
+        static const char *const names[] = {"robots", "WitPipe", "googlebot"};
+        for (int j = 0; j < 3; j++) {
+            snprintf(html, sizeof html, "<meta name=\"%s\" content=\"%s\">%s", names[j], c->value,
+                     body);
+            p = extract(html, "http://ex.com/");
+            int want = j < 2 ? c->opt_out : 0;
+            if ((p->noai || p->noindex) != want)
+                fail_msg("robots_cases.tsv:%d '%s': <meta name=%s> noai=%d noindex=%d", c->line,
+                         c->value, names[j], p->noai, p->noindex);
+        }
+    }
+    opts.collect_links = 0;
+    free(cases);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -863,6 +920,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_windows_1252_and_charsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drops_are_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meta_robots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_robots_table_on_the_crawl_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_links_and_nofollow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_normalisation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deep_nesting_and_junk, setup, teardown),

@@ -15,6 +15,7 @@
 #include "image/image.h"
 #include "store/store.h"
 #include "tests/lib/httpd.h"
+#include "tests/lib/robots_cases.h"
 #include "tests/lib/testlib.h"
 
 #include <dirent.h>
@@ -422,6 +423,71 @@ static void test_stop_then_resume(void **state)
     corpus_close(f);
 }
 
+/* Percent-encodes s for a query value into out (size n). */
+static void query_escape(const char *s, char *out, size_t n)
+{
+    size_t k = 0;
+    for (; *s && k + 4 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.')
+            out[k++] = (char)c;
+        else
+            k += (size_t)snprintf(out + k, n - k, "%%%02X", c);
+    }
+    out[k] = '\0';
+}
+
+/* The shared table of robots cases (tests/data/robots_cases.tsv) through
+ * fetch: every value sent as X-Robots-Tag (one field line per table line)
+ * on an image; the image is refused with opt_out exactly when the table
+ * says the case opts out, and stored otherwise. */
+static void test_x_robots_tag_table(void **state)
+{
+    struct fx *f = *state;
+    fetch_opts o;
+    fetch_stats stats;
+    wp_err err = {0};
+    tl_robots_case *cases = NULL;
+    int64_t *ids;
+    char esc[3 * TL_ROBOTS_VALUE_MAX + 8], path[4 * TL_ROBOTS_VALUE_MAX];
+    NEED_SERVER(f);
+    int n = tl_robots_cases(&cases);
+    assert_true(n > 0);
+    ids = calloc((size_t)n, sizeof *ids);
+    assert_non_null(ids);
+    assert_int_equal(corpus_open(f), 0);
+    assert_int_equal(cat_begin(f->c, &err), 0);
+    for (int i = 0; i < n; i++) {
+        query_escape(cases[i].value, esc, sizeof esc);
+        snprintf(path, sizeof path, "/xrobots?case=%d&v=%s", i, esc);
+        ids[i] = add_url(f, path);
+    }
+    assert_int_equal(cat_commit(f->c, &err), 0);
+    opts_for_tests(f, &o);
+    int rc = fetch_run(f->c, f->st, &o, NULL, &stats, &err);
+    if (rc != 0)
+        print_error("%s\n", err.msg);
+    assert_int_equal(rc, 0);
+    for (int i = 0; i < n; i++) {
+        cat_image_result r = get(f, ids[i]);
+        int opted = r.error_class != NULL && strcmp(r.error_class, "opt_out") == 0;
+        if (opted != cases[i].opt_out)
+            fail_msg("robots_cases.tsv:%d '%s': fetch %s/%s", cases[i].line, cases[i].value,
+                     r.state, r.error_class ? r.error_class : "-");
+        if (opted) {
+            expect_error(f, ids[i], "opt_out");
+            assert_non_null(r.opt_out);
+            assert_non_null(strcasestr(cases[i].value, r.opt_out));
+        } else {
+            expect_ok(f, ids[i]);
+        }
+    }
+    corpus_close(f);
+    free(ids);
+    free(cases);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -430,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_per_host_cap_1000_urls),
         cmocka_unit_test(test_limit_takes_first_in_id_order),
         cmocka_unit_test(test_stop_then_resume),
+        cmocka_unit_test(test_x_robots_tag_table),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

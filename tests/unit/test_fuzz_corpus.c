@@ -80,9 +80,9 @@ static void test_image_corpus(void **state)
     assert_true(replay("image", fuzz_image_one, NULL) >= 5);
 }
 
-static void test_ingest_corpus(void **state)
+static void test_add_corpus(void **state)
 {
-    assert_true(replay("ingest", fuzz_ingest_one, NULL) >= 8);
+    assert_true(replay("add", fuzz_add_one, NULL) >= 8);
 }
 
 static void test_safetensors_corpus(void **state)
@@ -163,26 +163,26 @@ static void test_tokenizer_bpe_corpus(void **state)
  * (a record reader that returned them would fail the replay). */
 static void test_checks_catch_violations(void **state)
 {
-    ingest_opts o;
+    add_opts o;
     const char *name;
-    ingest_record rec;
+    add_record rec;
 
-    fuzz_ingest_opts(0, &o, &name);
+    fuzz_add_opts(0, &o, &name);
     memset(&rec, 0, sizeof rec);
     rec.line = 1;
     rec.url = "ftp://x/";
     rec.url_len = strlen(rec.url);
     rec.text = "";
     rec.text_missing = 1;
-    assert_int_not_equal(fuzz_ingest_check_record(&o, &rec), 0); /* not http(s) */
+    assert_int_not_equal(fuzz_add_check_record(&o, &rec), 0); /* not http(s) */
     rec.url = "http://x/ y";
     rec.url_len = strlen(rec.url);
-    assert_int_not_equal(fuzz_ingest_check_record(&o, &rec), 0); /* space in URL */
+    assert_int_not_equal(fuzz_add_check_record(&o, &rec), 0); /* space in URL */
     rec.url = "http://x/y";
     rec.url_len = strlen(rec.url);
-    assert_int_equal(fuzz_ingest_check_record(&o, &rec), 0);
+    assert_int_equal(fuzz_add_check_record(&o, &rec), 0);
     rec.text_missing = 0;
-    assert_int_not_equal(fuzz_ingest_check_record(&o, &rec), 0); /* empty yet not missing */
+    assert_int_not_equal(fuzz_add_check_record(&o, &rec), 0); /* empty yet not missing */
     assert_int_equal(fuzz_in_list("noai, NoIndex ,x", "noindex", 7), 1);
     assert_int_equal(fuzz_in_list("noai,noindexx", "noindex", 7), 0);
 }
@@ -198,7 +198,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_image_corpus),
-        cmocka_unit_test(test_ingest_corpus),
+        cmocka_unit_test(test_add_corpus),
         cmocka_unit_test(test_safetensors_corpus),
         cmocka_unit_test(test_robots_tag_corpus),
         cmocka_unit_test(test_addr_corpus),

@@ -283,6 +283,50 @@ static void test_pull_errors(void **state)
     free(cache);
 }
 
+/* A redirect may not lead to a non-public address that is not the
+ * endpoint's own: the weights' 302 points at 127.0.0.2, which the guard
+ * refuses before connecting. */
+static void test_pull_redirect_is_guarded(void **state)
+{
+    fixture f;
+    fixture_start(&f, TL_MOCKHUB_LFS | TL_MOCKHUB_AWAY, 0);
+    clip_hub_result res;
+    wp_err err = {0};
+    f.o.attempts = 1;
+    assert_int_equal(clip_hub_pull(REPO, &f.o, &res, &err), CLIP_HUB_EHTTP);
+    if (strstr(err.msg, "blocked_address: a loopback address") == NULL ||
+        strstr(err.msg, "127.0.0.2") == NULL)
+        fail_msg("error '%s' does not name the blocked redirect", err.msg);
+    assert_int_equal(tl_mockhub_requests(f.hub, "/cdn/model.safetensors", NULL), 0);
+    char path[WP_PATH_MAX];
+    snprintf(path, sizeof path, "%s/model.safetensors", res.dir);
+    assert_int_equal(access(path, F_OK), -1);
+    /* the same repository without the redirect away pulls fine: the
+     * endpoint's own loopback address is allowed */
+    fixture_stop(&f);
+    fixture_start(&f, TL_MOCKHUB_LFS, 0);
+    assert_int_equal(clip_hub_pull(REPO, &f.o, &res, &err), 0);
+    fixture_stop(&f);
+}
+
+/* A body with neither a size nor a hash announced is not saved. */
+static void test_pull_unverifiable_refused(void **state)
+{
+    fixture f;
+    fixture_start(&f, TL_MOCKHUB_BARE, 0);
+    clip_hub_result res;
+    wp_err err = {0};
+    assert_int_equal(clip_hub_pull(REPO, &f.o, &res, &err), CLIP_HUB_EVERIFY);
+    assert_non_null(strstr(err.msg, "unverifiable"));
+    assert_non_null(strstr(err.msg, "model.safetensors"));
+    char path[WP_PATH_MAX];
+    snprintf(path, sizeof path, "%s/model.safetensors", res.dir);
+    assert_int_equal(access(path, F_OK), -1);
+    snprintf(path, sizeof path, "%s/model.safetensors.part", res.dir);
+    assert_int_equal(access(path, F_OK), -1);
+    fixture_stop(&f);
+}
+
 static void test_cache_root_default(void **state)
 {
     char root[WP_PATH_MAX];
@@ -320,6 +364,8 @@ int main(void)
         cmocka_unit_test(test_pull_rejects_corrupt_download),
         cmocka_unit_test(test_pull_open_clip_layout_and_revision),
         cmocka_unit_test(test_pull_errors),
+        cmocka_unit_test(test_pull_redirect_is_guarded),
+        cmocka_unit_test(test_pull_unverifiable_refused),
         cmocka_unit_test(test_cache_root_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

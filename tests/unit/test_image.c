@@ -19,8 +19,10 @@
 #include "tests/lib/testlib.h"
 
 #include <jpeglib.h>
+#include <pthread.h>
 #include <math.h>
 #include <spng.h>
+#include <webp/encode.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1124,6 +1126,145 @@ static void test_clip_preprocess_matches_golden(void **state)
     assert_true(checked > 0);
 }
 
+/* ---- the decode budget ------------------------------------------------ */
+
+typedef struct bomb_job {
+    const uint8_t *png;
+    size_t n;
+    int rc;
+    int w;
+} bomb_job;
+
+static void *decode_bomb(void *arg)
+{
+    bomb_job *j = arg;
+    img_image im = {0};
+    wp_err e = {0};
+    j->rc = img_decode(j->png, j->n, NULL, &im, &e);
+    j->w = im.width;
+    img_free(&im);
+    return NULL;
+}
+
+static long vm_hwm_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    return kb;
+}
+
+/* Four threads decode a 4000 x 4000 RGBA PNG (a few KB compressed, 64 MB
+ * raw) at once under a budget that holds one such decode: they take turns,
+ * the charge never exceeds the budget, and peak RSS grows by about one
+ * decode's memory, not four (the hardening issue's pixel bombs cost 0.55 GB
+ * per worker). A budget below one decode refuses it with IMG_ETOOBIG. */
+static void test_decode_budget_bounds_pixel_bombs(void **state)
+{
+    enum { W = 4000, H = 4000, T = 4 };
+    size_t rawlen = (size_t)W * H * 4, n = 0;
+    uint8_t *raw = calloc(1, rawlen);
+    assert_non_null(raw);
+    for (size_t i = 0; i < rawlen; i += 4)
+        raw[i + 3] = 255;
+    uint8_t *png =
+        encode_png(SPNG_COLOR_TYPE_TRUECOLOR_ALPHA, 8, W, H, raw, rawlen, NULL, 0, NULL, &n);
+    free(raw);
+    assert_true(n < rawlen / 100);
+    int64_t charge = (int64_t)W * H * IMG_BUDGET_PER_PIXEL, old = img_budget_get();
+
+    /* reset the peak RSS (Linux clear_refs 5) so earlier tests do not count */
+    FILE *cr = fopen("/proc/self/clear_refs", "w");
+    int can_reset = cr != NULL && fputs("5", cr) >= 0;
+    if (cr != NULL)
+        can_reset = (fclose(cr) == 0) && can_reset;
+    long base = vm_hwm_kb();
+
+    img_budget_set(charge + charge / 2);
+    pthread_t th[T];
+    bomb_job jobs[T];
+    for (int i = 0; i < T; i++) {
+        jobs[i] = (bomb_job){png, n, -1, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, decode_bomb, &jobs[i]), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(jobs[i].rc, 0);
+        assert_int_equal(jobs[i].w, W);
+    }
+    assert_true(img_budget_peak() <= charge + charge / 2);
+    assert_true(img_budget_peak() >= charge);
+    long grown = vm_hwm_kb() - base;
+    /* one decode touches ~112 MB (RGBA + RGB); four at once would be ~450 */
+#ifdef __SANITIZE_ADDRESS__
+    can_reset = 0; /* ASan's quarantine keeps freed blocks: RSS says nothing here */
+#endif
+    if (can_reset && base > 0 && grown > 250 * 1024)
+        fail_msg("peak RSS grew by %ld MB with a one-decode budget", grown / 1024);
+
+    /* too big for the budget on its own: refused, not waited for */
+    img_budget_set(charge / 2);
+    img_image im = {0};
+    wp_err e = {0};
+    assert_int_equal(img_decode(png, n, NULL, &im, &e), IMG_ETOOBIG);
+    assert_non_null(strstr(e.msg, "decode budget"));
+    uint8_t rgb[224 * 224 * 3];
+    assert_int_equal(img_clip_preprocess(png, n, 224, rgb, &e), IMG_ETOOBIG);
+    /* and everything charged was given back */
+    img_budget_set(charge);
+    assert_int_equal(img_decode(png, n, NULL, &im, &e), 0);
+    img_free(&im);
+    assert_int_equal(img_decode(png, n, NULL, &im, &e), 0);
+    assert_int_equal(img_budget_peak(), (int64_t)W * H * IMG_BUDGET_PER_PIXEL);
+    img_free(&im);
+    img_budget_set(old);
+    free(png);
+}
+
+/* The header probe reads a lossless (VP8L) WebP's 14-bit width and height
+ * fields exactly, for odd non-square sizes with and without alpha, and
+ * agrees with the decoder. (A mutation that misread the height survived
+ * the suite before: the probe feeds the pixel-bomb gate.) */
+static void test_probe_vp8l_sizes_exact(void **state)
+{
+    static const int sizes[][2] = {{37, 53},   {53, 37},  {1, 300},  {300, 1},
+                                   {1000, 17}, {2, 9001}, {9001, 2}, {3, 16383}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        for (int alpha = 0; alpha <= 1; alpha++) {
+            int w = sizes[k][0], h = sizes[k][1], C = alpha ? 4 : 3;
+            uint8_t *px = malloc((size_t)w * h * C), *out = NULL;
+            assert_non_null(px);
+            for (int i = 0; i < w * h * C; i++)
+                px[i] = (uint8_t)(i * 7 + k);
+            if (alpha)
+                for (int i = 3; i < w * h * 4; i += 4)
+                    px[i] = (uint8_t)(i % 200); /* keep real alpha */
+            size_t n = alpha ? WebPEncodeLosslessRGBA(px, w, h, w * 4, &out)
+                             : WebPEncodeLosslessRGB(px, w, h, w * 3, &out);
+            assert_true(n > 0);
+            assert_memory_equal(out + 12, "VP8L", 4);
+            img_info in;
+            wp_err e = {0};
+            assert_int_equal(img_probe(out, n, &in, &e), 0);
+            if (in.width != w || in.height != h)
+                fail_msg("VP8L %dx%d%s probed as %dx%d", w, h, alpha ? " RGBA" : "", in.width,
+                         in.height);
+            img_image im = {0};
+            assert_int_equal(img_decode(out, n, NULL, &im, &e), 0);
+            assert_int_equal(im.width, w);
+            assert_int_equal(im.height, h);
+            img_free(&im);
+            WebPFree(out);
+            free(px);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1152,6 +1293,8 @@ int main(void)
         cmocka_unit_test(test_resize_mode_hint_keeps_target_reachable),
         cmocka_unit_test(test_jpeg_encode_round_trip),
         cmocka_unit_test(test_clip_preprocess_matches_golden),
+        cmocka_unit_test(test_decode_budget_bounds_pixel_bombs),
+        cmocka_unit_test(test_probe_vp8l_sizes_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,10 @@
 /*
  * tests/unit/test_robots.c: the robots.txt matcher (crawl/robots.c)
  * against the examples of RFC 9309 (sections 2.2.2, 2.2.3, 5.1, 5.2) and
- * its status-code, size and merging rules.
+ * its status-code, size and merging rules; and the one robots-directive
+ * parser (net/net_robots.c, X-Robots-Tag and <meta name=robots>) against
+ * the shared table tests/data/robots_cases.tsv, directly and through the
+ * crawl's flag mapping.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +13,8 @@
 #include <cmocka.h>
 
 #include "crawl/crawl.h"
+#include "net/net.h"
+#include "tests/lib/robots_cases.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +206,104 @@ static void test_size_limit(void **state)
     free(big);
 }
 
+/* 2026-01-01T00:00:00Z: the table's past dates are before it, its future
+ * ones after it. */
+#define TABLE_NOW INT64_C(1767225600)
+
+static const char *flags_str(unsigned f, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    for (int i = 0; i < 32; i++)
+        if ((f & (1u << i)) && net_robots_flag_name(1u << i) != NULL)
+            snprintf(buf + strlen(buf), n - strlen(buf), "%s ", net_robots_flag_name(1u << i));
+    return buf;
+}
+
+/* Every case of the table through the parser: the flags, the fetch
+ * decision with the default directive list, and the decision again with
+ * the wall clock (the table's dates are far from any day it runs on). */
+static void test_directive_table(void **state)
+{
+    tl_robots_case *cases = NULL;
+    int n = tl_robots_cases(&cases);
+    char a[128], b[128], hit[NET_DIRECTIVE_MAX];
+    assert_true(n >= 30);
+    for (int i = 0; i < n; i++) {
+        const tl_robots_case *c = &cases[i];
+        unsigned got = net_robots_parse(c->value, TL_ROBOTS_TOKEN, TABLE_NOW);
+        if (got != c->flags)
+            fail_msg("robots_cases.tsv:%d '%s': got [%s] want [%s]", c->line, c->value,
+                     flags_str(got, a, sizeof a), flags_str(c->flags, b, sizeof b));
+        hit[0] = '\0';
+        int out = net_robots_optout(got, NET_DEFAULT_DIRECTIVES, hit);
+        assert_int_equal(out, c->opt_out);
+        assert_int_equal(
+            net_robots_tag_optout(c->value, TL_ROBOTS_TOKEN, NET_DEFAULT_DIRECTIVES, hit),
+            c->opt_out);
+        if (out) /* the hit is a directive the value holds, as written */
+            assert_non_null(strcasestr(c->value, hit));
+        /* A token no case names: a case that names no witpipe scope reads
+         * the same for it (scoping is by name, not by position). */
+        unsigned other = net_robots_parse(c->value, "nobody", TABLE_NOW);
+        if (strstr(c->value, "witpipe") == NULL && strstr(c->value, "WitPipe") == NULL)
+            assert_int_equal(other, got);
+    }
+    free(cases);
+}
+
+/* The crawl's page flags come from the same parser: noai for the AI and
+ * image directives, noindex for noindex / none / expired, nofollow. */
+static void test_crawl_flags_follow_the_table(void **state)
+{
+    tl_robots_case *cases = NULL;
+    int n = tl_robots_cases(&cases);
+    crawl_opts o;
+    crawl_opts_init(&o);
+    assert_string_equal(o.token, TL_ROBOTS_TOKEN);
+    assert_true(n > 0);
+    for (int i = 0; i < n; i++) {
+        const tl_robots_case *c = &cases[i];
+        int noai = 0, noindex = 0, nofollow = 0;
+        crawl_robots_directives(c->value, &o, &noai, &noindex, &nofollow);
+        if ((noai || noindex) != c->opt_out)
+            fail_msg("robots_cases.tsv:%d '%s': crawl opt-out %d", c->line, c->value,
+                     noai || noindex);
+        assert_int_equal(nofollow, (c->flags & NET_ROBOTS_ANY_NOFOLLOW) != 0);
+    }
+    free(cases);
+}
+
+/* The directive list narrows fetch's decision: none and an expired
+ * unavailable_after follow noindex. */
+static void test_directive_list(void **state)
+{
+    char hit[NET_DIRECTIVE_MAX];
+    assert_int_equal(net_robots_optout(NET_ROBOTS_NONE, "noai,noindex", hit), 1);
+    assert_string_equal(hit, "none");
+    assert_int_equal(net_robots_optout(NET_ROBOTS_EXPIRED, "noindex", hit), 1);
+    assert_string_equal(hit, "unavailable_after");
+    assert_int_equal(net_robots_optout(NET_ROBOTS_NONE | NET_ROBOTS_EXPIRED, "noai", hit), 0);
+    assert_int_equal(net_robots_optout(NET_ROBOTS_NOFOLLOW, NET_DEFAULT_DIRECTIVES, hit), 0);
+    assert_int_equal(net_robots_optout(NET_ROBOTS_NOAI, "", hit), 0);
+    assert_int_equal(net_robots_optout(NET_ROBOTS_NOAI | NET_ROBOTS_NOINDEX, "noindex", hit), 1);
+    assert_string_equal(hit, "noindex");
+    /* The moment itself: a date equal to now has passed. */
+    assert_int_equal(net_robots_parse("unavailable_after: 2026-01-01T00:00:00Z", "w", TABLE_NOW),
+                     NET_ROBOTS_EXPIRED);
+    assert_int_equal(net_robots_parse("unavailable_after: 2026-01-01T00:00:01Z", "w", TABLE_NOW),
+                     0);
+    assert_int_equal(
+        net_robots_parse("unavailable_after: 2026-01-01T01:00:00+02:00", "w", TABLE_NOW),
+        NET_ROBOTS_EXPIRED);
+    assert_int_equal(net_robots_parse(NULL, "w", TABLE_NOW), 0);
+    /* <meta name=...>: robots and our tokens. */
+    assert_true(net_robots_meta_name("Robots", "witpipe"));
+    assert_true(net_robots_meta_name(" WITPIPE ", "witpipe,mybot"));
+    assert_true(net_robots_meta_name("mybot", "witpipe,mybot"));
+    assert_false(net_robots_meta_name("googlebot", "witpipe"));
+    assert_false(net_robots_meta_name(NULL, "witpipe"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +316,9 @@ int main(void)
         cmocka_unit_test(test_status_codes),
         cmocka_unit_test(test_merging_and_syntax),
         cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_directive_table),
+        cmocka_unit_test(test_crawl_flags_follow_the_table),
+        cmocka_unit_test(test_directive_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

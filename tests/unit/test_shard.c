@@ -3,7 +3,8 @@
  * fixed tar headers, the per-sample JSON, manifest and per-shard stats,
  * byte-identical re-runs, resuming after a lost shard and a leftover .tmp,
  * seeded shuffles, the byte cap, corrupt store bytes, and a catalog that
- * changed under finished shards. Shards are read back with libarchive.
+ * changed under finished shards, the defaults (DIR/shards) and the run row
+ * the stage records. Shards are read back with libarchive.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -482,6 +483,56 @@ static void test_changed_catalog_is_detected(void **state)
     assert_non_null(strstr(err.msg, "00000.tar"));
 }
 
+/* One value from the corpus catalog, read with SQLite directly. */
+static int64_t q_int(const char *sql)
+{
+    char p[512];
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    int64_t v = -1;
+    snprintf(p, sizeof p, "%s/catalog.db", corpus);
+    assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static void test_defaults_and_the_run_row(void **state)
+{
+    cat *c = NULL;
+    st_store *s = NULL;
+    shard_opts o;
+    shard_stats st;
+    wp_err err = {0};
+    char first[WP_PATH_MAX];
+
+    shard_opts_init(&o);
+    assert_null(o.output);
+    assert_int_equal(o.per_shard, SHARD_PER_DEFAULT);
+    assert_int_equal(o.max_bytes, 0);
+    assert_int_equal(o.shuffle, 0);
+    assert_int_equal(cat_open(corpus, 0, &c, &err), 0);
+    assert_int_equal(st_open(corpus, &s, &err), 0);
+    /* No output given: DIR/shards. */
+    assert_int_equal(shard_run(c, s, &o, NULL, &st, &err), 0);
+    st_close(s);
+    cat_close(c);
+    snprintf(first, sizeof first, "%s/shards/00000.tar", corpus);
+    assert_true(wp_file_exists(first));
+    assert_int_equal(q_int("SELECT count(*) FROM runs WHERE stage = 'shard' AND status = 'done' "
+                           "AND ended_at IS NOT NULL AND error IS NULL"),
+                     1);
+    assert_int_equal(q_int("SELECT json_extract(counts, '$.samples') FROM runs"), st.samples);
+    assert_int_equal(q_int("SELECT json_extract(params, '$.per_shard') FROM runs"),
+                     SHARD_PER_DEFAULT);
+    /* The shard rows point at the run. */
+    assert_int_equal(q_int("SELECT count(*) FROM shards WHERE run_id = (SELECT id FROM runs)"),
+                     st.shards);
+}
+
 static void test_member_bytes(void **state)
 {
     assert_int_equal(shard_member_bytes(0), 512);
@@ -502,6 +553,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_large_image_fails_without_shard, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_changed_catalog_is_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defaults_and_the_run_row, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

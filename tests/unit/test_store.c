@@ -103,12 +103,39 @@ static void test_reopen_continues_appending(void **state)
     tl_rmtree(dir);
 }
 
+/* A data file created by this store gets its directory fsynced at the
+ * next st_sync, once; reopening an existing file does not need it. */
+static void test_new_file_syncs_directory(void **state)
+{
+    char *dir = tl_mkdtemp();
+    st_store *s = NULL;
+    wp_err err = {0};
+    int64_t f, o;
+
+    assert_int_equal(st_open(dir, &s, &err), 0);
+    assert_int_equal(st_dir_syncs(s), 0);
+    assert_int_equal(st_append(s, "abc", 3, &f, &o, &err), 0);
+    assert_int_equal(st_sync(s, &err), 0);
+    assert_int_equal(st_dir_syncs(s), 1);
+    assert_int_equal(st_append(s, "def", 3, &f, &o, &err), 0);
+    assert_int_equal(st_sync(s, &err), 0);
+    assert_int_equal(st_dir_syncs(s), 1);
+    st_close(s);
+    assert_int_equal(st_open(dir, &s, &err), 0);
+    assert_int_equal(st_append(s, "ghi", 3, &f, &o, &err), 0);
+    assert_int_equal(st_sync(s, &err), 0);
+    assert_int_equal(st_dir_syncs(s), 0);
+    st_close(s);
+    tl_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_sync_read_verify),
         cmocka_unit_test(test_corruption_on_disk_is_detected),
         cmocka_unit_test(test_reopen_continues_appending),
+        cmocka_unit_test(test_new_file_syncs_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

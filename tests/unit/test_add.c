@@ -1,9 +1,10 @@
 /*
- * tests/unit/test_ingest.c: witpipe add's readers and import: CSV quoting
+ * tests/unit/test_add.c: witpipe add's readers and import: CSV quoting
  * per RFC 4180 (edge cases and broken quoting), TSV, JSONL, compressed
  * inputs made here with libarchive's writer, truncated streams, over-long
  * lines, bad rows with file:line, dedup of exact duplicates, and local
- * image folders (--files) with format and size from the header.
+ * image folders (--files) with format and size from the header; the stage
+ * entry point add_run_lists as one catalog run, failing on an unreadable file.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +14,7 @@
 
 #include "catalog/catalog.h"
 #include "common/wp.h"
-#include "crawl/ingest.h"
+#include "add/add.h"
 #include "store/store.h"
 #include "tests/lib/testlib.h"
 
@@ -85,12 +86,12 @@ typedef struct got {
 } got;
 
 /* Reads every record of r into g and closes r; returns the final status. */
-static int drain(ingest_reader *r, got *g)
+static int drain(add_reader *r, got *g)
 {
-    ingest_record rec;
+    add_record rec;
     wp_err err = {0};
     int rc;
-    while ((rc = ingest_reader_next(r, &rec, &err)) == 1) {
+    while ((rc = add_reader_next(r, &rec, &err)) == 1) {
         assert_true(g->n < 64);
         g->line[g->n] = rec.line;
         g->bad[g->n] = rec.bad;
@@ -101,28 +102,28 @@ static int drain(ingest_reader *r, got *g)
         }
         g->n++;
     }
-    ingest_reader_close(r);
+    add_reader_close(r);
     return rc;
 }
 
 /* Reads every record of path; returns the final status (0 or error). */
-static int read_all(const char *path, const ingest_opts *o, got *g)
+static int read_all(const char *path, const add_opts *o, got *g)
 {
-    ingest_reader *r = NULL;
+    add_reader *r = NULL;
     wp_err err = {0};
-    int rc = ingest_reader_open(path, o, &r, &err);
+    int rc = add_reader_open(path, o, &r, &err);
     memset(g, 0, sizeof *g);
     if (rc != 0)
         return rc;
     return drain(r, g);
 }
 
-/* The same for a list in memory (ingest_reader_open_mem). */
-static int read_all_mem(const void *data, size_t n, const char *name, const ingest_opts *o, got *g)
+/* The same for a list in memory (add_reader_open_mem). */
+static int read_all_mem(const void *data, size_t n, const char *name, const add_opts *o, got *g)
 {
-    ingest_reader *r = NULL;
+    add_reader *r = NULL;
     wp_err err = {0};
-    int rc = ingest_reader_open_mem(data, n, name, o, &r, &err);
+    int rc = add_reader_open_mem(data, n, name, o, &r, &err);
     memset(g, 0, sizeof *g);
     if (rc != 0)
         return rc;
@@ -131,14 +132,14 @@ static int read_all_mem(const void *data, size_t n, const char *name, const inge
 
 static void test_format_from_name(void **state)
 {
-    assert_int_equal(ingest_format_from_name("a/b.tsv"), ING_FMT_TSV);
-    assert_int_equal(ingest_format_from_name("x.TSV.GZ"), ING_FMT_TSV);
-    assert_int_equal(ingest_format_from_name("x.csv.zst"), ING_FMT_CSV);
-    assert_int_equal(ingest_format_from_name("x.jsonl.xz"), ING_FMT_JSONL);
-    assert_int_equal(ingest_format_from_name("x.parquet"), ING_FMT_AUTO);
-    assert_int_equal(ingest_format_from_name("x.gz"), ING_FMT_AUTO);
-    assert_int_equal(ingest_format_parse("csv"), ING_FMT_CSV);
-    assert_int_equal(ingest_format_parse("xml"), -1);
+    assert_int_equal(add_format_from_name("a/b.tsv"), ADD_FMT_TSV);
+    assert_int_equal(add_format_from_name("x.TSV.GZ"), ADD_FMT_TSV);
+    assert_int_equal(add_format_from_name("x.csv.zst"), ADD_FMT_CSV);
+    assert_int_equal(add_format_from_name("x.jsonl.xz"), ADD_FMT_JSONL);
+    assert_int_equal(add_format_from_name("x.parquet"), ADD_FMT_AUTO);
+    assert_int_equal(add_format_from_name("x.gz"), ADD_FMT_AUTO);
+    assert_int_equal(add_format_parse("csv"), ADD_FMT_CSV);
+    assert_int_equal(add_format_parse("xml"), -1);
 }
 
 static void test_csv_rfc4180_quoting_edge_cases(void **state)
@@ -151,14 +152,14 @@ static void test_csv_rfc4180_quoting_edge_cases(void **state)
                               "http://h/3.jpg,\"two\r\nlines\",y\r\n"
                               "\"http://h/4.jpg\",plain text,\r\n"
                               "http://h/5.jpg,last,z";
-    ingest_opts o = {0};
+    add_opts o = {0};
     got g;
     o.keep_cols[0] = "note";
     o.nkeep = 1;
     assert_int_equal(read_all(write_file("q.csv", csv, sizeof csv - 1), &o, &g), 0);
     assert_int_equal(g.n, 5);
     for (int i = 0; i < 5; i++)
-        assert_int_equal(g.bad[i], ING_BAD_NONE);
+        assert_int_equal(g.bad[i], ADD_BAD_NONE);
     assert_string_equal(g.text[0], "a, b");
     assert_string_equal(g.text[1], "say \"hi\"");
     assert_string_equal(g.extra[1], "{\"note\":\"\"}");
@@ -183,20 +184,20 @@ static void test_csv_broken_quoting_costs_one_line(void **state)
                               "http://h/5.jpg,\"never closed\n" /* runs to EOF */
                               "http://h/6.jpg,after\n";
     got g;
-    ingest_opts o = {0};
+    add_opts o = {0};
     assert_int_equal(read_all(write_file("b.csv", csv, sizeof csv - 1), &o, &g), 0);
     assert_int_equal(g.n, 6);
-    assert_int_equal(g.bad[0], ING_BAD_NONE);
-    assert_int_equal(g.bad[1], ING_BAD_QUOTING);
+    assert_int_equal(g.bad[0], ADD_BAD_NONE);
+    assert_int_equal(g.bad[1], ADD_BAD_QUOTING);
     assert_int_equal(g.line[1], 3);
-    assert_int_equal(g.bad[2], ING_BAD_QUOTING);
+    assert_int_equal(g.bad[2], ADD_BAD_QUOTING);
     assert_int_equal(g.line[2], 4);
-    assert_int_equal(g.bad[3], ING_BAD_NONE);
+    assert_int_equal(g.bad[3], ADD_BAD_NONE);
     assert_string_equal(g.text[3], "fine");
-    assert_int_equal(g.bad[4], ING_BAD_QUOTING);
+    assert_int_equal(g.bad[4], ADD_BAD_QUOTING);
     assert_int_equal(g.line[4], 6);
     /* Resynchronised on the line after the unterminated quote. */
-    assert_int_equal(g.bad[5], ING_BAD_NONE);
+    assert_int_equal(g.bad[5], ADD_BAD_NONE);
     assert_int_equal(g.line[5], 7);
     assert_string_equal(g.text[5], "after");
 }
@@ -214,33 +215,33 @@ static void test_tsv_bad_rows_and_lines(void **state)
                               "http://h/4.jpg\t\n"
                               "HTTPS://h/5.jpg\tcaps scheme\n";
     got g;
-    ingest_opts o = {0};
+    add_opts o = {0};
     assert_int_equal(read_all(write_file("t.tsv", tsv, sizeof tsv - 1), &o, &g), 0);
     assert_int_equal(g.n, 8);
-    assert_int_equal(g.bad[0], ING_BAD_NONE);
+    assert_int_equal(g.bad[0], ADD_BAD_NONE);
     assert_string_equal(g.text[0], "one"); /* CR stripped */
     assert_int_equal(g.line[0], 2);
-    assert_int_equal(g.bad[1], ING_BAD_NO_URL);
+    assert_int_equal(g.bad[1], ADD_BAD_NO_URL);
     assert_int_equal(g.line[1], 4); /* the blank line counted, not reported */
-    assert_int_equal(g.bad[2], ING_BAD_URL);
-    assert_int_equal(g.bad[3], ING_BAD_URL);
-    assert_int_equal(g.bad[4], ING_BAD_UTF8);
+    assert_int_equal(g.bad[2], ADD_BAD_URL);
+    assert_int_equal(g.bad[3], ADD_BAD_URL);
+    assert_int_equal(g.bad[4], ADD_BAD_UTF8);
     assert_int_equal(g.line[4], 7);
-    assert_int_equal(g.bad[5], ING_BAD_FIELDS);
-    assert_int_equal(g.bad[6], ING_BAD_NONE);
+    assert_int_equal(g.bad[5], ADD_BAD_FIELDS);
+    assert_int_equal(g.bad[6], ADD_BAD_NONE);
     assert_string_equal(g.text[6], "");
-    assert_int_equal(g.bad[7], ING_BAD_NONE);
+    assert_int_equal(g.bad[7], ADD_BAD_NONE);
 }
 
 static void test_tsv_nul_byte_is_bad(void **state)
 {
     static const char tsv[] = "url\tcaption\nhttp://h/1.jpg\tnul\0here\nhttp://h/2.jpg\tok\n";
     got g;
-    ingest_opts o = {0};
+    add_opts o = {0};
     assert_int_equal(read_all(write_file("n.tsv", tsv, sizeof tsv - 1), &o, &g), 0);
     assert_int_equal(g.n, 2);
-    assert_int_equal(g.bad[0], ING_BAD_UTF8);
-    assert_int_equal(g.bad[1], ING_BAD_NONE);
+    assert_int_equal(g.bad[0], ADD_BAD_UTF8);
+    assert_int_equal(g.bad[1], ADD_BAD_NONE);
 }
 
 static void test_jsonl_records_and_kept_values(void **state)
@@ -253,7 +254,7 @@ static void test_jsonl_records_and_kept_values(void **state)
         "{\"url\":\"http://h/3.jpg\"} trailing\n"
         "{\"caption\":\"no url\"}\n";
     got g;
-    ingest_opts o = {0};
+    add_opts o = {0};
     o.keep_cols[0] = "w";
     o.keep_cols[1] = "m";
     o.nkeep = 2;
@@ -261,13 +262,13 @@ static void test_jsonl_records_and_kept_values(void **state)
     assert_int_equal(g.n, 6);
     assert_string_equal(g.text[0], "a\tb");
     assert_string_equal(g.extra[0], "{\"w\":3,\"m\":{\"k\":[1]}}");
-    assert_int_equal(g.bad[1], ING_BAD_NONE);
+    assert_int_equal(g.bad[1], ADD_BAD_NONE);
     assert_string_equal(g.text[1], "");
     assert_string_equal(g.extra[1], "{}");
-    assert_int_equal(g.bad[2], ING_BAD_JSON);
-    assert_int_equal(g.bad[3], ING_BAD_JSON);
-    assert_int_equal(g.bad[4], ING_BAD_JSON);
-    assert_int_equal(g.bad[5], ING_BAD_NO_URL);
+    assert_int_equal(g.bad[2], ADD_BAD_JSON);
+    assert_int_equal(g.bad[3], ADD_BAD_JSON);
+    assert_int_equal(g.bad[4], ADD_BAD_JSON);
+    assert_int_equal(g.bad[5], ADD_BAD_NO_URL);
     assert_int_equal(g.line[5], 6);
 }
 
@@ -275,11 +276,11 @@ static void test_custom_columns_and_missing_column(void **state)
 {
     static const char tsv[] = "link\ttitle\nhttp://h/1.jpg\tt1\n";
     const char *p = write_file("c.tsv", tsv, sizeof tsv - 1);
-    ingest_opts o = {0};
-    ingest_reader *r = NULL;
+    add_opts o = {0};
+    add_reader *r = NULL;
     wp_err err = {0};
     got g;
-    assert_int_equal(ingest_reader_open(p, &o, &r, &err), ING_ECOLUMN);
+    assert_int_equal(add_reader_open(p, &o, &r, &err), ADD_ECOLUMN);
     assert_non_null(strstr(err.msg, "no column 'url'"));
     assert_non_null(strstr(err.msg, "link, title"));
     o.url_col = "link";
@@ -296,7 +297,7 @@ static void test_compressed_inputs(void **state)
     static const char *const names[] = {"z.tsv.gz", "z.tsv.zst", "z.tsv.xz", "z.tsv.bz2"};
     for (int i = 0; i < 4; i++) {
         got g;
-        ingest_opts o = {0};
+        add_opts o = {0};
         const char *p = write_compressed(names[i], filters[i], tsv, sizeof tsv - 1);
         assert_int_equal(read_all(p, &o, &g), 0);
         assert_int_equal(g.n, 2);
@@ -315,7 +316,7 @@ static void test_memory_reader_matches_file_reader(void **state)
                               "http://h/2.jpg,\"two\r\nlines\"\r\n"
                               "ftp://h/3.jpg,bad\r\n";
     static const char tsv[] = "url\tcaption\nhttp://h/1.jpg\tone\nhttp://h/2.jpg\ttwo\n";
-    ingest_opts o = {0};
+    add_opts o = {0};
     got gf, gm;
     size_t n = 0;
 
@@ -325,7 +326,7 @@ static void test_memory_reader_matches_file_reader(void **state)
     assert_memory_equal(&gf, &gm, sizeof gf);
     assert_string_equal(gm.text[0], "a, \"b\"");
     assert_int_equal(gm.line[2], 5);
-    assert_int_equal(gm.bad[2], ING_BAD_URL);
+    assert_int_equal(gm.bad[2], ADD_BAD_URL);
 
     char *gz = tl_slurp(write_compressed("m.tsv.gz", "gzip", tsv, sizeof tsv - 1), &n);
     assert_non_null(gz);
@@ -346,7 +347,7 @@ static void test_truncated_gzip_keeps_rows_before(void **state)
     size_t n = 0;
     char *gz;
     got g;
-    ingest_opts o = {0};
+    add_opts o = {0};
     const char *p;
     wp_buf_puts(&b, "url\tcaption\n");
     for (int i = 0; i < 20000; i++)
@@ -357,27 +358,27 @@ static void test_truncated_gzip_keeps_rows_before(void **state)
     p = write_file("cut.tsv.gz", gz, n / 2);
     free(gz);
     {
-        ingest_reader *r = NULL;
-        ingest_record rec;
+        add_reader *r = NULL;
+        add_record rec;
         wp_err err = {0};
         int rc, good = 0, cut = 0;
         int64_t last = 0;
-        assert_int_equal(ingest_reader_open(p, &o, &r, &err), 0);
-        while ((rc = ingest_reader_next(r, &rec, &err)) == 1) {
-            if (rec.bad == ING_BAD_NONE) {
+        assert_int_equal(add_reader_open(p, &o, &r, &err), 0);
+        while ((rc = add_reader_next(r, &rec, &err)) == 1) {
+            if (rec.bad == ADD_BAD_NONE) {
                 good++;
                 assert_int_equal(rec.line, last + 1 + (good == 1));
                 last = rec.line;
             } else {
-                assert_int_equal(rec.bad, ING_BAD_TRUNCATED);
+                assert_int_equal(rec.bad, ADD_BAD_TRUNCATED);
                 cut++;
             }
         }
-        assert_int_equal(rc, ING_ESTREAM);
+        assert_int_equal(rc, ADD_ESTREAM);
         assert_non_null(strstr(err.msg, "cut.tsv.gz"));
         assert_true(good > 1000 && good < 20000);
         assert_true(cut <= 1);
-        ingest_reader_close(r);
+        add_reader_close(r);
     }
     (void)g;
     wp_buf_free(&b);
@@ -385,11 +386,11 @@ static void test_truncated_gzip_keeps_rows_before(void **state)
 
 static void test_overlong_line_skipped_without_buffering(void **state)
 {
-    const size_t big = 3 * (size_t)ING_RECORD_MAX;
+    const size_t big = 3 * (size_t)ADD_RECORD_MAX;
     char *data = malloc(big + 200);
     size_t n = 0;
     got g;
-    ingest_opts o = {0};
+    add_opts o = {0};
     assert_non_null(data);
     n += (size_t)sprintf(data + n, "url\tcaption\nhttp://h/1.jpg\tbefore\nhttp://h/2.jpg\t");
     memset(data + n, 'a', big);
@@ -398,20 +399,20 @@ static void test_overlong_line_skipped_without_buffering(void **state)
     assert_int_equal(read_all(write_file("long.tsv", data, n), &o, &g), 0);
     free(data);
     assert_int_equal(g.n, 3);
-    assert_int_equal(g.bad[0], ING_BAD_NONE);
-    assert_int_equal(g.bad[1], ING_BAD_TOO_LONG);
+    assert_int_equal(g.bad[0], ADD_BAD_NONE);
+    assert_int_equal(g.bad[1], ADD_BAD_TOO_LONG);
     assert_int_equal(g.line[1], 3);
-    assert_int_equal(g.bad[2], ING_BAD_NONE);
+    assert_int_equal(g.bad[2], ADD_BAD_NONE);
     assert_int_equal(g.line[2], 4);
     assert_string_equal(g.text[2], "after");
 }
 
 static void test_long_caption_is_bad(void **state)
 {
-    size_t cap = ING_TEXT_MAX + 10, n = 0;
+    size_t cap = ADD_TEXT_MAX + 10, n = 0;
     char *data = malloc(cap + 100);
     got g;
-    ingest_opts o = {0};
+    add_opts o = {0};
     n += (size_t)sprintf(data, "url\tcaption\nhttp://h/1.jpg\t");
     memset(data + n, 'c', cap);
     n += cap;
@@ -419,13 +420,13 @@ static void test_long_caption_is_bad(void **state)
     assert_int_equal(read_all(write_file("lc.tsv", data, n), &o, &g), 0);
     free(data);
     assert_int_equal(g.n, 1);
-    assert_int_equal(g.bad[0], ING_BAD_TOO_LONG);
+    assert_int_equal(g.bad[0], ADD_BAD_TOO_LONG);
 }
 
 static void test_empty_file_has_no_records(void **state)
 {
     got g;
-    ingest_opts o = {0};
+    add_opts o = {0};
     assert_int_equal(read_all(write_file("e.tsv", "", 0), &o, &g), 0);
     assert_int_equal(g.n, 0);
     assert_int_equal(read_all(write_file("e.csv", "", 0), &o, &g), 0);
@@ -439,7 +440,7 @@ static void test_empty_file_has_no_records(void **state)
 static void test_unknown_format_and_missing_file(void **state)
 {
     got g;
-    ingest_opts o = {0};
+    add_opts o = {0};
     assert_int_equal(read_all(write_file("x.dat", "a", 1), &o, &g), WP_EFORMAT);
     assert_int_equal(read_all(path_in("missing.tsv"), &o, &g), WP_ENOENT);
 }
@@ -486,8 +487,8 @@ static void test_list_into_catalog_dedups_and_reports(void **state)
     char corpus[300];
     struct events ev = {0};
     wp_reporter rep = {NULL, on_event, &ev};
-    ingest_stats st;
-    ingest_opts o = {0};
+    add_stats st;
+    add_opts o = {0};
     wp_err err = {0};
     cat *c = NULL;
 
@@ -495,15 +496,15 @@ static void test_list_into_catalog_dedups_and_reports(void **state)
     memset(&st, 0, sizeof st);
     assert_int_equal(cat_open(corpus, CAT_CREATE, &c, &err), 0);
     o.batch_rows = 2; /* several transactions */
-    assert_int_equal(ingest_list(c, p, &o, &rep, &st, &err), 0);
+    assert_int_equal(add_list(c, p, &o, NULL, &rep, &st, &err), 0);
     assert_int_equal(st.rows, 5);
     assert_int_equal(st.added, 3);
     assert_int_equal(st.duplicates, 1);
     assert_int_equal(st.bad, 1);
-    assert_int_equal(st.bad_by[ING_BAD_NO_URL], 1);
+    assert_int_equal(st.bad_by[ADD_BAD_NO_URL], 1);
     assert_int_equal(st.empty_text, 1);
     /* A second pass adds nothing. */
-    assert_int_equal(ingest_list(c, p, &o, &rep, &st, &err), 0);
+    assert_int_equal(add_list(c, p, &o, NULL, &rep, &st, &err), 0);
     assert_int_equal(st.added, 3);
     assert_int_equal(st.duplicates, 5);
     cat_close(c);
@@ -515,10 +516,70 @@ static void test_list_into_catalog_dedups_and_reports(void **state)
     assert_int_equal(q_int(corpus, "SELECT count(*) FROM sources WHERE kind = 'list'"), 1);
 }
 
+struct errors {
+    int n;
+    char msg[4][256];
+};
+
+static void on_error_event(void *ud, wp_level level, const char *kind, const char *msg)
+{
+    struct errors *e = ud;
+    if (level == WP_LOG_ERROR && strcmp(kind, "error") == 0 && e->n < 4)
+        snprintf(e->msg[e->n++], 256, "%s", msg);
+}
+
+static void test_run_lists_is_one_run_and_fails_on_an_unreadable_file(void **state)
+{
+    static const char tsv[] = "url\tcaption\nhttp://h/1.jpg\tcat\nhttp://h/2.jpg\tdog\n";
+    char missing[300], corpus[300];
+    char *paths[3];
+    struct errors ev = {0};
+    wp_reporter rep = {NULL, on_error_event, &ev};
+    add_stats st;
+    add_opts o;
+    wp_err err = {0};
+    cat *c = NULL;
+
+    snprintf(missing, sizeof missing, "%s/no-such.tsv", dir);
+    snprintf(corpus, sizeof corpus, "%s/runs", dir);
+    paths[0] = (char *)write_file("a.tsv", tsv, sizeof tsv - 1);
+    paths[1] = missing;
+    paths[2] = paths[0]; /* read again: all duplicates */
+    add_opts_init(&o);
+    assert_string_equal(o.url_col, "url");
+    assert_string_equal(o.text_col, "caption");
+    assert_int_equal(o.batch_rows, ADD_BATCH_ROWS);
+    assert_int_equal(cat_open(corpus, CAT_CREATE, &c, &err), 0);
+    /* The missing file is reported, the others are read, the run fails. */
+    assert_int_equal(add_run_lists(c, paths, 3, &o, &rep, &st, &err), ADD_EINPUT);
+    assert_non_null(strstr(err.msg, "1 of 3"));
+    assert_int_equal(ev.n, 1);
+    assert_non_null(strstr(ev.msg[0], "no-such.tsv"));
+    assert_int_equal(st.files, 2);
+    assert_int_equal(st.files_failed, 1);
+    assert_int_equal(st.added, 2);
+    assert_int_equal(st.duplicates, 2);
+    /* All good inputs: done. */
+    assert_int_equal(add_run_lists(c, paths, 1, &o, &rep, &st, &err), 0);
+    cat_close(c);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM runs WHERE stage = 'add'"), 2);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM runs WHERE status = 'failed' AND "
+                                   "error LIKE '%could not be read%'"),
+                     1);
+    assert_int_equal(q_int(corpus, "SELECT json_extract(counts, '$.files_failed') FROM runs "
+                                   "ORDER BY id LIMIT 1"),
+                     1);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM runs WHERE status = 'done'"), 1);
+    /* Every pair points at the run that added it. */
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pairs WHERE run_id = "
+                                   "(SELECT min(id) FROM runs)"),
+                     2);
+}
+
 static void test_files_dir_uses_headers_not_names(void **state)
 {
     char corpus[300], img[300], cmd[1024];
-    ingest_files_stats st;
+    add_files_stats st;
     wp_err err = {0};
     cat *c = NULL;
     st_store *s = NULL;
@@ -538,7 +599,7 @@ static void test_files_dir_uses_headers_not_names(void **state)
     memset(&st, 0, sizeof st);
     assert_int_equal(cat_open(corpus, CAT_CREATE, &c, &err), 0);
     assert_int_equal(st_open(corpus, &s, &err), 0);
-    if (ingest_files_dir(c, s, img, 0, NULL, &st, &err) != 0)
+    if (add_files_dir(c, s, img, NULL, NULL, &st, &err) != 0)
         fail_msg("%s", err.msg);
     assert_int_equal(st.seen, 5);
     assert_int_equal(st.imported, 3);
@@ -546,7 +607,7 @@ static void test_files_dir_uses_headers_not_names(void **state)
     assert_int_equal(st.errors, 2);
     assert_int_equal(st.skipped, 1); /* readme.md */
     /* Again: everything is already there. */
-    assert_int_equal(ingest_files_dir(c, s, img, 0, NULL, &st, &err), 0);
+    assert_int_equal(add_files_dir(c, s, img, NULL, NULL, &st, &err), 0);
     assert_int_equal(st.already, 5);
     st_close(s);
     cat_close(c);
@@ -573,9 +634,9 @@ static void test_file_url_percent_encodes(void **state)
 {
     char out[128];
     wp_err err = {0};
-    assert_int_equal(ingest_file_url("/a b/c%d/é.jpg", out, sizeof out, &err), 0);
+    assert_int_equal(add_file_url("/a b/c%d/é.jpg", out, sizeof out, &err), 0);
     assert_string_equal(out, "file:///a%20b/c%25d/%C3%A9.jpg");
-    assert_int_equal(ingest_file_url("/aaaaaaaaaaaaaaaaaaaa", out, 12, &err), WP_ELIMIT);
+    assert_int_equal(add_file_url("/aaaaaaaaaaaaaaaaaaaa", out, 12, &err), WP_ELIMIT);
 }
 
 int main(void)
@@ -597,6 +658,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_file_has_no_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_format_and_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_into_catalog_dedups_and_reports, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_lists_is_one_run_and_fails_on_an_unreadable_file,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_files_dir_uses_headers_not_names, setup, teardown),
         cmocka_unit_test(test_file_url_percent_encodes),
     };

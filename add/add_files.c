@@ -1,5 +1,5 @@
 /*
- * crawl/ingest_files.c: `witpipe add --files DIR` and `--files-list FILE`:
+ * add/add_files.c: `witpipe add --files DIR` and `--files-list FILE`:
  * local images with captions imported as already-fetched images.
  *
  * What a file is comes from its bytes (img_probe reads the JPEG SOF, PNG
@@ -9,7 +9,7 @@
  * catalog rows that point at them are committed.
  */
 #include "image/image.h"
-#include "ingest.h"
+#include "add_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,16 +28,17 @@
 typedef struct files_ctx {
     cat *c;
     st_store *s;
+    cat_run *run;
     int64_t run_id, source_id;
     const wp_reporter *rep;
-    ingest_files_stats *st;
+    add_files_stats *st;
     wp_buf data;    /* the file being imported */
     wp_buf caption; /* its caption, cleaned */
     int pending;    /* rows in the open transaction */
     uint64_t reported;
 } files_ctx;
 
-int ingest_file_url(const char *abs_path, char *out, size_t n, wp_err *err)
+int add_file_url(const char *abs_path, char *out, size_t n, wp_err *err)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t k = 0;
@@ -153,7 +154,8 @@ static int flush(files_ctx *fc, wp_err *err)
      * crash could still lose. */
     if ((rc = st_sync(fc->s, err)) != 0)
         return rc;
-    if ((rc = cat_commit(fc->c, err)) != 0)
+    if ((rc = add_report_files(fc->run, fc->st, -1, err)) != 0 ||
+        (rc = cat_commit(fc->c, err)) != 0)
         return rc;
     fc->pending = 0;
     return 0;
@@ -162,12 +164,12 @@ static int flush(files_ctx *fc, wp_err *err)
 static void file_error(files_ctx *fc, const char *path, const char *cls, const char *detail)
 {
     fc->st->errors++;
-    if (fc->reported++ < ING_BAD_REPORT)
+    if (fc->reported++ < ADD_BAD_REPORT)
         wp_report_event(fc->rep, WP_LOG_WARN, "file_error", "%s: %s: %s", path, cls, detail);
 }
 
 /* Cleans a caption: invalid UTF-8 repaired (U+FFFD), trailing white space
- * and line breaks dropped, at most ING_TEXT_MAX bytes. */
+ * and line breaks dropped, at most ADD_TEXT_MAX bytes. */
 static int clean_caption(files_ctx *fc, const char *s, size_t n, wp_err *err)
 {
     wp_buf_reset(&fc->caption);
@@ -177,8 +179,8 @@ static int clean_caption(files_ctx *fc, const char *s, size_t n, wp_err *err)
            strchr(" \t\r\n", fc->caption.data[fc->caption.len - 1]) != NULL &&
            fc->caption.data[fc->caption.len - 1] != '\0')
         fc->caption.len--;
-    if (fc->caption.len > ING_TEXT_MAX)
-        fc->caption.len = wp_utf8_floor(fc->caption.data, fc->caption.len, ING_TEXT_MAX);
+    if (fc->caption.len > ADD_TEXT_MAX)
+        fc->caption.len = wp_utf8_floor(fc->caption.data, fc->caption.len, ADD_TEXT_MAX);
     /* NULs cannot be in a caption. */
     for (size_t i = 0; i < fc->caption.len; i++)
         if (fc->caption.data[i] == '\0')
@@ -208,7 +210,7 @@ static int import_one(files_ctx *fc, const char *path, const char *origin, int n
 
     if (realpath(path, abs) == NULL)
         snprintf(abs, sizeof abs, "%s", path);
-    rc = read_bounded(abs, ING_FILE_MAX, &fc->data, &ferr);
+    rc = read_bounded(abs, ADD_FILE_MAX, &fc->data, &ferr);
     if (rc == WP_ELIMIT)
         cls = "too_large";
     else if (rc != 0)
@@ -242,7 +244,7 @@ static int import_one(files_ctx *fc, const char *path, const char *origin, int n
     fc->st->seen++;
     if (!cat_in_transaction(fc->c) && (rc = cat_begin(fc->c, err)) != 0)
         return rc;
-    if ((rc = ingest_file_url(abs, url, sizeof url, err)) != 0)
+    if ((rc = add_file_url(abs, url, sizeof url, err)) != 0)
         return rc;
     memset(&in, 0, sizeof in);
     in.url = url;
@@ -363,7 +365,7 @@ static int walk(files_ctx *fc, const char *dir, const char *rel, int depth, wp_e
                  name);
         if (wp_file_exists(cap)) {
             wp_err cerr = {0};
-            if (read_bounded(cap, 4 * (size_t)ING_TEXT_MAX, &fc->data, &cerr) != 0) {
+            if (read_bounded(cap, 4 * (size_t)ADD_TEXT_MAX, &fc->data, &cerr) != 0) {
                 file_error(fc, cap, "unreadable", cerr.msg);
                 continue;
             }
@@ -381,14 +383,15 @@ static int walk(files_ctx *fc, const char *dir, const char *rel, int depth, wp_e
     return rc;
 }
 
-static int begin_files(files_ctx *fc, cat *c, st_store *s, const char *what, int64_t run_id,
-                       const wp_reporter *rep, ingest_files_stats *st, wp_err *err)
+static int begin_files(files_ctx *fc, cat *c, st_store *s, const char *what, cat_run *run,
+                       const wp_reporter *rep, add_files_stats *st, wp_err *err)
 {
     char abs[PATH_MAX];
     memset(fc, 0, sizeof *fc);
     fc->c = c;
     fc->s = s;
-    fc->run_id = run_id;
+    fc->run = run;
+    fc->run_id = run != NULL ? cat_run_id(run) : 0;
     fc->rep = rep;
     fc->st = st;
     if (realpath(what, abs) == NULL)
@@ -412,8 +415,8 @@ static int end_files(files_ctx *fc, int rc, wp_err *err)
     return rc;
 }
 
-int ingest_files_dir(cat *c, st_store *s, const char *dir, int64_t run_id, const wp_reporter *rep,
-                     ingest_files_stats *st, wp_err *err)
+int add_files_dir(cat *c, st_store *s, const char *dir, cat_run *run, const wp_reporter *rep,
+                  add_files_stats *st, wp_err *err)
 {
     files_ctx fc;
     struct stat sb;
@@ -421,14 +424,14 @@ int ingest_files_dir(cat *c, st_store *s, const char *dir, int64_t run_id, const
 
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return wp_err_set(err, WP_ENOENT, "%s: not a directory", dir);
-    if ((rc = begin_files(&fc, c, s, dir, run_id, rep, st, err)) != 0)
+    if ((rc = begin_files(&fc, c, s, dir, run, rep, st, err)) != 0)
         return end_files(&fc, rc, err);
     rc = walk(&fc, dir, "", 0, err);
     return end_files(&fc, rc, err);
 }
 
-int ingest_files_list(cat *c, st_store *s, const char *list, int64_t run_id, const wp_reporter *rep,
-                      ingest_files_stats *st, wp_err *err)
+int add_files_list(cat *c, st_store *s, const char *list, cat_run *run, const wp_reporter *rep,
+                   add_files_stats *st, wp_err *err)
 {
     files_ctx fc;
     FILE *f = NULL;
@@ -439,7 +442,7 @@ int ingest_files_list(cat *c, st_store *s, const char *list, int64_t run_id, con
     int64_t lineno = 0;
     int rc;
 
-    if ((rc = begin_files(&fc, c, s, list, run_id, rep, st, err)) != 0)
+    if ((rc = begin_files(&fc, c, s, list, run, rep, st, err)) != 0)
         return end_files(&fc, rc, err);
     f = fopen(list, "r");
     dcopy = strdup(list);
@@ -460,7 +463,7 @@ int ingest_files_list(cat *c, st_store *s, const char *list, int64_t run_id, con
             line[--n] = '\0';
         if (n == 0)
             continue;
-        if ((size_t)n > ING_LIST_LINE_MAX) {
+        if ((size_t)n > ADD_LIST_LINE_MAX) {
             file_error(&fc, list, "bad_line", "line too long");
             continue;
         }

@@ -1,15 +1,15 @@
 /*
- * crawl/ingest.c: URL + caption lists into the catalog (witpipe add FILE).
+ * add/add.c: URL + caption lists into the catalog (witpipe add FILE).
  *
  * libarchive's raw format undoes any compression and hands over plain
- * bytes; a fixed window of ING_RECORD_MAX + one chunk holds the record
+ * bytes; a fixed window of ADD_RECORD_MAX + one chunk holds the record
  * being parsed, so memory stays flat however long the file is. TSV lines
  * are split on tabs (no quoting), CSV follows RFC 4180 section 2 (quoted
  * fields may hold commas, quotes and line breaks), JSONL is one jansson
  * object per line. Every record is checked (UTF-8, URL, lengths) before it
  * is stored; bad ones are counted and reported with file:line.
  */
-#include "ingest.h"
+#include "add_int.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -20,16 +20,16 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#define ING_CHUNK         (256 * 1024)                 /* window room beyond one record */
-#define ING_WINDOW        (ING_RECORD_MAX + ING_CHUNK) /* the whole read buffer */
-#define ING_OPEN_BLOCK    65536                        /* libarchive's read block */
-#define ING_PROGRESS_ROWS 4096 /* rows between progress reports (a power of 2) */
+#define ADD_CHUNK         (256 * 1024)                 /* window room beyond one record */
+#define ADD_WINDOW        (ADD_RECORD_MAX + ADD_CHUNK) /* the whole read buffer */
+#define ADD_OPEN_BLOCK    65536                        /* libarchive's read block */
+#define ADD_PROGRESS_ROWS 4096 /* rows between progress reports (a power of 2) */
 
-struct ingest_reader {
+struct add_reader {
     struct archive *a;
     char name[WP_PATH_MAX];
     int format;
-    char *buf; /* ING_WINDOW bytes; unread bytes are buf[pos..len) */
+    char *buf; /* ADD_WINDOW bytes; unread bytes are buf[pos..len) */
     size_t pos, len;
     const char *blk; /* the rest of libarchive's current block */
     size_t blk_left;
@@ -42,39 +42,39 @@ struct ingest_reader {
     /* columns (TSV, CSV) */
     int ncols;
     int url_idx, text_idx;
-    int keep_idx[ING_KEEP_MAX];
+    int keep_idx[ADD_KEEP_MAX];
     int nkeep;
     const char *url_col, *text_col;
-    const char *keep_cols[ING_KEEP_MAX];
+    const char *keep_cols[ADD_KEEP_MAX];
     /* the current record's fields: base + off[i], len[i] */
     const char *fbase;
-    size_t foff[ING_FIELDS_MAX], flen[ING_FIELDS_MAX];
+    size_t foff[ADD_FIELDS_MAX], flen[ADD_FIELDS_MAX];
     int nf;
     wp_buf scratch; /* CSV fields, unescaped */
     wp_buf extra;   /* JSON of the kept columns */
     json_t *json;   /* the current JSONL object */
 };
 
-static const char *const bad_names[ING_BAD_NREASONS] = {
+static const char *const bad_names[ADD_BAD_NREASONS] = {
     "none",        "no_url",      "bad_url",  "invalid_utf8", "too_long",
     "bad_quoting", "field_count", "bad_json", "truncated",
 };
 
-const char *ingest_bad_name(int reason)
+const char *add_bad_name(int reason)
 {
-    if (reason < 0 || reason >= ING_BAD_NREASONS)
+    if (reason < 0 || reason >= ADD_BAD_NREASONS)
         return "unknown";
     return bad_names[reason];
 }
 
-int ingest_format_parse(const char *s)
+int add_format_parse(const char *s)
 {
     if (strcmp(s, "tsv") == 0)
-        return ING_FMT_TSV;
+        return ADD_FMT_TSV;
     if (strcmp(s, "csv") == 0)
-        return ING_FMT_CSV;
+        return ADD_FMT_CSV;
     if (strcmp(s, "jsonl") == 0 || strcmp(s, "ndjson") == 0)
-        return ING_FMT_JSONL;
+        return ADD_FMT_JSONL;
     return -1;
 }
 
@@ -84,7 +84,7 @@ static int has_suffix(const char *s, size_t n, const char *suf)
     return n >= k && strncasecmp(s + n - k, suf, k) == 0;
 }
 
-int ingest_format_from_name(const char *path)
+int add_format_from_name(const char *path)
 {
     static const char *const comp[] = {".gz",  ".gzip", ".zst",  ".zstd",
                                        ".bz2", ".xz",   ".lzma", ".lz4"};
@@ -96,13 +96,13 @@ int ingest_format_from_name(const char *path)
         }
     }
     if (has_suffix(path, n, ".tsv") || has_suffix(path, n, ".tab"))
-        return ING_FMT_TSV;
+        return ADD_FMT_TSV;
     if (has_suffix(path, n, ".csv"))
-        return ING_FMT_CSV;
+        return ADD_FMT_CSV;
     if (has_suffix(path, n, ".jsonl") || has_suffix(path, n, ".ndjson") ||
         has_suffix(path, n, ".json"))
-        return ING_FMT_JSONL;
-    return ING_FMT_AUTO;
+        return ADD_FMT_JSONL;
+    return ADD_FMT_AUTO;
 }
 
 /* ---- the byte window ---------------------------------------------------- */
@@ -113,7 +113,7 @@ int ingest_format_from_name(const char *path)
  * pipe's rows would sit unprocessed). Returns the number of bytes added; 0
  * at the end or when the stream broke (r->eof set either way) or when the
  * window is full. */
-static size_t fill(ingest_reader *r)
+static size_t fill(add_reader *r)
 {
     size_t room, k;
 
@@ -124,7 +124,7 @@ static size_t fill(ingest_reader *r)
         r->len -= r->pos;
         r->pos = 0;
     }
-    room = ING_WINDOW - r->len;
+    room = ADD_WINDOW - r->len;
     if (room == 0)
         return 0;
     while (r->blk_left == 0) {
@@ -158,7 +158,7 @@ static size_t fill(ingest_reader *r)
 
 /* Discards bytes up to and including the next line break, without keeping
  * them: this is how a 1 GB line passes through a 1 MB window. */
-static void skip_line(ingest_reader *r)
+static void skip_line(add_reader *r)
 {
     for (;;) {
         char *nl = memchr(r->buf + r->pos, '\n', r->len - r->pos);
@@ -179,9 +179,9 @@ static void skip_line(ingest_reader *r)
 enum { LINE_EOF = 0, LINE_OK = 1, LINE_LONG = 2, LINE_CUT = 3 };
 
 /* The next physical line, without its CR LF / LF. Returns LINE_OK,
- * LINE_EOF, LINE_LONG (over ING_RECORD_MAX: skipped, nothing returned) or
+ * LINE_EOF, LINE_LONG (over ADD_RECORD_MAX: skipped, nothing returned) or
  * LINE_CUT (the last, partial line of a broken stream). */
-static int get_line(ingest_reader *r, const char **p, size_t *n, int64_t *lineno)
+static int get_line(add_reader *r, const char **p, size_t *n, int64_t *lineno)
 {
     size_t scanned = 0;
     for (;;) {
@@ -190,7 +190,7 @@ static int get_line(ingest_reader *r, const char **p, size_t *n, int64_t *lineno
         char *nl = memchr(s + scanned, '\n', avail - scanned);
         if (nl != NULL || (r->eof && avail > 0)) {
             size_t k = nl != NULL ? (size_t)(nl - s) : avail;
-            if (k > ING_RECORD_MAX) {
+            if (k > ADD_RECORD_MAX) {
                 *lineno = r->line;
                 skip_line(r);
                 return LINE_LONG;
@@ -207,7 +207,7 @@ static int get_line(ingest_reader *r, const char **p, size_t *n, int64_t *lineno
         }
         if (r->eof)
             return LINE_EOF;
-        if (avail >= ING_RECORD_MAX) {
+        if (avail >= ADD_RECORD_MAX) {
             *lineno = r->line;
             skip_line(r);
             return LINE_LONG;
@@ -217,7 +217,7 @@ static int get_line(ingest_reader *r, const char **p, size_t *n, int64_t *lineno
     }
 }
 
-static void strip_bom(ingest_reader *r, const char **p, size_t *n)
+static void strip_bom(add_reader *r, const char **p, size_t *n)
 {
     if (!r->first_line)
         return;
@@ -231,15 +231,15 @@ static void strip_bom(ingest_reader *r, const char **p, size_t *n)
 /* ---- TSV and CSV fields --------------------------------------------------- */
 
 /* Splits a TSV line on tabs (no quoting). Returns 0 or -1 when it has more
- * than ING_FIELDS_MAX fields. */
-static int split_tsv(ingest_reader *r, const char *p, size_t n)
+ * than ADD_FIELDS_MAX fields. */
+static int split_tsv(add_reader *r, const char *p, size_t n)
 {
     size_t start = 0;
     r->fbase = p;
     r->nf = 0;
     for (size_t i = 0; i <= n; i++) {
         if (i == n || p[i] == '\t') {
-            if (r->nf == ING_FIELDS_MAX)
+            if (r->nf == ADD_FIELDS_MAX)
                 return -1;
             r->foff[r->nf] = start;
             r->flen[r->nf] = i - start;
@@ -257,7 +257,7 @@ enum { CSV_MORE = 0, CSV_OK = 1, CSV_BADQ = -1, CSV_MANY = -2, CSV_NOMEM = -3 };
  * CSV_OK with *used (bytes consumed, line break included) and *breaks (line
  * breaks consumed), CSV_MORE when the record may continue past n, CSV_BADQ
  * for quoting against the RFC, CSV_MANY for too many fields. */
-static int parse_csv(ingest_reader *r, const char *p, size_t n, int at_eof, size_t *used,
+static int parse_csv(add_reader *r, const char *p, size_t n, int at_eof, size_t *used,
                      int64_t *breaks)
 {
     size_t i = 0;
@@ -267,7 +267,7 @@ static int parse_csv(ingest_reader *r, const char *p, size_t n, int at_eof, size
     r->nf = 0;
     for (;;) {
         size_t start;
-        if (r->nf == ING_FIELDS_MAX)
+        if (r->nf == ADD_FIELDS_MAX)
             return CSV_MANY;
         r->foff[r->nf] = r->scratch.len;
         if (i < n && p[i] == '"') {
@@ -372,7 +372,7 @@ enum { REC_EOF = 0, REC_OK = 1, REC_BAD = 2 };
  * rec->bad / detail set; *raw / *rawn is the record's text (for UTF-8
  * checks). A record with bad quoting costs only its first physical line:
  * parsing resumes on the next one. */
-static int next_csv(ingest_reader *r, ingest_record *rec, const char **raw, size_t *rawn)
+static int next_csv(add_reader *r, add_record *rec, const char **raw, size_t *rawn)
 {
     for (;;) {
         size_t used = 0;
@@ -412,39 +412,39 @@ static int next_csv(ingest_reader *r, ingest_record *rec, const char **raw, size
             r->pos += used;
             r->line += breaks > 0 ? breaks : 1;
             if (r->broken && r->pos == r->len && (used == 0 || p[used - 1] != '\n')) {
-                rec->bad = ING_BAD_TRUNCATED;
+                rec->bad = ADD_BAD_TRUNCATED;
                 snprintf(rec->detail, sizeof rec->detail, "record cut short: %s", r->brk);
                 return REC_BAD;
             }
             return REC_OK;
         }
         if (k == CSV_NOMEM) {
-            rec->bad = ING_BAD_TOO_LONG;
+            rec->bad = ADD_BAD_TOO_LONG;
             snprintf(rec->detail, sizeof rec->detail, "out of memory for the record");
             skip_line(r);
             return REC_BAD;
         }
-        if (k == CSV_MORE && avail < ING_RECORD_MAX) {
+        if (k == CSV_MORE && avail < ADD_RECORD_MAX) {
             fill(r);
             continue;
         }
         /* Bad quoting, too many fields, or a record that will not end within
-         * ING_RECORD_MAX: give up this physical line and resynchronise on
+         * ADD_RECORD_MAX: give up this physical line and resynchronise on
          * the next one. */
         if (k == CSV_MANY) {
-            rec->bad = ING_BAD_FIELDS;
-            snprintf(rec->detail, sizeof rec->detail, "more than %d fields", ING_FIELDS_MAX);
+            rec->bad = ADD_BAD_FIELDS;
+            snprintf(rec->detail, sizeof rec->detail, "more than %d fields", ADD_FIELDS_MAX);
         } else if (k == CSV_BADQ) {
-            rec->bad = ING_BAD_QUOTING;
+            rec->bad = ADD_BAD_QUOTING;
             snprintf(rec->detail, sizeof rec->detail,
                      "quote out of place or never closed (RFC 4180 section 2)");
         } else if (memchr(p, '\n', avail) == NULL) {
-            rec->bad = ING_BAD_TOO_LONG;
-            snprintf(rec->detail, sizeof rec->detail, "line longer than %d bytes", ING_RECORD_MAX);
+            rec->bad = ADD_BAD_TOO_LONG;
+            snprintf(rec->detail, sizeof rec->detail, "line longer than %d bytes", ADD_RECORD_MAX);
         } else {
-            rec->bad = ING_BAD_QUOTING;
+            rec->bad = ADD_BAD_QUOTING;
             snprintf(rec->detail, sizeof rec->detail,
-                     "quoted field runs past %d bytes (quote never closed?)", ING_RECORD_MAX);
+                     "quoted field runs past %d bytes (quote never closed?)", ADD_RECORD_MAX);
         }
         skip_line(r);
         return REC_BAD;
@@ -453,7 +453,7 @@ static int next_csv(ingest_reader *r, ingest_record *rec, const char **raw, size
 
 /* ---- opening ---------------------------------------------------------- */
 
-static int find_col(ingest_reader *r, const char *name)
+static int find_col(add_reader *r, const char *name)
 {
     size_t k = strlen(name);
     for (int i = 0; i < r->nf; i++)
@@ -462,7 +462,7 @@ static int find_col(ingest_reader *r, const char *name)
     return -1;
 }
 
-static int missing_col(ingest_reader *r, const char *name, wp_err *err)
+static int missing_col(add_reader *r, const char *name, wp_err *err)
 {
     char cols[256];
     size_t off = 0;
@@ -474,20 +474,20 @@ static int missing_col(ingest_reader *r, const char *name, wp_err *err)
             break;
         off += (size_t)w;
     }
-    return wp_err_set(err, ING_ECOLUMN, "%s:1: no column '%s' in the header (columns: %s)", r->name,
+    return wp_err_set(err, ADD_ECOLUMN, "%s:1: no column '%s' in the header (columns: %s)", r->name,
                       name, cols);
 }
 
 /* Reads the header record of a TSV or CSV file and finds the columns. */
-static int read_header(ingest_reader *r, wp_err *err)
+static int read_header(add_reader *r, wp_err *err)
 {
-    ingest_record rec;
+    add_record rec;
     const char *p = NULL;
     size_t n = 0;
     int64_t ln = 0;
 
     memset(&rec, 0, sizeof rec);
-    if (r->format == ING_FMT_TSV) {
+    if (r->format == ADD_FMT_TSV) {
         int k;
         do {
             k = get_line(r, &p, &n, &ln);
@@ -498,10 +498,10 @@ static int read_header(ingest_reader *r, wp_err *err)
             goto empty;
         if (k == LINE_LONG)
             return wp_err_set(err, WP_EFORMAT, "%s:%lld: header longer than %d bytes", r->name,
-                              (long long)ln, ING_RECORD_MAX);
+                              (long long)ln, ADD_RECORD_MAX);
         if (split_tsv(r, p, n) != 0)
             return wp_err_set(err, WP_EFORMAT, "%s:%lld: header has more than %d columns", r->name,
-                              (long long)ln, ING_FIELDS_MAX);
+                              (long long)ln, ADD_FIELDS_MAX);
     } else {
         int k = next_csv(r, &rec, &p, &n);
         if (k == REC_EOF)
@@ -511,7 +511,7 @@ static int read_header(ingest_reader *r, wp_err *err)
                               (long long)rec.line, rec.detail);
     }
     if (r->broken)
-        return wp_err_set(err, ING_ESTREAM, "%s: %s", r->name, r->brk);
+        return wp_err_set(err, ADD_ESTREAM, "%s: %s", r->name, r->brk);
     if (!wp_utf8_valid(p, n))
         return wp_err_set(err, WP_EFORMAT, "%s: header is not valid UTF-8", r->name);
     r->ncols = r->nf;
@@ -525,7 +525,7 @@ static int read_header(ingest_reader *r, wp_err *err)
     return 0;
 empty:
     if (r->broken)
-        return wp_err_set(err, ING_ESTREAM, "%s: %s", r->name, r->brk);
+        return wp_err_set(err, ADD_ESTREAM, "%s: %s", r->name, r->brk);
     r->ncols = 0;
     return 0;
 }
@@ -534,9 +534,9 @@ empty:
  * and libarchive handle are allocated, the filters registered. Returns 0,
  * WP_EFORMAT (format unknown) or WP_ENOMEM; *out is set either way when it
  * could be allocated (close it). */
-static int reader_new(const char *name, const ingest_opts *o, ingest_reader **out, wp_err *err)
+static int reader_new(const char *name, const add_opts *o, add_reader **out, wp_err *err)
 {
-    ingest_reader *r;
+    add_reader *r;
 
     *out = NULL;
     r = calloc(1, sizeof *r);
@@ -544,7 +544,7 @@ static int reader_new(const char *name, const ingest_opts *o, ingest_reader **ou
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     *out = r;
     snprintf(r->name, sizeof r->name, "%s", strcmp(name, "-") == 0 ? "(stdin)" : name);
-    r->format = o->format != ING_FMT_AUTO ? o->format : ingest_format_from_name(name);
+    r->format = o->format != ADD_FMT_AUTO ? o->format : add_format_from_name(name);
     r->line = 1;
     r->first_line = 1;
     r->url_col = o->url_col ? o->url_col : "url";
@@ -552,11 +552,11 @@ static int reader_new(const char *name, const ingest_opts *o, ingest_reader **ou
     r->nkeep = o->nkeep;
     for (int i = 0; i < o->nkeep; i++)
         r->keep_cols[i] = o->keep_cols[i];
-    if (r->format == ING_FMT_AUTO)
+    if (r->format == ADD_FMT_AUTO)
         return wp_err_set(err, WP_EFORMAT,
                           "%s: cannot tell the format from the name; use --format tsv|csv|jsonl",
                           r->name);
-    r->buf = malloc(ING_WINDOW + 1);
+    r->buf = malloc(ADD_WINDOW + 1);
     r->a = archive_read_new();
     if (r->buf == NULL || r->a == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
@@ -575,29 +575,29 @@ static int reader_new(const char *name, const ingest_opts *o, ingest_reader **ou
 
 /* Reads the stream's (raw) header and, for TSV / CSV, the header row, once
  * archive_read_open* returned rc. Returns 0 or the error of
- * ingest_reader_open. */
-static int reader_start(ingest_reader *r, int rc, wp_err *err)
+ * add_reader_open. */
+static int reader_start(add_reader *r, int rc, wp_err *err)
 {
     struct archive_entry *e;
 
     if (rc != ARCHIVE_OK)
-        return wp_err_set(err, ING_ESTREAM, "%s: %s", r->name,
+        return wp_err_set(err, ADD_ESTREAM, "%s: %s", r->name,
                           archive_error_string(r->a) ? archive_error_string(r->a) : "cannot open");
     rc = archive_read_next_header(r->a, &e);
     if (rc == ARCHIVE_EOF) {
         r->eof = 1; /* an empty file */
     } else if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
-        return wp_err_set(err, ING_ESTREAM, "%s: %s", r->name,
+        return wp_err_set(err, ADD_ESTREAM, "%s: %s", r->name,
                           archive_error_string(r->a) ? archive_error_string(r->a) : "cannot read");
     }
-    if (r->format != ING_FMT_JSONL)
+    if (r->format != ADD_FMT_JSONL)
         return read_header(r, err);
     return 0;
 }
 
-int ingest_reader_open(const char *path, const ingest_opts *o, ingest_reader **out, wp_err *err)
+int add_reader_open(const char *path, const add_opts *o, add_reader **out, wp_err *err)
 {
-    ingest_reader *r = NULL;
+    add_reader *r = NULL;
     int rc;
 
     *out = NULL;
@@ -617,22 +617,22 @@ int ingest_reader_open(const char *path, const ingest_opts *o, ingest_reader **o
         r->total = (uint64_t)sb.st_size;
     }
     if (strcmp(path, "-") == 0)
-        rc = archive_read_open_fd(r->a, 0, ING_OPEN_BLOCK);
+        rc = archive_read_open_fd(r->a, 0, ADD_OPEN_BLOCK);
     else
-        rc = archive_read_open_filename(r->a, path, ING_OPEN_BLOCK);
+        rc = archive_read_open_filename(r->a, path, ADD_OPEN_BLOCK);
     if ((rc = reader_start(r, rc, err)) != 0)
         goto fail;
     *out = r;
     return 0;
 fail:
-    ingest_reader_close(r);
+    add_reader_close(r);
     return rc;
 }
 
-int ingest_reader_open_mem(const void *data, size_t n, const char *name, const ingest_opts *o,
-                           ingest_reader **out, wp_err *err)
+int add_reader_open_mem(const void *data, size_t n, const char *name, const add_opts *o,
+                        add_reader **out, wp_err *err)
 {
-    ingest_reader *r = NULL;
+    add_reader *r = NULL;
     int rc;
 
     *out = NULL;
@@ -645,11 +645,11 @@ int ingest_reader_open_mem(const void *data, size_t n, const char *name, const i
     *out = r;
     return 0;
 fail:
-    ingest_reader_close(r);
+    add_reader_close(r);
     return rc;
 }
 
-void ingest_reader_close(ingest_reader *r)
+void add_reader_close(add_reader *r)
 {
     if (r == NULL)
         return;
@@ -662,7 +662,7 @@ void ingest_reader_close(ingest_reader *r)
     free(r);
 }
 
-void ingest_reader_progress(const ingest_reader *r, uint64_t *done, uint64_t *total)
+void add_reader_progress(const add_reader *r, uint64_t *done, uint64_t *total)
 {
     la_int64_t b = archive_filter_bytes(r->a, -1);
     *done = b > 0 ? (uint64_t)b : 0;
@@ -711,10 +711,10 @@ static int json_str(wp_buf *b, const char *s, size_t n)
     return 0;
 }
 
-static void set_bad(ingest_record *rec, int why, const char *fmt, ...)
+static void set_bad(add_record *rec, int why, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void set_bad(ingest_record *rec, int why, const char *fmt, ...)
+static void set_bad(add_record *rec, int why, const char *fmt, ...)
 {
     va_list ap;
     rec->bad = why;
@@ -724,7 +724,7 @@ static void set_bad(ingest_record *rec, int why, const char *fmt, ...)
 }
 
 /* The checks every format shares, on rec->url / rec->text. */
-static void check_pair(ingest_record *rec)
+static void check_pair(add_record *rec)
 {
     const char *u = rec->url;
     size_t n = rec->url_len;
@@ -736,52 +736,52 @@ static void check_pair(ingest_record *rec)
     rec->url = u;
     rec->url_len = n;
     if (n == 0) {
-        set_bad(rec, ING_BAD_NO_URL, "empty URL");
+        set_bad(rec, ADD_BAD_NO_URL, "empty URL");
         return;
     }
-    if (n > ING_URL_MAX) {
-        set_bad(rec, ING_BAD_TOO_LONG, "URL of %zu bytes (max %d)", n, ING_URL_MAX);
+    if (n > ADD_URL_MAX) {
+        set_bad(rec, ADD_BAD_TOO_LONG, "URL of %zu bytes (max %d)", n, ADD_URL_MAX);
         return;
     }
     if (!(n > 7 && strncasecmp(u, "http://", 7) == 0) &&
         !(n > 8 && strncasecmp(u, "https://", 8) == 0)) {
-        set_bad(rec, ING_BAD_URL, "not an http(s) URL: '%.*s'", (int)(n > 40 ? 40 : n), u);
+        set_bad(rec, ADD_BAD_URL, "not an http(s) URL: '%.*s'", (int)(n > 40 ? 40 : n), u);
         return;
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)u[i];
         /* RFC 3986 section 2: no spaces or control characters in a URL. */
         if (c <= 0x20 || c == 0x7f) {
-            set_bad(rec, ING_BAD_URL, "space or control character in URL at byte %zu", i);
+            set_bad(rec, ADD_BAD_URL, "space or control character in URL at byte %zu", i);
             return;
         }
     }
-    if (rec->text_len > ING_TEXT_MAX) {
-        set_bad(rec, ING_BAD_TOO_LONG, "caption of %zu bytes (max %d)", rec->text_len,
-                ING_TEXT_MAX);
+    if (rec->text_len > ADD_TEXT_MAX) {
+        set_bad(rec, ADD_BAD_TOO_LONG, "caption of %zu bytes (max %d)", rec->text_len,
+                ADD_TEXT_MAX);
         return;
     }
     rec->text_missing = rec->text_len == 0;
 }
 
-static int utf8_ok(ingest_record *rec, const char *p, size_t n)
+static int utf8_ok(add_record *rec, const char *p, size_t n)
 {
     if (memchr(p, '\0', n) != NULL) {
-        set_bad(rec, ING_BAD_UTF8, "NUL byte in record");
+        set_bad(rec, ADD_BAD_UTF8, "NUL byte in record");
         return 0;
     }
     if (!wp_utf8_valid(p, n)) {
-        set_bad(rec, ING_BAD_UTF8, "invalid UTF-8");
+        set_bad(rec, ADD_BAD_UTF8, "invalid UTF-8");
         return 0;
     }
     return 1;
 }
 
 /* Maps a TSV/CSV record's fields onto rec. */
-static void fields_to_record(ingest_reader *r, ingest_record *rec)
+static void fields_to_record(add_reader *r, add_record *rec)
 {
     if (r->nf != r->ncols) {
-        set_bad(rec, ING_BAD_FIELDS, "%d fields, the header has %d", r->nf, r->ncols);
+        set_bad(rec, ADD_BAD_FIELDS, "%d fields, the header has %d", r->nf, r->ncols);
         return;
     }
     rec->url = r->fbase + r->foff[r->url_idx];
@@ -799,38 +799,38 @@ static void fields_to_record(ingest_reader *r, ingest_record *rec)
             json_str(&r->extra, r->keep_cols[i], strlen(r->keep_cols[i])) != 0 ||
             wp_buf_putc(&r->extra, ':') != 0 ||
             json_str(&r->extra, r->fbase + r->foff[k], r->flen[k]) != 0) {
-            set_bad(rec, ING_BAD_TOO_LONG, "out of memory for kept columns");
+            set_bad(rec, ADD_BAD_TOO_LONG, "out of memory for kept columns");
             return;
         }
     }
     if (wp_buf_putc(&r->extra, '}') != 0) {
-        set_bad(rec, ING_BAD_TOO_LONG, "out of memory for kept columns");
+        set_bad(rec, ADD_BAD_TOO_LONG, "out of memory for kept columns");
         return;
     }
     rec->extra_json = r->extra.data;
 }
 
-static void jsonl_to_record(ingest_reader *r, ingest_record *rec, const char *p, size_t n)
+static void jsonl_to_record(add_reader *r, add_record *rec, const char *p, size_t n)
 {
     json_error_t je;
     json_t *u, *t;
 
     r->json = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
     if (r->json == NULL) {
-        set_bad(rec, ING_BAD_JSON, "column %d: %s", je.column, je.text);
+        set_bad(rec, ADD_BAD_JSON, "column %d: %s", je.column, je.text);
         return;
     }
     if (!json_is_object(r->json)) {
-        set_bad(rec, ING_BAD_JSON, "not a JSON object");
+        set_bad(rec, ADD_BAD_JSON, "not a JSON object");
         return;
     }
     u = json_object_get(r->json, r->url_col);
     if (u == NULL || json_is_null(u)) {
-        set_bad(rec, ING_BAD_NO_URL, "no \"%s\" member", r->url_col);
+        set_bad(rec, ADD_BAD_NO_URL, "no \"%s\" member", r->url_col);
         return;
     }
     if (!json_is_string(u)) {
-        set_bad(rec, ING_BAD_JSON, "\"%s\" is not a string", r->url_col);
+        set_bad(rec, ADD_BAD_JSON, "\"%s\" is not a string", r->url_col);
         return;
     }
     rec->url = json_string_value(u);
@@ -843,7 +843,7 @@ static void jsonl_to_record(ingest_reader *r, ingest_record *rec, const char *p,
         rec->text = json_string_value(t);
         rec->text_len = json_string_length(t);
     } else {
-        set_bad(rec, ING_BAD_JSON, "\"%s\" is not a string", r->text_col);
+        set_bad(rec, ADD_BAD_JSON, "\"%s\" is not a string", r->text_col);
         return;
     }
     check_pair(rec);
@@ -863,7 +863,7 @@ static void jsonl_to_record(ingest_reader *r, ingest_record *rec, const char *p,
               wp_buf_putc(&r->extra, ':') != 0 || wp_buf_puts(&r->extra, s) != 0;
         free(s);
         if (bad) {
-            set_bad(rec, ING_BAD_TOO_LONG, "out of memory for kept columns");
+            set_bad(rec, ADD_BAD_TOO_LONG, "out of memory for kept columns");
             return;
         }
     }
@@ -871,7 +871,7 @@ static void jsonl_to_record(ingest_reader *r, ingest_record *rec, const char *p,
     rec->extra_json = r->extra.data;
 }
 
-int ingest_reader_next(ingest_reader *r, ingest_record *rec, wp_err *err)
+int add_reader_next(add_reader *r, add_record *rec, wp_err *err)
 {
     const char *p = NULL;
     size_t n = 0;
@@ -879,9 +879,9 @@ int ingest_reader_next(ingest_reader *r, ingest_record *rec, wp_err *err)
     json_decref(r->json);
     r->json = NULL;
     memset(rec, 0, sizeof *rec);
-    if (r->format != ING_FMT_JSONL && r->ncols == 0)
+    if (r->format != ADD_FMT_JSONL && r->ncols == 0)
         goto end; /* an empty file: not even a header */
-    if (r->format == ING_FMT_CSV) {
+    if (r->format == ADD_FMT_CSV) {
         int k = next_csv(r, rec, &p, &n);
         if (k == REC_EOF)
             goto end;
@@ -896,11 +896,11 @@ int ingest_reader_next(ingest_reader *r, ingest_record *rec, wp_err *err)
         if (k == LINE_EOF)
             goto end;
         if (k == LINE_LONG) {
-            set_bad(rec, ING_BAD_TOO_LONG, "line longer than %d bytes", ING_RECORD_MAX);
+            set_bad(rec, ADD_BAD_TOO_LONG, "line longer than %d bytes", ADD_RECORD_MAX);
             return 1;
         }
         if (k == LINE_CUT) {
-            set_bad(rec, ING_BAD_TRUNCATED, "line cut short: %s", r->brk);
+            set_bad(rec, ADD_BAD_TRUNCATED, "line cut short: %s", r->brk);
             return 1;
         }
         strip_bom(r, &p, &n);
@@ -908,9 +908,9 @@ int ingest_reader_next(ingest_reader *r, ingest_record *rec, wp_err *err)
             continue; /* blank lines carry no record */
         if (!utf8_ok(rec, p, n))
             return 1;
-        if (r->format == ING_FMT_TSV) {
+        if (r->format == ADD_FMT_TSV) {
             if (split_tsv(r, p, n) != 0)
-                set_bad(rec, ING_BAD_FIELDS, "more than %d fields", ING_FIELDS_MAX);
+                set_bad(rec, ADD_BAD_FIELDS, "more than %d fields", ADD_FIELDS_MAX);
             else
                 fields_to_record(r, rec);
         } else {
@@ -920,7 +920,7 @@ int ingest_reader_next(ingest_reader *r, ingest_record *rec, wp_err *err)
     }
 end:
     if (r->broken)
-        return wp_err_set(err, ING_ESTREAM, "%s: stream broken after line %lld: %s", r->name,
+        return wp_err_set(err, ADD_ESTREAM, "%s: stream broken after line %lld: %s", r->name,
                           (long long)(r->line - 1), r->brk);
     return 0;
 }
@@ -929,14 +929,14 @@ end:
 
 static const char *format_name(int f)
 {
-    return f == ING_FMT_TSV ? "tsv" : f == ING_FMT_CSV ? "csv" : "jsonl";
+    return f == ADD_FMT_TSV ? "tsv" : f == ADD_FMT_CSV ? "csv" : "jsonl";
 }
 
-static void progress(const wp_reporter *rep, ingest_reader *r, const ingest_stats *st)
+static void progress(const wp_reporter *rep, add_reader *r, const add_stats *st)
 {
     wp_progress p = {0};
     uint64_t done, total;
-    ingest_reader_progress(r, &done, &total);
+    add_reader_progress(r, &done, &total);
     p.stage = "add";
     p.unit = "bytes";
     p.done = done;
@@ -946,19 +946,19 @@ static void progress(const wp_reporter *rep, ingest_reader *r, const ingest_stat
     wp_report_progress(rep, &p);
 }
 
-int ingest_list(cat *c, const char *path, const ingest_opts *o, const wp_reporter *rep,
-                ingest_stats *st, wp_err *err)
+int add_list(cat *c, const char *path, const add_opts *o, cat_run *run, const wp_reporter *rep,
+             add_stats *st, wp_err *err)
 {
-    ingest_reader *r = NULL;
-    ingest_record rec;
+    add_reader *r = NULL;
+    add_record rec;
     wp_buf params = {0};
     char origin[WP_PATH_MAX + 32];
     int64_t source_id = 0;
-    int batch = o->batch_rows > 0 ? o->batch_rows : ING_BATCH_ROWS;
+    int batch = o->batch_rows > 0 ? o->batch_rows : ADD_BATCH_ROWS;
     int n = 0, since_tick = 0, rc, k;
     uint64_t done = 0, total = 0;
 
-    if ((rc = ingest_reader_open(path, o, &r, err)) != 0) {
+    if ((rc = add_reader_open(path, o, &r, err)) != 0) {
         st->files_failed++;
         return rc;
     }
@@ -978,7 +978,7 @@ int ingest_list(cat *c, const char *path, const ingest_opts *o, const wp_reporte
     for (;;) {
         cat_pair_in in;
         int is_new = 0;
-        if (++since_tick >= ING_PROGRESS_ROWS) {
+        if (++since_tick >= ADD_PROGRESS_ROWS) {
             since_tick = 0;
             progress(rep, r, st);
             if (wp_stop_requested()) {
@@ -988,19 +988,19 @@ int ingest_list(cat *c, const char *path, const ingest_opts *o, const wp_reporte
                 break;
             }
         }
-        k = ingest_reader_next(r, &rec, err);
+        k = add_reader_next(r, &rec, err);
         if (k <= 0) {
             /* Ctrl-C while reading a pipe may surface as a read error. */
             rc = k < 0 && wp_stop_requested() ? WP_ESTOP : k;
             break;
         }
         st->rows++;
-        if (rec.bad != ING_BAD_NONE) {
+        if (rec.bad != ADD_BAD_NONE) {
             st->bad++;
             st->bad_by[rec.bad]++;
-            if (st->reported < ING_BAD_REPORT)
+            if (st->reported < ADD_BAD_REPORT)
                 wp_report_event(rep, WP_LOG_WARN, "bad_row", "%s:%lld: %s: %s", r->name,
-                                (long long)rec.line, ingest_bad_name(rec.bad), rec.detail);
+                                (long long)rec.line, add_bad_name(rec.bad), rec.detail);
             st->reported++;
             continue;
         }
@@ -1013,7 +1013,7 @@ int ingest_list(cat *c, const char *path, const ingest_opts *o, const wp_reporte
         in.source_id = source_id;
         in.origin = origin;
         in.extra_json = rec.extra_json;
-        in.run_id = o->run_id;
+        in.run_id = run != NULL ? cat_run_id(run) : 0;
         if ((rc = cat_pair_add(c, &in, NULL, NULL, &is_new, err)) != 0)
             break;
         if (is_new) {
@@ -1024,13 +1024,13 @@ int ingest_list(cat *c, const char *path, const ingest_opts *o, const wp_reporte
         }
         if (++n >= batch) {
             n = 0;
-            if ((rc = cat_commit(c, err)) != 0)
+            if ((rc = add_report_list(run, st, -1, err)) != 0 || (rc = cat_commit(c, err)) != 0)
                 break;
             if ((rc = cat_begin(c, err)) != 0)
                 break;
         }
     }
-    if (rc == 0 || rc == ING_ESTREAM || rc == WP_ESTOP) {
+    if (rc == 0 || rc == ADD_ESTREAM || rc == WP_ESTOP) {
         /* A broken stream or a stop still keeps every complete record
          * before it. */
         wp_err keep = {0};
@@ -1045,13 +1045,13 @@ out:
     if (cat_in_transaction(c))
         cat_rollback(c);
     cat_bulk_mode(c, 0, NULL);
-    ingest_reader_progress(r, &done, &total);
+    add_reader_progress(r, &done, &total);
     st->bytes += done;
     if (rc == 0)
         st->files++;
     else if (rc != WP_ESTOP)
         st->files_failed++;
-    ingest_reader_close(r);
+    add_reader_close(r);
     wp_buf_free(&params);
     return rc;
 }

@@ -1,0 +1,265 @@
+/*
+ * common/json.c: the one way witpipe writes JSON (wp_json, see the policy
+ * in common/wp.h): a streaming writer onto a wp_buf that places commas
+ * itself, escapes strings per RFC 8259 section 7, writes only valid UTF-8
+ * (invalid input bytes become U+FFFD) and never writes NaN or infinity.
+ *
+ * Why not jansson for writing: pairs.extra is written once per pair on the
+ * crawl's hot path, where building and freeing a tree per record costs more
+ * than the record, and json_dumps refuses (returns NULL for) a string with
+ * invalid UTF-8 instead of repairing it. jansson stays the parser.
+ */
+#include "wp.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+
+void wp_json_init(wp_json *j, wp_buf *b)
+{
+    memset(j, 0, sizeof *j);
+    j->b = b;
+}
+
+/* Sets the sticky status once; returns it. */
+static int fail(wp_json *j, int code)
+{
+    if (j->status == 0)
+        j->status = code;
+    return j->status;
+}
+
+static int put(wp_json *j, const char *s, size_t n)
+{
+    if (j->status == 0 && wp_buf_append(j->b, s, n) != 0)
+        fail(j, WP_ENOMEM);
+    return j->status;
+}
+
+/* A string body (no quotes): '"', '\\' and U+0000..U+001F escaped, runs of
+ * other bytes copied when valid UTF-8 and repaired otherwise (a run ends
+ * only at an ASCII byte, so no sequence is split). */
+static int put_escaped(wp_json *j, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF"; /* upper case, as jansson writes */
+    size_t i = 0;
+    while (i < n && j->status == 0) {
+        size_t r = i;
+        while (r < n && (unsigned char)s[r] >= 0x20 && s[r] != '"' && s[r] != '\\')
+            r++;
+        if (r > i) {
+            if (wp_utf8_valid(s + i, r - i))
+                put(j, s + i, r - i);
+            else if (wp_utf8_repair(s + i, r - i, j->b) < 0)
+                fail(j, WP_ENOMEM);
+            i = r;
+            continue;
+        }
+        unsigned char c = (unsigned char)s[i++];
+        char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        const char *shortf = c == '"'    ? "\\\""
+                             : c == '\\' ? "\\\\"
+                             : c == '\n' ? "\\n"
+                             : c == '\r' ? "\\r"
+                             : c == '\t' ? "\\t"
+                             : c == '\b' ? "\\b"
+                             : c == '\f' ? "\\f"
+                                         : NULL;
+        if (shortf != NULL)
+            put(j, shortf, 2);
+        else
+            put(j, e, 6);
+    }
+    return j->status;
+}
+
+void wp_json_set_indent(wp_json *j, int n)
+{
+    j->indent = n < 0 ? 0 : n > 16 ? 16 : n;
+}
+
+/* With an indent: a line break and depth levels of indentation. */
+static int newline(wp_json *j, int depth)
+{
+    static const char spaces[] = "                ";
+    if (j->indent == 0)
+        return j->status;
+    put(j, "\n", 1);
+    for (int i = 0; i < depth; i++)
+        put(j, spaces, (size_t)j->indent);
+    return j->status;
+}
+
+/* The comma before a value and, inside an object, its key. */
+static int lead(wp_json *j, const char *key)
+{
+    if (j->status != 0)
+        return j->status;
+    if (j->depth == 0) {
+        if (j->done)
+            return fail(j, WP_EINVAL); /* a second top-level value */
+    } else {
+        int in_obj = j->obj[j->depth - 1];
+        if ((key != NULL) != in_obj)
+            return fail(j, WP_EINVAL); /* a key in an array, or none in an object */
+        if (j->count[j->depth - 1]++ > 0)
+            put(j, ",", 1);
+        newline(j, j->depth);
+        if (in_obj) {
+            put(j, "\"", 1);
+            put_escaped(j, key, strlen(key));
+            put(j, j->indent ? "\": " : "\":", j->indent ? 3 : 2);
+        }
+    }
+    return j->status;
+}
+
+/* After a complete value at the top level. */
+static int end_value(wp_json *j)
+{
+    if (j->depth == 0)
+        j->done = 1;
+    return j->status;
+}
+
+static int open_(wp_json *j, const char *key, int obj)
+{
+    if (lead(j, key) != 0)
+        return j->status;
+    if (j->depth == WP_JSON_DEPTH)
+        return fail(j, WP_ELIMIT);
+    j->obj[j->depth] = obj;
+    j->count[j->depth] = 0;
+    j->depth++;
+    return put(j, obj ? "{" : "[", 1);
+}
+
+static int close_(wp_json *j, int obj)
+{
+    if (j->status != 0)
+        return j->status;
+    if (j->depth == 0 || j->obj[j->depth - 1] != obj)
+        return fail(j, WP_EINVAL);
+    j->depth--;
+    if (j->count[j->depth] > 0)
+        newline(j, j->depth);
+    put(j, obj ? "}" : "]", 1);
+    return end_value(j);
+}
+
+int wp_json_obj_begin(wp_json *j, const char *key)
+{
+    return open_(j, key, 1);
+}
+
+int wp_json_obj_end(wp_json *j)
+{
+    return close_(j, 1);
+}
+
+int wp_json_arr_begin(wp_json *j, const char *key)
+{
+    return open_(j, key, 0);
+}
+
+int wp_json_arr_end(wp_json *j)
+{
+    return close_(j, 0);
+}
+
+int wp_json_strn(wp_json *j, const char *key, const char *s, size_t n)
+{
+    if (s == NULL)
+        return wp_json_null(j, key);
+    if (lead(j, key) != 0)
+        return j->status;
+    put(j, "\"", 1);
+    put_escaped(j, s, n);
+    put(j, "\"", 1);
+    return end_value(j);
+}
+
+int wp_json_str(wp_json *j, const char *key, const char *s)
+{
+    return wp_json_strn(j, key, s, s != NULL ? strlen(s) : 0);
+}
+
+static int put_number(wp_json *j, const char *key, const char *num)
+{
+    if (lead(j, key) != 0)
+        return j->status;
+    put(j, num, strlen(num));
+    return end_value(j);
+}
+
+int wp_json_int(wp_json *j, const char *key, int64_t v)
+{
+    char num[24];
+    snprintf(num, sizeof num, "%" PRId64, v);
+    return put_number(j, key, num);
+}
+
+int wp_json_uint(wp_json *j, const char *key, uint64_t v)
+{
+    char num[24];
+    snprintf(num, sizeof num, "%" PRIu64, v);
+    return put_number(j, key, num);
+}
+
+/* v with "%.<digits>g"; digits 0: the shortest that reads back as v
+ * (0.5 stays 0.5, and no digit is lost). printf and strtod run in the C
+ * locale, which witpipe never changes. */
+static int put_real(wp_json *j, const char *key, double v, int digits)
+{
+    char num[48];
+    if (!isfinite(v))
+        return wp_json_null(j, key); /* RFC 8259 section 6: no NaN, no Infinity */
+    if (digits > 0) {
+        snprintf(num, sizeof num, "%.*g", digits > 17 ? 17 : digits, v);
+    } else {
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(num, sizeof num, "%.*g", prec, v);
+            if (strtod(num, NULL) == v)
+                break;
+        }
+    }
+    /* An integral value keeps a ".0", so that readers see a real (as
+     * jansson writes it). */
+    if (strpbrk(num, ".e") == NULL)
+        strcat(num, ".0");
+    return put_number(j, key, num);
+}
+
+int wp_json_real(wp_json *j, const char *key, double v)
+{
+    return put_real(j, key, v, 0);
+}
+
+int wp_json_real_prec(wp_json *j, const char *key, double v, int digits)
+{
+    return put_real(j, key, v, digits < 1 ? 1 : digits);
+}
+
+int wp_json_bool(wp_json *j, const char *key, int v)
+{
+    return put_number(j, key, v ? "true" : "false");
+}
+
+int wp_json_null(wp_json *j, const char *key)
+{
+    return put_number(j, key, "null");
+}
+
+int wp_json_raw(wp_json *j, const char *key, const char *json)
+{
+    if (json == NULL || json[0] == '\0')
+        return wp_json_null(j, key);
+    return put_number(j, key, json);
+}
+
+int wp_json_finish(wp_json *j)
+{
+    if (j->status == 0 && (j->depth != 0 || !j->done))
+        fail(j, WP_EINVAL);
+    return j->status;
+}

@@ -462,4 +462,93 @@ int cat_tag_put(cat *c, int64_t pair_id, const char *kind, const char *label, do
  * (no such pair), WP_EINVAL (the prefix names several), CAT_ESQL. */
 int cat_pair_explain(cat *c, const char *uid, wp_buf *out, wp_err *err);
 
+/* ---- audit (catalog/cat_audit.c): read only --------------------------- */
+
+/* Tables of stages that may not have run (or landed) yet: 1 when the table
+ * and every column the audit reads exist. lang: filter's pair_lang; tags:
+ * filter's pair_tags (kind 'content'); queries: balance's queries +
+ * pair_matches; verdicts: filter's filter_verdicts. */
+typedef struct cat_audit_tables {
+    int lang, tags, queries, verdicts;
+} cat_audit_tables;
+
+/* Looks the pending tables up in sqlite_master and pragma table_info; a
+ * missing table or column is reported as absent (0), never an error.
+ * Returns 0. */
+int cat_audit_probe_pending_tables(cat *c, cat_audit_tables *t, wp_err *err);
+
+#define CAT_AUDIT_MAX_DEC 16 /* decisions per pair kept by the cursor */
+
+/* One pair as the audit sees it. Strings may be NULL (absent) and stay
+ * valid until the next cat_audit_cursor_next. */
+typedef struct cat_audit_pair {
+    int64_t pair_id, image_id;
+    const char *uid, *text, *url, *state, *error_class, *extra;
+    size_t text_len;
+    int width, height, orig_width, orig_height; /* -1 when unknown */
+    int stored;                                 /* bytes are in the store */
+    int ndec;
+    struct {
+        const char *stage, *decision, *reason; /* reason "" when none */
+        double score;                          /* NAN when none */
+    } dec[CAT_AUDIT_MAX_DEC];                  /* in stage name order */
+    double clip_score;                         /* NAN: no embedding under the model */
+    const char *lang;                          /* pair_lang.lang, NULL if none */
+    double lang_conf;
+    const int64_t *entries; /* pair_matches entries (queries table present) */
+    int nentries;
+    int matched;               /* the queries tables exist */
+    const char *content_label; /* pair_tags kind 'content', NULL if none */
+} cat_audit_pair;
+
+typedef struct cat_audit_cursor cat_audit_cursor;
+
+/* Opens a cursor over every pair in id order, on a read-only connection
+ * of its own holding one snapshot; model names the embeddings whose CLIP
+ * score is read (NULL: none). Returns 0 and *out (free with
+ * cat_audit_cursor_close), CAT_ESQL or WP_ENOMEM. */
+int cat_audit_cursor_open(cat *c, const char *model, cat_audit_cursor **out, wp_err *err);
+/* Returns 1 and the next pair, 0 at the end, CAT_ESQL or WP_ENOMEM. */
+int cat_audit_cursor_next(cat_audit_cursor *cur, cat_audit_pair *p, wp_err *err);
+const cat_audit_tables *cat_audit_cursor_tables(const cat_audit_cursor *cur);
+void cat_audit_cursor_close(cat_audit_cursor *cur);
+
+/* A runs row; strings valid during the callback; ended_at -1 if NULL. */
+typedef struct cat_audit_run {
+    int64_t id, started_at, ended_at;
+    const char *stage, *params, *status, *counts;
+} cat_audit_run;
+typedef void (*cat_audit_run_fn)(void *ud, const cat_audit_run *r);
+/* Calls fn for every run in id order. 0 or CAT_ESQL. */
+int cat_audit_runs(cat *c, cat_audit_run_fn fn, void *ud, wp_err *err);
+
+typedef void (*cat_audit_source_fn)(void *ud, const char *kind, const char *location,
+                                    int64_t added_at, int64_t pairs);
+/* Calls fn for every source with the pairs first seen in it. 0 or CAT_ESQL. */
+int cat_audit_sources(cat *c, cat_audit_source_fn fn, void *ud, wp_err *err);
+
+/* How the corpus was collected: crawl pages refused by robots.txt or
+ * opted out, images opted out (X-Robots-Tag), the shards of the latest
+ * output. */
+typedef struct cat_audit_coll {
+    int64_t pages, pages_robots, pages_opt_out, robots_cached;
+    int64_t images, images_opt_out;
+    int64_t first_added, last_added; /* unix seconds, 0 when no pairs */
+    int has_shards;
+    int64_t shards, shard_samples;
+    char shard_output[WP_PATH_MAX];
+} cat_audit_coll;
+int cat_audit_collection(cat *c, cat_audit_coll *out, wp_err *err);
+
+typedef void (*cat_audit_dec_fn)(void *ud, const char *stage, const char *decision,
+                                 const char *reason, int64_t count);
+/* Calls fn for every (stage, decision, reason) of the decisions table with
+ * its count, in that order (reason "" when none). 0 or CAT_ESQL. */
+int cat_audit_decision_counts(cat *c, cat_audit_dec_fn fn, void *ud, wp_err *err);
+
+typedef void (*cat_audit_query_fn)(void *ud, int64_t entry, const char *text);
+/* Calls fn for each entry of the newest query list. WP_ENOENT when the
+ * queries tables do not exist (balance has not run), 0, or CAT_ESQL. */
+int cat_audit_queries(cat *c, cat_audit_query_fn fn, void *ud, wp_err *err);
+
 #endif /* CATALOG_H */

@@ -16,6 +16,7 @@
 #include "common/wp.h"
 #include "crawl/crawl.h"
 #include "add/add.h"
+#include "audit/audit.h"
 #include "balance/balance.h"
 #include "emb/emb.h"
 #include "encode/encode.h"
@@ -523,6 +524,9 @@ static const struct status_code {
     CODE(QRY_ETOOMANY, -1549, -1500),
     CODE(BAL_ENOLANG, -1599, -1550), /* balancing -1550 .. -1599 */
     CODE(BAL_EOPTS, -1599, -1550),
+    CODE(AUD_ELEXICON, -1699, -1600),
+    CODE(AUD_ELABELS, -1699, -1600),
+    CODE(AUD_ENOEMB, -1699, -1600),
     CODE(PQ_EFORMAT, -1899, -1800), /* parquet */
     CODE(PQ_EUNSUPPORTED, -1899, -1800),
     CODE(PQ_ECRC, -1899, -1800),

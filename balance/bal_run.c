@@ -334,7 +334,7 @@ static int bal_run_inner(cat *c, const bal_opts *o, const wp_reporter *rep, bal_
         if (!has_lang)
             return wp_err_set(err, BAL_ENOLANG,
                               "--per-language needs each pair's language from the filter stage "
-                              "(column pairs.language), which this catalog does not have; run "
+                              "(table pair_lang), which this catalog does not hold yet; run "
                               "witpipe filter first, or balance without --per-language");
     }
     if ((rc = bal_match_pending(c, o->rule, o->match_flags, rep, &matched, err)) != 0)

@@ -201,8 +201,8 @@ int cat_qry_match_put(cat *c, int64_t pair_id, int stale, int64_t version, const
 
 int cat_bal_has_language(cat *c, wp_err *err)
 {
-    static const char sql[] = "SELECT count(*) FROM pragma_table_info('pairs') WHERE name = "
-                              "'language'";
+    /* filter records each pair's language in pair_lang (migration 6) */
+    static const char sql[] = "SELECT EXISTS (SELECT 1 FROM pair_lang)";
     sqlite3_stmt *s = cat_stmt(c, sql, err);
     int v;
     if (s == NULL)
@@ -226,11 +226,12 @@ int cat_bal_has_language(cat *c, wp_err *err)
 int cat_bal_pairs(cat *c, int with_lang, cat_bal_row_fn fn, void *ud, wp_err *err)
 {
     static const char plain[] = "SELECT p.id, p.image_id, p.uid, NULL, m.entry " BAL_ELIGIBLE;
-    static const char lang[] = "SELECT p.id, p.image_id, p.uid, p.language, m.entry " BAL_ELIGIBLE;
+    static const char lang[] =
+        "SELECT p.id, p.image_id, p.uid, "
+        "(SELECT l.lang FROM pair_lang l WHERE l.pair_id = p.id), m.entry " BAL_ELIGIBLE;
     sqlite3_stmt *s;
     int rc;
-    /* not cached: the language form does not compile on catalogs without
-     * the column, and each is run once per balance run */
+    /* not cached: each is run once per balance run */
     if (sqlite3_prepare_v2(c->db, with_lang ? lang : plain, -1, &s, NULL) != SQLITE_OK)
         return cat_sqlerr(c, err, "read pairs to balance");
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {

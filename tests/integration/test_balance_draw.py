@@ -11,8 +11,8 @@ corpora with known counts.
 - --tail-fraction F gives the t this test computes by brute force.
 - WIT's cap mode keeps min(count, t) per entry when each pair matches one.
 - --one-text-per-image keeps one caption per image; --keep-unmatched.
-- --per-language without a language field is a clear error; with one
-  (added here as filter would), t is chosen per language.
+- --per-language without languages is a clear error; with them (written
+  here into pair_lang as filter does), t is chosen per language.
 - The report validates against schemas/balance_report.schema.json and the
   curve is an SVG with both polylines.
 """
@@ -326,10 +326,11 @@ class TestBalance(unittest.TestCase):
         self.assertIn(b"language", r.stderr)
         self.assertIn(b"filter", r.stderr)
         db = c.db()
-        db.execute("ALTER TABLE pairs ADD COLUMN language TEXT")
-        db.execute("UPDATE pairs SET language = CASE WHEN id % 3 = 0 THEN 'de' ELSE 'en' END")
+        db.execute("INSERT INTO pair_lang (pair_id, lang, conf, reliable) SELECT id, CASE WHEN "
+                   "id % 3 = 0 THEN 'de' ELSE 'en' END, 0.9, 1 FROM pairs")
         db.commit()
-        langs = dict(db.execute("SELECT uid, language FROM pairs"))
+        langs = dict(db.execute("SELECT p.uid, l.lang FROM pairs p JOIN pair_lang l ON "
+                                "l.pair_id = p.id"))
         db.close()
         r = c.balance("--per-language", "--tail-fraction", "0.2", "--seed", "4")
         self.assertEqual(r.returncode, 0, r.stderr)

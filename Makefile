@@ -18,7 +18,7 @@ SAN     ?=
 OPT     ?= -O2
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
-MODULES := common catalog store image net kern clip crawl fetch shard encode filter audit
+MODULES := common catalog store image net kern clip crawl fetch shard encode filter audit dedup
 PKGS    := libcurl libxml-2.0 libarchive sqlite3 libjpeg libturbojpeg spng libwebp libwebpdemux \
            libcrypto libutf8proc jansson libpsl zlib libdeflate libbrotlidec
 TESTPKGS := cmocka libmicrohttpd

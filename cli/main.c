@@ -17,6 +17,7 @@ int cmd_add(cli_ctx *ctx, int argc, char **argv);
 int cmd_shard(cli_ctx *ctx, int argc, char **argv);
 int cmd_crawl(cli_ctx *ctx, int argc, char **argv);
 int cmd_fetch(cli_ctx *ctx, int argc, char **argv);
+int cmd_dedup(cli_ctx *ctx, int argc, char **argv);
 int cmd_encode(cli_ctx *ctx, int argc, char **argv);
 int cmd_clip(cli_ctx *ctx, int argc, char **argv);
 int cmd_model(cli_ctx *ctx, int argc, char **argv);
@@ -180,6 +181,41 @@ const cli_cmd cli_commands[] = {
      "  --limit N             handle at most N images in this run\n"
      "  --stats-json          print the run's figures as one JSON line on stdout\n",
      cmd_fetch, 0},
+    {"dedup", "drop exact, near-duplicate and semantic duplicates; decontaminate",
+     "usage: witpipe dedup [-C DIR] [--exact] [--near] [--semantic] [OPTIONS]\n"
+     "\n"
+     "Finds duplicate images among the stored pairs and records a drop decision\n"
+     "(stage dedup) for all pairs of a group but one, so that shard leaves them\n"
+     "out. The kept pair is the one with the highest CLIP score when scores\n"
+     "exist, else the largest original image, else the first added. Reasons:\n"
+     "exact, near:KEPT, semantic:KEPT, contaminated:SET (KEPT = the kept pair's\n"
+     "id). A run replaces the stage's earlier decisions. Without --exact, --near\n"
+     "or --semantic, exact and near run.\n"
+     "\n"
+     "  --exact             same image: same URL, stored bytes or bytes as served\n"
+     "  --near              64-bit DCT perceptual hashes within --radius (hashes\n"
+     "                      are kept in the catalog; a stopped run resumes)\n"
+     "  --radius N          Hamming radius, 0..32 (default 6)\n"
+     "  --semantic          SemDeDup over the image embeddings of `encode`: spherical\n"
+     "                      k-means, then within each cluster (farthest from the\n"
+     "                      centroid first) drop a pair whose cosine to a kept one\n"
+     "                      exceeds 1 - eps\n"
+     "  --model NAME        embeddings to use (DIR/embeddings/NAME; default the only one)\n"
+     "  --clusters K        k-means clusters (default about sqrt(N))\n"
+     "  --iters N           k-means rounds (default 20)\n"
+     "  --eps E[,E...]      SemDeDup eps (default 0.05); with several values the\n"
+     "                      first decides and each one's removal count is printed\n"
+     "  --against SET       drop pairs whose image is within --radius of an image\n"
+     "                      of an evaluation set: a folder of images or a file\n"
+     "                      listing image paths (repeatable; reason contaminated:NAME)\n"
+     "  --dry-run           print PAIR_ID<TAB>REASON for every pair it would drop;\n"
+     "                      record no decisions\n"
+     "  --report FILE       the largest groups as one HTML file with thumbnails\n"
+     "                      (default DIR/dedup_groups.html); --no-report: none\n"
+     "  --groups N          groups in the report (default 20)\n"
+     "  --threads N         hashing threads (default one per core)\n"
+     "  --batch N           images hashed per catalog transaction (default 1024)\n",
+     cmd_dedup, 1},
     {"encode", "CLIP embeddings of every stored pair (float16 .npy shards)",
      "usage: witpipe encode [-C DIR] --model MDIR [--batch N] [--precision f32|bf16]\n"
      "                      [--name NAME] [--shard-rows N] [--limit N] [--decode-threads N]\n"

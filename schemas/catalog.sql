@@ -171,3 +171,19 @@ CREATE INDEX images_pending ON images (id) WHERE state = 'pending';
 -- redirected gets state 'redirect'; redirects counts the hops that led to a
 -- page, at most 5 (NET_MAX_REDIRECTS), as curl allowed.
 ALTER TABLE pages ADD COLUMN redirects INTEGER NOT NULL DEFAULT 0;
+
+-- migration 4
+-- `witpipe dedup`: the 64-bit DCT perceptual hashes of each stored image
+-- (whole, and its centre with 5% cut from each side, which a cropped copy
+-- matches),
+-- kept so that a rerun (another radius, an interrupted run) hashes only
+-- the images it has not seen. sha256 names the stored bytes the hash was
+-- computed from (a re-fetched image is hashed again); phash is NULL when
+-- the bytes could not be read or decoded. Its decisions go to the
+-- decisions table with stage 'dedup'.
+CREATE TABLE image_phash (
+    image_id    INTEGER PRIMARY KEY REFERENCES images(id),
+    phash       INTEGER,                  -- the 64 bits as a signed integer
+    phash_inner INTEGER,                  -- the same of the image less 5% a side
+    sha256      TEXT
+);

@@ -82,7 +82,7 @@ void dd_components(size_t n, const dd_pair *pairs, size_t npairs, uint32_t *comp
 /* Spherical k-means of the n unit rows of X (n x d, row-major). Centroids
  * start at init (k x d, unit rows) or, when init is NULL, at k distinct
  * rows picked with seed; then iters rounds of: assign each row to the
- * centroid of highest cosine (kn_gemm_nt), centroid = the normalised sum of
+ * centroid of highest cosine (kern/'s GEMM), centroid = the normalised sum of
  * its rows (an empty cluster takes the row farthest from its centroid).
  * C (k x d) receives the unit centroids, assign (n) each row's cluster
  * after a last assignment to them, *objective (may be NULL) the sum over
@@ -125,12 +125,12 @@ typedef struct dd_opts {
     const char *model; /* embeddings model name (DIR/embeddings/MODEL); NULL = the only one */
     const char *against[DD_AGAINST_MAX]; /* evaluation sets: image folders or path lists */
     int nagainst;
-    int dry_run;            /* decide and count, record nothing */
-    const char *report;     /* HTML picture of the largest groups; NULL = none */
-    int report_groups;      /* how many groups it shows (default 20) */
-    int threads;            /* pHash threads; 0 = one per core */
-    int batch;              /* images hashed per catalog transaction (default 1024) */
-    int batch_delay_ms;     /* pause after each batch (tests: a run slow enough to kill) */
+    int dry_run;        /* decide and count, record nothing */
+    const char *report; /* HTML picture of the largest groups; NULL = none */
+    int report_groups;  /* how many groups it shows (default 20) */
+    int threads;        /* pHash threads; 0 = one per core */
+    int batch;          /* images hashed per catalog transaction (default 1024) */
+    int batch_delay_ms; /* pause after each batch (tests: a run slow enough to kill) */
 } dd_opts;
 
 /* dd_opts with the defaults above. */

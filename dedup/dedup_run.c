@@ -50,8 +50,8 @@ typedef struct item {
     int64_t pair_id, image_id, area;
     uint8_t sha[16], osha[16];
     int has_sha, has_osha, has_phash;
-    float score; /* NAN when none */
-    uint64_t phash[2]; /* whole image, centre */
+    float score;                /* NAN when none */
+    uint64_t phash[2];          /* whole image, centre */
     int64_t emb_shard, emb_row; /* -1 when no embedding */
     int kind;                   /* enum dd_kind: why dropped, DD_KEEP when kept */
     int64_t group;              /* the keeper's pair id, or the evaluation set */
@@ -503,8 +503,7 @@ static int step_against(items *L, const dd_opts *o, const wp_reporter *rep, dd_c
             uint64_t *ph = h + 2 * (m + ne);
             if (wp_read_file(paths[k], (size_t)IMAGE_BYTES_MAX, &bytes, &e) != 0 ||
                 dd_phash_bytes(bytes.data, bytes.len, &ph[0], &ph[1], &e) != 0) {
-                wp_report_event(rep, WP_LOG_WARN, "dedup_against_skip", "%s: %s", paths[k],
-                                e.msg);
+                wp_report_event(rep, WP_LOG_WARN, "dedup_against_skip", "%s: %s", paths[k], e.msg);
                 continue;
             }
             ne++;
@@ -643,8 +642,8 @@ static int step_semantic(struct cat *c, items *L, const dd_opts *o, groups *G, d
                     goto out;
                 }
             } else if (cols != d) {
-                rc = wp_err_set(err, DD_EFORMAT, "%s: %d columns, earlier shards %d", path, cols,
-                                d);
+                rc =
+                    wp_err_set(err, DD_EFORMAT, "%s: %d columns, earlier shards %d", path, cols, d);
                 goto out;
             }
         }
@@ -692,8 +691,8 @@ static int step_semantic(struct cat *c, items *L, const dd_opts *o, groups *G, d
         }
         for (size_t q = 0; q < m; q++)
             root[q] = keep_of[q] >= 0 ? (uint32_t)keep_of[q] : (uint32_t)q;
-        rc = groups_from_components(L, sub, root, m, DD_SEMANTIC, G, NULL, 1,
-                                    &cnt->semantic_groups);
+        rc =
+            groups_from_components(L, sub, root, m, DD_SEMANTIC, G, NULL, 1, &cnt->semantic_groups);
         free(root);
         if (rc != 0) {
             wp_err_set(err, rc, "out of memory");
@@ -712,8 +711,8 @@ out:
 
 /* ---- hashing ----------------------------------------------------------- */
 
-static int hash_images(struct cat *c, struct st_store *st, const dd_opts *o,
-                       const wp_reporter *rep, dd_counts *cnt, wp_err *err)
+static int hash_images(struct cat *c, struct st_store *st, const dd_opts *o, const wp_reporter *rep,
+                       dd_counts *cnt, wp_err *err)
 {
     cat_dedup_todo *todo = malloc(HASH_BATCH * sizeof *todo);
     uint64_t *ph = malloc(HASH_BATCH * 2 * sizeof *ph);
@@ -784,7 +783,8 @@ static int hash_images(struct cat *c, struct st_store *st, const dd_opts *o,
         pr.errors = (uint64_t)cnt->unreadable;
         wp_report_progress(rep, &pr);
         if (o->batch_delay_ms > 0) {
-            struct timespec ts = {o->batch_delay_ms / 1000, (long)(o->batch_delay_ms % 1000) * 1000000L};
+            struct timespec ts = {o->batch_delay_ms / 1000,
+                                  (long)(o->batch_delay_ms % 1000) * 1000000L};
             nanosleep(&ts, NULL);
         }
     }
@@ -919,7 +919,10 @@ out:
             cat_rollback(c);
         wp_buf_reset(&cj);
         if (counts_json(cnt, o, &cj) == 0)
-            cat_run_end(c, run_id, rc == 0 ? "done" : rc == WP_ESTOP ? "stopped" : "failed",
+            cat_run_end(c, run_id,
+                        rc == 0          ? "done"
+                        : rc == WP_ESTOP ? "stopped"
+                                         : "failed",
                         cj.data, NULL);
     }
     free(L.v);

@@ -65,8 +65,7 @@ static int cmp_pair(const void *a, const void *b)
     return (x->j > y->j) - (x->j < y->j);
 }
 
-int dd_mih_join(const uint64_t *h, size_t n, int radius, dd_pair **out, size_t *npairs,
-                wp_err *err)
+int dd_mih_join(const uint64_t *h, size_t n, int radius, dd_pair **out, size_t *npairs, wp_err *err)
 {
     dd_block_fn block = pick_block();
     int s = radius / CHUNKS, nmask = 0, nthr = omp_get_max_threads(), rc = 0;

@@ -74,38 +74,50 @@ static uint64_t hash_gray32(const uint8_t *g, size_t stride)
     return h;
 }
 
+/* RGB to PIL's "L": ITU-R 601 luma in 16-bit fixed point. */
+static int to_gray(const img_image *im, img_image *gray, wp_err *err)
+{
+    int rc = img_alloc(gray, im->width, im->height, 1);
+    if (rc != 0)
+        return wp_err_set(err, rc, "phash: out of memory");
+    for (int y = 0; y < im->height; y++) {
+        const uint8_t *s = im->pixels + (size_t)y * im->stride;
+        uint8_t *d = gray->pixels + (size_t)y * gray->stride;
+        for (int x = 0; x < im->width; x++, s += 3)
+            d[x] = (uint8_t)((s[0] * 19595u + s[1] * 38470u + s[2] * 7471u + 0x8000u) >> 16);
+    }
+    return 0;
+}
+
+/* The hash of a gray image of any size (resampled to 32 x 32). */
+static int hash_gray(const img_image *g, uint64_t *out, wp_err *err)
+{
+    img_image small = {0};
+    int rc;
+    if (g->width == SIDE && g->height == SIDE) {
+        *out = hash_gray32(g->pixels, g->stride);
+        return 0;
+    }
+    if ((rc = img_resize_bicubic(g, SIDE, SIDE, &small, err)) != 0)
+        return rc;
+    *out = hash_gray32(small.pixels, small.stride);
+    img_free(&small);
+    return 0;
+}
+
 int dd_phash_image(const img_image *im, uint64_t *out, wp_err *err)
 {
-    img_image gray = {0}, small = {0};
-    const img_image *g;
+    img_image gray = {0};
     int rc;
 
     if (im == NULL || im->pixels == NULL || im->width < 1 || im->height < 1 ||
         (im->channels != 1 && im->channels != 3))
         return wp_err_set(err, WP_EINVAL, "phash: needs a gray or RGB image");
-    if (im->channels == 3) {
-        if ((rc = img_alloc(&gray, im->width, im->height, 1)) != 0)
-            return wp_err_set(err, rc, "phash: out of memory");
-        for (int y = 0; y < im->height; y++) {
-            const uint8_t *s = im->pixels + (size_t)y * im->stride;
-            uint8_t *d = gray.pixels + (size_t)y * gray.stride;
-            for (int x = 0; x < im->width; x++, s += 3)
-                d[x] = (uint8_t)((s[0] * 19595u + s[1] * 38470u + s[2] * 7471u + 0x8000u) >> 16);
-        }
-        g = &gray;
-    } else {
-        g = im;
-    }
-    if (g->width != SIDE || g->height != SIDE) {
-        if ((rc = img_resize_bicubic(g, SIDE, SIDE, &small, err)) != 0)
-            goto out;
-        g = &small;
-    }
-    *out = hash_gray32(g->pixels, g->stride);
-    rc = 0;
-out:
+    if (im->channels == 1)
+        return hash_gray(im, out, err);
+    if ((rc = to_gray(im, &gray, err)) == 0)
+        rc = hash_gray(&gray, out, err);
     img_free(&gray);
-    img_free(&small);
     return rc;
 }
 
@@ -116,22 +128,26 @@ int dd_phash_bytes(const void *data, size_t n, uint64_t *full, uint64_t *inner, 
                          .max_pixels = (int64_t)2 * 89478485,
                          .min_width = DD_PHASH_DECODE,
                          .min_height = DD_PHASH_DECODE};
-    img_image im = {0};
+    img_image im = {0}, gray = {0};
     int rc = img_decode(data, n, &o, &im, err);
     if (rc != 0)
         return rc;
-    rc = dd_phash_image(&im, full, err);
-    if (rc == 0 && inner != NULL) {
+    if ((rc = to_gray(&im, &gray, err)) != 0 || (rc = hash_gray(&gray, full, err)) != 0)
+        goto out;
+    if (inner != NULL) {
         /* the centre, as a view into the same pixels */
-        int dx = (int)(im.width * DD_PHASH_CROP + 0.5), dy = (int)(im.height * DD_PHASH_CROP + 0.5);
-        img_image in = im;
-        if (im.width - 2 * dx >= 1 && im.height - 2 * dy >= 1) {
-            in.width = im.width - 2 * dx;
-            in.height = im.height - 2 * dy;
-            in.pixels = im.pixels + (size_t)dy * im.stride + (size_t)dx * im.channels;
+        int dx = (int)(gray.width * DD_PHASH_CROP + 0.5);
+        int dy = (int)(gray.height * DD_PHASH_CROP + 0.5);
+        img_image in = gray;
+        if (gray.width - 2 * dx >= 1 && gray.height - 2 * dy >= 1) {
+            in.width = gray.width - 2 * dx;
+            in.height = gray.height - 2 * dy;
+            in.pixels = gray.pixels + (size_t)dy * gray.stride + (size_t)dx;
         }
-        rc = dd_phash_image(&in, inner, err);
+        rc = hash_gray(&in, inner, err);
     }
+out:
     img_free(&im);
+    img_free(&gray);
     return rc;
 }

@@ -132,9 +132,9 @@ int dd_report_html(struct cat *c, struct st_store *st, const dd_group *groups, s
     PUT(wp_buf_printf(&out, "<h1>witpipe dedup: the %zu largest groups</h1>\n", ngroups));
     for (size_t g = 0; g < ngroups; g++) {
         const dd_group *gr = &groups[g];
-        PUT(wp_buf_printf(&out,
-                          "<h2>group %zu: %s, %zu pairs, kept pair %lld</h2>\n<div class=\"strip\">",
-                          g + 1, kinds[gr->kind], gr->n, (long long)gr->keeper));
+        PUT(wp_buf_printf(
+            &out, "<h2>group %zu: %s, %zu pairs, kept pair %lld</h2>\n<div class=\"strip\">", g + 1,
+            kinds[gr->kind], gr->n, (long long)gr->keeper));
         for (size_t k = 0; k < gr->n && k < SHOW_MEMBERS; k++) {
             int64_t image_id = 0;
             wp_err e = {0};

@@ -3,8 +3,9 @@
  * spherical k-means of unit embeddings, then, inside each cluster, greedy
  * pruning of rows too close to a row already kept.
  *
- * Both halves are matrix products done by kern/'s GEMM (kn_gemm_nt): the
- * k-means assignment is X . C^T in blocks of rows, and the pruning compares
+ * Both halves are matrix products done by kern/'s GEMM: the k-means
+ * assignment is X . C^T in blocks of rows (kn_linear with the centroids
+ * packed as a weight, once per round), and the pruning compares
  * a block of a cluster's rows (in visiting order) with the rows kept so far
  * and with each other, so a cluster of c rows costs about c^2 d / 2
  * multiply-adds in GEMM and c^2 / 2 comparisons, never a hand loop over
@@ -18,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ASSIGN_BLOCK 4096 /* rows per k-means assignment product */
-#define PRUNE_BLOCK  256  /* rows per pruning product */
+#define ASSIGN_BLOCK 16384      /* rows per k-means assignment product */
+#define GRAM_FLOATS  (32 << 20) /* the largest piece of a cluster's Gram matrix */
 
 static uint64_t splitmix(uint64_t *s)
 {
@@ -42,13 +43,18 @@ static void normalize(float *v, int d)
 }
 
 /* assign[r] = argmax_c X_r . C_c, best[r] = that cosine. S: scratch of
- * ASSIGN_BLOCK x k floats. */
-static void assign_rows(const float *X, size_t n, int d, const float *C, int k, float *S,
-                        int32_t *assign, float *best)
+ * ASSIGN_BLOCK x k floats. The centroids are packed once (kn_pack) and
+ * every block of rows multiplied with them (kn_linear): C is the "weight"
+ * of a linear layer without bias. Returns 0 or WP_ENOMEM. */
+static int assign_rows(const float *X, size_t n, int d, const float *C, int k, float *S,
+                       int32_t *assign, float *best)
 {
+    kn_packed *W = kn_pack(C, k, d, KN_F32);
+    if (W == NULL)
+        return WP_ENOMEM;
     for (size_t r0 = 0; r0 < n; r0 += ASSIGN_BLOCK) {
         int m = (int)(n - r0 < ASSIGN_BLOCK ? n - r0 : ASSIGN_BLOCK);
-        kn_gemm_nt(m, k, d, 1.0f, X + r0 * (size_t)d, d, C, d, 0.0f, S, k);
+        kn_linear(X + r0 * (size_t)d, d, m, W, NULL, KN_ACT_NONE, NULL, 0, S, k);
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < m; i++) {
             const float *row = S + (size_t)i * k;
@@ -63,6 +69,8 @@ static void assign_rows(const float *X, size_t n, int d, const float *C, int k, 
             best[r0 + (size_t)i] = v;
         }
     }
+    kn_packed_free(W);
+    return 0;
 }
 
 int dd_kmeans(const float *X, size_t n, int d, int k, int iters, uint64_t seed, const float *init,
@@ -104,7 +112,10 @@ int dd_kmeans(const float *X, size_t n, int d, int k, int iters, uint64_t seed, 
         }
     }
     for (int it = 0; it < iters; it++) {
-        assign_rows(X, n, d, C, k, S, assign, best);
+        if (assign_rows(X, n, d, C, k, S, assign, best) != 0) {
+            rc = wp_err_set(err, WP_ENOMEM, "k-means: out of memory");
+            goto out;
+        }
         memset(sums, 0, (size_t)nthr * k * d * sizeof *sums);
         memset(cnt, 0, (size_t)nthr * k * sizeof *cnt);
 #pragma omp parallel num_threads(nthr)
@@ -150,7 +161,10 @@ int dd_kmeans(const float *X, size_t n, int d, int k, int iters, uint64_t seed, 
             }
         }
     }
-    assign_rows(X, n, d, C, k, S, assign, best);
+    if (assign_rows(X, n, d, C, k, S, assign, best) != 0) {
+        rc = wp_err_set(err, WP_ENOMEM, "k-means: out of memory");
+        goto out;
+    }
     if (objective != NULL) {
         double obj = 0;
         for (size_t r = 0; r < n; r++)
@@ -184,8 +198,8 @@ int dd_semdedup(const float *X, size_t n, int d, const float *C, int k, const in
 {
     size_t *start = NULL, maxc = 0;
     member *mem = NULL;
-    float *M = NULL, *K = NULL, *S = NULL, *G = NULL;
-    uint32_t *krow = NULL;
+    float *M = NULL, *G = NULL;
+    uint8_t *kept = NULL;
     int rc = 0;
 
     kn_init();
@@ -219,12 +233,16 @@ int dd_semdedup(const float *X, size_t n, int d, const float *C, int k, const in
         }
         free(fill);
     }
+    /* rows per band of the cluster's Gram matrix: at most GRAM_FLOATS */
+    size_t band = maxc ? GRAM_FLOATS / maxc : 1;
+    if (band > maxc)
+        band = maxc;
+    if (band < 64)
+        band = 64;
     M = malloc((maxc ? maxc : 1) * d * sizeof *M);
-    K = malloc((maxc ? maxc : 1) * d * sizeof *K);
-    krow = malloc((maxc ? maxc : 1) * sizeof *krow);
-    S = malloc((size_t)PRUNE_BLOCK * (maxc ? maxc : 1) * sizeof *S);
-    G = malloc((size_t)PRUNE_BLOCK * PRUNE_BLOCK * sizeof *G);
-    if (!M || !K || !krow || !S || !G) {
+    G = malloc(band * (maxc ? maxc : 1) * sizeof *G);
+    kept = malloc((size_t)neps * (maxc ? maxc : 1));
+    if (!M || !G || !kept) {
         rc = wp_err_set(err, WP_ENOMEM, "semdedup: out of memory for a cluster of %zu", maxc);
         goto out;
     }
@@ -234,42 +252,28 @@ int dd_semdedup(const float *X, size_t n, int d, const float *C, int k, const in
         qsort(cm, cn, sizeof *cm, cmp_member);
         for (size_t i = 0; i < cn; i++)
             memcpy(M + i * d, X + (size_t)cm[i].row * d, (size_t)d * sizeof *M);
-        for (int e = 0; e < neps; e++) {
-            float thr = (float)(1.0 - eps[e]);
-            int64_t *ko = keep_of + (size_t)e * n;
-            size_t nk = 0;
-            for (size_t b0 = 0; b0 < cn; b0 += PRUNE_BLOCK) {
-                int bm = (int)(cn - b0 < PRUNE_BLOCK ? cn - b0 : PRUNE_BLOCK);
-                size_t nk0 = nk; /* kept before this block */
-                const float *B = M + b0 * d;
-                if (nk0 > 0)
-                    kn_gemm_nt(bm, (int)nk0, d, 1.0f, B, d, K, d, 0.0f, S, (int)nk0);
-                kn_gemm_nt(bm, bm, d, 1.0f, B, d, B, d, 0.0f, G, bm);
-                for (int i = 0; i < bm; i++) {
+        /* rows r0 .. r0 + rb against rows 0 .. r0 + rb (those before them
+         * in visiting order, and the band itself) in one product */
+        for (size_t r0 = 0; r0 < cn; r0 += band) {
+            int rb = (int)(cn - r0 < band ? cn - r0 : band);
+            int w = (int)r0 + rb;
+            kn_gemm_nt(rb, w, d, 1.0f, M + r0 * d, d, M, d, 0.0f, G, w);
+            for (int e = 0; e < neps; e++) {
+                float thr = (float)(1.0 - eps[e]);
+                uint8_t *ke = kept + (size_t)e * maxc;
+                int64_t *ko = keep_of + (size_t)e * n;
+                for (int i = 0; i < rb; i++) {
+                    size_t at = r0 + (size_t)i;
+                    const float *g = G + (size_t)i * w;
                     float v = -INFINITY;
                     size_t arg = 0;
-                    const float *srow = S + (size_t)i * nk0;
-                    for (size_t j = 0; j < nk0; j++)
-                        if (srow[j] > v) {
-                            v = srow[j];
+                    for (size_t j = 0; j < at; j++)
+                        if (ke[j] && g[j] > v) {
+                            v = g[j];
                             arg = j;
                         }
-                    /* rows of this block kept before row i */
-                    for (size_t j = nk0; j < nk; j++) {
-                        float g = G[(size_t)i * bm + (krow[j] - b0)];
-                        if (g > v) {
-                            v = g;
-                            arg = j;
-                        }
-                    }
-                    uint32_t row = cm[b0 + (size_t)i].row;
-                    if (nk > 0 && v > thr) {
-                        ko[row] = cm[krow[arg]].row;
-                    } else {
-                        ko[row] = -1;
-                        memcpy(K + nk * d, B + (size_t)i * d, (size_t)d * sizeof *K);
-                        krow[nk++] = (uint32_t)(b0 + (size_t)i);
-                    }
+                    ke[at] = !(v > thr);
+                    ko[cm[at].row] = ke[at] ? -1 : (int64_t)cm[arg].row;
                 }
             }
         }
@@ -278,9 +282,7 @@ out:
     free(start);
     free(mem);
     free(M);
-    free(K);
-    free(krow);
-    free(S);
     free(G);
+    free(kept);
     return rc;
 }

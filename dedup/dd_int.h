@@ -21,6 +21,11 @@ typedef struct dd_group {
     size_t n;
 } dd_group;
 
+/* Union-find over parent[] (parent[k] = k to start): the smaller root
+ * wins, so a root is its set's smallest index (dedup/mih.c). */
+uint32_t dd_uf_find(uint32_t *parent, uint32_t x);
+void dd_uf_union(uint32_t *parent, uint32_t a, uint32_t b);
+
 /* Writes the HTML picture of groups[0..ngroups) (already ordered, largest
  * first): per group its kind and members, each a thumbnail (base64 JPEG
  * data URI, read from the store) and its caption. Written atomically to

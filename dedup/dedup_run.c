@@ -243,25 +243,6 @@ static int cmp_keyed(const void *a, const void *b)
     return c ? c : (x->at > y->at) - (x->at < y->at);
 }
 
-static uint32_t uf_find(uint32_t *p, uint32_t x)
-{
-    while (p[x] != x) {
-        p[x] = p[p[x]];
-        x = p[x];
-    }
-    return x;
-}
-
-static void uf_union(uint32_t *p, uint32_t a, uint32_t b)
-{
-    a = uf_find(p, a);
-    b = uf_find(p, b);
-    if (a < b)
-        p[b] = a;
-    else if (b < a)
-        p[a] = b;
-}
-
 static int step_exact(items *L, groups *G, dd_counts *cnt)
 {
     size_t m = 0, nk = 0;
@@ -297,9 +278,9 @@ static int step_exact(items *L, groups *G, dd_counts *cnt)
     qsort(k, nk, sizeof *k, cmp_keyed);
     for (size_t q = 1; q < nk; q++)
         if (memcmp(k[q].key, k[q - 1].key, sizeof k[q].key) == 0)
-            uf_union(par, k[q].at, k[q - 1].at);
+            dd_uf_union(par, k[q].at, k[q - 1].at);
     for (size_t q = 0; q < m; q++)
-        par[q] = uf_find(par, (uint32_t)q);
+        par[q] = dd_uf_find(par, (uint32_t)q);
     rc = groups_from_components(L, sub, par, m, DD_EXACT, G, NULL, 0, &cnt->exact_groups);
 out:
     free(sub);
@@ -310,39 +291,69 @@ out:
 
 /* ---- near -------------------------------------------------------------- */
 
+typedef struct hash_at {
+    uint64_t h;
+    uint32_t at; /* position in sub */
+} hash_at;
+
+static int cmp_hash_at(const void *a, const void *b)
+{
+    const hash_at *x = a, *y = b;
+    if (x->h != y->h)
+        return x->h < y->h ? -1 : 1;
+    return (x->at > y->at) - (x->at < y->at);
+}
+
+/* Near groups. Equal hashes are joined first (a corpus may hold thousands
+ * of blank or solid-colour images with one hash: all pairs of them would
+ * be quadratic), then the distinct hashes go through the MIH join and
+ * each pair found joins its hashes' images. */
 static int step_near(items *L, int radius, groups *G, dd_counts *cnt, wp_err *err)
 {
-    size_t m = 0, np = 0;
+    size_t m = 0, np = 0, nu = 0;
     size_t *sub = malloc((L->n ? L->n : 1) * sizeof *sub);
+    hash_at *ha = malloc((L->n ? L->n : 1) * 2 * sizeof *ha);
     uint64_t *h = malloc((L->n ? L->n : 1) * 2 * sizeof *h);
-    uint32_t *comp = malloc((L->n ? L->n : 1) * sizeof *comp);
+    uint32_t *rep = malloc((L->n ? L->n : 1) * 2 * sizeof *rep);
+    uint32_t *par = malloc((L->n ? L->n : 1) * sizeof *par);
     dd_pair *pairs = NULL;
     int rc = 0;
-    if (!sub || !h || !comp) {
+    if (!sub || !ha || !h || !rep || !par) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;
     }
-    /* both hashes of each image: 2q and 2q + 1 */
+    /* both hashes of each image */
     for (size_t i = 0; i < L->n; i++)
         if (L->v[i].kind == DD_KEEP && L->v[i].has_phash) {
-            h[2 * m] = L->v[i].phash[0];
-            h[2 * m + 1] = L->v[i].phash[1];
+            ha[2 * m] = (hash_at){L->v[i].phash[0], (uint32_t)m};
+            ha[2 * m + 1] = (hash_at){L->v[i].phash[1], (uint32_t)m};
+            par[m] = (uint32_t)m;
             sub[m++] = i;
         }
-    if ((rc = dd_mih_join(h, 2 * m, radius, &pairs, &np, err)) != 0)
-        goto out;
-    for (size_t p = 0; p < np; p++) {
-        pairs[p].i /= 2;
-        pairs[p].j /= 2;
+    qsort(ha, 2 * m, sizeof *ha, cmp_hash_at);
+    for (size_t q = 0; q < 2 * m; q++) {
+        if (q > 0 && ha[q].h == ha[q - 1].h) {
+            dd_uf_union(par, ha[q].at, ha[q - 1].at);
+            continue;
+        }
+        h[nu] = ha[q].h;
+        rep[nu++] = ha[q].at;
     }
-    dd_components(m, pairs, np, comp);
-    if ((rc = groups_from_components(L, sub, comp, m, DD_NEAR, G, phash_dist, 0,
+    if ((rc = dd_mih_join(h, nu, radius, &pairs, &np, err)) != 0)
+        goto out;
+    for (size_t p = 0; p < np; p++)
+        dd_uf_union(par, rep[pairs[p].i], rep[pairs[p].j]);
+    for (size_t q = 0; q < m; q++)
+        par[q] = dd_uf_find(par, (uint32_t)q);
+    if ((rc = groups_from_components(L, sub, par, m, DD_NEAR, G, phash_dist, 0,
                                      &cnt->near_groups)) != 0)
         wp_err_set(err, rc, "out of memory");
 out:
     free(sub);
+    free(ha);
     free(h);
-    free(comp);
+    free(rep);
+    free(par);
     free(pairs);
     return rc;
 }

@@ -15,6 +15,7 @@
  * Bucket comparisons are independent and run on OpenMP threads, each
  * appending to its own list; the lists are merged and sorted at the end.
  */
+#include "dedup/dd_int.h"
 #include "dedup/mih_int.h"
 
 #include <omp.h>
@@ -166,7 +167,7 @@ out:
     return rc;
 }
 
-static uint32_t uf_find(uint32_t *parent, uint32_t x)
+uint32_t dd_uf_find(uint32_t *parent, uint32_t x)
 {
     while (parent[x] != x) {
         parent[x] = parent[parent[x]];
@@ -175,19 +176,24 @@ static uint32_t uf_find(uint32_t *parent, uint32_t x)
     return x;
 }
 
+void dd_uf_union(uint32_t *parent, uint32_t a, uint32_t b)
+{
+    a = dd_uf_find(parent, a);
+    b = dd_uf_find(parent, b);
+    if (a < b)
+        parent[b] = a;
+    else if (b < a)
+        parent[a] = b;
+}
+
 void dd_components(size_t n, const dd_pair *pairs, size_t npairs, uint32_t *comp)
 {
     /* union-find in comp itself; the smaller root wins, so each root is
      * its component's smallest index */
     for (size_t k = 0; k < n; k++)
         comp[k] = (uint32_t)k;
-    for (size_t p = 0; p < npairs; p++) {
-        uint32_t a = uf_find(comp, pairs[p].i), b = uf_find(comp, pairs[p].j);
-        if (a < b)
-            comp[b] = a;
-        else if (b < a)
-            comp[a] = b;
-    }
+    for (size_t p = 0; p < npairs; p++)
+        dd_uf_union(comp, pairs[p].i, pairs[p].j);
     for (size_t k = 0; k < n; k++)
-        comp[k] = uf_find(comp, (uint32_t)k);
+        comp[k] = dd_uf_find(comp, (uint32_t)k);
 }

@@ -63,7 +63,7 @@ int dd_npy_read_f16(const char *path, float **out, int64_t *rows, int *cols, wp_
     char *hdr = NULL;
     uint16_t *chunk = NULL;
     float *data = NULL;
-    size_t hlen, pre_len;
+    size_t hlen;
     int64_t r = 0, c = 0;
     int rc = 0;
     FILE *f = fopen(path, "rb");
@@ -79,16 +79,13 @@ int dd_npy_read_f16(const char *path, float **out, int64_t *rows, int *cols, wp_
     }
     if (pre[6] == 1) {
         hlen = (size_t)pre[8] | (size_t)pre[9] << 8;
-        pre_len = 10;
     } else {
         if (fread(pre + 10, 1, 2, f) != 2) {
             rc = wp_err_set(err, DD_EFORMAT, "%s: header cut short", path);
             goto out;
         }
         hlen = (size_t)pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
-        pre_len = 12;
     }
-    (void)pre_len;
     if (hlen == 0 || hlen > NPY_HEADER_MAX || (hdr = malloc(hlen + 1)) == NULL) {
         rc = wp_err_set(err, hlen > NPY_HEADER_MAX ? DD_EFORMAT : WP_ENOMEM,
                         "%s: header of %zu bytes", path, hlen);

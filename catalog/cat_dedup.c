@@ -31,10 +31,10 @@ int cat_dedup_items(cat *c, cat_dedup_item_fn fn, void *ud, wp_err *err)
         it.image_id = sqlite3_column_int64(s, 1);
         snprintf(it.sha256, sizeof it.sha256, "%s", sha ? sha : "");
         snprintf(it.orig_sha256, sizeof it.orig_sha256, "%s", osha ? osha : "");
-        it.orig_area = sqlite3_column_type(s, 4) == SQLITE_NULL ||
-                               sqlite3_column_type(s, 5) == SQLITE_NULL
-                           ? -1
-                           : sqlite3_column_int64(s, 4) * sqlite3_column_int64(s, 5);
+        it.orig_area =
+            sqlite3_column_type(s, 4) == SQLITE_NULL || sqlite3_column_type(s, 5) == SQLITE_NULL
+                ? -1
+                : sqlite3_column_int64(s, 4) * sqlite3_column_int64(s, 5);
         it.clip_score =
             sqlite3_column_type(s, 6) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 6);
         it.has_phash = sqlite3_column_type(s, 7) != SQLITE_NULL && sqlite3_column_int(s, 8);
@@ -190,6 +190,51 @@ int cat_dedup_drop(cat *c, int64_t pair_id, const char *reason, double score, in
         sqlite3_bind_double(s, 3, score);
     cat_bind_opt_int(s, 4, run_id);
     return cat_step_done(c, s, err, "record a dedup decision");
+}
+
+int cat_dedup_text_flags(cat *c, int max_images, int max_captions, int64_t run_id, int64_t *shared,
+                         int64_t *many, wp_err *err)
+{
+    static const char clear[] = "DELETE FROM decisions WHERE stage = 'dedup-text'";
+    /* a caption that is the whole text of more than N images */
+    static const char by_text[] =
+        "INSERT OR REPLACE INTO decisions(pair_id, stage, decision, reason, score, run_id) "
+        "SELECT p.id, 'dedup-text', 'keep', 'caption_shared', t.n, ?2 FROM pairs p JOIN "
+        "(SELECT text, count(DISTINCT image_id) AS n FROM pairs GROUP BY text "
+        " HAVING count(DISTINCT image_id) > ?1) t ON t.text = p.text";
+    /* an image with more than N different captions (a caption flag wins) */
+    static const char by_image[] =
+        "INSERT OR IGNORE INTO decisions(pair_id, stage, decision, reason, score, run_id) "
+        "SELECT p.id, 'dedup-text', 'keep', 'many_captions', t.n, ?2 FROM pairs p JOIN "
+        "(SELECT image_id, count(DISTINCT text) AS n FROM pairs GROUP BY image_id "
+        " HAVING count(DISTINCT text) > ?1) t ON t.image_id = p.image_id";
+    sqlite3_stmt *s;
+    int rc;
+
+    *shared = *many = 0;
+    if ((s = cat_stmt(c, clear, err)) == NULL)
+        return CAT_ESQL;
+    if ((rc = cat_step_done(c, s, err, "clear text flags")) != 0)
+        return rc;
+    if (max_images > 0) {
+        if ((s = cat_stmt(c, by_text, err)) == NULL)
+            return CAT_ESQL;
+        sqlite3_bind_int(s, 1, max_images);
+        cat_bind_opt_int(s, 2, run_id);
+        if ((rc = cat_step_done(c, s, err, "flag shared captions")) != 0)
+            return rc;
+        *shared = sqlite3_changes(c->db);
+    }
+    if (max_captions > 0) {
+        if ((s = cat_stmt(c, by_image, err)) == NULL)
+            return CAT_ESQL;
+        sqlite3_bind_int(s, 1, max_captions);
+        cat_bind_opt_int(s, 2, run_id);
+        if ((rc = cat_step_done(c, s, err, "flag images with many captions")) != 0)
+            return rc;
+        *many = sqlite3_changes(c->db);
+    }
+    return 0;
 }
 
 int cat_dedup_pair_text(cat *c, int64_t pair_id, wp_buf *out, int64_t *image_id, wp_err *err)

@@ -321,6 +321,15 @@ int cat_dedup_clear(cat *c, wp_err *err);
 /* Records a drop decision of stage "dedup" (score NAN: none). */
 int cat_dedup_drop(cat *c, int64_t pair_id, const char *reason, double score, int64_t run_id,
                    wp_err *err);
+/* Caption flags for the filter stage (decisions of stage "dedup-text",
+ * decision keep, score = the count): every pair whose caption is the
+ * whole text of more than max_images different images (reason
+ * caption_shared), and every other pair of an image with more than
+ * max_captions different captions (reason many_captions); 0 turns a check
+ * off. Earlier "dedup-text" decisions are replaced. *shared and *many
+ * say how many pairs were flagged. Call inside a transaction. */
+int cat_dedup_text_flags(cat *c, int max_images, int max_captions, int64_t run_id, int64_t *shared,
+                         int64_t *many, wp_err *err);
 /* A pair's caption (into out) and image id; WP_ENOENT for an unknown id. */
 int cat_dedup_pair_text(cat *c, int64_t pair_id, wp_buf *out, int64_t *image_id, wp_err *err);
 

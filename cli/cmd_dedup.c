@@ -56,7 +56,8 @@ int cmd_dedup(cli_ctx *ctx, int argc, char **argv)
         O_GROUPS,
         O_THREADS,
         O_BATCH,
-        O_DELAY
+        O_DELAY,
+        O_TEXTDUP
     };
     static const struct option longopts[] = {{"exact", no_argument, NULL, O_EXACT},
                                              {"near", no_argument, NULL, O_NEAR},
@@ -74,6 +75,7 @@ int cmd_dedup(cli_ctx *ctx, int argc, char **argv)
                                              {"threads", required_argument, NULL, O_THREADS},
                                              {"batch", required_argument, NULL, O_BATCH},
                                              {"batch-delay-ms", required_argument, NULL, O_DELAY},
+                                             {"text-dup", required_argument, NULL, O_TEXTDUP},
                                              {"help", no_argument, NULL, 'h'},
                                              {0, 0, 0, 0}};
     dd_opts o = dd_opts_default();
@@ -157,6 +159,11 @@ int cmd_dedup(cli_ctx *ctx, int argc, char **argv)
                 return CLI_USAGE;
             o.batch_delay_ms = (int)v;
             break;
+        case O_TEXTDUP:
+            if (cli_parse_i64("dedup", "--text-dup", optarg, 1, 1000000000, &v) != 0)
+                return CLI_USAGE;
+            o.text_dup = (int)v;
+            break;
         default:
             return CLI_USAGE;
         }
@@ -190,10 +197,15 @@ int cmd_dedup(cli_ctx *ctx, int argc, char **argv)
     cli_info(ctx,
              "%s%lld pairs: %lld exact, %lld near (%lld groups), %lld semantic (%lld groups), "
              "%lld contaminated dropped; %lld images hashed, %lld unreadable",
-             o.dry_run ? "dry run, nothing recorded: " : "", (long long)k.pairs,
-             (long long)k.exact, (long long)k.near, (long long)k.near_groups,
-             (long long)k.semantic, (long long)k.semantic_groups, (long long)k.contaminated,
-             (long long)k.hashed, (long long)k.unreadable);
+             o.dry_run ? "dry run, nothing recorded: " : "", (long long)k.pairs, (long long)k.exact,
+             (long long)k.near, (long long)k.near_groups, (long long)k.semantic,
+             (long long)k.semantic_groups, (long long)k.contaminated, (long long)k.hashed,
+             (long long)k.unreadable);
+    if (o.text_dup > 0 && !o.dry_run)
+        cli_info(ctx,
+                 "text flags (stage dedup-text): %lld pairs with a caption of more than %d "
+                 "images, %lld more of images with more than %d captions",
+                 (long long)k.text_shared, o.text_dup, (long long)k.text_many, o.text_dup);
     if (o.semantic)
         for (int e = 0; e < o.neps; e++)
             cli_info(ctx, "semantic eps %g: %lld of %lld pairs (%.2f%%) would go", o.eps[e],

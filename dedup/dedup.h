@@ -131,6 +131,8 @@ typedef struct dd_opts {
     int threads;        /* pHash threads; 0 = one per core */
     int batch;          /* images hashed per catalog transaction (default 1024) */
     int batch_delay_ms; /* pause after each batch (tests: a run slow enough to kill) */
+    int text_dup;       /* flag captions of more than N images, and images of more than N
+                         * captions (stage "dedup-text"); 0 = off */
 } dd_opts;
 
 /* dd_opts with the defaults above. */
@@ -142,6 +144,7 @@ typedef struct dd_counts {
     int64_t unreadable; /* images whose bytes could not be read or decoded */
     int64_t exact, near, semantic, contaminated; /* pairs dropped, by reason */
     int64_t near_groups, exact_groups, semantic_groups;
+    int64_t text_shared, text_many;      /* pairs flagged by text_dup */
     int64_t sem_drop_by_eps[DD_EPS_MAX]; /* SemDeDup drops per eps (dry-run report) */
 } dd_counts;
 

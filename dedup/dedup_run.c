@@ -16,7 +16,8 @@
  *    added; the others are dropped with reason KIND:KEEPER_PAIR_ID.
  * 3. Record: the stage's earlier decisions are deleted and the new drops
  *    inserted in one transaction (a kill leaves the old set or the new
- *    one), then the run's counts, then the HTML picture.
+ *    one), with the caption flags of --text-dup (stage "dedup-text", for
+ *    the filter stage), then the run's counts, then the HTML picture.
  */
 #include "catalog/catalog.h"
 #include "dedup/dd_int.h"
@@ -822,11 +823,11 @@ static int counts_json(const dd_counts *k, const dd_opts *o, wp_buf *b)
         b,
         "{\"pairs\":%lld,\"hashed\":%lld,\"unreadable\":%lld,\"exact\":%lld,\"near\":%lld,"
         "\"semantic\":%lld,\"contaminated\":%lld,\"exact_groups\":%lld,\"near_groups\":%lld,"
-        "\"semantic_groups\":%lld,\"dry_run\":%s",
+        "\"semantic_groups\":%lld,\"text_shared\":%lld,\"text_many\":%lld,\"dry_run\":%s",
         (long long)k->pairs, (long long)k->hashed, (long long)k->unreadable, (long long)k->exact,
         (long long)k->near, (long long)k->semantic, (long long)k->contaminated,
         (long long)k->exact_groups, (long long)k->near_groups, (long long)k->semantic_groups,
-        o->dry_run ? "true" : "false");
+        (long long)k->text_shared, (long long)k->text_many, o->dry_run ? "true" : "false");
     if (rc == 0 && o->semantic) {
         rc = wp_buf_puts(b, ",\"semantic_by_eps\":{");
         for (int e = 0; rc == 0 && e < o->neps; e++)
@@ -916,6 +917,10 @@ int dd_run(struct cat *c, struct st_store *st, const dd_opts *o, const wp_report
         if (drop_fn)
             drop_fn(ud, x->pair_id, reason);
     }
+    if (!o->dry_run && o->text_dup > 0 &&
+        (rc = cat_dedup_text_flags(c, o->text_dup, o->text_dup, run_id, &cnt->text_shared,
+                                   &cnt->text_many, err)) != 0)
+        goto out;
     if (!o->dry_run && (rc = cat_commit(c, err)) != 0)
         goto out;
     if (o->report != NULL && G.n > 0) {

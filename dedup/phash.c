@@ -21,19 +21,21 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define SIDE 32
 #define LOW  8
 
-/* cos(pi k (2n + 1) / 64) for k < 8, n < 32. */
-static double dct_tab[LOW][SIDE];
+/* cos(pi k (2n + 1) / 64) for n < 32, k < 8 (k innermost: the loops
+ * below run over k, which the compiler vectorises). */
+static double dct_tab[SIDE][LOW];
 static pthread_once_t tab_once = PTHREAD_ONCE_INIT;
 
 static void tab_init(void)
 {
-    for (int k = 0; k < LOW; k++)
-        for (int n = 0; n < SIDE; n++)
-            dct_tab[k][n] = cos(M_PI * k * (2 * n + 1) / (2.0 * SIDE));
+    for (int n = 0; n < SIDE; n++)
+        for (int k = 0; k < LOW; k++)
+            dct_tab[n][k] = cos(M_PI * k * (2 * n + 1) / (2.0 * SIDE));
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -52,20 +54,20 @@ static uint64_t hash_gray32(const uint8_t *g, size_t stride)
     pthread_once(&tab_once, tab_init);
     for (int y = 0; y < SIDE; y++) {
         const uint8_t *p = g + (size_t)y * stride;
-        for (int v = 0; v < LOW; v++) {
-            double s = 0;
-            for (int x = 0; x < SIDE; x++)
-                s += dct_tab[v][x] * p[x];
-            rows[y][v] = s;
-        }
+        double acc[LOW] = {0};
+        for (int x = 0; x < SIDE; x++)
+            for (int v = 0; v < LOW; v++)
+                acc[v] += dct_tab[x][v] * p[x];
+        memcpy(rows[y], acc, sizeof acc);
     }
-    for (int u = 0; u < LOW; u++)
-        for (int v = 0; v < LOW; v++) {
-            double s = 0;
-            for (int y = 0; y < SIDE; y++)
-                s += dct_tab[u][y] * rows[y][v];
-            f[u * LOW + v] = sorted[u * LOW + v] = s;
-        }
+    for (int u = 0; u < LOW; u++) {
+        double acc[LOW] = {0};
+        for (int y = 0; y < SIDE; y++)
+            for (int v = 0; v < LOW; v++)
+                acc[v] += dct_tab[y][u] * rows[y][v];
+        for (int v = 0; v < LOW; v++)
+            f[u * LOW + v] = sorted[u * LOW + v] = acc[v];
+    }
     qsort(sorted, LOW * LOW, sizeof sorted[0], cmp_double);
     med = (sorted[LOW * LOW / 2 - 1] + sorted[LOW * LOW / 2]) / 2;
     for (int i = 0; i < LOW * LOW; i++)

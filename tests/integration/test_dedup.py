@@ -335,6 +335,37 @@ class DedupTest(unittest.TestCase):
             self.assertIn(n + " original", html)
             self.assertIn(n + " q50", html)
 
+    def test_text_dup_flags_captions_for_the_filter_stage(self):
+        lst = os.path.join(self.tmp.name, "list.tsv")
+        rows = [("http://x.test/1.jpg", "logo"), ("http://x.test/2.jpg", "logo"),
+                ("http://x.test/3.jpg", "logo"), ("http://x.test/4.jpg", "a red car"),
+                ("http://x.test/4.jpg", "car"), ("http://x.test/4.jpg", "vehicle"),
+                ("http://x.test/5.jpg", "sunset"), ("http://x.test/6.jpg", "logo2"),
+                ("http://x.test/7.jpg", "logo2")]
+        with open(lst, "w") as f:
+            f.write("url\tcaption\n")
+            for u, t in rows:
+                f.write("%s\t%s\n" % (u, t))
+        c = os.path.join(self.tmp.name, "corpus")
+        self.assertEqual(run("init", c).returncode, 0)
+        r = run("-C", c, "add", lst)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run("-C", c, "dedup", "--exact", "--text-dup", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        con = db(c)
+        got = {(u, t): (d, reason, score) for u, t, d, reason, score in con.execute(
+            "SELECT i.url, p.text, d.decision, d.reason, d.score FROM decisions d "
+            "JOIN pairs p ON p.id = d.pair_id JOIN images i ON i.id = p.image_id "
+            "WHERE d.stage = 'dedup-text'")}
+        want = {(u, t): ("keep", "caption_shared", 3) for u, t in rows[:3]}
+        want.update({(u, t): ("keep", "many_captions", 3) for u, t in rows[3:6]})
+        self.assertEqual(got, want)
+        # a rerun with a higher bar replaces them
+        r = run("-C", c, "dedup", "--exact", "--text-dup", "3")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(con.execute("SELECT count(*) FROM decisions").fetchone()[0], 0)
+        con.close()
+
     @unittest.skipUnless(os.path.isdir(MODEL), "SKIP: ../shared/golden/clip model missing")
     def test_semantic_over_encode_embeddings(self):
         write_photo_set(self.photos, names=PHOTOS[:4], variants=["q50", "half", "gray"])

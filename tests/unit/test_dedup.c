@@ -52,7 +52,8 @@ typedef struct bf_pair {
 #if defined(__x86_64__)
 __attribute__((target("popcnt")))
 #endif
-static size_t brute_force(const uint64_t *h, size_t n, bf_pair *out, size_t cap)
+static size_t
+brute_force(const uint64_t *h, size_t n, bf_pair *out, size_t cap)
 {
     size_t m = 0;
 #pragma omp parallel for schedule(dynamic, 256)
@@ -292,8 +293,7 @@ static void test_semdedup_drops_planted_copies(void **state)
         orig[row] = src;
         label[row] = label[src];
         for (int j = 0; j < d; j++)
-            X[(size_t)row * d + j] = X[(size_t)src * d + j] +
-                                     0.05f * centres[label[src] * d + j] +
+            X[(size_t)row * d + j] = X[(size_t)src * d + j] + 0.05f * centres[label[src] * d + j] +
                                      (float)(0.01 * gauss() / sqrt(d));
         normalize(X + (size_t)row * d, d);
     }

@@ -14,27 +14,40 @@ typedef struct dd_pairvec {
     int oom;
 } dd_pairvec;
 
+/* dd_mih_join with the hashes cut into m = 3 (21, 21, 22 bits) or 4 (16
+ * bits each) substrings, whatever n is (tests reach both cuts). */
+int dd_mih_join_cut(const uint64_t *h, size_t n, int radius, int m, dd_pair **out, size_t *npairs,
+                    wp_err *err);
+
 /* Appends one pair (sets oom instead when out of memory). */
 void dd_pairvec_push(dd_pairvec *v, uint32_t i, uint32_t j, uint32_t dist);
 
+/* How the 64 bits are cut: m substrings, substring c = (h >> shift[c]) &
+ * mask[c]; s = radius / m, the sub-radius searched in each. */
+typedef struct dd_chunks {
+    int m, s;
+    int shift[4], bits[4];
+    uint64_t mask[4];
+} dd_chunks;
+
 /* Compares every hash of block A with every hash of block B (same != 0:
  * A is B, each unordered pair once) and appends the pairs within radius r
- * that no earlier chunk (chunks 0..chunk-1, 16 bits each) already finds,
- * i.e. whose every earlier chunk differs in more than s bits. */
+ * that no earlier substring (0..chunk-1) already finds, i.e. whose every
+ * earlier substring differs in more than ch->s bits. */
 typedef void (*dd_block_fn)(const uint64_t *ha, const uint32_t *ia, size_t na, const uint64_t *hb,
-                            const uint32_t *ib, size_t nb, int same, int r, int s, int chunk,
-                            dd_pairvec *out);
+                            const uint32_t *ib, size_t nb, int same, int r, const dd_chunks *ch,
+                            int chunk, dd_pairvec *out);
 void dd_mih_block_c(const uint64_t *ha, const uint32_t *ia, size_t na, const uint64_t *hb,
-                    const uint32_t *ib, size_t nb, int same, int r, int s, int chunk,
+                    const uint32_t *ib, size_t nb, int same, int r, const dd_chunks *ch, int chunk,
                     dd_pairvec *out);
 void dd_mih_block_avx2(const uint64_t *ha, const uint32_t *ia, size_t na, const uint64_t *hb,
-                       const uint32_t *ib, size_t nb, int same, int r, int s, int chunk,
-                       dd_pairvec *out);
+                       const uint32_t *ib, size_t nb, int same, int r, const dd_chunks *ch,
+                       int chunk, dd_pairvec *out);
 
 /* The body both builds compile. */
 static inline void dd_mih_block_body(const uint64_t *ha, const uint32_t *ia, size_t na,
                                      const uint64_t *hb, const uint32_t *ib, size_t nb, int same,
-                                     int r, int s, int chunk, dd_pairvec *out)
+                                     int r, const dd_chunks *ch, int chunk, dd_pairvec *out)
 {
     for (size_t a = 0; a < na; a++) {
         uint64_t x = ha[a];
@@ -45,7 +58,7 @@ static inline void dd_mih_block_body(const uint64_t *ha, const uint32_t *ia, siz
                 continue;
             int earlier = 0;
             for (int c = 0; c < chunk && !earlier; c++)
-                earlier = __builtin_popcountll((d >> (16 * c)) & 0xffff) <= s;
+                earlier = __builtin_popcountll((d >> ch->shift[c]) & ch->mask[c]) <= ch->s;
             if (earlier)
                 continue;
             uint32_t i = ia[a], j = ib[b];

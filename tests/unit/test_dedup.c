@@ -1,7 +1,7 @@
 /*
  * tests/unit/test_dedup.c: the dedup library without a catalog: the
  * multi-index hashing join against brute force on 200k random hashes with
- * planted near pairs (radius 0..10), connected components, spherical
+ * planted near pairs (radius 0..10 with 4 substrings, 0..8 with 3), connected components, spherical
  * k-means against a plain reference implementation (objective within 1%),
  * SemDeDup dropping exactly the planted near copies, the float16 .npy
  * reader, and the perceptual hash of gray and RGB forms of one image.
@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "dedup/dedup.h"
+#include "dedup/mih_int.h"
 #include "image/image.h"
 #include "tests/lib/testlib.h"
 
@@ -107,11 +108,16 @@ static void test_mih_equals_brute_force(void **state)
     assert_true(nbf < cap);
     qsort(bf, nbf, sizeof *bf, cmp_bf);
     size_t seen_at_max = 0;
-    for (int r = 0; r <= RMAX; r++) {
+    /* the automatic cut (4 substrings at this size), then 3 substrings */
+    for (int q = 0; q <= RMAX + 9; q++) {
+        int r = q <= RMAX ? q : q - RMAX - 1, cut = q <= RMAX ? 0 : 3;
         dd_pair *pairs = NULL;
         size_t np = 0, want = 0, k = 0;
         wp_err err = {0};
-        assert_int_equal(dd_mih_join(h, NH, r, &pairs, &np, &err), 0);
+        if (cut)
+            assert_int_equal(dd_mih_join_cut(h, NH, r, cut, &pairs, &np, &err), 0);
+        else
+            assert_int_equal(dd_mih_join(h, NH, r, &pairs, &np, &err), 0);
         for (size_t q = 0; q < nbf; q++) {
             if ((int)bf[q].d > r)
                 continue;
@@ -123,7 +129,7 @@ static void test_mih_equals_brute_force(void **state)
             want++;
         }
         assert_int_equal(np, want);
-        if (r == RMAX)
+        if (q == RMAX)
             seen_at_max = np;
         free(pairs);
     }

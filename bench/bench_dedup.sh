@@ -11,6 +11,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${WITPIPE_BUILD:-$root/build}
 bin=$build/bench/bench_dedup
 export WITPIPE_SHARED=${WITPIPE_SHARED:-$(cd "$root/.." && pwd)/shared}
+# as `witpipe dedup` runs (cli: commands with OpenMP teams start passive);
+# faiss below inherits the same setting
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 [ -x "$bin" ] || { echo "bench_dedup: build it first (make bench)"; exit 1; }
 if [ -n "${WITPIPE_BENCH_QUICK:-}" ]; then
   nimg=300 nhash=1000000 n=100000 k=316 iters=5

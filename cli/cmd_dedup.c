@@ -57,7 +57,10 @@ int cmd_dedup(cli_ctx *ctx, int argc, char **argv)
         O_THREADS,
         O_BATCH,
         O_DELAY,
-        O_TEXTDUP
+        O_TEXTDUP,
+        O_ARADIUS,
+        O_AEPS,
+        O_CLIPMODEL
     };
     static const struct option longopts[] = {{"exact", no_argument, NULL, O_EXACT},
                                              {"near", no_argument, NULL, O_NEAR},
@@ -76,6 +79,9 @@ int cmd_dedup(cli_ctx *ctx, int argc, char **argv)
                                              {"batch", required_argument, NULL, O_BATCH},
                                              {"batch-delay-ms", required_argument, NULL, O_DELAY},
                                              {"text-dup", required_argument, NULL, O_TEXTDUP},
+                                             {"against-radius", required_argument, NULL, O_ARADIUS},
+                                             {"against-eps", required_argument, NULL, O_AEPS},
+                                             {"clip-model", required_argument, NULL, O_CLIPMODEL},
                                              {"help", no_argument, NULL, 'h'},
                                              {0, 0, 0, 0}};
     dd_opts o = dd_opts_default();
@@ -84,7 +90,7 @@ int cmd_dedup(cli_ctx *ctx, int argc, char **argv)
     cat *c = NULL;
     st_store *st = NULL;
     wp_err err = {0};
-    int opt, rc = CLI_OK, kinds = 0, no_report = 0;
+    int opt, rc = CLI_OK, kinds = 0, no_report = 0, aradius = 0;
     int64_t v;
 
     report[0] = '\0';
@@ -159,6 +165,23 @@ int cmd_dedup(cli_ctx *ctx, int argc, char **argv)
                 return CLI_USAGE;
             o.batch_delay_ms = (int)v;
             break;
+        case O_ARADIUS:
+            if (strcmp(optarg, "off") == 0) {
+                o.against_radius = -1;
+            } else {
+                if (cli_parse_i64("dedup", "--against-radius", optarg, 0, DD_RADIUS_MAX, &v))
+                    return CLI_USAGE;
+                o.against_radius = (int)v;
+            }
+            aradius = 1;
+            break;
+        case O_AEPS:
+            if (cli_parse_double("dedup", "--against-eps", optarg, 0, 2, &o.against_eps) != 0)
+                return CLI_USAGE;
+            break;
+        case O_CLIPMODEL:
+            o.clip_model = optarg;
+            break;
         case O_TEXTDUP:
             if (cli_parse_i64("dedup", "--text-dup", optarg, 1, 1000000000, &v) != 0)
                 return CLI_USAGE;
@@ -172,6 +195,11 @@ int cmd_dedup(cli_ctx *ctx, int argc, char **argv)
         return cli_usage_error("dedup", "unexpected argument '%s'", argv[optind]);
     if (!kinds)
         o.exact = o.near = 1;
+    if (!aradius)
+        o.against_radius = o.radius;
+    if (o.against_eps > 0 && o.clip_model == NULL)
+        return cli_usage_error("dedup", "--against-eps needs --clip-model DIR (the model that "
+                                        "encoded the corpus)");
     if (!no_report) {
         if (report[0] == '\0' && wp_path_join(report, ctx->corpus, "dedup_groups.html", &err)) {
             cli_error(ctx, "%s", err.msg);

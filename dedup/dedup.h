@@ -125,14 +125,17 @@ typedef struct dd_opts {
     const char *model; /* embeddings model name (DIR/embeddings/MODEL); NULL = the only one */
     const char *against[DD_AGAINST_MAX]; /* evaluation sets: image folders or path lists */
     int nagainst;
-    int dry_run;        /* decide and count, record nothing */
-    const char *report; /* HTML picture of the largest groups; NULL = none */
-    int report_groups;  /* how many groups it shows (default 20) */
-    int threads;        /* pHash threads; 0 = one per core */
-    int batch;          /* images hashed per catalog transaction (default 1024) */
-    int batch_delay_ms; /* pause after each batch (tests: a run slow enough to kill) */
-    int text_dup;       /* flag captions of more than N images, and images of more than N
-                         * captions (stage "dedup-text"); 0 = off */
+    int against_radius;     /* pHash radius against them (default 6); < 0: no pHash check */
+    double against_eps;     /* also drop at image cosine > 1 - this to one of them; 0 = off */
+    const char *clip_model; /* the CLIP model folder for against_eps (the corpus's model) */
+    int dry_run;            /* decide and count, record nothing */
+    const char *report;     /* HTML picture of the largest groups; NULL = none */
+    int report_groups;      /* how many groups it shows (default 20) */
+    int threads;            /* pHash threads; 0 = one per core */
+    int batch;              /* images hashed per catalog transaction (default 1024) */
+    int batch_delay_ms;     /* pause after each batch (tests: a run slow enough to kill) */
+    int text_dup;           /* flag captions of more than N images, and images of more than N
+                             * captions (stage "dedup-text"); 0 = off */
 } dd_opts;
 
 /* dd_opts with the defaults above. */

@@ -20,7 +20,9 @@
  *    the filter stage), then the run's counts, then the HTML picture.
  */
 #include "catalog/catalog.h"
+#include "clip/clip.h"
 #include "dedup/dd_int.h"
+#include "kern/kern.h"
 #include "store/store.h"
 
 #include <dirent.h>
@@ -44,6 +46,7 @@ dd_opts dd_opts_default(void)
     o.eps[0] = 0.05;
     o.neps = 1;
     o.report_groups = 20;
+    o.against_radius = 6;
     return o;
 }
 
@@ -482,8 +485,25 @@ static void against_name(const char *loc, char *out, size_t cap)
         *dot = '\0';
 }
 
-static int step_against(items *L, const dd_opts *o, const wp_reporter *rep, dd_counts *cnt,
-                        wp_err *err)
+static int against_by_embedding(struct cat *c, items *L, const dd_opts *o, int set,
+                                char *const *paths, size_t np, dd_counts *cnt,
+                                const wp_reporter *rep, wp_err *err);
+
+/* Marks an item contaminated by evaluation set `set` at distance dist
+ * (the nearer of two findings wins). */
+static void contaminate(item *x, int set, double dist, dd_counts *cnt)
+{
+    if (x->kind == DD_CONTAM && x->dscore <= dist)
+        return;
+    if (x->kind != DD_CONTAM)
+        cnt->contaminated++;
+    x->kind = DD_CONTAM;
+    x->group = set;
+    x->dscore = dist;
+}
+
+static int step_against(struct cat *c, items *L, const dd_opts *o, const wp_reporter *rep,
+                        dd_counts *cnt, wp_err *err)
 {
     int rc = 0;
     for (int a = 0; a < o->nagainst && rc == 0; a++) {
@@ -496,6 +516,8 @@ static int step_against(items *L, const dd_opts *o, const wp_reporter *rep, dd_c
 
         if ((rc = list_against(o->against[a], &paths, &np, err)) != 0)
             break;
+        if (o->against_radius < 0)
+            goto embeddings;
         h = malloc((L->n + np + 1) * 2 * sizeof *h);
         sub = malloc((L->n + 1) * sizeof *sub);
         if (!h || !sub) {
@@ -520,23 +542,19 @@ static int step_against(items *L, const dd_opts *o, const wp_reporter *rep, dd_c
             }
             ne++;
         }
-        if ((rc = dd_mih_join(h, 2 * (m + ne), o->radius, &pairs, &npairs, err)) != 0)
+        if ((rc = dd_mih_join(h, 2 * (m + ne), o->against_radius, &pairs, &npairs, err)) != 0)
             goto next;
         for (size_t p = 0; p < npairs; p++) {
             /* i < j: a corpus item's hash with an evaluation image's */
             if (pairs[p].i >= 2 * m || pairs[p].j < 2 * m)
                 continue;
-            item *x = &L->v[sub[pairs[p].i / 2]];
-            if (x->kind == DD_CONTAM && x->dscore <= pairs[p].dist)
-                continue;
-            if (x->kind != DD_CONTAM)
-                cnt->contaminated++;
-            x->kind = DD_CONTAM;
-            x->group = a;
-            x->dscore = pairs[p].dist;
+            contaminate(&L->v[sub[pairs[p].i / 2]], a, pairs[p].dist, cnt);
         }
         wp_report_event(rep, WP_LOG_INFO, "dedup_against", "%s: %zu images hashed of %zu",
                         o->against[a], ne, np);
+    embeddings:
+        if (o->against_eps > 0)
+            rc = against_by_embedding(c, L, o, a, paths, np, cnt, rep, err);
     next:
         for (size_t k = 0; k < np; k++)
             free(paths[k]);
@@ -608,19 +626,22 @@ out:
     return rc;
 }
 
-static int step_semantic(struct cat *c, items *L, const dd_opts *o, groups *G, dd_counts *cnt,
-                         const wp_reporter *rep, wp_err *err)
+/* The image embeddings of model for the items (all of them, or only the
+ * kept ones): *sub (malloc'ed) their positions in (shard, row) order and
+ * *X (malloc'ed, m x d) their unit rows, read shard by shard. *m = 0 when
+ * none has an embedding (*X NULL). */
+static int load_embeddings(struct cat *c, items *L, const char *model, int kept_only, size_t **subp,
+                           float **Xp, size_t *mp, int *dp, wp_err *err)
 {
-    char model[256], path[WP_PATH_MAX], rel[WP_PATH_MAX];
+    char path[WP_PATH_MAX], rel[WP_PATH_MAX];
     size_t *sub = NULL, m = 0;
-    float *X = NULL, *sh = NULL, *C = NULL;
-    int32_t *assign = NULL;
-    int64_t *keep_of = NULL;
+    float *X = NULL, *sh = NULL;
     int64_t cur = -1, rows = 0;
-    int d = 0, cols = 0, rc, k;
+    int d = 0, cols = 0, rc;
 
-    if ((rc = pick_model(c, o, model, sizeof model, err)) != 0)
-        return rc;
+    *subp = NULL;
+    *Xp = NULL;
+    *mp = 0;
     for (size_t i = 0; i < L->n; i++)
         L->v[i].emb_shard = L->v[i].emb_row = -1;
     if ((rc = cat_dedup_embeddings(c, model, on_emb, L, err)) != 0)
@@ -628,14 +649,10 @@ static int step_semantic(struct cat *c, items *L, const dd_opts *o, groups *G, d
     sub = malloc((L->n ? L->n : 1) * sizeof *sub);
     if (sub == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
-    /* active items with an embedding, in (shard, row) order */
     for (size_t i = 0; i < L->n; i++)
-        if (L->v[i].kind == DD_KEEP && L->v[i].emb_shard >= 0)
+        if ((!kept_only || L->v[i].kind == DD_KEEP) && L->v[i].emb_shard >= 0)
             sub[m++] = i;
-    if (m < 2)
-        goto out;
     qsort_r(sub, m, sizeof *sub, cmp_emb, L);
-    /* read the shards that hold active rows, one at a time */
     for (size_t q = 0; q < m; q++) {
         item *x = &L->v[sub[q]];
         if (x->emb_shard != cur) {
@@ -673,6 +690,106 @@ static int step_semantic(struct cat *c, items *L, const dd_opts *o, groups *G, d
             for (int j = 0; j < d; j++)
                 dst[j] = (float)(dst[j] / sqrt(s2));
     }
+out:
+    free(sh);
+    if (rc != 0) {
+        free(sub);
+        free(X);
+        return rc;
+    }
+    *subp = sub;
+    *Xp = X;
+    *mp = m;
+    *dp = d;
+    return 0;
+}
+
+#define EVAL_BLOCK   256   /* evaluation rows per product */
+#define CORPUS_BLOCK 16384 /* corpus rows per product */
+
+/* Drops the items whose image embedding has a cosine above 1 - against_eps
+ * with an image of evaluation set `set`, embedded here with the CLIP model
+ * in opts->clip_model (the one the corpus embeddings came from). */
+static int against_by_embedding(struct cat *c, items *L, const dd_opts *o, int set,
+                                char *const *paths, size_t np, dd_counts *cnt,
+                                const wp_reporter *rep, wp_err *err)
+{
+    char model[256];
+    clip_model *cm = NULL;
+    size_t *sub = NULL, m = 0, ne = 0;
+    float *X = NULL, *E = NULL, *S = NULL;
+    float thr = (float)(1.0 - o->against_eps);
+    int d = 0, rc;
+
+    if (o->clip_model == NULL)
+        return wp_err_set(err, DD_EMODEL,
+                          "--against-eps needs the CLIP model folder "
+                          "(--clip-model) that encoded the corpus");
+    if ((rc = pick_model(c, o, model, sizeof model, err)) != 0 ||
+        (rc = load_embeddings(c, L, model, 0, &sub, &X, &m, &d, err)) != 0)
+        return rc;
+    if (m == 0)
+        goto out;
+    if ((rc = clip_model_open(o->clip_model, NULL, &cm, err)) != 0)
+        goto out;
+    if (clip_model_arch(cm)->embed_dim != d) {
+        rc = wp_err_set(err, DD_EMODEL, "%s: embeddings of %d, the corpus's (%s) %d", o->clip_model,
+                        clip_model_arch(cm)->embed_dim, model, d);
+        goto out;
+    }
+    E = malloc((np ? np : 1) * (size_t)d * sizeof *E);
+    S = malloc((size_t)EVAL_BLOCK * CORPUS_BLOCK * sizeof *S);
+    if (!E || !S) {
+        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t k = 0; k < np; k++) {
+        wp_err e = {0};
+        if (clip_embed_image_file(cm, paths[k], E + ne * d, &e) != 0) {
+            wp_report_event(rep, WP_LOG_WARN, "dedup_against_skip", "%s: %s", paths[k], e.msg);
+            continue;
+        }
+        clip_l2_normalize(E + ne * d, d);
+        ne++;
+    }
+    for (size_t e0 = 0; e0 < ne; e0 += EVAL_BLOCK) {
+        int me = (int)(ne - e0 < EVAL_BLOCK ? ne - e0 : EVAL_BLOCK);
+        for (size_t c0 = 0; c0 < m; c0 += CORPUS_BLOCK) {
+            int mc = (int)(m - c0 < CORPUS_BLOCK ? m - c0 : CORPUS_BLOCK);
+            kn_gemm_nt(me, mc, d, 1.0f, E + e0 * d, d, X + c0 * d, d, 0.0f, S, mc);
+            for (int i = 0; i < me; i++)
+                for (int j = 0; j < mc; j++)
+                    if (S[(size_t)i * mc + j] > thr)
+                        contaminate(&L->v[sub[c0 + (size_t)j]], set, 1.0 - S[(size_t)i * mc + j],
+                                    cnt);
+        }
+    }
+    wp_report_event(rep, WP_LOG_INFO, "dedup_against", "%s: %zu images embedded of %zu",
+                    o->against[set], ne, np);
+out:
+    clip_model_free(cm);
+    free(sub);
+    free(X);
+    free(E);
+    free(S);
+    return rc;
+}
+
+static int step_semantic(struct cat *c, items *L, const dd_opts *o, groups *G, dd_counts *cnt,
+                         const wp_reporter *rep, wp_err *err)
+{
+    char model[256];
+    size_t *sub = NULL, m = 0;
+    float *X = NULL, *C = NULL;
+    int32_t *assign = NULL;
+    int64_t *keep_of = NULL;
+    int d = 0, rc, k;
+
+    if ((rc = pick_model(c, o, model, sizeof model, err)) != 0 ||
+        (rc = load_embeddings(c, L, model, 1, &sub, &X, &m, &d, err)) != 0)
+        return rc;
+    if (m < 2)
+        goto out;
     k = o->clusters > 0 ? o->clusters : (int)lround(sqrt((double)m));
     if (k < 1)
         k = 1;
@@ -714,7 +831,6 @@ static int step_semantic(struct cat *c, items *L, const dd_opts *o, groups *G, d
 out:
     free(sub);
     free(X);
-    free(sh);
     free(C);
     free(assign);
     free(keep_of);
@@ -863,7 +979,8 @@ int dd_run(struct cat *c, struct st_store *st, const dd_opts *o, const wp_report
     }
     if ((rc = cat_run_start(c, "dedup", params.data, &run_id, err)) != 0)
         goto out;
-    if ((o->near || o->nagainst > 0) && (rc = hash_images(c, st, o, rep, cnt, err)) != 0)
+    if ((o->near || (o->nagainst > 0 && o->against_radius >= 0)) &&
+        (rc = hash_images(c, st, o, rep, cnt, err)) != 0)
         goto out;
     if ((rc = cat_dedup_items(c, add_item, &L, err)) != 0) {
         if (rc == WP_ENOMEM)
@@ -871,7 +988,7 @@ int dd_run(struct cat *c, struct st_store *st, const dd_opts *o, const wp_report
         goto out;
     }
     cnt->pairs = (int64_t)L.n;
-    if (o->nagainst > 0 && (rc = step_against(&L, o, rep, cnt, err)) != 0)
+    if (o->nagainst > 0 && (rc = step_against(c, &L, o, rep, cnt, err)) != 0)
         goto out;
     if (o->exact && (rc = step_exact(&L, &G, cnt)) != 0) {
         wp_err_set(err, rc, "out of memory");

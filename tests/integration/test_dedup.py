@@ -367,6 +367,31 @@ class DedupTest(unittest.TestCase):
         con.close()
 
     @unittest.skipUnless(os.path.isdir(MODEL), "SKIP: ../shared/golden/clip model missing")
+    def test_decontamination_by_embeddings(self):
+        os.makedirs(self.photos)
+        for name, ext in PHOTOS[:4]:
+            save(load(name, ext), self.photos, name, name + " original", quality=95)
+        evalset = os.path.join(self.tmp.name, "evalset")
+        os.makedirs(evalset)
+        variant(load("astronaut", "jpg"), "q50").save(os.path.join(evalset, "a.jpg"), quality=50)
+        variant(load("rocket", "jpg"), "half").save(os.path.join(evalset, "b.jpg"))
+        load("motorcycle", "png").save(os.path.join(evalset, "c.jpg"))  # not in the corpus
+        c = self.corpus(self.photos)
+        r = run("-C", c, "dedup", "--against", evalset, "--against-eps", "0.01")
+        self.assertEqual(r.returncode, 2)  # needs --clip-model
+        r = run("-C", c, "encode", "--model", MODEL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # embeddings only (no pHash check): the two copies' originals go
+        r = run("-C", c, "dedup", "--against", evalset, "--against-radius", "off",
+                "--against-eps", "0.05", "--clip-model", MODEL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(decisions(c), {n + " original": ("contaminated", "evalset")
+                                        for n in ("astronaut", "rocket")})
+        con = db(c)
+        self.assertEqual(con.execute("SELECT count(*) FROM image_phash").fetchone()[0], 0)
+        con.close()
+
+    @unittest.skipUnless(os.path.isdir(MODEL), "SKIP: ../shared/golden/clip model missing")
     def test_semantic_over_encode_embeddings(self):
         write_photo_set(self.photos, names=PHOTOS[:4], variants=["q50", "half", "gray"])
         c = self.corpus(self.photos)

@@ -5,6 +5,7 @@
 # SemDeDup on 1M x 512 with the same data and rounds handed to Debian's
 # python3-faiss k-means (the anchor users would pick), both on the same
 # cores. WITPIPE_BENCH_QUICK=1: small inputs (a smoke run).
+# WITPIPE_DEDUP_PARTS="phash mih kmeans": which parts (default all).
 # Environment: WITPIPE_BUILD (default build), WITPIPE_SHARED.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,9 +23,11 @@ else
 fi
 d=512
 echo "dedup on $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+parts=" ${WITPIPE_DEDUP_PARTS:-phash mih kmeans} "
 status=0
-"$bin" phash "$nimg" || status=1
-"$bin" mih "$nhash" 6 || status=1
+case $parts in *" phash "*) "$bin" phash "$nimg" || status=1 ;; esac
+case $parts in *" mih "*) "$bin" mih "$nhash" 6 || status=1 ;; esac
+case $parts in *" kmeans "*) ;; *) exit $status ;; esac
 tmp=$(mktemp -d /tmp/witpipe-bench-dedup.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 peak=$("$build/bench/bench_kern" --peak 3 2>/dev/null | sed -n 's/^result peak \([0-9.]*\) .*/\1/p')

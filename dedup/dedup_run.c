@@ -369,18 +369,38 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+typedef struct paths {
+    char **v;
+    size_t n, cap;
+} paths;
+
+static int paths_push(paths *P, const char *p)
+{
+    if (P->n == P->cap) {
+        size_t cap = P->cap ? P->cap * 2 : 64;
+        char **v = realloc(P->v, cap * sizeof *v);
+        if (v == NULL)
+            return WP_ENOMEM;
+        P->v = v;
+        P->cap = cap;
+    }
+    if ((P->v[P->n] = strdup(p)) == NULL)
+        return WP_ENOMEM;
+    P->n++;
+    return 0;
+}
+
 /* The image files of an evaluation set: the regular files of a folder (in
- * name order), or the paths listed in a file (one a line, relative to its
- * folder). Paths are malloc'ed into *paths. */
-static int list_against(const char *loc, char ***paths, size_t *n, wp_err *err)
+ * name order), or the paths listed in a file (one a line, # comments,
+ * relative to its folder). Paths are malloc'ed into *out. */
+static int list_against(const char *loc, char ***out, size_t *n, wp_err *err)
 {
     struct stat st;
-    char **v = NULL;
-    size_t cnt = 0, cap = 0;
+    paths P = {0};
     int rc = 0;
     wp_buf text = {0};
 
-    *paths = NULL;
+    *out = NULL;
     *n = 0;
     if (stat(loc, &st) != 0)
         return wp_err_set(err, DD_EAGAINST, "%s: no such evaluation set", loc);
@@ -389,31 +409,16 @@ static int list_against(const char *loc, char ***paths, size_t *n, wp_err *err)
         struct dirent *e;
         if (d == NULL)
             return wp_err_set(err, DD_EAGAINST, "%s: cannot list", loc);
-        while ((e = readdir(d)) != NULL) {
+        while (rc == 0 && (e = readdir(d)) != NULL) {
             char p[WP_PATH_MAX];
             struct stat fs;
-            if (e->d_name[0] == '.' || wp_path_join(p, loc, e->d_name, NULL) != 0 ||
-                stat(p, &fs) != 0 || !S_ISREG(fs.st_mode))
-                continue;
-            if (cnt == cap) {
-                cap = cap ? cap * 2 : 64;
-                char **nv = realloc(v, cap * sizeof *nv);
-                if (nv == NULL) {
-                    closedir(d);
-                    rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-                    goto out;
-                }
-                v = nv;
-            }
-            if ((v[cnt] = strdup(p)) == NULL) {
-                closedir(d);
+            if (e->d_name[0] != '.' && wp_path_join(p, loc, e->d_name, NULL) == 0 &&
+                stat(p, &fs) == 0 && S_ISREG(fs.st_mode) && paths_push(&P, p) != 0)
                 rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-                goto out;
-            }
-            cnt++;
         }
         closedir(d);
-        qsort(v, cnt, sizeof *v, cmp_str);
+        if (rc == 0)
+            qsort(P.v, P.n, sizeof *P.v, cmp_str);
     } else {
         char dir[WP_PATH_MAX];
         snprintf(dir, sizeof dir, "%s", loc);
@@ -424,7 +429,8 @@ static int list_against(const char *loc, char ***paths, size_t *n, wp_err *err)
             snprintf(dir, sizeof dir, ".");
         if ((rc = wp_read_file(loc, (size_t)1 << 30, &text, err)) != 0)
             goto out;
-        for (char *line = text.data, *next; line && *line; line = next) {
+        for (char *line = text.data, *next; rc == 0 && line && *line; line = next) {
+            char p[WP_PATH_MAX];
             next = strchr(line, '\n');
             if (next)
                 *next++ = '\0';
@@ -433,37 +439,23 @@ static int list_against(const char *loc, char ***paths, size_t *n, wp_err *err)
                 line[--len] = '\0';
             if (len == 0 || line[0] == '#')
                 continue;
-            char p[WP_PATH_MAX];
             if (line[0] == '/')
                 snprintf(p, sizeof p, "%s", line);
-            else if (wp_path_join(p, dir, line, err) != 0) {
-                rc = DD_EAGAINST;
-                goto out;
-            }
-            if (cnt == cap) {
-                cap = cap ? cap * 2 : 64;
-                char **nv = realloc(v, cap * sizeof *nv);
-                if (nv == NULL) {
-                    rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-                    goto out;
-                }
-                v = nv;
-            }
-            if ((v[cnt] = strdup(p)) == NULL) {
+            else if ((rc = wp_path_join(p, dir, line, err)) != 0)
+                break;
+            if (paths_push(&P, p) != 0)
                 rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-                goto out;
-            }
-            cnt++;
         }
     }
-    *paths = v;
-    *n = cnt;
-    v = NULL;
 out:
-    if (v)
-        for (size_t i = 0; i < cnt; i++)
-            free(v[i]);
-    free(v);
+    if (rc != 0) {
+        for (size_t i = 0; i < P.n; i++)
+            free(P.v[i]);
+        free(P.v);
+    } else {
+        *out = P.v;
+        *n = P.n;
+    }
     wp_buf_free(&text);
     return rc;
 }

@@ -27,7 +27,8 @@ TESTPKGS := cmocka libmicrohttpd
 DEBS := build-essential pkg-config libcurl4-openssl-dev libxml2-dev libarchive-dev \
         libsqlite3-dev libjpeg62-turbo-dev libturbojpeg0-dev libspng-dev libwebp-dev \
         libssl-dev libutf8proc-dev libjansson-dev libpsl-dev zlib1g-dev libdeflate-dev libzstd-dev libbrotli-dev \
-        libcmocka-dev libmicrohttpd-dev libsimde-dev python3 wget tar gzip xz-utils bzip2 zstd brotli
+        libcmocka-dev libmicrohttpd-dev libsimde-dev python3 wget tar gzip xz-utils bzip2 zstd brotli \
+        python3-pil python3-numpy python3-scipy python3-faiss libopenblas0-pthread
 
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation
 CSTD    := -std=c11 -D_GNU_SOURCE

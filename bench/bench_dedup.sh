@@ -4,7 +4,9 @@
 # hashes at radius 6 with the brute-force extrapolation, and k-means +
 # SemDeDup on 1M x 512 with the same data and rounds handed to Debian's
 # python3-faiss k-means (the anchor users would pick), both on the same
-# cores. WITPIPE_BENCH_QUICK=1: small inputs (a smoke run).
+# cores. WITPIPE_BENCH_QUICK=1: small inputs (a smoke run). faiss needs
+# python3-faiss and libopenblas0-pthread: without OpenBLAS Debian's faiss
+# runs on the reference BLAS, many times slower, an unfair anchor.
 # WITPIPE_DEDUP_PARTS="phash mih kmeans": which parts (default all).
 # Environment: WITPIPE_BUILD (default build), WITPIPE_SHARED.
 set -u

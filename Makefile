@@ -67,6 +67,7 @@ deps:
 	pkg-config --exists $(PKGS) $(TESTPKGS) 2>/dev/null || missing=1; \
 	for t in cc python3 wget tar gzip xz bzip2 zstd brotli; do command -v $$t >/dev/null || missing=1; done; \
 	[ -f /usr/include/simde/x86/avx512.h ] || missing=1; \
+	/usr/bin/python3 -c 'import PIL, numpy, scipy, faiss' 2>/dev/null || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "deps: installing Debian packages"; \

@@ -19,7 +19,7 @@ SAN     ?=
 OPT     ?= -O2
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
-MODULES := common catalog store image net kern clip emb parquet add crawl fetch shard encode filter balance audit
+MODULES := common catalog store image net kern clip emb parquet add crawl fetch dedup shard encode filter balance audit
 PKGS    := libcurl libxml-2.0 libarchive sqlite3 libjpeg libturbojpeg spng libwebp libwebpdemux \
            libcrypto libutf8proc jansson libpsl zlib libdeflate libbrotlidec \
            snappy liblz4 libzstd
@@ -30,7 +30,7 @@ DEBS := build-essential pkg-config libcurl4-openssl-dev libxml2-dev libarchive-d
         libsqlite3-dev libjpeg62-turbo-dev libturbojpeg0-dev libspng-dev libwebp-dev \
         libssl-dev libutf8proc-dev libjansson-dev libpsl-dev zlib1g-dev libdeflate-dev libzstd-dev libbrotli-dev \
         libsnappy-dev liblz4-dev \
-        libcmocka-dev libmicrohttpd-dev libsimde-dev libcld2-dev python3 python3-numpy wget tar gzip xz-utils bzip2 zstd brotli \
+        libcmocka-dev libmicrohttpd-dev libsimde-dev libcld2-dev python3 python3-numpy python3-pil python3-scipy wget tar gzip xz-utils bzip2 zstd brotli \
         wordnet-base python3-ahocorasick chromium
 
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation
@@ -63,7 +63,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/t/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps tests test check bench demo fuzz clean format format-check
+.PHONY: all deps bench-deps tests test check bench demo fuzz clean format format-check
 .SECONDARY:
 
 all: deps $(BUILD)/witpipe
@@ -78,6 +78,7 @@ deps:
 	[ -f /usr/share/wordnet/data.noun ] || missing=1; \
 	/usr/bin/python3 -c 'import ahocorasick' 2>/dev/null || missing=1; \
 	[ -f /usr/include/cld2/public/compact_lang_det.h ] || missing=1; \
+	/usr/bin/python3 -c 'import PIL, numpy, scipy' 2>/dev/null || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "deps: installing Debian packages"; \
@@ -163,7 +164,17 @@ test: deps
 check: tests
 	@tests/run.sh $(BUILD)
 
-bench: deps all $(BENCH_BIN)
+# Anchors only benchmarks use (faiss for dedup's k-means, with OpenBLAS so
+# faiss is not measured on the reference BLAS); not needed to build or test.
+BENCH_DEBS := python3-faiss libopenblas0-pthread
+
+bench-deps:
+	@/usr/bin/python3 -c 'import faiss' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BENCH_DEBS); \
+	  else echo "bench-deps: run as root: apt-get install -y $(BENCH_DEBS)"; fi; }
+
+bench: deps bench-deps all $(BENCH_BIN)
 	@bench/run.sh $(BUILD)
 
 demo: all $(BUILD)/fixture_server

@@ -9,7 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "$root/${1:-build}" && pwd)
 export WITPIPE_BIN="$build/witpipe" WITPIPE_BUILD="$build"
 export WITPIPE_SHARED=${WITPIPE_SHARED:-$(cd "$root/.." && pwd)/shared}
-only=${WITPIPE_BENCH_ONLY:-core fetch crawl kern encode balance parquet filter audit}
+only=${WITPIPE_BENCH_ONLY:-core fetch crawl kern encode balance parquet filter audit dedup}
 echo "witpipe bench on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(date -u +%Y-%m-%d)"
 status=0
 for b in $only; do

@@ -42,7 +42,7 @@
     "SELECT p.id, p.image_id, " X_COLS_##X                                                         \
         "i.orig_width, i.orig_height, i.orig_bytes, i.bytes, " L_COLS_##L S_COLS_##S               \
         "CASE WHEN ?4 THEN EXISTS (SELECT 1 FROM decisions d WHERE d.pair_id = p.id "              \
-        "  AND d.stage = 'dedup' AND d.reason = 'text_dup') ELSE 0 END, " T_COLS_##T               \
+        "  AND d.stage = 'dedup-text') ELSE 0 END, " T_COLS_##T                                    \
         "FROM pairs p JOIN images i ON i.id = p.image_id " L_JOIN_##L S_JOIN_##S T_JOIN_##T        \
         "WHERE p.id > ?1 ORDER BY p.id LIMIT ?5"
 

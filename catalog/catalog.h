@@ -551,4 +551,61 @@ typedef void (*cat_audit_query_fn)(void *ud, int64_t entry, const char *text);
  * queries tables do not exist (balance has not run), 0, or CAT_ESQL. */
 int cat_audit_queries(cat *c, cat_audit_query_fn fn, void *ud, wp_err *err);
 
+/* ---- dedup (catalog/cat_dedup.c) ---------------------------------------- */
+
+/* One pair of a stored image as the dedup stage sees it. */
+typedef struct cat_dedup_item {
+    int64_t pair_id, image_id;
+    char sha256[WP_SHA256_HEX + 1];      /* stored bytes; "" when unknown */
+    char orig_sha256[WP_SHA256_HEX + 1]; /* bytes as served; "" when unknown */
+    int64_t orig_area;                   /* orig_width * orig_height, -1 unknown */
+    double clip_score;                   /* the highest over models, NAN when none */
+    int has_phash;                       /* hashes of the current stored bytes exist */
+    uint64_t phash, phash_inner;         /* whole image, and less 5% a side */
+} cat_dedup_item;
+
+/* Calls fn for each pair whose image is stored ok, in pair id order; a
+ * non-zero return from fn stops the walk and is returned. Else 0 or
+ * CAT_ESQL. */
+typedef int (*cat_dedup_item_fn)(void *ud, const cat_dedup_item *it);
+int cat_dedup_items(cat *c, cat_dedup_item_fn fn, void *ud, wp_err *err);
+
+/* A stored image still to hash: none recorded, or recorded for other bytes. */
+typedef struct cat_dedup_todo {
+    int64_t image_id, store_file, store_offset, bytes;
+    char sha256[WP_SHA256_HEX + 1];
+} cat_dedup_todo;
+/* Up to max such images with id > after_image, in id order; *n = 0 when
+ * none are left. */
+int cat_dedup_phash_todo(cat *c, int64_t after_image, int max, cat_dedup_todo *out, int *n,
+                         wp_err *err);
+/* How many images cat_dedup_phash_todo would list in all; -1 on error. */
+int64_t cat_dedup_count_phash_todo(cat *c);
+/* Records an image's hashes (ok = 0: its bytes could not be hashed) as of
+ * the stored bytes sha256. */
+int cat_dedup_phash_put(cat *c, int64_t image_id, int ok, uint64_t phash, uint64_t inner,
+                        const char *sha256, wp_err *err);
+/* Calls fn(pair_id, shard, row) for each embedding row of model, in
+ * (shard, row) order. */
+typedef int (*cat_dedup_emb_fn)(void *ud, int64_t pair_id, int64_t shard, int64_t row);
+int cat_dedup_embeddings(cat *c, const char *model, cat_dedup_emb_fn fn, void *ud, wp_err *err);
+/* The models with embeddings, one name a line in out; *n of them. */
+int cat_dedup_models(cat *c, wp_buf *out, int *n, wp_err *err);
+/* Deletes every decision of stage "dedup" (a rerun replaces them). */
+int cat_dedup_clear(cat *c, wp_err *err);
+/* Records a drop decision of stage "dedup" (score NAN: none). */
+int cat_dedup_drop(cat *c, int64_t pair_id, const char *reason, double score, int64_t run_id,
+                   wp_err *err);
+/* Caption flags for the filter stage (decisions of stage "dedup-text",
+ * decision keep, score = the count): every pair whose caption is the
+ * whole text of more than max_images different images (reason
+ * caption_shared), and every other pair of an image with more than
+ * max_captions different captions (reason many_captions); 0 turns a check
+ * off. Earlier "dedup-text" decisions are replaced. *shared and *many
+ * say how many pairs were flagged. Call inside a transaction. */
+int cat_dedup_text_flags(cat *c, int max_images, int max_captions, int64_t run_id, int64_t *shared,
+                         int64_t *many, wp_err *err);
+/* A pair's caption (into out) and image id; WP_ENOENT for an unknown id. */
+int cat_dedup_pair_text(cat *c, int64_t pair_id, wp_buf *out, int64_t *image_id, wp_err *err);
+
 #endif /* CATALOG_H */

@@ -246,3 +246,19 @@ CREATE TABLE pair_tags (
     model       TEXT,
     PRIMARY KEY (pair_id, kind)
 ) WITHOUT ROWID;
+
+-- migration 7
+-- `witpipe dedup`: the 64-bit DCT perceptual hashes of each stored image
+-- (whole, and its centre with 5% cut from each side, which a cropped copy
+-- matches),
+-- kept so that a rerun (another radius, an interrupted run) hashes only
+-- the images it has not seen. sha256 names the stored bytes the hash was
+-- computed from (a re-fetched image is hashed again); phash is NULL when
+-- the bytes could not be read or decoded. Its decisions go to the
+-- decisions table with stage 'dedup'.
+CREATE TABLE image_phash (
+    image_id    INTEGER PRIMARY KEY REFERENCES images(id),
+    phash       INTEGER,                  -- the 64 bits as a signed integer
+    phash_inner INTEGER,                  -- the same of the image less 5% a side
+    sha256      TEXT
+);

@@ -14,6 +14,7 @@
 #include "catalog/catalog.h"
 #include "clip/clip.h"
 #include "common/wp.h"
+#include "dedup/dedup.h"
 #include "crawl/crawl.h"
 #include "add/add.h"
 #include "audit/audit.h"
@@ -514,6 +515,9 @@ static const struct status_code {
     CODE(ADD_EINPUT, -899, -800),
     CODE(EMB_EFORMAT, -1199, -1100), /* emb */
     CODE(EMB_EMISMATCH, -1199, -1100),
+    CODE(DD_EFORMAT, -1399, -1300), /* dedup */
+    CODE(DD_EMODEL, -1399, -1300),
+    CODE(DD_EAGAINST, -1399, -1300),
     CODE(FLT_ENOSCORES, -1499, -1400), /* filter */
     CODE(FLT_EMODEL, -1499, -1400),
     CODE(FLT_ELIST, -1499, -1400),

@@ -517,7 +517,7 @@ static void test_boilerplate_and_text_dup_rules(void **state)
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
                                   "INSERT INTO decisions(pair_id, stage, decision, reason) "
-                                  "VALUES (4, 'dedup', 'drop', 'text_dup')",
+                                  "VALUES (4, 'dedup-text', 'keep', 'caption_shared')",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);

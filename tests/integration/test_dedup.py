@@ -1,0 +1,423 @@
+"""tests/integration/test_dedup.py: `witpipe dedup` end to end on corpora
+made with `witpipe add --files` from the test photos and copies of them
+transformed here with PIL (re-encoded at quality 50, half size, 5% cropped
+from each side, grayscale, a small watermark): the expected near-duplicate
+groups and no others, pHash values equal to an independent Python
+implementation (PIL + scipy's DCT), exact duplicates, decisions in the
+catalog that shard honours, a rerun with another radius replacing them,
+kill -9 mid-run then a rerun giving the uninterrupted result,
+decontamination against an evaluation set, --dry-run, the HTML picture and
+SemDeDup over `encode`'s embeddings. Skips loudly without ../shared or PIL.
+"""
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import tarfile
+import tempfile
+import time
+import unittest
+
+BIN = os.environ.get("WITPIPE_BIN", "build/witpipe")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHARED = os.environ.get("WITPIPE_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+IMAGES = os.path.join(SHARED, "testdata", "images")
+MODEL = os.path.join(SHARED, "golden", "clip", "hf_vit_quickgelu_f32", "model")
+
+try:
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageOps
+    from scipy.fft import dct
+    HAVE_PY = True
+except ImportError:  # Debian: python3-pil python3-numpy python3-scipy
+    HAVE_PY = False
+
+PHOTOS = [("astronaut", "jpg"), ("chelsea", "jpg"), ("rocket", "jpg"),
+          ("hubble_deep_field", "jpg"), ("coffee_progressive", "jpg"), ("motorcycle", "png")]
+VARIANTS = ["q50", "half", "crop", "gray", "wm"]
+
+
+def run(*args, **kw):
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=600, **kw)
+
+
+def load(name, ext):
+    return Image.open(os.path.join(IMAGES, "%s.%s" % (name, ext))).convert("RGB")
+
+
+def variant(im, v):
+    w, h = im.size
+    if v == "half":
+        return im.resize((w // 2, h // 2), Image.BICUBIC)
+    if v == "crop":
+        dx, dy = int(w * 0.05), int(h * 0.05)
+        return im.crop((dx, dy, w - dx, h - dy))
+    if v == "gray":
+        return im.convert("L")
+    if v == "wm":  # a small semi-transparent text mark in a corner
+        ov = Image.new("RGBA", im.size, (0, 0, 0, 0))
+        d = ImageDraw.Draw(ov)
+        tx, ty = w - 110, h - 18
+        d.rectangle((tx - 4, ty - 3, w - 6, h - 5), fill=(0, 0, 0, 90))
+        d.text((tx, ty), "(c) witpipe stock", fill=(255, 255, 255, 200))
+        return Image.alpha_composite(im.convert("RGBA"), ov).convert("RGB")
+    return im
+
+
+def save(im, folder, stem, caption, quality=90):
+    im.save(os.path.join(folder, stem + ".jpg"), quality=quality)
+    with open(os.path.join(folder, stem + ".txt"), "w") as f:
+        f.write(caption + "\n")
+
+
+def write_photo_set(folder, names=PHOTOS, variants=VARIANTS, extra=("camera_gray",)):
+    """Each photo as name.jpg (caption 'NAME original') and its variants as
+    name_V.jpg ('NAME V'); photos in extra without variants."""
+    os.makedirs(folder, exist_ok=True)
+    for name, ext in names:
+        im = load(name, ext)
+        save(im, folder, name, name + " original", quality=95)
+        for v in variants:
+            save(variant(im, v), folder, name + "_" + v, name + " " + v,
+                 quality=50 if v == "q50" else 90)
+    for name in extra:
+        save(load(name, "jpg"), folder, name, name + " original", quality=95)
+
+
+def py_phash(path, crop=0.0):
+    """The pHash as dedup/phash.c defines it, written independently: PIL's
+    draft (DCT-scaled JPEG decode to >= 64 px), EXIF transpose, optional
+    5% margin cut, convert('L'), bicubic 32x32, 2-D DCT-II, 8x8 block >
+    its median, row-major, first bit most significant."""
+    im = Image.open(path)
+    if im.format == "JPEG":
+        im.draft("RGB", (64, 64))
+    im = ImageOps.exif_transpose(im).convert("RGB")
+    if crop:
+        w, h = im.size
+        dx, dy = int(w * crop + 0.5), int(h * crop + 0.5)
+        im = im.crop((dx, dy, w - dx, h - dy))
+    a = np.asarray(im.convert("L").resize((32, 32), Image.BICUBIC), dtype=np.float64)
+    f = dct(dct(a, axis=0), axis=1)[:8, :8]
+    v = 0
+    for bit in (f > np.median(f)).flatten():
+        v = v << 1 | int(bit)
+    return v
+
+
+def db(corpus):
+    return sqlite3.connect(os.path.join(corpus, "catalog.db"))
+
+
+def decisions(corpus):
+    """{caption: reason with the keeper's pair id replaced by its caption}"""
+    con = db(corpus)
+    text = dict(con.execute("SELECT id, text FROM pairs"))
+    out = {}
+    for pid, reason, decision in con.execute(
+            "SELECT pair_id, reason, decision FROM decisions WHERE stage = 'dedup'"):
+        assert decision == "drop", decision
+        kind, _, rest = reason.partition(":")
+        if kind in ("near", "semantic"):
+            rest = text[int(rest)]
+        out[text[pid]] = (kind, rest)
+    con.close()
+    return out
+
+
+def shard_captions(corpus, out):
+    r = run("-C", corpus, "shard", "-o", out)
+    assert r.returncode == 0, r.stderr
+    caps = set()
+    for name in sorted(os.listdir(out)):
+        if name.endswith(".tar"):
+            with tarfile.open(os.path.join(out, name)) as t:
+                for m in t.getmembers():
+                    if m.name.endswith(".txt"):
+                        caps.add(t.extractfile(m).read().decode().strip())
+    return caps
+
+
+@unittest.skipUnless(os.path.isdir(IMAGES), "SKIP: ../shared/testdata/images missing")
+@unittest.skipUnless(HAVE_PY, "SKIP: python3-pil, python3-numpy or python3-scipy missing")
+class DedupTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="witpipe-dedup.")
+        self.photos = os.path.join(self.tmp.name, "photos")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def corpus(self, folder, name="corpus"):
+        c = os.path.join(self.tmp.name, name)
+        r = run("init", c)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run("-C", c, "add", "--files", folder)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return c
+
+    def test_near_groups_of_transformed_photos(self):
+        write_photo_set(self.photos)
+        c = self.corpus(self.photos)
+        r = run("-C", c, "dedup", "--near")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = decisions(c)
+        # every variant joins its own original, which is kept (same size
+        # as q50/gray/wm, first added); nothing else is dropped
+        want = {"%s %s" % (n, v): ("near", n + " original") for n, _ in PHOTOS for v in VARIANTS}
+        self.assertEqual(got, want)
+        self.assertNotIn("camera_gray original", got)
+        self.assertIn("30 near (6 groups)", r.stderr + r.stdout)
+        self.assertIn("largest groups", r.stderr + r.stdout)
+
+    def test_phash_matches_independent_python(self):
+        write_photo_set(self.photos, names=PHOTOS[:4], variants=["half", "crop", "gray"])
+        for name in ("chelsea_exif_rot90", "coffee_progressive", "astronaut_444"):
+            shutil.copy(os.path.join(IMAGES, name + ".jpg"), self.photos)
+            with open(os.path.join(self.photos, name + ".txt"), "w") as f:
+                f.write(name)
+        c = self.corpus(self.photos)
+        r = run("-C", c, "dedup", "--near", "--no-report")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        con = db(c)
+        rows = con.execute("SELECT p.text, h.phash, h.phash_inner FROM image_phash h "
+                           "JOIN pairs p ON p.image_id = h.image_id").fetchall()
+        paths = {}
+        for f in os.listdir(self.photos):
+            if f.endswith(".txt"):
+                with open(os.path.join(self.photos, f)) as fh:
+                    paths[fh.read().strip()] = os.path.join(self.photos, f[:-4] + ".jpg")
+        self.assertEqual(len(rows), len(paths))
+        exact = 0
+        for text, ph, inner in rows:
+            for got, want in ((ph & (2**64 - 1), py_phash(paths[text])),
+                              (inner & (2**64 - 1), py_phash(paths[text], 0.05))):
+                d = bin(got ^ want).count("1")
+                self.assertLessEqual(d, 2, "%s: %016x vs python %016x" % (text, got, want))
+                exact += d == 0
+        print("pHash: %d of %d equal to the Python reference bit for bit" % (exact, 2 * len(rows)))
+
+    def test_exact_duplicates_keep_the_first(self):
+        os.makedirs(self.photos)
+        for i, cap in enumerate(["first copy", "second copy", "third copy"]):
+            shutil.copy(os.path.join(IMAGES, "rocket.jpg"), os.path.join(self.photos, "r%d.jpg" % i))
+            with open(os.path.join(self.photos, "r%d.txt" % i), "w") as f:
+                f.write(cap)
+        shutil.copy(os.path.join(IMAGES, "chelsea.jpg"), self.photos)
+        with open(os.path.join(self.photos, "chelsea.txt"), "w") as f:
+            f.write("a cat")
+        c = self.corpus(self.photos)
+        r = run("-C", c, "dedup", "--exact")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(decisions(c), {"second copy": ("exact", ""), "third copy": ("exact", "")})
+
+    def test_decisions_shards_and_rerun_with_other_radius(self):
+        write_photo_set(self.photos, names=PHOTOS[:3])
+        c = self.corpus(self.photos)
+        every = {"%s %s" % (n, v) for n, _ in PHOTOS[:3] for v in VARIANTS + ["original"]}
+        every.add("camera_gray original")
+        r = run("-C", c, "dedup")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        first = decisions(c)
+        self.assertEqual(len(first), 15)
+        caps = shard_captions(c, os.path.join(self.tmp.name, "shards1"))
+        self.assertEqual(caps, every - set(first))
+        # radius 0: only identical hashes group; crops (2+ bits off even
+        # against the centre hash) and marked copies come back
+        r = run("-C", c, "dedup", "--radius", "0")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        second = decisions(c)
+        self.assertLess(len(second), len(first))
+        self.assertTrue(set(second) < set(first))
+        caps2 = shard_captions(c, os.path.join(self.tmp.name, "shards2"))
+        self.assertEqual(caps2, every - set(second))
+        con = db(c)
+        runs = con.execute("SELECT status, counts FROM runs WHERE stage = 'dedup'").fetchall()
+        self.assertEqual([s for s, _ in runs], ["done", "done"])
+        self.assertIn('"near":%d' % len(second), runs[1][1])
+
+    def test_kill_mid_run_then_rerun_gives_the_uninterrupted_result(self):
+        os.makedirs(self.photos)
+        rng = np.random.default_rng(7)
+        for i in range(80):  # distinct synthetic pictures, each with a re-encoded copy
+            a = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+            im = Image.fromarray(a).resize((160, 128), Image.BICUBIC)
+            save(im, self.photos, "p%03d" % i, "picture %d" % i, quality=95)
+            save(im, self.photos, "p%03d_q50" % i, "picture %d again" % i, quality=50)
+        c = self.corpus(self.photos)
+        ref = os.path.join(self.tmp.name, "reference")
+        shutil.copytree(c, ref)
+        r = run("-C", ref, "dedup", "--no-report")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        want = decisions(ref)
+        self.assertEqual(len(want), 80)
+        p = subprocess.Popen([BIN, "-C", c, "dedup", "--batch", "1", "--batch-delay-ms", "40",
+                              "--no-report"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        hashed = 0
+        deadline = time.time() + 60
+        while time.time() < deadline and p.poll() is None:
+            try:
+                con = db(c)
+                hashed = con.execute("SELECT count(*) FROM image_phash").fetchone()[0]
+                con.close()
+            except sqlite3.Error:
+                hashed = 0
+            if hashed >= 20:
+                break
+            time.sleep(0.02)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        self.assertGreaterEqual(hashed, 20)
+        con = db(c)
+        at_kill = con.execute("SELECT count(*) FROM image_phash").fetchone()[0]
+        self.assertEqual(con.execute("SELECT count(*) FROM decisions").fetchone()[0], 0)
+        con.close()
+        self.assertLess(at_kill, 160, "the run finished before it was killed")
+        r = run("-C", c, "dedup", "--no-report")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("%d images hashed" % (160 - at_kill), r.stderr + r.stdout)
+        self.assertEqual(decisions(c), want)
+
+    def test_decontamination_drops_exactly_the_three(self):
+        os.makedirs(self.photos)
+        for name, ext in PHOTOS[:5] + [("camera_gray", "jpg")]:
+            save(load(name, ext), self.photos, name, name + " original", quality=95)
+        evalset = os.path.join(self.tmp.name, "evalset")
+        os.makedirs(evalset)
+        variant(load("astronaut", "jpg"), "q50").save(os.path.join(evalset, "a.jpg"), quality=50)
+        variant(load("chelsea", "jpg"), "crop").save(os.path.join(evalset, "b.jpg"))
+        variant(load("rocket", "jpg"), "wm").save(os.path.join(evalset, "c.jpg"))
+        load("motorcycle", "png").save(os.path.join(evalset, "d.jpg"))  # not in the corpus
+        c = self.corpus(self.photos)
+        r = run("-C", c, "dedup", "--against", evalset)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(decisions(c), {n + " original": ("contaminated", "evalset")
+                                        for n in ("astronaut", "chelsea", "rocket")})
+        # a list file names the set too
+        lst = os.path.join(self.tmp.name, "bench.txt")
+        with open(lst, "w") as f:
+            f.write("evalset/b.jpg\n# comment\nevalset/d.jpg\n")
+        r = run("-C", c, "dedup", "--against", lst)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(decisions(c), {"chelsea original": ("contaminated", "bench")})
+
+    def test_dry_run_prints_what_it_would_drop_and_records_nothing(self):
+        write_photo_set(self.photos, names=PHOTOS[:2], variants=["q50", "crop"])
+        c = self.corpus(self.photos)
+        r = run("-C", c, "dedup", "--dry-run")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        printed = {}
+        for line in r.stdout.splitlines():
+            pid, reason = line.split("\t")
+            printed[int(pid)] = reason
+        self.assertEqual(len(printed), 4)
+        con = db(c)
+        self.assertEqual(con.execute("SELECT count(*) FROM decisions").fetchone()[0], 0)
+        con.close()
+        r = run("-C", c, "dedup")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        con = db(c)
+        got = dict(con.execute("SELECT pair_id, reason FROM decisions"))
+        self.assertEqual(got, printed)
+
+    def test_html_picture_of_the_groups(self):
+        write_photo_set(self.photos, names=PHOTOS[:3], variants=["q50", "half"])
+        c = self.corpus(self.photos)
+        out = os.path.join(self.tmp.name, "groups.html")
+        r = run("-C", c, "dedup", "--report", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            html = f.read()
+        self.assertEqual(html.count("<h2>"), 3)
+        self.assertEqual(html.count("data:image/jpeg;base64,"), 9)
+        for n, _ in PHOTOS[:3]:
+            self.assertIn(n + " original", html)
+            self.assertIn(n + " q50", html)
+
+    def test_text_dup_flags_captions_for_the_filter_stage(self):
+        lst = os.path.join(self.tmp.name, "list.tsv")
+        rows = [("http://x.test/1.jpg", "logo"), ("http://x.test/2.jpg", "logo"),
+                ("http://x.test/3.jpg", "logo"), ("http://x.test/4.jpg", "a red car"),
+                ("http://x.test/4.jpg", "car"), ("http://x.test/4.jpg", "vehicle"),
+                ("http://x.test/5.jpg", "sunset"), ("http://x.test/6.jpg", "logo2"),
+                ("http://x.test/7.jpg", "logo2")]
+        with open(lst, "w") as f:
+            f.write("url\tcaption\n")
+            for u, t in rows:
+                f.write("%s\t%s\n" % (u, t))
+        c = os.path.join(self.tmp.name, "corpus")
+        self.assertEqual(run("init", c).returncode, 0)
+        r = run("-C", c, "add", lst)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run("-C", c, "dedup", "--exact", "--text-dup", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        con = db(c)
+        got = {(u, t): (d, reason, score) for u, t, d, reason, score in con.execute(
+            "SELECT i.url, p.text, d.decision, d.reason, d.score FROM decisions d "
+            "JOIN pairs p ON p.id = d.pair_id JOIN images i ON i.id = p.image_id "
+            "WHERE d.stage = 'dedup-text'")}
+        want = {(u, t): ("keep", "caption_shared", 3) for u, t in rows[:3]}
+        want.update({(u, t): ("keep", "many_captions", 3) for u, t in rows[3:6]})
+        self.assertEqual(got, want)
+        # a rerun with a higher bar replaces them
+        r = run("-C", c, "dedup", "--exact", "--text-dup", "3")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(con.execute("SELECT count(*) FROM decisions").fetchone()[0], 0)
+        con.close()
+
+    @unittest.skipUnless(os.path.isdir(MODEL), "SKIP: ../shared/golden/clip model missing")
+    def test_decontamination_by_embeddings(self):
+        os.makedirs(self.photos)
+        for name, ext in PHOTOS[:4]:
+            save(load(name, ext), self.photos, name, name + " original", quality=95)
+        evalset = os.path.join(self.tmp.name, "evalset")
+        os.makedirs(evalset)
+        variant(load("astronaut", "jpg"), "q50").save(os.path.join(evalset, "a.jpg"), quality=50)
+        variant(load("rocket", "jpg"), "half").save(os.path.join(evalset, "b.jpg"))
+        load("motorcycle", "png").save(os.path.join(evalset, "c.jpg"))  # not in the corpus
+        c = self.corpus(self.photos)
+        r = run("-C", c, "dedup", "--against", evalset, "--against-eps", "0.01")
+        self.assertEqual(r.returncode, 2)  # needs --clip-model
+        r = run("-C", c, "encode", "--model", MODEL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # embeddings only (no pHash check, no image hashed): the two
+        # copies' originals go
+        r = run("-C", c, "dedup", "--exact", "--against", evalset, "--against-radius", "off",
+                "--against-eps", "0.05", "--clip-model", MODEL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(decisions(c), {n + " original": ("contaminated", "evalset")
+                                        for n in ("astronaut", "rocket")})
+        con = db(c)
+        self.assertEqual(con.execute("SELECT count(*) FROM image_phash").fetchone()[0], 0)
+        con.close()
+
+    @unittest.skipUnless(os.path.isdir(MODEL), "SKIP: ../shared/golden/clip model missing")
+    def test_semantic_over_encode_embeddings(self):
+        write_photo_set(self.photos, names=PHOTOS[:4], variants=["q50", "half", "gray"])
+        c = self.corpus(self.photos)
+        r = run("-C", c, "dedup", "--semantic")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("encode", r.stderr)
+        r = run("-C", c, "encode", "--model", MODEL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run("-C", c, "dedup", "--semantic", "--dry-run", "--clusters", "2",
+                "--eps", "0.01,0.1,0.5")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        frac = [int(line.split(":")[1].split()[0]) for line in r.stderr.splitlines()
+                if line.startswith("semantic eps")]
+        self.assertEqual(len(frac), 3)
+        self.assertTrue(frac[0] <= frac[1] <= frac[2], frac)
+        r = run("-C", c, "dedup", "--semantic", "--clusters", "2", "--eps", "0.01")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = decisions(c)
+        self.assertEqual(len(got), frac[0])
+        self.assertGreater(len(got), 0)
+        for cap, (kind, keeper) in got.items():
+            # at eps 0.01 a copy only ever joins a copy of the same photo
+            self.assertEqual(kind, "semantic")
+            self.assertEqual(cap.split()[0], keeper.split()[0], (cap, keeper))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -88,7 +88,8 @@ echo "demo: the funnel (pairs, and why the rest were left out):"
 /usr/bin/python3 - "$out/export.jsonl" <<'EOF'
 import collections, json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-why = collections.Counter(r["dropped_by"] or ("image " + (r["error_class"] or r["state"] or "?"))
+# near:ID / semantic:ID name the group's keeper: count them by kind
+why = collections.Counter((r["dropped_by"] or ("image " + (r["error_class"] or r["state"] or "?"))).split(":")[0]
                           for r in rows if not r["kept"])
 print("  %4d candidate pairs" % len(rows))
 for k, n in why.most_common():

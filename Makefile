@@ -19,7 +19,7 @@ SAN     ?=
 OPT     ?= -O2
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
-MODULES := common catalog store image net kern clip emb parquet add crawl fetch shard encode filter balance audit
+MODULES := common catalog store image net kern clip emb parquet add crawl fetch shard encode filter balance audit merge
 PKGS    := libcurl libxml-2.0 libarchive sqlite3 libjpeg libturbojpeg spng libwebp libwebpdemux \
            libcrypto libutf8proc jansson libpsl zlib libdeflate libbrotlidec \
            snappy liblz4 libzstd

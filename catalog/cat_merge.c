@@ -53,9 +53,14 @@ static int mquery_i64(cat *c, const char *sql, int64_t *out, wp_err *err, const 
 
 int cat_merge_fingerprint(cat *part, char out[WP_SHA256_LEN * 2 + 1], wp_err *err)
 {
-    static const char runs_sql[] = "SELECT id, stage, params, started_at, status FROM runs "
-                                   "WHERE stage != 'merge' ORDER BY id";
-    static const char pairs_sql[] = "SELECT count(*), min(uid), max(uid) FROM pairs";
+    static const char runs_sql[] = "SELECT id, stage, params, started_at, status, counts FROM runs "
+                                   "ORDER BY id";
+    static const char pairs_sql[] =
+        "SELECT (SELECT count(*) FROM pairs), (SELECT min(uid) FROM pairs), "
+        "(SELECT max(uid) FROM pairs), (SELECT count(*) FROM images WHERE state = 'ok'), "
+        "(SELECT total(bytes) FROM images), (SELECT count(*) FROM decisions), "
+        "(SELECT count(*) FROM decisions WHERE decision = 'drop'), "
+        "(SELECT count(*) FROM embeddings)";
     wp_sha256 *h = wp_sha256_new();
     sqlite3_stmt *s = NULL;
     uint8_t d[WP_SHA256_LEN];
@@ -68,10 +73,11 @@ int cat_merge_fingerprint(cat *part, char out[WP_SHA256_LEN * 2 + 1], wp_err *er
         goto out;
     }
     while ((k = sqlite3_step(s)) == SQLITE_ROW) {
-        for (int i = 0; i < 5; i++) {
+        for (int i = 0; i < 6; i++) {
             const unsigned char *t = sqlite3_column_text(s, i);
             int n = sqlite3_column_bytes(s, i);
-            if ((t && wp_sha256_update(h, t, (size_t)n) != 0) || wp_sha256_update(h, "\t", 1) != 0) {
+            if ((t && wp_sha256_update(h, t, (size_t)n) != 0) ||
+                wp_sha256_update(h, "\t", 1) != 0) {
                 rc = wp_err_set(err, WP_ENOMEM, "out of memory");
                 goto out;
             }
@@ -89,7 +95,7 @@ int cat_merge_fingerprint(cat *part, char out[WP_SHA256_LEN * 2 + 1], wp_err *er
         rc = cat_sqlerr(part, err, "fingerprint: pairs");
         goto out;
     }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 8; i++) {
         const unsigned char *t = sqlite3_column_text(s, i);
         if (t)
             wp_sha256_update(h, t, (size_t)sqlite3_column_bytes(s, i));
@@ -198,8 +204,7 @@ int cat_merge_emb_shards(cat *c, cat_merge_emb_fn fn, void *ud, wp_err *err)
     if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
         return cat_sqlerr(c, err, "embedding shards");
     while ((k = sqlite3_step(s)) == SQLITE_ROW) {
-        if ((rc = fn(ud, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1))) !=
-            0)
+        if ((rc = fn(ud, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1))) != 0)
             break;
     }
     if (rc == 0 && k != SQLITE_DONE)
@@ -387,8 +392,7 @@ int cat_merge_part(cat *c, const cat_merge_in *in, cat_merge_counts *out, wp_err
         goto fail;
     if ((rc = mquery_i64(c, "SELECT coalesce(max(id), 0) FROM main.runs", &off, err, "runs")) !=
             0 ||
-        (rc = mquery_i64(c, "SELECT count(*) FROM main.pairs", &before_pairs, err, "pairs")) !=
-            0 ||
+        (rc = mquery_i64(c, "SELECT count(*) FROM main.pairs", &before_pairs, err, "pairs")) != 0 ||
         (rc = mquery_i64(c, "SELECT count(*) FROM main.images", &before_images, err, "images")) !=
             0)
         goto fail;

@@ -467,9 +467,11 @@ int cat_pair_explain(cat *c, const char *uid, wp_buf *out, wp_err *err);
 /* ---- merging part catalogs (catalog/cat_merge.c) --------------------- */
 
 /* The part's content fingerprint: hex SHA-256 of its runs (id, stage,
- * params, started_at, status; merge runs excluded) and of its pairs' count,
- * smallest and largest uid. The same part, wherever it was copied, has the
- * same fingerprint. Returns 0 or CAT_ESQL / WP_ENOMEM. */
+ * params, started_at, status, counts) and of its pairs' count, smallest and
+ * largest uid, its ok images and their bytes, its decisions and drops, its
+ * embeddings. The same part, wherever it was copied, has the same
+ * fingerprint; two parts that agree on all of these are taken for one.
+ * Returns 0 or CAT_ESQL / WP_ENOMEM. */
 int cat_merge_fingerprint(cat *part, char out[WP_SHA256_LEN * 2 + 1], wp_err *err);
 /* 1 when a part with this fingerprint was merged into c (*merged_at and
  * path, either may be NULL, say when and from where), 0 when not, CAT_ESQL. */

@@ -12,10 +12,8 @@
 enum { O_PARTIAL = 1000, O_SKIP };
 
 static const cli_opt merge_opts_table[] = {
-    {"partial", 0, no_argument, O_PARTIAL, NULL,
-     "also merge parts whose runs did not all finish"},
-    {"skip-merged", 0, no_argument, O_SKIP, NULL,
-     "skip a part merged before instead of stopping"},
+    {"partial", 0, no_argument, O_PARTIAL, NULL, "also merge parts whose runs did not all finish"},
+    {"skip-merged", 0, no_argument, O_SKIP, NULL, "skip a part merged before instead of stopping"},
     {0, 0, 0, 0, 0, 0},
 };
 

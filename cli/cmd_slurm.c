@@ -39,13 +39,14 @@ static const cli_opt slurm_opts_table[] = {
     {"output", 'o', required_argument, 'o', "DIR", "where the scripts, part configs and logs go"},
     {"submit", 0, no_argument, O_SUBMIT, NULL,
      "submit them (sbatch --parsable, chained with\nafterok) and print the job ids"},
-    {"bin", 0, required_argument, O_BIN, "PATH",
-     "the witpipe the jobs run (default: this one)"},
+    {"bin", 0, required_argument, O_BIN, "PATH", "the witpipe the jobs run (default: this one)"},
     {"partition", 0, required_argument, O_PARTITION, "P", "sbatch --partition for every job"},
     {"account", 0, required_argument, O_ACCOUNT, "A", "sbatch --account for every job"},
-    {"cpus", 0, required_argument, O_CPUS, "N", "CPUs per task for every stage (default: per stage)"},
+    {"cpus", 0, required_argument, O_CPUS, "N",
+     "CPUs per task for every stage (default: per stage)"},
     {"mem", 0, required_argument, O_MEM, "M", "memory per task, e.g. 16G (default: per stage)"},
-    {"time", 0, required_argument, O_TIME, "T", "time limit per task, e.g. 4:00:00 (default: per stage)"},
+    {"time", 0, required_argument, O_TIME, "T",
+     "time limit per task, e.g. 4:00:00 (default: per stage)"},
     {"resources", 0, required_argument, O_RES, "STAGE=C,M,T",
      "CPUs, memory and time of one stage (parts: the\narray, merge: the merge); repeatable"},
     {0, 0, 0, 0, 0, 0},
@@ -87,11 +88,11 @@ typedef struct res {
 
 /* Defaults per stage: network-bound stages want few CPUs, encode many. */
 static const res res_defaults[] = {
-    {"parts", 8, "16G", "12:00:00"},  {"merge", 2, "8G", "4:00:00"},
-    {"dedup", 16, "64G", "4:00:00"},  {"balance", 8, "32G", "2:00:00"},
-    {"shard", 8, "16G", "8:00:00"},   {"export", 2, "8G", "2:00:00"},
-    {"audit", 4, "16G", "2:00:00"},   {"encode", 32, "64G", "24:00:00"},
-    {"filter", 8, "16G", "4:00:00"},  {"queries", 4, "16G", "2:00:00"},
+    {"parts", 8, "16G", "12:00:00"}, {"merge", 2, "8G", "4:00:00"},
+    {"dedup", 16, "64G", "4:00:00"}, {"balance", 8, "32G", "2:00:00"},
+    {"shard", 8, "16G", "8:00:00"},  {"export", 2, "8G", "2:00:00"},
+    {"audit", 4, "16G", "2:00:00"},  {"encode", 32, "64G", "24:00:00"},
+    {"filter", 8, "16G", "4:00:00"}, {"queries", 4, "16G", "2:00:00"},
     {"*", 4, "8G", "4:00:00"},
 };
 
@@ -241,9 +242,8 @@ static int generate(cli_ctx *ctx, sl_ctx *s, json_t *cfg, json_t *stages)
     int njobs = 0;
     FILE *f;
 
-    while (first_global < nst &&
-           is_part_stage(json_string_value(
-               json_object_get(json_array_get(stages, first_global), "stage"))))
+    while (first_global < nst && is_part_stage(json_string_value(json_object_get(
+                                     json_array_get(stages, first_global), "stage"))))
         first_global++;
     if (first_global == 0) {
         cli_error(ctx, "$.stages[0]: the pipeline must start with an item-by-item stage "
@@ -358,7 +358,8 @@ static int generate(cli_ctx *ctx, sl_ctx *s, json_t *cfg, json_t *stages)
         if (j == 0)
             fprintf(f, "j0=$(sbatch --parsable '%s/%s.sbatch')\n", s->out, jobs[j]);
         else
-            fprintf(f, "j%d=$(sbatch --parsable --dependency=afterok:${j%d%%%%;*} '%s/%s.sbatch')\n",
+            fprintf(f,
+                    "j%d=$(sbatch --parsable --dependency=afterok:${j%d%%%%;*} '%s/%s.sbatch')\n",
                     j, j - 1, s->out, jobs[j]);
         fprintf(f, "echo \"%s ${j%d%%%%;*}\"\n", jobs[j], j);
     }
@@ -465,8 +466,8 @@ static int cmd_slurm(cli_ctx *ctx, int argc, char **argv)
         }
     }
     {
-        const char *cp = ctx->corpus_set ? ctx->corpus
-                                         : json_string_value(json_object_get(cfg, "corpus"));
+        const char *cp =
+            ctx->corpus_set ? ctx->corpus : json_string_value(json_object_get(cfg, "corpus"));
         if (cp == NULL)
             cp = ".";
         if (absolute(s.cwd, cp, corpus, sizeof corpus) != 0 ||

@@ -17,8 +17,8 @@ enum mrg_status {
 };
 
 typedef struct mrg_opts {
-    int partial;         /* merge parts whose runs did not all finish */
-    int skip_merged;     /* a part merged already is skipped, not an error */
+    int partial;     /* merge parts whose runs did not all finish */
+    int skip_merged; /* a part merged already is skipped, not an error */
 } mrg_opts;
 
 typedef struct mrg_counts {

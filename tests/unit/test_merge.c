@@ -116,7 +116,8 @@ static void check_bytes(const char *dir, const char *url)
     assert_int_equal(cat_image_location(c, iid, &loc, &err), 0);
     assert_int_equal(loc.bytes, (int64_t)strlen(want));
     assert_int_equal(st_open(dir, &st, &err), 0);
-    assert_int_equal(st_read(st, loc.store_file, loc.store_offset, got, (size_t)loc.bytes, &err), 0);
+    assert_int_equal(st_read(st, loc.store_file, loc.store_offset, got, (size_t)loc.bytes, &err),
+                     0);
     assert_memory_equal(got, want, strlen(want));
     st_close(st);
     cat_close(c);

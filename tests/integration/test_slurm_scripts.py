@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import unittest
 
+from tests.integration.schema_check import validate
 from tests.integration.test_export import shard_samples
 from tests.integration.test_fetch_cli import BIN, Server, need_fixtures, run
 
@@ -104,6 +105,7 @@ class SlurmScripts(unittest.TestCase):
         self.assertIn('-C "%s/parts/part-$I-of-4" run "%s/part-$I.json"' % (out, out), text)
         for i in range(1, 5):
             pc = json.loads(read(os.path.join(out, "part-%d.json" % i)))
+            self.assertEqual(validate("pipeline.schema.json", pc), [])
             self.assertEqual(pc["corpus"], "%s/parts/part-%d-of-4" % (out, i))
             self.assertEqual([s["stage"] for s in pc["stages"]], ["add", "fetch"])
             for s in pc["stages"]:
@@ -122,6 +124,7 @@ class SlurmScripts(unittest.TestCase):
         self.assertIn("--time=1:00:00", shard)
         self.assertNotIn("--array", " ".join(shard))
         g = json.loads(read(os.path.join(out, "global-03-shard.json")))
+        self.assertEqual(validate("pipeline.schema.json", g), [])
         self.assertEqual(g["corpus"], corpus)
         self.assertEqual([s["stage"] for s in g["stages"]], ["shard"])
         # every job after the one before it

@@ -38,7 +38,7 @@ static const cli_opt slurm_opts_table[] = {
     {"parts", 0, required_argument, O_PARTS, "N", "split the item-by-item stages in N parts"},
     {"output", 'o', required_argument, 'o', "DIR", "where the scripts, part configs and logs go"},
     {"submit", 0, no_argument, O_SUBMIT, NULL,
-     "submit them (sbatch --parsable, chained with\nafterok) and print the job ids"},
+     "submit them with sbatch, each after the one\nbefore (afterok), and print the job ids"},
     {"bin", 0, required_argument, O_BIN, "PATH", "the witpipe the jobs run (default: this one)"},
     {"partition", 0, required_argument, O_PARTITION, "P", "sbatch --partition for every job"},
     {"account", 0, required_argument, O_ACCOUNT, "A", "sbatch --account for every job"},
@@ -64,14 +64,14 @@ const cli_cmd cli_cmd_slurm = {
     .about = "Writes sbatch scripts that run PIPELINE.json (the config of `witpipe run`)\n"
              "on a Slurm cluster. The leading item-by-item stages (add, crawl, fetch,\n"
              "encode, filter) run as a job array of N tasks: task I runs `witpipe run` on\n"
-             "OUTDIR/part-I.json, those stages with \"part\": \"I/N\" where the stage takes\n"
-             "--part, into its own corpus OUTDIR/parts/part-I-of-N. A stage without\n"
-             "--part in this build is done whole by every task (the merge keeps one\n"
-             "copy of each pair; a warning says which). Then `witpipe merge` folds the\n"
-             "parts into the corpus (-C DIR, else the config's \"corpus\"), and each\n"
-             "remaining stage (dedup, balance, shard, export, audit...) runs as its own\n"
-             "job over the merged corpus, each after the last with\n"
-             "--dependency=afterok. Every task logs to OUTDIR/logs/NAME-TASK.log.\n"
+             "OUTDIR/part-I.json, those stages with \"part\": \"I/N\" where the stage has\n"
+             "that option, into its own corpus OUTDIR/parts/part-I-of-N. A stage without\n"
+             "it in this build is done whole by every task (the merge keeps one copy of\n"
+             "each pair; a warning says which). Then `witpipe merge` folds the parts\n"
+             "into the corpus (-C DIR, else the config's \"corpus\"), and each remaining\n"
+             "stage (dedup, balance, shard, export, audit...) runs as its own job over\n"
+             "the merged corpus, each one only after the one before it succeeded (an\n"
+             "afterok dependency). Every task logs to OUTDIR/logs/NAME-TASK.log.\n"
              "Relative paths in the config are taken from the current directory (the\n"
              "jobs start there).\n",
     .opts = slurm_opts_table,

@@ -252,7 +252,7 @@ static int merge_one(cat *c, const char *dir, const char *part, const mrg_opts *
     counts->store_files += (int64_t)nfiles;
     counts->emb_shards += (int64_t)emb.n;
 out:
-    if (rc != 0 && rc != CAT_EMERGED && strncmp(err->msg, part, strlen(part)) != 0)
+    if (rc != 0 && strstr(err->msg, part) == NULL)
         wp_err_prefix(err, "part %s", part);
     free(files);
     free(newf);

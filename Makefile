@@ -19,7 +19,7 @@ SAN     ?=
 OPT     ?= -O2
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
-MODULES := common catalog store image net kern clip emb parquet add crawl fetch dedup shard encode filter balance audit
+MODULES := common catalog store image net kern clip emb parquet add crawl fetch dedup shard encode filter balance audit merge
 PKGS    := libcurl libxml-2.0 libarchive sqlite3 libjpeg libturbojpeg spng libwebp libwebpdemux \
            libcrypto libutf8proc jansson libpsl zlib libdeflate libbrotlidec \
            snappy liblz4 libzstd
@@ -32,6 +32,10 @@ DEBS := build-essential pkg-config libcurl4-openssl-dev libxml2-dev libarchive-d
         libsnappy-dev liblz4-dev \
         libcmocka-dev libmicrohttpd-dev libsimde-dev libcld2-dev python3 python3-numpy python3-pil python3-scipy wget tar gzip xz-utils bzip2 zstd brotli \
         wordnet-base python3-ahocorasick chromium
+
+# Only for tests/integration/test_slurm.py (a real single-node Slurm), never
+# part of `make deps`: the test installs them itself (as root) or skips.
+SLURM_DEBS := slurm-wlm munge libpmix-dev
 
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation
 CSTD    := -std=c11 -D_GNU_SOURCE
@@ -62,6 +66,16 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/t/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: slurm-deps
+# Installs SLURM_DEBS (as root), else prints the apt-get line.
+slurm-deps:
+	@if command -v slurmctld >/dev/null && command -v munged >/dev/null; then echo "slurm-deps: installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(SLURM_DEBS) || \
+	  { DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(SLURM_DEBS); }; \
+	else echo "slurm-deps: run as root: apt-get install -y $(SLURM_DEBS)"; exit 1; fi
 
 .PHONY: all deps bench-deps tests test check bench demo fuzz clean format format-check
 .SECONDARY:

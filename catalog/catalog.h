@@ -23,6 +23,8 @@ enum cat_status {
     CAT_ENEWER = -101,    /* written by a newer witpipe: schema version too high */
     CAT_ELOCKED = -102,   /* another witpipe process holds the corpus */
     CAT_ENOCORPUS = -103, /* DIR has no catalog (run witpipe init) */
+    CAT_EMERGED = -104,   /* this part catalog was merged already */
+    CAT_ECONFLICT = -105, /* a part's decision contradicts the corpus's */
 };
 
 typedef struct cat cat;
@@ -607,5 +609,64 @@ int cat_dedup_text_flags(cat *c, int max_images, int max_captions, int64_t run_i
                          int64_t *many, wp_err *err);
 /* A pair's caption (into out) and image id; WP_ENOENT for an unknown id. */
 int cat_dedup_pair_text(cat *c, int64_t pair_id, wp_buf *out, int64_t *image_id, wp_err *err);
+
+/* ---- merging part catalogs (catalog/cat_merge.c) --------------------- */
+
+/* The part's content fingerprint: hex SHA-256 of its runs (id, stage,
+ * params, started_at, status, counts) and of its pairs' count, smallest and
+ * largest uid, its ok images and their bytes, its decisions and drops, its
+ * embeddings. The same part, wherever it was copied, has the same
+ * fingerprint; two parts that agree on all of these are taken for one.
+ * Returns 0 or CAT_ESQL / WP_ENOMEM. */
+int cat_merge_fingerprint(cat *part, char out[WP_SHA256_LEN * 2 + 1], wp_err *err);
+/* 1 when a part with this fingerprint was merged into c (*merged_at and
+ * path, either may be NULL, say when and from where), 0 when not, CAT_ESQL. */
+int cat_merge_find(cat *c, const char *fingerprint, int64_t *merged_at, char *path, size_t path_cap,
+                   wp_err *err);
+/* Runs of the part that are not done (running, killed, stopped, failed);
+ * -1 with err filled on a SQL error. */
+int64_t cat_merge_unfinished_runs(cat *part, wp_err *err);
+/* The store file numbers images of c point at, ascending, in *files (the
+ * caller frees it). Returns 0, CAT_ESQL or WP_ENOMEM. */
+int cat_merge_store_files(cat *c, int64_t **files, size_t *n, wp_err *err);
+/* The first store file number no image of c points at (1 for none). */
+int cat_merge_store_base(cat *c, int64_t *base, wp_err *err);
+/* Calls fn for each (model, embedding shard) of c, in order; a non-zero
+ * return from fn stops and is returned. */
+typedef int (*cat_merge_emb_fn)(void *ud, const char *model, int64_t shard);
+int cat_merge_emb_shards(cat *c, cat_merge_emb_fn fn, void *ud, wp_err *err);
+
+typedef struct cat_merge_emb {
+    const char *model;
+    int64_t old_shard, new_shard;
+} cat_merge_emb;
+
+typedef struct cat_merge_in {
+    const char *catalog_path;             /* the part's catalog.db */
+    const char *path;                     /* the part's directory, as recorded */
+    const char *fingerprint;              /* cat_merge_fingerprint of the part */
+    const int64_t *store_old, *store_new; /* store file renumbering (files already copied) */
+    size_t nstore;
+    const cat_merge_emb *emb; /* embedding shard renumbering (files already copied) */
+    size_t nemb;
+} cat_merge_in;
+
+typedef struct cat_merge_counts {
+    int64_t pairs, pairs_new, images_new, runs;
+} cat_merge_counts;
+
+/* Folds the part catalog into c in one transaction (docs/scale-out.md):
+ * runs copied with new ids pointing at a new merged_parts row, sources,
+ * images (new URLs added; a known URL takes the part's fetch result when it
+ * ranks higher: ok > error > pending, or finished earlier), pairs by uid
+ * (a known pair's sighting goes to pair_seen), pair_seen, decisions,
+ * embeddings, languages, filter verdicts, tags, pages, robots, shards.
+ * Store files and embedding shards are renumbered with in's maps; rows
+ * whose file is not in the map lose their location. The part must not be
+ * written meanwhile (the caller holds its lock). Returns 0; CAT_EMERGED
+ * when the fingerprint is merged already, CAT_ECONFLICT when a decision
+ * contradicts the corpus's (the message names the pair), CAT_ESQL; on any
+ * error c is unchanged. Must not be called inside a transaction. */
+int cat_merge_part(cat *c, const cat_merge_in *in, cat_merge_counts *out, wp_err *err);
 
 #endif /* CATALOG_H */

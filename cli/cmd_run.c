@@ -77,7 +77,8 @@ const cli_cmd cli_cmd_run = {
 /* Commands that are not pipeline stages. */
 static int is_stage_command(const cli_cmd *c)
 {
-    static const char *const not_stages[] = {"init", "status", "run", "clip", "model", "explain"};
+    static const char *const not_stages[] = {"init",  "status",  "run",  "clip",
+                                             "model", "explain", "slurm"};
     for (size_t i = 0; i < sizeof not_stages / sizeof not_stages[0]; i++)
         if (strcmp(c->name, not_stages[i]) == 0)
             return 0;

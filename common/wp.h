@@ -43,7 +43,7 @@
  *   -600 .. -699   clip (CLIP_: model -600, tokenizer -650, hub -660)
  *   -700           crawl (CRAWL_)      -1500         queries + balance (QRY_, BAL_)
  *   -800           add (ADD_)          -1600         audit (AUDIT_)
- *   -1700          run, merge, slurm (RUN_)  -1800  parquet (PQ_)
+ *   -1700          run, merge, slurm (RUN_, MRG_)  -1800  parquet (PQ_)
  *   -1900 .. -9999 free
  * tests/unit/test_common.c (test_status_codes_unique_and_in_range) includes
  * every module's public header and checks, from a list written in the test,

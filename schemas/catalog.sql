@@ -262,3 +262,17 @@ CREATE TABLE image_phash (
     phash_inner INTEGER,                  -- the same of the image less 5% a side
     sha256      TEXT
 );
+
+-- migration 8
+-- `witpipe merge` (docs/scale-out.md): every part catalog folded into this
+-- one, recorded by a content fingerprint (SHA-256 of its runs and the
+-- extent of its pairs) so that the same part is never merged twice; the
+-- runs copied from a part point at it.
+CREATE TABLE merged_parts (
+    id          INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL UNIQUE,     -- hex SHA-256, see cat_merge_fingerprint
+    path        TEXT NOT NULL,            -- the part's directory as given
+    merged_at   INTEGER NOT NULL,         -- unix seconds
+    counts      TEXT NOT NULL DEFAULT '{}'
+);
+ALTER TABLE runs ADD COLUMN merged_part INTEGER REFERENCES merged_parts(id);

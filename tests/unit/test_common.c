@@ -25,6 +25,7 @@
 #include "filter/filter.h"
 #include "image/image.h"
 #include "kern/kern.h"
+#include "merge/merge.h"
 #include "net/net.h"
 #include "parquet/parquet.h"
 #include "shard/shard.h"
@@ -490,6 +491,8 @@ static const struct status_code {
     CODE(CAT_ENEWER, -199, -100),
     CODE(CAT_ELOCKED, -199, -100),
     CODE(CAT_ENOCORPUS, -199, -100),
+    CODE(CAT_EMERGED, -199, -100),
+    CODE(CAT_ECONFLICT, -199, -100),
     CODE(ST_ECORRUPT, -299, -200),
     CODE(IMG_ENOTIMAGE, -399, -300),
     CODE(IMG_EUNSUPPORTED, -399, -300),
@@ -531,6 +534,8 @@ static const struct status_code {
     CODE(AUD_ELEXICON, -1699, -1600),
     CODE(AUD_ELABELS, -1699, -1600),
     CODE(AUD_ENOEMB, -1699, -1600),
+    CODE(MRG_EUNFINISHED, -1799, -1700), /* merge */
+    CODE(MRG_ESAME, -1799, -1700),
     CODE(PQ_EFORMAT, -1899, -1800), /* parquet */
     CODE(PQ_EUNSUPPORTED, -1899, -1800),
     CODE(PQ_ECRC, -1899, -1800),

@@ -15,6 +15,7 @@
  */
 #include "audit_int.h"
 #include "catalog/catalog.h"
+#include "emb/emb.h"
 #include "image/image.h"
 #include "probe_int.h"
 #include "store/store.h"
@@ -1295,29 +1296,6 @@ static void free_list(char **v, int n)
     free(v);
 }
 
-/* Model folder name as encode names it: the last path component, or its
- * parent's when it is "model"; characters outside [A-Za-z0-9._-] as '_'. */
-static void model_folder_name(const char *dir, char *out, size_t cap)
-{
-    char tmp[WP_PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    size_t n = strlen(tmp);
-    while (n > 1 && tmp[n - 1] == '/')
-        tmp[--n] = '\0';
-    char *base = strrchr(tmp, '/');
-    base = base ? base + 1 : tmp;
-    if (strcmp(base, "model") == 0 && base > tmp + 1) {
-        base[-1] = '\0';
-        char *p = strrchr(tmp, '/');
-        base = p ? p + 1 : tmp;
-    }
-    snprintf(out, cap, "%s", base[0] ? base : "model");
-    for (char *p = out; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              (*p == '.' && p != out) || *p == '_' || *p == '-'))
-            *p = '_';
-}
-
 static int write_out(const char *dir, const char *name, const char *data, size_t n, char *path,
                      wp_err *err)
 {
@@ -1410,10 +1388,7 @@ int aud_run(cat *c, st_store *st, const aud_opts *o, const wp_reporter *rep, aud
     /* the model's embeddings */
     if (o->model_dir != NULL) {
         char sub[WP_PATH_MAX], edir[WP_PATH_MAX];
-        if (o->model_name != NULL && o->model_name[0])
-            snprintf(model_name, sizeof model_name, "%s", o->model_name);
-        else
-            model_folder_name(o->model_dir, model_name, sizeof model_name);
+        emb_model_name(o->model_dir, o->model_name, model_name, sizeof model_name);
         snprintf(sub, sizeof sub, "embeddings/%s", model_name);
         if ((rc = wp_path_join(edir, cat_dir(c), sub, err)) != 0 ||
             (rc = wp_path_join(path, o->labels_dir, "probes.txt", err)) != 0)

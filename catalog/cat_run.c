@@ -121,6 +121,24 @@ out:
     return status != 0 ? status : rc;
 }
 
+/* Hands the current row of a runs query (stage, runs, id, status,
+ * started_at, ended_at, params, counts, error) to fn. */
+static void run_row(sqlite3_stmt *s, cat_run_fn fn, void *ud)
+{
+    cat_run_info ri = {
+        .stage = (const char *)sqlite3_column_text(s, 0),
+        .runs = sqlite3_column_int64(s, 1),
+        .id = sqlite3_column_int64(s, 2),
+        .status = (const char *)sqlite3_column_text(s, 3),
+        .started_at = sqlite3_column_int64(s, 4),
+        .ended_at = sqlite3_column_int64(s, 5),
+        .params = (const char *)sqlite3_column_text(s, 6),
+        .counts = (const char *)sqlite3_column_text(s, 7),
+        .error = (const char *)sqlite3_column_text(s, 8),
+    };
+    fn(ud, &ri);
+}
+
 int cat_runs_by_stage(cat *c, cat_run_fn fn, void *ud, wp_err *err)
 {
     static const char sql[] =
@@ -133,18 +151,7 @@ int cat_runs_by_stage(cat *c, cat_run_fn fn, void *ud, wp_err *err)
     if (s == NULL)
         return CAT_ESQL;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        cat_run_info ri = {
-            .stage = (const char *)sqlite3_column_text(s, 0),
-            .runs = sqlite3_column_int64(s, 1),
-            .id = sqlite3_column_int64(s, 2),
-            .status = (const char *)sqlite3_column_text(s, 3),
-            .started_at = sqlite3_column_int64(s, 4),
-            .ended_at = sqlite3_column_int64(s, 5),
-            .params = (const char *)sqlite3_column_text(s, 6),
-            .counts = (const char *)sqlite3_column_text(s, 7),
-            .error = (const char *)sqlite3_column_text(s, 8),
-        };
-        fn(ud, &ri);
+        run_row(s, fn, ud);
     }
     if (rc != SQLITE_DONE) {
         rc = cat_sqlerr(c, err, "list runs");
@@ -166,18 +173,7 @@ int cat_runs_of_stage(cat *c, const char *stage, cat_run_fn fn, void *ud, wp_err
         return CAT_ESQL;
     sqlite3_bind_text(s, 1, stage, -1, SQLITE_TRANSIENT);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        cat_run_info ri = {
-            .stage = (const char *)sqlite3_column_text(s, 0),
-            .runs = sqlite3_column_int64(s, 1),
-            .id = sqlite3_column_int64(s, 2),
-            .status = (const char *)sqlite3_column_text(s, 3),
-            .started_at = sqlite3_column_int64(s, 4),
-            .ended_at = sqlite3_column_int64(s, 5),
-            .params = (const char *)sqlite3_column_text(s, 6),
-            .counts = (const char *)sqlite3_column_text(s, 7),
-            .error = (const char *)sqlite3_column_text(s, 8),
-        };
-        fn(ud, &ri);
+        run_row(s, fn, ud);
     }
     if (rc != SQLITE_DONE) {
         rc = cat_sqlerr(c, err, "list runs");

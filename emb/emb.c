@@ -23,6 +23,35 @@
 
 #define EMB_META_MAX ((size_t)1 << 30) /* largest metadata file read */
 
+/* ---- naming ------------------------------------------------------------ */
+
+void emb_model_name(const char *model_dir, const char *given, char *out, size_t cap)
+{
+    if (cap == 0)
+        return;
+    if (given != NULL && given[0] != '\0') {
+        snprintf(out, cap, "%s", given);
+    } else {
+        char tmp[WP_PATH_MAX];
+        snprintf(tmp, sizeof tmp, "%s", model_dir ? model_dir : "");
+        size_t n = strlen(tmp);
+        while (n > 1 && tmp[n - 1] == '/')
+            tmp[--n] = '\0';
+        char *base = strrchr(tmp, '/');
+        base = base ? base + 1 : tmp;
+        if (strcmp(base, "model") == 0 && base > tmp + 1) {
+            base[-1] = '\0';
+            char *p = strrchr(tmp, '/');
+            base = p ? p + 1 : tmp;
+        }
+        snprintf(out, cap, "%s", base[0] ? base : "model");
+    }
+    for (char *p = out; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              (*p == '.' && p != out) || *p == '_' || *p == '-'))
+            *p = '_';
+}
+
 /* ---- writing ----------------------------------------------------------- */
 
 static int write_npy(const char *path, const uint16_t *data, int rows, int dim, wp_err *err)

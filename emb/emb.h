@@ -43,6 +43,14 @@ enum emb_kind {
 #define EMB_NPY_HEADER_MAX (64u << 10) /* longest .npy header accepted */
 #define EMB_DIM_MAX        16384       /* widest embedding accepted */
 
+/* The folder name under DIR/embeddings for a model: given when it is set
+ * and not empty, else model_dir's last component ("model" folders take
+ * their parent's name), then with every character outside [A-Za-z0-9._-]
+ * (and a leading '.') made '_', so the name is a safe folder and JSON
+ * string. Every stage that finds a model's embeddings names them so.
+ * Cannot fail; out gets at most cap bytes. */
+void emb_model_name(const char *model_dir, const char *given, char *out, size_t cap);
+
 /* ---- writing ----------------------------------------------------------- */
 
 /* What a metadata line says about one row. */

@@ -239,35 +239,6 @@ out:
     return rc;
 }
 
-/* Keeps [A-Za-z0-9._-] (a leading '.' too becomes '_'): the name is a
- * folder under DIR/embeddings and goes into JSON unescaped. */
-static void sanitize_name(char *s)
-{
-    for (char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              (*p == '.' && p != s) || *p == '_' || *p == '-'))
-            *p = '_';
-}
-
-/* Model folder name: the directory's last component ("model" folders take
- * their parent's name). */
-static void default_name(const char *dir, char *out, size_t cap)
-{
-    char tmp[WP_PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    size_t n = strlen(tmp);
-    while (n > 1 && tmp[n - 1] == '/')
-        tmp[--n] = '\0';
-    char *base = strrchr(tmp, '/');
-    base = base ? base + 1 : tmp;
-    if (strcmp(base, "model") == 0 && base > tmp + 1) {
-        base[-1] = '\0';
-        char *p = strrchr(tmp, '/');
-        base = p ? p + 1 : tmp;
-    }
-    snprintf(out, cap, "%s", base[0] ? base : "model");
-}
-
 void enc_run_opts_init(enc_run_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -307,11 +278,7 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
     if (batch > ENC_BATCH_MAX || shard_rows > ENC_SHARD_ROWS_MAX)
         return wp_err_set(err, WP_EINVAL, "batch %d (max %d) or shard rows %d (max %d) too large",
                           batch, ENC_BATCH_MAX, shard_rows, ENC_SHARD_ROWS_MAX);
-    if (o->model_name != NULL && o->model_name[0] != '\0')
-        snprintf(name, sizeof name, "%s", o->model_name);
-    else
-        default_name(o->model_dir, name, sizeof name);
-    sanitize_name(name);
+    emb_model_name(o->model_dir, o->model_name, name, sizeof name);
     if ((rc = clip_model_open(o->model_dir, &oo, &m, err)) != 0)
         goto out;
     if ((rc = clip_tok_open_dir(o->model_dir, &tok, err)) != 0)

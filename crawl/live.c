@@ -483,6 +483,12 @@ static int open_net(live *L, net_acl **acl, wp_err *err)
                 return rc;
         no.allow = *acl;
     }
+    {
+        char what[64];
+        snprintf(what, sizeof what, "crawl --parallel %d", no.parallel);
+        if ((rc = wp_fd_reserve((int64_t)no.parallel * 2 + 64, what, err)) != 0)
+            return rc;
+    }
     return net_new(&no, on_done, NULL, L, &L->net, err);
 }
 

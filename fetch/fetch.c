@@ -602,6 +602,14 @@ int fetch_run(cat *c, st_store *st, const fetch_opts *o, const wp_reporter *rep,
     if ((rc = cat_run_begin(c, "fetch", params.data, &f->run, err)) != 0)
         goto out;
     f->run_id = cat_run_id(f->run);
+    /* two descriptors per connection at most (socket, resolver), the
+     * catalog, store, worker pipes and a margin: fail now, not midway */
+    {
+        char what[64];
+        snprintf(what, sizeof what, "fetch --parallel %d", o->net.parallel);
+        if ((rc = wp_fd_reserve((int64_t)o->net.parallel * 2 + 64, what, err)) != 0)
+            goto out;
+    }
     if ((rc = net_new(&o->net, on_done, sniff, f, &f->e, err)) != 0)
         goto out;
     f->p.e = f->e;

@@ -117,6 +117,24 @@ class FetchCli(unittest.TestCase):
                 self.assertIsNotNone(r["error_class"])
                 self.assertIsNone(r["store_file"])
 
+    def test_open_file_limit_checked_at_start(self):
+        """--parallel beyond what the open-file limit allows fails at start
+        with the ulimit to ask for, before any request (issue 16 item 13)."""
+        import resource
+        self.add(["/img/chelsea.jpg"])
+
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+        before = self.srv.stats()["requests"]
+        r = run(["-C", self.corpus, "fetch", "--allow-net", "127.0.0.1/32", "--parallel", "500"],
+                preexec_fn=low_limit)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("ulimit -n 1064", r.stderr)
+        self.assertIn("fetch --parallel 500", r.stderr)
+        # no request reached the server: only the stats calls themselves
+        self.assertEqual(self.srv.stats()["requests"], before + 1)
+
     def test_cases_recorded_with_expected_state(self):
         port = self.srv.port
         cases = {

@@ -67,6 +67,11 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/t/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
+.PHONY: all deps bench-deps tests test check bench demo fuzz clean format format-check
+.SECONDARY:
+
+all: deps $(BUILD)/witpipe
+
 .PHONY: slurm-deps
 # Installs SLURM_DEBS (as root), else prints the apt-get line.
 slurm-deps:
@@ -76,11 +81,6 @@ slurm-deps:
 	  { DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(SLURM_DEBS); }; \
 	else echo "slurm-deps: run as root: apt-get install -y $(SLURM_DEBS)"; exit 1; fi
-
-.PHONY: all deps bench-deps tests test check bench demo fuzz clean format format-check
-.SECONDARY:
-
-all: deps $(BUILD)/witpipe
 
 # Installs what is missing (as root), else prints the exact apt-get line.
 deps:

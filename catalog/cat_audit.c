@@ -221,16 +221,6 @@ void cat_audit_cursor_close(cat_audit_cursor *cur)
     free(cur);
 }
 
-static const char *ctext(sqlite3_stmt *s, int i)
-{
-    return (const char *)sqlite3_column_text(s, i);
-}
-
-static int cint(sqlite3_stmt *s, int i)
-{
-    return sqlite3_column_type(s, i) == SQLITE_NULL ? -1 : sqlite3_column_int(s, i);
-}
-
 static void copy(char *dst, size_t cap, const char *src)
 {
     snprintf(dst, cap, "%s", src ? src : "");
@@ -248,19 +238,19 @@ int cat_audit_cursor_next(cat_audit_cursor *cur, cat_audit_pair *p, wp_err *err)
     memset(p, 0, sizeof *p);
     id = sqlite3_column_int64(s, 0);
     p->pair_id = id;
-    p->uid = ctext(s, 1);
-    p->text = ctext(s, 2);
+    p->uid = cat_col_text(s, 1);
+    p->text = cat_col_text(s, 2);
     p->text_len = (size_t)sqlite3_column_bytes(s, 2);
-    p->url = ctext(s, 3);
-    p->state = ctext(s, 4);
-    p->error_class = ctext(s, 5);
-    p->width = cint(s, 6);
-    p->height = cint(s, 7);
-    p->orig_width = cint(s, 8);
-    p->orig_height = cint(s, 9);
+    p->url = cat_col_text(s, 3);
+    p->state = cat_col_text(s, 4);
+    p->error_class = cat_col_text(s, 5);
+    p->width = cat_col_int(s, 6);
+    p->height = cat_col_int(s, 7);
+    p->orig_width = cat_col_int(s, 8);
+    p->orig_height = cat_col_int(s, 9);
     p->image_id = sqlite3_column_int64(s, 10);
     p->stored = sqlite3_column_int(s, 11);
-    p->extra = ctext(s, 12);
+    p->extra = cat_col_text(s, 12);
     p->clip_score = NAN;
     p->lang_conf = NAN;
     /* decisions: skip rows of pairs before this one (cannot happen with
@@ -268,9 +258,9 @@ int cat_audit_cursor_next(cat_audit_cursor *cur, cat_audit_pair *p, wp_err *err)
     while (cur->dec_row && sqlite3_column_int64(cur->dec, 0) <= id) {
         if (sqlite3_column_int64(cur->dec, 0) == id && p->ndec < CAT_AUDIT_MAX_DEC) {
             int k = p->ndec++;
-            copy(cur->decbuf[k][0], sizeof cur->decbuf[k][0], ctext(cur->dec, 1));
-            copy(cur->decbuf[k][1], sizeof cur->decbuf[k][1], ctext(cur->dec, 2));
-            copy(cur->decbuf[k][2], sizeof cur->decbuf[k][2], ctext(cur->dec, 3));
+            copy(cur->decbuf[k][0], sizeof cur->decbuf[k][0], cat_col_text(cur->dec, 1));
+            copy(cur->decbuf[k][1], sizeof cur->decbuf[k][1], cat_col_text(cur->dec, 2));
+            copy(cur->decbuf[k][2], sizeof cur->decbuf[k][2], cat_col_text(cur->dec, 3));
             p->dec[k].stage = cur->decbuf[k][0];
             p->dec[k].decision = cur->decbuf[k][1];
             p->dec[k].reason = cur->decbuf[k][2];
@@ -289,7 +279,7 @@ int cat_audit_cursor_next(cat_audit_cursor *cur, cat_audit_pair *p, wp_err *err)
     }
     while (cur->lang_row && sqlite3_column_int64(cur->lang, 0) <= id) {
         if (sqlite3_column_int64(cur->lang, 0) == id) {
-            copy(cur->langbuf, sizeof cur->langbuf, ctext(cur->lang, 1));
+            copy(cur->langbuf, sizeof cur->langbuf, cat_col_text(cur->lang, 1));
             p->lang = cur->langbuf;
             p->lang_conf = sqlite3_column_double(cur->lang, 2);
         }
@@ -317,7 +307,7 @@ int cat_audit_cursor_next(cat_audit_cursor *cur, cat_audit_pair *p, wp_err *err)
     p->matched = cur->tabs.queries ? 1 : 0;
     while (cur->tag_row && sqlite3_column_int64(cur->tag, 0) <= id) {
         if (sqlite3_column_int64(cur->tag, 0) == id) {
-            copy(cur->tagbuf, sizeof cur->tagbuf, ctext(cur->tag, 1));
+            copy(cur->tagbuf, sizeof cur->tagbuf, cat_col_text(cur->tag, 1));
             p->content_label = cur->tagbuf;
         }
         if ((rc = adv(cur, cur->tag, &cur->tag_row, err)) != 0)
@@ -340,12 +330,12 @@ int cat_audit_runs(cat *c, cat_audit_run_fn fn, void *ud, wp_err *err)
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         cat_audit_run r;
         r.id = sqlite3_column_int64(s, 0);
-        r.stage = ctext(s, 1);
-        r.params = ctext(s, 2);
+        r.stage = cat_col_text(s, 1);
+        r.params = cat_col_text(s, 2);
         r.started_at = sqlite3_column_int64(s, 3);
         r.ended_at = sqlite3_column_type(s, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 4);
-        r.status = ctext(s, 5);
-        r.counts = ctext(s, 6);
+        r.status = cat_col_text(s, 5);
+        r.counts = cat_col_text(s, 6);
         fn(ud, &r);
     }
     sqlite3_reset(s);
@@ -364,7 +354,8 @@ int cat_audit_sources(cat *c, cat_audit_source_fn fn, void *ud, wp_err *err)
     if (s == NULL)
         return CAT_ESQL;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        fn(ud, ctext(s, 0), ctext(s, 1), sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3));
+        fn(ud, cat_col_text(s, 0), cat_col_text(s, 1), sqlite3_column_int64(s, 2),
+           sqlite3_column_int64(s, 3));
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? 0 : cat_sqlerr(c, err, "reading sources");
 }
@@ -411,7 +402,7 @@ int cat_audit_collection(cat *c, cat_audit_coll *o, wp_err *err)
             o->has_shards = 1;
             o->shard_samples = sqlite3_column_int64(s, 1);
             o->shards = sqlite3_column_int64(s, 2);
-            copy(o->shard_output, sizeof o->shard_output, ctext(s, 0));
+            copy(o->shard_output, sizeof o->shard_output, cat_col_text(s, 0));
         }
         sqlite3_reset(s);
     }
@@ -433,7 +424,7 @@ int cat_audit_queries(cat *c, cat_audit_query_fn fn, void *ud, wp_err *err)
                            -1, &s, NULL) != SQLITE_OK)
         return cat_sqlerr(c, err, "reading queries");
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        fn(ud, sqlite3_column_int64(s, 0), ctext(s, 1));
+        fn(ud, sqlite3_column_int64(s, 0), cat_col_text(s, 1));
     sqlite3_finalize(s);
     return rc == SQLITE_DONE ? 0 : cat_sqlerr(c, err, "reading queries");
 }
@@ -448,7 +439,8 @@ int cat_audit_decision_counts(cat *c, cat_audit_dec_fn fn, void *ud, wp_err *err
     if (s == NULL)
         return CAT_ESQL;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        fn(ud, ctext(s, 0), ctext(s, 1), ctext(s, 2), sqlite3_column_int64(s, 3));
+        fn(ud, cat_col_text(s, 0), cat_col_text(s, 1), cat_col_text(s, 2),
+           sqlite3_column_int64(s, 3));
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? 0 : cat_sqlerr(c, err, "reading decisions");
 }

@@ -91,8 +91,8 @@ int cat_filter_rows(cat *c, const char *model, int clip_text, int want, int64_t 
             r->text = "";
             r->text_len = 0;
         }
-        r->orig_width = sqlite3_column_type(s, 3) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 3);
-        r->orig_height = sqlite3_column_type(s, 4) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 4);
+        r->orig_width = cat_col_int(s, 3);
+        r->orig_height = cat_col_int(s, 4);
         r->orig_bytes = sqlite3_column_type(s, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 5);
         r->bytes = sqlite3_column_type(s, 6) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 6);
         r->has_lang = sqlite3_column_type(s, 7) != SQLITE_NULL;

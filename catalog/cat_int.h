@@ -36,4 +36,16 @@ int cat_bind_opt_int(sqlite3_stmt *s, int i, int64_t v);
 /* Runs a statement that returns no rows; resets it. */
 int cat_step_done(cat *c, sqlite3_stmt *s, wp_err *err, const char *what);
 
+/* Column i of the current row: text (NULL for SQL NULL), or an integer
+ * with -1 for SQL NULL (sizes and counts that may be unknown). */
+static inline const char *cat_col_text(sqlite3_stmt *s, int i)
+{
+    return (const char *)sqlite3_column_text(s, i);
+}
+
+static inline int cat_col_int(sqlite3_stmt *s, int i)
+{
+    return sqlite3_column_type(s, i) == SQLITE_NULL ? -1 : sqlite3_column_int(s, i);
+}
+
 #endif

@@ -110,16 +110,6 @@ void cat_shard_cursor_close(cat_shard_cursor *cur)
     free(cur);
 }
 
-static const char *col_text(sqlite3_stmt *s, int i)
-{
-    return (const char *)sqlite3_column_text(s, i);
-}
-
-static int col_int(sqlite3_stmt *s, int i)
-{
-    return sqlite3_column_type(s, i) == SQLITE_NULL ? -1 : sqlite3_column_int(s, i);
-}
-
 static int64_t col_i64(sqlite3_stmt *s, int i)
 {
     return sqlite3_column_type(s, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, i);
@@ -136,30 +126,30 @@ int cat_shard_cursor_next(cat_shard_cursor *cur, cat_sample *o, wp_err *err)
         return cur_err(cur, err, "read samples");
     memset(o, 0, sizeof *o);
     o->pair_id = sqlite3_column_int64(s, 0);
-    o->uid = col_text(s, 1);
-    o->text = col_text(s, 2);
+    o->uid = cat_col_text(s, 1);
+    o->text = cat_col_text(s, 2);
     o->text_len = (size_t)sqlite3_column_bytes(s, 2);
-    o->origin = col_text(s, 3);
-    o->extra = col_text(s, 4);
-    o->source_kind = col_text(s, 5);
-    o->source_location = col_text(s, 6);
+    o->origin = cat_col_text(s, 3);
+    o->extra = cat_col_text(s, 4);
+    o->source_kind = cat_col_text(s, 5);
+    o->source_location = cat_col_text(s, 6);
     o->image_id = sqlite3_column_int64(s, 7);
-    o->url = col_text(s, 8);
-    o->state = col_text(s, 9);
-    o->error_class = col_text(s, 10);
-    o->format = col_text(s, 11);
-    o->orig_format = col_text(s, 12);
-    o->sha256 = col_text(s, 13);
-    o->orig_sha256 = col_text(s, 14);
-    o->width = col_int(s, 15);
-    o->height = col_int(s, 16);
-    o->orig_width = col_int(s, 17);
-    o->orig_height = col_int(s, 18);
+    o->url = cat_col_text(s, 8);
+    o->state = cat_col_text(s, 9);
+    o->error_class = cat_col_text(s, 10);
+    o->format = cat_col_text(s, 11);
+    o->orig_format = cat_col_text(s, 12);
+    o->sha256 = cat_col_text(s, 13);
+    o->orig_sha256 = cat_col_text(s, 14);
+    o->width = cat_col_int(s, 15);
+    o->height = cat_col_int(s, 16);
+    o->orig_width = cat_col_int(s, 17);
+    o->orig_height = cat_col_int(s, 18);
     o->bytes = col_i64(s, 19);
     o->orig_bytes = col_i64(s, 20);
     o->store_file = col_i64(s, 21);
     o->store_offset = col_i64(s, 22);
-    o->drop = col_text(s, 23);
+    o->drop = cat_col_text(s, 23);
     if (o->text == NULL)
         o->text = "";
     if (o->uid == NULL)
@@ -176,7 +166,7 @@ int cat_shard_decisions(cat_shard_cursor *cur, int64_t pair_id, cat_decision_fn 
     sqlite3_reset(cur->dec);
     sqlite3_bind_int64(cur->dec, 1, pair_id);
     while ((rc = sqlite3_step(cur->dec)) == SQLITE_ROW)
-        fn(ud, col_text(cur->dec, 0), col_text(cur->dec, 1), col_text(cur->dec, 2),
+        fn(ud, cat_col_text(cur->dec, 0), cat_col_text(cur->dec, 1), cat_col_text(cur->dec, 2),
            sqlite3_column_type(cur->dec, 3) == SQLITE_NULL ? NAN
                                                            : sqlite3_column_double(cur->dec, 3));
     sqlite3_reset(cur->dec);
@@ -185,7 +175,7 @@ int cat_shard_decisions(cat_shard_cursor *cur, int64_t pair_id, cat_decision_fn 
     sqlite3_reset(cur->emb);
     sqlite3_bind_int64(cur->emb, 1, pair_id);
     while ((rc = sqlite3_step(cur->emb)) == SQLITE_ROW)
-        fn(ud, NULL, col_text(cur->emb, 0), NULL, sqlite3_column_double(cur->emb, 1));
+        fn(ud, NULL, cat_col_text(cur->emb, 0), NULL, sqlite3_column_double(cur->emb, 1));
     sqlite3_reset(cur->emb);
     if (rc != SQLITE_DONE)
         return cur_err(cur, err, "read embeddings");
@@ -215,7 +205,7 @@ int cat_shard_get(cat *c, const char *output, const char *name, cat_shard_row *r
     memset(row, 0, sizeof *row);
     row->samples = sqlite3_column_int64(s, 0);
     row->bytes = sqlite3_column_int64(s, 1);
-    snprintf(row->sha256, sizeof row->sha256, "%s", col_text(s, 2) ? col_text(s, 2) : "");
+    snprintf(row->sha256, sizeof row->sha256, "%s", cat_col_text(s, 2) ? cat_col_text(s, 2) : "");
     row->first_pair = col_i64(s, 3);
     row->last_pair = col_i64(s, 4);
     row->done = sqlite3_column_int(s, 5);

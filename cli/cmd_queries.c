@@ -107,6 +107,19 @@ const cli_cmd cli_cmd_queries = {
     .opts = queries_opts_table,
 };
 
+/* An option of the queries table that belongs to another subcommand
+ * (the parser accepted it): a one-line usage error naming it. An unknown
+ * option ('?') was reported by the parser already. */
+static int not_here(const char *sub, int opt)
+{
+    if (opt == '?')
+        return CLI_USAGE;
+    for (const cli_opt *o = queries_opts_table; o->name != NULL || o->help != NULL; o++)
+        if (o->name != NULL && o->val == opt)
+            return cli_usage_error(sub, "--%s is not an option of this subcommand", o->name);
+    return CLI_USAGE;
+}
+
 static int parse_rule(const char *cmd, const char *v, int *rule)
 {
     if (strcmp(v, "metaclip") == 0)
@@ -158,7 +171,7 @@ static int cmd_import(cli_ctx *ctx, int argc, char **argv)
             cli_print_usage(&cli_cmd_queries);
             return CLI_OK;
         }
-        return CLI_USAGE;
+        return not_here("queries import", opt);
     }
     if (optind + 1 != argc)
         return cli_usage_error("queries import", "needs exactly one FILE");
@@ -242,7 +255,7 @@ static int cmd_build(cli_ctx *ctx, int argc, char **argv)
             do_import = 1;
             break;
         default:
-            rc = CLI_USAGE;
+            rc = not_here("queries build", opt);
         }
         if (rc != CLI_OK)
             goto out;
@@ -309,7 +322,7 @@ static int cmd_match(cli_ctx *ctx, int argc, char **argv)
             flags |= QRY_IGNORE_CASE;
             break;
         default:
-            return CLI_USAGE;
+            return not_here("queries match", opt);
         }
     }
     if (optind < argc)
@@ -374,7 +387,7 @@ static int cmd_grep(cli_ctx *ctx, int argc, char **argv)
             count_only = 1;
             break;
         default:
-            return CLI_USAGE;
+            return not_here("queries grep", opt);
         }
     }
     if (list == NULL)

@@ -98,6 +98,21 @@ static pq_value int_or_null(int64_t v)
     return v >= 0 ? (pq_value){.type = PQ_INT64, .i = v} : (pq_value){.type = PQ_NULL};
 }
 
+/* Every EXPORT_PROGRESS_EVERY pairs: the progress line, and WP_ESTOP when
+ * the user asked to stop (the caller removes its temporary file). */
+static int tick(const wp_reporter *rep, wp_progress *pr, const shard_export_counts *counts,
+                wp_err *err)
+{
+    if (counts->pairs % EXPORT_PROGRESS_EVERY != 0)
+        return 0;
+    pr->done = (uint64_t)counts->pairs;
+    wp_report_progress(rep, pr);
+    if (wp_stop_requested())
+        return wp_err_set(err, WP_ESTOP, "export stopped after %lld pairs",
+                          (long long)counts->pairs);
+    return 0;
+}
+
 /* The Parquet export: the same pairs as the other formats, typed columns. */
 static int export_parquet(cat *c, const shard_export_opts *o, const wp_reporter *rep,
                           shard_export_counts *counts, wp_err *err)
@@ -141,15 +156,8 @@ static int export_parquet(cat *c, const shard_export_opts *o, const wp_reporter 
                 goto out;
             counts->rows++;
         }
-        if (counts->pairs % EXPORT_PROGRESS_EVERY == 0) {
-            pr.done = (uint64_t)counts->pairs;
-            wp_report_progress(rep, &pr);
-            if (wp_stop_requested()) {
-                rc = wp_err_set(err, WP_ESTOP, "export stopped after %lld pairs",
-                                (long long)counts->pairs);
-                goto out;
-            }
-        }
+        if ((rc = tick(rep, &pr, counts, err)) != 0)
+            goto out;
     }
     if (rc < 0)
         goto out;
@@ -222,15 +230,8 @@ int shard_export(cat *c, const shard_export_opts *o, const wp_reporter *rep,
             }
             counts->rows++;
         }
-        if (counts->pairs % EXPORT_PROGRESS_EVERY == 0) {
-            pr.done = (uint64_t)counts->pairs;
-            wp_report_progress(rep, &pr);
-            if (wp_stop_requested()) {
-                rc = wp_err_set(err, WP_ESTOP, "export stopped after %lld pairs",
-                                (long long)counts->pairs);
-                goto out;
-            }
-        }
+        if ((rc = tick(rep, &pr, counts, err)) != 0)
+            goto out;
     }
     if (rc < 0)
         goto out;

@@ -137,6 +137,19 @@ def gen_entries(rng, n):
     return out
 
 
+class TestSubcommandOptions(unittest.TestCase):
+    def test_option_of_another_subcommand_is_named(self):
+        """The queries subcommands share one option table: an option that
+        belongs to another subcommand is a usage error naming it, not a
+        silent exit 2."""
+        for args, opt in ((["match", "--jsonl"], "--jsonl"),
+                          (["import", "--rule", "metaclip", "x"], "--rule"),
+                          (["grep", "-o", "out"], "--output")):
+            r = subprocess.run([BIN, "queries"] + args, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertIn(opt + " is not an option of this subcommand", r.stderr)
+
+
 class TestMatchRule(unittest.TestCase):
     def check(self, entries, captions, rule="metaclip", ignore_case=False):
         want = reference(captions, entries, rule, ignore_case)

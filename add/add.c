@@ -749,46 +749,6 @@ void add_reader_progress(const add_reader *r, uint64_t *done, uint64_t *total)
 
 /* ---- records ---------------------------------------------------------- */
 
-/* Appends s as a JSON string (s is valid UTF-8 without NULs). */
-static int json_str(wp_buf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t run = 0;
-    if (wp_buf_putc(b, '"') != 0)
-        return WP_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[7];
-        size_t k = 0;
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        if (wp_buf_append(b, s + run, i - run) != 0)
-            return WP_ENOMEM;
-        run = i + 1;
-        esc[k++] = '\\';
-        if (c == '"' || c == '\\') {
-            esc[k++] = (char)c;
-        } else if (c == '\n') {
-            esc[k++] = 'n';
-        } else if (c == '\t') {
-            esc[k++] = 't';
-        } else if (c == '\r') {
-            esc[k++] = 'r';
-        } else {
-            esc[k++] = 'u';
-            esc[k++] = '0';
-            esc[k++] = '0';
-            esc[k++] = hex[c >> 4];
-            esc[k++] = hex[c & 15];
-        }
-        if (wp_buf_append(b, esc, k) != 0)
-            return WP_ENOMEM;
-    }
-    if (wp_buf_append(b, s + run, n - run) != 0 || wp_buf_putc(b, '"') != 0)
-        return WP_ENOMEM;
-    return 0;
-}
-
 static void set_bad(add_record *rec, int why, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -869,19 +829,16 @@ static void fields_to_record(add_reader *r, add_record *rec)
     check_pair(rec);
     if (rec->bad || r->nkeep == 0)
         return;
+    wp_json j;
     wp_buf_reset(&r->extra);
-    wp_buf_putc(&r->extra, '{');
+    wp_json_init(&j, &r->extra);
+    wp_json_obj_begin(&j, NULL);
     for (int i = 0; i < r->nkeep; i++) {
         int k = r->keep_idx[i];
-        if ((i > 0 && wp_buf_putc(&r->extra, ',') != 0) ||
-            json_str(&r->extra, r->keep_cols[i], strlen(r->keep_cols[i])) != 0 ||
-            wp_buf_putc(&r->extra, ':') != 0 ||
-            json_str(&r->extra, r->fbase + r->foff[k], r->flen[k]) != 0) {
-            set_bad(rec, ADD_BAD_TOO_LONG, "out of memory for kept columns");
-            return;
-        }
+        wp_json_strn(&j, r->keep_cols[i], r->fbase + r->foff[k], r->flen[k]);
     }
-    if (wp_buf_putc(&r->extra, '}') != 0) {
+    wp_json_obj_end(&j);
+    if (wp_json_finish(&j) != 0) {
         set_bad(rec, ADD_BAD_TOO_LONG, "out of memory for kept columns");
         return;
     }
@@ -927,25 +884,20 @@ static void jsonl_to_record(add_reader *r, add_record *rec, const char *p, size_
     check_pair(rec);
     if (rec->bad || r->nkeep == 0)
         return;
+    wp_json j;
     wp_buf_reset(&r->extra);
-    wp_buf_putc(&r->extra, '{');
-    for (int i = 0, k = 0; i < r->nkeep; i++) {
+    wp_json_init(&j, &r->extra);
+    wp_json_obj_begin(&j, NULL);
+    for (int i = 0; i < r->nkeep; i++) {
         json_t *v = json_object_get(r->json, r->keep_cols[i]);
-        char *s;
-        int bad;
-        if (v == NULL)
-            continue;
-        s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-        bad = s == NULL || (k++ > 0 && wp_buf_putc(&r->extra, ',') != 0) ||
-              json_str(&r->extra, r->keep_cols[i], strlen(r->keep_cols[i])) != 0 ||
-              wp_buf_putc(&r->extra, ':') != 0 || wp_buf_puts(&r->extra, s) != 0;
-        free(s);
-        if (bad) {
-            set_bad(rec, ADD_BAD_TOO_LONG, "out of memory for kept columns");
-            return;
-        }
+        if (v != NULL)
+            wp_json_tree(&j, r->keep_cols[i], v, 0);
     }
-    wp_buf_putc(&r->extra, '}');
+    wp_json_obj_end(&j);
+    if (wp_json_finish(&j) != 0) {
+        set_bad(rec, ADD_BAD_TOO_LONG, "kept columns: out of memory or nested too deep");
+        return;
+    }
     rec->extra_json = r->extra.data;
 }
 
@@ -991,12 +943,13 @@ static int next_parquet(add_reader *r, add_record *rec, wp_err *err)
     if (rec->bad || r->nkeep == 0)
         return 1;
     wp_buf_reset(&r->extra);
-    int bad = wp_buf_putc(&r->extra, '{') != 0;
-    for (int i = 0; i < r->nkeep && !bad; i++)
-        bad = (i > 0 && wp_buf_putc(&r->extra, ',') != 0) ||
-              json_str(&r->extra, r->keep_cols[i], strlen(r->keep_cols[i])) != 0 ||
-              wp_buf_putc(&r->extra, ':') != 0 || pq_value_json(&v[2 + i], &r->extra) != 0;
-    if (bad || wp_buf_putc(&r->extra, '}') != 0) {
+    wp_json j;
+    wp_json_init(&j, &r->extra);
+    wp_json_obj_begin(&j, NULL);
+    for (int i = 0; i < r->nkeep; i++)
+        pq_value_json(&j, r->keep_cols[i], &v[2 + i]);
+    wp_json_obj_end(&j);
+    if (wp_json_finish(&j) != 0) {
         set_bad(rec, ADD_BAD_TOO_LONG, "out of memory for kept columns");
         return 1;
     }
@@ -1090,6 +1043,7 @@ int add_list(cat *c, const char *path, const add_opts *o, cat_run *run, const wp
     add_reader *r = NULL;
     add_record rec;
     wp_buf params = {0};
+    wp_json pj;
     char origin[WP_PATH_MAX + 32];
     int64_t source_id = 0;
     int batch = o->batch_rows > 0 ? o->batch_rows : ADD_BATCH_ROWS;
@@ -1103,12 +1057,13 @@ int add_list(cat *c, const char *path, const add_opts *o, cat_run *run, const wp
     for (int i = 0; add_reader_skipped(r, i) != NULL; i++)
         wp_report_event(rep, WP_LOG_INFO, "parquet_skipped", "%s: nested column '%s' skipped", path,
                         add_reader_skipped(r, i));
-    if (wp_buf_puts(&params, "{\"format\":") != 0 ||
-        json_str(&params, format_name(r->format), strlen(format_name(r->format))) != 0 ||
-        wp_buf_puts(&params, ",\"url_col\":") != 0 ||
-        json_str(&params, r->url_col, strlen(r->url_col)) != 0 ||
-        wp_buf_puts(&params, ",\"text_col\":") != 0 ||
-        json_str(&params, r->text_col, strlen(r->text_col)) != 0 || wp_buf_putc(&params, '}')) {
+    wp_json_init(&pj, &params);
+    wp_json_obj_begin(&pj, NULL);
+    wp_json_str(&pj, "format", format_name(r->format));
+    wp_json_str(&pj, "url_col", r->url_col);
+    wp_json_str(&pj, "text_col", r->text_col);
+    wp_json_obj_end(&pj);
+    if (wp_json_finish(&pj) != 0) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;
     }

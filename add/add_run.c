@@ -23,7 +23,7 @@ void add_opts_init(add_opts *o)
 /* j as compact JSON text, then j released; NULL when out of memory. */
 static char *dump(json_t *j)
 {
-    char *out = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *out = wp_json_tree_text(j, 0);
     json_decref(j);
     return out;
 }

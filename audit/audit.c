@@ -1503,7 +1503,7 @@ int aud_run(cat *c, st_store *st, const aud_opts *o, const wp_reporter *rep, aud
         rc = wp_err_set(err, WP_ENOMEM, "out of memory building the report");
         goto out;
     }
-    js = json_dumps(report, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
+    js = wp_json_tree_text(report, WP_JSON_INDENT(1) | WP_JSON_PREC(8));
     if (js == NULL) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;

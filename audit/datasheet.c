@@ -207,8 +207,8 @@ int aud_render_datasheet(const json_t *r, wp_buf *b)
             "counts |\n|---|---|---|---|---|---|\n");
     json_array_foreach(json_object_get(r, "runs"), i, x)
     {
-        char *pj = json_dumps(json_object_get(x, "params"), JSON_COMPACT | JSON_PRESERVE_ORDER);
-        char *cj = json_dumps(json_object_get(x, "counts"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *pj = wp_json_tree_text(json_object_get(x, "params"), 0);
+        char *cj = wp_json_tree_text(json_object_get(x, "counts"), 0);
         putf(&m, "| %lld | ", num(x, "id"));
         text(&m, str(x, "stage"));
         put(&m, " | ");

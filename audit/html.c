@@ -814,8 +814,8 @@ static void runs(out *o, const json_t *r)
         struct tm tm;
         if (gmtime_r(&t, &tm))
             strftime(when, sizeof when, "%Y-%m-%d %H:%M", &tm);
-        char *pj = json_dumps(json_object_get(x, "params"), JSON_COMPACT | JSON_PRESERVE_ORDER);
-        char *cj = json_dumps(json_object_get(x, "counts"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *pj = wp_json_tree_text(json_object_get(x, "params"), 0);
+        char *cj = wp_json_tree_text(json_object_get(x, "counts"), 0);
         putf(o, "<tr><td>%lld</td><td>", num(x, "id"));
         esc(o, str(x, "stage"));
         put(o, "</td><td>");

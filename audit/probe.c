@@ -474,7 +474,7 @@ int aud_probe_pair(aud_probe_ctx *p, int64_t pair_id, const char *uid, int level
             json_object_set_new(o, probe_names[P_GENDER + a],
                                 cls[a] >= 0 ? json_string(set->p[P_GENDER + a].cls[cls[a]].name)
                                             : json_null());
-        char *js = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *js = wp_json_tree_text(o, 0);
         json_decref(o);
         if (js == NULL || wp_buf_puts(&p->lines, js) != 0 || wp_buf_putc(&p->lines, '\n') != 0) {
             free(js);

@@ -120,7 +120,7 @@ static json_t *bal_stats_json(const bal_opts *o, const bal_stats *st)
 char *bal_stats_to_json(const bal_opts *o, const bal_stats *st)
 {
     json_t *j = bal_stats_json(o, st);
-    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *s = wp_json_tree_text(j, 0);
     json_decref(j);
     return s;
 }
@@ -179,7 +179,7 @@ int bal_report_json(const char *path, const bal_opts *o, const bal_stats *st, co
             json_array_append_new(arr, pt);
         }
     }
-    s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    s = wp_json_tree_text(j, WP_JSON_INDENT(2));
     if (s == NULL)
         goto oom;
     rc = wp_write_file_atomic(path, s, strlen(s), err);

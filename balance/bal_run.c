@@ -367,18 +367,25 @@ out:
 static char *bal_params_json(const bal_opts *o)
 {
     wp_buf b = {0};
-    if (wp_buf_printf(
-            &b,
-            "{\"mode\":\"%s\",\"t\":%lld,\"tail_fraction\":%g,\"per_language\":%s,"
-            "\"seed\":%llu,\"keep_unmatched\":%s,\"one_text_per_image\":%s,"
-            "\"part\":\"%d/%d\",\"rule\":\"%s\",\"dry_run\":%s}",
-            o->mode == BAL_MODE_CAP ? "cap" : "metaclip", (long long)o->t, o->tail_fraction,
-            o->per_language ? "true" : "false", (unsigned long long)o->seed,
-            o->keep_unmatched ? "true" : "false", o->one_text_per_image ? "true" : "false",
-            o->part_n ? o->part_i : 1, o->part_n ? o->part_n : 1,
-            o->rule == QRY_RULE_METACLIP2 ? (o->match_flags ? "metaclip2+icase" : "metaclip2")
-                                          : (o->match_flags ? "metaclip+icase" : "metaclip"),
-            o->dry_run ? "true" : "false") != 0) {
+    wp_json j;
+    char part[32];
+    snprintf(part, sizeof part, "%d/%d", o->part_n ? o->part_i : 1, o->part_n ? o->part_n : 1);
+    wp_json_init(&j, &b);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_str(&j, "mode", o->mode == BAL_MODE_CAP ? "cap" : "metaclip");
+    wp_json_int(&j, "t", o->t);
+    wp_json_real(&j, "tail_fraction", o->tail_fraction);
+    wp_json_bool(&j, "per_language", o->per_language);
+    wp_json_uint(&j, "seed", o->seed);
+    wp_json_bool(&j, "keep_unmatched", o->keep_unmatched);
+    wp_json_bool(&j, "one_text_per_image", o->one_text_per_image);
+    wp_json_str(&j, "part", part);
+    wp_json_str(&j, "rule",
+                o->rule == QRY_RULE_METACLIP2 ? (o->match_flags ? "metaclip2+icase" : "metaclip2")
+                                              : (o->match_flags ? "metaclip+icase" : "metaclip"));
+    wp_json_bool(&j, "dry_run", o->dry_run);
+    wp_json_obj_end(&j);
+    if (wp_json_finish(&j) != 0) {
         wp_buf_free(&b);
         return NULL;
     }
@@ -410,11 +417,17 @@ int bal_match_run(cat *c, int rule, int flags, const wp_reporter *rep, int64_t *
                   wp_err *err)
 {
     cat_run *run = NULL;
-    char counts[64];
+    wp_buf counts = {0};
+    wp_json j;
     int rc = cat_run_begin(c, "queries", "{\"action\":\"match\"}", &run, err);
     if (rc != 0)
         return rc;
     rc = bal_match_pending(c, rule, flags, rep, matched, err);
-    snprintf(counts, sizeof counts, "{\"matched\":%lld}", (long long)*matched);
-    return cat_run_end(run, rc, counts, err);
+    wp_json_init(&j, &counts);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_int(&j, "matched", *matched);
+    wp_json_obj_end(&j);
+    rc = cat_run_end(run, rc, wp_json_finish(&j) == 0 ? counts.data : NULL, err);
+    wp_buf_free(&counts);
+    return rc;
 }

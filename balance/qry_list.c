@@ -238,21 +238,17 @@ int qry_list_write(const qry_list *l, const char *path, wp_err *err)
         json = memchr(l->v[i].s, '\n', l->v[i].len) != NULL ||
                memchr(l->v[i].s, '\r', l->v[i].len) != NULL || (i == 0 && l->v[i].s[0] == '[');
     if (json) {
-        json_t *a = json_array();
-        char *s;
-        if (a == NULL)
-            return wp_err_set(err, WP_ENOMEM, "out of memory");
+        /* ASCII escapes, as MetaCLIP's metadata.json (Python's json.dump) */
+        wp_json j;
+        wp_json_init(&j, &b);
+        wp_json_set_ascii(&j, 1);
+        wp_json_arr_begin(&j, NULL);
         for (size_t i = 0; i < l->n; i++)
-            if (json_array_append_new(a, json_stringn(l->v[i].s, l->v[i].len)) != 0) {
-                json_decref(a);
-                return wp_err_set(err, WP_ENOMEM, "out of memory");
-            }
-        s = json_dumps(a, JSON_COMPACT | JSON_ENSURE_ASCII);
-        json_decref(a);
-        if (s == NULL)
-            return wp_err_set(err, WP_ENOMEM, "out of memory");
-        rc = wp_write_file_atomic(path, s, strlen(s), err);
-        free(s);
+            wp_json_strn(&j, NULL, l->v[i].s, l->v[i].len);
+        wp_json_arr_end(&j);
+        rc = wp_json_finish(&j) != 0 ? wp_err_set(err, WP_ENOMEM, "out of memory")
+                                     : wp_write_file_atomic(path, b.data, b.len, err);
+        wp_buf_free(&b);
         return rc;
     }
     for (size_t i = 0; i < l->n; i++)
@@ -274,28 +270,35 @@ int qry_store(cat *c, const qry_list *l, const char *source, const char *action,
               wp_err *err)
 {
     char sha[WP_SHA256_HEX + 1];
-    json_t *params = json_pack("{s:s, s:s}", "action", action, "source", source);
-    char *pj = params ? json_dumps(params, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     cat_run *run = NULL;
-    wp_buf counts = {0};
+    wp_buf params = {0}, counts = {0};
+    wp_json j;
     int rc;
 
-    json_decref(params);
     *version = 0;
-    if (pj == NULL || qry_list_sha256(l, sha) != 0) {
-        free(pj);
+    wp_json_init(&j, &params);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_str(&j, "action", action);
+    wp_json_str(&j, "source", source);
+    wp_json_obj_end(&j);
+    if (wp_json_finish(&j) != 0 || qry_list_sha256(l, sha) != 0) {
+        wp_buf_free(&params);
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     }
-    if ((rc = cat_run_begin(c, "queries", pj, &run, err)) != 0) {
-        free(pj);
+    if ((rc = cat_run_begin(c, "queries", params.data, &run, err)) != 0) {
+        wp_buf_free(&params);
         return rc;
     }
-    rc = cat_qry_put(c, source, sha, pj, qry_list_count(l), store_get, (void *)l, cat_run_id(run),
-                     version, err);
-    wp_buf_printf(&counts, "{\"version\":%lld,\"entries\":%zu,\"sha256\":\"%s\"}",
-                  (long long)*version, qry_list_count(l), sha);
-    rc = cat_run_end(run, rc, counts.data, err);
+    rc = cat_qry_put(c, source, sha, params.data, qry_list_count(l), store_get, (void *)l,
+                     cat_run_id(run), version, err);
+    wp_json_init(&j, &counts);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_int(&j, "version", *version);
+    wp_json_uint(&j, "entries", qry_list_count(l));
+    wp_json_str(&j, "sha256", sha);
+    wp_json_obj_end(&j);
+    rc = cat_run_end(run, rc, wp_json_finish(&j) == 0 ? counts.data : NULL, err);
     wp_buf_free(&counts);
-    free(pj);
+    wp_buf_free(&params);
     return rc;
 }

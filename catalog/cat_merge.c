@@ -421,10 +421,22 @@ int cat_merge_part(cat *c, const cat_merge_in *in, cat_merge_counts *out, wp_err
     if ((rc = mquery_i64(c, "SELECT count(*) FROM p.runs", &out->runs, err, "runs")) != 0)
         goto fail;
     sqlite3_free(bigsql);
-    bigsql = sqlite3_mprintf("UPDATE merged_parts SET counts = '{\"pairs\":%lld,\"pairs_new\":%lld,"
-                             "\"images_new\":%lld,\"runs\":%lld}' WHERE id = %lld",
-                             (long long)out->pairs, (long long)out->pairs_new,
-                             (long long)out->images_new, (long long)out->runs, (long long)part_id);
+    {
+        wp_buf cb = {0};
+        wp_json j;
+        wp_json_init(&j, &cb);
+        wp_json_obj_begin(&j, NULL);
+        wp_json_int(&j, "pairs", out->pairs);
+        wp_json_int(&j, "pairs_new", out->pairs_new);
+        wp_json_int(&j, "images_new", out->images_new);
+        wp_json_int(&j, "runs", out->runs);
+        wp_json_obj_end(&j);
+        bigsql = wp_json_finish(&j) != 0
+                     ? NULL
+                     : sqlite3_mprintf("UPDATE merged_parts SET counts = %Q WHERE id = %lld",
+                                       cb.data, (long long)part_id);
+        wp_buf_free(&cb);
+    }
     if (bigsql == NULL) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto fail;

@@ -19,7 +19,7 @@
 
 static int print_json(json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(8));
+    char *s = wp_json_tree_text(j, WP_JSON_PREC(8));
     if (s == NULL)
         return CLI_FAIL;
     puts(s);

@@ -199,8 +199,14 @@ static int cmd_status(cli_ctx *ctx, int argc, char **argv)
     }
     if (acc.root != NULL) {
         if (rc == CLI_OK) {
-            json_dumpf(acc.root, stdout, JSON_INDENT(1) | JSON_SORT_KEYS);
-            fputc('\n', stdout);
+            char *s = wp_json_tree_text(acc.root, WP_JSON_INDENT(1) | WP_JSON_SORT_KEYS);
+            if (s == NULL) {
+                cli_error(ctx, "out of memory");
+                rc = CLI_FAIL;
+            } else {
+                puts(s);
+                free(s);
+            }
         }
         json_decref(acc.root);
     }

@@ -318,16 +318,29 @@ static int cmd_fetch(cli_ctx *ctx, int argc, char **argv)
     int frc = fetch_run(c, st, &o, &ctx->rep, &stats, &err);
     cli_progress_done(ctx);
     if (stats_json) {
-        printf("{\"done\":%llu,\"ok\":%llu,\"errors\":%llu,\"retried\":%llu,\"bytes_in\":%llu,"
-               "\"bytes_out\":%llu,\"wall_s\":%.3f,\"cpu_net_s\":%.3f,\"cpu_decode_s\":%.3f,"
-               "\"cpu_resize_s\":%.3f,\"cpu_encode_s\":%.3f,\"max_host_active\":%d,"
-               "\"cpu_process_s\":%.3f,\"peak_rss_kb\":%zu,\"stopped\":%d}\n",
-               (unsigned long long)stats.done, (unsigned long long)stats.ok,
-               (unsigned long long)stats.errors, (unsigned long long)stats.retried,
-               (unsigned long long)stats.bytes_in, (unsigned long long)stats.bytes_out,
-               stats.wall_s, stats.cpu_net_s, stats.cpu_decode_s, stats.cpu_resize_s,
-               stats.cpu_encode_s, stats.max_host_active, wp_cpu_time(), wp_peak_rss_kb(),
-               stats.stopped);
+        wp_buf b = {0};
+        wp_json j;
+        wp_json_init(&j, &b);
+        wp_json_obj_begin(&j, NULL);
+        wp_json_uint(&j, "done", stats.done);
+        wp_json_uint(&j, "ok", stats.ok);
+        wp_json_uint(&j, "errors", stats.errors);
+        wp_json_uint(&j, "retried", stats.retried);
+        wp_json_uint(&j, "bytes_in", stats.bytes_in);
+        wp_json_uint(&j, "bytes_out", stats.bytes_out);
+        wp_json_real_prec(&j, "wall_s", stats.wall_s, 6);
+        wp_json_real_prec(&j, "cpu_net_s", stats.cpu_net_s, 6);
+        wp_json_real_prec(&j, "cpu_decode_s", stats.cpu_decode_s, 6);
+        wp_json_real_prec(&j, "cpu_resize_s", stats.cpu_resize_s, 6);
+        wp_json_real_prec(&j, "cpu_encode_s", stats.cpu_encode_s, 6);
+        wp_json_int(&j, "max_host_active", stats.max_host_active);
+        wp_json_real_prec(&j, "cpu_process_s", wp_cpu_time(), 6);
+        wp_json_uint(&j, "peak_rss_kb", wp_peak_rss_kb());
+        wp_json_int(&j, "stopped", stats.stopped);
+        wp_json_obj_end(&j);
+        if (wp_json_finish(&j) == 0)
+            puts(b.data);
+        wp_buf_free(&b);
         fflush(stdout);
     }
     if (frc == WP_ESTOP) {

@@ -257,7 +257,9 @@ static int build_step(plan *p, const char *file, int i, json_t *obj, step *s)
                 return cfg_error(file, "$.stages[%d]: too many arguments", i);
         }
     }
-    dump = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    /* 17 digits: jansson's default, so fingerprints recorded before the
+     * writer was wp_json stay equal. */
+    dump = wp_json_tree_text(obj, WP_JSON_SORT_KEYS | WP_JSON_PREC(17));
     if (dump == NULL || wp_sha256_buf(dump, strlen(dump), d) != 0) {
         free(dump);
         return cfg_error(file, "out of memory");
@@ -365,7 +367,7 @@ static int record(cli_ctx *ctx, plan *p, int i, int status)
     wp_err err = {0}, serr = {0};
     json_t *params = json_pack("{s:i, s:s, s:s}", "step", i, "stage", p->st[i].cmd->name,
                                "fingerprint", p->st[i].fingerprint);
-    char *pj = params ? json_dumps(params, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *pj = wp_json_tree_text(params, 0);
     int rc = CLI_OK;
 
     json_decref(params);

@@ -228,8 +228,13 @@ static int write_json(cli_ctx *ctx, const sl_ctx *s, const char *name, json_t *o
 {
     char path[PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/%s", s->out, name);
-    if (json_dump_file(obj, path, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) {
-        cli_error(ctx, "%s: cannot write", path);
+    wp_err err = {0};
+    char *text = wp_json_tree_text(obj, WP_JSON_INDENT(2) | WP_JSON_SORT_KEYS);
+    int rc = text != NULL ? wp_write_file_atomic(path, text, strlen(text), &err)
+                          : wp_err_set(&err, WP_ENOMEM, "%s: out of memory", path);
+    free(text);
+    if (rc != 0) {
+        cli_error(ctx, "%s", err.msg);
         return -1;
     }
     return 0;

@@ -16,18 +16,21 @@
 #define DRAW_INTERVAL 0.2 /* seconds between TTY redraws */
 #define JSON_INTERVAL 1.0 /* seconds between JSON progress events */
 
-static void json_string(FILE *f, const char *s)
+/* One --log-json line, written whole: the writer keeps it valid UTF-8 and
+ * valid JSON whatever bytes the message carries (wp_json's policy). */
+static void json_line(wp_buf *b, wp_json *j)
 {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
+    if (wp_json_finish(j) == 0) {
+        fwrite(b->data, 1, b->len, stderr);
+        fputc('\n', stderr);
     }
-    fputc('"', f);
+    wp_buf_free(b);
+}
+
+/* v rounded to 3 decimals: rates and times need no more. */
+static double milli(double v)
+{
+    return round(v * 1000.0) / 1000.0;
 }
 
 static void fmt_eta(char *out, size_t n, double s)
@@ -83,18 +86,24 @@ static void on_progress(void *ud, const wp_progress *p)
     rate = el > 0 ? (double)p->done / el : 0;
     eta = p->total > p->done && rate > 0 ? (double)(p->total - p->done) / rate : NAN;
     if (ctx->log_json) {
-        fprintf(stderr, "{\"event\":\"progress\",\"stage\":");
-        json_string(stderr, p->stage ? p->stage : "");
-        fprintf(stderr,
-                ",\"done\":%llu,\"total\":%llu,\"errors\":%llu,\"bytes\":%llu,"
-                "\"rate\":%.3f,\"elapsed_s\":%.3f",
-                (unsigned long long)p->done, (unsigned long long)p->total,
-                (unsigned long long)p->errors, (unsigned long long)p->bytes, rate, el);
+        wp_buf b = {0};
+        wp_json j;
+        wp_json_init(&j, &b);
+        wp_json_obj_begin(&j, NULL);
+        wp_json_str(&j, "event", "progress");
+        wp_json_str(&j, "stage", p->stage ? p->stage : "");
+        wp_json_uint(&j, "done", p->done);
+        wp_json_uint(&j, "total", p->total);
+        wp_json_uint(&j, "errors", p->errors);
+        wp_json_uint(&j, "bytes", p->bytes);
+        wp_json_real(&j, "rate", milli(rate));
+        wp_json_real(&j, "elapsed_s", milli(el));
         if (p->unit != NULL)
-            fprintf(stderr, ",\"unit\":\"%s\"", p->unit);
+            wp_json_str(&j, "unit", p->unit);
         if (isfinite(eta))
-            fprintf(stderr, ",\"eta_s\":%.1f", eta);
-        fprintf(stderr, "}\n");
+            wp_json_real(&j, "eta_s", round(eta * 10.0) / 10.0);
+        wp_json_obj_end(&j);
+        json_line(&b, &j);
         return;
     }
     char etas[32], dn[32], tot[32], rt[32];
@@ -145,11 +154,15 @@ static void emit(cli_ctx *ctx, wp_level level, const char *kind, const char *msg
     if (level == WP_LOG_DEBUG && !ctx->log_json)
         return;
     if (ctx->log_json) {
-        fprintf(stderr, "{\"event\":");
-        json_string(stderr, kind);
-        fprintf(stderr, ",\"level\":\"%s\",\"msg\":", level_name(level));
-        json_string(stderr, msg);
-        fprintf(stderr, "}\n");
+        wp_buf b = {0};
+        wp_json j;
+        wp_json_init(&j, &b);
+        wp_json_obj_begin(&j, NULL);
+        wp_json_str(&j, "event", kind);
+        wp_json_str(&j, "level", level_name(level));
+        wp_json_str(&j, "msg", msg);
+        wp_json_obj_end(&j);
+        json_line(&b, &j);
         return;
     }
     cli_progress_done(ctx);

@@ -1023,42 +1023,58 @@ static const char *act_name(int act)
 int clip_model_info_json(const clip_model *m, wp_buf *out)
 {
     const clip_arch *a = &m->a;
-    int rc = wp_buf_printf(
-        out, "{\"layout\":\"%s\",\"vision\":{\"type\":\"%s\",\"width\":%d,\"layers\":",
-        a->layout == CLIP_LAYOUT_HF ? "huggingface" : "openai",
-        a->vision == CLIP_VISION_VIT ? "vit" : "modified_resnet", a->v_width);
-    if (rc == 0 && a->vision == CLIP_VISION_VIT)
-        rc = wp_buf_printf(out, "%d,\"heads\":%d,\"patch\":%d,\"mlp\":%d,", a->v_layers, a->v_heads,
-                           a->v_patch, a->v_mlp);
-    else if (rc == 0)
-        rc = wp_buf_printf(out, "[%d,%d,%d,%d],\"heads\":%d,", a->rn_layers[0], a->rn_layers[1],
-                           a->rn_layers[2], a->rn_layers[3], a->v_heads);
-    if (rc == 0)
-        rc = wp_buf_printf(
-            out,
-            "\"image_size\":%d,\"activation\":\"%s\",\"layer_norm_eps\":%g},"
-            "\"text\":{\"width\":%d,\"layers\":%d,\"heads\":%d,\"mlp\":%d,\"context_length\":%d,"
-            "\"vocab_size\":%d,\"activation\":\"%s\",\"layer_norm_eps\":%g,\"eot\":\"%s\"},"
-            "\"embed_dim\":%d,\"image_size\":%d,\"mean\":[%.8g,%.8g,%.8g],"
-            "\"std\":[%.8g,%.8g,%.8g],\"dtype\":\"%s\",\"precision\":\"%s\","
-            "\"parameters\":%lld,\"logit_scale\":%.6g}",
-            a->image_size, a->vision == CLIP_VISION_VIT ? act_name(a->v_act) : "relu", a->v_eps,
-            a->t_width, a->t_layers, a->t_heads, a->t_mlp, a->t_ctx, a->t_vocab, act_name(a->t_act),
-            a->t_eps, a->eos_id < 0 ? "argmax" : "eos_token_id", a->embed_dim, a->image_size,
-            a->mean[0], a->mean[1], a->mean[2], a->std[0], a->std[1], a->std[2], m->dtype,
-            m->precision == KN_BF16 ? "bf16" : "f32", (long long)m->params, m->logit_scale);
-    if (rc == 0 && out->len > 0) {
-        /* the kernel path this process computes with, and why it was chosen */
-        char path[512];
-        kn_path_info(path, sizeof path);
-        out->data[--out->len] = '\0'; /* reopen the object */
-        rc = wp_buf_puts(out, ",\"kernel\":\"");
-        for (const char *p = path; rc == 0 && *p; p++)
-            rc = *p == '"' || *p == '\\'    ? wp_buf_printf(out, "\\%c", *p)
-                 : (unsigned char)*p < 0x20 ? wp_buf_putc(out, ' ')
-                                            : wp_buf_putc(out, *p);
-        if (rc == 0)
-            rc = wp_buf_puts(out, "\"}");
+    char path[512];
+    wp_json j;
+
+    kn_path_info(path, sizeof path); /* the kernel path this process computes with, and why */
+    wp_json_init(&j, out);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_str(&j, "layout", a->layout == CLIP_LAYOUT_HF ? "huggingface" : "openai");
+    wp_json_obj_begin(&j, "vision");
+    wp_json_str(&j, "type", a->vision == CLIP_VISION_VIT ? "vit" : "modified_resnet");
+    wp_json_int(&j, "width", a->v_width);
+    if (a->vision == CLIP_VISION_VIT) {
+        wp_json_int(&j, "layers", a->v_layers);
+        wp_json_int(&j, "heads", a->v_heads);
+        wp_json_int(&j, "patch", a->v_patch);
+        wp_json_int(&j, "mlp", a->v_mlp);
+    } else {
+        wp_json_arr_begin(&j, "layers");
+        for (int i = 0; i < 4; i++)
+            wp_json_int(&j, NULL, a->rn_layers[i]);
+        wp_json_arr_end(&j);
+        wp_json_int(&j, "heads", a->v_heads);
     }
-    return rc;
+    wp_json_int(&j, "image_size", a->image_size);
+    wp_json_str(&j, "activation", a->vision == CLIP_VISION_VIT ? act_name(a->v_act) : "relu");
+    wp_json_real_prec(&j, "layer_norm_eps", a->v_eps, 6);
+    wp_json_obj_end(&j);
+    wp_json_obj_begin(&j, "text");
+    wp_json_int(&j, "width", a->t_width);
+    wp_json_int(&j, "layers", a->t_layers);
+    wp_json_int(&j, "heads", a->t_heads);
+    wp_json_int(&j, "mlp", a->t_mlp);
+    wp_json_int(&j, "context_length", a->t_ctx);
+    wp_json_int(&j, "vocab_size", a->t_vocab);
+    wp_json_str(&j, "activation", act_name(a->t_act));
+    wp_json_real_prec(&j, "layer_norm_eps", a->t_eps, 6);
+    wp_json_str(&j, "eot", a->eos_id < 0 ? "argmax" : "eos_token_id");
+    wp_json_obj_end(&j);
+    wp_json_int(&j, "embed_dim", a->embed_dim);
+    wp_json_int(&j, "image_size", a->image_size);
+    wp_json_arr_begin(&j, "mean");
+    for (int i = 0; i < 3; i++)
+        wp_json_real_prec(&j, NULL, a->mean[i], 8);
+    wp_json_arr_end(&j);
+    wp_json_arr_begin(&j, "std");
+    for (int i = 0; i < 3; i++)
+        wp_json_real_prec(&j, NULL, a->std[i], 8);
+    wp_json_arr_end(&j);
+    wp_json_str(&j, "dtype", m->dtype);
+    wp_json_str(&j, "precision", m->precision == KN_BF16 ? "bf16" : "f32");
+    wp_json_int(&j, "parameters", m->params);
+    wp_json_real_prec(&j, "logit_scale", m->logit_scale, 6);
+    wp_json_str(&j, "kernel", path);
+    wp_json_obj_end(&j);
+    return wp_json_finish(&j);
 }

@@ -12,6 +12,7 @@
 #include "wp.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -39,6 +40,8 @@ static int put(wp_json *j, const char *s, size_t n)
 /* A string body (no quotes): '"', '\\' and U+0000..U+001F escaped, runs of
  * other bytes copied when valid UTF-8 and repaired otherwise (a run ends
  * only at an ASCII byte, so no sequence is split). */
+static int put_ascii_run(wp_json *j, const char *s, size_t n);
+
 static int put_escaped(wp_json *j, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF"; /* upper case, as jansson writes */
@@ -47,6 +50,11 @@ static int put_escaped(wp_json *j, const char *s, size_t n)
         size_t r = i;
         while (r < n && (unsigned char)s[r] >= 0x20 && s[r] != '"' && s[r] != '\\')
             r++;
+        if (r > i && j->ascii) {
+            put_ascii_run(j, s + i, r - i);
+            i = r;
+            continue;
+        }
         if (r > i) {
             if (wp_utf8_valid(s + i, r - i))
                 put(j, s + i, r - i);
@@ -71,6 +79,43 @@ static int put_escaped(wp_json *j, const char *s, size_t n)
             put(j, e, 6);
     }
     return j->status;
+}
+
+/* A run of printable bytes in ASCII mode: ASCII copied, every other
+ * character as \uXXXX, above U+FFFF as a surrogate pair (RFC 8259 section
+ * 7), an invalid sequence as \uFFFD. */
+static int put_ascii_run(wp_json *j, const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && j->status == 0) {
+        size_t r = i;
+        while (r < n && (unsigned char)s[r] < 0x80)
+            r++;
+        if (r > i) {
+            put(j, s + i, r - i);
+            i = r;
+            continue;
+        }
+        uint32_t cp = 0xFFFD;
+        size_t k = wp_utf8_get(s + i, n - i, &cp);
+        char e[16];
+        i += k > 0 ? k : 1;
+        if (cp > 0xFFFF) {
+            cp -= 0x10000;
+            snprintf(e, sizeof e, "\\u%04X\\u%04X", 0xD800 + (unsigned)(cp >> 10),
+                     0xDC00 + (unsigned)(cp & 0x3FF));
+            put(j, e, 12);
+        } else {
+            snprintf(e, sizeof e, "\\u%04X", (unsigned)cp);
+            put(j, e, 6);
+        }
+    }
+    return j->status;
+}
+
+void wp_json_set_ascii(wp_json *j, int on)
+{
+    j->ascii = on != 0;
 }
 
 void wp_json_set_indent(wp_json *j, int n)
@@ -262,4 +307,90 @@ int wp_json_finish(wp_json *j)
     if (j->status == 0 && (j->depth != 0 || !j->done))
         fail(j, WP_EINVAL);
     return j->status;
+}
+
+/* ---- jansson trees --------------------------------------------------- */
+
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int wp_json_tree(wp_json *j, const char *key, const struct json_t *cv, int flags)
+{
+    json_t *v = (json_t *)cv; /* jansson's getters take non-const pointers */
+    int digits = (flags >> 10) & 0x1F;
+
+    if (v == NULL)
+        return wp_json_null(j, key);
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        size_t n = json_object_size(v), i = 0;
+        const char **keys = NULL;
+        const char *k;
+        json_t *m;
+        if (wp_json_obj_begin(j, key) != 0)
+            return j->status;
+        if (n == 0)
+            return wp_json_obj_end(j);
+        if ((flags & WP_JSON_SORT_KEYS) == 0) {
+            json_object_foreach(v, k, m)
+            {
+                if (wp_json_tree(j, k, m, flags) != 0)
+                    return j->status;
+            }
+            return wp_json_obj_end(j);
+        }
+        if ((keys = malloc(n * sizeof *keys)) == NULL)
+            return fail(j, WP_ENOMEM);
+        json_object_foreach(v, k, m)
+        {
+            keys[i++] = k;
+        }
+        qsort(keys, i, sizeof *keys, cmp_key);
+        for (size_t x = 0; x < i && j->status == 0; x++)
+            wp_json_tree(j, keys[x], json_object_get(v, keys[x]), flags);
+        free(keys);
+        return wp_json_obj_end(j);
+    }
+    case JSON_ARRAY: {
+        size_t x;
+        json_t *m;
+        if (wp_json_arr_begin(j, key) != 0)
+            return j->status;
+        json_array_foreach(v, x, m)
+        {
+            if (wp_json_tree(j, NULL, m, flags) != 0)
+                return j->status;
+        }
+        return wp_json_arr_end(j);
+    }
+    case JSON_STRING:
+        return wp_json_strn(j, key, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return wp_json_int(j, key, (int64_t)json_integer_value(v));
+    case JSON_REAL:
+        return put_real(j, key, json_real_value(v), digits);
+    case JSON_TRUE:
+        return wp_json_bool(j, key, 1);
+    case JSON_FALSE:
+        return wp_json_bool(j, key, 0);
+    case JSON_NULL:
+    default:
+        return wp_json_null(j, key);
+    }
+}
+
+char *wp_json_tree_text(const struct json_t *v, int flags)
+{
+    wp_buf b = {0};
+    wp_json j;
+    wp_json_init(&j, &b);
+    wp_json_set_indent(&j, flags & 0x1F);
+    wp_json_set_ascii(&j, (flags & WP_JSON_ASCII) != 0);
+    if (v == NULL || wp_json_tree(&j, NULL, v, flags) != 0 || wp_json_finish(&j) != 0) {
+        wp_buf_free(&b);
+        return NULL;
+    }
+    return wp_buf_steal(&b);
 }

@@ -56,6 +56,24 @@ int wp_utf8_valid(const char *s, size_t n)
     return 1;
 }
 
+size_t wp_utf8_get(const char *s, size_t n, uint32_t *cp)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t k = n > 0 ? seq_len(p, n) : 0;
+    if (k == 0)
+        return 0;
+    if (k == 1)
+        *cp = p[0];
+    else if (k == 2)
+        *cp = (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
+    else if (k == 3)
+        *cp = (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+    else
+        *cp = (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 |
+              (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
+    return k;
+}
+
 long wp_utf8_repair(const char *s, size_t n, wp_buf *out)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -212,6 +212,9 @@ int wp_fd_reserve(int64_t need, const char *what, wp_err *err);
 
 /* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int wp_utf8_valid(const char *s, size_t n);
+/* Decodes the character at s (at most n bytes) into *cp and returns its
+ * length (1..4), or 0 when s starts with an invalid sequence or n is 0. */
+size_t wp_utf8_get(const char *s, size_t n, uint32_t *cp);
 /* Appends s[0..n) to out with every invalid sequence replaced by U+FFFD.
  * Returns the number of replacements, or WP_ENOMEM. */
 long wp_utf8_repair(const char *s, size_t n, wp_buf *out);
@@ -264,6 +267,7 @@ typedef struct wp_json {
     int depth;
     int done;                         /* a complete top-level value was written */
     int indent;                       /* spaces per level, 0: compact */
+    int ascii;                        /* escape every non-ASCII character */
     unsigned char obj[WP_JSON_DEPTH]; /* 1: object, 0: array, per level */
     uint32_t count[WP_JSON_DEPTH];    /* values written at that level */
 } wp_json;
@@ -272,6 +276,10 @@ void wp_json_init(wp_json *j, wp_buf *b); /* appends to b; cannot fail */
 /* Pretty layout: each member on its own line, indented n spaces a level
  * (0, the default, is compact; at most 16). Call before the first value. */
 void wp_json_set_indent(wp_json *j, int n);
+/* ASCII-only output: every character above U+007F written as \uXXXX (a
+ * UTF-16 surrogate pair above U+FFFF), as Python's json.dump does by
+ * default. Call before the first value. */
+void wp_json_set_ascii(wp_json *j, int on);
 int wp_json_obj_begin(wp_json *j, const char *key);
 int wp_json_obj_end(wp_json *j);
 int wp_json_arr_begin(wp_json *j, const char *key);
@@ -292,6 +300,29 @@ int wp_json_raw(wp_json *j, const char *key, const char *json);
 /* 0 when exactly one complete value was written, else the status (WP_EINVAL
  * for an unclosed object or array, or nothing written). */
 int wp_json_finish(wp_json *j);
+
+/* jansson trees. A few outputs are a jansson tree first, because the same
+ * tree is also read (the audit renders report.html from its report.json
+ * tree; `run` merges a parsed config). They are written through this writer
+ * all the same, so every JSON byte witpipe emits follows the one policy
+ * above: jansson holds values, wp_json writes them.
+ *
+ * Flags: WP_JSON_SORT_KEYS writes object members in strcmp order of their
+ * keys (else in the tree's insertion order); WP_JSON_PREC(d) writes reals
+ * with d significant digits (else the shortest exact form). For
+ * wp_json_tree_text also WP_JSON_INDENT(n) and WP_JSON_ASCII (for
+ * wp_json_tree those are the writer's own settings). */
+#define WP_JSON_INDENT(n) ((n)&0x1F)
+#define WP_JSON_SORT_KEYS 0x100
+#define WP_JSON_ASCII     0x200
+#define WP_JSON_PREC(d)   (((d)&0x1F) << 10)
+struct json_t;
+/* Writes jansson value v (NULL writes null) as one value, the member key
+ * inside an object (NULL elsewhere). Returns the writer's sticky status. */
+int wp_json_tree(wp_json *j, const char *key, const struct json_t *v, int flags);
+/* v as a NUL-terminated text the caller frees, or NULL when out of memory
+ * or nested deeper than WP_JSON_DEPTH. */
+char *wp_json_tree_text(const struct json_t *v, int flags);
 
 /* ---- reporting ------------------------------------------------------- */
 

@@ -46,8 +46,16 @@ int crawl_run(cat *c, int source, const crawl_opts *o, const crawl_live_opts *lo
     memset(counts, 0, sizeof *counts);
     if (source < CRAWL_SRC_SEEDS || source > CRAWL_SRC_WAT)
         return wp_err_set(err, WP_EINVAL, "crawl: unknown source %d", source);
-    if (wp_buf_printf(&params, "{\"mode\":\"%s\",\"part\":\"%d/%d\",\"max_text\":%zu}", word,
-                      part_i, part_n, o->max_text) != 0) {
+    char part[32];
+    wp_json pj;
+    snprintf(part, sizeof part, "%d/%d", part_i, part_n);
+    wp_json_init(&pj, &params);
+    wp_json_obj_begin(&pj, NULL);
+    wp_json_str(&pj, "mode", word);
+    wp_json_str(&pj, "part", part);
+    wp_json_uint(&pj, "max_text", o->max_text);
+    wp_json_obj_end(&pj);
+    if (wp_json_finish(&pj) != 0) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;
     }

@@ -919,24 +919,33 @@ static int cmp_group_size(const void *a, const void *b)
 
 static int counts_json(const dd_counts *k, const dd_opts *o, wp_buf *b)
 {
-    int rc = wp_buf_printf(
-        b,
-        "{\"pairs\":%lld,\"hashed\":%lld,\"unreadable\":%lld,\"exact\":%lld,\"near\":%lld,"
-        "\"semantic\":%lld,\"contaminated\":%lld,\"exact_groups\":%lld,\"near_groups\":%lld,"
-        "\"semantic_groups\":%lld,\"text_shared\":%lld,\"text_many\":%lld,\"dry_run\":%s",
-        (long long)k->pairs, (long long)k->hashed, (long long)k->unreadable, (long long)k->exact,
-        (long long)k->near, (long long)k->semantic, (long long)k->contaminated,
-        (long long)k->exact_groups, (long long)k->near_groups, (long long)k->semantic_groups,
-        (long long)k->text_shared, (long long)k->text_many, o->dry_run ? "true" : "false");
-    if (rc == 0 && o->semantic) {
-        rc = wp_buf_puts(b, ",\"semantic_by_eps\":{");
-        for (int e = 0; rc == 0 && e < o->neps; e++)
-            rc = wp_buf_printf(b, "%s\"%g\":%lld", e ? "," : "", o->eps[e],
-                               (long long)k->sem_drop_by_eps[e]);
-        if (rc == 0)
-            rc = wp_buf_putc(b, '}');
+    wp_json j;
+    wp_json_init(&j, b);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_int(&j, "pairs", k->pairs);
+    wp_json_int(&j, "hashed", k->hashed);
+    wp_json_int(&j, "unreadable", k->unreadable);
+    wp_json_int(&j, "exact", k->exact);
+    wp_json_int(&j, "near", k->near);
+    wp_json_int(&j, "semantic", k->semantic);
+    wp_json_int(&j, "contaminated", k->contaminated);
+    wp_json_int(&j, "exact_groups", k->exact_groups);
+    wp_json_int(&j, "near_groups", k->near_groups);
+    wp_json_int(&j, "semantic_groups", k->semantic_groups);
+    wp_json_int(&j, "text_shared", k->text_shared);
+    wp_json_int(&j, "text_many", k->text_many);
+    wp_json_bool(&j, "dry_run", o->dry_run);
+    if (o->semantic) {
+        wp_json_obj_begin(&j, "semantic_by_eps");
+        for (int e = 0; e < o->neps; e++) {
+            char key[32];
+            snprintf(key, sizeof key, "%g", o->eps[e]);
+            wp_json_int(&j, key, k->sem_drop_by_eps[e]);
+        }
+        wp_json_obj_end(&j);
     }
-    return rc == 0 ? wp_buf_putc(b, '}') : rc;
+    wp_json_obj_end(&j);
+    return wp_json_finish(&j);
 }
 
 int dd_run(struct cat *c, struct st_store *st, const dd_opts *o, const wp_reporter *rep,
@@ -953,12 +962,20 @@ int dd_run(struct cat *c, struct st_store *st, const dd_opts *o, const wp_report
     if (o->radius < 0 || o->radius > DD_RADIUS_MAX || o->neps < 1 || o->neps > DD_EPS_MAX ||
         o->nagainst > DD_AGAINST_MAX)
         return wp_err_set(err, WP_EINVAL, "dedup: bad options");
-    if (wp_buf_printf(&params,
-                      "{\"exact\":%s,\"near\":%s,\"semantic\":%s,\"radius\":%d,\"clusters\":%d,"
-                      "\"iters\":%d,\"eps\":%g,\"against\":%d,\"dry_run\":%s}",
-                      o->exact ? "true" : "false", o->near ? "true" : "false",
-                      o->semantic ? "true" : "false", o->radius, o->clusters, o->iters, o->eps[0],
-                      o->nagainst, o->dry_run ? "true" : "false") != 0) {
+    wp_json pj;
+    wp_json_init(&pj, &params);
+    wp_json_obj_begin(&pj, NULL);
+    wp_json_bool(&pj, "exact", o->exact);
+    wp_json_bool(&pj, "near", o->near);
+    wp_json_bool(&pj, "semantic", o->semantic);
+    wp_json_int(&pj, "radius", o->radius);
+    wp_json_int(&pj, "clusters", o->clusters);
+    wp_json_int(&pj, "iters", o->iters);
+    wp_json_real(&pj, "eps", o->eps[0]);
+    wp_json_int(&pj, "against", o->nagainst);
+    wp_json_bool(&pj, "dry_run", o->dry_run);
+    wp_json_obj_end(&pj);
+    if (wp_json_finish(&pj) != 0) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;
     }

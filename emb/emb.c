@@ -74,7 +74,6 @@ int emb_write_shard(const char *dir, int64_t no, int rows, int dim, const uint16
 {
     static const char *const subdirs[] = {"img_emb", "text_emb", "metadata"};
     char path[WP_PATH_MAX], name[64];
-    json_t *line = NULL;
     wp_buf m = {0};
     int rc;
 
@@ -99,18 +98,19 @@ int emb_write_shard(const char *dir, int64_t no, int rows, int dim, const uint16
     if ((rc = wp_path_join(path, dir, name, err)) != 0)
         return rc;
     for (int r = 0; r < rows; r++) {
-        char *s;
-        line = json_pack("{s:i, s:I, s:s, s:f}", "row", r, "pair_id", (json_int_t)meta[r].pair_id,
-                         "uid", meta[r].uid, "clip_score", (double)meta[r].clip_score);
-        s = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7))
-                 : NULL;
-        json_decref(line);
-        if (s == NULL || wp_buf_puts(&m, s) != 0 || wp_buf_putc(&m, '\n') != 0) {
-            free(s);
+        wp_json j;
+        wp_json_init(&j, &m);
+        wp_json_obj_begin(&j, NULL);
+        wp_json_int(&j, "row", r);
+        wp_json_int(&j, "pair_id", meta[r].pair_id);
+        wp_json_str(&j, "uid", meta[r].uid);
+        /* 7 digits: a float32 score, without float-to-double noise */
+        wp_json_real_prec(&j, "clip_score", (double)meta[r].clip_score, 7);
+        wp_json_obj_end(&j);
+        if (wp_json_finish(&j) != 0 || wp_buf_putc(&m, '\n') != 0) {
             rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory", path);
             goto out;
         }
-        free(s);
     }
     rc = wp_write_file_atomic(path, m.data ? m.data : "", m.len, err);
 out:

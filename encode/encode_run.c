@@ -310,9 +310,15 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
         if ((rc = wp_path_join(p, dir, subdirs[i], err)) != 0 || (rc = wp_mkdir_p(p, err)) != 0)
             goto out;
     }
-    if (wp_buf_printf(&params,
-                      "{\"model\":\"%s\",\"batch\":%d,\"precision\":\"%s\",\"shard_rows\":%d}",
-                      name, batch, o->precision == CLIP_BF16 ? "bf16" : "f32", shard_rows) != 0) {
+    wp_json pj;
+    wp_json_init(&pj, &params);
+    wp_json_obj_begin(&pj, NULL);
+    wp_json_str(&pj, "model", name);
+    wp_json_int(&pj, "batch", batch);
+    wp_json_str(&pj, "precision", o->precision == CLIP_BF16 ? "bf16" : "f32");
+    wp_json_int(&pj, "shard_rows", shard_rows);
+    wp_json_obj_end(&pj);
+    if (wp_json_finish(&pj) != 0) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;
     }
@@ -437,12 +443,18 @@ out:
     for (int i = 0; i < 2; i++)
         join_decode(&slots[i]);
     if (run != NULL) {
-        char cj[256];
-        snprintf(cj, sizeof cj,
-                 "{\"pairs\":%lld,\"images\":%lld,\"texts\":%lld,\"shards\":%lld,\"failed\":%lld}",
-                 (long long)counts->pairs, (long long)counts->images, (long long)counts->texts,
-                 (long long)counts->shards, (long long)counts->failed);
-        rc = cat_run_end(run, rc, cj, err);
+        wp_buf cj = {0};
+        wp_json j;
+        wp_json_init(&j, &cj);
+        wp_json_obj_begin(&j, NULL);
+        wp_json_int(&j, "pairs", counts->pairs);
+        wp_json_int(&j, "images", counts->images);
+        wp_json_int(&j, "texts", counts->texts);
+        wp_json_int(&j, "shards", counts->shards);
+        wp_json_int(&j, "failed", counts->failed);
+        wp_json_obj_end(&j);
+        rc = cat_run_end(run, rc, wp_json_finish(&j) == 0 ? cj.data : NULL, err);
+        wp_buf_free(&cj);
     }
     for (int i = 0; i < 2; i++)
         slot_free(&slots[i]);

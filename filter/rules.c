@@ -111,83 +111,56 @@ int flt_preset_apply(flt_rules *r, const char *name, wp_err *err)
                       "unknown preset '%s' (known: datacomp-basic, laion, datacomp-clip30)", name);
 }
 
-static int put_i(wp_buf *o, const char *k, int64_t v, int *first)
+/* A rule's value, left out when the rule is off (negative or NaN). */
+static void put_i(wp_json *j, const char *k, int64_t v)
 {
-    if (v < 0)
-        return 0;
-    int rc = wp_buf_printf(o, "%s\"%s\":%lld", *first ? "" : ",", k, (long long)v);
-    *first = 0;
-    return rc;
+    if (v >= 0)
+        wp_json_int(j, k, v);
 }
 
-static int put_d(wp_buf *o, const char *k, double v, int *first)
+static void put_d(wp_json *j, const char *k, double v)
 {
-    if (isnan(v))
-        return 0;
-    int rc = wp_buf_printf(o, "%s\"%s\":%.17g", *first ? "" : ",", k, v);
-    *first = 0;
-    return rc;
-}
-
-/* Names here are short words from option values: escaped anyway. */
-static int put_str(wp_buf *o, const char *s)
-{
-    int rc = wp_buf_putc(o, '"');
-    for (; rc == 0 && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            rc = wp_buf_printf(o, "\\%c", c);
-        else if (c < 0x20)
-            rc = wp_buf_printf(o, "\\u%04x", c);
-        else
-            rc = wp_buf_putc(o, c);
-    }
-    return rc ? rc : wp_buf_putc(o, '"');
+    if (!isnan(v))
+        wp_json_real(j, k, v);
 }
 
 int flt_rules_json(const flt_rules *r, wp_buf *o)
 {
     static const char *const modes[] = {"own", "max", "mean"};
-    int first = 1, rc = wp_buf_putc(o, '{');
-    rc |= put_i(o, "min_chars", r->min_chars, &first);
-    rc |= put_i(o, "max_chars", r->max_chars, &first);
-    rc |= put_i(o, "min_words", r->min_words, &first);
-    rc |= put_i(o, "max_repeat", r->max_repeat, &first);
+    wp_json j;
+    wp_json_init(&j, o);
+    wp_json_obj_begin(&j, NULL);
+    put_i(&j, "min_chars", r->min_chars);
+    put_i(&j, "max_chars", r->max_chars);
+    put_i(&j, "min_words", r->min_words);
+    put_i(&j, "max_repeat", r->max_repeat);
     if (r->boilerplate)
-        rc |= put_i(o, "boilerplate", 1, &first);
+        put_i(&j, "boilerplate", 1);
     if (r->text_dup)
-        rc |= put_i(o, "text_dup", 1, &first);
+        put_i(&j, "text_dup", 1);
     if (r->nlangs > 0) {
-        rc |= wp_buf_printf(o, "%s\"lang\":[", first ? "" : ",");
-        first = 0;
-        for (int i = 0; i < r->nlangs; i++) {
-            rc |= i ? wp_buf_putc(o, ',') : 0;
-            rc |= put_str(o, r->langs[i]);
-        }
-        rc |= wp_buf_putc(o, ']');
+        wp_json_arr_begin(&j, "lang");
+        for (int i = 0; i < r->nlangs; i++)
+            wp_json_str(&j, NULL, r->langs[i]);
+        wp_json_arr_end(&j);
     }
-    rc |= put_d(o, "min_lang_conf", r->min_lang_conf, &first);
-    rc |= put_i(o, "min_side", r->min_side, &first);
-    rc |= put_d(o, "max_aspect", r->max_aspect, &first);
-    rc |= put_i(o, "min_bytes", r->min_bytes, &first);
-    rc |= put_i(o, "min_pixels", r->min_pixels, &first);
-    rc |= put_d(o, "min_clip_score", r->min_clip_score, &first);
-    rc |= put_d(o, "clip_top_pct", r->clip_top_pct, &first);
+    put_d(&j, "min_lang_conf", r->min_lang_conf);
+    put_i(&j, "min_side", r->min_side);
+    put_d(&j, "max_aspect", r->max_aspect);
+    put_i(&j, "min_bytes", r->min_bytes);
+    put_i(&j, "min_pixels", r->min_pixels);
+    put_d(&j, "min_clip_score", r->min_clip_score);
+    put_d(&j, "clip_top_pct", r->clip_top_pct);
     if (flt_rules_use_clip(r)) {
-        rc |= wp_buf_printf(o, "%s\"model\":", first ? "" : ",");
-        first = 0;
-        rc |= put_str(o, r->model);
-        rc |= wp_buf_printf(o, ",\"clip_score_text\":\"%s\"", modes[r->clip_text % 3]);
+        wp_json_str(&j, "model", r->model);
+        wp_json_str(&j, "clip_score_text", modes[r->clip_text % 3]);
     }
     if (r->ntags > 0) {
-        rc |= wp_buf_printf(o, "%s\"drop_tag\":[", first ? "" : ",");
-        first = 0;
-        for (int i = 0; i < r->ntags; i++) {
-            rc |= i ? wp_buf_putc(o, ',') : 0;
-            rc |= put_str(o, r->drop_tags[i]);
-        }
-        rc |= wp_buf_putc(o, ']');
+        wp_json_arr_begin(&j, "drop_tag");
+        for (int i = 0; i < r->ntags; i++)
+            wp_json_str(&j, NULL, r->drop_tags[i]);
+        wp_json_arr_end(&j);
     }
-    rc |= wp_buf_putc(o, '}');
-    return rc ? WP_ENOMEM : 0;
+    wp_json_obj_end(&j);
+    return wp_json_finish(&j);
 }

@@ -446,61 +446,70 @@ static double pct(int64_t a, int64_t b)
     return b > 0 ? 100.0 * (double)a / (double)b : 0.0;
 }
 
+/* v rounded to 4 decimals: percentages and histogram edges need no more. */
+static double dec4(double v)
+{
+    return round(v * 1e4) / 1e4;
+}
+
 int flt_report_json(const flt_report *rep, const flt_rules *r, int dry_run, wp_buf *o)
 {
-    int rc = 0, first = 1;
-    rc |= wp_buf_printf(o, "{\"dry_run\":%s,\"rules\":", dry_run ? "true" : "false");
-    rc |= flt_rules_json(r, o);
-    rc |= wp_buf_printf(o,
-                        ",\"pairs\":%lld,\"bytes\":%lld,\"lang_detected\":%lld,"
-                        "\"resumed_after\":%lld,\"per_rule\":[",
-                        (long long)rep->pairs, (long long)rep->pairs_bytes,
-                        (long long)rep->lang_detected, (long long)rep->resumed_after);
+    wp_buf rules = {0};
+    wp_json j;
+    int rc = flt_rules_json(r, &rules);
+
+    wp_json_init(&j, o);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_bool(&j, "dry_run", dry_run);
+    wp_json_raw(&j, "rules", rc == 0 ? rules.data : NULL);
+    wp_json_int(&j, "pairs", rep->pairs);
+    wp_json_int(&j, "bytes", rep->pairs_bytes);
+    wp_json_int(&j, "lang_detected", rep->lang_detected);
+    wp_json_int(&j, "resumed_after", rep->resumed_after);
+    wp_json_arr_begin(&j, "per_rule");
     for (int k = 0; k < FLT_R_COUNT; k++) {
         if (!rep->active[k])
             continue;
-        rc |= wp_buf_printf(o,
-                            "%s{\"rule\":\"%s\",\"dropped\":%lld,\"pct_pairs\":%.4f,"
-                            "\"bytes\":%lld,\"pct_bytes\":%.4f,\"first\":%lld}",
-                            first ? "" : ",", flt_rule_name(k), (long long)rep->alone[k],
-                            pct(rep->alone[k], rep->pairs), (long long)rep->alone_bytes[k],
-                            pct(rep->alone_bytes[k], rep->pairs_bytes), (long long)rep->first[k]);
-        first = 0;
+        wp_json_obj_begin(&j, NULL);
+        wp_json_str(&j, "rule", flt_rule_name(k));
+        wp_json_int(&j, "dropped", rep->alone[k]);
+        wp_json_real(&j, "pct_pairs", dec4(pct(rep->alone[k], rep->pairs)));
+        wp_json_int(&j, "bytes", rep->alone_bytes[k]);
+        wp_json_real(&j, "pct_bytes", dec4(pct(rep->alone_bytes[k], rep->pairs_bytes)));
+        wp_json_int(&j, "first", rep->first[k]);
+        wp_json_obj_end(&j);
     }
-    rc |= wp_buf_printf(o,
-                        "],\"all\":{\"dropped\":%lld,\"pct_pairs\":%.4f,\"bytes\":%lld,"
-                        "\"pct_bytes\":%.4f,\"kept\":%lld}",
-                        (long long)rep->dropped, pct(rep->dropped, rep->pairs),
-                        (long long)rep->dropped_bytes, pct(rep->dropped_bytes, rep->pairs_bytes),
-                        (long long)(rep->pairs - rep->dropped));
+    wp_json_arr_end(&j);
+    wp_json_obj_begin(&j, "all");
+    wp_json_int(&j, "dropped", rep->dropped);
+    wp_json_real(&j, "pct_pairs", dec4(pct(rep->dropped, rep->pairs)));
+    wp_json_int(&j, "bytes", rep->dropped_bytes);
+    wp_json_real(&j, "pct_bytes", dec4(pct(rep->dropped_bytes, rep->pairs_bytes)));
+    wp_json_int(&j, "kept", rep->pairs - rep->dropped);
+    wp_json_obj_end(&j);
     if (rep->scored > 0) {
         double w = (rep->hist_hi - rep->hist_lo) / FLT_HIST_BINS;
-        rc |= wp_buf_puts(o, ",\"clip\":{\"model\":\"");
-        for (const char *p = rep->model; *p; p++) {
-            unsigned char ch = (unsigned char)*p;
-            if (ch == '"' || ch == '\\')
-                rc |= wp_buf_printf(o, "\\%c", ch);
-            else if (ch < 0x20)
-                rc |= wp_buf_printf(o, "\\u%04x", ch);
-            else
-                rc |= wp_buf_putc(o, ch);
-        }
-        rc |= wp_buf_printf(o, "\",\"scored\":%lld,", (long long)rep->scored);
-        if (isnan(rep->clip_threshold) || isinf(rep->clip_threshold))
-            rc |= wp_buf_puts(o, "\"threshold\":null,");
-        else
-            rc |= wp_buf_printf(o, "\"threshold\":%.17g,", rep->clip_threshold);
+        wp_json_obj_begin(&j, "clip");
+        wp_json_str(&j, "model", rep->model);
+        wp_json_int(&j, "scored", rep->scored);
+        wp_json_real(&j, "threshold", rep->clip_threshold); /* NaN, inf: null */
         if (!isnan(r->clip_top_pct))
-            rc |= wp_buf_printf(o, "\"top_keep\":%lld,", (long long)rep->top_keep);
-        rc |= wp_buf_puts(o, "\"histogram\":[");
-        for (int b = 0; b < FLT_HIST_BINS; b++)
-            rc |= wp_buf_printf(o, "%s{\"lo\":%.4f,\"hi\":%.4f,\"count\":%lld}", b ? "," : "",
-                                rep->hist_lo + b * w, rep->hist_lo + (b + 1) * w,
-                                (long long)rep->hist[b]);
-        rc |= wp_buf_puts(o, "]}");
+            wp_json_int(&j, "top_keep", rep->top_keep);
+        wp_json_arr_begin(&j, "histogram");
+        for (int b = 0; b < FLT_HIST_BINS; b++) {
+            wp_json_obj_begin(&j, NULL);
+            wp_json_real(&j, "lo", dec4(rep->hist_lo + b * w));
+            wp_json_real(&j, "hi", dec4(rep->hist_lo + (b + 1) * w));
+            wp_json_int(&j, "count", rep->hist[b]);
+            wp_json_obj_end(&j);
+        }
+        wp_json_arr_end(&j);
+        wp_json_obj_end(&j);
     }
-    rc |= wp_buf_putc(o, '}');
-    return rc ? WP_ENOMEM : 0;
+    wp_json_obj_end(&j);
+    wp_buf_free(&rules);
+    rc = rc != 0 ? rc : wp_json_finish(&j);
+    return rc != 0 ? WP_ENOMEM : 0;
 }
 
 int flt_run(cat *c, const flt_opts *o, const wp_reporter *reporter, flt_report *rep, wp_err *err)

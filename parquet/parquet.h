@@ -161,12 +161,12 @@ int64_t pq_row_index(const pq_reader *r);
  * pq_read_row_group decoded: the page's uncompressed sizes (for benches). */
 uint64_t pq_decoded_bytes(const pq_reader *r);
 
-/* Appends v as JSON to out (for pairs.extra): null; true / false; an
- * integer; a double as %.17g (NaN and infinities, which JSON lacks, as
- * null); a string escaped, invalid UTF-8 replaced by U+FFFD; bytes as a
- * string when they are valid UTF-8, else {"base64":"..."}. Returns 0 or
- * WP_ENOMEM (out may then hold part of the value). */
-int pq_value_json(const pq_value *v, wp_buf *out);
+/* Writes v to j as one JSON value, the member key inside an object (for
+ * pairs.extra): null; true / false; an integer; a double (shortest exact
+ * form; NaN and infinities, which JSON lacks, as null); a string (invalid
+ * UTF-8 replaced by U+FFFD); bytes as a string when they are valid UTF-8,
+ * else {"base64":"..."}. Returns the writer's sticky status. */
+int pq_value_json(wp_json *j, const char *key, const pq_value *v);
 
 /* ---- writing ----------------------------------------------------------- */
 

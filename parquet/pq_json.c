@@ -2,52 +2,18 @@
  * parquet/pq_json.c: one Parquet value as JSON, for the stages that keep
  * columns of a Parquet list in pairs.extra (add --keep-cols) with their
  * types: integers stay integers, doubles doubles, booleans and nulls as
- * such, strings escaped.
+ * such. Written through wp_json (common/), the one JSON writer, so strings
+ * are escaped and repaired by witpipe's one policy.
  */
 #include "parquet/parquet.h"
 
-#include <math.h>
-#include <stdio.h>
-
-static int put_str(wp_buf *out, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    if (wp_buf_putc(out, '"') != 0)
-        return WP_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        int rc;
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            rc = wp_buf_append(out, e, 2);
-        } else if (c < 0x20) {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            rc = wp_buf_append(out, e, 6);
-        } else {
-            rc = wp_buf_putc(out, c);
-        }
-        if (rc != 0)
-            return WP_ENOMEM;
-    }
-    return wp_buf_putc(out, '"');
-}
-
-static int put_utf8(wp_buf *out, const char *s, size_t n)
-{
-    if (wp_utf8_valid(s, n))
-        return put_str(out, s, n);
-    wp_buf tmp = {0};
-    int rc = wp_utf8_repair(s, n, &tmp) < 0 ? WP_ENOMEM : put_str(out, tmp.data, tmp.len);
-    wp_buf_free(&tmp);
-    return rc;
-}
-
-static int put_base64(wp_buf *out, const unsigned char *p, size_t n)
+/* Bytes that are not UTF-8, as {"base64":"..."} (RFC 4648 section 4). */
+static int put_base64(wp_json *j, const char *key, const unsigned char *p, size_t n)
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    if (wp_buf_puts(out, "{\"base64\":\"") != 0)
-        return WP_ENOMEM;
-    for (size_t i = 0; i < n; i += 3) {
+    wp_buf t = {0};
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i += 3) {
         uint32_t v = (uint32_t)p[i] << 16;
         if (i + 1 < n)
             v |= (uint32_t)p[i + 1] << 8;
@@ -55,30 +21,31 @@ static int put_base64(wp_buf *out, const unsigned char *p, size_t n)
             v |= p[i + 2];
         char q[4] = {b64[v >> 18], b64[(v >> 12) & 63], i + 1 < n ? b64[(v >> 6) & 63] : '=',
                      i + 2 < n ? b64[v & 63] : '='};
-        if (wp_buf_append(out, q, 4) != 0)
-            return WP_ENOMEM;
+        rc = wp_buf_append(&t, q, 4);
     }
-    return wp_buf_puts(out, "\"}");
+    wp_json_obj_begin(j, key);
+    wp_json_strn(j, "base64", t.data ? t.data : "", t.len);
+    wp_json_obj_end(j);
+    wp_buf_free(&t);
+    return rc != 0 ? WP_ENOMEM : j->status;
 }
 
-int pq_value_json(const pq_value *v, wp_buf *out)
+int pq_value_json(wp_json *j, const char *key, const pq_value *v)
 {
     switch (v->type) {
     case PQ_BOOL:
-        return wp_buf_puts(out, v->i ? "true" : "false");
+        return wp_json_bool(j, key, (int)v->i);
     case PQ_INT64:
-        return wp_buf_printf(out, "%lld", (long long)v->i);
+        return wp_json_int(j, key, v->i);
     case PQ_DOUBLE:
-        if (!isfinite(v->d))
-            return wp_buf_puts(out, "null");
-        return wp_buf_printf(out, "%.17g", v->d);
+        return wp_json_real(j, key, v->d); /* NaN and infinities: null */
     case PQ_STRING:
-        return put_utf8(out, v->s, v->len);
+        return wp_json_strn(j, key, v->s, v->len);
     case PQ_BYTES:
         if (wp_utf8_valid(v->s, v->len))
-            return put_str(out, v->s, v->len);
-        return put_base64(out, (const unsigned char *)v->s, v->len);
+            return wp_json_strn(j, key, v->s, v->len);
+        return put_base64(j, key, (const unsigned char *)v->s, v->len);
     default:
-        return wp_buf_puts(out, "null");
+        return wp_json_null(j, key);
     }
 }

@@ -3,6 +3,11 @@
  * shard's KEY.json member (schemas/sample.schema.json) and a row of
  * `witpipe export` (schemas/export_row.schema.json: no "key", plus "kept"
  * and "dropped_by"), so the two cannot drift apart.
+ *
+ * Written with wp_json straight onto the caller's buffer (once per sample:
+ * no tree is built). Captions and URLs with invalid UTF-8 (which add never
+ * stores, but other stages might) come out repaired rather than lost: the
+ * writer's policy.
  */
 #include "shard/shard.h"
 #include "shard/shard_int.h"
@@ -12,32 +17,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static json_t *json_opt_int(int64_t v)
+static void opt_int(wp_json *j, const char *key, int64_t v)
 {
-    return v < 0 ? json_null() : json_integer((json_int_t)v);
+    if (v < 0)
+        wp_json_null(j, key);
+    else
+        wp_json_int(j, key, v);
 }
 
-static json_t *json_opt_str(const char *s)
-{
-    return s == NULL ? json_null() : json_string(s);
-}
-
-/* A caption as a JSON string; invalid UTF-8 (which add never stores, but
- * other stages might) is repaired rather than lost. */
-static json_t *json_text(const char *s, size_t n)
-{
-    json_t *j = json_stringn(s, n);
-    if (j == NULL) {
-        wp_buf b = {0};
-        if (wp_utf8_repair(s, n, &b) >= 0)
-            j = json_stringn(b.data ? b.data : "", b.len);
-        wp_buf_free(&b);
-    }
-    return j ? j : json_string("");
-}
-
+/* Decisions and scores arrive interleaved, one callback per row; each goes
+ * to its own object, written into its own buffer and placed whole. */
 struct dec_acc {
-    json_t *decisions, *scores;
+    wp_buf db, sb;
+    wp_json dec, scores;
 };
 
 static void on_decision(void *ud, const char *stage, const char *decision, const char *reason,
@@ -45,71 +37,84 @@ static void on_decision(void *ud, const char *stage, const char *decision, const
 {
     struct dec_acc *d = ud;
     if (stage == NULL) {
-        json_object_set_new(d->scores, decision ? decision : "", json_real(score));
+        wp_json_real(&d->scores, decision ? decision : "", score);
         return;
     }
-    json_t *o = json_object();
-    json_object_set_new(o, "decision", json_opt_str(decision));
-    json_object_set_new(o, "reason", json_opt_str(reason));
-    json_object_set_new(o, "score", isnan(score) ? json_null() : json_real(score));
-    json_object_set_new(d->decisions, stage, o);
+    wp_json_obj_begin(&d->dec, stage);
+    wp_json_str(&d->dec, "decision", decision);
+    wp_json_str(&d->dec, "reason", reason);
+    if (isnan(score))
+        wp_json_null(&d->dec, "score");
+    else
+        wp_json_real(&d->dec, "score", score);
+    wp_json_obj_end(&d->dec);
 }
 
 int shard_sample_json(cat_shard_cursor *cur, const cat_sample *s, int export_row, wp_buf *out,
                       wp_err *err)
 {
-    json_t *j = json_object(), *src = json_object(), *extra = NULL;
-    struct dec_acc d = {json_object(), json_object()};
-    char *txt = NULL;
+    struct dec_acc d = {0};
+    json_t *extra = NULL;
+    wp_json j;
     int rc = 0;
 
-    if (j == NULL || src == NULL || d.decisions == NULL || d.scores == NULL) {
-        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-        goto out;
-    }
-    if (!export_row)
-        json_object_set_new(j, "key", json_string(s->uid));
-    json_object_set_new(j, "uid", json_string(s->uid));
-    json_object_set_new(j, "url", json_text(s->url ? s->url : "", s->url ? strlen(s->url) : 0));
-    json_object_set_new(j, "caption", json_text(s->text, s->text_len));
-    json_object_set_new(j, "width", json_opt_int(s->width));
-    json_object_set_new(j, "height", json_opt_int(s->height));
-    json_object_set_new(j, "original_width", json_opt_int(s->orig_width));
-    json_object_set_new(j, "original_height", json_opt_int(s->orig_height));
-    json_object_set_new(j, "bytes", json_opt_int(s->bytes));
-    json_object_set_new(j, "original_bytes", json_opt_int(s->orig_bytes));
-    json_object_set_new(j, "format", json_opt_str(s->format));
-    json_object_set_new(j, "original_format", json_opt_str(s->orig_format));
-    json_object_set_new(j, "sha256", json_opt_str(s->sha256));
-    json_object_set_new(j, "original_sha256", json_opt_str(s->orig_sha256));
-    json_object_set_new(j, "state", json_opt_str(s->state));
-    json_object_set_new(j, "error_class", json_opt_str(s->error_class));
-    json_object_set_new(src, "kind", json_opt_str(s->source_kind));
-    json_object_set_new(src, "location", json_opt_str(s->source_location));
-    json_object_set_new(src, "origin", json_opt_str(s->origin));
-    json_object_set_new(j, "source", src);
-    src = NULL;
-    if (s->extra != NULL)
-        extra = json_loads(s->extra, 0, NULL);
-    json_object_set_new(j, "extra", extra ? extra : s->extra ? json_string(s->extra) : json_null());
+    wp_json_init(&d.dec, &d.db);
+    wp_json_init(&d.scores, &d.sb);
+    wp_json_obj_begin(&d.dec, NULL);
+    wp_json_obj_begin(&d.scores, NULL);
     if ((rc = cat_shard_decisions(cur, s->pair_id, on_decision, &d, err)) != 0)
         goto out;
-    json_object_set_new(j, "decisions", d.decisions);
-    json_object_set_new(j, "clip_score", d.scores);
-    d.decisions = d.scores = NULL;
-    if (export_row) {
-        json_object_set_new(j, "kept", json_boolean(s->selected));
-        json_object_set_new(j, "dropped_by", json_opt_str(s->drop));
+    wp_json_obj_end(&d.dec);
+    wp_json_obj_end(&d.scores);
+    if (wp_json_finish(&d.dec) != 0 || wp_json_finish(&d.scores) != 0) {
+        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+        goto out;
     }
-    txt = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
     wp_buf_reset(out);
-    if (txt == NULL || wp_buf_puts(out, txt) != 0)
+    wp_json_init(&j, out);
+    wp_json_obj_begin(&j, NULL);
+    if (!export_row)
+        wp_json_str(&j, "key", s->uid);
+    wp_json_str(&j, "uid", s->uid);
+    wp_json_str(&j, "url", s->url ? s->url : "");
+    wp_json_strn(&j, "caption", s->text ? s->text : "", s->text ? s->text_len : 0);
+    opt_int(&j, "width", s->width);
+    opt_int(&j, "height", s->height);
+    opt_int(&j, "original_width", s->orig_width);
+    opt_int(&j, "original_height", s->orig_height);
+    opt_int(&j, "bytes", s->bytes);
+    opt_int(&j, "original_bytes", s->orig_bytes);
+    wp_json_str(&j, "format", s->format);
+    wp_json_str(&j, "original_format", s->orig_format);
+    wp_json_str(&j, "sha256", s->sha256);
+    wp_json_str(&j, "original_sha256", s->orig_sha256);
+    wp_json_str(&j, "state", s->state);
+    wp_json_str(&j, "error_class", s->error_class);
+    wp_json_obj_begin(&j, "source");
+    wp_json_str(&j, "kind", s->source_kind);
+    wp_json_str(&j, "location", s->source_location);
+    wp_json_str(&j, "origin", s->origin);
+    wp_json_obj_end(&j);
+    /* pairs.extra is JSON this writer wrote; it is parsed all the same, so
+     * a damaged catalog value comes out as a string, never as broken
+     * JSON. */
+    if (s->extra != NULL && (extra = json_loads(s->extra, JSON_DECODE_ANY, NULL)) != NULL)
+        wp_json_tree(&j, "extra", extra, 0);
+    else
+        wp_json_str(&j, "extra", s->extra);
+    wp_json_raw(&j, "decisions", d.db.data);
+    wp_json_raw(&j, "clip_score", d.sb.data);
+    if (export_row) {
+        wp_json_bool(&j, "kept", s->selected);
+        wp_json_str(&j, "dropped_by", s->drop);
+    }
+    wp_json_obj_end(&j);
+    if (wp_json_finish(&j) != 0)
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
 out:
-    free(txt);
-    json_decref(j);
-    json_decref(src);
-    json_decref(d.decisions);
-    json_decref(d.scores);
+    json_decref(extra);
+    wp_buf_free(&d.db);
+    wp_buf_free(&d.sb);
     return rc;
 }

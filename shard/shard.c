@@ -94,23 +94,26 @@ typedef struct run {
  * The caller frees it. */
 static char *counts_json(const shard_stats *st, double elapsed)
 {
-    json_t *j = json_object();
-    char *out = NULL;
-    if (j == NULL)
-        return NULL;
-    json_object_set_new(j, "shards", json_integer(st->shards));
-    json_object_set_new(j, "written", json_integer(st->written));
-    json_object_set_new(j, "skipped", json_integer(st->skipped));
-    json_object_set_new(j, "samples", json_integer(st->samples));
-    json_object_set_new(j, "pairs", json_integer(st->pairs));
-    json_object_set_new(j, "excluded", json_integer(st->excluded));
-    json_object_set_new(j, "bytes", json_integer(st->bytes));
-    json_object_set_new(j, "bytes_written", json_integer(st->bytes_written));
+    wp_buf b = {0};
+    wp_json j;
+    wp_json_init(&j, &b);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_int(&j, "shards", st->shards);
+    wp_json_int(&j, "written", st->written);
+    wp_json_int(&j, "skipped", st->skipped);
+    wp_json_int(&j, "samples", st->samples);
+    wp_json_int(&j, "pairs", st->pairs);
+    wp_json_int(&j, "excluded", st->excluded);
+    wp_json_int(&j, "bytes", st->bytes);
+    wp_json_int(&j, "bytes_written", st->bytes_written);
     if (elapsed >= 0)
-        json_object_set_new(j, "elapsed_s", json_real(elapsed));
-    out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(j);
-    return out;
+        wp_json_real(&j, "elapsed_s", elapsed);
+    wp_json_obj_end(&j);
+    if (wp_json_finish(&j) != 0) {
+        wp_buf_free(&b);
+        return NULL;
+    }
+    return wp_buf_steal(&b);
 }
 
 /* Records the counts so far on the run (after each shard: a killed run
@@ -128,18 +131,24 @@ static int report_counts(run *r, int final, wp_err *err)
 
 static char *params_json(const shard_opts *o)
 {
-    json_t *j = json_object();
-    char *out = NULL;
-    if (j == NULL)
+    wp_buf b = {0};
+    wp_json j;
+    wp_json_init(&j, &b);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_str(&j, "output", o->output);
+    wp_json_int(&j, "per_shard", o->per_shard);
+    wp_json_int(&j, "max_bytes", o->max_bytes);
+    if (o->shuffle)
+        wp_json_int(&j, "shuffle", (int64_t)o->seed);
+    else
+        wp_json_null(&j, "shuffle");
+    wp_json_int(&j, "mtime", o->mtime);
+    wp_json_obj_end(&j);
+    if (wp_json_finish(&j) != 0) {
+        wp_buf_free(&b);
         return NULL;
-    json_object_set_new(j, "output", json_string(o->output));
-    json_object_set_new(j, "per_shard", json_integer(o->per_shard));
-    json_object_set_new(j, "max_bytes", json_integer(o->max_bytes));
-    json_object_set_new(j, "shuffle", o->shuffle ? json_integer((json_int_t)o->seed) : json_null());
-    json_object_set_new(j, "mtime", json_integer(o->mtime));
-    out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(j);
-    return out;
+    }
+    return wp_buf_steal(&b);
 }
 
 static la_ssize_t sink_write(struct archive *a, void *ud, const void *buf, size_t n)
@@ -383,7 +392,7 @@ static int write_stats(run *r, const char *sha, wp_err *err)
     snprintf(name, sizeof name, "%05d_stats.json", sh->index);
     if ((rc = wp_path_join(path, r->outdir, name, err)) != 0)
         return rc;
-    txt = json_dumps(sh->stats, JSON_INDENT(2) | JSON_SORT_KEYS);
+    txt = wp_json_tree_text(sh->stats, WP_JSON_INDENT(2) | WP_JSON_SORT_KEYS);
     if (txt == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     rc = wp_write_file_atomic(path, txt, strlen(txt), err);
@@ -663,7 +672,7 @@ static int write_manifest(run *r, wp_err *err)
     json_object_set_new(opts, "mtime", json_integer((json_int_t)r->o->mtime));
     json_object_set_new(m, "options", opts);
     json_object_set(m, "shards", r->manifest_shards);
-    txt = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    txt = wp_json_tree_text(m, WP_JSON_INDENT(2));
     json_decref(m);
     if (txt == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");

@@ -7,7 +7,9 @@ section, checked on the source tree:
 - a stage includes services and itself, never another stage;
 - outside a folder (and outside tests/ and bench/), only its public header
   is included: the one the table names;
-- SQLite is called only from catalog/.
+- SQLite is called only from catalog/;
+- JSON is written one way (common/wp.h's policy): no json_dump* calls and no
+  printf-built JSON outside common/json.c.
 
 Each rule is checked against a deliberately broken tree too, so a checker
 that accepts everything fails here.
@@ -20,6 +22,35 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 SQLITE = re.compile(r"\bsqlite3_[a-z_]+\s*\(|#\s*include\s*<sqlite3\.h>")
 EXEMPT = {"tests", "bench", "tools", "examples", "schemas", "docs", "build"}
+JSON_DUMP = re.compile(r"\bjson_dump[a-z_]*\s*\(")
+PRINTF = re.compile(r"\b[a-z0-9_]*printf\s*\(")
+JSON_KEY_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*\\"[A-Za-z_][A-Za-z0-9_]*\\":(?:[^"\\\n]|\\.)*"')
+
+
+def json_violations(root, table):
+    """JSON written outside wp_json: json_dump* calls, and printf-family
+    statements whose format holds a "\"key\":" literal with a conversion."""
+    bad = []
+    for folder, (kind, _) in table.items():
+        if kind not in ("service", "stage", "commands"):
+            continue
+        for path in sources(root, folder):
+            rel = os.path.relpath(path, root)
+            if rel == os.path.join("common", "json.c"):
+                continue
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+            if JSON_DUMP.search(text):
+                bad.append(f"{rel}: json_dump* (write JSON with wp_json)")
+            for m in JSON_KEY_LITERAL.finditer(text):
+                start = max(text.rfind(";", 0, m.start()), text.rfind("{\n", 0, m.start()),
+                            text.rfind("}", 0, m.start()))
+                end = text.find(";", m.end())
+                stmt = text[start + 1:end]
+                if PRINTF.search(stmt) and "%" in m.group(0):
+                    line = text.count("\n", 0, m.start()) + 1
+                    bad.append(f"{rel}:{line}: printf-built JSON (write JSON with wp_json)")
+    return bad
 
 
 def layout_table(readme):
@@ -105,6 +136,34 @@ class LayoutTest(unittest.TestCase):
 
     def test_include_and_sql_rules_hold(self):
         self.assertEqual(violations(ROOT, self.table), [])
+
+    def test_json_written_one_way(self):
+        self.assertEqual(json_violations(ROOT, self.table), [])
+
+    def test_json_checker_catches_each_form(self):
+        import tempfile
+        table = {"common": ("service", "wp.h"), "shard": ("stage", "shard.h")}
+        cases = {
+            "shard/a.c": "char *f(json_t *j) { return json_dumps(j, 0); }\n",
+            "shard/b.c": 'void f(wp_buf *b, int n) {\n    wp_buf_printf(b, "{\\"n\\":%d}", n);\n}\n',
+            "shard/c.c": 'void f(int n) {\n    printf("{\\"done\\":%d,"\n           "\\"x\\":1}", n);\n}\n',
+        }
+        with tempfile.TemporaryDirectory() as d:
+            for rel, text in cases.items():
+                os.makedirs(os.path.join(d, os.path.dirname(rel)), exist_ok=True)
+                with open(os.path.join(d, rel), "w") as f:
+                    f.write(text)
+            # allowed: a constant JSON text, help text quoting JSON, json.c
+            with open(os.path.join(d, "shard", "ok.c"), "w") as f:
+                f.write('int g(void) { return run_begin("{\\"action\\":\\"match\\"}"); }\n'
+                        'const char *h = "use {\\"stage\\": \\"fetch\\"}";\n')
+            os.makedirs(os.path.join(d, "common"))
+            with open(os.path.join(d, "common", "json.c"), "w") as f:
+                f.write('void w(FILE *f) { fprintf(f, "{\\"k\\":%d}", 1); json_dumps(0, 0); }\n')
+            got = json_violations(d, table)
+        self.assertEqual(len(got), 3, got)
+        for rel in cases:
+            self.assertTrue(any(g.startswith(rel) for g in got), (rel, got))
 
     def test_checker_catches_each_broken_rule(self):
         import tempfile

@@ -435,6 +435,90 @@ static void test_json_writer_matches_jansson(void **state)
     json_decref(doc);
 }
 
+/* A jansson tree written through wp_json (wp_json_tree_text) comes out as
+ * jansson's own bytes, in every layout: insertion order or sorted keys,
+ * compact or indented, 17 or 8 digits, UTF-8 or ASCII escapes (with a
+ * surrogate pair above U+FFFF). */
+static void test_json_tree_matches_jansson(void **state)
+{
+    static const struct {
+        size_t jflags;
+        int wflags;
+    } modes[] = {
+        {JSON_COMPACT | JSON_PRESERVE_ORDER, WP_JSON_PREC(17)},
+        {JSON_INDENT(2) | JSON_SORT_KEYS, WP_JSON_INDENT(2) | WP_JSON_SORT_KEYS | WP_JSON_PREC(17)},
+        {JSON_INDENT(1) | JSON_SORT_KEYS | JSON_REAL_PRECISION(8),
+         WP_JSON_INDENT(1) | WP_JSON_SORT_KEYS | WP_JSON_PREC(8)},
+        {JSON_COMPACT | JSON_ENSURE_ASCII, WP_JSON_ASCII | WP_JSON_PREC(17)},
+    };
+    json_t *doc = jansson_doc();
+    json_object_set_new(doc, "u", json_string("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80 z"));
+    json_object_set_new(doc, "B", json_true());
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        char *want = json_dumps(doc, modes[m].jflags);
+        char *got = wp_json_tree_text(doc, modes[m].wflags);
+        assert_non_null(want);
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        free(want);
+        free(got);
+    }
+    /* default reals: the shortest exact form */
+    json_t *r = json_pack("[f, f, f]", 0.1, 3.0, 1e-5);
+    char *got = wp_json_tree_text(r, 0);
+    assert_string_equal(got, "[0.1,3.0,1e-05]");
+    free(got);
+    json_decref(r);
+    /* too deep for the writer: NULL, not a truncated text */
+    json_t *deep = json_array(), *cur = deep;
+    for (int i = 0; i < WP_JSON_DEPTH; i++) {
+        json_t *next = json_array();
+        json_array_append_new(cur, next);
+        cur = next;
+    }
+    assert_null(wp_json_tree_text(deep, 0));
+    assert_null(wp_json_tree_text(NULL, 0));
+    json_decref(deep);
+    json_decref(doc);
+}
+
+/* The decoder behind ASCII escapes: lengths and code points, and 0 for
+ * every invalid form (overlong, surrogate, above U+10FFFF, truncated). */
+static void test_utf8_get(void **state)
+{
+    uint32_t cp = 0;
+    assert_int_equal(wp_utf8_get("A", 1, &cp), 1);
+    assert_int_equal(cp, 0x41);
+    assert_int_equal(wp_utf8_get("\xC3\xA9", 2, &cp), 2);
+    assert_int_equal(cp, 0xE9);
+    assert_int_equal(wp_utf8_get("\xE2\x82\xAC", 3, &cp), 3);
+    assert_int_equal(cp, 0x20AC);
+    assert_int_equal(wp_utf8_get("\xF4\x8F\xBF\xBF", 4, &cp), 4);
+    assert_int_equal(cp, 0x10FFFF);
+    assert_int_equal(wp_utf8_get("\xC0\x80", 2, &cp), 0);         /* overlong NUL */
+    assert_int_equal(wp_utf8_get("\xED\xA0\x80", 3, &cp), 0);     /* surrogate */
+    assert_int_equal(wp_utf8_get("\xF4\x90\x80\x80", 4, &cp), 0); /* > U+10FFFF */
+    assert_int_equal(wp_utf8_get("\xE2\x82", 2, &cp), 0);         /* truncated */
+    assert_int_equal(wp_utf8_get("", 0, &cp), 0);
+}
+
+/* ASCII mode writes invalid input as \uFFFD, like the UTF-8 mode writes
+ * U+FFFD. */
+static void test_json_ascii_repairs(void **state)
+{
+    wp_buf b = {0};
+    wp_json j;
+    wp_json_init(&j, &b);
+    wp_json_set_ascii(&j, 1);
+    wp_json_strn(&j, NULL,
+                 "a\xFF"
+                 "b\xC3",
+                 4);
+    assert_int_equal(wp_json_finish(&j), 0);
+    assert_string_equal(b.data, "\"a\\uFFFDb\\uFFFD\"");
+    wp_buf_free(&b);
+}
+
 /* Misuse is refused, and the first error sticks. */
 static void test_json_writer_errors(void **state)
 {
@@ -587,6 +671,9 @@ int main(void)
         cmocka_unit_test(test_json_writer_strings_and_reals),
         cmocka_unit_test(test_json_writer_errors),
         cmocka_unit_test(test_json_writer_matches_jansson),
+        cmocka_unit_test(test_json_tree_matches_jansson),
+        cmocka_unit_test(test_utf8_get),
+        cmocka_unit_test(test_json_ascii_repairs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

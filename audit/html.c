@@ -100,6 +100,59 @@ static void put_pct(out *o, const json_t *v)
         putf(o, "%.1f%%", 100 * json_number_value(v));
 }
 
+/* ---- charts: the pieces every chart shares ---------------------------- */
+
+/* The largest value over ns series of nl values each (0 when all are
+ * empty or negative). */
+static double series_max(const json_t *const *series, int ns, int nl)
+{
+    double max = 0;
+    for (int s = 0; s < ns; s++)
+        for (int i = 0; i < nl; i++) {
+            double v = json_number_value(json_array_get(series[s], (size_t)i));
+            if (v > max)
+                max = v;
+        }
+    return max;
+}
+
+/* A chart's figure, caption and svg element of W x H (labelled by title
+ * for screen readers), then its legend at x0 when there is more than one
+ * series (or always, with force). */
+static void chart_open(out *o, const char *title, int W, int H, const char *const *snames, int ns,
+                       int x0, int force)
+{
+    put(o, "<figure><figcaption>");
+    esc(o, title);
+    put(o, "</figcaption>");
+    putf(o,
+         "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
+         "aria-label=\"",
+         W, H, W, H);
+    esc(o, title);
+    put(o, "\">");
+    if (ns > 1 || force)
+        for (int s = 0; s < ns; s++) {
+            putf(o, "<rect x=\"%d\" y=\"6\" width=\"12\" height=\"12\" fill=\"%s\"/>", x0 + s * 150,
+                 palette[s % 6]);
+            putf(o, "<text x=\"%d\" y=\"16\" class=\"lg\">", x0 + s * 150 + 16);
+            esc(o, snames[s]);
+            put(o, "</text>");
+        }
+}
+
+/* Closes what chart_open opened, with the note (if any) under the chart. */
+static void chart_close(out *o, const char *note)
+{
+    put(o, "</svg>");
+    if (note && *note) {
+        put(o, "<p class=\"note\">");
+        esc(o, note);
+        put(o, "</p>");
+    }
+    put(o, "</figure>\n");
+}
+
 /* A horizontal bar chart: one row per label, one bar per series. */
 static void hbars_pct(out *o, const char *title, const char *note, const json_t *labels,
                       const char *const *snames, const json_t *const *series, int ns,
@@ -117,32 +170,10 @@ static void hbars_pct(out *o, const char *title, const char *note, const json_t 
                       double pct_base)
 {
     int nl = (int)json_array_size(labels);
-    double max = 0;
+    double max = series_max(series, ns, nl);
     int row_h = 8 + 14 * ns, W = 760, L = 230, R = pct_base > 0 ? 130 : 90, top = ns > 1 ? 26 : 6;
-    for (int s = 0; s < ns; s++)
-        for (int i = 0; i < nl; i++) {
-            double v = json_number_value(json_array_get(series[s], (size_t)i));
-            if (v > max)
-                max = v;
-        }
     int H = top + nl * row_h + 6;
-    put(o, "<figure><figcaption>");
-    esc(o, title);
-    put(o, "</figcaption>");
-    putf(o,
-         "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
-         "aria-label=\"",
-         W, H, W, H);
-    esc(o, title);
-    put(o, "\">");
-    if (ns > 1)
-        for (int s = 0; s < ns; s++) {
-            putf(o, "<rect x=\"%d\" y=\"6\" width=\"12\" height=\"12\" fill=\"%s\"/>", L + s * 150,
-                 palette[s % 6]);
-            putf(o, "<text x=\"%d\" y=\"16\" class=\"lg\">", L + s * 150 + 16);
-            esc(o, snames[s]);
-            put(o, "</text>");
-        }
+    chart_open(o, title, W, H, snames, ns, L, 0);
     for (int i = 0; i < nl; i++) {
         int y = top + i * row_h;
         putf(o, "<text x=\"%d\" y=\"%d\" class=\"lb\" text-anchor=\"end\">", L - 8,
@@ -168,13 +199,7 @@ static void hbars_pct(out *o, const char *title, const char *note, const json_t 
             put(o, "</text>");
         }
     }
-    put(o, "</svg>");
-    if (note && *note) {
-        put(o, "<p class=\"note\">");
-        esc(o, note);
-        put(o, "</p>");
-    }
-    put(o, "</figure>\n");
+    chart_close(o, note);
 }
 
 static void needs(out *o, const json_t *sec, const char *what)
@@ -263,31 +288,10 @@ static void vbars(out *o, const char *title, const char *note, const json_t *lab
                   const char *const *snames, const json_t *const *series, int ns)
 {
     int nl = (int)json_array_size(labels);
-    double max = 0;
+    double max = series_max(series, ns, nl);
     int W = 760, L = 10, top = 30, ch = 130, bottom = 34, H = top + ch + bottom;
     double gw = nl > 0 ? (double)(W - 2 * L) / nl : 0, bw = (gw - 10) / (ns > 0 ? ns : 1);
-    for (int s = 0; s < ns; s++)
-        for (int i = 0; i < nl; i++) {
-            double v = json_number_value(json_array_get(series[s], (size_t)i));
-            if (v > max)
-                max = v;
-        }
-    put(o, "<figure><figcaption>");
-    esc(o, title);
-    put(o, "</figcaption>");
-    putf(o,
-         "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
-         "aria-label=\"",
-         W, H, W, H);
-    esc(o, title);
-    put(o, "\">");
-    for (int s = 0; s < ns; s++) {
-        putf(o, "<rect x=\"%d\" y=\"6\" width=\"12\" height=\"12\" fill=\"%s\"/>", L + s * 150,
-             palette[s % 6]);
-        putf(o, "<text x=\"%d\" y=\"16\" class=\"lg\">", L + s * 150 + 16);
-        esc(o, snames[s]);
-        put(o, "</text>");
-    }
+    chart_open(o, title, W, H, snames, ns, L, 1);
     putf(o, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#888\"/>", L, top + ch, W - L,
          top + ch);
     for (int i = 0; i < nl; i++) {
@@ -310,13 +314,7 @@ static void vbars(out *o, const char *title, const char *note, const json_t *lab
         esc(o, json_string_value(json_array_get(labels, (size_t)i)));
         put(o, "</text>");
     }
-    put(o, "</svg>");
-    if (note && *note) {
-        put(o, "<p class=\"note\">");
-        esc(o, note);
-        put(o, "</p>");
-    }
-    put(o, "</figure>\n");
+    chart_close(o, note);
 }
 
 static void histo(out *o, const json_t *h, const char *note)

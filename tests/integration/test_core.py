@@ -532,6 +532,64 @@ class TestFilesList(CoreBase):
                                ("a small png", "ok", None, "png", 20),
                                ("gone", "error", "unreadable", None, None)])
 
+    def test_files_reads_only_regular_files_inside_the_folder(self):
+        """Links out of the folder (a caption, an image, a subfolder) are not
+        followed and FIFOs are never opened for reading: each is skipped,
+        counted and reported; only the plain captioned image is imported."""
+        out = self.path("elsewhere")
+        os.makedirs(os.path.join(out, "sub"))
+        with open(os.path.join(out, "secret.txt"), "wb") as f:
+            f.write(b"SECRET text from outside the folder")
+        shutil.copy(os.path.join(DATA, "small_20x10.png"), os.path.join(out, "other.jpg"))
+        shutil.copy(os.path.join(DATA, "tiny_48.jpg"), os.path.join(out, "sub", "deep.jpg"))
+        d = self.path("pics")
+        os.makedirs(d)
+        shutil.copy(os.path.join(DATA, "tiny_48.jpg"), os.path.join(d, "a.jpg"))
+        os.symlink(os.path.join(out, "secret.txt"), os.path.join(d, "a.txt"))
+        os.symlink(os.path.join(out, "other.jpg"), os.path.join(d, "b.jpg"))
+        os.symlink(os.path.join(out, "sub"), os.path.join(d, "linked"))
+        shutil.copy(os.path.join(DATA, "small_20x10.png"), os.path.join(d, "c.png"))
+        os.mkfifo(os.path.join(d, "c.txt"))  # a caption that would block a reader
+        os.mkfifo(os.path.join(d, "d.jpg"))
+        shutil.copy(os.path.join(DATA, "tiny_48.jpg"), os.path.join(d, "ok.jpg"))
+        with open(os.path.join(d, "ok.txt"), "wb") as f:
+            f.write(b"a plain caption")
+        # The timeout only guards the suite: the run must not wait on a FIFO.
+        r = subprocess.run([BIN, "-C", self.corpus, "add", "--files", d], capture_output=True,
+                           timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = [(os.path.basename(u), t) for u, t, _, _ in self.pairs()]
+        self.assertEqual(got, [("ok.jpg", "a plain caption")])
+        with self.db() as db:
+            self.assertEqual(db.execute("SELECT count(*) FROM pairs WHERE text LIKE '%SECRET%'")
+                             .fetchone()[0], 0)
+            self.assertEqual(db.execute("SELECT count(*) FROM images").fetchone()[0], 1)
+        status, counts = self.last_counts()
+        self.assertEqual(status, "done")
+        self.assertEqual((counts["imported"], counts["skipped_links"],
+                          counts["skipped_special"]), (1, 3, 2))
+        err = r.stderr.decode()
+        for rel, why in (("a.jpg", "caption a.txt: symbolic link"), ("b.jpg", "symbolic link"),
+                         ("linked", "symbolic link"), ("c.png", "caption c.txt: not a regular "
+                                                       "file (FIFO)"),
+                         ("d.jpg", "not a regular file (FIFO)")):
+            self.assertIn(f"{rel}: skipped: {why}", err)
+
+    def test_files_list_refuses_a_fifo(self):
+        d = self.path("pics")
+        os.makedirs(d)
+        os.mkfifo(os.path.join(d, "pipe.jpg"))
+        lst = self.write("list.tsv", b"pics/pipe.jpg\ta pipe\n")
+        r = subprocess.run([BIN, "-C", self.corpus, "add", "--files-list", lst],
+                           capture_output=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with self.db() as db:
+            got = db.execute("SELECT i.state, i.error_class, i.error_detail FROM images i"
+                             ).fetchall()
+        self.assertEqual(len(got), 1)
+        self.assertEqual(got[0][:2], ("error", "unreadable"))
+        self.assertIn("not a regular file (FIFO)", got[0][2])
+
     def test_shard_byte_cap(self):
         d = self.path("pics")
         make_image_dir(d, copies=4)

@@ -2,6 +2,12 @@
  * cli/report.c: how witpipe talks to its user: a progress line on a TTY
  * (done/total, rate, ETA, errors), JSON lines with --log-json, one-line
  * errors and warnings, and option-value parsing.
+ *
+ * Output hygiene: messages carry text from input rows (URLs, captions,
+ * archive URIs). JSON lines are written by wp_json (valid UTF-8, controls
+ * escaped); text for the terminal goes through cli_put, which shows
+ * control characters as visible escapes (wp_utf8_printable), so no
+ * escape sequence taken from input reaches the terminal.
  */
 #include "cli.h"
 #include "clip/clip.h"
@@ -16,18 +22,15 @@
 #define DRAW_INTERVAL 0.2 /* seconds between TTY redraws */
 #define JSON_INTERVAL 1.0 /* seconds between JSON progress events */
 
-static void json_string(FILE *f, const char *s)
+/* One --log-json line: the finished text of j, or nothing if it could not
+ * be built (out of memory). */
+static void put_json_line(wp_json *j, wp_buf *b)
 {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
+    if (wp_json_finish(j) == 0) {
+        fwrite(b->data, 1, b->len, stderr);
+        fputc('\n', stderr);
     }
-    fputc('"', f);
+    wp_buf_free(b);
 }
 
 static void fmt_eta(char *out, size_t n, double s)
@@ -83,18 +86,24 @@ static void on_progress(void *ud, const wp_progress *p)
     rate = el > 0 ? (double)p->done / el : 0;
     eta = p->total > p->done && rate > 0 ? (double)(p->total - p->done) / rate : NAN;
     if (ctx->log_json) {
-        fprintf(stderr, "{\"event\":\"progress\",\"stage\":");
-        json_string(stderr, p->stage ? p->stage : "");
-        fprintf(stderr,
-                ",\"done\":%llu,\"total\":%llu,\"errors\":%llu,\"bytes\":%llu,"
-                "\"rate\":%.3f,\"elapsed_s\":%.3f",
-                (unsigned long long)p->done, (unsigned long long)p->total,
-                (unsigned long long)p->errors, (unsigned long long)p->bytes, rate, el);
+        wp_buf b = {0};
+        wp_json j;
+        wp_json_init(&j, &b);
+        wp_json_obj_begin(&j, NULL);
+        wp_json_str(&j, "event", "progress");
+        wp_json_str(&j, "stage", p->stage ? p->stage : "");
+        wp_json_uint(&j, "done", p->done);
+        wp_json_uint(&j, "total", p->total);
+        wp_json_uint(&j, "errors", p->errors);
+        wp_json_uint(&j, "bytes", p->bytes);
+        wp_json_real_prec(&j, "rate", rate, 6);
+        wp_json_real_prec(&j, "elapsed_s", el, 6);
         if (p->unit != NULL)
-            fprintf(stderr, ",\"unit\":\"%s\"", p->unit);
+            wp_json_str(&j, "unit", p->unit);
         if (isfinite(eta))
-            fprintf(stderr, ",\"eta_s\":%.1f", eta);
-        fprintf(stderr, "}\n");
+            wp_json_real_prec(&j, "eta_s", eta, 6);
+        wp_json_obj_end(&j);
+        put_json_line(&j, &b);
         return;
     }
     char etas[32], dn[32], tot[32], rt[32];
@@ -145,18 +154,36 @@ static void emit(cli_ctx *ctx, wp_level level, const char *kind, const char *msg
     if (level == WP_LOG_DEBUG && !ctx->log_json)
         return;
     if (ctx->log_json) {
-        fprintf(stderr, "{\"event\":");
-        json_string(stderr, kind);
-        fprintf(stderr, ",\"level\":\"%s\",\"msg\":", level_name(level));
-        json_string(stderr, msg);
-        fprintf(stderr, "}\n");
+        /* wp_json escapes controls and repairs invalid UTF-8: the line is
+         * always valid JSON in valid UTF-8. */
+        wp_buf b = {0};
+        wp_json j;
+        wp_json_init(&j, &b);
+        wp_json_obj_begin(&j, NULL);
+        wp_json_str(&j, "event", kind);
+        wp_json_str(&j, "level", level_name(level));
+        wp_json_str(&j, "msg", msg);
+        wp_json_obj_end(&j);
+        put_json_line(&j, &b);
         return;
     }
     cli_progress_done(ctx);
-    if (level == WP_LOG_INFO)
-        fprintf(stderr, "%s\n", msg);
+    if (level != WP_LOG_INFO)
+        fprintf(stderr, "witpipe: %s: ", level_name(level));
+    cli_put(stderr, msg);
+    fputc('\n', stderr);
+}
+
+void cli_put(FILE *f, const char *s)
+{
+    wp_buf b = {0};
+    if (s == NULL)
+        return;
+    if (wp_utf8_printable(s, strlen(s), &b) == 0)
+        fwrite(b.data, 1, b.len, f);
     else
-        fprintf(stderr, "witpipe: %s: %s\n", level_name(level), msg);
+        fputs("(text not shown: out of memory)", f);
+    wp_buf_free(&b);
 }
 
 static void on_event(void *ud, wp_level level, const char *kind, const char *msg)
@@ -174,7 +201,7 @@ void cli_reporter_init(cli_ctx *ctx)
 static void vemit(cli_ctx *ctx, wp_level level, const char *kind, const char *fmt, va_list ap)
 {
     char msg[2 * WP_ERR_MAX];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    wp_vformat(msg, sizeof msg, fmt, ap);
     emit(ctx, level, kind, msg);
 }
 

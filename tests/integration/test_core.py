@@ -606,6 +606,70 @@ class TestFilesList(CoreBase):
             self.assertTrue(size <= 40000 or e["samples"] == 1, e)
 
 
+class TestOutputHygiene(CoreBase):
+    """Text from input rows (URLs, captions, file names) reaches stderr and
+    stdout only as valid UTF-8 without terminal control characters; every
+    --log-json line is valid JSON in valid UTF-8, cut on character
+    boundaries."""
+
+    def inputs(self):
+        lst = self.write("rows.tsv", b"url\tcaption\n"
+                         b"\x1b]0;pwned\x07\x1b[2J not a url\tcap\n"
+                         + b"x" + "\u00e9".encode() * 30 + b"\tcut at 40 bytes\n"
+                         b"http://h/a.jpg\tred \x1b[31mtext\x1b[0m \xc2\x9b31m\n")
+        d = self.path("files")
+        os.makedirs(d)
+        # A file name with an escape sequence and bytes that are not UTF-8.
+        name = b"\x1b[31m\xff\xfe"
+        with open(os.path.join(d.encode(), name + b".jpg"), "wb") as f:
+            f.write(b"<html>not an image</html>")
+        with open(os.path.join(d.encode(), name + b".txt"), "wb") as f:
+            f.write(b"a caption")
+        return lst, d
+
+    def test_log_json_is_valid_utf8_json(self):
+        lst, d = self.inputs()
+        for args in (("add", lst), ("add", "--files", d)):
+            r = run("--log-json", "-C", self.corpus, *args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn(b"\x1b", r.stderr)
+            text = r.stderr.decode("utf-8")  # strict: raises on invalid UTF-8
+            events = [json.loads(line) for line in text.splitlines()]
+            msgs = [e["msg"] for e in events if "msg" in e]
+            if args[1] == lst:
+                # The URL quoted up to 40 bytes: 19 whole characters, not 19.5.
+                self.assertIn("URL: 'x" + "\u00e9" * 19 + "'", "\n".join(msgs))
+                self.assertIn("\x1b]0;pwned\x07", "\n".join(msgs))
+            else:
+                bad = [m for m in msgs if "not_an_image" in m]
+                self.assertEqual(len(bad), 1, msgs)
+                self.assertIn("\x1b[31m\ufffd", bad[0])
+
+    def test_terminal_output_has_no_control_characters(self):
+        lst, d = self.inputs()
+        outs = []
+        for args in (("add", lst), ("add", "--files", d)):
+            r = run("-C", self.corpus, *args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            outs.append(r.stderr)
+        with self.db() as db:
+            uid = db.execute("SELECT uid FROM pairs WHERE text LIKE 'red%'").fetchone()[0]
+        r = run("-C", self.corpus, "explain", uid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        outs.append(r.stdout)
+        r = run("-C", self.corpus, "status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        outs.append(r.stdout)
+        for out in outs:
+            text = out.decode("utf-8")  # strict
+            bad = [c for c in text if (ord(c) < 0x20 and c not in "\n\t") or 0x7f <= ord(c) <= 0x9f]
+            self.assertEqual(bad, [], out)
+        # Shown, as visible escapes.
+        self.assertIn(b"URL: '\\x1B]0;pwned\\x07\\x1B[2J not a url'", outs[0])
+        self.assertIn(b"\\x1B[31m\xef\xbf\xbd", outs[1])
+        self.assertIn(b"text:   red \\x1B[31mtext\\x1B[0m \\u009B31m", outs[2])
+
+
 class TestExitCodes(CoreBase):
     def test_help_unknown_option_bad_value(self):
         for cmd in ("add", "shard"):

@@ -163,6 +163,10 @@ typedef struct net_opts {
     const char *directives;   /* opt-out list; NULL = NET_DEFAULT_DIRECTIVES, "" = none */
     int ssrf_guard;           /* 1 (default): refuse blocked address classes */
     const net_acl *allow;     /* ranges opened despite the guard (borrowed) */
+    /* Names pinned to addresses, curl's CURLOPT_RESOLVE entries
+     * "HOST:PORT:ADDR[,ADDR...]" (addresses tried in order, each still
+     * judged by the guard); NULL-terminated, borrowed; NULL: none. */
+    const char *const *resolve;
 } net_opts;
 
 /* Fills o with the defaults above. */

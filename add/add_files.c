@@ -42,7 +42,9 @@ typedef struct files_ctx {
     wp_buf data;         /* the file being imported */
     wp_buf caption;      /* its caption, cleaned */
     char root[PATH_MAX]; /* the folder's absolute path (add_files_dir) */
-    int pending;         /* rows in the open transaction */
+    /* walk's scratch for the entry at hand */
+    char abs[WP_PATH_MAX + PATH_MAX], capname[WP_PATH_MAX], capsub[WP_PATH_MAX];
+    int pending; /* rows in the open transaction */
     uint64_t reported;
 } files_ctx;
 
@@ -427,8 +429,11 @@ static int walk(files_ctx *fc, int dirfd, const char *rel, int depth, wp_err *er
     if ((rc = list_names(dirfd, rel[0] ? rel : fc->root, &names, &n, err)) != 0)
         return rc;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        char sub[WP_PATH_MAX], abs[WP_PATH_MAX + PATH_MAX], capname[WP_PATH_MAX],
-            capsub[WP_PATH_MAX];
+        /* sub lives in this frame (it is the child's rel); the others are
+         * scratch in fc, rebuilt for each entry, so that 64 levels of
+         * nesting cost 4 KiB of stack each. */
+        char sub[WP_PATH_MAX];
+        char *abs = fc->abs, *capname = fc->capname, *capsub = fc->capsub;
         const char *name = names[i];
         struct stat sb, cb;
         const char *dot;
@@ -441,7 +446,7 @@ static int walk(files_ctx *fc, int dirfd, const char *rel, int depth, wp_err *er
                              : snprintf(sub, sizeof sub, "%s", name);
         if (len < 0 || (size_t)len >= sizeof sub)
             continue;
-        snprintf(abs, sizeof abs, "%s/%s", fc->root, sub);
+        snprintf(abs, sizeof fc->abs, "%s/%s", fc->root, sub);
         if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
             continue; /* gone since it was listed */
         if (ends_txt(name) && !S_ISDIR(sb.st_mode))
@@ -470,11 +475,12 @@ static int walk(files_ctx *fc, int dirfd, const char *rel, int depth, wp_err *er
         }
         /* Its caption: the same name with .txt for the extension. */
         dot = strrchr(name, '.');
-        len = snprintf(capname, sizeof capname, "%.*s.txt",
+        len = snprintf(capname, sizeof fc->capname, "%.*s.txt",
                        (int)(dot ? dot - name : (long)strlen(name)), name);
-        if (len < 0 || (size_t)len >= sizeof capname)
+        if (len < 0 || (size_t)len >= sizeof fc->capname)
             continue;
-        snprintf(capsub, sizeof capsub, "%.*s%s", (int)(strlen(sub) - strlen(name)), sub, capname);
+        snprintf(capsub, sizeof fc->capsub, "%.*s%s", (int)(strlen(sub) - strlen(name)), sub,
+                 capname);
         if (fstatat(dirfd, capname, &cb, AT_SYMLINK_NOFOLLOW) == 0) {
             wp_err cerr = {0};
             int crc =

@@ -757,7 +757,7 @@ static void set_bad(add_record *rec, int why, const char *fmt, ...)
     va_list ap;
     rec->bad = why;
     va_start(ap, fmt);
-    vsnprintf(rec->detail, sizeof rec->detail, fmt, ap);
+    wp_vformat(rec->detail, sizeof rec->detail, fmt, ap);
     va_end(ap);
 }
 
@@ -783,7 +783,7 @@ static void check_pair(add_record *rec)
     }
     if (!(n > 7 && strncasecmp(u, "http://", 7) == 0) &&
         !(n > 8 && strncasecmp(u, "https://", 8) == 0)) {
-        set_bad(rec, ADD_BAD_URL, "not an http(s) URL: '%.*s'", (int)(n > 40 ? 40 : n), u);
+        set_bad(rec, ADD_BAD_URL, "not an http(s) URL: '%.*s'", (int)wp_utf8_floor(u, n, 40), u);
         return;
     }
     for (size_t i = 0; i < n; i++) {

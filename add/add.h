@@ -151,17 +151,22 @@ int add_list(cat *c, const char *path, const add_opts *o, cat_run *run, const wp
 /* ---- local images (add --files) --------------------------------------- */
 
 typedef struct add_files_stats {
-    uint64_t seen;       /* candidate files looked at */
-    uint64_t imported;   /* images stored (state ok) */
-    uint64_t already;    /* pair already in the catalog: nothing done */
-    uint64_t no_caption; /* imported with an empty caption */
-    uint64_t errors;     /* recorded with state error */
-    uint64_t skipped;    /* neither an image nor captioned: ignored */
-    uint64_t bytes;      /* image bytes stored */
+    uint64_t seen;            /* candidate files looked at */
+    uint64_t imported;        /* images stored (state ok) */
+    uint64_t already;         /* pair already in the catalog: nothing done */
+    uint64_t no_caption;      /* imported with an empty caption */
+    uint64_t errors;          /* recorded with state error */
+    uint64_t skipped;         /* not imported: other files, and the two below */
+    uint64_t skipped_links;   /* symbolic links (or images whose caption is one) */
+    uint64_t skipped_special; /* FIFOs, sockets, devices (or a caption that is one) */
+    uint64_t bytes;           /* image bytes stored */
 } add_files_stats;
 
 /* Imports the images under dir (recursively, in byte order of names) as
- * already-fetched images. A file counts when its header is an image's, or
+ * already-fetched images. Only regular files and directories inside dir are
+ * read: symbolic links and FIFOs, sockets and devices (and images whose
+ * caption file is one) are skipped, counted and reported ("file_skipped"
+ * with the reason). A file counts when its header is an image's, or
  * when a caption file of the same name with .txt in place of its extension
  * sits beside it. The format and size come from the header (img_probe),
  * never the extension; a captioned file that is not a usable image gets

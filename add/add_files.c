@@ -7,6 +7,13 @@
  * check (JPEG EOI, PNG IEND, the RIFF size) catches files cut short. The
  * bytes go into the image store unchanged and are synced before the
  * catalog rows that point at them are committed.
+ *
+ * The folder is walked with directory descriptors (openat, fstatat without
+ * following links): only regular files and directories inside it are
+ * read. Symbolic links (to files or folders) and FIFOs, sockets and
+ * devices are skipped, counted and reported with the reason; every file is
+ * opened O_NOFOLLOW | O_NONBLOCK and checked with fstat, so a link or FIFO
+ * swapped in after the walk looked is refused too and never blocks.
  */
 #include "image/image.h"
 #include "add_int.h"
@@ -32,9 +39,12 @@ typedef struct files_ctx {
     int64_t run_id, source_id;
     const wp_reporter *rep;
     add_files_stats *st;
-    wp_buf data;    /* the file being imported */
-    wp_buf caption; /* its caption, cleaned */
-    int pending;    /* rows in the open transaction */
+    wp_buf data;         /* the file being imported */
+    wp_buf caption;      /* its caption, cleaned */
+    char root[PATH_MAX]; /* the folder's absolute path (add_files_dir) */
+    /* walk's scratch for the entry at hand */
+    char abs[WP_PATH_MAX + PATH_MAX], capname[WP_PATH_MAX], capsub[WP_PATH_MAX];
+    int pending; /* rows in the open transaction */
     uint64_t reported;
 } files_ctx;
 
@@ -67,23 +77,39 @@ int add_file_url(const char *abs_path, char *out, size_t n, wp_err *err)
     return 0;
 }
 
-/* Reads a whole file, at most max bytes. Returns 0, WP_ELIMIT or WP_EIO. */
-static int read_bounded(const char *path, size_t max, wp_buf *out, wp_err *err)
+/* Reads a whole file, name relative to dirfd (AT_FDCWD: the working
+ * directory), at most max bytes. Opened O_NONBLOCK (a FIFO never blocks)
+ * and, with nofollow, O_NOFOLLOW. Returns 0, WP_ELIMIT, WP_EIO, or
+ * WP_EINVAL when it is a symbolic link (nofollow) or not a regular file;
+ * shown names the file in messages. */
+static int read_bounded(int dirfd, const char *name, const char *shown, int nofollow, size_t max,
+                        wp_buf *out, wp_err *err)
 {
     struct stat sb;
     int fd, rc = 0;
     size_t got = 0;
 
     wp_buf_reset(out);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = openat(dirfd, name,
+                O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (nofollow ? O_NOFOLLOW : 0));
+    if (fd < 0 && nofollow && errno == ELOOP)
+        return wp_err_set(err, WP_EINVAL, "%s: symbolic link, not followed", shown);
     if (fd < 0)
-        return wp_err_set(err, WP_EIO, "%s: cannot open: %s", path, strerror(errno));
+        return wp_err_set(err, WP_EIO, "%s: cannot open: %s", shown, strerror(errno));
     if (fstat(fd, &sb) != 0) {
-        rc = wp_err_set(err, WP_EIO, "%s: cannot stat: %s", path, strerror(errno));
+        rc = wp_err_set(err, WP_EIO, "%s: cannot stat: %s", shown, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        rc = wp_err_set(err, WP_EINVAL, "%s: not a regular file (%s)", shown,
+                        S_ISFIFO(sb.st_mode)   ? "FIFO"
+                        : S_ISSOCK(sb.st_mode) ? "socket"
+                        : S_ISDIR(sb.st_mode)  ? "directory"
+                                               : "device");
         goto out;
     }
     if ((uint64_t)sb.st_size > max) {
-        rc = wp_err_set(err, WP_ELIMIT, "%s: %lld bytes, more than %zu", path,
+        rc = wp_err_set(err, WP_ELIMIT, "%s: %lld bytes, more than %zu", shown,
                         (long long)sb.st_size, max);
         goto out;
     }
@@ -101,14 +127,14 @@ static int read_bounded(const char *path, size_t max, wp_buf *out, wp_err *err)
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            rc = wp_err_set(err, WP_EIO, "%s: read failed: %s", path, strerror(errno));
+            rc = wp_err_set(err, WP_EIO, "%s: read failed: %s", shown, strerror(errno));
             goto out;
         }
         if (r == 0)
             break;
         got += (size_t)r;
         if (got > max) {
-            rc = wp_err_set(err, WP_ELIMIT, "%s: more than %zu bytes", path, max);
+            rc = wp_err_set(err, WP_ELIMIT, "%s: more than %zu bytes", shown, max);
             goto out;
         }
     }
@@ -168,6 +194,16 @@ static void file_error(files_ctx *fc, const char *path, const char *cls, const c
         wp_report_event(fc->rep, WP_LOG_WARN, "file_error", "%s: %s: %s", path, cls, detail);
 }
 
+/* An entry of the folder that is not read: counted in *count and in
+ * skipped, and the first ADD_BAD_REPORT reported with the reason. */
+static void skip_entry(files_ctx *fc, uint64_t *count, const char *rel, const char *why)
+{
+    fc->st->skipped++;
+    (*count)++;
+    if (fc->reported++ < ADD_BAD_REPORT)
+        wp_report_event(fc->rep, WP_LOG_WARN, "file_skipped", "%s: skipped: %s", rel, why);
+}
+
 /* Cleans a caption: invalid UTF-8 repaired (U+FFFD), trailing white space
  * and line breaks dropped, at most ADD_TEXT_MAX bytes. */
 static int clean_caption(files_ctx *fc, const char *s, size_t n, wp_err *err)
@@ -189,13 +225,14 @@ static int clean_caption(files_ctx *fc, const char *s, size_t n, wp_err *err)
     return 0;
 }
 
-/* Imports one file. need_image: the file counts only if it is an image
- * (it has no caption); returns 0 having done nothing when it is not one.
- * Returns 0 or a catalog/store error (which ends the run). */
-static int import_one(files_ctx *fc, const char *path, const char *origin, int need_image,
-                      wp_err *err)
+/* Imports one file: name relative to dirfd, opened without following a
+ * link when nofollow; abs is its absolute path (the URL's). need_image: the
+ * file counts only if it is an image (it has no caption); returns 0 having
+ * done nothing when it is not one. Returns 0 or a catalog/store error
+ * (which ends the run). */
+static int import_one(files_ctx *fc, int dirfd, const char *name, int nofollow, const char *abs,
+                      const char *origin, int need_image, wp_err *err)
 {
-    char abs[PATH_MAX];
     char url[FILES_URL_MAX];
     cat_pair_in in;
     cat_image_result res;
@@ -208,9 +245,7 @@ static int import_one(files_ctx *fc, const char *path, const char *origin, int n
     const char *cls = NULL;
     int is_new = 0, rc, prc = 0;
 
-    if (realpath(path, abs) == NULL)
-        snprintf(abs, sizeof abs, "%s", path);
-    rc = read_bounded(abs, ADD_FILE_MAX, &fc->data, &ferr);
+    rc = read_bounded(dirfd, name, abs, nofollow, ADD_FILE_MAX, &fc->data, &ferr);
     if (rc == WP_ELIMIT)
         cls = "too_large";
     else if (rc != 0)
@@ -308,14 +343,9 @@ done:
     return 0;
 }
 
-static int by_name(const struct dirent **a, const struct dirent **b)
+static int by_name(const void *a, const void *b)
 {
-    return strcmp((*a)->d_name, (*b)->d_name);
-}
-
-static int not_hidden(const struct dirent *e)
-{
-    return e->d_name[0] != '.';
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static int ends_txt(const char *name)
@@ -324,62 +354,160 @@ static int ends_txt(const char *name)
     return n > 4 && strcmp(name + n - 4, ".txt") == 0;
 }
 
-/* Walks dir in byte order of names; rel is the path relative to the root,
- * used as the origin. */
-static int walk(files_ctx *fc, const char *dir, const char *rel, int depth, wp_err *err)
+static void free_names(char **names, size_t n)
 {
-    struct dirent **list = NULL;
-    int n, rc = 0;
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* The names in directory dirfd but the hidden ones, in byte order, into a
+ * malloc'ed array the caller frees with free_names. Returns 0, WP_EIO or
+ * WP_ENOMEM; shown names the directory in messages. */
+static int list_names(int dirfd, const char *shown, char ***out, size_t *nout, wp_err *err)
+{
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    DIR *d;
+    int fd = dup(dirfd), rc = 0;
+
+    *out = NULL;
+    *nout = 0;
+    if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+        rc = wp_err_set(err, WP_EIO, "%s: cannot list: %s", shown, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    rewinddir(d);
+    for (errno = 0; (e = readdir(d)) != NULL; errno = 0) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? 2 * cap : 64;
+            char **g = realloc(names, nc * sizeof *g);
+            if (g == NULL) {
+                rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+                goto out;
+            }
+            names = g;
+            cap = nc;
+        }
+        if ((names[n] = strdup(e->d_name)) == NULL) {
+            rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+            goto out;
+        }
+        n++;
+    }
+    if (errno != 0)
+        rc = wp_err_set(err, WP_EIO, "%s: cannot list: %s", shown, strerror(errno));
+out:
+    closedir(d);
+    if (rc != 0) {
+        free_names(names, n);
+        return rc;
+    }
+    if (n > 1)
+        qsort(names, n, sizeof *names, by_name);
+    *out = names;
+    *nout = n;
+    return 0;
+}
+
+/* Walks directory dirfd in byte order of names; rel is its path relative
+ * to the root ("" for the root), used as the origin and, under fc->root,
+ * as the absolute path. Returns 0 or an error that ends the run. */
+static int walk(files_ctx *fc, int dirfd, const char *rel, int depth, wp_err *err)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int rc = 0;
 
     if (depth > FILES_DEPTH_MAX)
         return 0;
-    n = scandir(dir, &list, not_hidden, by_name);
-    if (n < 0)
-        return wp_err_set(err, WP_EIO, "%s: cannot list: %s", dir, strerror(errno));
-    for (int i = 0; i < n && rc == 0; i++) {
-        char path[WP_PATH_MAX], sub[WP_PATH_MAX], cap[WP_PATH_MAX];
-        const char *name = list[i]->d_name;
-        struct stat sb;
+    if ((rc = list_names(dirfd, rel[0] ? rel : fc->root, &names, &n, err)) != 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        /* sub lives in this frame (it is the child's rel); the others are
+         * scratch in fc, rebuilt for each entry, so that 64 levels of
+         * nesting cost 4 KiB of stack each. */
+        char sub[WP_PATH_MAX];
+        char *abs = fc->abs, *capname = fc->capname, *capsub = fc->capsub;
+        const char *name = names[i];
+        struct stat sb, cb;
         const char *dot;
+        int len;
         if (wp_stop_requested()) {
-            rc = wp_err_set(err, WP_ESTOP, "%s: stopped", dir);
+            rc = wp_err_set(err, WP_ESTOP, "%s: stopped", rel[0] ? rel : fc->root);
             break;
         }
-        if (wp_path_join(path, dir, name, NULL) != 0 || lstat(path, &sb) != 0)
+        len = rel[0] != '\0' ? snprintf(sub, sizeof sub, "%s/%s", rel, name)
+                             : snprintf(sub, sizeof sub, "%s", name);
+        if (len < 0 || (size_t)len >= sizeof sub)
             continue;
-        if (rel[0] != '\0')
-            snprintf(sub, sizeof sub, "%s/%s", rel, name);
-        else
-            snprintf(sub, sizeof sub, "%s", name);
-        if (S_ISDIR(sb.st_mode)) {
-            rc = walk(fc, path, sub, depth + 1, err);
+        snprintf(abs, sizeof fc->abs, "%s/%s", fc->root, sub);
+        if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+            continue; /* gone since it was listed */
+        if (ends_txt(name) && !S_ISDIR(sb.st_mode))
+            continue; /* a caption: read with its image, which reports it */
+        /* Only what is inside the folder: a link may point anywhere. */
+        if (S_ISLNK(sb.st_mode)) {
+            skip_entry(fc, &fc->st->skipped_links, sub, "symbolic link, not followed");
             continue;
         }
-        if (S_ISLNK(sb.st_mode) && (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)))
-            continue; /* links to directories are not followed (no loops) */
-        if (!S_ISREG(sb.st_mode) || ends_txt(name))
+        if (S_ISDIR(sb.st_mode)) {
+            int sfd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sfd < 0) {
+                file_error(fc, abs, "unreadable", strerror(errno));
+                continue;
+            }
+            rc = walk(fc, sfd, sub, depth + 1, err);
+            close(sfd);
             continue;
+        }
+        if (!S_ISREG(sb.st_mode)) {
+            skip_entry(fc, &fc->st->skipped_special, sub,
+                       S_ISFIFO(sb.st_mode)   ? "not a regular file (FIFO)"
+                       : S_ISSOCK(sb.st_mode) ? "not a regular file (socket)"
+                                              : "not a regular file (device)");
+            continue;
+        }
         /* Its caption: the same name with .txt for the extension. */
         dot = strrchr(name, '.');
-        snprintf(cap, sizeof cap, "%s/%.*s.txt", dir, (int)(dot ? dot - name : (long)strlen(name)),
-                 name);
-        if (wp_file_exists(cap)) {
+        len = snprintf(capname, sizeof fc->capname, "%.*s.txt",
+                       (int)(dot ? dot - name : (long)strlen(name)), name);
+        if (len < 0 || (size_t)len >= sizeof fc->capname)
+            continue;
+        snprintf(capsub, sizeof fc->capsub, "%.*s%s", (int)(strlen(sub) - strlen(name)), sub,
+                 capname);
+        if (fstatat(dirfd, capname, &cb, AT_SYMLINK_NOFOLLOW) == 0) {
             wp_err cerr = {0};
-            if (read_bounded(cap, 4 * (size_t)ADD_TEXT_MAX, &fc->data, &cerr) != 0) {
-                file_error(fc, cap, "unreadable", cerr.msg);
+            int crc =
+                read_bounded(dirfd, capname, capsub, 1, 4 * (size_t)ADD_TEXT_MAX, &fc->data, &cerr);
+            if (crc == WP_EINVAL) {
+                /* A caption that is a link or a FIFO: the image is not
+                 * imported without it, nor with text from elsewhere. */
+                char why[WP_ERR_MAX + 32];
+                snprintf(why, sizeof why, "caption %s", cerr.msg);
+                skip_entry(fc,
+                           S_ISLNK(cb.st_mode) ? &fc->st->skipped_links : &fc->st->skipped_special,
+                           sub, why);
+                continue;
+            }
+            if (crc != 0) {
+                file_error(fc, capsub, "unreadable", cerr.msg);
                 continue;
             }
             if ((rc = clean_caption(fc, fc->data.data, fc->data.len, err)) != 0)
                 break;
-            rc = import_one(fc, path, sub, 0, err);
+            rc = import_one(fc, dirfd, name, 1, abs, sub, 0, err);
         } else {
             wp_buf_reset(&fc->caption);
-            rc = import_one(fc, path, sub, 1, err);
+            rc = import_one(fc, dirfd, name, 1, abs, sub, 1, err);
         }
     }
-    for (int i = 0; i < n; i++)
-        free(list[i]);
-    free(list);
+    free_names(names, n);
     return rc;
 }
 
@@ -397,6 +525,7 @@ static int begin_files(files_ctx *fc, cat *c, st_store *s, const char *what, cat
     if (realpath(what, abs) == NULL)
         return wp_err_set(err, errno == ENOENT ? WP_ENOENT : WP_EIO, "%s: %s", what,
                           strerror(errno));
+    snprintf(fc->root, sizeof fc->root, "%s", abs);
     return cat_source_get_or_add(c, "files", abs, "{}", &fc->source_id, err);
 }
 
@@ -420,13 +549,20 @@ int add_files_dir(cat *c, st_store *s, const char *dir, cat_run *run, const wp_r
 {
     files_ctx fc;
     struct stat sb;
-    int rc;
+    int rc, dfd;
 
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return wp_err_set(err, WP_ENOENT, "%s: not a directory", dir);
     if ((rc = begin_files(&fc, c, s, dir, run, rep, st, err)) != 0)
         return end_files(&fc, rc, err);
-    rc = walk(&fc, dir, "", 0, err);
+    /* The folder named by the user may itself be a link; what is in it is
+     * judged from here on. */
+    dfd = open(fc.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return end_files(&fc, wp_err_set(err, WP_EIO, "%s: cannot open: %s", dir, strerror(errno)),
+                         err);
+    rc = walk(&fc, dfd, "", 0, err);
+    close(dfd);
     return end_files(&fc, rc, err);
 }
 
@@ -452,7 +588,7 @@ int add_files_list(cat *c, st_store *s, const char *list, cat_run *run, const wp
     }
     base = dirname(dcopy);
     while ((n = getline(&line, &cap, f)) >= 0) {
-        char path[WP_PATH_MAX], origin[WP_PATH_MAX + 32];
+        char path[WP_PATH_MAX], origin[WP_PATH_MAX + 32], abs[PATH_MAX];
         char *tab;
         lineno++;
         if (wp_stop_requested()) {
@@ -481,7 +617,11 @@ int add_files_list(cat *c, st_store *s, const char *list, cat_run *run, const wp
         if (rc != 0)
             break;
         snprintf(origin, sizeof origin, "%s:%lld", list, (long long)lineno);
-        if ((rc = import_one(&fc, path, origin, 0, err)) != 0)
+        /* A list names its files: links are followed, but only a regular
+         * file is read (a FIFO is refused, never waited on). */
+        if (realpath(path, abs) == NULL)
+            snprintf(abs, sizeof abs, "%s", path);
+        if ((rc = import_one(&fc, AT_FDCWD, abs, 0, abs, origin, 0, err)) != 0)
             break;
     }
 out:

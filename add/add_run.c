@@ -64,6 +64,8 @@ char *add_files_counts(const add_files_stats *st, double elapsed)
     json_object_set_new(j, "no_caption", json_integer((json_int_t)st->no_caption));
     json_object_set_new(j, "errors", json_integer((json_int_t)st->errors));
     json_object_set_new(j, "skipped", json_integer((json_int_t)st->skipped));
+    json_object_set_new(j, "skipped_links", json_integer((json_int_t)st->skipped_links));
+    json_object_set_new(j, "skipped_special", json_integer((json_int_t)st->skipped_special));
     json_object_set_new(j, "bytes", json_integer((json_int_t)st->bytes));
     if (elapsed >= 0)
         json_object_set_new(j, "elapsed_s", json_real(elapsed));

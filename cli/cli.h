@@ -90,6 +90,10 @@ void cli_progress_done(cli_ctx *ctx);
 void cli_error(cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_warn(cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_info(cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes s (NULL: nothing) to f as text safe for a terminal
+ * (wp_utf8_printable: no control characters, valid UTF-8). Every string
+ * that comes from input rows or the catalog is printed through it. */
+void cli_put(FILE *f, const char *s);
 /* A usage error naming the command; returns CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

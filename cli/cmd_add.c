@@ -102,10 +102,12 @@ static void print_files(cli_ctx *ctx, const add_files_stats *st)
 {
     cli_info(ctx,
              "files: %llu images imported (%llu bytes), %llu already present, %llu "
-             "without caption, %llu errors, %llu other files skipped",
+             "without caption, %llu errors, %llu other files skipped (%llu symbolic links, "
+             "%llu not regular files)",
              (unsigned long long)st->imported, (unsigned long long)st->bytes,
              (unsigned long long)st->already, (unsigned long long)st->no_caption,
-             (unsigned long long)st->errors, (unsigned long long)st->skipped);
+             (unsigned long long)st->errors, (unsigned long long)st->skipped,
+             (unsigned long long)st->skipped_links, (unsigned long long)st->skipped_special);
 }
 
 static void print_lists(cli_ctx *ctx, const add_stats *st, double el)

@@ -160,10 +160,17 @@ static void status_run(void *ud, const cat_run_info *r)
     printf("  %-40s %12lld\n", r->stage, (long long)r->runs);
     printf("    last: run %lld, %s, started %s%s%s\n", (long long)r->id, r->status, started,
            r->ended_at >= 0 ? ", ended " : "", r->ended_at >= 0 ? ended : "");
-    printf("    params: %s\n", r->params ? r->params : "{}");
-    printf("    counts: %s\n", r->counts ? r->counts : "{}");
-    if (r->error != NULL)
-        printf("    error: %s\n", r->error);
+    /* The params name input files and the error may quote input text. */
+    printf("    params: ");
+    cli_put(stdout, r->params ? r->params : "{}");
+    printf("\n    counts: ");
+    cli_put(stdout, r->counts ? r->counts : "{}");
+    printf("\n");
+    if (r->error != NULL) {
+        printf("    error: ");
+        cli_put(stdout, r->error);
+        printf("\n");
+    }
 }
 
 static int cmd_status(cli_ctx *ctx, int argc, char **argv)

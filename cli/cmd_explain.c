@@ -29,23 +29,43 @@ static void print_num(json_t *o, const char *k)
         printf("-");
 }
 
+/* A string member, printed through cli_put: captions, URLs and origins
+ * come from input rows and may hold escape sequences. */
+static void put(json_t *o, const char *k)
+{
+    cli_put(stdout, str(o, k));
+}
+
 static void print_text(json_t *j)
 {
     json_t *im = json_object_get(j, "image"), *a, *it;
     size_t i;
     const char *dropped = NULL;
 
-    printf("pair %s (id ", str(j, "uid"));
+    printf("pair ");
+    put(j, "uid");
+    printf(" (id ");
     print_num(j, "pair_id");
-    printf(")\n  text:   %s\n  origin: %s\n", str(j, "text"), str(j, "origin"));
-    printf("  image:  %s\n          state %s", str(im, "url"), str(im, "state"));
-    if (json_is_string(json_object_get(im, "error_class")))
-        printf(" (%s)", str(im, "error_class"));
+    printf(")\n  text:   ");
+    put(j, "text");
+    printf("\n  origin: ");
+    put(j, "origin");
+    printf("\n  image:  ");
+    put(im, "url");
+    printf("\n          state ");
+    put(im, "state");
+    if (json_is_string(json_object_get(im, "error_class"))) {
+        printf(" (");
+        put(im, "error_class");
+        printf(")");
+    }
     printf(", served ");
     print_num(im, "orig_width");
     printf("x");
     print_num(im, "orig_height");
-    printf(" %s, ", str(im, "orig_format"));
+    printf(" ");
+    put(im, "orig_format");
+    printf(", ");
     print_num(im, "orig_bytes");
     printf(" bytes; stored ");
     print_num(im, "width");
@@ -56,33 +76,44 @@ static void print_text(json_t *j)
     printf(" bytes\n");
     it = json_object_get(j, "lang");
     if (json_is_object(it)) {
-        printf("  language: %s, confidence ", str(it, "lang"));
+        printf("  language: ");
+        put(it, "lang");
+        printf(", confidence ");
         print_num(it, "conf");
         printf("\n");
     }
     a = json_object_get(j, "clip_scores");
     json_array_foreach(a, i, it)
     {
-        printf("  clip score (%s): ", str(it, "model"));
+        printf("  clip score (");
+        put(it, "model");
+        printf("): ");
         print_num(it, "clip_score");
         printf("\n");
     }
     a = json_object_get(j, "tags");
     json_array_foreach(a, i, it)
     {
-        printf("  tag %s: %s (score ", str(it, "kind"), str(it, "label"));
+        printf("  tag ");
+        put(it, "kind");
+        printf(": ");
+        put(it, "label");
+        printf(" (score ");
         print_num(it, "score");
         printf(", margin ");
         print_num(it, "margin");
-        printf(", %s)\n", str(it, "model"));
+        printf(", ");
+        put(it, "model");
+        printf(")\n");
     }
     a = json_object_get(j, "decisions");
     if (json_array_size(a) == 0)
         printf("  decisions: none yet\n");
     json_array_foreach(a, i, it)
     {
-        printf("  %-12s %-5s %s", str(it, "stage"), str(it, "decision"),
-               json_is_string(json_object_get(it, "reason")) ? str(it, "reason") : "");
+        printf("  %-12s %-5s ", str(it, "stage"), str(it, "decision"));
+        if (json_is_string(json_object_get(it, "reason")))
+            put(it, "reason");
         if (json_is_number(json_object_get(it, "score"))) {
             printf(" (score ");
             print_num(it, "score");
@@ -95,15 +126,24 @@ static void print_text(json_t *j)
     a = json_object_get(j, "filter_rules");
     if (json_array_size(a) > 0) {
         printf("  filter rules that drop it on their own:");
-        json_array_foreach(a, i, it) printf(" %s", json_string_value(it));
+        json_array_foreach(a, i, it)
+        {
+            printf(" ");
+            cli_put(stdout, json_string_value(it));
+        }
         printf("\n");
     }
-    if (strcmp(str(im, "state"), "ok") != 0)
-        printf("  => not in shards: image state %s\n", str(im, "state"));
-    else if (dropped != NULL)
-        printf("  => not in shards: dropped by %s\n", dropped);
-    else
+    if (strcmp(str(im, "state"), "ok") != 0) {
+        printf("  => not in shards: image state ");
+        put(im, "state");
+        printf("\n");
+    } else if (dropped != NULL) {
+        printf("  => not in shards: dropped by ");
+        cli_put(stdout, dropped);
+        printf("\n");
+    } else {
         printf("  => selected for shards\n");
+    }
 }
 
 static const cli_opt explain_opts_table[] = {

@@ -2,6 +2,12 @@
  * cli/report.c: how witpipe talks to its user: a progress line on a TTY
  * (done/total, rate, ETA, errors), JSON lines with --log-json, one-line
  * errors and warnings, and option-value parsing.
+ *
+ * Output hygiene: messages carry text from input rows (URLs, captions,
+ * archive URIs). JSON lines are written by wp_json (valid UTF-8, controls
+ * escaped); text for the terminal goes through cli_put, which shows
+ * control characters as visible escapes (wp_utf8_printable), so no
+ * escape sequence taken from input reaches the terminal.
  */
 #include "cli.h"
 #include "clip/clip.h"
@@ -16,21 +22,15 @@
 #define DRAW_INTERVAL 0.2 /* seconds between TTY redraws */
 #define JSON_INTERVAL 1.0 /* seconds between JSON progress events */
 
-/* One --log-json line, written whole: the writer keeps it valid UTF-8 and
- * valid JSON whatever bytes the message carries (wp_json's policy). */
-static void json_line(wp_buf *b, wp_json *j)
+/* One --log-json line: the finished text of j, or nothing if it could not
+ * be built (out of memory). */
+static void put_json_line(wp_json *j, wp_buf *b)
 {
     if (wp_json_finish(j) == 0) {
         fwrite(b->data, 1, b->len, stderr);
         fputc('\n', stderr);
     }
     wp_buf_free(b);
-}
-
-/* v rounded to 3 decimals: rates and times need no more. */
-static double milli(double v)
-{
-    return round(v * 1000.0) / 1000.0;
 }
 
 static void fmt_eta(char *out, size_t n, double s)
@@ -96,14 +96,14 @@ static void on_progress(void *ud, const wp_progress *p)
         wp_json_uint(&j, "total", p->total);
         wp_json_uint(&j, "errors", p->errors);
         wp_json_uint(&j, "bytes", p->bytes);
-        wp_json_real(&j, "rate", milli(rate));
-        wp_json_real(&j, "elapsed_s", milli(el));
+        wp_json_real_prec(&j, "rate", rate, 6);
+        wp_json_real_prec(&j, "elapsed_s", el, 6);
         if (p->unit != NULL)
             wp_json_str(&j, "unit", p->unit);
         if (isfinite(eta))
-            wp_json_real(&j, "eta_s", round(eta * 10.0) / 10.0);
+            wp_json_real_prec(&j, "eta_s", eta, 6);
         wp_json_obj_end(&j);
-        json_line(&b, &j);
+        put_json_line(&j, &b);
         return;
     }
     char etas[32], dn[32], tot[32], rt[32];
@@ -154,6 +154,8 @@ static void emit(cli_ctx *ctx, wp_level level, const char *kind, const char *msg
     if (level == WP_LOG_DEBUG && !ctx->log_json)
         return;
     if (ctx->log_json) {
+        /* wp_json escapes controls and repairs invalid UTF-8: the line is
+         * always valid JSON in valid UTF-8. */
         wp_buf b = {0};
         wp_json j;
         wp_json_init(&j, &b);
@@ -162,14 +164,26 @@ static void emit(cli_ctx *ctx, wp_level level, const char *kind, const char *msg
         wp_json_str(&j, "level", level_name(level));
         wp_json_str(&j, "msg", msg);
         wp_json_obj_end(&j);
-        json_line(&b, &j);
+        put_json_line(&j, &b);
         return;
     }
     cli_progress_done(ctx);
-    if (level == WP_LOG_INFO)
-        fprintf(stderr, "%s\n", msg);
+    if (level != WP_LOG_INFO)
+        fprintf(stderr, "witpipe: %s: ", level_name(level));
+    cli_put(stderr, msg);
+    fputc('\n', stderr);
+}
+
+void cli_put(FILE *f, const char *s)
+{
+    wp_buf b = {0};
+    if (s == NULL)
+        return;
+    if (wp_utf8_printable(s, strlen(s), &b) == 0)
+        fwrite(b.data, 1, b.len, f);
     else
-        fprintf(stderr, "witpipe: %s: %s\n", level_name(level), msg);
+        fputs("(text not shown: out of memory)", f);
+    wp_buf_free(&b);
 }
 
 static void on_event(void *ud, wp_level level, const char *kind, const char *msg)
@@ -187,7 +201,7 @@ void cli_reporter_init(cli_ctx *ctx)
 static void vemit(cli_ctx *ctx, wp_level level, const char *kind, const char *fmt, va_list ap)
 {
     char msg[2 * WP_ERR_MAX];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    wp_vformat(msg, sizeof msg, fmt, ap);
     emit(ctx, level, kind, msg);
 }
 

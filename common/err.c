@@ -7,12 +7,23 @@
 #include <stdio.h>
 #include <string.h>
 
+static void set_msg(wp_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* e->msg from fmt, cut on a character boundary when too long. */
+static void set_msg(wp_err *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    wp_vformat(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+}
+
 int wp_err_vset(wp_err *e, int code, const char *fmt, va_list ap)
 {
     if (e == NULL)
         return code;
     e->code = code;
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    wp_vformat(e->msg, sizeof e->msg, fmt, ap);
     return code;
 }
 
@@ -34,10 +45,10 @@ int wp_err_prefix(wp_err *e, const char *fmt, ...)
     if (e == NULL)
         return WP_EINVAL;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    wp_vformat(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old);
+    set_msg(e, "%s: %s", prefix, old);
     return e->code;
 }
 

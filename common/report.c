@@ -28,7 +28,7 @@ void wp_report_event(const wp_reporter *r, wp_level level, const char *kind, con
     if (r == NULL || r->event == NULL)
         return;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    wp_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
     r->event(r->ud, level, kind, msg);
 }

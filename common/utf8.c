@@ -10,6 +10,8 @@
  */
 #include "wp.h"
 
+#include <stdio.h>
+
 /* Length of the valid sequence starting at s (at most n bytes), or 0. */
 static size_t seq_len(const unsigned char *s, size_t n)
 {
@@ -143,4 +145,76 @@ int wp_utf8_append(wp_buf *b, uint32_t cp)
 {
     char e[4];
     return wp_buf_append(b, e, wp_utf8_put(cp, e));
+}
+
+size_t wp_utf8_uncut(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t k = n, want;
+    /* Back over at most 3 continuation bytes to the last lead byte. */
+    while (k > 0 && n - k < 3 && (p[k - 1] & 0xC0) == 0x80)
+        k--;
+    if (k == 0 || p[k - 1] < 0xC0)
+        return n; /* ASCII or stray continuation bytes: nothing was cut */
+    k--;
+    want = p[k] >= 0xF0 ? 4 : p[k] >= 0xE0 ? 3 : 2;
+    return n - k < want ? k : n;
+}
+
+size_t wp_vformat(char *out, size_t n, const char *fmt, va_list ap)
+{
+    int w = vsnprintf(out, n, fmt, ap);
+    size_t len;
+    if (w < 0) {
+        out[0] = '\0';
+        return 0;
+    }
+    if ((size_t)w < n)
+        return (size_t)w;
+    len = wp_utf8_uncut(out, n - 1);
+    out[len] = '\0';
+    return len;
+}
+
+int wp_utf8_printable(const char *s, size_t n, wp_buf *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        size_t k = seq_len(p + i, n - i), run = i;
+        /* A run of printable characters is copied as it is. */
+        while (k > 0 && !(p[i] < 0x20 && p[i] != '\t') && p[i] != 0x7F &&
+               !(p[i] == 0xC2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9F)) {
+            i += k;
+            if (i >= n)
+                break;
+            k = seq_len(p + i, n - i);
+        }
+        if (i > run && wp_buf_append(out, p + run, i - run) != 0)
+            return WP_ENOMEM;
+        if (i >= n)
+            break;
+        if (k == 0) {
+            /* Invalid: one U+FFFD for the lead byte and its continuations. */
+            if (wp_buf_append(out, "\xEF\xBF\xBD", 3) != 0)
+                return WP_ENOMEM;
+            i++;
+            while (i < n && (p[i] & 0xC0) == 0x80)
+                i++;
+            continue;
+        }
+        if (p[i] == 0xC2) {
+            char e[6] = {'\\', 'u', '0', '0', hex[p[i + 1] >> 4], hex[p[i + 1] & 15]};
+            if (wp_buf_append(out, e, 6) != 0)
+                return WP_ENOMEM;
+            i += 2;
+        } else {
+            char e[4] = {'\\', 'x', hex[p[i] >> 4], hex[p[i] & 15]};
+            if (wp_buf_append(out, e, 4) != 0)
+                return WP_ENOMEM;
+            i++;
+        }
+    }
+    return 0;
 }

@@ -227,6 +227,22 @@ size_t wp_utf8_floor(const char *s, size_t n, size_t max);
 size_t wp_utf8_put(uint32_t cp, char out[4]);
 /* wp_utf8_put onto b. Returns 0 or WP_ENOMEM. */
 int wp_utf8_append(wp_buf *b, uint32_t cp);
+/* The length of s[0..n) without a character cut short at its end (a lead
+ * byte and fewer continuation bytes than it announces). Cannot fail. */
+size_t wp_utf8_uncut(const char *s, size_t n);
+/* vsnprintf into out[0..n) (n > 0) that, when the text does not fit, cuts
+ * it before the character that does not fit whole instead of inside it.
+ * The one way witpipe formats a message into a fixed buffer (wp_err,
+ * events, CLI messages). Returns the length written. */
+size_t wp_vformat(char *out, size_t n, const char *fmt, va_list ap);
+/* Output hygiene, the one policy for text shown on a terminal: appends
+ * s[0..n) to out as valid UTF-8 (an invalid sequence becomes U+FFFD, as in
+ * wp_utf8_repair) in which no control character remains: C0 and DEL are
+ * written as the visible text \xHH and C1 (U+0080..U+009F) as \u00HH, so
+ * no escape sequence from input rows reaches the terminal. Tab is kept.
+ * Returns 0 or WP_ENOMEM. JSON output needs no such pass: wp_json escapes
+ * and repairs. */
+int wp_utf8_printable(const char *s, size_t n, wp_buf *out);
 
 /* ---- JSON writing ---------------------------------------------------- */
 

@@ -213,6 +213,10 @@ int crawl_sink_page(crawl_sink *s, const crawl_page *p, int64_t source_id, wp_er
 /* ---- robots.txt (RFC 9309) ------------------------------------------- */
 
 #define CRAWL_ROBOTS_MAX_BYTES (500 * 1024) /* RFC 9309 section 2.5 */
+/* Octet comparisons (plus one per rule looked at) spent on one path at
+ * most; past it the path is disallowed. A 500 KiB file of real rules
+ * against an 8 KiB path stays far below. */
+#define CRAWL_ROBOTS_MATCH_BUDGET (1u << 23)
 
 typedef struct crawl_robots crawl_robots;
 /* Parses the robots.txt body for product token `token` (case-insensitive,
@@ -225,6 +229,12 @@ void crawl_robots_free(crawl_robots *r);
 /* 1 if the path (with query, percent-encoded as in the URL) may be
  * crawled: the longest matching rule wins, Allow on ties (section 2.2.2). */
 int crawl_robots_allowed(const crawl_robots *r, const char *path);
+/* The same, also storing in *steps (when not NULL) the work it took: octet
+ * comparisons plus one per rule looked at and per path octet decoded. Never
+ * more than about CRAWL_ROBOTS_MATCH_BUDGET + the path's length + one
+ * pattern's: rules are matched in one pass each, in order of precedence,
+ * and a path that would cost more is disallowed. */
+int crawl_robots_allowed_counted(const crawl_robots *r, const char *path, uint64_t *steps);
 /* Crawl-delay of the chosen group in seconds, or -1 if none. */
 double crawl_robots_delay(const crawl_robots *r);
 /* 1 if pattern (with * and $) matches path per section 2.2.3. */

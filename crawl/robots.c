@@ -7,28 +7,45 @@
  * encoded and a literal spelling of the same octets match (section 2.2.2),
  * with '*' and '$' recognised only where written literally (section
  * 2.2.3: "%2A" is a star character, not a wildcard).
+ *
+ * Matching is bounded for hostile files: each rule is compiled once per
+ * host into literal segments with their KMP tables, so one rule costs one
+ * pass over the path (no backtracking); rules are sorted by precedence and
+ * the first match decides; a rule needing an octet the path lacks is
+ * dismissed without reading the path; and the work for one path is capped
+ * (CRAWL_ROBOTS_MATCH_BUDGET comparisons), past which the path counts as
+ * disallowed.
  */
 #include "crawl.h"
+#include "net/net.h"
 
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define PAT_WILD        0x100 /* a '*' wildcard in a compiled pattern */
-#define ROBOTS_MAX_LINE 4096
+#define ROBOTS_LIT_MAX NET_URL_MAX /* literal octets a rule can have and still match a URL */
 
+/* A compiled rule: the pattern split at its '*' into literal segments
+ * (decoded octets, back to back in lit; segment i is lit[seg[i]..seg[i+1])),
+ * each with its KMP failure function, so that a match is one left-to-right
+ * pass over the path: the first segment at the start, every later one at
+ * its leftmost place after the one before (greedy is exact for patterns
+ * whose only wildcard is '*'), and with '$' the last one at the end. */
 typedef struct rule {
-    short *pat; /* decoded octets and PAT_WILD */
-    size_t n;
+    unsigned char *lit; /* decoded literal octets of all segments */
+    uint16_t *fail;     /* KMP failure function, indexed like lit */
+    uint32_t *seg;      /* nseg + 1 offsets into lit */
+    size_t nseg;        /* segments: the number of '*' runs + 1 */
     int anchored;       /* ended in '$': must match to the end */
     size_t specificity; /* octets of the pattern as written */
     int allow;
+    uint64_t bytes[4]; /* the set of octets in lit: a path lacking one cannot match */
 } rule;
 
 struct crawl_robots {
-    int mode; /* 0: rules, 1: allow all, -1: disallow all */
-    rule *rules;
+    int mode;    /* 0: rules, 1: allow all, -1: disallow all */
+    rule *rules; /* sorted by specificity, longest first, Allow first on ties */
     size_t n, cap;
     double delay;
 };
@@ -50,10 +67,83 @@ static size_t decode_path(const char *s, size_t n, unsigned char *out)
     return k;
 }
 
+static void rule_free(rule *ru)
+{
+    free(ru->lit);
+    free(ru->fail);
+    free(ru->seg);
+}
+
+/* Compiles v[0..n) into ru. Returns 0, WP_ENOMEM, or WP_ELIMIT for a
+ * pattern with more literal octets than any URL can have (it can never
+ * match, so it is not kept). */
+static int compile_rule(rule *ru, const char *v, size_t n, int allow)
+{
+    size_t k = 0, ns = 0;
+
+    memset(ru, 0, sizeof *ru);
+    ru->allow = allow;
+    ru->specificity = n;
+    if (n > 0 && v[n - 1] == '$') {
+        ru->anchored = 1;
+        n--;
+    }
+    /* Section 2.2.3: '*' and '$' are special only where written literally;
+     * "%2A" is a star octet. */
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == '*')
+            ns++;
+    ru->lit = malloc(n + 1);
+    ru->fail = malloc((n + 1) * sizeof *ru->fail);
+    ru->seg = malloc((ns + 2) * sizeof *ru->seg);
+    if (ru->lit == NULL || ru->fail == NULL || ru->seg == NULL) {
+        rule_free(ru);
+        return WP_ENOMEM;
+    }
+    ru->seg[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == '*') {
+            /* "**" is "*": no empty segment between two stars. */
+            if (ru->nseg > 0 && ru->seg[ru->nseg] == k)
+                continue;
+            ru->seg[++ru->nseg] = (uint32_t)k;
+        } else if (v[i] == '%' && i + 2 < n && wp_hex_digit((unsigned char)v[i + 1]) >= 0 &&
+                   wp_hex_digit((unsigned char)v[i + 2]) >= 0) {
+            ru->lit[k++] = (unsigned char)(wp_hex_digit((unsigned char)v[i + 1]) * 16 +
+                                           wp_hex_digit((unsigned char)v[i + 2]));
+            i += 2;
+        } else {
+            ru->lit[k++] = (unsigned char)v[i];
+        }
+        if (k > ROBOTS_LIT_MAX) {
+            rule_free(ru);
+            return WP_ELIMIT;
+        }
+    }
+    ru->seg[++ru->nseg] = (uint32_t)k;
+    /* KMP failure function of each segment; the octet set of all. */
+    for (size_t s = 0; s < ru->nseg; s++) {
+        const unsigned char *p = ru->lit + ru->seg[s];
+        uint16_t *f = ru->fail + ru->seg[s];
+        size_t m = ru->seg[s + 1] - ru->seg[s], j = 0;
+        if (m > 0)
+            f[0] = 0;
+        for (size_t i = 1; i < m; i++) {
+            while (j > 0 && p[i] != p[j])
+                j = f[j - 1];
+            if (p[i] == p[j])
+                j++;
+            f[i] = (uint16_t)j;
+        }
+    }
+    for (size_t i = 0; i < k; i++)
+        ru->bytes[ru->lit[i] >> 6] |= UINT64_C(1) << (ru->lit[i] & 63);
+    return 0;
+}
+
 static int add_rule(crawl_robots *r, const char *v, size_t n, int allow)
 {
-    rule *ru;
-    size_t k = 0;
+    int rc;
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
         rule *p = realloc(r->rules, cap * sizeof *p);
@@ -62,81 +152,98 @@ static int add_rule(crawl_robots *r, const char *v, size_t n, int allow)
         r->rules = p;
         r->cap = cap;
     }
-    ru = &r->rules[r->n];
-    memset(ru, 0, sizeof *ru);
-    ru->allow = allow;
-    ru->specificity = n;
-    if (n > 0 && v[n - 1] == '$') {
-        ru->anchored = 1;
-        n--;
-    }
-    ru->pat = malloc((n + 1) * sizeof *ru->pat);
-    if (ru->pat == NULL)
-        return WP_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] == '*') {
-            if (k > 0 && ru->pat[k - 1] == PAT_WILD)
-                continue; /* "**" is "*" */
-            ru->pat[k++] = PAT_WILD;
-        } else if (v[i] == '%' && i + 2 < n && wp_hex_digit((unsigned char)v[i + 1]) >= 0 &&
-                   wp_hex_digit((unsigned char)v[i + 2]) >= 0) {
-            ru->pat[k++] = (short)(wp_hex_digit((unsigned char)v[i + 1]) * 16 +
-                                   wp_hex_digit((unsigned char)v[i + 2]));
-            i += 2;
-        } else {
-            ru->pat[k++] = (short)(unsigned char)v[i];
-        }
-    }
-    ru->n = k;
+    rc = compile_rule(&r->rules[r->n], v, n, allow);
+    if (rc == WP_ELIMIT)
+        return 0; /* matches no URL */
+    if (rc != 0)
+        return rc;
     r->n++;
     return 0;
 }
 
-/* Wildcard match of a compiled pattern against decoded octets: the
- * classic two-pointer algorithm, linear in practice and never exponential
- * (a hostile "*a*a*a..." costs O(n*m) at worst). An unanchored pattern
- * matches a prefix of the path. */
-static int match_compiled(const short *pat, size_t pn, int anchored, const unsigned char *s,
-                          size_t sn)
+/* The leftmost place at or after from where segment s of ru occurs in
+ * t[0..n), by KMP: at most 2 * (n - from) octet comparisons, added to
+ * *steps. Returns the place, or -1. */
+static long find_segment(const rule *ru, size_t s, const unsigned char *t, size_t n, size_t from,
+                         uint64_t *steps)
 {
-    size_t p = 0, i = 0, star_p = (size_t)-1, star_i = 0;
-    while (i < sn) {
-        if (p == pn && !anchored)
-            return 1;
-        if (p < pn && pat[p] == PAT_WILD) {
-            star_p = p++;
-            star_i = i;
-        } else if (p < pn && pat[p] == s[i]) {
-            p++;
-            i++;
-        } else if (star_p != (size_t)-1) {
-            p = star_p + 1;
-            i = ++star_i;
-        } else {
-            return 0;
+    const unsigned char *p = ru->lit + ru->seg[s];
+    const uint16_t *f = ru->fail + ru->seg[s];
+    size_t m = ru->seg[s + 1] - ru->seg[s], j = 0;
+    if (m == 0)
+        return (long)from;
+    for (size_t i = from; i < n; i++) {
+        (*steps)++;
+        while (j > 0 && t[i] != p[j]) {
+            j = f[j - 1];
+            (*steps)++;
         }
+        if (t[i] == p[j] && ++j == m)
+            return (long)(i + 1 - m);
     }
-    while (p < pn && pat[p] == PAT_WILD)
-        p++;
-    return p == pn;
+    return -1;
+}
+
+/* 1 if ru matches the decoded path t[0..n) (section 2.2.3: an
+ * unanchored pattern matches a prefix of it). One pass: O(n + pattern)
+ * comparisons, counted in *steps. */
+static int match_rule(const rule *ru, const unsigned char *t, size_t n, uint64_t *steps)
+{
+    size_t pos, m0 = ru->seg[1], last = ru->nseg - 1;
+
+    if (ru->seg[ru->nseg] > n)
+        return 0; /* more literal octets than the path has */
+    /* The first segment at the start. */
+    for (size_t i = 0; i < m0; i++) {
+        (*steps)++;
+        if (t[i] != ru->lit[i])
+            return 0;
+    }
+    if (ru->nseg == 1)
+        return !ru->anchored || m0 == n;
+    pos = m0;
+    for (size_t s = 1; s < ru->nseg; s++) {
+        size_t m = ru->seg[s + 1] - ru->seg[s];
+        if (s == last && ru->anchored) {
+            /* '$': the last segment ends the path, after the others. */
+            if (n - pos < m)
+                return 0;
+            (*steps) += m;
+            return memcmp(t + n - m, ru->lit + ru->seg[s], m) == 0;
+        }
+        long at = find_segment(ru, s, t, n, pos, steps);
+        if (at < 0)
+            return 0;
+        pos = (size_t)at + m;
+    }
+    return 1;
+}
+
+/* Longest first; on equal length Allow first (section 2.2.2: "the most
+ * specific match found MUST be used ... if an allow rule and a disallow
+ * rule are equivalent, then the allow rule SHOULD be used"), so the
+ * first rule that matches decides. */
+static int by_precedence(const void *a, const void *b)
+{
+    const rule *x = a, *y = b;
+    if (x->specificity != y->specificity)
+        return x->specificity > y->specificity ? -1 : 1;
+    return y->allow - x->allow;
 }
 
 int crawl_robots_match(const char *pattern, size_t plen, const char *path)
 {
-    crawl_robots tmp;
+    rule ru;
     size_t n = strlen(path);
     unsigned char *d = malloc(n + 1);
+    uint64_t steps = 0;
     int m = 0;
-    memset(&tmp, 0, sizeof tmp);
     if (d == NULL)
         return 0;
-    if (add_rule(&tmp, pattern, plen, 0) == 0) {
-        size_t dn = decode_path(path, n, d);
-        m = match_compiled(tmp.rules[0].pat, tmp.rules[0].n, tmp.rules[0].anchored, d, dn);
+    if (compile_rule(&ru, pattern, plen, 0) == 0) {
+        m = match_rule(&ru, d, decode_path(path, n, d), &steps);
+        rule_free(&ru);
     }
-    for (size_t i = 0; i < tmp.n; i++)
-        free(tmp.rules[i].pat);
-    free(tmp.rules);
     free(d);
     return m;
 }
@@ -255,7 +362,7 @@ crawl_robots *crawl_robots_parse(const char *body, size_t len, int status, const
     if (!have_ours) {
         /* No group for our token: the "*" groups apply (section 2.2.1). */
         for (size_t i = 0; i < r->n; i++)
-            free(r->rules[i].pat);
+            rule_free(&r->rules[i]);
         free(r->rules);
         r->rules = star->rules;
         r->n = star->n;
@@ -265,6 +372,10 @@ crawl_robots *crawl_robots_parse(const char *body, size_t len, int status, const
         star->n = 0;
     }
     crawl_robots_free(star);
+    /* Compiled once per host: sorted so that a lookup stops at the first
+     * rule that matches. */
+    if (r->n > 1)
+        qsort(r->rules, r->n, sizeof *r->rules, by_precedence);
     return r;
 fail:
     crawl_robots_free(star);
@@ -277,41 +388,64 @@ void crawl_robots_free(crawl_robots *r)
     if (r == NULL)
         return;
     for (size_t i = 0; i < r->n; i++)
-        free(r->rules[i].pat);
+        rule_free(&r->rules[i]);
     free(r->rules);
     free(r);
 }
 
-int crawl_robots_allowed(const crawl_robots *r, const char *path)
+int crawl_robots_allowed_counted(const crawl_robots *r, const char *path, uint64_t *steps)
 {
-    size_t n = strlen(path), dn, best = 0;
+    size_t n = strlen(path), dn;
     unsigned char stack[1024], *d = stack;
-    int verdict = 1, found = 0;
+    uint64_t set[4] = {0}, spent = 0;
+    int verdict = 1;
 
-    if (r->mode != 0)
-        return r->mode > 0;
+    if (r->mode != 0) {
+        verdict = r->mode > 0;
+        goto out;
+    }
     /* Section 2.2.2: /robots.txt is always allowed. */
     if (strcmp(path, "/robots.txt") == 0)
-        return 1;
-    if (n >= sizeof stack && (d = malloc(n + 1)) == NULL)
-        return 0;
+        goto out;
+    if (n >= sizeof stack && (d = malloc(n + 1)) == NULL) {
+        verdict = 0;
+        goto out;
+    }
     dn = decode_path(path, n, d);
+    spent = dn;
+    for (size_t i = 0; i < dn; i++)
+        set[d[i] >> 6] |= UINT64_C(1) << (d[i] & 63);
     for (size_t i = 0; i < r->n; i++) {
         const rule *ru = &r->rules[i];
-        if (!match_compiled(ru->pat, ru->n, ru->anchored, d, dn))
+        spent++;
+        /* An octet the path lacks: no match, without reading the path. */
+        if ((ru->bytes[0] & ~set[0]) | (ru->bytes[1] & ~set[1]) | (ru->bytes[2] & ~set[2]) |
+            (ru->bytes[3] & ~set[3]))
             continue;
-        /* The most octets wins; on a tie Allow wins (section 2.2.2). */
-        if (!found || ru->specificity > best) {
+        if (spent > CRAWL_ROBOTS_MATCH_BUDGET) {
+            /* The work spent on one path is bounded: a file whose rules
+             * cost more is read as disallowing the path, the polite side
+             * of the verdict. */
+            verdict = 0;
+            break;
+        }
+        if (match_rule(ru, d, dn, &spent)) {
+            /* The rules are in order of precedence: the first decides. */
             verdict = ru->allow;
-            best = ru->specificity;
-            found = 1;
-        } else if (ru->specificity == best && ru->allow) {
-            verdict = 1;
+            break;
         }
     }
     if (d != stack)
         free(d);
+out:
+    if (steps != NULL)
+        *steps = spent;
     return verdict;
+}
+
+int crawl_robots_allowed(const crawl_robots *r, const char *path)
+{
+    return crawl_robots_allowed_counted(r, path, NULL);
 }
 
 double crawl_robots_delay(const crawl_robots *r)

@@ -48,6 +48,7 @@ typedef struct net_req {
     char ct[NET_CT_MAX];
     double retry_after; /* seconds, < 0 if absent */
     int blocked;        /* the guard refused an address */
+    int refused_run;    /* addresses refused since the last socket opened */
     char blocked_detail[96];
     char errbuf[CURL_ERROR_SIZE];
 } net_req;
@@ -75,7 +76,8 @@ struct net_engine {
     net_host *wait_head, *wait_tail;
     net_req *delayed; /* retries waiting for their backoff */
     double last_sweep;
-    net_req *running; /* transfers in curl (curl 7.88 cannot list them) */
+    net_req *running;           /* transfers in curl (curl 7.88 cannot list them) */
+    struct curl_slist *resolve; /* o.resolve for CURLOPT_RESOLVE, or NULL */
     size_t pending, active;
     unsigned rng;
     net_stats st;
@@ -242,11 +244,15 @@ static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose, struct 
         int cls = net_addr_check(r->e->o.allow, &addr->addr);
         if (cls != NET_ADDR_PUBLIC) {
             r->blocked = 1;
+            r->refused_run++;
             snprintf(r->blocked_detail, sizeof r->blocked_detail, "%s address",
                      net_addr_class_name(cls));
-            return CURL_SOCKET_BAD; /* refused before any packet is sent */
+            return CURL_SOCKET_BAD; /* refused before any packet is sent; curl tries the next */
         }
     }
+    /* An address passed: a dual-stack name whose other address was refused
+     * is not a blocked request. */
+    r->refused_run = 0;
     return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
@@ -378,6 +384,7 @@ static void req_reset_attempt(net_req *r)
     r->ct[0] = '\0';
     r->retry_after = -1;
     r->blocked = 0;
+    r->refused_run = 0;
     r->blocked_detail[0] = '\0';
     r->errbuf[0] = '\0';
 }
@@ -428,6 +435,8 @@ static int req_start(net_engine *e, net_req *r, wp_err *err)
     SETOPT(CURLOPT_PIPEWAIT, 1L);
     SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
     SETOPT(CURLOPT_OPENSOCKETDATA, r);
+    if (e->resolve != NULL)
+        SETOPT(CURLOPT_RESOLVE, e->resolve);
     SETOPT(CURLOPT_HEADERFUNCTION, header_cb);
     SETOPT(CURLOPT_HEADERDATA, r);
     SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
@@ -598,7 +607,11 @@ static void req_finish(net_engine *e, net_req *r, CURLcode code)
             snprintf(whybuf, sizeof whybuf, "body over %lld bytes", (long long)e->o.max_bytes);
             why = whybuf;
         }
-    } else if (r->blocked) {
+    } else if (r->blocked && r->refused_run > 0 && code != CURLE_OK) {
+        /* blocked_address only when the transfer failed and no address
+         * was opened after the guard's last refusal: every address curl
+         * tried for the last connection was refused. A refusal followed by
+         * a success on the name's next address is not one. */
         cls = NET_EC_BLOCKED;
         why = r->blocked_detail;
     } else if (r->discard) {
@@ -692,6 +705,15 @@ int net_new(const net_opts *o, net_done_fn done, net_sniff_fn sniff, void *cb_ud
         net_free(e);
         return wp_err_set(err, WP_ENOMEM, "net_new: out of memory");
     }
+    for (const char *const *p = o->resolve; p != NULL && *p != NULL; p++) {
+        struct curl_slist *l = curl_slist_append(e->resolve, *p);
+        if (l == NULL) {
+            net_free(e);
+            return wp_err_set(err, WP_ENOMEM, "net_new: out of memory");
+        }
+        e->resolve = l;
+    }
+    e->o.resolve = NULL; /* borrowed: not kept past net_new */
     /* curl's own per-host cap backs ours up (it also covers redirect hops
      * to other hosts); one multi handle shares DNS cache and connections. */
     curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)e->o.per_host);
@@ -753,6 +775,7 @@ void net_free(net_engine *e)
     net_abort_all(e);
     if (e->multi)
         curl_multi_cleanup(e->multi);
+    curl_slist_free_all(e->resolve);
     free(e->user_agent);
     free(e->tokens);
     free(e->directives);

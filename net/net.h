@@ -51,8 +51,11 @@ enum net_addr_class {
 };
 
 /* The class of a socket address. IPv4-mapped (::ffff:a.b.c.d), IPv4-
- * compatible (::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) IPv6
- * addresses are classified by the IPv4 address they embed. Cannot fail. */
+ * compatible (::a.b.c.d), SIIT-translated (::ffff:0:a.b.c.d), NAT64
+ * (64:ff9b::/96), 6to4 (2002::/16), Teredo (2001::/32: server and client)
+ * and ISATAP (interface id [02]00:5efe:a.b.c.d) IPv6 addresses are
+ * classified by the IPv4 addresses they embed; the local-use translation
+ * prefix 64:ff9b:1::/48 is private. Cannot fail. */
 int net_addr_classify(const struct sockaddr *sa);
 /* "loopback", "private", ... "public"; static strings. */
 const char *net_addr_class_name(int cls);
@@ -160,6 +163,10 @@ typedef struct net_opts {
     const char *directives;   /* opt-out list; NULL = NET_DEFAULT_DIRECTIVES, "" = none */
     int ssrf_guard;           /* 1 (default): refuse blocked address classes */
     const net_acl *allow;     /* ranges opened despite the guard (borrowed) */
+    /* Names pinned to addresses, curl's CURLOPT_RESOLVE entries
+     * "HOST:PORT:ADDR[,ADDR...]" (addresses tried in order, each still
+     * judged by the guard); NULL-terminated, borrowed; NULL: none. */
+    const char *const *resolve;
 } net_opts;
 
 /* Fills o with the defaults above. */

@@ -82,6 +82,23 @@ static int classify6(const uint8_t *b)
         return classify4(be32(b + 12));
     if (b[0] == 0x20 && b[1] == 0x02)
         return classify4(be32(b + 2));
+    /* SIIT's IPv4-translated ::ffff:0:a.b.c.d (RFC 2765 section 2.1). */
+    if (memcmp(b, zero10, 8) == 0 && b[8] == 0xff && b[9] == 0xff && b[10] == 0 && b[11] == 0)
+        return classify4(be32(b + 12));
+    /* The local-use translation prefix 64:ff9b:1::/48 (RFC 8215 section 3):
+     * not globally reachable, and where the IPv4 address sits depends on a
+     * prefix length chosen by the local network; refused whole. */
+    if (memcmp(b, nat64, 4) == 0 && b[4] == 0 && b[5] == 1)
+        return NET_ADDR_PRIVATE;
+    /* Teredo 2001:0000::/32 (RFC 4380 section 4): bytes 4-7 are the Teredo
+     * server's IPv4 address, bytes 12-15 the client's, bit-inverted. Both
+     * are reached (the server relays, the client is the peer): the first of
+     * them that is not public decides. */
+    if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0 && b[3] == 0) {
+        int server = classify4(be32(b + 4));
+        int client = classify4(~be32(b + 12));
+        return client != NET_ADDR_PUBLIC ? client : server;
+    }
     if ((b[0] & 0xfe) == 0xfc)
         return NET_ADDR_PRIVATE; /* unique local fc00::/7, RFC 4193 */
     if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
@@ -94,6 +111,11 @@ static int classify6(const uint8_t *b)
         return NET_ADDR_RESERVED; /* documentation 2001:db8::/32 */
     if (b[0] == 0x01 && b[1] == 0 && memcmp(b + 2, zero10, 6) == 0)
         return NET_ADDR_RESERVED; /* discard-only 100::/64 */
+    /* ISATAP (RFC 5214 section 6.1): under any prefix, the interface id
+     * 0000:5efe:a.b.c.d or 0200:5efe:a.b.c.d (the u bit set for a globally
+     * unique IPv4 address; the g bit is ignored too) tunnels to a.b.c.d. */
+    if ((b[8] & 0xfc) == 0 && b[9] == 0 && b[10] == 0x5e && b[11] == 0xfe)
+        return classify4(be32(b + 12));
     return NET_ADDR_PUBLIC;
 }
 

@@ -2,8 +2,8 @@
  * tests/fuzz/fuzz_addr.c: libFuzzer target for the SSRF guard's address
  * code (net/net_addr.c): net_addr_parse agrees with the resolver's
  * inet_aton reading, a CIDR range accepted by net_acl_add contains its own
- * address, and IPv6 addresses that embed an IPv4 one (mapped, NAT64, 6to4)
- * are classed as that IPv4 address.
+ * address, and IPv6 addresses that embed an IPv4 one (mapped, SIIT, NAT64,
+ * 6to4, Teredo, ISATAP) are classed as that IPv4 address.
  */
 #include "tests/fuzz/fuzz_targets.h"
 

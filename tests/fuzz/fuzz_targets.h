@@ -532,6 +532,35 @@ static inline int fuzz_addr_one(const uint8_t *data, size_t size)
         v6[1] = 0x02;
         memcpy(v6 + 2, data, 4);
         FUZZ_CHECK(fuzz_class6(v6) == c4);
+        memset(v6, 0, sizeof v6);
+        v6[8] = v6[9] = 0xff; /* SIIT ::ffff:0:a.b.c.d, RFC 2765 section 2.1 */
+        memcpy(v6 + 12, data, 4);
+        FUZZ_CHECK(fuzz_class6(v6) == c4);
+        memset(v6, 0, sizeof v6);
+        v6[0] = 0x20; /* Teredo 2001::/32, RFC 4380: server 8.8.8.8, client inverted */
+        v6[1] = 0x01;
+        v6[4] = v6[5] = v6[6] = v6[7] = 8;
+        for (int i = 0; i < 4; i++)
+            v6[12 + i] = (uint8_t)~data[i];
+        FUZZ_CHECK(fuzz_class6(v6) == c4);
+        memcpy(v6 + 4, data, 4); /* the server's address counts too */
+        FUZZ_CHECK(c4 == NET_ADDR_PUBLIC || fuzz_class6(v6) != NET_ADDR_PUBLIC);
+        memset(v6, 0, sizeof v6);
+        v6[0] = 0x26; /* ISATAP 2606:4700::200:5efe:a.b.c.d, RFC 5214 section 6.1 */
+        v6[1] = 0x06;
+        v6[2] = 0x47;
+        v6[8] = (uint8_t)(data[0] & 2);
+        v6[10] = 0x5e;
+        v6[11] = 0xfe;
+        memcpy(v6 + 12, data, 4);
+        FUZZ_CHECK(fuzz_class6(v6) == c4);
+        memset(v6, 0, sizeof v6);
+        v6[1] = 0x64; /* 64:ff9b:1::/48, RFC 8215: never reachable */
+        v6[2] = 0xff;
+        v6[3] = 0x9b;
+        v6[5] = 1;
+        memcpy(v6 + 6, data, 4);
+        FUZZ_CHECK(fuzz_class6(v6) != NET_ADDR_PUBLIC);
     }
     if (size >= 16) {
         int c6 = fuzz_class6(data);

@@ -532,6 +532,64 @@ class TestFilesList(CoreBase):
                                ("a small png", "ok", None, "png", 20),
                                ("gone", "error", "unreadable", None, None)])
 
+    def test_files_reads_only_regular_files_inside_the_folder(self):
+        """Links out of the folder (a caption, an image, a subfolder) are not
+        followed and FIFOs are never opened for reading: each is skipped,
+        counted and reported; only the plain captioned image is imported."""
+        out = self.path("elsewhere")
+        os.makedirs(os.path.join(out, "sub"))
+        with open(os.path.join(out, "secret.txt"), "wb") as f:
+            f.write(b"SECRET text from outside the folder")
+        shutil.copy(os.path.join(DATA, "small_20x10.png"), os.path.join(out, "other.jpg"))
+        shutil.copy(os.path.join(DATA, "tiny_48.jpg"), os.path.join(out, "sub", "deep.jpg"))
+        d = self.path("pics")
+        os.makedirs(d)
+        shutil.copy(os.path.join(DATA, "tiny_48.jpg"), os.path.join(d, "a.jpg"))
+        os.symlink(os.path.join(out, "secret.txt"), os.path.join(d, "a.txt"))
+        os.symlink(os.path.join(out, "other.jpg"), os.path.join(d, "b.jpg"))
+        os.symlink(os.path.join(out, "sub"), os.path.join(d, "linked"))
+        shutil.copy(os.path.join(DATA, "small_20x10.png"), os.path.join(d, "c.png"))
+        os.mkfifo(os.path.join(d, "c.txt"))  # a caption that would block a reader
+        os.mkfifo(os.path.join(d, "d.jpg"))
+        shutil.copy(os.path.join(DATA, "tiny_48.jpg"), os.path.join(d, "ok.jpg"))
+        with open(os.path.join(d, "ok.txt"), "wb") as f:
+            f.write(b"a plain caption")
+        # The timeout only guards the suite: the run must not wait on a FIFO.
+        r = subprocess.run([BIN, "-C", self.corpus, "add", "--files", d], capture_output=True,
+                           timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = [(os.path.basename(u), t) for u, t, _, _ in self.pairs()]
+        self.assertEqual(got, [("ok.jpg", "a plain caption")])
+        with self.db() as db:
+            self.assertEqual(db.execute("SELECT count(*) FROM pairs WHERE text LIKE '%SECRET%'")
+                             .fetchone()[0], 0)
+            self.assertEqual(db.execute("SELECT count(*) FROM images").fetchone()[0], 1)
+        status, counts = self.last_counts()
+        self.assertEqual(status, "done")
+        self.assertEqual((counts["imported"], counts["skipped_links"],
+                          counts["skipped_special"]), (1, 3, 2))
+        err = r.stderr.decode()
+        for rel, why in (("a.jpg", "caption a.txt: symbolic link"), ("b.jpg", "symbolic link"),
+                         ("linked", "symbolic link"), ("c.png", "caption c.txt: not a regular "
+                                                       "file (FIFO)"),
+                         ("d.jpg", "not a regular file (FIFO)")):
+            self.assertIn(f"{rel}: skipped: {why}", err)
+
+    def test_files_list_refuses_a_fifo(self):
+        d = self.path("pics")
+        os.makedirs(d)
+        os.mkfifo(os.path.join(d, "pipe.jpg"))
+        lst = self.write("list.tsv", b"pics/pipe.jpg\ta pipe\n")
+        r = subprocess.run([BIN, "-C", self.corpus, "add", "--files-list", lst],
+                           capture_output=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with self.db() as db:
+            got = db.execute("SELECT i.state, i.error_class, i.error_detail FROM images i"
+                             ).fetchall()
+        self.assertEqual(len(got), 1)
+        self.assertEqual(got[0][:2], ("error", "unreadable"))
+        self.assertIn("not a regular file (FIFO)", got[0][2])
+
     def test_shard_byte_cap(self):
         d = self.path("pics")
         make_image_dir(d, copies=4)
@@ -546,6 +604,70 @@ class TestFilesList(CoreBase):
             self.assertEqual(size, e["bytes"])
             # Over the cap only when a single sample is bigger by itself.
             self.assertTrue(size <= 40000 or e["samples"] == 1, e)
+
+
+class TestOutputHygiene(CoreBase):
+    """Text from input rows (URLs, captions, file names) reaches stderr and
+    stdout only as valid UTF-8 without terminal control characters; every
+    --log-json line is valid JSON in valid UTF-8, cut on character
+    boundaries."""
+
+    def inputs(self):
+        lst = self.write("rows.tsv", b"url\tcaption\n"
+                         b"\x1b]0;pwned\x07\x1b[2J not a url\tcap\n"
+                         + b"x" + "\u00e9".encode() * 30 + b"\tcut at 40 bytes\n"
+                         b"http://h/a.jpg\tred \x1b[31mtext\x1b[0m \xc2\x9b31m\n")
+        d = self.path("files")
+        os.makedirs(d)
+        # A file name with an escape sequence and bytes that are not UTF-8.
+        name = b"\x1b[31m\xff\xfe"
+        with open(os.path.join(d.encode(), name + b".jpg"), "wb") as f:
+            f.write(b"<html>not an image</html>")
+        with open(os.path.join(d.encode(), name + b".txt"), "wb") as f:
+            f.write(b"a caption")
+        return lst, d
+
+    def test_log_json_is_valid_utf8_json(self):
+        lst, d = self.inputs()
+        for args in (("add", lst), ("add", "--files", d)):
+            r = run("--log-json", "-C", self.corpus, *args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn(b"\x1b", r.stderr)
+            text = r.stderr.decode("utf-8")  # strict: raises on invalid UTF-8
+            events = [json.loads(line) for line in text.splitlines()]
+            msgs = [e["msg"] for e in events if "msg" in e]
+            if args[1] == lst:
+                # The URL quoted up to 40 bytes: 19 whole characters, not 19.5.
+                self.assertIn("URL: 'x" + "\u00e9" * 19 + "'", "\n".join(msgs))
+                self.assertIn("\x1b]0;pwned\x07", "\n".join(msgs))
+            else:
+                bad = [m for m in msgs if "not_an_image" in m]
+                self.assertEqual(len(bad), 1, msgs)
+                self.assertIn("\x1b[31m\ufffd", bad[0])
+
+    def test_terminal_output_has_no_control_characters(self):
+        lst, d = self.inputs()
+        outs = []
+        for args in (("add", lst), ("add", "--files", d)):
+            r = run("-C", self.corpus, *args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            outs.append(r.stderr)
+        with self.db() as db:
+            uid = db.execute("SELECT uid FROM pairs WHERE text LIKE 'red%'").fetchone()[0]
+        r = run("-C", self.corpus, "explain", uid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        outs.append(r.stdout)
+        r = run("-C", self.corpus, "status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        outs.append(r.stdout)
+        for out in outs:
+            text = out.decode("utf-8")  # strict
+            bad = [c for c in text if (ord(c) < 0x20 and c not in "\n\t") or 0x7f <= ord(c) <= 0x9f]
+            self.assertEqual(bad, [], out)
+        # Shown, as visible escapes.
+        self.assertIn(b"URL: '\\x1B]0;pwned\\x07\\x1B[2J not a url'", outs[0])
+        self.assertIn(b"\\x1B[31m\xef\xbf\xbd", outs[1])
+        self.assertIn(b"text:   red \\x1B[31mtext\\x1B[0m \\u009B31m", outs[2])
 
 
 class TestExitCodes(CoreBase):

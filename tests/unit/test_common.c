@@ -136,6 +136,54 @@ static void test_utf8_repair_replaces_each_bad_char_once(void **state)
     wp_buf_free(&b);
 }
 
+static size_t vformat(char *out, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    size_t k;
+    va_start(ap, fmt);
+    k = wp_vformat(out, n, fmt, ap);
+    va_end(ap);
+    return k;
+}
+
+/* A message cut to its buffer ends on a character boundary. */
+static void test_vformat_cuts_on_character_boundaries(void **state)
+{
+    char out[8];
+    wp_err e;
+    /* "ab" + three 2-byte characters: 8 bytes, 7 fit, so the third goes. */
+    assert_int_equal(vformat(out, sizeof out, "ab%s", "\xc3\xa9\xc3\xa9\xc3\xa9"), 6);
+    assert_string_equal(out, "ab\xc3\xa9\xc3\xa9");
+    assert_int_equal(vformat(out, sizeof out, "%s", "abcde\xe2\x82\xac"), 5); /* euro cut */
+    assert_int_equal(vformat(out, sizeof out, "%s", "abcd\xe2\x82\xac"), 7);  /* it fits */
+    assert_int_equal(vformat(out, sizeof out, "%s", "abcdef\xf0\x9f\x98\x80"), 6);
+    assert_int_equal(vformat(out, sizeof out, "%s", "abcdefgh"), 7); /* ASCII: plain cut */
+    assert_int_equal(wp_utf8_uncut("a\x80\x80", 3), 3);              /* stray continuations: kept */
+    assert_int_equal(wp_utf8_uncut("a\xf0\x9f\x98", 4), 1);
+    /* wp_err messages too: a long one ends valid. */
+    char big[WP_ERR_MAX + 8];
+    memset(big, 'x', sizeof big);
+    memcpy(big + WP_ERR_MAX - 3, "\xe2\x82\xac\xe2\x82\xac", 6);
+    big[WP_ERR_MAX + 3] = '\0';
+    wp_err_set(&e, WP_EIO, "%s", big);
+    assert_true(wp_utf8_valid(e.msg, strlen(e.msg)));
+    assert_int_equal(strlen(e.msg), WP_ERR_MAX - 3);
+}
+
+/* The terminal policy: controls shown as visible escapes, invalid bytes
+ * as U+FFFD, everything else as it is. */
+static void test_utf8_printable_shows_controls(void **state)
+{
+    wp_buf b = {0};
+    const char in[] = "a\x1b[31m\x07\t\n\x7f\xc2\x9b\xc3\xa9\xff\xfez";
+    assert_int_equal(wp_utf8_printable(in, sizeof in - 1, &b), 0);
+    assert_int_equal(b.len,
+                     strlen("a\\x1B[31m\\x07\t\\x0A\\x7F\\u009B\xc3\xa9\xef\xbf\xbd\xef\xbf\xbdz"));
+    assert_memory_equal(
+        b.data, "a\\x1B[31m\\x07\t\\x0A\\x7F\\u009B\xc3\xa9\xef\xbf\xbd\xef\xbf\xbdz", b.len);
+    wp_buf_free(&b);
+}
+
 static void test_utf8_floor_stays_on_boundary(void **state)
 {
     const char *s = "ab\xe2\x82\xac"; /* "ab€" */
@@ -662,6 +710,8 @@ int main(void)
         cmocka_unit_test(test_utf8_valid_rejects_bad_forms),
         cmocka_unit_test(test_utf8_repair_replaces_each_bad_char_once),
         cmocka_unit_test(test_utf8_floor_stays_on_boundary),
+        cmocka_unit_test(test_vformat_cuts_on_character_boundaries),
+        cmocka_unit_test(test_utf8_printable_shows_controls),
         cmocka_unit_test(test_atomic_write_and_bounded_read),
         cmocka_unit_test(test_fd_reserve_raises_or_explains),
         cmocka_unit_test(test_hex_digit_and_unhex),

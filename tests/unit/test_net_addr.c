@@ -92,6 +92,62 @@ static void test_ipv6_embedded_ipv4(void **state)
     assert_int_equal(cls_of("::ffff:8.8.8.8"), NET_ADDR_PUBLIC);
 }
 
+static void test_siit_translated(void **state)
+{
+    /* ::ffff:0:a.b.c.d, RFC 2765 section 2.1. */
+    assert_int_equal(cls_of("::ffff:0:127.0.0.1"), NET_ADDR_LOOPBACK);
+    assert_int_equal(cls_of("::ffff:0:a9fe:a9fe"), NET_ADDR_LINKLOCAL);
+    assert_int_equal(cls_of("::ffff:0:192.168.255.255"), NET_ADDR_PRIVATE);
+    assert_int_equal(cls_of("::ffff:0:8.8.8.8"), NET_ADDR_PUBLIC);
+}
+
+static void test_nat64_local_use_prefix(void **state)
+{
+    /* 64:ff9b:1::/48, RFC 8215: refused whatever IPv4 address follows, at
+     * any of RFC 6052's positions. */
+    assert_int_equal(cls_of("64:ff9b:1::a9fe:a9fe"), NET_ADDR_PRIVATE);
+    assert_int_equal(cls_of("64:ff9b:1::8.8.8.8"), NET_ADDR_PRIVATE);
+    assert_int_equal(cls_of("64:ff9b:1:7f00:1::"), NET_ADDR_PRIVATE);
+    assert_int_equal(cls_of("64:ff9b:1:ffff:ffff:ffff:ffff:ffff"), NET_ADDR_PRIVATE);
+    /* Its neighbours: the well-known prefix judges the IPv4 address, and
+     * 64:ff9b:2:: is outside both. */
+    assert_int_equal(cls_of("64:ff9b::8.8.8.8"), NET_ADDR_PUBLIC);
+    assert_int_equal(cls_of("64:ff9b:2::1"), NET_ADDR_PUBLIC);
+}
+
+static void test_teredo_server_and_client(void **state)
+{
+    /* 2001:0:SSSS:SSSS:flags:port:CCCC:CCCC, RFC 4380 section 4; the client
+     * address is stored bit-inverted: 127.0.0.1 is 80ff:fffe, 10.0.0.1 is
+     * f5ff:fffe, 169.254.169.254 is 5601:5601, 8.8.8.8 is f7f7:f7f7. */
+    assert_int_equal(cls_of("2001:0:808:808:0:0:80ff:fffe"), NET_ADDR_LOOPBACK);
+    assert_int_equal(cls_of("2001:0:808:808:8000:ffff:f5ff:fffe"), NET_ADDR_PRIVATE);
+    assert_int_equal(cls_of("2001:0:808:808::5601:5601"), NET_ADDR_LINKLOCAL);
+    /* A public client behind a server in a blocked range. */
+    assert_int_equal(cls_of("2001:0:7f00:1::f7f7:f7f7"), NET_ADDR_LOOPBACK);
+    assert_int_equal(cls_of("2001:0:a00:1::f7f7:f7f7"), NET_ADDR_PRIVATE);
+    /* Both public: reachable. Not inverted, 8.8.8.8 would be 247.247.247.247. */
+    assert_int_equal(cls_of("2001:0:808:808::f7f7:f7f7"), NET_ADDR_PUBLIC);
+    assert_int_equal(cls_of("2001:0:808:808::808:808"), NET_ADDR_RESERVED);
+    /* 2001:1::/32 is not Teredo. */
+    assert_int_equal(cls_of("2001:1:7f00:1::80ff:fffe"), NET_ADDR_PUBLIC);
+}
+
+static void test_isatap_interface_ids(void **state)
+{
+    /* prefix::0:5efe:a.b.c.d and prefix::200:5efe:a.b.c.d, RFC 5214 6.1. */
+    assert_int_equal(cls_of("2606:4700::5efe:10.0.0.1"), NET_ADDR_PRIVATE);
+    assert_int_equal(cls_of("2606:4700::0:5efe:127.0.0.1"), NET_ADDR_LOOPBACK);
+    assert_int_equal(cls_of("2606:4700::200:5efe:169.254.169.254"), NET_ADDR_LINKLOCAL);
+    assert_int_equal(cls_of("2606:4700::100:5efe:100.64.0.1"), NET_ADDR_CGNAT);
+    assert_int_equal(cls_of("2606:4700::200:5efe:8.8.8.8"), NET_ADDR_PUBLIC);
+    /* Not an ISATAP id: another OUI, or other bits in the first byte. */
+    assert_int_equal(cls_of("2606:4700::5eff:10.0.0.1"), NET_ADDR_PUBLIC);
+    assert_int_equal(cls_of("2606:4700::400:5efe:10.0.0.1"), NET_ADDR_PUBLIC);
+    /* Under a link-local prefix it stays link-local. */
+    assert_int_equal(cls_of("fe80::5efe:8.8.8.8"), NET_ADDR_LINKLOCAL);
+}
+
 static void test_parse_rejects_names(void **state)
 {
     struct sockaddr_storage ss;
@@ -180,6 +236,10 @@ int main(void)
         cmocka_unit_test(test_ipv4_odd_spellings),
         cmocka_unit_test(test_ipv6_ranges),
         cmocka_unit_test(test_ipv6_embedded_ipv4),
+        cmocka_unit_test(test_siit_translated),
+        cmocka_unit_test(test_nat64_local_use_prefix),
+        cmocka_unit_test(test_teredo_server_and_client),
+        cmocka_unit_test(test_isatap_interface_ids),
         cmocka_unit_test(test_parse_rejects_names),
         cmocka_unit_test(test_acl_opens_only_its_range),
         cmocka_unit_test(test_acl_prefix_bits),

@@ -15,9 +15,13 @@
 #include "tests/lib/httpd.h"
 #include "tests/lib/testlib.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define MAXR 512
 
@@ -269,6 +273,68 @@ static void test_redirects(void **state)
     assert_int_equal(st.requests, before);
 }
 
+/* A name with two addresses: the guard refuses 127.0.0.2 (not in the
+ * allow list), curl goes on to 127.0.0.1 (allowed) and the image arrives:
+ * ok, not blocked_address. blocked_address only when every address was
+ * refused; a refused one followed by an allowed one that cannot be reached
+ * is a connect failure. */
+/* A port on 127.0.0.1 where nothing listens (bound, then let go). */
+static int unused_port(void)
+{
+    struct sockaddr_in sa;
+    socklen_t n = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &n) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static void test_dual_stack_refused_then_allowed_is_ok(void **state)
+{
+    struct fx *f = *state;
+    net_opts o;
+    char pin[5][128], url[6][160];
+    int port, dead;
+    NEED_SERVER(f);
+    port = tl_httpd_port(f->h);
+    dead = unused_port();
+    assert_true(dead > 0);
+    snprintf(pin[0], sizeof pin[0], "two.test:%d:127.0.0.2,127.0.0.1", port);
+    snprintf(pin[1], sizeof pin[1], "first.test:%d:127.0.0.1,127.0.0.2", port);
+    snprintf(pin[2], sizeof pin[2], "refused.test:%d:127.0.0.2,127.0.0.3", port);
+    snprintf(pin[3], sizeof pin[3], "dead.test:%d:127.0.0.2,127.0.0.1", dead);
+    snprintf(pin[4], sizeof pin[4], "hop.test:%d:127.0.0.2,127.0.0.1", port);
+    const char *resolve[] = {pin[0], pin[1], pin[2], pin[3], pin[4], NULL};
+    snprintf(url[0], sizeof url[0], "http://two.test:%d/img/chelsea.jpg", port);
+    snprintf(url[1], sizeof url[1], "http://first.test:%d/img/chelsea.jpg", port);
+    snprintf(url[2], sizeof url[2], "http://refused.test:%d/img/chelsea.jpg", port);
+    snprintf(url[3], sizeof url[3], "http://dead.test:%d/img/chelsea.jpg", dead);
+    /* A redirect to a two-address name, and one to a name whose every
+     * address is refused (after a first hop that connected). */
+    snprintf(url[4], sizeof url[4], "/redirect?to=http://hop.test:%d/img/chelsea.jpg", port);
+    snprintf(url[5], sizeof url[5], "/redirect?to=http://refused.test:%d/img/chelsea.jpg", port);
+    base_opts(f, &o);
+    o.resolve = resolve;
+    o.retries = 0;
+    const char *paths[] = {url[0], url[1], url[2], url[3], url[4], url[5]};
+    run_paths(f, &o, paths, 6, 0);
+    assert_string_equal(f->got[0].cls, "ok");
+    assert_int_equal(f->got[0].status, 200);
+    assert_true(f->got[0].body_len > 1000);
+    assert_string_equal(f->got[1].cls, "ok");
+    assert_string_equal(f->got[2].cls, "blocked_address");
+    assert_string_equal(f->got[3].cls, "connect");
+    assert_string_equal(f->got[4].cls, "ok");
+    assert_int_equal(f->got[4].redirects, 1);
+    assert_string_equal(f->got[5].cls, "blocked_address");
+}
+
 /* NET_REQ_NO_FOLLOW: the first 3xx ends the request, its Location made
  * absolute, and the server is asked nothing more. */
 static void test_no_follow_hands_back_the_target(void **state)
@@ -405,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_retry_after_too_long_gives_up),
         cmocka_unit_test(test_size_caps_and_slow_bodies),
         cmocka_unit_test(test_redirects),
+        cmocka_unit_test(test_dual_stack_refused_then_allowed_is_ok),
         cmocka_unit_test(test_no_follow_hands_back_the_target),
         cmocka_unit_test(test_robots_tag_and_sniff),
         cmocka_unit_test(test_per_host_cap_from_server_log),

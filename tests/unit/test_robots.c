@@ -206,6 +206,126 @@ static void test_size_limit(void **state)
     free(big);
 }
 
+/* The definition of section 2.2.3, by backtracking: '*' any run of
+ * octets, a final '$' the end; without '$' a prefix of the path. */
+static int ref_match(const char *p, size_t pn, const char *s, size_t sn)
+{
+    if (pn == 1 && p[0] == '$')
+        return sn == 0;
+    if (pn == 0)
+        return 1;
+    if (p[0] == '*') {
+        for (size_t k = 0; k <= sn; k++)
+            if (ref_match(p + 1, pn - 1, s + k, sn - k))
+                return 1;
+        return 0;
+    }
+    return sn > 0 && p[0] == s[0] && ref_match(p + 1, pn - 1, s + 1, sn - 1);
+}
+
+/* The one-pass matcher (segments found greedily by KMP) agrees with the
+ * definition on every small pattern and path over a two-letter alphabet. */
+static void test_wildcard_match_agrees_with_reference(void **state)
+{
+    static const char alpha[] = "ab*";
+    uint32_t x = 12345;
+    for (int iter = 0; iter < 50000; iter++) {
+        char pat[12], path[16];
+        size_t pn, sn;
+        x = x * 1103515245u + 12345u;
+        pn = 1 + (x >> 16) % 8;
+        pat[0] = '/';
+        for (size_t i = 1; i < pn; i++) {
+            x = x * 1103515245u + 12345u;
+            pat[i] = alpha[(x >> 16) % 3];
+        }
+        x = x * 1103515245u + 12345u;
+        if ((x >> 16) % 3 == 0)
+            pat[pn++] = '$';
+        pat[pn] = '\0';
+        x = x * 1103515245u + 12345u;
+        sn = 1 + (x >> 16) % 12;
+        path[0] = '/';
+        for (size_t i = 1; i < sn; i++) {
+            x = x * 1103515245u + 12345u;
+            path[i] = alpha[(x >> 16) % 2];
+        }
+        path[sn] = '\0';
+        if (crawl_robots_match(pat, pn, path) != ref_match(pat, pn, path, sn))
+            fail_msg("pattern '%s' path '%s': expected %d", pat, path,
+                     ref_match(pat, pn, path, sn));
+    }
+}
+
+/* A 480 KB robots.txt of wildcard rules built to make a backtracking
+ * matcher work O(pattern x path) per rule, against long paths: the work
+ * per path is counted (octet comparisons), never timed. */
+static void test_hostile_wildcards_bounded_work(void **state)
+{
+    const size_t target = 480 * 1024;
+    char *txt = malloc(target + 8192), *path = malloc(8200);
+    char rule[64], longest[128];
+    size_t len = 0, nrules = 0;
+    uint64_t steps = 0;
+    assert_non_null(txt);
+    assert_non_null(path);
+    len += (size_t)sprintf(txt + len, "User-agent: *\nAllow: /\n");
+    /* The longest rule: a path it matches is decided by it alone. */
+    snprintf(longest, sizeof longest, "/%s",
+             "specific/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    len += (size_t)sprintf(txt + len, "Disallow: %s\n", longest);
+    while (len < target) {
+        /* Rules "/", "*", k times "a", "ba": a backtracking matcher tries
+         * the k a's at every place of a path of a's. */
+        int k = 10 + (int)(nrules % 31), o = 0;
+        o += snprintf(rule + o, sizeof rule - (size_t)o, "/*");
+        for (int i = 0; i < k; i++)
+            rule[o++] = 'a';
+        snprintf(rule + o, sizeof rule - (size_t)o, "ba");
+        len += (size_t)sprintf(txt + len, "Disallow: %s\n", rule);
+        nrules++;
+    }
+    assert_true(len < CRAWL_ROBOTS_MAX_BYTES);
+    crawl_robots *r = crawl_robots_parse(txt, len, 200, "witpipe");
+    assert_non_null(r);
+
+    /* A path of 8000 octets that every rule nearly matches. */
+    path[0] = '/';
+    memset(path + 1, 'a', 7998);
+    path[7999] = 'b';
+    path[8000] = '\0';
+    int v = crawl_robots_allowed_counted(r, path, &steps);
+    /* The work is capped (a backtracking matcher would make about
+     * nrules x 8000 x 25 = 2 x 10^9 comparisons here), and a path that
+     * costs more than the cap is refused: the polite answer. */
+    assert_true(steps <= (uint64_t)CRAWL_ROBOTS_MATCH_BUDGET + 4 * 8000 + nrules + 64);
+    assert_false(v);
+
+    /* A 300-octet path: every rule is tried, each in one pass (no rule
+     * matches: allowed by "Allow: /"), within nrules x (2 x 300 + 64). */
+    path[300] = '\0';
+    path[299] = 'b';
+    v = crawl_robots_allowed_counted(r, path, &steps);
+    assert_true(v);
+    assert_true(steps <= (uint64_t)nrules * (2 * 300 + 64) + 300 + 64);
+    assert_true(steps >= (uint64_t)nrules * 300); /* they were all read */
+
+    /* The most specific rule first: one comparison of its length decides. */
+    snprintf(path, 8200, "%s/and/more", longest);
+    v = crawl_robots_allowed_counted(r, path, &steps);
+    assert_false(v);
+    assert_true(steps <= 2 * strlen(path) + 64);
+    /* A rule needing an octet the path lacks is dismissed unread. */
+    memset(path + 1, 'c', 7998);
+    path[7999] = '\0';
+    v = crawl_robots_allowed_counted(r, path, &steps);
+    assert_true(v);
+    assert_true(steps <= 8000 + nrules + 64);
+    crawl_robots_free(r);
+    free(txt);
+    free(path);
+}
+
 /* 2026-01-01T00:00:00Z: the table's past dates are before it, its future
  * ones after it. */
 #define TABLE_NOW INT64_C(1767225600)
@@ -316,6 +436,8 @@ int main(void)
         cmocka_unit_test(test_status_codes),
         cmocka_unit_test(test_merging_and_syntax),
         cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_wildcard_match_agrees_with_reference),
+        cmocka_unit_test(test_hostile_wildcards_bounded_work),
         cmocka_unit_test(test_directive_table),
         cmocka_unit_test(test_crawl_flags_follow_the_table),
         cmocka_unit_test(test_directive_list),

@@ -302,8 +302,11 @@ static curl_socket_t hub_open_socket(void *clientp, curlsocktype purpose,
         x->blocked = 1;
         snprintf(x->blocked_detail, sizeof x->blocked_detail, "blocked_address: a %s address",
                  net_addr_class_name(cls));
-        return CURL_SOCKET_BAD; /* refused before any packet is sent */
+        return CURL_SOCKET_BAD; /* refused before any packet is sent; curl tries the next */
     }
+    /* An address passed: a failure from here on is not the guard's, as in
+     * net/'s engine (a dual-stack name whose other address was refused). */
+    x->blocked = 0;
     return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 

@@ -49,6 +49,8 @@ int warc_next(warc_reader *r, warc_record *rec, wp_err *err);
 /* Compressed bytes consumed so far (for progress). */
 int64_t warc_consumed(const warc_reader *r);
 int warc_is_gzip(const warc_reader *r);
+/* Bytes read from the file so far (damage is skipped without re-reading). */
+uint64_t warc_bytes_read(const warc_reader *r);
 
 /* An HTTP response block (status line, headers, body) as stored in a
  * WARC response record. */

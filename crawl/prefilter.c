@@ -174,45 +174,6 @@ static int copy_capped(const char *p, size_t j, size_t ne, size_t e, size_t n, i
     return 0;
 }
 
-int crawl_cap_tags(const char *p, size_t n, crawl_tag_caps *caps, wp_buf *out)
-{
-    size_t i = 0, done = 0;
-    int wrote = 0;
-    while (i < n) {
-        const char *lt = memchr(p + i, '<', n - i);
-        size_t j, ne, e, stop, na;
-        int sc;
-        if (lt == NULL)
-            break;
-        j = (size_t)(lt - p);
-        ne = j + 1;
-        if (ne >= n ||
-            ((unsigned char)(p[ne] | 0x20) < 'a' || (unsigned char)(p[ne] | 0x20) > 'z')) {
-            i = j + 1;
-            continue;
-        }
-        while (ne < n && name_char((unsigned char)p[ne]))
-            ne++;
-        e = start_tag_end(p, ne, n, &sc, &na);
-        stop = e < n ? e + 1 : n;
-        if (over_caps(caps, j, stop, na)) {
-            if (!wrote) {
-                wp_buf_reset(out);
-                wrote = 1;
-            }
-            if (wp_buf_append(out, p + done, j - done) != 0 ||
-                copy_capped(p, j, ne, e, n, sc, caps, out) != 0)
-                return WP_ENOMEM;
-            done = stop;
-        }
-        i = stop;
-    }
-    if (wrote && (wp_buf_append(out, p + done, n - done) != 0 ||
-                  (out->data == NULL && wp_buf_reserve(out, 0) != 0)))
-        return WP_ENOMEM;
-    return wrote;
-}
-
 #define PF_UNSURE ((size_t)-1)
 
 /* Just after the comment whose "<!--" ends at k, as htmlParseComment
@@ -422,6 +383,57 @@ static int wanted_attrs(const char *name, size_t nl, int keep_links)
     default:
         return 0;
     }
+}
+
+int crawl_cap_tags(const char *p, size_t n, crawl_tag_caps *caps, wp_buf *out)
+{
+    size_t i = 0, done = 0;
+    int wrote = 0;
+    while (i < n) {
+        const char *lt = memchr(p + i, '<', n - i);
+        size_t j, ne, e, stop, na;
+        int sc;
+        if (lt == NULL)
+            break;
+        j = (size_t)(lt - p);
+        ne = j + 1;
+        /* Comments and script/style bodies hold no tags (as the prefilter
+         * reads them). */
+        if (n - j >= 4 && memcmp(p + j, "<!--", 4) == 0) {
+            i = comment_end(p, j + 4, n);
+            continue;
+        }
+        if (ne >= n ||
+            ((unsigned char)(p[ne] | 0x20) < 'a' || (unsigned char)(p[ne] | 0x20) > 'z')) {
+            i = j + 1;
+            continue;
+        }
+        while (ne < n && name_char((unsigned char)p[ne]))
+            ne++;
+        e = start_tag_end(p, ne, n, &sc, &na);
+        stop = e < n ? e + 1 : n;
+        if (over_caps(caps, j, stop, na)) {
+            if (!wrote) {
+                wp_buf_reset(out);
+                wrote = 1;
+            }
+            if (wp_buf_append(out, p + done, j - done) != 0 ||
+                copy_capped(p, j, ne, e, n, sc, caps, out) != 0)
+                return WP_ENOMEM;
+            done = stop;
+        }
+        i = stop;
+        if (!sc &&
+            (name_is(p + j + 1, ne - j - 1, "script") || name_is(p + j + 1, ne - j - 1, "style"))) {
+            size_t re = raw_text_end(p, i, n, ne - j - 1 == 6 ? "</script" : "</style");
+            if (re != PF_UNSURE)
+                i = re;
+        }
+    }
+    if (wrote && (wp_buf_append(out, p + done, n - done) != 0 ||
+                  (out->data == NULL && wp_buf_reserve(out, 0) != 0)))
+        return WP_ENOMEM;
+    return wrote;
 }
 
 int crawl_prefilter(const char *p, size_t n, int keep_links, crawl_tag_caps *caps, wp_buf *out)

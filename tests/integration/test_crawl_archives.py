@@ -807,3 +807,28 @@ class TestResumeExact(Base):
                 self.assertEqual(records, n, f"{kind} part {part}")
                 union += got
             self.assertEqual(sorted(union), [p for p in expected_for(range(n)) if p[1] != "Home"])
+
+
+class TestWholeParseBound(Base):
+    def test_big_record_only_the_full_parser_could_read_is_skipped(self):
+        # Links before Head sends a record to the jansson parser, whose tree
+        # costs several times the record: over 8 MiB it is skipped, said
+        # where, and the small one after it is still read.
+        links = ",".join('{"path":"IMG@/src","url":"/i/%d.jpg","alt":"p %d"}' % (i, i)
+                         for i in range(200_000))
+        odd = ('{"Envelope":{"WARC-Header-Metadata":{"WARC-Target-URI":"http://ex.com/odd.html"},'
+               '"Payload-Metadata":{"HTTP-Response-Metadata":{"HTML-Metadata":{"Links":[%s],'
+               '"Head":{}}}}}}' % links).encode()
+        self.assertGreater(len(odd), 8 << 20)
+        small = cg.wat_json("http://ex.com/s.html", [{"path": "IMG@/src", "url": "/s.jpg",
+                                                      "alt": "small"}])
+        path = os.path.join(self.dir, "odd.wat.gz")
+        offs = cg.write_gz_members(path, [cg.wat_record("http://ex.com/odd.html", odd),
+                                          cg.wat_record("http://ex.com/s.html", small)])
+        r = self.crawl("--wat", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stderr, re.escape(path) + r": byte %d: record http://ex.com/odd.html: "
+                         r"record of \d+ bytes is not in the usual layout and too large" % offs[0])
+        self.assertEqual(cg.pairs(self.corpus), [("http://ex.com/s.jpg", "small")])
+        counts = json.loads(cg.query(self.corpus, "SELECT counts FROM runs")[0][0])
+        self.assertEqual((counts["pages"], counts["pages_skipped"]), (1, 1))

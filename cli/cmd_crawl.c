@@ -41,6 +41,9 @@ enum {
     O_ALLOW_NET,
     O_NO_PREFILTER,
     O_DRY_RUN,
+    O_MAX_IMAGES,
+    O_MAX_ATTRS,
+    O_MAX_RECORDS,
 };
 
 static const cli_opt crawl_opts_table[] = {
@@ -66,6 +69,12 @@ static const cli_opt crawl_opts_table[] = {
      "image extensions to drop (default svg,gif; \"\" for none)"},
     {"max-page", 0, required_argument, O_MAX_PAGE, "BYTES",
      "larger pages are skipped (default 8388608)"},
+    {"max-images", 0, required_argument, O_MAX_IMAGES, "N",
+     "images read per page or WAT record (default 20000);\n"
+     "the rest are counted (over_cap) and reported"},
+    {"max-attrs", 0, required_argument, O_MAX_ATTRS, "N",
+     "attributes per tag kept before parsing (default 64);\n"
+     "the rest are counted (attrs_capped) and reported"},
     {"token", 0, required_argument, O_TOKEN, "NAME", "our robots product token (default witpipe)"},
     {"no-prefilter", 0, no_argument, O_NO_PREFILTER, NULL,
      "parse whole pages and whole WAT records (slower; the\n"
@@ -79,6 +88,9 @@ static const cli_opt crawl_opts_table[] = {
      "killed run re-reads at most this many on resume)"},
     {"max-record", 0, required_argument, O_MAX_RECORD, "BYTES",
      "larger records are skipped (default 67108864)"},
+    {"max-records", 0, required_argument, O_MAX_RECORDS, "N",
+     "stop after N records in this run, as Ctrl-C does (run\n"
+     "again to go on from there)"},
     {"dry-run", 0, no_argument, O_DRY_RUN, NULL,
      "extract and count only: no pairs stored, no progress\n"
      "saved (what a run would give; the bench's no-catalog figure)"},
@@ -144,12 +156,13 @@ static int print_counts(cli_ctx *ctx, const crawl_counts *k)
                                     (unsigned long long)k->drops[i]);
     cli_info(ctx,
              "crawl: %llu pages (%llu opted out, %llu skipped), %llu records (%llu skipped), "
-             "%llu images, %llu new pairs, %llu seen again, %llu corrupt spots",
+             "%llu images, %llu new pairs, %llu seen again, %llu corrupt spots, "
+             "%llu pages capped",
              (unsigned long long)k->pages, (unsigned long long)k->pages_opt_out,
              (unsigned long long)k->pages_skipped, (unsigned long long)k->records,
              (unsigned long long)k->records_skipped, (unsigned long long)k->images,
              (unsigned long long)k->pairs_new, (unsigned long long)k->pairs_seen,
-             (unsigned long long)k->corrupt);
+             (unsigned long long)k->corrupt, (unsigned long long)k->pages_capped);
     if (off > 0)
         cli_info(ctx, "crawl: dropped:%s", drops);
     return 0;
@@ -229,6 +242,21 @@ static int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
             if (cli_parse_i64("crawl", "--max-record", optarg, 4096, INT32_MAX, &v) != 0)
                 return CLI_USAGE;
             ao.max_record = (size_t)v;
+            break;
+        case O_MAX_IMAGES:
+            if (cli_parse_i64("crawl", "--max-images", optarg, 1, 10000000, &v) != 0)
+                return CLI_USAGE;
+            o.max_images = (size_t)v;
+            break;
+        case O_MAX_ATTRS:
+            if (cli_parse_i64("crawl", "--max-attrs", optarg, 1, 100000, &v) != 0)
+                return CLI_USAGE;
+            o.max_attrs = (int)v;
+            break;
+        case O_MAX_RECORDS:
+            if (cli_parse_i64("crawl", "--max-records", optarg, 1, INT64_MAX, &v) != 0)
+                return CLI_USAGE;
+            ao.max_records = v;
             break;
         case O_TOKEN:
             if (strlen(optarg) == 0 || strlen(optarg) >= sizeof o.token)

@@ -41,7 +41,8 @@ typedef struct arch_ctx {
     const crawl_opts *o;
     int is_wat;
     int by_record;
-    wp_buf tmp1, tmp2; /* de-chunked / decompressed bodies (reader thread) */
+    int64_t records_left; /* ao->max_records still to read; -1: no limit */
+    wp_buf tmp1, tmp2;    /* de-chunked / decompressed bodies (reader thread) */
 } arch_ctx;
 
 /* ---- the reader thread: records -> pages --------------------------------
@@ -52,17 +53,22 @@ typedef struct arch_ctx {
  * its own arena, through a ring of NSLOTS. The writer takes them in order
  * and applies each outcome (pairs, resume point, event, counts) as it
  * goes, so a run stopped mid-batch counts exactly what it stored, as one
- * thread would, and memory stays flat (NSLOTS batches at most). */
+ * thread would, and memory stays flat (NSLOTS batches at most, each closed
+ * at BATCH_RECORDS records or BATCH_BYTES bytes). */
 
 #define BATCH_RECORDS 64
 #define NSLOTS        3
+/* A batch is also closed when its arena holds this many bytes, so the
+ * batches in flight hold at most NSLOTS x (BATCH_BYTES + one page's
+ * CRAWL_PAGE_OUT_MAX) whatever the records hold. */
+#define BATCH_BYTES (16u << 20)
 
 typedef struct rec_out {
     crawl_page *pg;             /* a page to store, or NULL */
     int64_t next_offset;        /* where the next record starts (resume point), -1 unknown */
     uint64_t index;             /* this record's number */
     const char *event;          /* a message to report (in the batch arena), or NULL */
-    const char *event_name;     /* "corrupt" | "bad_payload" */
+    const char *event_name;     /* "corrupt" | "bad_payload" | "too_large" | "capped" */
     unsigned char is_record;    /* 0: a damaged stretch between records */
     unsigned char skipped;      /* counts in records_skipped */
     unsigned char page_skipped; /* counts in pages_skipped */
@@ -149,6 +155,16 @@ static int wat_record_page(arch_ctx *x, const warc_record *rec, const char *path
         return 0;
     }
     rc = crawl_wat_page(rec->block, rec->block_len, x->o, b->arena, &ro->pg, err);
+    if (rc == WP_ELIMIT) {
+        ro->page_skipped = 1;
+        ro->pg = NULL;
+        ro->event_name = "too_large";
+        ro->event =
+            wp_arena_sprintf(b->arena, "%s: byte %lld: record %s: %s", path, (long long)rec->offset,
+                             rec->target_uri[0] ? rec->target_uri : "(no target)", err->msg);
+        wp_err_clear(err);
+        return ro->event != NULL ? 0 : wp_err_set(err, WP_ENOMEM, "out of memory");
+    }
     if (rc == WP_EFORMAT) {
         ro->corrupt = 1;
         ro->pg = NULL;
@@ -164,6 +180,25 @@ static int wat_record_page(arch_ctx *x, const warc_record *rec, const char *path
     if (ro->pg == NULL)
         ro->skipped = 1;
     return 0;
+}
+
+/* A page that hit a cap says so, with where it is. Returns 0 or WP_ENOMEM. */
+static int capped_event(arch_ctx *x, const warc_record *rec, const char *path, batch *b,
+                        rec_out *ro)
+{
+    const crawl_page *pg = ro->pg;
+    if (pg == NULL || ro->event != NULL ||
+        (pg->drops[CRAWL_DROP_OVER_CAP] == 0 && pg->attrs_capped == 0))
+        return 0;
+    ro->event_name = "capped";
+    ro->event = wp_arena_sprintf(
+        b->arena,
+        "%s: byte %lld: record %s: %llu images past the cap (--max-images %zu) not read, "
+        "%llu attributes past the cap (--max-attrs %d) dropped",
+        path, (long long)rec->offset, rec->target_uri,
+        (unsigned long long)pg->drops[CRAWL_DROP_OVER_CAP], x->o->max_images,
+        (unsigned long long)pg->attrs_capped, x->o->max_attrs);
+    return ro->event != NULL ? 0 : WP_ENOMEM;
 }
 
 /* Fills b with the next records' outcomes. */
@@ -200,6 +235,8 @@ static void fill_batch(pipeline *pl, batch *b)
               (int)(pl->rec->index % (uint64_t)x->ao->part_n) != x->ao->part_i - 1)) {
             rc = x->is_wat ? wat_record_page(x, pl->rec, pl->path, b, ro, &b->err)
                            : warc_record_page(x, pl->rec, pl->path, b, ro, &b->err);
+            if (rc == 0 && capped_event(x, pl->rec, pl->path, b, ro) != 0)
+                rc = wp_err_set(&b->err, WP_ENOMEM, "out of memory");
             if (rc != 0) {
                 b->status = rc;
                 return;
@@ -209,8 +246,8 @@ static void fill_batch(pipeline *pl, batch *b)
         ro->index = pl->rec->index;
         pl->next_index = (int64_t)pl->rec->index + 1;
         b->n++;
-        if (wp_stop_requested())
-            return; /* hand over what there is; the writer stops */
+        if (wp_stop_requested() || wp_arena_used(b->arena) >= BATCH_BYTES)
+            return; /* hand over what there is (the writer stops, or memory) */
     }
 }
 
@@ -351,6 +388,10 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
             }
             if (!ro->is_record)
                 continue; /* a damaged stretch: not a record of the batch */
+            if (x->records_left > 0 && --x->records_left == 0) {
+                rc = WP_ESTOP; /* --max-records: saved like a stop, resumed alike */
+                break;
+            }
             if (++n_in_batch >= x->ao->batch) {
                 if (last_off >= 0 && !x->o->dry_run &&
                     (rc = cat_archive_progress_set(x->c, source_id, last_off, last_rec, 0, err)) !=
@@ -425,6 +466,7 @@ int crawl_archives(cat *c, crawl_sink *sink, char **files, int nfiles, int is_wa
     x.is_wat = is_wat;
     x.o = NULL;
     x.by_record = ao->part_n > 1 && nfiles < ao->part_n;
+    x.records_left = ao->max_records > 0 ? ao->max_records : -1;
     if (ao->part_n < 1 || ao->part_i < 1 || ao->part_i > ao->part_n)
         return wp_err_set(err, WP_EINVAL, "--part %d/%d: need 1 <= I <= N", ao->part_i, ao->part_n);
     x.o = crawl_sink_opts(sink);

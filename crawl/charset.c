@@ -287,17 +287,39 @@ done:
     return rc;
 }
 
-int crawl_decode_html(const char *p, size_t n, const char *http_ct, int prefilter, wp_buf *out,
-                      wp_buf *tmp, char label[CRAWL_CHARSET_MAX])
+/* The whole page is in *out: cuts its tags to caps (tmp is scratch). */
+static int cap_whole(wp_buf *out, wp_buf *tmp, crawl_tag_caps *caps)
+{
+    int rc;
+    if (caps == NULL)
+        return 0;
+    rc = crawl_cap_tags(out->data ? out->data : "", out->len, caps, tmp);
+    if (rc == 1) {
+        wp_buf t = *out;
+        *out = *tmp;
+        *tmp = t;
+        rc = 0;
+    }
+    return rc;
+}
+
+int crawl_decode_html(const char *p, size_t n, const char *http_ct, int prefilter,
+                      crawl_tag_caps *caps, wp_buf *out, wp_buf *tmp, char label[CRAWL_CHARSET_MAX])
 {
     const unsigned char *u = (const unsigned char *)p;
     const char *p0 = p;
     size_t n0 = n;
     char cs[CRAWL_CHARSET_MAX] = "";
     int utf8 = 0, rc;
+    /* What the prefilter counted before giving up is counted again by the
+     * whole-page pass. */
+    uint64_t dropped0 = caps != NULL ? caps->attrs_dropped : 0;
 
-    if (!prefilter)
-        return crawl_to_utf8(p, n, http_ct, out, label);
+    if (!prefilter) {
+        if ((rc = crawl_to_utf8(p, n, http_ct, out, label)) != 0)
+            return rc;
+        return cap_whole(out, tmp, caps);
+    }
     /* The same choice as crawl_to_utf8, to know whether the bytes are
      * UTF-8 already (then the prefilter can run on them directly). */
     if (n >= 3 && u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF) {
@@ -315,22 +337,29 @@ int crawl_decode_html(const char *p, size_t n, const char *http_ct, int prefilte
     if (!utf8) {
         if ((rc = crawl_to_utf8(p, n, http_ct, tmp, label)) != 0)
             return rc;
-        rc = crawl_prefilter(tmp->data, tmp->len, (prefilter & CRAWL_PF_LINKS) != 0, out);
+        rc = crawl_prefilter(tmp->data, tmp->len, (prefilter & CRAWL_PF_LINKS) != 0, caps, out);
         if (rc == 1) {
             /* Unpredictable construct: the whole (decoded) page. */
             wp_buf t = *out;
             *out = *tmp;
             *tmp = t;
-            rc = 0;
+            if (caps != NULL)
+                caps->attrs_dropped = dropped0;
+            return cap_whole(out, tmp, caps);
         }
         if (rc != 0)
             return rc;
         return out->data == NULL ? wp_buf_reserve(out, 0) : 0;
     }
     snprintf(label, CRAWL_CHARSET_MAX, "utf-8");
-    rc = crawl_prefilter(p, n, (prefilter & CRAWL_PF_LINKS) != 0, tmp);
-    if (rc == 1)
-        return crawl_to_utf8(p0, n0, http_ct, out, label);
+    rc = crawl_prefilter(p, n, (prefilter & CRAWL_PF_LINKS) != 0, caps, tmp);
+    if (rc == 1) {
+        if (caps != NULL)
+            caps->attrs_dropped = dropped0;
+        if ((rc = crawl_to_utf8(p0, n0, http_ct, out, label)) != 0)
+            return rc;
+        return cap_whole(out, tmp, caps);
+    }
     if (rc != 0)
         return rc;
     wp_buf_reset(out);

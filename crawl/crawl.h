@@ -35,6 +35,11 @@ enum crawl_text_src { CRAWL_TEXT_ALT, CRAWL_TEXT_TITLE, CRAWL_TEXT_FIGCAPTION, C
 #define CRAWL_DEFAULT_MAX_TEXT 2000 /* bytes */
 #define CRAWL_DEFAULT_MAX_PAGE (8u << 20)
 #define CRAWL_TOKEN_MAX        64
+/* Resource budgets (docs/security.md, "Resource budgets"). */
+#define CRAWL_DEFAULT_MAX_IMAGES 20000       /* images read per page or WAT record */
+#define CRAWL_DEFAULT_MAX_ATTRS  64          /* attributes per start tag libxml2 sees */
+#define CRAWL_MAX_TAG_BYTES      (1u << 20)  /* bytes per start tag libxml2 sees */
+#define CRAWL_PAGE_OUT_MAX       (16u << 20) /* bytes of extracted images per page */
 
 typedef struct crawl_opts {
     int text_from[CRAWL_TEXT_NSRC]; /* order of preference */
@@ -51,10 +56,13 @@ typedef struct crawl_opts {
     char skip_ext[CRAWL_MAX_SKIP_EXT][CRAWL_EXT_MAX];
     int n_skip_ext;
     char token[CRAWL_TOKEN_MAX]; /* our robots product token, lower case */
+    size_t max_images;           /* images read per page / WAT record; the rest counted over_cap */
+    int max_attrs;               /* attributes kept per start tag before libxml2 parses it */
 } crawl_opts;
 
 /* Defaults: text from alt, 2000-byte texts truncated, invalid UTF-8
- * repaired, pages over 8 MiB skipped, --skip-ext svg,gif, token "witpipe". */
+ * repaired, pages over 8 MiB skipped, --skip-ext svg,gif, token "witpipe",
+ * 20000 images a page, 64 attributes a tag. */
 void crawl_opts_init(crawl_opts *o);
 /* "alt,title,figcaption" (any order, any subset). WP_EINVAL on a bad list. */
 int crawl_opts_text_from(crawl_opts *o, const char *list, wp_err *err);
@@ -75,6 +83,7 @@ enum crawl_drop {
     CRAWL_DROP_TOO_LONG,    /* over --max-text with --long-text drop */
     CRAWL_DROP_OPT_OUT,     /* page says noai / noimageai / noimageindex / noindex */
     CRAWL_DROP_DUP_ON_PAGE, /* the same pair twice on one page */
+    CRAWL_DROP_OVER_CAP,    /* past --max-images (or CRAWL_PAGE_OUT_MAX bytes): not read */
     CRAWL_DROP_N
 };
 /* Short lowercase name of a drop reason ("data_uri"). */
@@ -155,6 +164,8 @@ typedef struct crawl_page {
     const char **links; /* absolute http(s) <a>/<area> hrefs if collect_links */
     size_t n_links;
     uint64_t drops[CRAWL_DROP_N]; /* images dropped during extraction */
+    uint64_t attrs_capped;        /* attributes past --max-attrs (or CRAWL_MAX_TAG_BYTES)
+                                   * dropped before parsing */
 } crawl_page;
 
 /* Extracts images (and links) from one HTML page. http_ct is the HTTP
@@ -192,6 +203,8 @@ typedef struct crawl_counts {
     uint64_t corrupt;         /* corrupt spots reported */
     uint64_t bytes;           /* input bytes consumed (compressed for archives) */
     uint64_t unreadable;      /* files that could not be opened or read */
+    uint64_t pages_capped;    /* pages / records that hit an image or attribute cap */
+    uint64_t attrs_capped;    /* attributes dropped past --max-attrs */
     uint64_t drops[CRAWL_DROP_N];
 } crawl_counts;
 
@@ -243,9 +256,10 @@ int crawl_robots_match(const char *pattern, size_t plen, const char *path);
 /* ---- archives -------------------------------------------------------- */
 
 typedef struct crawl_archive_opts {
-    int part_i, part_n; /* --part I/N (1-based), 1/1 = everything */
-    int batch;          /* records per transaction */
-    size_t max_record;  /* larger records are skipped */
+    int part_i, part_n;  /* --part I/N (1-based), 1/1 = everything */
+    int batch;           /* records per transaction */
+    size_t max_record;   /* larger records are skipped */
+    int64_t max_records; /* stop (resumably) after this many records in a run; 0: no limit */
     const wp_reporter *rep;
 } crawl_archive_opts;
 

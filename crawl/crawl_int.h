@@ -11,6 +11,9 @@
 
 #define WARC_MAX_HEADER (64 * 1024) /* longest WARC record header */
 #define WARC_FIELD_MAX  8192        /* longest header value kept */
+/* A WAT record the targeted reader cannot read is parsed whole (a tree of
+ * several times its size) only up to this size; larger ones are skipped. */
+#define CRAWL_WAT_FULL_MAX (8u << 20)
 
 typedef struct warc_reader warc_reader;
 
@@ -46,6 +49,8 @@ int warc_next(warc_reader *r, warc_record *rec, wp_err *err);
 /* Compressed bytes consumed so far (for progress). */
 int64_t warc_consumed(const warc_reader *r);
 int warc_is_gzip(const warc_reader *r);
+/* Bytes read from the file so far (damage is skipped without re-reading). */
+uint64_t warc_bytes_read(const warc_reader *r);
 
 /* An HTTP response block (status line, headers, body) as stored in a
  * WARC response record. */
@@ -68,28 +73,48 @@ int crawl_http_split(const char *block, size_t len, crawl_http_head *h);
 int crawl_http_body(const crawl_http_head *h, size_t max, wp_buf *tmp1, wp_buf *tmp2,
                     const char **body, size_t *len);
 
-/* Decodes one WAT metadata record's JSON into a page (images only; text
+/* Decodes one WAT metadata record's JSON into a page (images only, at most
+ * o->max_images, the rest counted in drops[CRAWL_DROP_OVER_CAP]; text
  * cleaned with entities decoded). Returns 0 with *out (NULL when the
  * record is not an HTML page's metadata), WP_EFORMAT with err filled
- * (broken JSON), or WP_ENOMEM. */
+ * (broken JSON), WP_ELIMIT (a record over CRAWL_WAT_FULL_MAX that only the
+ * full parse could read), or WP_ENOMEM. */
 int crawl_wat_page(const char *json, size_t len, const crawl_opts *o, wp_arena *arena,
                    crawl_page **out, wp_err *err);
+
+/* Caps on the start tags libxml2 sees: its duplicate-attribute check
+ * compares each attribute with those before it (quadratic in their
+ * number). A tag over a cap keeps its first max_attrs attributes and
+ * max_tag bytes; the attributes dropped are counted in attrs_dropped. */
+typedef struct crawl_tag_caps {
+    int max_attrs;          /* attributes kept per start tag */
+    size_t max_tag;         /* bytes kept per start tag */
+    uint64_t attrs_dropped; /* out: attributes dropped (added to) */
+} crawl_tag_caps;
 
 /* Copies the parts of an HTML page that extraction can depend on (every
  * tag, the attributes of those we read, and the text inside <title> and
  * <figcaption>) into out, dropping comments, script/style bodies and other
- * text; <a>/<area> keep their attributes when keep_links. Returns 0, 1
- * when the page has a construct whose reading it cannot predict (then
- * parse the whole page), or WP_ENOMEM. */
-int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out);
+ * text; <a>/<area> keep their attributes when keep_links. The tags kept
+ * with attributes are cut to caps (NULL: none). Returns 0, 1 when the page
+ * has a construct whose reading it cannot predict (then parse the whole
+ * page), or WP_ENOMEM. */
+int crawl_prefilter(const char *p, size_t n, int keep_links, crawl_tag_caps *caps, wp_buf *out);
+
+/* For a page parsed whole: when a start tag in p[0..n) is over caps,
+ * writes the page with such tags cut into out (replacing its contents) and
+ * returns 1; returns 0 (out untouched) when none is, or WP_ENOMEM. */
+int crawl_cap_tags(const char *p, size_t n, crawl_tag_caps *caps, wp_buf *out);
 
 /* crawl_to_utf8 followed by crawl_prefilter when prefilter is set; for a
  * UTF-8 page the prefilter runs first, so only what is kept is validated.
- * tmp is scratch space. Returns 0 or WP_ENOMEM. */
+ * Either way the tags libxml2 will see are cut to caps (NULL: none). tmp is
+ * scratch space. Returns 0 or WP_ENOMEM. */
 #define CRAWL_PF_ON    1 /* crawl_decode_html: run the prefilter */
 #define CRAWL_PF_LINKS 2 /* ... keeping <a>/<area> attributes */
-int crawl_decode_html(const char *p, size_t n, const char *http_ct, int prefilter, wp_buf *out,
-                      wp_buf *tmp, char label[CRAWL_CHARSET_MAX]);
+int crawl_decode_html(const char *p, size_t n, const char *http_ct, int prefilter,
+                      crawl_tag_caps *caps, wp_buf *out, wp_buf *tmp,
+                      char label[CRAWL_CHARSET_MAX]);
 
 /* crawl_url_resolve without the fast path for already-normal URLs: every
  * URL through libcurl (tests compare the two). */

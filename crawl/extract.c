@@ -19,7 +19,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_IMAGES    20000 /* per page; more are ignored */
 #define MAX_LINKS     20000 /* per page; more are ignored */
 #define MAX_FIGURES   4096  /* per page; images in more get no figcaption */
 #define MAX_FIG_DEPTH 32    /* nested open <figure>s tracked */
@@ -57,6 +56,7 @@ typedef struct parse_state {
     double pic_score;
     int pic_n;
     int noai, noindex, nofollow;
+    uint64_t over_cap; /* <img> past o->max_images */
     int oom;
 } parse_state;
 
@@ -197,8 +197,10 @@ static const char *opt_dup(parse_state *st, const xmlChar **atts, const char *na
 static void on_img(parse_state *st, const xmlChar **atts)
 {
     raw_img *r;
-    if (st->n_imgs >= MAX_IMAGES)
+    if (st->n_imgs >= st->o->max_images) {
+        st->over_cap++; /* counted, not read */
         return;
+    }
     if (st->n_imgs == st->cap_imgs) {
         size_t cap = st->cap_imgs ? st->cap_imgs * 2 : 32;
         raw_img *p = realloc(st->imgs, cap * sizeof *p);
@@ -480,11 +482,14 @@ static int choose_url(const raw_img *r, const char *base, wp_arena *a, crawl_ima
     return first_rc;
 }
 
-static int finish(parse_state *st, const char *page_url, crawl_page *pg, wp_err *err)
+static int finish(parse_state *st, const char *page_url, crawl_page *pg, size_t used0, wp_err *err)
 {
     wp_buf tmp = {0};
     int oom = 0, rc = 0;
     const char *base = NULL;
+    const char **fig_text = NULL;
+    int *fig_refused = NULL;
+    unsigned char *fig_done = NULL;
 
     if (crawl_url_normalize(page_url, st->a, &base) < 0)
         goto nomem;
@@ -509,9 +514,22 @@ static int finish(parse_state *st, const char *page_url, crawl_page *pg, wp_err 
     pg->images = wp_arena_calloc(st->a, (st->n_imgs ? st->n_imgs : 1) * sizeof *pg->images);
     if (pg->images == NULL)
         goto nomem;
+    pg->drops[CRAWL_DROP_OVER_CAP] += st->over_cap;
+    /* Each figure's caption is cleaned once and shared by its images. */
+    if (st->n_figs > 0 &&
+        ((fig_text = wp_arena_calloc(st->a, st->n_figs * sizeof *fig_text)) == NULL ||
+         (fig_refused = wp_arena_calloc(st->a, st->n_figs * sizeof *fig_refused)) == NULL ||
+         (fig_done = wp_arena_calloc(st->a, st->n_figs)) == NULL))
+        goto nomem;
     for (size_t i = 0; i < st->n_imgs; i++) {
         const raw_img *r = &st->imgs[i];
         crawl_image *im = &pg->images[pg->n_images];
+        /* What one page may add to the batch arena is bounded too: long
+         * URLs resolved against a long base add up past the page's size. */
+        if (wp_arena_used(st->a) - used0 > CRAWL_PAGE_OUT_MAX) {
+            pg->drops[CRAWL_DROP_OVER_CAP] += st->n_imgs - i;
+            break;
+        }
         memset(im, 0, sizeof *im);
         im->width = r->width;
         im->height = r->height;
@@ -536,10 +554,16 @@ static int finish(parse_state *st, const char *page_url, crawl_page *pg, wp_err 
                                   &im->refused[CRAWL_TEXT_ALT], &oom);
         im->title = crawl_clean_dup(r->title, r->title ? strlen(r->title) : 0, 0, st->o, st->a,
                                     &tmp, &im->refused[CRAWL_TEXT_TITLE], &oom);
-        if (r->fig >= 0)
-            im->figcaption =
-                crawl_clean_dup(st->figcap[r->fig].data, st->figcap[r->fig].len, 0, st->o, st->a,
-                                &tmp, &im->refused[CRAWL_TEXT_FIGCAPTION], &oom);
+        if (r->fig >= 0) {
+            if (!fig_done[r->fig]) {
+                fig_text[r->fig] =
+                    crawl_clean_dup(st->figcap[r->fig].data, st->figcap[r->fig].len, 0, st->o,
+                                    st->a, &tmp, &fig_refused[r->fig], &oom);
+                fig_done[r->fig] = 1;
+            }
+            im->figcaption = fig_text[r->fig];
+            im->refused[CRAWL_TEXT_FIGCAPTION] = fig_refused[r->fig];
+        }
         pg->n_images++;
     }
     if (st->o->collect_links && !st->nofollow && st->n_links > 0) {
@@ -577,6 +601,8 @@ int crawl_extract(const char *html, size_t len, const char *page_url, const char
     wp_buf utf8 = {0}, tmp = {0};
     char label[CRAWL_CHARSET_MAX];
     crawl_page *pg;
+    crawl_tag_caps caps = {.max_attrs = o->max_attrs, .max_tag = CRAWL_MAX_TAG_BYTES};
+    size_t used0 = wp_arena_used(arena);
     int rc = 0;
 
     *out = NULL;
@@ -590,7 +616,7 @@ int crawl_extract(const char *html, size_t len, const char *page_url, const char
     if (crawl_decode_html(html, len, http_ct,
                           o->no_prefilter ? 0
                                           : CRAWL_PF_ON | (o->collect_links ? CRAWL_PF_LINKS : 0),
-                          &utf8, &tmp, label) != 0) {
+                          &caps, &utf8, &tmp, label) != 0) {
         rc = wp_err_set(err, WP_ENOMEM, "%s: out of memory decoding the page", page_url);
         goto out;
     }
@@ -644,9 +670,9 @@ int crawl_extract(const char *html, size_t len, const char *page_url, const char
     }
     if (x_robots != NULL)
         crawl_robots_directives(x_robots, o, &st.noai, &st.noindex, &st.nofollow);
-    if ((rc = finish(&st, page_url, pg, err)) != 0)
+    if ((rc = finish(&st, page_url, pg, used0, err)) != 0)
         goto out;
-    pg->charset = pg->charset;
+    pg->attrs_capped = caps.attrs_dropped;
     *out = pg;
 out:
     if (ctxt != NULL) {

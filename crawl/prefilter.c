@@ -36,6 +36,11 @@
  *    text_effect for what counts).
  * tests/unit/test_extract.c checks that extraction with and without the
  * prefilter gives the same result on every test page.
+ *
+ * The tags it passes with their attributes are cut to crawl_tag_caps
+ * (attributes and bytes per tag) on the way: libxml2's duplicate-attribute
+ * check is quadratic in a tag's attributes. crawl_cap_tags does the same
+ * alone for pages parsed whole.
  */
 #include "crawl_int.h"
 
@@ -69,16 +74,49 @@ static int name_char(unsigned char c)
     return c < 0x80 && (isalnum(c) || c == ':' || c == '-' || c == '_' || c == '.');
 }
 
+/* One attribute at p[i] (a name, then optionally '=' and a value, quoted
+ * (quotes may hide '>') or not) or one bogus item (skipped up to the next
+ * blank, '>' or "/>"), as libxml2's htmlParseStartTag walks it; p[i] is
+ * neither blank nor the tag's end. Returns the index after it (n when a
+ * quoted value is unterminated); *is_attr: it was an attribute. */
+static size_t tag_item_end(const char *p, size_t i, size_t n, int *is_attr)
+{
+    unsigned char c = (unsigned char)p[i];
+    *is_attr = c < 0x80 && (isalpha(c) || c == '_' || c == ':' || c == '.');
+    if (*is_attr) {
+        while (i < n && name_char((unsigned char)p[i]))
+            i++;
+        while (i < n && blank(p[i]))
+            i++;
+        if (i < n && p[i] == '=') {
+            i++;
+            while (i < n && blank(p[i]))
+                i++;
+            if (i < n && (p[i] == '"' || p[i] == '\'')) {
+                const char *q = memchr(p + i + 1, p[i], n - i - 1);
+                return q == NULL ? n : (size_t)(q - p) + 1;
+            }
+            while (i < n && !blank(p[i]) && p[i] != '>')
+                i++;
+        }
+        return i;
+    }
+    while (i < n && !blank(p[i]) && p[i] != '>' && !(p[i] == '/' && i + 1 < n && p[i + 1] == '>'))
+        i++;
+    return i;
+}
+
 /* Where a start tag ends (the index of its '>', or n), found the way
- * libxml2's htmlParseStartTag walks it: attributes are a name, then
- * optionally '=' and a value, quoted (quotes may hide '>') or not; a
- * bogus attribute is skipped up to the next blank, '>' or "/>". i is just
- * after the element name. *self_closed: the tag ended in "/>" outside any
- * attribute value (libxml2 then opens and closes the element at once). */
-static size_t start_tag_end(const char *p, size_t i, size_t n, int *self_closed)
+ * libxml2's htmlParseStartTag walks it (tag_item_end). i is just after the
+ * element name. *self_closed: the tag ended in "/>" outside any attribute
+ * value (libxml2 then opens and closes the element at once). *nattrs: the
+ * attributes it holds (duplicates included). */
+static size_t start_tag_end(const char *p, size_t i, size_t n, int *self_closed, size_t *nattrs)
 {
     *self_closed = 0;
+    *nattrs = 0;
     for (;;) {
+        int is_attr;
         while (i < n && blank(p[i]))
             i++;
         if (i >= n)
@@ -89,32 +127,51 @@ static size_t start_tag_end(const char *p, size_t i, size_t n, int *self_closed)
             *self_closed = 1;
             return i + 1;
         }
-        unsigned char c = (unsigned char)p[i];
-        if (c < 0x80 && (isalpha(c) || c == '_' || c == ':' || c == '.')) {
-            while (i < n && name_char((unsigned char)p[i]))
-                i++;
-            while (i < n && blank(p[i]))
-                i++;
-            if (i < n && p[i] == '=') {
-                i++;
-                while (i < n && blank(p[i]))
-                    i++;
-                if (i < n && (p[i] == '"' || p[i] == '\'')) {
-                    const char *q = memchr(p + i + 1, p[i], n - i - 1);
-                    if (q == NULL)
-                        return n;
-                    i = (size_t)(q - p) + 1;
-                } else {
-                    while (i < n && !blank(p[i]) && p[i] != '>')
-                        i++;
-                }
-            }
-            continue;
-        }
-        while (i < n && !blank(p[i]) && p[i] != '>' &&
-               !(p[i] == '/' && i + 1 < n && p[i + 1] == '>'))
-            i++;
+        i = tag_item_end(p, i, n, &is_attr);
+        *nattrs += (size_t)is_attr;
     }
+}
+
+/* 1 when the start tag p[j..stop) with nattrs attributes is over a cap. */
+static int over_caps(const crawl_tag_caps *caps, size_t j, size_t stop, size_t nattrs)
+{
+    return caps != NULL && (nattrs > (size_t)caps->max_attrs || stop - j > caps->max_tag);
+}
+
+/* Appends the start tag p[j..e] (ne just after its name, e the index of
+ * its '>' or n) keeping only its first caps->max_attrs attributes and
+ * caps->max_tag bytes; what is dropped is counted in caps. libxml2 keeps
+ * the first of duplicate attributes, so what it reads from the kept ones
+ * is unchanged. Returns 0 or WP_ENOMEM. */
+static int copy_capped(const char *p, size_t j, size_t ne, size_t e, size_t n, int self_closed,
+                       crawl_tag_caps *caps, wp_buf *out)
+{
+    size_t i = ne, kept = ne - j, nattr = 0;
+    int full = 0;
+    if (wp_buf_append(out, p + j, ne - j) != 0)
+        return WP_ENOMEM;
+    for (;;) {
+        size_t s = i, t;
+        int is_attr;
+        while (i < n && blank(p[i]))
+            i++;
+        if (i >= n || p[i] == '>' || (p[i] == '/' && i + 1 < n && p[i + 1] == '>'))
+            break;
+        t = tag_item_end(p, i, n, &is_attr);
+        nattr += (size_t)is_attr;
+        if (!full && nattr <= (size_t)caps->max_attrs && kept + (t - s) <= caps->max_tag) {
+            if (wp_buf_append(out, p + s, t - s) != 0)
+                return WP_ENOMEM;
+            kept += t - s;
+        } else {
+            full = 1; /* nothing after the first item dropped is kept */
+            caps->attrs_dropped += (uint64_t)is_attr;
+        }
+        i = t;
+    }
+    if (e < n && wp_buf_append(out, self_closed ? "/>" : ">", self_closed ? 2 : 1) != 0)
+        return WP_ENOMEM;
+    return 0;
 }
 
 #define PF_UNSURE ((size_t)-1)
@@ -328,7 +385,58 @@ static int wanted_attrs(const char *name, size_t nl, int keep_links)
     }
 }
 
-int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
+int crawl_cap_tags(const char *p, size_t n, crawl_tag_caps *caps, wp_buf *out)
+{
+    size_t i = 0, done = 0;
+    int wrote = 0;
+    while (i < n) {
+        const char *lt = memchr(p + i, '<', n - i);
+        size_t j, ne, e, stop, na;
+        int sc;
+        if (lt == NULL)
+            break;
+        j = (size_t)(lt - p);
+        ne = j + 1;
+        /* Comments and script/style bodies hold no tags (as the prefilter
+         * reads them). */
+        if (n - j >= 4 && memcmp(p + j, "<!--", 4) == 0) {
+            i = comment_end(p, j + 4, n);
+            continue;
+        }
+        if (ne >= n ||
+            ((unsigned char)(p[ne] | 0x20) < 'a' || (unsigned char)(p[ne] | 0x20) > 'z')) {
+            i = j + 1;
+            continue;
+        }
+        while (ne < n && name_char((unsigned char)p[ne]))
+            ne++;
+        e = start_tag_end(p, ne, n, &sc, &na);
+        stop = e < n ? e + 1 : n;
+        if (over_caps(caps, j, stop, na)) {
+            if (!wrote) {
+                wp_buf_reset(out);
+                wrote = 1;
+            }
+            if (wp_buf_append(out, p + done, j - done) != 0 ||
+                copy_capped(p, j, ne, e, n, sc, caps, out) != 0)
+                return WP_ENOMEM;
+            done = stop;
+        }
+        i = stop;
+        if (!sc &&
+            (name_is(p + j + 1, ne - j - 1, "script") || name_is(p + j + 1, ne - j - 1, "style"))) {
+            size_t re = raw_text_end(p, i, n, ne - j - 1 == 6 ? "</script" : "</style");
+            if (re != PF_UNSURE)
+                i = re;
+        }
+    }
+    if (wrote && (wp_buf_append(out, p + done, n - done) != 0 ||
+                  (out->data == NULL && wp_buf_reserve(out, 0) != 0)))
+        return WP_ENOMEM;
+    return wrote;
+}
+
+int crawl_prefilter(const char *p, size_t n, int keep_links, crawl_tag_caps *caps, wp_buf *out)
 {
     size_t i = 0;
     int kept[2] = {0, 0}; /* open <title>, <figcaption> elements */
@@ -464,21 +572,27 @@ int crawl_prefilter(const char *p, size_t n, int keep_links, wp_buf *out)
          * digits and ":-_."; anything else ends it and is attribute junk. */
         while (ne < n && name_char((unsigned char)p[ne]))
             ne++;
-        size_t e;
+        size_t e, nattrs = 0;
         int self_closed = 0;
         if (is_end) {
             /* htmlParseEndTag: the first '>' ends it, quotes or not. */
             const char *gt = memchr(p + ne, '>', n - ne);
             e = gt ? (size_t)(gt - p) : n;
         } else {
-            e = start_tag_end(p, ne, n, &self_closed);
+            e = start_tag_end(p, ne, n, &self_closed, &nattrs);
         }
         size_t stop = e < n ? e + 1 : n;
         const char *name = p + ns;
         size_t nl = ne - ns;
         if (is_end || e >= n || wanted_attrs(name, nl, keep_links)) {
-            if (wp_buf_append(out, p + j, stop - j) != 0)
+            /* libxml2 checks each attribute against those before it: a
+             * tag with thousands is cut to the caps first. */
+            if (!is_end && over_caps(caps, j, stop, nattrs)) {
+                if (copy_capped(p, j, ne, e, n, self_closed, caps, out) != 0)
+                    return WP_ENOMEM;
+            } else if (wp_buf_append(out, p + j, stop - j) != 0) {
                 return WP_ENOMEM;
+            }
         } else if (wp_buf_append(out, p + j, ne - j) != 0 ||
                    (self_closed && wp_buf_putc(out, '/') != 0) || wp_buf_putc(out, '>') != 0) {
             return WP_ENOMEM;

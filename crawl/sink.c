@@ -140,6 +140,8 @@ int crawl_sink_page(crawl_sink *s, const crawl_page *p, int64_t source_id, wp_er
     k->pages++;
     for (int i = 0; i < CRAWL_DROP_N; i++)
         k->drops[i] += p->drops[i];
+    k->attrs_capped += p->attrs_capped;
+    k->pages_capped += p->drops[CRAWL_DROP_OVER_CAP] > 0 || p->attrs_capped > 0;
     k->images += p->n_images;
     /* noai / noimageai / noimageindex, and noindex (none, an expired
      * unavailable_after): the page's images are not for us, as in fetch

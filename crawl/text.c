@@ -16,7 +16,7 @@
 
 static const char *const drop_names[CRAWL_DROP_N] = {
     "none",    "data_uri", "scheme",   "bad_url", "tracking_pixel", "skip_ext",
-    "no_text", "bad_utf8", "too_long", "opt_out", "dup_on_page",
+    "no_text", "bad_utf8", "too_long", "opt_out", "dup_on_page",    "over_cap",
 };
 
 const char *crawl_drop_name(int reason)
@@ -37,6 +37,8 @@ void crawl_opts_init(crawl_opts *o)
     snprintf(o->skip_ext[1], CRAWL_EXT_MAX, "gif");
     o->n_skip_ext = 2;
     snprintf(o->token, sizeof o->token, "witpipe");
+    o->max_images = CRAWL_DEFAULT_MAX_IMAGES;
+    o->max_attrs = CRAWL_DEFAULT_MAX_ATTRS;
 }
 
 /* Calls fn on each comma-separated, trimmed, non-empty item of list. */
@@ -293,6 +295,8 @@ int crawl_counts_json(const crawl_counts *c, wp_buf *out)
     wp_json_uint(&j, "corrupt", c->corrupt);
     wp_json_uint(&j, "bytes", c->bytes);
     wp_json_uint(&j, "unreadable", c->unreadable);
+    wp_json_uint(&j, "pages_capped", c->pages_capped);
+    wp_json_uint(&j, "attrs_capped", c->attrs_capped);
     wp_json_obj_begin(&j, "dropped");
     for (int i = 1; i < CRAWL_DROP_N; i++)
         wp_json_uint(&j, crawl_drop_name(i), c->drops[i]);

@@ -63,6 +63,13 @@ struct warc_reader {
     uint64_t index;
     int corrupt; /* a gzip-level error is waiting to be reported */
     char corrupt_msg[WP_ERR_MAX];
+    /* A damaged stretch being skipped (one bad member header or damaged
+     * member after another): reported once, when a member decodes after
+     * it or the file ends. */
+    int64_t bad_from; /* compressed offset of its first damaged spot; -1: none */
+    uint64_t bad_n;   /* damaged spots in it */
+    char bad_what[256];
+    uint64_t bytes_read; /* from the file, for tests */
 };
 
 int64_t warc_consumed(const warc_reader *r)
@@ -75,6 +82,11 @@ int64_t warc_consumed(const warc_reader *r)
 int warc_is_gzip(const warc_reader *r)
 {
     return r->gzip;
+}
+
+uint64_t warc_bytes_read(const warc_reader *r)
+{
+    return r->bytes_read;
 }
 
 static int push_boundary(warc_reader *r, int64_t dec, int64_t comp)
@@ -164,39 +176,47 @@ static int read_raw(warc_reader *r, wp_err *err)
                           (long long)(r->in_file_off + (int64_t)keep), strerror(errno));
     if (n == 0)
         r->file_eof = 1;
+    r->bytes_read += (uint64_t)n;
     r->in_len += (size_t)n;
     r->zs.next_in = r->in;
     r->zs.avail_in = (uInt)r->in_len;
     return 0;
 }
 
-/* After damage: restarts reading at compressed offset `from` and skips
- * to the first gzip member header (1f 8b 08) there or after it. Starting
- * from just after the damaged member's own start (rather than where zlib
- * noticed) keeps the following member when the damaged one was truncated
- * and zlib read on into its neighbour. */
+/* After damage: goes on at compressed offset `from` (without reading the
+ * file again when the input buffer still holds it) and skips to the first
+ * gzip member header (1f 8b 08) there or after it, or to the end of the
+ * file. Starting from just after the damaged member's own start (rather
+ * than where zlib noticed) keeps the following member when the damaged one
+ * was truncated and zlib read on into its neighbour. */
 static int seek_next_member(warc_reader *r, int64_t from, wp_err *err)
 {
     int rc;
-    if (lseek(r->fd, from, SEEK_SET) < 0)
-        return wp_err_set(err, WP_EIO, "%s: cannot seek to %lld", r->path, (long long)from);
-    r->in_file_off = from;
-    r->in_len = 0;
-    r->zs.next_in = r->in;
-    r->zs.avail_in = 0;
-    r->file_eof = 0;
     r->member_open = 0;
+    if (from >= r->in_file_off && from <= r->in_file_off + (int64_t)r->in_len) {
+        size_t k = (size_t)(from - r->in_file_off);
+        r->zs.next_in = r->in + k;
+        r->zs.avail_in = (uInt)(r->in_len - k);
+    } else {
+        if (lseek(r->fd, from, SEEK_SET) < 0)
+            return wp_err_set(err, WP_EIO, "%s: cannot seek to %lld", r->path, (long long)from);
+        r->in_file_off = from;
+        r->in_len = 0;
+        r->zs.next_in = r->in;
+        r->zs.avail_in = 0;
+        r->file_eof = 0;
+    }
     for (;;) {
-        if ((rc = read_raw(r, err)) != 0)
-            return rc;
-        unsigned char *p = r->zs.next_in;
-        size_t n = r->zs.avail_in;
-        for (size_t i = 0; i + 2 < n; i++) {
-            if (p[i] == 0x1f && p[i + 1] == 0x8b && p[i + 2] == 0x08) {
+        unsigned char *p = r->zs.next_in, *q;
+        size_t n = r->zs.avail_in, i = 0;
+        while (n >= 3 && i + 2 < n && (q = memchr(p + i, 0x1f, n - 2 - i)) != NULL) {
+            i = (size_t)(q - p);
+            if (p[i + 1] == 0x8b && p[i + 2] == 0x08) {
                 r->zs.next_in = p + i;
                 r->zs.avail_in = (uInt)(n - i);
                 return 0;
             }
+            i++;
         }
         /* Keep the last two bytes: a magic may straddle reads. */
         if (n > 2) {
@@ -204,18 +224,49 @@ static int seek_next_member(warc_reader *r, int64_t from, wp_err *err)
             r->zs.avail_in = 2;
         }
         if (r->file_eof) {
+            r->zs.next_in += r->zs.avail_in;
             r->zs.avail_in = 0;
-            r->stream_eof = 1;
-            return 0;
+            return 0; /* produce reports the stretch and ends */
         }
+        if ((rc = read_raw(r, err)) != 0)
+            return rc;
     }
 }
 
-static void set_corrupt(warc_reader *r, int64_t at, const char *what)
+/* Notes a damaged spot at compressed offset `at` and drops what the reader
+ * holds and has not handed out (it belongs to the damage); the report waits
+ * for the end of the damaged stretch (flush_bad). */
+static void note_bad(warc_reader *r, int64_t at, const char *what)
 {
-    snprintf(r->corrupt_msg, sizeof r->corrupt_msg, "%s: byte %lld: %s", r->path, (long long)at,
-             what);
+    if (r->bad_from < 0) {
+        r->bad_from = at;
+        r->bad_n = 0;
+        snprintf(r->bad_what, sizeof r->bad_what, "%s", what);
+    }
+    r->bad_n++;
+    r->wlen = r->wpos;
+    while (r->nbd > 0 && r->bd[r->nbd - 1].dec > r->dbase + (int64_t)r->wlen)
+        r->nbd--;
+}
+
+/* Ends a damaged stretch at compressed offset `to` (a member that decodes,
+ * or the end of the file): one report for the whole of it. */
+static void flush_bad(warc_reader *r, int64_t to)
+{
+    if (r->bad_from < 0)
+        return;
+    if (r->bad_n == 1)
+        snprintf(r->corrupt_msg, sizeof r->corrupt_msg,
+                 "%s: byte %lld: %s (bytes %lld-%lld skipped)", r->path, (long long)r->bad_from,
+                 r->bad_what, (long long)r->bad_from, (long long)to);
+    else
+        snprintf(r->corrupt_msg, sizeof r->corrupt_msg,
+                 "%s: byte %lld: %s; %llu damaged spots in a row (bytes %lld-%lld skipped)",
+                 r->path, (long long)r->bad_from, r->bad_what, (unsigned long long)r->bad_n,
+                 (long long)r->bad_from, (long long)to);
     r->corrupt = 1;
+    r->bad_from = -1;
+    r->bad_n = 0;
 }
 
 /* The file ended inside a member. That member may have been cut short in
@@ -225,9 +276,8 @@ static int truncated(warc_reader *r, wp_err *err)
 {
     int exact;
     int64_t start = r->nbd > 0 ? r->bd[r->nbd - 1].comp : 0;
-    set_corrupt(r, comp_of(r, r->dbase + (int64_t)r->wlen, &exact),
-                "truncated gzip member (file ends inside it)");
-    r->member_open = 0;
+    note_bad(r, comp_of(r, r->dbase + (int64_t)r->wlen, &exact),
+             "truncated gzip member (file ends inside it)");
     return seek_next_member(r, start + 1, err);
 }
 
@@ -277,30 +327,53 @@ static int produce(warc_reader *r, wp_err *err)
         r->wlen += (size_t)n;
         return 0;
     }
+    /* Damaged members and junk are skipped here, without returning, until
+     * a member decodes or the file ends; then the stretch is reported once
+     * (flush_bad) before the caller reads on. */
     for (;;) {
         if (r->zs.avail_in < 18 && !r->file_eof) {
             if ((rc = read_raw(r, err)) != 0)
                 return rc;
         }
         if (r->zs.avail_in == 0 && r->file_eof) {
-            if (r->member_open)
-                return truncated(r, err);
+            if (r->member_open) {
+                if ((rc = truncated(r, err)) != 0)
+                    return rc;
+                continue;
+            }
+            flush_bad(r, warc_consumed(r));
             r->stream_eof = 1;
             return 0;
         }
         int64_t here = warc_consumed(r);
         if (!r->member_open) {
-            if (r->zs.avail_in >= 2 && (r->zs.next_in[0] != 0x1f || r->zs.next_in[1] != 0x8b)) {
-                set_corrupt(r, here, "not gzip data between members; skipping to the next one");
-                return seek_next_member(r, here + 1, err);
-            }
+            const unsigned char *h = r->zs.next_in;
             if (r->zs.avail_in < 2 && r->file_eof) {
-                set_corrupt(r, here, "trailing junk after the last gzip member");
-                r->stream_eof = 1;
+                note_bad(r, here, "trailing junk after the last gzip member");
+                r->zs.next_in += r->zs.avail_in;
+                r->zs.avail_in = 0;
+                continue;
+            }
+            if (h[0] != 0x1f || h[1] != 0x8b) {
+                note_bad(r, here, "not gzip data between members; skipping to the next one");
+                if ((rc = seek_next_member(r, here + 1, err)) != 0)
+                    return rc;
+                continue;
+            }
+            /* RFC 1952 section 2.3: method 8, reserved flag bits zero. A bad
+             * header is skipped at once, without zlib. */
+            if (r->zs.avail_in >= 4 && (h[2] != 8 || (h[3] & 0xE0) != 0)) {
+                note_bad(r, here, "bad gzip member header; skipping to the next member");
+                if ((rc = seek_next_member(r, here + 1, err)) != 0)
+                    return rc;
+                continue;
+            }
+            if ((rc = inflate_whole_member(r, here, err)) < 0)
+                return rc;
+            if (rc == 1) {
+                flush_bad(r, here);
                 return 0;
             }
-            if ((rc = inflate_whole_member(r, here, err)) != 0)
-                return rc < 0 ? rc : 0;
             here = warc_consumed(r); /* the input buffer may have been refilled */
             if (inflateReset(&r->zs) != Z_OK)
                 return wp_err_set(err, WP_ENOMEM, "%s: zlib reset failed", r->path);
@@ -313,30 +386,37 @@ static int produce(warc_reader *r, wp_err *err)
         size_t before = r->zs.avail_out;
         int zr = inflate(&r->zs, Z_NO_FLUSH);
         r->wlen += before - r->zs.avail_out;
-        if (zr == Z_STREAM_END) {
-            r->member_open = 0;
-            if ((rc = push_boundary(r, r->dbase + (int64_t)r->wlen, warc_consumed(r))) != 0)
-                return wp_err_set(err, rc, "%s: out of memory", r->path);
+        if (zr == Z_STREAM_END || (zr == Z_OK && before != r->zs.avail_out)) {
+            int exact;
+            /* This member decodes: a damaged stretch before it ends here. */
+            if (r->bad_from >= 0)
+                flush_bad(r, comp_of(r, r->dbase + (int64_t)r->wlen, &exact));
+            if (zr == Z_STREAM_END) {
+                r->member_open = 0;
+                if ((rc = push_boundary(r, r->dbase + (int64_t)r->wlen, warc_consumed(r))) != 0)
+                    return wp_err_set(err, rc, "%s: out of memory", r->path);
+            }
             return 0;
         }
-        if (zr == Z_OK) {
-            if (before != r->zs.avail_out)
-                return 0;
+        if (zr == Z_OK)
             continue;
-        }
         if (zr == Z_BUF_ERROR && r->zs.avail_out > 0 && !r->file_eof)
             continue; /* needs more input */
-        if (zr == Z_BUF_ERROR && r->file_eof)
-            return truncated(r, err);
+        if (zr == Z_BUF_ERROR && r->file_eof) {
+            if ((rc = truncated(r, err)) != 0)
+                return rc;
+            continue;
+        }
         {
             char what[256];
             int exact;
+            int64_t start = r->nbd > 0 ? r->bd[r->nbd - 1].comp : here;
             snprintf(what, sizeof what, "corrupt gzip data (%s); skipping to the next member",
                      r->zs.msg ? r->zs.msg : "zlib error");
-            set_corrupt(r, comp_of(r, r->dbase + (int64_t)r->wlen, &exact), what);
+            note_bad(r, comp_of(r, r->dbase + (int64_t)r->wlen, &exact), what);
+            if ((rc = seek_next_member(r, start + 1, err)) != 0)
+                return rc;
         }
-        r->member_open = 0;
-        return seek_next_member(r, r->nbd > 0 ? r->bd[r->nbd - 1].comp + 1 : here + 1, err);
     }
 }
 
@@ -367,6 +447,7 @@ int warc_open(const char *path, int64_t start_offset, uint64_t first_index, size
     snprintf(r->path, sizeof r->path, "%s", path);
     r->max_record = max_record;
     r->index = first_index;
+    r->bad_from = -1;
     r->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (r->fd < 0) {
         rc = wp_err_set(err, errno == ENOENT ? WP_ENOENT : WP_EIO, "%s: cannot open: %s", path,
@@ -535,8 +616,7 @@ int warc_next(warc_reader *r, warc_record *rec, wp_err *err)
     int rc;
     for (;;) {
         if (r->corrupt) {
-            r->corrupt = 0;
-            r->wpos = r->wlen; /* what we held belongs to the damaged member */
+            r->corrupt = 0; /* what we held of the damage is gone (note_bad) */
             wp_err_set(err, CRAWL_ECORRUPT, "%s", r->corrupt_msg);
             return WARC_CORRUPT;
         }

@@ -37,6 +37,12 @@ static const char *clean(const char *s, const crawl_opts *o, wp_arena *a, wp_buf
     return crawl_clean_dup(s, s ? strlen(s) : 0, CRAWL_CLEAN_ENTITIES, o, a, tmp, refused, oom);
 }
 
+/* 1 when a Links entry's path names an image attribute ("IMG@/..."). */
+static int is_img_path(const char *path)
+{
+    return path != NULL && strncasecmp(path, "IMG@/", 5) == 0;
+}
+
 /* Adds the image of one Links entry (if it is an IMG@ entry with a usable
  * URL) to pg->images[pg->n_images], which must have room. Returns 0 or
  * WP_ENOMEM. */
@@ -47,7 +53,7 @@ static int add_link(crawl_page *pg, const char *path, const char *url, const cha
     const char *attr, *ref = url, *u = NULL;
     crawl_image *im = &pg->images[pg->n_images];
     int r, sn = 0;
-    if (path == NULL || url == NULL || strncasecmp(path, "IMG@/", 5) != 0)
+    if (url == NULL || !is_img_path(path))
         return 0;
     attr = path + 5;
     memset(im, 0, sizeof *im);
@@ -92,6 +98,7 @@ static int wat_page_full(const char *json, size_t len, const crawl_opts *o, wp_a
                                          "Headers"};
     json_error_t jerr;
     json_t *root, *html, *links, *head, *metas;
+    size_t used0 = wp_arena_used(arena);
     crawl_page *pg;
     wp_buf tmp = {0};
     const char *uri, *base = NULL, *xr;
@@ -99,6 +106,13 @@ static int wat_page_full(const char *json, size_t len, const crawl_opts *o, wp_a
     size_t n;
 
     *out = NULL;
+    /* A tree costs several times the record's bytes: only records the
+     * targeted reader could not read and that are small enough. */
+    if (len > CRAWL_WAT_FULL_MAX)
+        return wp_err_set(err, WP_ELIMIT,
+                          "record of %zu bytes is not in the usual layout and too large "
+                          "(over %u bytes) to parse whole; skipped",
+                          len, (unsigned)CRAWL_WAT_FULL_MAX);
     /* Duplicate member names are refused: which one counts is not defined
      * (RFC 8259 section 4), and the targeted reader takes the first. */
     root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -165,13 +179,21 @@ static int wat_page_full(const char *json, size_t len, const crawl_opts *o, wp_a
             }
     }
     n = json_is_array(links) ? json_array_size(links) : 0;
-    pg->images = wp_arena_calloc(arena, (n ? n : 1) * sizeof *pg->images);
+    pg->images = wp_arena_calloc(arena, (n == 0              ? 1
+                                         : n < o->max_images ? n
+                                                             : o->max_images) *
+                                            sizeof *pg->images);
     if (pg->images == NULL)
         goto nomem;
     for (size_t i = 0; i < n; i++) {
         json_t *l = json_array_get(links, i);
-        if (add_link(pg, str_of(l, "path"), str_of(l, "url"), str_of(l, "alt"), str_of(l, "title"),
-                     base, o, arena, &tmp, &oom) < 0)
+        const char *lp = str_of(l, "path");
+        if (pg->n_images >= o->max_images || wp_arena_used(arena) - used0 > CRAWL_PAGE_OUT_MAX) {
+            pg->drops[CRAWL_DROP_OVER_CAP] += is_img_path(lp);
+            continue;
+        }
+        if (add_link(pg, lp, str_of(l, "url"), str_of(l, "alt"), str_of(l, "title"), base, o, arena,
+                     &tmp, &oom) < 0)
             goto nomem;
     }
     if (oom)
@@ -600,7 +622,7 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
     int bad = 0, oom = 0, r, seen_links = 0, seen_head = 0;
     const char *uri, *base = NULL, *k;
     crawl_page *pg;
-    size_t cap = 16;
+    size_t cap = 16, used0 = wp_arena_used(arena);
 
     while (e > b && (p[e - 1] == ' ' || p[e - 1] == '\n' || p[e - 1] == '\r' || p[e - 1] == '\t'))
         e--;
@@ -659,7 +681,20 @@ static int wat_page_fast(const char *p, size_t n, const crawl_opts *o, wp_arena 
                 return FAST_FALLBACK;
             ve = skip_ws(p, v + 1, n);
             while (ve < n && p[ve] != ']') {
-                if (p[ve] == '{' && maybe_image(p, ve, n)) {
+                if (p[ve] == '{' && (pg->n_images >= o->max_images ||
+                                     wp_arena_used(arena) - used0 > CRAWL_PAGE_OUT_MAX)) {
+                    /* Past the caps: entries are counted, not read. */
+                    size_t pv = member(p, ve, n, "path", tmp, &bad);
+                    if (bad)
+                        return FAST_FALLBACK;
+                    if (pv < n && p[pv] == '"') {
+                        if (decode_string(p, pv, n, tmp) >= n)
+                            return FAST_FALLBACK;
+                        pg->drops[CRAWL_DROP_OVER_CAP] +=
+                            tmp->len >= 5 && strncasecmp(tmp->data, "IMG@/", 5) == 0;
+                    }
+                    ve = skip_value(p, ve, n);
+                } else if (p[ve] == '{' && maybe_image(p, ve, n)) {
                     link_fields lf;
                     if (pg->n_images == cap) {
                         crawl_image *ni = wp_arena_calloc(arena, 2 * cap * sizeof *ni);

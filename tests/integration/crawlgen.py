@@ -6,6 +6,10 @@ block, CRLF CRLF); a .warc.gz file holds one gzip member per record, as
 Common Crawl writes them. WAT records follow Common Crawl's JSON layout:
 Envelope.WARC-Header-Metadata / Payload-Metadata.HTTP-Response-Metadata.
 HTML-Metadata.{Head, Links}.
+
+Run as `python3 -m tests.integration.crawlgen KIND ...` it writes the
+hostile archives of the memory-budget tests (see hostile_main), so the
+test process that measures witpipe's peak RSS never holds them.
 """
 import gzip
 import json
@@ -121,3 +125,47 @@ def robots_cases():
             out.append((value.split("\\n"), words, bool(words & ROBOTS_OPT_OUT)))
     return out
 
+
+
+def wat_links_json(uri, n, start=0):
+    """A WAT record's JSON (the usual layout) with n IMG@/src links, built
+    as text: a 64 MB one in about a second."""
+    links = ",".join('{"path":"IMG@/src","url":"/i/%d.jpg","alt":"picture %d"}' % (i, i)
+                     for i in range(start, start + n))
+    return ('{"Envelope":{"Format":"WARC","WARC-Header-Metadata":{"WARC-Type":"response",'
+            '"WARC-Target-URI":"%s"},"Payload-Metadata":{"HTTP-Response-Metadata":{"Headers":'
+            '{"Content-Type":"text/html"},"HTML-Metadata":{"Head":{"Title":"t"},"Links":[%s]}}}}}'
+            % (uri, links)).encode()
+
+
+def hostile_main(argv):
+    """wat-links OUT URI LINKS COPIES: one WAT record of LINKS image links,
+    its gzip member written COPIES times (prints the record's size);
+    warc-figure OUT PAGES IMAGES CAPTION_CHARS: PAGES response records, each
+    one <figure> with a caption of CAPTION_CHARS characters over IMAGES
+    <img> (prints the member offsets)."""
+    kind, out = argv[0], argv[1]
+    if kind == "wat-links":
+        uri, n, copies = argv[2], int(argv[3]), int(argv[4])
+        payload = wat_links_json(uri, n)
+        member = gzip.compress(wat_record(uri, payload), compresslevel=6, mtime=0)
+        with open(out, "wb") as f:
+            for _ in range(copies):
+                f.write(member)
+        print(len(payload))
+    elif kind == "warc-figure":
+        pages, n, chars = int(argv[2]), int(argv[3]), int(argv[4])
+        caption = ("a long caption " * (chars // 15 + 1))[:chars]
+        imgs = "".join("<img src=/i/%d.jpg>" % i for i in range(n))
+        html = ("<html><body><figure><figcaption>%s</figcaption>%s</figure></body></html>"
+                % (caption, imgs))
+        offs = write_gz_members(out, [response_record("http://ex.com/p%d.html" % k, html)
+                                      for k in range(pages)])
+        print(" ".join(map(str, offs)))
+    else:
+        raise SystemExit("unknown kind " + kind)
+
+
+if __name__ == "__main__":
+    import sys
+    hostile_main(sys.argv[1:])

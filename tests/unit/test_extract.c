@@ -14,6 +14,7 @@
 #include "tests/lib/robots_cases.h"
 #include "tests/lib/testlib.h"
 
+#include <libxml/HTMLparser.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -853,6 +854,251 @@ static void test_brotli_bomb_stops_at_the_cap(void **state)
     }
 }
 
+/* ---- resource budgets (docs/security.md) ------------------------------ */
+
+/* The attributes of each start tag of html[0..n) as libxml2's SAX parser
+ * hands them over: the most any tag got, and the tags seen. */
+typedef struct attr_count {
+    size_t max_atts, tags;
+} attr_count;
+
+static void count_atts(void *ud, const xmlChar *name, const xmlChar **atts)
+{
+    attr_count *c = ud;
+    size_t k = 0;
+    (void)name;
+    for (; atts != NULL && atts[2 * k] != NULL; k++)
+        ;
+    if (k > c->max_atts)
+        c->max_atts = k;
+    c->tags++;
+}
+
+static attr_count libxml2_atts(const char *html, size_t n)
+{
+    htmlSAXHandler sax;
+    attr_count c = {0, 0};
+    htmlDocPtr d;
+    memset(&sax, 0, sizeof sax);
+    sax.startElement = count_atts;
+    sax.initialized = 1;
+    d = htmlSAXParseDoc((const xmlChar *)html, "utf-8", &sax, &c);
+    (void)n;
+    if (d != NULL)
+        xmlFreeDoc(d);
+    return c;
+}
+
+/* One <img> with 80000 attributes (the duplicate-attribute check would
+ * compare each with all before it: 3.2e9 comparisons), once with distinct
+ * names and once all the same name: every way into libxml2 (prefilter,
+ * prefilter unsure, no prefilter, a non-UTF-8 page) hands it at most
+ * --max-attrs, the drop is counted, and the attributes before the cap
+ * still count. */
+static void test_attributes_capped_before_libxml2(void **state)
+{
+    const int n_attrs = 80000;
+    for (int same = 0; same < 2; same++) {
+        for (int way = 0; way < 4; way++) {
+            wp_buf page = {0}, out = {0}, tmp = {0};
+            crawl_tag_caps caps = {.max_attrs = opts.max_attrs, .max_tag = CRAWL_MAX_TAG_BYTES};
+            char label[CRAWL_CHARSET_MAX];
+            /* way 1: a doctype the prefilter cannot read (parse whole). */
+            assert_int_equal(wp_buf_puts(&page, way == 1 ? "<!DOCTYPE h\xc3\xa9>" : ""), 0);
+            assert_int_equal(wp_buf_puts(&page, "<html><body><img src=/a.jpg alt=first"), 0);
+            for (int i = 0; i < n_attrs; i++)
+                assert_int_equal(
+                    same ? wp_buf_puts(&page, " x=1") : wp_buf_printf(&page, " a%d=1", i), 0);
+            assert_int_equal(wp_buf_puts(&page, "><img src=/b.jpg alt=second></body></html>"), 0);
+            const char *ct =
+                way == 3 ? "text/html; charset=iso-8859-1" : "text/html; charset=utf-8";
+            assert_int_equal(crawl_decode_html(page.data, page.len, ct, way == 2 ? 0 : CRAWL_PF_ON,
+                                               &caps, &out, &tmp, label),
+                             0);
+            attr_count c = libxml2_atts(out.data, out.len);
+            assert_true(c.max_atts <= (size_t)opts.max_attrs);
+            assert_true(c.tags >= 4);
+            assert_int_equal(caps.attrs_dropped, (uint64_t)(n_attrs + 2 - opts.max_attrs));
+            /* Through extraction: both images, the count on the page. */
+            opts.no_prefilter = way == 2;
+            wp_arena_reset(arena);
+            crawl_page *p = extract_ct(page.data, page.len, "http://ex.com/", ct);
+            opts.no_prefilter = 0;
+            assert_int_equal(p->n_images, 2);
+            assert_string_equal(find_img(p, "http://ex.com/a.jpg")->alt, "first");
+            assert_string_equal(find_img(p, "http://ex.com/b.jpg")->alt, "second");
+            assert_int_equal(p->attrs_capped, (uint64_t)(n_attrs + 2 - opts.max_attrs));
+            wp_buf_free(&page);
+            wp_buf_free(&out);
+            wp_buf_free(&tmp);
+        }
+    }
+    /* A tag under the caps is passed byte for byte. */
+    {
+        wp_buf out = {0};
+        crawl_tag_caps caps = {.max_attrs = 3, .max_tag = CRAWL_MAX_TAG_BYTES};
+        const char *ok = "<img src=a alt='x > y' b=c>";
+        assert_int_equal(crawl_prefilter(ok, strlen(ok), 0, &caps, &out), 0);
+        assert_string_equal(out.data, ok);
+        caps.max_attrs = 2;
+        assert_int_equal(crawl_prefilter(ok, strlen(ok), 0, &caps, &out), 0);
+        assert_string_equal(out.data, "<img src=a alt='x > y'>");
+        assert_int_equal(caps.attrs_dropped, 1);
+        /* And by bytes: a 2 MiB value is dropped whole, with what follows. */
+        wp_buf big = {0};
+        caps.max_attrs = 64;
+        caps.attrs_dropped = 0;
+        assert_int_equal(wp_buf_puts(&big, "<img src=a data-x=\""), 0);
+        for (int i = 0; i < (2 << 20) / 8; i++)
+            assert_int_equal(wp_buf_puts(&big, "xxxxxxxx"), 0);
+        assert_int_equal(wp_buf_puts(&big, "\" alt=z />"), 0);
+        assert_int_equal(crawl_prefilter(big.data, big.len, 0, &caps, &out), 0);
+        assert_string_equal(out.data, "<img src=a/>");
+        assert_int_equal(caps.attrs_dropped, 2);
+        wp_buf_free(&big);
+        wp_buf_free(&out);
+    }
+}
+
+/* 20k <img> in one <figure> with a 2000-character caption: the caption is
+ * cleaned once and shared (one copy, not 20k), the images past
+ * --max-images are counted, not read. */
+static void test_images_capped_and_caption_shared(void **state)
+{
+    wp_buf page = {0};
+    const int n = 20000;
+    assert_int_equal(wp_buf_puts(&page, "<html><body><figure><figcaption>"), 0);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(wp_buf_puts(&page, "caption .."), 0);
+    assert_int_equal(wp_buf_puts(&page, "</figcaption>"), 0);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(wp_buf_printf(&page, "<img src=/i/%d.jpg>", i), 0);
+    assert_int_equal(wp_buf_puts(&page, "</figure></body></html>"), 0);
+    opts.max_images = 5000;
+    size_t used0 = wp_arena_used(arena);
+    crawl_page *p = extract_ct(page.data, page.len, "http://ex.com/", NULL);
+    assert_int_equal(p->n_images, 5000);
+    assert_int_equal(p->drops[CRAWL_DROP_OVER_CAP], n - 5000);
+    assert_non_null(p->images[0].figcaption);
+    assert_int_equal(strlen(p->images[0].figcaption), 2000);
+    for (size_t i = 1; i < p->n_images; i++)
+        assert_ptr_equal(p->images[i].figcaption, p->images[0].figcaption);
+    /* 5000 images of ~100 bytes each and one caption, not 5000 captions. */
+    assert_true(wp_arena_used(arena) - used0 < (size_t)5000 * 400);
+    /* The same cap on a WAT record, both readers. */
+    for (int full = 0; full < 2; full++) {
+        wp_buf j = {0};
+        wp_err err = {0};
+        crawl_page *w = NULL;
+        assert_int_equal(wp_buf_puts(&j,
+                                     "{\"Envelope\":{\"WARC-Header-Metadata\":{\"WARC-Target-URI\":"
+                                     "\"http://ex.com/\"},\"Payload-Metadata\":{\"HTTP-Response-"
+                                     "Metadata\":{\"HTML-Metadata\":{\"Head\":{},\"Links\":["),
+                         0);
+        for (int i = 0; i < 12000; i++)
+            assert_int_equal(
+                wp_buf_printf(&j, "%s{\"path\":\"%s\",\"url\":\"/i/%d.jpg\",\"alt\":\"a\"}",
+                              i ? "," : "", i % 2 ? "A@/href" : "IMG@/src", i),
+                0);
+        assert_int_equal(wp_buf_puts(&j, "]}}}}}"), 0);
+        opts.no_prefilter = full;
+        assert_int_equal(crawl_wat_page(j.data, j.len, &opts, arena, &w, &err), 0);
+        opts.no_prefilter = 0;
+        assert_non_null(w);
+        assert_int_equal(w->n_images, 5000);
+        assert_int_equal(w->drops[CRAWL_DROP_OVER_CAP], 1000);
+        wp_buf_free(&j);
+    }
+    opts.max_images = CRAWL_DEFAULT_MAX_IMAGES;
+    wp_buf_free(&page);
+}
+
+/* Appends s[0..n) as one gzip member. */
+static void gz_member(wp_buf *out, const char *s, size_t n)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    assert_int_equal(wp_buf_reserve(out, deflateBound(&z, n) + 64), 0);
+    z.next_in = (Bytef *)s;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)out->data + out->len;
+    z.avail_out = (uInt)(out->cap - out->len - 1);
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    out->len += z.total_out;
+    deflateEnd(&z);
+}
+
+/* A run of bad gzip member headers (1f 8b 08 with reserved flag bits), and
+ * a run of members whose header is fine and whose data is not: each run is
+ * skipped in one pass over the bytes, without reading the file again, and
+ * reported once with its offset range. */
+static void test_bad_gzip_stretch_is_one_event_read_once(void **state)
+{
+    char *dir = tl_mkdtemp(), path[512], rec[256];
+    wp_buf f = {0};
+    int64_t good[3], bad[2];
+    for (int k = 0; k < 3; k++) {
+        int len =
+            snprintf(rec, sizeof rec,
+                     "WARC/1.1\r\nWARC-Type: resource\r\nWARC-Target-URI: http://ex.com/%d\r\n"
+                     "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello\r\n\r\n",
+                     k);
+        good[k] = (int64_t)f.len;
+        gz_member(&f, rec, (size_t)len);
+        if (k == 0) {
+            bad[0] = (int64_t)f.len;
+            for (int i = 0; i < 65536; i++)
+                assert_int_equal(wp_buf_append(&f, "\x1f\x8b\x08\xff", 4), 0);
+        } else if (k == 1) {
+            static const char m[] = "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xff\xff";
+            bad[1] = (int64_t)f.len;
+            for (int i = 0; i < 20000; i++)
+                assert_int_equal(wp_buf_append(&f, m, sizeof m - 1), 0);
+        }
+    }
+    snprintf(path, sizeof path, "%s/bad.warc.gz", dir);
+    assert_int_equal(tl_write(path, f.data, f.len), 0);
+
+    warc_reader *r = NULL;
+    warc_record *rec_out = malloc(sizeof *rec_out);
+    wp_err err = {0};
+    int got[8], n = 0, rc;
+    char msgs[2][WP_ERR_MAX];
+    int nmsg = 0;
+    assert_non_null(rec_out);
+    assert_int_equal(warc_open(path, 0, 0, 1 << 20, &r, &err), 0);
+    while ((rc = warc_next(r, rec_out, &err)) != WARC_END && n < 8) {
+        assert_true(rc >= 0);
+        got[n++] = rc;
+        if (rc == WARC_CORRUPT && nmsg < 2)
+            snprintf(msgs[nmsg++], WP_ERR_MAX, "%s", err.msg);
+        if (rc == WARC_RECORD)
+            assert_int_equal(rec_out->offset, good[(n - 1) / 2]);
+    }
+    assert_int_equal(n, 5);
+    int want[5] = {WARC_RECORD, WARC_CORRUPT, WARC_RECORD, WARC_CORRUPT, WARC_RECORD};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(got[i], want[i]);
+    for (int i = 0; i < 2; i++) {
+        char range[96];
+        snprintf(range, sizeof range, "bytes %lld-%lld skipped", (long long)bad[i],
+                 (long long)good[i + 1]);
+        if (strstr(msgs[i], range) == NULL)
+            fail_msg("event %d: '%s' lacks '%s'", i, msgs[i], range);
+    }
+    assert_non_null(strstr(msgs[0], "bad gzip member header"));
+    assert_non_null(strstr(msgs[0], "65536 damaged spots in a row"));
+    assert_non_null(strstr(msgs[1], "corrupt gzip data"));
+    assert_non_null(strstr(msgs[1], "20000 damaged spots in a row"));
+    /* Each byte read once (the old reader re-read 256 KiB per bad header). */
+    assert_true(warc_bytes_read(r) <= (uint64_t)f.len);
+    warc_close(r);
+    free(rec_out);
+    wp_buf_free(&f);
+    tl_rmtree(dir);
+}
+
 /* The shared table of robots cases (tests/data/robots_cases.tsv) through
  * the crawl's archive path: each value as X-Robots-Tag field lines of an
  * HTTP response block (as a WARC response record stores it), split by
@@ -935,6 +1181,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_url_fast_path_matches_curl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_stores_pair_once_with_sightings, setup, teardown),
         cmocka_unit_test(test_brotli_bomb_stops_at_the_cap),
+        cmocka_unit_test_setup_teardown(test_attributes_capped_before_libxml2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_images_capped_and_caption_shared, setup, teardown),
+        cmocka_unit_test(test_bad_gzip_stretch_is_one_event_read_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -64,6 +64,10 @@ const char *qry_list_entry(const qry_list *l, size_t i, size_t *len);
  * *out, WP_ENOENT/WP_EIO for an unreadable file, WP_EFORMAT for a bad JSON
  * file, WP_ENOMEM. */
 int qry_list_load(const char *path, qry_list **out, qry_load_stats *st, wp_err *err);
+/* The same for a list already in memory, data[0..len) (name is used in
+ * messages only). The data is not kept. */
+int qry_list_parse(const char *name, const char *data, size_t len, qry_list **out,
+                   qry_load_stats *st, wp_err *err);
 /* Hex SHA-256 of the list (entries joined by '\n'): its identity. */
 int qry_list_sha256(const qry_list *l, char out[WP_SHA256_HEX + 1]);
 /* Stores l in the corpus as the new current list (a run of stage

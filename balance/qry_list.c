@@ -161,32 +161,27 @@ static int load_json(const char *path, const wp_buf *b, qry_list *l, qry_load_st
     return rc;
 }
 
-int qry_list_load(const char *path, qry_list **out, qry_load_stats *st, wp_err *err)
+int qry_list_parse(const char *name, const char *data, size_t len, qry_list **out,
+                   qry_load_stats *st, wp_err *err)
 {
-    wp_buf b = {0};
+    const wp_buf b = {(char *)data, len, len};
     qry_list *l = NULL;
     size_t i = 0;
-    int rc;
+    int rc = 0;
 
     *out = NULL;
-    if ((rc = wp_read_file(path, (size_t)1 << 34, &b, err)) != 0)
-        return rc;
     l = qry_list_new();
-    if (l == NULL) {
-        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-        goto out;
-    }
-    while (i < b.len &&
-           (b.data[i] == ' ' || b.data[i] == '\t' || b.data[i] == '\n' || b.data[i] == '\r'))
+    if (l == NULL)
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r'))
         i++;
-    if (i < b.len && b.data[i] == '[') {
-        rc = load_json(path, &b, l, st, err);
+    if (i < len && data[i] == '[') {
+        rc = load_json(name, &b, l, st, err);
     } else {
-        const char *p = b.data, *end = b.data + b.len;
+        const char *p = data, *end = data + len;
         /* skip a UTF-8 byte order mark */
-        if (b.len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
+        if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
             p += 3;
-        rc = 0;
         while (p < end) {
             const char *nl = memchr(p, '\n', (size_t)(end - p));
             const char *e = nl ? nl : end;
@@ -204,8 +199,19 @@ int qry_list_load(const char *path, qry_list **out, qry_load_stats *st, wp_err *
         *out = l;
         l = NULL;
     }
-out:
     qry_list_free(l);
+    return rc;
+}
+
+int qry_list_load(const char *path, qry_list **out, qry_load_stats *st, wp_err *err)
+{
+    wp_buf b = {0};
+    int rc;
+
+    *out = NULL;
+    if ((rc = wp_read_file(path, (size_t)1 << 34, &b, err)) != 0)
+        return rc;
+    rc = qry_list_parse(path, b.data ? b.data : "", b.len, out, st, err);
     wp_buf_free(&b);
     return rc;
 }

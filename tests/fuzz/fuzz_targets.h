@@ -17,6 +17,7 @@
 #include "common/wp.h"
 #include "crawl/crawl_int.h"
 #include "add/add.h"
+#include "balance/balance.h"
 #include "clip/clip.h"
 #include "emb/emb.h"
 #include "clip/safetensors.h"
@@ -768,6 +769,127 @@ static inline int fuzz_npy_one(const uint8_t *data, size_t size)
     FUZZ_CHECK(h.rows == 0 ||
                (uint64_t)h.rows * (uint64_t)h.cols * (uint64_t)h.itemsize <= size - h.data_offset);
     return 0;
+}
+
+/* ---- queries: list files and MetaCLIP substring matching --------------- */
+
+#define FUZZ_QRY_ENTRIES 64 /* lists up to this size are also matched */
+
+/* MetaCLIP's caption spacing, written plainly from the rule in
+ * balance/balance.h: one space each side, each of , . ; : ? ! ` between
+ * spaces, tab CR LF as spaces. The reference for the automaton. */
+static inline char *fuzz_qry_spaced(const char *t, size_t n, size_t *out_len)
+{
+    char *o = malloc(3 * n + 2), *w = o;
+    if (o == NULL)
+        return NULL;
+    *w++ = ' ';
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i];
+        if (c != 0 && strchr(",.;:?!`", c) != NULL) {
+            *w++ = ' ';
+            *w++ = c;
+            *w++ = ' ';
+        } else {
+            *w++ = c == '\t' || c == '\r' || c == '\n' ? ' ' : c;
+        }
+    }
+    *w++ = ' ';
+    *out_len = (size_t)(w - o);
+    return o;
+}
+
+/* Byte 0: bit 0 the rule (MetaCLIP / MetaCLIP 2), bit 1 ignore case, bit
+ * 2 every entry in the byte automaton. Then the list file, up to the first
+ * 0xFF byte; after it, a caption. The list loads to distinct, non-empty,
+ * valid UTF-8 entries of at most QRY_ENTRY_MAX bytes with consistent
+ * counts (or a WP_EFORMAT error with a message); a small list's matcher
+ * returns ascending distinct ids, and without case folding exactly the
+ * entries whose pattern occurs in the spaced caption. */
+static inline int fuzz_queries_one(const uint8_t *data, size_t size)
+{
+    qry_list *l = NULL;
+    qry_matcher *m = NULL;
+    qry_scratch *sc = NULL;
+    qry_load_stats st = {0};
+    wp_err err = {0};
+    const char *text, *list;
+    size_t list_len, text_len;
+    int rule, flags, bad = 0;
+
+    if (size < 1)
+        return 0;
+    rule = data[0] & 1 ? QRY_RULE_METACLIP2 : QRY_RULE_METACLIP;
+    flags = (data[0] & 2 ? QRY_IGNORE_CASE : 0) | (data[0] & 4 ? QRY_FORCE_AC : 0);
+    list = (const char *)data + 1;
+    const char *sep = memchr(list, 0xFF, size - 1);
+    list_len = sep ? (size_t)(sep - list) : size - 1;
+    text = sep ? sep + 1 : "";
+    text_len = sep ? size - 1 - list_len - 1 : 0;
+
+    int rc = qry_list_parse("fuzz", list, list_len, &l, &st, &err);
+    if (rc != 0) {
+        FUZZ_CHECK(rc == WP_EFORMAT);
+        FUZZ_CHECK(err.msg[0] != '\0');
+        FUZZ_CHECK(l == NULL);
+        return 0;
+    }
+    size_t n = qry_list_count(l);
+    FUZZ_CHECK(st.kept == (int64_t)n);
+    FUZZ_CHECK(st.read == st.kept + st.duplicates + st.empty + st.too_long + st.bad_utf8);
+    for (size_t i = 0; i < n && !bad; i++) {
+        size_t len;
+        const char *e = qry_list_entry(l, i, &len);
+        bad = len == 0 || len > QRY_ENTRY_MAX || !wp_utf8_valid(e, len);
+        for (size_t k = 0; k < i && !bad; k++) {
+            size_t len2;
+            const char *e2 = qry_list_entry(l, k, &len2);
+            bad = len2 == len && memcmp(e, e2, len) == 0;
+        }
+    }
+    if (bad || n > FUZZ_QRY_ENTRIES) {
+        qry_list_free(l);
+        FUZZ_CHECK(!bad);
+        return 0;
+    }
+    if (qry_matcher_new(l, rule, flags, &m, &err) != 0 || (sc = qry_scratch_new()) == NULL) {
+        qry_matcher_free(m);
+        qry_list_free(l);
+        return 0; /* out of memory */
+    }
+    const uint32_t *ids = NULL;
+    int k = qry_match(m, text, text_len, sc, &ids);
+    int line = 0;
+    if (k < 0 || (size_t)k > n)
+        line = __LINE__;
+    for (int i = 1; i < k && line == 0; i++)
+        if (ids[i] <= ids[i - 1])
+            line = __LINE__;
+    if (line == 0 && !(flags & QRY_IGNORE_CASE)) {
+        size_t sl;
+        char *sp = fuzz_qry_spaced(text, text_len, &sl);
+        wp_buf pat = {0};
+        int j = 0;
+        for (size_t i = 0; sp != NULL && i < n && line == 0; i++) {
+            size_t len;
+            const char *e = qry_list_entry(l, i, &len);
+            wp_buf_reset(&pat);
+            if (qry_pattern(e, len, rule, flags, &pat) != 0)
+                break;
+            int want = memmem(sp, sl, pat.data, pat.len) != NULL;
+            int got = j < k && ids[j] == i;
+            if (got)
+                j++;
+            if (want != got)
+                line = __LINE__;
+        }
+        free(sp);
+        wp_buf_free(&pat);
+    }
+    qry_scratch_free(sc);
+    qry_matcher_free(m);
+    qry_list_free(l);
+    return line;
 }
 
 #endif /* FUZZ_TARGETS_H */

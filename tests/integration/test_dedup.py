@@ -139,7 +139,7 @@ def shard_captions(corpus, out):
     return caps
 
 
-@unittest.skipUnless(os.path.isdir(IMAGES), "SKIP: ../shared/testdata/images missing")
+@unittest.skipUnless(os.path.isdir(SHARED), "SKIP: ../shared missing")  # images missing from it: FAIL
 @unittest.skipUnless(HAVE_PY, "SKIP: python3-pil, python3-numpy or python3-scipy missing")
 class DedupTest(unittest.TestCase):
     def setUp(self):

@@ -537,15 +537,16 @@ int tl_httpd_host_max_active(tl_httpd *h, const char *host)
     return v;
 }
 
-int tl_httpd_key_log(tl_httpd *h, const char *key, double *gap_s)
+int tl_httpd_key_log(tl_httpd *h, const char *key, double *first_s, double *last_s)
 {
     int hits = 0;
-    *gap_s = 0;
+    *first_s = *last_s = 0;
     pthread_mutex_lock(&h->mu);
     for (int i = 0; i < h->nkeys; i++)
         if (strcmp(h->keys[i].key, key) == 0) {
             hits = h->keys[i].hits;
-            *gap_s = h->keys[i].last_s - h->keys[i].first_s;
+            *first_s = h->keys[i].first_s;
+            *last_s = h->keys[i].last_s;
         }
     pthread_mutex_unlock(&h->mu);
     return hits;

@@ -46,10 +46,9 @@ void tl_httpd_get_stats(tl_httpd *h, tl_httpd_stats *s);
 /* The most requests in progress at once carrying this Host header
  * ("127.0.0.1:PORT"), 0 if none seen. */
 int tl_httpd_host_max_active(tl_httpd *h, const char *host);
-/* The requests seen for a /flaky or /reset key (0 if none), and in *gap_s
- * the seconds between the first and the last of them, as the server's
- * monotonic clock saw them arrive. */
-int tl_httpd_key_log(tl_httpd *h, const char *key, double *gap_s);
+/* The requests seen for a /flaky or /reset key (0 if none), and when the
+ * first and the last of them arrived (seconds on CLOCK_MONOTONIC). */
+int tl_httpd_key_log(tl_httpd *h, const char *key, double *first_s, double *last_s);
 void tl_httpd_stop(tl_httpd *h);
 
 #endif

@@ -36,6 +36,7 @@ import ast
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -91,12 +92,22 @@ def sh(cmd, cwd, env=None, timeout=None, log=None):
     """Runs cmd, its output appended to log; returns (rc, seconds, output);
     rc 124 on timeout."""
     t0 = time.time()
+    # A session of its own: a timeout or an interrupt ends the whole tree
+    # (a test and the witpipe or servers it started), not just cmd.
+    p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        p = subprocess.run(cmd, cwd=cwd, env=env, timeout=timeout,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        rc, out = p.returncode, p.stdout.decode("utf-8", "replace")
-    except subprocess.TimeoutExpired as e:
-        rc, out = 124, (e.stdout or b"").decode("utf-8", "replace")
+        out, _ = p.communicate(timeout=timeout)
+        rc = p.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, _ = p.communicate()
+        rc = 124
+    except BaseException:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        raise
+    out = out.decode("utf-8", "replace")
     if log is not None:
         log.write(out)
         log.flush()
@@ -191,6 +202,16 @@ def main():
             raise SystemExit("%s: the 'from' snippet occurs %d times in %s (must be once)"
                              % (m["id"], n, m["file"]))
     scratch = make_scratch()
+    try:
+        return run_all(a, muts, scratch)
+    finally:
+        if not a.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+        else:
+            print("mutate: kept %s" % scratch)
+
+
+def run_all(a, muts, scratch):
     logdir = tempfile.mkdtemp(prefix="witpipe-mutate-logs.", dir="/tmp")
     env = dict(os.environ)
     env["WITPIPE_BIN"] = os.path.join(scratch, "build", "witpipe")
@@ -252,15 +273,16 @@ def main():
     print("mutate: %d mutations: %d killed, %d survived, %d build errors" % (n, killed, len(surv), errs))
     for m, how in surv:
         print("  survivor %s (%s): %s" % (m["id"], m["file"], how))
-    if not a.keep:
-        shutil.rmtree(scratch, ignore_errors=True)
-    else:
-        print("mutate: kept %s" % scratch)
     print("mutate: logs in %s" % logdir)
     ok = errs == 0 and len(surv) * 10 <= n and all("why" in m for m, _ in surv)
     print("mutate: %s (at most 10%% may survive, each explained by a why:)" % ("PASS" if ok else "FAIL"))
     return 0 if ok else 1
 
 
+def on_term(signum, frame):
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, on_term)
     sys.exit(main())

@@ -522,6 +522,25 @@ static void test_html_is_not_an_image(void **state)
     assert_null(im.pixels);
 }
 
+/* --max-pixels is a limit one may reach: a 500x500 PNG decodes under a
+ * limit of exactly 250000 pixels and is refused under 249999 (PNG has no
+ * DCT scaling to fall back on). */
+static void test_max_pixels_boundary_is_inclusive(void **state)
+{
+    img_image im = {0};
+    wp_err e = {0};
+    LOAD_OR_SKIP(b, n, "logo_rgba.png");
+    img_decode_opts o = {.max_pixels = 500 * 500};
+    assert_int_equal(img_decode(b, n, &o, &im, &e), 0);
+    assert_int_equal(im.width, 500);
+    assert_int_equal(im.height, 500);
+    img_free(&im);
+    o.max_pixels = 500 * 500 - 1;
+    assert_int_equal(img_decode(b, n, &o, &im, &e), IMG_ETOOBIG);
+    assert_null(im.pixels);
+    free(b);
+}
+
 static void test_pixel_bomb_refused_from_header(void **state)
 {
     uint8_t buf[256];
@@ -1287,6 +1306,7 @@ int main(void)
         cmocka_unit_test(test_truncated_and_cut_jpegs_are_corrupt),
         cmocka_unit_test(test_html_is_not_an_image),
         cmocka_unit_test(test_pixel_bomb_refused_from_header),
+        cmocka_unit_test(test_max_pixels_boundary_is_inclusive),
         cmocka_unit_test(test_mutated_images_never_crash),
         cmocka_unit_test(test_dct_scaling_reduces_size),
         cmocka_unit_test(test_png_palette_gray_alpha_16bit),

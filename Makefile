@@ -5,6 +5,7 @@
 #   make bench      benchmarks, printed beside the anchors they must beat
 #   make demo       the main job on the bundled demo corpus
 #   make fuzz       build the fuzz targets (libFuzzer, clang)
+#   make mutate     the mutation check of the suite (slow; not part of test)
 #   make format / format-check
 #
 # Every library comes from pkg-config. Each top-level module folder holds its
@@ -67,7 +68,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/t/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps bench-deps tests test check bench demo fuzz clean format format-check
+.PHONY: all deps bench-deps tests test check bench demo fuzz clean format format-check mutate
 .SECONDARY:
 
 all: deps $(BUILD)/witpipe
@@ -214,6 +215,13 @@ fuzz: deps
 	    $(PKG_CFLAGS) $$f build/fuzz/libwitpipe.a $(PKG_LIBS) -lcld2 -lstdc++ -lm -o build/fuzz/bin/$$n || exit 1; \
 	done
 	@echo "fuzz: run e.g. build/fuzz/bin/fuzz_image -max_total_time=60 /tmp/new tests/fuzz/corpus/image (see tests/fuzz/README.md)"
+
+# The mutation check (tests/mutate/): each mutation in
+# tests/mutate/mutations.txt applied alone to a scratch copy in /tmp, the
+# normal build rebuilt there, the tests it names run; killed/survived
+# reported. MUTATE_ARGS="--only ID,ID" or "--module net,crawl" for a subset.
+mutate: tests
+	@/usr/bin/python3 tests/mutate/mutate.py $(MUTATE_ARGS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

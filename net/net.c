@@ -635,18 +635,17 @@ static void req_finish(net_engine *e, net_req *r, CURLcode code)
     }
 
     if (cls != NULL && !(r->flags & NET_REQ_NO_RETRY) && r->attempts <= e->o.retries) {
-        if (is(cls, NET_EC_TIMEOUT) || is(cls, NET_EC_RESET) || is(cls, NET_EC_HTTP_5XX)) {
+        if (is(cls, NET_EC_TIMEOUT) || is(cls, NET_EC_RESET) || is(cls, NET_EC_HTTP_5XX) ||
+            r->status == 429) {
             retry = 1;
             delay = backoff(e, r->attempts);
-        } else if (r->status == 429) {
-            retry = 1;
-            delay = backoff(e, r->attempts);
-            if (r->retry_after >= 0) {
-                if (r->retry_after > e->o.retry_after_max_s)
-                    retry = 0; /* the server asks for more patience than we have */
-                else if (r->retry_after > delay)
-                    delay = r->retry_after;
-            }
+        }
+        /* RFC 9110 section 10.2.3: Retry-After on a 429 or a 503. */
+        if (retry && (r->status == 429 || r->status == 503) && r->retry_after >= 0) {
+            if (r->retry_after > e->o.retry_after_max_s)
+                retry = 0; /* the server asks for more patience than we have */
+            else if (r->retry_after > delay)
+                delay = r->retry_after;
         }
     }
 

@@ -13,8 +13,8 @@
  *  - connect / total / low-speed timeouts, a body size cap counted in the
  *    write callback (Content-Length is only a hint);
  *  - retries with exponential backoff and jitter for timeouts, resets, 429
- *    (Retry-After honoured, RFC 9110 section 10.2.3) and 5xx; never for
- *    other 4xx;
+ *    and 5xx (a Retry-After on a 429 or 503 honoured, RFC 9110 section
+ *    10.2.3); never for other 4xx;
  *  - at most NET_MAX_REDIRECTS redirects, http/https only;
  *  - X-Robots-Tag opt-outs, decided from the headers before any body byte
  *    is accepted;

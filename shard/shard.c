@@ -746,10 +746,12 @@ int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, 
             p.total = total > 0 ? (uint64_t)total : 0;
             p.bytes = (uint64_t)(st->bytes_written + (r.have_shard ? r.sh.out.bytes : 0));
             wp_report_progress(rep, &p);
-            if (wp_stop_requested()) {
-                rc = wp_err_set(err, WP_ESTOP, "stopped after %lld shards", (long long)st->shards);
-                goto out;
-            }
+        }
+        /* Every pair, not every progress tick: a corpus smaller than one
+         * tick (or one of large samples) stops on Ctrl-C too. */
+        if (wp_stop_requested()) {
+            rc = wp_err_set(err, WP_ESTOP, "stopped after %lld shards", (long long)st->shards);
+            goto out;
         }
         if (!smp.selected) {
             st->excluded++;

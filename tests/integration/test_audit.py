@@ -308,7 +308,7 @@ LIST_ROWS = [
 ]
 
 
-@unittest.skipUnless(os.path.isdir(IMAGES), "SKIP: ../shared/testdata/images missing")
+@unittest.skipUnless(os.path.isdir(SHARED), "SKIP: ../shared missing")  # images missing from it: FAIL
 class AuditCompositionTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -584,7 +584,7 @@ class AuditCompositionTest(unittest.TestCase):
         self.assertIn("Run witpipe balance first", text)
 
 
-@unittest.skipUnless(os.path.isdir(IMAGES), "SKIP: ../shared/testdata/images missing")
+@unittest.skipUnless(os.path.isdir(SHARED), "SKIP: ../shared missing")  # images missing from it: FAIL
 class AuditPendingStagesTest(unittest.TestCase):
     """The filter / balance tables (as those branches define them), added
     by hand: languages, query coverage, skew and sensitive queries appear."""
@@ -665,8 +665,8 @@ class AuditPendingStagesTest(unittest.TestCase):
             self.assertEqual(sorted(r["query"] for r in S["rows"]), ["aunty", "latina"])
 
 
-@unittest.skipUnless(os.path.isdir(GOLDEN) and os.path.isdir(IMAGES),
-                     "SKIP: ../shared/golden/clip or testdata/images missing")
+@unittest.skipUnless(os.path.isdir(GOLDEN) and os.path.isdir(SHARED),  # images missing: FAIL
+                     "SKIP: ../shared/golden/clip missing")
 class AuditProbeTest(unittest.TestCase):
     """Plumbing with the tiny random-weight CLIP: the assignments must be
     the ones computed here from `clip embed-*` outputs. (Accuracy with

@@ -31,10 +31,34 @@ class CliTest(unittest.TestCase):
         self.tmp.cleanup()
 
     def test_help_lists_every_command_and_exits_0(self):
+        # Every command defined in cli/ (each `const cli_cmd cli_cmd_X` in
+        # cli/cmd_*.c, with its .name and .summary), read from the sources,
+        # not from a list kept here.
+        defined = {}
+        for fn in sorted(os.listdir(os.path.join(ROOT, "cli"))):
+            if not (fn.startswith("cmd_") and fn.endswith(".c")):
+                continue
+            with open(os.path.join(ROOT, "cli", fn)) as f:
+                src = f.read()
+            for m in re.finditer(r'const cli_cmd (cli_cmd_\w+) = \{\s*\.name = "([^"]+)",'
+                                 r'\s*\.summary = "([^"]+)"', src):
+                defined[m.group(2)] = (m.group(1), m.group(3), fn)
+        self.assertGreaterEqual(len(defined), 19, defined)
+        # ... all in the table cli/commands.c hands to the dispatcher ...
+        with open(os.path.join(ROOT, "cli", "commands.c")) as f:
+            table = set(re.findall(r"&(cli_cmd_\w+)", f.read()))
+        self.assertEqual(table, {v[0] for v in defined.values()})
         r = run("--help")
         self.assertEqual(r.returncode, 0)
-        for cmd in ("init", "status"):
-            self.assertIn(cmd, r.stdout)
+        # ... and all in --help's command list (name, then its summary), no more.
+        listed = r.stdout.split("\nCommands:\n", 1)[1].split("\n\n", 1)[0]
+        rows = [line.split(None, 1) for line in listed.splitlines()]
+        self.assertEqual({name: summary for name, summary in rows},
+                         {name: v[1] for name, v in defined.items()})
+        for name in defined:
+            h = run("help", name)
+            self.assertEqual(h.returncode, 0, name)
+            self.assertIn("usage: witpipe " + name, h.stdout)
         r2 = run("help", "status")
         self.assertEqual(r2.returncode, 0)
         self.assertIn("usage: witpipe status", r2.stdout)

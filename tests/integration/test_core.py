@@ -37,6 +37,15 @@ def run(*args, stdin=None, input=None):
     return subprocess.run([BIN, *args], stdin=stdin, input=input, capture_output=True)
 
 
+def proc_state(pid):
+    """The state letter of /proc/PID/stat (R, S, D, T...); "" once it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
 def validate(value, schema, path="$"):
     """A small JSON Schema checker for the keywords schemas/ uses."""
     t = schema.get("type")
@@ -465,24 +474,33 @@ class TestFilesAndShard(CoreBase):
         self.assertEqual(self.add("--files", more).returncode, 0)
         ref, out = self.path("ref"), self.path("out")
         self.shard(ref, "--per-shard", "3")
+        last = max(n for n in os.listdir(ref) if n.endswith(".tar"))
         proc = subprocess.Popen([BIN, "-C", self.corpus, "shard", "-o", out, "--per-shard", "3"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        # Signal once the first shard is in place: 42 more are to come.
+        # Once the first shard is in place (42 more are to come), freeze the
+        # run with SIGSTOP, check it is still short of its last shard, and
+        # only then send SIGINT and let it go on: the signal lands while the
+        # run is in progress, so the stop path runs every time.
         deadline = time.time() + 60
         while not os.path.exists(os.path.join(out, "00000.tar")) and time.time() < deadline:
             time.sleep(0.002)
+        proc.send_signal(signal.SIGSTOP)
+        while proc.poll() is None and proc_state(proc.pid) != "T" and time.time() < deadline:
+            time.sleep(0.002)
+        self.assertIsNone(proc.poll(), "shard finished before it could be stopped")
+        self.assertEqual(proc_state(proc.pid), "T")
+        self.assertFalse(os.path.exists(os.path.join(out, last)),
+                         "shard wrote its last shard before it could be stopped")
         proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGCONT)
         err = proc.stderr.read()
-        rc = proc.wait()
-        if rc == 1:
-            self.assertIn(b"stopped", err)
-            with self.db() as d:
-                status = d.execute("SELECT status FROM runs WHERE stage = 'shard' "
-                                   "ORDER BY id DESC LIMIT 1").fetchone()[0]
-            self.assertEqual(status, "stopped")
-        else:
-            self.assertEqual(rc, 0, err)  # it finished before the signal
-            print("note: shard finished before SIGINT; stop path not exercised")
+        self.assertEqual(proc.wait(), 1, err)
+        self.assertIn(b"stopped", err)
+        with self.db() as d:
+            status = d.execute("SELECT status FROM runs WHERE stage = 'shard' "
+                               "ORDER BY id DESC LIMIT 1").fetchone()[0]
+        self.assertEqual(status, "stopped")
+        self.assertFalse(os.path.exists(os.path.join(out, last)))
         self.assertEqual([n for n in os.listdir(out) if ".tmp" in n], [])
         self.shard(out, "--per-shard", "3")
         for n in os.listdir(ref):

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import zlib
 
 from tests.integration import crawlgen as cg
 
@@ -605,11 +606,21 @@ class TestInterrupted(Base):
             self.assertEqual(cg.query(corpus, "SELECT status FROM runs")[0][0], "stopped")
         else:
             self.assertEqual(proc.returncode, -signal.SIGKILL)
-        off, done = cg.query(corpus, "SELECT offset, done FROM archive_progress")[0]
+        off, records, done = cg.query(corpus, "SELECT offset, records, done FROM archive_progress")[0]
         self.assertEqual(done, 0)
         with open(path, "rb") as f:  # the resume point is a gzip member start
-            f.seek(off)
+            head = f.read(off)
             self.assertEqual(f.read(2), b"\x1f\x8b")
+        # ... and the saved record number is the number of records before
+        # it (one per gzip member here): --part by record counts on from it.
+        n, pos = 0, 0
+        while pos < len(head):
+            d = zlib.decompressobj(31)
+            d.decompress(head[pos:pos + (1 << 20)])
+            self.assertTrue(d.eof, "a gzip member spans the resume point")
+            pos += min(len(head) - pos, 1 << 20) - len(d.unused_data)
+            n += 1
+        self.assertEqual(records, n)
         r = self.crawl("--" + kind, path, corpus=corpus)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("resuming at byte", r.stderr)

@@ -139,7 +139,7 @@ def shard_captions(corpus, out):
     return caps
 
 
-@unittest.skipUnless(os.path.isdir(IMAGES), "SKIP: ../shared/testdata/images missing")
+@unittest.skipUnless(os.path.isdir(SHARED), "SKIP: ../shared missing")  # images missing from it: FAIL
 @unittest.skipUnless(HAVE_PY, "SKIP: python3-pil, python3-numpy or python3-scipy missing")
 class DedupTest(unittest.TestCase):
     def setUp(self):
@@ -197,6 +197,11 @@ class DedupTest(unittest.TestCase):
                 self.assertLessEqual(d, 2, "%s: %016x vs python %016x" % (text, got, want))
                 exact += d == 0
         print("pHash: %d of %d equal to the Python reference bit for bit" % (exact, 2 * len(rows)))
+        # A bit or two may differ where a coefficient lies within rounding
+        # of the median, but that is rare: a wrong median rule (e.g. the
+        # upper middle value instead of the mean of the two) moves one bit
+        # in nearly every hash, each within the tolerance above.
+        self.assertGreaterEqual(exact, 0.9 * 2 * len(rows))
 
     def test_exact_duplicates_keep_the_first(self):
         os.makedirs(self.photos)

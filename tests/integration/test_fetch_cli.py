@@ -27,9 +27,12 @@ IMAGES = os.path.join(SHARED, "testdata", "images")
 
 
 def need_fixtures(test):
-    if not os.path.isdir(IMAGES):
+    # Without ../shared: a loud skip. With it, missing images are a failure.
+    if not os.path.isdir(SHARED):
         print("SKIP: %s needs %s" % (test.id(), IMAGES))
-        test.skipTest("no test images")
+        test.skipTest("no ../shared")
+    if not os.path.isdir(IMAGES):
+        raise AssertionError("test images missing: %s (../shared is there)" % IMAGES)
     if not os.path.exists(SERVER):
         raise AssertionError("fixture server not built: %s" % SERVER)
 

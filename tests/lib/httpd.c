@@ -30,6 +30,7 @@ struct host_count {
 struct key_count {
     char key[KEY_LEN];
     int hits;
+    double first_s, last_s; /* CLOCK_MONOTONIC times of the first and last hit */
 };
 
 struct tl_httpd {
@@ -87,18 +88,29 @@ static long arg_l(struct MHD_Connection *c, const char *name, long def)
     return v ? strtol(v, NULL, 10) : def;
 }
 
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static int key_hit(tl_httpd *h, const char *key)
 {
     int hits = 0;
+    double now = mono_now();
     pthread_mutex_lock(&h->mu);
     for (int i = 0; i < h->nkeys; i++)
         if (strcmp(h->keys[i].key, key) == 0) {
             hits = ++h->keys[i].hits;
+            h->keys[i].last_s = now;
             goto out;
         }
     if (h->nkeys < KEYS_MAX) {
-        snprintf(h->keys[h->nkeys].key, KEY_LEN, "%s", key);
-        h->keys[h->nkeys++].hits = hits = 1;
+        struct key_count *k = &h->keys[h->nkeys++];
+        snprintf(k->key, KEY_LEN, "%s", key);
+        k->hits = hits = 1;
+        k->first_s = k->last_s = now;
     }
 out:
     pthread_mutex_unlock(&h->mu);
@@ -523,6 +535,21 @@ int tl_httpd_host_max_active(tl_httpd *h, const char *host)
             v = h->hosts[i].max_active;
     pthread_mutex_unlock(&h->mu);
     return v;
+}
+
+int tl_httpd_key_log(tl_httpd *h, const char *key, double *first_s, double *last_s)
+{
+    int hits = 0;
+    *first_s = *last_s = 0;
+    pthread_mutex_lock(&h->mu);
+    for (int i = 0; i < h->nkeys; i++)
+        if (strcmp(h->keys[i].key, key) == 0) {
+            hits = h->keys[i].hits;
+            *first_s = h->keys[i].first_s;
+            *last_s = h->keys[i].last_s;
+        }
+    pthread_mutex_unlock(&h->mu);
+    return hits;
 }
 
 void tl_httpd_stop(tl_httpd *h)

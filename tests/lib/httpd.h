@@ -2,8 +2,9 @@
  * tests/lib/httpd.h: the fixture HTTP server (libmicrohttpd on 127.0.0.1,
  * ephemeral port) that the network and fetch tests talk to. It serves the
  * test images and the hostile cases fetch must survive, and keeps its own
- * log of concurrent connections and requests per Host header so tests can
- * check politeness from the server's side.
+ * log of concurrent connections and requests per Host header, and of when
+ * each /flaky and /reset key was requested, so tests can check politeness
+ * and retry delays from the server's side.
  *
  * Routes (query arguments in brackets):
  *   /img/NAME [ct]              a file of the document root; ct overrides Content-Type
@@ -45,6 +46,9 @@ void tl_httpd_get_stats(tl_httpd *h, tl_httpd_stats *s);
 /* The most requests in progress at once carrying this Host header
  * ("127.0.0.1:PORT"), 0 if none seen. */
 int tl_httpd_host_max_active(tl_httpd *h, const char *host);
+/* The requests seen for a /flaky or /reset key (0 if none), and when the
+ * first and the last of them arrived (seconds on CLOCK_MONOTONIC). */
+int tl_httpd_key_log(tl_httpd *h, const char *key, double *first_s, double *last_s);
 void tl_httpd_stop(tl_httpd *h);
 
 #endif

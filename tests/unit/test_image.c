@@ -6,7 +6,8 @@
  * preprocessing against the golden PIL output in ../shared.
  *
  * Test images are read from tests/data/images (copied from
- * ../shared/testdata/images), else from ../shared; missing ones SKIP loudly.
+ * ../shared/testdata/images), else from ../shared. Without ../shared the
+ * tests that need it SKIP loudly; with ../shared, a missing image FAILS.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,7 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Loads a test image; NULL after a SKIP line when it is nowhere. */
+/* Loads a test image from tests/data/images, else ../shared. NULL after a
+ * loud SKIP line only when ../shared is absent altogether; when ../shared
+ * is there and the image is in neither place, the test FAILS: a missing
+ * expected image is a broken checkout, not a reason to test less. */
 static uint8_t *load_image(const char *name, size_t *n)
 {
     char path[512];
@@ -37,10 +41,13 @@ static uint8_t *load_image(const char *name, size_t *n)
         return b;
     snprintf(path, sizeof path, "testdata/images/%s", name);
     const char *p = tl_shared_path(path);
-    if (p)
-        b = (uint8_t *)tl_slurp(p, n);
-    if (!b)
+    if (p == NULL) {
         printf("SKIP: test image %s not found (tests/data/images or ../shared)\n", name);
+        return NULL;
+    }
+    b = (uint8_t *)tl_slurp(p, n);
+    if (b == NULL)
+        fail_msg("test image %s missing: not in tests/data/images nor at %s", name, p);
     return b;
 }
 
@@ -513,6 +520,25 @@ static void test_html_is_not_an_image(void **state)
     const uint8_t gif[] = {'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0, 0, 0};
     assert_int_equal(img_decode(gif, sizeof gif, NULL, &im, &e), IMG_EUNSUPPORTED);
     assert_null(im.pixels);
+}
+
+/* --max-pixels is a limit one may reach: a 500x500 PNG decodes under a
+ * limit of exactly 250000 pixels and is refused under 249999 (PNG has no
+ * DCT scaling to fall back on). */
+static void test_max_pixels_boundary_is_inclusive(void **state)
+{
+    img_image im = {0};
+    wp_err e = {0};
+    LOAD_OR_SKIP(b, n, "logo_rgba.png");
+    img_decode_opts o = {.max_pixels = 500 * 500};
+    assert_int_equal(img_decode(b, n, &o, &im, &e), 0);
+    assert_int_equal(im.width, 500);
+    assert_int_equal(im.height, 500);
+    img_free(&im);
+    o.max_pixels = 500 * 500 - 1;
+    assert_int_equal(img_decode(b, n, &o, &im, &e), IMG_ETOOBIG);
+    assert_null(im.pixels);
+    free(b);
 }
 
 static void test_pixel_bomb_refused_from_header(void **state)
@@ -1095,13 +1121,11 @@ static void test_clip_preprocess_matches_golden(void **state)
         char rel[256];
         snprintf(rel, sizeof rel, "golden/clip/preprocess/%s.rgb224.u8", f);
         size_t gn = 0, n = 0;
-        char *gold = tl_slurp(tl_shared_path(rel), &gn);
+        const char *gp = tl_shared_path(rel);
+        char *gold = tl_slurp(gp, &gn);
+        if (gold == NULL)
+            fail_msg("golden %s missing while ../shared is there", gp);
         uint8_t *b = load_image(f, &n);
-        if (!gold || !b) {
-            printf("SKIP: golden or image missing for %s\n", f);
-            free(gold), free(b);
-            continue;
-        }
         assert_int_equal(gn, sizeof out);
         wp_err e = {0};
         int rc = img_clip_preprocess(b, n, 224, out, &e);
@@ -1282,6 +1306,7 @@ int main(void)
         cmocka_unit_test(test_truncated_and_cut_jpegs_are_corrupt),
         cmocka_unit_test(test_html_is_not_an_image),
         cmocka_unit_test(test_pixel_bomb_refused_from_header),
+        cmocka_unit_test(test_max_pixels_boundary_is_inclusive),
         cmocka_unit_test(test_mutated_images_never_crash),
         cmocka_unit_test(test_dct_scaling_reduces_size),
         cmocka_unit_test(test_png_palette_gray_alpha_16bit),

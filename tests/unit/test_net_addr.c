@@ -27,6 +27,18 @@ static void test_blocked_ipv4_ranges(void **state)
     assert_int_equal(cls_of("172.16.0.1"), NET_ADDR_PRIVATE);
     assert_int_equal(cls_of("172.31.255.254"), NET_ADDR_PRIVATE);
     assert_int_equal(cls_of("192.168.1.1"), NET_ADDR_PRIVATE);
+    /* Both ends of each range: a prefix one bit too long or short moves an
+     * end across the line. */
+    assert_int_equal(cls_of("192.168.0.0"), NET_ADDR_PRIVATE);
+    assert_int_equal(cls_of("192.168.255.255"), NET_ADDR_PRIVATE);
+    assert_int_equal(cls_of("10.0.0.0"), NET_ADDR_PRIVATE);
+    assert_int_equal(cls_of("172.16.0.0"), NET_ADDR_PRIVATE);
+    assert_int_equal(cls_of("172.31.255.255"), NET_ADDR_PRIVATE);
+    assert_int_equal(cls_of("169.254.0.0"), NET_ADDR_LINKLOCAL);
+    assert_int_equal(cls_of("169.254.255.255"), NET_ADDR_LINKLOCAL);
+    assert_int_equal(cls_of("100.64.0.0"), NET_ADDR_CGNAT);
+    assert_int_equal(cls_of("198.19.255.255"), NET_ADDR_RESERVED);
+    assert_int_equal(cls_of("192.0.2.255"), NET_ADDR_RESERVED);
     assert_int_equal(cls_of("100.64.0.1"), NET_ADDR_CGNAT);
     assert_int_equal(cls_of("100.127.255.255"), NET_ADDR_CGNAT);
     assert_int_equal(cls_of("127.0.0.1"), NET_ADDR_LOOPBACK);
@@ -49,6 +61,12 @@ static void test_public_ipv4_neighbours_allowed(void **state)
     assert_int_equal(cls_of("169.253.255.255"), NET_ADDR_PUBLIC);
     assert_int_equal(cls_of("11.0.0.0"), NET_ADDR_PUBLIC);
     assert_int_equal(cls_of("192.169.0.1"), NET_ADDR_PUBLIC);
+    assert_int_equal(cls_of("192.169.0.0"), NET_ADDR_PUBLIC);
+    assert_int_equal(cls_of("192.167.255.255"), NET_ADDR_PUBLIC);
+    assert_int_equal(cls_of("9.255.255.255"), NET_ADDR_PUBLIC);
+    assert_int_equal(cls_of("169.255.0.0"), NET_ADDR_PUBLIC);
+    assert_int_equal(cls_of("198.17.255.255"), NET_ADDR_PUBLIC);
+    assert_int_equal(cls_of("198.20.0.0"), NET_ADDR_PUBLIC);
 }
 
 static void test_ipv4_odd_spellings(void **state)

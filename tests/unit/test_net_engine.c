@@ -1,9 +1,9 @@
 /*
  * tests/unit/test_net_engine.c: the request engine against the fixture
- * server on 127.0.0.1: success, status classes, retries (5xx, 429 with
- * Retry-After, resets), low-speed abort, size caps (with and without
- * Content-Length, gzip bomb), redirects (chain, loop, to a blocked
- * address), X-Robots-Tag, content sniffing, per-host caps, abort.
+ * server on 127.0.0.1: success, status classes, retries (5xx, 429 and 503
+ * with Retry-After, the delay checked in the server's log, resets), low-speed abort, size caps
+ * (with and without Content-Length, gzip bomb), redirects (chain, loop, to a blocked address),
+ * X-Robots-Tag, content sniffing, per-host caps, abort.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -218,6 +218,62 @@ static void test_retry_after_too_long_gives_up(void **state)
     assert_string_equal(f->got[0].cls, "http_4xx");
     assert_int_equal(f->got[0].status, 429);
     assert_int_equal(f->got[0].attempts, 1);
+}
+
+/* Retry-After on a 429 and on a 503 sets the earliest retry: the server's
+ * own log shows the second request at least that long after the first
+ * (the backoff alone would retry within 0.1 s here). A lower bound only:
+ * a busy machine can make the gap longer, never shorter. */
+static void test_retry_after_delays_the_retry(void **state)
+{
+    struct fx *f = *state;
+    net_opts o;
+    double t0, t1;
+    NEED_SERVER(f);
+    base_opts(f, &o);
+    const char *p429[] = {"/flaky?key=ra429&n=1&code=429&ra=2"};
+    run_paths(f, &o, p429, 1, 0);
+    assert_string_equal(f->got[0].cls, "ok");
+    assert_int_equal(f->got[0].attempts, 2);
+    assert_int_equal(tl_httpd_key_log(f->h, "ra429", &t0, &t1), 2);
+    printf("429 with Retry-After: 2: retried after %.3f s\n", t1 - t0);
+    assert_true(t1 - t0 >= 2.0);
+    const char *p503[] = {"/flaky?key=ra503&n=1&code=503&ra=1"};
+    run_paths(f, &o, p503, 1, 0);
+    assert_string_equal(f->got[0].cls, "ok");
+    assert_int_equal(f->got[0].attempts, 2);
+    assert_int_equal(tl_httpd_key_log(f->h, "ra503", &t0, &t1), 2);
+    printf("503 with Retry-After: 1: retried after %.3f s\n", t1 - t0);
+    assert_true(t1 - t0 >= 1.0);
+    /* Without Retry-After the backoff alone sets the delay: at least half
+     * the 0.05 s base (full jitter). */
+    const char *p5[] = {"/flaky?key=ra500&n=1&code=503"};
+    run_paths(f, &o, p5, 1, 0);
+    assert_int_equal(tl_httpd_key_log(f->h, "ra500", &t0, &t1), 2);
+    assert_true(t1 - t0 >= 0.025);
+}
+
+/* A 429 is about the host: with one connection per host, the next URL of
+ * that host waits out the Retry-After too (the server's log shows it
+ * arriving at least that long after the 429'd request). */
+static void test_429_pauses_the_whole_host(void **state)
+{
+    struct fx *f = *state;
+    net_opts o;
+    double a0, a1, b0, b1;
+    NEED_SERVER(f);
+    base_opts(f, &o);
+    o.per_host = 1;
+    const char *paths[] = {"/flaky?key=host429&n=1&code=429&ra=2",
+                           "/flaky?key=host_next&n=0&code=500"};
+    run_paths(f, &o, paths, 2, 0);
+    assert_string_equal(f->got[0].cls, "ok");
+    assert_string_equal(f->got[1].cls, "ok");
+    assert_int_equal(f->got[1].attempts, 1);
+    assert_int_equal(tl_httpd_key_log(f->h, "host429", &a0, &a1), 2);
+    assert_int_equal(tl_httpd_key_log(f->h, "host_next", &b0, &b1), 1);
+    printf("429 at %.3f, next URL of the host at %+.3f s\n", a0, b0 - a0);
+    assert_true(b0 - a0 >= 2.0);
 }
 
 static void test_size_caps_and_slow_bodies(void **state)
@@ -469,6 +525,8 @@ int main(void)
         cmocka_unit_test(test_ok_body_matches_file),
         cmocka_unit_test(test_status_classes_and_retries),
         cmocka_unit_test(test_retry_after_too_long_gives_up),
+        cmocka_unit_test(test_retry_after_delays_the_retry),
+        cmocka_unit_test(test_429_pauses_the_whole_host),
         cmocka_unit_test(test_size_caps_and_slow_bodies),
         cmocka_unit_test(test_redirects),
         cmocka_unit_test(test_dual_stack_refused_then_allowed_is_ok),

@@ -109,6 +109,19 @@ static void test_allow_wins_ties(void **state)
     assert_false(crawl_robots_allowed(r, "/other"));
     assert_true(crawl_robots_allowed(r, "/robots.txt"));
     crawl_robots_free(r);
+    /* The order of the lines does not matter: Allow first, then the
+     * Disallow of the same length, in one group and across merged groups. */
+    r = parse("user-agent: *\nallow: /page\ndisallow: /page\n", "x");
+    assert_true(crawl_robots_allowed(r, "/page.html"));
+    crawl_robots_free(r);
+    r = parse("user-agent: x\nallow: /pa*e\nuser-agent: x\ndisallow: /page\n", "x");
+    assert_true(crawl_robots_allowed(r, "/page.html"));
+    crawl_robots_free(r);
+    /* A longer Disallow still beats a shorter Allow that comes first. */
+    r = parse("user-agent: *\nallow: /page\ndisallow: /page.\n", "x");
+    assert_false(crawl_robots_allowed(r, "/page.html"));
+    assert_true(crawl_robots_allowed(r, "/page-2"));
+    crawl_robots_free(r);
 }
 
 /* Section 2.2.2's percent-encoding table and section 2.2.3's special

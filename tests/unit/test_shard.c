@@ -389,6 +389,37 @@ static void test_byte_cap(void **state)
     assert_int_equal(sum, NPAIRS - 2);
 }
 
+/* The cap counts the tar's two closing blocks: three samples of B member
+ * bytes make a B + 1024 byte shard, so a cap of exactly that holds the
+ * three, and one byte less holds two. */
+static void test_byte_cap_exact_at_the_boundary(void **state)
+{
+    shard_stats st;
+    wp_err err = {0};
+    member m[64];
+    struct stat sb;
+    int64_t b3 = 0;
+    int n;
+    assert_int_equal(run_shard(out_path("all", NULL), 1000, 0, 0, 0, &st, &err), 0);
+    n = read_tar(out_path("all", "00000.tar"), m, 64);
+    assert_true(n >= 12);
+    for (int i = 0; i < 9; i++)
+        b3 += 512 + (m[i].size + 511) / 512 * 512;
+    free_members(m, n);
+    assert_int_equal(run_shard(out_path("fit", NULL), 1000, b3 + 1024, 0, 0, &st, &err), 0);
+    assert_int_equal(stat(out_path("fit", "00000.tar"), &sb), 0);
+    assert_int_equal(sb.st_size, b3 + 1024);
+    n = read_tar(out_path("fit", "00000.tar"), m, 64);
+    assert_int_equal(n, 9);
+    free_members(m, n);
+    assert_int_equal(run_shard(out_path("tight", NULL), 1000, b3 + 1023, 0, 0, &st, &err), 0);
+    assert_int_equal(stat(out_path("tight", "00000.tar"), &sb), 0);
+    assert_true(sb.st_size <= b3 + 1023);
+    n = read_tar(out_path("tight", "00000.tar"), m, 64);
+    assert_int_equal(n, 6);
+    free_members(m, n);
+}
+
 static void test_corrupt_store_fails_without_shard(void **state)
 {
     shard_stats st;
@@ -549,6 +580,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rerun_is_identical_and_resumes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shuffle_is_seeded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_byte_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_byte_cap_exact_at_the_boundary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_store_fails_without_shard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_large_image_fails_without_shard, setup,
                                         teardown),

@@ -103,6 +103,37 @@ static void test_reopen_continues_appending(void **state)
     tl_rmtree(dir);
 }
 
+/* A data file fills up to ST_FILE_MAX exactly: an append that ends at the
+ * limit stays in the file, the next byte starts a new one. The file is
+ * made sparse (truncate) so the test writes a few bytes, not a GiB. */
+static void test_file_fills_to_the_limit_exactly(void **state)
+{
+    char *dir = tl_mkdtemp();
+    char path[600];
+    st_store *s = NULL;
+    wp_err err = {0};
+    int64_t f, o;
+    char buf[4];
+
+    assert_int_equal(st_open(dir, &s, &err), 0);
+    assert_int_equal(st_append(s, "x", 1, &f, &o, &err), 0);
+    assert_int_equal(f, 1);
+    st_close(s);
+    snprintf(path, sizeof path, "%s/store/000001.dat", dir);
+    assert_int_equal(truncate(path, ST_FILE_MAX - 4), 0);
+    assert_int_equal(st_open(dir, &s, &err), 0);
+    assert_int_equal(st_append(s, "last", 4, &f, &o, &err), 0);
+    assert_int_equal(f, 1);
+    assert_int_equal(o, ST_FILE_MAX - 4);
+    assert_int_equal(st_append(s, "next", 4, &f, &o, &err), 0);
+    assert_int_equal(f, 2);
+    assert_int_equal(o, 0);
+    assert_int_equal(st_read(s, 1, ST_FILE_MAX - 4, buf, 4, &err), 0);
+    assert_memory_equal(buf, "last", 4);
+    st_close(s);
+    tl_rmtree(dir);
+}
+
 /* A data file created by this store gets its directory fsynced at the
  * next st_sync, once; reopening an existing file does not need it. */
 static void test_new_file_syncs_directory(void **state)
@@ -136,6 +167,7 @@ int main(void)
         cmocka_unit_test(test_corruption_on_disk_is_detected),
         cmocka_unit_test(test_reopen_continues_appending),
         cmocka_unit_test(test_new_file_syncs_directory),
+        cmocka_unit_test(test_file_fills_to_the_limit_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

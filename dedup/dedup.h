@@ -39,13 +39,14 @@ struct img_image; /* image/image.h */
 /* The hash of a decoded image (channels 1 or 3; RGB goes to L as PIL's
  * convert("L") does). Returns 0, WP_EINVAL or WP_ENOMEM. */
 int dd_phash_image(const struct img_image *im, uint64_t *out, wp_err *err);
-/* Decodes JPEG/PNG/WebP bytes (a JPEG at the smallest DCT scale that still
- * gives DD_PHASH_DECODE px a side, EXIF orientation applied) and hashes
- * them: *full the whole image, *inner (may be NULL) the image with
- * DD_PHASH_CROP of its width and height cut from each side (rounded to
- * whole pixels), so that a copy cropped by about that much matches the
- * original's inner hash. Returns 0 or the image module's decode errors. */
-#define DD_PHASH_DECODE 64
+/* Decodes JPEG/PNG/WebP bytes (a JPEG straight to gray at the smallest
+ * DCT scale that still gives DD_PHASH_DECODE px a side, EXIF orientation
+ * applied) and hashes them: *full the whole image, *inner (may be NULL)
+ * the box DD_PHASH_CROP of its width and height in from each side
+ * (fractional pixels), so that a copy cropped by about that much matches
+ * the original's inner hash. Returns 0 or the image module's decode
+ * errors. */
+#define DD_PHASH_DECODE 32
 #define DD_PHASH_CROP   0.05
 int dd_phash_bytes(const void *data, size_t n, uint64_t *full, uint64_t *inner, wp_err *err);
 /* Hamming distance of two hashes. */

@@ -87,18 +87,19 @@ def write_photo_set(folder, names=PHOTOS, variants=VARIANTS, extra=("camera_gray
 
 def py_phash(path, crop=0.0):
     """The pHash as dedup/phash.c defines it, written independently: PIL's
-    draft (DCT-scaled JPEG decode to >= 64 px), EXIF transpose, optional
-    5% margin cut, convert('L'), bicubic 32x32, 2-D DCT-II, 8x8 block >
-    its median, row-major, first bit most significant."""
+    draft("L") (a JPEG decoded straight to gray at the DCT scale that keeps
+    >= 32 px), EXIF transpose, convert('L') of anything else, bicubic
+    32x32 of the whole or of the box 5% in from each side (fractional), 2-D DCT-II, 8x8 block > its median,
+    row-major, first bit most significant."""
     im = Image.open(path)
     if im.format == "JPEG":
-        im.draft("RGB", (64, 64))
-    im = ImageOps.exif_transpose(im).convert("RGB")
-    if crop:
-        w, h = im.size
-        dx, dy = int(w * crop + 0.5), int(h * crop + 0.5)
-        im = im.crop((dx, dy, w - dx, h - dy))
-    a = np.asarray(im.convert("L").resize((32, 32), Image.BICUBIC), dtype=np.float64)
+        im.draft("L", (32, 32))
+    im = ImageOps.exif_transpose(im)
+    if im.mode != "L":
+        im = im.convert("RGB").convert("L")
+    w, h = im.size
+    box = (w * crop, h * crop, w - w * crop, h - h * crop)  # fractional pixels
+    a = np.asarray(im.resize((32, 32), Image.BICUBIC, box=box), dtype=np.float64)
     f = dct(dct(a, axis=0), axis=1)[:8, :8]
     v = 0
     for bit in (f > np.median(f)).flatten():

@@ -26,12 +26,10 @@
 #include "kern/kern.h"
 #include "store/store.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #define HASH_BATCH      1024
@@ -363,203 +361,6 @@ out:
     return rc;
 }
 
-/* ---- decontamination --------------------------------------------------- */
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-typedef struct paths {
-    char **v;
-    size_t n, cap;
-} paths;
-
-static int paths_push(paths *P, const char *p)
-{
-    if (P->n == P->cap) {
-        size_t cap = P->cap ? P->cap * 2 : 64;
-        char **v = realloc(P->v, cap * sizeof *v);
-        if (v == NULL)
-            return WP_ENOMEM;
-        P->v = v;
-        P->cap = cap;
-    }
-    if ((P->v[P->n] = strdup(p)) == NULL)
-        return WP_ENOMEM;
-    P->n++;
-    return 0;
-}
-
-/* The image files of an evaluation set: the regular files of a folder (in
- * name order), or the paths listed in a file (one a line, # comments,
- * relative to its folder). Paths are malloc'ed into *out. */
-static int list_against(const char *loc, char ***out, size_t *n, wp_err *err)
-{
-    struct stat st;
-    paths P = {0};
-    int rc = 0;
-    wp_buf text = {0};
-
-    *out = NULL;
-    *n = 0;
-    if (stat(loc, &st) != 0)
-        return wp_err_set(err, DD_EAGAINST, "%s: no such evaluation set", loc);
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(loc);
-        struct dirent *e;
-        if (d == NULL)
-            return wp_err_set(err, DD_EAGAINST, "%s: cannot list", loc);
-        while (rc == 0 && (e = readdir(d)) != NULL) {
-            char p[WP_PATH_MAX];
-            struct stat fs;
-            if (e->d_name[0] != '.' && wp_path_join(p, loc, e->d_name, NULL) == 0 &&
-                stat(p, &fs) == 0 && S_ISREG(fs.st_mode) && paths_push(&P, p) != 0)
-                rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-        }
-        closedir(d);
-        if (rc == 0)
-            qsort(P.v, P.n, sizeof *P.v, cmp_str);
-    } else {
-        char dir[WP_PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", loc);
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *slash = '\0';
-        else
-            snprintf(dir, sizeof dir, ".");
-        if ((rc = wp_read_file(loc, (size_t)1 << 30, &text, err)) != 0)
-            goto out;
-        for (char *line = text.data, *next; rc == 0 && line && *line; line = next) {
-            char p[WP_PATH_MAX];
-            next = strchr(line, '\n');
-            if (next)
-                *next++ = '\0';
-            size_t len = strlen(line);
-            while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
-                line[--len] = '\0';
-            if (len == 0 || line[0] == '#')
-                continue;
-            if (line[0] == '/')
-                snprintf(p, sizeof p, "%s", line);
-            else if ((rc = wp_path_join(p, dir, line, err)) != 0)
-                break;
-            if (paths_push(&P, p) != 0)
-                rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-        }
-    }
-out:
-    if (rc != 0) {
-        for (size_t i = 0; i < P.n; i++)
-            free(P.v[i]);
-        free(P.v);
-    } else {
-        *out = P.v;
-        *n = P.n;
-    }
-    wp_buf_free(&text);
-    return rc;
-}
-
-/* The set's name in reasons: the last component of its path, without a
- * list file's extension. */
-static void against_name(const char *loc, char *out, size_t cap)
-{
-    char tmp[WP_PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", loc);
-    size_t n = strlen(tmp);
-    while (n > 1 && tmp[n - 1] == '/')
-        tmp[--n] = '\0';
-    const char *b = strrchr(tmp, '/');
-    b = b ? b + 1 : tmp;
-    snprintf(out, cap, "%s", b);
-    char *dot = strrchr(out, '.');
-    if (dot && dot != out)
-        *dot = '\0';
-}
-
-static int against_by_embedding(struct cat *c, items *L, const dd_opts *o, int set,
-                                char *const *paths, size_t np, dd_counts *cnt,
-                                const wp_reporter *rep, wp_err *err);
-
-/* Marks an item contaminated by evaluation set `set` at distance dist
- * (the nearer of two findings wins). */
-static void contaminate(item *x, int set, double dist, dd_counts *cnt)
-{
-    if (x->kind == DD_CONTAM && x->dscore <= dist)
-        return;
-    if (x->kind != DD_CONTAM)
-        cnt->contaminated++;
-    x->kind = DD_CONTAM;
-    x->group = set;
-    x->dscore = dist;
-}
-
-static int step_against(struct cat *c, items *L, const dd_opts *o, const wp_reporter *rep,
-                        dd_counts *cnt, wp_err *err)
-{
-    int rc = 0;
-    for (int a = 0; a < o->nagainst && rc == 0; a++) {
-        char **paths = NULL;
-        size_t np = 0, m = 0, npairs = 0, ne = 0;
-        uint64_t *h = NULL;
-        size_t *sub = NULL;
-        dd_pair *pairs = NULL;
-        wp_buf bytes = {0};
-
-        if ((rc = list_against(o->against[a], &paths, &np, err)) != 0)
-            break;
-        if (o->against_radius < 0)
-            goto embeddings;
-        h = malloc((L->n + np + 1) * 2 * sizeof *h);
-        sub = malloc((L->n + 1) * sizeof *sub);
-        if (!h || !sub) {
-            rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-            goto next;
-        }
-        /* both hashes of each corpus image (2q, 2q + 1), then of each
-         * evaluation image */
-        for (size_t i = 0; i < L->n; i++)
-            if (L->v[i].has_phash) {
-                h[2 * m] = L->v[i].phash[0];
-                h[2 * m + 1] = L->v[i].phash[1];
-                sub[m++] = i;
-            }
-        for (size_t k = 0; k < np; k++) {
-            wp_err e = {0};
-            uint64_t *ph = h + 2 * (m + ne);
-            if (wp_read_file(paths[k], (size_t)IMAGE_BYTES_MAX, &bytes, &e) != 0 ||
-                dd_phash_bytes(bytes.data, bytes.len, &ph[0], &ph[1], &e) != 0) {
-                wp_report_event(rep, WP_LOG_WARN, "dedup_against_skip", "%s: %s", paths[k], e.msg);
-                continue;
-            }
-            ne++;
-        }
-        if ((rc = dd_mih_join(h, 2 * (m + ne), o->against_radius, &pairs, &npairs, err)) != 0)
-            goto next;
-        for (size_t p = 0; p < npairs; p++) {
-            /* i < j: a corpus item's hash with an evaluation image's */
-            if (pairs[p].i >= 2 * m || pairs[p].j < 2 * m)
-                continue;
-            contaminate(&L->v[sub[pairs[p].i / 2]], a, pairs[p].dist, cnt);
-        }
-        wp_report_event(rep, WP_LOG_INFO, "dedup_against", "%s: %zu images hashed of %zu",
-                        o->against[a], ne, np);
-    embeddings:
-        if (o->against_eps > 0)
-            rc = against_by_embedding(c, L, o, a, paths, np, cnt, rep, err);
-    next:
-        for (size_t k = 0; k < np; k++)
-            free(paths[k]);
-        free(paths);
-        free(h);
-        free(sub);
-        free(pairs);
-        wp_buf_free(&bytes);
-    }
-    return rc;
-}
-
 /* ---- semantic ---------------------------------------------------------- */
 
 static int find_pair(const items *L, int64_t pair_id)
@@ -688,54 +489,130 @@ out:
     return 0;
 }
 
+/* ---- decontamination --------------------------------------------------- */
+
 #define EVAL_BLOCK   256   /* evaluation rows per product */
 #define CORPUS_BLOCK 16384 /* corpus rows per product */
 
-/* Drops the items whose image embedding has a cosine above 1 - against_eps
- * with an image of evaluation set `set`, embedded here with the CLIP model
- * in opts->clip_model (the one the corpus embeddings came from). */
-static int against_by_embedding(struct cat *c, items *L, const dd_opts *o, int set,
-                                char *const *paths, size_t np, dd_counts *cnt,
-                                const wp_reporter *rep, wp_err *err)
+/* Marks an item contaminated by evaluation set `set` at distance dist
+ * (the nearer of two findings wins). */
+static void contaminate(item *x, int set, double dist, dd_counts *cnt)
 {
-    char model[256];
-    clip_model *cm = NULL;
-    size_t *sub = NULL, m = 0, ne = 0;
-    float *X = NULL, *E = NULL, *S = NULL;
-    float thr = (float)(1.0 - o->against_eps);
-    int d = 0, rc;
+    if (x->kind == DD_CONTAM && x->dscore <= dist)
+        return;
+    if (x->kind != DD_CONTAM)
+        cnt->contaminated++;
+    x->kind = DD_CONTAM;
+    x->group = set;
+    x->dscore = dist;
+}
 
-    if (o->clip_model == NULL)
-        return wp_err_set(err, DD_EMODEL,
-                          "--against-eps needs the CLIP model folder "
-                          "(--clip-model) that encoded the corpus");
-    if ((rc = pick_model(c, o, model, sizeof model, err)) != 0 ||
-        (rc = load_embeddings(c, L, model, 0, &sub, &X, &m, &d, err)) != 0)
-        return rc;
-    if (m == 0)
-        goto out;
-    if ((rc = clip_model_open(o->clip_model, NULL, &cm, err)) != 0)
-        goto out;
-    if (clip_model_arch(cm)->embed_dim != d) {
-        rc = wp_err_set(err, DD_EMODEL, "%s: embeddings of %d, the corpus's (%s) %d", o->clip_model,
-                        clip_model_arch(cm)->embed_dim, model, d);
-        goto out;
+/* What one pass over an evaluation set's images collects: both pHashes of
+ * each (when hashing) and its unit image embedding (when cm is set). */
+typedef struct eval_acc {
+    const wp_reporter *rep;
+    int hash;
+    const clip_model *cm;
+    int d;
+    uint64_t *h; /* 2 per image hashed */
+    size_t nh, caph;
+    float *E; /* d per image embedded */
+    size_t ne, cape;
+    size_t seen;
+} eval_acc;
+
+static int on_eval_image(void *ud, const char *name, const void *data, size_t n, wp_err *err)
+{
+    eval_acc *A = ud;
+    wp_err e = {0};
+    int rc;
+
+    A->seen++;
+    if (A->hash) {
+        if (A->nh == A->caph) {
+            size_t cap = A->caph ? A->caph * 2 : 256;
+            uint64_t *h = realloc(A->h, cap * 2 * sizeof *h);
+            if (h == NULL)
+                return wp_err_set(err, WP_ENOMEM, "out of memory");
+            A->h = h;
+            A->caph = cap;
+        }
+        if ((rc = dd_phash_bytes(data, n, &A->h[2 * A->nh], &A->h[2 * A->nh + 1], &e)) != 0) {
+            if (rc == WP_ENOMEM)
+                return wp_err_set(err, rc, "%s", e.msg);
+            wp_report_event(A->rep, WP_LOG_WARN, "dedup_against_skip", "%s: %s", name, e.msg);
+            return 0;
+        }
+        A->nh++;
     }
-    E = malloc((np ? np : 1) * (size_t)d * sizeof *E);
-    S = malloc((size_t)EVAL_BLOCK * CORPUS_BLOCK * sizeof *S);
-    if (!E || !S) {
+    if (A->cm != NULL) {
+        if (A->ne == A->cape) {
+            size_t cap = A->cape ? A->cape * 2 : 256;
+            float *E = realloc(A->E, cap * (size_t)A->d * sizeof *E);
+            if (E == NULL)
+                return wp_err_set(err, WP_ENOMEM, "out of memory");
+            A->E = E;
+            A->cape = cap;
+        }
+        float *v = A->E + A->ne * (size_t)A->d;
+        if ((rc = clip_embed_image_bytes(A->cm, data, n, v, &e)) != 0) {
+            if (rc == WP_ENOMEM)
+                return wp_err_set(err, rc, "%s", e.msg);
+            wp_report_event(A->rep, WP_LOG_WARN, "dedup_against_skip", "%s: %s", name, e.msg);
+            return 0;
+        }
+        clip_l2_normalize(v, A->d);
+        A->ne++;
+    }
+    return 0;
+}
+
+/* Drops the items with a pHash (whole or centre) within radius of one of
+ * an evaluation image's two, eh[0..2ne). */
+static int against_by_phash(items *L, int radius, int set, const uint64_t *eh, size_t ne,
+                            dd_counts *cnt, wp_err *err)
+{
+    size_t m = 0, npairs = 0;
+    uint64_t *h = malloc((L->n + ne + 1) * 2 * sizeof *h);
+    size_t *sub = malloc((L->n + 1) * sizeof *sub);
+    dd_pair *pairs = NULL;
+    int rc = 0;
+
+    if (!h || !sub) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;
     }
-    for (size_t k = 0; k < np; k++) {
-        wp_err e = {0};
-        if (clip_embed_image_file(cm, paths[k], E + ne * d, &e) != 0) {
-            wp_report_event(rep, WP_LOG_WARN, "dedup_against_skip", "%s: %s", paths[k], e.msg);
-            continue;
+    /* both hashes of each corpus image (2q, 2q + 1), then the evaluation
+     * images' */
+    for (size_t i = 0; i < L->n; i++)
+        if (L->v[i].has_phash) {
+            h[2 * m] = L->v[i].phash[0];
+            h[2 * m + 1] = L->v[i].phash[1];
+            sub[m++] = i;
         }
-        clip_l2_normalize(E + ne * d, d);
-        ne++;
+    if (ne > 0)
+        memcpy(h + 2 * m, eh, ne * 2 * sizeof *h);
+    if ((rc = dd_mih_join(h, 2 * (m + ne), radius, &pairs, &npairs, err)) != 0)
+        goto out;
+    for (size_t p = 0; p < npairs; p++) {
+        /* i < j: a corpus item's hash with an evaluation image's */
+        if (pairs[p].i >= 2 * m || pairs[p].j < 2 * m)
+            continue;
+        contaminate(&L->v[sub[pairs[p].i / 2]], set, pairs[p].dist, cnt);
     }
+out:
+    free(h);
+    free(sub);
+    free(pairs);
+    return rc;
+}
+
+/* Drops the items whose unit image embedding (X, m x d; item sub[r] for
+ * row r) has a cosine above thr with an evaluation image's (E, ne x d). */
+static void against_by_embedding(items *L, const float *X, const size_t *sub, size_t m, int d,
+                                 const float *E, size_t ne, float thr, int set, float *S,
+                                 dd_counts *cnt)
+{
     for (size_t e0 = 0; e0 < ne; e0 += EVAL_BLOCK) {
         int me = (int)(ne - e0 < EVAL_BLOCK ? ne - e0 : EVAL_BLOCK);
         for (size_t c0 = 0; c0 < m; c0 += CORPUS_BLOCK) {
@@ -748,13 +625,63 @@ static int against_by_embedding(struct cat *c, items *L, const dd_opts *o, int s
                                     cnt);
         }
     }
-    wp_report_event(rep, WP_LOG_INFO, "dedup_against", "%s: %zu images embedded of %zu",
-                    o->against[set], ne, np);
+}
+
+/* Each evaluation set's images are read once (dd_eval_each), hashed and,
+ * with against_eps, embedded with opts->clip_model (the model the corpus
+ * embeddings came from); corpus pairs near one of them are contaminated. */
+static int step_against(struct cat *c, items *L, const dd_opts *o, const wp_reporter *rep,
+                        dd_counts *cnt, wp_err *err)
+{
+    char model[256];
+    clip_model *cm = NULL;
+    size_t *esub = NULL, m = 0;
+    float *X = NULL, *S = NULL;
+    int d = 0, rc = 0;
+
+    if (o->against_eps > 0) {
+        if (o->clip_model == NULL)
+            return wp_err_set(err, DD_EMODEL,
+                              "--against-eps needs the CLIP model folder "
+                              "(--clip-model) that encoded the corpus");
+        if ((rc = pick_model(c, o, model, sizeof model, err)) != 0 ||
+            (rc = load_embeddings(c, L, model, 0, &esub, &X, &m, &d, err)) != 0)
+            goto out;
+        if (m > 0) {
+            if ((rc = clip_model_open(o->clip_model, NULL, &cm, err)) != 0)
+                goto out;
+            if (clip_model_arch(cm)->embed_dim != d) {
+                rc = wp_err_set(err, DD_EMODEL, "%s: embeddings of %d, the corpus's (%s) %d",
+                                o->clip_model, clip_model_arch(cm)->embed_dim, model, d);
+                goto out;
+            }
+            if ((S = malloc((size_t)EVAL_BLOCK * CORPUS_BLOCK * sizeof *S)) == NULL) {
+                rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+                goto out;
+            }
+        }
+    }
+    for (int a = 0; a < o->nagainst && rc == 0; a++) {
+        eval_acc A = {.rep = rep, .hash = o->against_radius >= 0, .cm = cm, .d = d};
+        rc = dd_eval_each(o->against[a], (size_t)IMAGE_BYTES_MAX, on_eval_image, &A, rep, err);
+        if (rc == 0 && A.hash) {
+            rc = against_by_phash(L, o->against_radius, a, A.h, A.nh, cnt, err);
+            wp_report_event(rep, WP_LOG_INFO, "dedup_against", "%s: %zu images hashed of %zu",
+                            o->against[a], A.nh, A.seen);
+        }
+        if (rc == 0 && cm != NULL) {
+            against_by_embedding(L, X, esub, m, d, A.E, A.ne, (float)(1.0 - o->against_eps), a, S,
+                                 cnt);
+            wp_report_event(rep, WP_LOG_INFO, "dedup_against", "%s: %zu images embedded of %zu",
+                            o->against[a], A.ne, A.seen);
+        }
+        free(A.h);
+        free(A.E);
+    }
 out:
     clip_model_free(cm);
-    free(sub);
+    free(esub);
     free(X);
-    free(E);
     free(S);
     return rc;
 }
@@ -1004,7 +931,7 @@ int dd_run(struct cat *c, struct st_store *st, const dd_opts *o, const wp_report
             continue;
         if (x->kind == DD_CONTAM) {
             char name[WP_PATH_MAX];
-            against_name(o->against[x->group], name, sizeof name);
+            dd_eval_name(o->against[x->group], name, sizeof name);
             snprintf(reason, sizeof reason, "contaminated:%s", name);
         } else {
             snprintf(reason, sizeof reason, "%s:%lld",

@@ -303,6 +303,109 @@ class DedupTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(decisions(c), {"chelsea original": ("contaminated", "bench")})
 
+    def test_decontamination_against_tar_shards(self):
+        """The evaluation set as WebDataset shards: witpipe's own shard
+        output (a folder of .tar with manifest and stats beside them), a
+        list file naming .tar shards, and one .tar given directly."""
+        os.makedirs(self.photos)
+        for name, ext in PHOTOS[:5] + [("camera_gray", "jpg")]:
+            save(load(name, ext), self.photos, name, name + " original", quality=95)
+        evalimgs = os.path.join(self.tmp.name, "evalimgs")
+        os.makedirs(evalimgs)
+        save(variant(load("astronaut", "jpg"), "q50"), evalimgs, "a", "eval a", quality=50)
+        save(variant(load("chelsea", "jpg"), "crop"), evalimgs, "b", "eval b")
+        save(variant(load("rocket", "jpg"), "wm"), evalimgs, "c", "eval c")
+        save(load("motorcycle", "png"), evalimgs, "d", "eval d")  # not in the corpus
+        ev = self.corpus(evalimgs, "evalcorpus")
+        shards = os.path.join(self.tmp.name, "evalshards")
+        r = run("-C", ev, "shard", "-o", shards, "--per-shard", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        tars = sorted(f for f in os.listdir(shards) if f.endswith(".tar"))
+        self.assertEqual(len(tars), 2)
+        self.assertGreater(len(os.listdir(shards)), 2)  # manifest and stats beside them
+        c = self.corpus(self.photos)
+        r = run("-C", c, "dedup", "--against", shards)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(decisions(c), {n + " original": ("contaminated", "evalshards")
+                                        for n in ("astronaut", "chelsea", "rocket")})
+        self.assertIn("4 images hashed of 4", r.stderr)
+        # shards written here: members in subfolders, a caption and json
+        # beside each image; a list file names two of them
+        own = os.path.join(self.tmp.name, "own")
+        os.makedirs(own)
+        for tname, members in (("p0.tar", ["a", "d"]), ("p1.tar", ["c"])):
+            with tarfile.open(os.path.join(own, tname), "w") as t:
+                for m in members:
+                    t.add(os.path.join(evalimgs, m + ".jpg"), "x/%s.jpg" % m)
+                    t.add(os.path.join(evalimgs, m + ".txt"), "x/%s.txt" % m)
+        lst = os.path.join(self.tmp.name, "shardlist.txt")
+        with open(lst, "w") as f:
+            f.write("own/p0.tar\n# b is not listed\nown/p1.tar\n")
+        r = run("-C", c, "dedup", "--against", lst)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(decisions(c), {n + " original": ("contaminated", "shardlist")
+                                        for n in ("astronaut", "rocket")})
+        r = run("-C", c, "dedup", "--against", os.path.join(own, "p1.tar"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(decisions(c), {"rocket original": ("contaminated", "p1")})
+
+    def same_scene_pairs(self, pairs):
+        """Saves each (scene, first shot, second shot), adds them, runs
+        dedup --near; returns the decisions and each scene's nearest
+        distance of its 4 hash combinations (whole/centre each side)."""
+        os.makedirs(self.photos)
+        for scene, a, b in pairs:
+            save(a, self.photos, scene + "_1", scene + " shot 1")
+            save(b, self.photos, scene + "_2", scene + " shot 2")
+        c = self.corpus(self.photos)
+        r = run("-C", c, "dedup", "--near")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        con = db(c)
+        hs = {}
+        for t, ph, inner in con.execute("SELECT p.text, h.phash, h.phash_inner FROM image_phash h "
+                                        "JOIN pairs p ON p.image_id = h.image_id"):
+            hs.setdefault(t.split()[0], []).append((ph, inner))
+        con.close()
+        dist = {}
+        for scene, two in hs.items():
+            self.assertEqual(len(two), 2, scene)
+            dist[scene] = min(bin((x ^ y) & (2**64 - 1)).count("1") for x in two[0] for y in two[1])
+            print("same scene twice: %s nearest hash distance %d" % (scene, dist[scene]))
+        return decisions(c), dist
+
+    def test_same_scene_shot_twice_does_not_group(self):
+        """Two framings of one scene that are not copies, built from each
+        test photo: the camera panned by a fifth of the frame, a little
+        closer and brighter the second time."""
+        pairs = []
+        for name, ext in PHOTOS[:5]:
+            im = load(name, ext)
+            w, h = im.size
+            a = im.crop((0, 0, int(w * 0.8), int(h * 0.9)))
+            b = im.crop((int(w * 0.2), int(h * 0.06), w, int(h * 0.94)))
+            b = b.resize((a.width, a.height), Image.BICUBIC).point(lambda v: min(255, int(v * 1.1)))
+            pairs.append((name, a, b))
+        got, dist = self.same_scene_pairs(pairs)
+        self.assertEqual(got, {})
+        for scene, d in dist.items():
+            self.assertGreater(d, 6, scene)  # the default radius
+
+    STEREO = "/usr/lib/python3/dist-packages/skimage/data/motorcycle_right.png"
+
+    @unittest.skipUnless(os.path.exists(STEREO), "SKIP: python3-skimage (the stereo pair) missing")
+    @unittest.expectedFailure
+    def test_stereo_pair_does_not_group(self):
+        """KNOWN GAP: a real same-scene pair, motorcycle.png (Middlebury's
+        motorcycle, left camera) and its right camera view from Debian's
+        python3-skimage: the whole-image pHashes are 6 bits apart (the
+        views differ by about 20 px of parallax in 741, less than a 5%
+        crop), so at the default radius 6 they group. Needs a rule stricter
+        than any-of-4-hashes within the radius (e.g. whole and centre both
+        within it unless it is a crop match)."""
+        got, dist = self.same_scene_pairs([("motorcycle", load("motorcycle", "png"),
+                                            Image.open(self.STEREO).convert("RGB"))])
+        self.assertEqual(got, {})
+
     def test_dry_run_prints_what_it_would_drop_and_records_nothing(self):
         write_photo_set(self.photos, names=PHOTOS[:2], variants=["q50", "crop"])
         c = self.corpus(self.photos)

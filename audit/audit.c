@@ -353,7 +353,11 @@ static int reason_add(audit *a, int level, const char *reason)
 {
     char key[256];
     int64_t *v;
-    snprintf(key, sizeof key, "%d\t%s", level, reason && reason[0] ? reason : "(no reason)");
+    /* by kind: dedup's near:ID / semantic:ID name one group each */
+    if (reason && reason[0])
+        snprintf(key, sizeof key, "%d\t%.*s", level, (int)wp_reason_kind_len(reason), reason);
+    else
+        snprintf(key, sizeof key, "%d\t(no reason)", level);
     int64_t i = smap_get(&a->reasons, key);
     if (i < 0 || counts3_at(&a->reason_counts, i, &v) != 0)
         return WP_ENOMEM;

@@ -9,6 +9,7 @@ kill -9 mid-run then a rerun giving the uninterrupted result,
 decontamination against an evaluation set, --dry-run, the HTML picture and
 SemDeDup over `encode`'s embeddings. Skips loudly without ../shared or PIL.
 """
+import json
 import os
 import shutil
 import signal
@@ -224,6 +225,22 @@ class DedupTest(unittest.TestCase):
         self.assertEqual(len(first), 15)
         caps = shard_captions(c, os.path.join(self.tmp.name, "shards1"))
         self.assertEqual(caps, every - set(first))
+        # status and shard stats count drops by kind, not one line per group
+        kinds = {}
+        for k, _ in first.values():
+            kinds[k] = kinds.get(k, 0) + 1
+        r = run("-C", c, "status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [l.split() for l in r.stdout.splitlines() if l.strip().startswith("dedup/")]
+        self.assertEqual({l[0]: int(l[1]) for l in lines},
+                         {"dedup/drop/" + k: n for k, n in kinds.items()})
+        dropped = {}
+        for name in os.listdir(os.path.join(self.tmp.name, "shards1")):
+            if name.endswith("_stats.json"):
+                with open(os.path.join(self.tmp.name, "shards1", name)) as f:
+                    for k, n in json.load(f)["dropped"].items():
+                        dropped[k] = dropped.get(k, 0) + n
+        self.assertEqual(dropped, {"dedup/" + k: n for k, n in kinds.items()})
         # radius 0: only identical hashes group; crops (2+ bits off even
         # against the centre hash) and marked copies come back
         r = run("-C", c, "dedup", "--radius", "0")

@@ -80,7 +80,8 @@ static const cli_opt dedup_opts_table[] = {
      "count is printed"},
     {"against", 0, required_argument, O_AGAINST, "SET",
      "drop pairs whose image is within --radius of an image\nof an evaluation set: a folder of "
-     "images or a file\nlisting image paths (repeatable; reason contaminated:NAME)"},
+     "images, a folder of\nWebDataset .tar shards, one .tar, or a file listing image\nand/or "
+     ".tar paths (repeatable; reason contaminated:NAME)"},
     {"against-radius", 0, required_argument, O_ARADIUS, "R",
      "the pHash radius for --against (default --radius; off: none)"},
     {"against-eps", 0, required_argument, O_AEPS, "E",

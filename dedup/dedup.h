@@ -9,6 +9,10 @@
  *    median, bit 63 = coefficient (0,0), row-major), as imagehash.phash
  *    computes it, of the whole image and of its centre (5% cut from each
  *    side): the pHash alone does not survive a 5% crop, the pair does.
+ *    The stage calls two images near-duplicates when their whole and
+ *    their centre hashes are both within the radius, or one's whole is
+ *    within it of the other's centre (a crop); one hash alone within it
+ *    is not enough (two shots of one scene can be that close).
  *  - dd_mih_join: every pair of 64-bit hashes within a Hamming radius, by
  *    multi-index hashing (4 substrings of 16 bits; two hashes within r
  *    differ by at most r/4 bits in one of them), never all pairs.

@@ -8,8 +8,9 @@
  *    or killed run keeps them and the next run hashes only the rest.
  * 2. Decide, in memory, over the pairs of stored images:
  *    contaminated (pHash within the radius of an evaluation image), then
- *    exact (same image, same stored or served bytes), then near (pHash
- *    within the radius, multi-index hashing, connected components), then
+ *    exact (same image, same stored or served bytes), then near (whole
+ *    and centre pHashes both within the radius, or one's whole within it
+ *    of the other's centre: multi-index hashing, connected components), then
  *    semantic (SemDeDup over the image embeddings of one model). Each step
  *    sees only the pairs the earlier ones kept. A group keeps one pair:
  *    the highest CLIP score, else the largest original, else the first
@@ -294,58 +295,75 @@ out:
 
 /* ---- near -------------------------------------------------------------- */
 
-typedef struct hash_at {
-    uint64_t h;
-    uint32_t at; /* position in sub */
-} hash_at;
-
-static int cmp_hash_at(const void *a, const void *b)
+/* Whether two images' hash pairs (whole, centre) say near-duplicate at
+ * radius r: the whole images and the centres both within r (a re-encoded,
+ * resized, recoloured or marked copy), or one's whole within r of the
+ * other's centre (a copy cropped by about DD_PHASH_CROP a side). Any one
+ * of the four within r is not enough: two shots of one scene from nearby
+ * viewpoints can be that close on the whole image alone. */
+static int phash_match(const uint64_t a[2], const uint64_t b[2], int r)
 {
-    const hash_at *x = a, *y = b;
-    if (x->h != y->h)
-        return x->h < y->h ? -1 : 1;
+    return (dd_hamming(a[0], b[0]) <= r && dd_hamming(a[1], b[1]) <= r) ||
+           dd_hamming(a[0], b[1]) <= r || dd_hamming(a[1], b[0]) <= r;
+}
+
+typedef struct tuple_at {
+    uint64_t w, c;
+    uint32_t at; /* position in sub */
+} tuple_at;
+
+static int cmp_tuple_at(const void *a, const void *b)
+{
+    const tuple_at *x = a, *y = b;
+    if (x->w != y->w)
+        return x->w < y->w ? -1 : 1;
+    if (x->c != y->c)
+        return x->c < y->c ? -1 : 1;
     return (x->at > y->at) - (x->at < y->at);
 }
 
-/* Near groups. Equal hashes are joined first (a corpus may hold thousands
- * of blank or solid-colour images with one hash: all pairs of them would
- * be quadratic), then the distinct hashes go through the MIH join and
- * each pair found joins its hashes' images. */
+/* Near groups. Images with the same (whole, centre) hashes are joined
+ * first (a corpus may hold thousands of blank or solid-colour images with
+ * one hash: all pairs of them would be quadratic), then both hashes of
+ * each distinct pair go through the MIH join, and each pair of hashes
+ * found joins its images when phash_match agrees. */
 static int step_near(items *L, int radius, groups *G, dd_counts *cnt, wp_err *err)
 {
     size_t m = 0, np = 0, nu = 0;
     size_t *sub = malloc((L->n ? L->n : 1) * sizeof *sub);
-    hash_at *ha = malloc((L->n ? L->n : 1) * 2 * sizeof *ha);
+    tuple_at *ta = malloc((L->n ? L->n : 1) * sizeof *ta);
     uint64_t *h = malloc((L->n ? L->n : 1) * 2 * sizeof *h);
-    uint32_t *rep = malloc((L->n ? L->n : 1) * 2 * sizeof *rep);
+    uint32_t *rep = malloc((L->n ? L->n : 1) * sizeof *rep);
     uint32_t *par = malloc((L->n ? L->n : 1) * sizeof *par);
     dd_pair *pairs = NULL;
     int rc = 0;
-    if (!sub || !ha || !h || !rep || !par) {
+    if (!sub || !ta || !h || !rep || !par) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;
     }
-    /* both hashes of each image */
     for (size_t i = 0; i < L->n; i++)
         if (L->v[i].kind == DD_KEEP && L->v[i].has_phash) {
-            ha[2 * m] = (hash_at){L->v[i].phash[0], (uint32_t)m};
-            ha[2 * m + 1] = (hash_at){L->v[i].phash[1], (uint32_t)m};
+            ta[m] = (tuple_at){L->v[i].phash[0], L->v[i].phash[1], (uint32_t)m};
             par[m] = (uint32_t)m;
             sub[m++] = i;
         }
-    qsort(ha, 2 * m, sizeof *ha, cmp_hash_at);
-    for (size_t q = 0; q < 2 * m; q++) {
-        if (q > 0 && ha[q].h == ha[q - 1].h) {
-            dd_uf_union(par, ha[q].at, ha[q - 1].at);
+    qsort(ta, m, sizeof *ta, cmp_tuple_at);
+    for (size_t q = 0; q < m; q++) {
+        if (q > 0 && ta[q].w == ta[q - 1].w && ta[q].c == ta[q - 1].c) {
+            dd_uf_union(par, ta[q].at, ta[q - 1].at);
             continue;
         }
-        h[nu] = ha[q].h;
-        rep[nu++] = ha[q].at;
+        h[2 * nu] = ta[q].w;
+        h[2 * nu + 1] = ta[q].c;
+        rep[nu++] = ta[q].at;
     }
-    if ((rc = dd_mih_join(h, nu, radius, &pairs, &np, err)) != 0)
+    if ((rc = dd_mih_join(h, 2 * nu, radius, &pairs, &np, err)) != 0)
         goto out;
-    for (size_t p = 0; p < np; p++)
-        dd_uf_union(par, rep[pairs[p].i], rep[pairs[p].j]);
+    for (size_t p = 0; p < np; p++) {
+        uint32_t x = pairs[p].i / 2, y = pairs[p].j / 2;
+        if (x != y && phash_match(h + 2 * x, h + 2 * y, radius))
+            dd_uf_union(par, rep[x], rep[y]);
+    }
     for (size_t q = 0; q < m; q++)
         par[q] = dd_uf_find(par, (uint32_t)q);
     if ((rc = groups_from_components(L, sub, par, m, DD_NEAR, G, phash_dist, 0,
@@ -353,7 +371,7 @@ static int step_near(items *L, int radius, groups *G, dd_counts *cnt, wp_err *er
         wp_err_set(err, rc, "out of memory");
 out:
     free(sub);
-    free(ha);
+    free(ta);
     free(h);
     free(rep);
     free(par);
@@ -595,8 +613,10 @@ static int against_by_phash(items *L, int radius, int set, const uint64_t *eh, s
     if ((rc = dd_mih_join(h, 2 * (m + ne), radius, &pairs, &npairs, err)) != 0)
         goto out;
     for (size_t p = 0; p < npairs; p++) {
-        /* i < j: a corpus item's hash with an evaluation image's */
-        if (pairs[p].i >= 2 * m || pairs[p].j < 2 * m)
+        /* i < j: a corpus item's hash with an evaluation image's, the
+         * two images near-duplicates as step_near decides */
+        if (pairs[p].i >= 2 * m || pairs[p].j < 2 * m ||
+            !phash_match(h + pairs[p].i / 2 * 2, h + pairs[p].j / 2 * 2, radius))
             continue;
         contaminate(&L->v[sub[pairs[p].i / 2]], set, pairs[p].dist, cnt);
     }

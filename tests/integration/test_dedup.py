@@ -410,18 +410,19 @@ class DedupTest(unittest.TestCase):
     STEREO = "/usr/lib/python3/dist-packages/skimage/data/motorcycle_right.png"
 
     @unittest.skipUnless(os.path.exists(STEREO), "SKIP: python3-skimage (the stereo pair) missing")
-    @unittest.expectedFailure
     def test_stereo_pair_does_not_group(self):
-        """KNOWN GAP: a real same-scene pair, motorcycle.png (Middlebury's
-        motorcycle, left camera) and its right camera view from Debian's
-        python3-skimage: the whole-image pHashes are 6 bits apart (the
-        views differ by about 20 px of parallax in 741, less than a 5%
-        crop), so at the default radius 6 they group. Needs a rule stricter
-        than any-of-4-hashes within the radius (e.g. whole and centre both
-        within it unless it is a crop match)."""
+        """A real same-scene pair: motorcycle.png (Middlebury's motorcycle,
+        left camera) and its right camera view from Debian's
+        python3-skimage. The whole-image pHashes are only 6 bits apart
+        (about 20 px of parallax in 741, less than a 5% crop), within the
+        default radius; their centres are 10 apart and neither whole is
+        within 6 of the other's centre, so they do not group: a near pair
+        needs the whole and the centre hashes both within the radius, or a
+        crop match (whole against centre)."""
         got, dist = self.same_scene_pairs([("motorcycle", load("motorcycle", "png"),
                                             Image.open(self.STEREO).convert("RGB"))])
         self.assertEqual(got, {})
+        self.assertLessEqual(dist["motorcycle"], 6)  # what any-of-four would have grouped
 
     def test_dry_run_prints_what_it_would_drop_and_records_nothing(self):
         write_photo_set(self.photos, names=PHOTOS[:2], variants=["q50", "crop"])

@@ -51,7 +51,11 @@ int dd_phash_image(const struct img_image *im, uint64_t *out, wp_err *err);
  * the original's inner hash. Returns 0 or the image module's decode
  * errors. */
 #define DD_PHASH_DECODE 32
-#define DD_PHASH_CROP   0.05
+/* The definition above, as recorded beside stored hashes (image_phash.
+ * version): 1 was an RGB decode at >= 64 px with a whole-pixel centre
+ * cut. A stored hash of another version is computed again. */
+#define DD_PHASH_VERSION 2
+#define DD_PHASH_CROP    0.05
 int dd_phash_bytes(const void *data, size_t n, uint64_t *full, uint64_t *inner, wp_err *err);
 /* Hamming distance of two hashes. */
 static inline int dd_hamming(uint64_t a, uint64_t b)

@@ -777,7 +777,7 @@ static int hash_images(struct cat *c, struct st_store *st, const dd_opts *o, con
     uint64_t *ph = malloc(HASH_BATCH * 2 * sizeof *ph);
     int *ok = malloc(HASH_BATCH * sizeof *ok);
     wp_progress pr = {0};
-    int64_t after = 0, total = cat_dedup_count_phash_todo(c);
+    int64_t after = 0, total = cat_dedup_count_phash_todo(c, DD_PHASH_VERSION);
     int nthr = o->threads > 0 ? o->threads : omp_get_max_threads();
     int batch = o->batch > 0 && o->batch < HASH_BATCH ? o->batch : HASH_BATCH;
     int rc = 0, n;
@@ -794,7 +794,7 @@ static int hash_images(struct cat *c, struct st_store *st, const dd_opts *o, con
                             (long long)cnt->hashed);
             goto out;
         }
-        if ((rc = cat_dedup_phash_todo(c, after, batch, todo, &n, err)) != 0)
+        if ((rc = cat_dedup_phash_todo(c, after, batch, DD_PHASH_VERSION, todo, &n, err)) != 0)
             goto out;
         if (n == 0)
             break;
@@ -823,7 +823,7 @@ static int hash_images(struct cat *c, struct st_store *st, const dd_opts *o, con
             goto out;
         for (int i = 0; i < n; i++) {
             if ((rc = cat_dedup_phash_put(c, todo[i].image_id, ok[i], ph[2 * i], ph[2 * i + 1],
-                                          todo[i].sha256, err)) != 0) {
+                                          todo[i].sha256, DD_PHASH_VERSION, err)) != 0) {
                 cat_rollback(c);
                 goto out;
             }

@@ -353,7 +353,11 @@ static int reason_add(audit *a, int level, const char *reason)
 {
     char key[256];
     int64_t *v;
-    snprintf(key, sizeof key, "%d\t%s", level, reason && reason[0] ? reason : "(no reason)");
+    /* by kind: dedup's near:ID / semantic:ID name one group each */
+    if (reason && reason[0])
+        snprintf(key, sizeof key, "%d\t%.*s", level, (int)wp_reason_kind_len(reason), reason);
+    else
+        snprintf(key, sizeof key, "%d\t(no reason)", level);
     int64_t i = smap_get(&a->reasons, key);
     if (i < 0 || counts3_at(&a->reason_counts, i, &v) != 0)
         return WP_ENOMEM;
@@ -1131,7 +1135,7 @@ static char *thumbnail(audit *a, int64_t image_id)
     if (bytes == NULL ||
         st_read(a->st, loc.store_file, loc.store_offset, bytes, (size_t)loc.bytes, &e) != 0)
         goto out;
-    img_decode_opts dop = {1, IMG_ALPHA_WHITE, 100000000, 0, 0};
+    img_decode_opts dop = {.apply_exif = 1, .alpha = IMG_ALPHA_WHITE, .max_pixels = 100000000};
     dop.min_width = dop.min_height = 128;
     if (img_decode(bytes, (size_t)loc.bytes, &dop, &im, &e) != 0 ||
         img_resize_mode(&im, IMG_RESIZE_KEEP_RATIO_LARGEST, 128, 1, &sm, &e) != 0 ||

@@ -104,8 +104,10 @@ static int bench_phash(int n)
                 if (full) {
                     img_decode_opts o = {.apply_exif = 1};
                     img_image im = {0};
-                    if (full == 2)
+                    if (full == 2) {
                         o.min_width = o.min_height = DD_PHASH_DECODE;
+                        o.gray = 1;
+                    }
                     if (img_decode(jpg[i].data, jpg[i].len, &o, &im, &e) == 0) {
                         if (full == 1)
                             dd_phash_image(&im, &h[0], &e);
@@ -135,9 +137,10 @@ static int bench_phash(int n)
                    "wall, %.0f by CPU  [others %.0f%%]\n",
                    best, best_cpu, busy);
         else
-            printf("phash: the reduced-scale decode alone: %.0f images/s by wall, %.0f by CPU  "
-                   "[others %.0f%%]  (checksum %016llx)\n",
-                   best, best_cpu, busy, (unsigned long long)sink);
+            printf(
+                "phash: the reduced-scale gray decode alone: %.0f images/s by wall, %.0f by CPU  "
+                "[others %.0f%%]  (checksum %016llx)\n",
+                best, best_cpu, busy, (unsigned long long)sink);
     }
     for (int i = 0; i < n; i++)
         wp_buf_free(&jpg[i]);

@@ -51,14 +51,15 @@ int cat_dedup_items(cat *c, cat_dedup_item_fn fn, void *ud, wp_err *err)
     return 0;
 }
 
-int cat_dedup_phash_todo(cat *c, int64_t after_image, int max, cat_dedup_todo *out, int *n,
-                         wp_err *err)
+int cat_dedup_phash_todo(cat *c, int64_t after_image, int max, int version, cat_dedup_todo *out,
+                         int *n, wp_err *err)
 {
     static const char sql[] =
         "SELECT i.id, i.store_file, i.store_offset, i.bytes, i.sha256 FROM images i "
         "LEFT JOIN image_phash h ON h.image_id = i.id "
         "WHERE i.id > ?1 AND i.state = 'ok' AND i.store_file IS NOT NULL "
-        "AND (h.image_id IS NULL OR h.sha256 IS NOT i.sha256) ORDER BY i.id LIMIT ?2";
+        "AND (h.image_id IS NULL OR h.sha256 IS NOT i.sha256 OR h.version IS NOT ?3) "
+        "ORDER BY i.id LIMIT ?2";
     sqlite3_stmt *s = cat_stmt(c, sql, err);
     int rc, k = 0;
 
@@ -67,6 +68,7 @@ int cat_dedup_phash_todo(cat *c, int64_t after_image, int max, cat_dedup_todo *o
         return CAT_ESQL;
     sqlite3_bind_int64(s, 1, after_image);
     sqlite3_bind_int(s, 2, max);
+    sqlite3_bind_int(s, 3, version);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *sha = (const char *)sqlite3_column_text(s, 4);
         out[k].image_id = sqlite3_column_int64(s, 0);
@@ -83,16 +85,17 @@ int cat_dedup_phash_todo(cat *c, int64_t after_image, int max, cat_dedup_todo *o
     return 0;
 }
 
-int64_t cat_dedup_count_phash_todo(cat *c)
+int64_t cat_dedup_count_phash_todo(cat *c, int version)
 {
     static const char sql[] =
         "SELECT count(*) FROM images i LEFT JOIN image_phash h ON h.image_id = i.id "
         "WHERE i.state = 'ok' AND i.store_file IS NOT NULL "
-        "AND (h.image_id IS NULL OR h.sha256 IS NOT i.sha256)";
+        "AND (h.image_id IS NULL OR h.sha256 IS NOT i.sha256 OR h.version IS NOT ?1)";
     sqlite3_stmt *s = cat_stmt(c, sql, NULL);
     int64_t v = -1;
     if (s == NULL)
         return -1;
+    sqlite3_bind_int(s, 1, version);
     if (sqlite3_step(s) == SQLITE_ROW)
         v = sqlite3_column_int64(s, 0);
     sqlite3_reset(s);
@@ -100,10 +103,10 @@ int64_t cat_dedup_count_phash_todo(cat *c)
 }
 
 int cat_dedup_phash_put(cat *c, int64_t image_id, int ok, uint64_t phash, uint64_t inner,
-                        const char *sha256, wp_err *err)
+                        const char *sha256, int version, wp_err *err)
 {
     static const char sql[] = "INSERT OR REPLACE INTO image_phash(image_id, phash, sha256, "
-                              "phash_inner) VALUES (?1, ?2, ?3, ?4)";
+                              "phash_inner, version) VALUES (?1, ?2, ?3, ?4, ?5)";
     sqlite3_stmt *s = cat_stmt(c, sql, err);
     if (s == NULL)
         return CAT_ESQL;
@@ -116,6 +119,7 @@ int cat_dedup_phash_put(cat *c, int64_t image_id, int ok, uint64_t phash, uint64
         sqlite3_bind_null(s, 4);
     }
     cat_bind_text(s, 3, sha256 && sha256[0] ? sha256 : NULL);
+    sqlite3_bind_int(s, 5, version);
     return cat_step_done(c, s, err, "record an image hash");
 }
 

@@ -354,6 +354,18 @@ int cat_source_get_or_add(cat *c, const char *kind, const char *location, const 
 
 /* ---- status ---------------------------------------------------------- */
 
+/* wp_reason_kind(reason): the reason's kind (wp_reason_kind_len); NULL
+ * stays NULL. */
+static void reason_kind_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    const char *r = (const char *)sqlite3_value_text(argv[0]);
+    (void)argc;
+    if (r == NULL)
+        sqlite3_result_null(ctx);
+    else
+        sqlite3_result_text(ctx, r, (int)wp_reason_kind_len(r), SQLITE_TRANSIENT);
+}
+
 int cat_stats(cat *c, cat_stat_fn fn, void *ud, wp_err *err)
 {
     static const char *const queries[] = {
@@ -361,13 +373,19 @@ int cat_stats(cat *c, cat_stat_fn fn, void *ud, wp_err *err)
         "SELECT 'pairs', 'total', count(*) FROM pairs",
         "SELECT 'images', state || coalesce('/' || error_class, ''), count(*) FROM images "
         "GROUP BY state, error_class ORDER BY state, error_class",
-        "SELECT 'decisions', stage || '/' || decision || coalesce('/' || reason, ''), count(*) "
-        "FROM decisions GROUP BY stage, decision, reason ORDER BY stage, decision, reason",
+        /* by kind: dedup's near:ID / semantic:ID, one per group, count
+         * as near / semantic (wp_reason_kind_len) */
+        "SELECT 'decisions', stage || '/' || decision || coalesce('/' || wp_reason_kind(reason), "
+        "''), count(*) FROM decisions GROUP BY stage, decision, wp_reason_kind(reason) "
+        "ORDER BY stage, decision, wp_reason_kind(reason)",
         "SELECT 'pages', state || coalesce('/' || error_class, ''), count(*) FROM pages "
         "GROUP BY state, error_class ORDER BY state, error_class",
         "SELECT 'shards', output, count(*) FROM shards WHERE done = 1 GROUP BY output",
         "SELECT 'embeddings', model, count(*) FROM embeddings GROUP BY model",
     };
+    if (sqlite3_create_function(c->db, "wp_reason_kind", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                NULL, reason_kind_fn, NULL, NULL) != SQLITE_OK)
+        return cat_sqlerr(c, err, "status");
     for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
         sqlite3_stmt *s;
         int rc;

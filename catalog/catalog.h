@@ -572,21 +572,22 @@ typedef struct cat_dedup_item {
 typedef int (*cat_dedup_item_fn)(void *ud, const cat_dedup_item *it);
 int cat_dedup_items(cat *c, cat_dedup_item_fn fn, void *ud, wp_err *err);
 
-/* A stored image still to hash: none recorded, or recorded for other bytes. */
+/* A stored image still to hash: none recorded, or recorded for other bytes
+ * or by another version of the hash than `version`. */
 typedef struct cat_dedup_todo {
     int64_t image_id, store_file, store_offset, bytes;
     char sha256[WP_SHA256_HEX + 1];
 } cat_dedup_todo;
 /* Up to max such images with id > after_image, in id order; *n = 0 when
  * none are left. */
-int cat_dedup_phash_todo(cat *c, int64_t after_image, int max, cat_dedup_todo *out, int *n,
-                         wp_err *err);
+int cat_dedup_phash_todo(cat *c, int64_t after_image, int max, int version, cat_dedup_todo *out,
+                         int *n, wp_err *err);
 /* How many images cat_dedup_phash_todo would list in all; -1 on error. */
-int64_t cat_dedup_count_phash_todo(cat *c);
+int64_t cat_dedup_count_phash_todo(cat *c, int version);
 /* Records an image's hashes (ok = 0: its bytes could not be hashed) as of
- * the stored bytes sha256. */
+ * the stored bytes sha256, computed by the hash's version. */
 int cat_dedup_phash_put(cat *c, int64_t image_id, int ok, uint64_t phash, uint64_t inner,
-                        const char *sha256, wp_err *err);
+                        const char *sha256, int version, wp_err *err);
 /* Calls fn(pair_id, shard, row) for each embedding row of model, in
  * (shard, row) order. */
 typedef int (*cat_dedup_emb_fn)(void *ud, int64_t pair_id, int64_t shard, int64_t row);

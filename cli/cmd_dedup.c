@@ -65,8 +65,9 @@ static const cli_opt dedup_opts_table[] = {
     {"exact", 0, no_argument, O_EXACT, NULL,
      "same image: same URL, stored bytes or bytes as served"},
     {"near", 0, no_argument, O_NEAR, NULL,
-     "64-bit DCT perceptual hashes within --radius (hashes\nare kept in the catalog; a stopped run "
-     "resumes)"},
+     "64-bit DCT perceptual hashes of the image and of its\ncentre both within --radius, or "
+     "one's whole within it of\nthe other's centre (a crop); hashes are kept in the\ncatalog, a "
+     "stopped run resumes"},
     {"radius", 0, required_argument, O_RADIUS, "N", "Hamming radius, 0..32 (default 6)"},
     {"semantic", 0, no_argument, O_SEM, NULL,
      "SemDeDup over the image embeddings of `encode`: spherical\nk-means, then within each cluster "
@@ -80,7 +81,8 @@ static const cli_opt dedup_opts_table[] = {
      "count is printed"},
     {"against", 0, required_argument, O_AGAINST, "SET",
      "drop pairs whose image is within --radius of an image\nof an evaluation set: a folder of "
-     "images or a file\nlisting image paths (repeatable; reason contaminated:NAME)"},
+     "images, a folder of\nWebDataset .tar shards, one .tar, or a file listing image\nand/or "
+     ".tar paths (repeatable; reason contaminated:NAME)"},
     {"against-radius", 0, required_argument, O_ARADIUS, "R",
      "the pHash radius for --against (default --radius; off: none)"},
     {"against-eps", 0, required_argument, O_AEPS, "E",

@@ -198,6 +198,10 @@ int clip_zeroshot_classifier(const clip_model *m, clip_ws *ws, clip_tok *tok,
  * (embed_dim floats). Returns 0, WP_ENOENT / WP_EIO (file), the image
  * module's decode errors, WP_ENOMEM, with err naming the file. */
 int clip_embed_image_file(const clip_model *m, const char *path, float *out, wp_err *err);
+/* The same for an image already in memory (data, n bytes; the caller's).
+ * Returns 0, the image module's decode errors, WP_ENOMEM. */
+int clip_embed_image_bytes(const clip_model *m, const void *data, size_t n, float *out,
+                           wp_err *err);
 /* Tokenizes text (cut to the model's context) and writes its un-normalised
  * embedding to out. Returns 0, WP_ENOMEM, WP_EINVAL. */
 int clip_embed_text(const clip_model *m, clip_tok *tok, const char *text, float *out, wp_err *err);

@@ -10,32 +10,36 @@
 
 #define CLIP_ONE_FILE_MAX ((size_t)256 << 20) /* largest image file read */
 
-int clip_embed_image_file(const clip_model *m, const char *path, float *out, wp_err *err)
+int clip_embed_image_bytes(const clip_model *m, const void *data, size_t n, float *out, wp_err *err)
 {
     int S = clip_model_arch(m)->image_size, rc;
     size_t px = (size_t)3 * S * S;
     uint8_t *rgb = malloc(px);
     float *pix = malloc(px * sizeof *pix);
     clip_ws *ws = clip_ws_new();
-    wp_buf b = {0};
 
     if (rgb == NULL || pix == NULL || ws == NULL) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory for a %dx%d image", S, S);
         goto out;
     }
-    if ((rc = wp_read_file(path, CLIP_ONE_FILE_MAX, &b, err)) != 0)
+    if ((rc = img_clip_preprocess(data, n, S, rgb, err)) != 0)
         goto out;
-    if ((rc = img_clip_preprocess(b.data, b.len, S, rgb, err)) != 0) {
-        wp_err_prefix(err, "%s", path);
-        goto out;
-    }
     clip_normalize_rgb(m, rgb, pix);
     rc = clip_encode_images(m, ws, pix, 1, out, err);
 out:
-    wp_buf_free(&b);
     clip_ws_free(ws);
     free(pix);
     free(rgb);
+    return rc;
+}
+
+int clip_embed_image_file(const clip_model *m, const char *path, float *out, wp_err *err)
+{
+    wp_buf b = {0};
+    int rc = wp_read_file(path, CLIP_ONE_FILE_MAX, &b, err);
+    if (rc == 0 && (rc = clip_embed_image_bytes(m, b.data, b.len, out, err)) != 0)
+        wp_err_prefix(err, "%s", path);
+    wp_buf_free(&b);
     return rc;
 }
 

@@ -371,6 +371,15 @@ void wp_report_progress(const wp_reporter *r, const wp_progress *p);
 void wp_report_event(const wp_reporter *r, wp_level level, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* ---- decision reasons (common/reason.c) ------------------------------- */
+
+/* The length of the part of a decision reason that says its kind, for
+ * counts: a reason naming a group by its keeper's pair id (dedup's
+ * "near:ID" and "semantic:ID") counts as "near" / "semantic"; any other
+ * reason ("exact", "contaminated:SET", a filter's) is its own kind, whole.
+ * reason NULL: 0. */
+size_t wp_reason_kind_len(const char *reason);
+
 /* ---- stopping -------------------------------------------------------- */
 
 /* Set from a signal handler (Ctrl-C): long loops poll wp_stop_requested()

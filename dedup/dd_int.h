@@ -1,6 +1,7 @@
 /*
  * dedup/dd_int.h: what the dedup stage's own files share (the groups it
- * found, for the HTML picture); not for other modules.
+ * found, for the HTML picture; the images of an evaluation set); not for
+ * other modules.
  */
 #ifndef DD_INT_H
 #define DD_INT_H
@@ -32,5 +33,23 @@ void dd_uf_union(uint32_t *parent, uint32_t a, uint32_t b);
  * path. Returns 0 or an error (WP_EIO, WP_ENOMEM, CAT_ESQL). */
 int dd_report_html(struct cat *c, struct st_store *s, const dd_group *groups, size_t ngroups,
                    const char *path, wp_err *err);
+
+/* Called for each image of an evaluation set: name (its path, or
+ * SHARD:MEMBER), its bytes (n of them, owned by the caller). Returns 0 to
+ * go on, else an error (err filled) that stops dd_eval_each. */
+typedef int (*dd_eval_fn)(void *ud, const char *name, const void *data, size_t n, wp_err *err);
+
+/* Calls fn for every image of the evaluation set at loc (dedup/against.c:
+ * a folder of images, a folder of WebDataset .tar shards, one .tar shard,
+ * or a list file of image paths and/or shards), in a fixed order. Files
+ * that cannot be read, and images over max_bytes, are warnings on rep.
+ * Returns 0, DD_EAGAINST (no such set, a folder that cannot be listed),
+ * WP_ENOMEM, a list file's read error or fn's error. */
+int dd_eval_each(const char *loc, size_t max_bytes, dd_eval_fn fn, void *ud, const wp_reporter *rep,
+                 wp_err *err);
+
+/* The set's name in reasons: the last component of its path without a
+ * list file's or a shard's extension. */
+void dd_eval_name(const char *loc, char *out, size_t cap);
 
 #endif

@@ -9,6 +9,10 @@
  *    median, bit 63 = coefficient (0,0), row-major), as imagehash.phash
  *    computes it, of the whole image and of its centre (5% cut from each
  *    side): the pHash alone does not survive a 5% crop, the pair does.
+ *    The stage calls two images near-duplicates when their whole and
+ *    their centre hashes are both within the radius, or one's whole is
+ *    within it of the other's centre (a crop); one hash alone within it
+ *    is not enough (two shots of one scene can be that close).
  *  - dd_mih_join: every pair of 64-bit hashes within a Hamming radius, by
  *    multi-index hashing (4 substrings of 16 bits; two hashes within r
  *    differ by at most r/4 bits in one of them), never all pairs.
@@ -39,14 +43,19 @@ struct img_image; /* image/image.h */
 /* The hash of a decoded image (channels 1 or 3; RGB goes to L as PIL's
  * convert("L") does). Returns 0, WP_EINVAL or WP_ENOMEM. */
 int dd_phash_image(const struct img_image *im, uint64_t *out, wp_err *err);
-/* Decodes JPEG/PNG/WebP bytes (a JPEG at the smallest DCT scale that still
- * gives DD_PHASH_DECODE px a side, EXIF orientation applied) and hashes
- * them: *full the whole image, *inner (may be NULL) the image with
- * DD_PHASH_CROP of its width and height cut from each side (rounded to
- * whole pixels), so that a copy cropped by about that much matches the
- * original's inner hash. Returns 0 or the image module's decode errors. */
-#define DD_PHASH_DECODE 64
-#define DD_PHASH_CROP   0.05
+/* Decodes JPEG/PNG/WebP bytes (a JPEG straight to gray at the smallest
+ * DCT scale that still gives DD_PHASH_DECODE px a side, EXIF orientation
+ * applied) and hashes them: *full the whole image, *inner (may be NULL)
+ * the box DD_PHASH_CROP of its width and height in from each side
+ * (fractional pixels), so that a copy cropped by about that much matches
+ * the original's inner hash. Returns 0 or the image module's decode
+ * errors. */
+#define DD_PHASH_DECODE 32
+/* The definition above, as recorded beside stored hashes (image_phash.
+ * version): 1 was an RGB decode at >= 64 px with a whole-pixel centre
+ * cut. A stored hash of another version is computed again. */
+#define DD_PHASH_VERSION 2
+#define DD_PHASH_CROP    0.05
 int dd_phash_bytes(const void *data, size_t n, uint64_t *full, uint64_t *inner, wp_err *err);
 /* Hamming distance of two hashes. */
 static inline int dd_hamming(uint64_t a, uint64_t b)

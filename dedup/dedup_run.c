@@ -8,8 +8,9 @@
  *    or killed run keeps them and the next run hashes only the rest.
  * 2. Decide, in memory, over the pairs of stored images:
  *    contaminated (pHash within the radius of an evaluation image), then
- *    exact (same image, same stored or served bytes), then near (pHash
- *    within the radius, multi-index hashing, connected components), then
+ *    exact (same image, same stored or served bytes), then near (whole
+ *    and centre pHashes both within the radius, or one's whole within it
+ *    of the other's centre: multi-index hashing, connected components), then
  *    semantic (SemDeDup over the image embeddings of one model). Each step
  *    sees only the pairs the earlier ones kept. A group keeps one pair:
  *    the highest CLIP score, else the largest original, else the first
@@ -26,12 +27,10 @@
 #include "kern/kern.h"
 #include "store/store.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #define HASH_BATCH      1024
@@ -296,58 +295,75 @@ out:
 
 /* ---- near -------------------------------------------------------------- */
 
-typedef struct hash_at {
-    uint64_t h;
-    uint32_t at; /* position in sub */
-} hash_at;
-
-static int cmp_hash_at(const void *a, const void *b)
+/* Whether two images' hash pairs (whole, centre) say near-duplicate at
+ * radius r: the whole images and the centres both within r (a re-encoded,
+ * resized, recoloured or marked copy), or one's whole within r of the
+ * other's centre (a copy cropped by about DD_PHASH_CROP a side). Any one
+ * of the four within r is not enough: two shots of one scene from nearby
+ * viewpoints can be that close on the whole image alone. */
+static int phash_match(const uint64_t a[2], const uint64_t b[2], int r)
 {
-    const hash_at *x = a, *y = b;
-    if (x->h != y->h)
-        return x->h < y->h ? -1 : 1;
+    return (dd_hamming(a[0], b[0]) <= r && dd_hamming(a[1], b[1]) <= r) ||
+           dd_hamming(a[0], b[1]) <= r || dd_hamming(a[1], b[0]) <= r;
+}
+
+typedef struct tuple_at {
+    uint64_t w, c;
+    uint32_t at; /* position in sub */
+} tuple_at;
+
+static int cmp_tuple_at(const void *a, const void *b)
+{
+    const tuple_at *x = a, *y = b;
+    if (x->w != y->w)
+        return x->w < y->w ? -1 : 1;
+    if (x->c != y->c)
+        return x->c < y->c ? -1 : 1;
     return (x->at > y->at) - (x->at < y->at);
 }
 
-/* Near groups. Equal hashes are joined first (a corpus may hold thousands
- * of blank or solid-colour images with one hash: all pairs of them would
- * be quadratic), then the distinct hashes go through the MIH join and
- * each pair found joins its hashes' images. */
+/* Near groups. Images with the same (whole, centre) hashes are joined
+ * first (a corpus may hold thousands of blank or solid-colour images with
+ * one hash: all pairs of them would be quadratic), then both hashes of
+ * each distinct pair go through the MIH join, and each pair of hashes
+ * found joins its images when phash_match agrees. */
 static int step_near(items *L, int radius, groups *G, dd_counts *cnt, wp_err *err)
 {
     size_t m = 0, np = 0, nu = 0;
     size_t *sub = malloc((L->n ? L->n : 1) * sizeof *sub);
-    hash_at *ha = malloc((L->n ? L->n : 1) * 2 * sizeof *ha);
+    tuple_at *ta = malloc((L->n ? L->n : 1) * sizeof *ta);
     uint64_t *h = malloc((L->n ? L->n : 1) * 2 * sizeof *h);
-    uint32_t *rep = malloc((L->n ? L->n : 1) * 2 * sizeof *rep);
+    uint32_t *rep = malloc((L->n ? L->n : 1) * sizeof *rep);
     uint32_t *par = malloc((L->n ? L->n : 1) * sizeof *par);
     dd_pair *pairs = NULL;
     int rc = 0;
-    if (!sub || !ha || !h || !rep || !par) {
+    if (!sub || !ta || !h || !rep || !par) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;
     }
-    /* both hashes of each image */
     for (size_t i = 0; i < L->n; i++)
         if (L->v[i].kind == DD_KEEP && L->v[i].has_phash) {
-            ha[2 * m] = (hash_at){L->v[i].phash[0], (uint32_t)m};
-            ha[2 * m + 1] = (hash_at){L->v[i].phash[1], (uint32_t)m};
+            ta[m] = (tuple_at){L->v[i].phash[0], L->v[i].phash[1], (uint32_t)m};
             par[m] = (uint32_t)m;
             sub[m++] = i;
         }
-    qsort(ha, 2 * m, sizeof *ha, cmp_hash_at);
-    for (size_t q = 0; q < 2 * m; q++) {
-        if (q > 0 && ha[q].h == ha[q - 1].h) {
-            dd_uf_union(par, ha[q].at, ha[q - 1].at);
+    qsort(ta, m, sizeof *ta, cmp_tuple_at);
+    for (size_t q = 0; q < m; q++) {
+        if (q > 0 && ta[q].w == ta[q - 1].w && ta[q].c == ta[q - 1].c) {
+            dd_uf_union(par, ta[q].at, ta[q - 1].at);
             continue;
         }
-        h[nu] = ha[q].h;
-        rep[nu++] = ha[q].at;
+        h[2 * nu] = ta[q].w;
+        h[2 * nu + 1] = ta[q].c;
+        rep[nu++] = ta[q].at;
     }
-    if ((rc = dd_mih_join(h, nu, radius, &pairs, &np, err)) != 0)
+    if ((rc = dd_mih_join(h, 2 * nu, radius, &pairs, &np, err)) != 0)
         goto out;
-    for (size_t p = 0; p < np; p++)
-        dd_uf_union(par, rep[pairs[p].i], rep[pairs[p].j]);
+    for (size_t p = 0; p < np; p++) {
+        uint32_t x = pairs[p].i / 2, y = pairs[p].j / 2;
+        if (x != y && phash_match(h + 2 * x, h + 2 * y, radius))
+            dd_uf_union(par, rep[x], rep[y]);
+    }
     for (size_t q = 0; q < m; q++)
         par[q] = dd_uf_find(par, (uint32_t)q);
     if ((rc = groups_from_components(L, sub, par, m, DD_NEAR, G, phash_dist, 0,
@@ -355,208 +371,11 @@ static int step_near(items *L, int radius, groups *G, dd_counts *cnt, wp_err *er
         wp_err_set(err, rc, "out of memory");
 out:
     free(sub);
-    free(ha);
+    free(ta);
     free(h);
     free(rep);
     free(par);
     free(pairs);
-    return rc;
-}
-
-/* ---- decontamination --------------------------------------------------- */
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-typedef struct paths {
-    char **v;
-    size_t n, cap;
-} paths;
-
-static int paths_push(paths *P, const char *p)
-{
-    if (P->n == P->cap) {
-        size_t cap = P->cap ? P->cap * 2 : 64;
-        char **v = realloc(P->v, cap * sizeof *v);
-        if (v == NULL)
-            return WP_ENOMEM;
-        P->v = v;
-        P->cap = cap;
-    }
-    if ((P->v[P->n] = strdup(p)) == NULL)
-        return WP_ENOMEM;
-    P->n++;
-    return 0;
-}
-
-/* The image files of an evaluation set: the regular files of a folder (in
- * name order), or the paths listed in a file (one a line, # comments,
- * relative to its folder). Paths are malloc'ed into *out. */
-static int list_against(const char *loc, char ***out, size_t *n, wp_err *err)
-{
-    struct stat st;
-    paths P = {0};
-    int rc = 0;
-    wp_buf text = {0};
-
-    *out = NULL;
-    *n = 0;
-    if (stat(loc, &st) != 0)
-        return wp_err_set(err, DD_EAGAINST, "%s: no such evaluation set", loc);
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(loc);
-        struct dirent *e;
-        if (d == NULL)
-            return wp_err_set(err, DD_EAGAINST, "%s: cannot list", loc);
-        while (rc == 0 && (e = readdir(d)) != NULL) {
-            char p[WP_PATH_MAX];
-            struct stat fs;
-            if (e->d_name[0] != '.' && wp_path_join(p, loc, e->d_name, NULL) == 0 &&
-                stat(p, &fs) == 0 && S_ISREG(fs.st_mode) && paths_push(&P, p) != 0)
-                rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-        }
-        closedir(d);
-        if (rc == 0)
-            qsort(P.v, P.n, sizeof *P.v, cmp_str);
-    } else {
-        char dir[WP_PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", loc);
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *slash = '\0';
-        else
-            snprintf(dir, sizeof dir, ".");
-        if ((rc = wp_read_file(loc, (size_t)1 << 30, &text, err)) != 0)
-            goto out;
-        for (char *line = text.data, *next; rc == 0 && line && *line; line = next) {
-            char p[WP_PATH_MAX];
-            next = strchr(line, '\n');
-            if (next)
-                *next++ = '\0';
-            size_t len = strlen(line);
-            while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
-                line[--len] = '\0';
-            if (len == 0 || line[0] == '#')
-                continue;
-            if (line[0] == '/')
-                snprintf(p, sizeof p, "%s", line);
-            else if ((rc = wp_path_join(p, dir, line, err)) != 0)
-                break;
-            if (paths_push(&P, p) != 0)
-                rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-        }
-    }
-out:
-    if (rc != 0) {
-        for (size_t i = 0; i < P.n; i++)
-            free(P.v[i]);
-        free(P.v);
-    } else {
-        *out = P.v;
-        *n = P.n;
-    }
-    wp_buf_free(&text);
-    return rc;
-}
-
-/* The set's name in reasons: the last component of its path, without a
- * list file's extension. */
-static void against_name(const char *loc, char *out, size_t cap)
-{
-    char tmp[WP_PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", loc);
-    size_t n = strlen(tmp);
-    while (n > 1 && tmp[n - 1] == '/')
-        tmp[--n] = '\0';
-    const char *b = strrchr(tmp, '/');
-    b = b ? b + 1 : tmp;
-    snprintf(out, cap, "%s", b);
-    char *dot = strrchr(out, '.');
-    if (dot && dot != out)
-        *dot = '\0';
-}
-
-static int against_by_embedding(struct cat *c, items *L, const dd_opts *o, int set,
-                                char *const *paths, size_t np, dd_counts *cnt,
-                                const wp_reporter *rep, wp_err *err);
-
-/* Marks an item contaminated by evaluation set `set` at distance dist
- * (the nearer of two findings wins). */
-static void contaminate(item *x, int set, double dist, dd_counts *cnt)
-{
-    if (x->kind == DD_CONTAM && x->dscore <= dist)
-        return;
-    if (x->kind != DD_CONTAM)
-        cnt->contaminated++;
-    x->kind = DD_CONTAM;
-    x->group = set;
-    x->dscore = dist;
-}
-
-static int step_against(struct cat *c, items *L, const dd_opts *o, const wp_reporter *rep,
-                        dd_counts *cnt, wp_err *err)
-{
-    int rc = 0;
-    for (int a = 0; a < o->nagainst && rc == 0; a++) {
-        char **paths = NULL;
-        size_t np = 0, m = 0, npairs = 0, ne = 0;
-        uint64_t *h = NULL;
-        size_t *sub = NULL;
-        dd_pair *pairs = NULL;
-        wp_buf bytes = {0};
-
-        if ((rc = list_against(o->against[a], &paths, &np, err)) != 0)
-            break;
-        if (o->against_radius < 0)
-            goto embeddings;
-        h = malloc((L->n + np + 1) * 2 * sizeof *h);
-        sub = malloc((L->n + 1) * sizeof *sub);
-        if (!h || !sub) {
-            rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-            goto next;
-        }
-        /* both hashes of each corpus image (2q, 2q + 1), then of each
-         * evaluation image */
-        for (size_t i = 0; i < L->n; i++)
-            if (L->v[i].has_phash) {
-                h[2 * m] = L->v[i].phash[0];
-                h[2 * m + 1] = L->v[i].phash[1];
-                sub[m++] = i;
-            }
-        for (size_t k = 0; k < np; k++) {
-            wp_err e = {0};
-            uint64_t *ph = h + 2 * (m + ne);
-            if (wp_read_file(paths[k], (size_t)IMAGE_BYTES_MAX, &bytes, &e) != 0 ||
-                dd_phash_bytes(bytes.data, bytes.len, &ph[0], &ph[1], &e) != 0) {
-                wp_report_event(rep, WP_LOG_WARN, "dedup_against_skip", "%s: %s", paths[k], e.msg);
-                continue;
-            }
-            ne++;
-        }
-        if ((rc = dd_mih_join(h, 2 * (m + ne), o->against_radius, &pairs, &npairs, err)) != 0)
-            goto next;
-        for (size_t p = 0; p < npairs; p++) {
-            /* i < j: a corpus item's hash with an evaluation image's */
-            if (pairs[p].i >= 2 * m || pairs[p].j < 2 * m)
-                continue;
-            contaminate(&L->v[sub[pairs[p].i / 2]], a, pairs[p].dist, cnt);
-        }
-        wp_report_event(rep, WP_LOG_INFO, "dedup_against", "%s: %zu images hashed of %zu",
-                        o->against[a], ne, np);
-    embeddings:
-        if (o->against_eps > 0)
-            rc = against_by_embedding(c, L, o, a, paths, np, cnt, rep, err);
-    next:
-        for (size_t k = 0; k < np; k++)
-            free(paths[k]);
-        free(paths);
-        free(h);
-        free(sub);
-        free(pairs);
-        wp_buf_free(&bytes);
-    }
     return rc;
 }
 
@@ -688,54 +507,132 @@ out:
     return 0;
 }
 
+/* ---- decontamination --------------------------------------------------- */
+
 #define EVAL_BLOCK   256   /* evaluation rows per product */
 #define CORPUS_BLOCK 16384 /* corpus rows per product */
 
-/* Drops the items whose image embedding has a cosine above 1 - against_eps
- * with an image of evaluation set `set`, embedded here with the CLIP model
- * in opts->clip_model (the one the corpus embeddings came from). */
-static int against_by_embedding(struct cat *c, items *L, const dd_opts *o, int set,
-                                char *const *paths, size_t np, dd_counts *cnt,
-                                const wp_reporter *rep, wp_err *err)
+/* Marks an item contaminated by evaluation set `set` at distance dist
+ * (the nearer of two findings wins). */
+static void contaminate(item *x, int set, double dist, dd_counts *cnt)
 {
-    char model[256];
-    clip_model *cm = NULL;
-    size_t *sub = NULL, m = 0, ne = 0;
-    float *X = NULL, *E = NULL, *S = NULL;
-    float thr = (float)(1.0 - o->against_eps);
-    int d = 0, rc;
+    if (x->kind == DD_CONTAM && x->dscore <= dist)
+        return;
+    if (x->kind != DD_CONTAM)
+        cnt->contaminated++;
+    x->kind = DD_CONTAM;
+    x->group = set;
+    x->dscore = dist;
+}
 
-    if (o->clip_model == NULL)
-        return wp_err_set(err, DD_EMODEL,
-                          "--against-eps needs the CLIP model folder "
-                          "(--clip-model) that encoded the corpus");
-    if ((rc = pick_model(c, o, model, sizeof model, err)) != 0 ||
-        (rc = load_embeddings(c, L, model, 0, &sub, &X, &m, &d, err)) != 0)
-        return rc;
-    if (m == 0)
-        goto out;
-    if ((rc = clip_model_open(o->clip_model, NULL, &cm, err)) != 0)
-        goto out;
-    if (clip_model_arch(cm)->embed_dim != d) {
-        rc = wp_err_set(err, DD_EMODEL, "%s: embeddings of %d, the corpus's (%s) %d", o->clip_model,
-                        clip_model_arch(cm)->embed_dim, model, d);
-        goto out;
+/* What one pass over an evaluation set's images collects: both pHashes of
+ * each (when hashing) and its unit image embedding (when cm is set). */
+typedef struct eval_acc {
+    const wp_reporter *rep;
+    int hash;
+    const clip_model *cm;
+    int d;
+    uint64_t *h; /* 2 per image hashed */
+    size_t nh, caph;
+    float *E; /* d per image embedded */
+    size_t ne, cape;
+    size_t seen;
+} eval_acc;
+
+static int on_eval_image(void *ud, const char *name, const void *data, size_t n, wp_err *err)
+{
+    eval_acc *A = ud;
+    wp_err e = {0};
+    int rc;
+
+    A->seen++;
+    if (A->hash) {
+        if (A->nh == A->caph) {
+            size_t cap = A->caph ? A->caph * 2 : 256;
+            uint64_t *h = realloc(A->h, cap * 2 * sizeof *h);
+            if (h == NULL)
+                return wp_err_set(err, WP_ENOMEM, "out of memory");
+            A->h = h;
+            A->caph = cap;
+        }
+        if ((rc = dd_phash_bytes(data, n, &A->h[2 * A->nh], &A->h[2 * A->nh + 1], &e)) != 0) {
+            if (rc == WP_ENOMEM)
+                return wp_err_set(err, rc, "%s", e.msg);
+            wp_report_event(A->rep, WP_LOG_WARN, "dedup_against_skip", "%s: %s", name, e.msg);
+            return 0;
+        }
+        A->nh++;
     }
-    E = malloc((np ? np : 1) * (size_t)d * sizeof *E);
-    S = malloc((size_t)EVAL_BLOCK * CORPUS_BLOCK * sizeof *S);
-    if (!E || !S) {
+    if (A->cm != NULL) {
+        if (A->ne == A->cape) {
+            size_t cap = A->cape ? A->cape * 2 : 256;
+            float *E = realloc(A->E, cap * (size_t)A->d * sizeof *E);
+            if (E == NULL)
+                return wp_err_set(err, WP_ENOMEM, "out of memory");
+            A->E = E;
+            A->cape = cap;
+        }
+        float *v = A->E + A->ne * (size_t)A->d;
+        if ((rc = clip_embed_image_bytes(A->cm, data, n, v, &e)) != 0) {
+            if (rc == WP_ENOMEM)
+                return wp_err_set(err, rc, "%s", e.msg);
+            wp_report_event(A->rep, WP_LOG_WARN, "dedup_against_skip", "%s: %s", name, e.msg);
+            return 0;
+        }
+        clip_l2_normalize(v, A->d);
+        A->ne++;
+    }
+    return 0;
+}
+
+/* Drops the items with a pHash (whole or centre) within radius of one of
+ * an evaluation image's two, eh[0..2ne). */
+static int against_by_phash(items *L, int radius, int set, const uint64_t *eh, size_t ne,
+                            dd_counts *cnt, wp_err *err)
+{
+    size_t m = 0, npairs = 0;
+    uint64_t *h = malloc((L->n + ne + 1) * 2 * sizeof *h);
+    size_t *sub = malloc((L->n + 1) * sizeof *sub);
+    dd_pair *pairs = NULL;
+    int rc = 0;
+
+    if (!h || !sub) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;
     }
-    for (size_t k = 0; k < np; k++) {
-        wp_err e = {0};
-        if (clip_embed_image_file(cm, paths[k], E + ne * d, &e) != 0) {
-            wp_report_event(rep, WP_LOG_WARN, "dedup_against_skip", "%s: %s", paths[k], e.msg);
-            continue;
+    /* both hashes of each corpus image (2q, 2q + 1), then the evaluation
+     * images' */
+    for (size_t i = 0; i < L->n; i++)
+        if (L->v[i].has_phash) {
+            h[2 * m] = L->v[i].phash[0];
+            h[2 * m + 1] = L->v[i].phash[1];
+            sub[m++] = i;
         }
-        clip_l2_normalize(E + ne * d, d);
-        ne++;
+    if (ne > 0)
+        memcpy(h + 2 * m, eh, ne * 2 * sizeof *h);
+    if ((rc = dd_mih_join(h, 2 * (m + ne), radius, &pairs, &npairs, err)) != 0)
+        goto out;
+    for (size_t p = 0; p < npairs; p++) {
+        /* i < j: a corpus item's hash with an evaluation image's, the
+         * two images near-duplicates as step_near decides */
+        if (pairs[p].i >= 2 * m || pairs[p].j < 2 * m ||
+            !phash_match(h + pairs[p].i / 2 * 2, h + pairs[p].j / 2 * 2, radius))
+            continue;
+        contaminate(&L->v[sub[pairs[p].i / 2]], set, pairs[p].dist, cnt);
     }
+out:
+    free(h);
+    free(sub);
+    free(pairs);
+    return rc;
+}
+
+/* Drops the items whose unit image embedding (X, m x d; item sub[r] for
+ * row r) has a cosine above thr with an evaluation image's (E, ne x d). */
+static void against_by_embedding(items *L, const float *X, const size_t *sub, size_t m, int d,
+                                 const float *E, size_t ne, float thr, int set, float *S,
+                                 dd_counts *cnt)
+{
     for (size_t e0 = 0; e0 < ne; e0 += EVAL_BLOCK) {
         int me = (int)(ne - e0 < EVAL_BLOCK ? ne - e0 : EVAL_BLOCK);
         for (size_t c0 = 0; c0 < m; c0 += CORPUS_BLOCK) {
@@ -748,13 +645,63 @@ static int against_by_embedding(struct cat *c, items *L, const dd_opts *o, int s
                                     cnt);
         }
     }
-    wp_report_event(rep, WP_LOG_INFO, "dedup_against", "%s: %zu images embedded of %zu",
-                    o->against[set], ne, np);
+}
+
+/* Each evaluation set's images are read once (dd_eval_each), hashed and,
+ * with against_eps, embedded with opts->clip_model (the model the corpus
+ * embeddings came from); corpus pairs near one of them are contaminated. */
+static int step_against(struct cat *c, items *L, const dd_opts *o, const wp_reporter *rep,
+                        dd_counts *cnt, wp_err *err)
+{
+    char model[256];
+    clip_model *cm = NULL;
+    size_t *esub = NULL, m = 0;
+    float *X = NULL, *S = NULL;
+    int d = 0, rc = 0;
+
+    if (o->against_eps > 0) {
+        if (o->clip_model == NULL)
+            return wp_err_set(err, DD_EMODEL,
+                              "--against-eps needs the CLIP model folder "
+                              "(--clip-model) that encoded the corpus");
+        if ((rc = pick_model(c, o, model, sizeof model, err)) != 0 ||
+            (rc = load_embeddings(c, L, model, 0, &esub, &X, &m, &d, err)) != 0)
+            goto out;
+        if (m > 0) {
+            if ((rc = clip_model_open(o->clip_model, NULL, &cm, err)) != 0)
+                goto out;
+            if (clip_model_arch(cm)->embed_dim != d) {
+                rc = wp_err_set(err, DD_EMODEL, "%s: embeddings of %d, the corpus's (%s) %d",
+                                o->clip_model, clip_model_arch(cm)->embed_dim, model, d);
+                goto out;
+            }
+            if ((S = malloc((size_t)EVAL_BLOCK * CORPUS_BLOCK * sizeof *S)) == NULL) {
+                rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+                goto out;
+            }
+        }
+    }
+    for (int a = 0; a < o->nagainst && rc == 0; a++) {
+        eval_acc A = {.rep = rep, .hash = o->against_radius >= 0, .cm = cm, .d = d};
+        rc = dd_eval_each(o->against[a], (size_t)IMAGE_BYTES_MAX, on_eval_image, &A, rep, err);
+        if (rc == 0 && A.hash) {
+            rc = against_by_phash(L, o->against_radius, a, A.h, A.nh, cnt, err);
+            wp_report_event(rep, WP_LOG_INFO, "dedup_against", "%s: %zu images hashed of %zu",
+                            o->against[a], A.nh, A.seen);
+        }
+        if (rc == 0 && cm != NULL) {
+            against_by_embedding(L, X, esub, m, d, A.E, A.ne, (float)(1.0 - o->against_eps), a, S,
+                                 cnt);
+            wp_report_event(rep, WP_LOG_INFO, "dedup_against", "%s: %zu images embedded of %zu",
+                            o->against[a], A.ne, A.seen);
+        }
+        free(A.h);
+        free(A.E);
+    }
 out:
     clip_model_free(cm);
-    free(sub);
+    free(esub);
     free(X);
-    free(E);
     free(S);
     return rc;
 }
@@ -830,7 +777,7 @@ static int hash_images(struct cat *c, struct st_store *st, const dd_opts *o, con
     uint64_t *ph = malloc(HASH_BATCH * 2 * sizeof *ph);
     int *ok = malloc(HASH_BATCH * sizeof *ok);
     wp_progress pr = {0};
-    int64_t after = 0, total = cat_dedup_count_phash_todo(c);
+    int64_t after = 0, total = cat_dedup_count_phash_todo(c, DD_PHASH_VERSION);
     int nthr = o->threads > 0 ? o->threads : omp_get_max_threads();
     int batch = o->batch > 0 && o->batch < HASH_BATCH ? o->batch : HASH_BATCH;
     int rc = 0, n;
@@ -847,7 +794,7 @@ static int hash_images(struct cat *c, struct st_store *st, const dd_opts *o, con
                             (long long)cnt->hashed);
             goto out;
         }
-        if ((rc = cat_dedup_phash_todo(c, after, batch, todo, &n, err)) != 0)
+        if ((rc = cat_dedup_phash_todo(c, after, batch, DD_PHASH_VERSION, todo, &n, err)) != 0)
             goto out;
         if (n == 0)
             break;
@@ -876,7 +823,7 @@ static int hash_images(struct cat *c, struct st_store *st, const dd_opts *o, con
             goto out;
         for (int i = 0; i < n; i++) {
             if ((rc = cat_dedup_phash_put(c, todo[i].image_id, ok[i], ph[2 * i], ph[2 * i + 1],
-                                          todo[i].sha256, err)) != 0) {
+                                          todo[i].sha256, DD_PHASH_VERSION, err)) != 0) {
                 cat_rollback(c);
                 goto out;
             }
@@ -1021,7 +968,7 @@ int dd_run(struct cat *c, struct st_store *st, const dd_opts *o, const wp_report
             continue;
         if (x->kind == DD_CONTAM) {
             char name[WP_PATH_MAX];
-            against_name(o->against[x->group], name, sizeof name);
+            dd_eval_name(o->against[x->group], name, sizeof name);
             snprintf(reason, sizeof reason, "contaminated:%s", name);
         } else {
             snprintf(reason, sizeof reason, "%s:%lld",

@@ -2,7 +2,7 @@
  * dedup/phash.c: the 64-bit DCT perceptual hash of an image.
  *
  * The image goes to 8-bit grayscale as PIL's convert("L") does (ITU-R 601
- * luma in 16-bit fixed point), is resampled to 32 x 32 with PIL's bicubic
+ * luma in 16-bit fixed point, img_to_gray), is resampled to 32 x 32 with PIL's bicubic
  * (img_resize_bicubic, byte-exact with PIL), and the 8 x 8 lowest
  * frequencies of its 2-D DCT-II are compared with their median: bit
  * 63 - (8u + v) is set when coefficient (u, v) is greater. The scale of
@@ -11,9 +11,13 @@
  * bicubic in place of Lanczos, which a test re-implements in Python.
  *
  * Hashing is cheap beside decoding, so dd_phash_bytes asks the JPEG
- * decoder for the smallest DCT scale that still gives 64 px a side (32
- * for the hash, and enough that a 5% margin is 3 whole pixels): a 256 px
- * stored image is decoded at 1/4 scale, which skips most of the IDCT.
+ * decoder for gray (libjpeg hands over the stored luma, skipping the
+ * chroma IDCT, upsampling and colour conversion; within a rounding step
+ * of convert("L"), and what PIL's draft("L") gives) at the smallest DCT
+ * scale that still gives 32 px a side: a 256 px stored image is decoded
+ * at 1/8 scale, the DC coefficients alone, and is already 32 x 32. The
+ * centre hash resamples the fractional box 5% in from each side (PIL's
+ * resize with box=), so it means the same at any decoded size.
  */
 #include "dedup/dedup.h"
 #include "image/image.h"
@@ -76,21 +80,6 @@ static uint64_t hash_gray32(const uint8_t *g, size_t stride)
     return h;
 }
 
-/* RGB to PIL's "L": ITU-R 601 luma in 16-bit fixed point. */
-static int to_gray(const img_image *im, img_image *gray, wp_err *err)
-{
-    int rc = img_alloc(gray, im->width, im->height, 1);
-    if (rc != 0)
-        return wp_err_set(err, rc, "phash: out of memory");
-    for (int y = 0; y < im->height; y++) {
-        const uint8_t *s = im->pixels + (size_t)y * im->stride;
-        uint8_t *d = gray->pixels + (size_t)y * gray->stride;
-        for (int x = 0; x < im->width; x++, s += 3)
-            d[x] = (uint8_t)((s[0] * 19595u + s[1] * 38470u + s[2] * 7471u + 0x8000u) >> 16);
-    }
-    return 0;
-}
-
 /* The hash of a gray image of any size (resampled to 32 x 32). */
 static int hash_gray(const img_image *g, uint64_t *out, wp_err *err)
 {
@@ -117,7 +106,7 @@ int dd_phash_image(const img_image *im, uint64_t *out, wp_err *err)
         return wp_err_set(err, WP_EINVAL, "phash: needs a gray or RGB image");
     if (im->channels == 1)
         return hash_gray(im, out, err);
-    if ((rc = to_gray(im, &gray, err)) == 0)
+    if ((rc = img_to_gray(im, &gray, err)) == 0)
         rc = hash_gray(&gray, out, err);
     img_free(&gray);
     return rc;
@@ -129,27 +118,29 @@ int dd_phash_bytes(const void *data, size_t n, uint64_t *full, uint64_t *inner, 
                          .alpha = IMG_ALPHA_WHITE,
                          .max_pixels = (int64_t)2 * 89478485,
                          .min_width = DD_PHASH_DECODE,
-                         .min_height = DD_PHASH_DECODE};
-    img_image im = {0}, gray = {0};
-    int rc = img_decode(data, n, &o, &im, err);
+                         .min_height = DD_PHASH_DECODE,
+                         .gray = 1};
+    img_image gray = {0};
+    int rc = img_decode(data, n, &o, &gray, err);
     if (rc != 0)
         return rc;
-    if ((rc = to_gray(&im, &gray, err)) != 0 || (rc = hash_gray(&gray, full, err)) != 0)
+    if ((rc = hash_gray(&gray, full, err)) != 0)
         goto out;
     if (inner != NULL) {
-        /* the centre, as a view into the same pixels */
-        int dx = (int)(gray.width * DD_PHASH_CROP + 0.5);
-        int dy = (int)(gray.height * DD_PHASH_CROP + 0.5);
-        img_image in = gray;
-        if (gray.width - 2 * dx >= 1 && gray.height - 2 * dy >= 1) {
-            in.width = gray.width - 2 * dx;
-            in.height = gray.height - 2 * dy;
-            in.pixels = gray.pixels + (size_t)dy * gray.stride + (size_t)dx;
-        }
-        rc = hash_gray(&in, inner, err);
+        /* the centre: the box DD_PHASH_CROP in from each side, in
+         * fractional pixels (at 32 px a side 5% is 1.6 px), resampled
+         * straight to 32 x 32 as PIL's resize(box=...) does */
+        double w = gray.width, h = gray.height;
+        img_image small = {0};
+        if ((rc = img_resize_bicubic_box(&gray, (float)(w * DD_PHASH_CROP),
+                                         (float)(h * DD_PHASH_CROP), (float)(w - w * DD_PHASH_CROP),
+                                         (float)(h - h * DD_PHASH_CROP), SIDE, SIDE, &small,
+                                         err)) != 0)
+            goto out;
+        *inner = hash_gray32(small.pixels, small.stride);
+        img_free(&small);
     }
 out:
-    img_free(&im);
     img_free(&gray);
     return rc;
 }

@@ -97,7 +97,7 @@ int img_clip_preprocess(const void *data, size_t n, int size, uint8_t *out_rgb, 
         if ((rc = img_budget_acquire(charge, img_format_name(info.format), err)) != 0)
             return rc;
     }
-    rc = img_decode_native(data, n, IMG_CLIP_MAX_PIXELS, 1, &info, &nat, &mode, err);
+    rc = img_decode_native(data, n, IMG_CLIP_MAX_PIXELS, 1, 0, &info, &nat, &mode, err);
     if (rc < 0) {
         img_budget_release(charge);
         return rc;

@@ -2,7 +2,7 @@
  * image/decode.c: img_decode and what it is built from: the image buffer,
  * the size check made from the header before any pixel memory exists, the
  * per-format dispatch, PIL's conversions to RGB (gray expansion, CMYK,
- * alpha) and EXIF orientation.
+ * alpha) and from RGB to gray, and EXIF orientation.
  */
 #include "image/img_int.h"
 
@@ -51,7 +51,7 @@ int img_mode_channels(int mode)
     }
 }
 
-int img_decode_native(const void *data, size_t n, int64_t max_pixels, int scale_denom,
+int img_decode_native(const void *data, size_t n, int64_t max_pixels, int scale_denom, int gray,
                       const img_info *info, img_image *out, int *mode, wp_err *err)
 {
     if (info->width <= 0 || info->height <= 0)
@@ -68,7 +68,7 @@ int img_decode_native(const void *data, size_t n, int64_t max_pixels, int scale_
     const uint8_t *p = data;
     switch (info->format) {
     case IMG_FMT_JPEG:
-        return img_jpeg_decode_native(p, n, scale_denom, out, mode, err);
+        return img_jpeg_decode_native(p, n, scale_denom, gray, out, mode, err);
     case IMG_FMT_PNG:
         return img_png_decode_native(p, n, out, mode, err);
     case IMG_FMT_WEBP:
@@ -76,6 +76,24 @@ int img_decode_native(const void *data, size_t n, int64_t max_pixels, int scale_
     default:
         return wp_err_set(err, IMG_EUNSUPPORTED, "%s: not decoded", img_format_name(info->format));
     }
+}
+
+int img_to_gray(const img_image *rgb, img_image *out, wp_err *err)
+{
+    img_image g = {0};
+    if (rgb == NULL || rgb->pixels == NULL || rgb->channels != 3)
+        return wp_err_set(err, WP_EINVAL, "image: gray conversion needs RGB");
+    if (img_alloc(&g, rgb->width, rgb->height, 1))
+        return wp_err_set(err, WP_ENOMEM, "image: out of memory for %dx%d gray", rgb->width,
+                          rgb->height);
+    for (int y = 0; y < rgb->height; y++) {
+        const uint8_t *s = rgb->pixels + (size_t)y * rgb->stride;
+        uint8_t *d = g.pixels + (size_t)y * g.stride;
+        for (int x = 0; x < rgb->width; x++, s += 3)
+            d[x] = (uint8_t)((s[0] * 19595u + s[1] * 38470u + s[2] * 7471u + 0x8000u) >> 16);
+    }
+    *out = g;
+    return 0;
 }
 
 /* Composites c over white with alpha a, rounded: c*a/255 + 255 - a. */
@@ -229,12 +247,13 @@ int img_decode(const void *data, size_t n, const img_decode_opts *opts, img_imag
         if ((rc = img_budget_acquire(charge, img_format_name(info.format), err)) != 0)
             return rc;
     }
-    rc = img_decode_native(data, n, opts->max_pixels, scale, &info, &nat, &mode, err);
+    rc = img_decode_native(data, n, opts->max_pixels, scale, opts->gray, &info, &nat, &mode, err);
     if (rc < 0) {
         img_budget_release(charge);
         return rc;
     }
-    if (mode == IMG_MODE_RGB || mode == IMG_MODE_P) {
+    if (mode == IMG_MODE_RGB || mode == IMG_MODE_P ||
+        (opts->gray && (mode == IMG_MODE_L || mode == IMG_MODE_1))) {
         rgb = nat; /* already what we hand out */
         nat.pixels = NULL;
     } else {
@@ -244,6 +263,16 @@ int img_decode(const void *data, size_t n, const img_decode_opts *opts, img_imag
             img_budget_release(charge);
             return rc;
         }
+    }
+    if (opts->gray && rgb.channels == 3) {
+        img_image g;
+        rc = img_to_gray(&rgb, &g, err);
+        img_free(&rgb);
+        if (rc < 0) {
+            img_budget_release(charge);
+            return rc;
+        }
+        rgb = g;
     }
     if (opts->apply_exif && info.orientation > 1) {
         img_image o;

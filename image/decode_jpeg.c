@@ -1,7 +1,8 @@
 /*
  * image/decode_jpeg.c: JPEG decoding with libjpeg-turbo's libjpeg API, to
  * the image's own PIL mode (L, RGB, or CMYK inverted the way PIL reads
- * every 4-component JPEG: rawmode "CMYK;I"), optionally DCT-scaled.
+ * every 4-component JPEG: rawmode "CMYK;I"), optionally DCT-scaled, or
+ * straight to gray (L) when asked.
  *
  * libjpeg reports fatal errors through error_exit, which must not return:
  * ours longjmps back here. Warnings that mean the pixels are incomplete or
@@ -56,7 +57,7 @@ static void on_output_message(j_common_ptr c)
     (void)c; /* library code never prints */
 }
 
-int img_jpeg_decode_native(const uint8_t *data, size_t n, int scale_denom, img_image *out,
+int img_jpeg_decode_native(const uint8_t *data, size_t n, int scale_denom, int gray, img_image *out,
                            int *mode, wp_err *err)
 {
     struct jpeg_decompress_struct cinfo;
@@ -93,8 +94,10 @@ int img_jpeg_decode_native(const uint8_t *data, size_t n, int scale_denom, img_i
         m = IMG_MODE_L;
         break;
     case 3:
-        cinfo.out_color_space = JCS_RGB;
-        m = IMG_MODE_RGB;
+        /* gray: libjpeg hands over Y and skips the chroma components'
+         * IDCT and upsampling (an RGB JPEG gets its luma computed) */
+        cinfo.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
+        m = gray ? IMG_MODE_L : IMG_MODE_RGB;
         break;
     case 4:
         cinfo.out_color_space = JCS_CMYK; /* libjpeg turns YCCK into CMYK */

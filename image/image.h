@@ -89,9 +89,16 @@ typedef struct img_decode_opts {
      * both sides stay >= min_width x min_height (after orientation). 0 = full
      * size. */
     int min_width, min_height;
+    /* 1: hand out 8-bit gray (channels 1) instead of RGB: PIL's
+     * convert("L") of the RGB result (img_to_gray), except that a gray,
+     * YCbCr or RGB JPEG is decoded straight to gray by libjpeg
+     * (JCS_GRAYSCALE: its luma, with no chroma IDCT, upsampling or colour
+     * conversion; what PIL's draft("L", ...) hands out), which is within
+     * a rounding step of convert("L") except where RGB clipped. */
+    int gray;
 } img_decode_opts;
 
-/* Decodes to 8-bit RGB (channels = 3). Grayscale is expanded, CMYK/YCCK
+/* Decodes to 8-bit RGB (channels = 3; 1 with opts->gray). Grayscale is expanded, CMYK/YCCK
  * (including Adobe's inverted CMYK) converted the way PIL does, alpha
  * handled per opts (opts NULL: apply_exif 1, IMG_ALPHA_WHITE, no limit).
  * The size check (max_pixels, and 65535 per side always) is made from the
@@ -103,6 +110,11 @@ typedef struct img_decode_opts {
 int img_decode(const void *data, size_t n, const img_decode_opts *opts, img_image *out,
                wp_err *err);
 
+/* RGB (channels 3) to 8-bit gray as PIL's convert("L"): ITU-R 601 luma
+ * in 16-bit fixed point. out is a new image owned by the caller. Returns
+ * 0, WP_EINVAL (not RGB) or WP_ENOMEM. */
+int img_to_gray(const img_image *rgb, img_image *out, wp_err *err);
+
 /* High-quality antialiased resampling (PIL's bicubic, a = -0.5, with its
  * 22-bit fixed-point arithmetic, horizontal pass first): the result equals
  * PIL's Image.resize((w, h), BICUBIC) byte for byte for an image in mode
@@ -110,6 +122,13 @@ int img_decode(const void *data, size_t n, const img_decode_opts *opts, img_imag
  * each resampled independently). out is a new w x h image owned by the
  * caller. Returns 0, WP_EINVAL (bad sizes) or WP_ENOMEM. */
 int img_resize_bicubic(const img_image *src, int w, int h, img_image *out, wp_err *err);
+
+/* The box [x0, x1) x [y0, y1) of src (source pixels, fractional as in
+ * PIL's Image.resize(size, BICUBIC, box=...), which this equals byte for
+ * byte) resampled to w x h. out is a new image owned by the caller.
+ * Returns 0, WP_EINVAL (a box outside src, bad sizes) or WP_ENOMEM. */
+int img_resize_bicubic_box(const img_image *src, float x0, float y0, float x1, float y1, int w,
+                           int h, img_image *out, wp_err *err);
 
 /* img2dataset's resize modes. */
 enum img_resize_mode {

@@ -59,17 +59,18 @@ enum img_mode {
 int img_mode_channels(int mode);
 
 /* Per-format decoders to the image's native mode. scale_denom is 1, 2, 4
- * or 8 (JPEG only; others ignore it). Size limits were already checked by
+ * or 8 and gray (1: a gray, YCbCr or RGB JPEG comes out as mode L, its
+ * luma) is for JPEG only; others ignore both. Size limits were already checked by
  * the caller from the probe. On error out is untouched. */
-int img_jpeg_decode_native(const uint8_t *data, size_t n, int scale_denom, img_image *out,
+int img_jpeg_decode_native(const uint8_t *data, size_t n, int scale_denom, int gray, img_image *out,
                            int *mode, wp_err *err);
 int img_png_decode_native(const uint8_t *data, size_t n, img_image *out, int *mode, wp_err *err);
 int img_webp_decode_native(const uint8_t *data, size_t n, img_image *out, int *mode, wp_err *err);
 
 /* Decodes data, already probed into info (img_probe returned 0), to its
  * native mode after checking the header's size against max_pixels (0 = no
- * limit) and IMG_MAX_SIDE. scale_denom as above. */
-int img_decode_native(const void *data, size_t n, int64_t max_pixels, int scale_denom,
+ * limit) and IMG_MAX_SIDE. scale_denom and gray as above. */
+int img_decode_native(const void *data, size_t n, int64_t max_pixels, int scale_denom, int gray,
                       const img_info *info, img_image *out, int *mode, wp_err *err);
 
 /* Converts a native-mode image to RGB in place of out (new buffer).

@@ -77,13 +77,14 @@ static void coeffs_free(coeffs *c)
     c->k = NULL;
 }
 
-/* Weights for output samples first .. first+count of resampling in_size
- * samples to out_size (stored from index 0: a crop window costs only its
- * own tables, however large the full output would be). Returns 0 or
- * WP_ENOMEM. */
-static int coeffs_make(int in_size, int out_size, int first, int count, coeffs *c)
+/* Weights for output samples first .. first+count of resampling the
+ * input span [in0, in1) of in_size samples to out_size (stored from index 0: a crop window costs
+ * only its own tables, however large the full output would be). Returns 0 or WP_ENOMEM. */
+static int coeffs_make(int in_size, float in0, float in1, int out_size, int first, int count,
+                       coeffs *c)
 {
-    double scale = (double)(float)in_size / out_size;
+    /* Pillow's precompute_coeffs: the box edges are floats */
+    double scale = (double)(in1 - in0) / out_size;
     double filterscale = scale < 1.0 ? 1.0 : scale;
     double support = 2.0 * filterscale;
     int ksize = (int)ceil(support) * 2 + 1;
@@ -98,7 +99,7 @@ static int coeffs_make(int in_size, int out_size, int first, int count, coeffs *
     }
     for (int i = 0; i < count; i++) {
         int xx = first + i;
-        double center = (xx + 0.5) * scale;
+        double center = in0 + (xx + 0.5) * scale;
         double ww = 0.0, ss = 1.0 / filterscale;
         int xmin = (int)(center - support + 0.5);
         if (xmin < 0)
@@ -214,15 +215,21 @@ static void vpass(const uint8_t *in, size_t in_stride, int first, uint8_t *out, 
     }
 }
 
-int img_resize_bicubic_region(const img_image *src, int w, int h, int x0, int y0, int cw, int ch,
-                              img_image *out, wp_err *err)
+/* The window [x0, x0+cw) x [y0, y0+ch) of the source box b (x0, y0, x1,
+ * y1 in source pixels, floats as in Pillow) resampled to w x h. */
+static int resize_box(const img_image *src, const float b[4], int w, int h, int x0, int y0, int cw,
+                      int ch, img_image *out, wp_err *err)
 {
     int C = src->channels;
     if (w <= 0 || h <= 0 || cw <= 0 || ch <= 0 || x0 < 0 || y0 < 0 || x0 + cw > w || y0 + ch > h ||
-        C < 1 || C > 4 || src->width <= 0 || src->height <= 0)
+        C < 1 || C > 4 || src->width <= 0 || src->height <= 0 || !(b[0] >= 0) || !(b[1] >= 0) ||
+        !(b[2] <= (float)src->width) || !(b[3] <= (float)src->height) || !(b[2] > b[0]) ||
+        !(b[3] > b[1]))
         return wp_err_set(err, WP_EINVAL, "resize: bad geometry %dx%d -> %dx%d [%d,%d %dx%d]",
                           src->width, src->height, w, h, x0, y0, cw, ch);
-    int need_h = w != src->width, need_v = h != src->height;
+    /* as Pillow decides: a pass is skipped only when it would copy */
+    int need_h = w != src->width || b[0] != 0 || b[2] != (float)w;
+    int need_v = h != src->height || b[1] != 0 || b[3] != (float)h;
     coeffs hc = {0}, vc = {0};
     img_image o = {0};
     uint8_t *tmp = NULL;
@@ -232,8 +239,8 @@ int img_resize_bicubic_region(const img_image *src, int w, int h, int x0, int y0
         rc = wp_err_set(err, WP_ENOMEM, "resize: out of memory for %dx%d", cw, ch);
         goto out;
     }
-    if ((need_h && coeffs_make(src->width, w, x0, cw, &hc)) ||
-        (need_v && coeffs_make(src->height, h, y0, ch, &vc))) {
+    if ((need_h && coeffs_make(src->width, b[0], b[2], w, x0, cw, &hc)) ||
+        (need_v && coeffs_make(src->height, b[1], b[3], h, y0, ch, &vc))) {
         rc = wp_err_set(err, WP_ENOMEM, "resize: out of memory for coefficients");
         goto out;
     }
@@ -284,9 +291,23 @@ out:
     return rc;
 }
 
+int img_resize_bicubic_region(const img_image *src, int w, int h, int x0, int y0, int cw, int ch,
+                              img_image *out, wp_err *err)
+{
+    const float b[4] = {0, 0, (float)src->width, (float)src->height};
+    return resize_box(src, b, w, h, x0, y0, cw, ch, out, err);
+}
+
 int img_resize_bicubic(const img_image *src, int w, int h, img_image *out, wp_err *err)
 {
     return img_resize_bicubic_region(src, w, h, 0, 0, w, h, out, err);
+}
+
+int img_resize_bicubic_box(const img_image *src, float x0, float y0, float x1, float y1, int w,
+                           int h, img_image *out, wp_err *err)
+{
+    const float b[4] = {x0, y0, x1, y1};
+    return resize_box(src, b, w, h, 0, 0, w, h, out, err);
 }
 
 /* Pillow's affine nearest (Geometry.c, ImagingScaleAffine): the source

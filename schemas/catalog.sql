@@ -276,3 +276,11 @@ CREATE TABLE merged_parts (
     counts      TEXT NOT NULL DEFAULT '{}'
 );
 ALTER TABLE runs ADD COLUMN merged_part INTEGER REFERENCES merged_parts(id);
+
+-- migration 9
+-- image_phash.version: the definition its hashes were computed with (1:
+-- RGB decode at >= 64 px a side, whole-pixel centre cut; 2: the JPEG
+-- decoded straight to gray at >= 32 px, the fractional 5% centre box).
+-- dedup hashes again every row of another version, so one run never
+-- compares hashes of two definitions.
+ALTER TABLE image_phash ADD COLUMN version INTEGER NOT NULL DEFAULT 1;

@@ -212,8 +212,16 @@ static void stats_count(json_t *j, const cat_sample *s)
     bump(json_object_get(j, "by_state"), s->state ? s->state : "unknown", 1);
     if (s->error_class != NULL)
         bump(json_object_get(j, "by_error_class"), s->error_class, 1);
-    if (s->drop != NULL)
-        bump(json_object_get(j, "dropped"), s->drop, 1);
+    if (s->drop != NULL) {
+        /* "stage/reason" by the reason's kind: dedup's near:ID and
+         * semantic:ID name a group each, counted as near / semantic */
+        char key[WP_PATH_MAX + 64];
+        const char *slash = strchr(s->drop, '/');
+        size_t head = slash ? (size_t)(slash - s->drop) + 1 : 0;
+        snprintf(key, sizeof key, "%.*s%.*s", (int)head, s->drop,
+                 (int)wp_reason_kind_len(s->drop + head), s->drop + head);
+        bump(json_object_get(j, "dropped"), key, 1);
+    }
     if (s->selected) {
         bump(j, "samples", 1);
         bump(json_object_get(j, "by_format"), s->format ? s->format : "unknown", 1);

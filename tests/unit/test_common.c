@@ -699,6 +699,22 @@ static void test_status_codes_unique_and_in_range(void **state)
                 fail_msg("ranges of %s and %s overlap", status_codes[i].name, status_codes[j].name);
 }
 
+/* near:ID / semantic:ID count by kind; every other reason is whole. */
+static void test_reason_kind_groups_dedup_groups_only(void **state)
+{
+    (void)state;
+    assert_int_equal(wp_reason_kind_len("near:1234"), 4);
+    assert_int_equal(wp_reason_kind_len("semantic:7"), 8);
+    assert_int_equal(wp_reason_kind_len("exact"), 5);
+    assert_int_equal(wp_reason_kind_len("contaminated:coco"), 17);
+    assert_int_equal(wp_reason_kind_len("contaminated:2024"), 17); /* a set, not a group */
+    assert_int_equal(wp_reason_kind_len("near:"), 5);
+    assert_int_equal(wp_reason_kind_len("near:12a"), 8);
+    assert_int_equal(wp_reason_kind_len("nearby:12"), 9);
+    assert_int_equal(wp_reason_kind_len(""), 0);
+    assert_int_equal(wp_reason_kind_len(NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -717,6 +733,7 @@ int main(void)
         cmocka_unit_test(test_hex_digit_and_unhex),
         cmocka_unit_test(test_utf8_put_matches_iconv),
         cmocka_unit_test(test_status_codes_unique_and_in_range),
+        cmocka_unit_test(test_reason_kind_groups_dedup_groups_only),
         cmocka_unit_test(test_json_writer_documents),
         cmocka_unit_test(test_json_writer_strings_and_reals),
         cmocka_unit_test(test_json_writer_errors),

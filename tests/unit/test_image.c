@@ -415,7 +415,7 @@ static void test_decode_alpha_white_and_drop(void **state)
     int mode;
     img_info info;
     assert_int_equal(img_probe(b, bn, &info, &e), 0);
-    assert_int_equal(img_decode_native(b, bn, 0, 1, &info, &nat, &mode, &e), 0);
+    assert_int_equal(img_decode_native(b, bn, 0, 1, 0, &info, &nat, &mode, &e), 0);
     assert_int_equal(mode, IMG_MODE_RGBA);
     assert_int_equal(img_decode(b, bn, &ow, &white, &e), 0);
     assert_int_equal(img_decode(b, bn, &od, &drop, &e), 0);

@@ -32,7 +32,7 @@ DEBS := build-essential pkg-config libcurl4-openssl-dev libxml2-dev libarchive-d
         libssl-dev libutf8proc-dev libjansson-dev libpsl-dev zlib1g-dev libdeflate-dev libzstd-dev libbrotli-dev \
         libsnappy-dev liblz4-dev \
         libcmocka-dev libmicrohttpd-dev libsimde-dev libcld2-dev python3 python3-numpy python3-pil python3-scipy wget tar gzip xz-utils bzip2 zstd brotli \
-        wordnet-base python3-ahocorasick chromium
+        wordnet-base python3-ahocorasick python3-skimage chromium
 
 # Only for tests/integration/test_slurm.py (a real single-node Slurm), never
 # part of `make deps`: the test installs them itself (as root) or skips.
@@ -94,6 +94,7 @@ deps:
 	/usr/bin/python3 -c 'import ahocorasick' 2>/dev/null || missing=1; \
 	[ -f /usr/include/cld2/public/compact_lang_det.h ] || missing=1; \
 	/usr/bin/python3 -c 'import PIL, numpy, scipy' 2>/dev/null || missing=1; \
+	[ -f /usr/lib/python3/dist-packages/skimage/data/motorcycle_right.png ] || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "deps: installing Debian packages"; \

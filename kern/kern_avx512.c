@@ -8,7 +8,8 @@
  * weight panel into L2 and the weight stream ahead into L1 (at batch 1 the
  * weights come from DRAM: measured +45% at batch 1, +12% at batch 32 on a
  * Zen 5 EPYC). Compiled with the AVX-512 F/BW/VL/DQ/BF16 flags; only called
- * after kn_init has seen them.
+ * after kn_init has seen them. The amx-bf16 path is this file's with
+ * kern_amx.c's bf16 tile.
  */
 #include "kern/kern.h"
 #include "kern/kern_int.h"
@@ -111,8 +112,8 @@ static inline __m512 act16(__m512 v, int act)
 }
 
 /* The epilogue of one tile from its accumulators acc[mr][NR] (one call per
- * tile, out of line: keeps the micro-kernels small). */
-static void store_tile(const kn_tile *t, const float *acc)
+ * tile, out of line: keeps the micro-kernels small; also AMX's). */
+void kn_avx512_store_tile(const kn_tile *t, const float *acc)
 {
     if (t->nc != NR) {
         kn_tile_store(t, acc, NR);
@@ -155,7 +156,7 @@ static void store_tile(const kn_tile *t, const float *acc)
         _mm512_store_ps(tmp + i * NR, c0[i]);                                                      \
         _mm512_store_ps(tmp + i * NR + 16, c1[i]);                                                 \
     }                                                                                              \
-    store_tile(t, tmp);
+    kn_avx512_store_tile(t, tmp);
 
 /* The epilogue of row i of a full-width tile straight from its two
  * accumulators (no trip through memory). */
@@ -574,6 +575,26 @@ const kn_isa kn_isa_avx512bf16 = {
     .bf16_rowmajor = 1,
     .ukr = ukr_avx512,
     .ukr_bf16 = ukr_avx512_bf16,
+    .bf16_pairs = bf16_pairs_avx512,
+    .act = act_avx512,
+    .softmax = softmax_avx512,
+    .layernorm = layernorm_avx512,
+};
+
+/* AMX-BF16 (kern_amx.c) for bf16 weights; everything else is AVX-512's. */
+const kn_isa kn_isa_amx = {
+    .name = "amx-bf16",
+    .mr = MR,
+    .nr = NR,
+    .kc = KC_F32,
+    .mc = MC_F32,
+    .bf16_mr = 32,
+    .bf16_kc = 1024,
+    .bf16_kgran = 32,
+    .packs_a = 0,
+    .bf16_rowmajor = 1,
+    .ukr = ukr_avx512,
+    .ukr_bf16 = kn_amx_ukr_bf16,
     .bf16_pairs = bf16_pairs_avx512,
     .act = act_avx512,
     .softmax = softmax_avx512,

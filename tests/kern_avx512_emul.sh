@@ -15,7 +15,7 @@ if [ ! -f /usr/include/simde/x86/avx512.h ]; then
   exit 0
 fi
 make --no-print-directory BUILD="$build" "$build/tests/unit/test_kern.o" "$build/tests/lib/testlib.o" \
-  "$build/libwitpipe.a" >/dev/null
+  "$build/tests/unit/test_clip_golden.o" "$build/libwitpipe.a" >/dev/null
 out=$(mktemp -d /tmp/kern-emul.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 # A sanitizer build's objects need the sanitizers at this compile and link too.
@@ -30,3 +30,10 @@ cc $san -fopenmp -o "$out/test_kern" "$build/tests/unit/test_kern.o" "$build/tes
   "$out/kern.o" "$out/kern_avx2.o" "$out/kern_avx512.o" "$out/kern_amx.o" "$build/libwitpipe.a" \
   $(pkg-config --libs cmocka) -lm
 "$out/test_kern"
+# the golden CLIP checkpoints (f32, and bf16 against the accuracy rule) on
+# the amx-bf16 path: the emulated tiles through the whole model
+cc $san -fopenmp -o "$out/test_clip_golden" "$build/tests/unit/test_clip_golden.o" \
+  "$build/tests/lib/testlib.o" "$out/kern.o" "$out/kern_avx2.o" "$out/kern_avx512.o" \
+  "$out/kern_amx.o" "$build/libwitpipe.a" $(pkg-config --libs cmocka jansson) \
+  $(pkg-config --libs libcurl libcrypto libutf8proc zlib) -lm
+WITPIPE_TEST_KERN_PATH=amx-bf16 "$out/test_clip_golden"

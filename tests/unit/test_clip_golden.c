@@ -815,6 +815,15 @@ static void test_model_unknown_tensor_refused(void **state)
 
 int main(void)
 {
+    /* tests/kern_avx512_emul.sh runs these on one kernel path (amx-bf16 on
+     * the tile emulation) */
+    const char *path = getenv("WITPIPE_TEST_KERN_PATH");
+    if (path != NULL && kn_force_path(path) != 0) {
+        fprintf(stderr, "test_clip_golden: kernel path %s not available\n", path);
+        return 1;
+    }
+    if (path != NULL)
+        printf("kernel path forced: %s\n", kn_init());
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_hf_vit_quickgelu_f32),
         cmocka_unit_test(test_golden_hf_vit_gelu_f16),

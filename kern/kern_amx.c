@@ -9,7 +9,8 @@
  * packed padded to a multiple of 32 (one tile step), so only M and N have
  * edges: rows past the tile's come from a tile configuration with fewer
  * rows (loaded only when the shape changes, per thread), columns past N
- * are the panel's zero padding and never stored. The epilogue (alpha,
+ * are the panel's zero padding and never stored. K blocks of KC_AMX
+ * (kern_avx512.c). The epilogue (alpha,
  * beta * C, bias, activation, residual) is the AVX-512 one.
  *
  * Also: whether the CPU and OS let this process use AMX (CPUID bits, XCR0

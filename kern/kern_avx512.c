@@ -38,6 +38,13 @@
 #ifndef MC_F32
 #define MC_F32 140
 #endif
+/* AMX K block (a multiple of 32), not yet tuned on AMX hardware: one step
+ * of the 2 x 2 tiles reads 2 KB of A and 2 KB of B for 64 cycles of
+ * TDPBF16PS, too much for L2 alone; at 512 a panel's K block of B (32 KB)
+ * stays in L1 while the row groups of the block stream their A from L2 */
+#ifndef KC_AMX
+#define KC_AMX 512
+#endif
 
 /* Bit casts to the bf16 pair vector type (no cast intrinsic in GCC 12). */
 static inline __m512bh as_bh(__m512 v)
@@ -589,7 +596,7 @@ const kn_isa kn_isa_amx = {
     .kc = KC_F32,
     .mc = MC_F32,
     .bf16_mr = 32,
-    .bf16_kc = 1024,
+    .bf16_kc = KC_AMX,
     .bf16_kgran = 32,
     .packs_a = 0,
     .bf16_rowmajor = 1,

@@ -189,7 +189,7 @@ static void test_linear_bf16_matches_rounded_reference(void **state)
 }
 
 /* bf16 products at every edge of the AMX tiling (16-row accumulators in
- * 32 x 32 tiles, 32-k tile steps, K blocks of 1024, team packing above
+ * 32 x 32 tiles, 32-k tile steps, K blocks of 512, team packing above
  * 2^18 multiply-adds) and of the other tiles, against the double product
  * of the bf16-rounded inputs. */
 static void test_linear_bf16_tile_edges(void **state)

@@ -569,7 +569,8 @@ kn_packed *kn_pack(const float *W, int N, int K, int prec)
             if (p->fmt == FMT_BF16_NATIVE) {
                 uint16_t *d = (uint16_t *)base;
                 for (int k = 0; k < p->kp; k += 2) {
-                    float w0 = w ? w[k] : 0.0f, w1 = (w && k + 1 < K) ? w[k + 1] : 0.0f;
+                    /* zeros past K: AMX pads K to a whole tile step */
+                    float w0 = (w && k < K) ? w[k] : 0.0f, w1 = (w && k + 1 < K) ? w[k + 1] : 0.0f;
                     d[((size_t)(k / 2) * nr + j) * 2] = f2bf(w0);
                     d[((size_t)(k / 2) * nr + j) * 2 + 1] = f2bf(w1);
                 }

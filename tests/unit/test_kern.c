@@ -206,6 +206,30 @@ static void test_linear_bf16_tile_edges(void **state)
     check_linear(47, 33, 1100, KN_BF16, KN_ACT_QUICKGELU, 1, 1, 1); /* C aliases res */
 }
 
+/* A NaN weight poisons only its own output column: packing pads K (to 2,
+ * or to 32 for AMX) with zeros, never with the next row's values. */
+static void test_weight_nan_stays_in_its_column(void **state)
+{
+    use_path(state);
+    for (int prec = KN_F32; prec <= KN_BF16; prec++)
+        for (int K = 1; K <= 40; K += 13) {
+            int M = 3, N = 3;
+            float *A = rand_buf((size_t)M * K, 1.0f), *W = rand_buf((size_t)N * K, 1.0f);
+            float C[9];
+            W[(size_t)1 * K] = NAN; /* row 1, k = 0: what row 0's padding would read */
+            kn_packed *p = kn_pack(W, N, K, prec);
+            assert_non_null(p);
+            kn_linear(A, K, M, p, NULL, KN_ACT_NONE, NULL, 0, C, N);
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++)
+                    if (isnan(C[i * N + j]) != (j == 1))
+                        fail_msg("prec %d K %d: C[%d][%d] = %g", prec, K, i, j, C[i * N + j]);
+            kn_packed_free(p);
+            free(A);
+            free(W);
+        }
+}
+
 /* kern_amx_tiles.h's emulation against TDPBF16PS's definition: every
  * destination element adds, pair by pair, the two bf16 products of A's row
  * and B's pair row, on tiles of fewer rows and bytes than the maximum;
@@ -775,6 +799,7 @@ int main(void)
         cmocka_unit_test(test_amx_tile_emulation),
         cmocka_unit_test(test_amx_availability_and_dispatch_rule),
         PATH_TESTS(test_linear_bf16_tile_edges),
+        PATH_TESTS(test_weight_nan_stays_in_its_column),
         PATH_TESTS(test_linear_f32_all_epilogues),
         PATH_TESTS(test_linear_bf16_matches_rounded_reference),
         PATH_TESTS(test_gemm_nt_nn_alpha_beta),

@@ -46,6 +46,7 @@ typedef struct kt_config {
 #define kt_stored(t, base, stride) _tile_stored(t, base, stride)
 #define kt_zero(t)                 _tile_zero(t)
 #define kt_dpbf16ps(c, a, b)       _tile_dpbf16ps(c, a, b)
+#define kt_release()               _tile_release()
 
 #else /* KN_EMULATE_AMX */
 
@@ -85,6 +86,12 @@ static inline void kt_loadconfig(const void *cfg)
         kt_regs.colsb[i] = c.colsb[i];
     }
     kt_regs.configured = 1;
+}
+
+/* TILERELEASE: back to the init state (no configuration, tiles zero) */
+static inline void kt_release(void)
+{
+    memset(&kt_regs, 0, sizeof kt_regs);
 }
 
 static inline void kt_loadd(int t, const void *base, long stride)

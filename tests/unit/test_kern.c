@@ -302,6 +302,9 @@ static void test_amx_tile_emulation(void **state)
     for (int m = 0; m < 16; m++)
         for (int n = 0; n < 16; n++)
             assert_true(out[m * 16 + n] == (m < 3 && n < 2 ? 0.0f : -7.0f));
+    /* TILERELEASE leaves no configuration: the next user loads one */
+    kt_release();
+    assert_int_equal(kt_regs.configured, 0);
 }
 
 /* The AMX rules: usable only with the CPU bits, XCR0's tile state and

@@ -12,7 +12,9 @@
 #      ONNX Runtime f32 (../shared/anchors/onnxruntime/run.sh) and PyTorch
 #      bf16 autocast (../shared/anchors/pytorch/run.sh, oneDNN's AMX kernels)
 #      at the same thread counts;
-#   4. one table: items/s per case and the bf16 ratios against ORT f32 and
+#   4. when time is left, the ViT-B/32 linears alone on one thread
+#      (bench_kern, amx-bf16 forced) against the AMX peak;
+#   5. one table: items/s per case and the bf16 ratios against ORT f32 and
 #      PyTorch bf16 (targets: bf16 images >= 4x ORT at batch 32, >= 2x at
 #      batch 1, and at least PyTorch's bf16).
 # The anchors need python3-torch and onnxruntime-node (their run.sh installs
@@ -111,6 +113,13 @@ for t in $threads; do
   grep -hE '^(image|text)' "$tmp/ort.$t" "$tmp/pt.$t" 2>/dev/null | sed 's/^/#   /'
   first=0
 done
+
+# ---- the GEMMs alone on one core: AMX against the AMX peak above -----------
+if [ $full = 1 ] && [ "$(left)" -gt 70 ]; then
+  echo "=== ViT-B/32 linears on one thread, amx-bf16 (bf16 lines) beside avx512 f32"
+  OMP_NUM_THREADS=1 WITPIPE_BENCH_QUICK=1 run_for 60 build/bench/bench_kern 3 amx-bf16 2>&1 |
+    grep -E '^(kernel path|-- |batch .*combined)' | sed 's/^/#   /'
+fi
 
 # ---- one table -------------------------------------------------------------
 echo

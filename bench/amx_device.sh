@@ -118,7 +118,7 @@ done
 if [ $full = 1 ] && [ "$(left)" -gt 70 ]; then
   echo "=== ViT-B/32 linears on one thread, amx-bf16 (bf16 lines) beside avx512 f32"
   OMP_NUM_THREADS=1 WITPIPE_BENCH_QUICK=1 run_for 60 build/bench/bench_kern 3 amx-bf16 2>&1 |
-    grep -E '^(kernel path|-- |batch .*combined)' | sed 's/^/#   /'
+    grep -E '^(kernel path|-- |batch .*combined)|not available' | sed 's/^/#   /'
 fi
 
 # ---- one table -------------------------------------------------------------

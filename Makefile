@@ -9,8 +9,8 @@
 #   make format / format-check
 #
 # Every library comes from pkg-config. Each top-level module folder holds its
-# .c files; they all go into build/libwitpipe.a. Files named *_avx2.c and
-# *_avx512.c are SIMD kernels compiled with the matching -m flags and chosen
+# .c files; they all go into build/libwitpipe.a. Files named *_avx2.c,
+# *_avx512.c and *_amx.c are SIMD kernels compiled with the matching -m flags and chosen
 # at run time, so the binary runs on any x86-64.
 
 BUILD   ?= build
@@ -140,6 +140,7 @@ $(BUILD)/%.o: %.cc
 
 $(BUILD)/%_avx2.o: EXTRA_CFLAGS += -mavx2 -mfma -mf16c
 $(BUILD)/%_avx512.o: EXTRA_CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c
+$(BUILD)/%_amx.o: EXTRA_CFLAGS += -mamx-tile -mamx-bf16
 $(BUILD)/tests/%.o: EXTRA_CFLAGS += $(TEST_CFLAGS)
 
 $(BUILD)/libwitpipe.a: $(LIB_OBJ)

@@ -286,7 +286,7 @@ int main(int argc, char **argv)
     printf("witpipe encode bench: kernels %s, %d threads (OMP_WAIT_POLICY=%s), CLIP ViT-B/32 and "
            "RN50, random weights; best of many runs (machine may be shared)\n",
            kn_init(), omp_get_max_threads(), wait ? wait : "unset");
-    char info[512];
+    char info[1024];
     kn_path_info(info, sizeof info);
     printf("kernel path: %s\n", info);
     printf("result path %s 0 0 0\n", kn_init());

@@ -10,7 +10,7 @@
  * runs (default 30; 5 with WITPIPE_BENCH_QUICK=1): each figure is the best of
  * that many short timed runs, because the machine may be shared and the best
  * run is the one least disturbed by other processes. path forces an ISA path
- * (portable, avx2, avx512, avx512-bf16). Each line also says how busy other
+ * (portable, avx2, avx512, avx512-bf16, amx-bf16). Each line also says how busy other
  * processes kept the CPUs during the runs (from /proc/stat).
  */
 #include "bench/bench_clock.h"
@@ -237,6 +237,9 @@ int main(int argc, char **argv)
     printf("kern: path %s, %d threads, best of %d runs (machine may be shared: best run is the "
            "least disturbed; 'others' = max CPU%% used by other processes during the runs)\n",
            path, nt, runs);
+    char info[1024];
+    kn_path_info(info, sizeof info);
+    printf("kernel path: %s\n", info);
 
     double noise, pk = 0, pkc = 0, cr, g;
     __builtin_cpu_init();
@@ -282,8 +285,10 @@ int main(int argc, char **argv)
     /* ViT-B/32 (OpenAI) per block: qkv, out-proj (+res), fc1 (+QuickGELU), fc2 (+res) */
     for (int prec = 0; prec <= 1; prec++) {
         if (prec == KN_BF16)
-            printf("-- bf16 weights (%s)\n",
-                   strstr(path, "bf16") ? "native dpbf16" : "fallback: rounded, f32 math");
+            printf("-- bf16 weights (%s)\n", !strcmp(path, "amx-bf16") ? "AMX tdpbf16ps tiles"
+                                             : strstr(path, "bf16")
+                                                 ? "native dpbf16"
+                                                 : "fallback: rounded, f32 math");
         for (int batch = 1; batch <= 32; batch += 31) {
             int M = 50 * batch;
             shape sh[] = {

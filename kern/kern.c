@@ -1,9 +1,10 @@
 /*
  * kern/kern.c: the CLIP compute kernels' driver and portable code: run-time
- * ISA dispatch (feature bits, then for bf16 a measured VDPBF16PS / FMA rate
- * comparison; kn_path_info reports the choice), weight packing, the cache-blocked OpenMP GEMM
- * driver that feeds the per-ISA micro-kernels (kern_avx2.c, kern_avx512.c), the portable
- * micro-kernel, layer norm, softmax, attention and im2col convolution.
+ * ISA dispatch (feature bits, then for bf16 measured VDPBF16PS / TDPBF16PS /
+ * FMA rate comparisons; kn_path_info reports the choice), weight packing, the
+ * cache-blocked OpenMP GEMM driver that feeds the per-ISA micro-kernels
+ * (kern_avx2.c, kern_avx512.c, kern_amx.c), the portable micro-kernel, layer
+ * norm, softmax, attention and im2col convolution.
  *
  * Blocking (BLIS style). Weights are packed once (kn_pack) as panels [K][NR],
  * so a K block of a panel is one contiguous run. C is cut into MR x NR tiles;
@@ -228,8 +229,59 @@ const kn_isa kn_isa_portable = {
 
 static const kn_isa *g_isa;
 
+/* ---- AMX: usable only where the CPU has it, the OS enabled its state and
+ * Linux granted this process tile data (asked once) ---------------------- */
+
+static pthread_once_t g_amx_once = PTHREAD_ONCE_INIT;
+static int g_amx_ok;
+static char g_amx_why[160];
+
+static int cpu_has(const char *name);
+
+static void amx_check(void)
+{
+    if (!cpu_has("avx512")) { /* the amx-bf16 path is AVX-512's otherwise */
+        snprintf(g_amx_why, sizeof g_amx_why, "no AVX-512");
+        return;
+    }
+    g_amx_ok = kn_amx_os_check(g_amx_why, sizeof g_amx_why);
+}
+
+int kn_amx_usable(int cpu_bits, int xcr0_ok, int perm_errno, char *why, size_t len)
+{
+    char tmp[1];
+    if (!why) {
+        why = tmp;
+        len = sizeof tmp;
+    }
+    if (!cpu_bits) {
+        snprintf(why, len, "no AMX-TILE/AMX-BF16 CPU bits");
+        return 0;
+    }
+    if (!xcr0_ok) {
+        snprintf(why, len, "the OS has not enabled AMX tile state (XCR0)");
+        return 0;
+    }
+    if (perm_errno) {
+        snprintf(why, len, "Linux refused tile data (arch_prctl ARCH_REQ_XCOMP_PERM: %s)",
+                 strerror(perm_errno));
+        return 0;
+    }
+    snprintf(why, len, "CPU bits, XCR0 tile state and Linux permission");
+    return 1;
+}
+
+int kn_amx_wins(double amx_flops, double other_flops)
+{
+    return amx_flops > 1.1 * other_flops;
+}
+
 static int cpu_has(const char *name)
 {
+    if (!strcmp(name, "amx-bf16")) {
+        pthread_once(&g_amx_once, amx_check);
+        return g_amx_ok;
+    }
 #ifdef KN_EMULATE_AVX512
     if (!strncmp(name, "avx512", 6)) /* kern_avx512.c runs on SIMDe */
         return 1;
@@ -250,6 +302,8 @@ static int cpu_has(const char *name)
 
 static const kn_isa *isa_named(const char *name)
 {
+    if (!strcmp(name, "amx-bf16"))
+        return &kn_isa_amx;
     if (!strcmp(name, "avx512-bf16"))
         return &kn_isa_avx512bf16;
     if (!strcmp(name, "avx512"))
@@ -277,12 +331,18 @@ static const kn_isa *isa_named(const char *name)
 #define KN_PROBE_ITERS 40000 /* about 0.1 ms per run at 2 FMA/cycle */
 #endif
 #define KN_PROBE_RUNS 5
+#if defined KN_EMULATE_AMX
+#define KN_AMX_PROBE_ITERS 10
+#else
+#define KN_AMX_PROBE_ITERS 2000 /* 131 MFLOP: about 0.1 ms at AMX's rate */
+#endif
 
 static pthread_once_t g_dispatch_once = PTHREAD_ONCE_INIT;
 static const kn_isa *g_auto;           /* the path the dispatch chose */
-static char g_reason[256];             /* why (written once, by dispatch) */
+static char g_reason[512];             /* why (written once, by dispatch) */
 static double g_rate_f32, g_rate_bf16; /* FLOP/s on one thread, 0 if not measured */
-static int g_forced;                   /* kn_force_path replaced the choice */
+static double g_rate_amx;
+static int g_forced; /* kn_force_path replaced the choice */
 
 int kn_bf16_native_wins(double bf16_flops, double f32_flops)
 {
@@ -321,6 +381,20 @@ static void measure_rates(double *f32, double *bf16)
     *bf16 = best_b + (sink == 12345.0f ? 1e-30 : 0.0); /* keeps sink live */
 }
 
+/* Best-of-runs TDPBF16PS rate on this thread. */
+static double measure_amx(void)
+{
+    float sink = 0.0f;
+    double fl, best = 0.0;
+    probe_seconds(kn_amx_probe, KN_AMX_PROBE_ITERS, &fl, &sink);
+    for (int r = 0; r < KN_PROBE_RUNS; r++) {
+        double s = probe_seconds(kn_amx_probe, KN_AMX_PROBE_ITERS, &fl, &sink);
+        if (s > 0.0 && fl / s > best)
+            best = fl / s;
+    }
+    return best + (sink == 12345.0f ? 1e-30 : 0.0);
+}
+
 static void dispatch(void)
 {
     static const char *order[] = {"avx512", "avx2", "portable"};
@@ -348,6 +422,29 @@ static void dispatch(void)
         snprintf(g_reason, sizeof g_reason,
                  "bf16 weights: f32 math on bf16-rounded weights (no "
                  "AVX-512)");
+    }
+    /* AMX against the best of the above for bf16 weights */
+    size_t used = strlen(g_reason);
+    if (cpu_has("amx-bf16")) {
+        double other = isa == &kn_isa_avx512bf16 ? g_rate_bf16 : g_rate_f32;
+        const char *oname = isa == &kn_isa_avx512bf16 ? "VDPBF16PS" : "f32 FMA";
+        g_rate_amx = measure_amx();
+        int win = kn_amx_wins(g_rate_amx, other);
+        if (win) {
+            isa = &kn_isa_amx;
+            snprintf(g_reason, sizeof g_reason,
+                     "bf16 weights: AMX TDPBF16PS tiles; amx-bf16 available (%s), TDPBF16PS "
+                     "measured %.1fx the %s rate (%.0f vs %.0f GFLOP/s on one thread)",
+                     g_amx_why, other > 0.0 ? g_rate_amx / other : 0.0, oname, g_rate_amx / 1e9,
+                     other / 1e9);
+        } else {
+            snprintf(g_reason + used, sizeof g_reason - used,
+                     "; amx-bf16 available (%s) but not measured faster: TDPBF16PS %.0f vs %s "
+                     "%.0f GFLOP/s on one thread",
+                     g_amx_why, g_rate_amx / 1e9, oname, other / 1e9);
+        }
+    } else {
+        snprintf(g_reason + used, sizeof g_reason - used, "; amx-bf16 unavailable: %s", g_amx_why);
     }
     g_auto = isa;
     __atomic_store_n(&g_isa, isa, __ATOMIC_RELEASE);
@@ -385,8 +482,8 @@ int kn_force_path(const char *name)
 int kn_path_info(char *buf, size_t len)
 {
     const kn_isa *isa = isa_get();
-    static const char *all[] = {"avx512-bf16", "avx512", "avx2", "portable"};
-    char avail[64] = "";
+    static const char *all[] = {"amx-bf16", "avx512-bf16", "avx512", "avx2", "portable"};
+    char avail[80] = "";
     size_t used = 0;
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
         if (cpu_has(all[k])) {
@@ -452,7 +549,8 @@ kn_packed *kn_pack(const float *W, int N, int K, int prec)
         p->fmt = isa->ukr_bf16 ? FMT_BF16_NATIVE : FMT_BF16_ROUNDED;
     else
         p->fmt = FMT_F32;
-    p->kp = p->fmt == FMT_BF16_NATIVE ? (K + 1) & ~1 : K;
+    int kg = p->fmt != FMT_BF16_NATIVE ? 1 : isa->bf16_kgran ? isa->bf16_kgran : 2;
+    p->kp = (K + kg - 1) / kg * kg;
     int nr = p->nr, np = (N + nr - 1) / nr;
     size_t esz = p->fmt == FMT_BF16_NATIVE ? 2 : 4;
     p->pstride = (size_t)p->kp * nr * esz;
@@ -471,7 +569,8 @@ kn_packed *kn_pack(const float *W, int N, int K, int prec)
             if (p->fmt == FMT_BF16_NATIVE) {
                 uint16_t *d = (uint16_t *)base;
                 for (int k = 0; k < p->kp; k += 2) {
-                    float w0 = w ? w[k] : 0.0f, w1 = (w && k + 1 < K) ? w[k + 1] : 0.0f;
+                    /* zeros past K: AMX pads K to a whole tile step */
+                    float w0 = (w && k < K) ? w[k] : 0.0f, w1 = (w && k + 1 < K) ? w[k + 1] : 0.0f;
                     d[((size_t)(k / 2) * nr + j) * 2] = f2bf(w0);
                     d[((size_t)(k / 2) * nr + j) * 2 + 1] = f2bf(w1);
                 }
@@ -534,6 +633,14 @@ typedef struct drive {
 static int drive_mr(const drive *d)
 {
     return d->fmt == FMT_BF16_NATIVE ? d->isa->bf16_mr : d->isa->mr;
+}
+
+/* K granularity of the packed weight and of every K block (kn_pack's). */
+static int drive_kgran(const drive *d)
+{
+    if (d->fmt != FMT_BF16_NATIVE)
+        return 1;
+    return d->isa->bf16_kgran ? d->isa->bf16_kgran : 2;
 }
 
 /* Rows of a block are split into balanced groups of at most mr rows. */
@@ -626,7 +733,7 @@ static void compute_block(const drive *d, int m0, int rows, int k0, int kcur, in
                           const void *apack)
 {
     int mr = drive_mr(d);
-    int kgran = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
+    int kgran = drive_kgran(d);
     int Kp = (d->K + kgran - 1) / kgran * kgran;
     size_t esz = d->fmt == FMT_BF16_NATIVE ? 2 : 4;
     groups g = groups_of(rows, mr);
@@ -761,7 +868,7 @@ static void compute_chunk(const drive *d, int m0, int rows, int k0, int kcur, in
 static void drive_packed(const drive *d, void *apack, int mc, int nchunk, int np)
 {
     int mr = drive_mr(d);
-    int kgran = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
+    int kgran = drive_kgran(d);
     int Kp = (d->K + kgran - 1) / kgran * kgran;
     int rowmajor = drive_rowmajor(d);
     for (int m0 = 0; m0 < d->M; m0 += mc) {
@@ -785,7 +892,7 @@ static void drive_packed(const drive *d, void *apack, int mc, int nchunk, int np
 static int drive_team(const drive *d, int nt, int np)
 {
     int mr = drive_mr(d);
-    int kgran = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
+    int kgran = drive_kgran(d);
     int Kp = (d->K + kgran - 1) / kgran * kgran;
     int rowmajor = drive_rowmajor(d);
     int mc = d->isa->mc / mr * mr;
@@ -886,11 +993,11 @@ static void drive_blocking(drive *d)
     d->kc = d->fmt == FMT_BF16_NATIVE ? d->isa->bf16_kc : d->isa->kc;
     d->mc = d->isa->mc / mr * mr;
     /* even K blocks of at most kc: no short tail block */
-    int kg = d->fmt == FMT_BF16_NATIVE ? 2 : 1;
+    int kg = drive_kgran(d), kr = kg > 8 ? kg : 8;
     int kp = (d->K + kg - 1) / kg * kg, nkb = (kp + d->kc - 1) / d->kc;
     if (nkb > 0) {
         int kc = (kp + nkb - 1) / nkb;
-        kc = (kc + 7) / 8 * 8;
+        kc = (kc + kr - 1) / kr * kr;
         if (kc < d->kc)
             d->kc = kc;
     }

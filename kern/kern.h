@@ -15,8 +15,10 @@
  * parallel regions around them.
  *
  * The implementation is chosen at run time (kn_init): AVX-512 (+BF16 where
- * VDPBF16PS measures faster than f32 FMA), AVX2+FMA, or portable C. All give
- * the same results within float rounding (kn_path_info says which and why).
+ * VDPBF16PS measures faster than f32 FMA, or + AMX-BF16 tiles where the OS
+ * grants them and TDPBF16PS measures faster still), AVX2+FMA, or portable
+ * C. All give the same results within float rounding (kn_path_info says
+ * which and why).
  */
 #ifndef KERN_H
 #define KERN_H
@@ -36,11 +38,13 @@ enum kn_act {
     KN_ACT_RELU = 3,
 };
 
-/* Detects the CPU once; returns a static name of the chosen path ("avx512",
- * "avx512-bf16", "avx2", "portable"). Safe to call many times. */
+/* Detects the CPU once; returns a static name of the chosen path
+ * ("amx-bf16", "avx512", "avx512-bf16", "avx2", "portable"). Safe to call
+ * many times. */
 const char *kn_init(void);
 /* Forces a path for tests and benchmarks ("portable", "avx2", "avx512",
- * "avx512-bf16"), or "auto" for the run-time choice again; returns 0, or -1
+ * "avx512-bf16", "amx-bf16"), or "auto" for the run-time choice again;
+ * returns 0, or -1
  * if the CPU lacks it (the path in use is then unchanged). Weights packed
  * before keep the layout of the path that packed them. */
 int kn_force_path(const char *name);

@@ -8,7 +8,8 @@
  * weight panel into L2 and the weight stream ahead into L1 (at batch 1 the
  * weights come from DRAM: measured +45% at batch 1, +12% at batch 32 on a
  * Zen 5 EPYC). Compiled with the AVX-512 F/BW/VL/DQ/BF16 flags; only called
- * after kn_init has seen them.
+ * after kn_init has seen them. The amx-bf16 path is this file's with
+ * kern_amx.c's bf16 tile.
  */
 #include "kern/kern.h"
 #include "kern/kern_int.h"
@@ -36,6 +37,13 @@
 #endif
 #ifndef MC_F32
 #define MC_F32 140
+#endif
+/* AMX K block (a multiple of 32), not yet tuned on AMX hardware: one step
+ * of the 2 x 2 tiles reads 2 KB of A and 2 KB of B for 64 cycles of
+ * TDPBF16PS, too much for L2 alone; at 512 a panel's K block of B (32 KB)
+ * stays in L1 while the row groups of the block stream their A from L2 */
+#ifndef KC_AMX
+#define KC_AMX 512
 #endif
 
 /* Bit casts to the bf16 pair vector type (no cast intrinsic in GCC 12). */
@@ -111,8 +119,8 @@ static inline __m512 act16(__m512 v, int act)
 }
 
 /* The epilogue of one tile from its accumulators acc[mr][NR] (one call per
- * tile, out of line: keeps the micro-kernels small). */
-static void store_tile(const kn_tile *t, const float *acc)
+ * tile, out of line: keeps the micro-kernels small; also AMX's). */
+void kn_avx512_store_tile(const kn_tile *t, const float *acc)
 {
     if (t->nc != NR) {
         kn_tile_store(t, acc, NR);
@@ -155,7 +163,7 @@ static void store_tile(const kn_tile *t, const float *acc)
         _mm512_store_ps(tmp + i * NR, c0[i]);                                                      \
         _mm512_store_ps(tmp + i * NR + 16, c1[i]);                                                 \
     }                                                                                              \
-    store_tile(t, tmp);
+    kn_avx512_store_tile(t, tmp);
 
 /* The epilogue of row i of a full-width tile straight from its two
  * accumulators (no trip through memory). */
@@ -574,6 +582,26 @@ const kn_isa kn_isa_avx512bf16 = {
     .bf16_rowmajor = 1,
     .ukr = ukr_avx512,
     .ukr_bf16 = ukr_avx512_bf16,
+    .bf16_pairs = bf16_pairs_avx512,
+    .act = act_avx512,
+    .softmax = softmax_avx512,
+    .layernorm = layernorm_avx512,
+};
+
+/* AMX-BF16 (kern_amx.c) for bf16 weights; everything else is AVX-512's. */
+const kn_isa kn_isa_amx = {
+    .name = "amx-bf16",
+    .mr = MR,
+    .nr = NR,
+    .kc = KC_F32,
+    .mc = MC_F32,
+    .bf16_mr = 32,
+    .bf16_kc = KC_AMX,
+    .bf16_kgran = 32,
+    .packs_a = 0,
+    .bf16_rowmajor = 1,
+    .ukr = ukr_avx512,
+    .ukr_bf16 = kn_amx_ukr_bf16,
     .bf16_pairs = bf16_pairs_avx512,
     .act = act_avx512,
     .softmax = softmax_avx512,

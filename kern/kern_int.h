@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KN_MAXMR 16 /* largest MR of any micro-kernel */
+#define KN_MAXMR 32 /* largest MR of any micro-kernel (AMX's bf16 tile) */
 #define KN_MAXNR 32 /* largest NR of any micro-kernel */
 
 typedef struct kn_tile {
@@ -53,6 +53,10 @@ typedef struct kn_isa {
     int kc, mc;  /* cache blocking */
     int bf16_mr; /* native bf16 micro-kernel rows (0: no native bf16) */
     int bf16_kc; /* K block of the native bf16 kernel (even) */
+    /* K granularity of native bf16 weights and K blocks: packed K is
+     * padded with zeros to a multiple of it (0 means 2, one pair; AMX: 32,
+     * one tile step) */
+    int bf16_kgran;
     int packs_a; /* the f32 micro-kernel wants A packed (lda == 0) */
     /* the bf16 micro-kernel reads A as rows of kc/2 pairs (lda = kc/2, in
      * pairs) instead of [kc/2][MR] groups */
@@ -76,6 +80,29 @@ extern const kn_isa kn_isa_portable;
 extern const kn_isa kn_isa_avx2;
 extern const kn_isa kn_isa_avx512;
 extern const kn_isa kn_isa_avx512bf16;
+extern const kn_isa kn_isa_amx;
+
+/* AVX-512's vector epilogue of a tile from acc[t->mr][32] (64-byte
+ * aligned), for kern_amx.c. */
+void kn_avx512_store_tile(const kn_tile *t, const float *acc);
+/* The AMX-BF16 micro-kernel (kern_amx.c): 32 x 32, A as rows of pairs. */
+void kn_amx_ukr_bf16(const kn_tile *t);
+/* Whether this process may use AMX-BF16 (CPUID AMX-TILE and AMX-BF16 bits,
+ * XCR0 tile state, Linux's ARCH_REQ_XCOMP_PERM granted; asks once per
+ * call, so call it once): 1, or 0 with the reason in why (as
+ * kn_amx_usable). */
+int kn_amx_os_check(char *why, size_t len);
+/* Register-only TDPBF16PS probe: iters x 4 tile products; returns the
+ * FLOPs done, adds a result to *sink. Only after kn_amx_os_check said 1. */
+double kn_amx_probe(long iters, float *sink);
+/* The AMX availability rule: 1 when the CPU has the AMX bits (cpu_bits),
+ * the OS enabled tile state in XCR0 (xcr0_ok) and Linux granted tile data
+ * (perm_errno 0); else 0, with why (len bytes, NUL-terminated; may be
+ * NULL) naming the first missing piece. */
+int kn_amx_usable(int cpu_bits, int xcr0_ok, int perm_errno, char *why, size_t len);
+/* The AMX dispatch rule: 1 when the measured TDPBF16PS rate (FLOP/s) is
+ * worth using against the best other bf16 rate, else 0. */
+int kn_amx_wins(double amx_flops, double other_flops);
 
 /* The scalar epilogue on an accumulator tile acc[mr][ld] (edge tiles). */
 void kn_tile_store(const kn_tile *t, const float *acc, int ld);

@@ -190,7 +190,8 @@ static void test_golden_oc_rn_bf16(void **state)
     golden_check("oc_rn_bf16");
 }
 
-/* The architecture read from each layout's config and shapes. */
+/* The architecture read from each layout's config and shapes; the info
+ * JSON names the kernel path and AMX's availability. */
 static void test_arch_inferred(void **state)
 {
     wp_err err = {0};
@@ -230,6 +231,13 @@ static void test_arch_inferred(void **state)
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "layout")), "huggingface");
     assert_true(json_integer_value(json_object_get(j, "parameters")) > 1000000);
+    /* the kernel path in use, the paths the CPU has, and AMX's standing */
+    const char *kern = json_string_value(json_object_get(j, "kernel"));
+    assert_non_null(kern);
+    assert_true(!strncmp(kern, kn_init(), strlen(kn_init())));
+    assert_non_null(strstr(kern, "cpu has: "));
+    assert_true(strstr(kern, "amx-bf16 available") != NULL ||
+                strstr(kern, "amx-bf16 unavailable: ") != NULL);
     json_decref(j);
     wp_buf_free(&b);
     clip_model_free(m);
@@ -815,6 +823,15 @@ static void test_model_unknown_tensor_refused(void **state)
 
 int main(void)
 {
+    /* tests/kern_avx512_emul.sh runs these on one kernel path (amx-bf16 on
+     * the tile emulation) */
+    const char *path = getenv("WITPIPE_TEST_KERN_PATH");
+    if (path != NULL && kn_force_path(path) != 0) {
+        fprintf(stderr, "test_clip_golden: kernel path %s not available\n", path);
+        return 1;
+    }
+    if (path != NULL)
+        printf("kernel path forced: %s\n", kn_init());
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_hf_vit_quickgelu_f32),
         cmocka_unit_test(test_golden_hf_vit_gelu_f16),

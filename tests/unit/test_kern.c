@@ -1,7 +1,11 @@
 /*
  * tests/unit/test_kern.c: the CLIP compute kernels (kern/kern.h) against
  * naive double-precision loops on random inputs, on every ISA path this CPU
- * has (portable, avx2, avx512, avx512-bf16; the others skip): packed linear
+ * has (portable, avx2, avx512, avx512-bf16, amx-bf16; the others skip: the
+ * AVX-512 and AMX ones run everywhere under tests/kern_avx512_emul.sh,
+ * which compiles the kernels against SIMDe and kern/kern_amx_tiles.h's
+ * tile emulation, itself checked here against the instruction's
+ * definition): packed linear
  * with every epilogue and odd shapes, bf16 weights (native dot product and
  * the rounded-f32 fallback), aliasing C == residual, unpacked GEMMs with
  * alpha/beta, layer norm, activations, softmax attention (causal and
@@ -17,6 +21,11 @@
 #include "kern/kern_int.h"
 #include "tests/lib/testlib.h"
 
+/* the portable tile emulation, whatever the build of kern/ uses */
+#define KN_EMULATE_AMX
+#include "kern/kern_amx_tiles.h"
+
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +186,155 @@ static void test_linear_f32_all_epilogues(void **state)
 static void test_linear_bf16_matches_rounded_reference(void **state)
 {
     run_linear_f32(state, KN_BF16);
+}
+
+/* bf16 products at every edge of the AMX tiling (16-row accumulators in
+ * 32 x 32 tiles, 32-k tile steps, K blocks of 512, team packing above
+ * 2^18 multiply-adds) and of the other tiles, against the double product
+ * of the bf16-rounded inputs. */
+static void test_linear_bf16_tile_edges(void **state)
+{
+    use_path(state);
+    static const int ms[] = {1, 15, 16, 17, 33}, ns[] = {1, 16, 17, 33, 65};
+    static const int ks[] = {1, 31, 32, 33, 95};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+        for (size_t j = 0; j < sizeof ns / sizeof ns[0]; j++)
+            for (size_t k = 0; k < sizeof ks / sizeof ks[0]; k++)
+                check_linear(ms[i], ns[j], ks[k], KN_BF16, (int)(k % 4), 1, (int)(j & 1), 0);
+    check_linear(65, 70, 1025, KN_BF16, KN_ACT_GELU, 1, 1, 0);      /* two K blocks */
+    check_linear(100, 64, 2100, KN_BF16, KN_ACT_NONE, 1, 1, 0);     /* team packing, 3 blocks */
+    check_linear(47, 33, 1100, KN_BF16, KN_ACT_QUICKGELU, 1, 1, 1); /* C aliases res */
+}
+
+/* A NaN weight poisons only its own output column: packing pads K (to 2,
+ * or to 32 for AMX) with zeros, never with the next row's values. */
+static void test_weight_nan_stays_in_its_column(void **state)
+{
+    use_path(state);
+    for (int prec = KN_F32; prec <= KN_BF16; prec++)
+        for (int K = 1; K <= 40; K += 13) {
+            int M = 3, N = 3;
+            float *A = rand_buf((size_t)M * K, 1.0f), *W = rand_buf((size_t)N * K, 1.0f);
+            float C[9];
+            W[(size_t)1 * K] = NAN; /* row 1, k = 0: what row 0's padding would read */
+            kn_packed *p = kn_pack(W, N, K, prec);
+            assert_non_null(p);
+            kn_linear(A, K, M, p, NULL, KN_ACT_NONE, NULL, 0, C, N);
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++)
+                    if (isnan(C[i * N + j]) != (j == 1))
+                        fail_msg("prec %d K %d: C[%d][%d] = %g", prec, K, i, j, C[i * N + j]);
+            kn_packed_free(p);
+            free(A);
+            free(W);
+        }
+}
+
+/* kern_amx_tiles.h's emulation against TDPBF16PS's definition: every
+ * destination element adds, pair by pair, the two bf16 products of A's row
+ * and B's pair row, on tiles of fewer rows and bytes than the maximum;
+ * stores write only rows x colsb. */
+static void test_amx_tile_emulation(void **state)
+{
+    (void)state;
+    kt_config c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    int M = 11, N = 13, K = 7; /* rows of C/A, columns (floats) of C/B, pairs */
+    c.rows[0] = (uint8_t)M;
+    c.colsb[0] = (uint16_t)(N * 4);
+    c.rows[1] = (uint8_t)M;
+    c.colsb[1] = (uint16_t)(K * 4);
+    c.rows[2] = (uint8_t)K;
+    c.colsb[2] = (uint16_t)(N * 4);
+    kt_loadconfig(&c);
+    uint16_t a[16 * 32], b[16 * 32];
+    float cin[16 * 16], out[16 * 16];
+    for (int i = 0; i < 16 * 32; i++) {
+        float fa = bf16r(frand()), fb = bf16r(frand());
+        uint32_t ua, ub;
+        memcpy(&ua, &fa, 4);
+        memcpy(&ub, &fb, 4);
+        a[i] = (uint16_t)(ua >> 16);
+        b[i] = (uint16_t)(ub >> 16);
+    }
+    for (int i = 0; i < 16 * 16; i++)
+        cin[i] = frand();
+    kt_loadd(0, cin, 64);
+    kt_loadd(1, a, 64);
+    kt_loadd(2, b, 64);
+    kt_dpbf16ps(0, 1, 2);
+    for (int i = 0; i < 16 * 16; i++)
+        out[i] = -7.0f;
+    kt_stored(0, out, 64);
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 16; n++) {
+            if (m >= M || n >= N) { /* outside the tile: never written */
+                assert_true(out[m * 16 + n] == -7.0f);
+                continue;
+            }
+            float want = cin[m * 16 + n];
+            for (int k = 0; k < K; k++)
+                for (int h = 0; h < 2; h++) {
+                    uint32_t ua = (uint32_t)a[m * 32 + 2 * k + h] << 16;
+                    uint32_t ub = (uint32_t)b[k * 32 + 2 * n + h] << 16;
+                    float fa, fb;
+                    memcpy(&fa, &ua, 4);
+                    memcpy(&fb, &ub, 4);
+                    want += fa * fb;
+                }
+            assert_true(out[m * 16 + n] == want);
+        }
+    /* tilezero zeroes; so does a new configuration, whose narrower tiles
+     * store only their own rows x colsb */
+    kt_zero(0);
+    kt_stored(0, out, 64);
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++)
+            assert_true(out[m * 16 + n] == 0.0f);
+    kt_loadd(0, cin, 64);
+    c.rows[0] = 3;
+    c.colsb[0] = 8;
+    kt_loadconfig(&c);
+    for (int i = 0; i < 16 * 16; i++)
+        out[i] = -7.0f;
+    kt_stored(0, out, 64);
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 16; n++)
+            assert_true(out[m * 16 + n] == (m < 3 && n < 2 ? 0.0f : -7.0f));
+    /* TILERELEASE leaves no configuration: the next user loads one */
+    kt_release();
+    assert_int_equal(kt_regs.configured, 0);
+}
+
+/* The AMX rules: usable only with the CPU bits, XCR0's tile state and
+ * Linux's permission, the reason naming the first missing one; chosen only
+ * when TDPBF16PS clearly beats the best other bf16 rate. */
+static void test_amx_availability_and_dispatch_rule(void **state)
+{
+    (void)state;
+    char why[160];
+    assert_int_equal(kn_amx_usable(0, 1, 0, why, sizeof why), 0);
+    assert_non_null(strstr(why, "no AMX"));
+    assert_int_equal(kn_amx_usable(1, 0, 0, why, sizeof why), 0);
+    assert_non_null(strstr(why, "XCR0"));
+    assert_int_equal(kn_amx_usable(1, 1, EPERM, why, sizeof why), 0);
+    assert_non_null(strstr(why, "refused"));
+    assert_non_null(strstr(why, "ARCH_REQ_XCOMP_PERM"));
+    assert_int_equal(kn_amx_usable(1, 1, 0, why, sizeof why), 1);
+    assert_int_equal(kn_amx_usable(1, 1, 0, NULL, 0), 1);
+    assert_int_equal(kn_amx_wins(3.5e12, 2.2e11), 1); /* Sapphire Rapids, one core */
+    assert_int_equal(kn_amx_wins(1.0e11, 1.0e11), 0);
+    assert_int_equal(kn_amx_wins(0.0, 0.0), 0);
+    /* this CPU's answer is in kn_path_info's line, and forcing follows it */
+    char buf[1024];
+    assert_non_null(kn_init());
+    kn_path_info(buf, sizeof buf);
+    if (kn_force_path("amx-bf16") == 0)
+        assert_non_null(strstr(buf, "amx-bf16 available"));
+    else
+        assert_non_null(strstr(buf, "amx-bf16 unavailable: "));
+    kn_force_path("auto");
 }
 
 /* C = alpha A op(B) + beta C for both layouts, with padded leading dims. */
@@ -570,7 +728,7 @@ static void test_path_selection(void **state)
     const char *name = kn_init();
     assert_non_null(name);
     assert_true(!strcmp(name, "portable") || !strcmp(name, "avx2") || !strcmp(name, "avx512") ||
-                !strcmp(name, "avx512-bf16"));
+                !strcmp(name, "avx512-bf16") || !strcmp(name, "amx-bf16"));
     assert_int_equal(kn_force_path("portable"), 0);
     assert_string_equal(kn_init(), "portable");
     assert_int_equal(kn_force_path("no-such-isa"), -1);
@@ -633,7 +791,7 @@ static void test_path_info(void **state)
     }
 #define PATH_TESTS(fn)                                                                             \
     PATH_TEST(fn, "portable"), PATH_TEST(fn, "avx2"), PATH_TEST(fn, "avx512"),                     \
-        PATH_TEST(fn, "avx512-bf16")
+        PATH_TEST(fn, "avx512-bf16"), PATH_TEST(fn, "amx-bf16")
 
 int main(void)
 {
@@ -641,6 +799,10 @@ int main(void)
         cmocka_unit_test(test_path_selection),
         cmocka_unit_test(test_bf16_dispatch_rule),
         cmocka_unit_test(test_path_info),
+        cmocka_unit_test(test_amx_tile_emulation),
+        cmocka_unit_test(test_amx_availability_and_dispatch_rule),
+        PATH_TESTS(test_linear_bf16_tile_edges),
+        PATH_TESTS(test_weight_nan_stays_in_its_column),
         PATH_TESTS(test_linear_f32_all_epilogues),
         PATH_TESTS(test_linear_bf16_matches_rounded_reference),
         PATH_TESTS(test_gemm_nt_nn_alpha_beta),

@@ -407,6 +407,7 @@ typedef struct cat_filter_row {
     double clip_score;
     int text_dup;    /* dedup flagged the caption (decision dedup/text_dup) */
     const char *tag; /* the content tag, or NULL (arena) */
+    char uid[WP_UID_HEX + 1];
 } cat_filter_row;
 
 #define CAT_FILTER_LANG 1 /* read pair_lang (else has_lang = 0) */

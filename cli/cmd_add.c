@@ -15,7 +15,7 @@
 
 #define ADD_KEEP_ARG_MAX 4096 /* the --keep-cols value, bytes */
 
-enum { O_FORMAT = 1000, O_URL, O_TEXT, O_KEEP, O_BATCH, O_FILES, O_FILES_LIST, O_NOCRC };
+enum { O_FORMAT = 1000, O_URL, O_TEXT, O_KEEP, O_BATCH, O_FILES, O_FILES_LIST, O_NOCRC, O_PART };
 
 static const cli_opt add_opts_table[] = {
     {"format", 0, required_argument, O_FORMAT, "tsv|csv|jsonl|parquet",
@@ -30,6 +30,10 @@ static const cli_opt add_opts_table[] = {
      "booleans,\nnulls)"},
     {"no-verify-crc", 0, no_argument, O_NOCRC, NULL, "Parquet: do not check page CRCs"},
     {"batch", 0, required_argument, O_BATCH, "N", "rows per catalog transaction (default 50000)"},
+    {"part", 0, required_argument, O_PART, "I/N",
+     "only part I of N of the lists: whole files when there\n"
+     "are at least N (file k when k mod N = I-1), else\n"
+     "every N-th record of each file"},
     {"files", 0, required_argument, O_FILES, "IMAGEDIR",
      "import a folder of local images instead (recursively,\n"
      "in name order). A file is taken when its header is a\n"
@@ -178,6 +182,10 @@ static int cmd_add(cli_ctx *ctx, int argc, char **argv)
                 return CLI_USAGE;
             o.batch_rows = (int)v;
             break;
+        case O_PART:
+            if (cli_parse_part("add", optarg, &o.part) != 0)
+                return CLI_USAGE;
+            break;
         case O_FILES:
             files_dir = optarg;
             break;
@@ -190,6 +198,8 @@ static int cmd_add(cli_ctx *ctx, int argc, char **argv)
     }
     if (files_dir != NULL && files_list != NULL)
         return cli_usage_error("add", "give --files or --files-list, not both");
+    if ((files_dir != NULL || files_list != NULL) && !wp_part_all(&o.part))
+        return cli_usage_error("add", "--part splits list files; it does not apply to --files");
     if ((files_dir != NULL || files_list != NULL) && optind < argc)
         return cli_usage_error("add", "--files takes no list files");
     if (files_dir == NULL && files_list == NULL && optind >= argc)

@@ -851,6 +851,16 @@ static int hash_images(struct cat *c, struct st_store *st, const dd_opts *o, con
             goto out;
         if (n == 0)
             break;
+        after = todo[n - 1].image_id;
+        if (!wp_part_all(&o->part)) { /* keep the part's images only */
+            int m = 0;
+            for (int i = 0; i < n; i++)
+                if (wp_part_has(&o->part, wp_part_key_hex(todo[i].sha256)))
+                    todo[m++] = todo[i];
+            n = m;
+            if (n == 0)
+                continue;
+        }
 #pragma omp parallel num_threads(nthr)
         {
             wp_buf b = {0};
@@ -890,7 +900,6 @@ static int hash_images(struct cat *c, struct st_store *st, const dd_opts *o, con
         if ((rc = cat_commit(c, err)) != 0)
             goto out;
         cnt->hashed += n;
-        after = todo[n - 1].image_id;
         pr.done += (uint64_t)n;
         pr.errors = (uint64_t)cnt->unreadable;
         wp_report_progress(rep, &pr);
@@ -955,16 +964,23 @@ int dd_run(struct cat *c, struct st_store *st, const dd_opts *o, const wp_report
         return wp_err_set(err, WP_EINVAL, "dedup: bad options");
     if (wp_buf_printf(&params,
                       "{\"exact\":%s,\"near\":%s,\"semantic\":%s,\"radius\":%d,\"clusters\":%d,"
-                      "\"iters\":%d,\"eps\":%g,\"against\":%d,\"dry_run\":%s}",
+                      "\"iters\":%d,\"eps\":%g,\"against\":%d,\"dry_run\":%s",
                       o->exact ? "true" : "false", o->near ? "true" : "false",
                       o->semantic ? "true" : "false", o->radius, o->clusters, o->iters, o->eps[0],
-                      o->nagainst, o->dry_run ? "true" : "false") != 0) {
+                      o->nagainst, o->dry_run ? "true" : "false") != 0 ||
+        (!wp_part_all(&o->part) &&
+         wp_buf_printf(&params, ",\"part\":\"%d/%d\"", o->part.i, o->part.n) != 0) ||
+        wp_buf_putc(&params, '}') != 0) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;
     }
     if ((rc = cat_run_begin(c, "dedup", params.data, &run, err)) != 0)
         goto out;
     run_id = cat_run_id(run);
+    if (!wp_part_all(&o->part)) { /* a part hashes; the merged corpus decides */
+        rc = hash_images(c, st, o, rep, cnt, err);
+        goto out;
+    }
     if ((o->near || (o->nagainst > 0 && o->against_radius >= 0)) &&
         (rc = hash_images(c, st, o, rep, cnt, err)) != 0)
         goto out;

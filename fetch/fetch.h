@@ -47,6 +47,8 @@ typedef struct fetch_opts {
     int window;              /* requests in flight or queued (0 = 8 x parallel) */
     int batch;               /* results per catalog commit (default 256) */
     int64_t limit;           /* stop after this many images (0 = all) */
+    wp_part part;            /* --part I/N: only images whose URL host is in the part
+                              * (wp_part_key_host), so each host is fetched by one part */
 } fetch_opts;
 
 void fetch_opts_init(fetch_opts *o);

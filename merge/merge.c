@@ -206,11 +206,22 @@ static int merge_one(cat *c, const char *dir, const char *part, const mrg_opts *
             goto out;
         for (size_t i = 0; i < nfiles; i++) {
             char src[WP_PATH_MAX * 2], dst[WP_PATH_MAX * 2];
-            newf[i] = base + (int64_t)i;
+            struct stat a, b;
             snprintf(src, sizeof src, "%s/store/%06lld.dat", part, (long long)files[i]);
+            snprintf(dst, sizeof dst, "%s/%06lld.dat", sd, (long long)files[i]);
+            /* A part that reads the corpus's own store (its store/ a link to
+             * it: a dedup, encode, filter or shard part) keeps those files'
+             * numbers; only files the part wrote itself are copied. */
+            if (stat(src, &a) == 0 && stat(dst, &b) == 0 && a.st_dev == b.st_dev &&
+                a.st_ino == b.st_ino) {
+                newf[i] = files[i];
+                continue;
+            }
+            newf[i] = base++;
             snprintf(dst, sizeof dst, "%s/%06lld.dat", sd, (long long)newf[i]);
             if ((rc = copy_file(src, dst, err)) != 0)
                 goto out;
+            counts->store_files++;
         }
         if ((rc = wp_fsync_dir(sd, err)) != 0)
             goto out;
@@ -249,7 +260,6 @@ static int merge_one(cat *c, const char *dir, const char *part, const mrg_opts *
     counts->pairs += mc.pairs;
     counts->pairs_new += mc.pairs_new;
     counts->images_new += mc.images_new;
-    counts->store_files += (int64_t)nfiles;
     counts->emb_shards += (int64_t)emb.n;
 out:
     if (rc != 0 && strstr(err->msg, part) == NULL)

@@ -577,8 +577,8 @@ static void test_part_parse(void **state)
     assert_int_equal(p.n, 5);
     assert_int_equal(wp_part_parse("1/1", &p), 0);
     assert_true(wp_part_all(&p));
-    static const char *const bad[] = {"", "1", "0/3", "4/3", "1/0", "1/3x", "-1/3", "1//3",
-                                      " 1/3", "1/3 ", "a/b", "1/2000000", "1/"};
+    static const char *const bad[] = {"",     "1",    "0/3",  "4/3", "1/0",       "1/3x", "-1/3",
+                                      "1//3", " 1/3", "1/3 ", "a/b", "1/2000000", "1/"};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         p = (wp_part){9, 9};
         assert_int_equal(wp_part_parse(bad[k], &p), WP_EINVAL);

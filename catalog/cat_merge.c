@@ -148,6 +148,15 @@ int64_t cat_merge_unfinished_runs(cat *part, wp_err *err)
     return n;
 }
 
+int64_t cat_merge_parts_count(cat *c, wp_err *err)
+{
+    int64_t n = 0;
+
+    if (mquery_i64(c, "SELECT count(*) FROM merged_parts", &n, err, "merged parts") != 0)
+        return -1;
+    return n;
+}
+
 int cat_merge_store_files(cat *c, int64_t **files, size_t *n, wp_err *err)
 {
     static const char sql[] = "SELECT DISTINCT store_file FROM images WHERE store_file IS NOT NULL "

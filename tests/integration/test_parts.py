@@ -32,11 +32,11 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import tempfile
 import unittest
 
-from tests.integration.test_fetch_cli import BIN, Server, need_fixtures, run
+from tests.integration.schema_check import validate
+from tests.integration.test_fetch_cli import Server, need_fixtures, run
 
 IMGS = ["astronaut.jpg", "astronaut_444.jpg", "camera_gray.jpg", "chelsea.jpg", "chelsea.webp",
         "chelsea_cmyk.jpg", "coffee_progressive.jpg", "hubble_deep_field.jpg", "logo_rgba.png",
@@ -286,6 +286,45 @@ class Parts(unittest.TestCase):
         self.assertGreater(len(want), 0)
         self.assertEqual([(u, d, r.split(":")[0]) for u, d, r in q(corpus, sql)],
                          [(u, d, r.split(":")[0]) for u, d, r in want])
+
+    def test_status_across_parts(self):
+        parts = self.run_parts("fetch", 3, "-st")
+        # part 3 also fails a shard run (its output is under a file)
+        r = run(["-q", "-C", parts[2], "shard", "-o", "/dev/null/x"])
+        self.assertEqual(r.returncode, 1)
+        missing = os.path.join(self.dir, "not-started")
+        os.makedirs(missing, exist_ok=True)
+        (ref_counts,), = q(self.stages["dedup"][0],
+                           "SELECT counts FROM runs WHERE stage = 'fetch'")
+        ref_counts = json.loads(ref_counts)
+        r = run(["status", "--json"] + parts + [missing])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        p = json.loads(r.stdout)["parts"]
+        self.assertEqual((p["parts"], p["missing"]), (4, 1))
+        f = p["stages"]["fetch"]
+        self.assertEqual((f["done"], f["running"], f["stopped"], f["failed"], f["not_run"]),
+                         (3, 0, 0, 0, 1))
+        for k in ("ok", "errors"):
+            self.assertEqual(f["counts"][k], ref_counts[k], k)
+        sh = p["stages"]["shard"]
+        self.assertEqual((sh["done"], sh["failed"], sh["not_run"]), (0, 1, 3))
+        r = run(["status"] + parts + [missing])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("parts (4, 1 without a catalog yet)", r.stdout)
+        self.assertRegex(r.stdout, r"fetch +3 done, 0 running, 0 stopped, 0 failed, 1 not run")
+        # a merged corpus shows the same for the parts merged into it
+        corpus = os.path.join(self.dir, "merged-status")
+        copy_corpus(self.stages["fetch"][0], corpus, False)
+        r = run(["-q", "-C", corpus, "merge", "--partial"] + parts)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run(["-C", corpus, "status", "--json"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        st = json.loads(r.stdout)
+        self.assertEqual(validate("status.schema.json", st), [])
+        f = st["parts"]["stages"]["fetch"]
+        self.assertEqual((st["parts"]["parts"], f["done"], f["not_run"]), (3, 3, 0))
+        self.assertEqual(f["counts"]["ok"], ref_counts["ok"])
+        self.assertEqual(st["parts"]["stages"]["shard"]["failed"], 1)
 
 
 if __name__ == "__main__":

@@ -1135,8 +1135,13 @@ int add_list(cat *c, const char *path, const add_opts *o, cat_run *run, const wp
             rc = k < 0 && wp_stop_requested() ? WP_ESTOP : k;
             break;
         }
-        if (!wp_part_has(&o->records, recno++))
+        if (!wp_part_has(&o->records, o->part_by_host && rec.bad == ADD_BAD_NONE
+                                          ? wp_part_key_host(rec.url, rec.url_len)
+                                          : recno)) {
+            recno++;
             continue; /* another part's record */
+        }
+        recno++;
         st->rows++;
         if (rec.bad != ADD_BAD_NONE) {
             st->bad++;

@@ -121,6 +121,7 @@ static char *params_json(const add_opts *o, char *const *paths, int npaths, cons
         char part[32];
         snprintf(part, sizeof part, "%d/%d", o->part.i, o->part.n);
         json_object_set_new(j, "part", json_string(part));
+        json_object_set_new(j, "part_by", json_string(o->part_by_host ? "host" : "records"));
     }
     if (dir != NULL)
         json_object_set_new(j, "files", json_string(dir));
@@ -152,7 +153,7 @@ int add_run_lists(cat *c, char *const *paths, int npaths, const add_opts *o, con
     char *cj;
     int rc = 0;
     add_opts lo = *o;
-    int by_file = !wp_part_all(&o->part) && npaths >= o->part.n;
+    int by_file = !wp_part_all(&o->part) && npaths >= o->part.n && !o->part_by_host;
 
     memset(st, 0, sizeof *st);
     lo.records = by_file || wp_part_all(&o->part) ? WP_PART_ALL : o->part;

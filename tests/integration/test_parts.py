@@ -144,7 +144,7 @@ class Parts(unittest.TestCase):
         assert r.returncode == 0, (args, r.stderr)
         return r
 
-    def run_parts(self, stage, n, tag="", shard_out=None):
+    def run_parts(self, stage, n, tag="", shard_out=None, more=()):
         """Runs stage --part I/n for I = 1..n, each in its own part
         directory (shard: into shard_out, else PART/shards); returns the
         part directories."""
@@ -158,18 +158,18 @@ class Parts(unittest.TestCase):
             else:
                 copy_corpus(before, d, stage != "fetch")
             extra = ["-o", shard_out or os.path.join(d, "shards")] if stage == "shard" else []
-            r = run(["-q", "-C", d, stage, "--part", "%d/%d" % (i, n)] + args + extra)
+            r = run(["-q", "-C", d, stage, "--part", "%d/%d" % (i, n)] + list(more) + args + extra)
             self.assertIn(r.returncode, (0, 1), r.stderr)
             dirs.append(d)
         return dirs
 
-    def check_cover(self, stage, items_of, want, rule=None):
+    def check_cover(self, stage, items_of, want, rule=None, more=()):
         """For N = 1..4: the parts' items are disjoint, each in its part by
         the rule, and together equal want (a dict item -> value)."""
         self.assertGreater(len(want), 3, stage)
         for n in range(1, 5):
             seen = {}
-            for i, d in enumerate(self.run_parts(stage, n), start=1):
+            for i, d in enumerate(self.run_parts(stage, n, "".join(more), more=more), start=1):
                 got = items_of(d)
                 for k, v in got.items():
                     self.assertNotIn(k, seen, "%s: %r in parts %s and %d of %d" %
@@ -187,6 +187,14 @@ class Parts(unittest.TestCase):
             return {uid: (text, url) for uid, text, url in q(
                 d, "SELECT p.uid, p.text, i.url FROM pairs p JOIN images i ON i.id = p.image_id")}
         self.check_cover("add", pairs, pairs(self.stages["fetch"][0]))
+
+    def test_add_parts_by_host_cover_once(self):
+        def pairs(d):
+            return {uid: (text, url) for uid, text, url in q(
+                d, "SELECT p.uid, p.text, i.url FROM pairs p JOIN images i ON i.id = p.image_id")}
+        want = pairs(self.stages["fetch"][0])
+        self.check_cover("add", pairs, want, lambda u, n: part_of(host_key(want[u][1]), n),
+                         more=("--part-by", "host"))
 
     def test_fetch_parts_cover_once(self):
         def fetched(d):

@@ -54,7 +54,7 @@ const cli_cmd cli_cmd_status = {
              "stage, how many of its parts ran it (done, running, stopped, failed, not\n"
              "run) and their last runs' counts summed.\n"
              "\n"
-             "With PART_DIR... (the part corpora of a --part job, merged or not, e.g.\n"
+             "With PART_DIR... (the part corpora of a job split in parts, e.g.\n"
              "OUTDIR/parts/*), only that section, over those directories: a directory\n"
              "without a catalog yet counts as a part that has run nothing.\n",
     .opts = status_opts_table,

@@ -141,6 +141,21 @@ static int copy_emb_shard(const char *dir, const char *part, const cat_merge_emb
     return 0;
 }
 
+/* 1 when the part's image file of shard e->old_shard is the corpus's file
+ * of that number (the part's embeddings/ a link to the corpus's: a part of
+ * a stage that reads embeddings). */
+static int same_emb_shard(const char *dir, const char *part, const cat_merge_emb *e)
+{
+    char a[WP_PATH_MAX * 2], b[WP_PATH_MAX * 2];
+    struct stat sa, sb;
+    snprintf(a, sizeof a, "%s/embeddings/%s/img_emb/img_emb_%lld.npy", part, e->model,
+             (long long)e->old_shard);
+    snprintf(b, sizeof b, "%s/embeddings/%s/img_emb/img_emb_%lld.npy", dir, e->model,
+             (long long)e->old_shard);
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 /* Next free embedding shard number of model in the corpus. */
 static int emb_base(cat *c, const char *model, int64_t *base, wp_err *err)
 {
@@ -236,12 +251,15 @@ static int merge_one(cat *c, const char *dir, const char *part, const mrg_opts *
         if (i == 0 || strcmp(emb.v[i].model, emb.v[i - 1].model) != 0) {
             if ((rc = emb_base(c, emb.v[i].model, &base, err)) != 0)
                 goto out;
-        } else {
-            base++;
         }
-        emb.v[i].new_shard = base;
+        if (same_emb_shard(dir, part, &emb.v[i])) {
+            emb.v[i].new_shard = emb.v[i].old_shard; /* the corpus's own shard */
+            continue;
+        }
+        emb.v[i].new_shard = base++;
         if ((rc = copy_emb_shard(dir, part, &emb.v[i], err)) != 0)
             goto out;
+        counts->emb_shards++;
     }
     snprintf(catalog, sizeof catalog, "%s/catalog.db", part);
     cat_merge_in in = {
@@ -260,7 +278,6 @@ static int merge_one(cat *c, const char *dir, const char *part, const mrg_opts *
     counts->pairs += mc.pairs;
     counts->pairs_new += mc.pairs_new;
     counts->images_new += mc.images_new;
-    counts->emb_shards += (int64_t)emb.n;
 out:
     if (rc != 0 && strstr(err->msg, part) == NULL)
         wp_err_prefix(err, "part %s", part);

@@ -43,6 +43,9 @@ IMGS = ["astronaut.jpg", "astronaut_444.jpg", "camera_gray.jpg", "chelsea.jpg", 
         "motorcycle.png", "rocket.jpg", "tiny_48.jpg", "truncated.jpg"]
 
 FETCH = ["--allow-net", "127.0.0.1/32", "--retries", "0", "--image-size", "96"]
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHARED = os.environ.get("WITPIPE_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+MODEL = os.path.join(SHARED, "golden", "clip", "hf_vit_quickgelu_f32", "model")
 
 
 def q(corpus, sql):
@@ -55,7 +58,8 @@ def q(corpus, sql):
 
 def copy_corpus(src, dst, link_store):
     """A part directory: a consistent copy of src's catalog (SQLite's
-    backup), and src's store linked (stages that read images) or empty."""
+    backup), and src's store and embeddings linked (stages that read them)
+    or an empty store (fetch)."""
     os.makedirs(dst)
     a = sqlite3.connect(os.path.join(src, "catalog.db"))
     b = sqlite3.connect(os.path.join(dst, "catalog.db"))
@@ -65,6 +69,9 @@ def copy_corpus(src, dst, link_store):
     open(os.path.join(dst, ".lock"), "w").close()
     if link_store:
         os.symlink(os.path.abspath(os.path.join(src, "store")), os.path.join(dst, "store"))
+        if os.path.isdir(os.path.join(src, "embeddings")):
+            os.symlink(os.path.abspath(os.path.join(src, "embeddings")),
+                       os.path.join(dst, "embeddings"))
     else:
         os.makedirs(os.path.join(dst, "store"))
 
@@ -117,6 +124,10 @@ class Parts(unittest.TestCase):
             ("add", cls.lists),
             ("fetch", FETCH),
             ("dedup", ["--no-report"]),
+        ]
+        if os.path.isdir(MODEL):  # encode: the small golden model
+            chain.append(("encode", ["--model", MODEL, "--batch", "4", "--shard-rows", "3"]))
+        chain += [
             ("filter", ["--min-chars", "3", "--no-lang-detect"]),
             ("shard", ["--per-shard", "2"]),
         ]
@@ -125,6 +136,9 @@ class Parts(unittest.TestCase):
             copy_corpus(ref, before, False)
             shutil.rmtree(os.path.join(before, "store"))
             shutil.copytree(os.path.join(ref, "store"), os.path.join(before, "store"))
+            if os.path.isdir(os.path.join(ref, "embeddings")):
+                shutil.copytree(os.path.join(ref, "embeddings"),
+                                os.path.join(before, "embeddings"))
             cls.stages[stage] = (before, args)
             extra = ["-o", os.path.join(ref, "shards")] if stage == "shard" else []
             r = run(["-q", "-C", ref, stage] + args + extra)
@@ -157,6 +171,8 @@ class Parts(unittest.TestCase):
                 self.must(["init", d])
             else:
                 copy_corpus(before, d, stage != "fetch")
+                if stage == "encode" and os.path.islink(os.path.join(d, "embeddings")):
+                    os.unlink(os.path.join(d, "embeddings"))
             extra = ["-o", shard_out or os.path.join(d, "shards")] if stage == "shard" else []
             r = run(["-q", "-C", d, stage, "--part", "%d/%d" % (i, n)] + list(more) + args + extra)
             self.assertIn(r.returncode, (0, 1), r.stderr)
@@ -209,10 +225,51 @@ class Parts(unittest.TestCase):
             return {u: (p, pi, s) for u, p, pi, s in q(
                 d, "SELECT i.url, h.phash, h.phash_inner, h.sha256 FROM image_phash h "
                    "JOIN images i ON i.id = h.image_id")}
-        self.check_cover("dedup", hashes, hashes(self.stages["filter"][0]), self.sha_part)
+        self.check_cover("dedup", hashes, hashes(self.after("dedup")), self.sha_part)
         # a part decides nothing
         for d in self.run_parts("dedup", 2, "-nodec"):
             self.assertEqual(q(d, "SELECT count(*) FROM decisions WHERE stage = 'dedup'"), [(0,)])
+
+    def after(self, stage):
+        """The corpus as the stage left it (the one before the next)."""
+        order = list(self.stages) + [None]
+        nxt = order[order.index(stage) + 1]
+        return self.stages[nxt][0] if nxt else self.ref
+
+    def test_encode_parts_cover_once(self):
+        if "encode" not in self.stages:
+            self.skipTest("SKIP: no CLIP model at %s (WITPIPE_SHARED)" % MODEL)
+
+        def encoded(d):
+            got = {uid: ("emb", round(score, 4)) for uid, score in q(
+                d, "SELECT p.uid, e.clip_score FROM embeddings e JOIN pairs p ON p.id = e.pair_id")}
+            for uid, dec in q(d, "SELECT p.uid, d.decision FROM decisions d JOIN pairs p "
+                                 "ON p.id = d.pair_id WHERE d.stage LIKE 'encode:%'"):
+                self.assertNotIn(uid, got)
+                got[uid] = ("decision", dec)
+            return got
+        self.check_cover("encode", encoded, encoded(self.after("encode")),
+                         lambda u, n: part_of(uid_key(u), n))
+
+    def test_encode_parts_merged_like_one_process(self):
+        if "encode" not in self.stages:
+            self.skipTest("SKIP: no CLIP model at %s (WITPIPE_SHARED)" % MODEL)
+        corpus = os.path.join(self.dir, "merged-encode")
+        copy_corpus(self.stages["encode"][0], corpus, True)
+        r = run(["-q", "-C", corpus, "merge"] + self.run_parts("encode", 3, "-m"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        sql = ("SELECT p.uid, round(e.clip_score, 4) FROM embeddings e JOIN pairs p "
+               "ON p.id = e.pair_id ORDER BY 1")
+        want = q(self.after("encode"), sql)
+        self.assertGreater(len(want), 3)
+        self.assertEqual(q(corpus, sql), want)
+        # every row points at a shard file that holds it
+        for shard, rows in q(corpus, "SELECT shard, max(row) + 1 FROM embeddings GROUP BY shard"):
+            path = os.path.join(corpus, "embeddings", "hf_vit_quickgelu_f32", "img_emb",
+                                "img_emb_%d.npy" % shard)
+            with open(path, "rb") as f:
+                head = f.read(128).decode("latin1")
+            self.assertIn("'shape': (%d," % rows, head)
 
     def sha_part(self, url, n):
         (sha,), = q(self.ref, "SELECT sha256 FROM images WHERE url = '%s'" % url)
@@ -253,6 +310,10 @@ class Parts(unittest.TestCase):
         copy_corpus(self.stages["shard"][0], merged, True)
         r = run(["-q", "-C", merged, "merge"] + parts)
         self.assertEqual(r.returncode, 0, r.stderr)
+        if os.path.isdir(os.path.join(merged, "embeddings")):  # shared, not copied again
+            self.assertEqual(q(merged, "SELECT count(DISTINCT shard) FROM embeddings"),
+                             q(self.stages["shard"][0],
+                               "SELECT count(DISTINCT shard) FROM embeddings"))
         r = run(["-q", "-C", merged, "shard", "-o", out] + self.stages["shard"][1])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(tars(out, ""), want)
@@ -290,7 +351,7 @@ class Parts(unittest.TestCase):
         self.assertIn(" 0 images hashed", r.stderr)
         sql = ("SELECT p.uid, d.decision, d.reason FROM decisions d JOIN pairs p "
                "ON p.id = d.pair_id WHERE d.stage = 'dedup' ORDER BY 1")
-        want = q(self.stages["filter"][0], sql)
+        want = q(self.after("dedup"), sql)
         self.assertGreater(len(want), 0)
         self.assertEqual([(u, d, r.split(":")[0]) for u, d, r in q(corpus, sql)],
                          [(u, d, r.split(":")[0]) for u, d, r in want])

@@ -65,7 +65,8 @@ typedef struct fetch_stats {
     int stopped;         /* Ctrl-C: the run ended early, the rest stays pending */
 } fetch_stats;
 
-/* Fetches pending images of c into st. rep (may be NULL) gets progress
+/* Fetches pending images of c into st (with o->part: only those of its
+ * hosts; the others stay pending). rep (may be NULL) gets progress
  * ("fetch": done/total/errors/bytes) and one event per failed image at
  * debug level. Returns 0 when every pending image was handled, WP_ESTOP
  * when stopped by wp_request_stop (results so far are committed), or a

@@ -799,7 +799,11 @@ int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, 
         rc = wp_err_set(err, WP_EIO, "%s: %s", opts.output, strerror(errno));
         goto out;
     }
-    remove_leftovers(r.outdir);
+    /* Parts share the output directory and may run at once: a part leaves
+     * the others' temporary files alone (its own are truncated when it
+     * writes that shard again; the run without --part cleans up). */
+    if (wp_part_all(&opts.part))
+        remove_leftovers(r.outdir);
     r.entry = archive_entry_new();
     r.manifest_shards = json_array();
     if (r.entry == NULL || r.manifest_shards == NULL) {

@@ -304,8 +304,12 @@ class Parts(unittest.TestCase):
         # without --part writes it, writing no shard again, and it is the
         # one-process manifest
         out = os.path.join(self.dir, "shard-merged-out")
+        os.makedirs(out)
+        other = os.path.join(out, "00099.tar.tmp")  # another part's, being written
+        open(other, "w").close()
         parts = self.run_parts("shard", 3, "-m", shard_out=out)
         self.assertFalse(os.path.exists(os.path.join(out, "manifest.json")))
+        self.assertTrue(os.path.exists(other), "a part removed another part's temporary file")
         merged = os.path.join(self.dir, "shard-merged")
         copy_corpus(self.stages["shard"][0], merged, True)
         r = run(["-q", "-C", merged, "merge"] + parts)
@@ -317,6 +321,7 @@ class Parts(unittest.TestCase):
         r = run(["-q", "-C", merged, "shard", "-o", out] + self.stages["shard"][1])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(tars(out, ""), want)
+        self.assertFalse(os.path.exists(other))  # the run without --part cleans up
         self.assertIn('"written":0', q(merged, "SELECT counts FROM runs WHERE stage = 'shard' "
                                                "ORDER BY id DESC LIMIT 1")[0][0])
         with open(os.path.join(out, "manifest.json")) as f, \

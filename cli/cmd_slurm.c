@@ -74,11 +74,13 @@ const cli_cmd cli_cmd_slurm = {
              "I's pairs (add before fetch: \"part-by\": \"host\", so each host is fetched\n"
              "by one part), and the stages after it do all of their part corpus. A crawl\n"
              "of seeds cannot be split: every task then crawls all of it (the merge keeps\n"
-             "one copy of each pair; a warning says so). Then `witpipe merge` folds the parts\n"
-             "into the corpus (-C DIR, else the config's \"corpus\"), and each remaining\n"
-             "stage (dedup, balance, shard, export, audit...) runs as its own job over\n"
-             "the merged corpus, each one only after the one before it succeeded (an\n"
-             "afterok dependency). Every task logs to OUTDIR/logs/NAME-TASK.log.\n"
+             "one copy of each pair; a warning says so). A filter with \"clip-top\" (a\n"
+             "share of the whole corpus's scores) is a global stage. Then `witpipe merge`\n"
+             "folds the parts into the corpus (-C DIR, else the config's \"corpus\"), and\n"
+             "each remaining stage (dedup, balance, shard, export, audit...) runs as\n"
+             "its own job over the merged corpus, each one only after the one before it\n"
+             "succeeded (an afterok dependency). Every task logs to\n"
+             "OUTDIR/logs/NAME-TASK.log.\n"
              "Relative paths in the config are taken from the current directory (the\n"
              "jobs start there).\n",
     .opts = slurm_opts_table,
@@ -249,9 +251,16 @@ static int generate(cli_ctx *ctx, sl_ctx *s, json_t *cfg, json_t *stages)
     int njobs = 0;
     FILE *f;
 
-    while (first_global < nst && is_part_stage(json_string_value(json_object_get(
-                                     json_array_get(stages, first_global), "stage"))))
+    /* the leading per-part stages; a filter keeping a top percentage of
+     * CLIP scores needs the whole corpus's scores, so it is global */
+    while (first_global < nst) {
+        json_t *st = json_array_get(stages, first_global);
+        const char *sn = json_string_value(json_object_get(st, "stage"));
+        if (!is_part_stage(sn) ||
+            (strcmp(sn, "filter") == 0 && json_object_get(st, "clip-top") != NULL))
+            break;
         first_global++;
+    }
     const char *first = json_string_value(json_object_get(json_array_get(stages, 0), "stage"));
     if (first_global == 0 || (strcmp(first, "add") != 0 && strcmp(first, "crawl") != 0)) {
         cli_error(ctx, "$.stages[0]: the pipeline must start with add or crawl: each part's "

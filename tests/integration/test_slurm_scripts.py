@@ -161,6 +161,20 @@ class SlurmScripts(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("must start with add or crawl", r.stderr)
 
+    def test_filter_by_clip_percentile_is_global(self):
+        cfg = os.path.join(self.dir, "p.json")
+        with open(cfg, "w") as f:
+            json.dump({"corpus": "c", "stages": [
+                {"stage": "add", "args": ["l.tsv"]}, {"stage": "fetch"},
+                {"stage": "filter", "min-words": 2}, {"stage": "filter", "clip-top": 30},
+                {"stage": "shard"}]}, f)
+        out, _ = self.generate(cfg, 2)
+        pc = json.loads(read(os.path.join(out, "part-1.json")))
+        self.assertEqual([s["stage"] for s in pc["stages"]], ["add", "fetch", "filter"])
+        self.assertEqual(sorted(n for n in os.listdir(out) if n.endswith(".sbatch")),
+                         ["01-parts.sbatch", "02-merge.sbatch", "03-filter.sbatch",
+                          "04-shard.sbatch"])
+
     def test_errors(self):
         cfg = os.path.join(self.dir, "p.json")
         with open(cfg, "w") as f:

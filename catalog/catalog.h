@@ -42,7 +42,11 @@ int cat_open(const char *dir, int flags, cat **out, wp_err *err);
 void cat_close(cat *c);
 const char *cat_dir(const cat *c);
 int cat_schema_version(const cat *c); /* user_version after migrations */
-int cat_latest_schema_version(void);  /* the newest migration this build knows */
+/* Writes a consistent copy of c's catalog to path (SQLite's online backup:
+ * safe while others read it). path must not exist: WP_EINVAL. Returns 0,
+ * WP_EINVAL or CAT_ESQL (a partial file is removed). */
+int cat_backup(cat *c, const char *path, wp_err *err);
+int cat_latest_schema_version(void); /* the newest migration this build knows */
 
 /* Batched writes. cat_begin starts a transaction (nesting is an error);
  * cat_commit ends it durably (WAL, synchronous=NORMAL + checkpoint on close). */

@@ -5,6 +5,7 @@
  */
 #include "catalog/catalog.h"
 #include "cli.h"
+#include "merge/merge.h"
 #include "store/store.h"
 
 #include <jansson.h>
@@ -14,7 +15,18 @@
 #include <time.h>
 #include <unistd.h>
 
-static const cli_opt init_opts_table[] = {{0, 0, 0, 0, 0, 0}};
+enum { O_FROM = 1000, O_FOR };
+
+static const cli_opt init_opts_table[] = {
+    {"from", 0, required_argument, O_FROM, "CORPUS",
+     "make DIR a part directory of CORPUS instead: a copy of\n"
+     "its catalog, and its store and embeddings linked or\n"
+     "not as the stage needs (with --for)"},
+    {"for", 0, required_argument, O_FOR, "STAGE",
+     "the stage the part runs: fetch, dedup, encode,\n"
+     "filter, balance or shard"},
+    {0, 0, 0, 0, 0, 0},
+};
 
 static int cmd_init(cli_ctx *ctx, int argc, char **argv);
 
@@ -22,9 +34,18 @@ const cli_cmd cli_cmd_init = {
     .name = "init",
     .summary = "create a corpus directory and its catalog",
     .run = cmd_init,
-    .synopsis = "usage: witpipe init DIR\n",
+    .synopsis = "usage: witpipe init DIR\n"
+                "       witpipe init PART_DIR --from CORPUS --for STAGE\n",
     .about = "Creates DIR (if needed) with an empty catalog (DIR/catalog.db) and image\n"
-             "store (DIR/store/). Running it on an existing corpus changes nothing.\n",
+             "store (DIR/store/). Running it on an existing corpus changes nothing.\n"
+             "\n"
+             "With --from, makes PART_DIR the starting point of one part of STAGE over\n"
+             "CORPUS (docs/scale-out.md): a consistent copy of CORPUS's catalog; for\n"
+             "fetch an empty store of its own; for the stages that read images (dedup,\n"
+             "encode, filter, balance, shard) CORPUS's store linked, and but for encode\n"
+             "its embeddings too. Then run STAGE's part I of N in PART_DIR, and\n"
+             "`witpipe -C CORPUS merge PART_DIR...` copies back only what the parts\n"
+             "wrote.\n",
     .opts = init_opts_table,
 };
 
@@ -68,16 +89,33 @@ static int cmd_init(cli_ctx *ctx, int argc, char **argv)
     wp_err err = {0};
     int o;
 
+    const char *from = NULL, *stage = NULL;
+
     while ((o = cli_next_opt(&cli_cmd_init, argc, argv)) != -1) {
         if (o == 'h') {
             cli_print_usage(&cli_cmd_init);
             return CLI_OK;
         }
-        return CLI_USAGE;
+        if (o == O_FROM)
+            from = optarg;
+        else if (o == O_FOR)
+            stage = optarg;
+        else
+            return CLI_USAGE;
     }
     if (optind + 1 < argc)
         return cli_usage_error("init", "takes one directory");
     dir = optind < argc ? argv[optind] : ctx->corpus;
+    if ((from == NULL) != (stage == NULL))
+        return cli_usage_error("init", "--from CORPUS and --for STAGE go together");
+    if (from != NULL) {
+        if (mrg_part_init(from, dir, stage, &err) != 0) {
+            cli_error(ctx, "%s", err.msg);
+            return err.code == WP_EINVAL ? CLI_USAGE : CLI_FAIL;
+        }
+        cli_info(ctx, "part directory ready: %s (from %s, for %s)", dir, from, stage);
+        return CLI_OK;
+    }
     if (cat_open(dir, CAT_CREATE, &c, &err) != 0 || st_open(dir, &st, &err) != 0) {
         cli_error(ctx, "%s", err.msg);
         cat_close(c);

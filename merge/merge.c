@@ -305,3 +305,64 @@ int mrg_merge(const char *dir, const char *const *parts, int n, const mrg_opts *
     cat_close(c);
     return rc;
 }
+
+/* dir/name as a symbolic link to the absolute path of corpus/name. */
+static int link_into(const char *corpus, const char *dir, const char *name, wp_err *err)
+{
+    char src[WP_PATH_MAX], abs[PATH_MAX], dst[WP_PATH_MAX];
+    int rc;
+    if ((rc = wp_path_join(src, corpus, name, err)) != 0 ||
+        (rc = wp_path_join(dst, dir, name, err)) != 0)
+        return rc;
+    if (realpath(src, abs) == NULL)
+        return wp_err_set(err, WP_EIO, "%s: %s", src, strerror(errno));
+    if (symlink(abs, dst) != 0)
+        return wp_err_set(err, WP_EIO, "%s: cannot link to %s: %s", dst, abs, strerror(errno));
+    return 0;
+}
+
+int mrg_part_init(const char *corpus, const char *dir, const char *stage, wp_err *err)
+{
+    static const char *const readers[] = {"dedup", "encode", "filter", "balance", "shard"};
+    char path[WP_PATH_MAX], sub[WP_PATH_MAX];
+    int reads = 0, rc;
+    cat *c = NULL;
+
+    for (size_t i = 0; i < sizeof readers / sizeof readers[0]; i++)
+        reads |= strcmp(stage, readers[i]) == 0;
+    if (!reads && strcmp(stage, "fetch") != 0)
+        return wp_err_set(err, WP_EINVAL,
+                          "%s: a part of '%s' cannot start from a corpus (fetch, dedup, encode, "
+                          "filter, balance and shard can; add and crawl parts start empty)",
+                          dir, stage);
+    if ((rc = wp_path_join(path, dir, "catalog.db", err)) != 0)
+        return rc;
+    if (wp_file_exists(path))
+        return wp_err_set(err, WP_EINVAL, "%s: has a catalog already", dir);
+    if ((rc = wp_mkdir_p(dir, err)) != 0)
+        return rc;
+    if ((rc = cat_open(corpus, CAT_READONLY, &c, err)) != 0)
+        return rc;
+    rc = cat_backup(c, path, err);
+    cat_close(c);
+    c = NULL;
+    if (rc != 0)
+        return rc;
+    if (!reads) {
+        if ((rc = wp_path_join(sub, dir, "store", err)) != 0 || (rc = wp_mkdir_p(sub, err)) != 0)
+            return rc;
+    } else {
+        if ((rc = link_into(corpus, dir, "store", err)) != 0)
+            return rc;
+        if ((rc = wp_path_join(sub, corpus, "embeddings", err)) != 0)
+            return rc;
+        if (strcmp(stage, "encode") != 0 && wp_file_exists(sub) &&
+            (rc = link_into(corpus, dir, "embeddings", err)) != 0)
+            return rc;
+    }
+    /* opened once: the lock file, and the schema of this build */
+    if ((rc = cat_open(dir, 0, &c, err)) != 0)
+        return rc;
+    cat_close(c);
+    return 0;
+}

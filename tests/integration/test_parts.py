@@ -2,11 +2,12 @@
 (docs/scale-out.md), against the fixture server on 127.0.0.1.
 
 A fixture corpus is built once, one stage after another (add, fetch,
-dedup, filter, shard), keeping a copy of the corpus before each stage.
+dedup, encode when the golden CLIP model is there, filter, shard), keeping a copy of the corpus before each stage.
 Then, for each stage and N = 1..4, every part I/N runs that stage on its
-own copy of the corpus the stage starts from (a part directory: a copy of
-the catalog, and for the stages that read images a link to the corpus's
-store), and the test checks that
+own copy of the corpus the stage starts from (a part directory made by
+`witpipe init PART --from CORPUS --for STAGE`: a copy of the catalog, and
+for the stages that read images links to the corpus's store and
+embeddings), and the test checks that
 
 - a part touches only its items: what it recorded is a subset of what the
   one-process run recorded, equal item by item (same state, hash, decision
@@ -25,7 +26,7 @@ hashing are merged (witpipe merge) and the global dedup run on the merged
 corpus decides exactly as the one-process dedup did.
 
 Also `witpipe status PART_DIR...`: per stage, how many parts are done,
-running or failed, and the summed counts.
+running or failed, and the summed counts; and `witpipe init --from`.
 """
 import hashlib
 import json
@@ -169,10 +170,8 @@ class Parts(unittest.TestCase):
             shutil.rmtree(d, ignore_errors=True)
             if stage == "add":
                 self.must(["init", d])
-            else:
-                copy_corpus(before, d, stage != "fetch")
-                if stage == "encode" and os.path.islink(os.path.join(d, "embeddings")):
-                    os.unlink(os.path.join(d, "embeddings"))
+            else:  # the part directory as witpipe makes it
+                self.must(["-q", "init", d, "--from", before, "--for", stage])
             extra = ["-o", shard_out or os.path.join(d, "shards")] if stage == "shard" else []
             r = run(["-q", "-C", d, stage, "--part", "%d/%d" % (i, n)] + list(more) + args + extra)
             self.assertIn(r.returncode, (0, 1), r.stderr)
@@ -271,6 +270,34 @@ class Parts(unittest.TestCase):
                 head = f.read(128).decode("latin1")
             self.assertIn("'shape': (%d," % rows, head)
 
+    def test_part_directory_from_a_corpus(self):
+        before = self.stages["shard"][0]
+        d = os.path.join(self.dir, "pd-shard")
+        self.must(["-q", "init", d, "--from", before, "--for", "shard"])
+        self.assertEqual(os.path.realpath(os.path.join(d, "store")),
+                         os.path.realpath(os.path.join(before, "store")))
+        self.assertEqual(q(d, "SELECT count(*), min(uid), max(uid) FROM pairs"),
+                         q(before, "SELECT count(*), min(uid), max(uid) FROM pairs"))
+        if os.path.isdir(os.path.join(before, "embeddings")):
+            self.assertTrue(os.path.islink(os.path.join(d, "embeddings")))
+            e = os.path.join(self.dir, "pd-encode")
+            self.must(["-q", "init", e, "--from", before, "--for", "encode"])
+            self.assertFalse(os.path.exists(os.path.join(e, "embeddings")))
+        f = os.path.join(self.dir, "pd-fetch")
+        self.must(["-q", "init", f, "--from", before, "--for", "fetch"])
+        self.assertFalse(os.path.islink(os.path.join(f, "store")))
+        self.assertEqual(os.listdir(os.path.join(f, "store")), [])
+        # refused: a directory with a catalog, add (parts start empty), half the options
+        for args, msg in ((["init", d, "--from", before, "--for", "shard"], "catalog already"),
+                          (["init", os.path.join(self.dir, "pd-add"), "--from", before, "--for",
+                            "add"], "start empty"),
+                          (["init", os.path.join(self.dir, "pd-x"), "--from", before],
+                           "go together")):
+            r = run(args)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertIn(msg, r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "pd-add", "catalog.db")))
+
     def sha_part(self, url, n):
         (sha,), = q(self.ref, "SELECT sha256 FROM images WHERE url = '%s'" % url)
         return part_of(int(sha[:16], 16), n)
@@ -338,7 +365,7 @@ class Parts(unittest.TestCase):
         d_parts = []
         for i in (1, 2):
             d = os.path.join(self.dir, "merged-dedup-%d" % i)
-            copy_corpus(corpus, d, True)
+            self.must(["-q", "init", d, "--from", corpus, "--for", "dedup"])
             r = run(["-q", "-C", d, "dedup", "--part", "%d/2" % i, "--no-report"])
             self.assertEqual(r.returncode, 0, r.stderr)
             d_parts.append(d)

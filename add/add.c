@@ -1048,7 +1048,7 @@ int add_list(cat *c, const char *path, const add_opts *o, cat_run *run, const wp
     int64_t source_id = 0;
     int batch = o->batch_rows > 0 ? o->batch_rows : ADD_BATCH_ROWS;
     int n = 0, since_tick = 0, rc, k;
-    uint64_t done = 0, total = 0;
+    uint64_t done = 0, total = 0, recno = 0;
 
     if ((rc = add_reader_open(path, o, &r, err)) != 0) {
         st->files_failed++;
@@ -1090,6 +1090,13 @@ int add_list(cat *c, const char *path, const add_opts *o, cat_run *run, const wp
             rc = k < 0 && wp_stop_requested() ? WP_ESTOP : k;
             break;
         }
+        if (!wp_part_has(&o->records, o->part_by_host && rec.bad == ADD_BAD_NONE
+                                          ? wp_part_key_host(rec.url, rec.url_len)
+                                          : recno)) {
+            recno++;
+            continue; /* another part's record */
+        }
+        recno++;
         st->rows++;
         if (rec.bad != ADD_BAD_NONE) {
             st->bad++;

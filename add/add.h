@@ -76,6 +76,14 @@ typedef struct add_opts {
     int nkeep;
     int batch_rows;    /* 0: ADD_BATCH_ROWS */
     int no_verify_crc; /* Parquet: do not check page CRCs */
+    wp_part part;      /* add_run_lists' --part I/N: with at least N files, file k
+                        * (0-based, in the order given) when k is in the part;
+                        * with fewer, record r of every file when r is */
+    int part_by_host;  /* --part-by host: every file read, a record taken when its
+                        * URL's host is in the part (wp_part_key_host; a bad record
+                        * by its number), so one host's pairs are in one part */
+    wp_part records;   /* add_list: only the records (0-based, bad ones counted)
+                        * in this part; n <= 1: all (add_run_lists sets it) */
 } add_opts;
 
 /* The defaults: format from the file name, columns url and caption, no

@@ -119,6 +119,12 @@ static char *params_json(const add_opts *o, char *const *paths, int npaths, cons
     json_object_set_new(j, "keep_cols", keep);
     json_object_set_new(j, "batch",
                         json_integer(o->batch_rows > 0 ? o->batch_rows : ADD_BATCH_ROWS));
+    if (!wp_part_all(&o->part)) {
+        char part[32];
+        snprintf(part, sizeof part, "%d/%d", o->part.i, o->part.n);
+        json_object_set_new(j, "part", json_string(part));
+        json_object_set_new(j, "part_by", json_string(o->part_by_host ? "host" : "records"));
+    }
     if (dir != NULL)
         json_object_set_new(j, "files", json_string(dir));
     if (list != NULL)
@@ -148,13 +154,18 @@ int add_run_lists(cat *c, char *const *paths, int npaths, const add_opts *o, con
     uint64_t failed = 0;
     char *cj;
     int rc = 0;
+    add_opts lo = *o;
+    int by_file = !wp_part_all(&o->part) && npaths >= o->part.n && !o->part_by_host;
 
     memset(st, 0, sizeof *st);
+    lo.records = by_file || wp_part_all(&o->part) ? WP_PART_ALL : o->part;
     if ((rc = begin(c, params_json(o, paths, npaths, NULL, NULL), &run, err)) != 0)
         return rc;
     for (int i = 0; i < npaths; i++) {
         wp_err fe = {0};
-        int k = add_list(c, paths[i], o, run, rep, st, &fe);
+        if (by_file && !wp_part_has(&o->part, (uint64_t)i))
+            continue; /* another part's file */
+        int k = add_list(c, paths[i], &lo, run, rep, st, &fe);
         if (k == 0)
             continue;
         if (k == WP_ESTOP || k == CAT_ESQL || k == WP_ENOMEM) {

@@ -32,12 +32,8 @@ void bal_result_free(bal_result *R)
 
 int bal_in_part(const uint8_t uid[WP_UID_LEN], int i, int n)
 {
-    uint64_t hi = 0;
-    if (n <= 1)
-        return 1;
-    for (int k = 0; k < 8; k++)
-        hi = hi << 8 | uid[k];
-    return (int)(hi % (uint64_t)n) == i - 1;
+    wp_part p = {i, n};
+    return wp_part_has(&p, wp_part_key_uid(uid));
 }
 
 typedef struct sortkey {

@@ -43,6 +43,7 @@
         "i.orig_width, i.orig_height, i.orig_bytes, i.bytes, " L_COLS_##L S_COLS_##S               \
         "CASE WHEN ?4 THEN EXISTS (SELECT 1 FROM decisions d WHERE d.pair_id = p.id "              \
         "  AND d.stage = 'dedup-text') ELSE 0 END, " T_COLS_##T                                    \
+        ", p.uid "                                                                                 \
         "FROM pairs p JOIN images i ON i.id = p.image_id " L_JOIN_##L S_JOIN_##S T_JOIN_##T        \
         "WHERE p.id > ?1 ORDER BY p.id LIMIT ?5"
 
@@ -108,6 +109,8 @@ int cat_filter_rows(cat *c, const char *model, int clip_text, int want, int64_t 
         if (sqlite3_column_type(s, 11) != SQLITE_NULL &&
             (r->tag = wp_arena_strdup(arena, (const char *)sqlite3_column_text(s, 11))) == NULL)
             goto oom;
+        snprintf(r->uid, sizeof r->uid, "%s",
+                 sqlite3_column_text(s, 12) ? (const char *)sqlite3_column_text(s, 12) : "");
         k++;
     }
     sqlite3_reset(s);

@@ -148,6 +148,15 @@ int64_t cat_merge_unfinished_runs(cat *part, wp_err *err)
     return n;
 }
 
+int64_t cat_merge_parts_count(cat *c, wp_err *err)
+{
+    int64_t n = 0;
+
+    if (mquery_i64(c, "SELECT count(*) FROM merged_parts", &n, err, "merged parts") != 0)
+        return -1;
+    return n;
+}
+
 int cat_merge_store_files(cat *c, int64_t **files, size_t *n, wp_err *err)
 {
     static const char sql[] = "SELECT DISTINCT store_file FROM images WHERE store_file IS NOT NULL "
@@ -352,6 +361,12 @@ static const char *const merge_sql[] = {
     "INSERT OR IGNORE INTO main.pair_tags (pair_id, kind, label, score, margin, model) "
     "SELECT m.new, t.kind, t.label, t.score, t.margin, t.model FROM p.pair_tags t "
     "JOIN temp.mrg_pair m ON m.old = t.pair_id",
+    /* perceptual hashes (a dedup part's work), for the bytes the corpus
+     * now holds */
+    "INSERT OR IGNORE INTO main.image_phash (image_id, phash, phash_inner, sha256) "
+    "SELECT mi.id, h.phash, h.phash_inner, h.sha256 FROM p.image_phash h "
+    "JOIN p.images pi ON pi.id = h.image_id JOIN main.images mi ON mi.url = pi.url "
+    "WHERE h.sha256 IS mi.sha256",
     "INSERT OR IGNORE INTO main.pages (url, depth, state, error_class, http_status, pairs_found, "
     "source_id, fetched_at, redirects) SELECT g.url, g.depth, g.state, g.error_class, "
     "g.http_status, g.pairs_found, (SELECT new FROM temp.mrg_src WHERE old = g.source_id), "

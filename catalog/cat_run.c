@@ -162,6 +162,29 @@ int cat_runs_by_stage(cat *c, cat_run_fn fn, void *ud, wp_err *err)
     return 0;
 }
 
+int cat_runs_by_merged_part(cat *c, cat_run_fn fn, void *ud, wp_err *err)
+{
+    static const char sql[] =
+        "SELECT r.stage, n.runs, r.id, r.status, r.started_at, coalesce(r.ended_at, -1), "
+        "r.params, r.counts, r.error "
+        "FROM (SELECT stage, merged_part, count(*) AS runs, max(id) AS last FROM runs "
+        "WHERE merged_part IS NOT NULL GROUP BY stage, merged_part) n "
+        "JOIN runs r ON r.id = n.last ORDER BY r.stage, r.merged_part";
+    sqlite3_stmt *s = cat_stmt(c, sql, err);
+    int rc;
+    if (s == NULL)
+        return CAT_ESQL;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        run_row(s, fn, ud);
+    if (rc != SQLITE_DONE) {
+        rc = cat_sqlerr(c, err, "list runs of merged parts");
+        sqlite3_reset(s);
+        return rc;
+    }
+    sqlite3_reset(s);
+    return 0;
+}
+
 int cat_runs_of_stage(cat *c, const char *stage, cat_run_fn fn, void *ud, wp_err *err)
 {
     static const char sql[] =

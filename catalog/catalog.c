@@ -280,6 +280,35 @@ const char *cat_dir(const cat *c)
     return c->dir;
 }
 
+int cat_backup(cat *c, const char *path, wp_err *err)
+{
+    sqlite3 *dst = NULL;
+    sqlite3_backup *b;
+    int rc = 0;
+
+    if (wp_file_exists(path))
+        return wp_err_set(err, WP_EINVAL, "%s: exists already", path);
+    if (sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        rc = wp_err_set(err, CAT_ESQL, "%s: %s", path, dst ? sqlite3_errmsg(dst) : "cannot open");
+        goto out;
+    }
+    b = sqlite3_backup_init(dst, "main", c->db, "main");
+    if (b == NULL) {
+        rc = wp_err_set(err, CAT_ESQL, "%s: backup: %s", path, sqlite3_errmsg(dst));
+        goto out;
+    }
+    int k = sqlite3_backup_step(b, -1);
+    if (sqlite3_backup_finish(b) != SQLITE_OK || k != SQLITE_DONE)
+        rc = wp_err_set(err, CAT_ESQL, "%s: backup: %s", path, sqlite3_errmsg(dst));
+out:
+    if (dst != NULL && sqlite3_close(dst) != SQLITE_OK && rc == 0)
+        rc = wp_err_set(err, CAT_ESQL, "%s: cannot close", path);
+    if (rc != 0)
+        unlink(path);
+    return rc;
+}
+
 int cat_schema_version(const cat *c)
 {
     return c->version;

@@ -42,7 +42,11 @@ int cat_open(const char *dir, int flags, cat **out, wp_err *err);
 void cat_close(cat *c);
 const char *cat_dir(const cat *c);
 int cat_schema_version(const cat *c); /* user_version after migrations */
-int cat_latest_schema_version(void);  /* the newest migration this build knows */
+/* Writes a consistent copy of c's catalog to path (SQLite's online backup:
+ * safe while others read it). path must not exist: WP_EINVAL. Returns 0,
+ * WP_EINVAL or CAT_ESQL (a partial file is removed). */
+int cat_backup(cat *c, const char *path, wp_err *err);
+int cat_latest_schema_version(void); /* the newest migration this build knows */
 
 /* Batched writes. cat_begin starts a transaction (nesting is an error);
  * cat_commit ends it durably (WAL, synchronous=NORMAL + checkpoint on close). */
@@ -103,6 +107,10 @@ typedef struct cat_run_info {
  * live until fn returns. Returns 0 or CAT_ESQL. */
 typedef void (*cat_run_fn)(void *ud, const cat_run_info *r);
 int cat_runs_by_stage(cat *c, cat_run_fn fn, void *ud, wp_err *err);
+/* For a corpus with merged parts: calls fn once per (merged part, stage)
+ * with that part's last run of the stage (runs: the part's runs of it), in
+ * stage order. Nothing when no part was merged. Returns 0 or CAT_ESQL. */
+int cat_runs_by_merged_part(cat *c, cat_run_fn fn, void *ud, wp_err *err);
 /* Calls fn for every run of stage, oldest first (runs is 1 in each).
  * Returns 0 or CAT_ESQL. */
 int cat_runs_of_stage(cat *c, const char *stage, cat_run_fn fn, void *ud, wp_err *err);
@@ -407,6 +415,7 @@ typedef struct cat_filter_row {
     double clip_score;
     int text_dup;    /* dedup flagged the caption (decision dedup/text_dup) */
     const char *tag; /* the content tag, or NULL (arena) */
+    char uid[WP_UID_HEX + 1];
 } cat_filter_row;
 
 #define CAT_FILTER_LANG 1 /* read pair_lang (else has_lang = 0) */
@@ -624,6 +633,8 @@ int cat_merge_fingerprint(cat *part, char out[WP_SHA256_LEN * 2 + 1], wp_err *er
  * path, either may be NULL, say when and from where), 0 when not, CAT_ESQL. */
 int cat_merge_find(cat *c, const char *fingerprint, int64_t *merged_at, char *path, size_t path_cap,
                    wp_err *err);
+/* How many parts were merged into c; -1 on error (err filled). */
+int64_t cat_merge_parts_count(cat *c, wp_err *err);
 /* Runs of the part that are not done (running, killed, stopped, failed);
  * -1 with err filled on a SQL error. */
 int64_t cat_merge_unfinished_runs(cat *part, wp_err *err);

@@ -106,6 +106,9 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
 
 /* Parse a number for option name; prints the one-line error and returns
  * CLI_USAGE when value is not a number in [min, max]. */
+/* Parses --part I/N (wp_part_parse) into *p; on a bad value prints a usage
+ * error naming cmd and returns CLI_USAGE. */
+int cli_parse_part(const char *cmd, const char *value, wp_part *p);
 int cli_parse_i64(const char *cmd, const char *name, const char *value, int64_t min, int64_t max,
                   int64_t *out);
 /* --precision f32|bf16 to CLIP_F32 / CLIP_BF16; CLI_USAGE after the error. */

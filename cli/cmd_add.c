@@ -15,7 +15,18 @@
 
 #define ADD_KEEP_ARG_MAX 4096 /* the --keep-cols value, bytes */
 
-enum { O_FORMAT = 1000, O_URL, O_TEXT, O_KEEP, O_BATCH, O_FILES, O_FILES_LIST, O_NOCRC };
+enum {
+    O_FORMAT = 1000,
+    O_URL,
+    O_TEXT,
+    O_KEEP,
+    O_BATCH,
+    O_FILES,
+    O_FILES_LIST,
+    O_NOCRC,
+    O_PART,
+    O_PARTBY
+};
 
 static const cli_opt add_opts_table[] = {
     {"format", 0, required_argument, O_FORMAT, "tsv|csv|jsonl|parquet",
@@ -30,6 +41,15 @@ static const cli_opt add_opts_table[] = {
      "booleans,\nnulls)"},
     {"no-verify-crc", 0, no_argument, O_NOCRC, NULL, "Parquet: do not check page CRCs"},
     {"batch", 0, required_argument, O_BATCH, "N", "rows per catalog transaction (default 50000)"},
+    {"part", 0, required_argument, O_PART, "I/N",
+     "only part I of N of the lists: whole files when there\n"
+     "are at least N (file k when k mod N = I-1), else\n"
+     "every N-th record of each file"},
+    {"part-by", 0, required_argument, O_PARTBY, "records|host",
+     "host: --part takes the records whose image URL's host\n"
+     "is in the part (every file is read), as fetch --part\n"
+     "does, so that fetching a part's pairs is polite across\n"
+     "parts (default records)"},
     {"files", 0, required_argument, O_FILES, "IMAGEDIR",
      "import a folder of local images instead (recursively,\n"
      "in name order). A file is taken when its header is a\n"
@@ -180,6 +200,15 @@ static int cmd_add(cli_ctx *ctx, int argc, char **argv)
                 return CLI_USAGE;
             o.batch_rows = (int)v;
             break;
+        case O_PART:
+            if (cli_parse_part("add", optarg, &o.part) != 0)
+                return CLI_USAGE;
+            break;
+        case O_PARTBY:
+            if (strcmp(optarg, "host") != 0 && strcmp(optarg, "records") != 0)
+                return cli_usage_error("add", "--part-by '%s': expected records or host", optarg);
+            o.part_by_host = strcmp(optarg, "host") == 0;
+            break;
         case O_FILES:
             files_dir = optarg;
             break;
@@ -192,6 +221,8 @@ static int cmd_add(cli_ctx *ctx, int argc, char **argv)
     }
     if (files_dir != NULL && files_list != NULL)
         return cli_usage_error("add", "give --files or --files-list, not both");
+    if ((files_dir != NULL || files_list != NULL) && !wp_part_all(&o.part))
+        return cli_usage_error("add", "--part splits list files; it does not apply to --files");
     if ((files_dir != NULL || files_list != NULL) && optind < argc)
         return cli_usage_error("add", "--files takes no list files");
     if (files_dir == NULL && files_list == NULL && optind >= argc)

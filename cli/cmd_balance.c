@@ -13,11 +13,11 @@
 
 static int parse_part(const char *v, int *i, int *n)
 {
-    int a, b, k = 0;
-    if (sscanf(v, "%d/%d%n", &a, &b, &k) != 2 || v[k] != '\0' || b < 1 || a < 1 || a > b)
-        return cli_usage_error("balance", "--part '%s': expected I/N with 1 <= I <= N", v);
-    *i = a;
-    *n = b;
+    wp_part p;
+    if (cli_parse_part("balance", v, &p) != 0)
+        return CLI_USAGE;
+    *i = p.i;
+    *n = p.n;
     return 0;
 }
 

@@ -5,14 +5,28 @@
  */
 #include "catalog/catalog.h"
 #include "cli.h"
+#include "merge/merge.h"
 #include "store/store.h"
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-static const cli_opt init_opts_table[] = {{0, 0, 0, 0, 0, 0}};
+enum { O_FROM = 1000, O_FOR };
+
+static const cli_opt init_opts_table[] = {
+    {"from", 0, required_argument, O_FROM, "CORPUS",
+     "make DIR a part directory of CORPUS instead: a copy of\n"
+     "its catalog, and its store and embeddings linked or\n"
+     "not as the stage needs (with --for)"},
+    {"for", 0, required_argument, O_FOR, "STAGE",
+     "the stage the part runs: fetch, dedup, encode,\n"
+     "filter, balance or shard"},
+    {0, 0, 0, 0, 0, 0},
+};
 
 static int cmd_init(cli_ctx *ctx, int argc, char **argv);
 
@@ -20,9 +34,18 @@ const cli_cmd cli_cmd_init = {
     .name = "init",
     .summary = "create a corpus directory and its catalog",
     .run = cmd_init,
-    .synopsis = "usage: witpipe init DIR\n",
+    .synopsis = "usage: witpipe init DIR\n"
+                "       witpipe init PART_DIR --from CORPUS --for STAGE\n",
     .about = "Creates DIR (if needed) with an empty catalog (DIR/catalog.db) and image\n"
-             "store (DIR/store/). Running it on an existing corpus changes nothing.\n",
+             "store (DIR/store/). Running it on an existing corpus changes nothing.\n"
+             "\n"
+             "With --from, makes PART_DIR the starting point of one part of STAGE over\n"
+             "CORPUS (docs/scale-out.md): a consistent copy of CORPUS's catalog; for\n"
+             "fetch an empty store of its own; for the stages that read images (dedup,\n"
+             "encode, filter, balance, shard) CORPUS's store linked, and but for encode\n"
+             "its embeddings too. Then run STAGE's part I of N in PART_DIR, and\n"
+             "`witpipe -C CORPUS merge PART_DIR...` copies back only what the parts\n"
+             "wrote.\n",
     .opts = init_opts_table,
 };
 
@@ -40,14 +63,21 @@ const cli_cmd cli_cmd_status = {
     .name = "status",
     .summary = "counts per stage, state and error class; each stage's runs",
     .run = cmd_status,
-    .synopsis = "usage: witpipe status [-C DIR] [--json]\n",
+    .synopsis = "usage: witpipe status [-C DIR] [--json]\n"
+                "       witpipe status [--json] PART_DIR...\n",
     .about = "Prints the corpus's counts: sources by kind, pairs, images by state and\n"
              "error class, decisions by stage and reason, crawl pages, shards,\n"
              "embeddings; then, per stage, how many runs it had and its last run (id,\n"
              "status: running, done, stopped or failed; start and end, the options it\n"
              "ran with, its counts, and the error of a failed run). A run killed\n"
              "without a chance to end stays \"running\" with the counts of its last\n"
-             "commit.\n",
+             "commit. A corpus with merged parts also gets a \"parts\" section: per\n"
+             "stage, how many of its parts ran it (done, running, stopped, failed, not\n"
+             "run) and their last runs' counts summed.\n"
+             "\n"
+             "With PART_DIR... (the part corpora of a job split in parts, e.g.\n"
+             "OUTDIR/parts/*), only that section, over those directories: a directory\n"
+             "without a catalog yet counts as a part that has run nothing.\n",
     .opts = status_opts_table,
 };
 
@@ -59,16 +89,33 @@ static int cmd_init(cli_ctx *ctx, int argc, char **argv)
     wp_err err = {0};
     int o;
 
+    const char *from = NULL, *stage = NULL;
+
     while ((o = cli_next_opt(&cli_cmd_init, argc, argv)) != -1) {
         if (o == 'h') {
             cli_print_usage(&cli_cmd_init);
             return CLI_OK;
         }
-        return CLI_USAGE;
+        if (o == O_FROM)
+            from = optarg;
+        else if (o == O_FOR)
+            stage = optarg;
+        else
+            return CLI_USAGE;
     }
     if (optind + 1 < argc)
         return cli_usage_error("init", "takes one directory");
     dir = optind < argc ? argv[optind] : ctx->corpus;
+    if ((from == NULL) != (stage == NULL))
+        return cli_usage_error("init", "--from CORPUS and --for STAGE go together");
+    if (from != NULL) {
+        if (mrg_part_init(from, dir, stage, &err) != 0) {
+            cli_error(ctx, "%s", err.msg);
+            return err.code == WP_EINVAL ? CLI_USAGE : CLI_FAIL;
+        }
+        cli_info(ctx, "part directory ready: %s (from %s, for %s)", dir, from, stage);
+        return CLI_OK;
+    }
     if (cat_open(dir, CAT_CREATE, &c, &err) != 0 || st_open(dir, &st, &err) != 0) {
         cli_error(ctx, "%s", err.msg);
         cat_close(c);
@@ -173,6 +220,148 @@ static void status_run(void *ud, const cat_run_info *r)
     }
 }
 
+/* ---- progress across parts ------------------------------------------- */
+
+#define PARTS_STAGES_MAX 64
+
+typedef struct part_stage {
+    char stage[64];
+    int64_t done, running, stopped, failed;
+    json_t *counts; /* integer members of the last runs' counts, summed */
+} part_stage;
+
+typedef struct parts_acc {
+    part_stage st[PARTS_STAGES_MAX];
+    int n;
+    int64_t parts, missing;
+} parts_acc;
+
+/* One part's last run of a stage. */
+static void parts_run(void *ud, const cat_run_info *r)
+{
+    parts_acc *a = ud;
+    part_stage *ps = NULL;
+    json_error_t je;
+    json_t *cj;
+    for (int i = 0; i < a->n; i++)
+        if (strcmp(a->st[i].stage, r->stage) == 0)
+            ps = &a->st[i];
+    if (ps == NULL) {
+        if (a->n == PARTS_STAGES_MAX)
+            return;
+        ps = &a->st[a->n++];
+        snprintf(ps->stage, sizeof ps->stage, "%s", r->stage);
+        ps->counts = json_object();
+    }
+    if (strcmp(r->status, "done") == 0)
+        ps->done++;
+    else if (strcmp(r->status, "stopped") == 0)
+        ps->stopped++;
+    else if (strcmp(r->status, "failed") == 0)
+        ps->failed++;
+    else
+        ps->running++;
+    cj = r->counts ? json_loads(r->counts, 0, &je) : NULL;
+    if (json_is_object(cj) && ps->counts != NULL) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(cj, k, v)
+        {
+            if (!json_is_integer(v))
+                continue;
+            json_t *have = json_object_get(ps->counts, k);
+            json_object_set_new(
+                ps->counts, k,
+                json_integer(json_integer_value(v) + (have ? json_integer_value(have) : 0)));
+        }
+    }
+    json_decref(cj);
+}
+
+static void parts_print(const parts_acc *a, json_t *root)
+{
+    if (root != NULL) {
+        json_t *p = json_object(), *stages = json_object();
+        json_object_set_new(p, "parts", json_integer(a->parts));
+        json_object_set_new(p, "missing", json_integer(a->missing));
+        for (int i = 0; i < a->n; i++) {
+            const part_stage *ps = &a->st[i];
+            json_t *o = json_object();
+            json_object_set_new(o, "done", json_integer(ps->done));
+            json_object_set_new(o, "running", json_integer(ps->running));
+            json_object_set_new(o, "stopped", json_integer(ps->stopped));
+            json_object_set_new(o, "failed", json_integer(ps->failed));
+            json_object_set_new(
+                o, "not_run",
+                json_integer(a->parts - ps->done - ps->running - ps->stopped - ps->failed));
+            json_object_set_new(o, "counts", ps->counts ? json_incref(ps->counts) : json_object());
+            json_object_set_new(stages, ps->stage, o);
+        }
+        json_object_set_new(p, "stages", stages);
+        json_object_set_new(root, "parts", p);
+        return;
+    }
+    printf("parts (%lld%s", (long long)a->parts, a->missing ? ", " : "");
+    if (a->missing)
+        printf("%lld without a catalog yet", (long long)a->missing);
+    printf(")\n");
+    for (int i = 0; i < a->n; i++) {
+        const part_stage *ps = &a->st[i];
+        char *cj = wp_json_tree_text(ps->counts, WP_JSON_SORT_KEYS);
+        printf("  %-12s %lld done, %lld running, %lld stopped, %lld failed, %lld not run\n",
+               ps->stage, (long long)ps->done, (long long)ps->running, (long long)ps->stopped,
+               (long long)ps->failed,
+               (long long)(a->parts - ps->done - ps->running - ps->stopped - ps->failed));
+        printf("    counts: %s\n", cj ? cj : "{}");
+        free(cj);
+    }
+}
+
+static void parts_free(parts_acc *a)
+{
+    for (int i = 0; i < a->n; i++)
+        json_decref(a->st[i].counts);
+}
+
+/* `witpipe status PART_DIR...`: the parts section over those corpora. */
+static int status_parts(cli_ctx *ctx, char **dirs, int n, int as_json)
+{
+    parts_acc a = {0};
+    json_t *root = as_json ? json_object() : NULL;
+    int rc = CLI_OK;
+    for (int i = 0; i < n; i++) {
+        char path[WP_PATH_MAX + 16];
+        cat *c = NULL;
+        wp_err err = {0};
+        a.parts++;
+        snprintf(path, sizeof path, "%s/catalog.db", dirs[i]);
+        if (access(path, F_OK) != 0) {
+            a.missing++;
+            continue;
+        }
+        if (cat_open(dirs[i], CAT_READONLY, &c, &err) != 0 ||
+            cat_runs_by_stage(c, parts_run, &a, &err) != 0) {
+            cli_error(ctx, "%s", err.msg);
+            rc = CLI_FAIL;
+            cat_close(c);
+            break;
+        }
+        cat_close(c);
+    }
+    if (rc == CLI_OK) {
+        parts_print(&a, root);
+        char *text = wp_json_tree_text(root, WP_JSON_INDENT(1) | WP_JSON_SORT_KEYS);
+        if (text != NULL)
+            puts(text);
+        else if (root != NULL)
+            rc = CLI_FAIL; /* out of memory */
+        free(text);
+    }
+    json_decref(root);
+    parts_free(&a);
+    return rc;
+}
+
 static int cmd_status(cli_ctx *ctx, int argc, char **argv)
 {
     struct status_acc acc = {0};
@@ -190,7 +379,7 @@ static int cmd_status(cli_ctx *ctx, int argc, char **argv)
             return CLI_USAGE;
     }
     if (optind < argc)
-        return cli_usage_error("status", "unexpected argument '%s'", argv[optind]);
+        return status_parts(ctx, argv + optind, argc - optind, as_json);
     if (cat_open(ctx->corpus, CAT_READONLY, &c, &err) != 0) {
         cli_error(ctx, "%s", err.msg);
         return CLI_FAIL;
@@ -203,6 +392,17 @@ static int cmd_status(cli_ctx *ctx, int argc, char **argv)
         cat_runs_by_stage(c, status_run, &acc, &err) != 0) {
         cli_error(ctx, "%s", err.msg);
         rc = CLI_FAIL;
+    }
+    if (rc == CLI_OK) { /* merged parts: their progress, stage by stage */
+        parts_acc pa = {0};
+        pa.parts = cat_merge_parts_count(c, &err);
+        if (pa.parts < 0 || cat_runs_by_merged_part(c, parts_run, &pa, &err) != 0) {
+            cli_error(ctx, "%s", err.msg);
+            rc = CLI_FAIL;
+        } else if (pa.parts > 0) {
+            parts_print(&pa, acc.root);
+        }
+        parts_free(&pa);
     }
     if (acc.root != NULL) {
         if (rc == CLI_OK) {

@@ -140,9 +140,11 @@ const cli_cmd cli_cmd_crawl = {
 
 static int parse_part(const char *v, int *i, int *n)
 {
-    char tail;
-    if (sscanf(v, "%d/%d%c", i, n, &tail) != 2 || *n < 1 || *i < 1 || *i > *n)
-        return cli_usage_error("crawl", "--part '%s': expected I/N with 1 <= I <= N", v);
+    wp_part p;
+    if (cli_parse_part("crawl", v, &p) != 0)
+        return CLI_USAGE;
+    *i = p.i;
+    *n = p.n;
     return 0;
 }
 

@@ -59,6 +59,7 @@ enum {
     O_ARADIUS,
     O_AEPS,
     O_CLIPMODEL,
+    O_PART,
 };
 
 static const cli_opt dedup_opts_table[] = {
@@ -102,6 +103,10 @@ static const cli_opt dedup_opts_table[] = {
     {"batch", 0, required_argument, O_BATCH, "N",
      "images hashed per catalog transaction (default 1024)"},
     {"no-report", 0, no_argument, O_NOREPORT, NULL, "write no HTML report"},
+    {"part", 0, required_argument, O_PART, "I/N",
+     "only hash the stored images whose SHA-256 is in part I\n"
+     "of N, deciding nothing: after merging the parts, a\n"
+     "dedup without --part decides over the whole corpus"},
     {"clip-model", 0, required_argument, O_CLIPMODEL, "DIR",
      "the CLIP model folder that embeds evaluation images for\n--against-eps"},
     {"batch-delay-ms", 0, required_argument, O_DELAY, "MS",
@@ -195,6 +200,10 @@ int cmd_dedup(cli_ctx *ctx, int argc, char **argv)
                 return CLI_USAGE;
             o.report_groups = (int)v;
             break;
+        case O_PART:
+            if (cli_parse_part("dedup", optarg, &o.part) != 0)
+                return CLI_USAGE;
+            break;
         case O_THREADS:
             if (cli_parse_i64("dedup", "--threads", optarg, 1, 1024, &v) != 0)
                 return CLI_USAGE;
@@ -265,6 +274,13 @@ int cmd_dedup(cli_ctx *ctx, int argc, char **argv)
         else
             cli_error(ctx, "%s", err.msg);
         rc = CLI_FAIL;
+        goto out;
+    }
+    if (!wp_part_all(&o.part)) {
+        cli_info(ctx,
+                 "part %d/%d: %lld images hashed, %lld unreadable; nothing decided (run dedup "
+                 "without --part on the merged corpus)",
+                 o.part.i, o.part.n, (long long)k.hashed, (long long)k.unreadable);
         goto out;
     }
     cli_info(ctx,

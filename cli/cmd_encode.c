@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-enum { O_BATCH = 1000, O_PREC, O_NAME, O_ROWS, O_LIMIT, O_DECODE };
+enum { O_BATCH = 1000, O_PREC, O_NAME, O_ROWS, O_LIMIT, O_DECODE, O_PART };
 
 static const cli_opt encode_opts_table[] = {
     {"model", 0, required_argument, 'm', "MDIR",
@@ -27,6 +27,7 @@ static const cli_opt encode_opts_table[] = {
      "name, or its\nparent's when it is called 'model')"},
     {"shard-rows", 0, required_argument, O_ROWS, "N", "rows per .npy shard (default 10000)"},
     {"limit", 0, required_argument, O_LIMIT, "N", "embed at most N pairs this run (default: all)"},
+    {"part", 0, required_argument, O_PART, "I/N", "only the pairs whose uid is in part I of N"},
     {"decode-threads", 0, required_argument, O_DECODE, "N",
      "threads reading and preprocessing the next batch's\nimages while the model runs "
      "(default: one per 4\ncores, at least 1, at most 8)"},
@@ -90,6 +91,10 @@ static int cmd_encode(cli_ctx *ctx, int argc, char **argv)
             if (cli_parse_i64("encode", "--shard-rows", optarg, 1, 1000000, &v) != 0)
                 return CLI_USAGE;
             o.shard_rows = (int)v;
+            break;
+        case O_PART:
+            if (cli_parse_part("encode", optarg, &o.part) != 0)
+                return CLI_USAGE;
             break;
         case O_LIMIT:
             if (cli_parse_i64("encode", "--limit", optarg, 0, INT64_MAX, &v) != 0)

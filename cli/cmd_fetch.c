@@ -40,6 +40,7 @@ enum {
     O_MAX_AREA,
     O_WORKERS,
     O_LIMIT,
+    O_PART,
     O_STATS_JSON,
 };
 
@@ -98,6 +99,8 @@ static const cli_opt fetch_opts_table[] = {
     {NULL, 0, 0, 0, NULL, "Run:"},
     {"workers", 0, required_argument, O_WORKERS, "N", "image threads (default: one per CPU)"},
     {"limit", 0, required_argument, O_LIMIT, "N", "handle at most N images in this run"},
+    {"part", 0, required_argument, O_PART, "I/N",
+     "only the images whose URL host is in part I of N\n(so one host is fetched by one part)"},
     {"stats-json", 0, no_argument, O_STATS_JSON, NULL,
      "print the run's figures as one JSON line on stdout"},
     {0, 0, 0, 0, 0, 0},
@@ -285,6 +288,10 @@ static int cmd_fetch(cli_ctx *ctx, int argc, char **argv)
             if (cli_parse_i64("fetch", "--limit", optarg, 0, INT64_MAX, &v))
                 goto usage;
             o.limit = v;
+            break;
+        case O_PART:
+            if (cli_parse_part("fetch", optarg, &o.part))
+                goto usage;
             break;
         case O_STATS_JSON:
             stats_json = 1;

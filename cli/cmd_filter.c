@@ -106,6 +106,7 @@ enum {
     O_NOLANG,
     O_TAGS,
     O_LABELS,
+    O_PART,
 };
 
 static const cli_opt filter_opts_table[] = {
@@ -159,6 +160,7 @@ static const cli_opt filter_opts_table[] = {
      "laion: LAION-5B English: --min-clip-score 0.28 --lang en\ndatacomp-clip30: DataComp CLIP "
      "score: --clip-top 30"},
     {NULL, 0, 0, 0, NULL, "Run:"},
+    {"part", 0, required_argument, O_PART, "I/N", "only the pairs whose uid is in part I of N"},
     {"dry-run", 0, no_argument, O_DRY, NULL,
      "count only: print what each rule alone and all together\nwould drop (pairs, % of pairs, % of "
      "stored bytes) and\nthe CLIP-score histogram; change nothing"},
@@ -304,6 +306,10 @@ int cmd_filter(cli_ctx *ctx, int argc, char **argv)
             break;
         case O_DRY:
             o.dry_run = 1;
+            break;
+        case O_PART:
+            if (cli_parse_part("filter", optarg, &o.part) != 0)
+                return CLI_USAGE;
             break;
         case O_REPORT:
             report_path = optarg;

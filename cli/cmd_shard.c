@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { O_PER = 1000, O_MAXB, O_SHUF, O_MTIME, O_PARQUET };
+enum { O_PER = 1000, O_MAXB, O_SHUF, O_MTIME, O_PARQUET, O_PART };
 
 static const cli_opt shard_opts_table[] = {
     {"output", 'o', required_argument, 'o', "OUTDIR", "where shards go (default DIR/shards)"},
@@ -27,6 +27,10 @@ static const cli_opt shard_opts_table[] = {
     {"parquet", 0, no_argument, O_PARQUET, NULL,
      "beside each shard, NNNNN.parquet: img2dataset's per-shard\nmetadata (key, url, caption, "
      "status, error_message, width,\nheight, original_width, original_height, sha256)"},
+    {"part", 0, required_argument, O_PART, "I/N",
+     "write only part I of N of the shards one run would\n"
+     "write (the same names and bytes), into the same -o; a\n"
+     "run without --part after the merge writes the manifest"},
     {0, 0, 0, 0, 0, 0},
 };
 
@@ -94,6 +98,10 @@ static int cmd_shard(cli_ctx *ctx, int argc, char **argv)
             break;
         case O_PARQUET:
             o.parquet = 1;
+            break;
+        case O_PART:
+            if (cli_parse_part("shard", optarg, &o.part) != 0)
+                return CLI_USAGE;
             break;
         case O_MTIME:
             if (cli_parse_i64("shard", "--mtime", optarg, 0, 077777777777LL, &o.mtime) != 0)

@@ -5,8 +5,13 @@
  *
  *   01-parts.sbatch   a job array of N tasks; task I runs `witpipe run` on
  *                     part-I.json: the leading item-by-item stages (add,
- *                     crawl, fetch, encode, filter) with "part": "I/N" on
- *                     those that take --part, into DIR/parts/part-I-of-N
+ *                     crawl, fetch, encode, filter) into DIR/parts/part-I-of-N.
+ *                     The first of them (add or crawl) takes "part": "I/N",
+ *                     so part I's corpus holds part I's pairs only; the
+ *                     stages after it then do all of their part corpus (its
+ *                     items are exactly the part's: fetch, encode and filter
+ *                     need no --part there). add followed by fetch gets
+ *                     "part-by": "host", so each host is fetched by one part
  *   02-merge.sbatch   `witpipe merge` of the N part corpora into the corpus
  *   NN-STAGE.sbatch   one job per remaining (global) stage over the merged
  *                     corpus, `witpipe run` on global-NN-STAGE.json
@@ -64,14 +69,18 @@ const cli_cmd cli_cmd_slurm = {
     .about = "Writes sbatch scripts that run PIPELINE.json (the config of `witpipe run`)\n"
              "on a Slurm cluster. The leading item-by-item stages (add, crawl, fetch,\n"
              "encode, filter) run as a job array of N tasks: task I runs `witpipe run` on\n"
-             "OUTDIR/part-I.json, those stages with \"part\": \"I/N\" where the stage has\n"
-             "that option, into its own corpus OUTDIR/parts/part-I-of-N. A stage without\n"
-             "it in this build is done whole by every task (the merge keeps one copy of\n"
-             "each pair; a warning says which). Then `witpipe merge` folds the parts\n"
-             "into the corpus (-C DIR, else the config's \"corpus\"), and each remaining\n"
-             "stage (dedup, balance, shard, export, audit...) runs as its own job over\n"
-             "the merged corpus, each one only after the one before it succeeded (an\n"
-             "afterok dependency). Every task logs to OUTDIR/logs/NAME-TASK.log.\n"
+             "OUTDIR/part-I.json into its own corpus OUTDIR/parts/part-I-of-N. The first\n"
+             "stage (add or crawl) gets \"part\": \"I/N\", so the part corpus holds part\n"
+             "I's pairs (add before fetch: \"part-by\": \"host\", so each host is fetched\n"
+             "by one part), and the stages after it do all of their part corpus. A crawl\n"
+             "of seeds cannot be split: every task then crawls all of it (the merge keeps\n"
+             "one copy of each pair; a warning says so). A filter with \"clip-top\" (a\n"
+             "share of the whole corpus's scores) is a global stage. Then `witpipe merge`\n"
+             "folds the parts into the corpus (-C DIR, else the config's \"corpus\"), and\n"
+             "each remaining stage (dedup, balance, shard, export, audit...) runs as\n"
+             "its own job over the merged corpus, each one only after the one before it\n"
+             "succeeded (an afterok dependency). Every task logs to\n"
+             "OUTDIR/logs/NAME-TASK.log.\n"
              "Relative paths in the config are taken from the current directory (the\n"
              "jobs start there).\n",
     .opts = slurm_opts_table,
@@ -247,23 +256,31 @@ static int generate(cli_ctx *ctx, sl_ctx *s, json_t *cfg, json_t *stages)
     int njobs = 0;
     FILE *f;
 
-    while (first_global < nst && is_part_stage(json_string_value(json_object_get(
-                                     json_array_get(stages, first_global), "stage"))))
+    /* the leading per-part stages; a filter keeping a top percentage of
+     * CLIP scores needs the whole corpus's scores, so it is global */
+    while (first_global < nst) {
+        json_t *st = json_array_get(stages, first_global);
+        const char *sn = json_string_value(json_object_get(st, "stage"));
+        if (!is_part_stage(sn) ||
+            (strcmp(sn, "filter") == 0 && json_object_get(st, "clip-top") != NULL))
+            break;
         first_global++;
-    if (first_global == 0) {
-        cli_error(ctx, "$.stages[0]: the pipeline must start with an item-by-item stage "
-                       "(add, crawl, fetch, encode, filter) to split in parts");
+    }
+    const char *first = json_string_value(json_object_get(json_array_get(stages, 0), "stage"));
+    if (first_global == 0 || (strcmp(first, "add") != 0 && strcmp(first, "crawl") != 0)) {
+        cli_error(ctx, "$.stages[0]: the pipeline must start with add or crawl: each part's "
+                       "corpus starts empty and gets its share of the pairs from it");
         return CLI_USAGE;
     }
-    for (size_t i = 0; i < first_global; i++) {
-        json_t *st = json_array_get(stages, i);
-        const char *sn = json_string_value(json_object_get(st, "stage"));
-        if (!takes_part(st, sn))
-            cli_warn(ctx,
-                     "$.stages[%zu] (%s) has no --part in this build: each of the %d parts does "
-                     "all of its work and the merge keeps one copy",
-                     i, sn, s->parts);
-    }
+    if (!takes_part(json_array_get(stages, 0), first))
+        cli_warn(ctx,
+                 "$.stages[0] (%s) has no --part for this source: each of the %d parts does "
+                 "all of its work and the merge keeps one copy",
+                 first, s->parts);
+    int by_host = strcmp(first, "add") == 0 && first_global > 1 &&
+                  strcmp(json_string_value(json_object_get(json_array_get(stages, 1), "stage")),
+                         "fetch") == 0 &&
+                  json_object_get(json_array_get(stages, 0), "part-by") == NULL;
     /* part configs */
     for (int p = 1; p <= s->parts; p++) {
         json_t *pc = json_object(), *arr = json_array();
@@ -279,8 +296,13 @@ static int generate(cli_ctx *ctx, sl_ctx *s, json_t *cfg, json_t *stages)
         json_object_set_new(pc, "corpus", json_string(dir));
         for (size_t i = 0; i < first_global; i++) {
             json_t *st = json_deep_copy(json_array_get(stages, i));
-            if (takes_part(st, json_string_value(json_object_get(st, "stage"))))
+            /* the first stage splits; the others do all of the part's corpus */
+            json_object_del(st, "part");
+            if (i == 0 && takes_part(st, first)) {
                 json_object_set_new(st, "part", json_string(part));
+                if (by_host)
+                    json_object_set_new(st, "part-by", json_string("host"));
+            }
             json_array_append_new(arr, st);
         }
         json_object_set_new(pc, "stages", arr);

@@ -279,6 +279,13 @@ int cli_parse_i64(const char *cmd, const char *name, const char *value, int64_t 
     return 0;
 }
 
+int cli_parse_part(const char *cmd, const char *value, wp_part *p)
+{
+    if (wp_part_parse(value, p) != 0)
+        return cli_usage_error(cmd, "--part '%s': expected I/N with 1 <= I <= N", value);
+    return 0;
+}
+
 int cli_parse_precision(const char *cmd, const char *value, int *out)
 {
     if (strcmp(value, "f32") == 0)

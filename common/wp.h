@@ -178,6 +178,38 @@ int wp_pair_uid(const char *url, size_t url_len, const char *text, size_t text_l
 /* 64-bit FNV-1a, for hash tables and deterministic partitioning; cannot fail. */
 uint64_t wp_fnv1a64(const void *p, size_t n);
 
+/* ---- parts: --part I/N (common/part.c, docs/scale-out.md) ------------ */
+
+/* Part i of n (1-based). n <= 1 means the whole work: every item is in it.
+ * The one rule every stage uses: an item with key k belongs to part
+ * (k mod n) + 1, where k is the stage's partition key (wp_part_key_*). */
+typedef struct wp_part {
+    int i, n;
+} wp_part;
+
+#define WP_PART_ALL ((wp_part){1, 1})
+
+/* Parses "I/N" (1 <= I <= N <= 1000000) into *p. Returns 0 or WP_EINVAL
+ * (p unchanged). */
+int wp_part_parse(const char *s, wp_part *p);
+/* 1 when p is the whole work (n <= 1). */
+int wp_part_all(const wp_part *p);
+/* 1 when key k belongs to part p. */
+int wp_part_has(const wp_part *p, uint64_t k);
+/* The key of a pair uid: its first 8 bytes, big-endian (a uid is already
+ * a hash, so its prefix spreads evenly). */
+uint64_t wp_part_key_uid(const uint8_t uid[WP_UID_LEN]);
+/* The same from the uid's hex form; a string that is not 16+ hex digits
+ * gets the FNV-1a of its bytes. */
+uint64_t wp_part_key_hex(const char *hex);
+/* The key of an URL's host: FNV-1a of the lowercased host (userinfo and
+ * port left out; an URL without "//" hashes as a whole), so every URL of one
+ * host is in the same part. */
+uint64_t wp_part_key_host(const char *url, size_t len);
+/* Items numbered 0..total-1 cut into n contiguous ranges: part p takes
+ * [*lo, *hi) = [floor((i-1) total / n), floor(i total / n)). */
+void wp_part_range(const wp_part *p, int64_t total, int64_t *lo, int64_t *hi);
+
 /* ---- clocks ---------------------------------------------------------- */
 
 double wp_now(void);         /* monotonic seconds */

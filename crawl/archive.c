@@ -231,8 +231,8 @@ static void fill_batch(pipeline *pl, batch *b)
             continue;
         }
         ro->is_record = 1;
-        if (!(x->by_record &&
-              (int)(pl->rec->index % (uint64_t)x->ao->part_n) != x->ao->part_i - 1)) {
+        wp_part part = {x->ao->part_i, x->ao->part_n};
+        if (!x->by_record || wp_part_has(&part, pl->rec->index)) {
             rc = x->is_wat ? wat_record_page(x, pl->rec, pl->path, b, ro, &b->err)
                            : warc_record_page(x, pl->rec, pl->path, b, ro, &b->err);
             if (rc == 0 && capped_event(x, pl->rec, pl->path, b, ro) != 0)
@@ -475,7 +475,8 @@ int crawl_archives(cat *c, crawl_sink *sink, char **files, int nfiles, int is_wa
     if (!x.o->dry_run && (rc = cat_bulk_mode(c, 1, err)) != 0)
         return rc;
     for (int i = 0; i < nfiles && rc == 0; i++) {
-        if (ao->part_n > 1 && !x.by_record && i % ao->part_n != ao->part_i - 1)
+        wp_part part = {ao->part_i, ao->part_n};
+        if (!x.by_record && !wp_part_has(&part, (uint64_t)i))
             continue;
         rc = one_file(&x, files[i], err);
         /* An unreadable file is reported and the others still read. */

@@ -139,6 +139,9 @@ typedef struct dd_opts {
     int batch_delay_ms;     /* pause after each batch (tests: a run slow enough to kill) */
     int text_dup;           /* flag captions of more than N images, and images of more than N
                              * captions (stage "dedup-text"); 0 = off */
+    wp_part part;           /* --part I/N: only hash the stored images whose sha256 is in
+                             * the part (wp_part_key_hex) and decide nothing; a run without
+                             * a part after the merge decides (docs/scale-out.md) */
 } dd_opts;
 
 /* dd_opts with the defaults above. */
@@ -160,7 +163,11 @@ typedef struct dd_counts {
  * the group's keeper). */
 typedef void (*dd_drop_fn)(void *ud, int64_t pair_id, const char *reason);
 
-/* Runs the stage: hashes the stored images that have no hash yet (saved
+/* With opts->part set (n > 1) the run only hashes its part's images (the
+ * hashes are kept in the catalog and merged with it), records its run
+ * (params "part") and returns; counts->hashed says how many.
+ *
+ * Runs the stage: hashes the stored images that have no hash yet (saved
  * in the catalog as it goes, so a killed run resumes), decides, and, unless
  * dry_run, replaces every earlier "dedup" decision with the new ones in one
  * transaction, records the run (stage "dedup", counts as JSON) and writes

@@ -798,6 +798,16 @@ static int hash_images(struct cat *c, struct st_store *st, const dd_opts *o, con
             goto out;
         if (n == 0)
             break;
+        after = todo[n - 1].image_id;
+        if (!wp_part_all(&o->part)) { /* keep the part's images only */
+            int m = 0;
+            for (int i = 0; i < n; i++)
+                if (wp_part_has(&o->part, wp_part_key_hex(todo[i].sha256)))
+                    todo[m++] = todo[i];
+            n = m;
+            if (n == 0)
+                continue;
+        }
 #pragma omp parallel num_threads(nthr)
         {
             wp_buf b = {0};
@@ -837,7 +847,6 @@ static int hash_images(struct cat *c, struct st_store *st, const dd_opts *o, con
         if ((rc = cat_commit(c, err)) != 0)
             goto out;
         cnt->hashed += n;
-        after = todo[n - 1].image_id;
         pr.done += (uint64_t)n;
         pr.errors = (uint64_t)cnt->unreadable;
         wp_report_progress(rep, &pr);
@@ -921,6 +930,11 @@ int dd_run(struct cat *c, struct st_store *st, const dd_opts *o, const wp_report
     wp_json_real(&pj, "eps", o->eps[0]);
     wp_json_int(&pj, "against", o->nagainst);
     wp_json_bool(&pj, "dry_run", o->dry_run);
+    if (!wp_part_all(&o->part)) {
+        char part[32];
+        snprintf(part, sizeof part, "%d/%d", o->part.i, o->part.n);
+        wp_json_str(&pj, "part", part);
+    }
     wp_json_obj_end(&pj);
     if (wp_json_finish(&pj) != 0) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
@@ -929,6 +943,10 @@ int dd_run(struct cat *c, struct st_store *st, const dd_opts *o, const wp_report
     if ((rc = cat_run_begin(c, "dedup", params.data, &run, err)) != 0)
         goto out;
     run_id = cat_run_id(run);
+    if (!wp_part_all(&o->part)) { /* a part hashes; the merged corpus decides */
+        rc = hash_images(c, st, o, rep, cnt, err);
+        goto out;
+    }
     if ((o->near || (o->nagainst > 0 && o->against_radius >= 0)) &&
         (rc = hash_images(c, st, o, rep, cnt, err)) != 0)
         goto out;

@@ -23,6 +23,7 @@ typedef struct enc_run_opts {
     int shard_rows;     /* rows per .npy shard */
     int64_t limit;      /* stop after this many pairs; 0 = all */
     int decode_threads; /* image decoding threads; 0 = about one per 4 cores (max 8) */
+    wp_part part;       /* --part I/N: only pairs whose uid is in the part (wp_part_key_hex) */
 } enc_run_opts;
 
 /* The defaults: 32 pairs per batch, 10000 rows per shard, f32, all pairs,

@@ -174,13 +174,26 @@ static int start_decode(slot *s, job *jobs, int parts, wp_err *err)
 }
 
 /* Lists the next batch into s (on the main thread: it uses the catalog). */
-static int fill_slot(cat *c, const char *model, int64_t *after, int batch, slot *s, wp_err *err)
+static int fill_slot(cat *c, const char *model, const wp_part *part, int64_t *after, int batch,
+                     slot *s, wp_err *err)
 {
     int rc;
     wp_arena_reset(s->arena);
-    rc = cat_encode_todo(c, model, *after, batch, s->items, &s->n, s->arena, err);
-    if (rc != 0)
-        return rc;
+    for (;;) { /* until a batch holds pairs of the part, or none are left */
+        rc = cat_encode_todo(c, model, *after, batch, s->items, &s->n, s->arena, err);
+        if (rc != 0)
+            return rc;
+        if (s->n == 0 || wp_part_all(part))
+            break;
+        *after = s->items[s->n - 1].pair_id;
+        int m = 0;
+        for (int i = 0; i < s->n; i++)
+            if (wp_part_has(part, wp_part_key_hex(s->items[i].uid)))
+                s->items[m++] = s->items[i];
+        s->n = m;
+        if (m > 0)
+            break;
+    }
     s->nu = 0;
     for (int i = 0; i < s->n; i++) {
         int u;
@@ -198,8 +211,8 @@ static int fill_slot(cat *c, const char *model, int64_t *after, int batch, slot 
         }
         s->uidx[i] = u;
     }
-    if (s->n > 0)
-        *after = s->items[s->n - 1].pair_id;
+    if (s->n > 0 && wp_part_all(part))
+        *after = s->items[s->n - 1].pair_id; /* (with a part: set above) */
     return 0;
 }
 
@@ -310,6 +323,9 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
         if ((rc = wp_path_join(p, dir, subdirs[i], err)) != 0 || (rc = wp_mkdir_p(p, err)) != 0)
             goto out;
     }
+    char part[32];
+    snprintf(part, sizeof part, "%d/%d", wp_part_all(&o->part) ? 1 : o->part.i,
+             wp_part_all(&o->part) ? 1 : o->part.n);
     wp_json pj;
     wp_json_init(&pj, &params);
     wp_json_obj_begin(&pj, NULL);
@@ -317,6 +333,7 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
     wp_json_int(&pj, "batch", batch);
     wp_json_str(&pj, "precision", o->precision == CLIP_BF16 ? "bf16" : "f32");
     wp_json_int(&pj, "shard_rows", shard_rows);
+    wp_json_str(&pj, "part", part);
     wp_json_obj_end(&pj);
     if (wp_json_finish(&pj) != 0) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
@@ -337,7 +354,7 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
     int want = batch;
     if (o->limit > 0 && o->limit < want)
         want = (int)o->limit;
-    if ((rc = fill_slot(c, name, &after, want, &slots[cur], err)) != 0)
+    if ((rc = fill_slot(c, name, &o->part, &after, want, &slots[cur], err)) != 0)
         goto out;
     for (int i = 0; i < 2; i++)
         for (int p = 0; p < parts; p++)
@@ -354,7 +371,7 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
         if (o->limit > 0 && o->limit - listed < want)
             want = (int)(o->limit - listed);
         if (want > 0 && !wp_stop_requested()) {
-            if ((rc = fill_slot(c, name, &after, want, nx, err)) != 0)
+            if ((rc = fill_slot(c, name, &o->part, &after, want, nx, err)) != 0)
                 goto out;
             listed += nx->n;
             if (nx->n > 0 && (rc = start_decode(nx, jobs[1 - cur], parts, err)) != 0)

@@ -541,6 +541,11 @@ static int params_json(const fetch_opts *o, wp_buf *b)
     wp_json_int(&j, "quality", o->quality);
     wp_json_int(&j, "reencode", o->reencode);
     wp_json_int(&j, "max_pixels", o->max_pixels);
+    if (!wp_part_all(&o->part)) {
+        char part[32];
+        snprintf(part, sizeof part, "%d/%d", o->part.i, o->part.n);
+        wp_json_str(&j, "part", part);
+    }
     wp_json_obj_end(&j);
     return wp_json_finish(&j);
 }
@@ -643,6 +648,10 @@ int fetch_run(cat *c, st_store *st, const fetch_opts *o, const wp_reporter *rep,
                 break;
             }
             cat_image_todo *t = &todo[itodo++];
+            if (!wp_part_has(&o->part, wp_part_key_host(t->url, strlen(t->url)))) {
+                after_id = t->id; /* another part's host: left pending */
+                continue;
+            }
             job *j = calloc(1, sizeof *j);
             if (j == NULL) {
                 rc = wp_err_set(err, WP_ENOMEM, "fetch: out of memory");

@@ -47,6 +47,8 @@ typedef struct fetch_opts {
     int window;              /* requests in flight or queued (0 = 8 x parallel) */
     int batch;               /* results per catalog commit (default 256) */
     int64_t limit;           /* stop after this many images (0 = all) */
+    wp_part part;            /* --part I/N: only images whose URL host is in the part
+                              * (wp_part_key_host), so each host is fetched by one part */
 } fetch_opts;
 
 void fetch_opts_init(fetch_opts *o);
@@ -63,7 +65,8 @@ typedef struct fetch_stats {
     int stopped;         /* Ctrl-C: the run ended early, the rest stays pending */
 } fetch_stats;
 
-/* Fetches pending images of c into st. rep (may be NULL) gets progress
+/* Fetches pending images of c into st (with o->part: only those of its
+ * hosts; the others stay pending). rep (may be NULL) gets progress
  * ("fetch": done/total/errors/bytes) and one event per failed image at
  * debug level. Returns 0 when every pending image was handled, WP_ESTOP
  * when stopped by wp_request_stop (results so far are committed), or a

@@ -249,6 +249,8 @@ typedef struct flt_opts {
     int64_t run_id;
     const char *params_json; /* as recorded for the run (resume key) */
     int no_lang_detect;      /* do not detect missing languages (unless --lang needs them) */
+    wp_part part;            /* --part I/N: only pairs whose uid is in the part (recorded in
+                              * the run's params, so a resume keeps to its part) */
 } flt_opts;
 
 /* Checks the rules against the catalog before a run: resolves the model of

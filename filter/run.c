@@ -7,6 +7,7 @@
  */
 #include "filter.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -373,6 +374,8 @@ static int flt_run_inner(cat *c, const flt_opts *o, const wp_reporter *reporter,
             goto out;
         for (int i = 0; i < n; i++) {
             cat_filter_row *w = &rows[i];
+            if (!wp_part_has(&o->part, wp_part_key_hex(w->uid)))
+                continue; /* another part's pair */
             const char *lang = w->has_lang ? w->lang : "un";
             double conf = w->has_lang ? w->lang_conf : 0;
             int64_t bytes = w->bytes > 0 ? w->bytes : 0;
@@ -521,9 +524,26 @@ int flt_run(cat *c, const flt_opts *o, const wp_reporter *reporter, flt_report *
 
     if (o->dry_run) /* a dry run changes nothing, not even the runs table */
         return flt_run_inner(c, o, reporter, rep, err);
-    if (o->params_json == NULL && flt_rules_json(o->rules, &params) != 0)
+    if (o->params_json != NULL ? wp_buf_puts(&params, o->params_json) != 0
+                               : flt_rules_json(o->rules, &params) != 0)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
-    ro.params_json = o->params_json ? o->params_json : params.data;
+    if (!wp_part_all(&o->part)) {
+        /* the rules object with "part":"I/N" added as its last member */
+        json_t *pj = json_loads(params.data ? params.data : "", 0, NULL);
+        char part[32], *text = NULL;
+        snprintf(part, sizeof part, "%d/%d", o->part.i, o->part.n);
+        if (json_is_object(pj) && json_object_set_new(pj, "part", json_string(part)) == 0)
+            text = wp_json_tree_text(pj, 0);
+        json_decref(pj);
+        wp_buf_reset(&params);
+        rc = text != NULL ? wp_buf_puts(&params, text) : WP_ENOMEM;
+        free(text);
+        if (rc != 0) {
+            wp_buf_free(&params);
+            return wp_err_set(err, WP_ENOMEM, "filter: params: out of memory or not an object");
+        }
+    }
+    ro.params_json = params.data;
     if ((rc = cat_run_begin(c, "filter", ro.params_json, &run, err)) != 0) {
         wp_buf_free(&params);
         return rc;

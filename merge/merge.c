@@ -141,6 +141,21 @@ static int copy_emb_shard(const char *dir, const char *part, const cat_merge_emb
     return 0;
 }
 
+/* 1 when the part's image file of shard e->old_shard is the corpus's file
+ * of that number (the part's embeddings/ a link to the corpus's: a part of
+ * a stage that reads embeddings). */
+static int same_emb_shard(const char *dir, const char *part, const cat_merge_emb *e)
+{
+    char a[WP_PATH_MAX * 2], b[WP_PATH_MAX * 2];
+    struct stat sa, sb;
+    snprintf(a, sizeof a, "%s/embeddings/%s/img_emb/img_emb_%lld.npy", part, e->model,
+             (long long)e->old_shard);
+    snprintf(b, sizeof b, "%s/embeddings/%s/img_emb/img_emb_%lld.npy", dir, e->model,
+             (long long)e->old_shard);
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 /* Next free embedding shard number of model in the corpus. */
 static int emb_base(cat *c, const char *model, int64_t *base, wp_err *err)
 {
@@ -206,11 +221,22 @@ static int merge_one(cat *c, const char *dir, const char *part, const mrg_opts *
             goto out;
         for (size_t i = 0; i < nfiles; i++) {
             char src[WP_PATH_MAX * 2], dst[WP_PATH_MAX * 2];
-            newf[i] = base + (int64_t)i;
+            struct stat a, b;
             snprintf(src, sizeof src, "%s/store/%06lld.dat", part, (long long)files[i]);
+            snprintf(dst, sizeof dst, "%s/%06lld.dat", sd, (long long)files[i]);
+            /* A part that reads the corpus's own store (its store/ a link to
+             * it: a dedup, encode, filter or shard part) keeps those files'
+             * numbers; only files the part wrote itself are copied. */
+            if (stat(src, &a) == 0 && stat(dst, &b) == 0 && a.st_dev == b.st_dev &&
+                a.st_ino == b.st_ino) {
+                newf[i] = files[i];
+                continue;
+            }
+            newf[i] = base++;
             snprintf(dst, sizeof dst, "%s/%06lld.dat", sd, (long long)newf[i]);
             if ((rc = copy_file(src, dst, err)) != 0)
                 goto out;
+            counts->store_files++;
         }
         if ((rc = wp_fsync_dir(sd, err)) != 0)
             goto out;
@@ -225,12 +251,15 @@ static int merge_one(cat *c, const char *dir, const char *part, const mrg_opts *
         if (i == 0 || strcmp(emb.v[i].model, emb.v[i - 1].model) != 0) {
             if ((rc = emb_base(c, emb.v[i].model, &base, err)) != 0)
                 goto out;
-        } else {
-            base++;
         }
-        emb.v[i].new_shard = base;
+        if (same_emb_shard(dir, part, &emb.v[i])) {
+            emb.v[i].new_shard = emb.v[i].old_shard; /* the corpus's own shard */
+            continue;
+        }
+        emb.v[i].new_shard = base++;
         if ((rc = copy_emb_shard(dir, part, &emb.v[i], err)) != 0)
             goto out;
+        counts->emb_shards++;
     }
     snprintf(catalog, sizeof catalog, "%s/catalog.db", part);
     cat_merge_in in = {
@@ -249,8 +278,6 @@ static int merge_one(cat *c, const char *dir, const char *part, const mrg_opts *
     counts->pairs += mc.pairs;
     counts->pairs_new += mc.pairs_new;
     counts->images_new += mc.images_new;
-    counts->store_files += (int64_t)nfiles;
-    counts->emb_shards += (int64_t)emb.n;
 out:
     if (rc != 0 && strstr(err->msg, part) == NULL)
         wp_err_prefix(err, "part %s", part);
@@ -277,4 +304,65 @@ int mrg_merge(const char *dir, const char *const *parts, int n, const mrg_opts *
         rc = merge_one(c, dir, parts[i], o, counts, err);
     cat_close(c);
     return rc;
+}
+
+/* dir/name as a symbolic link to the absolute path of corpus/name. */
+static int link_into(const char *corpus, const char *dir, const char *name, wp_err *err)
+{
+    char src[WP_PATH_MAX], abs[PATH_MAX], dst[WP_PATH_MAX];
+    int rc;
+    if ((rc = wp_path_join(src, corpus, name, err)) != 0 ||
+        (rc = wp_path_join(dst, dir, name, err)) != 0)
+        return rc;
+    if (realpath(src, abs) == NULL)
+        return wp_err_set(err, WP_EIO, "%s: %s", src, strerror(errno));
+    if (symlink(abs, dst) != 0)
+        return wp_err_set(err, WP_EIO, "%s: cannot link to %s: %s", dst, abs, strerror(errno));
+    return 0;
+}
+
+int mrg_part_init(const char *corpus, const char *dir, const char *stage, wp_err *err)
+{
+    static const char *const readers[] = {"dedup", "encode", "filter", "balance", "shard"};
+    char path[WP_PATH_MAX], sub[WP_PATH_MAX];
+    int reads = 0, rc;
+    cat *c = NULL;
+
+    for (size_t i = 0; i < sizeof readers / sizeof readers[0]; i++)
+        reads |= strcmp(stage, readers[i]) == 0;
+    if (!reads && strcmp(stage, "fetch") != 0)
+        return wp_err_set(err, WP_EINVAL,
+                          "%s: a part of '%s' cannot start from a corpus (fetch, dedup, encode, "
+                          "filter, balance and shard can; add and crawl parts start empty)",
+                          dir, stage);
+    if ((rc = wp_path_join(path, dir, "catalog.db", err)) != 0)
+        return rc;
+    if (wp_file_exists(path))
+        return wp_err_set(err, WP_EINVAL, "%s: has a catalog already", dir);
+    if ((rc = wp_mkdir_p(dir, err)) != 0)
+        return rc;
+    if ((rc = cat_open(corpus, CAT_READONLY, &c, err)) != 0)
+        return rc;
+    rc = cat_backup(c, path, err);
+    cat_close(c);
+    c = NULL;
+    if (rc != 0)
+        return rc;
+    if (!reads) {
+        if ((rc = wp_path_join(sub, dir, "store", err)) != 0 || (rc = wp_mkdir_p(sub, err)) != 0)
+            return rc;
+    } else {
+        if ((rc = link_into(corpus, dir, "store", err)) != 0)
+            return rc;
+        if ((rc = wp_path_join(sub, corpus, "embeddings", err)) != 0)
+            return rc;
+        if (strcmp(stage, "encode") != 0 && wp_file_exists(sub) &&
+            (rc = link_into(corpus, dir, "embeddings", err)) != 0)
+            return rc;
+    }
+    /* opened once: the lock file, and the schema of this build */
+    if ((rc = cat_open(dir, 0, &c, err)) != 0)
+        return rc;
+    cat_close(c);
+    return 0;
 }

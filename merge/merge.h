@@ -36,4 +36,15 @@ typedef struct mrg_counts {
 int mrg_merge(const char *dir, const char *const *parts, int n, const mrg_opts *o,
               mrg_counts *counts, wp_err *err);
 
+/* Makes dir a part directory for a --part run of stage over the corpus at
+ * corpus (docs/scale-out.md, "Starting a part from a corpus"): a
+ * consistent copy of its catalog (cat_backup), and for fetch an empty store
+ * of its own; for the stages that read images (dedup, encode, filter,
+ * balance, shard) a link to the corpus's store, and but for encode (which
+ * writes its own) to its embeddings. witpipe merge then copies only what
+ * the part wrote. dir must hold no catalog yet. add and crawl parts start
+ * from an empty corpus: WP_EINVAL, as for an unknown stage. Returns 0,
+ * WP_EINVAL, WP_EIO, CAT_ENOCORPUS or CAT_ESQL. */
+int mrg_part_init(const char *corpus, const char *dir, const char *stage, wp_err *err);
+
 #endif

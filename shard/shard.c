@@ -47,6 +47,7 @@ typedef struct open_shard {
     char name[SHARD_NAME_MAX];
     char path[WP_PATH_MAX], tmp[WP_PATH_MAX];
     int writing; /* 0: done earlier, only walked */
+    int foreign; /* another part's shard (or the planning walk): walked, nothing written */
     struct archive *a;
     out_sink out;
     cat_shard_row prev; /* the earlier run's row when walking */
@@ -86,8 +87,10 @@ typedef struct run {
     int have_shard;
     int next_index;
     verifier v;
-    cat_run *crun; /* this run's row in the catalog */
-    double t0;     /* when the run began (counts' elapsed_s) */
+    cat_run *crun;          /* this run's row in the catalog */
+    double t0;              /* when the run began (counts' elapsed_s) */
+    int planning;           /* --part's first walk: only counts the shards of the plan */
+    int64_t own_lo, own_hi; /* the shards this run writes: [own_lo, own_hi) */
 } run;
 
 /* The run's counts as a JSON object (runs.counts); NULL when out of memory.
@@ -143,6 +146,11 @@ static char *params_json(const shard_opts *o)
     else
         wp_json_null(&j, "shuffle");
     wp_json_int(&j, "mtime", o->mtime);
+    if (!wp_part_all(&o->part)) {
+        char part[32];
+        snprintf(part, sizeof part, "%d/%d", o->part.i, o->part.n);
+        wp_json_str(&j, "part", part);
+    }
     wp_json_obj_end(&j);
     if (wp_json_finish(&j) != 0) {
         wp_buf_free(&b);
@@ -353,6 +361,10 @@ static int open_next(run *r, wp_err *err)
     if (sh->stats == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     r->have_shard = 1;
+    if (r->planning || sh->index < r->own_lo || sh->index >= r->own_hi) {
+        sh->foreign = 1;
+        return 0;
+    }
     rc = cat_shard_get(r->c, r->outdir, sh->name, &sh->prev, err);
     if (rc != 0 && rc != WP_ENOENT)
         return rc;
@@ -416,6 +428,14 @@ static int close_current(run *r, wp_err *err)
     json_t *m;
     int rc;
 
+    if (sh->foreign) { /* in the plan, not ours to write or record */
+        r->st->shards++;
+        r->st->bytes += total;
+        json_decref(sh->stats);
+        sh->stats = NULL;
+        r->have_shard = 0;
+        return 0;
+    }
     memset(&row, 0, sizeof row);
     row.samples = sh->samples;
     row.bytes = total;
@@ -690,6 +710,70 @@ static int write_manifest(run *r, wp_err *err)
     return rc;
 }
 
+/* One walk of the sample order: samples cut into shards as the options
+ * say; shards are written unless done earlier, foreign or planning. */
+static int walk(run *r, const shard_opts *opts, int64_t total, wp_err *err)
+{
+    shard_stats *st = r->st;
+    cat_sample smp;
+    int rc = 0, k;
+
+    if ((rc = cat_shard_cursor_open(r->c, opts->shuffle, opts->seed, &r->cur, err)) != 0)
+        goto done;
+    while ((k = cat_shard_cursor_next(r->cur, &smp, err)) == 1) {
+        int64_t size;
+        st->pairs++;
+        if (st->pairs % SHARD_PROGRESS_EVERY == 0) {
+            wp_progress p = {0};
+            p.stage = "shard";
+            p.done = (uint64_t)st->pairs;
+            p.total = total > 0 ? (uint64_t)total : 0;
+            p.bytes = (uint64_t)(st->bytes_written + (r->have_shard ? r->sh.out.bytes : 0));
+            wp_report_progress(r->rep, &p);
+        }
+        /* Every pair, not every progress tick: a corpus smaller than one
+         * tick (or one of large samples) stops on Ctrl-C too. */
+        if (wp_stop_requested()) {
+            rc = wp_err_set(err, WP_ESTOP, "stopped after %lld shards", (long long)st->shards);
+            goto done;
+        }
+        if (!smp.selected) {
+            st->excluded++;
+            if (!r->have_shard && r->pending == NULL && (r->pending = stats_new()) == NULL) {
+                rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+                goto done;
+            }
+            stats_count(r->have_shard ? r->sh.stats : r->pending, &smp);
+            continue;
+        }
+        if ((rc = shard_sample_json(r->cur, &smp, 0, &r->meta, err)) != 0)
+            goto done;
+        size = shard_member_bytes(smp.bytes) + shard_member_bytes((int64_t)smp.text_len) +
+               shard_member_bytes((int64_t)r->meta.len);
+        if (r->have_shard &&
+            (r->sh.samples >= opts->per_shard ||
+             (opts->max_bytes > 0 && r->sh.bytes + size + SHARD_TRAILER > opts->max_bytes)) &&
+            (rc = close_current(r, err)) != 0)
+            goto done;
+        if (!r->have_shard && (rc = open_next(r, err)) != 0)
+            goto done;
+        stats_count(r->sh.stats, &smp);
+        if ((rc = add_sample(r, &smp, size, err)) != 0)
+            goto done;
+    }
+    if (k < 0) {
+        rc = k;
+        goto done;
+    }
+    if (r->have_shard && (rc = close_current(r, err)) != 0)
+        goto done;
+done:
+    abandon(r);
+    cat_shard_cursor_close(r->cur);
+    r->cur = NULL;
+    return rc;
+}
+
 void shard_opts_init(shard_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -700,12 +784,11 @@ int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, 
               wp_err *err)
 {
     run r;
-    cat_sample smp;
     shard_opts opts = *o;
     char outdef[WP_PATH_MAX];
     char *pjs = NULL, *cjs = NULL;
     int64_t total = cat_count_pairs(c);
-    int rc, k;
+    int rc;
 
     memset(&r, 0, sizeof r);
     memset(st, 0, sizeof *st);
@@ -735,63 +818,41 @@ int shard_run(cat *c, st_store *s, const shard_opts *o, const wp_reporter *rep, 
         rc = wp_err_set(err, WP_EIO, "%s: %s", opts.output, strerror(errno));
         goto out;
     }
-    remove_leftovers(r.outdir);
+    /* Parts share the output directory and may run at once: a part leaves
+     * the others' temporary files alone (its own are truncated when it
+     * writes that shard again; the run without --part cleans up). */
+    if (wp_part_all(&opts.part))
+        remove_leftovers(r.outdir);
     r.entry = archive_entry_new();
     r.manifest_shards = json_array();
     if (r.entry == NULL || r.manifest_shards == NULL) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = cat_shard_cursor_open(c, opts.shuffle, opts.seed, &r.cur, err)) != 0)
-        goto out;
-    while ((k = cat_shard_cursor_next(r.cur, &smp, err)) == 1) {
-        int64_t size;
-        st->pairs++;
-        if (st->pairs % SHARD_PROGRESS_EVERY == 0) {
-            wp_progress p = {0};
-            p.stage = "shard";
-            p.done = (uint64_t)st->pairs;
-            p.total = total > 0 ? (uint64_t)total : 0;
-            p.bytes = (uint64_t)(st->bytes_written + (r.have_shard ? r.sh.out.bytes : 0));
-            wp_report_progress(rep, &p);
-        }
-        /* Every pair, not every progress tick: a corpus smaller than one
-         * tick (or one of large samples) stops on Ctrl-C too. */
-        if (wp_stop_requested()) {
-            rc = wp_err_set(err, WP_ESTOP, "stopped after %lld shards", (long long)st->shards);
+    if (!wp_part_all(&opts.part)) {
+        /* --part: walk the plan once to count its shards S, then write
+         * shards [floor((I-1)S/N), floor(IS/N)) of it */
+        shard_stats plan;
+        r.planning = 1;
+        if ((rc = walk(&r, &opts, total, err)) != 0)
             goto out;
-        }
-        if (!smp.selected) {
-            st->excluded++;
-            if (!r.have_shard && r.pending == NULL && (r.pending = stats_new()) == NULL) {
-                rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-                goto out;
-            }
-            stats_count(r.have_shard ? r.sh.stats : r.pending, &smp);
-            continue;
-        }
-        if ((rc = shard_sample_json(r.cur, &smp, 0, &r.meta, err)) != 0)
-            goto out;
-        size = shard_member_bytes(smp.bytes) + shard_member_bytes((int64_t)smp.text_len) +
-               shard_member_bytes((int64_t)r.meta.len);
-        if (r.have_shard &&
-            (r.sh.samples >= opts.per_shard ||
-             (opts.max_bytes > 0 && r.sh.bytes + size + SHARD_TRAILER > opts.max_bytes)) &&
-            (rc = close_current(&r, err)) != 0)
-            goto out;
-        if (!r.have_shard && (rc = open_next(&r, err)) != 0)
-            goto out;
-        stats_count(r.sh.stats, &smp);
-        if ((rc = add_sample(&r, &smp, size, err)) != 0)
-            goto out;
+        plan = *st;
+        memset(st, 0, sizeof *st);
+        r.planning = 0;
+        r.next_index = 0;
+        json_decref(r.pending);
+        r.pending = NULL;
+        wp_part_range(&opts.part, plan.shards, &r.own_lo, &r.own_hi);
+    } else {
+        r.own_lo = 0;
+        r.own_hi = INT64_MAX;
     }
-    if (k < 0) {
-        rc = k;
+    if ((rc = walk(&r, &opts, total, err)) != 0)
         goto out;
-    }
-    if (r.have_shard && (rc = close_current(&r, err)) != 0)
-        goto out;
-    rc = write_manifest(&r, err);
+    /* a part writes its shards' files; the manifest (of the whole plan) is
+     * written by a run without --part once every part is merged */
+    if (wp_part_all(&opts.part))
+        rc = write_manifest(&r, err);
 out:
     verifier_stop(&r);
     abandon(&r);

@@ -42,6 +42,8 @@ typedef struct shard_opts {
     uint64_t seed;
     int64_t mtime; /* mtime of every member */
     int parquet;   /* also NNNNN.parquet per shard, img2dataset's metadata columns */
+    wp_part part;  /* --part I/N: write shards [floor((I-1)S/N), floor(IS/N)) of the S
+                    * that one run would write (same names and bytes), no manifest */
 } shard_opts;
 
 /* The defaults: DIR/shards, SHARD_PER_DEFAULT samples a shard, no byte

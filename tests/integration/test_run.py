@@ -80,6 +80,17 @@ class RunCli(unittest.TestCase):
             self.assertTrue(line.endswith(" -- x"), line)
         self.assertFalse(os.path.exists(corpus), "a dry run created the corpus")
 
+    def test_part_is_a_config_key_of_every_item_stage(self):
+        """--part I/N (docs/scale-out.md) on every item-by-item stage, and
+        so a config key "part" that runs as --part."""
+        corpus = os.path.join(self.dir, "c")
+        for stage in ("add", "crawl", "fetch", "dedup", "encode", "filter", "balance", "shard"):
+            self.assertIn(("part", True), options_of(stage), stage)
+            cfg = self.config({"stages": [{"stage": stage, "part": "2/3", "args": ["x"]}]})
+            r = run(["-C", corpus, "run", "--dry-run", cfg])
+            self.assertEqual(r.returncode, 0, (stage, r.stderr))
+            self.assertIn("%s --part 2/3 -- x" % stage, r.stdout, stage)
+
     def test_config_errors_name_key_and_path(self):
         corpus = os.path.join(self.dir, "c")
         cases = [

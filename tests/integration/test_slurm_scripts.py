@@ -1,8 +1,9 @@
 """tests/integration/test_slurm_scripts.py: `witpipe slurm` without Slurm.
 
 - The generated scripts' text: a job array of N tasks for the per-part
-  stages with one log per task, "part": "I/N" set on the stages that take
-  --part (and a warning naming those that do not), a merge job over all N
+  stages with one log per task, "part": "I/N" on the first of them (add,
+  by host since fetch follows; the later ones do all of their part
+  corpus), a merge job over all N
   part corpora, one job per global stage with its own resources, and
   submit.sh chaining each job on the one before with afterok.
 - --submit with a stand-in sbatch on PATH: the job ids printed and the
@@ -85,10 +86,7 @@ class SlurmScripts(unittest.TestCase):
         corpus = os.path.join(self.dir, "corpus")
         cfg = write_pipeline(self.dir, "http://127.0.0.1:1", corpus, os.path.join(self.dir, "s"))
         out, r = self.generate(cfg, 4, "--partition", "cpu", "--resources", "shard=3,5G,1:00:00")
-        # add and fetch take no --part in this build: said, by name
-        for stage in ("add", "fetch"):
-            if "--part" not in run([stage, "--help"]).stdout:
-                self.assertRegex(r.stderr, r"\(%s\) has no --part" % stage)
+        self.assertNotIn("has no --part", r.stderr)
         names = sorted(os.listdir(out))
         self.assertEqual([n for n in names if n.endswith(".sbatch")],
                          ["01-parts.sbatch", "02-merge.sbatch", "03-shard.sbatch",
@@ -108,9 +106,11 @@ class SlurmScripts(unittest.TestCase):
             self.assertEqual(validate("pipeline.schema.json", pc), [])
             self.assertEqual(pc["corpus"], "%s/parts/part-%d-of-4" % (out, i))
             self.assertEqual([s["stage"] for s in pc["stages"]], ["add", "fetch"])
-            for s in pc["stages"]:
-                takes = "--part" in run([s["stage"], "--help"]).stdout
-                self.assertEqual(s.get("part"), "%d/4" % i if takes else None)
+            # add splits, by host since fetch follows; fetch then takes all
+            # of its part corpus (its pairs are the part's)
+            self.assertEqual(pc["stages"][0]["part"], "%d/4" % i)
+            self.assertEqual(pc["stages"][0]["part-by"], "host")
+            self.assertNotIn("part", pc["stages"][1])
         merge = read(os.path.join(out, "02-merge.sbatch"))
         self.assertIn("merge --skip-merged", merge)
         self.assertIn("'%s'" % corpus, merge)
@@ -144,6 +144,36 @@ class SlurmScripts(unittest.TestCase):
         for i in (1, 2):
             pc = json.loads(read(os.path.join(out, "part-%d.json" % i)))
             self.assertEqual(pc["stages"][0]["part"], "%d/2" % i)
+
+    def test_seed_crawl_warned_and_fetch_first_refused(self):
+        cfg = os.path.join(self.dir, "p.json")
+        with open(cfg, "w") as f:
+            json.dump({"corpus": "c", "stages": [
+                {"stage": "crawl", "seeds": "seeds.txt"}, {"stage": "fetch"},
+                {"stage": "shard"}]}, f)
+        out, r = self.generate(cfg, 2)
+        self.assertIn("(crawl) has no --part for this source", r.stderr)
+        pc = json.loads(read(os.path.join(out, "part-1.json")))
+        self.assertNotIn("part", pc["stages"][0])
+        with open(cfg, "w") as f:
+            json.dump({"corpus": "c", "stages": [{"stage": "fetch"}, {"stage": "shard"}]}, f)
+        r = run(["slurm", cfg, "--parts", "2", "-o", os.path.join(self.dir, "o")])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("must start with add or crawl", r.stderr)
+
+    def test_filter_by_clip_percentile_is_global(self):
+        cfg = os.path.join(self.dir, "p.json")
+        with open(cfg, "w") as f:
+            json.dump({"corpus": "c", "stages": [
+                {"stage": "add", "args": ["l.tsv"]}, {"stage": "fetch"},
+                {"stage": "filter", "min-words": 2}, {"stage": "filter", "clip-top": 30},
+                {"stage": "shard"}]}, f)
+        out, _ = self.generate(cfg, 2)
+        pc = json.loads(read(os.path.join(out, "part-1.json")))
+        self.assertEqual([s["stage"] for s in pc["stages"]], ["add", "fetch", "filter"])
+        self.assertEqual(sorted(n for n in os.listdir(out) if n.endswith(".sbatch")),
+                         ["01-parts.sbatch", "02-merge.sbatch", "03-filter.sbatch",
+                          "04-shard.sbatch"])
 
     def test_errors(self):
         cfg = os.path.join(self.dir, "p.json")

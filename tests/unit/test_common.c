@@ -715,6 +715,99 @@ static void test_reason_kind_groups_dedup_groups_only(void **state)
     assert_int_equal(wp_reason_kind_len(NULL), 0);
 }
 
+/* --part I/N: parsing takes exactly "I/N" with 1 <= I <= N. */
+static void test_part_parse(void **state)
+{
+    (void)state;
+    wp_part p = {7, 7};
+    assert_int_equal(wp_part_parse("2/5", &p), 0);
+    assert_int_equal(p.i, 2);
+    assert_int_equal(p.n, 5);
+    assert_int_equal(wp_part_parse("1/1", &p), 0);
+    assert_true(wp_part_all(&p));
+    static const char *const bad[] = {"",     "1",    "0/3",  "4/3", "1/0",       "1/3x", "-1/3",
+                                      "1//3", " 1/3", "1/3 ", "a/b", "1/2000000", "1/"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        p = (wp_part){9, 9};
+        assert_int_equal(wp_part_parse(bad[k], &p), WP_EINVAL);
+        assert_int_equal(p.i, 9); /* unchanged */
+    }
+}
+
+/* Every key is in exactly one of the N parts, for N = 1..8, and the parts
+ * of uid keys are about even (bounded: no part over twice its share). */
+static void test_part_each_key_in_one_part(void **state)
+{
+    (void)state;
+    for (int n = 1; n <= 8; n++) {
+        int64_t per[8] = {0};
+        for (int k = 0; k < 4000; k++) {
+            uint8_t uid[WP_UID_LEN];
+            char hex[WP_UID_HEX + 1], txt[32];
+            int in = 0;
+            snprintf(txt, sizeof txt, "caption %d", k);
+            assert_int_equal(wp_pair_uid("http://a/x.jpg", 14, txt, strlen(txt), hex), 0);
+            assert_int_equal(wp_unhex(hex, WP_UID_LEN, uid), 0);
+            assert_true(wp_part_key_uid(uid) == wp_part_key_hex(hex));
+            for (int i = 1; i <= n; i++) {
+                wp_part p = {i, n};
+                if (wp_part_has(&p, wp_part_key_uid(uid))) {
+                    in++;
+                    per[i - 1]++;
+                }
+            }
+            assert_int_equal(in, 1);
+        }
+        for (int i = 0; i < n; i++)
+            assert_true(per[i] > 0 && per[i] < 2 * 4000 / n);
+    }
+}
+
+/* The host key: the same for every URL of a host, whatever the path,
+ * port, userinfo or case; different hosts differ. */
+static void test_part_host_key(void **state)
+{
+    (void)state;
+#define HK(u) wp_part_key_host(u, strlen(u))
+    uint64_t a = HK("http://example.com/a.jpg");
+    assert_true(HK("https://EXAMPLE.com:8443/b/c.png?x=1") == a);
+    assert_true(HK("http://user:pw@example.com/") == a);
+    assert_true(HK("http://example.com") == a);
+    assert_true(HK("http://example.com#frag") == a);
+    assert_true(HK("http://example.org/a.jpg") != a);
+    assert_true(HK("http://[::1]:8080/x") == HK("http://[::1]/y"));
+    assert_true(HK("http://127.0.0.1:1/x") == HK("http://127.0.0.1:2/y"));
+    assert_true(HK("http://127.0.0.1/x") == wp_fnv1a64("127.0.0.1", 9));
+    assert_true(HK("no-scheme") == wp_fnv1a64("no-scheme", 9));
+#undef HK
+}
+
+/* Ranges: the N ranges of 0..T-1 are contiguous, disjoint, cover all, and
+ * differ in length by at most one. */
+static void test_part_ranges_cover(void **state)
+{
+    (void)state;
+    static const int64_t totals[] = {0, 1, 2, 3, 7, 10, 99, 1000, INT64_MAX / 2};
+    for (size_t t = 0; t < sizeof totals / sizeof totals[0]; t++)
+        for (int n = 1; n <= 9; n++) {
+            int64_t next = 0, minlen = INT64_MAX, maxlen = 0;
+            for (int i = 1; i <= n; i++) {
+                wp_part p = {i, n};
+                int64_t lo, hi;
+                wp_part_range(&p, totals[t], &lo, &hi);
+                assert_true(lo == next);
+                assert_true(hi >= lo);
+                next = hi;
+                if (hi - lo < minlen)
+                    minlen = hi - lo;
+                if (hi - lo > maxlen)
+                    maxlen = hi - lo;
+            }
+            assert_true(next == totals[t]);
+            assert_true(maxlen - minlen <= 1);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -741,6 +834,10 @@ int main(void)
         cmocka_unit_test(test_json_tree_matches_jansson),
         cmocka_unit_test(test_utf8_get),
         cmocka_unit_test(test_json_ascii_repairs),
+        cmocka_unit_test(test_part_parse),
+        cmocka_unit_test(test_part_each_key_in_one_part),
+        cmocka_unit_test(test_part_host_key),
+        cmocka_unit_test(test_part_ranges_cover),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -363,8 +363,8 @@ static const char *const merge_sql[] = {
     "JOIN temp.mrg_pair m ON m.old = t.pair_id",
     /* perceptual hashes (a dedup part's work), for the bytes the corpus
      * now holds */
-    "INSERT OR IGNORE INTO main.image_phash (image_id, phash, phash_inner, sha256) "
-    "SELECT mi.id, h.phash, h.phash_inner, h.sha256 FROM p.image_phash h "
+    "INSERT OR IGNORE INTO main.image_phash (image_id, phash, phash_inner, sha256, version) "
+    "SELECT mi.id, h.phash, h.phash_inner, h.sha256, h.version FROM p.image_phash h "
     "JOIN p.images pi ON pi.id = h.image_id JOIN main.images mi ON mi.url = pi.url "
     "WHERE h.sha256 IS mi.sha256",
     "INSERT OR IGNORE INTO main.pages (url, depth, state, error_class, http_status, pairs_found, "

@@ -669,4 +669,20 @@ typedef struct cat_merge_counts {
  * error c is unchanged. Must not be called inside a transaction. */
 int cat_merge_part(cat *c, const cat_merge_in *in, cat_merge_counts *out, wp_err *err);
 
+/* ---- store compaction (catalog/cat_store.c) ---------------------------- */
+
+/* One image row's stored bytes in a store file. */
+typedef struct cat_store_ref {
+    int64_t image_id, offset, bytes;
+    char sha256[WP_SHA256_HEX + 1]; /* "" when the row has none */
+} cat_store_ref;
+
+/* Every image row pointing into store file `file`, by offset then id, in
+ * *out (malloc'd, the caller frees; NULL when none). Returns 0, WP_ENOMEM
+ * or CAT_ESQL. */
+int cat_store_refs(cat *c, int64_t file, cat_store_ref **out, size_t *n, wp_err *err);
+/* Points image image_id's stored bytes at (file, offset). Returns 0 or
+ * CAT_ESQL. */
+int cat_store_move(cat *c, int64_t image_id, int64_t file, int64_t offset, wp_err *err);
+
 #endif /* CATALOG_H */

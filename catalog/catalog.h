@@ -44,6 +44,11 @@ const char *cat_dir(const cat *c);
 int cat_schema_version(const cat *c); /* user_version after migrations */
 int cat_latest_schema_version(void);  /* the newest migration this build knows */
 
+/* Tests only: with WITPIPE_TEST_COMMIT_DELAY_MS=N in the environment
+ * (0..10000) every cat_commit sleeps N/2 ms before and N/2 ms after the
+ * COMMIT, so that kill -9 and Ctrl-C can land in the middle of any stage's
+ * work (tests/integration/test_soak.py, test_ctrl_c.py). */
+
 /* Batched writes. cat_begin starts a transaction (nesting is an error);
  * cat_commit ends it durably (WAL, synchronous=NORMAL + checkpoint on close). */
 int cat_begin(cat *c, wp_err *err);

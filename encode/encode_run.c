@@ -319,7 +319,8 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
     if ((rc = cat_run_begin(c, "encode", params.data, &run, err)) != 0)
         goto out;
     run_id = cat_run_id(run);
-    if ((rc = cat_encode_next_shard(c, name, &shard_no, err)) != 0)
+    if ((rc = cat_encode_next_shard(c, name, &shard_no, err)) != 0 ||
+        (rc = emb_remove_leftovers(dir, shard_no, NULL, err)) != 0)
         goto out;
     total = cat_encode_count_todo(c, name);
     if (o->limit > 0 && total > o->limit)

@@ -211,3 +211,80 @@ def read_shards(tc, out):
             tc.assertNotIn(key, samples, "sample %s in two shards" % key)
             samples[key] = v
     return samples
+
+
+class Corpora:
+    """The corpora the stages start from, built once under tmp (the server
+    must outlive them) and copied for every run:
+      empty    a new corpus
+      listed   40 images behind a 30 ms delay (/slow), not fetched
+      listed_slow  the same behind 150 ms
+      fetched  120 small stored images (fetch --image-size 64), 3 captions each
+      queried  fetched plus a query list (WORDS)
+      wat      not a corpus: a generated 16 MB (uncompressed) WAT file"""
+
+    def __init__(self, tmp, srv):
+        self.tmp, self.srv, self.done = tmp, srv, {}
+
+    def get(self, name):
+        if name in self.done:
+            return self.done[name]
+        d = os.path.join(self.tmp, "base-" + name)
+        if name == "empty":
+            init(d)
+        elif name in ("listed", "listed_slow"):
+            init(d)
+            add_list(d, self.srv.base, 40, 1, slow_ms=30 if name == "listed" else 150,
+                     tmpdir=self.tmp)
+        elif name == "fetched":
+            init(d)
+            add_list(d, self.srv.base, 120, 3, tmpdir=self.tmp)
+            r = run(["-q", "-C", d] + fetch_args("--image-size", "64", "--per-host", "8"))
+            assert r.returncode == 0, r.stderr
+        elif name == "queried":
+            copy_corpus(self.get("fetched"), d)
+            q = os.path.join(self.tmp, "queries.txt")
+            with open(q, "w") as f:
+                f.write("\n".join(WORDS) + "\n")
+            r = run(["-q", "-C", d, "queries", "import", q])
+            assert r.returncode == 0, r.stderr
+        elif name == "wat":
+            d = os.path.join(self.tmp, "g.wat.gz")
+            subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_crawl.py"),
+                            os.path.join(self.tmp, "g.warc.gz"), d, "16", "7"], check=True,
+                           capture_output=True)
+        else:
+            raise ValueError(name)
+        self.done[name] = d
+        return d
+
+
+def make_gappy_store(corpus, nfiles, gap=997):
+    """Rewrites corpus's store as nfiles data files, each holding its share
+    of the stored images with gap junk bytes before each (what killed runs
+    leave), and points the catalog at the new places. Returns nfiles."""
+    d = os.path.join(corpus, "store")
+    db = sqlite3.connect(os.path.join(corpus, "catalog.db"))
+    rows = db.execute("SELECT id, store_file, store_offset, bytes FROM images "
+                      "WHERE store_file IS NOT NULL ORDER BY id").fetchall()
+    data = {}
+    for iid, f, off, n in rows:
+        with open(os.path.join(d, "%06d.dat" % f), "rb") as fh:
+            fh.seek(off)
+            data[iid] = fh.read(n)
+    for name in os.listdir(d):
+        os.unlink(os.path.join(d, name))
+    files = [bytearray() for _ in range(nfiles)]
+    moves = []
+    for k, (iid, _, _, _) in enumerate(rows):
+        buf = files[k % nfiles]
+        buf += b"\xa5" * gap
+        moves.append((k % nfiles + 1, len(buf), iid))
+        buf += data[iid]
+    for i, buf in enumerate(files):
+        with open(os.path.join(d, "%06d.dat" % (i + 1)), "wb") as fh:
+            fh.write(buf)
+    db.executemany("UPDATE images SET store_file = ?, store_offset = ? WHERE id = ?", moves)
+    db.commit()
+    db.close()
+    return nfiles

@@ -54,7 +54,7 @@ class Soak(unittest.TestCase):
               % (SEED, SEED, cls.kills), file=sys.stderr)
         cls.srv = None
         cls.tmp = tempfile.mkdtemp(prefix="witpipe-soak-")
-        cls.bases = {}
+        cls.corpora = None
 
     @classmethod
     def tearDownClass(cls):
@@ -70,41 +70,10 @@ class Soak(unittest.TestCase):
         # alone replays the same moments
         self.rng = random.Random("%d:%s" % (SEED, self._testMethodName))
 
-    # ---- corpora, built once and copied for every run ------------------
-
     def base(self, name):
-        if name in self.bases:
-            return self.bases[name]
-        d = os.path.join(self.tmp, "base-" + name)
-        srv = self.srv
-        if name == "empty":
-            K.init(d)
-        elif name == "listed":  # 40 images behind a 30 ms delay
-            K.init(d)
-            K.add_list(d, srv.base, 40, 1, slow_ms=30, tmpdir=self.tmp)
-        elif name == "fetched":  # 120 small stored images, 3 captions each
-            K.init(d)
-            K.add_list(d, srv.base, 120, 3, tmpdir=self.tmp)
-            r = K.run(["-q", "-C", d] + K.fetch_args("--image-size", "64", "--per-host", "8"))
-            self.assertEqual(r.returncode, 0, r.stderr)
-        elif name == "queried":
-            K.copy_corpus(self.base("fetched"), d)
-            q = os.path.join(self.tmp, "queries.txt")
-            with open(q, "w") as f:
-                f.write("\n".join(K.WORDS) + "\n")
-            r = K.run(["-q", "-C", d, "queries", "import", q])
-            self.assertEqual(r.returncode, 0, r.stderr)
-        elif name == "wat":
-            wat = os.path.join(self.tmp, "g.wat.gz")
-            subprocess.run([sys.executable, os.path.join(K.ROOT, "bench", "gen_crawl.py"),
-                            os.path.join(self.tmp, "g.warc.gz"), wat, "16", "7"], check=True,
-                           capture_output=True)
-            self.bases[name] = wat
-            return wat
-        else:
-            raise ValueError(name)
-        self.bases[name] = d
-        return d
+        if Soak.corpora is None:
+            Soak.corpora = K.Corpora(self.tmp, self.srv)
+        return Soak.corpora.get(name)
 
     # ---- the soak --------------------------------------------------------
 

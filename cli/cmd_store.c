@@ -28,7 +28,8 @@ const cli_cmd cli_cmd_store = {
              "DIR/store that no catalog row points at. compact copies the live images\n"
              "of each store file with such gaps (each checked against its sha256) to a\n"
              "new file, points the catalog at the copies, then removes the old file;\n"
-             "files nothing points at are removed whole. It is crash-safe: kill -9 at\n"
+             "a file whose only gap is its end is truncated, files nothing points at\n"
+             "are removed whole. It is crash-safe: kill -9 at\n"
              "any moment loses no image, and running it again finishes the job\n"
              "(store/store.h). It holds the corpus lock, so no other stage runs\n"
              "meanwhile. Ctrl-C stops between files.\n",
@@ -90,11 +91,12 @@ static int cmd_store(cli_ctx *ctx, int argc, char **argv)
         wp_buf_free(&b);
     }
     cli_info(ctx,
-             "store compact%s: %lld files removed, %lld rewritten, %lld images moved; "
+             "store compact%s: %lld files removed, %lld rewritten, %lld truncated, %lld images "
+             "moved; "
              "%lld of %lld bytes reclaimed (%lld live)",
              dry ? " (dry run)" : "", (long long)n.files_removed, (long long)n.files_rewritten,
-             (long long)n.images_moved, (long long)n.bytes_reclaimed, (long long)n.bytes_before,
-             (long long)n.bytes_live);
+             (long long)n.files_truncated, (long long)n.images_moved, (long long)n.bytes_reclaimed,
+             (long long)n.bytes_before, (long long)n.bytes_live);
 out:
     st_close(s);
     cat_close(c);

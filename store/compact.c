@@ -8,11 +8,12 @@
 #include <string.h>
 
 /* What one file needs. */
-enum { KEEP, REMOVE, REWRITE };
+enum { KEEP, REMOVE, REWRITE, TRUNCATE };
 
 /* A file's live bytes: the union of its rows' ranges (rows that share or
- * overlap bytes are copied once). Fills *live and returns KEEP, REMOVE or
- * REWRITE, or ST_ECORRUPT for a row pointing outside the file. */
+ * overlap bytes are copied once). Fills *live and returns KEEP, REMOVE,
+ * REWRITE (gaps inside) or TRUNCATE (a gap at the end only), or
+ * ST_ECORRUPT for a row pointing outside the file. */
 static int plan_file(const st_store *s, const st_file *f, int is_current, const cat_store_ref *r,
                      size_t nr, int64_t *live, wp_err *err)
 {
@@ -37,7 +38,7 @@ static int plan_file(const st_store *s, const st_file *f, int is_current, const 
     *live = sum;
     if (nr == 0)
         return f->size == 0 && is_current ? KEEP : REMOVE;
-    return gap || end < f->size ? REWRITE : KEEP;
+    return gap ? REWRITE : end < f->size ? TRUNCATE : KEEP;
 }
 
 /* Copies the live bytes of file f to the appends' file, checking each row's
@@ -147,6 +148,7 @@ int st_compact_json(const st_compact_counts *n, wp_buf *b)
     wp_json_int(&j, "files_after", n->files_after);
     wp_json_int(&j, "files_removed", n->files_removed);
     wp_json_int(&j, "files_rewritten", n->files_rewritten);
+    wp_json_int(&j, "files_truncated", n->files_truncated);
     wp_json_int(&j, "bytes_before", n->bytes_before);
     wp_json_int(&j, "bytes_after", n->bytes_after);
     wp_json_int(&j, "bytes_live", n->bytes_live);
@@ -208,11 +210,18 @@ int st_compact(st_store *s, cat *c, int dry_run, const wp_reporter *rep, st_comp
             continue;
         if (what == REMOVE)
             n->files_removed++;
-        else
+        else if (what == REWRITE)
             n->files_rewritten++;
+        else
+            n->files_truncated++;
         if (dry_run) {
             n->bytes_reclaimed += f->size - live;
             continue;
+        }
+        if (what == TRUNCATE) {
+            if ((rc = st_truncate(s, f->num, live, err)) != 0)
+                goto out;
+            goto done;
         }
         /* appends (the copies) go to a file above every old one, and the
          * file being compacted is never the one appends go to */
@@ -225,6 +234,7 @@ int st_compact(st_store *s, cat *c, int dry_run, const wp_reporter *rep, st_comp
             goto out;
         if ((rc = st_remove(s, f->num, err)) != 0)
             goto out;
+    done:
         counts_json(n, &cj);
         if (run != NULL && cj.len > 0 && (rc = cat_run_counts(run, cj.data, err)) != 0)
             goto out;

@@ -364,3 +364,27 @@ int64_t st_current_file(const st_store *s)
 {
     return s->cur_file;
 }
+
+int st_truncate(st_store *s, int64_t file, int64_t size, wp_err *err)
+{
+    char path[WP_PATH_MAX];
+    int fd, rc;
+
+    if ((rc = file_path(s, file, path, err)) != 0)
+        return rc;
+    if (file == s->cur_file && (rc = st_sync(s, err)) != 0)
+        return rc;
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return wp_err_set(err, WP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (ftruncate(fd, size) != 0 || fsync(fd) != 0) {
+        rc = wp_err_set(err, WP_EIO, "%s: cannot truncate to %lld: %s", path, (long long)size,
+                        strerror(errno));
+        close(fd);
+        return rc;
+    }
+    close(fd);
+    if (file == s->cur_file)
+        s->cur_size = size;
+    return 0;
+}

@@ -26,7 +26,10 @@
  *      directory fsynced.
  * A crash before 3 leaves the new file unreferenced, one after 3 the old
  * file: either is removed whole by the next compaction. A file no row
- * points at is removed; a file whose rows cover it without gaps is left.
+ * points at is removed; a file whose rows cover it without gaps is left;
+ * a file whose only gap is its tail (what a killed run leaves most often)
+ * is truncated and fsynced instead of copied: rows never point past the
+ * live end, so a crash leaves it at either length.
  */
 #ifndef STORE_H
 #define STORE_H
@@ -84,11 +87,17 @@ int64_t st_current_file(const st_store *s);
  * Returns 0 or WP_EIO. */
 int st_remove(st_store *s, int64_t file, wp_err *err);
 
+/* Cuts data file `file` to size bytes (only unreferenced bytes may go)
+ * and fsyncs it; appends to it continue at the new end. Returns 0 or
+ * WP_EIO. */
+int st_truncate(st_store *s, int64_t file, int64_t size, wp_err *err);
+
 /* What st_compact did (or, with dry_run, would do). */
 typedef struct st_compact_counts {
     int64_t files_before, files_after; /* data files */
     int64_t files_removed;             /* unreferenced files unlinked */
     int64_t files_rewritten;           /* files with gaps copied and unlinked */
+    int64_t files_truncated;           /* files whose only gap was the tail */
     int64_t bytes_before, bytes_after; /* total size of the data files */
     int64_t bytes_live;                /* bytes catalog rows point at */
     int64_t bytes_reclaimed;           /* bytes_before - bytes_after */

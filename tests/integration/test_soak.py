@@ -19,7 +19,7 @@ moment the kill did not land, and the moment is halved and tried again.
 Every kill must land on a live process (it dies by SIGKILL), and most must
 land after the stage recorded its run (the work had begun).
 
-Kills per stage: WITPIPE_SOAK_KILLS, else 12 in the normal build and 3
+Kills per stage: WITPIPE_SOAK_KILLS, else 12 in the normal build and 2
 under ASan (a BIN under build/asan/, or WITPIPE_ASAN=1), which keeps the
 soak near 3 minutes per build on CI's 2 cores; the issue's 20 per stage
 is WITPIPE_SOAK_KILLS=20.
@@ -43,7 +43,7 @@ SEED = int(os.environ.get("WITPIPE_SOAK_SEED") or random.SystemRandom().randrang
 def kills_per_stage():
     if os.environ.get("WITPIPE_SOAK_KILLS"):
         return max(1, int(os.environ["WITPIPE_SOAK_KILLS"]))
-    return 3 if K.is_asan() else 12
+    return 2 if K.is_asan() else 12
 
 
 class Soak(unittest.TestCase):

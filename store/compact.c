@@ -14,8 +14,8 @@ enum { KEEP, REMOVE, REWRITE, TRUNCATE };
  * overlap bytes are copied once). Fills *live and returns KEEP, REMOVE,
  * REWRITE (gaps inside) or TRUNCATE (a gap at the end only), or
  * ST_ECORRUPT for a row pointing outside the file. */
-static int plan_file(const st_store *s, const st_file *f, int is_current, const cat_store_ref *r,
-                     size_t nr, int64_t *live, wp_err *err)
+static int plan_file(const st_file *f, int is_current, const cat_store_ref *r, size_t nr,
+                     int64_t *live, wp_err *err)
 {
     int64_t end = 0, sum = 0;
     int gap = 0;
@@ -34,7 +34,6 @@ static int plan_file(const st_store *s, const st_file *f, int is_current, const 
             end = r[i].offset + r[i].bytes;
         }
     }
-    (void)s;
     *live = sum;
     if (nr == 0)
         return f->size == 0 && is_current ? KEEP : REMOVE;
@@ -200,7 +199,7 @@ int st_compact(st_store *s, cat *c, int dry_run, const wp_reporter *rep, st_comp
         refs = NULL;
         if ((rc = cat_store_refs(c, f->num, &refs, &nr, err)) != 0)
             goto out;
-        what = plan_file(s, f, f->num == st_current_file(s) && !rotated, refs, nr, &live, err);
+        what = plan_file(f, f->num == st_current_file(s) && !rotated, refs, nr, &live, err);
         if (what < 0) {
             rc = what;
             goto out;

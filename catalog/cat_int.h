@@ -17,6 +17,7 @@ struct cat {
     int readonly;
     int in_tx;
     int version;
+    int test_delay_ms; /* WITPIPE_TEST_COMMIT_DELAY_MS (tests only): sleep per commit */
     struct {
         const char *sql; /* identity: the address of a string literal */
         sqlite3_stmt *stmt;

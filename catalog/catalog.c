@@ -197,6 +197,14 @@ int cat_open(const char *dir, int flags, cat **out, wp_err *err)
     if (c == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     c->lock_fd = -1;
+    {
+        /* tests only: make every commit slow, so kill -9 and Ctrl-C land
+         * in the middle of any stage's work (tests/integration/test_soak.py) */
+        const char *d = getenv("WITPIPE_TEST_COMMIT_DELAY_MS");
+        c->test_delay_ms = d != NULL ? atoi(d) : 0;
+        if (c->test_delay_ms < 0 || c->test_delay_ms > 10000)
+            c->test_delay_ms = 0;
+    }
     c->readonly = (flags & CAT_READONLY) != 0;
     snprintf(c->dir, sizeof c->dir, "%s", dir);
     if ((rc = wp_path_join(path, dir, "catalog.db", err)) != 0)
@@ -330,7 +338,11 @@ int cat_commit(cat *c, wp_err *err)
     int rc;
     if (!c->in_tx)
         return wp_err_set(err, WP_EINVAL, "cat_commit: no transaction open");
+    if (c->test_delay_ms > 0) /* half inside the transaction, half after */
+        usleep((useconds_t)c->test_delay_ms * 500);
     rc = exec(c, "COMMIT", err);
+    if (rc == 0 && c->test_delay_ms > 0)
+        usleep((useconds_t)c->test_delay_ms * 500);
     if (rc == 0)
         c->in_tx = 0;
     return rc;

@@ -48,6 +48,11 @@ int cat_schema_version(const cat *c); /* user_version after migrations */
 int cat_backup(cat *c, const char *path, wp_err *err);
 int cat_latest_schema_version(void); /* the newest migration this build knows */
 
+/* Tests only: with WITPIPE_TEST_COMMIT_DELAY_MS=N in the environment
+ * (0..10000) every cat_commit sleeps N/2 ms before and N/2 ms after the
+ * COMMIT, so that kill -9 and Ctrl-C can land in the middle of any stage's
+ * work (tests/integration/test_soak.py, test_ctrl_c.py). */
+
 /* Batched writes. cat_begin starts a transaction (nesting is an error);
  * cat_commit ends it durably (WAL, synchronous=NORMAL + checkpoint on close). */
 int cat_begin(cat *c, wp_err *err);
@@ -680,5 +685,21 @@ typedef struct cat_merge_counts {
  * contradicts the corpus's (the message names the pair), CAT_ESQL; on any
  * error c is unchanged. Must not be called inside a transaction. */
 int cat_merge_part(cat *c, const cat_merge_in *in, cat_merge_counts *out, wp_err *err);
+
+/* ---- store compaction (catalog/cat_store.c) ---------------------------- */
+
+/* One image row's stored bytes in a store file. */
+typedef struct cat_store_ref {
+    int64_t image_id, offset, bytes;
+    char sha256[WP_SHA256_HEX + 1]; /* "" when the row has none */
+} cat_store_ref;
+
+/* Every image row pointing into store file `file`, by offset then id, in
+ * *out (malloc'd, the caller frees; NULL when none). Returns 0, WP_ENOMEM
+ * or CAT_ESQL. */
+int cat_store_refs(cat *c, int64_t file, cat_store_ref **out, size_t *n, wp_err *err);
+/* Points image image_id's stored bytes at (file, offset). Returns 0 or
+ * CAT_ESQL. */
+int cat_store_move(cat *c, int64_t image_id, int64_t file, int64_t offset, wp_err *err);
 
 #endif /* CATALOG_H */

@@ -67,7 +67,7 @@ extern const cli_cmd *const cli_commands[];
 extern const cli_cmd cli_cmd_init, cli_cmd_status, cli_cmd_add, cli_cmd_crawl, cli_cmd_fetch,
     cli_cmd_encode, cli_cmd_shard, cli_cmd_export, cli_cmd_run, cli_cmd_queries, cli_cmd_balance,
     cli_cmd_filter, cli_cmd_explain, cli_cmd_audit, cli_cmd_dedup, cli_cmd_clip, cli_cmd_model,
-    cli_cmd_merge, cli_cmd_slurm;
+    cli_cmd_merge, cli_cmd_slurm, cli_cmd_store;
 const cli_cmd *cli_find(const char *name);
 
 /* Option parsing from a command's table: getopt_long over its options

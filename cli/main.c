@@ -14,12 +14,15 @@
 static const char global_help[] =
     "witpipe %s: build WIT-style image-text corpora\n"
     "\n"
-    "usage: witpipe [-C DIR] [--log-json] [--quiet] COMMAND [ARGS]\n"
+    "usage: witpipe [-C DIR] [--log-json] [--quiet] [--max-memory SIZE] COMMAND [ARGS]\n"
     "\n"
     "Global options (anywhere on the line):\n"
     "  -C DIR        the corpus directory (default: the current directory)\n"
     "  --log-json    progress and events as JSON lines on stderr\n"
     "  -q, --quiet   print errors only\n"
+    "  --max-memory SIZE\n"
+    "                the memory budget (K, M, G suffixes; default 1 GiB + 512 MiB\n"
+    "                per worker, two at least; docs/security.md)\n"
     "  -h, --help    this help; witpipe help COMMAND or COMMAND --help for one\n"
     "  --version     print the version\n"
     "\n"
@@ -74,6 +77,24 @@ static int take_globals(cli_ctx *ctx, int *argc, char **argv, int *want_help, in
         } else if (strncmp(a, "--corpus=", 9) == 0) {
             ctx->corpus = a + 9;
             ctx->corpus_set = 1;
+        } else if (strcmp(a, "--max-memory") == 0 || strncmp(a, "--max-memory=", 13) == 0) {
+            const char *v = a[12] == '=' ? a + 13 : (i + 1 < *argc ? argv[++i] : NULL);
+            int64_t b = 0;
+            wp_err e = {0};
+            if (v == NULL) {
+                fprintf(stderr, "witpipe: option '--max-memory' needs a size\n");
+                return CLI_USAGE;
+            }
+            if (wp_mem_parse(v, &b, &e) != 0) {
+                fprintf(stderr, "witpipe: --max-memory: %s\n", e.msg);
+                return CLI_USAGE;
+            }
+            if (b < WP_MEM_MIN) {
+                fprintf(stderr, "witpipe: --max-memory %s: below the smallest budget, %lld MiB\n",
+                        v, (long long)(WP_MEM_MIN >> 20));
+                return CLI_USAGE;
+            }
+            wp_mem_set(b);
         } else if (strcmp(a, "--log-json") == 0) {
             ctx->log_json = 1;
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {

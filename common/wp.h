@@ -240,6 +240,29 @@ int wp_file_exists(const char *path);
  * to ask for, so a run fails at start instead of midway with EMFILE. */
 int wp_fd_reserve(int64_t need, const char *what, wp_err *err);
 
+/* ---- memory budget (common/mem.c) -------------------------------------- */
+
+/* The process's memory budget, --max-memory (docs/security.md, "Resource
+ * budgets"). Unless set, a stage running `workers` threads gets
+ * wp_mem_default(workers): 1 GiB plus 512 MiB per worker, counting at least
+ * two workers (2 GiB on a 2-core machine, well inside 24 GB), and at most
+ * half the physical memory when that is more than 2 GiB. Stages split it
+ * among what grows with their input (fetch, encode: half for decoded
+ * pixels, image/budget.c; encode: its batch) and refuse to start, naming
+ * the option to change, when it is too low for one unit of work. */
+#define WP_MEM_MIN ((int64_t)64 << 20) /* the smallest --max-memory accepted */
+int64_t wp_mem_default(int workers);
+/* Sets the budget in bytes (0: back to the default). */
+void wp_mem_set(int64_t bytes);
+/* The budget for a stage of `workers` threads: what wp_mem_set gave, else
+ * wp_mem_default(workers). */
+int64_t wp_mem_budget(int workers);
+/* 1 when --max-memory was given (wp_mem_set with bytes > 0). */
+int wp_mem_is_set(void);
+/* Parses a size: digits with an optional K, M, G or T suffix (powers of
+ * 1024; KiB, MB... accepted). Returns 0 and *out, or WP_EINVAL. */
+int wp_mem_parse(const char *s, int64_t *out, wp_err *err);
+
 /* ---- UTF-8 ----------------------------------------------------------- */
 
 /* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */

@@ -478,3 +478,55 @@ int emb_read(const emb_set *s, int kind, int64_t row, int64_t n, float *out, wp_
     }
     return 0;
 }
+
+/* 1 when name is a leftover: a .tmp.PID file, or prefix_N.ext with N >= first. */
+static int is_leftover(const char *name, const char *prefix, int64_t first)
+{
+    size_t n = strlen(prefix);
+    char *end;
+    long long no;
+
+    if (strstr(name, ".tmp.") != NULL)
+        return 1;
+    if (strncmp(name, prefix, n) != 0 || name[n] != '_' || name[n + 1] < '0' || name[n + 1] > '9')
+        return 0;
+    no = strtoll(name + n + 1, &end, 10);
+    return no >= first && (strcmp(end, ".npy") == 0 || strcmp(end, ".jsonl") == 0);
+}
+
+int emb_remove_leftovers(const char *dir, int64_t first, int64_t *removed, wp_err *err)
+{
+    static const char *const subdirs[] = {"img_emb", "text_emb", "metadata"};
+    char sub[WP_PATH_MAX], path[WP_PATH_MAX];
+    int64_t k = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < sizeof subdirs / sizeof *subdirs && rc == 0; i++) {
+        DIR *d;
+        struct dirent *e;
+        if ((rc = wp_path_join(sub, dir, subdirs[i], err)) != 0)
+            break;
+        d = opendir(sub);
+        if (d == NULL) {
+            if (errno == ENOENT)
+                continue;
+            rc = wp_err_set(err, WP_EIO, "%s: cannot list: %s", sub, strerror(errno));
+            break;
+        }
+        while ((e = readdir(d)) != NULL) {
+            if (!is_leftover(e->d_name, subdirs[i], first))
+                continue;
+            if ((rc = wp_path_join(path, sub, e->d_name, err)) != 0)
+                break;
+            if (unlink(path) != 0 && errno != ENOENT) {
+                rc = wp_err_set(err, WP_EIO, "%s: cannot remove: %s", path, strerror(errno));
+                break;
+            }
+            k++;
+        }
+        closedir(d);
+    }
+    if (removed != NULL)
+        *removed = k;
+    return rc;
+}

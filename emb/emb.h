@@ -68,6 +68,13 @@ typedef struct emb_row {
 int emb_write_shard(const char *dir, int64_t no, int rows, int dim, const uint16_t *img,
                     const uint16_t *txt, const emb_row *meta, wp_err *err);
 
+/* Removes what a killed writer left in the folder dir: the .tmp.PID files
+ * of an unfinished wp_write_file_atomic, and the files of shards numbered
+ * from first on (written, but never recorded in the catalog: the next run
+ * writes them again). The caller holds the corpus lock. A missing folder is
+ * no error. Returns 0 and *removed (may be NULL), or WP_EIO. */
+int emb_remove_leftovers(const char *dir, int64_t first, int64_t *removed, wp_err *err);
+
 /* Appends a NumPy format 1.0 header for a C-order rows x cols array of
  * '<f2' (f16 != 0) or '<f4' to b, padded so the data starts at a multiple
  * of 64 bytes. 0 or WP_ENOMEM. */

@@ -216,6 +216,53 @@ static int fill_slot(cat *c, const char *model, const wp_part *part, int64_t *af
     return 0;
 }
 
+/* ---- the memory budget ----------------------------------------------- */
+
+/* Bytes one pair of a batch needs at most, estimated from the model: its
+ * normalised pixels in both slots, and the forward pass's activations
+ * (token rows of the widest layer, MLP and attention scores). */
+static int64_t pair_bytes(const clip_arch *a, int S)
+{
+    int64_t px = (int64_t)3 * S * S, t = 1, w = a->v_width, mlp = a->v_mlp, heads = a->v_heads;
+    if (a->v_patch > 0)
+        t += (int64_t)(S / a->v_patch) * (S / a->v_patch);
+    else /* a ResNet: the stem's feature map dominates */
+        t = (int64_t)(S / 4) * (S / 4);
+    if (w < a->t_width)
+        w = a->t_width;
+    if (mlp < a->t_mlp)
+        mlp = a->t_mlp;
+    if (heads < 1)
+        heads = 1;
+    return 2 * px * (int64_t)sizeof(float) + 4 * t * (8 * w + 2 * mlp) + 4 * heads * t * t;
+}
+
+/* --max-memory: half for decoding stored images (image/budget.c), half for
+ * the batch, which is lowered to fit (a warning says so) or refused when
+ * not even one pair fits. */
+static int mem_plan(const clip_arch *a, int S, int *batch, const wp_reporter *rep, wp_err *err)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int64_t budget = wp_mem_budget(ncpu > 0 ? (int)ncpu : 1), per = pair_bytes(a, S);
+    int64_t fit = budget / 2 / per;
+    if (fit < 1)
+        return wp_err_set(err, WP_ELIMIT,
+                          "--max-memory %lld MiB is too low for encode with this model: one pair "
+                          "needs about %lld MiB, and a batch gets half the budget; give "
+                          "--max-memory %lld M or more",
+                          (long long)(budget >> 20), (long long)(per >> 20),
+                          (long long)((2 * per + (1 << 20) - 1) >> 20));
+    if (*batch > fit) {
+        wp_report_event(rep, WP_LOG_WARN, "batch_lowered",
+                        "encode: --batch %d lowered to %lld to fit --max-memory %lld MiB "
+                        "(about %lld MiB a pair)",
+                        *batch, (long long)fit, (long long)(budget >> 20), (long long)(per >> 20));
+        *batch = (int)fit;
+    }
+    img_budget_set(budget / 2);
+    return 0;
+}
+
 /* ---- shards ---------------------------------------------------------- */
 
 typedef struct shard {
@@ -302,6 +349,8 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
     r.ctx = clip_model_arch(m)->t_ctx;
     r.S = clip_model_arch(m)->image_size;
     r.E = clip_model_arch(m)->embed_dim;
+    if ((rc = mem_plan(clip_model_arch(m), r.S, &batch, rep, err)) != 0)
+        goto out;
     ws = clip_ws_new();
     iemb = malloc((size_t)batch * r.E * sizeof *iemb);
     temb = malloc((size_t)batch * r.E * sizeof *temb);
@@ -342,7 +391,8 @@ int enc_run(struct cat *c, struct st_store *st, const enc_run_opts *o, const wp_
     if ((rc = cat_run_begin(c, "encode", params.data, &run, err)) != 0)
         goto out;
     run_id = cat_run_id(run);
-    if ((rc = cat_encode_next_shard(c, name, &shard_no, err)) != 0)
+    if ((rc = cat_encode_next_shard(c, name, &shard_no, err)) != 0 ||
+        (rc = emb_remove_leftovers(dir, shard_no, NULL, err)) != 0)
         goto out;
     total = cat_encode_count_todo(c, name);
     if (o->limit > 0 && total > o->limit)

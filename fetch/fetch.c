@@ -519,6 +519,27 @@ static int drain(fetch_ctx *f, wp_err *err)
     return rc;
 }
 
+static int online_cpus(void);
+
+/* The memory budget (--max-memory): half of it for decoded pixels, shared
+ * by the workers (image/budget.c); refused when one image at --max-pixels
+ * could not be decoded within that half. */
+static int mem_plan(const fetch_opts *o, wp_err *err)
+{
+    int workers = o->workers > 0 ? o->workers : online_cpus();
+    int64_t budget = wp_mem_budget(workers), decode = budget / 2;
+    int64_t need = img_budget_need(o->max_pixels);
+    if (need > decode)
+        return wp_err_set(err, WP_ELIMIT,
+                          "--max-memory %lld MiB is too low for fetch: decoding one image of "
+                          "--max-pixels %lld needs up to %lld MiB, and decoding gets half the "
+                          "budget; give --max-memory %lld M or more, or lower --max-pixels",
+                          (long long)(budget >> 20), (long long)o->max_pixels,
+                          (long long)(need >> 20), (long long)((2 * need + (1 << 20) - 1) >> 20));
+    img_budget_set(decode);
+    return 0;
+}
+
 static int online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -607,6 +628,8 @@ int fetch_run(cat *c, st_store *st, const fetch_opts *o, const wp_reporter *rep,
     if ((rc = cat_run_begin(c, "fetch", params.data, &f->run, err)) != 0)
         goto out;
     f->run_id = cat_run_id(f->run);
+    if ((rc = mem_plan(o, err)) != 0)
+        goto out;
     /* two descriptors per connection at most (socket, resolver), the
      * catalog, store, worker pipes and a margin: fail now, not midway */
     {

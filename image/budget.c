@@ -72,3 +72,8 @@ void img_budget_release(int64_t bytes)
     pthread_cond_broadcast(&budget_freed);
     pthread_mutex_unlock(&budget_lock);
 }
+
+int64_t img_budget_need(int64_t pixels)
+{
+    return pixels > 0 ? pixels * IMG_BUDGET_PER_PIXEL : 0;
+}

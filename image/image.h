@@ -191,5 +191,8 @@ void img_budget_set(int64_t bytes);
 int64_t img_budget_get(void);
 /* The highest charge held at once since the last img_budget_set (tests). */
 int64_t img_budget_peak(void);
+/* What one decode of an image of `pixels` pixels may charge at most (a
+ * stage checks its budget against its --max-pixels with it). */
+int64_t img_budget_need(int64_t pixels);
 
 #endif /* IMAGE_H */

@@ -258,3 +258,133 @@ int64_t st_dir_syncs(const st_store *s)
 {
     return s->dir_syncs;
 }
+
+static int file_cmp(const void *a, const void *b)
+{
+    const st_file *x = a, *y = b;
+    return (x->num > y->num) - (x->num < y->num);
+}
+
+int st_list(st_store *s, st_file **out, size_t *n, wp_err *err)
+{
+    DIR *d;
+    struct dirent *e;
+    st_file *v = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0;
+
+    *out = NULL;
+    *n = 0;
+    d = opendir(s->dir);
+    if (d == NULL)
+        return wp_err_set(err, WP_EIO, "%s: cannot list: %s", s->dir, strerror(errno));
+    while ((e = readdir(d)) != NULL) {
+        char *end, path[WP_PATH_MAX];
+        struct stat st;
+        long long num = strtoll(e->d_name, &end, 10);
+        if (end == e->d_name || strcmp(end, ".dat") != 0 || num <= 0)
+            continue;
+        if ((rc = file_path(s, num, path, err)) != 0)
+            goto out;
+        if (stat(path, &st) != 0) {
+            rc = wp_err_set(err, WP_EIO, "%s: cannot stat: %s", path, strerror(errno));
+            goto out;
+        }
+        if (len == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            st_file *nv = realloc(v, nc * sizeof *nv);
+            if (nv == NULL) {
+                rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+                goto out;
+            }
+            v = nv;
+            cap = nc;
+        }
+        v[len].num = num;
+        v[len].size = st.st_size;
+        len++;
+    }
+out:
+    closedir(d);
+    if (rc != 0) {
+        free(v);
+        return rc;
+    }
+    if (len > 1)
+        qsort(v, len, sizeof *v, file_cmp);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+int st_rotate(st_store *s, wp_err *err)
+{
+    st_file *files = NULL;
+    size_t n = 0;
+    int64_t next = s->cur_file + 1;
+    int rc;
+
+    if ((rc = st_sync(s, err)) != 0 || (rc = st_list(s, &files, &n, err)) != 0)
+        return rc;
+    if (n > 0 && files[n - 1].num >= next)
+        next = files[n - 1].num + 1;
+    free(files);
+    close(s->cur_fd);
+    s->cur_fd = -1;
+    return open_append(s, next, err);
+}
+
+int st_remove(st_store *s, int64_t file, wp_err *err)
+{
+    char path[WP_PATH_MAX];
+    int rc;
+
+    if (file == s->cur_file)
+        return wp_err_set(err, WP_EINVAL, "%s/%06lld.dat: is the file appends go to", s->dir,
+                          (long long)file);
+    if ((rc = file_path(s, file, path, err)) != 0)
+        return rc;
+    /* drop a cached read descriptor first; st_remove runs with no reader
+     * active (the caller's compaction is the store's only user) */
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->nrfd; i++) {
+        if (s->rfd[i].file == file) {
+            close(s->rfd[i].fd);
+            s->rfd[i] = s->rfd[--s->nrfd];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (unlink(path) != 0 && errno != ENOENT)
+        return wp_err_set(err, WP_EIO, "%s: cannot remove: %s", path, strerror(errno));
+    return wp_fsync_dir(s->dir, err);
+}
+
+int64_t st_current_file(const st_store *s)
+{
+    return s->cur_file;
+}
+
+int st_truncate(st_store *s, int64_t file, int64_t size, wp_err *err)
+{
+    char path[WP_PATH_MAX];
+    int fd, rc;
+
+    if ((rc = file_path(s, file, path, err)) != 0)
+        return rc;
+    if (file == s->cur_file && (rc = st_sync(s, err)) != 0)
+        return rc;
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return wp_err_set(err, WP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (ftruncate(fd, size) != 0 || fsync(fd) != 0) {
+        rc = wp_err_set(err, WP_EIO, "%s: cannot truncate to %lld: %s", path, (long long)size,
+                        strerror(errno));
+        close(fd);
+        return rc;
+    }
+    close(fd);
+    if (file == s->cur_file)
+        s->cur_size = size;
+    return 0;
+}

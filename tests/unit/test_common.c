@@ -808,9 +808,38 @@ static void test_part_ranges_cover(void **state)
         }
 }
 
+/* --max-memory sizes: suffixes are powers of 1024, garbage and overflow
+ * refused; the default grows with workers from 2 GiB (two counted at least). */
+static void test_mem_parse_and_default(void **state)
+{
+    wp_err err = {0};
+    int64_t v = 0;
+    assert_int_equal(wp_mem_parse("1073741824", &v, &err), 0);
+    assert_int_equal(v, (int64_t)1 << 30);
+    assert_int_equal(wp_mem_parse("700M", &v, &err), 0);
+    assert_int_equal(v, (int64_t)700 << 20);
+    assert_int_equal(wp_mem_parse("2GiB", &v, &err), 0);
+    assert_int_equal(v, (int64_t)2 << 30);
+    assert_int_equal(wp_mem_parse("64k", &v, &err), 0);
+    assert_int_equal(v, 64 << 10);
+    const char *bad[] = {"", "M", "-1G", "1.5G", "12Q", "3GX", "99999999999T"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(wp_mem_parse(bad[i], &v, &err), WP_EINVAL);
+    assert_true(wp_mem_default(1) == wp_mem_default(2));
+    assert_true(wp_mem_default(2) >= (int64_t)2 << 30);
+    assert_true(wp_mem_default(2) <= wp_mem_default(4));
+    wp_mem_set((int64_t)700 << 20);
+    assert_true(wp_mem_is_set());
+    assert_int_equal(wp_mem_budget(64), (int64_t)700 << 20);
+    wp_mem_set(0);
+    assert_false(wp_mem_is_set());
+    assert_int_equal(wp_mem_budget(2), wp_mem_default(2));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mem_parse_and_default),
         cmocka_unit_test(test_err_set_and_prefix),
         cmocka_unit_test(test_arena_alignment_and_reset),
         cmocka_unit_test(test_buf_append_printf_steal),

@@ -160,6 +160,57 @@ static void test_new_file_syncs_directory(void **state)
     tl_rmtree(dir);
 }
 
+/* st_rotate moves appends above every existing file (gaps included) and
+ * syncs the new name; st_list sees every file in order; st_remove refuses
+ * the file appends go to and removes the others, evicting a cached read
+ * descriptor so that a later read reports the file missing. */
+static void test_rotate_list_remove(void **state)
+{
+    char *dir = tl_mkdtemp(), path[WP_PATH_MAX];
+    st_store *s = NULL;
+    st_file *v = NULL;
+    size_t n = 0;
+    wp_err err = {0};
+    int64_t f, o;
+    char buf[4];
+    FILE *fp;
+
+    assert_int_equal(st_open(dir, &s, &err), 0);
+    assert_int_equal(st_append(s, "abc", 3, &f, &o, &err), 0);
+    assert_int_equal(f, 1);
+    /* a stray higher file (a copy a killed compaction left) */
+    snprintf(path, sizeof path, "%s/store/000005.dat", dir);
+    fp = fopen(path, "wb");
+    assert_non_null(fp);
+    fputs("zz", fp);
+    fclose(fp);
+    assert_int_equal(st_rotate(s, &err), 0);
+    assert_int_equal(st_current_file(s), 6);
+    assert_int_equal(st_append(s, "de", 2, &f, &o, &err), 0);
+    assert_int_equal(f, 6);
+    assert_int_equal(o, 0);
+    assert_int_equal(st_sync(s, &err), 0);
+    assert_int_equal(st_list(s, &v, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(v[0].num, 1);
+    assert_int_equal(v[0].size, 3);
+    assert_int_equal(v[1].num, 5);
+    assert_int_equal(v[1].size, 2);
+    assert_int_equal(v[2].num, 6);
+    assert_int_equal(v[2].size, 2);
+    free(v);
+    assert_int_equal(st_remove(s, 6, &err), WP_EINVAL);
+    assert_int_equal(st_read(s, 1, 0, buf, 3, &err), 0); /* caches a descriptor */
+    assert_int_equal(st_remove(s, 1, &err), 0);
+    assert_int_equal(st_remove(s, 1, &err), 0); /* already gone: no error */
+    assert_int_equal(st_read(s, 1, 0, buf, 3, &err), WP_ENOENT);
+    assert_int_equal(st_list(s, &v, &n, &err), 0);
+    assert_int_equal(n, 2);
+    free(v);
+    st_close(s);
+    tl_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +219,7 @@ int main(void)
         cmocka_unit_test(test_reopen_continues_appending),
         cmocka_unit_test(test_new_file_syncs_directory),
         cmocka_unit_test(test_file_fills_to_the_limit_exactly),
+        cmocka_unit_test(test_rotate_list_remove),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

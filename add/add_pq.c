@@ -9,7 +9,10 @@
  * with their own arenas. The calling thread, the catalog's only writer,
  * takes the batches as they come and stores them in transactions of
  * batch_rows rows. A bounded pool of batches keeps memory flat: a decoder
- * waits for a free batch when the writer is behind.
+ * waits for a free batch when the writer is behind. With one file (or one
+ * thread) there is nothing to overlap worth a thread (decoding is a few
+ * percent of the catalog insert, bench/bench_parquet.c), so the calling
+ * thread decodes and stores each batch itself.
  */
 #include "add_int.h"
 #include "parquet/parquet.h"
@@ -58,6 +61,16 @@ typedef struct pq_ctx {
     int next_file;
     int running; /* decoders not finished */
     int abort;   /* the writer stopped: decoders end */
+    /* One decoding thread: the calling thread decodes and stores each
+     * batch as it is handed over (no threads, no waiting). */
+    int inline_mode;
+    cat *c;
+    cat_run *run;
+    const wp_reporter *rep;
+    add_stats *st;
+    int pending, rc;
+    uint64_t total;
+    wp_err *err;
 } pq_ctx;
 
 static int by_path(const void *a, const void *b)
@@ -89,8 +102,19 @@ static pq_batch *take_free(pq_ctx *x, int f)
     return b;
 }
 
+static int store_batch(pq_ctx *x, const pq_batch *b);
+static void after_batch(pq_ctx *x);
+
 static void hand_over(pq_ctx *x, pq_batch *b)
 {
+    if (x->inline_mode) { /* stored at once; the batch is free again */
+        if (x->rc == 0)
+            x->rc = store_batch(x, b);
+        after_batch(x);
+        b->next = x->free_list;
+        x->free_list = b;
+        return;
+    }
     pthread_mutex_lock(&x->mu);
     if (x->ready_tail != NULL)
         x->ready_tail->next = b;
@@ -268,27 +292,28 @@ static void report(const wp_reporter *rep, const add_stats *st, uint64_t total)
 }
 
 /* Stores one batch. Returns 0 or a catalog error. */
-static int store_batch(cat *c, pq_ctx *x, const pq_batch *b, cat_run *run, const wp_reporter *rep,
-                       add_stats *st, int *pending, wp_err *err)
+static int store_batch(pq_ctx *x, const pq_batch *b)
 {
     const pq_file *pf = &x->files[b->file];
     int batch = x->o->batch_rows > 0 ? x->o->batch_rows : ADD_BATCH_ROWS;
+    add_stats *st = x->st;
     int rc;
 
     for (int i = 0; i < b->nrec; i++) {
-        if ((rc = add_store(c, &b->rec[i], pf->path, pf->source_id, run, rep, st, err)) != 0)
+        if ((rc = add_store(x->c, &b->rec[i], pf->path, pf->source_id, x->run, x->rep, st,
+                            x->err)) != 0)
             return rc;
-        if (++*pending >= batch) {
-            *pending = 0;
-            if ((rc = add_report_list(run, st, -1, err)) != 0 || (rc = cat_commit(c, err)) != 0 ||
-                (rc = cat_begin(c, err)) != 0)
+        if (++x->pending >= batch) {
+            x->pending = 0;
+            if ((rc = add_report_list(x->run, st, -1, x->err)) != 0 ||
+                (rc = cat_commit(x->c, x->err)) != 0 || (rc = cat_begin(x->c, x->err)) != 0)
                 return rc;
         }
     }
     st->bytes += b->bytes;
     if (b->rg_error) {
         st->bad_row_groups++;
-        wp_report_event(rep, WP_LOG_ERROR, "bad_row_group", "%s (skipped: --continue)", b->msg);
+        wp_report_event(x->rep, WP_LOG_ERROR, "bad_row_group", "%s (skipped: --continue)", b->msg);
     }
     if (b->end) {
         st->row_groups += (uint64_t)b->rgs_read;
@@ -296,10 +321,27 @@ static int store_batch(cat *c, pq_ctx *x, const pq_batch *b, cat_run *run, const
             st->files++;
         } else {
             st->files_failed++;
-            wp_report_event(rep, WP_LOG_ERROR, "error", "%s", b->msg);
+            wp_report_event(x->rep, WP_LOG_ERROR, "error", "%s", b->msg);
         }
     }
     return 0;
+}
+
+/* After a batch was stored: progress, Ctrl-C, and on any error the
+ * decoders are told to end (what they still hand over is dropped). */
+static void after_batch(pq_ctx *x)
+{
+    if (x->rc == 0 && wp_stop_requested())
+        x->rc = wp_err_set(x->err, WP_ESTOP, "add: stopped after %llu rows",
+                           (unsigned long long)x->st->rows);
+    if (x->rc == 0)
+        report(x->rep, x->st, x->total);
+    if (x->rc != 0) {
+        pthread_mutex_lock(&x->mu);
+        x->abort = 1;
+        pthread_cond_broadcast(&x->free_cv);
+        pthread_mutex_unlock(&x->mu);
+    }
 }
 
 int add_parquet(cat *c, char *const *paths, int npaths, const add_opts *o, cat_run *run,
@@ -308,9 +350,9 @@ int add_parquet(cat *c, char *const *paths, int npaths, const add_opts *o, cat_r
     pq_ctx x;
     pq_batch *pool = NULL;
     pthread_t *th = NULL;
-    uint64_t failed0 = st->files_failed, total = 0;
+    uint64_t failed0 = st->files_failed;
     int nthreads = o->threads > 0 ? o->threads : omp_get_max_threads();
-    int started = 0, nbatch = 0, pending = 0, ok_files = 0, rc = 0;
+    int started = 0, nbatch = 0, ok_files = 0, rc = 0;
 
     memset(&x, 0, sizeof x);
     x.o = o;
@@ -354,43 +396,46 @@ int add_parquet(cat *c, char *const *paths, int npaths, const add_opts *o, cat_r
     for (int f = 0; f < npaths; f++) {
         FILE *fp = x.files[f].ok ? fopen(x.files[f].path, "rb") : NULL;
         if (fp != NULL && fseeko(fp, 0, SEEK_END) == 0 && ftello(fp) > 0)
-            total += (uint64_t)ftello(fp);
+            x.total += (uint64_t)ftello(fp);
         if (fp != NULL)
             fclose(fp);
     }
     if ((rc = cat_bulk_mode(c, 1, err)) != 0 || (rc = cat_begin(c, err)) != 0)
         goto out;
-    for (; started < nthreads; started++) {
-        pthread_mutex_lock(&x.mu);
-        x.running++; /* before it starts: it counts itself out when done */
-        pthread_mutex_unlock(&x.mu);
-        if (pthread_create(&th[started], NULL, decoder_main, &x) != 0) {
+    x.c = c;
+    x.run = run;
+    x.rep = rep;
+    x.st = st;
+    x.err = err;
+    if (nthreads == 1) { /* one file, or one thread: decoded here, in order */
+        x.inline_mode = 1;
+        for (int f = 0; f < npaths && x.rc == 0; f++)
+            if (x.files[f].ok && decode_file(&x, f) != 0)
+                break;
+    } else {
+        for (; started < nthreads; started++) {
             pthread_mutex_lock(&x.mu);
-            x.running--;
+            x.running++; /* before it starts: it counts itself out when done */
             pthread_mutex_unlock(&x.mu);
-            break;
+            if (pthread_create(&th[started], NULL, decoder_main, &x) != 0) {
+                pthread_mutex_lock(&x.mu);
+                x.running--;
+                pthread_mutex_unlock(&x.mu);
+                break;
+            }
+        }
+        if (started == 0) {
+            rc = wp_err_set(err, WP_ENOMEM, "add: cannot start a Parquet decoding thread");
+            goto out;
+        }
+        for (pq_batch *b; (b = take_ready(&x)) != NULL;) {
+            if (x.rc == 0)
+                x.rc = store_batch(&x, b);
+            give_back(&x, b);
+            after_batch(&x);
         }
     }
-    if (started == 0) {
-        rc = wp_err_set(err, WP_ENOMEM, "add: cannot start a Parquet decoding thread");
-        goto out;
-    }
-    for (pq_batch *b; (b = take_ready(&x)) != NULL;) {
-        if (rc == 0)
-            rc = store_batch(c, &x, b, run, rep, st, &pending, err);
-        give_back(&x, b);
-        if (rc == 0 && wp_stop_requested())
-            rc = wp_err_set(err, WP_ESTOP, "add: stopped after %llu rows",
-                            (unsigned long long)st->rows);
-        if (rc == 0)
-            report(rep, st, total);
-        if (rc != 0) { /* the decoders end; what they still hand over is dropped */
-            pthread_mutex_lock(&x.mu);
-            x.abort = 1;
-            pthread_cond_broadcast(&x.free_cv);
-            pthread_mutex_unlock(&x.mu);
-        }
-    }
+    rc = x.rc;
     if (rc == 0 || rc == WP_ESTOP) {
         wp_err keep = {0};
         int crc = cat_commit(c, rc == 0 ? err : &keep);

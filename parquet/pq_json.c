@@ -61,17 +61,36 @@ static int put_base64(wp_buf *out, const unsigned char *p, size_t n)
     return wp_buf_puts(out, "\"}");
 }
 
+/* An integer in decimal, without printf (add writes millions). */
+static int put_int(wp_buf *out, int64_t v)
+{
+    char d[24];
+    int n = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        d[sizeof d - 1 - n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
+    if (v < 0)
+        d[sizeof d - 1 - n++] = '-';
+    return wp_buf_append(out, d + sizeof d - n, (size_t)n);
+}
+
 int pq_value_json(const pq_value *v, wp_buf *out)
 {
+    char d[40];
+    int n;
+
     switch (v->type) {
     case PQ_BOOL:
         return wp_buf_puts(out, v->i ? "true" : "false");
     case PQ_INT64:
-        return wp_buf_printf(out, "%lld", (long long)v->i);
-    case PQ_DOUBLE:
+        return put_int(out, v->i);
+    case PQ_DOUBLE: /* formatted once (wp_buf_printf would measure first) */
         if (!isfinite(v->d))
             return wp_buf_puts(out, "null");
-        return wp_buf_printf(out, "%.17g", v->d);
+        n = snprintf(d, sizeof d, "%.17g", v->d);
+        return n > 0 && (size_t)n < sizeof d ? wp_buf_append(out, d, (size_t)n) : WP_EINVAL;
     case PQ_STRING:
         return put_utf8(out, v->s, v->len);
     case PQ_BYTES:

@@ -103,6 +103,7 @@ static pq_batch *take_free(pq_ctx *x, int f)
 }
 
 static int store_batch(pq_ctx *x, const pq_batch *b);
+static int store_one(pq_ctx *x, int f, const add_record *rec);
 static void after_batch(pq_ctx *x);
 
 static void hand_over(pq_ctx *x, pq_batch *b)
@@ -162,6 +163,20 @@ static int decode_file(pq_ctx *x, int f)
         int k = add_reader_next(r, &rec, &e);
         if (k == 0)
             break;
+        if (k > 0 && x->inline_mode) { /* stored as it comes, not copied */
+            int src = x->rc == 0 ? store_one(x, f, &rec) : 0;
+            if (src != 0) {
+                x->rc = src;
+                after_batch(x); /* stops the run */
+            } else if (x->st->rows % PQB_ROWS == 0) {
+                after_batch(x); /* progress and Ctrl-C */
+            }
+            if (x->abort) {
+                add_reader_close(r);
+                return -1;
+            }
+            continue;
+        }
         if (k > 0 && keep_record(b, &rec) != 0)
             k = wp_err_set(&e, WP_ENOMEM, "%s: out of memory", x->files[f].path);
         if (k < 0 && (k != ADD_ESTREAM || !o.keep_going)) {
@@ -291,25 +306,34 @@ static void report(const wp_reporter *rep, const add_stats *st, uint64_t total)
     wp_report_progress(rep, &p);
 }
 
+/* Stores one record of file f, committing every batch_rows. Returns 0 or
+ * a catalog error. */
+static int store_one(pq_ctx *x, int f, const add_record *rec)
+{
+    const pq_file *pf = &x->files[f];
+    int batch = x->o->batch_rows > 0 ? x->o->batch_rows : ADD_BATCH_ROWS;
+    int rc;
+
+    if ((rc = add_store(x->c, rec, pf->path, pf->source_id, x->run, x->rep, x->st, x->err)) != 0)
+        return rc;
+    if (++x->pending >= batch) {
+        x->pending = 0;
+        if ((rc = add_report_list(x->run, x->st, -1, x->err)) != 0 ||
+            (rc = cat_commit(x->c, x->err)) != 0 || (rc = cat_begin(x->c, x->err)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* Stores one batch. Returns 0 or a catalog error. */
 static int store_batch(pq_ctx *x, const pq_batch *b)
 {
-    const pq_file *pf = &x->files[b->file];
-    int batch = x->o->batch_rows > 0 ? x->o->batch_rows : ADD_BATCH_ROWS;
     add_stats *st = x->st;
     int rc;
 
-    for (int i = 0; i < b->nrec; i++) {
-        if ((rc = add_store(x->c, &b->rec[i], pf->path, pf->source_id, x->run, x->rep, st,
-                            x->err)) != 0)
+    for (int i = 0; i < b->nrec; i++)
+        if ((rc = store_one(x, b->file, &b->rec[i])) != 0)
             return rc;
-        if (++x->pending >= batch) {
-            x->pending = 0;
-            if ((rc = add_report_list(x->run, st, -1, x->err)) != 0 ||
-                (rc = cat_commit(x->c, x->err)) != 0 || (rc = cat_begin(x->c, x->err)) != 0)
-                return rc;
-        }
-    }
     st->bytes += b->bytes;
     if (b->rg_error) {
         st->bad_row_groups++;

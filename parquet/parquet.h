@@ -164,10 +164,11 @@ int64_t pq_row_index(const pq_reader *r);
 uint64_t pq_decoded_bytes(const pq_reader *r);
 
 /* Appends v as JSON to out (for pairs.extra): null; true / false; an
- * integer; a double as %.17g (NaN and infinities, which JSON lacks, as
- * null); a string escaped, invalid UTF-8 replaced by U+FFFD; bytes as a
- * string when they are valid UTF-8, else {"base64":"..."}. Returns 0 or
- * WP_ENOMEM (out may then hold part of the value). */
+ * integer; a double as a decimal that reads back as the same double
+ * (the fewest fraction digits when it has a short form, else %.17g; NaN
+ * and infinities, which JSON lacks, as null); a string escaped, invalid UTF-8 replaced by U+FFFD;
+ * bytes as a string when they are valid UTF-8, else {"base64":"..."}. Returns 0 or WP_ENOMEM (out
+ * may then hold part of the value). */
 int pq_value_json(const pq_value *v, wp_buf *out);
 
 /* ---- writing ----------------------------------------------------------- */

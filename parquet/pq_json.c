@@ -76,21 +76,59 @@ static int put_int(wp_buf *out, int64_t v)
     return wp_buf_append(out, d + sizeof d - n, (size_t)n);
 }
 
-int pq_value_json(const pq_value *v, wp_buf *out)
+/* A finite double in the fewest decimals (up to 17 significant) that read
+ * back as the same double. Fast path, without printf: the smallest k with
+ * r = round(|d| * 10^k) an integer below 2^53 and r / 10^k == |d| in IEEE
+ * division, which is the correctly rounded value of the decimal r * 10^-k,
+ * so any correctly rounding reader (strtod, JSON parsers) gets d back.
+ * Otherwise (and for zeros, tiny and huge values) %.17g. */
+static int put_double(wp_buf *out, double d)
 {
-    char d[40];
+    char buf[48];
+    double a = fabs(d), p = 1;
     int n;
 
+    if (a >= 1e-5 && a < 1e15) {
+        for (int k = 0; k <= 17; k++, p *= 10) {
+            double s = a * p, r = nearbyint(s);
+            if (s >= 9007199254740992.0)
+                break;
+            if (r / p != a)
+                continue;
+            char dig[24];
+            int nd = 0, at = 0;
+            uint64_t u = (uint64_t)r;
+            do {
+                dig[nd++] = (char)('0' + u % 10);
+                u /= 10;
+            } while (u > 0);
+            while (nd <= k) /* at least one digit before the point */
+                dig[nd++] = '0';
+            if (d < 0)
+                buf[at++] = '-';
+            for (int i = nd - 1; i >= 0; i--) {
+                buf[at++] = dig[i];
+                if (i == k && k > 0)
+                    buf[at++] = '.';
+            }
+            return wp_buf_append(out, buf, (size_t)at);
+        }
+    }
+    n = snprintf(buf, sizeof buf, "%.17g", d);
+    return n > 0 && (size_t)n < sizeof buf ? wp_buf_append(out, buf, (size_t)n) : WP_EINVAL;
+}
+
+int pq_value_json(const pq_value *v, wp_buf *out)
+{
     switch (v->type) {
     case PQ_BOOL:
         return wp_buf_puts(out, v->i ? "true" : "false");
     case PQ_INT64:
         return put_int(out, v->i);
-    case PQ_DOUBLE: /* formatted once (wp_buf_printf would measure first) */
+    case PQ_DOUBLE:
         if (!isfinite(v->d))
             return wp_buf_puts(out, "null");
-        n = snprintf(d, sizeof d, "%.17g", v->d);
-        return n > 0 && (size_t)n < sizeof d ? wp_buf_append(out, d, (size_t)n) : WP_EINVAL;
+        return put_double(out, v->d);
     case PQ_STRING:
         return put_utf8(out, v->s, v->len);
     case PQ_BYTES:

@@ -59,6 +59,10 @@ struct add_reader {
     pq_reader *pq;
     pq_value pqv[2 + ADD_KEEP_MAX];
     int pq_done;
+    int pq_rg;          /* the next row group to look at */
+    int64_t pq_rg_base; /* this file's first row group in the run's numbering */
+    int part_i, part_n; /* --part I/N: row groups (base + g) % N == I - 1 */
+    int pq_rgs_read;    /* row groups read whole */
 };
 
 static const char *const bad_names[ADD_BAD_NREASONS] = {
@@ -650,6 +654,23 @@ fail:
     return rc;
 }
 
+int add_reader_row_groups(const add_reader *r)
+{
+    return r->pq != NULL ? pq_num_row_groups(r->pq) : -1;
+}
+
+int add_reader_row_groups_read(const add_reader *r)
+{
+    return r->pq_rgs_read;
+}
+
+void add_reader_set_part(add_reader *r, int64_t rg_base, int part_i, int part_n)
+{
+    r->pq_rg_base = rg_base;
+    r->part_i = part_i;
+    r->part_n = part_n;
+}
+
 const char *add_reader_skipped(const add_reader *r, int i)
 {
     return r->pq != NULL ? pq_skipped(r->pq, i) : NULL;
@@ -911,15 +932,28 @@ static int next_parquet(add_reader *r, add_record *rec, wp_err *err)
 
     if (r->pq_done)
         return 0;
-    rc = pq_stream_next(r->pq, 1, 1, r->pqv, err);
-    if (rc <= 0) {
-        r->pq_done = 1;
-        if (rc < 0) { /* err names the file, row group, column and page */
+    while (!pq_next_row(r->pq, r->pqv)) {
+        int g = r->pq_rg;
+        while (g < pq_num_row_groups(r->pq) &&
+               !pq_part_has(r->pq_rg_base + g, r->part_i, r->part_n))
+            g++;
+        r->pq_rg = g + 1;
+        if (g >= pq_num_row_groups(r->pq)) {
+            r->pq_done = 1;
+            return 0;
+        }
+        if ((rc = pq_read_row_group(r->pq, g, err)) < 0) {
+            /* err names the file, row group, column and page; the next call
+             * goes on with the next row group (--continue). */
+            if (rc == WP_ENOMEM) {
+                r->pq_done = 1;
+                return rc;
+            }
             char msg[WP_ERR_MAX];
             snprintf(msg, sizeof msg, "%s", err->msg);
             return wp_err_set(err, ADD_ESTREAM, "%s", msg);
         }
-        return 0;
+        r->pq_rgs_read++;
     }
     rec->line = pq_row_index(r->pq) + 1;
     if (v[0].type != PQ_STRING && v[0].type != PQ_BYTES) {
@@ -1037,14 +1071,67 @@ static void progress(const wp_reporter *rep, add_reader *r, const add_stats *st)
     wp_report_progress(rep, &p);
 }
 
+int add_source(cat *c, const char *path, const add_reader *r, int64_t *source_id, wp_err *err)
+{
+    wp_buf params = {0};
+    wp_json j;
+    int rc;
+    wp_json_init(&j, &params);
+    wp_json_obj_begin(&j, NULL);
+    wp_json_str(&j, "format", format_name(r->format));
+    wp_json_str(&j, "url_col", r->url_col);
+    wp_json_str(&j, "text_col", r->text_col);
+    wp_json_obj_end(&j);
+    rc = wp_json_finish(&j) != 0
+             ? wp_err_set(err, WP_ENOMEM, "out of memory")
+             : cat_source_get_or_add(c, "list", path, params.data, source_id, err);
+    wp_buf_free(&params);
+    return rc;
+}
+
+int add_store(cat *c, const add_record *rec, const char *name, int64_t source_id, cat_run *run,
+              const wp_reporter *rep, add_stats *st, wp_err *err)
+{
+    char origin[WP_PATH_MAX + 32];
+    cat_pair_in in;
+    int is_new = 0, rc;
+
+    st->rows++;
+    if (rec->bad != ADD_BAD_NONE) {
+        st->bad++;
+        st->bad_by[rec->bad]++;
+        if (st->reported < ADD_BAD_REPORT)
+            wp_report_event(rep, WP_LOG_WARN, "bad_row", "%s:%lld: %s: %s", name,
+                            (long long)rec->line, add_bad_name(rec->bad), rec->detail);
+        st->reported++;
+        return 0;
+    }
+    snprintf(origin, sizeof origin, "%s:%lld", name, (long long)rec->line);
+    memset(&in, 0, sizeof in);
+    in.url = rec->url;
+    in.url_len = rec->url_len;
+    in.text = rec->text;
+    in.text_len = rec->text_len;
+    in.source_id = source_id;
+    in.origin = origin;
+    in.extra_json = rec->extra_json;
+    in.run_id = run != NULL ? cat_run_id(run) : 0;
+    if ((rc = cat_pair_add(c, &in, NULL, NULL, &is_new, err)) != 0)
+        return rc;
+    if (is_new) {
+        st->added++;
+        st->empty_text += rec->text_missing != 0;
+    } else {
+        st->duplicates++;
+    }
+    return 0;
+}
+
 int add_list(cat *c, const char *path, const add_opts *o, cat_run *run, const wp_reporter *rep,
              add_stats *st, wp_err *err)
 {
     add_reader *r = NULL;
     add_record rec;
-    wp_buf params = {0};
-    wp_json pj;
-    char origin[WP_PATH_MAX + 32];
     int64_t source_id = 0;
     int batch = o->batch_rows > 0 ? o->batch_rows : ADD_BATCH_ROWS;
     int n = 0, since_tick = 0, rc, k;
@@ -1057,23 +1144,11 @@ int add_list(cat *c, const char *path, const add_opts *o, cat_run *run, const wp
     for (int i = 0; add_reader_skipped(r, i) != NULL; i++)
         wp_report_event(rep, WP_LOG_INFO, "parquet_skipped", "%s: nested column '%s' skipped", path,
                         add_reader_skipped(r, i));
-    wp_json_init(&pj, &params);
-    wp_json_obj_begin(&pj, NULL);
-    wp_json_str(&pj, "format", format_name(r->format));
-    wp_json_str(&pj, "url_col", r->url_col);
-    wp_json_str(&pj, "text_col", r->text_col);
-    wp_json_obj_end(&pj);
-    if (wp_json_finish(&pj) != 0) {
-        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = cat_source_get_or_add(c, "list", path, params.data, &source_id, err)) != 0)
+    if ((rc = add_source(c, path, r, &source_id, err)) != 0)
         goto out;
     if ((rc = cat_bulk_mode(c, 1, err)) != 0 || (rc = cat_begin(c, err)) != 0)
         goto out;
     for (;;) {
-        cat_pair_in in;
-        int is_new = 0;
         if (++since_tick >= ADD_PROGRESS_ROWS) {
             since_tick = 0;
             progress(rep, r, st);
@@ -1097,34 +1172,8 @@ int add_list(cat *c, const char *path, const add_opts *o, cat_run *run, const wp
             continue; /* another part's record */
         }
         recno++;
-        st->rows++;
-        if (rec.bad != ADD_BAD_NONE) {
-            st->bad++;
-            st->bad_by[rec.bad]++;
-            if (st->reported < ADD_BAD_REPORT)
-                wp_report_event(rep, WP_LOG_WARN, "bad_row", "%s:%lld: %s: %s", r->name,
-                                (long long)rec.line, add_bad_name(rec.bad), rec.detail);
-            st->reported++;
-            continue;
-        }
-        snprintf(origin, sizeof origin, "%s:%lld", r->name, (long long)rec.line);
-        memset(&in, 0, sizeof in);
-        in.url = rec.url;
-        in.url_len = rec.url_len;
-        in.text = rec.text;
-        in.text_len = rec.text_len;
-        in.source_id = source_id;
-        in.origin = origin;
-        in.extra_json = rec.extra_json;
-        in.run_id = run != NULL ? cat_run_id(run) : 0;
-        if ((rc = cat_pair_add(c, &in, NULL, NULL, &is_new, err)) != 0)
+        if ((rc = add_store(c, &rec, r->name, source_id, run, rep, st, err)) != 0)
             break;
-        if (is_new) {
-            st->added++;
-            st->empty_text += rec.text_missing != 0;
-        } else {
-            st->duplicates++;
-        }
         if (++n >= batch) {
             n = 0;
             if ((rc = add_report_list(run, st, -1, err)) != 0 || (rc = cat_commit(c, err)) != 0)
@@ -1155,6 +1204,5 @@ out:
     else if (rc != WP_ESTOP)
         st->files_failed++;
     add_reader_close(r);
-    wp_buf_free(&params);
     return rc;
 }

@@ -84,6 +84,9 @@ typedef struct add_opts {
                         * by its number), so one host's pairs are in one part */
     wp_part records;   /* add_list: only the records (0-based, bad ones counted)
                         * in this part; n <= 1: all (add_run_lists sets it) */
+    int keep_going;    /* --continue: a Parquet row group that cannot be read
+                        * is reported, counted and skipped */
+    int threads;       /* Parquet decoding threads; 0: OpenMP's maximum */
 } add_opts;
 
 /* The defaults: format from the file name, columns url and caption, no
@@ -141,8 +144,10 @@ typedef struct add_stats {
     uint64_t empty_text;   /* stored with an empty caption */
     uint64_t bad;          /* rows not stored */
     uint64_t bad_by[ADD_BAD_NREASONS];
-    uint64_t reported; /* bad rows reported one by one so far */
-    uint64_t bytes;    /* input bytes consumed (compressed) */
+    uint64_t reported;       /* bad rows reported one by one so far */
+    uint64_t bytes;          /* input bytes consumed (compressed) */
+    uint64_t row_groups;     /* Parquet row groups read (this part's) */
+    uint64_t bad_row_groups; /* Parquet row groups skipped by --continue */
 } add_stats;
 
 /* Adds every good row of path to the catalog as a pair, in transactions of
@@ -194,13 +199,34 @@ int add_files_list(cat *c, st_store *s, const char *list, cat_run *run, const wp
 /* ---- the stage ---------------------------------------------------------- */
 
 /* `witpipe add FILE...`: one run (stage "add", params: the options and
- * inputs), add_list on each file in turn. A file that cannot be read to its
- * end is reported through rep ("error", with its message) and the others
- * are still read; then the run fails with ADD_EINPUT. Returns 0, ADD_EINPUT,
+ * inputs). An argument that names no file but holds * ? or [ is a glob,
+ * expanded here in byte order (one that matches nothing is an input that
+ * could not be read). Text lists are read one after the other with
+ * add_list; Parquet files (by their magic) with add_parquet, in parallel.
+ * A file that cannot be read to its end is reported through rep ("error",
+ * with its message) and the others are still read; then the run fails with
+ * ADD_EINPUT. Returns 0, ADD_EINPUT, WP_EINVAL (--part with a text list),
  * WP_ESTOP (rows read so far are kept), CAT_ESQL or WP_ENOMEM; the run's
  * counts are st as JSON. */
 int add_run_lists(cat *c, char *const *paths, int npaths, const add_opts *o, const wp_reporter *rep,
                   add_stats *st, wp_err *err);
+/* Parquet files into the catalog, decoded in parallel (o->threads, at
+ * most one per file) while the calling thread, the catalog's only writer,
+ * stores their rows in transactions of batch_rows, each file a source as
+ * add_list makes it. The catalog gets the same pairs (uids, texts, extra,
+ * origins) and st the same counts as add_list on each file in turn; only
+ * the order of rows (pair ids) may differ. Row groups are numbered across
+ * the files in byte order of their paths, and --part I/N reads those with
+ * number % N == I - 1. A row group that cannot be read ends its file
+ * (earlier row groups stay) unless o->keep_going, which reports it ("error"
+ * event naming file, row group, column and page), counts it in
+ * st->bad_row_groups and reads the file's other row groups. Each file that
+ * cannot be opened or read to its end is reported and counted in
+ * st->files_failed; returns 0 when none, else ADD_EINPUT, or WP_ESTOP,
+ * CAT_ESQL, WP_ENOMEM (the run stops; committed rows stay). */
+int add_parquet(cat *c, char *const *paths, int npaths, const add_opts *o, cat_run *run,
+                const wp_reporter *rep, add_stats *st, wp_err *err);
+
 /* `witpipe add --files DIR` (list NULL) or `--files-list LIST` (dir NULL):
  * one run around add_files_dir / add_files_list; returns what they do. */
 int add_run_files(cat *c, st_store *s, const char *dir, const char *list, const wp_reporter *rep,

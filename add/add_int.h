@@ -18,4 +18,22 @@ int add_report_files(cat_run *run, const add_files_stats *st, double elapsed, wp
 char *add_list_counts(const add_stats *st, double elapsed);
 char *add_files_counts(const add_files_stats *st, double elapsed);
 
+/* Parquet readers (0 or -1 for text ones): the file's row group count
+ * (-1 for a text list), and the part of the run's row groups to read:
+ * row group g of this file is read when pq_part_has(rg_base + g, I, N). */
+int add_reader_row_groups(const add_reader *r);
+int add_reader_row_groups_read(const add_reader *r); /* so far, whole ones */
+void add_reader_set_part(add_reader *r, int64_t rg_base, int part_i, int part_n);
+
+/* The list source of path as add_list records it (kind "list", params: the
+ * format and columns): its id in *source_id. Returns 0, WP_ENOMEM or the
+ * catalog's error. */
+int add_source(cat *c, const char *path, const add_reader *r, int64_t *source_id, wp_err *err);
+/* One record into the catalog (inside the caller's transaction): a bad
+ * one counted by reason in st and the first ADD_BAD_REPORT reported with
+ * name:line, a good one stored as a pair of source_id with origin
+ * name:line. Returns 0 or the catalog's error. */
+int add_store(cat *c, const add_record *rec, const char *name, int64_t source_id, cat_run *run,
+              const wp_reporter *rep, add_stats *st, wp_err *err);
+
 #endif /* ADD_INT_H */

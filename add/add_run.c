@@ -7,7 +7,11 @@
  */
 #include "add_int.h"
 
+#include "parquet/parquet.h"
+
+#include <glob.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +48,10 @@ char *add_list_counts(const add_stats *st, double elapsed)
     json_object_set_new(j, "empty_text", json_integer((json_int_t)st->empty_text));
     json_object_set_new(j, "bad", json_integer((json_int_t)st->bad));
     json_object_set_new(j, "bytes", json_integer((json_int_t)st->bytes));
+    if (st->row_groups > 0 || st->bad_row_groups > 0) { /* Parquet inputs */
+        json_object_set_new(j, "row_groups", json_integer((json_int_t)st->row_groups));
+        json_object_set_new(j, "bad_row_groups", json_integer((json_int_t)st->bad_row_groups));
+    }
     for (int i = 1; i < ADD_BAD_NREASONS; i++)
         if (st->bad_by[i] > 0)
             json_object_set_new(bad, add_bad_name(i), json_integer((json_int_t)st->bad_by[i]));
@@ -94,10 +102,11 @@ int add_report_files(cat_run *run, const add_files_stats *st, double elapsed, wp
 
 static const char *format_word(int f)
 {
-    return f == ADD_FMT_TSV     ? "tsv"
-           : f == ADD_FMT_CSV   ? "csv"
-           : f == ADD_FMT_JSONL ? "jsonl"
-                                : "auto";
+    return f == ADD_FMT_TSV       ? "tsv"
+           : f == ADD_FMT_CSV     ? "csv"
+           : f == ADD_FMT_JSONL   ? "jsonl"
+           : f == ADD_FMT_PARQUET ? "parquet"
+                                  : "auto";
 }
 
 /* The run's params: the options, and the inputs as given. */
@@ -125,6 +134,8 @@ static char *params_json(const add_opts *o, char *const *paths, int npaths, cons
         json_object_set_new(j, "part", json_string(part));
         json_object_set_new(j, "part_by", json_string(o->part_by_host ? "host" : "records"));
     }
+    if (o->keep_going)
+        json_object_set_new(j, "continue", json_true());
     if (dir != NULL)
         json_object_set_new(j, "files", json_string(dir));
     if (list != NULL)
@@ -146,26 +157,119 @@ static int begin(cat *c, char *pjs, cat_run **run, wp_err *err)
     return rc;
 }
 
+/* 1 when path should be read as Parquet: --format parquet, or its magic
+ * when the format is left to the content. */
+static int is_parquet(const char *path, const add_opts *o)
+{
+    unsigned char head[4];
+    FILE *f;
+    size_t n;
+    if (o->format == ADD_FMT_PARQUET)
+        return 1;
+    if (o->format != ADD_FMT_AUTO || strcmp(path, "-") == 0)
+        return 0;
+    if ((f = fopen(path, "rb")) == NULL)
+        return 0;
+    n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return pq_magic(head, n);
+}
+
+static int has_wildcard(const char *s)
+{
+    return strpbrk(s, "*?[") != NULL;
+}
+
+/* The inputs with globs expanded (an argument that names an existing file
+ * is taken as it is). A glob matching nothing is reported and counted as
+ * a failed input. Returns 0 or WP_ENOMEM; *out holds malloc'ed copies. */
+static int expand(char *const *paths, int npaths, const wp_reporter *rep, add_stats *st,
+                  char ***out, int *nout, wp_err *err)
+{
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+
+    for (int i = 0; i < npaths && rc == 0; i++) {
+        glob_t g;
+        size_t k;
+        int use_glob = has_wildcard(paths[i]) && !wp_file_exists(paths[i]);
+        memset(&g, 0, sizeof g);
+        if (use_glob) {
+            int grc = glob(paths[i], GLOB_ERR, NULL, &g);
+            if (grc == GLOB_NOSPACE) {
+                rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+                break;
+            }
+            if (grc != 0 || g.gl_pathc == 0) {
+                wp_report_event(rep, WP_LOG_ERROR, "error", "%s: no file matches", paths[i]);
+                st->files_failed++;
+                globfree(&g);
+                continue;
+            }
+        }
+        k = use_glob ? g.gl_pathc : 1;
+        for (size_t j = 0; j < k && rc == 0; j++) {
+            if (n == cap) {
+                size_t nc = cap ? 2 * cap : 16;
+                char **nv = realloc(v, nc * sizeof *nv);
+                if (nv == NULL) {
+                    rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+                    break;
+                }
+                v = nv;
+                cap = nc;
+            }
+            if ((v[n] = strdup(use_glob ? g.gl_pathv[j] : paths[i])) == NULL)
+                rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+            else
+                n++;
+        }
+        if (use_glob)
+            globfree(&g);
+    }
+    *out = v;
+    *nout = (int)n;
+    return rc;
+}
+
 int add_run_lists(cat *c, char *const *paths, int npaths, const add_opts *o, const wp_reporter *rep,
                   add_stats *st, wp_err *err)
 {
     cat_run *run = NULL;
     double t0 = wp_now();
-    uint64_t failed = 0;
+    char **in = NULL, **pq = NULL;
+    int nin = 0, npq = 0, ntext = 0, by_file = 0;
     char *cj;
     int rc = 0;
     add_opts lo = *o;
-    int by_file = !wp_part_all(&o->part) && npaths >= o->part.n && !o->part_by_host;
 
     memset(st, 0, sizeof *st);
-    lo.records = by_file || wp_part_all(&o->part) ? WP_PART_ALL : o->part;
     if ((rc = begin(c, params_json(o, paths, npaths, NULL, NULL), &run, err)) != 0)
         return rc;
-    for (int i = 0; i < npaths; i++) {
+    if ((rc = expand(paths, npaths, rep, st, &in, &nin, err)) != 0)
+        goto end;
+    if ((pq = calloc((size_t)nin + 1, sizeof *pq)) == NULL) {
+        rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+        goto end;
+    }
+    for (int i = 0; i < nin; i++)
+        if (is_parquet(in[i], o))
+            pq[npq++] = in[i];
+    /* --part on text lists: whole files when there are at least N of them,
+     * else every N-th record (or, --part-by host, the part's hosts); the
+     * Parquet files split by row group (add_parquet) */
+    by_file = !wp_part_all(&o->part) && nin - npq >= o->part.n && !o->part_by_host;
+    lo.records = by_file || wp_part_all(&o->part) ? WP_PART_ALL : o->part;
+    /* Text lists one after the other, then the Parquet files in parallel. */
+    for (int i = 0; i < nin; i++) {
         wp_err fe = {0};
-        if (by_file && !wp_part_has(&o->part, (uint64_t)i))
+        int k;
+        if (is_parquet(in[i], o))
+            continue;
+        if (by_file && !wp_part_has(&o->part, (uint64_t)ntext++))
             continue; /* another part's file */
-        int k = add_list(c, paths[i], &lo, run, rep, st, &fe);
+        k = add_list(c, in[i], &lo, run, rep, st, &fe);
         if (k == 0)
             continue;
         if (k == WP_ESTOP || k == CAT_ESQL || k == WP_ENOMEM) {
@@ -176,14 +280,23 @@ int add_run_lists(cat *c, char *const *paths, int npaths, const add_opts *o, con
         }
         /* This file could not be (fully) read; the others still are. */
         wp_report_event(rep, WP_LOG_ERROR, "error", "%s", fe.msg);
-        failed++;
     }
-    if (rc == 0 && failed > 0)
+    if (rc == 0 && npq > 0) {
+        rc = add_parquet(c, pq, npq, o, run, rep, st, err);
+        if (rc == ADD_EINPUT)
+            rc = 0; /* each file was reported; counted below with the others */
+    }
+    if (rc == 0 && st->files_failed > 0)
         rc = wp_err_set(err, ADD_EINPUT, "%llu of %d input files could not be read to their end",
-                        (unsigned long long)failed, npaths);
+                        (unsigned long long)st->files_failed, nin);
+end:
     cj = add_list_counts(st, wp_now() - t0);
     rc = cat_run_end(run, rc, cj, err);
     free(cj);
+    for (int i = 0; i < nin; i++)
+        free(in[i]);
+    free(in);
+    free(pq);
     return rc;
 }
 

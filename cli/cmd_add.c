@@ -25,7 +25,8 @@ enum {
     O_FILES_LIST,
     O_NOCRC,
     O_PART,
-    O_PARTBY
+    O_PARTBY,
+    O_CONTINUE,
 };
 
 static const cli_opt add_opts_table[] = {
@@ -40,11 +41,18 @@ static const cli_opt add_opts_table[] = {
      "metadata (TSV/CSV: strings; JSONL: any value;\nParquet: typed integers, doubles, strings, "
      "booleans,\nnulls)"},
     {"no-verify-crc", 0, no_argument, O_NOCRC, NULL, "Parquet: do not check page CRCs"},
+    {"continue", 0, no_argument, O_CONTINUE, NULL,
+     "Parquet: a row group that cannot be read (a corrupt\n"
+     "page, a CRC mismatch) is reported, counted and\n"
+     "skipped, and the file's other row groups are read"},
     {"batch", 0, required_argument, O_BATCH, "N", "rows per catalog transaction (default 50000)"},
     {"part", 0, required_argument, O_PART, "I/N",
-     "only part I of N of the lists: whole files when there\n"
-     "are at least N (file k when k mod N = I-1), else\n"
-     "every N-th record of each file"},
+     "only part I of N: Parquet files by row group (the\n"
+     "row groups of all of them numbered in byte order of\n"
+     "their paths, those with number mod N = I-1); text\n"
+     "lists as whole files when there are at least N (file\n"
+     "k when k mod N = I-1), else every N-th record of each\n"
+     "file (docs/scale-out.md)"},
     {"part-by", 0, required_argument, O_PARTBY, "records|host",
      "host: --part takes the records whose image URL's host\n"
      "is in the part (every file is read), as fetch --part\n"
@@ -83,7 +91,9 @@ const cli_cmd cli_cmd_add = {
              "Parquet files (LAION, DataComp, COYO and img2dataset metadata) are told by\n"
              "their PAR1 magic whatever their name, read row group by row group with\n"
              "bounded memory by witpipe's own reader (parquet/); nested columns other\n"
-             "than the ones named are skipped and said so.\n"
+             "than the ones named are skipped and said so. Several Parquet files are\n"
+             "decoded in parallel (OMP_NUM_THREADS threads, one per file). A FILE with\n"
+             "* ? or [ that names no file is a glob, expanded by witpipe.\n"
              "FILE '-' reads standard input (give --format).\n"
              "\n"
              "Files are streamed: memory stays flat however long they are. A row with\n"
@@ -93,9 +103,10 @@ const cli_cmd cli_cmd_add = {
              "reported with file:line, the run goes on. An exact duplicate (same URL and\n"
              "caption) is stored once. A row with an empty caption is stored and counted.\n",
     .opts = add_opts_table,
-    .epilog = "Exit status: 0 when every input was read to its end (bad rows included),\n"
-              "1 when an input could not be read or broke off (a truncated gzip: rows\n"
-              "before the damage are kept), 2 usage error.\n",
+    .epilog = "Exit status: 0 when every input was read to its end (bad rows included,\n"
+              "and Parquet row groups skipped by --continue), 1 when an input could not\n"
+              "be read or broke off (a truncated gzip, a corrupt Parquet page without\n"
+              "--continue: rows before the damage are kept), 2 usage error.\n",
 };
 
 static int parse_keep(const char *arg, char *copy, add_opts *o)
@@ -144,6 +155,9 @@ static void print_lists(cli_ctx *ctx, const add_stats *st, double el)
                                     (unsigned long long)st->bad_by[i]);
     if (off > 0 && off < sizeof reasons - 1)
         strcat(reasons, ")");
+    if (st->bad_row_groups > 0)
+        cli_warn(ctx, "%llu Parquet row group(s) could not be read and were skipped (--continue)",
+                 (unsigned long long)st->bad_row_groups);
     cli_info(ctx,
              "added %llu pairs from %llu rows in %llu file(s): %llu duplicates, %llu with "
              "empty caption, %llu bad rows%s; %.1f s, %.0f rows/s",
@@ -180,6 +194,9 @@ static int cmd_add(cli_ctx *ctx, int argc, char **argv)
             break;
         case O_NOCRC:
             o.no_verify_crc = 1;
+            break;
+        case O_CONTINUE:
+            o.keep_going = 1;
             break;
         case O_URL:
             if (optarg[0] == '\0')

@@ -237,18 +237,78 @@ static int put_number(wp_json *j, const char *key, const char *num)
     return end_value(j);
 }
 
+/* u in decimal at the end of d[0..24), returning where it starts; without
+ * printf: add writes millions of kept columns. */
+static char *decimal(char d[24], uint64_t u)
+{
+    char *w = d + 23;
+    *w = '\0';
+    do {
+        *--w = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
+    return w;
+}
+
 int wp_json_int(wp_json *j, const char *key, int64_t v)
 {
     char num[24];
-    snprintf(num, sizeof num, "%" PRId64, v);
-    return put_number(j, key, num);
+    char *w = decimal(num, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+    if (v < 0)
+        *--w = '-';
+    return put_number(j, key, w);
 }
 
 int wp_json_uint(wp_json *j, const char *key, uint64_t v)
 {
     char num[24];
-    snprintf(num, sizeof num, "%" PRIu64, v);
-    return put_number(j, key, num);
+    return put_number(j, key, decimal(num, v));
+}
+
+/* The shortest form's fast path, without printf: the smallest k with
+ * r = round(|v| * 10^k) an integer below 2^53 and r / 10^k == |v| in IEEE
+ * division. That division is the correctly rounded value of the decimal
+ * r * 10^-k, so every correctly rounding reader (strtod, JSON parsers)
+ * reads v back. Writes the decimal (with ".0" when k is 0) to num and
+ * returns 1, or returns 0 when v is outside [1e-5, 1e15) or no such k is
+ * found (the caller then uses %g). */
+static int short_decimal(double v, char num[48])
+{
+    double a = fabs(v), p = 1;
+    if (!(a >= 1e-5 && a < 1e15))
+        return 0;
+    for (int k = 0; k <= 17; k++, p *= 10) {
+        double sc = a * p, r = nearbyint(sc);
+        if (sc >= 9007199254740992.0)
+            return 0;
+        if (r / p != a)
+            continue;
+        char dig[24], *d = decimal(dig, (uint64_t)r), *w = num;
+        int nd = (int)strlen(d);
+        if (v < 0)
+            *w++ = '-';
+        if (nd <= k) { /* 0.000ddd */
+            *w++ = '0';
+            *w++ = '.';
+            for (int z = 0; z < k - nd; z++)
+                *w++ = '0';
+            memcpy(w, d, (size_t)nd);
+            w += nd;
+        } else {
+            memcpy(w, d, (size_t)(nd - k));
+            w += nd - k;
+            *w++ = '.';
+            if (k == 0) {
+                *w++ = '0'; /* integral: a ".0", so readers see a real */
+            } else {
+                memcpy(w, d + nd - k, (size_t)k);
+                w += k;
+            }
+        }
+        *w = '\0';
+        return 1;
+    }
+    return 0;
 }
 
 /* v with "%.<digits>g"; digits 0: the shortest that reads back as v
@@ -261,6 +321,8 @@ static int put_real(wp_json *j, const char *key, double v, int digits)
         return wp_json_null(j, key); /* RFC 8259 section 6: no NaN, no Infinity */
     if (digits > 0) {
         snprintf(num, sizeof num, "%.*g", digits > 17 ? 17 : digits, v);
+    } else if (short_decimal(v, num)) {
+        return put_number(j, key, num);
     } else {
         for (int prec = 1; prec <= 17; prec++) {
             snprintf(num, sizeof num, "%.*g", prec, v);

@@ -308,8 +308,9 @@ int wp_utf8_printable(const char *s, size_t n, wp_buf *out);
  * commas, escapes strings per RFC 8259 section 7 ('"', '\\' and control
  * characters; nothing else), writes only valid UTF-8 (each invalid input
  * sequence becomes U+FFFD, as wp_utf8_repair), writes NaN and infinities as
- * null and reals as the shortest %g that reads back exactly (with ".0" when
- * integral, so they read back as reals). Its bytes are jansson's for the
+ * null and reals in a short form that reads back exactly: between 1e-5 and
+ * 1e15 the fewest decimals that do (0.1, 0.00001), elsewhere the shortest
+ * %g (with ".0" when integral, so they read back as reals). Its bytes are jansson's for the
  * same calls (JSON_COMPACT, or JSON_INDENT(n) after wp_json_set_indent;
  * keys in call order as JSON_PRESERVE_ORDER), except reals: jansson's
  * default writes 17 digits (0.1 as 0.10000000000000001), which

@@ -127,8 +127,10 @@ int pq_find_column(const pq_reader *r, const char *name, wp_err *err);
 int pq_select(pq_reader *r, const int *cols, int n);
 
 /* The row groups that part i of n (1-based, as --part I/N) reads: every
- * row group rg with rg % n == i - 1. Returns 1 if rg belongs to the part. */
-int pq_part_has(int rg, int part_i, int part_n);
+ * row group rg with rg % n == i - 1, rg counted in one file or, for `add`
+ * of several files, across all of them in byte order of their names.
+ * Returns 1 if rg belongs to the part (always when n <= 1). */
+int pq_part_has(int64_t rg, int part_i, int part_n);
 
 /* Reads and decodes row group rg's selected columns, replacing the previous
  * row group's values (the memory of one row group is kept at a time). On

@@ -69,6 +69,7 @@ struct pq_reader {
     int rg;          /* the row group loaded, -1 none */
     int stream_next; /* the next row group pq_stream_next considers */
     int64_t rg_rows, cur;
+    int64_t rg_first; /* the file's index of the loaded row group's first row */
     uint64_t decoded;
 
     /* reusable scratch */
@@ -473,7 +474,7 @@ uint64_t pq_decoded_bytes(const pq_reader *r)
     return r->decoded;
 }
 
-int pq_part_has(int rg, int part_i, int part_n)
+int pq_part_has(int64_t rg, int part_i, int part_n)
 {
     if (part_n <= 1)
         return 1;
@@ -985,6 +986,9 @@ int pq_read_row_group(pq_reader *r, int rg, wp_err *err)
                           rg, (long long)rows, (long long)r->o.max_rg_rows);
     r->rg_rows = rows;
     r->rg = rg;
+    r->rg_first = 0;
+    for (int g = 0; g < rg; g++)
+        r->rg_first += r->m.rgs[g].num_rows;
     for (int k = 0; k < r->nsel; k++) {
         int rc = read_chunk(r, rg, k, err);
         if (rc != 0) {
@@ -1048,8 +1052,5 @@ int64_t pq_row_index(const pq_reader *r)
 {
     if (r->rg < 0 || r->cur == 0)
         return -1;
-    int64_t base = 0;
-    for (int g = 0; g < r->rg; g++)
-        base += r->m.rgs[g].num_rows;
-    return base + r->cur - 1;
+    return r->rg_first + r->cur - 1;
 }

@@ -14,10 +14,12 @@ import io
 import json
 import os
 import shutil
+import struct
 import tarfile
 import tempfile
 import unittest
 
+from tests.integration import pq_spec_reader
 from tests.integration.schema_check import validate
 from tests.integration.test_fetch_cli import IMAGES, Server, need_fixtures, run
 
@@ -121,8 +123,18 @@ class ExportCli(unittest.TestCase):
                      "--compression", comp, "--row-group-rows", "3"])
             self.assertEqual(r.returncode, 0, r.stderr)
             with open(pq, "rb") as f:
-                head = f.read(4)
-            self.assertEqual(head, b"PAR1")
+                buf = f.read()
+            self.assertEqual(buf[:4], b"PAR1")
+            # the footer, decoded by the independent reader's Thrift code:
+            # row groups of --row-group-rows rows, every chunk in --compression
+            (flen,) = struct.unpack("<I", buf[-8:-4])
+            meta = pq_spec_reader.Thrift(buf, len(buf) - 8 - flen).struct()
+            self.assertEqual(meta[3], len(rows_all))
+            self.assertEqual([rg[3] for rg in meta[4]],
+                             [min(3, len(rows_all) - i) for i in range(0, len(rows_all), 3)])
+            codec = {"snappy": 1, "zstd": 6}[comp]
+            for rg in meta[4]:
+                self.assertEqual({cc[3][4] for cc in rg[1]}, {codec})
             c3 = os.path.join(self.dir, "pq-" + comp)
             self.assertEqual(run(["init", c3]).returncode, 0)
             r = run(["-q", "-C", c3, "add", pq, "--keep-cols", "kept,clip_score,width"])

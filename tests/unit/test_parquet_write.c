@@ -444,6 +444,41 @@ static void test_value_json(void **state)
      * jansson writes it (\n), invalid UTF-8 as U+FFFD. */
     assert_string_equal(b.data, "[null,true,-9007199254740993,0.1,3.0,null,"
                                 "\"a\\\"b\\\\\\n\xef\xbf\xbd\",\"ok\",{\"base64\":\"/wAB\"}]");
+    /* doubles: every one reads back (strtod) as the same bits; short
+     * decimals stay short; zeros keep their sign */
+    static const struct {
+        double d;
+        const char *want;
+    } shortv[] = {{0.28, "0.28"},           {-2.5, "-2.5"}, {3.0, "3.0"}, {1e-5, "0.00001"},
+                  {123456.75, "123456.75"}, {-0.0, "-0.0"}, {0.0, "0.0"}};
+    for (size_t k = 0; k < sizeof shortv / sizeof shortv[0]; k++) {
+        pq_value dv = {.type = PQ_DOUBLE, .d = shortv[k].d};
+        wp_buf_reset(&b);
+        wp_json_init(&j, &b);
+        assert_int_equal(pq_value_json(&j, NULL, &dv), 0);
+        assert_string_equal(b.data, shortv[k].want);
+    }
+    uint64_t x = 88172645463325252ull;
+    for (int k = 0; k < 200000; k++) {
+        double d;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        if (k % 2 == 0) { /* any bit pattern */
+            memcpy(&d, &x, sizeof d);
+        } else { /* a short decimal in the fast path's range, or an ulp beside one */
+            d = (double)(x % 100000000) / 1e4 * (x & 1 ? 1 : -1);
+            if (x & 2)
+                d = nextafter(d, 1e300);
+        }
+        if (!isfinite(d))
+            continue;
+        pq_value dv = {.type = PQ_DOUBLE, .d = d};
+        wp_buf_reset(&b);
+        wp_json_init(&j, &b);
+        assert_int_equal(pq_value_json(&j, NULL, &dv), 0);
+        double back = strtod(b.data, NULL);
+        if (memcmp(&back, &d, sizeof d) != 0)
+            fail_msg("%.17g written as %s", d, b.data);
+    }
     wp_buf_free(&b);
 }
 

@@ -14,7 +14,10 @@
  * to another origin whose robots.txt refuses everything, out of scope, in
  * a chain longer than five hops, to itself, and to a plain page. Site R
  * serves one page per case of the shared robots table
- * (tests/data/robots_cases.tsv) with that X-Robots-Tag.
+ * (tests/data/robots_cases.tsv) with that X-Robots-Tag. Four more sites,
+ * reached as 127.0.0.1, localhost, a.localhost and b.localhost (all on
+ * 127.0.0.1), are crawled whole and in 1, 2 and 3 parts (--part I/N, by
+ * site).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -929,6 +932,26 @@ static void test_part_splits_the_crawl_by_site(void **state)
         free(all_pages);
         free(all_pairs);
     }
+    /* A part run in a catalog where a run of the whole left pages of
+     * every site pending: those of other parts' sites are set skipped
+     * (other_part), never fetched. b.localhost is part 1 of 3. */
+    long before[4];
+    new_corpus(corpus, sizeof corpus, "parts-mixed");
+    crawl_seeds(corpus, seeds, "--max-pages 4");
+    assert_true(q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'pending'") > 4);
+    for (int s = 0; s < 4; s++)
+        before[s] = tl_site_requests(srv[s]);
+    crawl_seeds(corpus, seeds, "--part 1/3");
+    for (int s = 0; s < 3; s++)
+        assert_int_equal(tl_site_requests(srv[s]), before[s]);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'pending'"), 0);
+    char *skipped = rows(corpus, "SELECT url FROM pages WHERE error_class = 'other_part'");
+    char *save = NULL;
+    int n_skipped = 0;
+    for (char *u = strtok_r(skipped, "\n", &save); u; u = strtok_r(NULL, "\n", &save), n_skipped++)
+        assert_int_not_equal(part_of[3][host_index(u)], 1);
+    assert_true(n_skipped > 0);
+    free(skipped);
     free(single_pages);
     free(single_pairs);
     free(orphan_pair);

@@ -56,6 +56,12 @@ static const cli_opt crawl_opts_table[] = {
      "with HTML payloads (chunked; gzip, deflate or br)"},
     {"wat", 0, no_argument, O_WAT, "FILE...",
      "Common Crawl WAT files (metadata JSON: IMG@/src links)"},
+    {"part", 0, required_argument, O_PART, "I/N",
+     "only part I of N (for scale-out). Archives: whole files\n"
+     "when there are at least N, else every N-th record of\n"
+     "each. --seeds: the seeds and pages whose site (registrable\n"
+     "domain, else host) is in part I; in-scope links to other\n"
+     "parts' sites are counted (links_other_part), not fetched"},
     {NULL, 0, 0, 0, NULL, "Extraction:"},
     {"text-from", 0, required_argument, O_TEXT_FROM, "LIST",
      "text candidates in order of preference, from alt,\n"
@@ -80,9 +86,6 @@ static const cli_opt crawl_opts_table[] = {
      "parse whole pages and whole WAT records (slower; the\n"
      "reference the fast paths are tested against)"},
     {NULL, 0, 0, 0, NULL, "Archives:"},
-    {"part", 0, required_argument, O_PART, "I/N",
-     "only part I of N: whole files when there are at least N\n"
-     "files, else every N-th record of each (for scale-out)"},
     {"batch", 0, required_argument, O_BATCH, "N",
      "records per catalog transaction (default 4096; a\n"
      "killed run re-reads at most this many on resume)"},
@@ -234,6 +237,8 @@ static int cmd_crawl(cli_ctx *ctx, int argc, char **argv)
         case O_PART:
             if (parse_part(optarg, &ao.part_i, &ao.part_n) != 0)
                 return CLI_USAGE;
+            lo.part.i = ao.part_i;
+            lo.part.n = ao.part_n;
             break;
         case O_BATCH:
             if (cli_parse_i64("crawl", "--batch", optarg, 1, 1000000, &v) != 0)

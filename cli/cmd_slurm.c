@@ -73,8 +73,10 @@ const cli_cmd cli_cmd_slurm = {
              "stage (add or crawl) gets \"part\": \"I/N\", so the part corpus holds part\n"
              "I's pairs (add before fetch: \"part-by\": \"host\", so each host is fetched\n"
              "by one part), and the stages after it do all of their part corpus. A crawl\n"
-             "of seeds cannot be split: every task then crawls all of it (the merge keeps\n"
-             "one copy of each pair; a warning says so). A filter with \"clip-top\" (a\n"
+             "of seeds splits by site (registrable domain, else host): each site, with\n"
+             "its robots.txt and delay, is crawled by one part, and a link from one\n"
+             "part's site to another's is not followed (counted as links_other_part; a\n"
+             "page reachable only that way is missed). A filter with \"clip-top\" (a\n"
              "share of the whole corpus's scores) is a global stage. Then `witpipe merge`\n"
              "folds the parts into the corpus (-C DIR, else the config's \"corpus\"), and\n"
              "each remaining stage (dedup, balance, shard, export, audit...) runs as\n"
@@ -173,9 +175,9 @@ static int is_part_stage(const char *stage)
     return 0;
 }
 
-/* Whether the stage object takes --part in this build (crawl: only for
- * archives, the one partition crawl implements). */
-static int takes_part(json_t *st, const char *stage)
+/* Whether the stage takes --part in this build (its option table has it;
+ * crawl splits archives by file or record and seeds by site). */
+static int takes_part(const char *stage)
 {
     const cli_cmd *c = cli_find(stage);
     int has = 0;
@@ -184,8 +186,6 @@ static int takes_part(json_t *st, const char *stage)
     for (const cli_opt *o = c->opts; o->name || o->help; o++)
         if (o->name && strcmp(o->name, "part") == 0)
             has = 1;
-    if (has && strcmp(stage, "crawl") == 0)
-        has = json_object_get(st, "warc") != NULL || json_object_get(st, "wat") != NULL;
     return has;
 }
 
@@ -272,7 +272,7 @@ static int generate(cli_ctx *ctx, sl_ctx *s, json_t *cfg, json_t *stages)
                        "corpus starts empty and gets its share of the pairs from it");
         return CLI_USAGE;
     }
-    if (!takes_part(json_array_get(stages, 0), first))
+    if (!takes_part(first))
         cli_warn(ctx,
                  "$.stages[0] (%s) has no --part for this source: each of the %d parts does "
                  "all of its work and the merge keeps one copy",
@@ -298,7 +298,7 @@ static int generate(cli_ctx *ctx, sl_ctx *s, json_t *cfg, json_t *stages)
             json_t *st = json_deep_copy(json_array_get(stages, i));
             /* the first stage splits; the others do all of the part's corpus */
             json_object_del(st, "part");
-            if (i == 0 && takes_part(st, first)) {
+            if (i == 0 && takes_part(first)) {
                 json_object_set_new(st, "part", json_string(part));
                 if (by_host)
                     json_object_set_new(st, "part-by", json_string("host"));

@@ -119,7 +119,16 @@ int crawl_url_skip_ext(const crawl_opts *o, const char *url);
 int crawl_url_origin(const char *url, char *out, size_t n);
 /* The path and query of an absolute URL ("/" at least) into arena. */
 const char *crawl_url_path_query(const char *url, wp_arena *arena);
-/* 1 if a and b share a registrable domain (public suffix list). */
+/* The site of an absolute URL into out (size n): its registrable domain
+ * (public suffix list, libpsl), or its lower-cased host for IP literals and
+ * names without one (localhost, a public suffix). 0 or WP_EINVAL (no host,
+ * or longer than n). */
+int crawl_url_site(const char *url, char *out, size_t n);
+/* The --part key of url's site for a live crawl (docs/scale-out.md):
+ * FNV-1a 64 of crawl_url_site, so a site that is its host gets the host key
+ * of wp_part_key_host (fetch's). A URL without a host: of the whole URL. */
+uint64_t crawl_url_site_key(const char *url);
+/* 1 if a and b are of one site (crawl_url_site). */
 int crawl_same_site(const char *url_a, const char *url_b);
 
 /* ---- charsets -------------------------------------------------------- */
@@ -197,14 +206,15 @@ typedef struct crawl_counts {
     uint64_t pages_skipped; /* too large, not HTML, ... */
     uint64_t images;        /* images with a usable URL */
     uint64_t pairs_new;
-    uint64_t pairs_seen;      /* already in the catalog: one more sighting */
-    uint64_t records;         /* archive records read */
-    uint64_t records_skipped; /* other record types / payloads */
-    uint64_t corrupt;         /* corrupt spots reported */
-    uint64_t bytes;           /* input bytes consumed (compressed for archives) */
-    uint64_t unreadable;      /* files that could not be opened or read */
-    uint64_t pages_capped;    /* pages / records that hit an image or attribute cap */
-    uint64_t attrs_capped;    /* attributes dropped past --max-attrs */
+    uint64_t pairs_seen;       /* already in the catalog: one more sighting */
+    uint64_t records;          /* archive records read */
+    uint64_t records_skipped;  /* other record types / payloads */
+    uint64_t corrupt;          /* corrupt spots reported */
+    uint64_t bytes;            /* input bytes consumed (compressed for archives) */
+    uint64_t unreadable;       /* files that could not be opened or read */
+    uint64_t pages_capped;     /* pages / records that hit an image or attribute cap */
+    uint64_t attrs_capped;     /* attributes dropped past --max-attrs */
+    uint64_t links_other_part; /* live crawl --part: wanted links to another part's site */
     uint64_t drops[CRAWL_DROP_N];
 } crawl_counts;
 
@@ -282,6 +292,7 @@ typedef struct crawl_live_opts {
     const char **exclude;
     const char *user_agent;
     const char **allow_net; /* CIDRs the SSRF guard lets through (tests: 127.0.0.1) */
+    wp_part part;           /* --part: only seeds and pages of this part's sites */
     double delay;           /* seconds between requests to one host */
     double timeout;         /* seconds per request */
     int retries;

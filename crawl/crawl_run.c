@@ -27,6 +27,7 @@ void crawl_live_opts_init(crawl_live_opts *lo)
     lo->timeout = 30;
     lo->retries = 2;
     lo->concurrency = 16;
+    lo->part = WP_PART_ALL;
 }
 
 int crawl_run(cat *c, int source, const crawl_opts *o, const crawl_live_opts *lo, char **files,
@@ -35,8 +36,8 @@ int crawl_run(cat *c, int source, const crawl_opts *o, const crawl_live_opts *lo
     const char *word = source == CRAWL_SRC_SEEDS  ? "seeds"
                        : source == CRAWL_SRC_WARC ? "warc"
                                                   : "wat";
-    int part_i = source == CRAWL_SRC_SEEDS ? 1 : ao->part_i;
-    int part_n = source == CRAWL_SRC_SEEDS ? 1 : ao->part_n;
+    int part_i = source == CRAWL_SRC_SEEDS ? lo->part.i : ao->part_i;
+    int part_n = source == CRAWL_SRC_SEEDS ? lo->part.n : ao->part_n;
     wp_buf params = {0}, cj = {0};
     crawl_opts oo = *o;
     crawl_sink *sink = NULL;

@@ -13,6 +13,13 @@
  * cached 24 hours in the catalog) and the time the next page may start,
  * which honours Crawl-delay when it asks for more than --delay.
  *
+ * --part I/N: a part crawls the seeds and pages whose site (registrable
+ * domain, or host: crawl_url_site_key) is in part I. Scope stays that of
+ * all the seeds; a link that is in scope but of another part's site is
+ * counted (links_other_part) and not followed: under the default scope a
+ * site's own links stay in it, so whole sites, and with them robots.txt and
+ * the per-host delay, belong to one part (docs/scale-out.md has the cost).
+ *
  * Redirects: libcurl is not allowed to follow a page's redirects, since it
  * would fetch the target without asking robots.txt or checking scope. A
  * 3xx instead puts its target in the frontier (same depth, one more hop),
@@ -35,6 +42,7 @@
 #define SEED_LINE_MAX  8192
 
 enum { R_UNKNOWN, R_FETCHING, R_READY };
+enum { W_NO, W_YES, W_OTHER_PART }; /* what wanted() says of a link */
 
 typedef struct origin {
     char name[ORIGIN_MAX];
@@ -139,8 +147,15 @@ static int pattern_match(const char *pat, const char *url)
     return fnmatch(g, url, 0) == 0;
 }
 
-/* 1 if url may join the frontier: in scope (the seeds' registrable
- * domains unless --any-domain) and through --include / --exclude. */
+static int in_part(const live *L, const char *url)
+{
+    return wp_part_all(&L->lo->part) || wp_part_has(&L->lo->part, crawl_url_site_key(url));
+}
+
+/* W_YES if url may join the frontier: in scope (the seeds' registrable
+ * domains unless --any-domain), through --include / --exclude, and of a
+ * site in this part; W_OTHER_PART (counted) when only the part says no;
+ * else W_NO. */
 static int wanted(live *L, const char *url)
 {
     const crawl_live_opts *lo = L->lo;
@@ -150,7 +165,7 @@ static int wanted(live *L, const char *url)
             in = crawl_same_site(url, L->seeds[i]);
         if (!in) {
             L->links_out_of_scope++;
-            return 0;
+            return W_NO;
         }
     }
     if (lo->include != NULL) {
@@ -158,13 +173,17 @@ static int wanted(live *L, const char *url)
         for (int i = 0; lo->include[i] != NULL && !any; i++)
             any = pattern_match(lo->include[i], url);
         if (!any)
-            return 0;
+            return W_NO;
     }
     if (lo->exclude != NULL)
         for (int i = 0; lo->exclude[i] != NULL; i++)
             if (pattern_match(lo->exclude[i], url))
-                return 0;
-    return 1;
+                return W_NO;
+    if (!in_part(L, url)) {
+        crawl_sink_counts(L->sink)->links_other_part++;
+        return W_OTHER_PART;
+    }
+    return W_YES;
 }
 
 static int load_seeds(live *L, wp_err *err)
@@ -204,7 +223,8 @@ static int load_seeds(live *L, wp_err *err)
         }
         L->seeds = p;
         L->n_seeds++;
-        if ((rc = cat_page_add(L->c, u, 0, 0, L->source_id, NULL, err)) != 0)
+        /* Every seed sets the scope; a part starts from its own sites'. */
+        if (in_part(L, u) && (rc = cat_page_add(L->c, u, 0, 0, L->source_id, NULL, err)) != 0)
             break;
     }
     fclose(f);
@@ -249,7 +269,7 @@ static int is_html(const char *ct)
 static void on_redirect(live *L, req *q, net_result *r)
 {
     const char *target = NULL, *state = "redirect", *cls = NULL;
-    int rc;
+    int rc, w;
 
     wp_arena_reset(L->arena);
     rc = crawl_url_normalize(r->redirect_url, L->arena, &target);
@@ -264,8 +284,8 @@ static void on_redirect(live *L, req *q, net_result *r)
     } else if (q->redirects + 1 > NET_MAX_REDIRECTS) {
         state = "error";
         cls = NET_EC_REDIRECTS;
-    } else if (!wanted(L, target)) {
-        cls = "out_of_scope";
+    } else if ((w = wanted(L, target)) != W_YES) {
+        cls = w == W_OTHER_PART ? "other_part" : "out_of_scope";
     } else if (cat_page_add(L->c, target, q->depth, q->redirects + 1, L->source_id, NULL,
                             &L->cb_err) != 0) {
         L->fail = 1;
@@ -324,7 +344,7 @@ static void on_page(live *L, req *q, net_result *r)
     }
     if (q->depth < L->lo->max_depth)
         for (size_t i = 0; i < pg->n_links; i++)
-            if (wanted(L, pg->links[i]) &&
+            if (wanted(L, pg->links[i]) == W_YES &&
                 cat_page_add(L->c, pg->links[i], q->depth + 1, 0, L->source_id, NULL, &L->cb_err)) {
                 L->fail = 1;
                 return;
@@ -405,6 +425,12 @@ static int schedule(live *L, int *idle, wp_err *err)
             continue;
         if ((int64_t)L->n_inflight + L->fetched >= L->lo->max_pages)
             break;
+        if (!in_part(L, t->url)) {
+            /* Left by a run of another part (or none) in this catalog. */
+            if ((rc = cat_page_set_result(L->c, t->id, "skipped", "other_part", -1, 0, err)) != 0)
+                return rc;
+            continue;
+        }
         if (t->depth > L->lo->max_depth) {
             if ((rc = cat_page_set_result(L->c, t->id, "skipped", "max_depth", -1, 0, err)) != 0)
                 return rc;
@@ -565,10 +591,15 @@ int crawl_live(cat *c, crawl_sink *sink, const crawl_live_opts *lo, wp_err *err)
         if (rc == 0)
             rc = r2;
     }
-    if (L.links_out_of_scope > 0 || L.robots_denied > 0)
-        wp_report_event(lo->rep, WP_LOG_INFO, "crawl_scope",
-                        "crawl: %lld links out of scope, %lld pages refused by robots.txt",
-                        (long long)L.links_out_of_scope, (long long)L.robots_denied);
+    {
+        uint64_t other = crawl_sink_counts(sink)->links_other_part;
+        if (L.links_out_of_scope > 0 || L.robots_denied > 0 || other > 0)
+            wp_report_event(lo->rep, WP_LOG_INFO, "crawl_scope",
+                            "crawl: %lld links out of scope, %lld pages refused by robots.txt, "
+                            "%llu links to other parts' sites",
+                            (long long)L.links_out_of_scope, (long long)L.robots_denied,
+                            (unsigned long long)other);
+    }
 out:
     if (L.net != NULL) {
         net_abort_all(L.net);

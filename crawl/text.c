@@ -297,6 +297,7 @@ int crawl_counts_json(const crawl_counts *c, wp_buf *out)
     wp_json_uint(&j, "unreadable", c->unreadable);
     wp_json_uint(&j, "pages_capped", c->pages_capped);
     wp_json_uint(&j, "attrs_capped", c->attrs_capped);
+    wp_json_uint(&j, "links_other_part", c->links_other_part);
     wp_json_obj_begin(&j, "dropped");
     for (int i = 1; i < CRAWL_DROP_N; i++)
         wp_json_uint(&j, crawl_drop_name(i), c->drops[i]);

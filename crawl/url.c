@@ -387,18 +387,64 @@ static int host_of(const char *url, char *out, size_t n)
     return 0;
 }
 
+/* 1 if host (lower case) is an IP literal: an IPv6 literal in brackets,
+ * or a name whose last label is a number (the WHATWG URL parser reads it
+ * as IPv4; no top-level domain is numeric). The public suffix list knows
+ * nothing of addresses: it would make 127.0.0.1 and 10.0.0.1 one "0.1". */
+static int is_ip_literal(const char *host)
+{
+    const char *last;
+    size_t k = strlen(host);
+    if (host[0] == '[')
+        return 1;
+    if (k > 0 && host[k - 1] == '.')
+        k--;
+    last = host + k;
+    while (last > host && last[-1] != '.')
+        last--;
+    if (last == host + k)
+        return 0;
+    if (host + k - last > 2 && last[0] == '0' && last[1] == 'x') { /* hex, as 0x7f */
+        for (const char *c = last + 2; c < host + k; c++)
+            if (!isxdigit((unsigned char)*c))
+                return 0;
+        return 1;
+    }
+    for (const char *c = last; c < host + k; c++)
+        if (!isdigit((unsigned char)*c))
+            return 0;
+    return 1;
+}
+
+int crawl_url_site(const char *url, char *out, size_t n)
+{
+    char host[256];
+    const psl_ctx_t *psl = psl_builtin();
+    const char *rd = NULL;
+    if (host_of(url, host, sizeof host) != 0)
+        return WP_EINVAL;
+    if (psl != NULL && !is_ip_literal(host))
+        rd = psl_registrable_domain(psl, host);
+    if (rd == NULL)
+        rd = host;
+    if (strlen(rd) + 1 > n)
+        return WP_EINVAL;
+    memcpy(out, rd, strlen(rd) + 1);
+    return 0;
+}
+
+uint64_t crawl_url_site_key(const char *url)
+{
+    char site[256];
+    if (crawl_url_site(url, site, sizeof site) != 0)
+        return wp_fnv1a64(url, strlen(url));
+    return wp_fnv1a64(site, strlen(site));
+}
+
 int crawl_same_site(const char *url_a, const char *url_b)
 {
-    char ha[256], hb[256];
-    const psl_ctx_t *psl = psl_builtin();
-    const char *ra, *rb;
-    if (host_of(url_a, ha, sizeof ha) != 0 || host_of(url_b, hb, sizeof hb) != 0)
+    char sa[256], sb[256];
+    if (crawl_url_site(url_a, sa, sizeof sa) != 0 || crawl_url_site(url_b, sb, sizeof sb) != 0)
         return 0;
-    if (strcmp(ha, hb) == 0)
-        return 1;
-    if (psl == NULL)
-        return 0;
-    ra = psl_registrable_domain(psl, ha);
-    rb = psl_registrable_domain(psl, hb);
-    return ra != NULL && rb != NULL && strcmp(ra, rb) == 0;
+    return strcmp(sa, sb) == 0;
 }

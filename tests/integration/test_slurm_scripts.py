@@ -145,16 +145,26 @@ class SlurmScripts(unittest.TestCase):
             pc = json.loads(read(os.path.join(out, "part-%d.json" % i)))
             self.assertEqual(pc["stages"][0]["part"], "%d/2" % i)
 
-    def test_seed_crawl_warned_and_fetch_first_refused(self):
+    def test_seed_crawl_split_by_site_and_fetch_first_refused(self):
+        """A crawl of seeds takes --part (by site) like any first stage: no
+        warning, part I/N in each part's config, and the part config runs
+        as `crawl --part I/N --seeds FILE` (witpipe run --dry-run)."""
         cfg = os.path.join(self.dir, "p.json")
         with open(cfg, "w") as f:
             json.dump({"corpus": "c", "stages": [
                 {"stage": "crawl", "seeds": "seeds.txt"}, {"stage": "fetch"},
                 {"stage": "shard"}]}, f)
         out, r = self.generate(cfg, 2)
-        self.assertIn("(crawl) has no --part for this source", r.stderr)
-        pc = json.loads(read(os.path.join(out, "part-1.json")))
-        self.assertNotIn("part", pc["stages"][0])
+        self.assertNotIn("has no --part", r.stderr)
+        for i in (1, 2):
+            pc = json.loads(read(os.path.join(out, "part-%d.json" % i)))
+            self.assertEqual(pc["stages"][0]["part"], "%d/2" % i)
+            self.assertNotIn("part", pc["stages"][1])
+            self.assertNotIn("part-by", pc["stages"][0])
+            r = run(["-C", os.path.join(self.dir, "dry-%d" % i), "run", "--dry-run",
+                     os.path.join(out, "part-%d.json" % i)])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(" crawl --part %d/2 --seeds seeds.txt\n" % i, r.stdout)
         with open(cfg, "w") as f:
             json.dump({"corpus": "c", "stages": [{"stage": "fetch"}, {"stage": "shard"}]}, f)
         r = run(["slurm", cfg, "--parts", "2", "-o", os.path.join(self.dir, "o")])

@@ -58,6 +58,16 @@ long tl_site_hits(tl_site *s, const char *path)
     return n;
 }
 
+long tl_site_requests(tl_site *s)
+{
+    long n = 0;
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->npaths; i++)
+        n += s->paths[i].hits;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
 /* Reads a small sibling file (PATH.suffix) into out; 1 if it exists. */
 static int sidecar(const char *file, const char *suffix, char *out, size_t n)
 {

@@ -24,6 +24,8 @@ tl_site *tl_site_start(const char *root);
 int tl_site_port(const tl_site *s);
 /* Requests seen for exactly this path (no query). */
 long tl_site_hits(tl_site *s, const char *path);
+/* Requests seen in all, for every path. */
+long tl_site_requests(tl_site *s);
 void tl_site_stop(tl_site *s);
 
 #endif

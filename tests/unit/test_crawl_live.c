@@ -14,7 +14,10 @@
  * to another origin whose robots.txt refuses everything, out of scope, in
  * a chain longer than five hops, to itself, and to a plain page. Site R
  * serves one page per case of the shared robots table
- * (tests/data/robots_cases.tsv) with that X-Robots-Tag.
+ * (tests/data/robots_cases.tsv) with that X-Robots-Tag. Four more sites,
+ * reached as 127.0.0.1, localhost, a.localhost and b.localhost (all on
+ * 127.0.0.1), are crawled whole and in 1, 2 and 3 parts (--part I/N, by
+ * site).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -676,6 +679,286 @@ static void test_x_robots_tag_table_live(void **state)
     free(cases);
 }
 
+/* ---- --part I/N: a live crawl split by site ---------------------------- */
+
+/* Four fixture sites on 127.0.0.1 reached by four host names, so that
+ * their sites (registrable domain, else host) differ: 127.0.0.1 and
+ * localhost have none (their host is the site), a.localhost and
+ * b.localhost are registrable under the unknown TLD "localhost". Their
+ * parts under the rule, FNV-1a 64 of the site mod N, + 1, worked out
+ * apart from witpipe: */
+static const char *const part_host[4] = {"127.0.0.1", "localhost", "a.localhost", "b.localhost"};
+static const int part_of[4][4] = {/* [N][site] */
+                                  {0, 0, 0, 0},
+                                  {1, 1, 1, 1},
+                                  {1, 1, 2, 1},
+                                  {3, 2, 2, 1}};
+
+/* Rows of sql (first column) as sorted "value\n" lines (malloc'ed). */
+static char *rows(const char *corpus, const char *sql)
+{
+    char db[1024];
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    size_t cap = 1 << 12, n = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    snprintf(db, sizeof db, "%s/catalog.db", corpus);
+    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("bad SQL %s: %s", sql, sqlite3_errmsg(h));
+    out[0] = '\0';
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        size_t k = strlen(v);
+        if (n + k + 2 > cap) {
+            cap = 2 * (n + k + 2);
+            out = realloc(out, cap);
+            assert_non_null(out);
+        }
+        memcpy(out + n, v, k);
+        out[n + k] = '\n';
+        n += k + 1;
+        out[n] = '\0';
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return out;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The lines of text sorted (in place; text is cut into its lines). */
+static char *sorted_lines(char *text)
+{
+    char **v = NULL, *out, *save = NULL;
+    size_t n = 0, len = 0;
+    for (char *t = strtok_r(text, "\n", &save); t != NULL; t = strtok_r(NULL, "\n", &save)) {
+        v = realloc(v, (n + 1) * sizeof *v);
+        assert_non_null(v);
+        v[n++] = t;
+        len += strlen(t) + 1;
+    }
+    qsort(v, n, sizeof *v, cmp_str);
+    out = calloc(1, len + 1);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        strcat(out, v[i]);
+        strcat(out, "\n");
+    }
+    free(v);
+    return out;
+}
+
+/* The index in part_host of the host of url (http://HOST:PORT/...). */
+static int host_index(const char *url)
+{
+    const char *h = strstr(url, "://");
+    assert_non_null(h);
+    h += 3;
+    for (int i = 0; i < 4; i++) {
+        size_t k = strlen(part_host[i]);
+        if (strncmp(h, part_host[i], k) == 0 && h[k] == ':')
+            return i;
+    }
+    fail_msg("a page of no fixture site: %s", url);
+    return -1;
+}
+
+static void check_part_params_and_links(const char *corpus, int i, int n, int64_t links)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM runs WHERE stage = 'crawl' AND status = 'done' AND "
+             "json_extract(params, '$.part') = '%d/%d' AND "
+             "json_extract(counts, '$.links_other_part') = %lld",
+             i, n, (long long)links);
+    assert_int_equal(q_int(corpus, sql), 1);
+}
+
+/* Split in N = 1, 2, 3 parts, the crawl of four sites that link to each
+ * other finds what one process finds, each page and pair in exactly one
+ * part, every part fetching only its own sites (the servers' counts), less
+ * exactly the documented cost: a.localhost's link to b.localhost's
+ * orphan.html, the only way to that page, crosses parts for N = 2 and 3,
+ * so no part fetches it, and it is counted in links_other_part. */
+static void test_part_splits_the_crawl_by_site(void **state)
+{
+    tl_site *srv[4];
+    char sroot[4][1024], seeds[1024] = "", corpus[1024];
+    size_t off = 0;
+    for (int s = 0; s < 4; s++) {
+        snprintf(sroot[s], sizeof sroot[s], "%s/ps%d", root, s);
+        mkdir(sroot[s], 0755);
+    }
+    for (int s = 0; s < 4; s++) {
+        srv[s] = tl_site_start(sroot[s]);
+        assert_non_null(srv[s]);
+    }
+    for (int s = 0; s < 4; s++) {
+        char site[16], html[1024], next[256] = "", orphan[256] = "";
+        int nx = (s + 1) % 4;
+        snprintf(site, sizeof site, "ps%d", s);
+        puts_(site, "robots.txt", "User-agent: *\nDisallow: /private/\n");
+        snprintf(next, sizeof next, "<a href=\"http://%s:%d/\">next site</a>", part_host[nx],
+                 tl_site_port(srv[nx]));
+        if (s == 2) /* a.localhost -> b.localhost/orphan.html, linked from nowhere else */
+            snprintf(orphan, sizeof orphan, "<a href=\"http://%s:%d/orphan.html\">orphan</a>",
+                     part_host[3], tl_site_port(srv[3]));
+        snprintf(html, sizeof html,
+                 "<img src=\"/home.jpg\" alt=\"Home of site %d\"><a href=\"one.html\">1</a>"
+                 "<a href=\"two.html\">2</a><a href=\"private/x.html\">p</a>%s%s",
+                 s, next, orphan);
+        puts_(site, "index.html", html);
+        snprintf(html, sizeof html,
+                 "<img src=\"/one.jpg\" alt=\"One of site %d\"><a href=\"deep/three.html\">3</a>",
+                 s);
+        puts_(site, "one.html", html);
+        snprintf(html, sizeof html, "<img src=\"/two.jpg\" alt=\"Two of site %d\">", s);
+        puts_(site, "two.html", html);
+        snprintf(html, sizeof html, "<img src=\"/three.jpg\" alt=\"Three of site %d\">", s);
+        puts_(site, "deep/three.html", html);
+        puts_(site, "private/x.html", "<img src=\"/x.jpg\" alt=\"Private\">");
+        snprintf(html, sizeof html, "<img src=\"/orphan.jpg\" alt=\"Orphan of site %d\">", s);
+        puts_(site, "orphan.html", html);
+        off += (size_t)snprintf(seeds + off, sizeof seeds - off, "http://%s:%d/\n", part_host[s],
+                                tl_site_port(srv[s]));
+    }
+
+    /* One process: every site's 4 pages, and the orphan. */
+    long single_req[4];
+    new_corpus(corpus, sizeof corpus, "parts-single");
+    crawl_seeds(corpus, seeds, NULL);
+    for (int s = 0; s < 4; s++)
+        single_req[s] = tl_site_requests(srv[s]);
+    char *single_pages = rows(corpus, "SELECT url || ' ' || state || ' ' || depth FROM pages "
+                                      "ORDER BY 1");
+    char *single_pairs = rows(corpus, "SELECT uid FROM pairs ORDER BY 1");
+    char *orphan_pair = rows(corpus, "SELECT p.uid FROM pairs p JOIN images i ON i.id = "
+                                     "p.image_id WHERE i.url LIKE '%/orphan.jpg'");
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'ok'"), 4 * 4 + 1);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pairs"), 4 * 4 + 1);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE error_class = 'robots'"), 4);
+    assert_int_equal(strlen(orphan_pair), 33); /* one uid */
+    check_part_params_and_links(corpus, 1, 1, 0);
+    assert_int_equal(tl_site_hits(srv[3], "/orphan.html"), 1);
+    for (int s = 0; s < 4; s++)
+        assert_int_equal(single_req[s], s == 3 ? 5 + 1 : 5); /* robots.txt and 4 pages */
+
+    for (int n = 1; n <= 3; n++) {
+        size_t cap = 1 << 14;
+        char *all_pages = calloc(1, cap), *all_pairs = calloc(1, cap);
+        int orphan_lost = n > 1 && part_of[n][2] != part_of[n][3];
+        int64_t links_total = 0, links_expected = 0;
+        assert_non_null(all_pages);
+        assert_non_null(all_pairs);
+        for (int s = 0; s < 4; s++) { /* the in-scope links that cross parts */
+            links_expected += part_of[n][s] != part_of[n][(s + 1) % 4];
+            if (s == 2)
+                links_expected += part_of[n][2] != part_of[n][3];
+        }
+        for (int i = 1; i <= n; i++) {
+            long before[4];
+            char pname[64];
+            for (int s = 0; s < 4; s++)
+                before[s] = tl_site_requests(srv[s]);
+            snprintf(pname, sizeof pname, "parts-%d-of-%d", i, n);
+            new_corpus(corpus, sizeof corpus, pname);
+            snprintf(pname, sizeof pname, "--part %d/%d", i, n);
+            crawl_seeds(corpus, seeds, pname);
+            /* The servers: a part asks only its own sites, everything they
+             * were asked in one process (robots.txt included). */
+            for (int s = 0; s < 4; s++) {
+                long got = tl_site_requests(srv[s]) - before[s];
+                long want = part_of[n][s] != i      ? 0
+                            : s == 3 && orphan_lost ? single_req[3] - 1
+                                                    : single_req[s];
+                if (got != want)
+                    fail_msg("N=%d part %d: site %s asked %ld times, want %ld", n, i, part_host[s],
+                             got, want);
+            }
+            /* The catalog: pages of its sites only. */
+            char *urls = rows(corpus, "SELECT url FROM pages ORDER BY 1");
+            char *save = NULL;
+            for (char *u = strtok_r(urls, "\n", &save); u; u = strtok_r(NULL, "\n", &save))
+                assert_int_equal(part_of[n][host_index(u)], i);
+            free(urls);
+            char *pg = rows(corpus, "SELECT url || ' ' || state || ' ' || depth FROM pages");
+            char *pr = rows(corpus, "SELECT uid FROM pairs");
+            assert_true(strlen(all_pages) + strlen(pg) < cap &&
+                        strlen(all_pairs) + strlen(pr) < cap);
+            strcat(all_pages, pg);
+            strcat(all_pairs, pr);
+            free(pg);
+            free(pr);
+            int64_t links = q_int(corpus, "SELECT json_extract(counts, '$.links_other_part') "
+                                          "FROM runs WHERE stage = 'crawl'");
+            check_part_params_and_links(corpus, i, n, links);
+            links_total += links;
+        }
+        assert_int_equal(links_total, links_expected);
+        /* Union = the single run's, no page or pair twice: the sorted
+         * concatenation equals the single run's sorted list, less the
+         * orphan where it crossed parts. */
+        char *want_pages = strdup(single_pages), *want_pairs = strdup(single_pairs);
+        assert_non_null(want_pages);
+        assert_non_null(want_pairs);
+        if (orphan_lost) {
+            char *o = strstr(want_pages, "/orphan.html ok 1\n");
+            char *ls = o, *pp = strstr(want_pairs, orphan_pair);
+            assert_non_null(o);
+            assert_non_null(pp);
+            while (ls > want_pages && ls[-1] != '\n')
+                ls--;
+            memmove(ls, o + strlen("/orphan.html ok 1\n"),
+                    strlen(o + strlen("/orphan.html ok 1\n")) + 1);
+            memmove(pp, pp + strlen(orphan_pair), strlen(pp + strlen(orphan_pair)) + 1);
+        }
+        char *got_pages = sorted_lines(all_pages), *got_pairs = sorted_lines(all_pairs);
+        char *exp_pages = sorted_lines(want_pages), *exp_pairs = sorted_lines(want_pairs);
+        assert_string_equal(got_pages, exp_pages);
+        assert_string_equal(got_pairs, exp_pairs);
+        if (n > 1)
+            assert_true(orphan_lost && links_total >= 2);
+        free(got_pages);
+        free(got_pairs);
+        free(exp_pages);
+        free(exp_pairs);
+        free(want_pages);
+        free(want_pairs);
+        free(all_pages);
+        free(all_pairs);
+    }
+    /* A part run in a catalog where a run of the whole left pages of
+     * every site pending: those of other parts' sites are set skipped
+     * (other_part), never fetched. b.localhost is part 1 of 3. */
+    long before[4];
+    new_corpus(corpus, sizeof corpus, "parts-mixed");
+    crawl_seeds(corpus, seeds, "--max-pages 4");
+    assert_true(q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'pending'") > 4);
+    for (int s = 0; s < 4; s++)
+        before[s] = tl_site_requests(srv[s]);
+    crawl_seeds(corpus, seeds, "--part 1/3");
+    for (int s = 0; s < 3; s++)
+        assert_int_equal(tl_site_requests(srv[s]), before[s]);
+    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'pending'"), 0);
+    char *skipped = rows(corpus, "SELECT url FROM pages WHERE error_class = 'other_part'");
+    char *save = NULL;
+    int n_skipped = 0;
+    for (char *u = strtok_r(skipped, "\n", &save); u; u = strtok_r(NULL, "\n", &save), n_skipped++)
+        assert_int_not_equal(part_of[3][host_index(u)], 1);
+    assert_true(n_skipped > 0);
+    free(skipped);
+    free(single_pages);
+    free(single_pairs);
+    free(orphan_pair);
+    for (int s = 0; s < 4; s++)
+        tl_site_stop(srv[s]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -685,6 +968,7 @@ int main(void)
         cmocka_unit_test(test_kill_9_and_resume),
         cmocka_unit_test(test_wget_warc_equals_live_crawl),
         cmocka_unit_test(test_x_robots_tag_table_live),
+        cmocka_unit_test(test_part_splits_the_crawl_by_site),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -339,6 +339,40 @@ static void test_url_normalisation(void **state)
     assert_int_equal(crawl_same_site("http://127.0.0.1:5/", "http://127.0.0.1:6/"), 1);
 }
 
+/* The live crawl's site (its scope and its --part key): the registrable
+ * domain, else the host; IP literals by host, since the public suffix list
+ * would give 127.0.0.1 and 10.0.0.1 one registrable domain "0.1". */
+static void test_url_site_and_part_key(void **state)
+{
+    char site[256];
+    static const char *const cases[][2] = {
+        {"http://www.Example.co.uk:8080/x", "example.co.uk"},
+        {"https://user@a.b.example.com/", "example.com"},
+        {"http://127.0.0.1:5/", "127.0.0.1"},
+        {"http://10.0.0.1/", "10.0.0.1"},
+        {"http://[::1]:80/", "[::1]"},
+        {"http://0x7f.0.0.1/", "0x7f.0.0.1"},
+        {"http://localhost:9/", "localhost"},
+        {"http://a.localhost:9/", "a.localhost"},
+        {"http://co.uk/", "co.uk"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(crawl_url_site(cases[i][0], site, sizeof site), 0);
+        assert_string_equal(site, cases[i][1]);
+        assert_true(crawl_url_site_key(cases[i][0]) ==
+                    wp_fnv1a64(cases[i][1], strlen(cases[i][1])));
+    }
+    assert_int_equal(crawl_url_site("mailto:x", site, sizeof site), WP_EINVAL);
+    assert_int_equal(crawl_url_site("http://example.com/", site, 4), WP_EINVAL);
+    /* A site that is its host gets fetch's host key (one FNV-1a). */
+    assert_true(crawl_url_site_key("http://LocalHost:1/a") ==
+                wp_part_key_host("http://localhost:2/b", 19));
+    assert_true(crawl_url_site_key("http://[::1]:8/") == wp_part_key_host("http://[::1]:8/", 15));
+    assert_int_equal(crawl_same_site("http://127.0.0.1/", "http://10.0.0.1/"), 0);
+    assert_int_equal(crawl_same_site("http://localhost:1/", "http://a.localhost:1/"), 0);
+    assert_int_equal(crawl_same_site("http://x.a.localhost/", "http://a.localhost:1/"), 1);
+}
+
 static void test_deep_nesting_and_junk(void **state)
 {
     wp_buf b = {0};
@@ -1169,6 +1203,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_robots_table_on_the_crawl_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_links_and_nofollow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_normalisation, setup, teardown),
+        cmocka_unit_test(test_url_site_and_part_key),
         cmocka_unit_test_setup_teardown(test_deep_nesting_and_junk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_opts_parsing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefilter_changes_nothing, setup, teardown),

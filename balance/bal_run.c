@@ -256,7 +256,7 @@ static int load_row(void *ud, int64_t pair_id, int64_t image_id, const char *uid
     bal_pairs *P = L->P;
     if (pair_id != L->last) {
         size_t i = P->n;
-        if (i == P->cap && !bal_fits(L, i + 1, P->nm))
+        if (!bal_fits(L, i + 1, P->nm))
             return WP_ELIMIT;
         if (grow((void **)&P->pair_id, &P->cap, i + 1, sizeof *P->pair_id) != 0)
             return WP_ENOMEM;
@@ -291,7 +291,7 @@ static int load_row(void *ud, int64_t pair_id, int64_t image_id, const char *uid
         L->last = pair_id;
     }
     if (entry >= 0 && (uint64_t)entry < P->nentries) {
-        if (P->nm == P->mcap && !bal_fits(L, P->n, P->nm + 1))
+        if (!bal_fits(L, P->n, P->nm + 1))
             return WP_ELIMIT;
         if (grow((void **)&P->m, &P->mcap, P->nm + 1, sizeof *P->m) != 0)
             return WP_ENOMEM;

@@ -17,6 +17,7 @@
     budget below one record of --max-record is refused naming both;
   - the live crawl lowers --concurrency to the pages (2 x --max-page) the
     budget holds, and refuses when not one fits, before any request;
+  - balance refuses pairs over the budget while reading them;
   - dedup refuses, naming --max-memory, a pHash index that would not fit,
     before building it (the peak RSS stays under the one of the run that
     builds it), and runs under a budget that holds it.
@@ -316,6 +317,33 @@ class StagesWithoutServer(unittest.TestCase):
         print("\ndedup --near of %d pairs: peak RSS %d MiB refused under 64M, %d MiB run"
               % (n, rss_lo >> 20, rss_hi >> 20))
         self.assertLess(rss_lo, rss_hi)
+
+    def test_balance_refuses_pairs_over_the_budget(self):
+        # 900k pairs of about 80 bytes each: 69 MiB, over a 64 MiB budget
+        c = self.fresh("b")
+        n = 900_000
+        lst = os.path.join(self.dir, "b.tsv")
+        with open(lst, "w") as f:
+            f.write("url\tcaption\n")
+            for i in range(n):
+                f.write("http://ex.com/%d.jpg\tcap %d\n" % (i, i))
+        r = K.run(["-q", "-C", c, "add", lst])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ents = os.path.join(self.dir, "q.list")
+        with open(ents, "w") as f:
+            f.write("zebra\nquokka\n")
+        r = K.run(["-q", "-C", c, "queries", "import", ents])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = K.run(["-C", c, "--max-memory", "64M", "balance"])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertRegex(r.stderr, r"balance: more than \d+ pairs with 0 query matches need over "
+                         r"\d+ MiB \(80 bytes a pair, 20 a match\), over --max-memory 64 MiB")
+        self.assertEqual(K.db_rows(c, "SELECT count(*) FROM decisions WHERE stage = 'balance'"),
+                         [(0,)])
+        r = K.run(["-q", "-C", c, "--max-memory", "256M", "balance"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertGreater(K.db_rows(c, "SELECT count(*) FROM decisions "
+                                        "WHERE stage = 'balance'")[0][0], 0)
 
 
 if __name__ == "__main__":

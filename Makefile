@@ -201,6 +201,9 @@ demo: all $(BUILD)/fixture_server
 # library compiled with -fsanitize=fuzzer-no-link,address,undefined.
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_DEBS := clang libclang-rt-14-dev libomp-14-dev
+# fuzz_pipeline parses `witpipe run` configs, which live in cli/: it links
+# the cli/ objects (all but main.c), built alongside the library.
+FUZZ_CLI_OBJ := $(patsubst %.c,build/fuzz/%.o,$(filter-out cli/main.c,$(CLI_SRC)))
 fuzz: deps
 	@command -v clang >/dev/null && [ -f "$$(clang -print-resource-dir)/include/omp.h" ] || { \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -208,13 +211,14 @@ fuzz: deps
 	  else echo "fuzz: needs clang with OpenMP; run as root: apt-get install -y $(FUZZ_DEBS)"; exit 1; fi; }
 	@$(MAKE) --no-print-directory -j$(JOBS) CC=clang CXX=clang++ BUILD=build/fuzz OPT=-O1 \
 	  WARN="$(WARN) -Wno-unknown-warning-option" \
-	  SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined" build/fuzz/libwitpipe.a
+	  SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined" build/fuzz/libwitpipe.a $(FUZZ_CLI_OBJ)
 	@mkdir -p build/fuzz/bin
 	@for f in $(FUZZ_SRC); do \
 	  n=$$(basename $$f .c); \
+	  extra=; [ $$n = fuzz_pipeline ] && extra="$(FUZZ_CLI_OBJ)"; \
 	  echo "fuzz: build/fuzz/bin/$$n"; \
 	  clang -std=c11 -D_GNU_SOURCE -O1 -g -I. -fsanitize=fuzzer,address,undefined -fopenmp \
-	    $(PKG_CFLAGS) $$f build/fuzz/libwitpipe.a $(PKG_LIBS) -lcld2 -lstdc++ -lm -o build/fuzz/bin/$$n || exit 1; \
+	    $(PKG_CFLAGS) $$f $$extra build/fuzz/libwitpipe.a $(PKG_LIBS) -lcld2 -lstdc++ -lm -o build/fuzz/bin/$$n || exit 1; \
 	done
 	@echo "fuzz: run e.g. build/fuzz/bin/fuzz_image -max_total_time=60 /tmp/new tests/fuzz/corpus/image (see tests/fuzz/README.md)"
 

@@ -195,7 +195,22 @@ out:
 typedef struct loader {
     bal_pairs *P;
     int64_t last;
+    int64_t budget; /* --max-memory, 0 when not given */
 } loader;
+
+/* What balancing holds per pair and per match, loaded and decided: the
+ * pair's id, image, uid, language and match offset (44 bytes) and
+ * bal_decide's keep, why, score, best, alive and sort key (31); a match's
+ * entry, its key and the decision's slot (20). */
+#define BAL_PAIR_BYTES  ((int64_t)80)
+#define BAL_MATCH_BYTES ((int64_t)20)
+
+/* 1 when n pairs and nm matches fit the loader's budget. */
+static int bal_fits(const loader *L, size_t n, size_t nm)
+{
+    return L->budget <= 0 ||
+           (int64_t)n * BAL_PAIR_BYTES + (int64_t)nm * BAL_MATCH_BYTES <= L->budget;
+}
 
 static int push_lang(bal_pairs *P, const char *lang, uint32_t *out)
 {
@@ -241,6 +256,8 @@ static int load_row(void *ud, int64_t pair_id, int64_t image_id, const char *uid
     bal_pairs *P = L->P;
     if (pair_id != L->last) {
         size_t i = P->n;
+        if (!bal_fits(L, i + 1, P->nm))
+            return WP_ELIMIT;
         if (grow((void **)&P->pair_id, &P->cap, i + 1, sizeof *P->pair_id) != 0)
             return WP_ENOMEM;
         /* the parallel arrays grow together with pair_id's capacity */
@@ -274,6 +291,8 @@ static int load_row(void *ud, int64_t pair_id, int64_t image_id, const char *uid
         L->last = pair_id;
     }
     if (entry >= 0 && (uint64_t)entry < P->nentries) {
+        if (!bal_fits(L, P->n, P->nm + 1))
+            return WP_ELIMIT;
         if (grow((void **)&P->m, &P->mcap, P->nm + 1, sizeof *P->m) != 0)
             return WP_ENOMEM;
         P->m[P->nm++] = (uint32_t)entry;
@@ -298,7 +317,7 @@ void bal_pairs_free(bal_pairs *P)
 
 int bal_pairs_load(cat *c, int with_lang, size_t nentries, bal_pairs *P, wp_err *err)
 {
-    loader L = {.P = P, .last = -1};
+    loader L = {.P = P, .last = -1, .budget = wp_mem_is_set() ? wp_mem_budget(1) : 0};
     int rc;
     memset(P, 0, sizeof *P);
     P->with_lang = with_lang;
@@ -310,6 +329,15 @@ int bal_pairs_load(cat *c, int with_lang, size_t nentries, bal_pairs *P, wp_err 
     rc = cat_bal_pairs(c, with_lang, load_row, &L, err);
     if (rc == WP_ENOMEM)
         wp_err_set(err, rc, "out of memory reading pairs");
+    else if (rc == WP_ELIMIT)
+        wp_err_set(
+            err, rc,
+            "balance: more than %zu pairs with %zu query matches need over %lld MiB "
+            "(%lld bytes a pair, %lld a match), over --max-memory %lld MiB; give a "
+            "larger --max-memory",
+            P->n, P->nm,
+            (long long)(((int64_t)P->n * BAL_PAIR_BYTES + (int64_t)P->nm * BAL_MATCH_BYTES) >> 20),
+            (long long)BAL_PAIR_BYTES, (long long)BAL_MATCH_BYTES, (long long)(L.budget >> 20));
     return rc;
 }
 

@@ -80,6 +80,22 @@ int cli_next_opt(const cli_cmd *cmd, int argc, char **argv);
  * 0 or WP_ENOMEM. */
 int cli_usage_text(const cli_cmd *cmd, wp_buf *out);
 
+/* The pipeline config of `witpipe run` (cli/cmd_run.c), parsed without
+ * printing or touching a corpus: text (len bytes of JSON) named file in
+ * messages. Returns the plan (free with cli_plan_free), or NULL with msg
+ * (cap bytes) set to "FILE: $.path: what" (or "FILE: line L, column C:
+ * what" for bad JSON). Step i (0 <= i < cli_plan_steps) is a stage command
+ * and the argument vector it runs with (argv[0] its name, NULL-terminated,
+ * owned by the plan). */
+typedef struct cli_plan cli_plan;
+cli_plan *cli_plan_parse(const char *file, const void *text, size_t len, const char *corpus_opt,
+                         char *msg, size_t cap);
+int cli_plan_steps(const cli_plan *p);
+const cli_cmd *cli_plan_step(const cli_plan *p, int i, int *argc, char *const **argv);
+/* The corpus folder: corpus_opt, else the config's "corpus", else ".". */
+const char *cli_plan_corpus(const cli_plan *p);
+void cli_plan_free(cli_plan *p); /* NULL: nothing */
+
 /* Sets up ctx->rep for the chosen output mode. */
 void cli_reporter_init(cli_ctx *ctx);
 /* Ends an open progress line (prints the newline). */

@@ -38,6 +38,7 @@
 
 #define RUN_STAGES_MAX 64 /* steps in one pipeline */
 #define RUN_ARGV_MAX   512
+#define RUN_CONFIG_MAX ((size_t)16 << 20) /* bytes of a pipeline file */
 
 enum { O_DRY = 1000 };
 
@@ -95,12 +96,15 @@ typedef struct step {
     int skip;
 } step;
 
-typedef struct plan {
+struct cli_plan {
     step st[RUN_STAGES_MAX];
     int n;
     char corpus[WP_PATH_MAX];
     wp_arena *arena;
-} plan;
+    char *msg; /* the config error, "FILE: $.path: what" */
+    size_t msg_cap;
+};
+typedef struct cli_plan plan;
 
 static char *dup_str(plan *p, const char *s)
 {
@@ -153,15 +157,37 @@ static const char *near_opt(const cli_cmd *c, const char *key)
     return best;
 }
 
-static int cfg_error(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int cfg_error(const char *file, const char *fmt, ...)
+/* printf into msg (cut on a character boundary); nothing when msg is NULL. */
+static void set_msg(char *msg, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_msg(char *msg, size_t cap, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "witpipe run: %s: ", file);
+    if (msg == NULL || cap == 0)
+        return;
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    wp_vformat(msg, cap, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+}
+
+/* Fills the plan's message with "FILE: " and the error, keys and values
+ * quoted from the config shown printable (wp_utf8_printable: one line, no
+ * escape sequence); CLI_USAGE. */
+static int cfg_error(plan *p, const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int cfg_error(plan *p, const char *file, const char *fmt, ...)
+{
+    va_list ap;
+    char what[512];
+    wp_buf shown = {0};
+    va_start(ap, fmt);
+    wp_vformat(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (wp_utf8_printable(what, strlen(what), &shown) == 0 && shown.data != NULL)
+        set_msg(p->msg, p->msg_cap, "%s: %.*s", file, (int)shown.len, shown.data);
+    else
+        set_msg(p->msg, p->msg_cap, "%s: out of memory", file);
+    wp_buf_free(&shown);
     return CLI_USAGE;
 }
 
@@ -200,14 +226,14 @@ static int build_step(plan *p, const char *file, int i, json_t *obj, step *s)
     uint8_t d[WP_SHA256_LEN];
 
     if (!json_is_object(obj))
-        return cfg_error(file, "$.stages[%d]: a stage is an object", i);
+        return cfg_error(p, file, "$.stages[%d]: a stage is an object", i);
     v = json_object_get(obj, "stage");
     if (!json_is_string(v))
-        return cfg_error(file, "$.stages[%d].stage: missing (the command to run, e.g. \"fetch\")",
-                         i);
+        return cfg_error(p, file,
+                         "$.stages[%d].stage: missing (the command to run, e.g. \"fetch\")", i);
     s->cmd = cli_find(json_string_value(v));
     if (s->cmd == NULL || !is_stage_command(s->cmd))
-        return cfg_error(file, "$.stages[%d].stage: '%s' is not a pipeline stage", i,
+        return cfg_error(p, file, "$.stages[%d].stage: '%s' is not a pipeline stage", i,
                          json_string_value(v));
     push(s, dup_str(p, s->cmd->name));
     json_object_foreach(obj, key, v)
@@ -218,7 +244,7 @@ static int build_step(plan *p, const char *file, int i, json_t *obj, step *s)
         o = find_opt(s->cmd, key);
         if (o == NULL) {
             const char *near = near_opt(s->cmd, key);
-            return cfg_error(file, "$.stages[%d].%s: %s has no option --%s%s%s%s", i, key,
+            return cfg_error(p, file, "$.stages[%d].%s: %s has no option --%s%s%s%s", i, key,
                              s->cmd->name, key, near ? " (did you mean " : "", near ? near : "",
                              near ? "?)" : "");
         }
@@ -226,9 +252,9 @@ static int build_step(plan *p, const char *file, int i, json_t *obj, step *s)
         snprintf(flag, sizeof flag, "--%s", key);
         if (o->has_arg == no_argument) {
             if (!json_is_boolean(v))
-                return cfg_error(file, "$.stages[%d].%s: a flag takes true or false", i, key);
+                return cfg_error(p, file, "$.stages[%d].%s: a flag takes true or false", i, key);
             if (json_is_true(v) && push(s, dup_str(p, flag)) != 0)
-                return cfg_error(file, "$.stages[%d]: too many arguments", i);
+                return cfg_error(p, file, "$.stages[%d]: too many arguments", i);
             continue;
         }
         size_t nvals = json_is_array(v) ? json_array_size(v) : 1;
@@ -236,25 +262,25 @@ static int build_step(plan *p, const char *file, int i, json_t *obj, step *s)
             json_t *e = json_is_array(v) ? json_array_get(v, k) : v;
             const char *t = scalar_text(p, e);
             if (t == NULL)
-                return cfg_error(file, "$.stages[%d].%s%s: --%s takes a string or a number%s", i,
+                return cfg_error(p, file, "$.stages[%d].%s%s: --%s takes a string or a number%s", i,
                                  key, json_is_array(v) ? "[...]" : "", key,
                                  json_is_array(v) ? "" : " (or an array of them)");
             if (push(s, dup_str(p, flag)) != 0 || push(s, (char *)t) != 0)
-                return cfg_error(file, "$.stages[%d]: too many arguments", i);
+                return cfg_error(p, file, "$.stages[%d]: too many arguments", i);
         }
     }
     args = json_object_get(obj, "args");
     if (args != NULL) {
         if (!json_is_array(args))
-            return cfg_error(file, "$.stages[%d].args: a list of strings", i);
+            return cfg_error(p, file, "$.stages[%d].args: a list of strings", i);
         if (json_array_size(args) > 0 && push(s, dup_str(p, "--")) != 0)
-            return cfg_error(file, "$.stages[%d]: too many arguments", i);
+            return cfg_error(p, file, "$.stages[%d]: too many arguments", i);
         for (size_t k = 0; k < json_array_size(args); k++) {
             const char *t = scalar_text(p, json_array_get(args, k));
             if (t == NULL)
-                return cfg_error(file, "$.stages[%d].args[%zu]: a string", i, k);
+                return cfg_error(p, file, "$.stages[%d].args[%zu]: a string", i, k);
             if (push(s, (char *)t) != 0)
-                return cfg_error(file, "$.stages[%d]: too many arguments", i);
+                return cfg_error(p, file, "$.stages[%d]: too many arguments", i);
         }
     }
     /* 17 digits: jansson's default, so fingerprints recorded before the
@@ -262,46 +288,47 @@ static int build_step(plan *p, const char *file, int i, json_t *obj, step *s)
     dump = wp_json_tree_text(obj, WP_JSON_SORT_KEYS | WP_JSON_PREC(17));
     if (dump == NULL || wp_sha256_buf(dump, strlen(dump), d) != 0) {
         free(dump);
-        return cfg_error(file, "out of memory");
+        return cfg_error(p, file, "out of memory");
     }
     free(dump);
     wp_hex(d, WP_SHA256_LEN, s->fingerprint);
     return 0;
 }
 
-static int load_plan(plan *p, const char *file, const char *corpus_opt)
+static int load_plan(plan *p, const char *file, const char *text, size_t len,
+                     const char *corpus_opt)
 {
     json_error_t je;
-    json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &je), *stages, *v;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je), *stages, *v;
     const char *key;
     int rc = 0;
 
     if (root == NULL)
-        return cfg_error(file, "line %d, column %d: %s", je.line, je.column, je.text);
+        return cfg_error(p, file, "line %d, column %d: %s", je.line, je.column, je.text);
     if (!json_is_object(root)) {
-        rc = cfg_error(file, "$: a pipeline is a JSON object with \"stages\"");
+        rc = cfg_error(p, file, "$: a pipeline is a JSON object with \"stages\"");
         goto out;
     }
     json_object_foreach(root, key, v)
     {
         if (strcmp(key, "stages") != 0 && strcmp(key, "corpus") != 0 &&
             strcmp(key, "$schema") != 0 && strcmp(key, "comment") != 0) {
-            rc = cfg_error(file, "$.%s: unknown key (stages, corpus, comment, $schema)", key);
+            rc = cfg_error(p, file, "$.%s: unknown key (stages, corpus, comment, $schema)", key);
             goto out;
         }
     }
     stages = json_object_get(root, "stages");
     if (!json_is_array(stages) || json_array_size(stages) == 0) {
-        rc = cfg_error(file, "$.stages: a non-empty list of stages");
+        rc = cfg_error(p, file, "$.stages: a non-empty list of stages");
         goto out;
     }
     if (json_array_size(stages) > RUN_STAGES_MAX) {
-        rc = cfg_error(file, "$.stages: more than %d stages", RUN_STAGES_MAX);
+        rc = cfg_error(p, file, "$.stages: more than %d stages", RUN_STAGES_MAX);
         goto out;
     }
     v = json_object_get(root, "corpus");
     if (v != NULL && !json_is_string(v)) {
-        rc = cfg_error(file, "$.corpus: a directory name");
+        rc = cfg_error(p, file, "$.corpus: a directory name");
         goto out;
     }
     snprintf(p->corpus, sizeof p->corpus, "%s",
@@ -316,6 +343,51 @@ static int load_plan(plan *p, const char *file, const char *corpus_opt)
 out:
     json_decref(root);
     return rc;
+}
+
+cli_plan *cli_plan_parse(const char *file, const void *text, size_t len, const char *corpus_opt,
+                         char *msg, size_t cap)
+{
+    plan *p = calloc(1, sizeof *p);
+    if (msg != NULL && cap > 0)
+        msg[0] = '\0';
+    if (p == NULL || (p->arena = wp_arena_new(1 << 16)) == NULL) {
+        free(p);
+        set_msg(msg, cap, "%s: out of memory", file);
+        return NULL;
+    }
+    p->msg = msg;
+    p->msg_cap = cap;
+    if (load_plan(p, file, text, len, corpus_opt) != 0) {
+        cli_plan_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+int cli_plan_steps(const cli_plan *p)
+{
+    return p->n;
+}
+
+const cli_cmd *cli_plan_step(const cli_plan *p, int i, int *argc, char *const **argv)
+{
+    *argc = p->st[i].argc;
+    *argv = p->st[i].argv;
+    return p->st[i].cmd;
+}
+
+const char *cli_plan_corpus(const cli_plan *p)
+{
+    return p->corpus;
+}
+
+void cli_plan_free(cli_plan *p)
+{
+    if (p == NULL)
+        return;
+    wp_arena_free(p->arena);
+    free(p);
 }
 
 /* Reads the "run" records: for each step the last record's verdict. */
@@ -398,15 +470,13 @@ static void print_step(const plan *p, int i, const char *verdict)
 
 static int cmd_run(cli_ctx *ctx, int argc, char **argv)
 {
-    plan *p = calloc(1, sizeof *p);
+    plan *p = NULL;
     int dry = 0, o, rc = CLI_OK;
     const char *corpus_opt = ctx->corpus_set ? ctx->corpus : NULL;
+    char msg[WP_PATH_MAX + 600];
+    wp_buf text = {0};
+    wp_err err = {0};
 
-    if (p == NULL || (p->arena = wp_arena_new(1 << 16)) == NULL) {
-        free(p);
-        cli_error(ctx, "out of memory");
-        return CLI_FAIL;
-    }
     while ((o = cli_next_opt(&cli_cmd_run, argc, argv)) != -1) {
         if (o == 'h') {
             cli_print_usage(&cli_cmd_run);
@@ -423,7 +493,18 @@ static int cmd_run(cli_ctx *ctx, int argc, char **argv)
         rc = cli_usage_error("run", "takes one pipeline file");
         goto out;
     }
-    if ((rc = load_plan(p, argv[optind], corpus_opt)) != 0 || (rc = read_records(ctx, p)) != 0)
+    if (wp_read_file(argv[optind], RUN_CONFIG_MAX, &text, &err) != 0) {
+        cli_error(ctx, "run: %s", err.msg);
+        rc = CLI_USAGE;
+        goto out;
+    }
+    if ((p = cli_plan_parse(argv[optind], text.data, text.len, corpus_opt, msg, sizeof msg)) ==
+        NULL) {
+        cli_error(ctx, "run: %s", msg);
+        rc = CLI_USAGE;
+        goto out;
+    }
+    if ((rc = read_records(ctx, p)) != 0)
         goto out;
     if (dry) {
         printf("plan for corpus %s (%d stages):\n", p->corpus, p->n);
@@ -471,7 +552,7 @@ static int cmd_run(cli_ctx *ctx, int argc, char **argv)
     }
     cli_info(ctx, "run: all %d steps done", p->n);
 out:
-    wp_arena_free(p->arena);
-    free(p);
+    cli_plan_free(p);
+    wp_buf_free(&text);
     return rc;
 }

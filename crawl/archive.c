@@ -43,6 +43,8 @@ typedef struct arch_ctx {
     int by_record;
     int64_t records_left; /* ao->max_records still to read; -1: no limit */
     wp_buf tmp1, tmp2;    /* de-chunked / decompressed bodies (reader thread) */
+    size_t batch_bytes;   /* a batch is closed past this many arena bytes */
+    int nslots;           /* batches in flight, 1..NSLOTS */
 } arch_ctx;
 
 /* ---- the reader thread: records -> pages --------------------------------
@@ -62,6 +64,10 @@ typedef struct arch_ctx {
  * batches in flight hold at most NSLOTS x (BATCH_BYTES + one page's
  * CRAWL_PAGE_OUT_MAX) whatever the records hold. */
 #define BATCH_BYTES (16u << 20)
+/* Under --max-memory (see arch_budget): what the process needs besides the
+ * batches, and the smallest batch a budget may close at. */
+#define ARCH_BASE_BYTES      ((int64_t)32 << 20)
+#define ARCH_MIN_BATCH_BYTES ((int64_t)1 << 20)
 
 typedef struct rec_out {
     crawl_page *pg;             /* a page to store, or NULL */
@@ -246,7 +252,7 @@ static void fill_batch(pipeline *pl, batch *b)
         ro->index = pl->rec->index;
         pl->next_index = (int64_t)pl->rec->index + 1;
         b->n++;
-        if (wp_stop_requested() || wp_arena_used(b->arena) >= BATCH_BYTES)
+        if (wp_stop_requested() || wp_arena_used(b->arena) >= x->batch_bytes)
             return; /* hand over what there is (the writer stops, or memory) */
     }
 }
@@ -257,13 +263,13 @@ static void *reader_main(void *arg)
     for (;;) {
         batch *b;
         pthread_mutex_lock(&pl->mu);
-        while (pl->filled - pl->taken == NSLOTS && !pl->stop)
+        while (pl->filled - pl->taken == (uint64_t)pl->x->nslots && !pl->stop)
             pthread_cond_wait(&pl->cv, &pl->mu);
         if (pl->stop) {
             pthread_mutex_unlock(&pl->mu);
             return NULL;
         }
-        b = &pl->slots[pl->filled % NSLOTS];
+        b = &pl->slots[pl->filled % (uint64_t)pl->x->nslots];
         pthread_mutex_unlock(&pl->mu);
         fill_batch(pl, b);
         pthread_mutex_lock(&pl->mu);
@@ -333,7 +339,7 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
         pthread_mutex_destroy(&pl.mu);
         return wp_err_set(err, WP_ENOMEM, "cannot create a condition variable");
     }
-    for (; slots_made < NSLOTS; slots_made++)
+    for (; slots_made < x->nslots; slots_made++)
         if ((pl.slots[slots_made].arena = wp_arena_new(ARENA_BLOCK)) == NULL) {
             rc = wp_err_set(err, WP_ENOMEM, "out of memory");
             goto out;
@@ -360,13 +366,13 @@ static int one_file(arch_ctx *x, const char *file, wp_err *err)
     for (int status = 0; status == 0 && rc == 0;) {
         batch *b;
         if (!started) {
-            fill_batch(&pl, &pl.slots[pl.filled % NSLOTS]);
+            fill_batch(&pl, &pl.slots[pl.filled % (uint64_t)x->nslots]);
             pl.filled++;
         }
         pthread_mutex_lock(&pl.mu);
         while (pl.filled == pl.taken)
             pthread_cond_wait(&pl.cv, &pl.mu);
-        b = &pl.slots[pl.taken % NSLOTS];
+        b = &pl.slots[pl.taken % (uint64_t)x->nslots];
         pthread_mutex_unlock(&pl.mu);
         for (int i = 0; i < b->n && rc == 0; i++) {
             const rec_out *ro = &b->out[i];
@@ -454,6 +460,40 @@ out:
     return rc;
 }
 
+/* Sizes the batches: BATCH_BYTES and NSLOTS by default; under --max-memory
+ * the budget less the fixed needs (ARCH_BASE_BYTES, one record of
+ * --max-record, two bodies of --max-page) is shared by the batches in
+ * flight, each costing its bytes plus one page's CRAWL_PAGE_OUT_MAX
+ * (the page that closes it). Fewer slots first, then smaller batches;
+ * WP_ELIMIT naming the options when one slot of ARCH_MIN_BATCH_BYTES does
+ * not fit. */
+static int arch_budget(arch_ctx *x, wp_err *err)
+{
+    int64_t budget, fixed, slot_min, left;
+    x->nslots = NSLOTS;
+    x->batch_bytes = BATCH_BYTES;
+    if (!wp_mem_is_set())
+        return 0;
+    budget = wp_mem_budget(1);
+    fixed = ARCH_BASE_BYTES + (int64_t)x->ao->max_record + 2 * (int64_t)x->o->max_page;
+    slot_min = ARCH_MIN_BATCH_BYTES + (int64_t)CRAWL_PAGE_OUT_MAX;
+    left = budget - fixed;
+    if (left < slot_min)
+        return wp_err_set(err, WP_ELIMIT,
+                          "--max-memory %lld MiB is too low for crawl --%s: reading needs at "
+                          "least %lld MiB (--max-record %lld MiB, --max-page %lld MiB, one batch); "
+                          "give --max-memory %lldM or more, or lower --max-record",
+                          (long long)(budget >> 20), x->is_wat ? "wat" : "warc",
+                          (long long)((fixed + slot_min + (1 << 20) - 1) >> 20),
+                          (long long)(x->ao->max_record >> 20), (long long)(x->o->max_page >> 20),
+                          (long long)((fixed + slot_min + (1 << 20) - 1) >> 20));
+    if (left / slot_min < x->nslots)
+        x->nslots = (int)(left / slot_min);
+    if (left / x->nslots - (int64_t)CRAWL_PAGE_OUT_MAX < (int64_t)x->batch_bytes)
+        x->batch_bytes = (size_t)(left / x->nslots - (int64_t)CRAWL_PAGE_OUT_MAX);
+    return 0;
+}
+
 int crawl_archives(cat *c, crawl_sink *sink, char **files, int nfiles, int is_wat,
                    const crawl_archive_opts *ao, wp_err *err)
 {
@@ -470,6 +510,8 @@ int crawl_archives(cat *c, crawl_sink *sink, char **files, int nfiles, int is_wa
     if (ao->part_n < 1 || ao->part_i < 1 || ao->part_i > ao->part_n)
         return wp_err_set(err, WP_EINVAL, "--part %d/%d: need 1 <= I <= N", ao->part_i, ao->part_n);
     x.o = crawl_sink_opts(sink);
+    if ((rc = arch_budget(&x, err)) != 0)
+        return rc;
     /* Archives stream pairs by the hundred thousand: checkpoint the WAL
      * rarely (see cat_bulk_mode). */
     if (!x.o->dry_run && (rc = cat_bulk_mode(c, 1, err)) != 0)

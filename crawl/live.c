@@ -485,12 +485,47 @@ static int schedule(live *L, int *idle, wp_err *err)
     return 0;
 }
 
+/* Pages in flight under --max-memory: each may hold its download (up to
+ * --max-page) and its decoded body (again up to --max-page) at once, beside
+ * LIVE_BASE_BYTES for the process (frontier, robots cache, catalog). Lowers
+ * *parallel to what fits (a `concurrency_lowered` warning); WP_ELIMIT naming
+ * both options when one page does not fit. */
+#define LIVE_BASE_BYTES ((int64_t)64 << 20)
+static int live_budget(live *L, int *parallel, wp_err *err)
+{
+    int64_t budget, per, fit;
+    if (!wp_mem_is_set())
+        return 0;
+    budget = wp_mem_budget(1);
+    per = 2 * (int64_t)L->o->max_page;
+    fit = per > 0 ? (budget - LIVE_BASE_BYTES) / per : *parallel;
+    if (fit < 1)
+        return wp_err_set(err, WP_ELIMIT,
+                          "--max-memory %lld MiB is too low for crawl --seeds: a page in flight "
+                          "needs up to %lld MiB (twice --max-page %lld MiB) beside %lld MiB for "
+                          "the crawl; give --max-memory %lldM or more, or lower --max-page",
+                          (long long)(budget >> 20), (long long)(per >> 20),
+                          (long long)(L->o->max_page >> 20), (long long)(LIVE_BASE_BYTES >> 20),
+                          (long long)((LIVE_BASE_BYTES + per + (1 << 20) - 1) >> 20));
+    if (fit < *parallel) {
+        wp_report_event(L->lo->rep, WP_LOG_WARN, "concurrency_lowered",
+                        "crawl: --concurrency %d lowered to %lld to fit --max-memory %lld MiB "
+                        "(up to %lld MiB a page in flight)",
+                        *parallel, (long long)fit, (long long)(budget >> 20),
+                        (long long)(per >> 20));
+        *parallel = (int)fit;
+    }
+    return 0;
+}
+
 static int open_net(live *L, net_acl **acl, wp_err *err)
 {
     net_opts no;
     int rc;
     net_opts_init(&no);
     no.parallel = L->lo->concurrency > 0 ? L->lo->concurrency : 16;
+    if ((rc = live_budget(L, &no.parallel, err)) != 0)
+        return rc;
     no.per_host = 1;
     no.host_delay_s = 0; /* spacing is ours (per origin, with Crawl-delay) */
     no.total_timeout_ms = (long)(L->lo->timeout * 1000);

@@ -12,6 +12,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -105,7 +106,8 @@ static int list_folder(const char *loc, entries *E, wp_err *err)
         }
         E->n = k;
     }
-    qsort(E->v, E->n, sizeof *E->v, cmp_str);
+    if (E->n > 1)
+        qsort(E->v, E->n, sizeof *E->v, cmp_str);
     return 0;
 }
 
@@ -124,20 +126,34 @@ static int list_file(const char *loc, entries *E, wp_err *err)
         snprintf(dir, sizeof dir, ".");
     if ((rc = wp_read_file(loc, (size_t)1 << 30, &text, err)) != 0)
         return rc;
-    for (char *line = text.data, *next; rc == 0 && line && *line; line = next) {
+    /* The file's bytes are not a C string: lines are cut by length (a last
+     * line without a newline ends at the end; a NUL ends its line). */
+    if (wp_buf_append(&text, "", 1) != 0) {
+        wp_buf_free(&text);
+        return wp_err_set(err, WP_ENOMEM, "out of memory");
+    }
+    char *end = text.data + text.len - 1;
+    int lineno = 0;
+    for (char *line = text.data, *next; rc == 0 && line < end; line = next) {
         char p[WP_PATH_MAX];
-        next = strchr(line, '\n');
+        lineno++;
+        next = memchr(line, '\n', (size_t)(end - line));
         if (next)
             *next++ = '\0';
+        else
+            next = end;
         size_t len = strlen(line);
         while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
             line[--len] = '\0';
         if (len == 0 || line[0] == '#')
             continue;
+        if ((line[0] == '/' ? strlen(line) >= sizeof p : wp_path_join(p, dir, line, NULL) != 0)) {
+            rc = wp_err_set(err, DD_EAGAINST, "%s:%d: a path too long (%zu bytes)", loc, lineno,
+                            len);
+            break;
+        }
         if (line[0] == '/')
             snprintf(p, sizeof p, "%s", line);
-        else if ((rc = wp_path_join(p, dir, line, err)) != 0)
-            break;
         if (entries_push(E, p) != 0)
             rc = wp_err_set(err, WP_ENOMEM, "out of memory");
     }
@@ -215,12 +231,28 @@ int dd_eval_each(const char *loc, size_t max_bytes, dd_eval_fn fn, void *ud, con
         return wp_err_set(err, DD_EAGAINST, "%s: no such evaluation set", loc);
     if (S_ISDIR(st.st_mode))
         rc = list_folder(loc, &E, err);
+    else if (!S_ISREG(st.st_mode))
+        return wp_err_set(err, DD_EAGAINST,
+                          "%s: not a folder, a .tar shard or a list file (a regular file)", loc);
     else if (is_tar(loc))
         rc = entries_push(&E, loc) != 0 ? wp_err_set(err, WP_ENOMEM, "out of memory") : 0;
     else
         rc = list_file(loc, &E, err);
     for (size_t i = 0; rc == 0 && i < E.n; i++) {
         wp_err e = {0};
+        struct stat fs;
+        /* A list may name anything: only regular files are read (links
+         * followed), never a FIFO or device that would block or not end. */
+        if (stat(E.v[i], &fs) != 0) {
+            wp_report_event(rep, WP_LOG_WARN, "dedup_against_skip", "%s: cannot open: %s", E.v[i],
+                            strerror(errno));
+            continue;
+        }
+        if (!S_ISREG(fs.st_mode)) {
+            wp_report_event(rep, WP_LOG_WARN, "dedup_against_skip",
+                            "%s: not a regular file; skipped", E.v[i]);
+            continue;
+        }
         if (is_tar(E.v[i])) {
             rc = each_in_tar(E.v[i], max_bytes, fn, ud, rep, err);
             continue;

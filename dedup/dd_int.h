@@ -43,8 +43,11 @@ typedef int (*dd_eval_fn)(void *ud, const char *name, const void *data, size_t n
  * a folder of images, a folder of WebDataset .tar shards, one .tar shard,
  * or a list file of image paths and/or shards), in a fixed order. Files
  * that cannot be read, and images over max_bytes, are warnings on rep.
- * Returns 0, DD_EAGAINST (no such set, a folder that cannot be listed),
- * WP_ENOMEM, a list file's read error or fn's error. */
+ * Only regular files are read (a list naming a FIFO or a device gets a
+ * warning). Returns 0, DD_EAGAINST (no such set, a folder that cannot be
+ * listed, a set that is no folder or regular file, a list line too long
+ * for a path: "LIST:LINE: ..."), WP_ENOMEM, a list file's read error or
+ * fn's error. */
 int dd_eval_each(const char *loc, size_t max_bytes, dd_eval_fn fn, void *ud, const wp_reporter *rep,
                  wp_err *err);
 

@@ -67,6 +67,31 @@ typedef struct items {
     size_t n, cap;
 } items;
 
+/* ---- --max-memory ------------------------------------------------------ */
+
+/* Bytes a step holds per pair beside its item: the near step's sort and
+ * union-find rows (tuple, position, two hashes, representative, parent),
+ * the multi-index tables' 24 bytes a hash for both hashes, a group slot. */
+#define NEAR_ROW_BYTES (24 + 8 + 16 + 4 + 4 + 48 + 8)
+
+/* 0 when `need` bytes fit --max-memory (always, when it was not given);
+ * else WP_ELIMIT with a message naming what needs them, the budget and the
+ * --max-memory that would do. */
+static int mem_fits(int64_t need, const char *what, wp_err *err)
+{
+    int64_t budget;
+    if (!wp_mem_is_set())
+        return 0;
+    budget = wp_mem_budget(omp_get_max_threads());
+    if (need <= budget)
+        return 0;
+    return wp_err_set(err, WP_ELIMIT,
+                      "dedup: %s needs about %lld MiB, over --max-memory %lld MiB; give "
+                      "--max-memory %lldM or more, or dedup fewer pairs",
+                      what, (long long)(need >> 20), (long long)(budget >> 20),
+                      (long long)((need + (1 << 20) - 1) >> 20));
+}
+
 static int hex16(const char *hex, uint8_t out[16])
 {
     if (strlen(hex) < 32)
@@ -442,8 +467,9 @@ out:
  * kept ones): *sub (malloc'ed) their positions in (shard, row) order and
  * *X (malloc'ed, m x d) their unit rows, read shard by shard. *m = 0 when
  * none has an embedding (*X NULL). */
-static int load_embeddings(struct cat *c, items *L, const char *model, int kept_only, size_t **subp,
-                           float **Xp, size_t *mp, int *dp, wp_err *err)
+static int load_embeddings(struct cat *c, items *L, const char *model, int kept_only,
+                           int64_t row_extra, const char *what, size_t **subp, float **Xp,
+                           size_t *mp, int *dp, wp_err *err)
 {
     char path[WP_PATH_MAX], rel[WP_PATH_MAX];
     size_t *sub = NULL, m = 0;
@@ -471,6 +497,14 @@ static int load_embeddings(struct cat *c, items *L, const char *model, int kept_
         (m > 0 && (rc = emb_open(path, &set, err)) != 0))
         goto out;
     d = m > 0 ? emb_dim(set) : 0;
+    if (m > 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s of %zu embeddings of %d floats", what, m, d);
+        if ((rc = mem_fits((int64_t)(L->n * sizeof *L->v) +
+                               (int64_t)m * ((int64_t)d * 4 + 8 + row_extra),
+                           msg, err)) != 0)
+            goto out;
+    }
     if (m > 0 && (X = malloc(m * (size_t)d * sizeof *X)) == NULL) {
         rc = wp_err_set(err, WP_ENOMEM, "out of memory for %zu x %d", m, d);
         goto out;
@@ -665,7 +699,7 @@ static int step_against(struct cat *c, items *L, const dd_opts *o, const wp_repo
                               "--against-eps needs the CLIP model folder "
                               "(--clip-model) that encoded the corpus");
         if ((rc = pick_model(c, o, model, sizeof model, err)) != 0 ||
-            (rc = load_embeddings(c, L, model, 0, &esub, &X, &m, &d, err)) != 0)
+            (rc = load_embeddings(c, L, model, 0, 0, "--against-eps", &esub, &X, &m, &d, err)) != 0)
             goto out;
         if (m > 0) {
             if ((rc = clip_model_open(o->clip_model, NULL, &cm, err)) != 0)
@@ -706,6 +740,34 @@ out:
     return rc;
 }
 
+/* The semantic step's bytes per row beside the row itself: position,
+ * assignment, keep_of per eps, union-find root, k-means' best score and
+ * pick, SemDeDup's member entry. */
+#define SEM_ROW_BYTES(neps) ((int64_t)8 + 4 + 8 * (neps) + 4 + 4 + 8 + 16)
+
+/* What the k-means of k clusters over m rows of d holds besides the rows:
+ * centroids, per-thread sums and counts, one assignment block (semdedup.c's
+ * ASSIGN_BLOCK of 16384 rows). */
+static int64_t kmeans_bytes(size_t m, int d, int k)
+{
+    int64_t nthr = omp_get_max_threads();
+    (void)m;
+    return (int64_t)k * d * 4 * (1 + nthr) + nthr * k * 8 + (int64_t)16384 * k * 4;
+}
+
+/* What SemDeDup adds for a largest cluster of maxc rows of d: its copy,
+ * one band of its Gram matrix (semdedup.c: at most 32 Mi floats, at least
+ * 64 rows) and a flag per eps. */
+static int64_t semdedup_bytes(size_t maxc, int d, int neps)
+{
+    int64_t band = maxc ? ((int64_t)32 << 20) / (int64_t)maxc : 1;
+    if (band > (int64_t)maxc)
+        band = (int64_t)maxc;
+    if (band < 64)
+        band = 64;
+    return (int64_t)maxc * d * 4 + band * (int64_t)maxc * 4 + (int64_t)neps * maxc;
+}
+
 static int step_semantic(struct cat *c, items *L, const dd_opts *o, groups *G, dd_counts *cnt,
                          const wp_reporter *rep, wp_err *err)
 {
@@ -713,11 +775,13 @@ static int step_semantic(struct cat *c, items *L, const dd_opts *o, groups *G, d
     size_t *sub = NULL, m = 0;
     float *X = NULL, *C = NULL;
     int32_t *assign = NULL;
-    int64_t *keep_of = NULL;
+    int64_t *keep_of = NULL, base;
     int d = 0, rc, k;
+    char what[160];
 
     if ((rc = pick_model(c, o, model, sizeof model, err)) != 0 ||
-        (rc = load_embeddings(c, L, model, 1, &sub, &X, &m, &d, err)) != 0)
+        (rc = load_embeddings(c, L, model, 1, SEM_ROW_BYTES(o->neps), "the semantic step", &sub, &X,
+                              &m, &d, err)) != 0)
         return rc;
     if (m < 2)
         goto out;
@@ -726,6 +790,11 @@ static int step_semantic(struct cat *c, items *L, const dd_opts *o, groups *G, d
         k = 1;
     if ((size_t)k > m)
         k = (int)m;
+    base = (int64_t)(L->n * sizeof *L->v) + (int64_t)m * ((int64_t)d * 4 + SEM_ROW_BYTES(o->neps));
+    snprintf(what, sizeof what, "the k-means of %zu embeddings of %d floats into %d clusters", m, d,
+             k);
+    if ((rc = mem_fits(base + kmeans_bytes(m, d, k), what, err)) != 0)
+        goto out;
     C = malloc((size_t)k * d * sizeof *C);
     assign = malloc(m * sizeof *assign);
     keep_of = malloc((size_t)o->neps * m * sizeof *keep_of);
@@ -736,8 +805,26 @@ static int step_semantic(struct cat *c, items *L, const dd_opts *o, groups *G, d
     wp_report_event(rep, WP_LOG_INFO, "dedup_semantic",
                     "k-means: %zu embeddings of %d (%s), %d clusters, %d rounds", m, d, model, k,
                     o->iters);
-    if ((rc = dd_kmeans(X, m, d, k, o->iters, 42, NULL, C, assign, NULL, err)) != 0 ||
-        (rc = dd_semdedup(X, m, d, C, k, assign, o->eps, o->neps, keep_of, err)) != 0)
+    if ((rc = dd_kmeans(X, m, d, k, o->iters, 42, NULL, C, assign, NULL, err)) != 0)
+        goto out;
+    {
+        /* the largest cluster sets SemDeDup's need */
+        size_t maxc = 0, *size = calloc((size_t)k, sizeof *size);
+        if (size == NULL) {
+            rc = wp_err_set(err, WP_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t q = 0; q < m; q++)
+            if (++size[assign[q]] > maxc)
+                maxc = size[assign[q]];
+        free(size);
+        snprintf(what, sizeof what, "SemDeDup of %zu embeddings of %d floats (largest cluster %zu)",
+                 m, d, maxc);
+        if ((rc = mem_fits(base + (int64_t)k * d * 4 + semdedup_bytes(maxc, d, o->neps), what,
+                           err)) != 0)
+            goto out;
+    }
+    if ((rc = dd_semdedup(X, m, d, C, k, assign, o->eps, o->neps, keep_of, err)) != 0)
         goto out;
     for (int e = 0; e < o->neps; e++)
         for (size_t q = 0; q < m; q++)
@@ -961,6 +1048,12 @@ int dd_run(struct cat *c, struct st_store *st, const dd_opts *o, const wp_report
     if (o->exact && (rc = step_exact(&L, &G, cnt)) != 0) {
         wp_err_set(err, rc, "out of memory");
         goto out;
+    }
+    if (o->near) {
+        char what[96];
+        snprintf(what, sizeof what, "the pHash index of %zu pairs", L.n);
+        if ((rc = mem_fits((int64_t)L.n * (int64_t)(sizeof *L.v + NEAR_ROW_BYTES), what, err)) != 0)
+            goto out;
     }
     if (o->near && (rc = step_near(&L, o->radius, &G, cnt, err)) != 0)
         goto out;

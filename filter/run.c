@@ -136,6 +136,19 @@ static int score_setup(cat *c, run_ctx *x, flt_report *rep, wp_err *err)
     if (rc != 0)
         return rc;
     rep->scored = n;
+    /* the scores and ids (16 bytes a pair), and --clip-top's copy (16 more) */
+    if (wp_mem_is_set()) {
+        int64_t need = n * (int64_t)(sizeof *ids + sizeof *sc) * (isnan(r->clip_top_pct) ? 1 : 2);
+        if (need > wp_mem_budget(1)) {
+            rc = wp_err_set(err, WP_ELIMIT,
+                            "filter: the CLIP scores of %lld pairs need about %lld MiB, over "
+                            "--max-memory %lld MiB; give --max-memory %lldM or more",
+                            (long long)n, (long long)(need >> 20),
+                            (long long)(wp_mem_budget(1) >> 20),
+                            (long long)((need + (1 << 20) - 1) >> 20));
+            goto out;
+        }
+    }
     if (n == 0) {
         rc = wp_err_set(err, FLT_ENOSCORES,
                         "%s: no pair has a CLIP score for model '%s': run 'witpipe encode' first",

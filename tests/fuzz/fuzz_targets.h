@@ -22,11 +22,13 @@
 #include "emb/emb.h"
 #include "clip/safetensors.h"
 #include "clip/tok_int.h"
+#include "dedup/dd_int.h"
 #include "image/image.h"
 #include "net/net.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -35,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A failed check: the line that failed. */
@@ -890,6 +893,187 @@ static inline int fuzz_queries_one(const uint8_t *data, size_t size)
     qry_matcher_free(m);
     qry_list_free(l);
     return line;
+}
+
+/* ---- dedup --against: evaluation sets (dedup/against.c) --------------- */
+
+#define FUZZ_EVAL_MAX_BYTES 65536 /* max_bytes given to dd_eval_each */
+
+typedef struct fuzz_eval_ctx {
+    const char *dir;   /* the scratch folder: every name and message is under it */
+    const char *shard; /* mode 0: "DIR/set.tar"; names are "SHARD:MEMBER" */
+    int bad;           /* the first failed check's line */
+    size_t images;
+} fuzz_eval_ctx;
+
+static inline int fuzz_eval_image_name(const char *name)
+{
+    static const char *const ext[] = {".jpg", ".jpeg", ".png", ".webp"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+        if (n >= strlen(ext[i]) && strcasecmp(name + n - strlen(ext[i]), ext[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static inline int fuzz_eval_fn(void *ud, const char *name, const void *data, size_t n, wp_err *err)
+{
+    fuzz_eval_ctx *x = ud;
+    (void)err;
+    x->images++;
+    if (x->bad == 0 && (name == NULL || (data == NULL && n > 0) || n > FUZZ_EVAL_MAX_BYTES ||
+                        strncmp(name, x->dir, strlen(x->dir)) != 0))
+        x->bad = __LINE__;
+    /* a shard's member: "SHARD:MEMBER" with an image name */
+    if (x->bad == 0 && x->shard != NULL &&
+        (strncmp(name, x->shard, strlen(x->shard)) != 0 || name[strlen(x->shard)] != ':' ||
+         !fuzz_eval_image_name(name + strlen(x->shard) + 1)))
+        x->bad = __LINE__;
+    return 0;
+}
+
+static inline void fuzz_eval_event(void *ud, wp_level level, const char *kind, const char *msg)
+{
+    fuzz_eval_ctx *x = ud;
+    (void)level;
+    /* every warning names the file it is about */
+    if (x->bad == 0 && (kind == NULL || msg == NULL || strncmp(msg, x->dir, strlen(x->dir)) != 0))
+        x->bad = __LINE__;
+}
+
+static inline int fuzz_eval_write(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return -1;
+    size_t w = n ? fwrite(data, 1, n, f) : 0;
+    return fclose(f) == 0 && w == n ? 0 : -1;
+}
+
+/* Removes the files of folder path, then the folder (one level: the
+ * harness makes no deeper one). */
+static inline void fuzz_eval_rmdir(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    char p[600];
+    if (d != NULL) {
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+            if (unlink(p) != 0)
+                rmdir(p); /* sub/ (empty) */
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+/* Removes the scratch folder and what is in it (f/ of mode 2 first). */
+static inline void fuzz_eval_clean(const char *dir)
+{
+    char f[600];
+    snprintf(f, sizeof f, "%s/f", dir);
+    fuzz_eval_rmdir(f);
+    fuzz_eval_rmdir(dir);
+}
+
+/* Input: byte 0 picks the set's form, 0 a .tar shard (the rest of the
+ * input), 1 a list file, 2 a folder; for 1 and 2 the text part runs up to
+ * the first 0xFF byte (the list's lines, or the folder's file names one a
+ * line) and the data part follows (a tar shard, compressed or not, or
+ * anything). Mode 1's folder also holds a.tar (the data), b.png, sub/ (a
+ * folder) and p (a FIFO: reading it would block, so it must be skipped);
+ * list lines that are absolute or hold ".." are dropped (the harness reads
+ * only its own folder). Checked: dd_eval_each returns 0 (the set exists;
+ * its files' troubles are warnings), or for a list a DD_EAGAINST naming
+ * "LIST:LINE" (a line too long for a path); every image's name is under the folder
+ * and its bytes within max_bytes; a shard's images are its image members;
+ * every warning starts with the file it is about. */
+static inline int fuzz_against_one(const uint8_t *data, size_t size)
+{
+    char dir[] = "/tmp/witpipe-fuzz-eval-XXXXXX", path[512], loc[512];
+    fuzz_eval_ctx x = {.dir = dir};
+    wp_reporter rep = {.event = fuzz_eval_event, .ud = &x};
+    wp_err err = {0};
+    const uint8_t *sep, *bin;
+    size_t tlen, blen;
+    int mode, rc = 0;
+
+    if (size < 1 || mkdtemp(dir) == NULL)
+        return 0;
+    mode = data[0] % 3;
+    data++;
+    size--;
+    sep = memchr(data, 0xFF, size);
+    tlen = sep ? (size_t)(sep - data) : size;
+    bin = sep ? sep + 1 : data + size;
+    blen = sep ? size - tlen - 1 : 0;
+
+    if (mode == 0) {
+        snprintf(loc, sizeof loc, "%s/set.tar", dir);
+        if (fuzz_eval_write(loc, data, size) != 0)
+            goto out;
+        x.shard = loc;
+    } else if (mode == 1) {
+        static const uint8_t png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+        char *list = malloc(tlen + 2), *w = list;
+        if (list == NULL)
+            goto out;
+        for (size_t i = 0; i < tlen;) {
+            const uint8_t *nl = memchr(data + i, '\n', tlen - i);
+            size_t l = nl ? (size_t)(nl - (data + i)) : tlen - i;
+            int keep = l > 0 && data[i] != '/' && memchr(data + i, 0, l) == NULL;
+            for (size_t k = 0; keep && k + 1 < l; k++)
+                if (data[i + k] == '.' && data[i + k + 1] == '.')
+                    keep = 0;
+            if (keep) {
+                memcpy(w, data + i, l);
+                w += l;
+                *w++ = '\n';
+            }
+            i += l + 1;
+        }
+        snprintf(path, sizeof path, "%s/a.tar", dir);
+        rc |= fuzz_eval_write(path, bin, blen);
+        snprintf(path, sizeof path, "%s/b.png", dir);
+        rc |= fuzz_eval_write(path, png, sizeof png);
+        snprintf(path, sizeof path, "%s/sub", dir);
+        rc |= mkdir(path, 0700);
+        snprintf(path, sizeof path, "%s/p", dir);
+        rc |= mkfifo(path, 0600);
+        snprintf(loc, sizeof loc, "%s/list.txt", dir);
+        rc |= fuzz_eval_write(loc, list, (size_t)(w - list));
+        free(list);
+        if (rc != 0)
+            goto out;
+    } else {
+        int files = 0;
+        snprintf(loc, sizeof loc, "%s/f", dir);
+        if (mkdir(loc, 0700) != 0)
+            goto out;
+        for (size_t i = 0; i < tlen && files < 16;) {
+            const uint8_t *nl = memchr(data + i, '\n', tlen - i);
+            size_t l = nl ? (size_t)(nl - (data + i)) : tlen - i;
+            if (l > 0 && l <= 100 && data[i] != '.' && memchr(data + i, '/', l) == NULL &&
+                memchr(data + i, 0, l) == NULL) {
+                snprintf(path, sizeof path, "%s/%.*s", loc, (int)l, (const char *)data + i);
+                if (fuzz_eval_write(path, bin, blen) == 0)
+                    files++;
+            }
+            i += l + 1;
+        }
+    }
+    rc = dd_eval_each(loc, FUZZ_EVAL_MAX_BYTES, fuzz_eval_fn, &x, &rep, &err);
+    /* a list's line too long for a path stops it, naming the list and line */
+    if (x.bad == 0 && rc != 0 &&
+        (mode != 1 || rc != DD_EAGAINST || strncmp(err.msg, loc, strlen(loc)) != 0 ||
+         err.msg[strlen(loc)] != ':'))
+        x.bad = __LINE__;
+out:
+    fuzz_eval_clean(dir);
+    return x.bad;
 }
 
 #endif /* FUZZ_TARGETS_H */

@@ -10,13 +10,27 @@
   - a budget too low for one image at --max-pixels is refused at start,
     with a message naming both options, before any request;
   - encode lowers a --batch the budget cannot hold, and says so;
-  - a bad or too small --max-memory is a usage error of one line.
+  - a bad or too small --max-memory is a usage error of one line;
+  - the archive reader (crawl --wat / --warc) shares the budget among
+    fewer, smaller batches: the hostile archives of issue 16 peak lower
+    under --max-memory 130M than by default, with the same counts, and a
+    budget below one record of --max-record is refused naming both;
+  - the live crawl lowers --concurrency to the pages (2 x --max-page) the
+    budget holds, and refuses when not one fits, before any request;
+  - balance refuses pairs over the budget while reading them;
+  - dedup refuses, naming --max-memory, a pHash index that would not fit,
+    before building it (the peak RSS stays under the one of the run that
+    builds it), and runs under a budget that holds it.
 """
 
+import json
 import os
+import random
 import shutil
+import sqlite3
 import struct
 import subprocess
+import sys
 import tempfile
 import unittest
 import zlib
@@ -42,8 +56,13 @@ def write_png(path, w, h):
 
 def run_rss(args):
     """Runs witpipe args; returns (exit status, stderr, peak RSS in bytes)."""
+    # Under AddressSanitizer freed memory waits in a 256 MB quarantine by
+    # default; a small one keeps the figure about witpipe.
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                 "quarantine_size_mb=8"]))
     p = subprocess.Popen([K.BIN] + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         text=True)
+                         text=True, env=env)
     err = p.stderr.read()
     p.stderr.close()
     _, status, ru = os.wait4(p.pid, 0)
@@ -142,6 +161,189 @@ class MaxMemory(unittest.TestCase):
             self.assertEqual(r.returncode, 2, (v, r.stderr))
             self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
             self.assertIn("--max-memory", r.stderr)
+
+
+# Runs argv[1:] from a fresh, small interpreter and prints its peak RSS:
+# the kernel's figure for a child also covers what it was before exec, a
+# copy of its parent, and this test process grows (the PNGs above).
+SPAWN_RSS = """
+import os, sys
+pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ,
+                     file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)])
+_, status, ru = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), ru.ru_maxrss * 1024)
+"""
+
+
+def run_rss_small(args):
+    """run_rss through a small parent: (exit status, stderr, peak RSS)."""
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                 "quarantine_size_mb=8"]))
+    r = subprocess.run([sys.executable, "-c", SPAWN_RSS, K.BIN] + args, capture_output=True,
+                       text=True, env=env)
+    rc, rss = r.stdout.split()
+    return int(rc), r.stderr, int(rss)
+
+
+class StagesWithoutServer(unittest.TestCase):
+    """--max-memory in the archive reader, the live crawl and dedup (no
+    fixture server: archives are written by crawlgen in a child, the live
+    crawl is refused or lowered before any request, dedup's pairs are
+    catalog rows)."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="witpipe-maxmem-")
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def hostile(self, *args):
+        r = subprocess.run([sys.executable, "-m", "tests.integration.crawlgen", *args],
+                           capture_output=True, text=True, check=True, cwd=K.ROOT)
+        return r.stdout.split()
+
+    def fresh(self, name):
+        c = os.path.join(self.dir, name)
+        r = K.run(["init", c])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return c
+
+    def counts(self, c):
+        con = sqlite3.connect(os.path.join(c, "catalog.db"))
+        try:
+            return json.loads(con.execute("SELECT counts FROM runs ORDER BY id DESC").fetchone()[0])
+        finally:
+            con.close()
+
+    def archive_pair(self, kind, path, *extra):
+        """Crawls path by default and under --max-memory 130M; returns the
+        two peak RSS figures after checking both read the same."""
+        got = []
+        for budget in ([], ["--max-memory", "130M"]):
+            c = self.fresh("c%d" % len(got))
+            rc, err, rss = run_rss_small(["-q", "-C", c] + budget + ["crawl", kind, path] + list(extra))
+            self.assertEqual(rc, 0, err)
+            got.append((rss, self.counts(c)))
+        (hi, ch), (lo, cl) = got
+        print("\n%s %s: peak RSS %d MiB by default, %d MiB with --max-memory 130M"
+              % (kind, os.path.basename(path), hi >> 20, lo >> 20))
+        for key in ("records", "pages", "images", "pages_capped", "pairs_new"):
+            self.assertEqual(ch.get(key), cl.get(key), key)
+        self.assertEqual(ch["dropped"], cl["dropped"])
+        return hi, lo
+
+    def test_archive_reader_low_budget_lowers_peak_rss(self):
+        # 32 WAT records of 200k links (the issue's 1.79 GB case): three
+        # batches of 16 MiB in flight by default, one of 2 MiB under 130M
+        wat = os.path.join(self.dir, "many.wat.gz")
+        self.hostile("wat-links", wat, "http://ex.com/p.html", "200000", "32")
+        hi, lo = self.archive_pair("--wat", wat, "--dry-run")
+        self.assertLess(lo, 130 << 20)
+        self.assertLess(lo + (20 << 20), hi)
+        # 16 WARC pages of a long caption over 25k images each
+        warc = os.path.join(self.dir, "fig.warc.gz")
+        self.hostile("warc-figure", warc, "16", "25000", "2000")
+        hi, lo = self.archive_pair("--warc", warc, "--text-from", "alt")
+        self.assertLess(lo, 130 << 20)
+        self.assertLess(lo + (20 << 20), hi)
+
+    def test_archive_reader_refuses_a_budget_below_one_record(self):
+        wat = os.path.join(self.dir, "one.wat.gz")
+        self.hostile("wat-links", wat, "http://ex.com/p.html", "10", "1")
+        c = self.fresh("c")
+        r = K.run(["-C", c, "--max-memory", "100M", "crawl", "--wat", wat, "--dry-run"])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("--max-memory 100 MiB is too low for crawl --wat", r.stderr)
+        self.assertIn("--max-record 64 MiB", r.stderr)
+        self.assertIn("give --max-memory 129M or more", r.stderr)
+        # a smaller --max-record makes room
+        r = K.run(["-q", "-C", c, "--max-memory", "100M", "crawl", "--wat", wat, "--dry-run",
+                   "--max-record", str(16 << 20)])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.counts(c)["images"], 10)
+
+    def test_live_crawl_concurrency_follows_the_budget(self):
+        seeds = os.path.join(self.dir, "seeds.txt")
+        with open(seeds, "w") as f:
+            f.write("http://127.0.0.1:9/\n")  # refused by the address guard: no packet
+        c = self.fresh("c")
+        r = K.run(["-C", c, "--max-memory", "64M", "crawl", "--seeds", seeds])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("--max-memory 64 MiB is too low for crawl --seeds", r.stderr)
+        self.assertIn("twice --max-page 8 MiB", r.stderr)
+        self.assertEqual(K.db_rows(c, "SELECT count(*) FROM pairs"), [(0,)])
+        # 96 MiB: 64 for the crawl, 16 a page in flight: two at once
+        r = K.run(["-C", c, "--max-memory", "96M", "crawl", "--seeds", seeds,
+                   "--max-pages", "1"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("--concurrency 16 lowered to 2 to fit --max-memory 96 MiB", r.stderr)
+        r = K.run(["-C", c, "--max-memory", "96M", "crawl", "--seeds", seeds,
+                   "--max-page", str(1 << 20), "--max-pages", "1"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("lowered", r.stderr)  # 1 MiB pages: all 16 fit
+
+    def test_dedup_refuses_a_phash_index_over_the_budget(self):
+        c = self.fresh("d")
+        n = 400_000
+        lst = os.path.join(self.dir, "l.tsv")
+        with open(lst, "w") as f:
+            f.write("url\tcaption\n")
+            for i in range(n):
+                f.write("http://ex.com/%d.jpg\tcap %d\n" % (i, i))
+        r = K.run(["-q", "-C", c, "add", lst])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # stored, hashed images (rows only: no step reads the bytes when
+        # every hash is current), every pHash distinct
+        con = sqlite3.connect(os.path.join(c, "catalog.db"))
+        con.execute("UPDATE images SET state = 'ok', store_file = 0, store_offset = 0, "
+                    "sha256 = printf('%064x', id)")
+        rnd = random.Random(7)  # random 64-bit hashes: no near pairs, a quick join
+        con.executemany("INSERT INTO image_phash (image_id, phash, phash_inner, sha256, version) "
+                        "VALUES (?, ?, ?, printf('%064x', ?), 2)",
+                        [(i, rnd.getrandbits(64) - (1 << 63), rnd.getrandbits(64) - (1 << 63), i)
+                         for (i,) in con.execute("SELECT id FROM images").fetchall()])
+        con.commit()
+        con.close()
+        rc, err, rss_lo = run_rss_small(["-C", c, "--max-memory", "64M", "dedup", "--near"])
+        self.assertEqual(rc, 1, err)
+        self.assertIn("dedup: the pHash index of %d pairs needs about" % n, err)
+        self.assertIn("over --max-memory 64 MiB; give --max-memory", err)
+        self.assertEqual(K.db_rows(c, "SELECT count(*) FROM decisions WHERE stage = 'dedup'"), [(0,)])
+        rc, err, rss_hi = run_rss_small(["-q", "-C", c, "--max-memory", "1G", "dedup", "--near",
+                                      "--dry-run"])
+        self.assertEqual(rc, 0, err)
+        print("\ndedup --near of %d pairs: peak RSS %d MiB refused under 64M, %d MiB run"
+              % (n, rss_lo >> 20, rss_hi >> 20))
+        self.assertLess(rss_lo, rss_hi)
+
+    def test_balance_refuses_pairs_over_the_budget(self):
+        # 900k pairs of about 80 bytes each: 69 MiB, over a 64 MiB budget
+        c = self.fresh("b")
+        n = 900_000
+        lst = os.path.join(self.dir, "b.tsv")
+        with open(lst, "w") as f:
+            f.write("url\tcaption\n")
+            for i in range(n):
+                f.write("http://ex.com/%d.jpg\tcap %d\n" % (i, i))
+        r = K.run(["-q", "-C", c, "add", lst])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ents = os.path.join(self.dir, "q.list")
+        with open(ents, "w") as f:
+            f.write("zebra\nquokka\n")
+        r = K.run(["-q", "-C", c, "queries", "import", ents])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = K.run(["-C", c, "--max-memory", "64M", "balance"])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertRegex(r.stderr, r"balance: more than \d+ pairs with 0 query matches need over "
+                         r"\d+ MiB \(80 bytes a pair, 20 a match\), over --max-memory 64 MiB")
+        self.assertEqual(K.db_rows(c, "SELECT count(*) FROM decisions WHERE stage = 'balance'"),
+                         [(0,)])
+        r = K.run(["-q", "-C", c, "--max-memory", "256M", "balance"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertGreater(K.db_rows(c, "SELECT count(*) FROM decisions "
+                                        "WHERE stage = 'balance'")[0][0], 0)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@
 
 #include "cli/cli.h"
 #include "common/wp.h"
+#include "tests/fuzz/fuzz_pipeline.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -186,12 +188,72 @@ static void test_parser_returns_each_options_value(void **state)
     optind = 0;
 }
 
+/* Replays the pipeline-config fuzz inputs (tests/fuzz/corpus/pipeline,
+ * tests/fuzz/regress/pipeline) through fuzz_pipeline_one: each file's
+ * contract holds. Returns how many ran. */
+static int replay_pipeline_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        char path[1200];
+        wp_buf b = {0};
+        wp_err err = {0};
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (wp_read_file(path, (size_t)1 << 24, &b, &err) != 0)
+            fail_msg("%s", err.msg);
+        int line = fuzz_pipeline_one((const uint8_t *)b.data, b.len);
+        wp_buf_free(&b);
+        if (line != 0)
+            fail_msg("%s: check at tests/fuzz/fuzz_pipeline.h:%d failed", path, line);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static void test_pipeline_fuzz_corpus(void **state)
+{
+    (void)state;
+    assert_true(replay_pipeline_dir("tests/fuzz/corpus/pipeline") >= 8);
+    replay_pipeline_dir("tests/fuzz/regress/pipeline");
+    /* the check can fail: an accepted config's vectors go through getopt */
+    static const char ok[] = "{\"stages\": [{\"stage\": \"fetch\", \"parallel\": 4, "
+                             "\"args\": []}, {\"stage\": \"add\", \"args\": [\"l.tsv\"]}]}";
+    char msg[256];
+    cli_plan *p = cli_plan_parse("x.json", ok, strlen(ok), NULL, msg, sizeof msg);
+    int argc;
+    char *const *argv;
+    assert_non_null(p);
+    assert_int_equal(cli_plan_steps(p), 2);
+    assert_ptr_equal(cli_plan_step(p, 0, &argc, &argv), &cli_cmd_fetch);
+    assert_int_equal(argc, 3);
+    assert_string_equal(argv[1], "--parallel");
+    assert_string_equal(argv[2], "4");
+    assert_ptr_equal(cli_plan_step(p, 1, &argc, &argv), &cli_cmd_add);
+    assert_int_equal(argc, 3);
+    assert_string_equal(argv[1], "--");
+    cli_plan_free(p);
+    static const char bad[] = "{\"stages\": [{\"stage\": \"fetch\"}, {\"stage\": \"fetch\", "
+                              "\"paralel\": 4}]}";
+    assert_null(cli_plan_parse("x.json", bad, strlen(bad), NULL, msg, sizeof msg));
+    assert_string_equal(msg, "x.json: $.stages[1].paralel: fetch has no option --paralel (did you "
+                             "mean parallel?)");
+    assert_int_equal(fuzz_pipeline_one((const uint8_t *)bad, strlen(bad)), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_command_has_a_table_or_is_known_untabled),
         cmocka_unit_test(test_table_and_help_text_agree),
         cmocka_unit_test(test_parser_returns_each_options_value),
+        cmocka_unit_test(test_pipeline_fuzz_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -105,6 +105,11 @@ static void test_addr_corpus(void **state)
     assert_true(replay("addr", fuzz_addr_one, NULL) >= 10);
 }
 
+static void test_against_corpus(void **state)
+{
+    assert_true(replay("against", fuzz_against_one, NULL) >= 8);
+}
+
 static void test_npy_corpus(void **state)
 {
     assert_true(replay("npy", fuzz_npy_one, NULL) >= 5);
@@ -202,12 +207,19 @@ static int teardown_all(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_image_corpus),         cmocka_unit_test(test_add_corpus),
-        cmocka_unit_test(test_safetensors_corpus),   cmocka_unit_test(test_robots_tag_corpus),
-        cmocka_unit_test(test_addr_corpus),          cmocka_unit_test(test_crawl_corpus),
-        cmocka_unit_test(test_npy_corpus),           cmocka_unit_test(test_queries_corpus),
-        cmocka_unit_test(test_model_corpus),         cmocka_unit_test(test_tokenizer_clean_corpus),
-        cmocka_unit_test(test_tokenizer_bpe_corpus), cmocka_unit_test(test_checks_catch_violations),
+        cmocka_unit_test(test_image_corpus),
+        cmocka_unit_test(test_add_corpus),
+        cmocka_unit_test(test_safetensors_corpus),
+        cmocka_unit_test(test_robots_tag_corpus),
+        cmocka_unit_test(test_addr_corpus),
+        cmocka_unit_test(test_crawl_corpus),
+        cmocka_unit_test(test_npy_corpus),
+        cmocka_unit_test(test_against_corpus),
+        cmocka_unit_test(test_queries_corpus),
+        cmocka_unit_test(test_model_corpus),
+        cmocka_unit_test(test_tokenizer_clean_corpus),
+        cmocka_unit_test(test_tokenizer_bpe_corpus),
+        cmocka_unit_test(test_checks_catch_violations),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_all);
 }

@@ -139,6 +139,19 @@ static void run_row(sqlite3_stmt *s, cat_run_fn fn, void *ud)
     fn(ud, &ri);
 }
 
+/* Steps s (prepared, bound), handing every row to fn through run_row;
+ * resets it either way. Returns 0 or CAT_ESQL naming what. */
+static int each_run(cat *c, sqlite3_stmt *s, cat_run_fn fn, void *ud, const char *what, wp_err *err)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        run_row(s, fn, ud);
+    rc = rc == SQLITE_DONE ? 0 : cat_sqlerr(c, err, what);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
 int cat_runs_by_stage(cat *c, cat_run_fn fn, void *ud, wp_err *err)
 {
     static const char sql[] =
@@ -147,19 +160,7 @@ int cat_runs_by_stage(cat *c, cat_run_fn fn, void *ud, wp_err *err)
         "FROM (SELECT stage, count(*) AS runs, max(id) AS last FROM runs GROUP BY stage) n "
         "JOIN runs r ON r.id = n.last ORDER BY r.stage";
     sqlite3_stmt *s = cat_stmt(c, sql, err);
-    int rc;
-    if (s == NULL)
-        return CAT_ESQL;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        run_row(s, fn, ud);
-    }
-    if (rc != SQLITE_DONE) {
-        rc = cat_sqlerr(c, err, "list runs");
-        sqlite3_reset(s);
-        return rc;
-    }
-    sqlite3_reset(s);
-    return 0;
+    return s == NULL ? CAT_ESQL : each_run(c, s, fn, ud, "list runs", err);
 }
 
 int cat_runs_by_merged_part(cat *c, cat_run_fn fn, void *ud, wp_err *err)
@@ -171,18 +172,7 @@ int cat_runs_by_merged_part(cat *c, cat_run_fn fn, void *ud, wp_err *err)
         "WHERE merged_part IS NOT NULL GROUP BY stage, merged_part) n "
         "JOIN runs r ON r.id = n.last ORDER BY r.stage, r.merged_part";
     sqlite3_stmt *s = cat_stmt(c, sql, err);
-    int rc;
-    if (s == NULL)
-        return CAT_ESQL;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        run_row(s, fn, ud);
-    if (rc != SQLITE_DONE) {
-        rc = cat_sqlerr(c, err, "list runs of merged parts");
-        sqlite3_reset(s);
-        return rc;
-    }
-    sqlite3_reset(s);
-    return 0;
+    return s == NULL ? CAT_ESQL : each_run(c, s, fn, ud, "list runs of merged parts", err);
 }
 
 int cat_runs_of_stage(cat *c, const char *stage, cat_run_fn fn, void *ud, wp_err *err)
@@ -191,19 +181,8 @@ int cat_runs_of_stage(cat *c, const char *stage, cat_run_fn fn, void *ud, wp_err
         "SELECT stage, 1, id, status, started_at, coalesce(ended_at, -1), params, counts, error "
         "FROM runs WHERE stage = ?1 ORDER BY id";
     sqlite3_stmt *s = cat_stmt(c, sql, err);
-    int rc;
     if (s == NULL)
         return CAT_ESQL;
     sqlite3_bind_text(s, 1, stage, -1, SQLITE_TRANSIENT);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        run_row(s, fn, ud);
-    }
-    if (rc != SQLITE_DONE) {
-        rc = cat_sqlerr(c, err, "list runs");
-        sqlite3_reset(s);
-        return rc;
-    }
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return 0;
+    return each_run(c, s, fn, ud, "list runs", err);
 }

@@ -549,26 +549,52 @@ static inline void x3_triple(const float *x, int nk, int q, int act, uint16_t t[
     t[2] = act ? lo : hi;
 }
 
-/* Elements [k0, k0 + n) (n even) of x's tripled row (x has nk values) as
- * bf16 pairs, the even element in the low half, pair j at dst[j * stride]. */
-static void x3_pairs(const float *x, int nk, int act, int k0, int n, uint32_t *dst, size_t stride)
+/* Elements [e0, e1) of x's tripled row from element k0 on, element e at
+ * word (e / 2) * stride * 2 + e % 2 of d (pairs of bf16, the even element
+ * in the low half, pair j at pair j * stride). */
+static void x3_walk(const float *x, int nk, int act, int k0, int e0, int e1, uint16_t *d,
+                    size_t stride)
 {
     uint16_t t[3];
-    int q = k0 / 3, c = k0 % 3;
+    int q = (k0 + e0) / 3, c = (k0 + e0) % 3;
     x3_triple(x, nk, q, act, t);
-    for (int e = 0; e < n; e += 2) {
-        uint32_t lo = t[c];
+    for (int e = e0; e < e1; e++) {
+        d[(size_t)(e / 2) * stride * 2 + (e & 1)] = t[c];
         if (++c == 3) {
             c = 0;
             x3_triple(x, nk, ++q, act, t);
         }
-        uint32_t hi = t[c];
-        if (++c == 3) {
-            c = 0;
-            x3_triple(x, nk, ++q, act, t);
-        }
-        dst[(size_t)(e / 2) * stride] = lo | hi << 16;
     }
+}
+
+/* Elements [k0, k0 + n) (n even) of x's tripled row (x has nk values) as
+ * bf16 pairs, pair j at dst[j * stride]; rows of pairs of an activation
+ * (stride 1) take whole groups of 16 values through body where the path
+ * has one (AVX-512). */
+static void x3_pairs(const float *x, int nk, int act, int k0, int n, uint32_t *dst, size_t stride,
+                     void (*body)(const float *, int, uint16_t *))
+{
+    uint16_t *d = (uint16_t *)dst;
+    if (stride != 1 || !body || !act || !x) {
+        x3_walk(x, nk, act, k0, 0, n, d, stride);
+        return;
+    }
+    int e = (3 - k0 % 3) % 3; /* to the next whole triple */
+    e = e < n ? e : n;
+    x3_walk(x, nk, act, k0, 0, e, d, 1);
+    int q = (k0 + e) / 3, g = q < nk ? (nk - q) / 16 : 0;
+    g = g < (n - e) / 48 ? g : (n - e) / 48;
+    if (g > 0) {
+        body(x + q, g, d + e);
+        e += 48 * g;
+    }
+    x3_walk(x, nk, act, k0, e, n, d, 1);
+}
+
+/* The vector body of split bf16's A packing on isa's path, or NULL. */
+static void (*x3_body(const kn_isa *isa))(const float *, int, uint16_t *)
+{
+    return isa == &kn_isa_avx512bf16 || isa == &kn_isa_amx ? kn_avx512_x3_body : NULL;
 }
 
 /* Element k of a's tripled row (a has nk values), as a float. */
@@ -692,7 +718,7 @@ kn_packed *kn_pack(const float *W, int N, int K, int prec)
             int n = pi * nr + j;
             const float *w = n < N ? W + (size_t)n * K : NULL;
             if (p->fmt == FMT_BF16X3) {
-                x3_pairs(w, K, 0, 0, p->kp, (uint32_t *)base + j, (size_t)nr);
+                x3_pairs(w, K, 0, 0, p->kp, (uint32_t *)base + j, (size_t)nr, NULL);
             } else if (p->fmt == FMT_BF16_NATIVE) {
                 uint16_t *d = (uint16_t *)base;
                 for (int k = 0; k < p->kp; k += 2) {
@@ -823,7 +849,7 @@ static void pack_group(const drive *d, int m0, groups g, int gi, int k0, int kcu
         size_t step = rm ? 1 : (size_t)mr, rowstep = rm ? (size_t)kcur / 2 : 1;
         for (int i = 0; d->fmt == FMT_BF16X3 && i < gr; i++) /* d->K is 3 x A's columns */
             x3_pairs(d->A + (size_t)(m0 + r0 + i) * d->lda, d->K / 3, 1, k0, kcur,
-                     dst + (size_t)i * rowstep, step);
+                     dst + (size_t)i * rowstep, step, x3_body(d->isa));
         for (int i = 0; d->fmt == FMT_BF16_NATIVE && i < gr; i++) {
             const float *a = d->A + (size_t)(m0 + r0 + i) * d->lda + k0;
             uint32_t *di = dst + (size_t)i * rowstep;

@@ -302,6 +302,69 @@ static void test_bf16x3_drops_only_lo_lo(void **state)
     }
 }
 
+/* bf16 bits of f by kern's rule: nearest even, NaNs kept quiet. */
+static uint16_t bf16_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* The AVX-512 body of split bf16's A packing writes, per value, the
+ * triple (hi, hi, lo) of the definition bit for bit: hi = bf16(a), lo =
+ * bf16(a - hi), lo 0 where hi is not finite (NaN, inf, values rounding to
+ * inf), ties to even, signed zeros and denormals; 48 words per 16 values
+ * and not one more. */
+static void test_bf16x3_vector_split_matches_definition(void **state)
+{
+    (void)state;
+    if (kn_force_path("avx512") != 0) {
+        printf("SKIP: no AVX-512 on this CPU\n");
+        skip();
+    }
+    enum { G = 5, NV = 16 * G };
+    float a[NV];
+    for (int i = 0; i < NV; i++)
+        a[i] = frand() * (i % 7 == 0 ? 1e30f : 3.0f);
+    const float special[] = {NAN,
+                             -NAN,
+                             INFINITY,
+                             -INFINITY,
+                             3.4028235e38f,
+                             -3.4e38f,
+                             0.0f,
+                             -0.0f,
+                             1e-40f,
+                             -3e-39f,
+                             1.0f + 0x1p-8f,
+                             1.0f + 0x1p-8f + 0x1p-7f,
+                             1.0f + 0x1p-8f + 0x1p-16f,
+                             0x1p-126f,
+                             65504.0f,
+                             -1.0f / 3.0f};
+    memcpy(a + 16, special, sizeof special);
+    uint16_t got[48 * G + 8];
+    for (int i = 0; i < 48 * G + 8; i++)
+        got[i] = 0xabcd;
+    kn_avx512_x3_body(a, G, got);
+    for (int i = 0; i < NV; i++) {
+        uint16_t hi = bf16_bits(a[i]), lo = 0;
+        uint32_t hu = (uint32_t)hi << 16;
+        float hf;
+        memcpy(&hf, &hu, 4);
+        if ((hi & 0x7f80u) != 0x7f80u)
+            lo = bf16_bits(a[i] - hf);
+        if (got[3 * i] != hi || got[3 * i + 1] != hi || got[3 * i + 2] != lo)
+            fail_msg("value %d (%a): got %04x %04x %04x, want %04x %04x %04x", i, (double)a[i],
+                     got[3 * i], got[3 * i + 1], got[3 * i + 2], hi, hi, lo);
+    }
+    for (int i = 48 * G; i < 48 * G + 8; i++)
+        assert_int_equal(got[i], 0xabcd);
+    kn_force_path("auto");
+}
+
 static void check_conv_prec(int cin, int h, int w, int cout, int kh, int kw, int stride, int pad,
                             int act, int prec);
 
@@ -954,6 +1017,7 @@ int main(void)
         cmocka_unit_test(test_amx_tile_emulation),
         cmocka_unit_test(test_amx_availability_and_dispatch_rule),
         cmocka_unit_test(test_bf16x3_rule),
+        cmocka_unit_test(test_bf16x3_vector_split_matches_definition),
         PATH_TESTS(test_linear_bf16x3_f32_level),
         PATH_TESTS(test_bf16x3_bound_fails_plain_bf16),
         PATH_TESTS(test_bf16x3_drops_only_lo_lo),

@@ -4,7 +4,8 @@
  * FMA rate comparisons; kn_path_info reports the choice), weight packing, the
  * cache-blocked OpenMP GEMM driver that feeds the per-ISA micro-kernels
  * (kern_avx2.c, kern_avx512.c, kern_amx.c), the portable micro-kernel, layer
- * norm, softmax, attention and im2col convolution.
+ * norm, softmax, attention and im2col convolution. Split bf16 (KN_BF16X3)
+ * is plain bf16 over a tripled K: only packing (kn_pack, pack_group) knows.
  *
  * Blocking (BLIS style). Weights are packed once (kn_pack) as panels [K][NR],
  * so a K block of a panel is one contiguous run. C is cut into MR x NR tiles;
@@ -672,7 +673,7 @@ static int fmt_pairs(int fmt)
 
 struct kn_packed {
     int n, k, prec;
-    int kp; /* K rounded up to the format's k granularity */
+    int kp; /* the driver's K (3K for split bf16) rounded up to the format's k granularity */
     int fmt;
     int nr;
     const kn_isa *isa;

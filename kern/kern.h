@@ -63,11 +63,14 @@ int kn_force_path(const char *name);
  * and `clip --verbose`: one line such as
  *   avx512-bf16 (chosen at run time; cpu has: avx512-bf16 avx512 avx2
  *   portable; bf16 weights: native VDPBF16PS tile; VDPBF16PS measured 1.78x
- *   the f32 FMA rate (430 vs 241 GFLOP/s on one thread))
+ *   the f32 FMA rate (430 vs 241 GFLOP/s on one thread); amx-bf16
+ *   unavailable: ...; split bf16 (bf16x3): not worth it, VDPBF16PS measured
+ *   1.78x the f32 FMA rate (needs more than 4x for three bf16 products))
  * Where the CPU has AVX512_BF16, the first dispatch (kn_init or any kernel)
  * times VDPBF16PS against f32 FMA on one thread (about 1 ms) and takes the
  * native bf16 tile only when it is clearly faster; otherwise the "avx512"
- * path runs bf16 weights as bf16-rounded floats on the f32 tile. Writes at
+ * path runs bf16 weights as bf16-rounded floats on the f32 tile. The last
+ * clause is kn_bf16x3_worth's standing on the path in use. Writes at
  * most len bytes (NUL-terminated when len > 0) into the caller's buf and
  * returns the length the full line needs (snprintf's rule; -1 on an encoding
  * error). Thread-safe; never fails otherwise. */

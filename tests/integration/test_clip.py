@@ -75,7 +75,6 @@ class ClipCliTest(unittest.TestCase):
         # f32: both towers f32. bf16: a ViT image tower plain bf16; the text
         # tower and a ModifiedResNet split bf16 where the kernel path says it
         # pays (the same standing as "kernel" states), else f32, with why.
-        kernel = ""
         for name, vit in (("hf_vit_quickgelu_f32", True), ("oc_rn_bf16", False)):
             r = run("model", "info", model(name))
             self.assertEqual(r.returncode, 0, r.stderr)

@@ -16,7 +16,10 @@
 #      (bench_kern, amx-bf16 forced) against the AMX peak;
 #   5. one table: items/s per case and the bf16 ratios against ORT f32 and
 #      PyTorch bf16 (targets: bf16 images >= 4x ORT at batch 32, >= 2x at
-#      batch 1, and at least PyTorch's bf16).
+#      batch 1, and at least PyTorch's bf16), then one for split bf16
+#      (bf16x3, forced: the text tower and RN50 as --precision bf16 runs
+#      them where kn_bf16x3_worth says it pays) against f32 and ORT's texts
+#      (target: bf16 texts on real alt texts >= 10x ORT).
 # The anchors need python3-torch and onnxruntime-node (their run.sh installs
 # them when the host can reach the network; an offline host can point
 # WITPIPE_ANCHOR_CACHE at a prepared cache); a missing anchor prints "-".
@@ -83,6 +86,8 @@ if ! run_for 150 make -j"$(nproc)" --no-print-directory build/bench/bench_encode
     cc $f -mavx2 -mfma -mf16c -c kern/kern_avx2.c -o "$k/kern_avx2.o" &&
     cc $f -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c \
       -c kern/kern_avx512.c -o "$k/kern_avx512.o" &&
+    cc $f -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c \
+      -c kern/kern_x3_avx512.c -o "$k/kern_x3_avx512.o" &&
     cc $f -mamx-tile -mamx-bf16 -c kern/kern_amx.c -o "$k/kern_amx.o" &&
     mkdir -p build/bench &&
     cc $f bench/bench_kern.c "$k"/*.o -lm -o build/bench/bench_kern || {
@@ -156,6 +161,39 @@ for t in $(echo "$threads" | tr ' ' '\n' | sort -n); do
         ratio(w["image_bf16_b1"], pb1), ratio(w["image_bf16_b32"], pb32)
     }' "$tmp/wp.$t"
 done
-echo "(texts: witpipe runs the text tower in f32 at every precision: bf16 there fails the accuracy rule on the golden checkpoints, clip/clip_load.c)"
+echo "(texts above: f32; plain bf16 there fails the accuracy rule on the golden checkpoints, clip/clip_load.c)"
+echo
+echo "split bf16 (bf16x3, forced), items/s (best run): texts 32x77 and real alt texts, RN50 batch 8; ratios over witpipe f32 and ORT f32 texts"
+printf "%3s | %7s %7s %7s %7s | %7s %7s | %7s | %6s %6s %6s %7s %7s\n" thr \
+  txt77 x3t77 txtalt x3talt RNf32 RNx3 ORTt77 "x3/f77" "x3/fal" "RN/f32" "t77/ORT" "alt/ORT"
+for t in $(echo "$threads" | tr ' ' '\n' | sort -n); do
+  [ "$t" -le "$cores" ] || continue
+  [ -f "$tmp/wp.$t" ] || continue
+  awk -v t="$t" -v ortf="$tmp/ort.$t" '
+    function anchor(f, kind, b,    l, v) {
+      v = ""
+      while ((getline l < f) > 0) {
+        split(l, x, "\t")
+        if (x[1] == kind && x[2] == "batch=" b && match(l, /items\/s best\/med\/worst [0-9.]+/)) {
+          v = substr(l, RSTART, RLENGTH); sub(/.* /, "", v)
+        }
+      }
+      close(f)
+      return v
+    }
+    function fmt(v) { return v == "" ? "-" : sprintf("%.1f", v) }
+    function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "-" : sprintf("%.2fx", a / b) }
+    $1 == "result" { w[$2] = $3 }
+    END {
+      ot = anchor(ortf, "text", 32)
+      printf "%3d | %7s %7s %7s %7s | %7s %7s | %7s | %6s %6s %6s %7s %7s\n", t,
+        fmt(w["text_pad77"]), fmt(w["text_bf16x3_pad77"]), fmt(w["text_captions"]),
+        fmt(w["text_bf16x3_captions"]), fmt(w["rn50_f32_b8"]), fmt(w["rn50_bf16x3_b8"]), fmt(ot),
+        ratio(w["text_bf16x3_pad77"], w["text_pad77"]),
+        ratio(w["text_bf16x3_captions"], w["text_captions"]),
+        ratio(w["rn50_bf16x3_b8"], w["rn50_f32_b8"]), ratio(w["text_bf16x3_pad77"], ot),
+        ratio(w["text_bf16x3_captions"], ot)
+    }' "$tmp/wp.$t"
+done
 [ $full = 1 ] || echo "(full build failed: witpipe columns empty; the kern GEMM lines above carry the AMX figures)"
 echo "# done in $SECONDS s"

@@ -4,7 +4,9 @@
  * images/s at batch 1 and 32 (f32 and bf16), texts/s on real alt-text
  * captions (a caption file tokenized with CLIP's BPE, batches of 32 in file
  * order, each text run up to its own end token) and on 32 x 77-token rows,
- * the achieved GFLOP/s, and RN50 images/s.
+ * the achieved GFLOP/s, and RN50 images/s; the text tower and RN50 also
+ * with split bf16 forced (KN_BF16X3, "bf16x3" lines), which clip/ uses for
+ * them under --precision bf16 only where kn_bf16x3_worth (AMX).
  *
  *   build/bench/bench_encode [captions.txt]
  *
@@ -219,9 +221,10 @@ fail:
 }
 
 /* The caption set in batches of BATCH_MAX (file order): each batch's best
- * run over text_passes passes, summed. */
+ * run over text_passes passes, summed; pn names the text tower's precision
+ * ("f32", "bf16x3"). */
 static void bench_captions(const clip_model *m, clip_ws *ws, const int32_t *rows, const int *lens,
-                           int n, float *out)
+                           int n, float *out, const char *pn)
 {
     int nb = (n + BATCH_MAX - 1) / BATCH_MAX;
     double *bw = malloc(nb * sizeof *bw), *bc = malloc(nb * sizeof *bc);
@@ -262,10 +265,11 @@ static void bench_captions(const clip_model *m, clip_ws *ws, const int32_t *rows
         t.wall += bw[b];
         t.cpu += bc[b];
     }
-    char human[128];
-    snprintf(human, sizeof human, "text f32 %d alt texts, %d-%d tok (mean %.1f)", n, lmin, lmax,
+    char human[128], name[64];
+    snprintf(human, sizeof human, "text %s %d alt texts, %d-%d tok (mean %.1f)", pn, n, lmin, lmax,
              (double)tokens / n);
-    report("text_captions", human, n, t, flop / n / 1e9);
+    snprintf(name, sizeof name, strcmp(pn, "f32") ? "text_%s_captions" : "text_captions", pn);
+    report(name, human, n, t, flop / n / 1e9);
     printf("  (%d captions in batches of %d; per batch the best of %d passes)\n", n, BATCH_MAX,
            text_passes);
     free(bw);
@@ -307,8 +311,28 @@ int main(int argc, char **argv)
         px[i] = (float)((s >> 40) & 0xffff) / 32768.0f - 1.0f;
     }
     clip_arch a = vit_b32();
-    for (int prec = KN_F32; prec <= KN_BF16; prec++) {
+    for (int prec = KN_F32; prec <= KN_BF16X3; prec++) {
         const char *pn = prec == KN_BF16 ? "bf16" : "f32";
+        if (prec == KN_BF16X3) {
+            /* the text tower in split bf16, forced whatever kn_bf16x3_worth
+             * says (on a path without a bf16 tile it runs f32) */
+            kn_force_bf16x3(1);
+            int rc = clip_model_random(&a, KN_BF16, 1, &m, &err);
+            kn_force_bf16x3(0);
+            if (rc != 0) {
+                fprintf(stderr, "bench: %s\n", err.msg);
+                return 1;
+            }
+            if (caps)
+                bench_captions(m, ws, caps, caplens, ncap, out, "bf16x3");
+            make_tokens(tok, BATCH_MAX, CTX);
+            job j = {m, ws, NULL, tok, BATCH_MAX, out};
+            report("text_bf16x3_pad77", "text bf16x3 32x77 (split bf16 forced)", BATCH_MAX,
+                   time_case(run_texts, &j, min_time), clip_text_flops(m, CTX) / 1e9);
+            clip_model_free(m);
+            m = NULL;
+            continue;
+        }
         if (clip_model_random(&a, prec, 1, &m, &err) != 0) {
             fprintf(stderr, "bench: %s\n", err.msg);
             return 1;
@@ -325,9 +349,10 @@ int main(int argc, char **argv)
             report(name, human, batch, time_case(run_images, &j, min_time), gf);
         }
         if (prec == KN_F32) {
-            /* text always runs in f32 (see encode.h) */
+            /* the text tower: f32, or split bf16 where kn_bf16x3_worth
+             * (clip/clip_load.c); the split lines below force it */
             if (caps)
-                bench_captions(m, ws, caps, caplens, ncap, out);
+                bench_captions(m, ws, caps, caplens, ncap, out, "f32");
             else
                 printf("SKIP: caption texts/s (no caption file or vocabulary)\n");
             make_tokens(tok, BATCH_MAX, CTX);
@@ -339,9 +364,12 @@ int main(int argc, char **argv)
         m = NULL;
     }
     a = rn50();
-    for (int prec = KN_F32; prec <= KN_BF16; prec++) {
-        const char *pn = prec == KN_BF16 ? "bf16" : "f32";
-        if (clip_model_random(&a, prec, 2, &m, &err) != 0) {
+    for (int prec = KN_F32; prec <= KN_BF16X3; prec++) {
+        const char *pn = prec == KN_BF16 ? "bf16" : prec == KN_BF16X3 ? "bf16x3" : "f32";
+        kn_force_bf16x3(prec == KN_BF16X3); /* "RN50 bf16x3 b8": split bf16 forced */
+        int rc = clip_model_random(&a, prec == KN_BF16X3 ? KN_BF16 : prec, 2, &m, &err);
+        kn_force_bf16x3(0);
+        if (rc != 0) {
             fprintf(stderr, "bench: %s\n", err.msg);
             return 1;
         }

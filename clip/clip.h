@@ -68,8 +68,12 @@
 
 /* Arithmetic precision of a loaded model. */
 enum clip_precision {
-    CLIP_F32 = 0,  /* float32 weights and arithmetic (the default) */
-    CLIP_BF16 = 1, /* bf16 weights and activations, float32 accumulation */
+    CLIP_F32 = 0, /* float32 weights and arithmetic (the default) */
+    /* bf16 weights and activations, float32 accumulation, on ViT image
+     * towers; text towers and ModifiedResNets run split bf16 (KN_BF16X3,
+     * float32-level results) where kn_bf16x3_worth, else float32 (model
+     * info says which, per tower) */
+    CLIP_BF16 = 1,
 };
 
 typedef struct clip_model clip_model; /* a loaded model */

@@ -41,8 +41,11 @@ typedef struct clip_bottleneck {
 
 struct clip_model {
     clip_arch a;
-    int precision;      /* requested (enum kn_precision) */
+    int precision;      /* what runs: requested, or KN_F32 where no tower takes bf16 */
+    int requested;      /* the precision asked for (enum kn_precision) */
     int pack_precision; /* what clip_pack uses for the part being built */
+    int v_prec, t_prec; /* what the image and text towers run at (KN_*) */
+    int x3_worth;       /* kn_bf16x3_worth() when the model was built */
     char dtype[8];
     int64_t params;
     float logit_scale; /* exp() of the stored value */

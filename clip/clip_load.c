@@ -618,25 +618,37 @@ static int build(clip_model *m, wsrc *s, wp_err *err)
     int rc = check_arch(&m->a, s->st ? clip_st_path(s->st) : "random", err);
     if (rc != 0)
         return rc;
-    /* bf16 applies to ViT image towers only: elsewhere the accuracy rule
-     * (features at cosine >= 0.999 to float32, CLIP scores within 0.005)
-     * fails on the golden checkpoints, measured 2026-12-07 on both native
-     * bf16 tiles (avx512-bf16, and amx-bf16 under emulation; they round
-     * alike). Text tower in bf16: feature cosines >= 0.99985 but scores
-     * moved by up to 0.0057 / 0.0080 / 0.0044 (hf quickgelu / hf gelu / oc);
-     * its MLP alone 0.0053 on hf quickgelu (the image tower's bf16 alone
-     * uses 0.0029-0.0038 of the budget). A ModifiedResNet folds BatchNorm
-     * into its convolutions, which amplifies bf16 rounding: scores moved by
-     * up to 0.0075 (0.0069 on AMX tiles), 0.0063-0.0070 with the stem and
-     * attention pool kept float32. Both stay float32, and the model reports
-     * the precision it really runs at. */
-    if (m->a.vision != CLIP_VISION_VIT)
+    /* Plain bf16 applies to ViT image towers only: elsewhere the accuracy
+     * rule (features at cosine >= 0.999 to float32, CLIP scores within
+     * 0.005) fails on the golden checkpoints, measured 2026-12-07 on both
+     * native bf16 tiles (avx512-bf16, and amx-bf16 under emulation; they
+     * round alike). Text tower in bf16: feature cosines >= 0.99985 but
+     * scores moved by up to 0.0057 / 0.0080 / 0.0044 (hf quickgelu / hf
+     * gelu / oc); its MLP alone 0.0053 on hf quickgelu (the image tower's
+     * bf16 alone uses 0.0029-0.0038 of the budget). A ModifiedResNet folds
+     * BatchNorm into its convolutions, which amplifies bf16 rounding: scores
+     * moved by up to 0.0075 (0.0069 on AMX tiles), 0.0063-0.0070 with the
+     * stem and attention pool kept float32. So the text tower and a
+     * ModifiedResNet (convolutions, attention pool) run split bf16
+     * (KN_BF16X3: three bf16 products, float32-level results; on the golden
+     * checkpoints scores within 2e-6 of f32, tests/unit/test_clip_golden.c)
+     * where kn_bf16x3_worth says three bf16 products beat one f32 (AMX),
+     * and float32 elsewhere (Zen 4/5's VDPBF16PS is only about 2x f32 FMA).
+     * The model reports what each tower really runs at, and why. */
+    m->requested = m->precision;
+    int bf16 = m->precision == KN_BF16;
+    m->x3_worth = bf16 && kn_bf16x3_worth();
+    int split = m->x3_worth ? KN_BF16X3 : KN_F32;
+    m->v_prec = !bf16 ? KN_F32 : m->a.vision == CLIP_VISION_VIT ? KN_BF16 : split;
+    m->t_prec = bf16 ? split : KN_F32;
+    if (m->v_prec == KN_F32 && m->t_prec == KN_F32)
         m->precision = KN_F32;
-    m->pack_precision = m->precision;
+    m->pack_precision = m->v_prec;
     rc = m->a.vision == CLIP_VISION_VIT ? build_vit(m, s, err) : build_resnet(m, s, err);
-    m->pack_precision = KN_F32;
+    m->pack_precision = m->t_prec;
     if (rc == 0)
         rc = build_text(m, s, err);
+    m->pack_precision = KN_F32;
     if (rc == 0)
         clip_model_plan(m);
     return rc;
@@ -1026,6 +1038,27 @@ static const char *act_name(int act)
     return act == KN_ACT_GELU ? "gelu" : "quick_gelu";
 }
 
+static const char *prec_name(int p)
+{
+    return p == KN_BF16 ? "bf16" : p == KN_BF16X3 ? "bf16x3" : "f32";
+}
+
+/* Why a tower runs at precision p (model info's precision_why). */
+static const char *prec_why(const clip_model *m, int p)
+{
+    if (m->requested != KN_BF16)
+        return "f32 requested";
+    if (p == KN_BF16)
+        return "bf16 requested: plain bf16 meets the accuracy rule on ViT image towers";
+    if (p == KN_BF16X3)
+        return "bf16 requested: plain bf16 breaks the accuracy rule on this tower; split bf16 "
+               "(three bf16 products, float32-level results) beats one f32 product on this "
+               "kernel path (see kernel)";
+    return "bf16 requested: plain bf16 breaks the accuracy rule on this tower, and split bf16 "
+           "(three bf16 products) does not beat one f32 product on this kernel path (see "
+           "kernel)";
+}
+
 int clip_model_info_json(const clip_model *m, wp_buf *out)
 {
     const clip_arch *a = &m->a;
@@ -1054,6 +1087,8 @@ int clip_model_info_json(const clip_model *m, wp_buf *out)
     wp_json_int(&j, "image_size", a->image_size);
     wp_json_str(&j, "activation", a->vision == CLIP_VISION_VIT ? act_name(a->v_act) : "relu");
     wp_json_real_prec(&j, "layer_norm_eps", a->v_eps, 6);
+    wp_json_str(&j, "precision", prec_name(m->v_prec));
+    wp_json_str(&j, "precision_why", prec_why(m, m->v_prec));
     wp_json_obj_end(&j);
     wp_json_obj_begin(&j, "text");
     wp_json_int(&j, "width", a->t_width);
@@ -1065,6 +1100,8 @@ int clip_model_info_json(const clip_model *m, wp_buf *out)
     wp_json_str(&j, "activation", act_name(a->t_act));
     wp_json_real_prec(&j, "layer_norm_eps", a->t_eps, 6);
     wp_json_str(&j, "eot", a->eos_id < 0 ? "argmax" : "eos_token_id");
+    wp_json_str(&j, "precision", prec_name(m->t_prec));
+    wp_json_str(&j, "precision_why", prec_why(m, m->t_prec));
     wp_json_obj_end(&j);
     wp_json_int(&j, "embed_dim", a->embed_dim);
     wp_json_int(&j, "image_size", a->image_size);

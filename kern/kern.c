@@ -4,7 +4,8 @@
  * FMA rate comparisons; kn_path_info reports the choice), weight packing, the
  * cache-blocked OpenMP GEMM driver that feeds the per-ISA micro-kernels
  * (kern_avx2.c, kern_avx512.c, kern_amx.c), the portable micro-kernel, layer
- * norm, softmax, attention and im2col convolution.
+ * norm, softmax, attention and im2col convolution. Split bf16 (KN_BF16X3)
+ * is plain bf16 over a tripled K: only packing (kn_pack, pack_group) knows.
  *
  * Blocking (BLIS style). Weights are packed once (kn_pack) as panels [K][NR],
  * so a K block of a panel is one contiguous run. C is cut into MR x NR tiles;
@@ -20,6 +21,7 @@
 #include "kern/kern.h"
 #include "kern/kern_int.h"
 
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
@@ -479,6 +481,8 @@ int kn_force_path(const char *name)
     return 0;
 }
 
+static void x3_reason(const kn_isa *isa, char *buf, size_t len);
+
 int kn_path_info(char *buf, size_t len)
 {
     const kn_isa *isa = isa_get();
@@ -492,8 +496,11 @@ int kn_path_info(char *buf, size_t len)
                 used += (size_t)w;
         }
     int forced = __atomic_load_n(&g_forced, __ATOMIC_ACQUIRE);
-    int n = snprintf(buf, len, "%s (%s; cpu has: %s; %s)", isa->name,
-                     forced ? "forced by kn_force_path" : "chosen at run time", avail, g_reason);
+    char x3[200];
+    x3_reason(isa, x3, sizeof x3);
+    int n =
+        snprintf(buf, len, "%s (%s; cpu has: %s; %s; %s)", isa->name,
+                 forced ? "forced by kn_force_path" : "chosen at run time", avail, g_reason, x3);
     return n < 0 ? -1 : n;
 }
 
@@ -518,13 +525,155 @@ static inline float bfround(float f)
     return r;
 }
 
+/* ---- split bf16 (KN_BF16X3) ----------------------------------------------
+ * A product over K runs as a plain bf16 product over 3K: per k, the weight
+ * triple (w_hi, w_lo, w_hi) against the activation triple (a_hi, a_hi,
+ * a_lo), so that the native tile adds a_hi w_hi + a_hi w_lo + a_lo w_hi.
+ * The triples follow each other along K, so every K block, the tile's K
+ * granularity and the zero padding past 3K stay the driver's. */
+
+/* The triple of value q of x (nk values; zeros at or past nk): hi, lo as
+ * (hi, lo, hi) for a weight, (hi, hi, lo) for an activation. lo is zero
+ * where hi is not finite (inf - inf would make a NaN of an inf). */
+static inline void x3_triple(const float *x, int nk, int q, int act, uint16_t t[3])
+{
+    if (!x || q >= nk) {
+        t[0] = t[1] = t[2] = 0;
+        return;
+    }
+    float v = x[q];
+    uint16_t hi = f2bf(v), lo = 0;
+    if ((hi & 0x7f80u) != 0x7f80u)
+        lo = f2bf(v - bfround(v)); /* exact in float */
+    t[0] = hi;
+    t[1] = act ? hi : lo;
+    t[2] = act ? lo : hi;
+}
+
+/* Elements [e0, e1) of x's tripled row from element k0 on, element e at
+ * word (e / 2) * stride * 2 + e % 2 of d (pairs of bf16, the even element
+ * in the low half, pair j at pair j * stride). */
+static void x3_walk(const float *x, int nk, int act, int k0, int e0, int e1, uint16_t *d,
+                    size_t stride)
+{
+    uint16_t t[3];
+    int q = (k0 + e0) / 3, c = (k0 + e0) % 3;
+    x3_triple(x, nk, q, act, t);
+    for (int e = e0; e < e1; e++) {
+        d[(size_t)(e / 2) * stride * 2 + (e & 1)] = t[c];
+        if (++c == 3) {
+            c = 0;
+            x3_triple(x, nk, ++q, act, t);
+        }
+    }
+}
+
+/* Elements [k0, k0 + n) (n even) of x's tripled row (x has nk values) as
+ * bf16 pairs, pair j at dst[j * stride]; rows of pairs of an activation
+ * (stride 1) take whole groups of 16 values through body where the path
+ * has one (AVX-512). */
+static void x3_pairs(const float *x, int nk, int act, int k0, int n, uint32_t *dst, size_t stride,
+                     void (*body)(const float *, int, uint16_t *))
+{
+    uint16_t *d = (uint16_t *)dst;
+    if (stride != 1 || !body || !act || !x) {
+        x3_walk(x, nk, act, k0, 0, n, d, stride);
+        return;
+    }
+    int e = (3 - k0 % 3) % 3; /* to the next whole triple */
+    e = e < n ? e : n;
+    x3_walk(x, nk, act, k0, 0, e, d, 1);
+    int q = (k0 + e) / 3, g = q < nk ? (nk - q) / 16 : 0;
+    g = g < (n - e) / 48 ? g : (n - e) / 48;
+    if (g > 0) {
+        body(x + q, g, d + e);
+        e += 48 * g;
+    }
+    x3_walk(x, nk, act, k0, e, n, d, 1);
+}
+
+/* The vector body of split bf16's A packing on isa's path, or NULL. */
+static void (*x3_body(const kn_isa *isa))(const float *, int, uint16_t *)
+{
+    return isa == &kn_isa_avx512bf16 || isa == &kn_isa_amx ? kn_avx512_x3_body : NULL;
+}
+
+/* Element k of a's tripled row (a has nk values), as a float. */
+static float x3_elem(const float *a, int nk, int k)
+{
+    uint16_t t[3];
+    x3_triple(a, nk, k / 3, 1, t);
+    uint32_t u = (uint32_t)t[k % 3] << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static int g_x3_forced;
+
+int kn_bf16x3_wins(double bf16_flops, double f32_flops)
+{
+    /* three bf16 products per f32 one, plus the tripled A packing: only a
+     * rate well past 3x pays (AMX: about 15x; Zen 4/5 VDPBF16PS: 2x) */
+    return bf16_flops > 4.0 * f32_flops;
+}
+
+void kn_force_bf16x3(int on)
+{
+    __atomic_store_n(&g_x3_forced, on != 0, __ATOMIC_RELEASE);
+}
+
+/* The native bf16 rate of isa and its name (0 where it has no bf16 tile). */
+static double x3_rate(const kn_isa *isa, const char **name)
+{
+    *name = isa == &kn_isa_amx ? "TDPBF16PS" : "VDPBF16PS";
+    if (isa == &kn_isa_amx)
+        return g_rate_amx;
+    return isa == &kn_isa_avx512bf16 ? g_rate_bf16 : 0.0;
+}
+
+int kn_bf16x3_worth(void)
+{
+    const kn_isa *isa = isa_get();
+    if (__atomic_load_n(&g_x3_forced, __ATOMIC_ACQUIRE))
+        return 1;
+    const char *name;
+    double r = x3_rate(isa, &name);
+    return isa->ukr_bf16 && g_rate_f32 > 0.0 && kn_bf16x3_wins(r, g_rate_f32);
+}
+
+/* kn_path_info's words on split bf16 for isa, into buf (len bytes). */
+static void x3_reason(const kn_isa *isa, char *buf, size_t len)
+{
+    const char *name;
+    double r = x3_rate(isa, &name);
+    if (!isa->ukr_bf16) {
+        snprintf(buf, len, "split bf16 (bf16x3): no native bf16 tile, packs as f32");
+        return;
+    }
+    int worth = g_rate_f32 > 0.0 && kn_bf16x3_wins(r, g_rate_f32);
+    int n = snprintf(buf, len,
+                     "split bf16 (bf16x3): %s, %s measured %.2fx the f32 FMA rate (needs more "
+                     "than 4x for three bf16 products)",
+                     worth ? "worth it" : "not worth it", name,
+                     g_rate_f32 > 0.0 ? r / g_rate_f32 : 0.0);
+    if (__atomic_load_n(&g_x3_forced, __ATOMIC_ACQUIRE) && n > 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, "; forced on by kn_force_bf16x3");
+}
+
 /* ---- packed weights ------------------------------------------------------ */
 
-enum { FMT_F32 = 0, FMT_BF16_NATIVE = 1, FMT_BF16_ROUNDED = 2 };
+enum { FMT_F32 = 0, FMT_BF16_NATIVE = 1, FMT_BF16_ROUNDED = 2, FMT_BF16X3 = 3 };
+
+/* Whether a format is bf16 pairs for the native bf16 tile. */
+static int fmt_pairs(int fmt)
+{
+    return fmt == FMT_BF16_NATIVE || fmt == FMT_BF16X3;
+}
 
 struct kn_packed {
     int n, k, prec;
-    int kp; /* K rounded up to the format's k granularity */
+    int kp; /* the driver's K (3K for split bf16) rounded up to the format's k granularity */
     int fmt;
     int nr;
     const kn_isa *isa;
@@ -547,12 +696,15 @@ kn_packed *kn_pack(const float *W, int N, int K, int prec)
     p->nr = isa->nr;
     if (prec == KN_BF16)
         p->fmt = isa->ukr_bf16 ? FMT_BF16_NATIVE : FMT_BF16_ROUNDED;
+    else if (prec == KN_BF16X3 && K <= INT_MAX / 3)
+        p->fmt = isa->ukr_bf16 ? FMT_BF16X3 : FMT_F32; /* no bf16 tile: f32 is as exact */
     else
         p->fmt = FMT_F32;
-    int kg = p->fmt != FMT_BF16_NATIVE ? 1 : isa->bf16_kgran ? isa->bf16_kgran : 2;
-    p->kp = (K + kg - 1) / kg * kg;
+    int kd = p->fmt == FMT_BF16X3 ? 3 * K : K; /* the K the driver runs */
+    int kg = !fmt_pairs(p->fmt) ? 1 : isa->bf16_kgran ? isa->bf16_kgran : 2;
+    p->kp = (kd + kg - 1) / kg * kg;
     int nr = p->nr, np = (N + nr - 1) / nr;
-    size_t esz = p->fmt == FMT_BF16_NATIVE ? 2 : 4;
+    size_t esz = fmt_pairs(p->fmt) ? 2 : 4;
     p->pstride = (size_t)p->kp * nr * esz;
     size_t bytes = (p->pstride * np + 63) & ~(size_t)63;
     p->data = aligned_alloc(64, bytes);
@@ -566,7 +718,9 @@ kn_packed *kn_pack(const float *W, int N, int K, int prec)
         for (int j = 0; j < nr; j++) {
             int n = pi * nr + j;
             const float *w = n < N ? W + (size_t)n * K : NULL;
-            if (p->fmt == FMT_BF16_NATIVE) {
+            if (p->fmt == FMT_BF16X3) {
+                x3_pairs(w, K, 0, 0, p->kp, (uint32_t *)base + j, (size_t)nr, NULL);
+            } else if (p->fmt == FMT_BF16_NATIVE) {
                 uint16_t *d = (uint16_t *)base;
                 for (int k = 0; k < p->kp; k += 2) {
                     /* zeros past K: AMX pads K to a whole tile step */
@@ -604,6 +758,12 @@ int kn_packed_k(const kn_packed *p)
     return p->k;
 }
 
+/* The K of the product the driver runs for p (3K for split bf16). */
+static int packed_kd(const kn_packed *p)
+{
+    return p->fmt == FMT_BF16X3 ? 3 * p->k : p->k;
+}
+
 /* ---- the GEMM driver ----------------------------------------------------- */
 
 typedef struct drive {
@@ -632,13 +792,13 @@ typedef struct drive {
 
 static int drive_mr(const drive *d)
 {
-    return d->fmt == FMT_BF16_NATIVE ? d->isa->bf16_mr : d->isa->mr;
+    return fmt_pairs(d->fmt) ? d->isa->bf16_mr : d->isa->mr;
 }
 
 /* K granularity of the packed weight and of every K block (kn_pack's). */
 static int drive_kgran(const drive *d)
 {
-    if (d->fmt != FMT_BF16_NATIVE)
+    if (!fmt_pairs(d->fmt))
         return 1;
     return d->isa->bf16_kgran ? d->isa->bf16_kgran : 2;
 }
@@ -682,13 +842,16 @@ static void pack_group(const drive *d, int m0, groups g, int gi, int k0, int kcu
             for (int k = 0; k < kcur; k++)
                 dst[k] = bfround(a[k]);
         }
-    } else if (d->fmt == FMT_BF16_NATIVE) {
+    } else if (fmt_pairs(d->fmt)) {
         /* [kcur/2][mr] per group, or rows of kcur/2 pairs (bf16_rowmajor) */
         int rm = d->isa->bf16_rowmajor;
         uint32_t *dst = rm ? (uint32_t *)buf + (size_t)r0 * (kcur / 2)
                            : (uint32_t *)buf + (size_t)gi * mr * (kcur / 2);
         size_t step = rm ? 1 : (size_t)mr, rowstep = rm ? (size_t)kcur / 2 : 1;
-        for (int i = 0; i < gr; i++) {
+        for (int i = 0; d->fmt == FMT_BF16X3 && i < gr; i++) /* d->K is 3 x A's columns */
+            x3_pairs(d->A + (size_t)(m0 + r0 + i) * d->lda, d->K / 3, 1, k0, kcur,
+                     dst + (size_t)i * rowstep, step, x3_body(d->isa));
+        for (int i = 0; d->fmt == FMT_BF16_NATIVE && i < gr; i++) {
             const float *a = d->A + (size_t)(m0 + r0 + i) * d->lda + k0;
             uint32_t *di = dst + (size_t)i * rowstep;
             if (d->isa->bf16_pairs) {
@@ -735,9 +898,9 @@ static void compute_block(const drive *d, int m0, int rows, int k0, int kcur, in
     int mr = drive_mr(d);
     int kgran = drive_kgran(d);
     int Kp = (d->K + kgran - 1) / kgran * kgran;
-    size_t esz = d->fmt == FMT_BF16_NATIVE ? 2 : 4;
+    size_t esz = fmt_pairs(d->fmt) ? 2 : 4;
     groups g = groups_of(rows, mr);
-    void (*ukr)(const kn_tile *) = d->fmt == FMT_BF16_NATIVE ? d->isa->ukr_bf16 : d->isa->ukr;
+    void (*ukr)(const kn_tile *) = fmt_pairs(d->fmt) ? d->isa->ukr_bf16 : d->isa->ukr;
     int direct = drive_direct(d), rowmajor = drive_rowmajor(d);
     int first = d->first && k0 == 0, last = d->last && k0 + kcur >= Kp;
     for (int p = p0; p < p1; p++) {
@@ -768,7 +931,7 @@ static void compute_block(const drive *d, int m0, int rows, int k0, int kcur, in
             } else if (rowmajor) {
                 t.a = (const float *)apack + (size_t)(r - m0) * kcur;
                 t.lda = kcur;
-            } else if (d->fmt == FMT_BF16_NATIVE && d->isa->bf16_rowmajor) {
+            } else if (fmt_pairs(d->fmt) && d->isa->bf16_rowmajor) {
                 t.a = (const uint32_t *)apack + (size_t)(r - m0) * (kcur / 2);
                 t.lda = kcur / 2;
             } else {
@@ -805,9 +968,17 @@ static float packed_b(const drive *d, int n, int k)
 {
     const char *panel = d->B + d->pstride * (size_t)(n / d->nr);
     int j = n % d->nr;
-    if (d->fmt == FMT_BF16_NATIVE)
+    if (fmt_pairs(d->fmt))
         return bf2f(((const uint16_t *)panel)[((size_t)(k / 2) * d->nr + j) * 2 + (k & 1)]);
     return ((const float *)panel)[(size_t)k * d->nr + j];
+}
+
+/* Element k of row a of A as the product over d->K takes it. */
+static float a_slow(const drive *d, const float *a, int k)
+{
+    if (d->fmt == FMT_BF16X3)
+        return x3_elem(a, d->K / 3, k);
+    return d->fmt == FMT_F32 ? a[k] : bfround(a[k]);
 }
 
 /* The task without scratch memory (out of memory): plain loops over the
@@ -820,7 +991,7 @@ static void run_task_slow(const drive *d, int m0, int rows, int p0, int p1)
         for (int n = p0 * d->nr; n < n1; n++) {
             float acc = 0.0f;
             for (int k = 0; k < d->K; k++)
-                acc += (d->fmt == FMT_F32 ? a[k] : bfround(a[k])) * packed_b(d, n, k);
+                acc += a_slow(d, a, k) * packed_b(d, n, k);
             kn_tile t = {0};
             t.mr = t.nc = 1;
             t.c = d->C + (size_t)r * d->ldc + n;
@@ -990,7 +1161,7 @@ static void drive_run(drive *d, int par)
 static void drive_blocking(drive *d)
 {
     int mr = drive_mr(d);
-    d->kc = d->fmt == FMT_BF16_NATIVE ? d->isa->bf16_kc : d->isa->kc;
+    d->kc = fmt_pairs(d->fmt) ? d->isa->bf16_kc : d->isa->kc;
     d->mc = d->isa->mc / mr * mr;
     /* even K blocks of at most kc: no short tail block */
     int kg = drive_kgran(d), kr = kg > 8 ? kg : 8;
@@ -1018,7 +1189,7 @@ void kn_linear(const float *A, int lda, int M, const kn_packed *W, const float *
     d.fmt = W->fmt;
     d.M = M;
     d.N = W->n;
-    d.K = W->k;
+    d.K = packed_kd(W);
     d.A = A;
     d.lda = lda;
     d.B = W->data;
@@ -1399,14 +1570,14 @@ void kn_conv2d(const float *in, int cin, int h, int w, const kn_packed *W, int k
                 d.isa = W->isa;
                 d.fmt = W->fmt;
                 d.N = W->n;
-                d.K = W->k;
+                d.K = packed_kd(W);
                 d.B = W->data;
                 d.pstride = W->pstride;
                 d.nr = W->nr;
                 float acc = 0.0f;
                 const float *a = scratch + (size_t)p * Kc;
-                for (int k = 0; k < Kc; k++)
-                    acc += (d.fmt == FMT_F32 ? a[k] : bfround(a[k])) * packed_b(&d, co, k);
+                for (int k = 0; k < d.K; k++)
+                    acc += a_slow(&d, a, k) * packed_b(&d, co, k);
                 if (bias)
                     acc += bias[co];
                 out[(size_t)co * P + p] = kn_act1(acc, act);

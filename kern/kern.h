@@ -29,6 +29,17 @@
 enum kn_precision {
     KN_F32 = 0,  /* float32 weights and arithmetic (the default) */
     KN_BF16 = 1, /* bf16 weights and activations, float32 accumulation */
+    /* split bf16 ("bf16x3", Henry, Tang & Heinecke 2019): each weight and
+     * activation x is split into hi = bf16(x) and lo = bf16(x - hi), and a
+     * product is a_hi*w_hi + a_hi*w_lo + a_lo*w_hi, accumulated in f32:
+     * float32-level results (relative error about 2^-16 per product, some
+     * 250x below plain bf16's 2^-8) for three bf16 products, run as one
+     * bf16 GEMM over a tripled K on the native bf16 tile (weights take 1.5x
+     * the f32 bytes). Worth it only where that tile runs clearly more than
+     * 3x the f32 FMA rate (kn_bf16x3_worth: AMX). On a path without a
+     * native bf16 tile it packs as KN_F32 (same results within float
+     * rounding, never slower than f32). */
+    KN_BF16X3 = 2,
 };
 
 enum kn_act {
@@ -52,21 +63,35 @@ int kn_force_path(const char *name);
  * and `clip --verbose`: one line such as
  *   avx512-bf16 (chosen at run time; cpu has: avx512-bf16 avx512 avx2
  *   portable; bf16 weights: native VDPBF16PS tile; VDPBF16PS measured 1.78x
- *   the f32 FMA rate (430 vs 241 GFLOP/s on one thread))
+ *   the f32 FMA rate (430 vs 241 GFLOP/s on one thread); amx-bf16
+ *   unavailable: ...; split bf16 (bf16x3): not worth it, VDPBF16PS measured
+ *   1.78x the f32 FMA rate (needs more than 4x for three bf16 products))
  * Where the CPU has AVX512_BF16, the first dispatch (kn_init or any kernel)
  * times VDPBF16PS against f32 FMA on one thread (about 1 ms) and takes the
  * native bf16 tile only when it is clearly faster; otherwise the "avx512"
- * path runs bf16 weights as bf16-rounded floats on the f32 tile. Writes at
+ * path runs bf16 weights as bf16-rounded floats on the f32 tile. The last
+ * clause is kn_bf16x3_worth's standing on the path in use. Writes at
  * most len bytes (NUL-terminated when len > 0) into the caller's buf and
  * returns the length the full line needs (snprintf's rule; -1 on an encoding
  * error). Thread-safe; never fails otherwise. */
 int kn_path_info(char *buf, size_t len);
 
+/* Whether KN_BF16X3 weights pay on the path in use: 1 when it has a native
+ * bf16 tile whose measured rate is worth three bf16 products against the
+ * f32 FMA rate (kn_bf16x3_wins), or when kn_force_bf16x3 turned it on;
+ * else 0 (callers then pack KN_F32). kn_path_info gives the figures. */
+int kn_bf16x3_worth(void);
+/* For tests and benchmarks: on != 0 makes kn_bf16x3_worth answer 1 on any
+ * path (split packing runs natively wherever the path has a bf16 tile, as
+ * f32 elsewhere); 0 restores the measured rule. */
+void kn_force_bf16x3(int on);
+
 /* A weight matrix W [N x K] packed for the GEMM micro-kernel. */
 typedef struct kn_packed kn_packed;
 
-/* Packs W (row-major N x K, float32) for precision prec. Returns NULL when
- * out of memory. The caller frees with kn_packed_free. */
+/* Packs W (row-major N x K, float32) for precision prec (enum
+ * kn_precision; KN_BF16X3 as described there). Returns NULL when out of
+ * memory. The caller frees with kn_packed_free. */
 kn_packed *kn_pack(const float *W, int N, int K, int prec);
 void kn_packed_free(kn_packed *p);
 int kn_packed_n(const kn_packed *p);

@@ -121,6 +121,16 @@ double kn_avx512_probe_bf16(long iters, float *sink);
  * weights then run as bf16-rounded floats on the f32 FMA tile). */
 int kn_bf16_native_wins(double bf16_flops, double f32_flops);
 
+/* The split bf16 (KN_BF16X3) rule: 1 when a native bf16 tile's measured
+ * rate (FLOP/s) is worth three bf16 products per f32 one, with margin for
+ * the tripled A packing (at least 4x the f32 FMA rate), else 0. */
+int kn_bf16x3_wins(double bf16_flops, double f32_flops);
+
+/* Split bf16's A packing on AVX-512 (kern_x3_avx512.c): the values
+ * a[0 .. 16 * groups) as triples (hi, hi, lo) of bf16, 48 * groups words
+ * at dst (unaligned). Only where the CPU has AVX-512 (or SIMDe). */
+void kn_avx512_x3_body(const float *a, int groups, uint16_t *dst);
+
 /* Scalar activation of one value. */
 float kn_act1(float x, int act);
 

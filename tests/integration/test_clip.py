@@ -71,6 +71,28 @@ class ClipCliTest(unittest.TestCase):
         self.assertEqual(info["image_size"], 224)
         self.assertEqual(info["dtype"], "F16")
 
+    def test_model_info_reports_each_towers_precision(self):
+        # f32: both towers f32. bf16: a ViT image tower plain bf16; the text
+        # tower and a ModifiedResNet split bf16 where the kernel path says it
+        # pays (the same standing as "kernel" states), else f32, with why.
+        for name, vit in (("hf_vit_quickgelu_f32", True), ("oc_rn_bf16", False)):
+            r = run("model", "info", model(name))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            info = json.loads(r.stdout)
+            for t in ("vision", "text"):
+                self.assertEqual(info[t]["precision"], "f32")
+                self.assertEqual(info[t]["precision_why"], "f32 requested")
+            r = run("model", "info", "--precision", "bf16", model(name))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            info = json.loads(r.stdout)
+            kernel = info["kernel"]
+            self.assertIn("split bf16 (bf16x3): ", kernel)
+            split = "bf16x3" if "bf16x3): worth it" in kernel else "f32"
+            self.assertEqual(info["text"]["precision"], split)
+            self.assertIn("plain bf16 breaks the accuracy rule", info["text"]["precision_why"])
+            self.assertEqual(info["vision"]["precision"], "bf16" if vit else split)
+            self.assertEqual(info["precision"], "bf16" if vit or split != "f32" else "f32")
+
     def test_model_info_parameter_count_is_exact(self):
         # every learned tensor of the file (BatchNorm running statistics are
         # buffers, not parameters)

@@ -243,6 +243,25 @@ static void test_arch_inferred(void **state)
     clip_model_free(m);
 }
 
+/* Model info's precision and precision_why of tower ("vision", "text"). */
+static void tower_prec(const clip_model *m, const char *tower, char *prec, char *why, size_t len)
+{
+    wp_buf b = {0};
+    json_error_t je;
+    assert_int_equal(clip_model_info_json(m, &b), 0);
+    json_t *j = json_loads(b.data, 0, &je);
+    assert_non_null(j);
+    json_t *t = json_object_get(j, tower);
+    const char *p = json_string_value(json_object_get(t, "precision"));
+    const char *w = json_string_value(json_object_get(t, "precision_why"));
+    assert_non_null(p);
+    assert_non_null(w);
+    snprintf(prec, len, "%s", p);
+    snprintf(why, len, "%s", w);
+    json_decref(j);
+    wp_buf_free(&b);
+}
+
 /* --precision bf16: features close to f32, CLIP scores within 0.005. */
 static void bf16_check(const char *name, float score_tol)
 {
@@ -298,21 +317,120 @@ static void test_bf16_close_to_f32_oc_vit(void **state)
     bf16_check("oc_vit_quickgelu_f32", 0.005f);
 }
 
-/* A ModifiedResNet asked for bf16 runs float32 (bf16 rounding through its
- * BN-folded convolutions moved the tiny golden RN's scores by ~0.0075): the
- * features equal the float32 ones exactly, and the model says f32. */
-static void test_bf16_resnet_stays_f32(void **state)
+/* --precision bf16 with split bf16 forced (kn_force_bf16x3, whatever the
+ * rule says here): on a path with a native bf16 tile (avx512-bf16 here;
+ * amx-bf16 under tests/kern_avx512_emul.sh) the text tower, and a
+ * ModifiedResNet's convolutions and attention pool, run three bf16
+ * products. The accuracy rule holds with a wide margin: features at cosine
+ * >= 0.99999 to f32 and the split towers' own share of any CLIP score
+ * within 0.0005, a tenth of the rule's 0.005 (plain bf16 text moved scores
+ * by 0.0044-0.0080, a plain bf16 ResNet by 0.0075); the whole score,
+ * with a ViT image tower in plain bf16, within 0.005. */
+static void x3_check(const char *name)
+{
+    clip_model *m32, *mx;
+    float *i32, *t32, *ix, *tx;
+    char prec[400], why[400];
+    if (run_model(name, KN_F32, &m32, &i32, &t32) != 0) {
+        skip();
+        return;
+    }
+    kn_force_bf16x3(1);
+    assert_int_equal(run_model(name, KN_BF16, &mx, &ix, &tx), 0);
+    kn_force_bf16x3(0);
+    int E = clip_model_arch(m32)->embed_dim;
+    int vit = clip_model_arch(m32)->vision == CLIP_VISION_VIT;
+    tower_prec(mx, "text", prec, why, sizeof prec);
+    assert_string_equal(prec, "bf16x3");
+    assert_non_null(strstr(why, "split bf16"));
+    tower_prec(mx, "vision", prec, why, sizeof prec);
+    assert_string_equal(prec, vit ? "bf16" : "bf16x3");
+    double worst = 0.0, worst_split = 0.0, cmin = 1.0;
+    for (int j = 0; j < N_TEXTS; j++) {
+        double c = clip_cosine(t32 + (size_t)j * E, tx + (size_t)j * E, E);
+        cmin = c < cmin ? c : cmin;
+    }
+    for (int i = 0; i < N_IMAGES && !vit; i++) {
+        double c = clip_cosine(i32 + (size_t)i * E, ix + (size_t)i * E, E);
+        cmin = c < cmin ? c : cmin;
+    }
+    for (int i = 0; i < N_IMAGES; i++)
+        for (int j = 0; j < N_TEXTS; j++) {
+            const float *img = ix + (size_t)i * E, *txt = tx + (size_t)j * E;
+            double a = clip_cosine(i32 + (size_t)i * E, t32 + (size_t)j * E, E);
+            double b = clip_cosine(img, txt, E);
+            /* the split towers' share: the same score with them f32 */
+            double c = clip_cosine(vit ? img : i32 + (size_t)i * E, t32 + (size_t)j * E, E);
+            worst = fabs(a - b) > worst ? fabs(a - b) : worst;
+            worst_split = fabs(b - c) > worst_split ? fabs(b - c) : worst_split;
+        }
+    printf("%s on %s, split bf16: 1 - min cosine to f32 %.1e (split towers), worst score "
+           "delta %.2e (of it the split towers' %.2e)\n",
+           name, kn_init(), 1.0 - cmin, worst, worst_split);
+    if (cmin < 0.99999)
+        fail_msg("%s: split bf16 feature cosine %.7f to f32", name, cmin);
+    if (worst_split > 0.0005)
+        fail_msg("%s: split bf16 moved scores by %.5f", name, worst_split);
+    if (worst > 0.005)
+        fail_msg("%s: bf16 moved scores by %.5f", name, worst);
+    free(i32);
+    free(t32);
+    free(ix);
+    free(tx);
+    clip_model_free(m32);
+    clip_model_free(mx);
+}
+
+static void test_bf16x3_hf_vit_quickgelu(void **state)
+{
+    x3_check("hf_vit_quickgelu_f32");
+}
+
+static void test_bf16x3_hf_vit_gelu(void **state)
+{
+    x3_check("hf_vit_gelu_f16");
+}
+
+static void test_bf16x3_oc_vit(void **state)
+{
+    x3_check("oc_vit_quickgelu_f32");
+}
+
+static void test_bf16x3_oc_rn(void **state)
+{
+    x3_check("oc_rn_bf16");
+}
+
+/* A ModifiedResNet asked for bf16 runs split bf16 where kn_bf16x3_worth
+ * says it pays (AMX), else float32 (plain bf16 rounding through its
+ * BN-folded convolutions moved the tiny golden RN's scores by ~0.0075):
+ * then the features equal the float32 ones exactly, and model info says
+ * f32 for both towers, and why. */
+static void test_bf16_resnet_follows_split_rule(void **state)
 {
     clip_model *m32, *m16;
     float *i32, *t32, *i16, *t16;
+    char prec[400], why[400];
     if (run_model("oc_rn_bf16", KN_F32, &m32, &i32, &t32) != 0) {
         skip();
         return;
     }
     assert_int_equal(run_model("oc_rn_bf16", KN_BF16, &m16, &i16, &t16), 0);
     int E = clip_model_arch(m32)->embed_dim;
-    assert_memory_equal(i32, i16, sizeof(float) * (size_t)N_IMAGES * (size_t)E);
-    assert_memory_equal(t32, t16, sizeof(float) * (size_t)N_TEXTS * (size_t)E);
+    const char *want = kn_bf16x3_worth() ? "bf16x3" : "f32";
+    tower_prec(m16, "vision", prec, why, sizeof prec);
+    assert_string_equal(prec, want);
+    assert_non_null(strstr(why, "bf16 requested: plain bf16 breaks the accuracy rule"));
+    tower_prec(m16, "text", prec, why, sizeof prec);
+    assert_string_equal(prec, want);
+    tower_prec(m32, "text", prec, why, sizeof prec);
+    assert_string_equal(prec, "f32");
+    assert_string_equal(why, "f32 requested");
+    if (!kn_bf16x3_worth()) {
+        assert_non_null(strstr(why, "f32"));
+        assert_memory_equal(i32, i16, sizeof(float) * (size_t)N_IMAGES * (size_t)E);
+        assert_memory_equal(t32, t16, sizeof(float) * (size_t)N_TEXTS * (size_t)E);
+    }
     free(i32);
     free(t32);
     free(i16);
@@ -841,7 +959,11 @@ int main(void)
         cmocka_unit_test(test_bf16_close_to_f32_hf_vit),
         cmocka_unit_test(test_bf16_close_to_f32_hf_vit_gelu),
         cmocka_unit_test(test_bf16_close_to_f32_oc_vit),
-        cmocka_unit_test(test_bf16_resnet_stays_f32),
+        cmocka_unit_test(test_bf16_resnet_follows_split_rule),
+        cmocka_unit_test(test_bf16x3_hf_vit_quickgelu),
+        cmocka_unit_test(test_bf16x3_hf_vit_gelu),
+        cmocka_unit_test(test_bf16x3_oc_vit),
+        cmocka_unit_test(test_bf16x3_oc_rn),
         cmocka_unit_test(test_st_bad_header_length),
         cmocka_unit_test(test_st_overlapping_offsets),
         cmocka_unit_test(test_st_out_of_bounds),

@@ -94,11 +94,15 @@ static int reset_path(void **state)
     return 0;
 }
 
-/* Checks kn_linear on M x N x K with every optional input; prec KN_BF16
- * compares against the same product on bf16-rounded A and W. */
-static void check_linear(int M, int N, int K, int prec, int act, int use_bias, int use_res,
-                         int alias)
+/* kn_linear on M x N x K with every optional input against the double
+ * product: of bf16-rounded A and W when rounded, of A and W themselves
+ * otherwise. Returns the worst error over the bound 2e-5 * sum|terms| +
+ * 2e-6 (f32-level: <= 1 passes), describing that element in msg. */
+static double linear_worst(int M, int N, int K, int prec, int act, int use_bias, int use_res,
+                           int alias, int rounded, char *msg, size_t len)
 {
+    double worst = 0.0;
+    msg[0] = '\0';
     int lda = K + 3, ldc = N + 5;
     float *A = rand_buf((size_t)M * lda, 1.0f);
     float *W = rand_buf((size_t)N * K, 0.5f);
@@ -119,7 +123,7 @@ static void check_linear(int M, int N, int K, int prec, int act, int use_bias, i
             double s = 0, sa = 0;
             for (int k = 0; k < K; k++) {
                 double a = A[(size_t)i * lda + k], w = W[(size_t)j * K + k];
-                if (prec == KN_BF16) {
+                if (rounded) {
                     a = bf16r((float)a);
                     w = bf16r((float)w);
                 }
@@ -137,10 +141,13 @@ static void check_linear(int M, int N, int K, int prec, int act, int use_bias, i
             }
             double got = out[(size_t)i * ldc + j];
             double tol = 2e-5 * sa + 2e-6;
-            if (fabs(got - s) > tol)
-                fail_msg("linear M=%d N=%d K=%d prec=%d act=%d bias=%d res=%d alias=%d: "
+            if (!(fabs(got - s) / tol <= worst)) {
+                worst = isnan(got) ? INFINITY : fabs(got - s) / tol;
+                snprintf(msg, len,
+                         "linear M=%d N=%d K=%d prec=%d act=%d bias=%d res=%d alias=%d: "
                          "C[%d][%d] = %.8g, want %.8g",
                          M, N, K, prec, act, use_bias, use_res, alias, i, j, got, s);
+            }
         }
         /* the padding between rows is untouched */
         if (!alias)
@@ -155,6 +162,19 @@ static void check_linear(int M, int N, int K, int prec, int act, int use_bias, i
     free(R);
     free(C);
     free(R0);
+    return worst;
+}
+
+/* Checks kn_linear within the f32-level bound; prec KN_BF16 against the
+ * product of the bf16-rounded inputs, KN_F32 and KN_BF16X3 against the
+ * exact one. */
+static void check_linear(int M, int N, int K, int prec, int act, int use_bias, int use_res,
+                         int alias)
+{
+    char msg[256];
+    if (linear_worst(M, N, K, prec, act, use_bias, use_res, alias, prec == KN_BF16, msg,
+                     sizeof msg) > 1.0)
+        fail_msg("%s", msg);
 }
 
 static const int shapes[][3] = {
@@ -206,12 +226,201 @@ static void test_linear_bf16_tile_edges(void **state)
     check_linear(47, 33, 1100, KN_BF16, KN_ACT_QUICKGELU, 1, 1, 1); /* C aliases res */
 }
 
+/* Split bf16 (KN_BF16X3) gives f32-level results against the exact
+ * product: every epilogue and odd shape, every edge of the AMX tiling
+ * (K = 11 is 33 tripled; K blocks of 512 split a value's triple), K blocks,
+ * team packing, C aliasing the residual. */
+static void test_linear_bf16x3_f32_level(void **state)
+{
+    use_path(state);
+    run_linear_f32(state, KN_BF16X3);
+    static const int ms[] = {1, 15, 16, 17, 33}, ns[] = {1, 16, 17, 33, 65};
+    static const int ks[] = {1, 10, 11, 21, 33, 95};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+        for (size_t j = 0; j < sizeof ns / sizeof ns[0]; j++)
+            for (size_t k = 0; k < sizeof ks / sizeof ks[0]; k++)
+                check_linear(ms[i], ns[j], ks[k], KN_BF16X3, (int)(k % 4), 1, (int)(j & 1), 0);
+    check_linear(65, 70, 1025, KN_BF16X3, KN_ACT_GELU, 1, 1, 0);      /* 3075: 7 K blocks */
+    check_linear(100, 64, 2100, KN_BF16X3, KN_ACT_NONE, 1, 1, 0);     /* team packing */
+    check_linear(47, 33, 1100, KN_BF16X3, KN_ACT_QUICKGELU, 1, 1, 1); /* C aliases res */
+}
+
+/* The bound the split is held to is one plain bf16 fails: on the same
+ * products against the exact result, KN_BF16 misses it by far (on every
+ * path, rounded weights or the native tile) while KN_BF16X3 meets it. */
+static void test_bf16x3_bound_fails_plain_bf16(void **state)
+{
+    use_path(state);
+    static const int sh[][3] = {{7, 13, 5}, {33, 70, 300}, {17, 33, 95}};
+    char msg[256];
+    for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++) {
+        double plain = linear_worst(sh[i][0], sh[i][1], sh[i][2], KN_BF16, KN_ACT_NONE, 1, 0, 0, 0,
+                                    msg, sizeof msg);
+        double split = linear_worst(sh[i][0], sh[i][1], sh[i][2], KN_BF16X3, KN_ACT_NONE, 1, 0, 0,
+                                    0, msg, sizeof msg);
+        printf("%s %dx%dx%d: worst error / f32 bound: plain bf16 %.2f, bf16x3 %.3f\n",
+               (const char *)*state, sh[i][0], sh[i][1], sh[i][2], plain, split);
+        if (!(plain > 4.0))
+            fail_msg("plain bf16 within %.2f of the f32 bound", plain);
+        if (!(split <= 1.0))
+            fail_msg("%s", msg);
+    }
+}
+
+/* What the split computes: a_hi w_hi + a_hi w_lo + a_lo w_hi, without
+ * a_lo w_lo. For x = 1 + 2^-8 + 2^-16 (hi = 1 + 2^-7, lo = -(2^-8 -
+ * 2^-16), both exact bf16) x * x misses lo^2 (about 2^-16, far above f32
+ * rounding) where the path has a native bf16 tile; elsewhere KN_BF16X3
+ * packs as f32 and gives exactly the f32 product, in the GEMM and in the
+ * out-of-memory loops alike. */
+static void test_bf16x3_drops_only_lo_lo(void **state)
+{
+    use_path(state);
+    float x = 1.0f + 0x1p-8f + 0x1p-16f, hi = 1.0f + 0x1p-7f, lo = -(0x1p-8f - 0x1p-16f);
+    assert_true(bf16r(x) == hi && bf16r(x - hi) == lo && hi + lo == x);
+    int native = !strcmp(*state, "avx512-bf16") || !strcmp(*state, "amx-bf16");
+    for (int oom = 0; oom <= 1; oom++) {
+        float C[2] = {0}, F[2] = {0}, A[2] = {x, x}, W[1] = {x};
+        kn_scratch_fail_for_tests(oom);
+        kn_packed *p = kn_pack(W, 1, 1, KN_BF16X3), *f = kn_pack(W, 1, 1, KN_F32);
+        assert_non_null(p);
+        assert_non_null(f);
+        kn_linear(A, 1, 2, p, NULL, KN_ACT_NONE, NULL, 0, C, 1);
+        kn_linear(A, 1, 2, f, NULL, KN_ACT_NONE, NULL, 0, F, 1);
+        kn_scratch_fail_for_tests(0);
+        double split = (double)hi * hi + 2.0 * (double)hi * lo;
+        for (int i = 0; i < 2; i++) {
+            if (native && fabs(C[i] - split) > 0x1p-22)
+                fail_msg("oom %d: split x*x = %.9g, want %.9g", oom, C[i], split);
+            if (native && !(fabs(C[i] - F[i]) > 0x1p-17))
+                fail_msg("oom %d: split x*x = %.9g as f32's %.9g", oom, C[i], F[i]);
+            if (!native && C[i] != F[i])
+                fail_msg("oom %d: bf16x3 without a bf16 tile %.9g, f32 %.9g", oom, C[i], F[i]);
+        }
+        kn_packed_free(p);
+        kn_packed_free(f);
+    }
+}
+
+/* bf16 bits of f by kern's rule: nearest even, NaNs kept quiet. */
+static uint16_t bf16_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* The AVX-512 body of split bf16's A packing writes, per value, the
+ * triple (hi, hi, lo) of the definition bit for bit: hi = bf16(a), lo =
+ * bf16(a - hi), lo 0 where hi is not finite (NaN, inf, values rounding to
+ * inf), ties to even, signed zeros and denormals; 48 words per 16 values
+ * and not one more. */
+static void test_bf16x3_vector_split_matches_definition(void **state)
+{
+    (void)state;
+    if (kn_force_path("avx512") != 0) {
+        printf("SKIP: no AVX-512 on this CPU\n");
+        skip();
+    }
+    enum { G = 5, NV = 16 * G };
+    float a[NV];
+    for (int i = 0; i < NV; i++)
+        a[i] = frand() * (i % 7 == 0 ? 1e30f : 3.0f);
+    const float special[] = {NAN,
+                             -NAN,
+                             INFINITY,
+                             -INFINITY,
+                             3.4028235e38f,
+                             -3.4e38f,
+                             0.0f,
+                             -0.0f,
+                             1e-40f,
+                             -3e-39f,
+                             1.0f + 0x1p-8f,
+                             1.0f + 0x1p-8f + 0x1p-7f,
+                             1.0f + 0x1p-8f + 0x1p-16f,
+                             0x1p-126f,
+                             65504.0f,
+                             -1.0f / 3.0f};
+    memcpy(a + 16, special, sizeof special);
+    uint16_t got[48 * G + 8];
+    for (int i = 0; i < 48 * G + 8; i++)
+        got[i] = 0xabcd;
+    kn_avx512_x3_body(a, G, got);
+    for (int i = 0; i < NV; i++) {
+        uint16_t hi = bf16_bits(a[i]), lo = 0;
+        uint32_t hu = (uint32_t)hi << 16;
+        float hf;
+        memcpy(&hf, &hu, 4);
+        if ((hi & 0x7f80u) != 0x7f80u)
+            lo = bf16_bits(a[i] - hf);
+        if (got[3 * i] != hi || got[3 * i + 1] != hi || got[3 * i + 2] != lo)
+            fail_msg("value %d (%a): got %04x %04x %04x, want %04x %04x %04x", i, (double)a[i],
+                     got[3 * i], got[3 * i + 1], got[3 * i + 2], hi, hi, lo);
+    }
+    for (int i = 48 * G; i < 48 * G + 8; i++)
+        assert_int_equal(got[i], 0xabcd);
+    kn_force_path("auto");
+}
+
+static void check_conv_prec(int cin, int h, int w, int cout, int kh, int kw, int stride, int pad,
+                            int act, int prec);
+
+/* Convolutions on split weights: f32-level against the exact sum. */
+static void test_conv2d_bf16x3(void **state)
+{
+    use_path(state);
+    check_conv_prec(3, 13, 11, 8, 3, 3, 2, 1, KN_ACT_RELU, KN_BF16X3);
+    check_conv_prec(5, 7, 7, 17, 1, 1, 1, 0, KN_ACT_GELU, KN_BF16X3);
+    check_conv_prec(7, 9, 9, 40, 3, 3, 1, 1, KN_ACT_NONE, KN_BF16X3); /* K = 63 */
+    kn_scratch_fail_for_tests(1);
+    check_conv_prec(3, 13, 11, 8, 3, 3, 2, 1, KN_ACT_RELU, KN_BF16X3);
+    kn_scratch_fail_for_tests(0);
+}
+
+/* The split rule: three bf16 products pay only where the bf16 tile runs
+ * well past 3x the f32 FMA rate (AMX), never on VDPBF16PS (Zen 4/5: 2x,
+ * Sapphire Rapids 0.46x); kn_force_bf16x3 turns it on for tests, and
+ * kn_path_info states the standing. */
+static void test_bf16x3_rule(void **state)
+{
+    (void)state;
+    assert_int_equal(kn_bf16x3_wins(7.1e12, 4.76e11), 1); /* AMX, 15x */
+    assert_int_equal(kn_bf16x3_wins(4.5e11, 2.41e11), 0); /* Zen 5, 1.87x */
+    assert_int_equal(kn_bf16x3_wins(2.0e11, 1.0e11), 0);  /* Zen 4 */
+    assert_int_equal(kn_bf16x3_wins(2.2e11, 4.76e11), 0); /* Sapphire Rapids VDPBF16PS */
+    assert_int_equal(kn_bf16x3_wins(3.0e11, 1.0e11), 0);  /* break-even */
+    assert_int_equal(kn_bf16x3_wins(4.0e11, 1.0e11), 0);
+    assert_int_equal(kn_bf16x3_wins(4.5e11, 1.0e11), 1);
+    assert_int_equal(kn_bf16x3_wins(0.0, 0.0), 0);
+    char buf[1024];
+    assert_int_equal(kn_force_path("auto"), 0);
+    kn_path_info(buf, sizeof buf);
+    assert_non_null(strstr(buf, "split bf16 (bf16x3): "));
+    int worth = kn_bf16x3_worth();
+    assert_int_equal(worth, strstr(buf, "bf16x3): worth it") != NULL);
+    kn_force_bf16x3(1);
+    assert_int_equal(kn_bf16x3_worth(), 1);
+    kn_path_info(buf, sizeof buf);
+    assert_non_null(strstr(buf, "forced on by kn_force_bf16x3"));
+    kn_force_bf16x3(0);
+    assert_int_equal(kn_bf16x3_worth(), worth);
+    /* no native bf16 tile: never worth it, packs as f32 */
+    assert_int_equal(kn_force_path("portable"), 0);
+    assert_int_equal(kn_bf16x3_worth(), 0);
+    kn_path_info(buf, sizeof buf);
+    assert_non_null(strstr(buf, "no native bf16 tile, packs as f32"));
+    assert_int_equal(kn_force_path("auto"), 0);
+}
+
 /* A NaN weight poisons only its own output column: packing pads K (to 2,
  * or to 32 for AMX) with zeros, never with the next row's values. */
 static void test_weight_nan_stays_in_its_column(void **state)
 {
     use_path(state);
-    for (int prec = KN_F32; prec <= KN_BF16; prec++)
+    for (int prec = KN_F32; prec <= KN_BF16X3; prec++)
         for (int K = 1; K <= 40; K += 13) {
             int M = 3, N = 3;
             float *A = rand_buf((size_t)M * K, 1.0f), *W = rand_buf((size_t)N * K, 1.0f);
@@ -621,8 +830,8 @@ static void test_attention_qkv_cross(void **state)
     free(ref);
 }
 
-static void check_conv(int cin, int h, int w, int cout, int kh, int kw, int stride, int pad,
-                       int act)
+static void check_conv_prec(int cin, int h, int w, int cout, int kh, int kw, int stride, int pad,
+                            int act, int prec)
 {
     int oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
     int K = cin * kh * kw;
@@ -634,7 +843,7 @@ static void check_conv(int cin, int h, int w, int cout, int kh, int kw, int stri
     assert_int_equal(ns, (size_t)oh * ow * K);
     float *scr = malloc(ns * sizeof(float));
     assert_non_null(scr);
-    kn_packed *p = kn_pack(W, cout, K, KN_F32);
+    kn_packed *p = kn_pack(W, cout, K, prec);
     assert_non_null(p);
     kn_conv2d(in, cin, h, w, p, kh, kw, stride, pad, bias, act, out, scr);
     for (int co = 0; co < cout; co++)
@@ -654,9 +863,9 @@ static void check_conv(int cin, int h, int w, int cout, int kh, int kw, int stri
                         }
                 double want = act_ref(s, act), got = out[((size_t)co * oh + y) * ow + x];
                 if (fabs(got - want) > 2e-5 * sa + 1e-6)
-                    fail_msg("conv cin=%d %dx%d k=%dx%d s=%d p=%d: out[%d][%d][%d] = %.8g, "
-                             "want %.8g",
-                             cin, h, w, kh, kw, stride, pad, co, y, x, got, want);
+                    fail_msg("conv cin=%d %dx%d k=%dx%d s=%d p=%d prec=%d: out[%d][%d][%d] = "
+                             "%.8g, want %.8g",
+                             cin, h, w, kh, kw, stride, pad, prec, co, y, x, got, want);
             }
     kn_packed_free(p);
     free(in);
@@ -664,6 +873,12 @@ static void check_conv(int cin, int h, int w, int cout, int kh, int kw, int stri
     free(bias);
     free(out);
     free(scr);
+}
+
+static void check_conv(int cin, int h, int w, int cout, int kh, int kw, int stride, int pad,
+                       int act)
+{
+    check_conv_prec(cin, h, w, cout, kh, kw, stride, pad, act, KN_F32);
 }
 
 static void test_conv2d_im2col(void **state)
@@ -681,7 +896,7 @@ static void test_out_of_memory_fallbacks(void **state)
 {
     use_path(state);
     kn_scratch_fail_for_tests(1);
-    for (int prec = KN_F32; prec <= KN_BF16; prec++) {
+    for (int prec = KN_F32; prec <= KN_BF16X3; prec++) {
         check_linear(13, 33, 70, prec, KN_ACT_GELU, 1, 1, 0);
         check_linear(7, 40, 700, prec, KN_ACT_QUICKGELU, 1, 1, 1);
         check_linear(9, 17, 30, prec, KN_ACT_NONE, 1, 1, 1);
@@ -702,7 +917,7 @@ static void test_packed_weight_outlives_path_and_nan_stays_local(void **state)
     int M = 4, N = 20, K = 40;
     float *A = rand_buf((size_t)M * K, 1.0f), *W = rand_buf((size_t)N * K, 1.0f);
     float C1[4 * 20], C2[4 * 20];
-    for (int prec = KN_F32; prec <= KN_BF16; prec++) {
+    for (int prec = KN_F32; prec <= KN_BF16X3; prec++) {
         kn_packed *p = kn_pack(W, N, K, prec);
         assert_non_null(p);
         kn_linear(A, K, M, p, NULL, KN_ACT_NONE, NULL, 0, C1, N);
@@ -755,7 +970,7 @@ static void test_bf16_dispatch_rule(void **state)
 static void test_path_info(void **state)
 {
     (void)state;
-    char buf[512], small[8];
+    char buf[1024], small[8];
     assert_int_equal(kn_force_path("auto"), 0);
     const char *name = kn_init();
     int n = kn_path_info(buf, sizeof buf);
@@ -801,6 +1016,12 @@ int main(void)
         cmocka_unit_test(test_path_info),
         cmocka_unit_test(test_amx_tile_emulation),
         cmocka_unit_test(test_amx_availability_and_dispatch_rule),
+        cmocka_unit_test(test_bf16x3_rule),
+        cmocka_unit_test(test_bf16x3_vector_split_matches_definition),
+        PATH_TESTS(test_linear_bf16x3_f32_level),
+        PATH_TESTS(test_bf16x3_bound_fails_plain_bf16),
+        PATH_TESTS(test_bf16x3_drops_only_lo_lo),
+        PATH_TESTS(test_conv2d_bf16x3),
         PATH_TESTS(test_linear_bf16_tile_edges),
         PATH_TESTS(test_weight_nan_stays_in_its_column),
         PATH_TESTS(test_linear_f32_all_epilogues),

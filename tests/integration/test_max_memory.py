@@ -138,6 +138,59 @@ class MaxMemory(unittest.TestCase):
                          [(2,)])
         self.assertEqual(K.db_rows(c, "SELECT attempts FROM images"), [(0,), (0,)])
 
+    def photos(self, name):
+        c = os.path.join(self.tmp.name, name)
+        K.init(c)
+        lst = os.path.join(self.tmp.name, name + ".tsv")
+        with open(lst, "w") as f:
+            f.write("url\tcaption\n")
+            for i, p in enumerate(K.PHOTOS):
+                f.write("%s/img/%s?i=%d\tphoto %d\n" % (self.srv.base, p, i, i))
+        r = K.run(["-q", "-C", c, "add", lst])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return c
+
+    def test_downloads_lower_parallel_to_the_budget(self):
+        # --max-memory 256M: 128 MiB for decoding, 64 for the process, 64 for
+        # bodies of --max-bytes 2000000: 33, less the two workers' 10
+        args = ["--workers", "2", "--max-pixels", "4000000", "--max-bytes", "2000000"]
+        hi = self.photos("hi")
+        lo = self.photos("lo")
+        r = K.run(["-C", hi] + K.fetch_args(*args))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("lowered", r.stderr)
+        r = K.run(["-C", lo, "--max-memory", "256M"] + K.fetch_args(*args))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("fetch: --parallel 64 lowered to 23 to fit --max-memory 256 MiB "
+                      "(each download may buffer --max-bytes 2000000 bytes, beside the "
+                      "workers' 10 bodies)", r.stderr)
+        self.assertEqual(len([ln for ln in r.stderr.splitlines() if "lowered" in ln]), 1)
+        params = json.loads(K.db_rows(lo, "SELECT params FROM runs WHERE stage = 'fetch'")[0][0])
+        self.assertEqual((params["parallel"], params["parallel_asked"]), (23, 64))
+        params = json.loads(K.db_rows(hi, "SELECT params FROM runs WHERE stage = 'fetch'")[0][0])
+        self.assertEqual(params["parallel"], 64)
+        self.assertNotIn("parallel_asked", params)
+        q = ("SELECT p.text, i.url, i.state, i.sha256 FROM pairs p "
+             "JOIN images i ON i.id = p.image_id ORDER BY p.id")
+        got = K.db_rows(lo, q)
+        self.assertEqual(len(got), len(K.PHOTOS))
+        self.assertEqual(got, K.db_rows(hi, q))
+        self.assertGreater(sum(1 for row in got if row[2] == "ok"), len(K.PHOTOS) // 2)
+        K.check_catalog(self, lo)
+
+    def test_downloads_too_large_for_the_budget_are_refused(self):
+        c = self.photos("big")
+        r = K.run(["-C", c, "--max-memory", "256M"] +
+                  K.fetch_args("--workers", "2", "--max-pixels", "4000000"))
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("--max-memory 256 MiB is too low for fetch: one download and the "
+                      "workers' 10 bodies (--workers 2) of up to --max-bytes 20000000 bytes", r.stderr)
+        self.assertIn("or lower --max-bytes or --workers", r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertEqual(K.db_rows(c, "SELECT count(*) FROM runs WHERE stage = 'fetch'"), [(0,)])
+        self.assertEqual(K.db_rows(c, "SELECT DISTINCT state, attempts FROM images"),
+                         [("pending", 0)])
+
     def test_encode_lowers_a_batch_the_budget_cannot_hold(self):
         K.need_fixtures(self, model=True)
         c = os.path.join(self.tmp.name, "enc")

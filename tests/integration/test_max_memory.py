@@ -398,6 +398,41 @@ class StagesWithoutServer(unittest.TestCase):
         self.assertGreater(K.db_rows(c, "SELECT count(*) FROM decisions "
                                         "WHERE stage = 'balance'")[0][0], 0)
 
+    def scored_corpus(self, name, n):
+        """A catalog of n pairs, each with a CLIP score of model m (rows
+        only, written by SQL: no stage reads the images)."""
+        c = self.fresh(name)
+        con = sqlite3.connect(os.path.join(c, "catalog.db"))
+        con.executescript(
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < %d) "
+            "INSERT INTO images (id, url, state) SELECT i, 'http://ex.com/' || i, 'ok' FROM s;"
+            "INSERT INTO pairs (id, uid, image_id, text, added_at) "
+            "  SELECT id, printf('%%032x', id), id, 'c', 0 FROM images;"
+            "INSERT INTO embeddings (pair_id, model, shard, row, clip_score) "
+            "  SELECT id, 'm', 0, id, (id * 7919 %% 1000) / 1000.0 FROM pairs;" % n)
+        con.commit()
+        con.close()
+        return c
+
+    def test_filter_refuses_scores_over_the_budget_before_reading_them(self):
+        # 1.5M scores with --clip-top: 16 bytes a pair read, up to twice
+        # while the arrays grow, 16 more for the cut: 68 MiB, over 64M,
+        # known from a COUNT before the scores are read
+        n = 1_500_000
+        c = self.scored_corpus("f", n)
+        args = ["filter", "--model", "m", "--clip-top", "50", "--dry-run"]
+        rc, err, rss_lo = run_rss_small(["-C", c, "--max-memory", "64M"] + args)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("filter: the CLIP scores of %d pairs need about 68 MiB, over --max-memory "
+                      "64 MiB; give --max-memory 69M or more" % n, err)
+        rc, err, rss_hi = run_rss_small(["-q", "-C", c, "--max-memory", "256M"] + args)
+        self.assertEqual(rc, 0, err)
+        print("\nfilter --clip-top of %d scores: peak RSS %d MiB refused under 64M, %d MiB run"
+              % (n, rss_lo >> 20, rss_hi >> 20))
+        # refused before reading: not even the scores and ids (16 bytes a
+        # pair, 22 MiB) that the run holds
+        self.assertLess(rss_lo + 16 * n, rss_hi)
+
 
 if __name__ == "__main__":
     unittest.main()

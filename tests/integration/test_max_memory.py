@@ -433,6 +433,57 @@ class StagesWithoutServer(unittest.TestCase):
         # pair, 22 MiB) that the run holds
         self.assertLess(rss_lo + 16 * n, rss_hi)
 
+    def hashed_corpus(self, name, n):
+        """n stored, hashed images with a pair each (rows only, written by
+        SQL: every hash current, so no step reads the bytes)."""
+        c = self.fresh(name)
+        con = sqlite3.connect(os.path.join(c, "catalog.db"))
+        con.executescript(
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < %d) "
+            "INSERT INTO images (id, url, state, store_file, store_offset, sha256) "
+            "  SELECT i, 'http://ex.com/' || i, 'ok', 0, 0, printf('%%064x', i) FROM s;"
+            "INSERT INTO pairs (id, uid, image_id, text, added_at) "
+            "  SELECT id, printf('%%032x', id), id, 'c', 0 FROM images;" % n)
+        rnd = random.Random(7)  # random 64-bit hashes: no near pairs, a quick join
+        con.executemany("INSERT INTO image_phash (image_id, phash, phash_inner, sha256, version) "
+                        "VALUES (?, ?, ?, printf('%064x', ?), 2)",
+                        [(i, rnd.getrandbits(64) - (1 << 63), rnd.getrandbits(64) - (1 << 63), i)
+                         for i in range(1, n + 1)])
+        con.commit()
+        con.close()
+        return c
+
+    def test_dedup_against_set_counts_in_the_budget(self):
+        K.need_fixtures(self)
+        # Under --max-memory 64M: each pair holds its item (128 bytes) and
+        # its side of the join (72), 200 bytes; 335394 pairs leave room for
+        # an evaluation set grown to 256 images (80 bytes each: pHashes, their
+        # copy for the join, the index) but not to 512
+        n = 335_394
+        c = self.hashed_corpus("a", n)
+        sets = {}
+        for k in (256, 257):
+            d = os.path.join(self.dir, "eval%d" % k)
+            os.makedirs(d)
+            for i in range(k):
+                shutil.copy(os.path.join(K.IMAGES, "tiny_48.jpg"), os.path.join(d, "e%04d.jpg" % i))
+            sets[k] = d
+        r = K.run(["-C", c, "--max-memory", "64M", "dedup", "--exact", "--against", sets[256],
+                   "--dry-run"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("256 images hashed of 256", r.stderr)
+        r = K.run(["-C", c, "--max-memory", "64M", "dedup", "--exact", "--against", sets[257]])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("dedup: the evaluation set %s needs more than 65 MiB after 257 images "
+                      "(80 bytes an image: its pHashes and their join index; 63 MiB for the "
+                      "pairs), over --max-memory 64 MiB" % sets[257], r.stderr)
+        self.assertEqual(K.db_rows(c, "SELECT count(*) FROM decisions WHERE stage = 'dedup'"),
+                         [(0,)])
+        # without a budget the set is read
+        r = K.run(["-C", c, "dedup", "--exact", "--against", sets[257], "--dry-run"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("257 images hashed of 257", r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -35,6 +35,7 @@ import tempfile
 import unittest
 import zlib
 
+from tests.integration import crawlgen as cg
 from tests.integration import stagekit as K
 
 
@@ -310,12 +311,54 @@ class StagesWithoutServer(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("--max-memory 100 MiB is too low for crawl --wat", r.stderr)
         self.assertIn("--max-record 64 MiB", r.stderr)
-        self.assertIn("give --max-memory 129M or more", r.stderr)
+        # 32 MiB for the process, a record, two pages, a batch of 1 MiB
+        # closed by a page of 16, 1 MiB of whole-tree parse
+        self.assertIn("reading needs at least 130 MiB (--max-record 64 MiB, --max-page 8 MiB, "
+                      "one batch, one whole-tree parse)", r.stderr)
+        self.assertIn("give --max-memory 130M or more", r.stderr)
         # a smaller --max-record makes room
         r = K.run(["-q", "-C", c, "--max-memory", "100M", "crawl", "--wat", wat, "--dry-run",
                    "--max-record", str(16 << 20)])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.counts(c)["images"], 10)
+
+    def test_archive_reader_counts_the_whole_tree_parse(self):
+        # Links before Head sends a record to the jansson parser; 2 MiB of
+        # empty objects make a tree of about 160 MiB (80 bytes a byte).
+        # Under --max-memory 200M the tree gets what the batches leave
+        # (88 MiB after one record, two pages and the process: half to two
+        # batches, 44.5 MiB for the tree): records up to 583 KiB are parsed
+        # whole, this one is skipped and said so; by default it is parsed.
+        links = ",".join(["{}"] * (700_000))
+        odd = ('{"Envelope":{"WARC-Header-Metadata":{"WARC-Target-URI":"http://ex.com/odd.html"},'
+               '"Payload-Metadata":{"HTTP-Response-Metadata":{"HTML-Metadata":{"Links":[%s],'
+               '"Head":{"Title":"odd"}}}}}}' % links).encode()
+        self.assertGreater(len(odd), 2 << 20)
+        small = cg.wat_json("http://ex.com/s.html", [{"path": "IMG@/src", "url": "/s.jpg",
+                                                      "alt": "small"}])
+        path = os.path.join(self.dir, "odd.wat.gz")
+        offs = cg.write_gz_members(path, [cg.wat_record("http://ex.com/odd.html", odd),
+                                          cg.wat_record("http://ex.com/s.html", small)])
+        got = {}
+        for name, budget in (("hi", []), ("lo", ["--max-memory", "200M"])):
+            c = self.fresh(name)
+            rc, err, rss = run_rss_small(["-C", c] + budget + ["crawl", "--wat", path])
+            self.assertEqual(rc, 0, err)
+            got[name] = (err, rss, self.counts(c))
+            self.assertEqual(cg.pairs(c), [("http://ex.com/s.jpg", "small")])
+        err, rss_lo, counts = got["lo"]
+        self.assertIn("%s: byte %d: record http://ex.com/odd.html: record of %d bytes is not in "
+                      "the usual layout and too large (over %d bytes under --max-memory) to "
+                      "parse whole; skipped" % (path, offs[0], len(odd), (int(44.5 * 2**20)) // 80),
+                      err)
+        self.assertEqual((counts["pages"], counts["pages_skipped"]), (1, 1))
+        err, rss_hi, counts = got["hi"]
+        self.assertNotIn("too large", err)
+        self.assertEqual((counts["pages"], counts["pages_skipped"]), (2, 0))
+        print("\nWAT record of %d MiB parsed whole: peak RSS %d MiB by default, %d MiB skipped "
+              "under --max-memory 200M" % (len(odd) >> 20, rss_hi >> 20, rss_lo >> 20))
+        self.assertLess(rss_lo, 200 << 20)
+        self.assertLess(rss_lo + (100 << 20), rss_hi)
 
     def test_live_crawl_concurrency_follows_the_budget(self):
         seeds = os.path.join(self.dir, "seeds.txt")

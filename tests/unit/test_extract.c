@@ -1036,7 +1036,8 @@ static void test_images_capped_and_caption_shared(void **state)
                 0);
         assert_int_equal(wp_buf_puts(&j, "]}}}}}"), 0);
         opts.no_prefilter = full;
-        assert_int_equal(crawl_wat_page(j.data, j.len, &opts, arena, &w, &err), 0);
+        assert_int_equal(crawl_wat_page(j.data, j.len, &opts, CRAWL_WAT_FULL_MAX, arena, &w, &err),
+                         0);
         opts.no_prefilter = 0;
         assert_non_null(w);
         assert_int_equal(w->n_images, 5000);

@@ -9,18 +9,26 @@
     decode at once; both runs store the same images;
   - a budget too low for one image at --max-pixels is refused at start,
     with a message naming both options, before any request;
+  - under a given budget the downloaded bodies (--max-bytes each) count:
+    --parallel is lowered to what fits, said once and kept in the run's
+    params, with the same stored images; refused naming --max-bytes and
+    --workers when not one transfer fits;
   - encode lowers a --batch the budget cannot hold, and says so;
   - a bad or too small --max-memory is a usage error of one line;
   - the archive reader (crawl --wat / --warc) shares the budget among
     fewer, smaller batches: the hostile archives of issue 16 peak lower
     under --max-memory 130M than by default, with the same counts, and a
-    budget below one record of --max-record is refused naming both;
+    budget below one record of --max-record is refused naming both; a
+    WAT record only the whole-tree parser reads is skipped when its tree
+    would not fit the share of the budget left to it;
   - the live crawl lowers --concurrency to the pages (2 x --max-page) the
     budget holds, and refuses when not one fits, before any request;
-  - balance refuses pairs over the budget while reading them;
+  - balance refuses pairs over the budget while reading them; filter
+    refuses CLIP scores over it from a COUNT, before reading them;
   - dedup refuses, naming --max-memory, a pHash index that would not fit,
     before building it (the peak RSS stays under the one of the run that
-    builds it), and runs under a budget that holds it.
+    builds it), and runs under a budget that holds it; an evaluation set of
+    --against counts in the budget as it is read.
 """
 
 import json

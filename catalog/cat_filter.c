@@ -137,6 +137,28 @@ int cat_filter_models(cat *c, cat_model_fn fn, void *ud, wp_err *err)
     return rc == SQLITE_DONE ? 0 : cat_sqlerr(c, err, "list scored models");
 }
 
+int cat_filter_count_scores(cat *c, const char *model, int clip_text, int64_t *n, wp_err *err)
+{
+    static const char sql[] = "SELECT count(*) FROM pairs p "
+                              "LEFT JOIN embeddings e ON e.pair_id = p.id AND e.model = ?2 "
+                              "WHERE (" SCORE_EXPR ") IS NOT NULL";
+    sqlite3_stmt *s = cat_stmt(c, sql, err);
+    int rc;
+
+    *n = 0;
+    if (s == NULL)
+        return CAT_ESQL;
+    cat_bind_text(s, 2, model);
+    sqlite3_bind_int(s, 3, clip_text);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        return cat_sqlerr(c, err, "count CLIP scores");
+    return 0;
+}
+
 int cat_filter_scores(cat *c, const char *model, int clip_text, int64_t **ids, double **scores,
                       int64_t *n, wp_err *err)
 {

@@ -437,6 +437,9 @@ int cat_filter_rows(cat *c, const char *model, int clip_text, int want, int64_t 
  * count), in name order. */
 typedef void (*cat_model_fn)(void *ud, const char *model, int64_t count);
 int cat_filter_models(cat *c, cat_model_fn fn, void *ud, wp_err *err);
+/* *n = how many pairs cat_filter_scores would return (a COUNT: nothing
+ * held). 0 or CAT_ESQL. */
+int cat_filter_count_scores(cat *c, const char *model, int clip_text, int64_t *n, wp_err *err);
 /* Every pair's score for model (see cat_filter_rows for clip_text), in
  * pair id order, as two malloc'ed arrays the caller frees. */
 int cat_filter_scores(cat *c, const char *model, int clip_text, int64_t **ids, double **scores,

@@ -46,7 +46,9 @@ enum {
 
 static const cli_opt fetch_opts_table[] = {
     {NULL, 0, 0, 0, NULL, "Network:"},
-    {"parallel", 0, required_argument, O_PARALLEL, "N", "transfers at once (default 64)"},
+    {"parallel", 0, required_argument, O_PARALLEL, "N",
+     "transfers at once (default 64; lowered to the bodies\nof --max-bytes a given memory "
+     "budget holds)"},
     {"per-host", 0, required_argument, O_PER_HOST, "N",
      "transfers at once to one host (default 4)"},
     {"host-delay", 0, required_argument, O_HOST_DELAY, "S",

@@ -45,6 +45,7 @@ typedef struct arch_ctx {
     wp_buf tmp1, tmp2;    /* de-chunked / decompressed bodies (reader thread) */
     size_t batch_bytes;   /* a batch is closed past this many arena bytes */
     int nslots;           /* batches in flight, 1..NSLOTS */
+    size_t tree_max;      /* WAT records parsed whole up to this size (arch_budget) */
 } arch_ctx;
 
 /* ---- the reader thread: records -> pages --------------------------------
@@ -160,7 +161,7 @@ static int wat_record_page(arch_ctx *x, const warc_record *rec, const char *path
         ro->page_skipped = 1;
         return 0;
     }
-    rc = crawl_wat_page(rec->block, rec->block_len, x->o, b->arena, &ro->pg, err);
+    rc = crawl_wat_page(rec->block, rec->block_len, x->o, x->tree_max, b->arena, &ro->pg, err);
     if (rc == WP_ELIMIT) {
         ro->page_skipped = 1;
         ro->pg = NULL;
@@ -460,37 +461,53 @@ out:
     return rc;
 }
 
-/* Sizes the batches: BATCH_BYTES and NSLOTS by default; under --max-memory
- * the budget less the fixed needs (ARCH_BASE_BYTES, one record of
- * --max-record, two bodies of --max-page) is shared by the batches in
- * flight, each costing its bytes plus one page's CRAWL_PAGE_OUT_MAX
- * (the page that closes it). Fewer slots first, then smaller batches;
- * WP_ELIMIT naming the options when one slot of ARCH_MIN_BATCH_BYTES does
- * not fit. */
+/* Sizes the batches and, for WAT, the whole-tree parse: BATCH_BYTES,
+ * NSLOTS and CRAWL_WAT_FULL_MAX by default. Under --max-memory what is left
+ * after the fixed needs (ARCH_BASE_BYTES, one record of --max-record, two
+ * bodies of --max-page) is shared by the batches in flight, each costing
+ * its bytes plus one page's CRAWL_PAGE_OUT_MAX (the page that closes it),
+ * and for WAT the jansson tree of a record in an unusual layout
+ * (CRAWL_WAT_TREE_COST bytes a record byte): the batches get half of it
+ * (at least one of ARCH_MIN_BATCH_BYTES), fewer slots first, then smaller
+ * ones; the tree what they leave, its record limit lowered to fit. WP_ELIMIT
+ * naming the options when one slot of ARCH_MIN_BATCH_BYTES and, for WAT,
+ * ARCH_MIN_TREE_BYTES of tree do not fit. */
+#define ARCH_MIN_TREE_BYTES ((int64_t)1 << 20)
 static int arch_budget(arch_ctx *x, wp_err *err)
 {
-    int64_t budget, fixed, slot_min, left;
+    int64_t budget, fixed, slot_min, left, tree_min, share;
     x->nslots = NSLOTS;
     x->batch_bytes = BATCH_BYTES;
+    x->tree_max = CRAWL_WAT_FULL_MAX;
     if (!wp_mem_is_set())
         return 0;
     budget = wp_mem_budget(1);
     fixed = ARCH_BASE_BYTES + (int64_t)x->ao->max_record + 2 * (int64_t)x->o->max_page;
     slot_min = ARCH_MIN_BATCH_BYTES + (int64_t)CRAWL_PAGE_OUT_MAX;
+    tree_min = x->is_wat ? ARCH_MIN_TREE_BYTES : 0;
     left = budget - fixed;
-    if (left < slot_min)
+    if (left < slot_min + tree_min)
         return wp_err_set(err, WP_ELIMIT,
                           "--max-memory %lld MiB is too low for crawl --%s: reading needs at "
-                          "least %lld MiB (--max-record %lld MiB, --max-page %lld MiB, one batch); "
-                          "give --max-memory %lldM or more, or lower --max-record",
+                          "least %lld MiB (--max-record %lld MiB, --max-page %lld MiB, one "
+                          "batch%s); give --max-memory %lldM or more, or lower --max-record",
                           (long long)(budget >> 20), x->is_wat ? "wat" : "warc",
-                          (long long)((fixed + slot_min + (1 << 20) - 1) >> 20),
+                          (long long)((fixed + slot_min + tree_min + (1 << 20) - 1) >> 20),
                           (long long)(x->ao->max_record >> 20), (long long)(x->o->max_page >> 20),
-                          (long long)((fixed + slot_min + (1 << 20) - 1) >> 20));
-    if (left / slot_min < x->nslots)
-        x->nslots = (int)(left / slot_min);
-    if (left / x->nslots - (int64_t)CRAWL_PAGE_OUT_MAX < (int64_t)x->batch_bytes)
-        x->batch_bytes = (size_t)(left / x->nslots - (int64_t)CRAWL_PAGE_OUT_MAX);
+                          x->is_wat ? ", one whole-tree parse" : "",
+                          (long long)((fixed + slot_min + tree_min + (1 << 20) - 1) >> 20));
+    share = x->is_wat ? (left - tree_min) / 2 : left;
+    if (share < slot_min)
+        share = slot_min;
+    if (share / slot_min < x->nslots)
+        x->nslots = (int)(share / slot_min);
+    if (share / x->nslots - (int64_t)CRAWL_PAGE_OUT_MAX < (int64_t)x->batch_bytes)
+        x->batch_bytes = (size_t)(share / x->nslots - (int64_t)CRAWL_PAGE_OUT_MAX);
+    if (x->is_wat) {
+        int64_t tree = left - (int64_t)x->nslots * ((int64_t)x->batch_bytes + CRAWL_PAGE_OUT_MAX);
+        if (tree / CRAWL_WAT_TREE_COST < (int64_t)x->tree_max)
+            x->tree_max = (size_t)(tree / CRAWL_WAT_TREE_COST);
+    }
     return 0;
 }
 

@@ -14,6 +14,11 @@
 /* A WAT record the targeted reader cannot read is parsed whole (a tree of
  * several times its size) only up to this size; larger ones are skipped. */
 #define CRAWL_WAT_FULL_MAX (8u << 20)
+/* Heap bytes a jansson tree may cost per byte of its JSON: measured 20 for
+ * an array of small integers, 31 of empty strings, 47 of empty arrays and
+ * 79 of empty objects (the worst). Under --max-memory the archive reader
+ * lowers the whole-tree limit to what its share of the budget holds. */
+#define CRAWL_WAT_TREE_COST 80
 
 typedef struct warc_reader warc_reader;
 
@@ -77,10 +82,10 @@ int crawl_http_body(const crawl_http_head *h, size_t max, wp_buf *tmp1, wp_buf *
  * o->max_images, the rest counted in drops[CRAWL_DROP_OVER_CAP]; text
  * cleaned with entities decoded). Returns 0 with *out (NULL when the
  * record is not an HTML page's metadata), WP_EFORMAT with err filled
- * (broken JSON), WP_ELIMIT (a record over CRAWL_WAT_FULL_MAX that only the
- * full parse could read), or WP_ENOMEM. */
-int crawl_wat_page(const char *json, size_t len, const crawl_opts *o, wp_arena *arena,
-                   crawl_page **out, wp_err *err);
+ * (broken JSON), WP_ELIMIT (a record over tree_max bytes, at most
+ * CRAWL_WAT_FULL_MAX, that only the full parse could read), or WP_ENOMEM. */
+int crawl_wat_page(const char *json, size_t len, const crawl_opts *o, size_t tree_max,
+                   wp_arena *arena, crawl_page **out, wp_err *err);
 
 /* Caps on the start tags libxml2 sees: its duplicate-attribute check
  * compares each attribute with those before it (quadratic in their

@@ -35,6 +35,9 @@
 #define OUT_CHUNK   (256 * 1024)   /* decompressed bytes produced at once */
 #define SKIP_CHUNK  (1 << 20)      /* a too-large block passes in pieces this big */
 #define FAST_MIN_IN (IN_CHUNK / 2) /* compressed bytes at hand before a one-call inflate */
+/* Decompressed bytes a member after damaged ones must give before it ends
+ * the damaged stretch without reaching its own end (see produce). */
+#define STRETCH_PROBE (1 << 20)
 
 struct boundary {
     int64_t dec;  /* decompressed offset where a member starts */
@@ -388,6 +391,17 @@ static int produce(warc_reader *r, wp_err *err)
         r->wlen += before - r->zs.avail_out;
         if (zr == Z_STREAM_END || (zr == Z_OK && before != r->zs.avail_out)) {
             int exact;
+            /* While a damaged stretch is open, a member ends it only by
+             * decoding to its end or past STRETCH_PROBE bytes: what it
+             * gives until then stays here, unread, so one that decodes a
+             * little and then fails (crafted stored blocks) joins the
+             * stretch and the stretch stays one event. */
+            if (r->bad_from >= 0 && zr != Z_STREAM_END && r->nbd > 0 &&
+                r->dbase + (int64_t)r->wlen - r->bd[r->nbd - 1].dec < STRETCH_PROBE) {
+                if ((rc = make_room(r, OUT_CHUNK)) != 0)
+                    return wp_err_set(err, rc, "%s: out of memory", r->path);
+                continue;
+            }
             /* This member decodes: a damaged stretch before it ends here. */
             if (r->bad_from >= 0)
                 flush_bad(r, comp_of(r, r->dbase + (int64_t)r->wlen, &exact));

@@ -88,8 +88,8 @@ static int add_link(crawl_page *pg, const char *path, const char *url, const cha
 
 /* The reference decoder: the whole record through jansson. Used when the
  * fast path below cannot be sure of the layout. */
-static int wat_page_full(const char *json, size_t len, const crawl_opts *o, wp_arena *arena,
-                         crawl_page **out, wp_err *err)
+static int wat_page_full(const char *json, size_t len, const crawl_opts *o, size_t tree_max,
+                         wp_arena *arena, crawl_page **out, wp_err *err)
 {
     static const char *const k_uri[] = {"Envelope", "WARC-Header-Metadata", "WARC-Target-URI"};
     static const char *const k_html[] = {"Envelope", "Payload-Metadata", "HTTP-Response-Metadata",
@@ -108,11 +108,14 @@ static int wat_page_full(const char *json, size_t len, const crawl_opts *o, wp_a
     *out = NULL;
     /* A tree costs several times the record's bytes: only records the
      * targeted reader could not read and that are small enough. */
-    if (len > CRAWL_WAT_FULL_MAX)
+    if (tree_max > CRAWL_WAT_FULL_MAX)
+        tree_max = CRAWL_WAT_FULL_MAX;
+    if (len > tree_max)
         return wp_err_set(err, WP_ELIMIT,
                           "record of %zu bytes is not in the usual layout and too large "
-                          "(over %u bytes) to parse whole; skipped",
-                          len, (unsigned)CRAWL_WAT_FULL_MAX);
+                          "(over %zu bytes%s) to parse whole; skipped",
+                          len, tree_max,
+                          tree_max < CRAWL_WAT_FULL_MAX ? " under --max-memory" : "");
     /* Duplicate member names are refused: which one counts is not defined
      * (RFC 8259 section 4), and the targeted reader takes the first. */
     root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -736,13 +739,13 @@ nomem:
     return wp_err_set(err, WP_ENOMEM, "out of memory decoding WAT metadata");
 }
 
-int crawl_wat_page(const char *json, size_t len, const crawl_opts *o, wp_arena *arena,
-                   crawl_page **out, wp_err *err)
+int crawl_wat_page(const char *json, size_t len, const crawl_opts *o, size_t tree_max,
+                   wp_arena *arena, crawl_page **out, wp_err *err)
 {
     wp_buf tmp = {0};
     int rc = o->no_prefilter ? FAST_FALLBACK : wat_page_fast(json, len, o, arena, out, &tmp, err);
     wp_buf_free(&tmp);
     if (rc == FAST_FALLBACK)
-        rc = wat_page_full(json, len, o, arena, out, err);
+        rc = wat_page_full(json, len, o, tree_max, arena, out, err);
     return rc;
 }

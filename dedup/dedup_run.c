@@ -571,7 +571,38 @@ typedef struct eval_acc {
     float *E; /* d per image embedded */
     size_t ne, cape;
     size_t seen;
+    /* --max-memory (against_fits): what the run holds besides the set, the
+     * bytes each of the set's images costs, and the set's name */
+    int64_t held, per;
+    const char *loc;
 } eval_acc;
+
+/* Bytes an evaluation image costs beside its pHashes (16) and embedding:
+ * its copy in the join's hash array (16) and the multi-index tables' 24
+ * bytes for each of its two hashes. */
+#define AGAINST_JOIN_BYTES (16 + 48)
+
+/* 0 when the evaluation set's arrays grown to cap images fit --max-memory
+ * (always when it was not given); else WP_ELIMIT naming the set, the
+ * images read so far, the bytes they need and the budget. */
+static int against_fits(const eval_acc *A, size_t cap, wp_err *err)
+{
+    int64_t need = A->held + (int64_t)cap * A->per, budget;
+    if (!wp_mem_is_set())
+        return 0;
+    budget = wp_mem_budget(omp_get_max_threads());
+    if (need <= budget)
+        return 0;
+    return wp_err_set(err, WP_ELIMIT,
+                      "dedup: the evaluation set %s needs more than %lld MiB after %zu images "
+                      "(%lld bytes an image: %s; %lld MiB for the pairs), over --max-memory "
+                      "%lld MiB; give a larger --max-memory or a smaller set",
+                      A->loc, (long long)((need + (1 << 20) - 1) >> 20), A->seen, (long long)A->per,
+                      A->cm == NULL ? "its pHashes and their join index"
+                      : A->hash     ? "its pHashes, their join index and its embedding"
+                                    : "its embedding",
+                      (long long)(A->held >> 20), (long long)(budget >> 20));
+}
 
 static int on_eval_image(void *ud, const char *name, const void *data, size_t n, wp_err *err)
 {
@@ -583,6 +614,8 @@ static int on_eval_image(void *ud, const char *name, const void *data, size_t n,
     if (A->hash) {
         if (A->nh == A->caph) {
             size_t cap = A->caph ? A->caph * 2 : 256;
+            if ((rc = against_fits(A, cap, err)) != 0)
+                return rc;
             uint64_t *h = realloc(A->h, cap * 2 * sizeof *h);
             if (h == NULL)
                 return wp_err_set(err, WP_ENOMEM, "out of memory");
@@ -600,6 +633,8 @@ static int on_eval_image(void *ud, const char *name, const void *data, size_t n,
     if (A->cm != NULL) {
         if (A->ne == A->cape) {
             size_t cap = A->cape ? A->cape * 2 : 256;
+            if ((rc = against_fits(A, cap, err)) != 0)
+                return rc;
             float *E = realloc(A->E, cap * (size_t)A->d * sizeof *E);
             if (E == NULL)
                 return wp_err_set(err, WP_ENOMEM, "out of memory");
@@ -717,6 +752,14 @@ static int step_against(struct cat *c, items *L, const dd_opts *o, const wp_repo
     }
     for (int a = 0; a < o->nagainst && rc == 0; a++) {
         eval_acc A = {.rep = rep, .hash = o->against_radius >= 0, .cm = cm, .d = d};
+        A.loc = o->against[a];
+        /* held: the pairs' items, the corpus side of the join (both hashes,
+         * the item index, the tables), the corpus embeddings and the block */
+        A.held = (int64_t)L->n * (int64_t)(sizeof *L->v) +
+                 (A.hash ? (int64_t)L->n * (16 + 8 + 48) : 0) +
+                 (int64_t)m * ((int64_t)d * 4 + (int64_t)sizeof *esub) +
+                 (S != NULL ? (int64_t)EVAL_BLOCK * CORPUS_BLOCK * 4 : 0);
+        A.per = (A.hash ? 16 + AGAINST_JOIN_BYTES : 0) + (cm != NULL ? (int64_t)d * 4 : 0);
         rc = dd_eval_each(o->against[a], (size_t)IMAGE_BYTES_MAX, on_eval_image, &A, rep, err);
         if (rc == 0 && A.hash) {
             rc = against_by_phash(L, o->against_radius, a, A.h, A.nh, cnt, err);

@@ -521,14 +521,25 @@ static int drain(fetch_ctx *f, wp_err *err)
 
 static int online_cpus(void);
 
+/* Under a given --max-memory: what fetch holds besides decoded pixels and
+ * the bodies (the catalog's page cache, the queues, libcurl). */
+#define FETCH_BASE_BYTES ((int64_t)64 << 20)
+
 /* The memory budget (--max-memory): half of it for decoded pixels, shared
  * by the workers (image/budget.c); refused when one image at --max-pixels
- * could not be decoded within that half. */
-static int mem_plan(const fetch_opts *o, wp_err *err)
+ * could not be decoded within that half. When --max-memory is given, the
+ * other half (less FETCH_BASE_BYTES) holds the downloaded bodies, each up to
+ * --max-bytes: one per transfer in flight, and the workers' (one each
+ * being decoded, up to 2 x workers + 4 queued, where the network pauses).
+ * *parallel is lowered to what fits (a `parallel_lowered` warning); refused
+ * naming the options when not one transfer fits. */
+static int mem_plan(const fetch_opts *o, int *parallel, const wp_reporter *rep, wp_err *err)
 {
     int workers = o->workers > 0 ? o->workers : online_cpus();
     int64_t budget = wp_mem_budget(workers), decode = budget / 2;
     int64_t need = img_budget_need(o->max_pixels);
+    int64_t body = o->net.max_bytes > 0 ? o->net.max_bytes : 1, queue = 3 * (int64_t)workers + 4;
+    int64_t fit;
     if (need > decode)
         return wp_err_set(err, WP_ELIMIT,
                           "--max-memory %lld MiB is too low for fetch: decoding one image of "
@@ -536,6 +547,33 @@ static int mem_plan(const fetch_opts *o, wp_err *err)
                           "budget; give --max-memory %lld M or more, or lower --max-pixels",
                           (long long)(budget >> 20), (long long)o->max_pixels,
                           (long long)(need >> 20), (long long)((2 * need + (1 << 20) - 1) >> 20));
+    if (wp_mem_is_set()) {
+        fit = (budget - decode - FETCH_BASE_BYTES) / body - queue;
+        if (fit < 1) {
+            int64_t bodies = (queue + 1) * body, want = 2 * (bodies + FETCH_BASE_BYTES);
+            if (want < 2 * need)
+                want = 2 * need;
+            return wp_err_set(err, WP_ELIMIT,
+                              "--max-memory %lld MiB is too low for fetch: one download and the "
+                              "workers' %lld bodies (--workers %d) of up to --max-bytes %lld "
+                              "bytes each need %lld MiB, beside %lld MiB for the process and "
+                              "half the budget for decoding; give --max-memory %lldM or more, "
+                              "or lower --max-bytes or --workers",
+                              (long long)(budget >> 20), (long long)queue, workers, (long long)body,
+                              (long long)((bodies + (1 << 20) - 1) >> 20),
+                              (long long)(FETCH_BASE_BYTES >> 20),
+                              (long long)((want + (1 << 20) - 1) >> 20));
+        }
+        if (fit < *parallel) {
+            wp_report_event(rep, WP_LOG_WARN, "parallel_lowered",
+                            "fetch: --parallel %d lowered to %lld to fit --max-memory %lld MiB "
+                            "(each download may buffer --max-bytes %lld bytes, beside the "
+                            "workers' %lld bodies)",
+                            *parallel, (long long)fit, (long long)(budget >> 20), (long long)body,
+                            (long long)queue);
+            *parallel = (int)fit;
+        }
+    }
     img_budget_set(decode);
     return 0;
 }
@@ -546,13 +584,17 @@ static int online_cpus(void)
     return n < 1 ? 1 : n > WORKERS_MAX ? WORKERS_MAX : (int)n;
 }
 
-/* runs.params of a fetch run (common/wp.h's JSON writer). 0 or WP_ENOMEM. */
-static int params_json(const fetch_opts *o, wp_buf *b)
+/* runs.params of a fetch run (common/wp.h's JSON writer): o's options,
+ * and `parallel_asked` when the memory budget lowered --parallel from
+ * asked. 0 or WP_ENOMEM. */
+static int params_json(const fetch_opts *o, int asked, wp_buf *b)
 {
     wp_json j;
     wp_json_init(&j, b);
     wp_json_obj_begin(&j, NULL);
     wp_json_int(&j, "parallel", o->net.parallel);
+    if (asked != o->net.parallel)
+        wp_json_int(&j, "parallel_asked", asked);
     wp_json_int(&j, "per_host", o->net.per_host);
     wp_json_real(&j, "host_delay", o->net.host_delay_s);
     wp_json_int(&j, "retries", o->net.retries);
@@ -597,9 +639,16 @@ int fetch_run(cat *c, st_store *st, const fetch_opts *o, const wp_reporter *rep,
     int64_t after_id = 0, submitted = 0, window;
     double t_start = wp_now(), cpu0 = thread_cpu();
     wp_buf params = {0}, counts = {0};
+    int asked;      /* --parallel as given */
+    fetch_opts eff; /* o with --parallel as the memory budget has it (mem_plan) */
 
     if (f == NULL)
         return wp_err_set(err, WP_ENOMEM, "fetch: out of memory");
+    eff = *o;
+    asked = o->net.parallel;
+    if ((rc = mem_plan(o, &eff.net.parallel, rep, err)) != 0)
+        goto out; /* before the run is recorded and any request */
+    o = &eff;
     f->c = c;
     f->st = st;
     f->o = o;
@@ -621,15 +670,13 @@ int fetch_run(cat *c, st_store *st, const fetch_opts *o, const wp_reporter *rep,
     f->prog.total = (uint64_t)cat_count_images_pending(c);
     if (o->limit > 0 && f->prog.total > (uint64_t)o->limit)
         f->prog.total = (uint64_t)o->limit;
-    if (params_json(o, &params) != 0) {
+    if (params_json(o, asked, &params) != 0) {
         rc = wp_err_set(err, WP_ENOMEM, "fetch: out of memory");
         goto out;
     }
     if ((rc = cat_run_begin(c, "fetch", params.data, &f->run, err)) != 0)
         goto out;
     f->run_id = cat_run_id(f->run);
-    if ((rc = mem_plan(o, err)) != 0)
-        goto out;
     /* two descriptors per connection at most (socket, resolver), the
      * catalog, store, worker pipes and a margin: fail now, not midway */
     {

@@ -131,24 +131,27 @@ static int score_setup(cat *c, run_ctx *x, flt_report *rep, wp_err *err)
     const flt_rules *r = x->r;
     int64_t *ids = NULL, n = 0;
     double *sc = NULL, lo, hi;
-    int rc = cat_filter_scores(c, r->model, r->clip_text, &ids, &sc, &n, err);
+    int rc;
 
-    if (rc != 0)
+    /* the scores and ids (16 bytes a pair, up to twice that while their
+     * arrays grow), and --clip-top's copy (16 more): counted before any is
+     * read */
+    if (wp_mem_is_set()) {
+        int64_t need;
+        if ((rc = cat_filter_count_scores(c, r->model, r->clip_text, &n, err)) != 0)
+            return rc;
+        need = n * (int64_t)(sizeof *ids + sizeof *sc) * (isnan(r->clip_top_pct) ? 2 : 3);
+        if (need > wp_mem_budget(1))
+            return wp_err_set(err, WP_ELIMIT,
+                              "filter: the CLIP scores of %lld pairs need about %lld MiB, over "
+                              "--max-memory %lld MiB; give --max-memory %lldM or more",
+                              (long long)n, (long long)(need >> 20),
+                              (long long)(wp_mem_budget(1) >> 20),
+                              (long long)((need + (1 << 20) - 1) >> 20));
+    }
+    if ((rc = cat_filter_scores(c, r->model, r->clip_text, &ids, &sc, &n, err)) != 0)
         return rc;
     rep->scored = n;
-    /* the scores and ids (16 bytes a pair), and --clip-top's copy (16 more) */
-    if (wp_mem_is_set()) {
-        int64_t need = n * (int64_t)(sizeof *ids + sizeof *sc) * (isnan(r->clip_top_pct) ? 1 : 2);
-        if (need > wp_mem_budget(1)) {
-            rc = wp_err_set(err, WP_ELIMIT,
-                            "filter: the CLIP scores of %lld pairs need about %lld MiB, over "
-                            "--max-memory %lld MiB; give --max-memory %lldM or more",
-                            (long long)n, (long long)(need >> 20),
-                            (long long)(wp_mem_budget(1) >> 20),
-                            (long long)((need + (1 << 20) - 1) >> 20));
-            goto out;
-        }
-    }
     if (n == 0) {
         rc = wp_err_set(err, FLT_ENOSCORES,
                         "%s: no pair has a CLIP score for model '%s': run 'witpipe encode' first",

@@ -701,8 +701,8 @@ static inline int fuzz_crawl_one(const uint8_t *data, size_t size)
     }
 
     wp_arena_reset(a);
-    int r1 = crawl_wat_page(p, size, &o, a, &w1, &err);
-    int r2 = crawl_wat_page(p, size, &ref, a, &w2, &err);
+    int r1 = crawl_wat_page(p, size, &o, CRAWL_WAT_FULL_MAX, a, &w1, &err);
+    int r2 = crawl_wat_page(p, size, &ref, CRAWL_WAT_FULL_MAX, a, &w2, &err);
     if (r1 == 0 && r2 == 0 && (w1 == NULL) != (w2 == NULL)) {
         line = __LINE__;
         goto out;

@@ -1036,7 +1036,8 @@ static void test_images_capped_and_caption_shared(void **state)
                 0);
         assert_int_equal(wp_buf_puts(&j, "]}}}}}"), 0);
         opts.no_prefilter = full;
-        assert_int_equal(crawl_wat_page(j.data, j.len, &opts, arena, &w, &err), 0);
+        assert_int_equal(crawl_wat_page(j.data, j.len, &opts, CRAWL_WAT_FULL_MAX, arena, &w, &err),
+                         0);
         opts.no_prefilter = 0;
         assert_non_null(w);
         assert_int_equal(w->n_images, 5000);
@@ -1133,6 +1134,81 @@ static void test_bad_gzip_stretch_is_one_event_read_once(void **state)
     tl_rmtree(dir);
 }
 
+/* Members whose header is fine and whose data decodes a little (stored
+ * blocks, 300 KiB: past one input buffer, so zlib hands out bytes before
+ * it sees the bad block after them) and then fails: after a bad header they
+ * join its damaged stretch, one event for all of them, none of their bytes
+ * read as records. */
+static void test_crafted_gzip_members_join_one_stretch(void **state)
+{
+    char *dir = tl_mkdtemp(), path[512], rec[256];
+    wp_buf f = {0};
+    int64_t good[2], bad = 0;
+    enum { MEMBERS = 6, BLOCKS = 5, BLOCK = 60000 };
+    char *data = malloc(BLOCK);
+    assert_non_null(data);
+    memset(data, 'x', BLOCK);
+    for (int k = 0; k < 2; k++) {
+        int len =
+            snprintf(rec, sizeof rec,
+                     "WARC/1.1\r\nWARC-Type: resource\r\nWARC-Target-URI: http://ex.com/%d\r\n"
+                     "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello\r\n\r\n",
+                     k);
+        good[k] = (int64_t)f.len;
+        gz_member(&f, rec, (size_t)len);
+        if (k == 1)
+            break;
+        bad = (int64_t)f.len;
+        assert_int_equal(wp_buf_append(&f, "\x1f\x8b\x08\xff", 4), 0); /* a bad header */
+        for (int m = 0; m < MEMBERS; m++) {
+            static const char hdr[] = "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03";
+            assert_int_equal(wp_buf_append(&f, hdr, sizeof hdr - 1), 0);
+            for (int b = 0; b < BLOCKS; b++) {
+                /* a stored block, not the last: LEN, NLEN, the bytes */
+                unsigned char sh[5] = {0, BLOCK & 0xff, BLOCK >> 8, (unsigned char)~(BLOCK & 0xff),
+                                       (unsigned char)~(BLOCK >> 8)};
+                assert_int_equal(wp_buf_append(&f, sh, sizeof sh), 0);
+                assert_int_equal(wp_buf_append(&f, data, BLOCK), 0);
+            }
+            assert_int_equal(wp_buf_append(&f, "\x06", 1), 0); /* block type 3: invalid */
+        }
+    }
+    snprintf(path, sizeof path, "%s/crafted.warc.gz", dir);
+    assert_int_equal(tl_write(path, f.data, f.len), 0);
+
+    warc_reader *r = NULL;
+    warc_record *rec_out = malloc(sizeof *rec_out);
+    wp_err err = {0};
+    int got[16], n = 0, rc;
+    char msg[WP_ERR_MAX] = "", range[96];
+    assert_non_null(rec_out);
+    assert_int_equal(warc_open(path, 0, 0, 1 << 20, &r, &err), 0);
+    while ((rc = warc_next(r, rec_out, &err)) != WARC_END && n < 16) {
+        assert_true(rc >= 0);
+        got[n++] = rc;
+        if (rc == WARC_CORRUPT)
+            snprintf(msg, sizeof msg, "%s", err.msg);
+        if (rc == WARC_RECORD)
+            assert_int_equal(rec_out->offset, good[n == 1 ? 0 : 1]);
+    }
+    assert_int_equal(n, 3);
+    assert_int_equal(got[0], WARC_RECORD);
+    assert_int_equal(got[1], WARC_CORRUPT);
+    assert_int_equal(got[2], WARC_RECORD);
+    snprintf(range, sizeof range, "%d damaged spots in a row (bytes %lld-%lld skipped)",
+             1 + MEMBERS, (long long)bad, (long long)good[1]);
+    if (strstr(msg, range) == NULL)
+        fail_msg("'%s' lacks '%s'", msg, range);
+    /* each failing member is read again from just after its start (a
+     * truncated one may hide the next member), in 256 KiB reads: linear */
+    assert_true(warc_bytes_read(r) <= 2 * (uint64_t)f.len + (MEMBERS + 1) * (256u << 10));
+    warc_close(r);
+    free(rec_out);
+    free(data);
+    wp_buf_free(&f);
+    tl_rmtree(dir);
+}
+
 /* The shared table of robots cases (tests/data/robots_cases.tsv) through
  * the crawl's archive path: each value as X-Robots-Tag field lines of an
  * HTTP response block (as a WARC response record stores it), split by
@@ -1219,6 +1295,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_attributes_capped_before_libxml2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_images_capped_and_caption_shared, setup, teardown),
         cmocka_unit_test(test_bad_gzip_stretch_is_one_event_read_once),
+        cmocka_unit_test(test_crafted_gzip_members_join_one_stretch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,15 @@ struct cat {
 sqlite3_stmt *cat_stmt(cat *c, const char *sql, wp_err *err);
 /* Fills err from the connection's last error; returns CAT_ESQL. */
 int cat_sqlerr(cat *c, wp_err *err, const char *what);
+/* The same for a connection of its own to dir's catalog.db (db may be NULL:
+ * "out of memory"); returns CAT_ESQL. */
+int cat_db_err(const char *dir, sqlite3 *db, wp_err *err, const char *what);
+/* Opens the SQLite file path with flags and the catalog's busy timeout.
+ * Returns 0, or CAT_ESQL with err filled and *db NULL; the caller closes *db. */
+int cat_db_open(const char *path, int flags, sqlite3 **db, wp_err *err);
+/* Opens a second, read-only connection to dir's catalog.db (a cursor that
+ * reads while the first connection writes). Errors as cat_db_open. */
+int cat_open_reader(const char *dir, sqlite3 **db, wp_err *err);
 /* Binds text that may be NULL (stored as NULL). */
 int cat_bind_text(sqlite3_stmt *s, int i, const char *v);
 /* Binds an integer, storing NULL when v < 0. */

@@ -53,8 +53,7 @@ static void shard_key_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 
 static int cur_err(cat_shard_cursor *cur, wp_err *err, const char *what)
 {
-    return wp_err_set(err, CAT_ESQL, "%s/catalog.db: %s: %s", cur->dir, what,
-                      cur->db ? sqlite3_errmsg(cur->db) : "out of memory");
+    return cat_db_err(cur->dir, cur->db, err, what);
 }
 
 int cat_shard_cursor_open(cat *c, int shuffle, uint64_t seed, cat_shard_cursor **out, wp_err *err)
@@ -65,7 +64,6 @@ int cat_shard_cursor_open(cat *c, int shuffle, uint64_t seed, cat_shard_cursor *
                               "WHERE pair_id = ?1 ORDER BY stage";
     static const char emb[] = "SELECT model, clip_score FROM embeddings "
                               "WHERE pair_id = ?1 AND clip_score IS NOT NULL ORDER BY model";
-    char path[WP_PATH_MAX];
     cat_shard_cursor *cur;
     int rc;
 
@@ -74,13 +72,8 @@ int cat_shard_cursor_open(cat *c, int shuffle, uint64_t seed, cat_shard_cursor *
     if (cur == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     snprintf(cur->dir, sizeof cur->dir, "%s", c->dir);
-    if ((rc = wp_path_join(path, c->dir, "catalog.db", err)) != 0)
+    if ((rc = cat_open_reader(c->dir, &cur->db, err)) != 0)
         goto fail;
-    if (sqlite3_open_v2(path, &cur->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        rc = cur_err(cur, err, "open for reading");
-        goto fail;
-    }
-    sqlite3_busy_timeout(cur->db, 10000);
     if (sqlite3_create_function(cur->db, "wp_shard_key", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
                                 NULL, shard_key_fn, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(cur->db, shuffle ? by_key : by_id, -1, &cur->main, NULL) != SQLITE_OK ||

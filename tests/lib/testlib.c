@@ -3,6 +3,7 @@
  */
 #include "testlib.h"
 
+#include <dirent.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,59 @@ char *tl_slurp(const char *path, size_t *len)
 out:
     fclose(f);
     return buf;
+}
+
+static int byte_order(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t l = strlen(s), k = strlen(suffix);
+    return l >= k && strcmp(s + l - k, suffix) == 0;
+}
+
+int tl_list_sorted(const char *dir, const char *suffix, char ***names)
+{
+    char **v = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    DIR *d = opendir(dir);
+
+    *names = NULL;
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || (suffix != NULL && !ends_with(e->d_name, suffix)))
+            continue;
+        if (n == cap) {
+            char **nv = realloc(v, (size_t)(cap ? cap * 2 : 64) * sizeof *v);
+            if (nv == NULL)
+                goto nomem;
+            v = nv;
+            cap = cap ? cap * 2 : 64;
+        }
+        if ((v[n] = strdup(e->d_name)) == NULL)
+            goto nomem;
+        n++;
+    }
+    closedir(d);
+    if (n > 0)
+        qsort(v, (size_t)n, sizeof *v, byte_order);
+    *names = v;
+    return n;
+nomem:
+    closedir(d);
+    tl_free_names(v, n);
+    return -1;
+}
+
+void tl_free_names(char **names, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
 }
 
 int tl_write(const char *path, const void *data, size_t len)

@@ -18,6 +18,12 @@ char *tl_mkdtemp(void);
 int tl_rmtree(const char *dir);
 /* Reads a whole file (malloc'ed, NUL-terminated); NULL on error. */
 char *tl_slurp(const char *path, size_t *len);
+/* The names in dir that do not start with '.' and end in suffix (NULL:
+ * any), in byte order, in *names (malloc'ed, as is each name; free with
+ * tl_free_names). Returns how many: 0 with *names NULL when dir cannot be
+ * opened, -1 when out of memory. */
+int tl_list_sorted(const char *dir, const char *suffix, char ***names);
+void tl_free_names(char **names, int n);
 /* Writes a whole file; 0 or -1. */
 int tl_write(const char *path, const void *data, size_t len);
 /* The witpipe binary under test (WITPIPE_BIN, else build/witpipe). */

@@ -15,21 +15,13 @@
 #include "tests/fuzz/fuzz_targets.h"
 #include "tests/lib/testlib.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CORPUS_FILES_MAX 4096 /* inputs replayed per target and folder */
-
 typedef int (*one_fn)(const uint8_t *data, size_t size);
 
 static clip_tok *vocab_tok;
-
-static int byte_order(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 /* Runs fn on every file of tests/fuzz/{corpus,regress}/name, failing with
  * the file and the violated check's line; returns how many ran. */
@@ -40,22 +32,10 @@ static int replay(const char *name, one_fn fn, clip_tok *tok)
 
     for (size_t r = 0; r < sizeof roots / sizeof roots[0]; r++) {
         char dir[512];
-        char *files[CORPUS_FILES_MAX];
-        int n = 0;
+        char **files;
         snprintf(dir, sizeof dir, "%s/%s", roots[r], name);
-        DIR *d = opendir(dir);
-        if (d == NULL)
-            continue; /* no reproducers for this target */
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL && n < CORPUS_FILES_MAX) {
-            if (e->d_name[0] == '.')
-                continue;
-            files[n] = strdup(e->d_name);
-            assert_non_null(files[n]);
-            n++;
-        }
-        closedir(d);
-        qsort(files, (size_t)n, sizeof *files, byte_order);
+        int n = tl_list_sorted(dir, NULL, &files);
+        assert_true(n >= 0); /* 0: no reproducers for this target */
         for (int i = 0; i < n; i++) {
             char path[1024];
             size_t len = 0;
@@ -68,9 +48,9 @@ static int replay(const char *name, one_fn fn, clip_tok *tok)
             free(data);
             if (line != 0)
                 fail_msg("%s: check at tests/fuzz/fuzz_targets.h:%d failed", path, line);
-            free(files[i]);
             total++;
         }
+        tl_free_names(files, n);
     }
     return total;
 }

@@ -17,41 +17,20 @@
 #include "tests/fuzz/fuzz_parquet.h"
 #include "tests/lib/testlib.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef int (*one_fn)(const uint8_t *data, size_t size);
 
-static int byte_order(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Runs fn on every file of dir (sorted); fails naming the file and check.
  * suffix: only names ending so (NULL: all). Returns how many ran. */
 static int replay_dir(const char *dir, const char *suffix, one_fn fn, int footer_only)
 {
-    char *files[1024];
-    int n = 0, total = 0;
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < 1024) {
-        size_t l = strlen(e->d_name);
-        if (e->d_name[0] == '.')
-            continue;
-        if (suffix != NULL &&
-            (l < strlen(suffix) || strcmp(e->d_name + l - strlen(suffix), suffix)))
-            continue;
-        files[n] = strdup(e->d_name);
-        assert_non_null(files[n]);
-        n++;
-    }
-    closedir(d);
-    qsort(files, (size_t)n, sizeof *files, byte_order);
+    char **files;
+    int total = 0;
+    int n = tl_list_sorted(dir, suffix, &files);
+    assert_true(n >= 0);
     for (int i = 0; i < n; i++) {
         char path[1400];
         size_t len = 0;
@@ -65,14 +44,12 @@ static int replay_dir(const char *dir, const char *suffix, one_fn fn, int footer
             /* The footer between the data and its length + PAR1. */
             if (len < 12) {
                 free(data);
-                free(files[i]);
                 continue;
             }
             uint32_t fl = (uint32_t)p[len - 8] | (uint32_t)p[len - 7] << 8 |
                           (uint32_t)p[len - 6] << 16 | (uint32_t)p[len - 5] << 24;
             if (fl > len - 12) {
                 free(data);
-                free(files[i]);
                 continue;
             }
             p += len - 8 - fl;
@@ -82,9 +59,9 @@ static int replay_dir(const char *dir, const char *suffix, one_fn fn, int footer
         free(data);
         if (line != 0)
             fail_msg("%s: check at tests/fuzz/fuzz_parquet.h:%d failed", path, line);
-        free(files[i]);
         total++;
     }
+    tl_free_names(files, n);
     return total;
 }
 

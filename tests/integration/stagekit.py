@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.abspath(os.environ.get("WITPIPE_BIN", os.path.join(ROOT, "build", "witpipe")))
@@ -257,6 +258,36 @@ class Corpora:
             raise ValueError(name)
         self.done[name] = d
         return d
+
+
+class ServerCase(unittest.TestCase):
+    """A test class whose tests share one fixture server (started by the
+    first test that runs, with the keyword arguments SERVER_ARGS), one
+    temporary folder (cls.tmp, named with TMP_PREFIX) and the Corpora built
+    in it (cls.corpora); all are removed after the last test. A subclass's
+    setUp calls this one first (it skips without ../shared)."""
+
+    TMP_PREFIX = "witpipe-"
+    SERVER_ARGS = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = None
+        cls.corpora = None
+        cls.tmp = tempfile.mkdtemp(prefix=cls.TMP_PREFIX)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.srv is not None:
+            cls.srv.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        need_fixtures(self)
+        cls = type(self)
+        if cls.srv is None:
+            cls.srv = Server(**cls.SERVER_ARGS)
+            cls.corpora = Corpora(cls.tmp, cls.srv)
 
 
 def make_gappy_store(corpus, nfiles, gap=997):

@@ -31,7 +31,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -46,34 +45,25 @@ def kills_per_stage():
     return 2 if K.is_asan() else 12
 
 
-class Soak(unittest.TestCase):
+class Soak(K.ServerCase):
+    TMP_PREFIX = "witpipe-soak-"
+    SERVER_ARGS = dict(pages=24, page_ms=30)
+
     @classmethod
     def setUpClass(cls):
+        super().setUpClass()
         cls.kills = kills_per_stage()
         print("\nsoak: seed %d (WITPIPE_SOAK_SEED=%d replays it), %d kills per stage"
               % (SEED, SEED, cls.kills), file=sys.stderr)
-        cls.srv = None
-        cls.tmp = tempfile.mkdtemp(prefix="witpipe-soak-")
-        cls.corpora = None
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.srv is not None:
-            cls.srv.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def setUp(self):
-        K.need_fixtures(self)
-        if Soak.srv is None:
-            Soak.srv = K.Server(pages=24, page_ms=30)
+        super().setUp()
         # one RNG per test, seeded from SEED and the test's name: any test
         # alone replays the same moments
         self.rng = random.Random("%d:%s" % (SEED, self._testMethodName))
 
     def base(self, name):
-        if Soak.corpora is None:
-            Soak.corpora = K.Corpora(self.tmp, self.srv)
-        return Soak.corpora.get(name)
+        return self.corpora.get(name)
 
     # ---- the soak --------------------------------------------------------
 

@@ -19,7 +19,6 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 import time
 import unittest
 
@@ -28,23 +27,11 @@ from tests.integration import stagekit as K
 SEED = int(os.environ.get("WITPIPE_SOAK_SEED") or random.SystemRandom().randrange(1 << 31))
 
 
-class StoreCompact(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = None
-        cls.tmp = tempfile.mkdtemp(prefix="witpipe-compact-")
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.srv is not None:
-            cls.srv.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+class StoreCompact(K.ServerCase):
+    TMP_PREFIX = "witpipe-compact-"
 
     def setUp(self):
-        K.need_fixtures(self)
-        if StoreCompact.srv is None:
-            StoreCompact.srv = K.Server()
-            StoreCompact.corpora = K.Corpora(self.tmp, self.srv)
+        super().setUp()
         self.rng = random.Random("%d:%s" % (SEED, self._testMethodName))
 
     def compact(self, c, *extra, env=None):

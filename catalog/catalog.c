@@ -116,6 +116,25 @@ sqlite3_stmt *cat_stmt(cat *c, const char *sql, wp_err *err)
     return s;
 }
 
+int cat_fill_rows(cat *c, sqlite3_stmt *s, cat_row_fill fill, void *out, wp_arena *arena, int *n,
+                  const char *what, wp_err *err)
+{
+    int rc, k = 0;
+    *n = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (fill(s, out, k, arena) != 0) {
+            sqlite3_reset(s);
+            return wp_err_set(err, WP_ENOMEM, "out of memory");
+        }
+        k++;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return cat_sqlerr(c, err, what);
+    *n = k;
+    return 0;
+}
+
 int cat_bind_text(sqlite3_stmt *s, int i, const char *v)
 {
     if (v == NULL)

@@ -676,11 +676,47 @@ const char *add_reader_skipped(const add_reader *r, int i)
     return r->pq != NULL ? pq_skipped(r->pq, i) : NULL;
 }
 
-int add_reader_open(const char *path, const add_opts *o, add_reader **out, wp_err *err)
+/* A reader over a stream: the bytes data[0..n) when from_mem, else the file
+ * path ("-": standard input). Errors as add_reader_open. */
+static int open_stream(const char *path, int from_mem, const void *data, size_t n,
+                       const add_opts *o, add_reader **out, wp_err *err)
 {
     add_reader *r = NULL;
     int rc;
 
+    *out = NULL;
+    if ((rc = reader_new(path, o, &r, err)) != 0)
+        goto fail;
+    if (from_mem) {
+        r->total = n;
+        rc = archive_read_open_memory(r->a, data, n);
+    } else if (strcmp(path, "-") == 0) {
+        rc = archive_read_open_fd(r->a, 0, ADD_OPEN_BLOCK);
+    } else {
+        struct stat sb;
+        if (stat(path, &sb) != 0) {
+            rc = wp_err_set(err, errno == ENOENT ? WP_ENOENT : WP_EIO, "%s: %s", path,
+                            strerror(errno));
+            goto fail;
+        }
+        if (S_ISDIR(sb.st_mode)) {
+            rc = wp_err_set(err, WP_EINVAL, "%s: is a directory (use --files for images)", path);
+            goto fail;
+        }
+        r->total = (uint64_t)sb.st_size;
+        rc = archive_read_open_filename(r->a, path, ADD_OPEN_BLOCK);
+    }
+    if ((rc = reader_start(r, rc, err)) != 0)
+        goto fail;
+    *out = r;
+    return 0;
+fail:
+    add_reader_close(r);
+    return rc;
+}
+
+int add_reader_open(const char *path, const add_opts *o, add_reader **out, wp_err *err)
+{
     *out = NULL;
     if (strcmp(path, "-") != 0 && o->format == ADD_FMT_AUTO) {
         unsigned char head[4];
@@ -693,52 +729,13 @@ int add_reader_open(const char *path, const add_opts *o, add_reader **out, wp_er
     }
     if (o->format == ADD_FMT_PARQUET)
         return open_parquet(path, o, out, err);
-    if ((rc = reader_new(path, o, &r, err)) != 0)
-        goto fail;
-    if (strcmp(path, "-") != 0) {
-        struct stat sb;
-        if (stat(path, &sb) != 0) {
-            rc = wp_err_set(err, errno == ENOENT ? WP_ENOENT : WP_EIO, "%s: %s", path,
-                            strerror(errno));
-            goto fail;
-        }
-        if (S_ISDIR(sb.st_mode)) {
-            rc = wp_err_set(err, WP_EINVAL, "%s: is a directory (use --files for images)", path);
-            goto fail;
-        }
-        r->total = (uint64_t)sb.st_size;
-    }
-    if (strcmp(path, "-") == 0)
-        rc = archive_read_open_fd(r->a, 0, ADD_OPEN_BLOCK);
-    else
-        rc = archive_read_open_filename(r->a, path, ADD_OPEN_BLOCK);
-    if ((rc = reader_start(r, rc, err)) != 0)
-        goto fail;
-    *out = r;
-    return 0;
-fail:
-    add_reader_close(r);
-    return rc;
+    return open_stream(path, 0, NULL, 0, o, out, err);
 }
 
 int add_reader_open_mem(const void *data, size_t n, const char *name, const add_opts *o,
                         add_reader **out, wp_err *err)
 {
-    add_reader *r = NULL;
-    int rc;
-
-    *out = NULL;
-    if ((rc = reader_new(name, o, &r, err)) != 0)
-        goto fail;
-    r->total = n;
-    rc = archive_read_open_memory(r->a, data, n);
-    if ((rc = reader_start(r, rc, err)) != 0)
-        goto fail;
-    *out = r;
-    return 0;
-fail:
-    add_reader_close(r);
-    return rc;
+    return open_stream(name, 1, data, n, o, out, err);
 }
 
 void add_reader_close(add_reader *r)

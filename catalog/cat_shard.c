@@ -25,17 +25,6 @@ struct cat_shard_cursor {
     " AND d.decision = 'drop' ORDER BY d.stage LIMIT 1) "                                          \
     "FROM pairs p JOIN images i ON i.id = p.image_id LEFT JOIN sources s ON s.id = p.source_id "
 
-static uint64_t mix64(uint64_t x)
-{
-    /* splitmix64's finaliser: every input bit moves every output bit. */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 /* wp_shard_key(seed, uid): the shuffle order, a mix of the seed and the
  * first 16 hex digits of the uid (itself a SHA-256 prefix). */
 static void shard_key_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -48,7 +37,7 @@ static void shard_key_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         int v = wp_hex_digit(uid[i]);
         u = u << 4 | (uint64_t)(v < 0 ? 0 : v);
     }
-    sqlite3_result_int64(ctx, (sqlite3_int64)mix64(u ^ mix64(seed + 0x9e3779b97f4a7c15ULL)));
+    sqlite3_result_int64(ctx, (sqlite3_int64)wp_mix64(u ^ wp_mix64(seed + 0x9e3779b97f4a7c15ULL)));
 }
 
 static int cur_err(cat_shard_cursor *cur, wp_err *err, const char *what)

@@ -3,8 +3,11 @@
  */
 #include "testlib.h"
 
+#include "common/wp.h"
+
 #include <dirent.h>
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,4 +155,11 @@ const char *tl_witpipe_bin(void)
 {
     const char *b = getenv("WITPIPE_BIN");
     return b && *b ? b : "build/witpipe";
+}
+
+double tl_gauss(uint64_t *s)
+{
+    double u = ((double)(wp_splitmix64(s) >> 11) + 0.5) / 9007199254740992.0;
+    double v = ((double)(wp_splitmix64(s) >> 11) + 0.5) / 9007199254740992.0;
+    return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
 }

@@ -6,6 +6,7 @@
 #define TESTLIB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The ../shared folder (WITPIPE_SHARED overrides). Returns NULL, after
  * printing a loud "SKIP:" line naming what, when it is absent: the caller
@@ -26,6 +27,9 @@ int tl_list_sorted(const char *dir, const char *suffix, char ***names);
 void tl_free_names(char **names, int n);
 /* Writes a whole file; 0 or -1. */
 int tl_write(const char *path, const void *data, size_t len);
+/* A standard normal draw (Box-Muller over two 53-bit uniforms in (0, 1))
+ * from the splitmix64 sequence whose state is *s (advanced twice). */
+double tl_gauss(uint64_t *s);
 /* The witpipe binary under test (WITPIPE_BIN, else build/witpipe). */
 const char *tl_witpipe_bin(void);
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -144,6 +145,27 @@ def add_list(corpus, base, n_images, captions_per_image=1, slow_ms=0, tmpdir=Non
 def fetch_args(*extra):
     return ["fetch", "--allow-net", "127.0.0.1/32", "--low-speed", "100",
             "--low-speed-time", "5"] + list(extra)
+
+
+def kill_at(base, work, args, moment, env=None, tries=6):
+    """Copies the corpus base to work and runs `witpipe args` there, killed
+    with SIGKILL after moment seconds; when the run was over by then, work
+    is removed and it tries again at half the moment, tries times in all.
+    Returns the moment a kill landed at, or None when none did."""
+    for _ in range(tries):
+        copy_corpus(base, work)
+        p = popen(args, env=env)
+        time.sleep(moment)
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+            if p.returncode == -9:
+                return moment
+        else:
+            p.communicate()
+        shutil.rmtree(work)
+        moment /= 2
+    return None
 
 
 def copy_corpus(src, dst):

@@ -100,20 +100,8 @@ class Soak(K.ServerCase):
         for k in range(self.kills):
             moment = self.rng.uniform(began + 0.1 * (span - began), 0.95 * span)
             work = os.path.join(self.tmp, "work-%s-%d" % (stage, k))
-            for _ in range(6):
-                K.copy_corpus(base, work)
-                p = K.popen(argv(work), env=env)
-                time.sleep(moment)
-                if p.poll() is None:
-                    p.kill()
-                    p.communicate()
-                    if p.returncode == -9:
-                        break
-                else:
-                    p.communicate()
-                shutil.rmtree(work)
-                moment /= 2  # the run was over: try earlier
-            else:
+            moment = K.kill_at(base, work, argv(work), moment, env=env)
+            if moment is None:
                 self.fail("%s: no kill landed on a running process" % stage)
             in_run += K.running_runs(work) > 0
             K.check_catalog(self, work)

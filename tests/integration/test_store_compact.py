@@ -105,20 +105,7 @@ class StoreCompact(K.ServerCase):
         for k in range(kills):
             c = os.path.join(self.tmp, "gappy-%d" % k)
             moment = self.rng.uniform(0.2, 0.9) * span
-            for _ in range(6):  # a run over before the moment: try earlier
-                K.copy_corpus(base, c)
-                p = K.popen(["-C", c, "store", "compact"], env=env)
-                time.sleep(moment)
-                if p.poll() is None:
-                    p.kill()
-                    p.communicate()
-                    if p.returncode == -9:
-                        break
-                else:
-                    p.communicate()
-                shutil.rmtree(c)
-                moment /= 2
-            else:
+            if K.kill_at(base, c, ["-C", c, "store", "compact"], moment, env=env) is None:
                 self.fail("no kill landed on a running compaction")
             K.check_catalog(self, c)  # readable and verified right after the kill
             self.assertEqual(self.stored(c), want)

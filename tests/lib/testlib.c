@@ -1,6 +1,12 @@
 /*
  * tests/lib/testlib.c: shared test helpers (see testlib.h).
  */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 #include "testlib.h"
 
 #include "common/wp.h"
@@ -8,10 +14,12 @@
 #include <dirent.h>
 #include <ftw.h>
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 const char *tl_shared_dir(const char *what)
@@ -137,6 +145,36 @@ void tl_free_names(char **names, int n)
     for (int i = 0; i < n; i++)
         free(names[i]);
     free(names);
+}
+
+int64_t tl_q_int(const char *corpus, const char *sql)
+{
+    char path[1024];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int64_t v = -1;
+    snprintf(path, sizeof path, "%s/catalog.db", corpus);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+int tl_sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    int rc;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 int tl_write(const char *path, const void *data, size_t len)

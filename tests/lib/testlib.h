@@ -25,6 +25,13 @@ char *tl_slurp(const char *path, size_t *len);
  * opened, -1 when out of memory. */
 int tl_list_sorted(const char *dir, const char *suffix, char ***names);
 void tl_free_names(char **names, int n);
+/* The first column of the first row of sql over corpus's catalog.db,
+ * opened read-only; -1 when there is no row. Fails the test when the
+ * catalog cannot be opened or sql is refused. */
+int64_t tl_q_int(const char *corpus, const char *sql);
+/* Runs the shell command printf formats from fmt; its exit status, or -1
+ * when it did not exit. */
+int tl_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Writes a whole file; 0 or -1. */
 int tl_write(const char *path, const void *data, size_t len);
 /* A standard normal draw (Box-Muller over two 53-bit uniforms in (0, 1))

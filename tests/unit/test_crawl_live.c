@@ -281,30 +281,29 @@ static int teardown(void **state)
     return 0;
 }
 
-/* All pairs as sorted "url\ttext\n" lines (malloc'ed). */
-static char *pair_list(const char *corpus)
+/* Rows of sql (first column) as "value\n" lines in its order (malloc'ed). */
+static char *rows(const char *corpus, const char *sql)
 {
     char db[1024];
     sqlite3 *h = NULL;
     sqlite3_stmt *st = NULL;
-    size_t cap = 1 << 16, n = 0;
+    size_t cap = 1 << 12, n = 0;
     char *out = malloc(cap);
+    assert_non_null(out);
     snprintf(db, sizeof db, "%s/catalog.db", corpus);
     assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(h,
-                                        "SELECT i.url || char(9) || p.text FROM pairs p JOIN "
-                                        "images i ON i.id = p.image_id ORDER BY 1",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("bad SQL %s: %s", sql, sqlite3_errmsg(h));
     out[0] = '\0';
     while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *s = (const char *)sqlite3_column_text(st, 0);
-        size_t k = strlen(s);
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        size_t k = strlen(v);
         if (n + k + 2 > cap) {
             cap = 2 * (n + k + 2);
             out = realloc(out, cap);
+            assert_non_null(out);
         }
-        memcpy(out + n, s, k);
+        memcpy(out + n, v, k);
         out[n + k] = '\n';
         n += k + 1;
         out[n] = '\0';
@@ -312,6 +311,13 @@ static char *pair_list(const char *corpus)
     sqlite3_finalize(st);
     sqlite3_close(h);
     return out;
+}
+
+/* All pairs as sorted "url\ttext\n" lines (malloc'ed). */
+static char *pair_list(const char *corpus)
+{
+    return rows(corpus, "SELECT i.url || char(9) || p.text FROM pairs p JOIN images i "
+                        "ON i.id = p.image_id ORDER BY 1");
 }
 
 static int has_pair(const char *list, const char *url_path, const char *text)
@@ -667,38 +673,6 @@ static const int part_of[4][4] = {/* [N][site] */
                                   {1, 1, 1, 1},
                                   {1, 1, 2, 1},
                                   {3, 2, 2, 1}};
-
-/* Rows of sql (first column) as sorted "value\n" lines (malloc'ed). */
-static char *rows(const char *corpus, const char *sql)
-{
-    char db[1024];
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
-    size_t cap = 1 << 12, n = 0;
-    char *out = malloc(cap);
-    assert_non_null(out);
-    snprintf(db, sizeof db, "%s/catalog.db", corpus);
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("bad SQL %s: %s", sql, sqlite3_errmsg(h));
-    out[0] = '\0';
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *v = (const char *)sqlite3_column_text(st, 0);
-        size_t k = strlen(v);
-        if (n + k + 2 > cap) {
-            cap = 2 * (n + k + 2);
-            out = realloc(out, cap);
-            assert_non_null(out);
-        }
-        memcpy(out + n, v, k);
-        out[n + k] = '\n';
-        n += k + 1;
-        out[n] = '\0';
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return out;
-}
 
 static int cmp_str(const void *a, const void *b)
 {

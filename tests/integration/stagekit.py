@@ -7,6 +7,7 @@ against their sha256, shards readable by GNU tar and Python's tarfile
 with every sample exactly once)."""
 
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -16,6 +17,7 @@ import tarfile
 import tempfile
 import time
 import unittest
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.abspath(os.environ.get("WITPIPE_BIN", os.path.join(ROOT, "build", "witpipe")))
@@ -61,7 +63,31 @@ def delay_env(ms):
     return dict(os.environ, WITPIPE_TEST_COMMIT_DELAY_MS=str(ms)) if ms else None
 
 
-class Server:
+class ServerProcess:
+    """build/fixture_server on 127.0.0.1 serving the folder root; stop()
+    ends it."""
+
+    def __init__(self, root):
+        self.p = subprocess.Popen([SERVER, root], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.port = int(self.p.stdout.readline())
+        self.base = "http://127.0.0.1:%d" % self.port
+
+    def stats(self):
+        """The server's request log (/__stats)."""
+        with urllib.request.urlopen(self.base + "/__stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        self.p.stdin.close()
+        self.p.stdout.close()
+        try:
+            self.p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+
+
+class Server(ServerProcess):
     """build/fixture_server on 127.0.0.1 over a docroot: the test photos and
     a site of `pages` pages p0.html..., each linking to the next three
     through /slow (so a crawl takes page_ms per page) and showing three
@@ -80,19 +106,10 @@ class Server:
             with open(os.path.join(self.root, "p%d.html" % i), "w") as f:
                 f.write("<!DOCTYPE html><html><head><title>page %d</title></head><body>\n"
                         "%s%s</body></html>\n" % (i, imgs, links))
-        self.p = subprocess.Popen([SERVER, self.root], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE)
-        self.port = int(self.p.stdout.readline())
-        self.base = "http://127.0.0.1:%d" % self.port
+        super().__init__(self.root)
 
     def stop(self):
-        self.p.stdin.close()
-        self.p.stdout.close()
-        try:
-            self.p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
+        super().stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -833,6 +833,25 @@ static int utf8_ok(add_record *rec, const char *p, size_t n)
     return 1;
 }
 
+/* Starts the JSON object of a record's kept columns, in r->extra. */
+static void extra_begin(add_reader *r, wp_json *j)
+{
+    wp_buf_reset(&r->extra);
+    wp_json_init(j, &r->extra);
+    wp_json_obj_begin(j, NULL);
+}
+
+/* Ends it: rec->extra_json is the object, or rec is bad for the reason why
+ * (the writer ran out of memory or depth). */
+static void extra_end(add_reader *r, wp_json *j, add_record *rec, const char *why)
+{
+    wp_json_obj_end(j);
+    if (wp_json_finish(j) != 0)
+        set_bad(rec, ADD_BAD_TOO_LONG, "%s", why);
+    else
+        rec->extra_json = r->extra.data;
+}
+
 /* Maps a TSV/CSV record's fields onto rec. */
 static void fields_to_record(add_reader *r, add_record *rec)
 {
@@ -848,19 +867,12 @@ static void fields_to_record(add_reader *r, add_record *rec)
     if (rec->bad || r->nkeep == 0)
         return;
     wp_json j;
-    wp_buf_reset(&r->extra);
-    wp_json_init(&j, &r->extra);
-    wp_json_obj_begin(&j, NULL);
+    extra_begin(r, &j);
     for (int i = 0; i < r->nkeep; i++) {
         int k = r->keep_idx[i];
         wp_json_strn(&j, r->keep_cols[i], r->fbase + r->foff[k], r->flen[k]);
     }
-    wp_json_obj_end(&j);
-    if (wp_json_finish(&j) != 0) {
-        set_bad(rec, ADD_BAD_TOO_LONG, "out of memory for kept columns");
-        return;
-    }
-    rec->extra_json = r->extra.data;
+    extra_end(r, &j, rec, "out of memory for kept columns");
 }
 
 static void jsonl_to_record(add_reader *r, add_record *rec, const char *p, size_t n)
@@ -903,20 +915,13 @@ static void jsonl_to_record(add_reader *r, add_record *rec, const char *p, size_
     if (rec->bad || r->nkeep == 0)
         return;
     wp_json j;
-    wp_buf_reset(&r->extra);
-    wp_json_init(&j, &r->extra);
-    wp_json_obj_begin(&j, NULL);
+    extra_begin(r, &j);
     for (int i = 0; i < r->nkeep; i++) {
         json_t *v = json_object_get(r->json, r->keep_cols[i]);
         if (v != NULL)
             wp_json_tree(&j, r->keep_cols[i], v, 0);
     }
-    wp_json_obj_end(&j);
-    if (wp_json_finish(&j) != 0) {
-        set_bad(rec, ADD_BAD_TOO_LONG, "kept columns: out of memory or nested too deep");
-        return;
-    }
-    rec->extra_json = r->extra.data;
+    extra_end(r, &j, rec, "kept columns: out of memory or nested too deep");
 }
 
 /* The next Parquet row as a record: the URL must be a string; a null
@@ -973,18 +978,11 @@ static int next_parquet(add_reader *r, add_record *rec, wp_err *err)
     check_pair(rec);
     if (rec->bad || r->nkeep == 0)
         return 1;
-    wp_buf_reset(&r->extra);
     wp_json j;
-    wp_json_init(&j, &r->extra);
-    wp_json_obj_begin(&j, NULL);
+    extra_begin(r, &j);
     for (int i = 0; i < r->nkeep; i++)
         pq_value_json(&j, r->keep_cols[i], &v[2 + i]);
-    wp_json_obj_end(&j);
-    if (wp_json_finish(&j) != 0) {
-        set_bad(rec, ADD_BAD_TOO_LONG, "out of memory for kept columns");
-        return 1;
-    }
-    rec->extra_json = r->extra.data;
+    extra_end(r, &j, rec, "out of memory for kept columns");
     return 1;
 }
 

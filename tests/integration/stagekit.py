@@ -57,6 +57,32 @@ def popen(args, env=None):
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
+def add_stdin(corpus, n, batch, stderr=subprocess.PIPE):
+    """Starts `witpipe -C corpus add --batch batch --format tsv -` and writes
+    it a header and n rows (http://h/I.jpg, caption cI); stdin stays open
+    for more. Returns the process."""
+    p = subprocess.Popen([BIN, "-C", corpus, "add", "--batch", str(batch), "--format", "tsv", "-"],
+                         stdin=subprocess.PIPE, stderr=stderr)
+    p.stdin.write(b"url\tcaption\n" + b"".join(b"http://h/%d.jpg\tc%d\n" % (i, i)
+                                                for i in range(n)))
+    p.stdin.flush()
+    return p
+
+
+def wait_for(count, at_least, timeout=60):
+    """Polls count() every 50 ms (a busy catalog, sqlite3.OperationalError,
+    is no news) until it returns at least at_least or timeout seconds have
+    passed, without a timing assumption. Returns its last value."""
+    seen, deadline = 0, time.monotonic() + timeout
+    while seen < at_least and time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            seen = count()
+        except sqlite3.OperationalError:
+            pass
+    return seen
+
+
 def delay_env(ms):
     """The environment with every catalog commit slowed by ms (tests only:
     catalog.h, WITPIPE_TEST_COMMIT_DELAY_MS), so signals land mid-work."""

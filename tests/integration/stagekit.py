@@ -24,7 +24,9 @@ BIN = os.path.abspath(os.environ.get("WITPIPE_BIN", os.path.join(ROOT, "build", 
 SERVER = os.path.join(os.path.dirname(BIN), "fixture_server")
 SHARED = os.environ.get("WITPIPE_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
 IMAGES = os.path.join(SHARED, "testdata", "images")
-MODEL = os.path.join(SHARED, "golden", "clip", "hf_vit_quickgelu_f32", "model")
+GOLDEN = os.path.join(SHARED, "golden", "clip")
+NAME = "hf_vit_quickgelu_f32"  # the small golden CLIP the stage tests encode with
+MODEL = os.path.join(GOLDEN, NAME, "model")
 
 # the photos the generated corpora cycle through (all decode; varied sizes)
 PHOTOS = ["astronaut.jpg", "camera_gray.jpg", "chelsea.jpg", "chelsea.webp", "coffee_progressive.jpg",

@@ -68,6 +68,22 @@ int tl_rmtree(const char *dir)
     return nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+void tl_scratch_corpus(char *path, size_t n)
+{
+    snprintf(path, n, "%s/c", tl_mkdtemp());
+}
+
+void tl_scratch_corpus_rm(const char *path)
+{
+    char dir[4096];
+    char *slash;
+    snprintf(dir, sizeof dir, "%s", path);
+    if ((slash = strrchr(dir, '/')) != NULL) {
+        *slash = '\0';
+        tl_rmtree(dir);
+    }
+}
+
 char *tl_slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

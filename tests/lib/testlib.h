@@ -17,6 +17,10 @@ const char *tl_shared_path(const char *rel);
 /* A fresh directory under /tmp, removed by tl_rmtree; static buffer. */
 char *tl_mkdtemp(void);
 int tl_rmtree(const char *dir);
+/* Fills path (n bytes) with a fresh scratch folder followed by "/c": a
+ * corpus path not made yet. tl_scratch_corpus_rm removes the folder. */
+void tl_scratch_corpus(char *path, size_t n);
+void tl_scratch_corpus_rm(const char *path);
 /* Reads a whole file (malloc'ed, NUL-terminated); NULL on error. */
 char *tl_slurp(const char *path, size_t *len);
 /* The names in dir that do not start with '.' and end in suffix (NULL:

@@ -156,6 +156,41 @@ nomem:
     return -1;
 }
 
+int tl_replay_dir(const char *dir, const char *suffix, tl_check_fn check, void *ud,
+                  const char *header)
+{
+    char **files;
+    int total = 0;
+    int n = tl_list_sorted(dir, suffix, &files);
+    if (n < 0)
+        fail_msg("%s: out of memory listing it", dir);
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        size_t len = 0;
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        char *data = tl_slurp(path, &len);
+        if (data == NULL)
+            fail_msg("%s: unreadable", path);
+        int line = check((const uint8_t *)data, len, ud);
+        free(data);
+        if (line > 0)
+            fail_msg("%s: check at %s:%d failed", path, header, line);
+        total += line == 0;
+    }
+    tl_free_names(files, n);
+    return total;
+}
+
+int tl_replay_corpus(const char *name, tl_check_fn check, void *ud, const char *header)
+{
+    char dir[1024];
+    int n;
+    snprintf(dir, sizeof dir, "tests/fuzz/corpus/%s", name);
+    n = tl_replay_dir(dir, NULL, check, ud, header);
+    snprintf(dir, sizeof dir, "tests/fuzz/regress/%s", name);
+    return n + tl_replay_dir(dir, NULL, check, ud, header);
+}
+
 void tl_free_names(char **names, int n)
 {
     for (int i = 0; i < n; i++)

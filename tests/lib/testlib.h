@@ -36,6 +36,19 @@ int64_t tl_q_int(const char *corpus, const char *sql);
 /* Runs the shell command printf formats from fmt; its exit status, or -1
  * when it did not exit. */
 int tl_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A fuzz target's per-input check: the line of the check that failed, 0
+ * when all held, or TL_SKIP when the input does not apply. */
+#define TL_SKIP (-1)
+typedef int (*tl_check_fn)(const uint8_t *data, size_t len, void *ud);
+/* Runs check on the bytes of every file of dir whose name ends in suffix
+ * (NULL: any), in tl_list_sorted order (a missing dir has none). Fails the
+ * test naming the file, and header:LINE for a failed check. Returns how many
+ * inputs were checked (not skipped). */
+int tl_replay_dir(const char *dir, const char *suffix, tl_check_fn check, void *ud,
+                  const char *header);
+/* tl_replay_dir over tests/fuzz/corpus/NAME (the seeds) and then
+ * tests/fuzz/regress/NAME (reproducers of found bugs); the sum. */
+int tl_replay_corpus(const char *name, tl_check_fn check, void *ud, const char *header);
 /* Writes a whole file; 0 or -1. */
 int tl_write(const char *path, const void *data, size_t len);
 /* A standard normal draw (Box-Muller over two 53-bit uniforms in (0, 1))

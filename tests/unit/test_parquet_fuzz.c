@@ -23,57 +23,42 @@
 
 typedef int (*one_fn)(const uint8_t *data, size_t size);
 
+/* The target fn, on the whole input or only on a Parquet file's footer. */
+struct target {
+    one_fn fn;
+    int footer_only;
+};
+
+static int check_one(const uint8_t *p, size_t len, void *ud)
+{
+    const struct target *t = ud;
+    if (t->footer_only) {
+        /* The footer between the data and its length + PAR1. */
+        if (len < 12)
+            return TL_SKIP;
+        uint32_t fl = (uint32_t)p[len - 8] | (uint32_t)p[len - 7] << 8 |
+                      (uint32_t)p[len - 6] << 16 | (uint32_t)p[len - 5] << 24;
+        if (fl > len - 12)
+            return TL_SKIP;
+        p += len - 8 - fl;
+        len = fl;
+    }
+    return t->fn(p, len);
+}
+
 /* Runs fn on every file of dir (sorted); fails naming the file and check.
  * suffix: only names ending so (NULL: all). Returns how many ran. */
 static int replay_dir(const char *dir, const char *suffix, one_fn fn, int footer_only)
 {
-    char **files;
-    int total = 0;
-    int n = tl_list_sorted(dir, suffix, &files);
-    assert_true(n >= 0);
-    for (int i = 0; i < n; i++) {
-        char path[1400];
-        size_t len = 0;
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        char *data = tl_slurp(path, &len);
-        if (data == NULL)
-            fail_msg("%s: unreadable", path);
-        const uint8_t *p = (const uint8_t *)data;
-        size_t plen = len;
-        if (footer_only) {
-            /* The footer between the data and its length + PAR1. */
-            if (len < 12) {
-                free(data);
-                continue;
-            }
-            uint32_t fl = (uint32_t)p[len - 8] | (uint32_t)p[len - 7] << 8 |
-                          (uint32_t)p[len - 6] << 16 | (uint32_t)p[len - 5] << 24;
-            if (fl > len - 12) {
-                free(data);
-                continue;
-            }
-            p += len - 8 - fl;
-            plen = fl;
-        }
-        int line = fn(p, plen);
-        free(data);
-        if (line != 0)
-            fail_msg("%s: check at tests/fuzz/fuzz_parquet.h:%d failed", path, line);
-        total++;
-    }
-    tl_free_names(files, n);
-    return total;
+    struct target t = {fn, footer_only};
+    return tl_replay_dir(dir, suffix, check_one, &t, "tests/fuzz/fuzz_parquet.h");
 }
 
+/* fn on the seeds and reproducers of tests/fuzz/{corpus,regress}/name. */
 static int replay(const char *name, one_fn fn)
 {
-    char dir[256];
-    int n = 0;
-    snprintf(dir, sizeof dir, "tests/fuzz/corpus/%s", name);
-    n += replay_dir(dir, NULL, fn, 0);
-    snprintf(dir, sizeof dir, "tests/fuzz/regress/%s", name);
-    n += replay_dir(dir, NULL, fn, 0);
-    return n;
+    struct target t = {fn, 0};
+    return tl_replay_corpus(name, check_one, &t, "tests/fuzz/fuzz_parquet.h");
 }
 
 static void test_footer_corpus(void **state)

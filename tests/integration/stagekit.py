@@ -187,6 +187,15 @@ def add_list(corpus, base, n_images, captions_per_image=1, slow_ms=0, tmpdir=Non
     assert r.returncode == 0, r.stderr
 
 
+def write_lists(paths, rows):
+    """Writes (url, caption) rows as TSV lists with a header, row i to
+    paths[i % len(paths)]."""
+    for k, path in enumerate(paths):
+        with open(path, "w") as f:
+            f.write("url\tcaption\n")
+            f.writelines("%s\t%s\n" % row for row in rows[k::len(paths)])
+
+
 def fetch_args(*extra):
     return ["fetch", "--allow-net", "127.0.0.1/32", "--low-speed", "100",
             "--low-speed-time", "5"] + list(extra)

@@ -833,12 +833,17 @@ static int utf8_ok(add_record *rec, const char *p, size_t n)
     return 1;
 }
 
-/* Starts the JSON object of a record's kept columns, in r->extra. */
-static void extra_begin(add_reader *r, wp_json *j)
+/* Checks rec's pair; when it is good and columns are kept, starts the JSON
+ * object of its kept columns in r->extra and returns 1, else 0. */
+static int extra_begin(add_reader *r, add_record *rec, wp_json *j)
 {
+    check_pair(rec);
+    if (rec->bad || r->nkeep == 0)
+        return 0;
     wp_buf_reset(&r->extra);
     wp_json_init(j, &r->extra);
     wp_json_obj_begin(j, NULL);
+    return 1;
 }
 
 /* Ends it: rec->extra_json is the object, or rec is bad for the reason why
@@ -863,11 +868,9 @@ static void fields_to_record(add_reader *r, add_record *rec)
     rec->url_len = r->flen[r->url_idx];
     rec->text = r->fbase + r->foff[r->text_idx];
     rec->text_len = r->flen[r->text_idx];
-    check_pair(rec);
-    if (rec->bad || r->nkeep == 0)
-        return;
     wp_json j;
-    extra_begin(r, &j);
+    if (!extra_begin(r, rec, &j))
+        return;
     for (int i = 0; i < r->nkeep; i++) {
         int k = r->keep_idx[i];
         wp_json_strn(&j, r->keep_cols[i], r->fbase + r->foff[k], r->flen[k]);
@@ -911,11 +914,9 @@ static void jsonl_to_record(add_reader *r, add_record *rec, const char *p, size_
         set_bad(rec, ADD_BAD_JSON, "\"%s\" is not a string", r->text_col);
         return;
     }
-    check_pair(rec);
-    if (rec->bad || r->nkeep == 0)
-        return;
     wp_json j;
-    extra_begin(r, &j);
+    if (!extra_begin(r, rec, &j))
+        return;
     for (int i = 0; i < r->nkeep; i++) {
         json_t *v = json_object_get(r->json, r->keep_cols[i]);
         if (v != NULL)
@@ -975,11 +976,9 @@ static int next_parquet(add_reader *r, add_record *rec, wp_err *err)
     rec->url_len = v[0].len;
     rec->text = v[1].type == PQ_NULL ? "" : v[1].s;
     rec->text_len = v[1].type == PQ_NULL ? 0 : v[1].len;
-    check_pair(rec);
-    if (rec->bad || r->nkeep == 0)
-        return 1;
     wp_json j;
-    extra_begin(r, &j);
+    if (!extra_begin(r, rec, &j))
+        return 1;
     for (int i = 0; i < r->nkeep; i++)
         pq_value_json(&j, r->keep_cols[i], &v[2 + i]);
     extra_end(r, &j, rec, "out of memory for kept columns");

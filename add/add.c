@@ -676,11 +676,47 @@ const char *add_reader_skipped(const add_reader *r, int i)
     return r->pq != NULL ? pq_skipped(r->pq, i) : NULL;
 }
 
-int add_reader_open(const char *path, const add_opts *o, add_reader **out, wp_err *err)
+/* A reader over a stream: the bytes data[0..n) when from_mem, else the file
+ * path ("-": standard input). Errors as add_reader_open. */
+static int open_stream(const char *path, int from_mem, const void *data, size_t n,
+                       const add_opts *o, add_reader **out, wp_err *err)
 {
     add_reader *r = NULL;
     int rc;
 
+    *out = NULL;
+    if ((rc = reader_new(path, o, &r, err)) != 0)
+        goto fail;
+    if (from_mem) {
+        r->total = n;
+        rc = archive_read_open_memory(r->a, data, n);
+    } else if (strcmp(path, "-") == 0) {
+        rc = archive_read_open_fd(r->a, 0, ADD_OPEN_BLOCK);
+    } else {
+        struct stat sb;
+        if (stat(path, &sb) != 0) {
+            rc = wp_err_set(err, errno == ENOENT ? WP_ENOENT : WP_EIO, "%s: %s", path,
+                            strerror(errno));
+            goto fail;
+        }
+        if (S_ISDIR(sb.st_mode)) {
+            rc = wp_err_set(err, WP_EINVAL, "%s: is a directory (use --files for images)", path);
+            goto fail;
+        }
+        r->total = (uint64_t)sb.st_size;
+        rc = archive_read_open_filename(r->a, path, ADD_OPEN_BLOCK);
+    }
+    if ((rc = reader_start(r, rc, err)) != 0)
+        goto fail;
+    *out = r;
+    return 0;
+fail:
+    add_reader_close(r);
+    return rc;
+}
+
+int add_reader_open(const char *path, const add_opts *o, add_reader **out, wp_err *err)
+{
     *out = NULL;
     if (strcmp(path, "-") != 0 && o->format == ADD_FMT_AUTO) {
         unsigned char head[4];
@@ -693,52 +729,13 @@ int add_reader_open(const char *path, const add_opts *o, add_reader **out, wp_er
     }
     if (o->format == ADD_FMT_PARQUET)
         return open_parquet(path, o, out, err);
-    if ((rc = reader_new(path, o, &r, err)) != 0)
-        goto fail;
-    if (strcmp(path, "-") != 0) {
-        struct stat sb;
-        if (stat(path, &sb) != 0) {
-            rc = wp_err_set(err, errno == ENOENT ? WP_ENOENT : WP_EIO, "%s: %s", path,
-                            strerror(errno));
-            goto fail;
-        }
-        if (S_ISDIR(sb.st_mode)) {
-            rc = wp_err_set(err, WP_EINVAL, "%s: is a directory (use --files for images)", path);
-            goto fail;
-        }
-        r->total = (uint64_t)sb.st_size;
-    }
-    if (strcmp(path, "-") == 0)
-        rc = archive_read_open_fd(r->a, 0, ADD_OPEN_BLOCK);
-    else
-        rc = archive_read_open_filename(r->a, path, ADD_OPEN_BLOCK);
-    if ((rc = reader_start(r, rc, err)) != 0)
-        goto fail;
-    *out = r;
-    return 0;
-fail:
-    add_reader_close(r);
-    return rc;
+    return open_stream(path, 0, NULL, 0, o, out, err);
 }
 
 int add_reader_open_mem(const void *data, size_t n, const char *name, const add_opts *o,
                         add_reader **out, wp_err *err)
 {
-    add_reader *r = NULL;
-    int rc;
-
-    *out = NULL;
-    if ((rc = reader_new(name, o, &r, err)) != 0)
-        goto fail;
-    r->total = n;
-    rc = archive_read_open_memory(r->a, data, n);
-    if ((rc = reader_start(r, rc, err)) != 0)
-        goto fail;
-    *out = r;
-    return 0;
-fail:
-    add_reader_close(r);
-    return rc;
+    return open_stream(name, 1, data, n, o, out, err);
 }
 
 void add_reader_close(add_reader *r)
@@ -836,6 +833,30 @@ static int utf8_ok(add_record *rec, const char *p, size_t n)
     return 1;
 }
 
+/* Checks rec's pair; when it is good and columns are kept, starts the JSON
+ * object of its kept columns in r->extra and returns 1, else 0. */
+static int extra_begin(add_reader *r, add_record *rec, wp_json *j)
+{
+    check_pair(rec);
+    if (rec->bad || r->nkeep == 0)
+        return 0;
+    wp_buf_reset(&r->extra);
+    wp_json_init(j, &r->extra);
+    wp_json_obj_begin(j, NULL);
+    return 1;
+}
+
+/* Ends it: rec->extra_json is the object, or rec is bad for the reason why
+ * (the writer ran out of memory or depth). */
+static void extra_end(add_reader *r, wp_json *j, add_record *rec, const char *why)
+{
+    wp_json_obj_end(j);
+    if (wp_json_finish(j) != 0)
+        set_bad(rec, ADD_BAD_TOO_LONG, "%s", why);
+    else
+        rec->extra_json = r->extra.data;
+}
+
 /* Maps a TSV/CSV record's fields onto rec. */
 static void fields_to_record(add_reader *r, add_record *rec)
 {
@@ -847,23 +868,14 @@ static void fields_to_record(add_reader *r, add_record *rec)
     rec->url_len = r->flen[r->url_idx];
     rec->text = r->fbase + r->foff[r->text_idx];
     rec->text_len = r->flen[r->text_idx];
-    check_pair(rec);
-    if (rec->bad || r->nkeep == 0)
-        return;
     wp_json j;
-    wp_buf_reset(&r->extra);
-    wp_json_init(&j, &r->extra);
-    wp_json_obj_begin(&j, NULL);
+    if (!extra_begin(r, rec, &j))
+        return;
     for (int i = 0; i < r->nkeep; i++) {
         int k = r->keep_idx[i];
         wp_json_strn(&j, r->keep_cols[i], r->fbase + r->foff[k], r->flen[k]);
     }
-    wp_json_obj_end(&j);
-    if (wp_json_finish(&j) != 0) {
-        set_bad(rec, ADD_BAD_TOO_LONG, "out of memory for kept columns");
-        return;
-    }
-    rec->extra_json = r->extra.data;
+    extra_end(r, &j, rec, "out of memory for kept columns");
 }
 
 static void jsonl_to_record(add_reader *r, add_record *rec, const char *p, size_t n)
@@ -902,24 +914,15 @@ static void jsonl_to_record(add_reader *r, add_record *rec, const char *p, size_
         set_bad(rec, ADD_BAD_JSON, "\"%s\" is not a string", r->text_col);
         return;
     }
-    check_pair(rec);
-    if (rec->bad || r->nkeep == 0)
-        return;
     wp_json j;
-    wp_buf_reset(&r->extra);
-    wp_json_init(&j, &r->extra);
-    wp_json_obj_begin(&j, NULL);
+    if (!extra_begin(r, rec, &j))
+        return;
     for (int i = 0; i < r->nkeep; i++) {
         json_t *v = json_object_get(r->json, r->keep_cols[i]);
         if (v != NULL)
             wp_json_tree(&j, r->keep_cols[i], v, 0);
     }
-    wp_json_obj_end(&j);
-    if (wp_json_finish(&j) != 0) {
-        set_bad(rec, ADD_BAD_TOO_LONG, "kept columns: out of memory or nested too deep");
-        return;
-    }
-    rec->extra_json = r->extra.data;
+    extra_end(r, &j, rec, "kept columns: out of memory or nested too deep");
 }
 
 /* The next Parquet row as a record: the URL must be a string; a null
@@ -973,21 +976,12 @@ static int next_parquet(add_reader *r, add_record *rec, wp_err *err)
     rec->url_len = v[0].len;
     rec->text = v[1].type == PQ_NULL ? "" : v[1].s;
     rec->text_len = v[1].type == PQ_NULL ? 0 : v[1].len;
-    check_pair(rec);
-    if (rec->bad || r->nkeep == 0)
-        return 1;
-    wp_buf_reset(&r->extra);
     wp_json j;
-    wp_json_init(&j, &r->extra);
-    wp_json_obj_begin(&j, NULL);
+    if (!extra_begin(r, rec, &j))
+        return 1;
     for (int i = 0; i < r->nkeep; i++)
         pq_value_json(&j, r->keep_cols[i], &v[2 + i]);
-    wp_json_obj_end(&j);
-    if (wp_json_finish(&j) != 0) {
-        set_bad(rec, ADD_BAD_TOO_LONG, "out of memory for kept columns");
-        return 1;
-    }
-    rec->extra_json = r->extra.data;
+    extra_end(r, &j, rec, "out of memory for kept columns");
     return 1;
 }
 

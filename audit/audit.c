@@ -155,16 +155,6 @@ typedef struct gbucket {
     gitem *items;
 } gbucket;
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 /* ---- the audit state ------------------------------------------------------ */
 
 typedef struct stage_info {
@@ -314,8 +304,8 @@ static int gallery_add(audit *a, const char *label, int level, const cat_audit_p
     b->total++;
     if (k <= 0)
         return 0;
-    uint64_t key = mix64(wp_fnv1a64(p->uid ? p->uid : "", p->uid ? strlen(p->uid) : 0) ^
-                         mix64(a->o->seed + 0x9e3779b97f4a7c15ULL));
+    uint64_t key = wp_mix64(wp_fnv1a64(p->uid ? p->uid : "", p->uid ? strlen(p->uid) : 0) ^
+                            wp_mix64(a->o->seed + 0x9e3779b97f4a7c15ULL));
     int slot = -1;
     if (b->n < k)
         slot = b->n++;

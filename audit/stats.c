@@ -46,18 +46,10 @@ void aud_wilson(double k, double n, double *lo, double *hi)
     *hi = c + h > 1 ? 1 : c + h;
 }
 
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 void aud_rng_seed(aud_rng *r, uint64_t seed)
 {
     for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix(&seed);
+        r->s[i] = wp_splitmix64(&seed);
 }
 
 static uint64_t rotl(uint64_t x, int k)
@@ -261,21 +253,13 @@ static uint32_t pois1(uint64_t u)
     return k;
 }
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 /* The weight of document id in replicate b: a hash, so that every table
  * built from the same documents resamples them alike, and replicates can
  * run in any order on any thread with the same result. */
 static uint32_t weight(uint64_t seed, int b, uint32_t id)
 {
-    return pois1(mix(seed ^ mix(((uint64_t)(uint32_t)b << 32 | id) + 0x9e3779b97f4a7c15ULL)));
+    return pois1(
+        wp_mix64(seed ^ wp_mix64(((uint64_t)(uint32_t)b << 32 | id) + 0x9e3779b97f4a7c15ULL)));
 }
 
 int aud_cooc_npmi_many(const aud_cooc *const *cs, int nt, int B, uint64_t seed, aud_npmi_out *out,
@@ -332,7 +316,7 @@ int aud_cooc_npmi_many(const aud_cooc *const *cs, int nt, int B, uint64_t seed, 
                 const aud_cooc *c = cs[t];
                 size_t cells = (size_t)c->nx * c->ny;
                 aud_rng r;
-                aud_rng_seed(&r, seed ^ mix(((uint64_t)b << 8 | (uint64_t)t) + 1));
+                aud_rng_seed(&r, seed ^ wp_mix64(((uint64_t)b << 8 | (uint64_t)t) + 1));
                 /* documents with no item: their total weight in one draw */
                 double n = (double)aud_rng_poisson(&r, (double)c->empty);
                 memset(wx, 0, (size_t)c->nx * sizeof *wx);

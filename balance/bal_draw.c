@@ -7,17 +7,6 @@
 
 #include <stdlib.h>
 
-static uint64_t mix64(uint64_t x)
-{
-    /* splitmix64's finaliser */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 double bal_draw(uint64_t seed, uint64_t stream, const uint8_t uid[WP_UID_LEN])
 {
     uint64_t hi = 0, lo = 0, h;
@@ -25,9 +14,9 @@ double bal_draw(uint64_t seed, uint64_t stream, const uint8_t uid[WP_UID_LEN])
         hi = hi << 8 | uid[i];
         lo = lo << 8 | uid[8 + i];
     }
-    h = mix64(seed + stream * 0xd1b54a32d192ed03ULL + 0x9e3779b97f4a7c15ULL);
-    h = mix64(h ^ hi);
-    h = mix64(h ^ lo);
+    h = wp_mix64(seed + stream * 0xd1b54a32d192ed03ULL + 0x9e3779b97f4a7c15ULL);
+    h = wp_mix64(h ^ hi);
+    h = wp_mix64(h ^ lo);
     return (double)(h >> 11) * (1.0 / 9007199254740992.0);
 }
 

@@ -21,6 +21,7 @@
 #include "common/wp.h"
 #include "dedup/dedup.h"
 #include "image/image.h"
+#include "tests/lib/testlib.h"
 
 #include <math.h>
 #include <omp.h>
@@ -29,20 +30,6 @@
 #include <string.h>
 
 static uint64_t st = 88172645463325252ULL;
-static uint64_t rnd(void)
-{
-    uint64_t z = (st += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double gauss(void)
-{
-    double u = ((double)(rnd() >> 11) + 0.5) / 9007199254740992.0;
-    double v = ((double)(rnd() >> 11) + 0.5) / 9007199254740992.0;
-    return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
 
 static int bench_phash(int n)
 {
@@ -74,9 +61,10 @@ static int bench_phash(int n)
     for (int i = 0; i < n; i++) {
         img_image *s = &src[i % 5], view = *s, out = {0};
         wp_err err = {0};
-        int side = (s->width < s->height ? s->width : s->height) * (60 + (int)(rnd() % 40)) / 100;
-        int x = (int)(rnd() % (uint64_t)(s->width - side + 1));
-        int y = (int)(rnd() % (uint64_t)(s->height - side + 1));
+        int side = (s->width < s->height ? s->width : s->height) *
+                   (60 + (int)(wp_splitmix64(&st) % 40)) / 100;
+        int x = (int)(wp_splitmix64(&st) % (uint64_t)(s->width - side + 1));
+        int y = (int)(wp_splitmix64(&st) % (uint64_t)(s->height - side + 1));
         view.width = view.height = side;
         view.pixels = s->pixels + (size_t)y * s->stride + (size_t)x * 3;
         if (img_resize_bicubic(&view, 256, 256, &out, &err) != 0 ||
@@ -171,13 +159,13 @@ static int bench_mih(size_t n, int r)
     if (h == NULL)
         return 1;
     for (size_t i = 0; i < n; i++)
-        h[i] = rnd();
+        h[i] = wp_splitmix64(&st);
     for (size_t p = 0; p < n / 100; p++) {
-        uint64_t v = h[rnd() % n];
-        int k = (int)(rnd() % (uint64_t)(r + 1));
+        uint64_t v = h[wp_splitmix64(&st) % n];
+        int k = (int)(wp_splitmix64(&st) % (uint64_t)(r + 1));
         for (int b = 0; b < k; b++)
-            v ^= (uint64_t)1 << (rnd() % 64);
-        h[rnd() % n] = v;
+            v ^= (uint64_t)1 << (wp_splitmix64(&st) % 64);
+        h[wp_splitmix64(&st) % n] = v;
     }
     int nthr = omp_get_max_threads();
     cpu_sample a = sample();
@@ -227,7 +215,7 @@ static int bench_kmeans(size_t n, int d, int k, int iters, const char *out)
     for (int c = 0; c < k; c++) {
         double s = 0;
         for (int j = 0; j < d; j++) {
-            cent[(size_t)c * d + j] = (float)gauss();
+            cent[(size_t)c * d + j] = (float)tl_gauss(&st);
             s += (double)cent[(size_t)c * d + j] * cent[(size_t)c * d + j];
         }
         for (int j = 0; j < d; j++)
@@ -236,14 +224,14 @@ static int bench_kmeans(size_t n, int d, int k, int iters, const char *out)
     for (size_t i = 0; i < n; i++) {
         float *x = X + i * d;
         double s = 0;
-        if (i > 0 && rnd() % 50 == 0) {
-            const float *y = X + (size_t)(rnd() % i) * d;
+        if (i > 0 && wp_splitmix64(&st) % 50 == 0) {
+            const float *y = X + (size_t)(wp_splitmix64(&st) % i) * d;
             for (int j = 0; j < d; j++)
-                x[j] = y[j] + (float)(0.005 * gauss());
+                x[j] = y[j] + (float)(0.005 * tl_gauss(&st));
         } else {
-            const float *c = cent + (size_t)(rnd() % (uint64_t)k) * d;
+            const float *c = cent + (size_t)(wp_splitmix64(&st) % (uint64_t)k) * d;
             for (int j = 0; j < d; j++)
-                x[j] = c[j] + (float)(1.2 * gauss() / sqrt(d));
+                x[j] = c[j] + (float)(1.2 * tl_gauss(&st) / sqrt(d));
         }
         for (int j = 0; j < d; j++)
             s += (double)x[j] * x[j];

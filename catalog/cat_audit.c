@@ -106,8 +106,7 @@ int cat_audit_probe_pending_tables(cat *c, cat_audit_tables *t, wp_err *err)
 
 static int cur_err(cat_audit_cursor *cur, wp_err *err, const char *what)
 {
-    return wp_err_set(err, CAT_ESQL, "%s/catalog.db: %s: %s", cur->dir, what,
-                      cur->db ? sqlite3_errmsg(cur->db) : "out of memory");
+    return cat_db_err(cur->dir, cur->db, err, what);
 }
 
 static int prep(cat_audit_cursor *cur, const char *sql, sqlite3_stmt **s)
@@ -135,19 +134,13 @@ static int adv(cat_audit_cursor *cur, sqlite3_stmt *s, int *row, wp_err *err)
 int cat_audit_cursor_open(cat *c, const char *model, cat_audit_cursor **out, wp_err *err)
 {
     cat_audit_cursor *cur = calloc(1, sizeof *cur);
-    char path[WP_PATH_MAX];
     int rc = 0;
     *out = NULL;
     if (cur == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     snprintf(cur->dir, sizeof cur->dir, "%s", c->dir);
-    if ((rc = wp_path_join(path, c->dir, "catalog.db", err)) != 0)
+    if ((rc = cat_open_reader(c->dir, &cur->db, err)) != 0)
         goto fail;
-    if (sqlite3_open_v2(path, &cur->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        rc = cur_err(cur, err, "opening");
-        goto fail;
-    }
-    sqlite3_busy_timeout(cur->db, 10000);
     /* one long sequential read: map the file instead of copying pages */
     sqlite3_exec(cur->db, "PRAGMA mmap_size = 1073741824", NULL, NULL, NULL);
     /* one snapshot for every statement */

@@ -67,33 +67,26 @@ int cat_page_add(cat *c, const char *url, int depth, int redirects, int64_t sour
     return 0;
 }
 
+static int page_row(sqlite3_stmt *s, void *out, int k, wp_arena *arena)
+{
+    cat_page_todo *p = (cat_page_todo *)out + k;
+    p->id = sqlite3_column_int64(s, 0);
+    p->url = cat_col_dup(s, 1, arena);
+    p->depth = sqlite3_column_int(s, 2);
+    p->redirects = sqlite3_column_int(s, 3);
+    return p->url == NULL;
+}
+
 int cat_pages_pending(cat *c, int max, cat_page_todo *out, int *n, wp_arena *arena, wp_err *err)
 {
     static const char sql[] = "SELECT id, url, depth, redirects FROM pages WHERE state = 'pending' "
                               "ORDER BY depth, id LIMIT ?1";
     sqlite3_stmt *s = cat_stmt(c, sql, err);
-    int rc, k = 0;
     *n = 0;
     if (s == NULL)
         return CAT_ESQL;
     sqlite3_bind_int(s, 1, max);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *url = (const char *)sqlite3_column_text(s, 1);
-        out[k].id = sqlite3_column_int64(s, 0);
-        out[k].depth = sqlite3_column_int(s, 2);
-        out[k].redirects = sqlite3_column_int(s, 3);
-        out[k].url = wp_arena_strdup(arena, url ? url : "");
-        if (out[k].url == NULL) {
-            sqlite3_reset(s);
-            return wp_err_set(err, WP_ENOMEM, "out of memory");
-        }
-        k++;
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return cat_sqlerr(c, err, "list pending pages");
-    *n = k;
-    return 0;
+    return cat_fill_rows(c, s, page_row, out, arena, n, "list pending pages", err);
 }
 
 int cat_page_set_result(cat *c, int64_t id, const char *state, const char *error_class,

@@ -8,6 +8,17 @@
 
 #include <string.h>
 
+static int encode_row(sqlite3_stmt *s, void *out, int k, wp_arena *arena)
+{
+    cat_encode_item *e = (cat_encode_item *)out + k;
+    e->pair_id = sqlite3_column_int64(s, 0);
+    e->image_id = sqlite3_column_int64(s, 1);
+    e->uid = cat_col_dup(s, 2, arena);
+    e->text = cat_col_dup(s, 3, arena);
+    e->text_len = (size_t)sqlite3_column_bytes(s, 3);
+    return e->uid == NULL || e->text == NULL;
+}
+
 int cat_encode_todo(cat *c, const char *model, int64_t after_pair, int max, cat_encode_item *out,
                     int *n, wp_arena *arena, wp_err *err)
 {
@@ -21,7 +32,6 @@ int cat_encode_todo(cat *c, const char *model, int64_t after_pair, int max, cat_
         "ORDER BY p.id LIMIT ?4";
     sqlite3_stmt *s = cat_stmt(c, sql, err);
     char stage[CAT_ENCODE_STAGE_MAX];
-    int rc, k = 0;
 
     *n = 0;
     if (s == NULL)
@@ -31,25 +41,7 @@ int cat_encode_todo(cat *c, const char *model, int64_t after_pair, int max, cat_
     sqlite3_bind_text(s, 2, model, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 3, stage, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(s, 4, max);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *uid = (const char *)sqlite3_column_text(s, 2);
-        const char *text = (const char *)sqlite3_column_text(s, 3);
-        out[k].pair_id = sqlite3_column_int64(s, 0);
-        out[k].image_id = sqlite3_column_int64(s, 1);
-        out[k].uid = wp_arena_strdup(arena, uid ? uid : "");
-        out[k].text = wp_arena_strndup(arena, text ? text : "", (size_t)sqlite3_column_bytes(s, 3));
-        out[k].text_len = (size_t)sqlite3_column_bytes(s, 3);
-        if (out[k].uid == NULL || out[k].text == NULL) {
-            sqlite3_reset(s);
-            return wp_err_set(err, WP_ENOMEM, "out of memory");
-        }
-        k++;
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return cat_sqlerr(c, err, "list pairs to encode");
-    *n = k;
-    return 0;
+    return cat_fill_rows(c, s, encode_row, out, arena, n, "list pairs to encode", err);
 }
 
 int64_t cat_encode_count_todo(cat *c, const char *model)

@@ -134,35 +134,28 @@ int64_t cat_count_images_pending(cat *c)
     return count(c, sql);
 }
 
+static int image_row(sqlite3_stmt *s, void *out, int k, wp_arena *arena)
+{
+    cat_image_todo *t = (cat_image_todo *)out + k;
+    t->id = sqlite3_column_int64(s, 0);
+    t->url = cat_col_dup(s, 1, arena);
+    t->attempts = sqlite3_column_int(s, 2);
+    return t->url == NULL;
+}
+
 int cat_images_pending(cat *c, int64_t after_id, int max, cat_image_todo *out, int *n,
                        wp_arena *arena, wp_err *err)
 {
     static const char sql[] = "SELECT id, url, attempts FROM images "
                               "WHERE state = 'pending' AND id > ?1 ORDER BY id LIMIT ?2";
     sqlite3_stmt *s = cat_stmt(c, sql, err);
-    int rc, k = 0;
 
     *n = 0;
     if (s == NULL)
         return CAT_ESQL;
     sqlite3_bind_int64(s, 1, after_id);
     sqlite3_bind_int(s, 2, max);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *url = (const char *)sqlite3_column_text(s, 1);
-        out[k].id = sqlite3_column_int64(s, 0);
-        out[k].url = wp_arena_strdup(arena, url ? url : "");
-        out[k].attempts = sqlite3_column_int(s, 2);
-        if (out[k].url == NULL) {
-            sqlite3_reset(s);
-            return wp_err_set(err, WP_ENOMEM, "out of memory");
-        }
-        k++;
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return cat_sqlerr(c, err, "list pending images");
-    *n = k;
-    return 0;
+    return cat_fill_rows(c, s, image_row, out, arena, n, "list pending images", err);
 }
 
 cat_image_result cat_image_result_init(int64_t id)

@@ -25,17 +25,6 @@ struct cat_shard_cursor {
     " AND d.decision = 'drop' ORDER BY d.stage LIMIT 1) "                                          \
     "FROM pairs p JOIN images i ON i.id = p.image_id LEFT JOIN sources s ON s.id = p.source_id "
 
-static uint64_t mix64(uint64_t x)
-{
-    /* splitmix64's finaliser: every input bit moves every output bit. */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 /* wp_shard_key(seed, uid): the shuffle order, a mix of the seed and the
  * first 16 hex digits of the uid (itself a SHA-256 prefix). */
 static void shard_key_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -48,13 +37,12 @@ static void shard_key_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         int v = wp_hex_digit(uid[i]);
         u = u << 4 | (uint64_t)(v < 0 ? 0 : v);
     }
-    sqlite3_result_int64(ctx, (sqlite3_int64)mix64(u ^ mix64(seed + 0x9e3779b97f4a7c15ULL)));
+    sqlite3_result_int64(ctx, (sqlite3_int64)wp_mix64(u ^ wp_mix64(seed + 0x9e3779b97f4a7c15ULL)));
 }
 
 static int cur_err(cat_shard_cursor *cur, wp_err *err, const char *what)
 {
-    return wp_err_set(err, CAT_ESQL, "%s/catalog.db: %s: %s", cur->dir, what,
-                      cur->db ? sqlite3_errmsg(cur->db) : "out of memory");
+    return cat_db_err(cur->dir, cur->db, err, what);
 }
 
 int cat_shard_cursor_open(cat *c, int shuffle, uint64_t seed, cat_shard_cursor **out, wp_err *err)
@@ -65,7 +53,6 @@ int cat_shard_cursor_open(cat *c, int shuffle, uint64_t seed, cat_shard_cursor *
                               "WHERE pair_id = ?1 ORDER BY stage";
     static const char emb[] = "SELECT model, clip_score FROM embeddings "
                               "WHERE pair_id = ?1 AND clip_score IS NOT NULL ORDER BY model";
-    char path[WP_PATH_MAX];
     cat_shard_cursor *cur;
     int rc;
 
@@ -74,13 +61,8 @@ int cat_shard_cursor_open(cat *c, int shuffle, uint64_t seed, cat_shard_cursor *
     if (cur == NULL)
         return wp_err_set(err, WP_ENOMEM, "out of memory");
     snprintf(cur->dir, sizeof cur->dir, "%s", c->dir);
-    if ((rc = wp_path_join(path, c->dir, "catalog.db", err)) != 0)
+    if ((rc = cat_open_reader(c->dir, &cur->db, err)) != 0)
         goto fail;
-    if (sqlite3_open_v2(path, &cur->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        rc = cur_err(cur, err, "open for reading");
-        goto fail;
-    }
-    sqlite3_busy_timeout(cur->db, 10000);
     if (sqlite3_create_function(cur->db, "wp_shard_key", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
                                 NULL, shard_key_fn, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(cur->db, shuffle ? by_key : by_id, -1, &cur->main, NULL) != SQLITE_OK ||

@@ -54,9 +54,39 @@ int cat_latest_schema_version(void)
     return n;
 }
 
+int cat_db_err(const char *dir, sqlite3 *db, wp_err *err, const char *what)
+{
+    return wp_err_set(err, CAT_ESQL, "%s/catalog.db: %s: %s", dir, what,
+                      db ? sqlite3_errmsg(db) : "out of memory");
+}
+
 int cat_sqlerr(cat *c, wp_err *err, const char *what)
 {
-    return wp_err_set(err, CAT_ESQL, "%s/catalog.db: %s: %s", c->dir, what, sqlite3_errmsg(c->db));
+    return cat_db_err(c->dir, c->db, err, what);
+}
+
+int cat_db_open(const char *path, int flags, sqlite3 **db, wp_err *err)
+{
+    *db = NULL;
+    if (sqlite3_open_v2(path, db, flags, NULL) != SQLITE_OK) {
+        int rc = wp_err_set(err, CAT_ESQL, "%s: cannot open: %s", path,
+                            *db ? sqlite3_errmsg(*db) : "out of memory");
+        sqlite3_close(*db);
+        *db = NULL;
+        return rc;
+    }
+    sqlite3_busy_timeout(*db, 10000);
+    return 0;
+}
+
+int cat_open_reader(const char *dir, sqlite3 **db, wp_err *err)
+{
+    char path[WP_PATH_MAX];
+    int rc;
+    *db = NULL;
+    if ((rc = wp_path_join(path, dir, "catalog.db", err)) != 0)
+        return rc;
+    return cat_db_open(path, SQLITE_OPEN_READONLY, db, err);
 }
 
 sqlite3_stmt *cat_stmt(cat *c, const char *sql, wp_err *err)
@@ -84,6 +114,25 @@ sqlite3_stmt *cat_stmt(cat *c, const char *sql, wp_err *err)
         return NULL;
     }
     return s;
+}
+
+int cat_fill_rows(cat *c, sqlite3_stmt *s, cat_row_fill fill, void *out, wp_arena *arena, int *n,
+                  const char *what, wp_err *err)
+{
+    int rc, k = 0;
+    *n = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (fill(s, out, k, arena) != 0) {
+            sqlite3_reset(s);
+            return wp_err_set(err, WP_ENOMEM, "out of memory");
+        }
+        k++;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return cat_sqlerr(c, err, what);
+    *n = k;
+    return 0;
 }
 
 int cat_bind_text(sqlite3_stmt *s, int i, const char *v)
@@ -235,15 +284,10 @@ int cat_open(const char *dir, int flags, cat **out, wp_err *err)
             goto fail;
         }
     }
-    if (sqlite3_open_v2(path, &c->db,
-                        c->readonly ? SQLITE_OPEN_READONLY
-                                    : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                        NULL) != SQLITE_OK) {
-        rc = wp_err_set(err, CAT_ESQL, "%s: cannot open: %s", path,
-                        c->db ? sqlite3_errmsg(c->db) : "out of memory");
+    if ((rc = cat_db_open(
+             path, c->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+             &c->db, err)) != 0)
         goto fail;
-    }
-    sqlite3_busy_timeout(c->db, 10000);
     if (is_new && !c->readonly) {
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA page_size=%d;", CAT_PAGE_SIZE);

@@ -36,75 +36,54 @@ static void put(json_t *o, const char *k)
     cli_put(stdout, str(o, k));
 }
 
+/* Prints template t with each {KEY} replaced by o's string member KEY
+ * (through put) and each {#KEY} by its number member (print_num). */
+static void show(json_t *o, const char *t)
+{
+    while (*t != '\0') {
+        const char *open = strchr(t, '{');
+        const char *close = open ? strchr(open, '}') : NULL;
+        char key[64];
+        if (close == NULL) {
+            fputs(t, stdout);
+            return;
+        }
+        fwrite(t, 1, (size_t)(open - t), stdout);
+        open++;
+        snprintf(key, sizeof key, "%.*s", (int)(close - open - (*open == '#')),
+                 open + (*open == '#'));
+        if (*open == '#')
+            print_num(o, key);
+        else
+            put(o, key);
+        t = close + 1;
+    }
+}
+
 static void print_text(json_t *j)
 {
     json_t *im = json_object_get(j, "image"), *a, *it;
     size_t i;
     const char *dropped = NULL;
 
-    printf("pair ");
-    put(j, "uid");
-    printf(" (id ");
-    print_num(j, "pair_id");
-    printf(")\n  text:   ");
-    put(j, "text");
-    printf("\n  origin: ");
-    put(j, "origin");
-    printf("\n  image:  ");
-    put(im, "url");
-    printf("\n          state ");
-    put(im, "state");
-    if (json_is_string(json_object_get(im, "error_class"))) {
-        printf(" (");
-        put(im, "error_class");
-        printf(")");
-    }
-    printf(", served ");
-    print_num(im, "orig_width");
-    printf("x");
-    print_num(im, "orig_height");
-    printf(" ");
-    put(im, "orig_format");
-    printf(", ");
-    print_num(im, "orig_bytes");
-    printf(" bytes; stored ");
-    print_num(im, "width");
-    printf("x");
-    print_num(im, "height");
-    printf(", ");
-    print_num(im, "bytes");
-    printf(" bytes\n");
+    show(j, "pair {uid} (id {#pair_id})\n  text:   {text}\n  origin: {origin}\n");
+    show(im, "  image:  {url}\n          state {state}");
+    if (json_is_string(json_object_get(im, "error_class")))
+        show(im, " ({error_class})");
+    show(im, ", served {#orig_width}x{#orig_height} {orig_format}, {#orig_bytes} bytes; "
+             "stored {#width}x{#height}, {#bytes} bytes\n");
     it = json_object_get(j, "lang");
-    if (json_is_object(it)) {
-        printf("  language: ");
-        put(it, "lang");
-        printf(", confidence ");
-        print_num(it, "conf");
-        printf("\n");
-    }
+    if (json_is_object(it))
+        show(it, "  language: {lang}, confidence {#conf}\n");
     a = json_object_get(j, "clip_scores");
     json_array_foreach(a, i, it)
     {
-        printf("  clip score (");
-        put(it, "model");
-        printf("): ");
-        print_num(it, "clip_score");
-        printf("\n");
+        show(it, "  clip score ({model}): {#clip_score}\n");
     }
     a = json_object_get(j, "tags");
     json_array_foreach(a, i, it)
     {
-        printf("  tag ");
-        put(it, "kind");
-        printf(": ");
-        put(it, "label");
-        printf(" (score ");
-        print_num(it, "score");
-        printf(", margin ");
-        print_num(it, "margin");
-        printf(", ");
-        put(it, "model");
-        printf(")\n");
+        show(it, "  tag {kind}: {label} (score {#score}, margin {#margin}, {model})\n");
     }
     a = json_object_get(j, "decisions");
     if (json_array_size(a) == 0)
@@ -114,11 +93,8 @@ static void print_text(json_t *j)
         printf("  %-12s %-5s ", str(it, "stage"), str(it, "decision"));
         if (json_is_string(json_object_get(it, "reason")))
             put(it, "reason");
-        if (json_is_number(json_object_get(it, "score"))) {
-            printf(" (score ");
-            print_num(it, "score");
-            printf(")");
-        }
+        if (json_is_number(json_object_get(it, "score")))
+            show(it, " (score {#score})");
         printf("\n");
         if (dropped == NULL && strcmp(str(it, "decision"), "drop") == 0)
             dropped = str(it, "stage");
@@ -134,9 +110,7 @@ static void print_text(json_t *j)
         printf("\n");
     }
     if (strcmp(str(im, "state"), "ok") != 0) {
-        printf("  => not in shards: image state ");
-        put(im, "state");
-        printf("\n");
+        show(im, "  => not in shards: image state {state}\n");
     } else if (dropped != NULL) {
         printf("  => not in shards: dropped by ");
         cli_put(stdout, dropped);

@@ -178,6 +178,23 @@ int wp_pair_uid(const char *url, size_t url_len, const char *text, size_t text_l
 /* 64-bit FNV-1a, for hash tables and deterministic partitioning; cannot fail. */
 uint64_t wp_fnv1a64(const void *p, size_t n);
 
+/* splitmix64's finaliser: every input bit moves every output bit (seeded
+ * shuffles and draws that must not change between versions). */
+static inline uint64_t wp_mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* The next value of the splitmix64 sequence whose state is *s (advanced). */
+static inline uint64_t wp_splitmix64(uint64_t *s)
+{
+    return wp_mix64(*s += 0x9e3779b97f4a7c15ULL);
+}
+
 /* ---- parts: --part I/N (common/part.c, docs/scale-out.md) ------------ */
 
 /* Part i of n (1-based). n <= 1 means the whole work: every item is in it.

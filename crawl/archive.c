@@ -149,6 +149,20 @@ static int warc_record_page(arch_ctx *x, const warc_record *rec, const char *pat
                          h.xrobots[0] ? h.xrobots : NULL, x->o, b->arena, &ro->pg, err);
 }
 
+/* A WAT record whose page is not used: the event name and a message naming
+ * the record and err's message, which is cleared. Returns 0, or WP_ENOMEM. */
+static int wat_record_event(const warc_record *rec, const char *path, batch *b, rec_out *ro,
+                            const char *name, wp_err *err)
+{
+    ro->pg = NULL;
+    ro->event_name = name;
+    ro->event =
+        wp_arena_sprintf(b->arena, "%s: byte %lld: record %s: %s", path, (long long)rec->offset,
+                         rec->target_uri[0] ? rec->target_uri : "(no target)", err->msg);
+    wp_err_clear(err);
+    return ro->event != NULL ? 0 : wp_err_set(err, WP_ENOMEM, "out of memory");
+}
+
 static int wat_record_page(arch_ctx *x, const warc_record *rec, const char *path, batch *b,
                            rec_out *ro, wp_err *err)
 {
@@ -164,23 +178,11 @@ static int wat_record_page(arch_ctx *x, const warc_record *rec, const char *path
     rc = crawl_wat_page(rec->block, rec->block_len, x->o, x->tree_max, b->arena, &ro->pg, err);
     if (rc == WP_ELIMIT) {
         ro->page_skipped = 1;
-        ro->pg = NULL;
-        ro->event_name = "too_large";
-        ro->event =
-            wp_arena_sprintf(b->arena, "%s: byte %lld: record %s: %s", path, (long long)rec->offset,
-                             rec->target_uri[0] ? rec->target_uri : "(no target)", err->msg);
-        wp_err_clear(err);
-        return ro->event != NULL ? 0 : wp_err_set(err, WP_ENOMEM, "out of memory");
+        return wat_record_event(rec, path, b, ro, "too_large", err);
     }
     if (rc == WP_EFORMAT) {
         ro->corrupt = 1;
-        ro->pg = NULL;
-        ro->event_name = "corrupt";
-        ro->event =
-            wp_arena_sprintf(b->arena, "%s: byte %lld: record %s: %s", path, (long long)rec->offset,
-                             rec->target_uri[0] ? rec->target_uri : "(no target)", err->msg);
-        wp_err_clear(err);
-        return ro->event != NULL ? 0 : wp_err_set(err, WP_ENOMEM, "out of memory");
+        return wat_record_event(rec, path, b, ro, "corrupt", err);
     }
     if (rc != 0)
         return rc;

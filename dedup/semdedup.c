@@ -22,14 +22,6 @@
 #define ASSIGN_BLOCK 16384      /* rows per k-means assignment product */
 #define GRAM_FLOATS  (32 << 20) /* the largest piece of a cluster's Gram matrix */
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static void normalize(float *v, int d)
 {
     double s = 0;
@@ -104,7 +96,7 @@ int dd_kmeans(const float *X, size_t n, int d, int k, int iters, uint64_t seed, 
         for (size_t i = 0; i < n; i++)
             pick[i] = i;
         for (int c = 0; c < k; c++) {
-            size_t j = (size_t)c + (size_t)(splitmix(&st) % (n - (size_t)c));
+            size_t j = (size_t)c + (size_t)(wp_splitmix64(&st) % (n - (size_t)c));
             size_t t = pick[c];
             pick[c] = pick[j];
             pick[j] = t;

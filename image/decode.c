@@ -27,11 +27,7 @@ int img_alloc(img_image *im, int width, int height, int channels)
     uint8_t *p = malloc(stride * (size_t)height);
     if (!p)
         return WP_ENOMEM;
-    im->width = width;
-    im->height = height;
-    im->channels = channels;
-    im->stride = stride;
-    im->pixels = p;
+    img_adopt(im, width, height, channels, stride, p);
     return 0;
 }
 

@@ -145,11 +145,7 @@ int img_jpeg_decode_native(const uint8_t *data, size_t n, int scale_denom, int g
     }
     /* All pixels are in; whatever trails the last scan (a missing EOI,
      * junk) does not change them, so abort instead of finish. */
-    out->width = w;
-    out->height = h;
-    out->channels = ch;
-    out->stride = stride;
-    out->pixels = pix;
+    img_adopt(out, w, h, ch, stride, pix);
     pix = NULL;
     *mode = m;
     rc = 0;

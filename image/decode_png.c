@@ -83,11 +83,7 @@ int img_png_decode_native(const uint8_t *data, size_t n, img_image *out, int *mo
         rc = wp_err_set(err, IMG_ECORRUPT, "png: %s", spng_strerror(e));
         goto out;
     }
-    out->width = (int)ihdr.width;
-    out->height = (int)ihdr.height;
-    out->channels = ch;
-    out->stride = stride;
-    out->pixels = pix;
+    img_adopt(out, (int)ihdr.width, (int)ihdr.height, ch, stride, pix);
     pix = NULL;
     *mode = m;
     rc = 0;

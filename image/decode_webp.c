@@ -32,11 +32,7 @@ int img_webp_decode_native(const uint8_t *data, size_t n, img_image *out, int *m
         free(pix);
         return wp_err_set(err, IMG_ECORRUPT, "webp: truncated or corrupt bitstream");
     }
-    out->width = f.width;
-    out->height = f.height;
-    out->channels = ch;
-    out->stride = stride;
-    out->pixels = pix;
+    img_adopt(out, f.width, f.height, ch, stride, pix);
     *mode = f.has_alpha ? IMG_MODE_RGBA : IMG_MODE_RGB;
     return 0;
 }

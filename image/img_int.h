@@ -55,6 +55,17 @@ enum img_mode {
     IMG_MODE_1 = 8,    /* 1-bit gray as 0/255: PIL's "1", also resized NEAREST */
 };
 
+/* Fills out with the w x h image of ch channels in pix (stride bytes a
+ * row); out owns pix from then on. */
+static inline void img_adopt(img_image *out, int w, int h, int ch, size_t stride, uint8_t *pix)
+{
+    out->width = w;
+    out->height = h;
+    out->channels = ch;
+    out->stride = stride;
+    out->pixels = pix;
+}
+
 /* Channels stored per pixel for a mode. */
 int img_mode_channels(int mode);
 

@@ -13,52 +13,32 @@
 /* Most IFD0 entries we read while looking for the orientation tag. */
 #define IMG_EXIF_MAX_ENTRIES 512
 
+/* The name and file extension of each IMG_FMT_*. */
+static const struct {
+    const char *name, *ext;
+} formats[] = {
+    [IMG_FMT_UNKNOWN] = {"unknown", "bin"}, [IMG_FMT_JPEG] = {"jpeg", "jpg"},
+    [IMG_FMT_PNG] = {"png", "png"},         [IMG_FMT_WEBP] = {"webp", "webp"},
+    [IMG_FMT_GIF] = {"gif", "gif"},         [IMG_FMT_BMP] = {"bmp", "bmp"},
+    [IMG_FMT_TIFF] = {"tiff", "tif"},       [IMG_FMT_AVIF] = {"avif", "avif"},
+    [IMG_FMT_SVG] = {"svg", "svg"},
+};
+
+/* The row of format; the unknown row for a value with none. */
+static int format_row(int format)
+{
+    int n = (int)(sizeof formats / sizeof formats[0]);
+    return format > 0 && format < n && formats[format].name != NULL ? format : IMG_FMT_UNKNOWN;
+}
+
 const char *img_format_name(int format)
 {
-    switch (format) {
-    case IMG_FMT_JPEG:
-        return "jpeg";
-    case IMG_FMT_PNG:
-        return "png";
-    case IMG_FMT_WEBP:
-        return "webp";
-    case IMG_FMT_GIF:
-        return "gif";
-    case IMG_FMT_BMP:
-        return "bmp";
-    case IMG_FMT_TIFF:
-        return "tiff";
-    case IMG_FMT_AVIF:
-        return "avif";
-    case IMG_FMT_SVG:
-        return "svg";
-    default:
-        return "unknown";
-    }
+    return formats[format_row(format)].name;
 }
 
 const char *img_format_ext(int format)
 {
-    switch (format) {
-    case IMG_FMT_JPEG:
-        return "jpg";
-    case IMG_FMT_PNG:
-        return "png";
-    case IMG_FMT_WEBP:
-        return "webp";
-    case IMG_FMT_GIF:
-        return "gif";
-    case IMG_FMT_BMP:
-        return "bmp";
-    case IMG_FMT_TIFF:
-        return "tif";
-    case IMG_FMT_AVIF:
-        return "avif";
-    case IMG_FMT_SVG:
-        return "svg";
-    default:
-        return "bin";
-    }
+    return formats[format_row(format)].ext;
 }
 
 static int truncated(wp_err *err, const char *fmt, size_t off)

@@ -113,6 +113,33 @@ static int tick(const wp_reporter *rep, wp_progress *pr, const shard_export_coun
     return 0;
 }
 
+/* The next pair the export writes (every pair with --all, else the
+ * selected ones): 1 with *s, 0 when the cursor is done (the last progress
+ * line reported), or an error (WP_ESTOP from tick). Counts pairs and kept
+ * ones; each pair is ticked once, after the caller wrote its row. */
+static int next_exported(cat_shard_cursor *cur, const shard_export_opts *o, cat_sample *s,
+                         const wp_reporter *rep, wp_progress *pr, shard_export_counts *counts,
+                         wp_err *err)
+{
+    int rc;
+    for (;;) {
+        if (counts->pairs > 0 && (rc = tick(rep, pr, counts, err)) != 0)
+            return rc;
+        if ((rc = cat_shard_cursor_next(cur, s, err)) != 1)
+            break;
+        counts->pairs++;
+        if (s->selected)
+            counts->kept++;
+        if (o->all || s->selected)
+            return 1;
+    }
+    if (rc == 0) {
+        pr->done = (uint64_t)counts->pairs;
+        wp_report_progress(rep, pr);
+    }
+    return rc;
+}
+
 /* The Parquet export: the same pairs as the other formats, typed columns. */
 static int export_parquet(cat *c, const shard_export_opts *o, const wp_reporter *rep,
                           shard_export_counts *counts, wp_err *err)
@@ -130,39 +157,29 @@ static int export_parquet(cat *c, const shard_export_opts *o, const wp_reporter 
         return rc;
     if ((rc = pq_writer_open(o->path, export_cols, EXPORT_NCOLS, &wo, &w, err)) != 0)
         goto out;
-    while ((rc = cat_shard_cursor_next(cur, &s, err)) == 1) {
-        counts->pairs++;
-        if (s.selected)
-            counts->kept++;
-        if (o->all || s.selected) {
-            double score = NAN;
-            if ((rc = cat_shard_decisions(cur, s.pair_id, on_first, &score, err)) != 0)
-                goto out;
-            pq_value v[EXPORT_NCOLS] = {
-                str_or_null(s.uid),
-                str_or_null(s.url ? s.url : ""),
-                {.type = PQ_STRING, .s = s.text, .len = s.text_len},
-                {.type = PQ_BOOL, .i = s.selected ? 1 : 0},
-                str_or_null(s.drop),
-                str_or_null(s.sha256),
-                int_or_null(s.width),
-                int_or_null(s.height),
-                int_or_null(s.orig_width),
-                int_or_null(s.orig_height),
-                isnan(score) ? (pq_value){.type = PQ_NULL}
-                             : (pq_value){.type = PQ_DOUBLE, .d = score},
-            };
-            if ((rc = pq_writer_append(w, v, err)) != 0)
-                goto out;
-            counts->rows++;
-        }
-        if ((rc = tick(rep, &pr, counts, err)) != 0)
+    while ((rc = next_exported(cur, o, &s, rep, &pr, counts, err)) == 1) {
+        double score = NAN;
+        if ((rc = cat_shard_decisions(cur, s.pair_id, on_first, &score, err)) != 0)
             goto out;
+        pq_value v[EXPORT_NCOLS] = {
+            str_or_null(s.uid),
+            str_or_null(s.url ? s.url : ""),
+            {.type = PQ_STRING, .s = s.text, .len = s.text_len},
+            {.type = PQ_BOOL, .i = s.selected ? 1 : 0},
+            str_or_null(s.drop),
+            str_or_null(s.sha256),
+            int_or_null(s.width),
+            int_or_null(s.height),
+            int_or_null(s.orig_width),
+            int_or_null(s.orig_height),
+            isnan(score) ? (pq_value){.type = PQ_NULL} : (pq_value){.type = PQ_DOUBLE, .d = score},
+        };
+        if ((rc = pq_writer_append(w, v, err)) != 0)
+            goto out;
+        counts->rows++;
     }
-    if (rc < 0)
+    if (rc != 0)
         goto out;
-    pr.done = (uint64_t)counts->pairs;
-    wp_report_progress(rep, &pr);
     rc = pq_writer_close(w, err); /* writes path.tmp, fsyncs, renames */
     w = NULL;
 out:
@@ -209,34 +226,25 @@ int shard_export(cat *c, const shard_export_opts *o, const wp_reporter *rep,
         rc = wp_err_set(err, WP_EIO, "%s: write failed: %s", tmp, strerror(errno));
         goto out;
     }
-    while ((rc = cat_shard_cursor_next(cur, &s, err)) == 1) {
-        counts->pairs++;
-        if (s.selected)
-            counts->kept++;
-        if (o->all || s.selected) {
-            if (o->format == SHARD_EXPORT_JSONL) {
-                if ((rc = shard_sample_json(cur, &s, 1, &row, err)) != 0 ||
-                    (rc = wp_buf_putc(&row, '\n')) != 0) {
-                    if (rc == WP_ENOMEM)
-                        wp_err_set(err, WP_ENOMEM, "out of memory");
-                    goto out;
-                }
-            } else if ((rc = tsv_row(cur, &s, &row, err)) != 0) {
+    while ((rc = next_exported(cur, o, &s, rep, &pr, counts, err)) == 1) {
+        if (o->format == SHARD_EXPORT_JSONL) {
+            if ((rc = shard_sample_json(cur, &s, 1, &row, err)) != 0 ||
+                (rc = wp_buf_putc(&row, '\n')) != 0) {
+                if (rc == WP_ENOMEM)
+                    wp_err_set(err, WP_ENOMEM, "out of memory");
                 goto out;
             }
-            if (fwrite(row.data, 1, row.len, f) != row.len) {
-                rc = wp_err_set(err, WP_EIO, "%s: write failed: %s", tmp, strerror(errno));
-                goto out;
-            }
-            counts->rows++;
-        }
-        if ((rc = tick(rep, &pr, counts, err)) != 0)
+        } else if ((rc = tsv_row(cur, &s, &row, err)) != 0) {
             goto out;
+        }
+        if (fwrite(row.data, 1, row.len, f) != row.len) {
+            rc = wp_err_set(err, WP_EIO, "%s: write failed: %s", tmp, strerror(errno));
+            goto out;
+        }
+        counts->rows++;
     }
-    if (rc < 0)
+    if (rc != 0)
         goto out;
-    pr.done = (uint64_t)counts->pairs;
-    wp_report_progress(rep, &pr);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         rc = wp_err_set(err, WP_EIO, "%s: write failed: %s", tmp, strerror(errno));
         goto out;

@@ -7,6 +7,7 @@ against their sha256, shards readable by GNU tar and Python's tarfile
 with every sample exactly once)."""
 
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -14,13 +15,18 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
+import unittest
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.abspath(os.environ.get("WITPIPE_BIN", os.path.join(ROOT, "build", "witpipe")))
 SERVER = os.path.join(os.path.dirname(BIN), "fixture_server")
 SHARED = os.environ.get("WITPIPE_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
 IMAGES = os.path.join(SHARED, "testdata", "images")
-MODEL = os.path.join(SHARED, "golden", "clip", "hf_vit_quickgelu_f32", "model")
+GOLDEN = os.path.join(SHARED, "golden", "clip")
+NAME = "hf_vit_quickgelu_f32"  # the small golden CLIP the stage tests encode with
+MODEL = os.path.join(GOLDEN, NAME, "model")
 
 # the photos the generated corpora cycle through (all decode; varied sizes)
 PHOTOS = ["astronaut.jpg", "camera_gray.jpg", "chelsea.jpg", "chelsea.webp", "coffee_progressive.jpg",
@@ -53,13 +59,63 @@ def popen(args, env=None):
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
+def add_stdin(corpus, n, batch, stderr=subprocess.PIPE):
+    """Starts `witpipe -C corpus add --batch batch --format tsv -` and writes
+    it a header and n rows (http://h/I.jpg, caption cI); stdin stays open
+    for more. Returns the process."""
+    p = subprocess.Popen([BIN, "-C", corpus, "add", "--batch", str(batch), "--format", "tsv", "-"],
+                         stdin=subprocess.PIPE, stderr=stderr)
+    p.stdin.write(b"url\tcaption\n" + b"".join(b"http://h/%d.jpg\tc%d\n" % (i, i)
+                                                for i in range(n)))
+    p.stdin.flush()
+    return p
+
+
+def wait_for(count, at_least, timeout=60):
+    """Polls count() every 50 ms (a busy catalog, sqlite3.OperationalError,
+    is no news) until it returns at least at_least or timeout seconds have
+    passed, without a timing assumption. Returns its last value."""
+    seen, deadline = 0, time.monotonic() + timeout
+    while seen < at_least and time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            seen = count()
+        except sqlite3.OperationalError:
+            pass
+    return seen
+
+
 def delay_env(ms):
     """The environment with every catalog commit slowed by ms (tests only:
     catalog.h, WITPIPE_TEST_COMMIT_DELAY_MS), so signals land mid-work."""
     return dict(os.environ, WITPIPE_TEST_COMMIT_DELAY_MS=str(ms)) if ms else None
 
 
-class Server:
+class ServerProcess:
+    """build/fixture_server on 127.0.0.1 serving the folder root; stop()
+    ends it."""
+
+    def __init__(self, root):
+        self.p = subprocess.Popen([SERVER, root], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.port = int(self.p.stdout.readline())
+        self.base = "http://127.0.0.1:%d" % self.port
+
+    def stats(self):
+        """The server's request log (/__stats)."""
+        with urllib.request.urlopen(self.base + "/__stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        self.p.stdin.close()
+        self.p.stdout.close()
+        try:
+            self.p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+
+
+class Server(ServerProcess):
     """build/fixture_server on 127.0.0.1 over a docroot: the test photos and
     a site of `pages` pages p0.html..., each linking to the next three
     through /slow (so a crawl takes page_ms per page) and showing three
@@ -78,19 +134,10 @@ class Server:
             with open(os.path.join(self.root, "p%d.html" % i), "w") as f:
                 f.write("<!DOCTYPE html><html><head><title>page %d</title></head><body>\n"
                         "%s%s</body></html>\n" % (i, imgs, links))
-        self.p = subprocess.Popen([SERVER, self.root], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE)
-        self.port = int(self.p.stdout.readline())
-        self.base = "http://127.0.0.1:%d" % self.port
+        super().__init__(self.root)
 
     def stop(self):
-        self.p.stdin.close()
-        self.p.stdout.close()
-        try:
-            self.p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
+        super().stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -140,9 +187,39 @@ def add_list(corpus, base, n_images, captions_per_image=1, slow_ms=0, tmpdir=Non
     assert r.returncode == 0, r.stderr
 
 
+def write_lists(paths, rows):
+    """Writes (url, caption) rows as TSV lists with a header, row i to
+    paths[i % len(paths)]."""
+    for k, path in enumerate(paths):
+        with open(path, "w") as f:
+            f.write("url\tcaption\n")
+            f.writelines("%s\t%s\n" % row for row in rows[k::len(paths)])
+
+
 def fetch_args(*extra):
     return ["fetch", "--allow-net", "127.0.0.1/32", "--low-speed", "100",
             "--low-speed-time", "5"] + list(extra)
+
+
+def kill_at(base, work, args, moment, env=None, tries=6):
+    """Copies the corpus base to work and runs `witpipe args` there, killed
+    with SIGKILL after moment seconds; when the run was over by then, work
+    is removed and it tries again at half the moment, tries times in all.
+    Returns the moment a kill landed at, or None when none did."""
+    for _ in range(tries):
+        copy_corpus(base, work)
+        p = popen(args, env=env)
+        time.sleep(moment)
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+            if p.returncode == -9:
+                return moment
+        else:
+            p.communicate()
+        shutil.rmtree(work)
+        moment /= 2
+    return None
 
 
 def copy_corpus(src, dst):
@@ -257,6 +334,36 @@ class Corpora:
             raise ValueError(name)
         self.done[name] = d
         return d
+
+
+class ServerCase(unittest.TestCase):
+    """A test class whose tests share one fixture server (started by the
+    first test that runs, with the keyword arguments SERVER_ARGS), one
+    temporary folder (cls.tmp, named with TMP_PREFIX) and the Corpora built
+    in it (cls.corpora); all are removed after the last test. A subclass's
+    setUp calls this one first (it skips without ../shared)."""
+
+    TMP_PREFIX = "witpipe-"
+    SERVER_ARGS = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = None
+        cls.corpora = None
+        cls.tmp = tempfile.mkdtemp(prefix=cls.TMP_PREFIX)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.srv is not None:
+            cls.srv.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        need_fixtures(self)
+        cls = type(self)
+        if cls.srv is None:
+            cls.srv = Server(**cls.SERVER_ARGS)
+            cls.corpora = Corpora(cls.tmp, cls.srv)
 
 
 def make_gappy_store(corpus, nfiles, gap=997):

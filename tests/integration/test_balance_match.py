@@ -251,12 +251,15 @@ class TestMatchCatalog(unittest.TestCase):
             r = subprocess.run([BIN, "-C", corpus, "add", lst], capture_output=True)
             self.assertEqual(r.returncode, 0, r.stderr)
             meta = os.path.join(d, "metadata.json")
-            with open(meta, "w", encoding="utf-8") as f:
-                json.dump(entries, f, ensure_ascii=False)
-            r = subprocess.run([BIN, "-C", corpus, "queries", "import", meta], capture_output=True)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            r = subprocess.run([BIN, "-C", corpus, "queries", "match"], capture_output=True)
-            self.assertEqual(r.returncode, 0, r.stderr)
+
+            def import_and_match(ents):
+                with open(meta, "w", encoding="utf-8") as f:
+                    json.dump(ents, f, ensure_ascii=False)
+                for args in (["queries", "import", meta], ["queries", "match"]):
+                    r = subprocess.run([BIN, "-C", corpus] + args, capture_output=True)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+
+            import_and_match(entries)
 
             def stored():
                 db = sqlite3.connect(os.path.join(corpus, "catalog.db"))
@@ -276,12 +279,7 @@ class TestMatchCatalog(unittest.TestCase):
             self.assertEqual(stale, 0)
             # a new list version: pairs matched against the old one are re-matched
             entries2 = entries[::-1][:100]
-            with open(meta, "w", encoding="utf-8") as f:
-                json.dump(entries2, f, ensure_ascii=False)
-            r = subprocess.run([BIN, "-C", corpus, "queries", "import", meta], capture_output=True)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            r = subprocess.run([BIN, "-C", corpus, "queries", "match"], capture_output=True)
-            self.assertEqual(r.returncode, 0, r.stderr)
+            import_and_match(entries2)
             want2 = {c: m for c, m in zip(captions, reference(captions, entries2)) if m}
             got2, stale2 = stored()
             self.assertEqual(got2, want2)

@@ -27,6 +27,8 @@ import tempfile
 import time
 import unittest
 
+from tests.integration import stagekit as K
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("WITPIPE_BIN", os.path.join(ROOT, "build", "witpipe"))
 DATA = os.path.join(ROOT, "tests", "data", "core")
@@ -271,21 +273,12 @@ class TestAdd(CoreBase):
         self.assertEqual(counts["bad_by_reason"], {"too_long": 1})
 
     def test_ctrl_c_keeps_rows_read_so_far(self):
-        proc = subprocess.Popen(
-            [BIN, "-C", self.corpus, "add", "--batch", "1000", "--format", "tsv", "-"],
-            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        proc.stdin.write(b"url\tcaption\n" + b"".join(
-            b"http://h/%d.jpg\tc%d\n" % (i, i) for i in range(10000)))
-        proc.stdin.flush()
-        # Wait (without a timing assumption) until most rows are committed.
-        seen, deadline = 0, time.time() + 60
-        while seen < 9000 and time.time() < deadline:
-            time.sleep(0.05)
-            try:
-                with self.db() as d:
-                    seen = d.execute("SELECT count(*) FROM pairs").fetchone()[0]
-            except sqlite3.OperationalError:
-                pass
+        proc = K.add_stdin(self.corpus, 10000, 1000)
+        def count():
+            with self.db() as d:
+                return d.execute("SELECT count(*) FROM pairs").fetchone()[0]
+
+        seen = K.wait_for(count, 9000)  # until most rows are committed
         self.assertGreaterEqual(seen, 9000)
         proc.send_signal(signal.SIGINT)
         try:

@@ -13,10 +13,8 @@ Stages whose work on a test corpus is short get slow commits
 (stagekit.delay_env)."""
 
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 import unittest
 
@@ -29,24 +27,9 @@ def bound_s():
     return 6.0 if K.is_asan() else 2.0
 
 
-class CtrlC(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = None
-        cls.tmp = tempfile.mkdtemp(prefix="witpipe-ctrlc-")
-        cls.corpora = None
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.srv is not None:
-            cls.srv.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def setUp(self):
-        K.need_fixtures(self)
-        if CtrlC.srv is None:
-            CtrlC.srv = K.Server(pages=24, page_ms=120)
-            CtrlC.corpora = K.Corpora(self.tmp, self.srv)
+class CtrlC(K.ServerCase):
+    TMP_PREFIX = "witpipe-ctrlc-"
+    SERVER_ARGS = dict(pages=24, page_ms=120)
 
     def interrupt(self, base, args, progress, total, delay_ms=0, stage=None):
         """Runs `witpipe -C COPY args`, waits until progress(COPY) > 0,

@@ -16,13 +16,7 @@ import subprocess
 import tempfile
 import unittest
 
-BIN = os.environ.get("WITPIPE_BIN", "build/witpipe")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.environ.get("WITPIPE_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
-GOLDEN = os.path.join(SHARED, "golden", "clip")
-IMAGES = os.path.join(SHARED, "testdata", "images")
-NAME = "hf_vit_quickgelu_f32"
-MODEL = os.path.join(GOLDEN, NAME, "model")
+from tests.integration.stagekit import BIN, GOLDEN, IMAGES, MODEL, NAME, SHARED
 
 
 def run(*args):

@@ -17,7 +17,8 @@ import tarfile
 import tempfile
 import time
 import unittest
-import urllib.request
+
+from tests.integration import stagekit as K
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("WITPIPE_BIN", os.path.join(ROOT, "build", "witpipe"))
@@ -37,24 +38,11 @@ def need_fixtures(test):
         raise AssertionError("fixture server not built: %s" % SERVER)
 
 
-class Server:
+class Server(K.ServerProcess):
+    """The fixture server over the shared test images."""
+
     def __init__(self):
-        self.p = subprocess.Popen([SERVER, IMAGES], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self.port = int(self.p.stdout.readline())
-        self.base = "http://127.0.0.1:%d" % self.port
-
-    def stats(self):
-        with urllib.request.urlopen(self.base + "/__stats", timeout=10) as r:
-            return json.loads(r.read())
-
-    def stop(self):
-        self.p.stdin.close()
-        self.p.stdout.close()
-        try:
-            self.p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
+        super().__init__(IMAGES)
 
 
 def run(args, **kw):

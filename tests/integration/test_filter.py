@@ -23,14 +23,7 @@ import tempfile
 import unittest
 
 from tests.integration.schema_check import validate
-
-BIN = os.environ.get("WITPIPE_BIN", "build/witpipe")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.environ.get("WITPIPE_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
-GOLDEN = os.path.join(SHARED, "golden", "clip")
-IMAGES = os.path.join(SHARED, "testdata", "images")
-NAME = "hf_vit_quickgelu_f32"
-MODEL = os.path.join(GOLDEN, NAME, "model")
+from tests.integration.stagekit import BIN, GOLDEN, IMAGES, MODEL, NAME, SHARED
 
 PHOTOS = [
     ("astronaut.jpg", "an astronaut in a white space suit next to the American flag"),

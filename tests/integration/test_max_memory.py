@@ -272,6 +272,18 @@ class StagesWithoutServer(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         return c
 
+    def fresh_with_pairs(self, name, n):
+        """A fresh corpus with n added (unfetched) pairs of distinct URLs."""
+        c = self.fresh(name)
+        lst = os.path.join(self.dir, name + ".tsv")
+        with open(lst, "w") as f:
+            f.write("url\tcaption\n")
+            for i in range(n):
+                f.write("http://ex.com/%d.jpg\tcap %d\n" % (i, i))
+        r = K.run(["-q", "-C", c, "add", lst])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return c
+
     def counts(self, c):
         con = sqlite3.connect(os.path.join(c, "catalog.db"))
         try:
@@ -389,15 +401,8 @@ class StagesWithoutServer(unittest.TestCase):
         self.assertNotIn("lowered", r.stderr)  # 1 MiB pages: all 16 fit
 
     def test_dedup_refuses_a_phash_index_over_the_budget(self):
-        c = self.fresh("d")
         n = 400_000
-        lst = os.path.join(self.dir, "l.tsv")
-        with open(lst, "w") as f:
-            f.write("url\tcaption\n")
-            for i in range(n):
-                f.write("http://ex.com/%d.jpg\tcap %d\n" % (i, i))
-        r = K.run(["-q", "-C", c, "add", lst])
-        self.assertEqual(r.returncode, 0, r.stderr)
+        c = self.fresh_with_pairs("d", n)
         # stored, hashed images (rows only: no step reads the bytes when
         # every hash is current), every pHash distinct
         con = sqlite3.connect(os.path.join(c, "catalog.db"))
@@ -424,15 +429,8 @@ class StagesWithoutServer(unittest.TestCase):
 
     def test_balance_refuses_pairs_over_the_budget(self):
         # 900k pairs of about 80 bytes each: 69 MiB, over a 64 MiB budget
-        c = self.fresh("b")
         n = 900_000
-        lst = os.path.join(self.dir, "b.tsv")
-        with open(lst, "w") as f:
-            f.write("url\tcaption\n")
-            for i in range(n):
-                f.write("http://ex.com/%d.jpg\tcap %d\n" % (i, i))
-        r = K.run(["-q", "-C", c, "add", lst])
-        self.assertEqual(r.returncode, 0, r.stderr)
+        c = self.fresh_with_pairs("b", n)
         ents = os.path.join(self.dir, "q.list")
         with open(ents, "w") as f:
             f.write("zebra\nquokka\n")

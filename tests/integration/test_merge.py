@@ -26,6 +26,7 @@ import tempfile
 import time
 import unittest
 
+from tests.integration import stagekit as K
 from tests.integration.test_export import shard_samples
 from tests.integration.test_fetch_cli import BIN, Server, need_fixtures, run
 
@@ -64,18 +65,11 @@ class MergeCli(unittest.TestCase):
         rows.append(("%s/html" % base, "not an image"))
         # the same image with other captions: one image row, several pairs
         rows.append(("%s/img/rocket.jpg" % base, "a rocket on its pad"))
-        cls.lists = []
-        for p in range(3):
-            path = os.path.join(cls.dir, "list%d.tsv" % p)
-            with open(path, "w") as f:
-                f.write("url\tcaption\n")
-                for i, (u, c) in enumerate(rows):
-                    if i % 3 == p:
-                        f.write("%s\t%s\n" % (u, c))
-                if p == 2:  # a pair also in part 0, and an image also in part 1
-                    f.write("%s\t%s\n" % rows[0])
-                    f.write("%s\tthe same file, another caption\n" % rows[1][0])
-            cls.lists.append(path)
+        cls.lists = [os.path.join(cls.dir, "list%d.tsv" % p) for p in range(3)]
+        K.write_lists(cls.lists, rows)
+        with open(cls.lists[2], "a") as f:  # a pair also in part 0, and an image also in part 1
+            f.write("%s\t%s\n" % rows[0])
+            f.write("%s\tthe same file, another caption\n" % rows[1][0])
         cls.parts = []
         for p in range(3):
             c = os.path.join(cls.dir, "part%d" % p)

@@ -36,6 +36,7 @@ import sqlite3
 import tempfile
 import unittest
 
+from tests.integration import stagekit as K
 from tests.integration.schema_check import validate
 from tests.integration.test_fetch_cli import Server, need_fixtures, run
 
@@ -112,12 +113,7 @@ class Parts(unittest.TestCase):
         rows.append(("%s/img/rocket.jpg" % base, "x"))  # short: the filter drops it
         # two list files: fewer than N (records split) and at least N (files split)
         cls.lists = [os.path.join(cls.dir, "a.tsv"), os.path.join(cls.dir, "b.tsv")]
-        for k, path in enumerate(cls.lists):
-            with open(path, "w") as f:
-                f.write("url\tcaption\n")
-                for i, (u, c) in enumerate(rows):
-                    if i % 2 == k:
-                        f.write("%s\t%s\n" % (u, c))
+        K.write_lists(cls.lists, rows)
         cls.stages = {}  # stage -> (the corpus it starts from, args)
         ref = os.path.join(cls.dir, "ref")
         cls.must(["init", ref])

@@ -11,9 +11,9 @@ import signal
 import sqlite3
 import subprocess
 import tempfile
-import time
 import unittest
 
+from tests.integration import stagekit as K
 from tests.integration.schema_check import validate
 
 BIN = os.environ.get("WITPIPE_BIN", "build/witpipe")
@@ -110,19 +110,8 @@ class RunsTest(unittest.TestCase):
         self.assertRegex(r.stdout, r"  shard\s+1\n    last: run \d+, done, started \S+Z, ended \S+Z")
 
     def test_a_killed_run_shows_the_counts_of_its_last_commit(self):
-        proc = subprocess.Popen(
-            [BIN, "-C", self.corpus, "add", "--batch", "500", "--format", "tsv", "-"],
-            stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        proc.stdin.write(b"url\tcaption\n" + b"".join(
-            b"http://h/%d.jpg\tc%d\n" % (i, i) for i in range(3000)))
-        proc.stdin.flush()
-        seen, deadline = 0, time.time() + 60
-        while seen < 2500 and time.time() < deadline:
-            time.sleep(0.05)
-            try:
-                seen = self.pairs()
-            except sqlite3.OperationalError:
-                pass
+        proc = K.add_stdin(self.corpus, 3000, 500, stderr=subprocess.DEVNULL)
+        seen = K.wait_for(self.pairs, 2500)
         self.assertGreaterEqual(seen, 2500)
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -31,7 +31,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -46,34 +45,25 @@ def kills_per_stage():
     return 2 if K.is_asan() else 12
 
 
-class Soak(unittest.TestCase):
+class Soak(K.ServerCase):
+    TMP_PREFIX = "witpipe-soak-"
+    SERVER_ARGS = dict(pages=24, page_ms=30)
+
     @classmethod
     def setUpClass(cls):
+        super().setUpClass()
         cls.kills = kills_per_stage()
         print("\nsoak: seed %d (WITPIPE_SOAK_SEED=%d replays it), %d kills per stage"
               % (SEED, SEED, cls.kills), file=sys.stderr)
-        cls.srv = None
-        cls.tmp = tempfile.mkdtemp(prefix="witpipe-soak-")
-        cls.corpora = None
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.srv is not None:
-            cls.srv.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def setUp(self):
-        K.need_fixtures(self)
-        if Soak.srv is None:
-            Soak.srv = K.Server(pages=24, page_ms=30)
+        super().setUp()
         # one RNG per test, seeded from SEED and the test's name: any test
         # alone replays the same moments
         self.rng = random.Random("%d:%s" % (SEED, self._testMethodName))
 
     def base(self, name):
-        if Soak.corpora is None:
-            Soak.corpora = K.Corpora(self.tmp, self.srv)
-        return Soak.corpora.get(name)
+        return self.corpora.get(name)
 
     # ---- the soak --------------------------------------------------------
 
@@ -110,20 +100,8 @@ class Soak(unittest.TestCase):
         for k in range(self.kills):
             moment = self.rng.uniform(began + 0.1 * (span - began), 0.95 * span)
             work = os.path.join(self.tmp, "work-%s-%d" % (stage, k))
-            for _ in range(6):
-                K.copy_corpus(base, work)
-                p = K.popen(argv(work), env=env)
-                time.sleep(moment)
-                if p.poll() is None:
-                    p.kill()
-                    p.communicate()
-                    if p.returncode == -9:
-                        break
-                else:
-                    p.communicate()
-                shutil.rmtree(work)
-                moment /= 2  # the run was over: try earlier
-            else:
+            moment = K.kill_at(base, work, argv(work), moment, env=env)
+            if moment is None:
                 self.fail("%s: no kill landed on a running process" % stage)
             in_run += K.running_runs(work) > 0
             K.check_catalog(self, work)

@@ -19,7 +19,6 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 import time
 import unittest
 
@@ -28,23 +27,11 @@ from tests.integration import stagekit as K
 SEED = int(os.environ.get("WITPIPE_SOAK_SEED") or random.SystemRandom().randrange(1 << 31))
 
 
-class StoreCompact(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = None
-        cls.tmp = tempfile.mkdtemp(prefix="witpipe-compact-")
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.srv is not None:
-            cls.srv.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+class StoreCompact(K.ServerCase):
+    TMP_PREFIX = "witpipe-compact-"
 
     def setUp(self):
-        K.need_fixtures(self)
-        if StoreCompact.srv is None:
-            StoreCompact.srv = K.Server()
-            StoreCompact.corpora = K.Corpora(self.tmp, self.srv)
+        super().setUp()
         self.rng = random.Random("%d:%s" % (SEED, self._testMethodName))
 
     def compact(self, c, *extra, env=None):
@@ -118,20 +105,7 @@ class StoreCompact(unittest.TestCase):
         for k in range(kills):
             c = os.path.join(self.tmp, "gappy-%d" % k)
             moment = self.rng.uniform(0.2, 0.9) * span
-            for _ in range(6):  # a run over before the moment: try earlier
-                K.copy_corpus(base, c)
-                p = K.popen(["-C", c, "store", "compact"], env=env)
-                time.sleep(moment)
-                if p.poll() is None:
-                    p.kill()
-                    p.communicate()
-                    if p.returncode == -9:
-                        break
-                else:
-                    p.communicate()
-                shutil.rmtree(c)
-                moment /= 2
-            else:
+            if K.kill_at(base, c, ["-C", c, "store", "compact"], moment, env=env) is None:
                 self.fail("no kill landed on a running compaction")
             K.check_catalog(self, c)  # readable and verified right after the kill
             self.assertEqual(self.stored(c), want)

@@ -459,22 +459,6 @@ static void on_event(void *ud, wp_level level, const char *kind, const char *msg
         snprintf(e->msg[e->n++], 256, "%s", msg);
 }
 
-static int64_t q_int(const char *corpus, const char *sql)
-{
-    char p[512];
-    sqlite3 *db;
-    sqlite3_stmt *s;
-    int64_t v = -1;
-    snprintf(p, sizeof p, "%s/catalog.db", corpus);
-    assert_int_equal(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    if (sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
-}
-
 static void test_list_into_catalog_dedups_and_reports(void **state)
 {
     static const char tsv[] = "url\tcaption\n"
@@ -510,10 +494,11 @@ static void test_list_into_catalog_dedups_and_reports(void **state)
     cat_close(c);
     assert_int_equal(ev.n, 2);
     assert_non_null(strstr(ev.msg[0], "l.tsv:5: no_url"));
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pairs"), 3);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM images"), 2);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pairs WHERE origin LIKE '%l.tsv:4'"), 1);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM sources WHERE kind = 'list'"), 1);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pairs"), 3);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM images"), 2);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pairs WHERE origin LIKE '%l.tsv:4'"),
+                     1);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM sources WHERE kind = 'list'"), 1);
 }
 
 struct errors {
@@ -562,17 +547,17 @@ static void test_run_lists_is_one_run_and_fails_on_an_unreadable_file(void **sta
     /* All good inputs: done. */
     assert_int_equal(add_run_lists(c, paths, 1, &o, &rep, &st, &err), 0);
     cat_close(c);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM runs WHERE stage = 'add'"), 2);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM runs WHERE status = 'failed' AND "
-                                   "error LIKE '%could not be read%'"),
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM runs WHERE stage = 'add'"), 2);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM runs WHERE status = 'failed' AND "
+                                      "error LIKE '%could not be read%'"),
                      1);
-    assert_int_equal(q_int(corpus, "SELECT json_extract(counts, '$.files_failed') FROM runs "
-                                   "ORDER BY id LIMIT 1"),
+    assert_int_equal(tl_q_int(corpus, "SELECT json_extract(counts, '$.files_failed') FROM runs "
+                                      "ORDER BY id LIMIT 1"),
                      1);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM runs WHERE status = 'done'"), 1);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM runs WHERE status = 'done'"), 1);
     /* Every pair points at the run that added it. */
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pairs WHERE run_id = "
-                                   "(SELECT min(id) FROM runs)"),
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pairs WHERE run_id = "
+                                      "(SELECT min(id) FROM runs)"),
                      2);
 }
 
@@ -611,22 +596,22 @@ static void test_files_dir_uses_headers_not_names(void **state)
     assert_int_equal(st.already, 5);
     st_close(s);
     cat_close(c);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM images WHERE url LIKE '%/a.jpg' AND "
-                                   "format = 'png' AND width = 20 AND height = 10"),
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM images WHERE url LIKE '%/a.jpg' AND "
+                                      "format = 'png' AND width = 20 AND height = 10"),
                      1);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM images WHERE url LIKE '%/cat.webp' AND "
-                                   "format = 'webp' AND width = 451 AND height = 300"),
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM images WHERE url LIKE '%/cat.webp' AND "
+                                      "format = 'webp' AND width = 451 AND height = 300"),
                      1);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pairs WHERE text = 'a png'"), 1);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM images WHERE url LIKE '%/cut.jpg' AND "
-                                   "state = 'error' AND error_class = 'corrupt'"),
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pairs WHERE text = 'a png'"), 1);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM images WHERE url LIKE '%/cut.jpg' AND "
+                                      "state = 'error' AND error_class = 'corrupt'"),
                      1);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM images WHERE url LIKE '%/fake.png' AND "
-                                   "state = 'error' AND error_class = 'not_an_image'"),
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM images WHERE url LIKE '%/fake.png' AND "
+                                      "state = 'error' AND error_class = 'not_an_image'"),
                      1);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM images WHERE url LIKE '%readme%'"), 0);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM images WHERE url LIKE 'file:///%' "
-                                   "AND sha256 = orig_sha256 AND bytes = 2117"),
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM images WHERE url LIKE '%readme%'"), 0);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM images WHERE url LIKE 'file:///%' "
+                                      "AND sha256 = orig_sha256 AND bytes = 2117"),
                      1);
 }
 

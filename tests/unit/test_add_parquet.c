@@ -82,35 +82,6 @@ static void write_laion(const char *path)
         fail_msg("pq_writer_close: %s", err.msg);
 }
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-static int64_t q_int(const char *corpus, const char *sql)
-{
-    char path[512];
-    sqlite3 *db;
-    sqlite3_stmt *s;
-    int64_t v = -1;
-    snprintf(path, sizeof path, "%s/catalog.db", corpus);
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    if (sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
-}
-
 static void laion_file_adds_like_tsv(void **state)
 {
     char pq[512], bin[512], tsv[512], a[512], b[512];
@@ -131,13 +102,13 @@ static void laion_file_adds_like_tsv(void **state)
     fclose(f);
     snprintf(a, sizeof a, "%s/a", dir);
     snprintf(b, sizeof b, "%s/b", dir);
-    assert_int_equal(sh("%s -q init %s && %s -q init %s", w, a, w, b), 0);
-    assert_int_equal(sh("%s -q -C %s add %s --url-col URL --text-col TEXT --keep-cols "
-                        "WIDTH,HEIGHT,similarity,NSFW",
-                        w, a, pq),
+    assert_int_equal(tl_sh("%s -q init %s && %s -q init %s", w, a, w, b), 0);
+    assert_int_equal(tl_sh("%s -q -C %s add %s --url-col URL --text-col TEXT --keep-cols "
+                           "WIDTH,HEIGHT,similarity,NSFW",
+                           w, a, pq),
                      0);
-    assert_int_equal(sh("%s -q -C %s add %s --url-col URL --text-col TEXT", w, b, tsv), 0);
-    assert_int_equal(q_int(a, "SELECT count(*) FROM pairs"), ROWS - 2);
+    assert_int_equal(tl_sh("%s -q -C %s add %s --url-col URL --text-col TEXT", w, b, tsv), 0);
+    assert_int_equal(tl_q_int(a, "SELECT count(*) FROM pairs"), ROWS - 2);
     /* the same uids as the TSV gives */
     char attach[1024];
     snprintf(attach, sizeof attach,
@@ -158,35 +129,35 @@ static void laion_file_adds_like_tsv(void **state)
         sqlite3_close(db);
     }
     /* kept columns with their types: integers, doubles, strings, nulls */
-    assert_int_equal(q_int(a, "SELECT count(*) FROM pairs WHERE json_type(extra, '$.WIDTH') = "
-                              "'integer' AND json_type(extra, '$.similarity') = 'real' AND "
-                              "json_type(extra, '$.NSFW') = 'text'"),
+    assert_int_equal(tl_q_int(a, "SELECT count(*) FROM pairs WHERE json_type(extra, '$.WIDTH') = "
+                                 "'integer' AND json_type(extra, '$.similarity') = 'real' AND "
+                                 "json_type(extra, '$.NSFW') = 'text'"),
                      ROWS - 2);
-    assert_int_equal(q_int(a, "SELECT count(*) FROM pairs WHERE json_type(extra, '$.HEIGHT') = "
-                              "'null'"),
+    assert_int_equal(tl_q_int(a, "SELECT count(*) FROM pairs WHERE json_type(extra, '$.HEIGHT') = "
+                                 "'null'"),
                      30); /* every tenth row (none of them a bad row) */
-    assert_int_equal(q_int(a, "SELECT json_extract(extra, '$.WIDTH') FROM pairs WHERE text = 'a "
-                              "photo of thing number 42' AND image_id = (SELECT id FROM images "
-                              "WHERE url LIKE '%/42.jpg')"),
+    assert_int_equal(tl_q_int(a, "SELECT json_extract(extra, '$.WIDTH') FROM pairs WHERE text = 'a "
+                                 "photo of thing number 42' AND image_id = (SELECT id FROM images "
+                                 "WHERE url LIKE '%/42.jpg')"),
                      142);
     /* bad rows counted by reason, in the add run's counts */
-    assert_int_equal(q_int(a,
-                           "SELECT json_extract(counts, '$.bad_by_reason.no_url') FROM runs WHERE "
-                           "stage = 'add'"),
-                     1);
-    assert_int_equal(q_int(a,
-                           "SELECT json_extract(counts, '$.bad_by_reason.bad_url') FROM runs WHERE "
-                           "stage = 'add'"),
-                     1);
+    assert_int_equal(
+        tl_q_int(a, "SELECT json_extract(counts, '$.bad_by_reason.no_url') FROM runs WHERE "
+                    "stage = 'add'"),
+        1);
+    assert_int_equal(
+        tl_q_int(a, "SELECT json_extract(counts, '$.bad_by_reason.bad_url') FROM runs WHERE "
+                    "stage = 'add'"),
+        1);
     /* told by its magic, not its name */
     snprintf(bin, sizeof bin, "%s/laion.bin", dir);
-    assert_int_equal(sh("cp %s %s", pq, bin), 0);
-    assert_int_equal(sh("%s -q init %s/c && %s -q -C %s/c add %s --url-col URL --text-col TEXT", w,
-                        dir, w, dir, bin),
+    assert_int_equal(tl_sh("cp %s %s", pq, bin), 0);
+    assert_int_equal(tl_sh("%s -q init %s/c && %s -q -C %s/c add %s --url-col URL --text-col TEXT",
+                           w, dir, w, dir, bin),
                      0);
     char c[512];
     snprintf(c, sizeof c, "%s/c", dir);
-    assert_int_equal(q_int(c, "SELECT count(*) FROM pairs"), ROWS - 2);
+    assert_int_equal(tl_q_int(c, "SELECT count(*) FROM pairs"), ROWS - 2);
 }
 
 static void parquet_errors_are_clear(void **state)
@@ -196,9 +167,9 @@ static void parquet_errors_are_clear(void **state)
     snprintf(pq, sizeof pq, "%s/part.parquet", dir);
     write_laion(pq);
     snprintf(out, sizeof out, "%s/err.txt", dir);
-    assert_int_equal(sh("%s -q init %s/d", w, dir), 0);
-    assert_int_equal(sh("%s -q -C %s/d add %s --url-col url --text-col TEXT 2>%s", w, dir, pq, out),
-                     1);
+    assert_int_equal(tl_sh("%s -q init %s/d", w, dir), 0);
+    assert_int_equal(
+        tl_sh("%s -q -C %s/d add %s --url-col url --text-col TEXT 2>%s", w, dir, pq, out), 1);
     size_t n = 0;
     char *msg = tl_slurp(out, &n);
     assert_non_null(msg);
@@ -211,7 +182,8 @@ static void parquet_errors_are_clear(void **state)
         return;
     char bad[1024];
     snprintf(bad, sizeof bad, "%s/testdata/parquet/datapage_v1-corrupt-checksum.parquet", shared);
-    assert_int_equal(sh("%s -q -C %s/d add %s --url-col a --text-col b 2>%s", w, dir, bad, out), 1);
+    assert_int_equal(tl_sh("%s -q -C %s/d add %s --url-col a --text-col b 2>%s", w, dir, bad, out),
+                     1);
     msg = tl_slurp(out, &n);
     assert_non_null(msg);
     if (strstr(msg, "column") == NULL || strstr(msg, "row group") == NULL)
@@ -283,7 +255,7 @@ static int64_t count_of(const char *corpus, const char *key)
     char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT sum(json_extract(counts, '$.%s')) FROM runs WHERE stage = 'add'", key);
-    return q_int(corpus, sql);
+    return tl_q_int(corpus, sql);
 }
 
 static void several_files_in_parallel_like_one_by_one(void **state)
@@ -294,30 +266,30 @@ static void several_files_in_parallel_like_one_by_one(void **state)
      * across files), row groups of 50 */
     for (int i = 0; i < 4; i++)
         snprintf(f[i], sizeof f[i], "%s/in/part-%05d.parquet", dir, i);
-    assert_int_equal(sh("mkdir -p %s/in", dir), 0);
+    assert_int_equal(tl_sh("mkdir -p %s/in", dir), 0);
     write_rows(f[0], "a", 0, 400, 50, 0, 1);
     write_rows(f[1], "b", 0, 333, 50, 0, 1);
     write_rows(f[2], "c", 0, 1, 50, 0, 1);
     write_rows(f[3], "a", 360, 300, 50, 0, 1);
     snprintf(a, sizeof a, "%s/a", dir);
     snprintf(b, sizeof b, "%s/b", dir);
-    assert_int_equal(sh("%s -q init %s && %s -q init %s", w, a, w, b), 0);
+    assert_int_equal(tl_sh("%s -q init %s && %s -q init %s", w, a, w, b), 0);
     /* one run: a glob, four decoding threads */
-    assert_int_equal(sh("OMP_NUM_THREADS=4 %s -q -C %s add '%s/in/part-*.parquet' --url-col URL "
-                        "--text-col TEXT --keep-cols WIDTH --batch 97",
-                        w, a, dir),
+    assert_int_equal(tl_sh("OMP_NUM_THREADS=4 %s -q -C %s add '%s/in/part-*.parquet' --url-col URL "
+                           "--text-col TEXT --keep-cols WIDTH --batch 97",
+                           w, a, dir),
                      0);
     /* one by one, one thread */
     for (int i = 0; i < 4; i++)
-        assert_int_equal(sh("OMP_NUM_THREADS=1 %s -q -C %s add %s --url-col URL --text-col TEXT "
-                            "--keep-cols WIDTH",
-                            w, b, f[i]),
+        assert_int_equal(tl_sh("OMP_NUM_THREADS=1 %s -q -C %s add %s --url-col URL --text-col TEXT "
+                               "--keep-cols WIDTH",
+                               w, b, f[i]),
                          0);
-    int64_t pairs = q_int(a, "SELECT count(*) FROM pairs");
+    int64_t pairs = tl_q_int(a, "SELECT count(*) FROM pairs");
     /* 400 + 333 + 1 + 300 rows; within each file every 17th repeats;
      * the last file's first 40 rows are the first file's last 40 */
     assert_true(pairs > 900);
-    assert_int_equal(pairs, q_int(b, "SELECT count(*) FROM pairs"));
+    assert_int_equal(pairs, tl_q_int(b, "SELECT count(*) FROM pairs"));
     assert_int_equal(q_two(a, b, MISSING_IN_B), 0);
     assert_int_equal(q_two(a, b, MISSING_IN_A), 0);
     /* each pair seen in only one file has the same origin (file:row) */
@@ -334,13 +306,13 @@ static void several_files_in_parallel_like_one_by_one(void **state)
     assert_int_equal(count_of(a, "files"), 4);
     assert_int_equal(count_of(a, "row_groups"), 8 + 7 + 1 + 6);
     assert_int_equal(count_of(a, "row_groups"), count_of(b, "row_groups"));
-    assert_int_equal(q_int(a, "SELECT count(*) FROM sources WHERE kind = 'list'"), 4);
+    assert_int_equal(tl_q_int(a, "SELECT count(*) FROM sources WHERE kind = 'list'"), 4);
     /* a glob that matches nothing is a failed input, named */
     char out[512];
     snprintf(out, sizeof out, "%s/err.txt", dir);
-    assert_int_equal(sh("%s -q -C %s add '%s/in/none-*.parquet' --url-col URL --text-col TEXT "
-                        "2>%s",
-                        w, a, dir, out),
+    assert_int_equal(tl_sh("%s -q -C %s add '%s/in/none-*.parquet' --url-col URL --text-col TEXT "
+                           "2>%s",
+                           w, a, dir, out),
                      1);
     size_t n = 0;
     char *msg = tl_slurp(out, &n);
@@ -357,7 +329,7 @@ static void parts_give_the_single_run_pairs_once(void **state)
     enum { NPARTS = 3 };
     /* three files of 5, 3 and 4 row groups: 12 row groups, numbered across
      * the files in byte order of their names */
-    assert_int_equal(sh("mkdir -p %s/in", dir), 0);
+    assert_int_equal(tl_sh("mkdir -p %s/in", dir), 0);
     snprintf(f, sizeof f, "%s/in/x-2.parquet", dir);
     write_rows(f, "p", 0, 250, 50, 0, 0);
     snprintf(f, sizeof f, "%s/in/x-1.parquet", dir);
@@ -365,23 +337,23 @@ static void parts_give_the_single_run_pairs_once(void **state)
     snprintf(f, sizeof f, "%s/in/x-3.parquet", dir);
     write_rows(f, "r", 0, 199, 50, 0, 0);
     snprintf(one, sizeof one, "%s/one", dir);
-    assert_int_equal(sh("%s -q init %s && %s -q -C %s add '%s/in/x-*.parquet' --url-col URL "
-                        "--text-col TEXT --keep-cols WIDTH",
-                        w, one, w, one, dir),
+    assert_int_equal(tl_sh("%s -q init %s && %s -q -C %s add '%s/in/x-*.parquet' --url-col URL "
+                           "--text-col TEXT --keep-cols WIDTH",
+                           w, one, w, one, dir),
                      0);
-    int64_t total = q_int(one, "SELECT count(*) FROM pairs"), sum = 0, rows = 0, rgs = 0;
+    int64_t total = tl_q_int(one, "SELECT count(*) FROM pairs"), sum = 0, rows = 0, rgs = 0;
     for (int i = 1; i <= NPARTS; i++) {
         snprintf(part, sizeof part, "%s/part%d", dir, i);
         /* the files in another order on the command line: the same split */
-        assert_int_equal(sh("%s -q init %s && %s -q -C %s add %s/in/x-3.parquet "
-                            "%s/in/x-1.parquet %s/in/x-2.parquet --url-col URL --text-col TEXT "
-                            "--keep-cols WIDTH --part %d/%d",
-                            w, part, w, part, dir, dir, dir, i, NPARTS),
+        assert_int_equal(tl_sh("%s -q init %s && %s -q -C %s add %s/in/x-3.parquet "
+                               "%s/in/x-1.parquet %s/in/x-2.parquet --url-col URL --text-col TEXT "
+                               "--keep-cols WIDTH --part %d/%d",
+                               w, part, w, part, dir, dir, dir, i, NPARTS),
                          0);
         assert_int_equal(count_of(part, "row_groups"), 4);
         rgs += count_of(part, "row_groups");
         rows += count_of(part, "rows");
-        sum += q_int(part, "SELECT count(*) FROM pairs");
+        sum += tl_q_int(part, "SELECT count(*) FROM pairs");
         /* every pair of the part is one of the single run's, the same */
         assert_int_equal(q_two(part, one, MISSING_IN_B), 0);
         /* row groups of 50 rows: a pair's row group is row / 50, counted
@@ -392,7 +364,7 @@ static void parts_give_the_single_run_pairs_once(void **state)
                  "THEN 0 WHEN origin LIKE '%%x-2.parquet:%%' THEN 3 ELSE 8 END) + (CAST(substr("
                  "origin, instr(origin, '.parquet:') + 9) AS INTEGER) - 1) / 50) %% %d <> %d",
                  NPARTS, i - 1);
-        assert_int_equal(q_int(part, sql), 0);
+        assert_int_equal(tl_q_int(part, sql), 0);
     }
     assert_int_equal(rgs, 12);
     assert_int_equal(rows, 599);
@@ -439,22 +411,24 @@ static void continue_skips_a_bad_row_group(void **state)
     snprintf(out, sizeof out, "%s/err.txt", dir);
     snprintf(c1, sizeof c1, "%s/c1", dir);
     snprintf(c2, sizeof c2, "%s/c2", dir);
-    assert_int_equal(sh("%s -q init %s && %s -q init %s", w, c1, w, c2), 0);
+    assert_int_equal(tl_sh("%s -q init %s && %s -q init %s", w, c1, w, c2), 0);
     /* without --continue: the file stops there, with the clear error;
      * row group 0 was stored */
-    assert_int_equal(sh("%s -q -C %s add %s --url-col URL --text-col TEXT 2>%s", w, c1, f, out), 1);
+    assert_int_equal(tl_sh("%s -q -C %s add %s --url-col URL --text-col TEXT 2>%s", w, c1, f, out),
+                     1);
     msg = tl_slurp(out, &n);
     assert_non_null(msg);
     if (strstr(msg, "four.parquet: row group 1, column URL, page") == NULL ||
         strstr(msg, "CRC") == NULL)
         fail_msg("unclear error: %s", msg);
     free(msg);
-    assert_int_equal(q_int(c1, "SELECT count(*) FROM pairs WHERE origin LIKE '%four.parquet:%'"),
+    assert_int_equal(tl_q_int(c1, "SELECT count(*) FROM pairs WHERE origin LIKE '%four.parquet:%'"),
                      50); /* rows 0..49 */
     /* with --continue: the other three row groups are read, the bad one
      * reported and counted; exit 0 */
     assert_int_equal(
-        sh("%s -q -C %s add %s --url-col URL --text-col TEXT --continue 2>%s", w, c2, f, out), 0);
+        tl_sh("%s -q -C %s add %s --url-col URL --text-col TEXT --continue 2>%s", w, c2, f, out),
+        0);
     msg = tl_slurp(out, &n);
     assert_non_null(msg);
     if (strstr(msg, "four.parquet: row group 1, column URL, page") == NULL)
@@ -463,12 +437,12 @@ static void continue_skips_a_bad_row_group(void **state)
     assert_int_equal(count_of(c2, "bad_row_groups"), 1);
     assert_int_equal(count_of(c2, "row_groups"), 3);
     assert_int_equal(count_of(c2, "rows"), 150);
-    assert_int_equal(q_int(c2, "SELECT count(*) FROM pairs"), 150);
-    assert_int_equal(q_int(c2, "SELECT count(*) FROM images WHERE url GLOB "
-                               "'https://x.example/k[5-9][0-9].jpg'"),
+    assert_int_equal(tl_q_int(c2, "SELECT count(*) FROM pairs"), 150);
+    assert_int_equal(tl_q_int(c2, "SELECT count(*) FROM images WHERE url GLOB "
+                                  "'https://x.example/k[5-9][0-9].jpg'"),
                      0); /* none of row group 1's rows 50..99 */
-    assert_int_equal(q_int(c2, "SELECT count(*) FROM images WHERE url = "
-                               "'https://x.example/k199.jpg'"),
+    assert_int_equal(tl_q_int(c2, "SELECT count(*) FROM images WHERE url = "
+                                  "'https://x.example/k199.jpg'"),
                      1);
 
     /* a corrupted copy of a shared reference file (parquet-mr's, with page
@@ -478,11 +452,11 @@ static void continue_skips_a_bad_row_group(void **state)
         return;
     snprintf(g, sizeof g, "%s/bad-copy.parquet", dir);
     assert_int_equal(
-        sh("cp %s/testdata/parquet/plain-dict-uncompressed-checksum.parquet %s", shared, g), 0);
+        tl_sh("cp %s/testdata/parquet/plain-dict-uncompressed-checksum.parquet %s", shared, g), 0);
     corrupt(g, "a655fd0e-9949", 5);
-    assert_int_equal(
-        sh("%s -q -C %s add %s --url-col binary_field --text-col binary_field 2>%s", w, c1, g, out),
-        1);
+    assert_int_equal(tl_sh("%s -q -C %s add %s --url-col binary_field --text-col binary_field 2>%s",
+                           w, c1, g, out),
+                     1);
     msg = tl_slurp(out, &n);
     assert_non_null(msg);
     if (strstr(msg, "bad-copy.parquet: row group 0, column binary_field, page 0") == NULL ||
@@ -493,26 +467,26 @@ static void continue_skips_a_bad_row_group(void **state)
      * bad row group counted, the run succeeds */
     snprintf(f, sizeof f, "%s/good.parquet", dir);
     write_rows(f, "g", 0, 120, 50, 0, 0);
-    assert_int_equal(sh("%s -q init %s/c3 && %s -q -C %s/c3 add %s %s --url-col binary_field "
-                        "--text-col binary_field --continue 2>%s",
-                        w, dir, w, dir, g, f, out),
+    assert_int_equal(tl_sh("%s -q init %s/c3 && %s -q -C %s/c3 add %s %s --url-col binary_field "
+                           "--text-col binary_field --continue 2>%s",
+                           w, dir, w, dir, g, f, out),
                      1); /* good.parquet has no binary_field: a clear error */
     msg = tl_slurp(out, &n);
     assert_non_null(msg);
     if (strstr(msg, "good.parquet: no column 'binary_field'") == NULL)
         fail_msg("missing column not named: %s", msg);
     free(msg);
-    assert_int_equal(sh("%s -q init %s/c4 && %s -q -C %s/c4 add %s --url-col binary_field "
-                        "--text-col binary_field --continue 2>%s",
-                        w, dir, w, dir, g, out),
+    assert_int_equal(tl_sh("%s -q init %s/c4 && %s -q -C %s/c4 add %s --url-col binary_field "
+                           "--text-col binary_field --continue 2>%s",
+                           w, dir, w, dir, g, out),
                      0);
     snprintf(c1, sizeof c1, "%s/c4", dir);
     assert_int_equal(count_of(c1, "bad_row_groups"), 1);
     assert_int_equal(count_of(c1, "rows"), 0);
     /* and --no-verify-crc reads the copy (the flipped byte is in a value) */
-    assert_int_equal(sh("%s -q init %s/c5 && %s -q -C %s/c5 add %s --url-col binary_field "
-                        "--text-col binary_field --no-verify-crc 2>%s",
-                        w, dir, w, dir, g, out),
+    assert_int_equal(tl_sh("%s -q init %s/c5 && %s -q -C %s/c5 add %s --url-col binary_field "
+                           "--text-col binary_field --no-verify-crc 2>%s",
+                           w, dir, w, dir, g, out),
                      0);
     snprintf(c1, sizeof c1, "%s/c5", dir);
     assert_int_equal(count_of(c1, "rows"), 1000);

@@ -281,58 +281,29 @@ static int teardown(void **state)
     return 0;
 }
 
-static int run(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-static int64_t q_int(const char *corpus, const char *sql)
+/* Rows of sql (first column) as "value\n" lines in its order (malloc'ed). */
+static char *rows(const char *corpus, const char *sql)
 {
     char db[1024];
     sqlite3 *h = NULL;
     sqlite3_stmt *st = NULL;
-    int64_t v = -1;
+    size_t cap = 1 << 12, n = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
     snprintf(db, sizeof db, "%s/catalog.db", corpus);
     assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
         fail_msg("bad SQL %s: %s", sql, sqlite3_errmsg(h));
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
-}
-
-/* All pairs as sorted "url\ttext\n" lines (malloc'ed). */
-static char *pair_list(const char *corpus)
-{
-    char db[1024];
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *out = malloc(cap);
-    snprintf(db, sizeof db, "%s/catalog.db", corpus);
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(h,
-                                        "SELECT i.url || char(9) || p.text FROM pairs p JOIN "
-                                        "images i ON i.id = p.image_id ORDER BY 1",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
     out[0] = '\0';
     while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *s = (const char *)sqlite3_column_text(st, 0);
-        size_t k = strlen(s);
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        size_t k = strlen(v);
         if (n + k + 2 > cap) {
             cap = 2 * (n + k + 2);
             out = realloc(out, cap);
+            assert_non_null(out);
         }
-        memcpy(out + n, s, k);
+        memcpy(out + n, v, k);
         out[n + k] = '\n';
         n += k + 1;
         out[n] = '\0';
@@ -340,6 +311,13 @@ static char *pair_list(const char *corpus)
     sqlite3_finalize(st);
     sqlite3_close(h);
     return out;
+}
+
+/* All pairs as sorted "url\ttext\n" lines (malloc'ed). */
+static char *pair_list(const char *corpus)
+{
+    return rows(corpus, "SELECT i.url || char(9) || p.text FROM pairs p JOIN images i "
+                        "ON i.id = p.image_id ORDER BY 1");
 }
 
 static int has_pair(const char *list, const char *url_path, const char *text)
@@ -352,7 +330,7 @@ static int has_pair(const char *list, const char *url_path, const char *text)
 static void new_corpus(char *out, size_t n, const char *name)
 {
     snprintf(out, n, "%s/%s", root, name);
-    assert_int_equal(run("'%s' init '%s' >/dev/null 2>&1", tl_witpipe_bin(), out), 0);
+    assert_int_equal(tl_sh("'%s' init '%s' >/dev/null 2>&1", tl_witpipe_bin(), out), 0);
 }
 
 static void crawl_seeds(const char *corpus, const char *seeds, const char *extra)
@@ -360,9 +338,9 @@ static void crawl_seeds(const char *corpus, const char *seeds, const char *extra
     char seedfile[1024];
     snprintf(seedfile, sizeof seedfile, "%s.seeds", corpus);
     assert_int_equal(tl_write(seedfile, seeds, strlen(seeds)), 0);
-    assert_int_equal(run("'%s' -C '%s' -q crawl --seeds '%s' --allow-net 127.0.0.1 --delay 0 "
-                         "--retries 0 --timeout 20 --max-depth 3 %s",
-                         tl_witpipe_bin(), corpus, seedfile, extra ? extra : ""),
+    assert_int_equal(tl_sh("'%s' -C '%s' -q crawl --seeds '%s' --allow-net 127.0.0.1 --delay 0 "
+                           "--retries 0 --timeout 20 --max-depth 3 %s",
+                           tl_witpipe_bin(), corpus, seedfile, extra ? extra : ""),
                      0);
 }
 
@@ -417,9 +395,9 @@ static void test_live_crawl_of_the_fixture_sites(void **state)
     assert_non_null(strstr(pairs, "Beyond 500 KiB"));
     free(pairs);
     /* The nav icon: one pair, seen on many pages. */
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pairs WHERE text = 'Home'"), 1);
-    assert_true(q_int(corpus, "SELECT count(*) FROM pair_seen s JOIN pairs p ON p.id = "
-                              "s.pair_id WHERE p.text = 'Home'") >= 8);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pairs WHERE text = 'Home'"), 1);
+    assert_true(tl_q_int(corpus, "SELECT count(*) FROM pair_seen s JOIN pairs p ON p.id = "
+                                 "s.pair_id WHERE p.text = 'Home'") >= 8);
     /* What the servers saw. */
     assert_int_equal(tl_site_hits(site_b, "/"), 0);
     assert_int_equal(tl_site_hits(site_b, "/robots.txt"), 1);
@@ -432,17 +410,18 @@ static void test_live_crawl_of_the_fixture_sites(void **state)
     assert_int_equal(tl_site_hits(site_d, "/late/y.html"), 1);
     /* Page states. */
     /* A redirect to itself: fetched once, the target already known. */
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%/loop.html' "
-                                   "AND state = 'redirect' AND http_status = 302"),
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%/loop.html' "
+                                      "AND state = 'redirect' AND http_status = 302"),
                      1);
     assert_int_equal(tl_site_hits(site_a, "/loop.html"), 1);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%/big.html' "
-                                   "AND state = 'error' AND error_class = 'too_large'"),
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%/big.html' "
+                                      "AND state = 'error' AND error_class = 'too_large'"),
                      1);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%.invalid%'"), 0);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE error_class = 'robots'"), 4);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'pending'"), 0);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM robots"), 4);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%.invalid%'"), 0);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE error_class = 'robots'"),
+                     4);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'pending'"), 0);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM robots"), 4);
     /* A second run resumes: nothing left, nothing fetched again. */
     long before = tl_site_hits(site_a, "/");
     crawl_seeds(corpus, seeds, NULL);
@@ -455,7 +434,7 @@ static int64_t f_page(const char *corpus, const char *path, const char *what)
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT %s FROM pages WHERE url = 'http://127.0.0.1:%d%s'", what,
              tl_site_port(site_f), path);
-    return q_int(corpus, sql);
+    return tl_q_int(corpus, sql);
 }
 
 /* Pages are fetched without following redirects: each target joins the
@@ -472,12 +451,12 @@ static void test_redirects_are_vetted_like_links(void **state)
      * server never sees a request for it. */
     assert_int_equal(tl_site_hits(site_f, "/private/secret.html"), 0);
     assert_null(strstr(pairs, "Behind a redirect"));
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE "
-                                   "'%/go-private.html' AND state = 'redirect'"),
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE "
+                                      "'%/go-private.html' AND state = 'redirect'"),
                      1);
     assert_int_equal(f_page(corpus, "/private/secret.html", "count(*)"), 1);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE "
-                                   "'%/private/secret.html' AND error_class = 'robots'"),
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE "
+                                      "'%/private/secret.html' AND error_class = 'robots'"),
                      1);
     /* Another origin: its robots.txt (503 = disallow all) is consulted
      * first, so the target is not fetched. */
@@ -488,24 +467,24 @@ static void test_redirects_are_vetted_like_links(void **state)
     assert_non_null(strstr(pairs, "/moved.jpg\tMoved here"));
     assert_int_equal(f_page(corpus, "/moved.html", "http_status"), 302);
     assert_int_equal(f_page(corpus, "/moved-here.html", "redirects"), 1);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pairs WHERE origin LIKE "
-                                   "'%/moved-here.html' AND text = 'Moved here'"),
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pairs WHERE origin LIKE "
+                                      "'%/moved-here.html' AND text = 'Moved here'"),
                      1);
     /* A chain: five hops are followed, the sixth is refused. */
     assert_int_equal(f_page(corpus, "/chain6.html", "redirects"), 5);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%/chain6.html' "
-                                   "AND state = 'error' AND error_class = 'too_many_redirects'"),
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%/chain6.html' "
+                                      "AND state = 'error' AND error_class = 'too_many_redirects'"),
                      1);
     assert_int_equal(tl_site_hits(site_f, "/chain6.html"), 1);
     assert_int_equal(tl_site_hits(site_f, "/chain7.html"), 0);
     assert_null(strstr(pairs, "End of chain"));
     /* To itself: fetched once. Out of scope: recorded, never queued. */
     assert_int_equal(tl_site_hits(site_f, "/self.html"), 1);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%/away.html' "
-                                   "AND state = 'redirect' AND error_class = 'out_of_scope'"),
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%/away.html' "
+                                      "AND state = 'redirect' AND error_class = 'out_of_scope'"),
                      1);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%.invalid%'"), 0);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'pending'"), 0);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%.invalid%'"), 0);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'pending'"), 0);
     assert_non_null(strstr(pairs, "F home"));
     free(pairs);
 }
@@ -516,14 +495,14 @@ static void test_max_pages_and_depth(void **state)
     snprintf(seeds, sizeof seeds, "http://127.0.0.1:%d/\n", tl_site_port(site_a));
     new_corpus(corpus, sizeof corpus, "limited");
     crawl_seeds(corpus, seeds, "--max-pages 3");
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE state != 'pending'"), 3);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE state != 'pending'"), 3);
     new_corpus(corpus, sizeof corpus, "shallow");
     crawl_seeds(corpus, seeds, "--max-depth 0");
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages"), 1);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages"), 1);
     new_corpus(corpus, sizeof corpus, "excluded");
     crawl_seeds(corpus, seeds, "--exclude lazy --include .html --include 127.0.0.1");
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%lazy%'"), 0);
-    assert_true(q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%figure.html'") == 1);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%lazy%'"), 0);
+    assert_true(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE url LIKE '%figure.html'") == 1);
 }
 
 /* kill -9 in the middle of a crawl, then the same command again: every
@@ -552,14 +531,14 @@ static void test_kill_9_and_resume(void **state)
         snprintf(db, sizeof db, "%s/catalog.db", corpus);
         struct stat st;
         if (stat(db, &st) == 0)
-            done = q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'ok'");
+            done = tl_q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'ok'");
     }
     kill(pid, SIGKILL);
     int status = 0;
     waitpid(pid, &status, 0);
     assert_true(WIFSIGNALED(status));
     assert_true(done >= 4);
-    int64_t before = q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'ok'");
+    int64_t before = tl_q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'ok'");
     assert_true(before < 12);
     /* Pages are taken in order (a chain), so the committed ones are a
      * prefix p0..p(before-1): those must never be fetched again. */
@@ -568,14 +547,14 @@ static void test_kill_9_and_resume(void **state)
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM pages WHERE state = 'ok' AND url LIKE '%s'",
              committed);
-    assert_int_equal(q_int(corpus, sql), 1);
+    assert_int_equal(tl_q_int(corpus, sql), 1);
     /* The same command again finishes the crawl. */
-    assert_int_equal(run("'%s' -C '%s' -q crawl --seeds '%s' --allow-net 127.0.0.1 --delay 0 "
-                         "--retries 0 --max-depth 20",
-                         tl_witpipe_bin(), corpus, seedfile),
+    assert_int_equal(tl_sh("'%s' -C '%s' -q crawl --seeds '%s' --allow-net 127.0.0.1 --delay 0 "
+                           "--retries 0 --max-depth 20",
+                           tl_witpipe_bin(), corpus, seedfile),
                      0);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'ok'"), 12);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pairs WHERE text LIKE 'Slow %'"), 12);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'ok'"), 12);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pairs WHERE text LIKE 'Slow %'"), 12);
     long total = 0;
     for (int i = 0; i < 12; i++) {
         char path[64];
@@ -596,7 +575,7 @@ static void test_wget_warc_equals_live_crawl(void **state)
 {
     char live[1024], fromwarc[1024], seeds[256], warc[1024];
     int pa = tl_site_port(site_a);
-    if (run("wget --version >/dev/null 2>&1") != 0) {
+    if (tl_sh("wget --version >/dev/null 2>&1") != 0) {
         printf("SKIP: !!! wget not installed: WARC equality not tested !!!\n");
         skip();
     }
@@ -606,21 +585,22 @@ static void test_wget_warc_equals_live_crawl(void **state)
     snprintf(warc, sizeof warc, "%s/site", root);
     /* Recursive, robots.txt honoured, never off 127.0.0.1 (no -H), no
      * proxy; images rejected by suffix so only pages are fetched. */
-    run("cd '%s' && wget -q -r -l 3 -e robots=on --no-proxy --tries=1 --timeout=20 "
-        "--no-warc-cdx --warc-file='%s' -nd -P '%s/dl' --delete-after "
-        "-R '*.jpg,*.png,*.gif,*.svg,*.webp' 'http://127.0.0.1:%d/' >/dev/null 2>&1",
-        root, warc, root, pa);
+    tl_sh("cd '%s' && wget -q -r -l 3 -e robots=on --no-proxy --tries=1 --timeout=20 "
+          "--no-warc-cdx --warc-file='%s' -nd -P '%s/dl' --delete-after "
+          "-R '*.jpg,*.png,*.gif,*.svg,*.webp' 'http://127.0.0.1:%d/' >/dev/null 2>&1",
+          root, warc, root, pa);
     snprintf(warc, sizeof warc, "%s/site.warc.gz", root);
     struct stat st;
     assert_int_equal(stat(warc, &st), 0);
     new_corpus(fromwarc, sizeof fromwarc, "from-warc");
-    assert_int_equal(run("'%s' -C '%s' -q crawl --warc '%s'", tl_witpipe_bin(), fromwarc, warc), 0);
+    assert_int_equal(tl_sh("'%s' -C '%s' -q crawl --warc '%s'", tl_witpipe_bin(), fromwarc, warc),
+                     0);
     char *a = pair_list(live), *b = pair_list(fromwarc);
     if (strcmp(a, b) != 0)
         fprintf(stderr, "live:\n%s\nwarc:\n%s\n", a, b);
     assert_string_equal(a, b);
     assert_true(strlen(a) > 0);
-    assert_true(q_int(fromwarc, "SELECT count(*) FROM pairs") >= 15);
+    assert_true(tl_q_int(fromwarc, "SELECT count(*) FROM pairs") >= 15);
     free(a);
     free(b);
 }
@@ -694,38 +674,6 @@ static const int part_of[4][4] = {/* [N][site] */
                                   {1, 1, 2, 1},
                                   {3, 2, 2, 1}};
 
-/* Rows of sql (first column) as sorted "value\n" lines (malloc'ed). */
-static char *rows(const char *corpus, const char *sql)
-{
-    char db[1024];
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
-    size_t cap = 1 << 12, n = 0;
-    char *out = malloc(cap);
-    assert_non_null(out);
-    snprintf(db, sizeof db, "%s/catalog.db", corpus);
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("bad SQL %s: %s", sql, sqlite3_errmsg(h));
-    out[0] = '\0';
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *v = (const char *)sqlite3_column_text(st, 0);
-        size_t k = strlen(v);
-        if (n + k + 2 > cap) {
-            cap = 2 * (n + k + 2);
-            out = realloc(out, cap);
-            assert_non_null(out);
-        }
-        memcpy(out + n, v, k);
-        out[n + k] = '\n';
-        n += k + 1;
-        out[n] = '\0';
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return out;
-}
-
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -776,7 +724,7 @@ static void check_part_params_and_links(const char *corpus, int i, int n, int64_
              "json_extract(params, '$.part') = '%d/%d' AND "
              "json_extract(counts, '$.links_other_part') = %lld",
              i, n, (long long)links);
-    assert_int_equal(q_int(corpus, sql), 1);
+    assert_int_equal(tl_q_int(corpus, sql), 1);
 }
 
 /* Split in N = 1, 2, 3 parts, the crawl of four sites that link to each
@@ -839,9 +787,10 @@ static void test_part_splits_the_crawl_by_site(void **state)
     char *single_pairs = rows(corpus, "SELECT uid FROM pairs ORDER BY 1");
     char *orphan_pair = rows(corpus, "SELECT p.uid FROM pairs p JOIN images i ON i.id = "
                                      "p.image_id WHERE i.url LIKE '%/orphan.jpg'");
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'ok'"), 4 * 4 + 1);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pairs"), 4 * 4 + 1);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE error_class = 'robots'"), 4);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'ok'"), 4 * 4 + 1);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pairs"), 4 * 4 + 1);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE error_class = 'robots'"),
+                     4);
     assert_int_equal(strlen(orphan_pair), 33); /* one uid */
     check_part_params_and_links(corpus, 1, 1, 0);
     assert_int_equal(tl_site_hits(srv[3], "/orphan.html"), 1);
@@ -894,8 +843,8 @@ static void test_part_splits_the_crawl_by_site(void **state)
             strcat(all_pairs, pr);
             free(pg);
             free(pr);
-            int64_t links = q_int(corpus, "SELECT json_extract(counts, '$.links_other_part') "
-                                          "FROM runs WHERE stage = 'crawl'");
+            int64_t links = tl_q_int(corpus, "SELECT json_extract(counts, '$.links_other_part') "
+                                             "FROM runs WHERE stage = 'crawl'");
             check_part_params_and_links(corpus, i, n, links);
             links_total += links;
         }
@@ -938,13 +887,13 @@ static void test_part_splits_the_crawl_by_site(void **state)
     long before[4];
     new_corpus(corpus, sizeof corpus, "parts-mixed");
     crawl_seeds(corpus, seeds, "--max-pages 4");
-    assert_true(q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'pending'") > 4);
+    assert_true(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'pending'") > 4);
     for (int s = 0; s < 4; s++)
         before[s] = tl_site_requests(srv[s]);
     crawl_seeds(corpus, seeds, "--part 1/3");
     for (int s = 0; s < 3; s++)
         assert_int_equal(tl_site_requests(srv[s]), before[s]);
-    assert_int_equal(q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'pending'"), 0);
+    assert_int_equal(tl_q_int(corpus, "SELECT count(*) FROM pages WHERE state = 'pending'"), 0);
     char *skipped = rows(corpus, "SELECT url FROM pages WHERE error_class = 'other_part'");
     char *save = NULL;
     int n_skipped = 0;

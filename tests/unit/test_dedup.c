@@ -24,21 +24,6 @@
 
 static uint64_t rng_state;
 
-static uint64_t rnd(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double gauss(void)
-{
-    double u = ((double)(rnd() >> 11) + 0.5) / 9007199254740992.0;
-    double v = ((double)(rnd() >> 11) + 0.5) / 9007199254740992.0;
-    return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
-
 /* ---- multi-index hashing -------------------------------------------- */
 
 #define NH      200000
@@ -93,15 +78,15 @@ static void test_mih_equals_brute_force(void **state)
     assert_non_null(bf);
     rng_state = 12345;
     for (size_t i = 0; i < NH; i++)
-        h[i] = rnd();
+        h[i] = wp_splitmix64(&rng_state);
     /* planted near copies: k = 0..12 flipped bits, some chained so that
      * components have more than two members */
     for (int p = 0; p < PLANTED; p++) {
-        size_t src = rnd() % NH, dst = rnd() % NH;
-        int k = (int)(rnd() % 13);
+        size_t src = wp_splitmix64(&rng_state) % NH, dst = wp_splitmix64(&rng_state) % NH;
+        int k = (int)(wp_splitmix64(&rng_state) % 13);
         uint64_t v = h[src];
         for (int b = 0; b < k; b++)
-            v ^= (uint64_t)1 << (rnd() % 64);
+            v ^= (uint64_t)1 << (wp_splitmix64(&rng_state) % 64);
         h[dst] = v;
     }
     size_t nbf = brute_force(h, NH, bf, cap);
@@ -190,14 +175,15 @@ static float *clusters(int n, int d, int k, double spread, float *centres, int *
     assert_non_null(X);
     for (int c = 0; c < k; c++) {
         for (int j = 0; j < d; j++)
-            centres[c * d + j] = (float)gauss();
+            centres[c * d + j] = (float)tl_gauss(&rng_state);
         normalize(centres + c * d, d);
     }
     for (int i = 0; i < n; i++) {
         int c = i % k;
         label[i] = c;
         for (int j = 0; j < d; j++)
-            X[(size_t)i * d + j] = centres[c * d + j] + (float)(spread * gauss() / sqrt(d));
+            X[(size_t)i * d + j] =
+                centres[c * d + j] + (float)(spread * tl_gauss(&rng_state) / sqrt(d));
         normalize(X + (size_t)i * d, d);
     }
     return X;
@@ -260,7 +246,8 @@ static void test_kmeans_matches_reference(void **state)
     init = malloc((size_t)k * d * sizeof *init);
     C = malloc((size_t)k * d * sizeof *C);
     for (int c = 0; c < k; c++)
-        memcpy(init + c * d, X + (size_t)(rnd() % n) * d, (size_t)d * sizeof *init);
+        memcpy(init + c * d, X + (size_t)(wp_splitmix64(&rng_state) % n) * d,
+               (size_t)d * sizeof *init);
     double obj = 0, ref = reference_kmeans(X, n, d, k, iters, init);
     wp_err err = {0};
     assert_int_equal(dd_kmeans(X, n, d, k, iters, 1, init, C, assign, &obj, &err), 0);
@@ -295,12 +282,13 @@ static void test_semdedup_drops_planted_copies(void **state)
      * visited after the original) with a little noise: cosine > 0.99;
      * distinct originals (two copies of one would be 0.9999 alike) */
     for (int q = 0; q < ncopy; q++) {
-        int src = q * (base / ncopy) + (int)(rnd() % (base / ncopy)), row = base + q;
+        int src = q * (base / ncopy) + (int)(wp_splitmix64(&rng_state) % (base / ncopy)),
+            row = base + q;
         orig[row] = src;
         label[row] = label[src];
         for (int j = 0; j < d; j++)
             X[(size_t)row * d + j] = X[(size_t)src * d + j] + 0.05f * centres[label[src] * d + j] +
-                                     (float)(0.01 * gauss() / sqrt(d));
+                                     (float)(0.01 * tl_gauss(&rng_state) / sqrt(d));
         normalize(X + (size_t)row * d, d);
     }
     float *C = malloc((size_t)k * d * sizeof *C);

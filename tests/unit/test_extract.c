@@ -760,23 +760,9 @@ static void test_url_fast_path_matches_curl(void **state)
     }
 }
 
-static int64_t q_int(const char *db, const char *sql)
-{
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
-}
-
 static void test_sink_stores_pair_once_with_sightings(void **state)
 {
-    char *dir = tl_mkdtemp(), db[256];
+    char *dir = tl_mkdtemp();
     cat *c = NULL;
     wp_err err = {0};
     int64_t src = 0;
@@ -812,15 +798,15 @@ static void test_sink_stores_pair_once_with_sightings(void **state)
     assert_int_equal(k->drops[CRAWL_DROP_OPT_OUT], 4);
     crawl_sink_free(s);
     cat_close(c);
-    snprintf(db, sizeof db, "%s/catalog.db", dir);
-    assert_int_equal(q_int(db, "SELECT count(*) FROM pairs"), 3);
-    assert_int_equal(q_int(db, "SELECT count(*) FROM pair_seen p JOIN pairs q ON q.id = p.pair_id "
-                               "WHERE q.text = 'Home' AND p.origin = 'http://ex.com/2' "
-                               "AND q.origin = 'http://ex.com/1'"),
+    assert_int_equal(tl_q_int(dir, "SELECT count(*) FROM pairs"), 3);
+    assert_int_equal(tl_q_int(dir,
+                              "SELECT count(*) FROM pair_seen p JOIN pairs q ON q.id = p.pair_id "
+                              "WHERE q.text = 'Home' AND p.origin = 'http://ex.com/2' "
+                              "AND q.origin = 'http://ex.com/1'"),
                      1);
-    assert_int_equal(q_int(db, "SELECT count(*) FROM pairs WHERE text = 'cap 1' AND "
-                               "json_extract(extra, '$.text_from') = 'figcaption' AND "
-                               "json_extract(extra, '$.figcaption') = 'cap 1'"),
+    assert_int_equal(tl_q_int(dir, "SELECT count(*) FROM pairs WHERE text = 'cap 1' AND "
+                                   "json_extract(extra, '$.text_from') = 'figcaption' AND "
+                                   "json_extract(extra, '$.figcaption') = 'cap 1'"),
                      1);
     tl_rmtree(dir);
 }

@@ -28,15 +28,13 @@ static char corpus[300];
 
 static int setup(void **state)
 {
-    snprintf(corpus, sizeof corpus, "%s/c", tl_mkdtemp());
+    tl_scratch_corpus(corpus, sizeof corpus);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    char *slash = strrchr(corpus, '/');
-    *slash = '\0';
-    tl_rmtree(corpus);
+    tl_scratch_corpus_rm(corpus);
     return 0;
 }
 

@@ -15,64 +15,33 @@
 #include "tests/fuzz/fuzz_targets.h"
 #include "tests/lib/testlib.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CORPUS_FILES_MAX 4096 /* inputs replayed per target and folder */
 
 typedef int (*one_fn)(const uint8_t *data, size_t size);
 
 static clip_tok *vocab_tok;
 
-static int byte_order(const void *a, const void *b)
+/* The target: fn, or the tokenizer's check with tok when fn is NULL. */
+struct target {
+    one_fn fn;
+    clip_tok *tok;
+};
+
+static int check_one(const uint8_t *data, size_t len, void *ud)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    const struct target *t = ud;
+    return t->fn != NULL ? t->fn(data, len) : fuzz_tokenizer_one(t->tok, data, len);
 }
 
-/* Runs fn on every file of tests/fuzz/{corpus,regress}/name, failing with
- * the file and the violated check's line; returns how many ran. */
+/* Runs the target on every file of tests/fuzz/{corpus,regress}/name,
+ * failing with the file and the violated check's line; returns how many
+ * ran. */
 static int replay(const char *name, one_fn fn, clip_tok *tok)
 {
-    static const char *const roots[] = {"tests/fuzz/corpus", "tests/fuzz/regress"};
-    int total = 0;
-
-    for (size_t r = 0; r < sizeof roots / sizeof roots[0]; r++) {
-        char dir[512];
-        char *files[CORPUS_FILES_MAX];
-        int n = 0;
-        snprintf(dir, sizeof dir, "%s/%s", roots[r], name);
-        DIR *d = opendir(dir);
-        if (d == NULL)
-            continue; /* no reproducers for this target */
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL && n < CORPUS_FILES_MAX) {
-            if (e->d_name[0] == '.')
-                continue;
-            files[n] = strdup(e->d_name);
-            assert_non_null(files[n]);
-            n++;
-        }
-        closedir(d);
-        qsort(files, (size_t)n, sizeof *files, byte_order);
-        for (int i = 0; i < n; i++) {
-            char path[1024];
-            size_t len = 0;
-            snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-            char *data = tl_slurp(path, &len);
-            if (data == NULL)
-                fail_msg("%s: unreadable", path);
-            int line = fn != NULL ? fn((const uint8_t *)data, len)
-                                  : fuzz_tokenizer_one(tok, (const uint8_t *)data, len);
-            free(data);
-            if (line != 0)
-                fail_msg("%s: check at tests/fuzz/fuzz_targets.h:%d failed", path, line);
-            free(files[i]);
-            total++;
-        }
-    }
-    return total;
+    struct target t = {fn, tok};
+    return tl_replay_corpus(name, check_one, &t, "tests/fuzz/fuzz_targets.h");
 }
 
 static void test_image_corpus(void **state)

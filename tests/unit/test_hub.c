@@ -144,15 +144,22 @@ static void test_pull_hf_layout_with_cut_download(void **state)
     fixture_stop(&f);
 }
 
+/* Leaves REPO's NAME.part in the cache holding data[0..n), as a stopped
+ * pull would. */
+static void leave_part(const fixture *f, const char *name, const void *data, size_t n)
+{
+    char dir[WP_PATH_MAX], part[WP_PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s/%s", f->cache, REPO);
+    assert_int_equal(wp_mkdir_p(dir, NULL), 0);
+    snprintf(part, sizeof part, "%s/%s.part", dir, name);
+    assert_int_equal(tl_write(part, data, n), 0);
+}
+
 static void test_pull_resumes_part_from_earlier_run(void **state)
 {
     fixture f;
     fixture_start(&f, TL_MOCKHUB_LFS, 0);
-    char dir[WP_PATH_MAX], part[WP_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/%s", f.cache, REPO);
-    assert_int_equal(wp_mkdir_p(dir, NULL), 0);
-    snprintf(part, sizeof part, "%s/model.safetensors.part", dir);
-    assert_int_equal(tl_write(part, f.weights, 1000), 0);
+    leave_part(&f, "model.safetensors", f.weights, 1000);
     clip_hub_result res;
     wp_err err = {0};
     assert_int_equal(clip_hub_pull(REPO, &f.o, &res, &err), 0);
@@ -169,13 +176,8 @@ static void test_pull_complete_part_is_verified_not_refetched(void **state)
 {
     fixture f;
     fixture_start(&f, TL_MOCKHUB_LFS, 0);
-    char dir[WP_PATH_MAX], part[WP_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/%s", f.cache, REPO);
-    assert_int_equal(wp_mkdir_p(dir, NULL), 0);
-    snprintf(part, sizeof part, "%s/model.safetensors.part", dir);
-    assert_int_equal(tl_write(part, f.weights, BIG_LEN), 0);
-    snprintf(part, sizeof part, "%s/config.json.part", dir); /* a plain file, too */
-    assert_int_equal(tl_write(part, cfg, strlen(cfg)), 0);
+    leave_part(&f, "model.safetensors", f.weights, BIG_LEN);
+    leave_part(&f, "config.json", cfg, strlen(cfg)); /* a plain file, too */
     clip_hub_result res;
     wp_err err = {0};
     int rc = clip_hub_pull(REPO, &f.o, &res, &err);

@@ -920,6 +920,18 @@ static void test_simd_and_scalar_resample_agree(void **state)
     }
 }
 
+/* Resizes src with mode to size (only_if_bigger: bigger) and checks the
+ * output is w x h. */
+static void expect_resized(const img_image *src, int mode, int size, int bigger, int w, int h)
+{
+    img_image out = {0};
+    wp_err e = {0};
+    assert_int_equal(img_resize_mode(src, mode, size, bigger, &out, &e), 0);
+    assert_int_equal(out.width, w);
+    assert_int_equal(out.height, h);
+    img_free(&out);
+}
+
 static void test_resize_modes_sizes(void **state)
 {
     img_image src = {0}, out = {0};
@@ -960,20 +972,14 @@ static void test_resize_modes_sizes(void **state)
     img_image odd = {0};
     assert_int_equal(img_alloc(&odd, 333, 100, 3), 0);
     fill_pattern(&odd);
-    assert_int_equal(img_resize_mode(&odd, IMG_RESIZE_KEEP_RATIO, 64, 0, &out, &e), 0);
-    assert_int_equal(out.width, 213);
-    assert_int_equal(out.height, 64);
-    img_free(&out);
+    expect_resized(&odd, IMG_RESIZE_KEEP_RATIO, 64, 0, 213, 64);
     img_free(&odd);
     /* only_if_bigger: a small image is kept as it is, unpadded even in
      * border mode (img2dataset pads only what it resized) */
     img_image small = {0};
     assert_int_equal(img_alloc(&small, 50, 30, 3), 0);
     memset(small.pixels, 200, small.stride * 30);
-    assert_int_equal(img_resize_mode(&small, IMG_RESIZE_KEEP_RATIO, 100, 1, &out, &e), 0);
-    assert_int_equal(out.width, 50);
-    assert_int_equal(out.height, 30);
-    img_free(&out);
+    expect_resized(&small, IMG_RESIZE_KEEP_RATIO, 100, 1, 50, 30);
     assert_int_equal(img_resize_mode(&small, IMG_RESIZE_BORDER, 100, 1, &out, &e), 0);
     assert_int_equal(out.width, 50);
     assert_int_equal(out.height, 30);
@@ -985,10 +991,8 @@ static void test_resize_modes_sizes(void **state)
     assert_int_equal(out.pixels[0], 255);
     assert_int_equal(out.pixels[50 * out.stride + 50 * 3], 200);
     img_free(&out);
-    assert_int_equal(img_resize_mode(&small, IMG_RESIZE_KEEP_RATIO, 100, 0, &out, &e), 0);
-    assert_int_equal(out.width, 167); /* upscaled: round(50 * 100 / 30) */
-    assert_int_equal(out.height, 100);
-    img_free(&out);
+    /* upscaled: round(50 * 100 / 30) */
+    expect_resized(&small, IMG_RESIZE_KEEP_RATIO, 100, 0, 167, 100);
     img_free(&small);
     img_free(&src);
     /* only_if_bigger looks at the shorter side for keep_ratio/center_crop
@@ -1001,19 +1005,14 @@ static void test_resize_modes_sizes(void **state)
     assert_int_equal(out.height, 200);
     assert_memory_equal(out.pixels, mid.pixels, mid.stride * 200);
     img_free(&out);
-    assert_int_equal(img_resize_mode(&mid, IMG_RESIZE_KEEP_RATIO_LARGEST, 256, 1, &out, &e), 0);
-    assert_int_equal(out.width, 256);
-    assert_int_equal(out.height, 171); /* round(200 * 256 / 300) */
-    img_free(&out);
+    /* round(200 * 256 / 300) */
+    expect_resized(&mid, IMG_RESIZE_KEEP_RATIO_LARGEST, 256, 1, 256, 171);
     img_free(&mid);
     /* Python's round is half to even: 7 * 1.5 = 10.5 -> 10, 5 * 1.5 -> 8 */
     img_image tiny = {0};
     assert_int_equal(img_alloc(&tiny, 7, 2, 3), 0);
     fill_pattern(&tiny);
-    assert_int_equal(img_resize_mode(&tiny, IMG_RESIZE_KEEP_RATIO, 3, 0, &out, &e), 0);
-    assert_int_equal(out.width, 10);
-    assert_int_equal(out.height, 3);
-    img_free(&out);
+    expect_resized(&tiny, IMG_RESIZE_KEEP_RATIO, 3, 0, 10, 3);
     img_free(&tiny);
     assert_int_equal(img_alloc(&tiny, 5, 2, 3), 0);
     fill_pattern(&tiny);
@@ -1028,10 +1027,7 @@ static void test_resize_modes_sizes(void **state)
     fill_pattern(&strip);
     assert_int_equal(img_resize_mode(&strip, IMG_RESIZE_KEEP_RATIO, 256, 0, &out, &e), WP_ELIMIT);
     assert_null(out.pixels);
-    assert_int_equal(img_resize_mode(&strip, IMG_RESIZE_CENTER_CROP, 256, 0, &out, &e), 0);
-    assert_int_equal(out.width, 256);
-    assert_int_equal(out.height, 256);
-    img_free(&out);
+    expect_resized(&strip, IMG_RESIZE_CENTER_CROP, 256, 0, 256, 256);
     img_free(&strip);
     assert_int_equal(img_resize_mode_parse("keep_ratio_largest"), IMG_RESIZE_KEEP_RATIO_LARGEST);
     assert_int_equal(img_resize_mode_parse("center_crop"), IMG_RESIZE_CENTER_CROP);

@@ -17,86 +17,48 @@
 #include "tests/fuzz/fuzz_parquet.h"
 #include "tests/lib/testlib.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef int (*one_fn)(const uint8_t *data, size_t size);
 
-static int byte_order(const void *a, const void *b)
+/* The target fn, on the whole input or only on a Parquet file's footer. */
+struct target {
+    one_fn fn;
+    int footer_only;
+};
+
+static int check_one(const uint8_t *p, size_t len, void *ud)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    const struct target *t = ud;
+    if (t->footer_only) {
+        /* The footer between the data and its length + PAR1. */
+        if (len < 12)
+            return TL_SKIP;
+        uint32_t fl = (uint32_t)p[len - 8] | (uint32_t)p[len - 7] << 8 |
+                      (uint32_t)p[len - 6] << 16 | (uint32_t)p[len - 5] << 24;
+        if (fl > len - 12)
+            return TL_SKIP;
+        p += len - 8 - fl;
+        len = fl;
+    }
+    return t->fn(p, len);
 }
 
 /* Runs fn on every file of dir (sorted); fails naming the file and check.
  * suffix: only names ending so (NULL: all). Returns how many ran. */
 static int replay_dir(const char *dir, const char *suffix, one_fn fn, int footer_only)
 {
-    char *files[1024];
-    int n = 0, total = 0;
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < 1024) {
-        size_t l = strlen(e->d_name);
-        if (e->d_name[0] == '.')
-            continue;
-        if (suffix != NULL &&
-            (l < strlen(suffix) || strcmp(e->d_name + l - strlen(suffix), suffix)))
-            continue;
-        files[n] = strdup(e->d_name);
-        assert_non_null(files[n]);
-        n++;
-    }
-    closedir(d);
-    qsort(files, (size_t)n, sizeof *files, byte_order);
-    for (int i = 0; i < n; i++) {
-        char path[1400];
-        size_t len = 0;
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        char *data = tl_slurp(path, &len);
-        if (data == NULL)
-            fail_msg("%s: unreadable", path);
-        const uint8_t *p = (const uint8_t *)data;
-        size_t plen = len;
-        if (footer_only) {
-            /* The footer between the data and its length + PAR1. */
-            if (len < 12) {
-                free(data);
-                free(files[i]);
-                continue;
-            }
-            uint32_t fl = (uint32_t)p[len - 8] | (uint32_t)p[len - 7] << 8 |
-                          (uint32_t)p[len - 6] << 16 | (uint32_t)p[len - 5] << 24;
-            if (fl > len - 12) {
-                free(data);
-                free(files[i]);
-                continue;
-            }
-            p += len - 8 - fl;
-            plen = fl;
-        }
-        int line = fn(p, plen);
-        free(data);
-        if (line != 0)
-            fail_msg("%s: check at tests/fuzz/fuzz_parquet.h:%d failed", path, line);
-        free(files[i]);
-        total++;
-    }
-    return total;
+    struct target t = {fn, footer_only};
+    return tl_replay_dir(dir, suffix, check_one, &t, "tests/fuzz/fuzz_parquet.h");
 }
 
+/* fn on the seeds and reproducers of tests/fuzz/{corpus,regress}/name. */
 static int replay(const char *name, one_fn fn)
 {
-    char dir[256];
-    int n = 0;
-    snprintf(dir, sizeof dir, "tests/fuzz/corpus/%s", name);
-    n += replay_dir(dir, NULL, fn, 0);
-    snprintf(dir, sizeof dir, "tests/fuzz/regress/%s", name);
-    n += replay_dir(dir, NULL, fn, 0);
-    return n;
+    struct target t = {fn, 0};
+    return tl_replay_corpus(name, check_one, &t, "tests/fuzz/fuzz_parquet.h");
 }
 
 static void test_footer_corpus(void **state)

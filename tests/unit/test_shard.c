@@ -514,23 +514,6 @@ static void test_changed_catalog_is_detected(void **state)
     assert_non_null(strstr(err.msg, "00000.tar"));
 }
 
-/* One value from the corpus catalog, read with SQLite directly. */
-static int64_t q_int(const char *sql)
-{
-    char p[512];
-    sqlite3 *db;
-    sqlite3_stmt *s;
-    int64_t v = -1;
-    snprintf(p, sizeof p, "%s/catalog.db", corpus);
-    assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    if (sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
-}
-
 static void test_defaults_and_the_run_row(void **state)
 {
     cat *c = NULL;
@@ -553,15 +536,18 @@ static void test_defaults_and_the_run_row(void **state)
     cat_close(c);
     snprintf(first, sizeof first, "%s/shards/00000.tar", corpus);
     assert_true(wp_file_exists(first));
-    assert_int_equal(q_int("SELECT count(*) FROM runs WHERE stage = 'shard' AND status = 'done' "
-                           "AND ended_at IS NOT NULL AND error IS NULL"),
+    assert_int_equal(tl_q_int(corpus,
+                              "SELECT count(*) FROM runs WHERE stage = 'shard' AND status = 'done' "
+                              "AND ended_at IS NOT NULL AND error IS NULL"),
                      1);
-    assert_int_equal(q_int("SELECT json_extract(counts, '$.samples') FROM runs"), st.samples);
-    assert_int_equal(q_int("SELECT json_extract(params, '$.per_shard') FROM runs"),
+    assert_int_equal(tl_q_int(corpus, "SELECT json_extract(counts, '$.samples') FROM runs"),
+                     st.samples);
+    assert_int_equal(tl_q_int(corpus, "SELECT json_extract(params, '$.per_shard') FROM runs"),
                      SHARD_PER_DEFAULT);
     /* The shard rows point at the run. */
-    assert_int_equal(q_int("SELECT count(*) FROM shards WHERE run_id = (SELECT id FROM runs)"),
-                     st.shards);
+    assert_int_equal(
+        tl_q_int(corpus, "SELECT count(*) FROM shards WHERE run_id = (SELECT id FROM runs)"),
+        st.shards);
 }
 
 static void test_member_bytes(void **state)

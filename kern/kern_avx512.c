@@ -123,14 +123,44 @@ static inline __m512 act16(__m512 v, int act)
     }
 }
 
+/* Masked load and store of the first lanes of m: the hardware suppresses
+ * faults in masked lanes; SIMDe's emulation reads whole vectors, so there
+ * the lanes go through a zeroed copy (the masks are tested either way). */
+static inline __m512 mload(__mmask16 m, const float *p)
+{
+#ifdef KN_EMULATE_AVX512
+    float tmp[16] = {0};
+    for (int j = 0; j < 16; j++)
+        if (m >> j & 1)
+            tmp[j] = p[j];
+    return _mm512_loadu_ps(tmp);
+#else
+    return _mm512_maskz_loadu_ps(m, p);
+#endif
+}
+
+static inline void mstore(__mmask16 m, float *p, __m512 v)
+{
+#ifdef KN_EMULATE_AVX512
+    float tmp[16];
+    _mm512_storeu_ps(tmp, v);
+    for (int j = 0; j < 16; j++)
+        if (m >> j & 1)
+            p[j] = tmp[j];
+#else
+    _mm512_mask_storeu_ps(p, m, v);
+#endif
+}
+
 /* The epilogue of one tile from its accumulators acc[mr][NR] (one call per
- * tile, out of line: keeps the micro-kernels small; also AMX's). */
+ * tile, out of line: keeps the micro-kernels small; also AMX's). Edge
+ * tiles (nc < NR: attention's 50-key rows, text's 77) run the same vector
+ * code on masked lanes. */
 void kn_avx512_store_tile(const kn_tile *t, const float *acc)
 {
-    if (t->nc != NR) {
-        kn_tile_store(t, acc, NR);
-        return;
-    }
+    int nc = t->nc < NR ? t->nc : NR;
+    __mmask16 m0 = nc >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nc) - 1);
+    __mmask16 m1 = nc >= 32 ? (__mmask16)0xffff : nc > 16 ? (__mmask16)((1u << (nc - 16)) - 1) : 0;
     __m512 al = _mm512_set1_ps(t->alpha), be = _mm512_set1_ps(t->beta);
     for (int i = 0; i < t->mr; i++) {
         float *c = t->c + (size_t)i * t->ldc;
@@ -138,13 +168,13 @@ void kn_avx512_store_tile(const kn_tile *t, const float *acc)
         __m512 v1 = _mm512_mul_ps(_mm512_load_ps(acc + i * NR + 16), al);
         if (t->cin) {
             const float *ci = t->cin + (size_t)i * t->ldcin;
-            v0 = _mm512_fmadd_ps(be, _mm512_loadu_ps(ci), v0);
-            v1 = _mm512_fmadd_ps(be, _mm512_loadu_ps(ci + 16), v1);
+            v0 = _mm512_fmadd_ps(be, mload(m0, ci), v0);
+            v1 = _mm512_fmadd_ps(be, mload(m1, ci + 16), v1);
         }
         if (t->last) {
             if (t->bias) {
-                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(t->bias));
-                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(t->bias + 16));
+                v0 = _mm512_add_ps(v0, mload(m0, t->bias));
+                v1 = _mm512_add_ps(v1, mload(m1, t->bias + 16));
             }
             if (t->act != KN_ACT_NONE) {
                 v0 = act16(v0, t->act);
@@ -152,12 +182,13 @@ void kn_avx512_store_tile(const kn_tile *t, const float *acc)
             }
             if (t->res) {
                 const float *r = t->res + (size_t)i * t->ldr;
-                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(r));
-                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(r + 16));
+                v0 = _mm512_add_ps(v0, mload(m0, r));
+                v1 = _mm512_add_ps(v1, mload(m1, r + 16));
             }
         }
-        _mm512_storeu_ps(c, v0);
-        _mm512_storeu_ps(c + 16, v1);
+        mstore(m0, c, v0);
+        if (m1)
+            mstore(m1, c + 16, v1);
     }
 }
 

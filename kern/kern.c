@@ -569,27 +569,37 @@ static void x3_walk(const float *x, int nk, int act, int k0, int e0, int e1, uin
 }
 
 /* Elements [k0, k0 + n) (n even) of x's tripled row (x has nk values) as
- * bf16 pairs, pair j at dst[j * stride]; rows of pairs of an activation
- * (stride 1) take whole groups of 16 values through body where the path
- * has one (AVX-512). */
+ * bf16 pairs, pair j at dst[j * stride]; an activation's whole groups of 16
+ * values go through body where the path has one (AVX-512): straight into
+ * rows of pairs (stride 1), through a 48-element bounce buffer into the
+ * [kc/2][MR] groups of the avx512-bf16 tile (stride MR). */
 static void x3_pairs(const float *x, int nk, int act, int k0, int n, uint32_t *dst, size_t stride,
                      void (*body)(const float *, int, uint16_t *))
 {
     uint16_t *d = (uint16_t *)dst;
-    if (stride != 1 || !body || !act || !x) {
+    if (!body || !act || !x) {
         x3_walk(x, nk, act, k0, 0, n, d, stride);
         return;
     }
-    int e = (3 - k0 % 3) % 3; /* to the next whole triple */
+    int e = (3 - k0 % 3) % 3; /* to the next whole triple, at an even element */
+    e += (e & 1) * 3;
     e = e < n ? e : n;
-    x3_walk(x, nk, act, k0, 0, e, d, 1);
+    x3_walk(x, nk, act, k0, 0, e, d, stride);
     int q = (k0 + e) / 3, g = q < nk ? (nk - q) / 16 : 0;
     g = g < (n - e) / 48 ? g : (n - e) / 48;
-    if (g > 0) {
+    if (g > 0 && stride == 1) {
         body(x + q, g, d + e);
         e += 48 * g;
+    } else {
+        uint32_t t[24]; /* 48 bf16: 24 pairs, e even */
+        for (; g > 0; g--, q += 16, e += 48) {
+            body(x + q, 1, (uint16_t *)t);
+            uint32_t *p = dst + (size_t)(e / 2) * stride;
+            for (int j = 0; j < 24; j++)
+                p[(size_t)j * stride] = t[j];
+        }
     }
-    x3_walk(x, nk, act, k0, e, n, d, 1);
+    x3_walk(x, nk, act, k0, e, n, d, stride);
 }
 
 /* The vector body of split bf16's A packing on isa's path, or NULL. */

@@ -149,6 +149,11 @@ def db_rows(corpus, sql, args=()):
         db.close()
 
 
+def run_count(corpus):
+    """Runs recorded in the corpus's catalog, whatever their state."""
+    return db_rows(corpus, "SELECT count(*) FROM runs")[0][0]
+
+
 def running_runs(corpus):
     """Runs recorded as running (begun, not ended; killed ones stay so);
     0 while the catalog cannot be read yet."""

@@ -100,9 +100,18 @@ class Soak(K.ServerCase):
         for k in range(self.kills):
             moment = self.rng.uniform(began + 0.1 * (span - began), 0.95 * span)
             work = os.path.join(self.tmp, "work-%s-%d" % (stage, k))
-            moment = K.kill_at(base, work, argv(work), moment, env=env)
-            if moment is None:
-                self.fail("%s: no kill landed on a running process" % stage)
+            for late in range(3):
+                moment = K.kill_at(base, work, argv(work), moment, env=env)
+                if moment is None:
+                    self.fail("%s: no kill landed on a running process" % stage)
+                if K.running_runs(work) > 0 or late == 2:
+                    break
+                # the kill missed the run (a loaded machine moves the work
+                # in time): earlier when the run had already ended (a run
+                # row more than the base has), later when it had not begun
+                ended = K.run_count(work) > K.run_count(base)
+                shutil.rmtree(work)
+                moment = (began + moment) / 2 if ended else (moment + 0.95 * span) / 2
             in_run += K.running_runs(work) > 0
             K.check_catalog(self, work)
             r = K.run(argv(work), env=env)

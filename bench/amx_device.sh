@@ -86,8 +86,6 @@ if ! run_for 150 make -j"$(nproc)" --no-print-directory build/bench/bench_encode
     cc $f -mavx2 -mfma -mf16c -c kern/kern_avx2.c -o "$k/kern_avx2.o" &&
     cc $f -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c \
       -c kern/kern_avx512.c -o "$k/kern_avx512.o" &&
-    cc $f -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c \
-      -c kern/kern_x3_avx512.c -o "$k/kern_x3_avx512.o" &&
     cc $f -mamx-tile -mamx-bf16 -c kern/kern_amx.c -o "$k/kern_amx.o" &&
     mkdir -p build/bench &&
     cc $f bench/bench_kern.c "$k"/*.o -lm -o build/bench/bench_kern || {

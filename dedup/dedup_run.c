@@ -74,16 +74,24 @@ typedef struct items {
  * the multi-index tables' 24 bytes a hash for both hashes, a group slot. */
 #define NEAR_ROW_BYTES (24 + 8 + 16 + 4 + 4 + 48 + 8)
 
+/* 1 when --max-memory was given and need bytes exceed it (the budget in
+ * *budget), else 0. */
+static int mem_over(int64_t need, int64_t *budget)
+{
+    if (!wp_mem_is_set())
+        return 0;
+    *budget = wp_mem_budget(omp_get_max_threads());
+    return need > *budget;
+}
+
 /* 0 when `need` bytes fit --max-memory (always, when it was not given);
  * else WP_ELIMIT with a message naming what needs them, the budget and the
  * --max-memory that would do. */
+
 static int mem_fits(int64_t need, const char *what, wp_err *err)
 {
     int64_t budget;
-    if (!wp_mem_is_set())
-        return 0;
-    budget = wp_mem_budget(omp_get_max_threads());
-    if (need <= budget)
+    if (!mem_over(need, &budget))
         return 0;
     return wp_err_set(err, WP_ELIMIT,
                       "dedup: %s needs about %lld MiB, over --max-memory %lld MiB; give "
@@ -588,10 +596,7 @@ typedef struct eval_acc {
 static int against_fits(const eval_acc *A, size_t cap, wp_err *err)
 {
     int64_t need = A->held + (int64_t)cap * A->per, budget;
-    if (!wp_mem_is_set())
-        return 0;
-    budget = wp_mem_budget(omp_get_max_threads());
-    if (need <= budget)
+    if (!mem_over(need, &budget))
         return 0;
     return wp_err_set(err, WP_ELIMIT,
                       "dedup: the evaluation set %s needs more than %lld MiB after %zu images "

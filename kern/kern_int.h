@@ -126,7 +126,7 @@ int kn_bf16_native_wins(double bf16_flops, double f32_flops);
  * the tripled A packing (at least 4x the f32 FMA rate), else 0. */
 int kn_bf16x3_wins(double bf16_flops, double f32_flops);
 
-/* Split bf16's A packing on AVX-512 (kern_x3_avx512.c): the values
+/* Split bf16's A packing on AVX-512 (kern_avx512.c): the values
  * a[0 .. 16 * groups) as triples (hi, hi, lo) of bf16, 48 * groups words
  * at dst (unaligned). Only where the CPU has AVX-512 (or SIMDe). */
 void kn_avx512_x3_body(const float *a, int groups, uint16_t *dst);

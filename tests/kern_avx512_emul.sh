@@ -25,16 +25,15 @@ flags="$san -std=c11 -D_GNU_SOURCE -O1 -g -fopenmp -Wall -Wextra -Werror -Wno-un
 cc $flags -c kern/kern.c -o "$out/kern.o"
 cc $flags -mavx2 -mfma -mf16c -c kern/kern_avx2.c -o "$out/kern_avx2.o"
 cc $flags -mavx2 -mfma -mf16c -c kern/kern_avx512.c -o "$out/kern_avx512.o"
-cc $flags -mavx2 -mfma -mf16c -c kern/kern_x3_avx512.c -o "$out/kern_x3_avx512.o"
 cc $flags -c kern/kern_amx.c -o "$out/kern_amx.o"
 cc $san -fopenmp -o "$out/test_kern" "$build/tests/unit/test_kern.o" "$build/tests/lib/testlib.o" \
-  "$out/kern.o" "$out/kern_avx2.o" "$out/kern_avx512.o" "$out/kern_x3_avx512.o" "$out/kern_amx.o" "$build/libwitpipe.a" \
+  "$out/kern.o" "$out/kern_avx2.o" "$out/kern_avx512.o" "$out/kern_amx.o" "$build/libwitpipe.a" \
   $(pkg-config --libs cmocka sqlite3) -lm
 "$out/test_kern"
 # the golden CLIP checkpoints (f32, and bf16 against the accuracy rule) on
 # the amx-bf16 path: the emulated tiles through the whole model
 cc $san -fopenmp -o "$out/test_clip_golden" "$build/tests/unit/test_clip_golden.o" \
   "$build/tests/lib/testlib.o" "$out/kern.o" "$out/kern_avx2.o" "$out/kern_avx512.o" \
-  "$out/kern_x3_avx512.o" "$out/kern_amx.o" "$build/libwitpipe.a" $(pkg-config --libs cmocka jansson) \
+  "$out/kern_amx.o" "$build/libwitpipe.a" $(pkg-config --libs cmocka jansson) \
   $(pkg-config --libs libcurl libcrypto libutf8proc zlib sqlite3) -lm
 WITPIPE_TEST_KERN_PATH=amx-bf16 "$out/test_clip_golden"

@@ -127,14 +127,10 @@ fi
 # ---- one table -------------------------------------------------------------
 echo
 echo "ViT-B/32, random weights, items/s (best run); ratios: witpipe bf16 over ORT f32 and PyTorch bf16"
-printf "%3s | %7s %7s %7s %7s %7s %7s | %7s %7s %7s | %7s %7s %7s | %6s %6s %6s %6s\n" thr \
-  f32b1 f32b32 bf16b1 bf16b32 txtalt txt77 ORTb1 ORTb32 ORTt77 PTb1 PTb32 PTt77 \
-  "/ORTb1" "/ORT32" "/PTb1" "/PT32"
-for t in $(echo "$threads" | tr ' ' '\n' | sort -n); do
-  [ "$t" -le "$cores" ] || continue
-  [ -f "$tmp/wp.$t" ] || continue
-  awk -v t="$t" -v ortf="$tmp/ort.$t" -v ptf="$tmp/pt.$t" '
-    function anchor(f, kind, b,    l, v) {  # best items/s of an anchor line
+# the tables' awk helpers: anchor() the best items/s of an ORT/PyTorch line,
+# fmt() one figure, ratio() a / b
+awk_lib='
+    function anchor(f, kind, b,    l, v) {
       v = ""
       while ((getline l < f) > 0) {
         split(l, x, "\t")
@@ -147,6 +143,14 @@ for t in $(echo "$threads" | tr ' ' '\n' | sort -n); do
     }
     function fmt(v) { return v == "" ? "-" : sprintf("%.1f", v) }
     function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "-" : sprintf("%.2fx", a / b) }
+'
+printf "%3s | %7s %7s %7s %7s %7s %7s | %7s %7s %7s | %7s %7s %7s | %6s %6s %6s %6s\n" thr \
+  f32b1 f32b32 bf16b1 bf16b32 txtalt txt77 ORTb1 ORTb32 ORTt77 PTb1 PTb32 PTt77 \
+  "/ORTb1" "/ORT32" "/PTb1" "/PT32"
+for t in $(echo "$threads" | tr ' ' '\n' | sort -n); do
+  [ "$t" -le "$cores" ] || continue
+  [ -f "$tmp/wp.$t" ] || continue
+  awk -v t="$t" -v ortf="$tmp/ort.$t" -v ptf="$tmp/pt.$t" "$awk_lib"'
     $1 == "result" { w[$2] = $3 }
     END {
       ob1 = anchor(ortf, "image", 1); ob32 = anchor(ortf, "image", 32); ot = anchor(ortf, "text", 32)
@@ -167,20 +171,7 @@ printf "%3s | %7s %7s %7s %7s | %7s %7s | %7s | %6s %6s %6s %7s %7s\n" thr \
 for t in $(echo "$threads" | tr ' ' '\n' | sort -n); do
   [ "$t" -le "$cores" ] || continue
   [ -f "$tmp/wp.$t" ] || continue
-  awk -v t="$t" -v ortf="$tmp/ort.$t" '
-    function anchor(f, kind, b,    l, v) {
-      v = ""
-      while ((getline l < f) > 0) {
-        split(l, x, "\t")
-        if (x[1] == kind && x[2] == "batch=" b && match(l, /items\/s best\/med\/worst [0-9.]+/)) {
-          v = substr(l, RSTART, RLENGTH); sub(/.* /, "", v)
-        }
-      }
-      close(f)
-      return v
-    }
-    function fmt(v) { return v == "" ? "-" : sprintf("%.1f", v) }
-    function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "-" : sprintf("%.2fx", a / b) }
+  awk -v t="$t" -v ortf="$tmp/ort.$t" "$awk_lib"'
     $1 == "result" { w[$2] = $3 }
     END {
       ot = anchor(ortf, "text", 32)

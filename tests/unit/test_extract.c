@@ -1050,23 +1050,30 @@ static void gz_member(wp_buf *out, const char *s, size_t n)
     deflateEnd(&z);
 }
 
+/* Appends record k of the damaged-stretch tests ("hello" at
+ * http://ex.com/k) as one gzip member. */
+static void gz_hello(wp_buf *f, int k)
+{
+    char rec[256];
+    int len = snprintf(rec, sizeof rec,
+                       "WARC/1.1\r\nWARC-Type: resource\r\nWARC-Target-URI: http://ex.com/%d\r\n"
+                       "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello\r\n\r\n",
+                       k);
+    gz_member(f, rec, (size_t)len);
+}
+
 /* A run of bad gzip member headers (1f 8b 08 with reserved flag bits), and
  * a run of members whose header is fine and whose data is not: each run is
  * skipped in one pass over the bytes, without reading the file again, and
  * reported once with its offset range. */
 static void test_bad_gzip_stretch_is_one_event_read_once(void **state)
 {
-    char *dir = tl_mkdtemp(), path[512], rec[256];
+    char *dir = tl_mkdtemp(), path[512];
     wp_buf f = {0};
     int64_t good[3], bad[2];
     for (int k = 0; k < 3; k++) {
-        int len =
-            snprintf(rec, sizeof rec,
-                     "WARC/1.1\r\nWARC-Type: resource\r\nWARC-Target-URI: http://ex.com/%d\r\n"
-                     "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello\r\n\r\n",
-                     k);
         good[k] = (int64_t)f.len;
-        gz_member(&f, rec, (size_t)len);
+        gz_hello(&f, k);
         if (k == 0) {
             bad[0] = (int64_t)f.len;
             for (int i = 0; i < 65536; i++)
@@ -1127,7 +1134,7 @@ static void test_bad_gzip_stretch_is_one_event_read_once(void **state)
  * read as records. */
 static void test_crafted_gzip_members_join_one_stretch(void **state)
 {
-    char *dir = tl_mkdtemp(), path[512], rec[256];
+    char *dir = tl_mkdtemp(), path[512];
     wp_buf f = {0};
     int64_t good[2], bad = 0;
     enum { MEMBERS = 6, BLOCKS = 5, BLOCK = 60000 };
@@ -1135,13 +1142,8 @@ static void test_crafted_gzip_members_join_one_stretch(void **state)
     assert_non_null(data);
     memset(data, 'x', BLOCK);
     for (int k = 0; k < 2; k++) {
-        int len =
-            snprintf(rec, sizeof rec,
-                     "WARC/1.1\r\nWARC-Type: resource\r\nWARC-Target-URI: http://ex.com/%d\r\n"
-                     "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello\r\n\r\n",
-                     k);
         good[k] = (int64_t)f.len;
-        gz_member(&f, rec, (size_t)len);
+        gz_hello(&f, k);
         if (k == 1)
             break;
         bad = (int64_t)f.len;

@@ -450,15 +450,21 @@ class StagesWithoutServer(unittest.TestCase):
     def scored_corpus(self, name, n):
         """A catalog of n pairs, each with a CLIP score of model m (rows
         only, written by SQL: no stage reads the images)."""
+        return self.rows_corpus(name, n, "state", "'ok'",
+                                "INSERT INTO embeddings (pair_id, model, shard, row, clip_score) "
+                                "  SELECT id, 'm', 0, id, (id * 7919 % 1000) / 1000.0 FROM pairs;")
+
+    def rows_corpus(self, name, n, cols, vals, more=""):
+        """A fresh corpus with images 1..n (url, then the columns cols with
+        the SQL values vals, where i is the image's number), a pair each,
+        then the SQL more: catalog rows only, written by SQL."""
         c = self.fresh(name)
         con = sqlite3.connect(os.path.join(c, "catalog.db"))
         con.executescript(
             "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < %d) "
-            "INSERT INTO images (id, url, state) SELECT i, 'http://ex.com/' || i, 'ok' FROM s;"
+            "INSERT INTO images (id, url, %s) SELECT i, 'http://ex.com/' || i, %s FROM s;"
             "INSERT INTO pairs (id, uid, image_id, text, added_at) "
-            "  SELECT id, printf('%%032x', id), id, 'c', 0 FROM images;"
-            "INSERT INTO embeddings (pair_id, model, shard, row, clip_score) "
-            "  SELECT id, 'm', 0, id, (id * 7919 %% 1000) / 1000.0 FROM pairs;" % n)
+            "  SELECT id, printf('%%032x', id), id, 'c', 0 FROM images;" % (n, cols, vals) + more)
         con.commit()
         con.close()
         return c
@@ -486,14 +492,9 @@ class StagesWithoutServer(unittest.TestCase):
     def hashed_corpus(self, name, n):
         """n stored, hashed images with a pair each (rows only, written by
         SQL: every hash current, so no step reads the bytes)."""
-        c = self.fresh(name)
+        c = self.rows_corpus(name, n, "state, store_file, store_offset, sha256",
+                             "'ok', 0, 0, printf('%064x', i)")
         con = sqlite3.connect(os.path.join(c, "catalog.db"))
-        con.executescript(
-            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < %d) "
-            "INSERT INTO images (id, url, state, store_file, store_offset, sha256) "
-            "  SELECT i, 'http://ex.com/' || i, 'ok', 0, 0, printf('%%064x', i) FROM s;"
-            "INSERT INTO pairs (id, uid, image_id, text, added_at) "
-            "  SELECT id, printf('%%032x', id), id, 'c', 0 FROM images;" % n)
         rnd = random.Random(7)  # random 64-bit hashes: no near pairs, a quick join
         con.executemany("INSERT INTO image_phash (image_id, phash, phash_inner, sha256, version) "
                         "VALUES (?, ?, ?, printf('%064x', ?), 2)",

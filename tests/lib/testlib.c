@@ -200,13 +200,23 @@ void tl_free_names(char **names, int n)
 
 int64_t tl_q_int(const char *corpus, const char *sql)
 {
-    char path[1024];
+    return tl_q_int_with(corpus, NULL, sql);
+}
+
+int64_t tl_q_int_with(const char *corpus, const char *other, const char *sql)
+{
+    char path[1024], att[1100];
     sqlite3 *db = NULL;
     sqlite3_stmt *s = NULL;
     int64_t v = -1;
     snprintf(path, sizeof path, "%s/catalog.db", corpus);
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
         fail_msg("%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+    if (other != NULL) {
+        snprintf(att, sizeof att, "ATTACH '%s/catalog.db' AS b", other);
+        if (sqlite3_exec(db, att, NULL, NULL, NULL) != SQLITE_OK)
+            fail_msg("%s: %s", att, sqlite3_errmsg(db));
+    }
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
         fail_msg("%s: %s", sql, sqlite3_errmsg(db));
     if (sqlite3_step(s) == SQLITE_ROW)

@@ -33,6 +33,8 @@ void tl_free_names(char **names, int n);
  * opened read-only; -1 when there is no row. Fails the test when the
  * catalog cannot be opened or sql is refused. */
 int64_t tl_q_int(const char *corpus, const char *sql);
+/* tl_q_int with corpus other's catalog attached as b (NULL: none). */
+int64_t tl_q_int_with(const char *corpus, const char *other, const char *sql);
 /* Runs the shell command printf formats from fmt; its exit status, or -1
  * when it did not exit. */
 int tl_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -222,26 +222,6 @@ static void write_rows(const char *path, const char *tag, int from, int n, int r
         fail_msg("pq_writer_close: %s", err.msg);
 }
 
-/* The number of rows of sql run in corpus a with corpus b attached as b. */
-static int64_t q_two(const char *a, const char *b, const char *sql)
-{
-    char path[512], att[600];
-    sqlite3 *db;
-    sqlite3_stmt *s;
-    int64_t v = -1;
-    snprintf(path, sizeof path, "%s/catalog.db", a);
-    snprintf(att, sizeof att, "ATTACH '%s/catalog.db' AS b", b);
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, att, NULL, NULL, NULL), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    if (sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
-}
-
 /* Pairs of main not in b (uid, URL, caption, kept columns and the file of
  * the origin): 0 when b holds every pair of main the same way. */
 #define PAIRS_OF(db)                                                                               \
@@ -290,14 +270,15 @@ static void several_files_in_parallel_like_one_by_one(void **state)
      * the last file's first 40 rows are the first file's last 40 */
     assert_true(pairs > 900);
     assert_int_equal(pairs, tl_q_int(b, "SELECT count(*) FROM pairs"));
-    assert_int_equal(q_two(a, b, MISSING_IN_B), 0);
-    assert_int_equal(q_two(a, b, MISSING_IN_A), 0);
+    assert_int_equal(tl_q_int_with(a, b, MISSING_IN_B), 0);
+    assert_int_equal(tl_q_int_with(a, b, MISSING_IN_A), 0);
     /* each pair seen in only one file has the same origin (file:row) */
-    assert_int_equal(q_two(a, b,
-                           "SELECT count(*) FROM pairs p JOIN b.pairs q ON q.uid = p.uid WHERE "
-                           "p.origin <> q.origin AND p.origin NOT LIKE '%part-00000%' AND "
-                           "p.origin NOT LIKE '%part-00003%'"),
-                     0);
+    assert_int_equal(
+        tl_q_int_with(a, b,
+                      "SELECT count(*) FROM pairs p JOIN b.pairs q ON q.uid = p.uid WHERE "
+                      "p.origin <> q.origin AND p.origin NOT LIKE '%part-00000%' AND "
+                      "p.origin NOT LIKE '%part-00003%'"),
+        0);
     /* the same counts: rows, pairs added, duplicates, files, row groups */
     assert_int_equal(count_of(a, "rows"), 1034);
     assert_int_equal(count_of(b, "rows"), 1034);
@@ -355,7 +336,7 @@ static void parts_give_the_single_run_pairs_once(void **state)
         rows += count_of(part, "rows");
         sum += tl_q_int(part, "SELECT count(*) FROM pairs");
         /* every pair of the part is one of the single run's, the same */
-        assert_int_equal(q_two(part, one, MISSING_IN_B), 0);
+        assert_int_equal(tl_q_int_with(part, one, MISSING_IN_B), 0);
         /* row groups of 50 rows: a pair's row group is row / 50, counted
          * from x-1 (3 groups), then x-2 (5), then x-3 (4) */
         char sql[600];
@@ -377,9 +358,9 @@ static void parts_give_the_single_run_pairs_once(void **state)
             char pa[512], pb[512];
             snprintf(pa, sizeof pa, "%s/part%d", dir, i);
             snprintf(pb, sizeof pb, "%s/part%d", dir, j);
-            assert_int_equal(q_two(pa, pb,
-                                   "SELECT count(*) FROM pairs WHERE uid IN (SELECT uid "
-                                   "FROM b.pairs)"),
+            assert_int_equal(tl_q_int_with(pa, pb,
+                                           "SELECT count(*) FROM pairs WHERE uid IN (SELECT uid "
+                                           "FROM b.pairs)"),
                              0);
         }
 }

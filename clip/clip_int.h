@@ -45,7 +45,6 @@ struct clip_model {
     int requested;      /* the precision asked for (enum kn_precision) */
     int pack_precision; /* what clip_pack uses for the part being built */
     int v_prec, t_prec; /* what the image and text towers run at (KN_*) */
-    int x3_worth;       /* kn_bf16x3_worth() when the model was built */
     char dtype[8];
     int64_t params;
     float logit_scale; /* exp() of the stored value */
